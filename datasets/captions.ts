@@ -1,0 +1,145 @@
+/**
+ * The caption grammar (SPEC.md section 1):
+ * `<det> [<size>] <colour> <shape> [at the <position>]`, figures joined with " and ".
+ * @module
+ */
+
+import {
+  type ColourName,
+  COLOURS,
+  type Position,
+  POSITIONS,
+  type ShapeName,
+  SHAPES,
+  SIZE_WORDS,
+  type SizeWord,
+} from "./shapes.ts";
+
+/** A determiner. */
+export type Determiner = "a" | "an" | "the";
+
+/** What one figure's phrase of a caption says. */
+export interface CaptionParts {
+  det: Determiner;
+  /** Size word, or null when the caption leaves it out. */
+  size: SizeWord | null;
+  colour: ColourName;
+  shape: ShapeName;
+  /** Position phrase, or null when the caption has none. */
+  position: Position | null;
+}
+
+/**
+ * The indefinite article for a following word: "an" before a vowel, else "a".
+ *
+ * @example
+ * ```ts
+ * article("orange"); // "an"
+ * ```
+ */
+export function article(nextWord: string): "a" | "an" {
+  return /^[aeiou]/.test(nextWord) ? "an" : "a";
+}
+
+/**
+ * Formats one figure's phrase.
+ *
+ * @example
+ * ```ts
+ * formatFigure({ det: "a", size: "large", colour: "cyan", shape: "pentagon", position: null });
+ * // "a large cyan pentagon"
+ * ```
+ */
+export function formatFigure(p: CaptionParts): string {
+  const words: string[] = [p.det];
+  if (p.size !== null) words.push(p.size);
+  words.push(p.colour, p.shape);
+  if (p.position !== null) words.push("at", "the", p.position);
+  return words.join(" ");
+}
+
+/**
+ * Formats a caption from per-figure parts, joined with " and ".
+ *
+ * @example
+ * ```ts
+ * formatCaption([
+ *   { det: "a", size: "large", colour: "cyan", shape: "pentagon", position: null },
+ *   { det: "the", size: null, colour: "red", shape: "ellipse", position: null },
+ * ]); // "a large cyan pentagon and the red ellipse"
+ * ```
+ */
+export function formatCaption(parts: readonly CaptionParts[]): string {
+  return parts.map(formatFigure).join(" and ");
+}
+
+const SIZE_SET = new Set<string>(SIZE_WORDS);
+const SHAPE_SET = new Set<string>(SHAPES);
+const POSITION_SET = new Set<string>(POSITIONS);
+
+/**
+ * Parses a caption of the shapes grammar back into per-figure parts. Whitespace is collapsed and
+ * case ignored; "a" and "an" are both accepted before any word.
+ *
+ * @throws Error naming the caption and the offending word when it does not follow the grammar.
+ * @example
+ * ```ts
+ * parseCaption("the small red circle at the top left")[0].position; // "top left"
+ * ```
+ */
+export function parseCaption(caption: string): CaptionParts[] {
+  const words = caption.trim().toLowerCase().split(/\s+/).filter((w) => w !== "");
+  const fail = (i: number, expected: string): never => {
+    const found = i < words.length ? `"${words[i]}"` : "the end";
+    throw new Error(
+      `Caption "${caption}" is malformed: expected ${expected} at word ${i + 1}, found ${found}`,
+    );
+  };
+  const parts: CaptionParts[] = [];
+  let i = 0;
+  for (;;) {
+    const det = words[i];
+    if (det !== "a" && det !== "an" && det !== "the") fail(i, `"a", "an" or "the"`);
+    i++;
+    let size: SizeWord | null = null;
+    if (SIZE_SET.has(words[i])) size = words[i++] as SizeWord;
+    if (!Object.hasOwn(COLOURS, words[i] ?? "")) fail(i, "a colour");
+    const colour = words[i++] as ColourName;
+    if (!SHAPE_SET.has(words[i])) fail(i, "a shape");
+    const shape = words[i++] as ShapeName;
+    let position: Position | null = null;
+    if (words[i] === "at") {
+      i++;
+      if (words[i] !== "the") fail(i, `"the"`);
+      i++;
+      const two = `${words[i]} ${words[i + 1]}`;
+      if (POSITION_SET.has(two)) {
+        position = two as Position;
+        i += 2;
+      } else if (POSITION_SET.has(words[i])) {
+        position = words[i++] as Position;
+      } else {
+        fail(i, "a position");
+      }
+    }
+    parts.push({ det: det as Determiner, size, colour, shape, position });
+    if (i === words.length) return parts;
+    if (words[i] !== "and") fail(i, `"and" or the end`);
+    i++;
+  }
+}
+
+/**
+ * Swaps the words "left" and "right" (for horizontal flips); other text is unchanged.
+ *
+ * @example
+ * ```ts
+ * swapLeftRight("a red circle at the top left"); // "a red circle at the top right"
+ * ```
+ */
+export function swapLeftRight(text: string): string {
+  return text.replace(/\b(left|right)\b/gi, (w) => {
+    const swapped = w.toLowerCase() === "left" ? "right" : "left";
+    return w[0] === w[0].toUpperCase() ? swapped[0].toUpperCase() + swapped.slice(1) : swapped;
+  });
+}
