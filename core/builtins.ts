@@ -1,0 +1,28 @@
+/**
+ * The plugins shipped with the project. Engineers adding a plugin append its definition to
+ * `BUILTIN_PLUGINS`.
+ *
+ * @module
+ */
+import { type PluginDefinition, Registry } from "./registry.ts";
+import { SCHEDULE_PLUGINS } from "../plugins/schedules/mod.ts";
+
+/** Every shipped plugin definition. */
+export const BUILTIN_PLUGINS: PluginDefinition[] = [
+  ...SCHEDULE_PLUGINS,
+];
+
+/**
+ * A fresh registry holding every shipped plugin.
+ *
+ * @example
+ * ```ts
+ * const registry = builtins();
+ * registry.names("schedule"); // ["cosine", "linear"]
+ * ```
+ */
+export function builtins(): Registry {
+  const registry = new Registry();
+  for (const def of BUILTIN_PLUGINS) registry.register(def);
+  return registry;
+}
