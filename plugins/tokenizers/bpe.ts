@@ -1,0 +1,435 @@
+/**
+ * A lower-cased byte-level BPE tokenizer trained from scratch on captions (SPEC.md section 2).
+ *
+ * Ids: 0 = pad, 1 = start, 2 = end, 3..258 = the 256 bytes (byte fallback: any text encodes),
+ * 259... = learned merges. Text is lower-cased and its whitespace collapsed; it is split into
+ * chunks (a letter run, a digit, or a punctuation run), each with the space before it, so merges
+ * never cross words and decoding restores the normalised text exactly.
+ * @module
+ */
+
+import { z } from "../../core/deps.ts";
+
+/** Id of the padding token. */
+export const PAD_ID = 0;
+/** Id of the start-of-text token. */
+export const START_ID = 1;
+/** Id of the end-of-text token (CLIP's text feature is read at its position). */
+export const END_ID = 2;
+/** Id of byte 0; byte b has id b + BYTE_OFFSET. */
+export const BYTE_OFFSET = 3;
+/** Id of the first learned merge. */
+export const FIRST_MERGE_ID = BYTE_OFFSET + 256;
+
+/** What to do with a text longer than the context length. */
+export type Overflow = "truncate" | "error";
+
+/** Options of {@link BpeTokenizer}. */
+export interface BpeOptions {
+  /** Vocabulary (embedding table) size: 259 fixed tokens + merges. Default 512, at least 260. */
+  vocabSize?: number;
+  /** Tokens per encoded row, start and end included. Default 33. */
+  contextLength?: number;
+  /** "error" (default): throw on too-long text; "truncate": cut, keeping the end token. */
+  overflow?: Overflow;
+}
+
+/** The interface every tokenizer plugin provides. */
+export interface Tokenizer {
+  /** Size of the id space (ids are < vocabSize): the text encoder's embedding table size. */
+  readonly vocabSize: number;
+  readonly contextLength: number;
+  readonly padId: number;
+  readonly startId: number;
+  readonly endId: number;
+  encode(text: string): Int32Array;
+  encodeBatch(texts: readonly string[]): Int32Array;
+  decode(ids: ArrayLike<number>): string;
+  endIndices(ids: Int32Array): Int32Array;
+  toJSON(): unknown;
+}
+
+/** Lower-cases and collapses whitespace: the text the tokenizer actually sees. */
+export function normalizeText(text: string): string {
+  return text.toLowerCase().replace(/\s+/g, " ").trim();
+}
+
+const CHUNK = / ?\p{L}+| ?\p{N}| ?[^\s\p{L}\p{N}]+/gu;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function chunks(text: string): string[] {
+  const norm = normalizeText(text);
+  return norm === "" ? [] : (" " + norm).match(CHUNK) ?? [];
+}
+
+const jsonSchema = z.object({
+  format: z.literal("bpe-tokenizer"),
+  version: z.literal(1),
+  vocabSize: z.number().int().min(FIRST_MERGE_ID + 1),
+  contextLength: z.number().int().min(3),
+  overflow: z.enum(["truncate", "error"]).default("error"),
+  merges: z.array(z.tuple([z.number().int().min(BYTE_OFFSET), z.number().int().min(BYTE_OFFSET)])),
+});
+
+/** The JSON form of a tokenizer, stored in checkpoints. */
+export type BpeJson = z.infer<typeof jsonSchema>;
+
+function checkSizes(vocabSize: number, contextLength: number): void {
+  if (!Number.isInteger(vocabSize) || vocabSize < FIRST_MERGE_ID + 1) {
+    throw new Error(
+      `Vocabulary size "${vocabSize}" must be an integer of at least ${FIRST_MERGE_ID + 1}`,
+    );
+  }
+  if (!Number.isInteger(contextLength) || contextLength < 3) {
+    throw new Error(`Context length "${contextLength}" must be an integer of at least 3`);
+  }
+}
+
+/** Byte-level BPE tokenizer with start, end and pad tokens. */
+export class BpeTokenizer implements Tokenizer {
+  readonly vocabSize: number;
+  readonly contextLength: number;
+  readonly overflow: Overflow;
+  readonly padId = PAD_ID;
+  readonly startId = START_ID;
+  readonly endId = END_ID;
+  /** Merges in learned order: merge i makes id FIRST_MERGE_ID + i from the pair. */
+  readonly merges: readonly (readonly [number, number])[];
+  #ranks = new Map<number, number>();
+  #bytes: Uint8Array[] = [];
+  #cache = new Map<string, number[]>();
+
+  /**
+   * Creates a tokenizer from a list of merges (use {@link BpeTokenizer.train} to learn them).
+   *
+   * @example
+   * ```ts
+   * const bytesOnly = new BpeTokenizer([], { vocabSize: 260, contextLength: 64 });
+   * ```
+   */
+  constructor(merges: readonly (readonly [number, number])[], options: BpeOptions = {}) {
+    this.vocabSize = options.vocabSize ?? 512;
+    this.contextLength = options.contextLength ?? 33;
+    this.overflow = options.overflow ?? "error";
+    checkSizes(this.vocabSize, this.contextLength);
+    if (FIRST_MERGE_ID + merges.length > this.vocabSize) {
+      throw new Error(
+        `Tokenizer has ${merges.length} merges, more than vocabulary size "${this.vocabSize}" allows`,
+      );
+    }
+    this.merges = merges.map(([a, b]) => [a, b] as const);
+    for (let b = 0; b < 256; b++) this.#bytes[BYTE_OFFSET + b] = new Uint8Array([b]);
+    this.merges.forEach(([a, b], i) => {
+      const id = FIRST_MERGE_ID + i;
+      if (a >= id || b >= id) throw new Error(`Merge ${i} "${a} ${b}" refers to a later token`);
+      this.#ranks.set(a * 65536 + b, i);
+      const ba = this.#bytes[a], bb = this.#bytes[b];
+      const joined = new Uint8Array(ba.length + bb.length);
+      joined.set(ba);
+      joined.set(bb, ba.length);
+      this.#bytes[id] = joined;
+    });
+  }
+
+  /**
+   * Learns merges from captions: repeatedly merges the most frequent adjacent pair (ties: the
+   * smallest ids) until the vocabulary is full or every chunk is one token.
+   *
+   * @example
+   * ```ts
+   * const tok = BpeTokenizer.train(["a red circle", "the blue square"], { vocabSize: 300 });
+   * ```
+   */
+  static train(captions: Iterable<string>, options: BpeOptions = {}): BpeTokenizer {
+    const vocabSize = options.vocabSize ?? 512;
+    checkSizes(vocabSize, options.contextLength ?? 33);
+    const counts = new Map<string, number>();
+    for (const caption of captions) {
+      for (const c of chunks(caption)) counts.set(c, (counts.get(c) ?? 0) + 1);
+    }
+    const words: { ids: number[]; count: number }[] = [];
+    for (const [c, count] of counts) {
+      words.push({ ids: Array.from(encoder.encode(c), (b) => b + BYTE_OFFSET), count });
+    }
+    const merges: [number, number][] = [];
+    while (FIRST_MERGE_ID + merges.length < vocabSize) {
+      const pairs = new Map<number, number>();
+      for (const w of words) {
+        for (let i = 0; i + 1 < w.ids.length; i++) {
+          const key = w.ids[i] * 65536 + w.ids[i + 1];
+          pairs.set(key, (pairs.get(key) ?? 0) + w.count);
+        }
+      }
+      let best = -1, bestCount = 0;
+      for (const [key, count] of pairs) {
+        if (count > bestCount || (count === bestCount && key < best)) {
+          best = key;
+          bestCount = count;
+        }
+      }
+      if (best < 0) break;
+      const a = Math.floor(best / 65536), b = best % 65536;
+      const id = FIRST_MERGE_ID + merges.length;
+      merges.push([a, b]);
+      for (const w of words) w.ids = mergePair(w.ids, a, b, id);
+    }
+    return new BpeTokenizer(merges, { ...options, vocabSize });
+  }
+
+  /** Number of ids in use (fixed tokens + merges); at most vocabSize. */
+  get usedSize(): number {
+    return FIRST_MERGE_ID + this.merges.length;
+  }
+
+  /**
+   * Tokens of a text without start/end/padding.
+   *
+   * @example
+   * ```ts
+   * tok.tokenize("a red circle"); // e.g. [263, 270, 281]
+   * ```
+   */
+  tokenize(text: string): number[] {
+    const out: number[] = [];
+    for (const c of chunks(text)) {
+      let ids = this.#cache.get(c);
+      if (ids === undefined) {
+        ids = this.#bpe(c);
+        if (this.#cache.size < 100000) this.#cache.set(c, ids);
+      }
+      out.push(...ids);
+    }
+    return out;
+  }
+
+  #bpe(chunk: string): number[] {
+    let ids = Array.from(encoder.encode(chunk), (b) => b + BYTE_OFFSET);
+    for (;;) {
+      let bestRank = Infinity, bestI = -1;
+      for (let i = 0; i + 1 < ids.length; i++) {
+        const r = this.#ranks.get(ids[i] * 65536 + ids[i + 1]);
+        if (r !== undefined && r < bestRank) {
+          bestRank = r;
+          bestI = i;
+        }
+      }
+      if (bestI < 0) return ids;
+      const [a, b] = this.merges[bestRank];
+      ids = mergePair(ids, a, b, FIRST_MERGE_ID + bestRank);
+    }
+  }
+
+  /**
+   * Encodes a text into one padded row: start, tokens, end, pad...
+   *
+   * @throws Error when the text is too long and overflow is "error".
+   * @example
+   * ```ts
+   * const row = tok.encode("a red circle"); // Int32Array(33)
+   * ```
+   */
+  encode(text: string): Int32Array {
+    const row = new Int32Array(this.contextLength);
+    this.#encodeInto(text, row, 0);
+    return row;
+  }
+
+  #encodeInto(text: string, out: Int32Array, offset: number): void {
+    const ctx = this.contextLength;
+    let tokens = this.tokenize(text);
+    if (tokens.length + 2 > ctx) {
+      if (this.overflow === "error") {
+        throw new Error(
+          `Caption "${text}" is ${tokens.length + 2} tokens, longer than the context length ${ctx}`,
+        );
+      }
+      tokens = tokens.slice(0, ctx - 2);
+    }
+    out[offset] = START_ID;
+    out.set(tokens, offset + 1);
+    out[offset + 1 + tokens.length] = END_ID;
+    out.fill(PAD_ID, offset + 2 + tokens.length, offset + ctx);
+  }
+
+  /**
+   * Encodes texts into one contiguous [B, contextLength] array (one GPU upload).
+   *
+   * @example
+   * ```ts
+   * const ids = tok.encodeBatch(batch.captions); // Int32Array(B * 33)
+   * ```
+   */
+  encodeBatch(texts: readonly string[]): Int32Array {
+    const out = new Int32Array(texts.length * this.contextLength);
+    texts.forEach((t, i) => this.#encodeInto(t, out, i * this.contextLength));
+    return out;
+  }
+
+  /**
+   * Decodes ids back to (normalised) text; start and pad are skipped, the end token stops it.
+   *
+   * @example
+   * ```ts
+   * tok.decode(tok.encode("A  Red circle")); // "a red circle"
+   * ```
+   */
+  decode(ids: ArrayLike<number>): string {
+    const parts: Uint8Array[] = [];
+    let length = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (id === END_ID) break;
+      if (id === START_ID || id === PAD_ID) continue;
+      const bytes = this.#bytes[id];
+      if (bytes === undefined) throw new Error(`Token id "${id}" is not in the vocabulary`);
+      parts.push(bytes);
+      length += bytes.length;
+    }
+    const all = new Uint8Array(length);
+    let o = 0;
+    for (const p of parts) {
+      all.set(p, o);
+      o += p.length;
+    }
+    return decoder.decode(all).replace(/^ /, "");
+  }
+
+  /**
+   * Position of the end token in each row of a [B, contextLength] id array (where CLIP reads the
+   * text feature). A row without one gives its last position.
+   *
+   * @example
+   * ```ts
+   * tok.endIndices(tok.encodeBatch(["a red circle"])); // Int32Array [4] or similar
+   * ```
+   */
+  endIndices(ids: Int32Array): Int32Array {
+    const ctx = this.contextLength;
+    const rows = Math.floor(ids.length / ctx);
+    const out = new Int32Array(rows);
+    for (let r = 0; r < rows; r++) {
+      let k = ctx - 1;
+      for (let i = 0; i < ctx; i++) {
+        if (ids[r * ctx + i] === END_ID) {
+          k = i;
+          break;
+        }
+      }
+      out[r] = k;
+    }
+    return out;
+  }
+
+  /**
+   * The bytes a token stands for (fixed tokens give an empty array).
+   *
+   * @example
+   * ```ts
+   * new TextDecoder().decode(tok.tokenBytes(300)); // e.g. " circle"
+   * ```
+   */
+  tokenBytes(id: number): Uint8Array {
+    return this.#bytes[id] ?? new Uint8Array(0);
+  }
+
+  /**
+   * The JSON form (merges as id pairs) for checkpoints.
+   *
+   * @example
+   * ```ts
+   * const copy = BpeTokenizer.fromJSON(JSON.parse(JSON.stringify(tok)));
+   * ```
+   */
+  toJSON(): BpeJson {
+    return {
+      format: "bpe-tokenizer",
+      version: 1,
+      vocabSize: this.vocabSize,
+      contextLength: this.contextLength,
+      overflow: this.overflow,
+      merges: this.merges.map(([a, b]) => [a, b]),
+    };
+  }
+
+  /**
+   * Restores a tokenizer saved with {@link BpeTokenizer.toJSON}.
+   *
+   * @throws Error describing the first problem when the JSON is not a saved tokenizer.
+   * @example
+   * ```ts
+   * const tok = BpeTokenizer.fromJSON(checkpoint.metadata.tokenizer);
+   * ```
+   */
+  static fromJSON(json: unknown): BpeTokenizer {
+    const parsed = jsonSchema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const path = issue.path.length > 0 ? ` at "${issue.path.join(".")}"` : "";
+      throw new Error(`Saved tokenizer is invalid${path}: ${issue.message}`);
+    }
+    const { merges, vocabSize, contextLength, overflow } = parsed.data;
+    return new BpeTokenizer(merges, { vocabSize, contextLength, overflow });
+  }
+}
+
+function mergePair(ids: number[], a: number, b: number, id: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < ids.length; i++) {
+    if (i + 1 < ids.length && ids[i] === a && ids[i + 1] === b) {
+      out.push(id);
+      i++;
+    } else {
+      out.push(ids[i]);
+    }
+  }
+  return out;
+}
+
+/** What {@link bpeTokenizerPlugin}'s create() may receive. */
+export interface TokenizerContext {
+  /** Training captions: a new vocabulary is learned from them. */
+  captions?: Iterable<string>;
+  /** A saved vocabulary (BpeTokenizer.toJSON()), e.g. from a checkpoint; wins over captions. */
+  state?: unknown;
+}
+
+const bpeOptions = z.object({
+  vocabSize: z.number().int().min(FIRST_MERGE_ID + 1).default(512),
+  contextLength: z.number().int().min(3).default(33),
+}).strict();
+
+/**
+ * Plugin definition of the byte-level BPE tokenizer. `create(options, ctx)` restores
+ * `ctx.state` (a saved vocabulary) when given, otherwise trains on `ctx.captions`; with neither
+ * it throws, since an untrained byte tokenizer would not fit the context length.
+ *
+ * @example
+ * ```ts
+ * const tok = bpeTokenizerPlugin.create(bpeTokenizerPlugin.options.parse({}), { captions });
+ * ```
+ */
+export const bpeTokenizerPlugin = {
+  kind: "tokenizer" as const,
+  name: "bpe" as const,
+  options: bpeOptions,
+  create(options: z.infer<typeof bpeOptions>, ctx: TokenizerContext = {}): BpeTokenizer {
+    if (ctx.state !== undefined) {
+      const tok = BpeTokenizer.fromJSON(ctx.state);
+      if (tok.vocabSize !== options.vocabSize || tok.contextLength !== options.contextLength) {
+        throw new Error(
+          `Saved tokenizer has vocabulary size ${tok.vocabSize} and context length ` +
+            `${tok.contextLength}, but the config asks for "${options.vocabSize}" and ` +
+            `"${options.contextLength}"`,
+        );
+      }
+      return tok;
+    }
+    if (ctx.captions === undefined) {
+      throw new Error(
+        "The bpe tokenizer needs training captions (context.captions) or a saved vocabulary (context.state)",
+      );
+    }
+    return BpeTokenizer.train(ctx.captions, options);
+  },
+};

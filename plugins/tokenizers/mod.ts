@@ -1,0 +1,6 @@
+/**
+ * Tokenizer plugins.
+ * @module
+ */
+
+export * from "./bpe.ts";
