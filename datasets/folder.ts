@@ -45,6 +45,28 @@ function reason(e: unknown): string {
 }
 
 /**
+ * Checks that `dir` can receive a new dataset: it must not exist, or be an empty folder.
+ *
+ * @throws Error with the folder quoted when it is not empty or not usable.
+ * @example
+ * ```ts
+ * checkOutputFolder("data/shapes1-train");
+ * ```
+ */
+export function checkOutputFolder(dir: string): void {
+  let empty: boolean;
+  try {
+    empty = Deno.readDirSync(dir)[Symbol.iterator]().next().done === true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw new Error(`Output folder "${dir}" cannot be used: ${reason(e)}`);
+  }
+  if (!empty) {
+    throw new Error(`Output folder "${dir}" already exists and is not empty; choose another`);
+  }
+}
+
+/**
  * Writes images and captions to `dir` as `00000.png`, ... and `captions.jsonl`. Everything is
  * written to a temporary sibling folder first and renamed at the end, so a failure never leaves a
  * half-written dataset. `dir` must not exist or be empty.
@@ -56,17 +78,7 @@ function reason(e: unknown): string {
  * ```
  */
 export async function writeFolder(dir: string, samples: readonly CaptionedImage[]): Promise<void> {
-  try {
-    const entries = Deno.readDirSync(dir);
-    if (!entries[Symbol.iterator]().next().done) {
-      throw new Error(`Output folder "${dir}" already exists and is not empty; choose another`);
-    }
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) {
-      if (e instanceof Error && e.message.startsWith("Output folder")) throw e;
-      throw new Error(`Output folder "${dir}" cannot be used: ${reason(e)}`);
-    }
-  }
+  checkOutputFolder(dir);
   const [parent, base] = parentAndBase(dir);
   let tmp: string;
   try {
