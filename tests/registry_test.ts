@@ -20,7 +20,10 @@ const vit = definePlugin({
 
 Deno.test("Registry.register() rejects a duplicate kind and name", () => {
   const r = new Registry().register(unet);
-  assert.throws(() => r.register({ ...unet }), /A decoder plugin named "unet" is already registered/);
+  assert.throws(
+    () => r.register({ ...unet }),
+    /A decoder plugin named "unet" is already registered/,
+  );
   // Same name under another kind is fine.
   r.register({ ...unet, kind: "prior" });
   assert.equal(r.list().length, 2);
@@ -86,6 +89,7 @@ Deno.test("editDistance() counts transpositions as one edit", () => {
 Deno.test("loadPluginModule() explains a failed import", async () => {
   await assert.rejects(
     () => loadPluginModule(new Registry(), "./does_not_exist.ts", "/tmp"),
-    (e: Error) => e.message.includes('"./does_not_exist.ts"') && e.message.includes("--allow-import"),
+    (e: Error) =>
+      e.message.includes('"./does_not_exist.ts"') && e.message.includes("--allow-import"),
   );
 });

@@ -1,0 +1,275 @@
+import assert from "node:assert/strict";
+import { z } from "../core/deps.ts";
+import { definePlugin, type PluginKind, type Registry } from "../core/registry.ts";
+import { builtins } from "../core/builtins.ts";
+import {
+  ConfigError,
+  describePlugins,
+  diffConfigs,
+  loadConfig,
+  parseConfig,
+  resolvedConfigJson,
+  stripJsonc,
+} from "../core/config.ts";
+
+/** builtins() plus a stand-in plugin for every kind that has none yet. */
+function testRegistry(): Registry {
+  const r = builtins();
+  const stub = (kind: PluginKind, name: string) =>
+    definePlugin({
+      kind,
+      name,
+      options: z.object({ width: z.number().int().positive().default(64) }).strict(),
+      create: (o) => o,
+    });
+  for (const kind of ["tokenizer", "textEncoder", "imageEncoder", "prior", "sampler", "dataset"]) {
+    r.register(stub(kind as PluginKind, "basic"));
+  }
+  r.register(definePlugin({
+    kind: "decoder",
+    name: "unet",
+    description: "GLIDE-style U-Net",
+    options: z.object({
+      channels: z.array(z.number().int().positive()).default([64, 128, 256]),
+      timeEmbedDim: z.number().int().positive().default(32),
+      upsample: z.enum(["transposed", "nearest"]).default("transposed"),
+    }).strict(),
+    create: (o) => o,
+  }));
+  return r;
+}
+
+const basic = { plugin: "basic" };
+const valid = {
+  name: "test",
+  components: {
+    tokenizer: basic,
+    textEncoder: basic,
+    imageEncoder: basic,
+    prior: basic,
+    decoder: { plugin: "unet", options: { channels: [32, 64] } },
+    sampler: basic,
+    dataset: basic,
+  },
+};
+const withDecoder = (decoder: unknown): string =>
+  JSON.stringify({ ...valid, components: { ...valid.components, decoder } });
+
+function problems(f: () => unknown): string[] {
+  try {
+    f();
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, `expected ConfigError, got ${e}`);
+    assert.equal(e.message, e.problems.join("\n"));
+    return e.problems;
+  }
+  assert.fail("expected a ConfigError");
+}
+
+Deno.test("parseConfig() fills every default", () => {
+  const c = parseConfig(JSON.stringify(valid), testRegistry(), "config.json");
+  assert.deepEqual(c.components.decoder, {
+    plugin: "unet",
+    options: { channels: [32, 64], timeEmbedDim: 32, upsample: "transposed" },
+  });
+  assert.deepEqual(c.components.tokenizer, { plugin: "basic", options: { width: 64 } });
+  assert.deepEqual(c.components.priorSchedule, {
+    plugin: "cosine",
+    options: { steps: 200, s: 0.008, maxBeta: 0.999 },
+  });
+  assert.equal(c.components.decoderSchedule.options.steps, 300);
+  assert.deepEqual(c.plugins, []);
+  assert.equal(c.train.decoder.batchSize, 64);
+  assert.equal(c.train.prior.lr, 1e-2);
+  assert.equal(c.train.clip.ema, null);
+  assert.equal(c.train.decoder.lrSchedule, "constant");
+  // The resolved config is a fixed point.
+  const again = parseConfig(resolvedConfigJson(c), testRegistry());
+  assert.deepEqual(again, c);
+});
+
+Deno.test("parseConfig() reports an unknown plugin with a suggestion and the valid names", () => {
+  const p = problems(() =>
+    parseConfig(withDecoder({ plugin: "unte" }), testRegistry(), "config.json")
+  );
+  assert.deepEqual(p, [
+    'config.json: components.decoder.plugin: unknown plugin "unte"; did you mean "unet"? valid: unet',
+  ]);
+  const q = problems(() => parseConfig(withDecoder({}), testRegistry(), "c.json"));
+  assert.deepEqual(q, ["c.json: components.decoder.plugin: missing plugin name; valid: unet"]);
+});
+
+Deno.test("parseConfig() reports a misspelt option key with its path", () => {
+  const p = problems(() =>
+    parseConfig(
+      withDecoder({ plugin: "unet", options: { chanels: [8] } }),
+      testRegistry(),
+      "c.json",
+    )
+  );
+  assert.deepEqual(p, [
+    'c.json: components.decoder.options.chanels: unknown key; did you mean "channels"?',
+  ]);
+  const top = problems(() =>
+    parseConfig(JSON.stringify({ ...valid, trian: {} }), testRegistry(), "c")
+  );
+  assert.deepEqual(top, ['c: trian: unknown key; did you mean "train"?']);
+  const stage = problems(() =>
+    parseConfig(
+      JSON.stringify({ ...valid, train: { prior: { batchsize: 4 } } }),
+      testRegistry(),
+      "c",
+    )
+  );
+  assert.deepEqual(stage, ['c: train.prior.batchsize: unknown key; did you mean "batchSize"?']);
+});
+
+Deno.test("parseConfig() reports wrong types and values, one line each", () => {
+  const text = JSON.stringify({
+    ...valid,
+    components: {
+      ...valid.components,
+      decoder: { plugin: "unet", options: { timeEmbedDim: "32", upsample: "nearst" } },
+    },
+    train: { decoder: { lr: -1, ema: "no" } },
+  });
+  const p = problems(() => parseConfig(text, testRegistry(), "c.json"));
+  assert.deepEqual(p.sort(), [
+    'c.json: components.decoder.options.timeEmbedDim: expected number, got string "32"',
+    'c.json: components.decoder.options.upsample: expected one of "transposed", "nearest", got string "nearst"; did you mean "nearest"?',
+    'c.json: train.decoder.ema: expected number, got string "no"',
+    "c.json: train.decoder.lr: too small: expected number to be >0",
+  ]);
+  const missing = problems(() =>
+    parseConfig(JSON.stringify({ components: valid.components }), testRegistry(), "c")
+  );
+  assert.deepEqual(missing, ["c: name: missing (expected string)"]);
+});
+
+Deno.test("parseConfig() says when a kind has no plugins", () => {
+  const p = problems(() => parseConfig(JSON.stringify(valid), builtins(), "c"));
+  assert.ok(
+    p.some((l) => l.startsWith("c: components.tokenizer: no tokenizer plugins are registered")),
+  );
+});
+
+Deno.test("parseConfig() accepts JSONC comments and trailing commas", () => {
+  const text = `// a comment
+  {
+    "name": "jsonc", /* inline, with a "quote" */
+    "components": {
+      "tokenizer": { "plugin": "basic" },
+      "textEncoder": { "plugin": "basic", },
+      "imageEncoder": { "plugin": "basic" },
+      "prior": { "plugin": "basic" },
+      "decoder": { "plugin": "unet", "options": { "channels": [1, 2,], } }, // trailing
+      "priorSchedule": { "plugin": "linear", "options": { "steps": 100 } },
+      "sampler": { "plugin": "basic" },
+      "dataset": { "plugin": "basic", "options": { "width": 3 } },
+    },
+    "train": { "decoder": { "note//not a comment": 1 } },
+  }`;
+  const p = problems(() => parseConfig(text, testRegistry(), "c.jsonc"));
+  assert.deepEqual(p, [
+    "c.jsonc: train.decoder.note//not a comment: unknown key; valid keys: batchSize, steps, lr, warmupSteps, lrSchedule, ema, gradClip, weightDecay, beta1, beta2, eps, seed, checkpointEvery, keepLast, logEvery",
+  ]);
+  const c = parseConfig(text.replace(`"note//not a comment": 1`, `"steps": 7`), testRegistry());
+  assert.deepEqual(c.components.decoder.options.channels, [1, 2]);
+  assert.equal(c.components.priorSchedule.plugin, "linear");
+  assert.equal(c.components.dataset.options.width, 3);
+  assert.equal(c.train.decoder.steps, 7);
+  assert.equal(stripJsonc('{"a": "x,]"}'), '{"a": "x,]"}');
+  assert.match(
+    problems(() => parseConfig('{\n  "name": \n}', testRegistry(), "bad.json"))[0],
+    /^bad\.json: invalid JSON/,
+  );
+});
+
+Deno.test("loadConfig() registers a third-party plugin module named in plugins", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const deps = new URL("../core/deps.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      `${dir}/my_schedule.ts`,
+      `import { z } from "${deps}";
+export const sqrtSchedule = {
+  kind: "schedule",
+  name: "sqrt",
+  description: "A third-party schedule",
+  options: z.object({ steps: z.number().int().positive().default(77), power: z.number().default(0.5) }).strict(),
+  create: (o) => o,
+};
+export const unrelated = 42;
+`,
+    );
+    const config = {
+      ...valid,
+      plugins: ["./my_schedule.ts"],
+      components: { ...valid.components, decoderSchedule: { plugin: "sqrt" } },
+    };
+    await Deno.writeTextFile(`${dir}/config.jsonc`, JSON.stringify(config));
+    const registry = testRegistry();
+    const c = await loadConfig(`${dir}/config.jsonc`, registry);
+    assert.deepEqual(c.components.decoderSchedule, {
+      plugin: "sqrt",
+      options: { steps: 77, power: 0.5 },
+    });
+    assert.ok(registry.has("schedule", "sqrt"));
+    // Loading again into the same registry is harmless.
+    await loadConfig(`${dir}/config.jsonc`, registry);
+    // The plugin's options are validated like any other.
+    config.components.decoderSchedule = { plugin: "sqrt", options: { pwoer: 2 } } as never;
+    await Deno.writeTextFile(`${dir}/bad.json`, JSON.stringify(config));
+    await assert.rejects(() => loadConfig(`${dir}/bad.json`, testRegistry()), {
+      message:
+        `${dir}/bad.json: components.decoderSchedule.options.pwoer: unknown key; did you mean "power"?`,
+    });
+    await assert.rejects(
+      () => loadConfig(`${dir}/missing.json`, testRegistry()),
+      /config file not found/,
+    );
+    await Deno.writeTextFile(
+      `${dir}/nomod.json`,
+      JSON.stringify({ ...valid, plugins: ["./nope.ts"] }),
+    );
+    await assert.rejects(
+      () => loadConfig(`${dir}/nomod.json`, testRegistry()),
+      (e: Error) =>
+        e instanceof ConfigError && e.message.includes("plugins[0]") &&
+        e.message.includes("--allow-import"),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("describePlugins() lists every plugin with its defaults", () => {
+  const r = testRegistry();
+  const text = describePlugins(r);
+  for (const def of r.list()) {
+    assert.ok(text.includes(`${def.kind}/${def.name}`), `${def.kind}/${def.name}`);
+    const defaults = def.options.parse({}) as Record<string, unknown>;
+    for (const [key, value] of Object.entries(defaults)) {
+      assert.ok(
+        text.includes(`${key}: `) && text.includes(`= ${JSON.stringify(value)}`),
+        `${def.name}.${key}`,
+      );
+    }
+  }
+  assert.ok(text.includes("steps: integer = 1000  Number of diffusion steps T"));
+  assert.ok(text.includes('upsample: "transposed" | "nearest" = "transposed"'));
+});
+
+Deno.test("diffConfigs() lists the dotted paths that differ", () => {
+  const a = parseConfig(JSON.stringify(valid), testRegistry());
+  const b = parseConfig(
+    withDecoder({ plugin: "unet", options: { channels: [32, 128, 256] } }),
+    testRegistry(),
+  );
+  assert.deepEqual(diffConfigs(a, a), []);
+  assert.deepEqual(diffConfigs(a, b), [
+    "components.decoder.options.channels[1]",
+    "components.decoder.options.channels[2]",
+  ]);
+  assert.deepEqual(diffConfigs({ x: 1 }, { y: 1 }), ["x", "y"]);
+});
