@@ -9,8 +9,11 @@ import { decodePng, encodePng } from "../deps.ts";
 
 /** An 8-bit RGB image, row-major with interleaved channels. */
 export interface RgbImage {
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
+  /** `width * height * 3` bytes, R G B per pixel, rows top to bottom. */
   data: Uint8Array;
 }
 

@@ -44,8 +44,11 @@ export type TensorData =
 
 /** One named tensor: element type, row-major shape and its elements. */
 export interface TensorEntry {
+  /** Element type as written in the file. */
   dtype: Dtype;
+  /** Row-major dimensions; `[]` for a scalar. */
   shape: number[];
+  /** The elements (F16/BF16 as raw bits in a Uint16Array). */
   data: TensorData;
 }
 
@@ -54,12 +57,15 @@ export type TensorMap = Record<string, TensorEntry>;
 
 /** The decoded contents of a safetensors file. */
 export interface Safetensors {
+  /** Tensors by name. */
   tensors: TensorMap;
+  /** The `__metadata__` string map (empty when the file has none). */
   metadata: Record<string, string>;
 }
 
 /** A malformed or inconsistent safetensors file, or tensors that cannot be encoded. */
 export class SafetensorsError extends Error {
+  /** Always "SafetensorsError". */
   override name = "SafetensorsError";
 }
 
@@ -116,8 +122,11 @@ function bytesOf(data: TensorData): Uint8Array {
 
 /** The header bytes (padded) and the data parts, in file order, for streaming or joining. */
 export interface EncodedParts {
+  /** The 8-byte length plus the space-padded JSON header. */
   header: Uint8Array;
+  /** Views of the tensors' bytes, in file order. */
   parts: Uint8Array[];
+  /** Total file size in bytes. */
   byteLength: number;
 }
 
