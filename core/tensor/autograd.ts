@@ -1,0 +1,134 @@
+/**
+ * Reverse-mode automatic differentiation (a tape of nodes, as in micrograd): every op that has an
+ * input requiring a gradient records a `GradNode` with its vector-Jacobian product; `backward()`
+ * walks the graph in reverse topological order and accumulates gradients into the leaves.
+ */
+import { type GradNode, setBackwardHook, type Tensor } from "./tensor.ts";
+
+let gradEnabled = true;
+
+/** Whether ops currently record the tape. */
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/**
+ * Runs `fn` without recording gradients (sampling, evaluation, optimizer updates).
+ *
+ * @example
+ * ```ts
+ * const images = noGrad(() => sampler.sample(model, noise));
+ * ```
+ */
+export function noGrad<T>(fn: () => T): T {
+  const previous = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = previous;
+  }
+}
+
+/**
+ * Records how `out` was made when any input needs a gradient. Returns `out` for chaining.
+ * Ops call this right after computing their forward result.
+ */
+export function record(
+  out: Tensor,
+  op: string,
+  inputs: Tensor[],
+  backward: GradNode["backward"],
+): Tensor {
+  if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
+    out.requiresGrad = true;
+    out.node = { op, inputs, backward };
+  }
+  return out;
+}
+
+// The ops module provides these (set in ops/_install.ts) to avoid an import cycle.
+let onesLike: ((t: Tensor) => Tensor) | null = null;
+let addFn: ((a: Tensor, b: Tensor) => Tensor) | null = null;
+let cloneFn: ((t: Tensor) => Tensor) | null = null;
+
+/** Wires the few ops autograd itself needs. */
+export function installAutogradOps(
+  ones: (t: Tensor) => Tensor,
+  add: (a: Tensor, b: Tensor) => Tensor,
+  clone: (t: Tensor) => Tensor,
+): void {
+  onesLike = ones;
+  addFn = add;
+  cloneFn = clone;
+}
+
+function topologicalOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  // Iterative DFS: deep transformer graphs overflow a recursive walk.
+  const stack: [Tensor, number][] = [[root, 0]];
+  seen.add(root);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    const [t, i] = top;
+    const inputs = t.node?.inputs ?? [];
+    if (i < inputs.length) {
+      top[1]++;
+      const child = inputs[i];
+      if (child.requiresGrad && !seen.has(child)) {
+        seen.add(child);
+        stack.push([child, 0]);
+      }
+    } else {
+      order.push(t);
+      stack.pop();
+    }
+  }
+  return order.reverse();
+}
+
+function backward(root: Tensor, gradOut?: Tensor): void {
+  if (!root.requiresGrad) {
+    throw new Error(`backward() called on ${root} which does not require a gradient (no parameter reaches it).`);
+  }
+  if (!gradOut && root.size !== 1) {
+    throw new Error(`backward() without a gradient needs a scalar, got shape [${root.shape}].`);
+  }
+  const grads = new Map<Tensor, Tensor>();
+  noGrad(() => {
+    grads.set(root, gradOut ?? onesLike!(root));
+    for (const t of topologicalOrder(root)) {
+      const g = grads.get(t);
+      if (!g) continue;
+      if (!t.node) {
+        // A leaf: accumulate into .grad, which outlives the step's scope.
+        if (t.grad) {
+          const sum = addFn!(t.grad, g);
+          t.grad.dispose();
+          t.grad = sum.keep();
+        } else {
+          // The same gradient tensor can reach two leaves (y = a + b): each needs its own copy,
+          // or zeroing one leaf's gradient would free the other's.
+          t.grad = (g.kept ? cloneFn!(g) : g).keep();
+        }
+        continue;
+      }
+      const inputGrads = t.node.backward(g);
+      t.node.inputs.forEach((input, i) => {
+        const gi = inputGrads[i];
+        if (!gi || !input.requiresGrad) return;
+        if (gi.shape.length !== input.shape.length || gi.shape.some((d, k) => d !== input.shape[k])) {
+          throw new Error(
+            `Internal error in the gradient of ${t.node!.op}: input ${i} has shape [${input.shape}] ` +
+              `but its gradient has shape [${gi.shape}].`,
+          );
+        }
+        const prev = grads.get(input);
+        grads.set(input, prev ? addFn!(prev, gi) : gi);
+      });
+    }
+  });
+}
+
+setBackwardHook(backward);

@@ -1,0 +1,201 @@
+/**
+ * The narrow backend interface between tensors and WebGPU: allocate, free, write, read,
+ * dispatch, flush. Everything model code does goes through these few calls, so a second backend
+ * could be added without touching models.
+ *
+ * Dispatches are recorded into one open compute pass and submitted in batches; nothing waits on
+ * the GPU until somebody reads a value back.
+ */
+import { adapterLine, getDevice } from "./device.ts";
+import { BufferPool, type PoolStats } from "./pool.ts";
+
+/** How a kernel binds one buffer. */
+export type Access = "read" | "read_write";
+
+/** One kernel launch: generated WGSL, its buffers in binding order, and the grid. */
+export interface Dispatch {
+  /** WGSL source; also the pipeline cache key. Entry point `main`. */
+  code: string;
+  /** Buffers bound at group 0, binding i, with their access mode. */
+  bindings: { buffer: GPUBuffer; access: Access }[];
+  /** Workgroup counts in x, y, z. */
+  workgroups: [number, number?, number?];
+  /** For error messages. */
+  label: string;
+}
+
+const MAX_DISPATCHES_PER_SUBMIT = 512;
+
+/** The WebGPU backend. Obtain it with `await initBackend()`, then `backend()` anywhere. */
+export class WebGpuBackend {
+  readonly pool: BufferPool;
+  #pipelines = new Map<string, GPUComputePipeline>();
+  #layouts = new Map<string, GPUBindGroupLayout>();
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #pending = 0;
+  #dispatchCount = 0;
+  #submitCount = 0;
+
+  constructor(readonly device: GPUDevice) {
+    this.pool = new BufferPool(device);
+  }
+
+  /** A storage buffer of at least `bytes` bytes (contents undefined). */
+  allocate(bytes: number): GPUBuffer {
+    return this.pool.acquire(bytes).buffer;
+  }
+
+  /** Hands a buffer back to the pool. Safe while queued commands still use it: later commands
+   * that receive it are ordered after them. */
+  free(buffer: GPUBuffer): void {
+    this.pool.release(buffer);
+  }
+
+  /** Uploads data. Pending dispatches are submitted first: `queue.writeBuffer` runs before any
+   * command buffer submitted after it, and the buffer may be a pooled one that they still read. */
+  write(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
+    if (this.#pending > 0) this.flush();
+    this.device.queue.writeBuffer(
+      buffer,
+      byteOffset,
+      data.buffer as ArrayBuffer,
+      data.byteOffset,
+      data.byteLength,
+    );
+  }
+
+  /** Copies `bytes` bytes out of a buffer, waiting for every queued command first. */
+  async read(buffer: GPUBuffer, bytes: number, byteOffset = 0): Promise<ArrayBuffer> {
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    const staging = this.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    this.#endPass();
+    this.#encoder ??= this.device.createCommandEncoder();
+    this.#encoder.copyBufferToBuffer(buffer, byteOffset, staging, 0, size);
+    this.flush();
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    staging.destroy();
+    return out;
+  }
+
+  /** Copies between buffers inside the current batch (ordered with the dispatches). */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    if (bytes === 0) return;
+    this.#endPass();
+    this.#encoder ??= this.device.createCommandEncoder();
+    this.#encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.#pending++;
+  }
+
+  /** Records one kernel launch; submits when the batch is full. */
+  dispatch(d: Dispatch): void {
+    const pipeline = this.#pipeline(d);
+    const entries = d.bindings.map((b, i) => ({ binding: i, resource: { buffer: b.buffer } }));
+    const bindGroup = this.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries,
+    });
+    if (!this.#pass) {
+      this.#encoder ??= this.device.createCommandEncoder();
+      this.#pass = this.#encoder.beginComputePass();
+    }
+    this.#pass.setPipeline(pipeline);
+    this.#pass.setBindGroup(0, bindGroup);
+    const [x, y = 1, z = 1] = d.workgroups;
+    this.#pass.dispatchWorkgroups(x, y, z);
+    this.#pending++;
+    this.#dispatchCount++;
+    if (this.#pending >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+  }
+
+  /** Submits everything recorded so far. */
+  flush(): void {
+    this.#endPass();
+    if (!this.#encoder) return;
+    this.device.queue.submit([this.#encoder.finish()]);
+    this.#encoder = null;
+    this.#pending = 0;
+    this.#submitCount++;
+  }
+
+  /** Waits until the GPU has finished all submitted work. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+  }
+
+  /** Pool, pipeline and dispatch counters. */
+  stats(): PoolStats & { pipelines: number; dispatches: number; submits: number } {
+    return {
+      ...this.pool.stats(),
+      pipelines: this.#pipelines.size,
+      dispatches: this.#dispatchCount,
+      submits: this.#submitCount,
+    };
+  }
+
+  #endPass(): void {
+    if (this.#pass) {
+      this.#pass.end();
+      this.#pass = null;
+    }
+  }
+
+  #pipeline(d: Dispatch): GPUComputePipeline {
+    const cached = this.#pipelines.get(d.code);
+    if (cached) return cached;
+    const layoutKey = d.bindings.map((b) => (b.access === "read" ? "r" : "w")).join("");
+    let layout = this.#layouts.get(layoutKey);
+    if (!layout) {
+      layout = this.device.createBindGroupLayout({
+        entries: d.bindings.map((b, i) => ({
+          binding: i,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: b.access === "read" ? "read-only-storage" : "storage" },
+        })),
+      });
+      this.#layouts.set(layoutKey, layout);
+    }
+    const module = this.device.createShaderModule({ code: d.code, label: d.label });
+    const pipeline = this.device.createComputePipeline({
+      label: d.label,
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: "main" },
+    });
+    this.#pipelines.set(d.code, pipeline);
+    return pipeline;
+  }
+}
+
+let instance: WebGpuBackend | null = null;
+
+/**
+ * Creates the backend on first call. Every program awaits this once before using tensors.
+ *
+ * @example
+ * ```ts
+ * await initBackend();
+ * const x = ones([2, 2]);
+ * ```
+ */
+export async function initBackend(): Promise<WebGpuBackend> {
+  if (instance) return instance;
+  const device = await getDevice();
+  instance = new WebGpuBackend(device);
+  return instance;
+}
+
+/** The backend, after `initBackend()` has resolved. */
+export function backend(): WebGpuBackend {
+  if (!instance) {
+    throw new Error("The tensor engine is not initialised: await initBackend() before using tensors.");
+  }
+  return instance;
+}
+
+export { adapterLine };

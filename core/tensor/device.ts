@@ -1,0 +1,92 @@
+/**
+ * Acquiring the WebGPU device. One device per process, requested once with the adapter's own
+ * limits so large models are not held back by the conservative WebGPU defaults.
+ */
+
+/** What the engine knows about the adapter it runs on. */
+export interface AdapterSummary {
+  description: string;
+  vendor: string;
+  architecture: string;
+  isFallbackAdapter: boolean;
+  features: string[];
+  limits: Record<string, number>;
+}
+
+let devicePromise: Promise<GPUDevice> | null = null;
+let summary: AdapterSummary | null = null;
+
+/** Thrown when no WebGPU adapter exists; its message says how to get one. */
+export class NoAdapterError extends Error {
+  constructor() {
+    super(
+      "No WebGPU adapter found: install your GPU's Vulkan driver, or Mesa's software adapter " +
+        "(Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1), then run again.",
+    );
+    this.name = "NoAdapterError";
+  }
+}
+
+const LIMITS_TO_RAISE = [
+  "maxBufferSize",
+  "maxStorageBufferBindingSize",
+  "maxStorageBuffersPerShaderStage",
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupSizeX",
+  "maxComputeWorkgroupSizeY",
+  "maxComputeWorkgroupsPerDimension",
+  "maxBindGroups",
+] as const;
+
+async function requestDevice(): Promise<GPUDevice> {
+  if (!("gpu" in navigator) || !navigator.gpu) throw new NoAdapterError();
+  const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) throw new NoAdapterError();
+  const requiredLimits: Record<string, number> = {};
+  for (const name of LIMITS_TO_RAISE) requiredLimits[name] = adapter.limits[name];
+  const wanted = ["shader-f16", "timestamp-query"] as GPUFeatureName[];
+  const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  const info = adapter.info;
+  const limits: Record<string, number> = {};
+  for (const name of LIMITS_TO_RAISE) limits[name] = device.limits[name];
+  summary = {
+    description: info.description || info.device || "unknown adapter",
+    vendor: info.vendor,
+    architecture: info.architecture,
+    isFallbackAdapter: info.isFallbackAdapter ?? false,
+    features: [...adapter.features].sort(),
+    limits,
+  };
+  device.lost.then((lost) => {
+    if (lost.reason !== "destroyed") console.error(`WebGPU device lost: ${lost.message}`);
+  });
+  return device;
+}
+
+/**
+ * The process-wide GPU device, created on first use.
+ *
+ * @example
+ * ```ts
+ * const device = await getDevice();
+ * console.log(adapterSummary()?.description);
+ * ```
+ */
+export function getDevice(): Promise<GPUDevice> {
+  devicePromise ??= requestDevice();
+  return devicePromise;
+}
+
+/** The adapter's description, features and limits, once `getDevice()` has resolved. */
+export function adapterSummary(): AdapterSummary | null {
+  return summary;
+}
+
+/** A one-line description of the adapter, e.g. for the first line of a task's output. */
+export function adapterLine(): string {
+  if (!summary) return "no WebGPU device yet";
+  const kind = summary.isFallbackAdapter ? "software" : "hardware";
+  return `${summary.description} (${kind}; features: ${summary.features.join(", ") || "none"})`;
+}

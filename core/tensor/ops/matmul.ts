@@ -1,0 +1,146 @@
+/**
+ * Matrix products on the GEMM template: `matmul` (batched, broadcasting batch dimensions, with
+ * transpose flags so gradients never materialise a transpose) and `linear` (x W^T + b with the
+ * bias and an optional activation fused into the epilogue).
+ */
+import { isGradEnabled, record } from "../autograd.ts";
+import { runGemm } from "../gemm.ts";
+import { broadcastShapes, expectDType } from "../shape.ts";
+import { emptyTensor, sizeOf, type Tensor } from "../tensor.ts";
+import { broadcastIndexExpr } from "../wgsl.ts";
+import { gelu, relu, silu } from "./elementwise.ts";
+import { sum, sumTo } from "./reduce.ts";
+import { reshape } from "./view.ts";
+
+/** Options for `matmul`. */
+export interface MatmulOptions {
+  /** Use A^T (A stored as [..., K, M]). */
+  transA?: boolean;
+  /** Use B^T (B stored as [..., N, K]). */
+  transB?: boolean;
+}
+
+/** WGSL reading element (row, col) of op(X) for batch b, with batch broadcasting. */
+function readHook(name: string, batchExpr: string, rows: number, cols: number, trans: boolean, r: string, c: string): string {
+  // X is stored as [batch, rows, cols] when not transposed, [batch, cols, rows] when transposed.
+  const index = trans ? `${c} * ${rows}u + ${r}` : `${r} * ${cols}u + ${c}`;
+  return `  if (${r} >= ${rows}u || ${c} >= ${cols}u) { return 0.0; }
+  return ${name}[(${batchExpr}) * ${rows * cols}u + ${index}];`;
+}
+
+/**
+ * Matrix product of the last two dimensions; leading (batch) dimensions broadcast.
+ *
+ * @example
+ * ```ts
+ * const scores = matmul(q, k, { transB: true }); // [b, h, t, t]
+ * ```
+ */
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const { transA = false, transB = false } = opts;
+  expectDType("matmul", "a", a, "f32");
+  expectDType("matmul", "b", b, "f32");
+  if (a.rank < 2 || b.rank < 2) {
+    throw new Error(`matmul: both arguments need at least 2 dimensions, got [${a.shape}] and [${b.shape}].`);
+  }
+  const [M, Ka] = transA ? [a.shape[a.rank - 1], a.shape[a.rank - 2]] : [a.shape[a.rank - 2], a.shape[a.rank - 1]];
+  const [Kb, N] = transB ? [b.shape[b.rank - 1], b.shape[b.rank - 2]] : [b.shape[b.rank - 2], b.shape[b.rank - 1]];
+  if (Ka !== Kb) {
+    throw new Error(
+      `matmul: inner dimensions differ: a [${a.shape}]${transA ? "^T" : ""} has ${Ka} columns, ` +
+        `b [${b.shape}]${transB ? "^T" : ""} has ${Kb} rows.`,
+    );
+  }
+  const batchA = a.shape.slice(0, -2), batchB = b.shape.slice(0, -2);
+  const batchShape = broadcastShapes("matmul", batchA, batchB);
+  const batch = sizeOf(batchShape);
+  const out = emptyTensor([...batchShape, M, N]);
+  const bA = sizeOf(batchA) === batch && batchA.length === batchShape.length ? "b" : broadcastIndexExpr(batchShape, batchA, "b");
+  const bB = sizeOf(batchB) === batch && batchB.length === batchShape.length ? "b" : broadcastIndexExpr(batchShape, batchB, "b");
+  runGemm({
+    label: "matmul",
+    M,
+    N,
+    K: Ka,
+    batch,
+    bindings: [
+      { name: "A", tensor: a, access: "read" },
+      { name: "B", tensor: b, access: "read" },
+      { name: "C", tensor: out, access: "read_write" },
+    ],
+    readA: readHook("A", bA, M, Ka, transA, "m", "k"),
+    readB: readHook("B", bB, Ka, N, transB, "k", "n"),
+    writeC: `  C[b * ${M * N}u + m * ${N}u + n] = v;`,
+  });
+  return record(out, "matmul", [a, b], (g) => {
+    let ga: Tensor | null = null, gb: Tensor | null = null;
+    // d op(A) = g op(B)^T and d op(B) = op(A)^T g, written with flags instead of transposes.
+    if (a.requiresGrad) {
+      ga = transA ? matmul(b, g, { transA: transB, transB: true }) : matmul(g, b, { transB: !transB });
+      ga = sumTo(ga, a.shape);
+    }
+    if (b.requiresGrad) {
+      gb = transB ? matmul(g, a, { transA: true, transB: transA }) : matmul(a, g, { transA: !transA });
+      gb = sumTo(gb, b.shape);
+    }
+    return [ga, gb];
+  });
+}
+
+/** Activations the linear epilogue can fuse. */
+export type Activation = "none" | "relu" | "gelu" | "silu";
+
+const EPILOGUE: Record<Activation, string> = {
+  none: "v",
+  relu: "max(v, 0.0)",
+  gelu: "0.5 * v * (1.0 + safe_tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))",
+  silu: "v / (1.0 + exp(-v))",
+};
+
+/**
+ * y = act(x W^T + b) over the last dimension of x (W is [out, in], as in PyTorch).
+ * Bias and activation run in the GEMM epilogue; while recording gradients the activation runs
+ * as its own op so its backward can see the pre-activation.
+ */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, activation: Activation = "none"): Tensor {
+  const inF = weight.shape[1], outF = weight.shape[0];
+  if (weight.rank !== 2 || x.shape[x.rank - 1] !== inF) {
+    throw new Error(`linear: input [${x.shape}] does not match weight [${weight.shape}] (expected last dim ${inF}).`);
+  }
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) {
+    throw new Error(`linear: bias [${bias.shape}] does not match weight [${weight.shape}] (expected [${outF}]).`);
+  }
+  const rows = x.size / inF;
+  const fuseAct = activation !== "none" && !(isGradEnabled() && (x.requiresGrad || weight.requiresGrad || !!bias?.requiresGrad));
+  const out = emptyTensor([...x.shape.slice(0, -1), outF]);
+  const bindings = [
+    { name: "X", tensor: x, access: "read" as const },
+    { name: "W", tensor: weight, access: "read" as const },
+    ...(bias ? [{ name: "BIAS", tensor: bias, access: "read" as const }] : []),
+    { name: "Y", tensor: out, access: "read_write" as const },
+  ];
+  runGemm({
+    label: "linear",
+    M: rows,
+    N: outF,
+    K: inF,
+    batch: 1,
+    bindings,
+    prelude: "fn safe_tanh(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }",
+    readA: readHook("X", "0u", rows, inF, false, "m", "k"),
+    readB: readHook("W", "0u", inF, outF, true, "k", "n"),
+    writeC: `  let v = v${bias ? " + BIAS[n]" : ""};\n  Y[m * ${outF}u + n] = ${fuseAct ? EPILOGUE[activation] : "v"};`,
+  });
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  record(out, "linear", inputs, (g) => {
+    const g2 = reshape(g, [rows, outF]);
+    const x2 = reshape(x, [rows, inF]);
+    return [
+      x.requiresGrad ? reshape(matmul(g2, weight), x.shape) : null,
+      weight.requiresGrad ? matmul(g2, x2, { transA: true }) : null,
+      ...(bias ? [bias.requiresGrad ? sum(g2, 0) : null] : []),
+    ];
+  });
+  if (fuseAct || activation === "none") return out;
+  return activation === "relu" ? relu(out) : activation === "gelu" ? gelu(out) : silu(out);
+}

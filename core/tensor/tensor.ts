@@ -1,0 +1,201 @@
+/**
+ * The Tensor: a shape, a dtype and a GPU buffer, plus the autograd node that produced it.
+ * Storage is always contiguous row-major; views that share storage (reshape) hold a reference
+ * count, and the buffer returns to the pool when the last view is disposed.
+ */
+import { backend } from "./backend.ts";
+
+/** Element types. All are four bytes wide. */
+export type DType = "f32" | "i32" | "u32";
+
+/** A typed array matching a dtype. */
+export type TypedArrayFor<D extends DType> = D extends "f32" ? Float32Array
+  : D extends "i32" ? Int32Array
+  : Uint32Array;
+
+/** A reverse-mode tape entry: the inputs of the op and its vector-Jacobian product. */
+export interface GradNode {
+  /** Op name, for error messages and debugging. */
+  op: string;
+  inputs: Tensor[];
+  /** Given d(loss)/d(output), returns d(loss)/d(input) per input (null where none flows). */
+  backward: (gradOut: Tensor) => (Tensor | null)[];
+}
+
+/** A refcounted GPU buffer shared by a tensor and its reshaped views. */
+export class Storage {
+  refs = 1;
+  constructor(readonly buffer: GPUBuffer, readonly bytes: number) {}
+}
+
+let nextId = 0;
+
+/** Tensors created inside the innermost open scope, per scope. */
+const scopeStack: Set<Tensor>[] = [];
+
+/** An n-dimensional array on the GPU. Create tensors with the functions in `creation.ts`. */
+export class Tensor {
+  readonly id: number = nextId++;
+  /** Whether gradients flow to this tensor (set on parameters; propagated by ops). */
+  requiresGrad = false;
+  /** Accumulated gradient of a leaf after `backward()`. */
+  grad: Tensor | null = null;
+  /** The op that produced this tensor, when it needs a gradient. */
+  node: GradNode | null = null;
+  #disposed = false;
+  #kept = false;
+
+  constructor(
+    readonly shape: readonly number[],
+    readonly dtype: DType,
+    readonly storage: Storage,
+  ) {
+    scopeStack.at(-1)?.add(this);
+  }
+
+  /** Number of elements. */
+  get size(): number {
+    return sizeOf(this.shape);
+  }
+
+  /** Number of dimensions. */
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  /** The GPU buffer (throws after dispose). */
+  get buffer(): GPUBuffer {
+    if (this.#disposed) throw new Error(`Tensor #${this.id} [${this.shape}] was used after dispose().`);
+    return this.storage.buffer;
+  }
+
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  get kept(): boolean {
+    return this.#kept;
+  }
+
+  /** Excludes this tensor from automatic disposal by enclosing scopes (parameters, state). */
+  keep(): this {
+    this.#kept = true;
+    for (const s of scopeStack) s.delete(this);
+    return this;
+  }
+
+  /** Releases the GPU memory (shared storage is released with its last view). Idempotent. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.node = null;
+    for (let i = scopeStack.length - 1; i >= 0; i--) scopeStack[i].delete(this);
+    if (--this.storage.refs === 0) backend().free(this.storage.buffer);
+  }
+
+  /** Copies the data back to the CPU. */
+  async read(): Promise<TypedArrayFor<this["dtype"]>> {
+    const bytes = await backend().read(this.buffer, this.size * 4);
+    return (this.dtype === "f32"
+      ? new Float32Array(bytes)
+      : this.dtype === "i32"
+      ? new Int32Array(bytes)
+      : new Uint32Array(bytes)) as TypedArrayFor<this["dtype"]>;
+  }
+
+  /** The single value of a one-element tensor. */
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new Error(`item() needs a one-element tensor, got shape [${this.shape}].`);
+    return (await this.read())[0];
+  }
+
+  /** Reverse-mode differentiation from this tensor (see `autograd.ts`). */
+  backward(gradOut?: Tensor): void {
+    backwardHook!(this, gradOut);
+  }
+
+  toString(): string {
+    return `Tensor(#${this.id}, [${this.shape}], ${this.dtype})`;
+  }
+}
+
+let backwardHook: ((t: Tensor, g?: Tensor) => void) | null = null;
+
+/** Installed by `autograd.ts` (breaks the import cycle between tensors and ops). */
+export function setBackwardHook(fn: (t: Tensor, g?: Tensor) => void): void {
+  backwardHook = fn;
+}
+
+/** Product of a shape's dimensions. */
+export function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** A tensor on a freshly allocated (uninitialised) buffer. */
+export function emptyTensor(shape: readonly number[], dtype: DType = "f32"): Tensor {
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) throw new Error(`Invalid shape [${shape}]: dimensions must be non-negative integers.`);
+  }
+  const bytes = Math.max(4, sizeOf(shape) * 4);
+  return new Tensor([...shape], dtype, new Storage(backend().allocate(bytes), bytes));
+}
+
+/** A new tensor object over the same storage (a reshape view). */
+export function viewOf(t: Tensor, shape: readonly number[]): Tensor {
+  t.storage.refs++;
+  return new Tensor([...shape], t.dtype, t.storage);
+}
+
+/** Values a scope callback may return: tensors nested in arrays and plain objects are kept. */
+function collect(value: unknown, out: Set<Tensor>, depth = 0): void {
+  if (depth > 6 || value === null || typeof value !== "object") return;
+  if (value instanceof Tensor) {
+    out.add(value);
+    if (value.grad) out.add(value.grad);
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const v of value) collect(v, out, depth + 1);
+    return;
+  }
+  if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) collect(v, out, depth + 1);
+  }
+}
+
+/**
+ * Runs `fn` and disposes every tensor created inside it, except tensors it returns (also inside
+ * arrays or plain objects) and tensors marked with `keep()`. Returned tensors move to the
+ * enclosing scope. Use one scope per training step to reach a steady state of GPU memory.
+ *
+ * @example
+ * ```ts
+ * const loss = scope(() => mse(model.forward(x), y));
+ * ```
+ */
+export function scope<T>(fn: () => T): T {
+  const created = new Set<Tensor>();
+  scopeStack.push(created);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    scopeStack.pop();
+    for (const t of created) t.dispose();
+    throw e;
+  }
+  scopeStack.pop();
+  if (result instanceof Promise) {
+    throw new Error("scope() callbacks must be synchronous: read values back after the scope ends.");
+  }
+  const survivors = new Set<Tensor>();
+  collect(result, survivors);
+  const parent = scopeStack.at(-1);
+  for (const t of created) {
+    if (survivors.has(t)) parent?.add(t);
+    else t.dispose();
+  }
+  return result;
+}
