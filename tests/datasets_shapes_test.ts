@@ -1,0 +1,171 @@
+import assert from "node:assert/strict";
+import {
+  CANVAS_SIZE,
+  COLOURS,
+  generateSample,
+  generateSplit,
+  isExcluded,
+  parseCaption,
+  positionWord,
+  rasterize,
+  sizeWord,
+  SPLIT_COUNTS,
+} from "../datasets/mod.ts";
+
+function concat(samples: { image: Uint8Array }[]): Uint8Array {
+  const out = new Uint8Array(samples.reduce((n, s) => n + s.image.length, 0));
+  let o = 0;
+  for (const s of samples) {
+    out.set(s.image, o);
+    o += s.image.length;
+  }
+  return out;
+}
+
+Deno.test("generateSplit() is deterministic for a seed and differs between seeds and splits", () => {
+  const a = generateSplit({ set: 1, split: "train", count: 50, seed: 7 });
+  const b = generateSplit({ set: 1, split: "train", count: 50, seed: 7 });
+  assert.deepEqual(concat(a), concat(b));
+  assert.deepEqual(a.map((s) => s.caption), b.map((s) => s.caption));
+  assert.deepEqual(a.map((s) => s.labels), b.map((s) => s.labels));
+  const c = generateSplit({ set: 1, split: "train", count: 50, seed: 8 });
+  assert.notDeepEqual(a.map((s) => s.caption), c.map((s) => s.caption));
+  const d = generateSplit({ set: 1, split: "test", count: 50, seed: 7 });
+  assert.notDeepEqual(a.map((s) => s.caption), d.map((s) => s.caption));
+  // Any slice can be regenerated alone.
+  assert.deepEqual(generateSample(30, { seed: 7 }).image, a[30].image);
+  assert.deepEqual(
+    generateSplit({ count: 5, start: 10, seed: 7 }).map((s) => s.caption),
+    a.slice(10, 15).map((s) => s.caption),
+  );
+});
+
+Deno.test("generateSplit() uses the thesis split sizes by default", () => {
+  assert.equal(SPLIT_COUNTS[1].train, 20000);
+  assert.equal(SPLIT_COUNTS[2].train, 25000);
+  assert.equal(generateSplit({ set: 2, split: "test", size: 4 }).length, 2000);
+});
+
+for (const set of [1, 2] as const) {
+  Deno.test(`generateSplit() captions of dataset ${set} parse back to their labels`, () => {
+    const samples = [
+      ...generateSplit({ set, split: "train", count: 300, seed: 3 }),
+      ...generateSplit({ set, split: "test", count: 100, seed: 3 }),
+      ...generateSplit({ set, split: "zeroshot", count: 100, seed: 3 }),
+    ];
+    let dropped = 0, the = 0, two = 0;
+    for (const s of samples) {
+      const parts = parseCaption(s.caption);
+      assert.equal(parts.length, s.labels.length, s.caption);
+      if (set === 2) assert.equal(parts.length, 1);
+      if (parts.length === 2) two++;
+      parts.forEach((p, i) => {
+        const l = s.labels[i];
+        assert.equal(p.colour, l.colour, s.caption);
+        assert.equal(p.shape, l.shape, s.caption);
+        if (p.size === null) dropped++;
+        else assert.equal(p.size, l.size, s.caption);
+        assert.equal(p.position, l.position, s.caption);
+        if (p.det === "the") the++;
+        else assert.equal(p.det, /^[aeiou]/.test(p.size ?? p.colour) ? "an" : "a", s.caption);
+        // Labels agree with the geometry.
+        assert.equal(l.size, sizeWord(l.bbox));
+        if (set === 2) assert.equal(l.position, positionWord(l.bbox));
+        else assert.equal(l.position, null);
+        const [x1, y1, x2, y2] = l.bbox;
+        assert.ok(
+          0 <= x1 && x1 < x2 && x2 <= CANVAS_SIZE && 0 <= y1 && y1 < y2 && y2 <= CANVAS_SIZE,
+        );
+        assert.ok(x2 - x1 >= 20 && y2 - y1 >= 20);
+        if (["square", "circle", "triangle", "pentagon"].includes(l.shape)) {
+          assert.equal(x2 - x1, y2 - y1);
+        }
+        assert.equal(l.rotation !== null, l.shape === "triangle" || l.shape === "pentagon");
+      });
+      if (s.labels.length === 2) {
+        const [a, b] = s.labels.map((l) => l.bbox);
+        const overlap = a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
+        assert.ok(!overlap, `boxes overlap in "${s.caption}"`);
+      }
+    }
+    const figures = samples.reduce((n, s) => n + s.labels.length, 0);
+    assert.ok(
+      dropped / figures > 0.2 && dropped / figures < 0.4,
+      `size dropped ${dropped}/${figures}`,
+    );
+    assert.ok(the / figures > 0.12 && the / figures < 0.28, `"the" ${the}/${figures}`);
+    if (set === 1) assert.ok(two > 120 && two < 280, `two figures in ${two} of ${samples.length}`);
+  });
+}
+
+Deno.test("generateSplit() keeps excluded combinations out of train and only them in zeroshot", () => {
+  for (const set of [1, 2] as const) {
+    for (const s of generateSplit({ set, split: "train", count: 2000, size: 4, seed: 11 })) {
+      for (const l of s.labels) assert.ok(!isExcluded(l.colour, l.shape), s.caption);
+    }
+    for (const s of generateSplit({ set, split: "zeroshot", count: 200, size: 4, seed: 11 })) {
+      assert.equal(s.labels.length, 1);
+      assert.ok(isExcluded(s.labels[0].colour, s.labels[0].shape), s.caption);
+    }
+  }
+  const test = generateSplit({ set: 1, split: "test", count: 2000, size: 4, seed: 11 });
+  assert.ok(test.some((s) => s.labels.some((l) => isExcluded(l.colour, l.shape))));
+});
+
+Deno.test("generateSample() respects sizeDropProb", () => {
+  const keep = generateSplit({ set: 2, count: 100, sizeDropProb: 0 });
+  assert.ok(keep.every((s) => parseCaption(s.caption)[0].size !== null));
+  const drop = generateSplit({ set: 2, count: 100, sizeDropProb: 1 });
+  assert.ok(drop.every((s) => parseCaption(s.caption)[0].size === null));
+});
+
+Deno.test("rasterize() draws figures in their colour on grey and area-averages", () => {
+  const red = COLOURS.red;
+  const rect = rasterize([{
+    shape: "rectangle",
+    colour: "red",
+    size: "small",
+    bbox: [0, 0, 8, 4],
+    position: null,
+    rotation: null,
+  }], 32);
+  // The 8x4 rectangle covers pixel (0,0) fully and (1,0) fully; (0,1) not at all.
+  assert.deepEqual([...rect.subarray(0, 3)], [...red]);
+  assert.deepEqual([...rect.subarray(3, 6)], [...red]);
+  assert.deepEqual([...rect.subarray(32 * 3, 32 * 3 + 3)], [128, 128, 128]);
+  const half = rasterize([{
+    shape: "rectangle",
+    colour: "white",
+    size: "small",
+    bbox: [0, 0, 2, 4],
+    position: null,
+    rotation: null,
+  }], 32);
+  assert.deepEqual([...half.subarray(0, 3)], [192, 192, 192]); // half white, half grey
+  for (const shape of ["circle", "triangle", "pentagon", "ellipse"] as const) {
+    const img = rasterize([{
+      shape,
+      colour: "blue",
+      size: "large",
+      bbox: [24, 24, 104, 104],
+      position: null,
+      rotation: 90,
+    }], 128);
+    let covered = 0;
+    for (let i = 0; i < 128 * 128; i++) if (img[i * 3 + 2] === 255 && img[i * 3] === 0) covered++;
+    const r = 40,
+      expected = {
+        circle: Math.PI * r * r,
+        ellipse: Math.PI * r * r,
+        triangle: (3 * Math.sqrt(3) / 4) * r * r,
+        pentagon: (5 / 2) * Math.sin((2 * Math.PI) / 5) * r * r,
+      }[shape];
+    assert.ok(
+      Math.abs(covered - expected) / expected < 0.03,
+      `${shape}: ${covered} vs ${expected}`,
+    );
+    // Centre pixel is inside every shape.
+    assert.equal(img[(64 * 128 + 64) * 3 + 2], 255);
+  }
+  assert.throws(() => rasterize([], 48), /Image size "48"/);
+});
