@@ -20,10 +20,13 @@ export type Determiner = "a" | "an" | "the";
 
 /** What one figure's phrase of a caption says. */
 export interface CaptionParts {
+  /** "a", "an" or "the". */
   det: Determiner;
   /** Size word, or null when the caption leaves it out. */
   size: SizeWord | null;
+  /** Colour word. */
   colour: ColourName;
+  /** Shape word. */
   shape: ShapeName;
   /** Position phrase, or null when the caption has none. */
   position: Position | null;

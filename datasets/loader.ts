@@ -28,24 +28,33 @@ export interface Batch {
   images: Float32Array;
   /** [B, 3, H, W]. */
   shape: [number, number, number, number];
+  /** Captions (with "left"/"right" swapped for flipped images). */
   captions: string[];
   /** Per image: figure labels (flipped with the image), or undefined for unlabelled data. */
   labels: (FigureLabel[] | undefined)[];
   /** Dataset indices of the images. */
   indices: number[];
-  /** Global step this batch belongs to, and its epoch. */
+  /** Global step this batch belongs to. */
   step: number;
+  /** Epoch of the step. */
   epoch: number;
 }
 
 /** Seeded shuffling batch loader over an in-memory list of same-sized images. */
 export class DataLoader {
+  /** The images. */
   readonly data: readonly CaptionedImage[];
+  /** Images per batch. */
   readonly batchSize: number;
+  /** Shuffling and flip seed. */
   readonly seed: Seed;
+  /** Whether images are flipped at random. */
   readonly flip: boolean;
+  /** Whether the incomplete last batch of an epoch is dropped. */
   readonly dropLast: boolean;
+  /** Image width. */
   readonly width: number;
+  /** Image height. */
   readonly height: number;
   /** Batches per epoch. */
   readonly stepsPerEpoch: number;

@@ -100,7 +100,9 @@ export type BBox = [number, number, number, number];
 
 /** Ground-truth labels of one figure. */
 export interface FigureLabel {
+  /** Shape name. */
   shape: ShapeName;
+  /** Colour name. */
   colour: ColourName;
   /** Size word from the figure's box area (always set, even when the caption drops it). */
   size: SizeWord;
@@ -116,8 +118,11 @@ export interface FigureLabel {
 export interface CaptionedImage {
   /** RGB bytes, row-major, height x width x 3. */
   image: Uint8Array;
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
+  /** The text caption. */
   caption: string;
   /** Per-figure ground truth; absent for user data and CIFAR-10. */
   labels?: FigureLabel[];

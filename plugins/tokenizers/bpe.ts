@@ -11,15 +11,15 @@
 import { z } from "../../core/deps.ts";
 
 /** Id of the padding token. */
-export const PAD_ID = 0;
+export const PAD_ID: number = 0;
 /** Id of the start-of-text token. */
-export const START_ID = 1;
+export const START_ID: number = 1;
 /** Id of the end-of-text token (CLIP's text feature is read at its position). */
-export const END_ID = 2;
+export const END_ID: number = 2;
 /** Id of byte 0; byte b has id b + BYTE_OFFSET. */
-export const BYTE_OFFSET = 3;
+export const BYTE_OFFSET: number = 3;
 /** Id of the first learned merge. */
-export const FIRST_MERGE_ID = BYTE_OFFSET + 256;
+export const FIRST_MERGE_ID: number = BYTE_OFFSET + 256;
 
 /** What to do with a text longer than the context length. */
 export type Overflow = "truncate" | "error";
@@ -38,14 +38,23 @@ export interface BpeOptions {
 export interface Tokenizer {
   /** Size of the id space (ids are < vocabSize): the text encoder's embedding table size. */
   readonly vocabSize: number;
+  /** Tokens per encoded row, start and end included. */
   readonly contextLength: number;
+  /** Id of the padding token. */
   readonly padId: number;
+  /** Id of the start token. */
   readonly startId: number;
+  /** Id of the end token. */
   readonly endId: number;
+  /** One padded row of `contextLength` ids. */
   encode(text: string): Int32Array;
+  /** Rows of `contextLength` ids, contiguous. */
   encodeBatch(texts: readonly string[]): Int32Array;
+  /** Text of a row of ids. */
   decode(ids: ArrayLike<number>): string;
+  /** Position of the end token in each row. */
   endIndices(ids: Int32Array): Int32Array;
+  /** JSON form to store in checkpoints. */
   toJSON(): unknown;
 }
 
@@ -73,7 +82,20 @@ const jsonSchema = z.object({
 });
 
 /** The JSON form of a tokenizer, stored in checkpoints. */
-export type BpeJson = z.infer<typeof jsonSchema>;
+export interface BpeJson {
+  /** Always "bpe-tokenizer". */
+  format: "bpe-tokenizer";
+  /** Format version (1). */
+  version: 1;
+  /** Size of the id space. */
+  vocabSize: number;
+  /** Tokens per row. */
+  contextLength: number;
+  /** Overflow behaviour. */
+  overflow: Overflow;
+  /** Merges in order, as pairs of ids. */
+  merges: [number, number][];
+}
 
 function checkSizes(vocabSize: number, contextLength: number): void {
   if (!Number.isInteger(vocabSize) || vocabSize < FIRST_MERGE_ID + 1) {
@@ -88,12 +110,18 @@ function checkSizes(vocabSize: number, contextLength: number): void {
 
 /** Byte-level BPE tokenizer with start, end and pad tokens. */
 export class BpeTokenizer implements Tokenizer {
+  /** Size of the id space (the embedding table size); merges may use fewer ids. */
   readonly vocabSize: number;
+  /** Tokens per encoded row, start and end included. */
   readonly contextLength: number;
+  /** What happens to too-long texts. */
   readonly overflow: Overflow;
-  readonly padId = PAD_ID;
-  readonly startId = START_ID;
-  readonly endId = END_ID;
+  /** Id of the padding token. */
+  readonly padId: number = PAD_ID;
+  /** Id of the start token. */
+  readonly startId: number = START_ID;
+  /** Id of the end token. */
+  readonly endId: number = END_ID;
   /** Merges in learned order: merge i makes id FIRST_MERGE_ID + i from the pair. */
   readonly merges: readonly (readonly [number, number])[];
   #ranks = new Map<number, number>();
