@@ -9,6 +9,7 @@
  */
 
 import { z } from "../../core/deps.ts";
+import type { PluginContext, PluginDefinition } from "../../core/registry.ts";
 
 /** Id of the padding token. */
 export const PAD_ID: number = 0;
@@ -415,35 +416,56 @@ function mergePair(ids: number[], a: number, b: number, id: number): number[] {
 }
 
 /** What {@link bpeTokenizerPlugin}'s create() may receive. */
-export interface TokenizerContext {
+export interface TokenizerContext extends PluginContext {
   /** Training captions: a new vocabulary is learned from them. */
-  captions?: Iterable<string>;
+  readonly captions?: Iterable<string>;
   /** A saved vocabulary (BpeTokenizer.toJSON()), e.g. from a checkpoint; wins over captions. */
-  state?: unknown;
+  readonly state?: unknown;
 }
 
-const bpeOptions = z.object({
+/** Options schema of {@link bpeTokenizerPlugin} (strict, with defaults). */
+export const bpeTokenizerOptions: z.ZodObject<
+  { vocabSize: z.ZodDefault<z.ZodNumber>; contextLength: z.ZodDefault<z.ZodNumber> },
+  z.core.$strict
+> = z.object({
   vocabSize: z.number().int().min(FIRST_MERGE_ID + 1).default(512),
   contextLength: z.number().int().min(3).default(33),
 }).strict();
 
+/** Validated options of {@link bpeTokenizerPlugin}. */
+export type BpePluginOptions = {
+  /** Vocabulary size (default 512). */
+  vocabSize: number;
+  /** Context length (default 33). */
+  contextLength: number;
+};
+
+/** The type of {@link bpeTokenizerPlugin}: `create` returns the tokenizer synchronously. */
+export interface BpeTokenizerPlugin
+  extends PluginDefinition<"tokenizer", typeof bpeTokenizerOptions, BpeTokenizer> {
+  /** Restores `context.state` or trains on `context.captions`. */
+  create(options: BpePluginOptions, context?: TokenizerContext): BpeTokenizer;
+}
+
 /**
  * Plugin definition of the byte-level BPE tokenizer. `create(options, ctx)` restores
- * `ctx.state` (a saved vocabulary) when given, otherwise trains on `ctx.captions`; with neither
- * it throws, since an untrained byte tokenizer would not fit the context length.
+ * `ctx.state` (a saved vocabulary, e.g. from a checkpoint) when given, otherwise trains on
+ * `ctx.captions` (the training split's captions); with neither it throws, since an untrained
+ * byte tokenizer would not fit the context length.
  *
  * @example
  * ```ts
  * const tok = bpeTokenizerPlugin.create(bpeTokenizerPlugin.options.parse({}), { captions });
  * ```
  */
-export const bpeTokenizerPlugin = {
-  kind: "tokenizer" as const,
-  name: "bpe" as const,
-  options: bpeOptions,
-  create(options: z.infer<typeof bpeOptions>, ctx: TokenizerContext = {}): BpeTokenizer {
-    if (ctx.state !== undefined) {
-      const tok = BpeTokenizer.fromJSON(ctx.state);
+export const bpeTokenizerPlugin: BpeTokenizerPlugin = {
+  kind: "tokenizer",
+  name: "bpe",
+  description: "Lower-cased byte-level BPE trained on the training captions",
+  options: bpeTokenizerOptions,
+  create(options, context: TokenizerContext = {}): BpeTokenizer {
+    if (context.state !== undefined) {
+      const tok = BpeTokenizer.fromJSON(context.state);
       if (tok.vocabSize !== options.vocabSize || tok.contextLength !== options.contextLength) {
         throw new Error(
           `Saved tokenizer has vocabulary size ${tok.vocabSize} and context length ` +
@@ -453,11 +475,21 @@ export const bpeTokenizerPlugin = {
       }
       return tok;
     }
-    if (ctx.captions === undefined) {
+    const captions = context.captions;
+    if (
+      captions === undefined || captions === null ||
+      typeof (captions as Iterable<string>)[Symbol.iterator] !== "function"
+    ) {
       throw new Error(
-        "The bpe tokenizer needs training captions (context.captions) or a saved vocabulary (context.state)",
+        "The bpe tokenizer needs training captions (context.captions) or a saved vocabulary " +
+          "(context.state)",
       );
     }
-    return BpeTokenizer.train(ctx.captions, options);
+    const list = [...captions];
+    const bad = list.findIndex((c) => typeof c !== "string");
+    if (bad >= 0) {
+      throw new Error(`Training caption ${bad} "${String(list[bad])}" is not a string`);
+    }
+    return BpeTokenizer.train(list, options);
   },
 };
