@@ -92,20 +92,27 @@ export abstract class Module {
    * Copies values into this module's parameters and buffers. Every name must be present with
    * the same shape; extra or missing names are errors that list them.
    */
-  loadStateDict(values: Map<string, { shape: readonly number[]; data: Float32Array }>, write: (t: Tensor, data: Float32Array) => void): void {
+  loadStateDict(
+    values: Map<string, { shape: readonly number[]; data: Float32Array }>,
+    write: (t: Tensor, data: Float32Array) => void,
+  ): void {
     const own = this.stateDict();
     const missing = [...own.keys()].filter((k) => !values.has(k));
     const extra = [...values.keys()].filter((k) => !own.has(k));
     if (missing.length || extra.length) {
       throw new Error(
         `State does not match the model: missing ${JSON.stringify(missing.slice(0, 5))}` +
-          `${missing.length > 5 ? ` (+${missing.length - 5})` : ""}, unexpected ${JSON.stringify(extra.slice(0, 5))}.`,
+          `${missing.length > 5 ? ` (+${missing.length - 5})` : ""}, unexpected ${
+            JSON.stringify(extra.slice(0, 5))
+          }.`,
       );
     }
     for (const [name, t] of own) {
       const v = values.get(name)!;
       if (v.shape.length !== t.shape.length || v.shape.some((d, i) => d !== t.shape[i])) {
-        throw new Error(`State "${name}" has shape [${v.shape}] but the model expects [${t.shape}].`);
+        throw new Error(
+          `State "${name}" has shape [${v.shape}] but the model expects [${t.shape}].`,
+        );
       }
       write(t, v.data);
     }

@@ -90,7 +90,9 @@ function topologicalOrder(root: Tensor): Tensor[] {
 
 function backward(root: Tensor, gradOut?: Tensor): void {
   if (!root.requiresGrad) {
-    throw new Error(`backward() called on ${root} which does not require a gradient (no parameter reaches it).`);
+    throw new Error(
+      `backward() called on ${root} which does not require a gradient (no parameter reaches it).`,
+    );
   }
   if (!gradOut && root.size !== 1) {
     throw new Error(`backward() without a gradient needs a scalar, got shape [${root.shape}].`);
@@ -118,9 +120,13 @@ function backward(root: Tensor, gradOut?: Tensor): void {
       t.node.inputs.forEach((input, i) => {
         const gi = inputGrads[i];
         if (!gi || !input.requiresGrad) return;
-        if (gi.shape.length !== input.shape.length || gi.shape.some((d, k) => d !== input.shape[k])) {
+        if (
+          gi.shape.length !== input.shape.length || gi.shape.some((d, k) => d !== input.shape[k])
+        ) {
           throw new Error(
-            `Internal error in the gradient of ${t.node!.op}: input ${i} has shape [${input.shape}] ` +
+            `Internal error in the gradient of ${
+              t.node!.op
+            }: input ${i} has shape [${input.shape}] ` +
               `but its gradient has shape [${gi.shape}].`,
           );
         }

@@ -193,7 +193,9 @@ export async function initBackend(): Promise<WebGpuBackend> {
 /** The backend, after `initBackend()` has resolved. */
 export function backend(): WebGpuBackend {
   if (!instance) {
-    throw new Error("The tensor engine is not initialised: await initBackend() before using tensors.");
+    throw new Error(
+      "The tensor engine is not initialised: await initBackend() before using tensors.",
+    );
   }
   return instance;
 }

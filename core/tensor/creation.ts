@@ -20,10 +20,13 @@ export function tensor(
   shape?: readonly number[],
   dtype?: DType,
 ): Tensor {
-  const dt: DType = dtype ?? (data instanceof Int32Array ? "i32" : data instanceof Uint32Array ? "u32" : "f32");
+  const dt: DType = dtype ??
+    (data instanceof Int32Array ? "i32" : data instanceof Uint32Array ? "u32" : "f32");
   const s = shape ?? [data.length];
   if (sizeOf(s) !== data.length) {
-    throw new Error(`tensor: ${data.length} values do not fill shape [${s}] (${sizeOf(s)} elements).`);
+    throw new Error(
+      `tensor: ${data.length} values do not fill shape [${s}] (${sizeOf(s)} elements).`,
+    );
   }
   const typed = dt === "f32"
     ? (data instanceof Float32Array ? data : Float32Array.from(data))
@@ -38,7 +41,11 @@ export function tensor(
 /** A tensor filled with `value`. */
 export function full(shape: readonly number[], value: number, dtype: DType = "f32"): Tensor {
   const t = emptyTensor(shape, dtype);
-  const v = dtype === "f32" ? f32Literal(value) : dtype === "i32" ? `${value | 0}i` : `${value >>> 0}u`;
+  const v = dtype === "f32"
+    ? f32Literal(value)
+    : dtype === "i32"
+    ? `${value | 0}i`
+    : `${value >>> 0}u`;
   runElementwise({
     label: "fill",
     n: t.size,
@@ -49,9 +56,11 @@ export function full(shape: readonly number[], value: number, dtype: DType = "f3
 }
 
 /** Zeros. */
-export const zeros = (shape: readonly number[], dtype: DType = "f32"): Tensor => full(shape, 0, dtype);
+export const zeros = (shape: readonly number[], dtype: DType = "f32"): Tensor =>
+  full(shape, 0, dtype);
 /** Ones. */
-export const ones = (shape: readonly number[], dtype: DType = "f32"): Tensor => full(shape, 1, dtype);
+export const ones = (shape: readonly number[], dtype: DType = "f32"): Tensor =>
+  full(shape, 1, dtype);
 /** Zeros shaped like `t`. */
 export const zerosLike = (t: Tensor): Tensor => full(t.shape, 0, t.dtype);
 /** Ones shaped like `t`. */
@@ -126,7 +135,12 @@ function nextKeys(seed?: number): [number, number] {
   return keys;
 }
 
-function randomKernel(label: string, shape: readonly number[], body: string, seed?: number): Tensor {
+function randomKernel(
+  label: string,
+  shape: readonly number[],
+  body: string,
+  seed?: number,
+): Tensor {
   const t = emptyTensor(shape);
   const [k0, k1] = nextKeys(seed);
   runElementwise({
@@ -159,5 +173,10 @@ export function randn(shape: readonly number[], seed?: number): Tensor {
 /** 1.0 with probability `p`, else 0.0 (for dropout masks and condition dropping). */
 export function bernoulli(shape: readonly number[], p: number, seed?: number): Tensor {
   if (!(p >= 0 && p <= 1)) throw new Error(`bernoulli: probability ${p} is not in [0, 1].`);
-  return randomKernel("bernoulli", shape, `  O[i] = select(0.0, 1.0, rand_unit(k0, k1, i) < ${f32Literal(p)});`, seed);
+  return randomKernel(
+    "bernoulli",
+    shape,
+    `  O[i] = select(0.0, 1.0, rand_unit(k0, k1, i) < ${f32Literal(p)});`,
+    seed,
+  );
 }

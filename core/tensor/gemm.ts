@@ -50,16 +50,23 @@ export function gemmSource(spec: GemmSpec): { code: string; workgroups: [number,
   const { TM, TN } = tiles(M, N);
   const tx = TN / 4, ty = TM / 4, threads = tx * ty;
   const decl = spec.bindings.map((b, i) =>
-    `@group(0) @binding(${i}) var<storage, ${b.access}> ${b.name}: array<${b.type ?? b.tensor.dtype}>;`
+    `@group(0) @binding(${i}) var<storage, ${b.access}> ${b.name}: array<${
+      b.type ?? b.tensor.dtype
+    }>;`
   ).join("\n");
   let fma = "";
   for (let r = 0; r < 4; r++) {
-    for (let c = 0; c < 4; c++) fma += `      acc[${r * 4 + c}] = fma(a[${r}], b[${c}], acc[${r * 4 + c}]);\n`;
+    for (let c = 0; c < 4; c++) {
+      fma += `      acc[${r * 4 + c}] = fma(a[${r}], b[${c}], acc[${r * 4 + c}]);\n`;
+    }
   }
   let store = "";
   for (let r = 0; r < 4; r++) {
     for (let c = 0; c < 4; c++) {
-      store += `  if (m0 + ${r}u < ${M}u && n0 + ${c}u < ${N}u) { writeC(batch, m0 + ${r}u, n0 + ${c}u, acc[${r * 4 + c}]); }\n`;
+      store +=
+        `  if (m0 + ${r}u < ${M}u && n0 + ${c}u < ${N}u) { writeC(batch, m0 + ${r}u, n0 + ${c}u, acc[${
+          r * 4 + c
+        }]); }\n`;
     }
   }
   const code = `${decl}
@@ -113,7 +120,9 @@ ${store}}`;
 /** Runs a GEMM described by `spec`. */
 export function runGemm(spec: GemmSpec): void {
   if (spec.M === 0 || spec.N === 0 || spec.batch === 0) return;
-  if (spec.batch > 65535) throw new Error(`${spec.label}: batch ${spec.batch} exceeds the 65535 workgroup limit.`);
+  if (spec.batch > 65535) {
+    throw new Error(`${spec.label}: batch ${spec.batch} exceeds the 65535 workgroup limit.`);
+  }
   const { code, workgroups } = gemmSource(spec);
   backend().dispatch({
     label: spec.label,

@@ -23,7 +23,9 @@ export function broadcastShapes(op: string, a: readonly number[], b: readonly nu
     const da = a[a.length - rank + i] ?? 1;
     const db = b[b.length - rank + i] ?? 1;
     if (da !== db && da !== 1 && db !== 1) {
-      throw new Error(`${op}: shapes [${a}] and [${b}] cannot be broadcast together (dimension ${i}).`);
+      throw new Error(
+        `${op}: shapes [${a}] and [${b}] cannot be broadcast together (dimension ${i}).`,
+      );
     }
     out[i] = da === 1 ? db : da;
   }
@@ -39,7 +41,11 @@ export function normalizeAxis(op: string, axis: number, rank: number): number {
 }
 
 /** Resolves a list of axes (undefined = all), sorted and unique. */
-export function normalizeAxes(op: string, axes: number | number[] | undefined, rank: number): number[] {
+export function normalizeAxes(
+  op: string,
+  axes: number | number[] | undefined,
+  rank: number,
+): number[] {
   if (axes === undefined) return [...Array(rank).keys()];
   const list = (Array.isArray(axes) ? axes : [axes]).map((a) => normalizeAxis(op, a, rank));
   const unique = [...new Set(list)].sort((x, y) => x - y);
@@ -50,7 +56,9 @@ export function normalizeAxes(op: string, axes: number | number[] | undefined, r
 /** Throws unless the tensor has the dtype. */
 export function expectDType(op: string, name: string, t: Tensor, dtype: Tensor["dtype"]): void {
   if (t.dtype !== dtype) {
-    throw new Error(`${op}: argument "${name}" must be ${dtype}, got ${t.dtype} with shape [${t.shape}].`);
+    throw new Error(
+      `${op}: argument "${name}" must be ${dtype}, got ${t.dtype} with shape [${t.shape}].`,
+    );
   }
 }
 

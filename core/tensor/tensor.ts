@@ -65,7 +65,9 @@ export class Tensor {
 
   /** The GPU buffer (throws after dispose). */
   get buffer(): GPUBuffer {
-    if (this.#disposed) throw new Error(`Tensor #${this.id} [${this.shape}] was used after dispose().`);
+    if (this.#disposed) {
+      throw new Error(`Tensor #${this.id} [${this.shape}] was used after dispose().`);
+    }
     return this.storage.buffer;
   }
 
@@ -105,7 +107,9 @@ export class Tensor {
 
   /** The single value of a one-element tensor. */
   async item(): Promise<number> {
-    if (this.size !== 1) throw new Error(`item() needs a one-element tensor, got shape [${this.shape}].`);
+    if (this.size !== 1) {
+      throw new Error(`item() needs a one-element tensor, got shape [${this.shape}].`);
+    }
     return (await this.read())[0];
   }
 
@@ -136,7 +140,9 @@ export function sizeOf(shape: readonly number[]): number {
 /** A tensor on a freshly allocated (uninitialised) buffer. */
 export function emptyTensor(shape: readonly number[], dtype: DType = "f32"): Tensor {
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new Error(`Invalid shape [${shape}]: dimensions must be non-negative integers.`);
+    if (!Number.isInteger(d) || d < 0) {
+      throw new Error(`Invalid shape [${shape}]: dimensions must be non-negative integers.`);
+    }
   }
   const bytes = Math.max(4, sizeOf(shape) * 4);
   return new Tensor([...shape], dtype, new Storage(backend().allocate(bytes), bytes));
@@ -188,7 +194,9 @@ export function scope<T>(fn: () => T): T {
   }
   scopeStack.pop();
   if (result instanceof Promise) {
-    throw new Error("scope() callbacks must be synchronous: read values back after the scope ends.");
+    throw new Error(
+      "scope() callbacks must be synchronous: read values back after the scope ends.",
+    );
   }
   const survivors = new Set<Tensor>();
   collect(result, survivors);

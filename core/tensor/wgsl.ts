@@ -80,7 +80,11 @@ ${opts.body}
  * WGSL that maps an output linear index `i` (of `outShape`) to the linear index of an input of
  * shape `inShape` broadcast against it (size-1 and missing dimensions repeat).
  */
-export function broadcastIndexExpr(outShape: readonly number[], inShape: readonly number[], i = "i"): string {
+export function broadcastIndexExpr(
+  outShape: readonly number[],
+  inShape: readonly number[],
+  i = "i",
+): string {
   const rank = outShape.length;
   const offset = rank - inShape.length;
   let inStride = 1;
@@ -94,7 +98,9 @@ export function broadcastIndexExpr(outShape: readonly number[], inShape: readonl
   for (let d = rank - 1; d >= offset; d--) {
     const dim = inShape[d - offset];
     if (dim !== 1) {
-      const coord = outStrides[d] === 1 ? `(${i} % ${outShape[d]}u)` : `((${i} / ${outStrides[d]}u) % ${outShape[d]}u)`;
+      const coord = outStrides[d] === 1
+        ? `(${i} % ${outShape[d]}u)`
+        : `((${i} / ${outStrides[d]}u) % ${outShape[d]}u)`;
       terms.push(inStride === 1 ? coord : `${coord} * ${inStride}u`);
     }
     inStride *= dim;

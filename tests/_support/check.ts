@@ -4,7 +4,15 @@
  * the op's own forward pass on the GPU.
  */
 import assert from "node:assert/strict";
-import { initBackend, noGrad, scope, sum, mul, type Tensor, tensor } from "../../core/tensor/mod.ts";
+import {
+  initBackend,
+  mul,
+  noGrad,
+  scope,
+  sum,
+  type Tensor,
+  tensor,
+} from "../../core/tensor/mod.ts";
 
 await initBackend();
 
@@ -39,18 +47,28 @@ export function assertClose(
   expected: ArrayLike<number>,
   { atol = 1e-5, rtol = 1e-4, label = "" } = {},
 ): void {
-  assert.equal(actual.length, expected.length, `${label}: length ${actual.length} != ${expected.length}`);
+  assert.equal(
+    actual.length,
+    expected.length,
+    `${label}: length ${actual.length} != ${expected.length}`,
+  );
   let worst = -1, worstErr = 0;
   for (let i = 0; i < actual.length; i++) {
     const err = Math.abs(actual[i] - expected[i]);
     const ok = err <= atol + rtol * Math.abs(expected[i]);
-    if (!ok && (worst < 0 || err > worstErr) || Number.isNaN(actual[i]) !== Number.isNaN(expected[i])) {
+    if (
+      !ok && (worst < 0 || err > worstErr) || Number.isNaN(actual[i]) !== Number.isNaN(expected[i])
+    ) {
       worst = i;
       worstErr = err;
     }
   }
   if (worst >= 0) {
-    assert.fail(`${label}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} (error ${worstErr})`);
+    assert.fail(
+      `${label}: element ${worst} is ${actual[worst]}, expected ${
+        expected[worst]
+      } (error ${worstErr})`,
+    );
   }
 }
 
@@ -68,9 +86,16 @@ export async function gradCheck(
   const probe = noGrad(() => f(...inputs.map((x) => tensor(Float32Array.from(x.data), x.shape))));
   const outShape = [...probe.shape];
   probe.dispose();
-  const w = tensor(Float32Array.from(randomArray(outShape.reduce((a, b) => a * b, 1), seed)), outShape);
+  const w = tensor(
+    Float32Array.from(randomArray(outShape.reduce((a, b) => a * b, 1), seed)),
+    outShape,
+  );
   const loss = async (arrays: Float64Array[]): Promise<number> => {
-    const out = noGrad(() => scope(() => sum(mul(f(...arrays.map((a, i) => tensor(Float32Array.from(a), inputs[i].shape))), w))));
+    const out = noGrad(() =>
+      scope(() =>
+        sum(mul(f(...arrays.map((a, i) => tensor(Float32Array.from(a), inputs[i].shape))), w))
+      )
+    );
     const v = await out.item();
     out.dispose();
     return v;
@@ -84,7 +109,9 @@ export async function gradCheck(
   l.dispose();
   const arrays = inputs.map((x) => Float64Array.from(x.data));
   for (let p = 0; p < params.length; p++) {
-    const analytic = params[p].grad ? await params[p].grad!.read() : new Float32Array(arrays[p].length);
+    const analytic = params[p].grad
+      ? await params[p].grad!.read()
+      : new Float32Array(arrays[p].length);
     const numeric = new Float64Array(arrays[p].length);
     for (let i = 0; i < arrays[p].length; i++) {
       const orig = arrays[p][i];

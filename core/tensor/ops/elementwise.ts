@@ -46,7 +46,8 @@ const UNARY: Record<string, UnaryRule> = {
   },
   gelu_erf: {
     forward: "0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476))",
-    backward: "g * (0.5 * (1.0 + erf_approx(x * 0.7071067811865476)) + x * 0.3989422804014327 * exp(-0.5 * x * x))",
+    backward:
+      "g * (0.5 * (1.0 + erf_approx(x * 0.7071067811865476)) + x * 0.3989422804014327 * exp(-0.5 * x * x))",
   },
   silu: { forward: "x * sigmoid(x)", backward: "g * sigmoid(x) * (1.0 + x * (1.0 - sigmoid(x)))" },
   sin: { forward: "sin(x)", backward: "g * cos(x)" },
@@ -132,7 +133,9 @@ export function powScalar(x: Tensor, p: number): Tensor {
     ? {
       // Integer powers of negative bases are defined: multiply out |x|^p with the sign fixed.
       forward: `select(1.0, sign(x), ${Math.abs(p) % 2 === 1}) * pow(abs(x), ${P})`,
-      backward: `g * ${P} * select(1.0, sign(x), ${Math.abs(p - 1) % 2 === 1}) * pow(abs(x), ${f32Literal(p - 1)})`,
+      backward: `g * ${P} * select(1.0, sign(x), ${Math.abs(p - 1) % 2 === 1}) * pow(abs(x), ${
+        f32Literal(p - 1)
+      })`,
     }
     : { forward: `pow(x, ${P})`, backward: `g * ${P} * pow(x, ${f32Literal(p - 1)})` };
   if (p === 0) return unary("pow", x, { forward: "1.0", backward: "0.0 * g" });
@@ -250,7 +253,9 @@ export function minimum(a: Tensor, b: Operand): Tensor {
 }
 
 function compare(op: string, symbol: string, a: Tensor, b: Operand): Tensor {
-  if (typeof b === "number") return unary(op, a, { forward: `select(0.0, 1.0, x ${symbol} ${f32Literal(b)})` });
+  if (typeof b === "number") {
+    return unary(op, a, { forward: `select(0.0, 1.0, x ${symbol} ${f32Literal(b)})` });
+  }
   return binaryKernel(op, a, b, `select(0.0, 1.0, a ${symbol} b)`);
 }
 
@@ -272,7 +277,9 @@ export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
   // select(f, t, c) = c ? t : f, expressed with two broadcast multiplies to keep one code path.
   const mask = notZero(cond);
   const picked = add(mul(a, mask), mul(b, affine(mask, -1, 1)));
-  if (!sameShape(picked.shape, shape)) throw new Error(`where: internal shape error [${picked.shape}] vs [${shape}].`);
+  if (!sameShape(picked.shape, shape)) {
+    throw new Error(`where: internal shape error [${picked.shape}] vs [${shape}].`);
+  }
   return picked;
 }
 

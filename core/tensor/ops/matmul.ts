@@ -21,7 +21,15 @@ export interface MatmulOptions {
 }
 
 /** WGSL reading element (row, col) of op(X) for batch b, with batch broadcasting. */
-function readHook(name: string, batchExpr: string, rows: number, cols: number, trans: boolean, r: string, c: string): string {
+function readHook(
+  name: string,
+  batchExpr: string,
+  rows: number,
+  cols: number,
+  trans: boolean,
+  r: string,
+  c: string,
+): string {
   // X is stored as [batch, rows, cols] when not transposed, [batch, cols, rows] when transposed.
   const index = trans ? `${c} * ${rows}u + ${r}` : `${r} * ${cols}u + ${c}`;
   return `  if (${r} >= ${rows}u || ${c} >= ${cols}u) { return 0.0; }
@@ -41,10 +49,16 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   expectDType("matmul", "a", a, "f32");
   expectDType("matmul", "b", b, "f32");
   if (a.rank < 2 || b.rank < 2) {
-    throw new Error(`matmul: both arguments need at least 2 dimensions, got [${a.shape}] and [${b.shape}].`);
+    throw new Error(
+      `matmul: both arguments need at least 2 dimensions, got [${a.shape}] and [${b.shape}].`,
+    );
   }
-  const [M, Ka] = transA ? [a.shape[a.rank - 1], a.shape[a.rank - 2]] : [a.shape[a.rank - 2], a.shape[a.rank - 1]];
-  const [Kb, N] = transB ? [b.shape[b.rank - 1], b.shape[b.rank - 2]] : [b.shape[b.rank - 2], b.shape[b.rank - 1]];
+  const [M, Ka] = transA
+    ? [a.shape[a.rank - 1], a.shape[a.rank - 2]]
+    : [a.shape[a.rank - 2], a.shape[a.rank - 1]];
+  const [Kb, N] = transB
+    ? [b.shape[b.rank - 1], b.shape[b.rank - 2]]
+    : [b.shape[b.rank - 2], b.shape[b.rank - 1]];
   if (Ka !== Kb) {
     throw new Error(
       `matmul: inner dimensions differ: a [${a.shape}]${transA ? "^T" : ""} has ${Ka} columns, ` +
@@ -55,8 +69,12 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const batchShape = broadcastShapes("matmul", batchA, batchB);
   const batch = sizeOf(batchShape);
   const out = emptyTensor([...batchShape, M, N]);
-  const bA = sizeOf(batchA) === batch && batchA.length === batchShape.length ? "b" : broadcastIndexExpr(batchShape, batchA, "b");
-  const bB = sizeOf(batchB) === batch && batchB.length === batchShape.length ? "b" : broadcastIndexExpr(batchShape, batchB, "b");
+  const bA = sizeOf(batchA) === batch && batchA.length === batchShape.length
+    ? "b"
+    : broadcastIndexExpr(batchShape, batchA, "b");
+  const bB = sizeOf(batchB) === batch && batchB.length === batchShape.length
+    ? "b"
+    : broadcastIndexExpr(batchShape, batchB, "b");
   runGemm({
     label: "matmul",
     M,
@@ -76,11 +94,15 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     let ga: Tensor | null = null, gb: Tensor | null = null;
     // d op(A) = g op(B)^T and d op(B) = op(A)^T g, written with flags instead of transposes.
     if (a.requiresGrad) {
-      ga = transA ? matmul(b, g, { transA: transB, transB: true }) : matmul(g, b, { transB: !transB });
+      ga = transA
+        ? matmul(b, g, { transA: transB, transB: true })
+        : matmul(g, b, { transB: !transB });
       ga = sumTo(ga, a.shape);
     }
     if (b.requiresGrad) {
-      gb = transB ? matmul(g, a, { transA: true, transB: transA }) : matmul(a, g, { transA: !transA });
+      gb = transB
+        ? matmul(g, a, { transA: true, transB: transA })
+        : matmul(a, g, { transA: !transA });
       gb = sumTo(gb, b.shape);
     }
     return [ga, gb];
@@ -102,16 +124,26 @@ const EPILOGUE: Record<Activation, string> = {
  * Bias and activation run in the GEMM epilogue; while recording gradients the activation runs
  * as its own op so its backward can see the pre-activation.
  */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, activation: Activation = "none"): Tensor {
+export function linear(
+  x: Tensor,
+  weight: Tensor,
+  bias?: Tensor | null,
+  activation: Activation = "none",
+): Tensor {
   const inF = weight.shape[1], outF = weight.shape[0];
   if (weight.rank !== 2 || x.shape[x.rank - 1] !== inF) {
-    throw new Error(`linear: input [${x.shape}] does not match weight [${weight.shape}] (expected last dim ${inF}).`);
+    throw new Error(
+      `linear: input [${x.shape}] does not match weight [${weight.shape}] (expected last dim ${inF}).`,
+    );
   }
   if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) {
-    throw new Error(`linear: bias [${bias.shape}] does not match weight [${weight.shape}] (expected [${outF}]).`);
+    throw new Error(
+      `linear: bias [${bias.shape}] does not match weight [${weight.shape}] (expected [${outF}]).`,
+    );
   }
   const rows = x.size / inF;
-  const fuseAct = activation !== "none" && !(isGradEnabled() && (x.requiresGrad || weight.requiresGrad || !!bias?.requiresGrad));
+  const fuseAct = activation !== "none" &&
+    !(isGradEnabled() && (x.requiresGrad || weight.requiresGrad || !!bias?.requiresGrad));
   const out = emptyTensor([...x.shape.slice(0, -1), outF]);
   const bindings = [
     { name: "X", tensor: x, access: "read" as const },
@@ -126,10 +158,13 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, activati
     K: inF,
     batch: 1,
     bindings,
-    prelude: "fn safe_tanh(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }",
+    prelude:
+      "fn safe_tanh(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }",
     readA: readHook("X", "0u", rows, inF, false, "m", "k"),
     readB: readHook("W", "0u", inF, outF, true, "k", "n"),
-    writeC: `  let v = v${bias ? " + BIAS[n]" : ""};\n  Y[m * ${outF}u + n] = ${fuseAct ? EPILOGUE[activation] : "v"};`,
+    writeC: `  let v = v${bias ? " + BIAS[n]" : ""};\n  Y[m * ${outF}u + n] = ${
+      fuseAct ? EPILOGUE[activation] : "v"
+    };`,
   });
   const inputs = bias ? [x, weight, bias] : [x, weight];
   record(out, "linear", inputs, (g) => {

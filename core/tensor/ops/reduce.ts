@@ -29,7 +29,10 @@ type ReduceKind = "sum" | "max";
 /** The raw reduction kernel: reduces `x` over `axes`, output has the kept dims (keepdim shape). */
 function reduceKernel(kind: ReduceKind, x: Tensor, axes: number[]): Tensor {
   const strides = stridesOf(x.shape);
-  const keptDims: number[] = [], keptStrides: number[] = [], redDims: number[] = [], redStrides: number[] = [];
+  const keptDims: number[] = [],
+    keptStrides: number[] = [],
+    redDims: number[] = [],
+    redStrides: number[] = [];
   x.shape.forEach((d, i) => {
     if (axes.includes(i)) {
       redDims.push(d);
@@ -44,7 +47,9 @@ function reduceKernel(kind: ReduceKind, x: Tensor, axes: number[]): Tensor {
   const nOut = out.size;
   const R = redDims.reduce((a, b) => a * b, 1);
   const init = kind === "sum" ? "0.0" : f32Literal(-Infinity);
-  const combine = kind === "sum" ? (a: string, b: string) => `${a} + ${b}` : (a: string, b: string) => `max(${a}, ${b})`;
+  const combine = kind === "sum"
+    ? (a: string, b: string) => `${a} + ${b}`
+    : (a: string, b: string) => `max(${a}, ${b})`;
   const base = offsetExpr("o", keptDims, keptStrides);
   const off = offsetExpr("r", redDims, redStrides);
   const decl = declareBindings([
@@ -71,7 +76,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     grid = gridFor(nOut, 1);
     let tree = "";
     for (let s = REDUCE_WG / 2; s >= 1; s /= 2) {
-      tree += `  if (lid < ${s}u) { partial[lid] = ${combine("partial[lid]", `partial[lid + ${s}u]`)}; }\n  workgroupBarrier();\n`;
+      tree += `  if (lid < ${s}u) { partial[lid] = ${
+        combine("partial[lid]", `partial[lid + ${s}u]`)
+      }; }\n  workgroupBarrier();\n`;
     }
     code = `${decl}
 var<workgroup> partial: array<f32, ${REDUCE_WG}>;
@@ -90,7 +97,10 @@ ${tree}  if (lid == 0u) { O[o] = partial[0]; }
     backend().dispatch({
       label: `reduce_${kind}`,
       code,
-      bindings: [{ buffer: x.buffer, access: "read" }, { buffer: out.buffer, access: "read_write" }],
+      bindings: [{ buffer: x.buffer, access: "read" }, {
+        buffer: out.buffer,
+        access: "read_write",
+      }],
       workgroups: grid,
     });
   }
@@ -136,7 +146,12 @@ export function max(x: Tensor, axes?: number | number[], keepdim = false): Tenso
 }
 
 /** Variance over `axes` (biased by default, as LayerNorm/BatchNorm use; `unbiased` divides by n-1). */
-export function variance(x: Tensor, axes?: number | number[], keepdim = false, unbiased = false): Tensor {
+export function variance(
+  x: Tensor,
+  axes?: number | number[],
+  keepdim = false,
+  unbiased = false,
+): Tensor {
   const ax = normalizeAxes("var", axes, x.rank);
   const count = ax.reduce((n, a) => n * x.shape[a], 1);
   const centered = sub(x, mean(x, ax, true));

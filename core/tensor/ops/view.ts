@@ -18,10 +18,18 @@ function coordLines(shape: readonly number[]): string {
 /**
  * out[i] = X[index(i)] (or 0 where `inside` is false). `index` is WGSL in terms of c0..c{n-1}.
  */
-function gatherCopy(label: string, x: Tensor, outShape: readonly number[], index: string, inside?: string): Tensor {
+function gatherCopy(
+  label: string,
+  x: Tensor,
+  outShape: readonly number[],
+  index: string,
+  inside?: string,
+): Tensor {
   const out = emptyTensor(outShape, x.dtype);
   const zero = x.dtype === "f32" ? "0.0" : x.dtype === "i32" ? "0i" : "0u";
-  const read = inside ? `select(${zero}, X[select(0u, ${index}, ${inside})], ${inside})` : `X[${index}]`;
+  const read = inside
+    ? `select(${zero}, X[select(0u, ${index}, ${inside})], ${inside})`
+    : `X[${index}]`;
   runElementwise({
     label,
     n: out.size,
@@ -79,7 +87,9 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const p = perm.map((a) => normalizeAxis("permute", a, x.rank));
   if (p.length !== x.rank || new Set(p).size !== p.length) {
-    throw new Error(`permute: [${perm}] is not a permutation of the ${x.rank} axes of [${x.shape}].`);
+    throw new Error(
+      `permute: [${perm}] is not a permutation of the ${x.rank} axes of [${x.shape}].`,
+    );
   }
   if (p.every((a, i) => a === i)) return x;
   const strides = stridesOf(x.shape);
@@ -113,14 +123,20 @@ export function slice(x: Tensor, axis: number, start: number, end = Infinity, st
   const n = x.shape[ax];
   const s = Math.min(Math.max(start < 0 ? start + n : start, 0), n);
   const e = Math.min(Math.max(end < 0 ? end + n : end, s), n);
-  if (!Number.isInteger(step) || step < 1) throw new Error(`slice: step must be a positive integer, got ${step}.`);
+  if (!Number.isInteger(step) || step < 1) {
+    throw new Error(`slice: step must be a positive integer, got ${step}.`);
+  }
   const len = Math.ceil((e - s) / step);
   const outShape = x.shape.map((d, i) => (i === ax ? len : d));
   const coords = x.shape.map((_, i) => (i === ax ? `${s}u + c${i} * ${step}u` : `c${i}`));
   const out = gatherCopy("slice", x, outShape, linear(coords, stridesOf(x.shape)));
   return record(out, "slice", [x], (g) => {
     // Scatter back: pad with zeros around the slice (step 1), or place every step-th row.
-    if (step === 1) return [pad(g, x.shape.map((_, i) => (i === ax ? [s, n - e] : [0, 0])) as [number, number][])];
+    if (step === 1) {
+      return [
+        pad(g, x.shape.map((_, i) => (i === ax ? [s, n - e] : [0, 0])) as [number, number][]),
+      ];
+    }
     const gc = x.shape.map((_, i) => (i === ax ? `(c${i} - ${s}u) / ${step}u` : `c${i}`));
     const inside = `c${ax} >= ${s}u && c${ax} < ${e}u && (c${ax} - ${s}u) % ${step}u == 0u`;
     return [gatherCopy("slice_grad", g, x.shape, linear(gc, stridesOf(g.shape)), inside)];
@@ -129,17 +145,29 @@ export function slice(x: Tensor, axis: number, start: number, end = Infinity, st
 
 /** Zero padding: `widths[d] = [before, after]` for every dimension. */
 export function pad(x: Tensor, widths: readonly (readonly [number, number])[], value = 0): Tensor {
-  if (widths.length !== x.rank || widths.some(([a, b]) => a < 0 || b < 0 || !Number.isInteger(a + b))) {
-    throw new Error(`pad: need one [before, after] pair of non-negative integers per dimension of [${x.shape}], got ${JSON.stringify(widths)}.`);
+  if (
+    widths.length !== x.rank || widths.some(([a, b]) => a < 0 || b < 0 || !Number.isInteger(a + b))
+  ) {
+    throw new Error(
+      `pad: need one [before, after] pair of non-negative integers per dimension of [${x.shape}], got ${
+        JSON.stringify(widths)
+      }.`,
+    );
   }
   if (value !== 0) throw new Error("pad: only zero padding is supported.");
   const outShape = x.shape.map((d, i) => d + widths[i][0] + widths[i][1]);
   const coords = x.shape.map((_, i) => `(c${i} - ${widths[i][0]}u)`);
-  const inside = x.shape.map((d, i) => `c${i} >= ${widths[i][0]}u && c${i} < ${widths[i][0] + d}u`).join(" && ") || "true";
+  const inside =
+    x.shape.map((d, i) => `c${i} >= ${widths[i][0]}u && c${i} < ${widths[i][0] + d}u`).join(
+      " && ",
+    ) || "true";
   const out = gatherCopy("pad", x, outShape, linear(coords, stridesOf(x.shape)), inside);
   return record(out, "pad", [x], (g) => {
     let r = g;
-    widths.forEach(([a], i) => (r = a || r.shape[i] !== x.shape[i] ? slice(r, i, a, a + x.shape[i]) : r));
+    widths.forEach((
+      [a],
+      i,
+    ) => (r = a || r.shape[i] !== x.shape[i] ? slice(r, i, a, a + x.shape[i]) : r));
     return [r];
   });
 }
@@ -157,8 +185,15 @@ export function concat(xs: Tensor[], axis: number): Tensor {
   if (xs.length === 0) throw new Error("concat: needs at least one tensor.");
   const ax = normalizeAxis("concat", axis, xs[0].rank);
   for (const [k, t] of xs.entries()) {
-    if (t.rank !== xs[0].rank || t.shape.some((d, i) => i !== ax && d !== xs[0].shape[i]) || t.dtype !== xs[0].dtype) {
-      throw new Error(`concat: tensor ${k} has shape [${t.shape}] (${t.dtype}), incompatible with [${xs[0].shape}] (${xs[0].dtype}) along axis ${ax}.`);
+    if (
+      t.rank !== xs[0].rank || t.shape.some((d, i) => i !== ax && d !== xs[0].shape[i]) ||
+      t.dtype !== xs[0].dtype
+    ) {
+      throw new Error(
+        `concat: tensor ${k} has shape [${t.shape}] (${t.dtype}), incompatible with [${
+          xs[0].shape
+        }] (${xs[0].dtype}) along axis ${ax}.`,
+      );
     }
   }
   if (xs.length === 1) return xs[0];
@@ -187,7 +222,13 @@ export function concat(xs: Tensor[], axis: number): Tensor {
     starts.push(s);
     s += t.shape[ax];
   }
-  return record(out, "concat", xs, (g) => xs.map((t, k) => (t.requiresGrad ? slice(g, ax, starts[k], starts[k] + t.shape[ax]) : null)));
+  return record(
+    out,
+    "concat",
+    xs,
+    (g) =>
+      xs.map((t, k) => (t.requiresGrad ? slice(g, ax, starts[k], starts[k] + t.shape[ax]) : null)),
+  );
 }
 
 /** A contiguous copy (for when a separate buffer is needed). */
@@ -199,7 +240,9 @@ export function clone(x: Tensor): Tensor {
 /** Inserts a size-1 dimension at `axis`. */
 export function unsqueeze(x: Tensor, axis: number): Tensor {
   const ax = axis < 0 ? axis + x.rank + 1 : axis;
-  if (ax < 0 || ax > x.rank) throw new Error(`unsqueeze: axis ${axis} is out of range for shape [${x.shape}].`);
+  if (ax < 0 || ax > x.rank) {
+    throw new Error(`unsqueeze: axis ${axis} is out of range for shape [${x.shape}].`);
+  }
   const shape = [...x.shape];
   shape.splice(ax, 0, 1);
   return reshape(x, shape);
@@ -208,6 +251,8 @@ export function unsqueeze(x: Tensor, axis: number): Tensor {
 /** Removes a size-1 dimension at `axis`. */
 export function squeeze(x: Tensor, axis: number): Tensor {
   const ax = normalizeAxis("squeeze", axis, x.rank);
-  if (x.shape[ax] !== 1) throw new Error(`squeeze: dimension ${axis} of [${x.shape}] has size ${x.shape[ax]}, not 1.`);
+  if (x.shape[ax] !== 1) {
+    throw new Error(`squeeze: dimension ${axis} of [${x.shape}] has size ${x.shape[ax]}, not 1.`);
+  }
   return reshape(x, x.shape.filter((_, i) => i !== ax));
 }

@@ -1,0 +1,105 @@
+/**
+ * Scaled dot-product attention (Vaswani et al. 2017): softmax(q k^T * scale + mask) v, composed
+ * from the GEMM (`matmul` with a transpose flag, so k^T is never materialised) and the fused
+ * softmax kernel (which applies the scale and the causal mask). Gradients come from the
+ * composition. Plus `splitHeads`/`mergeHeads` for multi-head layouts.
+ */
+import { broadcastShapes, expectDType } from "../shape.ts";
+import type { Tensor } from "../tensor.ts";
+import { add, affine } from "./elementwise.ts";
+import { matmul } from "./matmul.ts";
+import { softmax } from "./softmax.ts";
+import { permute, reshape } from "./view.ts";
+
+/** Options of `scaledDotProductAttention`. */
+export interface AttentionOptions {
+  /** Query i attends to keys j <= i + (Tk - Tq) (ends aligned; see softmax.ts). */
+  causal?: boolean;
+  /**
+   * Additive f32 mask broadcastable to [..., Tq, Tk] (use -Infinity to drop keys, e.g. dropped
+   * condition tokens). A row whose keys are all -Infinity yields NaN, as in PyTorch.
+   */
+  mask?: Tensor | null;
+  /** Multiplier of q k^T; default 1 / sqrt(D). */
+  scale?: number;
+}
+
+/**
+ * softmax(q k^T * scale + mask) v for q [..., Tq, D], k [..., Tk, D], v [..., Tk, Dv]
+ * (typically [B, H, T, D]); returns [..., Tq, Dv].
+ *
+ * @example
+ * ```ts
+ * const out = scaledDotProductAttention(q, k, v, { causal: true });
+ * ```
+ */
+export function scaledDotProductAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: AttentionOptions = {},
+): Tensor {
+  const op = "scaledDotProductAttention";
+  for (const [name, t] of [["q", q], ["k", k], ["v", v]] as const) {
+    expectDType(op, name, t, "f32");
+    if (t.rank < 2) {
+      throw new Error(`${op}: ${name} must have at least 2 dimensions, got shape [${t.shape}].`);
+    }
+  }
+  const D = q.shape[q.rank - 1], Tq = q.shape[q.rank - 2];
+  const Tk = k.shape[k.rank - 2];
+  if (k.shape[k.rank - 1] !== D || v.shape[v.rank - 2] !== Tk) {
+    throw new Error(
+      `${op}: shapes do not match: q [${q.shape}], k [${k.shape}], v [${v.shape}] ` +
+        `(need q [..., Tq, D], k [..., Tk, D], v [..., Tk, Dv]).`,
+    );
+  }
+  const batch = broadcastShapes(
+    op,
+    broadcastShapes(op, q.shape.slice(0, -2), k.shape.slice(0, -2)),
+    v.shape.slice(0, -2),
+  );
+  const { causal = false, mask = null, scale = 1 / Math.sqrt(D) } = opts;
+  let scores = matmul(q, k, { transB: true });
+  let p: Tensor;
+  if (mask) {
+    expectDType(op, "mask", mask, "f32");
+    try {
+      broadcastShapes(op, mask.shape, [...batch, Tq, Tk]);
+    } catch {
+      throw new Error(
+        `${op}: mask [${mask.shape}] does not broadcast to scores [${[...batch, Tq, Tk]}].`,
+      );
+    }
+    // Scale first, then add the mask (so -inf stays -inf and finite masks are not rescaled).
+    scores = add(softmaxScale(scores, scale), mask);
+    p = softmax(scores, -1, { causal });
+  } else {
+    p = softmax(scores, -1, { causal, scale });
+  }
+  return matmul(p, v);
+}
+
+function softmaxScale(x: Tensor, scale: number): Tensor {
+  return scale === 1 ? x : affine(x, scale, 0);
+}
+
+/** [B, T, H * D] -> [B, H, T, D]. */
+export function splitHeads(x: Tensor, heads: number): Tensor {
+  if (x.rank !== 3 || !Number.isInteger(heads) || heads < 1 || x.shape[2] % heads !== 0) {
+    throw new Error(
+      `splitHeads: cannot split input [${x.shape}] into ${heads} heads (need [B, T, H * D]).`,
+    );
+  }
+  const [B, T, E] = x.shape;
+  return permute(reshape(x, [B, T, heads, E / heads]), [0, 2, 1, 3]);
+}
+
+/** [B, H, T, D] -> [B, T, H * D] (inverse of `splitHeads`). */
+export function mergeHeads(x: Tensor): Tensor {
+  if (x.rank !== 4) {
+    throw new Error(`mergeHeads: input must be [B, H, T, D], got shape [${x.shape}].`);
+  }
+  const [B, H, T, D] = x.shape;
+  return reshape(permute(x, [0, 2, 1, 3]), [B, T, H * D]);
+}

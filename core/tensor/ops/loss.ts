@@ -1,0 +1,161 @@
+/**
+ * Losses: cross-entropy over class logits (a fused row kernel: log-sum-exp by workgroup tree
+ * reductions, then the target's log-probability) and mean squared error (composed).
+ */
+import { record } from "../autograd.ts";
+import { backend } from "../backend.ts";
+import { expectDType, expectRank, sameShape } from "../shape.ts";
+import { emptyTensor, type Tensor } from "../tensor.ts";
+import { tensor } from "../creation.ts";
+import { declareBindings, f32Literal, gridFor, linearIndex, runElementwise } from "../wgsl.ts";
+import { square, sub } from "./elementwise.ts";
+import { mean, sum } from "./reduce.ts";
+
+/** How per-element losses are combined. */
+export type Reduction = "mean" | "sum" | "none";
+
+const RW = 64;
+
+function tree(op: "sum" | "max"): string {
+  let s = "";
+  for (let k = RW / 2; k >= 1; k /= 2) {
+    const v = op === "sum" ? `red[lid] + red[lid + ${k}u]` : `max(red[lid], red[lid + ${k}u])`;
+    s += `  if (lid < ${k}u) { red[lid] = ${v}; }\n  workgroupBarrier();\n`;
+  }
+  return s;
+}
+
+function reduceLoss(op: string, perElement: Tensor, reduction: Reduction): Tensor {
+  if (reduction === "none") return perElement;
+  if (reduction === "sum") return sum(perElement);
+  if (reduction === "mean") return mean(perElement);
+  throw new Error(`${op}: unknown reduction "${reduction}" (use "mean", "sum" or "none").`);
+}
+
+/** Options of `crossEntropy`. */
+export interface CrossEntropyOptions {
+  reduction?: Reduction;
+}
+
+/**
+ * Cross-entropy between logits [B, C] and integer class targets [B] (an i32 tensor or a
+ * number[]): -log softmax(logits)[b, target_b], averaged by default. A target outside [0, C)
+ * in an i32 tensor gives NaN (it cannot be checked without reading the GPU back).
+ *
+ * @example
+ * ```ts
+ * const loss = crossEntropy(logits, [3, 0, 7]);
+ * ```
+ */
+export function crossEntropy(
+  logits: Tensor,
+  targets: Tensor | number[],
+  opts: CrossEntropyOptions = {},
+): Tensor {
+  const op = "crossEntropy";
+  expectDType(op, "logits", logits, "f32");
+  expectRank(op, "logits", logits, 2);
+  const [B, C] = logits.shape;
+  let t: Tensor;
+  if (Array.isArray(targets)) {
+    if (targets.length !== B) {
+      throw new Error(`${op}: ${targets.length} targets for logits [${logits.shape}] (need ${B}).`);
+    }
+    const bad = targets.findIndex((v) => !Number.isInteger(v) || v < 0 || v >= C);
+    if (bad >= 0) {
+      throw new Error(`${op}: target ${targets[bad]} at index ${bad} is not a class in [0, ${C}).`);
+    }
+    t = tensor(Int32Array.from(targets), [B], "i32");
+  } else {
+    expectDType(op, "targets", targets, "i32");
+    if (targets.rank !== 1 || targets.shape[0] !== B) {
+      throw new Error(
+        `${op}: targets [${targets.shape}] do not match logits [${logits.shape}] (need [${B}]).`,
+      );
+    }
+    t = targets;
+  }
+  const losses = emptyTensor([B]);
+  const lse = emptyTensor([B]);
+  if (B > 0) {
+    const grid = gridFor(B, 1);
+    const code = `${
+      declareBindings([
+        { name: "X", type: "f32", access: "read" },
+        { name: "T", type: "i32", access: "read" },
+        { name: "LOSS", type: "f32", access: "read_write" },
+        { name: "LSE", type: "f32", access: "read_write" },
+      ])
+    }
+var<workgroup> red: array<f32, ${RW}>;
+@compute @workgroup_size(${RW})
+fn main(@builtin(workgroup_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = ${linearIndex(grid, 1)};
+  if (row >= ${B}u) { return; }
+  let base = row * ${C}u;
+  var m = ${f32Literal(-Infinity)};
+  for (var j = lid; j < ${C}u; j += ${RW}u) { m = max(m, X[base + j]); }
+  red[lid] = m;
+  workgroupBarrier();
+${tree("max")}  let mx = red[0];
+  workgroupBarrier();
+  var s = 0.0;
+  for (var j = lid; j < ${C}u; j += ${RW}u) { s += exp(X[base + j] - mx); }
+  red[lid] = s;
+  workgroupBarrier();
+${tree("sum")}  if (lid == 0u) {
+    let l = mx + log(red[0]);
+    LSE[row] = l;
+    let c = T[row];
+    LOSS[row] = select(${f32Literal(NaN)}, l - X[base + u32(max(c, 0i))], c >= 0i && c < ${C}i);
+  }
+}`;
+    backend().dispatch({
+      label: op,
+      code,
+      bindings: [
+        { buffer: logits.buffer, access: "read" },
+        { buffer: t.buffer, access: "read" },
+        { buffer: losses.buffer, access: "read_write" },
+        { buffer: lse.buffer, access: "read_write" },
+      ],
+      workgroups: grid,
+    });
+  }
+  record(losses, op, [logits], (g) => {
+    // d loss_b / d x_bj = softmax_j - [j == target_b].
+    const dx = emptyTensor(logits.shape);
+    runElementwise({
+      label: `${op}_grad`,
+      n: B * C,
+      bindings: [
+        { binding: { name: "X", type: "f32", access: "read" }, tensor: logits },
+        { binding: { name: "T", type: "i32", access: "read" }, tensor: t },
+        { binding: { name: "LSE", type: "f32", access: "read" }, tensor: lse },
+        { binding: { name: "G", type: "f32", access: "read" }, tensor: g },
+        { binding: { name: "DX", type: "f32", access: "read_write" }, tensor: dx },
+      ],
+      body: `  let b = i / ${C}u;
+  let j = i % ${C}u;
+  let onehot = select(0.0, 1.0, T[b] == i32(j));
+  DX[i] = G[b] * (exp(X[i] - LSE[b]) - onehot);`,
+    });
+    return [dx];
+  });
+  return reduceLoss(op, losses, opts.reduction ?? "mean");
+}
+
+/**
+ * Mean squared error between tensors of the same shape.
+ *
+ * @example
+ * ```ts
+ * const loss = mse(predictedNoise, noise);
+ * ```
+ */
+export function mse(a: Tensor, b: Tensor, reduction: Reduction = "mean"): Tensor {
+  if (!sameShape(a.shape, b.shape)) {
+    throw new Error(`mse: shapes differ: [${a.shape}] and [${b.shape}].`);
+  }
+  return reduceLoss("mse", square(sub(a, b)), reduction);
+}

@@ -1,0 +1,364 @@
+/**
+ * Normalisation layers: layer norm (Ba, Kiros & Hinton 2016), group norm (Wu & He 2018, with an
+ * optional fused SiLU as used by every U-Net residual block) and batch norm (Ioffe & Szegedy
+ * 2015). Layer and group norm share one hand-fused kernel generator: one workgroup per
+ * normalised row (a group is a contiguous row of C/G * spatial elements), mean and variance by
+ * workgroup tree reductions (two passes, so the variance is not a difference of large numbers),
+ * and one fused backward kernel for the input gradient.
+ */
+import { record } from "../autograd.ts";
+import { backend } from "../backend.ts";
+import { expectDType, sameShape } from "../shape.ts";
+import { emptyTensor, sizeOf, type Tensor } from "../tensor.ts";
+import { declareBindings, f32Literal, gridFor, linearIndex } from "../wgsl.ts";
+import { noGrad } from "../autograd.ts";
+import { add, affine, mul, rsqrt, sub } from "./elementwise.ts";
+import { mean, sum, sumTo, variance } from "./reduce.ts";
+import { reshape } from "./view.ts";
+
+const RW = 64;
+
+/** WGSL: tree reduction (sum) of `arrays` in workgroup memory; leaves totals in element 0. */
+function tree(arrays: string[]): string {
+  let s = "";
+  for (let k = RW / 2; k >= 1; k /= 2) {
+    s += `  if (lid < ${k}u) { ${
+      arrays.map((a) => `${a}[lid] = ${a}[lid] + ${a}[lid + ${k}u];`).join(" ")
+    } }\n  workgroupBarrier();\n`;
+  }
+  return s;
+}
+
+interface RowBinding {
+  name: string;
+  tensor: Tensor;
+  access: "read" | "read_write";
+  type?: "f32" | "i32";
+}
+
+/** Dispatches one workgroup of RW threads per row; `body` sees `row` and `lid`. */
+function dispatchRows(label: string, rows: number, bindings: RowBinding[], body: string): void {
+  if (rows === 0) return;
+  const grid = gridFor(rows, 1);
+  const code = `${
+    declareBindings(
+      bindings.map((b) => ({ name: b.name, type: b.type ?? "f32", access: b.access })),
+    )
+  }
+var<workgroup> red: array<f32, ${RW}>;
+var<workgroup> red2: array<f32, ${RW}>;
+@compute @workgroup_size(${RW})
+fn main(@builtin(workgroup_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = ${linearIndex(grid, 1)};
+  if (row >= ${rows}u) { return; }
+${body}
+}`;
+  backend().dispatch({
+    label,
+    code,
+    bindings: bindings.map((b) => ({ buffer: b.tensor.buffer, access: b.access })),
+    workgroups: grid,
+  });
+}
+
+interface RowNormSpec {
+  op: string;
+  x: Tensor;
+  rows: number;
+  /** Elements per normalised row. */
+  L: number;
+  weight?: Tensor | null;
+  bias?: Tensor | null;
+  eps: number;
+  silu: boolean;
+  /** WGSL channel index (into weight/bias) of element `j` of row `row`. */
+  channel: string;
+  /** Sums a per-element tensor shaped like x down to the weight's shape. */
+  toChannels: (t: Tensor) => Tensor;
+}
+
+/** Forward and backward of a normalisation over contiguous rows with a per-channel affine. */
+function rowNorm(s: RowNormSpec): Tensor {
+  const { x, rows, L, weight, bias, eps, silu, channel } = s;
+  const y = emptyTensor(x.shape);
+  const meanT = emptyTensor([rows]);
+  const rstdT = emptyTensor([rows]);
+  const w = weight ? `W[${channel}]` : "1.0";
+  const b = bias ? `BI[${channel}]` : "0.0";
+  const params: RowBinding[] = [
+    ...(weight ? [{ name: "W", tensor: weight, access: "read" as const }] : []),
+    ...(bias ? [{ name: "BI", tensor: bias, access: "read" as const }] : []),
+  ];
+  dispatchRows(
+    s.op,
+    rows,
+    [
+      { name: "X", tensor: x, access: "read" },
+      ...params,
+      { name: "Y", tensor: y, access: "read_write" },
+      { name: "MEAN", tensor: meanT, access: "read_write" },
+      { name: "RSTD", tensor: rstdT, access: "read_write" },
+    ],
+    `  let base = row * ${L}u;
+  var a1 = 0.0;
+  for (var j = lid; j < ${L}u; j += ${RW}u) { a1 += X[base + j]; }
+  red[lid] = a1;
+  workgroupBarrier();
+${tree(["red"])}  let mu = red[0] / ${f32Literal(L)};
+  workgroupBarrier();
+  var a2 = 0.0;
+  for (var j = lid; j < ${L}u; j += ${RW}u) { let d = X[base + j] - mu; a2 += d * d; }
+  red[lid] = a2;
+  workgroupBarrier();
+${tree(["red"])}  let rstd = inverseSqrt(red[0] / ${f32Literal(L)} + ${f32Literal(eps)});
+  for (var j = lid; j < ${L}u; j += ${RW}u) {
+    var z = (X[base + j] - mu) * rstd * ${w} + ${b};
+    ${silu ? "z = z / (1.0 + exp(-z));" : ""}
+    Y[base + j] = z;
+  }
+  if (lid == 0u) { MEAN[row] = mu; RSTD[row] = rstd; }`,
+  );
+  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  return record(y, s.op, inputs, (g) => {
+    const wantW = !!weight?.requiresGrad, wantB = !!bias?.requiresGrad;
+    const dx = emptyTensor(x.shape);
+    // gz: gradient at the pre-activation z (g itself without SiLU); gzx = gz * xhat.
+    const gz = silu && (wantW || wantB) ? emptyTensor(x.shape) : null;
+    const gzx = wantW ? emptyTensor(x.shape) : null;
+    dispatchRows(
+      `${s.op}_grad`,
+      rows,
+      [
+        { name: "X", tensor: x, access: "read" },
+        ...params,
+        { name: "MEAN", tensor: meanT, access: "read" },
+        { name: "RSTD", tensor: rstdT, access: "read" },
+        { name: "G", tensor: g, access: "read" },
+        { name: "DX", tensor: dx, access: "read_write" },
+        ...(gz ? [{ name: "GZ", tensor: gz, access: "read_write" as const }] : []),
+        ...(gzx ? [{ name: "GZX", tensor: gzx, access: "read_write" as const }] : []),
+      ],
+      `  let base = row * ${L}u;
+  let mu = MEAN[row];
+  let rstd = RSTD[row];
+  var a1 = 0.0;
+  var a2 = 0.0;
+  for (var j = lid; j < ${L}u; j += ${RW}u) {
+    let xh = (X[base + j] - mu) * rstd;
+    ${
+        silu
+          ? `let z = xh * ${w} + ${b};
+    let sg = 1.0 / (1.0 + exp(-z));
+    let gzj = G[base + j] * sg * (1.0 + z * (1.0 - sg));`
+          : "let gzj = G[base + j];"
+      }
+    ${gz ? "GZ[base + j] = gzj;" : ""}
+    ${gzx ? "GZX[base + j] = gzj * xh;" : ""}
+    let gy = gzj * ${w};
+    a1 += gy;
+    a2 += gy * xh;
+  }
+  red[lid] = a1;
+  red2[lid] = a2;
+  workgroupBarrier();
+${tree(["red", "red2"])}  let m1 = red[0] / ${f32Literal(L)};
+  let m2 = red2[0] / ${f32Literal(L)};
+  for (var j = lid; j < ${L}u; j += ${RW}u) {
+    let xh = (X[base + j] - mu) * rstd;
+    ${
+        silu
+          ? `let z = xh * ${w} + ${b};
+    let sg = 1.0 / (1.0 + exp(-z));
+    let gzj = G[base + j] * sg * (1.0 + z * (1.0 - sg));`
+          : "let gzj = G[base + j];"
+      }
+    DX[base + j] = rstd * (gzj * ${w} - m1 - xh * m2);
+  }`,
+    );
+    const gzFull = gz ?? g;
+    return [
+      dx,
+      ...(weight ? [wantW ? s.toChannels(gzx!) : null] : []),
+      ...(bias ? [wantB ? s.toChannels(gzFull) : null] : []),
+    ];
+  });
+}
+
+function checkParam(
+  op: string,
+  name: string,
+  p: Tensor | null | undefined,
+  n: number,
+  x: Tensor,
+): void {
+  if (!p) return;
+  expectDType(op, name, p, "f32");
+  if (p.rank !== 1 || p.shape[0] !== n) {
+    throw new Error(
+      `${op}: ${name} has shape [${p.shape}], expected [${n}] for input [${x.shape}].`,
+    );
+  }
+}
+
+/**
+ * Layer normalisation over the last dimension (Ba et al. 2016):
+ * y = (x - mean) / sqrt(var + eps) * weight + bias, with the biased variance.
+ *
+ * @example
+ * ```ts
+ * const h = layerNorm(x, gamma, beta); // x [B, T, D], gamma and beta [D]
+ * ```
+ */
+export function layerNorm(
+  x: Tensor,
+  weight?: Tensor | null,
+  bias?: Tensor | null,
+  eps = 1e-5,
+): Tensor {
+  expectDType("layerNorm", "x", x, "f32");
+  if (x.rank < 1) {
+    throw new Error(`layerNorm: x must have at least one dimension, got shape [${x.shape}].`);
+  }
+  const D = x.shape[x.rank - 1];
+  checkParam("layerNorm", "weight", weight, D, x);
+  checkParam("layerNorm", "bias", bias, D, x);
+  return rowNorm({
+    op: "layerNorm",
+    x,
+    rows: D === 0 ? 0 : x.size / D,
+    L: D,
+    weight,
+    bias,
+    eps,
+    silu: false,
+    channel: "j",
+    toChannels: (t) => sumTo(t, [D]),
+  });
+}
+
+/** Options of `groupNorm`. */
+export interface GroupNormOptions {
+  /** Apply SiLU after the affine transform, in the same kernel. */
+  silu?: boolean;
+}
+
+/**
+ * Group normalisation (Wu & He 2018): channels of x [N, C, ...] are split into `groups` groups
+ * and each (sample, group) is normalised over its channels and spatial positions, then a
+ * per-channel affine transform (and optionally SiLU) is applied.
+ *
+ * @example
+ * ```ts
+ * const h = groupNorm(x, 32, gamma, beta, 1e-5, { silu: true }); // x [B, C, H, W]
+ * ```
+ */
+export function groupNorm(
+  x: Tensor,
+  groups: number,
+  weight?: Tensor | null,
+  bias?: Tensor | null,
+  eps = 1e-5,
+  opts: GroupNormOptions = {},
+): Tensor {
+  expectDType("groupNorm", "x", x, "f32");
+  if (x.rank < 2) throw new Error(`groupNorm: x must be [N, C, ...], got shape [${x.shape}].`);
+  const [N, C] = x.shape;
+  if (!Number.isInteger(groups) || groups < 1 || C % groups !== 0) {
+    throw new Error(
+      `groupNorm: ${groups} groups do not divide the ${C} channels of input [${x.shape}].`,
+    );
+  }
+  checkParam("groupNorm", "weight", weight, C, x);
+  checkParam("groupNorm", "bias", bias, C, x);
+  const S = sizeOf(x.shape.slice(2));
+  const Cg = C / groups;
+  return rowNorm({
+    op: "groupNorm",
+    x,
+    rows: N * groups,
+    L: Cg * S,
+    weight,
+    bias,
+    eps,
+    silu: !!opts.silu,
+    channel: `((row % ${groups}u) * ${Cg}u + j / ${S}u)`,
+    toChannels: (t) => sum(reshape(t, [N, C, S]), [0, 2]),
+  });
+}
+
+/** Options of `batchNorm2d`. */
+export interface BatchNormOptions {
+  /** Use batch statistics and update the running estimates (else use the running estimates). */
+  training: boolean;
+  /** Weight of the new batch statistic in the running estimate. */
+  momentum?: number;
+  eps?: number;
+}
+
+/** Result of `batchNorm2d`: the output and the (new) running estimates. */
+export interface BatchNormResult {
+  y: Tensor;
+  /** Updated running mean in training mode; the input running mean in eval mode. */
+  runningMean: Tensor;
+  /** Updated running variance (unbiased batch variance, as PyTorch) in training mode. */
+  runningVar: Tensor;
+}
+
+/**
+ * Batch normalisation (Ioffe & Szegedy 2015) over every axis but the channel axis 1 of
+ * x [N, C, ...] (functional: new running statistics are returned, never written in place).
+ * Composed from reductions and elementwise ops, which provide the gradients.
+ *
+ * @example
+ * ```ts
+ * const { y, runningMean, runningVar } = batchNorm2d(x, rm, rv, gamma, beta, { training: true });
+ * ```
+ */
+export function batchNorm2d(
+  x: Tensor,
+  runningMean: Tensor,
+  runningVar: Tensor,
+  weight: Tensor | null,
+  bias: Tensor | null,
+  opts: BatchNormOptions,
+): BatchNormResult {
+  const { training, momentum = 0.1, eps = 1e-5 } = opts;
+  expectDType("batchNorm2d", "x", x, "f32");
+  if (x.rank < 2) throw new Error(`batchNorm2d: x must be [N, C, ...], got shape [${x.shape}].`);
+  const C = x.shape[1];
+  checkParam("batchNorm2d", "runningMean", runningMean, C, x);
+  checkParam("batchNorm2d", "runningVar", runningVar, C, x);
+  checkParam("batchNorm2d", "weight", weight, C, x);
+  checkParam("batchNorm2d", "bias", bias, C, x);
+  const bshape = x.shape.map((d, i) => (i === 1 ? d : 1));
+  const axes = x.shape.map((_, i) => i).filter((i) => i !== 1);
+  let m: Tensor, v: Tensor;
+  let newMean = runningMean, newVar = runningVar;
+  if (training) {
+    const count = x.size / C;
+    if (count < 2) {
+      throw new Error(
+        `batchNorm2d: training needs more than one value per channel, got input [${x.shape}].`,
+      );
+    }
+    m = mean(x, axes, true);
+    v = variance(x, axes, true);
+    [newMean, newVar] = noGrad(() => [
+      add(affine(runningMean, 1 - momentum, 0), affine(reshape(m, [C]), momentum, 0)),
+      add(
+        affine(runningVar, 1 - momentum, 0),
+        affine(reshape(v, [C]), momentum * count / (count - 1), 0),
+      ),
+    ]);
+  } else {
+    m = reshape(runningMean, bshape);
+    v = reshape(runningVar, bshape);
+  }
+  let y = mul(sub(x, m), rsqrt(affine(v, 1, eps)));
+  if (weight) y = mul(y, reshape(weight, bshape));
+  if (bias) y = add(y, reshape(bias, bshape));
+  if (!sameShape(y.shape, x.shape)) {
+    throw new Error(`batchNorm2d: internal shape error [${y.shape}].`);
+  }
+  return { y, runningMean: newMean, runningVar: newVar };
+}

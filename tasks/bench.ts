@@ -1,0 +1,149 @@
+/**
+ * `deno task bench [--quick] [--batch N] [--only NAME]`: throughput of the hot kernels at the
+ * thesis's shapes, with the adapter's name. Every figure is the median of timed repetitions after
+ * a warm-up (pipelines compile on first use), measured to GPU completion.
+ */
+import { parseArgs } from "../core/deps.ts";
+import * as T from "../core/tensor/mod.ts";
+import { generateSplit } from "../datasets/mod.ts";
+
+interface Result {
+  name: string;
+  ms: number;
+  gflops?: number;
+}
+
+async function time(fn: () => void, reps: number): Promise<number> {
+  fn(); // warm-up: compiles pipelines
+  await T.backend().sync();
+  const samples: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    fn();
+    await T.backend().sync();
+    samples.push(performance.now() - t0);
+  }
+  samples.sort((a, b) => a - b);
+  return samples[Math.floor(samples.length / 2)];
+}
+
+function withGrad(...xs: T.Tensor[]): T.Tensor[] {
+  for (const x of xs) x.requiresGrad = true;
+  return xs;
+}
+
+/** Runs forward and backward of `f` on fresh leaves inside a scope. */
+function fwdBwd(f: () => T.Tensor): () => void {
+  return () =>
+    T.scope(() => {
+      const out = f();
+      T.sum(out).backward();
+    });
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean", default: false },
+      batch: { type: "string" },
+      only: { type: "string" },
+      reps: { type: "string" },
+      json: { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(
+      `deno task bench [--quick] [--batch N] [--reps N] [--only matmul|conv|attention|data] [--json FILE]
+
+--quick     smaller conv batch (8) and fewer repetitions, for software adapters
+--batch N   conv batch size (default 64, the thesis decoder's)`,
+    );
+    return;
+  }
+  await T.initBackend();
+  console.log(`adapter: ${T.adapterLine()}`);
+  const reps = Number(values.reps ?? (values.quick ? 2 : 5));
+  const batch = Number(values.batch ?? (values.quick ? 8 : 64));
+  const results: Result[] = [];
+  const want = (k: string) => !values.only || values.only === k;
+  const report = (r: Result) => {
+    results.push(r);
+    const g = r.gflops !== undefined ? `${r.gflops.toFixed(2).padStart(9)} GFLOP/s` : "";
+    console.log(`${r.name.padEnd(44)} ${r.ms.toFixed(2).padStart(10)} ms ${g}`);
+  };
+
+  if (want("matmul")) {
+    for (const n of [256, 512, 1024]) {
+      const a = T.randn([n, n]), b = T.randn([n, n]);
+      const ms = await time(() => T.scope(() => void T.matmul(a, b)), reps);
+      report({ name: `matmul ${n}x${n}x${n}`, ms, gflops: (2 * n ** 3) / ms / 1e6 });
+      a.dispose();
+      b.dispose();
+    }
+  }
+  if (want("conv")) {
+    const conv2d = (T as Record<string, unknown>).conv2d as
+      | ((x: T.Tensor, w: T.Tensor, b: T.Tensor | null, o: { padding: number }) => T.Tensor)
+      | undefined;
+    if (conv2d) {
+      for (const [c, hw] of [[64, 32], [128, 16], [256, 8]]) {
+        const [x, w] = withGrad(
+          T.randn([batch, c, hw, hw]),
+          T.affine(T.randn([c, c, 3, 3]), 0.05, 0),
+        );
+        const ms = await time(fwdBwd(() => conv2d(x, w, null, { padding: 1 })), reps);
+        // forward 2*B*C*C*9*HW, backward twice that (input and weight gradients)
+        const flops = 3 * 2 * batch * c * c * 9 * hw * hw;
+        report({
+          name: `conv2d 3x3 fwd+bwd B${batch} ${c}x${hw}x${hw}`,
+          ms,
+          gflops: flops / ms / 1e6,
+        });
+        x.dispose();
+        w.dispose();
+      }
+    } else {
+      console.log("conv2d: not available in this build");
+    }
+  }
+  if (want("attention")) {
+    const sdpa = (T as Record<string, unknown>).scaledDotProductAttention as
+      | ((q: T.Tensor, k: T.Tensor, v: T.Tensor) => T.Tensor)
+      | undefined;
+    if (sdpa) {
+      const [q, k, v] = withGrad(
+        T.randn([1, 1, 1024, 64]),
+        T.randn([1, 1, 1024, 64]),
+        T.randn([1, 1, 1024, 64]),
+      );
+      const ms = await time(fwdBwd(() => sdpa(q, k, v)), reps);
+      report({ name: "attention fwd+bwd 1024 tokens x 64 ch", ms });
+      for (const t of [q, k, v]) t.dispose();
+    } else {
+      console.log("attention: not available in this build");
+    }
+  }
+  if (want("data")) {
+    const t0 = performance.now();
+    generateSplit({ set: 1, split: "train", size: 32 });
+    report({ name: "generate dataset 1 train (20k, 32x32)", ms: performance.now() - t0 });
+  }
+  if (values.json) {
+    await Deno.writeTextFile(
+      values.json,
+      JSON.stringify({ adapter: T.adapterSummary(), batch, results }, null, 2),
+    );
+  }
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (e) {
+    console.error(`Error: ${e instanceof Error ? e.message : e}`);
+    Deno.exit(1);
+  }
+}
