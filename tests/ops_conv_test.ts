@@ -1,0 +1,412 @@
+/**
+ * conv2d, convTranspose2d, pooling and upsampling against plain float64 references, finite
+ * difference gradient checks, and argument errors.
+ */
+import assert from "node:assert/strict";
+import { assertClose, gradCheck, randomArray } from "./_support/check.ts";
+import {
+  adaptiveAvgPool2d,
+  avgPool2d,
+  conv2d,
+  convTranspose2d,
+  maxPool2d,
+  noGrad,
+  scope,
+  type Tensor,
+  tensor,
+  upsampleNearest2d,
+} from "../core/tensor/mod.ts";
+
+type Arr = ArrayLike<number>;
+type Shape4 = [number, number, number, number];
+
+// ---- float64 references --------------------------------------------------------------------
+
+/** Direct convolution; output size per the PyTorch Conv2d docs. */
+function refConv2d(
+  x: Arr,
+  [N, C, H, W]: Shape4,
+  w: Arr,
+  [O, , kh, kw]: Shape4,
+  b: Arr | null,
+  s: number,
+  p: number,
+  act: "none" | "relu" | "silu" = "none",
+): { data: Float64Array; shape: Shape4 } {
+  const Ho = Math.floor((H + 2 * p - kh) / s) + 1, Wo = Math.floor((W + 2 * p - kw) / s) + 1;
+  const y = new Float64Array(N * O * Ho * Wo);
+  for (let n = 0; n < N; n++) {
+    for (let o = 0; o < O; o++) {
+      for (let oy = 0; oy < Ho; oy++) {
+        for (let ox = 0; ox < Wo; ox++) {
+          let acc = b ? b[o] : 0;
+          for (let c = 0; c < C; c++) {
+            for (let ky = 0; ky < kh; ky++) {
+              for (let kx = 0; kx < kw; kx++) {
+                const iy = oy * s - p + ky, ix = ox * s - p + kx;
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                acc += x[((n * C + c) * H + iy) * W + ix] * w[((o * C + c) * kh + ky) * kw + kx];
+              }
+            }
+          }
+          if (act === "relu") acc = Math.max(acc, 0);
+          if (act === "silu") acc = acc / (1 + Math.exp(-acc));
+          y[((n * O + o) * Ho + oy) * Wo + ox] = acc;
+        }
+      }
+    }
+  }
+  return { data: y, shape: [N, O, Ho, Wo] };
+}
+
+/** Transposed convolution by scattering each input pixel (Dumoulin & Visin 2016, sec. 4). */
+function refConvTranspose2d(
+  x: Arr,
+  [N, C, H, W]: Shape4,
+  w: Arr,
+  [, O, kh, kw]: Shape4,
+  b: Arr | null,
+  s: number,
+  p: number,
+  op: number,
+): { data: Float64Array; shape: Shape4 } {
+  const Ho = (H - 1) * s - 2 * p + kh + op, Wo = (W - 1) * s - 2 * p + kw + op;
+  const y = new Float64Array(N * O * Ho * Wo);
+  for (let n = 0; n < N; n++) {
+    for (let o = 0; o < O; o++) {
+      for (let i = 0; i < Ho * Wo; i++) y[(n * O + o) * Ho * Wo + i] = b ? b[o] : 0;
+    }
+    for (let c = 0; c < C; c++) {
+      for (let iy = 0; iy < H; iy++) {
+        for (let ix = 0; ix < W; ix++) {
+          const v = x[((n * C + c) * H + iy) * W + ix];
+          for (let o = 0; o < O; o++) {
+            for (let ky = 0; ky < kh; ky++) {
+              for (let kx = 0; kx < kw; kx++) {
+                const yy = iy * s - p + ky, yx = ix * s - p + kx;
+                if (yy < 0 || yy >= Ho || yx < 0 || yx >= Wo) continue;
+                y[((n * O + o) * Ho + yy) * Wo + yx] += v * w[((c * O + o) * kh + ky) * kw + kx];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return { data: y, shape: [N, O, Ho, Wo] };
+}
+
+/** Max or average pooling without padding (PyTorch MaxPool2d/AvgPool2d floor mode). */
+function refPool(
+  kind: "max" | "avg",
+  x: Arr,
+  [N, C, H, W]: Shape4,
+  k: number,
+  s: number,
+): { data: Float64Array; shape: Shape4 } {
+  const Ho = Math.floor((H - k) / s) + 1, Wo = Math.floor((W - k) / s) + 1;
+  const y = new Float64Array(N * C * Ho * Wo);
+  for (let pl = 0; pl < N * C; pl++) {
+    for (let oy = 0; oy < Ho; oy++) {
+      for (let ox = 0; ox < Wo; ox++) {
+        let acc = kind === "max" ? -Infinity : 0;
+        for (let ky = 0; ky < k; ky++) {
+          for (let kx = 0; kx < k; kx++) {
+            const v = x[(pl * H + oy * s + ky) * W + ox * s + kx];
+            acc = kind === "max" ? Math.max(acc, v) : acc + v;
+          }
+        }
+        y[(pl * Ho + oy) * Wo + ox] = kind === "max" ? acc : acc / (k * k);
+      }
+    }
+  }
+  return { data: y, shape: [N, C, Ho, Wo] };
+}
+
+/** PyTorch adaptive average pooling: bins [floor(i*H/oh), ceil((i+1)*H/oh)). */
+function refAdaptive(x: Arr, [N, C, H, W]: Shape4, oh: number, ow: number): Float64Array {
+  const y = new Float64Array(N * C * oh * ow);
+  for (let pl = 0; pl < N * C; pl++) {
+    for (let oy = 0; oy < oh; oy++) {
+      const y0 = Math.floor(oy * H / oh), y1 = Math.ceil((oy + 1) * H / oh);
+      for (let ox = 0; ox < ow; ox++) {
+        const x0 = Math.floor(ox * W / ow), x1 = Math.ceil((ox + 1) * W / ow);
+        let acc = 0;
+        for (let yy = y0; yy < y1; yy++) {
+          for (let xx = x0; xx < x1; xx++) acc += x[(pl * H + yy) * W + xx];
+        }
+        y[(pl * oh + oy) * ow + ox] = acc / ((y1 - y0) * (x1 - x0));
+      }
+    }
+  }
+  return y;
+}
+
+function refUpsample(x: Arr, [N, C, H, W]: Shape4, f: number): Float64Array {
+  const Ho = H * f, Wo = W * f;
+  const y = new Float64Array(N * C * Ho * Wo);
+  for (let pl = 0; pl < N * C; pl++) {
+    for (let oy = 0; oy < Ho; oy++) {
+      for (let ox = 0; ox < Wo; ox++) {
+        y[(pl * Ho + oy) * Wo + ox] = x[(pl * H + Math.floor(oy / f)) * W + Math.floor(ox / f)];
+      }
+    }
+  }
+  return y;
+}
+
+// ---- helpers -------------------------------------------------------------------------------
+
+const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+const t = (data: Arr, shape: readonly number[]) => tensor(Float32Array.from(data), shape);
+
+/** Runs `f` on GPU copies of the arrays without a tape and reads the result. */
+async function run(
+  f: (...xs: Tensor[]) => Tensor,
+  inputs: { data: Arr; shape: readonly number[] }[],
+): Promise<{ data: ArrayLike<number>; shape: number[] }> {
+  const out = noGrad(() => scope(() => f(...inputs.map((i) => t(i.data, i.shape)))));
+  const data = await out.read();
+  const shape = [...out.shape];
+  out.dispose();
+  return { data, shape };
+}
+
+/** Distinct values spaced >= 0.05 apart, so max pooling's argmax is stable under eps = 1e-2. */
+function distinct(n: number, seed: number): Float64Array {
+  const r = randomArray(n, seed);
+  const order = [...r.keys()].sort((a, b) => r[a] - r[b]);
+  const out = new Float64Array(n);
+  order.forEach((idx, rank) => (out[idx] = -1 + rank * 0.05));
+  return out;
+}
+
+// ---- forward against references ------------------------------------------------------------
+
+Deno.test("conv2d() matches the float64 reference", async () => {
+  const configs: {
+    x: Shape4;
+    w: Shape4;
+    s: number;
+    p: number;
+    bias: boolean;
+    act?: "relu" | "silu";
+  }[] = [
+    { x: [2, 3, 5, 5], w: [4, 3, 3, 3], s: 1, p: 1, bias: true },
+    { x: [1, 5, 9, 7], w: [7, 5, 3, 3], s: 2, p: 1, bias: true },
+    { x: [2, 3, 6, 11], w: [5, 3, 1, 1], s: 1, p: 0, bias: false },
+    { x: [1, 2, 8, 6], w: [3, 2, 2, 3], s: 2, p: 0, bias: true, act: "relu" },
+    { x: [2, 4, 7, 9], w: [33, 4, 3, 3], s: 1, p: 1, bias: true, act: "silu" },
+    { x: [1, 1, 3, 3], w: [2, 1, 5, 5], s: 3, p: 2, bias: false },
+    { x: [1, 17, 4, 5], w: [3, 17, 3, 3], s: 1, p: 1, bias: true },
+  ];
+  for (const [i, c] of configs.entries()) {
+    const x = randomArray(size(c.x), 10 + i), w = randomArray(size(c.w), 20 + i);
+    const b = c.bias ? randomArray(c.w[0], 30 + i) : null;
+    const ref = refConv2d(x, c.x, w, c.w, b, c.s, c.p, c.act);
+    const inputs: { data: Arr; shape: readonly number[] }[] = [
+      { data: x, shape: c.x },
+      { data: w, shape: c.w },
+    ];
+    if (b) inputs.push({ data: b, shape: [c.w[0]] });
+    const got = await run(
+      (xx, ww, bb) => conv2d(xx, ww, bb, { stride: c.s, padding: c.p, activation: c.act }),
+      inputs,
+    );
+    assert.deepEqual(got.shape, ref.shape, `config ${i}`);
+    assertClose(got.data, ref.data, { atol: 1e-4, label: `conv2d config ${i}` });
+  }
+});
+
+Deno.test("conv2d() applies its activation after the bias while recording gradients", async () => {
+  const xs: Shape4 = [1, 2, 4, 4], ws: Shape4 = [3, 2, 3, 3];
+  const x = randomArray(size(xs), 1), w = randomArray(size(ws), 2), b = randomArray(3, 3);
+  const ref = refConv2d(x, xs, w, ws, b, 1, 1, "silu");
+  const wt = t(w, ws);
+  wt.requiresGrad = true;
+  const out = scope(() => conv2d(t(x, xs), wt, t(b, [3]), { padding: 1, activation: "silu" }));
+  assert.ok(out.requiresGrad);
+  assertClose(await out.read(), ref.data, { atol: 1e-4, label: "conv2d silu (taped)" });
+  out.dispose();
+  wt.dispose();
+});
+
+Deno.test("convTranspose2d() matches the float64 reference", async () => {
+  const configs: { x: Shape4; w: Shape4; s: number; p: number; op: number; bias: boolean }[] = [
+    { x: [2, 3, 4, 4], w: [3, 5, 3, 3], s: 1, p: 1, op: 0, bias: true },
+    { x: [1, 4, 3, 5], w: [4, 3, 4, 4], s: 2, p: 1, op: 0, bias: true },
+    { x: [2, 3, 3, 4], w: [3, 2, 3, 3], s: 2, p: 1, op: 1, bias: false },
+    { x: [1, 5, 5, 3], w: [5, 7, 1, 1], s: 1, p: 0, op: 0, bias: true },
+    { x: [1, 2, 3, 3], w: [2, 33, 2, 2], s: 2, p: 0, op: 0, bias: true },
+    { x: [1, 3, 2, 3], w: [3, 2, 3, 2], s: 3, p: 0, op: 2, bias: false },
+  ];
+  for (const [i, c] of configs.entries()) {
+    const x = randomArray(size(c.x), 40 + i), w = randomArray(size(c.w), 50 + i);
+    const b = c.bias ? randomArray(c.w[1], 60 + i) : null;
+    const ref = refConvTranspose2d(x, c.x, w, c.w, b, c.s, c.p, c.op);
+    const inputs: { data: Arr; shape: readonly number[] }[] = [
+      { data: x, shape: c.x },
+      { data: w, shape: c.w },
+    ];
+    if (b) inputs.push({ data: b, shape: [c.w[1]] });
+    const got = await run(
+      (xx, ww, bb) =>
+        convTranspose2d(xx, ww, bb, { stride: c.s, padding: c.p, outputPadding: c.op }),
+      inputs,
+    );
+    assert.deepEqual(got.shape, ref.shape, `config ${i}`);
+    assertClose(got.data, ref.data, { atol: 1e-4, label: `convTranspose2d config ${i}` });
+  }
+});
+
+Deno.test("maxPool2d() and avgPool2d() match the float64 reference", async () => {
+  const configs: { x: Shape4; k: number; s?: number }[] = [
+    { x: [2, 3, 6, 6], k: 2 },
+    { x: [1, 5, 7, 9], k: 3, s: 2 },
+    { x: [2, 1, 5, 4], k: 2, s: 1 },
+    { x: [1, 2, 3, 5], k: 3 },
+  ];
+  for (const [i, c] of configs.entries()) {
+    const x = randomArray(size(c.x), 70 + i);
+    for (const kind of ["max", "avg"] as const) {
+      const ref = refPool(kind, x, c.x, c.k, c.s ?? c.k);
+      const f = kind === "max" ? maxPool2d : avgPool2d;
+      const got = await run((xx) => f(xx, c.k, c.s), [{ data: x, shape: c.x }]);
+      assert.deepEqual(got.shape, ref.shape, `${kind} config ${i}`);
+      assertClose(got.data, ref.data, { label: `${kind}Pool2d config ${i}` });
+    }
+  }
+});
+
+Deno.test("adaptiveAvgPool2d() matches PyTorch's bins", async () => {
+  const configs: { x: Shape4; o: [number, number] }[] = [
+    { x: [2, 3, 7, 5], o: [3, 2] },
+    { x: [1, 2, 5, 5], o: [1, 1] },
+    { x: [1, 1, 4, 6], o: [4, 6] },
+    { x: [1, 2, 3, 3], o: [5, 4] },
+  ];
+  for (const [i, c] of configs.entries()) {
+    const x = randomArray(size(c.x), 80 + i);
+    const got = await run((xx) => adaptiveAvgPool2d(xx, c.o), [{ data: x, shape: c.x }]);
+    assert.deepEqual(got.shape, [c.x[0], c.x[1], ...c.o]);
+    assertClose(got.data, refAdaptive(x, c.x, c.o[0], c.o[1]), { label: `adaptive config ${i}` });
+  }
+});
+
+Deno.test("upsampleNearest2d() matches the float64 reference", async () => {
+  for (
+    const [i, c] of [{ x: [2, 3, 3, 5] as Shape4, f: 2 }, { x: [1, 2, 2, 3] as Shape4, f: 3 }]
+      .entries()
+  ) {
+    const x = randomArray(size(c.x), 90 + i);
+    const got = await run((xx) => upsampleNearest2d(xx, c.f), [{ data: x, shape: c.x }]);
+    assert.deepEqual(got.shape, [c.x[0], c.x[1], c.x[2] * c.f, c.x[3] * c.f]);
+    assertClose(got.data, refUpsample(x, c.x, c.f), { label: `upsample config ${i}` });
+  }
+});
+
+// ---- gradients -------------------------------------------------------------------------------
+
+Deno.test("conv2d() gradients match finite differences (x, w, bias)", async () => {
+  const xs: Shape4 = [2, 3, 5, 5], ws: Shape4 = [4, 3, 3, 3];
+  const inputs = [
+    { data: randomArray(size(xs), 101), shape: xs },
+    { data: randomArray(size(ws), 102), shape: ws },
+    { data: randomArray(4, 103), shape: [4] },
+  ];
+  await gradCheck((x, w, b) => conv2d(x, w, b, { stride: 2, padding: 1 }), inputs, {
+    label: "conv2d s2 p1",
+  });
+  const xs2: Shape4 = [1, 2, 4, 5], ws2: Shape4 = [3, 2, 2, 3];
+  await gradCheck(
+    (x, w, b) => conv2d(x, w, b, { padding: 1, activation: "silu" }),
+    [
+      { data: randomArray(size(xs2), 104), shape: xs2 },
+      { data: randomArray(size(ws2), 105), shape: ws2 },
+      { data: randomArray(3, 106), shape: [3] },
+    ],
+    { label: "conv2d s1 p1 silu" },
+  );
+});
+
+Deno.test("convTranspose2d() gradients match finite differences", async () => {
+  const xs: Shape4 = [2, 3, 3, 3], ws: Shape4 = [3, 2, 3, 3];
+  await gradCheck(
+    (x, w, b) => convTranspose2d(x, w, b, { stride: 2, padding: 1, outputPadding: 1 }),
+    [
+      { data: randomArray(size(xs), 111), shape: xs },
+      { data: randomArray(size(ws), 112), shape: ws },
+      { data: randomArray(2, 113), shape: [2] },
+    ],
+    { label: "convTranspose2d s2 p1 op1" },
+  );
+});
+
+Deno.test("pooling and upsampling gradients match finite differences", async () => {
+  const xs: Shape4 = [2, 3, 5, 5];
+  const x = { data: distinct(size(xs), 121), shape: xs };
+  await gradCheck((a) => maxPool2d(a, 2), [x], { label: "maxPool2d k2" });
+  await gradCheck((a) => maxPool2d(a, 3, 2), [x], { label: "maxPool2d k3 s2" });
+  await gradCheck((a) => avgPool2d(a, 3, 2), [x], { label: "avgPool2d k3 s2" });
+  await gradCheck((a) => adaptiveAvgPool2d(a, [3, 2]), [x], { label: "adaptiveAvgPool2d" });
+  const small: Shape4 = [1, 2, 2, 3];
+  await gradCheck((a) => upsampleNearest2d(a, 2), [{ data: randomArray(12, 122), shape: small }], {
+    label: "upsampleNearest2d",
+  });
+});
+
+// ---- errors ----------------------------------------------------------------------------------
+
+Deno.test("conv and pool ops reject bad input with clear errors", () => {
+  scope(() => {
+    const x = t(new Float32Array(2 * 3 * 5 * 5), [2, 3, 5, 5]);
+    const w = t(new Float32Array(4 * 3 * 3 * 3), [4, 3, 3, 3]);
+    assert.throws(
+      () => conv2d(x, t(new Float32Array(4 * 2 * 9), [4, 2, 3, 3])),
+      /conv2d: channel mismatch: x \[2,3,5,5\] has 3 channels but weight \[4,2,3,3\] expects 2/,
+    );
+    assert.throws(
+      () => conv2d(x, t(new Float32Array(4 * 3 * 49), [4, 3, 7, 7])),
+      /conv2d: kernel 7x7 .*larger than the padded input 5x5/,
+    );
+    assert.throws(
+      () => conv2d(x, w, null, { stride: 0 }),
+      /conv2d: stride must be positive integers/,
+    );
+    assert.throws(
+      () => conv2d(x, w, null, { padding: -1 }),
+      /conv2d: padding must be non-negative/,
+    );
+    assert.throws(
+      () => conv2d(t([1, 2, 3], [3]), w),
+      /conv2d: argument "x" must have rank 4, got shape \[3\]/,
+    );
+    assert.throws(
+      () => conv2d(tensor(new Int32Array(150), [2, 3, 5, 5]), w),
+      /conv2d: argument "x" must be f32, got i32/,
+    );
+    assert.throws(() => conv2d(x, w, t([1, 2], [2])), /conv2d: bias \[2\] does not match weight/);
+    assert.throws(
+      () => convTranspose2d(x, t(new Float32Array(2 * 4 * 9), [2, 4, 3, 3])),
+      /convTranspose2d: channel mismatch/,
+    );
+    assert.throws(
+      () =>
+        convTranspose2d(x, t(new Float32Array(3 * 4 * 9), [3, 4, 3, 3]), null, {
+          stride: 2,
+          outputPadding: 2,
+        }),
+      /convTranspose2d: outputPadding \[2, 2\] must be smaller than stride/,
+    );
+    assert.throws(() => maxPool2d(x, 6), /maxPool2d: kernel 6x6 is larger than the input/);
+    assert.throws(() => avgPool2d(x, 2, 0), /avgPool2d: stride must be positive/);
+    assert.throws(
+      () => adaptiveAvgPool2d(t([1], [1]), [1, 1]),
+      /adaptiveAvgPool2d: argument "x" must have rank 4/,
+    );
+    assert.throws(
+      () => upsampleNearest2d(x, 1.5),
+      /upsampleNearest2d: factor must be positive integers/,
+    );
+  });
+});
