@@ -199,6 +199,7 @@ Deno.test("conv2d() matches the float64 reference", async () => {
     { x: [2, 4, 7, 9], w: [33, 4, 3, 3], s: 1, p: 1, bias: true, act: "silu" },
     { x: [1, 1, 3, 3], w: [2, 1, 5, 5], s: 3, p: 2, bias: false },
     { x: [1, 17, 4, 5], w: [3, 17, 3, 3], s: 1, p: 1, bias: true },
+    { x: [2, 3, 10, 9], w: [70, 3, 3, 3], s: 1, p: 1, bias: true },
   ];
   for (const [i, c] of configs.entries()) {
     const x = randomArray(size(c.x), 10 + i), w = randomArray(size(c.w), 20 + i);
@@ -353,6 +354,70 @@ Deno.test("pooling and upsampling gradients match finite differences", async () 
   await gradCheck((a) => upsampleNearest2d(a, 2), [{ data: randomArray(12, 122), shape: small }], {
     label: "upsampleNearest2d",
   });
+});
+
+/** Float64 gradients of conv2d for an output gradient g (by scattering each output tap). */
+function refConv2dGrads(
+  x: Arr,
+  [N, C, H, W]: Shape4,
+  w: Arr,
+  [O, , kh, kw]: Shape4,
+  g: Arr,
+  s: number,
+  p: number,
+): { gx: Float64Array; gw: Float64Array; gb: Float64Array } {
+  const Ho = Math.floor((H + 2 * p - kh) / s) + 1, Wo = Math.floor((W + 2 * p - kw) / s) + 1;
+  const gx = new Float64Array(N * C * H * W), gw = new Float64Array(O * C * kh * kw);
+  const gb = new Float64Array(O);
+  for (let n = 0; n < N; n++) {
+    for (let o = 0; o < O; o++) {
+      for (let oy = 0; oy < Ho; oy++) {
+        for (let ox = 0; ox < Wo; ox++) {
+          const gv = g[((n * O + o) * Ho + oy) * Wo + ox];
+          gb[o] += gv;
+          for (let c = 0; c < C; c++) {
+            for (let ky = 0; ky < kh; ky++) {
+              for (let kx = 0; kx < kw; kx++) {
+                const iy = oy * s - p + ky, ix = ox * s - p + kx;
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                const xi = ((n * C + c) * H + iy) * W + ix, wi = ((o * C + c) * kh + ky) * kw + kx;
+                gx[xi] += gv * w[wi];
+                gw[wi] += gv * x[xi];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return { gx, gw, gb };
+}
+
+Deno.test("conv2d() gradients match the float64 reference on multi-tile shapes", async () => {
+  const configs: { x: Shape4; w: Shape4; s: number; p: number }[] = [
+    { x: [2, 5, 9, 8], w: [70, 5, 3, 3], s: 2, p: 1 },
+    { x: [3, 19, 6, 7], w: [9, 19, 1, 1], s: 1, p: 0 },
+  ];
+  for (const [i, c] of configs.entries()) {
+    const x = randomArray(size(c.x), 130 + i), w = randomArray(size(c.w), 140 + i);
+    const b = randomArray(c.w[0], 150 + i);
+    const [xt, wt, bt] = [t(x, c.x), t(w, c.w), t(b, [c.w[0]])];
+    for (const p of [xt, wt, bt]) p.requiresGrad = true;
+    const outShape = refConv2d(x, c.x, w, c.w, b, c.s, c.p).shape;
+    const g = randomArray(size(outShape), 160 + i);
+    scope(() => {
+      const y = conv2d(xt, wt, bt, { stride: c.s, padding: c.p });
+      y.backward(t(g, outShape));
+    });
+    const ref = refConv2dGrads(x, c.x, w, c.w, g, c.s, c.p);
+    assertClose(await xt.grad!.read(), ref.gx, { atol: 1e-4, label: `grad x config ${i}` });
+    assertClose(await wt.grad!.read(), ref.gw, { atol: 1e-4, label: `grad w config ${i}` });
+    assertClose(await bt.grad!.read(), ref.gb, { atol: 1e-4, label: `grad bias config ${i}` });
+    for (const p of [xt, wt, bt]) {
+      p.grad!.dispose();
+      p.dispose();
+    }
+  }
 });
 
 // ---- errors ----------------------------------------------------------------------------------
