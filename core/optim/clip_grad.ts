@@ -1,0 +1,52 @@
+/**
+ * Gradient clipping by the global L2 norm (Pascanu et al. 2013), entirely on the GPU: the norm is
+ * never read back, and every gradient is scaled in place by min(1, maxNorm / (norm + 1e-6)), as
+ * PyTorch's `clip_grad_norm_`.
+ */
+import {
+  add,
+  noGrad,
+  reshape,
+  scope,
+  sqrt,
+  square,
+  sum,
+  type Tensor,
+  zeros,
+} from "../tensor/mod.ts";
+import { f32Literal, runElementwise } from "../tensor/wgsl.ts";
+
+/**
+ * Scales the gradients of `params` so their global L2 norm is at most `maxNorm`. Returns the
+ * norm before clipping as a one-element tensor (shape [1]); read it only when you need it.
+ * Parameters without a gradient are ignored.
+ *
+ * @example
+ * ```ts
+ * const norm = clipGradNorm(model.parameters(), 1.0);
+ * opt.step();
+ * ```
+ */
+export function clipGradNorm(params: Tensor[], maxNorm: number): Tensor {
+  if (!(maxNorm > 0)) throw new Error(`clipGradNorm: maxNorm must be positive, got ${maxNorm}.`);
+  return noGrad(() =>
+    scope(() => {
+      const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
+      let total = zeros([1]);
+      for (const g of grads) total = add(total, reshape(sum(square(g)), [1]));
+      const norm = sqrt(total);
+      for (const g of grads) {
+        runElementwise({
+          label: "clip_grad_scale",
+          n: g.size,
+          bindings: [
+            { binding: { name: "G", type: "f32", access: "read_write" }, tensor: g },
+            { binding: { name: "N", type: "f32", access: "read" }, tensor: norm },
+          ],
+          body: `  G[i] = G[i] * min(1.0, ${f32Literal(maxNorm)} / (N[0] + 1e-6));`,
+        });
+      }
+      return norm;
+    })
+  );
+}

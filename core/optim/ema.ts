@@ -1,0 +1,136 @@
+/**
+ * Exponential moving average of parameters (Polyak averaging; used by DDPM, GLIDE and DALL-E 2
+ * to evaluate with smoothed weights). One fused kernel per parameter; the per-update decay lives
+ * in a one-element storage buffer so the pipeline is reused as the decay warms up.
+ */
+import { backend, clone, noGrad, type Tensor } from "../tensor/mod.ts";
+import { emptyTensor } from "../tensor/tensor.ts";
+import { runElementwise } from "../tensor/wgsl.ts";
+import { copyInto } from "./adam.ts";
+
+/** Options for `Ema`. */
+export interface EmaOptions {
+  /**
+   * Warm the decay up as min(decay, (1 + n) / (10 + n)) after n previous updates (TensorFlow's
+   * `ExponentialMovingAverage(num_updates=...)`), so early averages are not dominated by the
+   * random initialisation. Default false: the constant `decay` from the first update.
+   */
+  warmup?: boolean;
+}
+
+/** EMA state for checkpoints. */
+export interface EmaState {
+  /** Updates applied so far. */
+  updates: number;
+  /** Shadow weights in parameter order. */
+  shadow: Tensor[];
+}
+
+/**
+ * Shadow copies of `params` updated as shadow = d * shadow + (1 - d) * p.
+ *
+ * @example
+ * ```ts
+ * const ema = new Ema(model.parameters(), 0.9999);
+ * opt.step(); ema.update();
+ * ema.swap(); evaluate(model); ema.swap(); // evaluate with EMA weights, then restore
+ * ```
+ */
+export class Ema {
+  readonly params: Tensor[];
+  readonly decay: number;
+  readonly warmup: boolean;
+  /** Updates applied so far. */
+  updates = 0;
+  #shadow: Tensor[];
+  #decayBuf: Tensor;
+
+  constructor(params: Tensor[], decay: number, opts: EmaOptions = {}) {
+    if (!(decay >= 0 && decay <= 1)) {
+      throw new Error(`Ema: decay must lie in [0, 1], got ${decay}.`);
+    }
+    this.params = [...params];
+    this.decay = decay;
+    this.warmup = opts.warmup ?? false;
+    this.#shadow = noGrad(() => this.params.map((p) => clone(p).keep()));
+    this.#decayBuf = emptyTensor([1]).keep();
+  }
+
+  /** The decay the next `update()` uses. */
+  currentDecay(): number {
+    const n = this.updates;
+    return this.warmup ? Math.min(this.decay, (1 + n) / (10 + n)) : this.decay;
+  }
+
+  /** shadow = d * shadow + (1 - d) * param for every parameter (one kernel each). */
+  update(): void {
+    backend().write(this.#decayBuf.buffer, new Float32Array([this.currentDecay()]));
+    this.updates++;
+    this.params.forEach((p, k) => {
+      runElementwise({
+        label: "ema_update",
+        n: p.size,
+        bindings: [
+          { binding: { name: "S", type: "f32", access: "read_write" }, tensor: this.#shadow[k] },
+          { binding: { name: "P", type: "f32", access: "read" }, tensor: p },
+          { binding: { name: "D", type: "f32", access: "read" }, tensor: this.#decayBuf },
+        ],
+        body: "  let d = D[0];\n  S[i] = d * S[i] + (1.0 - d) * P[i];",
+      });
+    });
+  }
+
+  /** Copies the shadow weights into `params` (default: the tracked parameters). */
+  copyTo(params: Tensor[] = this.params): void {
+    if (params.length !== this.#shadow.length) {
+      throw new Error(
+        `Ema.copyTo: got ${params.length} parameters, tracking ${this.#shadow.length}.`,
+      );
+    }
+    params.forEach((p, k) => copyInto(p, this.#shadow[k], `Ema.copyTo: parameter ${k}`));
+  }
+
+  /**
+   * Exchanges the tracked parameters' values with the shadow weights in place. Call once to
+   * evaluate with the EMA weights and again to restore the training weights.
+   */
+  swap(): void {
+    this.params.forEach((p, k) => {
+      runElementwise({
+        label: "ema_swap",
+        n: p.size,
+        bindings: [
+          { binding: { name: "S", type: "f32", access: "read_write" }, tensor: this.#shadow[k] },
+          { binding: { name: "P", type: "f32", access: "read_write" }, tensor: p },
+        ],
+        body: "  let t = S[i];\n  S[i] = P[i];\n  P[i] = t;",
+      });
+    });
+  }
+
+  /** Alias of `swap()` (the name in the agreed API). */
+  swapInto(): void {
+    this.swap();
+  }
+
+  /** The update count and the shadow weights (the EMA's own tensors: do not dispose). */
+  stateDict(): EmaState {
+    return { updates: this.updates, shadow: [...this.#shadow] };
+  }
+
+  /** Restores a state from `stateDict()` (tensors or host arrays, in parameter order). */
+  loadStateDict(state: { updates: number; shadow: (Tensor | Float32Array)[] }): void {
+    if (state.shadow.length !== this.#shadow.length) {
+      throw new Error(
+        `Ema.loadStateDict: state has ${state.shadow.length} tensors, tracking ${this.#shadow.length}.`,
+      );
+    }
+    state.shadow.forEach((s, k) => copyInto(this.#shadow[k], s, `Ema.loadStateDict: shadow[${k}]`));
+    this.updates = state.updates;
+  }
+
+  /** Frees the shadow weights. */
+  dispose(): void {
+    for (const t of [...this.#shadow, this.#decayBuf]) t.dispose();
+  }
+}
