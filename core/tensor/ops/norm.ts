@@ -6,12 +6,11 @@
  * workgroup tree reductions (two passes, so the variance is not a difference of large numbers),
  * and one fused backward kernel for the input gradient.
  */
-import { record } from "../autograd.ts";
+import { noGrad, record } from "../autograd.ts";
 import { backend } from "../backend.ts";
 import { expectDType, sameShape } from "../shape.ts";
 import { emptyTensor, sizeOf, type Tensor } from "../tensor.ts";
 import { declareBindings, f32Literal, gridFor, linearIndex } from "../wgsl.ts";
-import { noGrad } from "../autograd.ts";
 import { add, affine, mul, rsqrt, sub } from "./elementwise.ts";
 import { mean, sum, sumTo, variance } from "./reduce.ts";
 import { reshape } from "./view.ts";
