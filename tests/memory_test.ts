@@ -1,0 +1,73 @@
+/**
+ * GPU memory reaches a steady state: 50 training steps of a small model (Linear + LayerNorm +
+ * TransformerBlock, Adam), each inside `scope`, create no new pool buffers after the first step,
+ * and the optimizer's fused kernels compile no new pipelines after it either.
+ */
+import assert from "node:assert/strict";
+import "./_support/check.ts";
+import { LayerNorm, Linear, Module, TransformerBlock } from "../core/nn/mod.ts";
+import { Adam, clipGradNorm, Ema, learningRateAt } from "../core/optim/mod.ts";
+import { backend, manualSeed, mse, randn, scope, type Tensor } from "../core/tensor/mod.ts";
+
+class Small extends Module {
+  readonly inp: Linear;
+  readonly ln: LayerNorm;
+  readonly block: TransformerBlock;
+  readonly head: Linear;
+  constructor() {
+    super();
+    this.inp = this.addModule("inp", new Linear(6, 16));
+    this.ln = this.addModule("ln", new LayerNorm(16));
+    this.block = this.addModule(
+      "block",
+      new TransformerBlock(16, 2, { causal: true, mlpRatio: 2 }),
+    );
+    this.head = this.addModule("head", new Linear(16, 3));
+  }
+  forward(x: Tensor): Tensor {
+    return this.head.forward(this.block.forward(this.ln.forward(this.inp.forward(x))));
+  }
+}
+
+Deno.test("50 training steps inside scope allocate no new GPU buffers or pipelines after the first step", async () => {
+  manualSeed(3);
+  const model = new Small();
+  const x = randn([2, 5, 6]).keep(), y = randn([2, 5, 3]).keep();
+  const opt = new Adam(model.parameters(), { lr: 1e-3, weightDecay: 0.01, decoupled: true });
+  const ema = new Ema(model.parameters(), 0.99, { warmup: true });
+  const losses: number[] = [];
+  let after1 = backend().stats();
+  for (let step = 0; step < 50; step++) {
+    const loss = scope(() => {
+      const l = mse(model.forward(x), y);
+      l.backward();
+      clipGradNorm(model.parameters(), 1.0);
+      return l;
+    });
+    opt.step(
+      learningRateAt(step, { lr: 1e-3, warmupSteps: 5, totalSteps: 50, schedule: "cosine" }),
+    );
+    opt.zeroGrad();
+    ema.update();
+    if (step % 10 === 0 || step === 49) losses.push(await loss.item());
+    loss.dispose();
+    if (step === 0) after1 = backend().stats();
+  }
+  const end = backend().stats();
+  assert.equal(
+    end.created,
+    after1.created,
+    `pool created ${end.created - after1.created} new buffers`,
+  );
+  assert.equal(end.inUse, after1.inUse, "buffers in use stay constant");
+  assert.equal(end.pipelines, after1.pipelines, "no pipeline compiled after the first step");
+  assert.ok(
+    losses.every(Number.isFinite) && losses.at(-1)! < losses[0],
+    `loss decreases: ${losses}`,
+  );
+  model.dispose();
+  opt.dispose();
+  ema.dispose();
+  x.dispose();
+  y.dispose();
+});
