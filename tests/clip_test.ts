@@ -1,0 +1,298 @@
+/**
+ * CLIP (thesis 3.2, Algorithm 1): encoder shapes, gradients, the contrastive loss against a
+ * hand computation, causality of the text tower, evaluation metrics and a short training run.
+ */
+import assert from "node:assert/strict";
+import {
+  initBackend,
+  manualSeed,
+  noGrad,
+  randn,
+  scope,
+  type Tensor,
+  tensor,
+} from "../core/tensor/mod.ts";
+import { Adam } from "../core/optim/mod.ts";
+import { DataLoader, generateSplit } from "../datasets/mod.ts";
+import { BpeTokenizer } from "../plugins/tokenizers/bpe.ts";
+import {
+  clipLoss,
+  clipMetrics,
+  ClipModel,
+  derangement,
+  evaluateClip,
+  ResNetEncoder,
+  type ResNetOptions,
+  resnetPlugin,
+  TextTransformer,
+  type TextTransformerOptions,
+  textTransformerPlugin,
+  tokenBatch,
+  tokenBatchFromIds,
+} from "../plugins/encoders/mod.ts";
+
+await initBackend();
+
+const TINY_TEXT: TextTransformerOptions = {
+  vocabSize: 300,
+  contextLength: 12,
+  width: 32,
+  heads: 4,
+  layers: 2,
+  mlpRatio: 2,
+  embedDim: 16,
+};
+const TINY_IMAGE: ResNetOptions = {
+  widths: [8, 16, 16, 32],
+  stem: 8,
+  strides: [1, 2, 2, 2],
+  embedDim: 16,
+  imageSize: 32,
+  norm: "batch",
+};
+
+/** B rows of [start, 3 + b + k, ..., end, pad...] with the end token at `ends[b]`. */
+function fakeTokens(B: number, T: number, ends: number[]): { ids: Int32Array; end: Int32Array } {
+  const ids = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    ids[b * T] = 1;
+    for (let k = 1; k < ends[b]; k++) ids[b * T + k] = 3 + ((b * 7 + k * 13) % 250);
+    ids[b * T + ends[b]] = 2;
+  }
+  return { ids, end: Int32Array.from(ends) };
+}
+
+async function readAll(ts: Tensor[]): Promise<Float32Array[]> {
+  return await Promise.all(ts.map(async (t) => await t.read() as Float32Array));
+}
+
+Deno.test("TextTransformer.encode() returns [B, E] and [B, T, W] for an odd batch", async () => {
+  manualSeed(1);
+  const enc = new TextTransformer(TINY_TEXT);
+  const { ids, end } = fakeTokens(3, 12, [3, 11, 5]);
+  const out = scope(() => {
+    const r = enc.encode(tokenBatchFromIds(ids, end, 3));
+    return [r.embedding, r.sequence];
+  });
+  assert.deepEqual(out[0].shape, [3, 16]);
+  assert.deepEqual(out[1].shape, [3, 12, 32]);
+  for (const v of await readAll(out)) assert.ok(v.every(Number.isFinite));
+  out.forEach((t) => t.dispose());
+  enc.dispose();
+});
+
+Deno.test("ResNetEncoder.encode() maps [B, 3, 32, 32] to [B, E] with batch and group norm", async () => {
+  for (const norm of ["batch", "group"] as const) {
+    manualSeed(2);
+    const enc = new ResNetEncoder({ ...TINY_IMAGE, norm });
+    const z = scope(() => enc.encode(randn([5, 3, 32, 32])));
+    assert.deepEqual(z.shape, [5, 16]);
+    assert.ok((await z.read() as Float32Array).every(Number.isFinite));
+    z.dispose();
+    enc.eval();
+    const z1 = scope(() => enc.encode(randn([1, 3, 32, 32])));
+    assert.deepEqual(z1.shape, [1, 16]);
+    z1.dispose();
+    enc.dispose();
+  }
+});
+
+Deno.test("ResNetEncoder rejects images of the wrong size and strides that shrink too far", () => {
+  const enc = new ResNetEncoder(TINY_IMAGE);
+  assert.throws(() => scope(() => enc.encode(randn([2, 3, 16, 16]))), /do not match/);
+  enc.dispose();
+  assert.throws(() => new ResNetEncoder({ ...TINY_IMAGE, imageSize: 16 }), /too small/);
+});
+
+Deno.test("ClipModel.loss() gives every parameter a finite, mostly non-zero gradient", async () => {
+  manualSeed(3);
+  const clip = new ClipModel(new TextTransformer(TINY_TEXT), new ResNetEncoder(TINY_IMAGE));
+  const { ids, end } = fakeTokens(3, 12, [4, 7, 9]);
+  const loss = scope(() => {
+    const l = clip.loss(randn([3, 3, 32, 32]), tokenBatchFromIds(ids, end, 3));
+    l.backward();
+    return l;
+  });
+  assert.ok(Number.isFinite(await loss.item()));
+  loss.dispose();
+  const named = clip.namedParameters();
+  const grads = await readAll(named.map(([name, p]) => {
+    assert.ok(p.grad, `parameter ${name} has no gradient`);
+    return p.grad!;
+  }));
+  named.forEach(([name], k) => {
+    assert.ok(grads[k].every(Number.isFinite), `gradient of ${name} is not finite`);
+  });
+  // Every tensor except unused token rows gets signal; the logit scale's gradient is non-zero.
+  assert.notEqual(grads[named.findIndex(([n]) => n === "logitScale")][0], 0);
+  const zero = named.filter(([n], k) =>
+    !n.includes("tokenEmbedding") && grads[k].every((v) => v === 0)
+  );
+  assert.deepEqual(zero.map(([n]) => n), []);
+  clip.dispose();
+});
+
+Deno.test("clipLoss() equals the float64 hand computation on a 3x3 case", async () => {
+  // I = [(1,0), (0,1), (1,1)/sqrt2], T = [(1,0), (0,1), (3,4)/5] (unnormalised (2,0) etc. are
+  // normalised by clipLoss), s = log 2 so exp(s) = 2. Logits L = 2 * I T^T:
+  //   [[2, 0, 1.2], [0, 2, 1.6], [sqrt2, sqrt2, 1.4 * sqrt2]].
+  // Image direction: mean_i (log sum_j e^{L_ij} - L_ii) = 0.6034012134272405.
+  // Text direction: mean_j (log sum_i e^{L_ij} - L_jj) = 0.6045816543807552.
+  // Loss = (0.6034012134272405 + 0.6045816543807552) / 2 = 0.6039914339039978.
+  const I = [[2, 0], [0, 3], [1, 1]], T = [[5, 0], [0, 0.5], [3, 4]];
+  const norm = (v: number[]): number[] => v.map((x) => x / Math.hypot(...v));
+  const In = I.map(norm), Tn = T.map(norm);
+  const L = In.map((a) => Tn.map((b) => 2 * (a[0] * b[0] + a[1] * b[1])));
+  const lse = (row: number[]): number => Math.log(row.reduce((s, v) => s + Math.exp(v), 0));
+  const li = [0, 1, 2].reduce((s, i) => s + lse(L[i]) - L[i][i], 0) / 3;
+  const lt = [0, 1, 2].reduce((s, j) => s + lse(L.map((r) => r[j])) - L[j][j], 0) / 3;
+  const expected = (li + lt) / 2;
+  assert.ok(Math.abs(expected - 0.6039914339039978) < 1e-12);
+  for (const scale of [Math.log(2), "tensor"] as const) {
+    const loss = scope(() =>
+      clipLoss(
+        tensor(I.flat(), [3, 2]),
+        tensor(T.flat(), [3, 2]),
+        scale === "tensor" ? tensor([Math.log(2)], [1]) : scale,
+      )
+    );
+    assert.ok(Math.abs(await loss.item() - expected) < 1e-5, `scale ${scale}`);
+    loss.dispose();
+  }
+});
+
+Deno.test("clipLoss() is near 0 for perfectly aligned embeddings at scale 100", async () => {
+  // One-hot rows: L = 100 * identity, loss = log(1 + 3 e^-100) ~ 1e-43.
+  const E = 8, B = 4;
+  const rows = Array.from({ length: B * E }, (_, k) => (k % E === Math.floor(k / E) ? 1 : 0));
+  const loss = scope(() => clipLoss(tensor(rows, [B, E]), tensor(rows, [B, E]), Math.log(100)));
+  assert.ok(await loss.item() < 1e-4);
+  loss.dispose();
+});
+
+Deno.test("TextTransformer is causal: the feature at position i ignores later tokens", async () => {
+  manualSeed(4);
+  const enc = new TextTransformer(TINY_TEXT);
+  const a = fakeTokens(1, 12, [8]), b = fakeTokens(1, 12, [8]);
+  b.ids[5] = 200; // differs from position 5 on
+  const seqs = noGrad(() =>
+    scope(() => [
+      enc.encode(tokenBatchFromIds(a.ids, a.end, 1)).sequence,
+      enc.encode(tokenBatchFromIds(b.ids, b.end, 1)).sequence,
+    ])
+  );
+  const [sa, sb] = await readAll(seqs);
+  const W = TINY_TEXT.width;
+  for (let t = 0; t < 12; t++) {
+    let diff = 0;
+    for (let k = 0; k < W; k++) diff = Math.max(diff, Math.abs(sa[t * W + k] - sb[t * W + k]));
+    if (t < 5) assert.ok(diff < 1e-6, `position ${t} changed by ${diff}`);
+    else assert.ok(diff > 1e-4, `position ${t} did not change`);
+  }
+  seqs.forEach((t) => t.dispose());
+  enc.dispose();
+});
+
+Deno.test("ClipModel starts at exp(s) = 1/0.07 and clampLogitScale() caps exp(s) at 100", async () => {
+  const clip = new ClipModel(new TextTransformer(TINY_TEXT), new ResNetEncoder(TINY_IMAGE));
+  assert.ok(Math.abs(Math.exp(await clip.logitScale.item()) - 1 / 0.07) < 1e-3);
+  (await import("../core/optim/adam.ts")).copyInto(clip.logitScale, new Float32Array([7]), "s");
+  clip.clampLogitScale();
+  assert.ok(Math.abs(await clip.logitScale.item() - Math.log(100)) < 1e-6);
+  assert.match(clip.describeParameters(), /total/);
+  clip.dispose();
+});
+
+Deno.test("plugins build the encoders; context.vocabSize wins over the option", async () => {
+  const text = await textTransformerPlugin.create(
+    textTransformerOptions({ width: 32, heads: 4, layers: 1, embedDim: 16 }),
+    { vocabSize: 320 },
+  );
+  assert.equal(text.vocabSize, 320);
+  assert.equal(text.contextLength, 33);
+  assert.throws(() => textTransformerPlugin.options.parse({ widht: 3 }));
+  const image = await resnetPlugin.create(resnetPlugin.options.parse({ norm: "group" }), {});
+  assert.equal(image.embedDim, 256);
+  text.dispose();
+  image.dispose();
+});
+
+function textTransformerOptions(o: Record<string, unknown>): TextTransformerOptions {
+  return textTransformerPlugin.options.parse(o);
+}
+
+Deno.test("clipMetrics() scores retrieval by caption text and pairs random captions by a derangement", () => {
+  const p = derangement(50, 3);
+  assert.ok(p.every((v, i) => v !== i));
+  assert.deepEqual([...p].sort((a, b) => a - b), [...Array(50).keys()]);
+  const e = (x: number, y: number): Float32Array => new Float32Array([x, y]);
+  // Image 2's best caption is caption 0, whose text equals its own: a hit by text.
+  const r = clipMetrics(
+    [e(1, 0), e(0, 1), e(1, 0)],
+    [e(1, 0), e(0, 1), e(0.6, 0.8)],
+    ["a red circle", "a blue square", "a red  Circle"],
+  );
+  assert.equal(r.top1, 1);
+  assert.equal(r.top5, 1);
+  assert.ok(Math.abs(r.meanCosine - (1 + 1 + 0.6) / 3) < 1e-6);
+});
+
+Deno.test({
+  name: "ClipModel trains on shapes: held-out top-1 retrieval far above chance",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    // Tiny config (see TINY_*); 16x16-pixel images would be cheaper, but 32x32 fits the budget.
+    const steps = 300, batchSize = 32;
+    const train = generateSplit({ set: 1, split: "train", size: 32, count: 2000 });
+    const test = generateSplit({ set: 1, split: "test", size: 32, count: 64 });
+    const tokenizer = BpeTokenizer.train(train.map((s) => s.caption), {
+      vocabSize: 300,
+      contextLength: 33,
+    });
+    manualSeed(5);
+    const clip = new ClipModel(
+      new TextTransformer({ ...TINY_TEXT, vocabSize: tokenizer.vocabSize, contextLength: 33 }),
+      new ResNetEncoder(TINY_IMAGE),
+    );
+    const opt = new Adam(clip.parameters(), { lr: 1e-3 });
+    const loader = new DataLoader(train, { batchSize, seed: 5 });
+    const start = performance.now();
+    let last: Tensor | null = null;
+    for (let step = 0; step < steps; step++) {
+      const batch = loader.batch(step);
+      last?.dispose();
+      last = scope(() => {
+        const loss = clip.loss(
+          tensor(batch.images, batch.shape),
+          tokenBatch(tokenizer, batch.captions),
+        );
+        loss.backward();
+        return loss;
+      });
+      opt.step();
+      opt.zeroGrad();
+      clip.clampLogitScale();
+    }
+    const finalLoss = await last!.item();
+    last!.dispose();
+    const seconds = (performance.now() - start) / 1000;
+    const held = new DataLoader(test, { batchSize: 64 }).batch(0);
+    const r = await evaluateClip(clip, tokenizer, held, { batchSize: 64 });
+    // Chance: a random caption has the true text with probability (#same text) / N.
+    const chance = test.reduce(
+      (s, a) =>
+        s + test.filter((b) => b.caption.toLowerCase() === a.caption.toLowerCase()).length / 64,
+      0,
+    ) / 64;
+    console.log(
+      `CLIP tiny: ${steps} steps in ${seconds.toFixed(1)} s, final loss ${finalLoss.toFixed(3)}, ` +
+        `held-out top-1 ${r.top1.toFixed(3)} top-5 ${r.top5.toFixed(3)} (chance ${
+          chance.toFixed(3)
+        }), ` +
+        `cosine ${r.meanCosine.toFixed(3)} random ${r.meanRandomCosine.toFixed(3)}`,
+    );
+    assert.ok(r.top1 >= 4 * chance, `top-1 ${r.top1} is below 4x chance ${chance}`);
+    clip.dispose();
+  },
+});
