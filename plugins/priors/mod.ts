@@ -1,0 +1,38 @@
+/**
+ * Diffusion priors p(z_i | y) (thesis section 3.4): the "transformer" plugin, the GPU diffusion
+ * helpers it shares with the decoder, candidate selection and the Table 4.2 evaluation.
+ *
+ * @module
+ */
+import type { PluginDefinition } from "../../core/registry.ts";
+import { transformerPrior } from "./transformer_prior.ts";
+
+export {
+  PRIOR_TOKENS,
+  TransformerPrior,
+  transformerPrior,
+  type TransformerPriorOptions,
+  transformerPriorOptions,
+} from "./transformer_prior.ts";
+export {
+  gatherSteps,
+  oneHotSteps,
+  type Posterior,
+  posteriorMeanVariance,
+  qSample,
+  randomSteps,
+  scheduleTable,
+  type StepTable,
+} from "./diffusion.ts";
+export { selectCandidates } from "./select.ts";
+export {
+  derangement,
+  evaluatePrior,
+  type EvaluatePriorOptions,
+  type PriorEvalSet,
+  type PriorMetrics,
+  THESIS_TABLE_4_2,
+} from "./evaluate.ts";
+
+/** The prior plugins shipped with the project. */
+export const PRIOR_PLUGINS: PluginDefinition[] = [transformerPrior];

@@ -1,0 +1,351 @@
+/**
+ * The diffusion prior p(z_i | y) of the thesis (section 3.4, Figure 3.9): a causal transformer
+ * over five tokens that predicts the clean CLIP image embedding directly (Ramesh et al. 2022,
+ * section 2.2), trained with Algorithm 4 and sampled with Algorithm 5.
+ *
+ * @module
+ */
+import type { ClipConditioning, Prior, PriorSampleOptions } from "../../core/components.ts";
+import { z } from "../../core/deps.ts";
+import {
+  LayerNorm,
+  Linear,
+  Module,
+  normalInit,
+  timestepEmbedding,
+  TransformerBlock,
+} from "../../core/nn/mod.ts";
+import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
+import {
+  add,
+  affine,
+  bernoulli,
+  clone,
+  concat,
+  expand,
+  full,
+  mse,
+  mul,
+  noGrad,
+  ones,
+  randn,
+  reshape,
+  rsqrt,
+  scope,
+  slice,
+  sub,
+  sum,
+  tanh,
+  type Tensor,
+  unsqueeze,
+  zeros,
+} from "../../core/tensor/mod.ts";
+import type { NoiseSchedule } from "../schedules/mod.ts";
+import { gatherSteps, posteriorMeanVariance, qSample, randomSteps } from "./diffusion.ts";
+import { selectCandidates } from "./select.ts";
+
+/** Number of input tokens: pooled text, text embedding, timestep, noisy embedding, query. */
+export const PRIOR_TOKENS = 5;
+
+/** Options of the "transformer" prior plugin (defaults: the thesis preset, Appendix A). */
+export const transformerPriorOptions = z.object({
+  width: z.number().int().positive().default(256).describe("Transformer width d_model"),
+  heads: z.number().int().positive().default(16).describe("Attention heads"),
+  layers: z.number().int().positive().default(8).describe("Transformer blocks"),
+  embedDim: z.number().int().positive().default(256).describe("CLIP embedding size E"),
+  textWidth: z.number().int().positive().default(64).describe("Width W of the CLIP text encoding"),
+  contextLength: z.number().int().positive().default(33).describe("Length T of the text encoding"),
+  mlpRatio: z.number().positive().default(4).describe("MLP hidden width as a multiple of width"),
+  textDropRate: z.number().min(0).max(1).default(0).describe(
+    "Probability of replacing the text conditioning by a learned null during training " +
+      "(classifier-free guidance; 0 in the thesis)",
+  ),
+  scaleEmbeddings: z.boolean().default(false).describe(
+    "Diffuse sqrt(E) * the unit image embedding, so its components have unit variance like the noise",
+  ),
+  renormalizeX0: z.boolean().default(false).describe(
+    "While sampling, rescale each predicted x0 to the norm of the training embeddings",
+  ),
+}).strict();
+
+/** Validated options of the transformer prior. */
+export type TransformerPriorOptions = z.output<typeof transformerPriorOptions>;
+
+/** Conditioning as the network consumes it; `keep` [B, 1] (1 keeps, 0 uses the null tokens). */
+interface NetworkConditioning extends ClipConditioning {
+  keep?: Tensor | null;
+}
+
+/**
+ * The thesis prior network (section 3.4.1). Token order: pooled text encoding (a 1x1 conv
+ * textWidth -> 1 over channels, i.e. a per-position linear, then tanh and a linear
+ * contextLength -> width), text embedding (linear), timestep (sinusoidal embedding -> MLP), noisy
+ * image embedding (linear), learned query; plus a learned positional embedding, causal pre-LN
+ * blocks, a final LayerNorm, and a linear head on the query's output predicting x_0.
+ *
+ * @example
+ * ```ts
+ * const prior = new TransformerPrior({ ...transformerPriorOptions.parse({}) });
+ * const loss = prior.loss({ textSequence, textEmbedding }, imageEmbedding, schedule);
+ * ```
+ */
+export class TransformerPrior extends Module implements Prior {
+  readonly embedDim: number;
+  readonly options: TransformerPriorOptions;
+  readonly textPool: Linear;
+  readonly textPoolProj: Linear;
+  readonly textEmbedProj: Linear;
+  readonly timeFc1: Linear;
+  readonly timeFc2: Linear;
+  readonly noisyProj: Linear;
+  readonly query: Tensor;
+  readonly position: Tensor;
+  readonly blocks: TransformerBlock[];
+  readonly lnFinal: LayerNorm;
+  readonly head: Linear;
+  readonly nullPooled: Tensor | null;
+  readonly nullText: Tensor | null;
+
+  constructor(options: TransformerPriorOptions) {
+    super();
+    const o = this.options = options;
+    if (o.width % o.heads !== 0) {
+      throw new Error(`Prior width "${o.width}" is not divisible by heads "${o.heads}"`);
+    }
+    this.embedDim = o.embedDim;
+    // Thesis 3.4.1: "1D convolution with a kernel size of 1 and an output channel of 1".
+    this.textPool = this.addModule("textPool", new Linear(o.textWidth, 1));
+    this.textPoolProj = this.addModule("textPoolProj", new Linear(o.contextLength, o.width));
+    this.textEmbedProj = this.addModule("textEmbedProj", new Linear(o.embedDim, o.width));
+    this.timeFc1 = this.addModule("timeFc1", new Linear(o.width, o.width));
+    this.timeFc2 = this.addModule("timeFc2", new Linear(o.width, o.width));
+    this.noisyProj = this.addModule("noisyProj", new Linear(o.embedDim, o.width));
+    this.query = this.addParameter("query", normalInit([o.width], 0.02));
+    this.position = this.addParameter("position", normalInit([PRIOR_TOKENS, o.width], 0.02));
+    this.blocks = Array.from(
+      { length: o.layers },
+      (_, i) =>
+        this.addModule(
+          `blocks.${i}`,
+          new TransformerBlock(o.width, o.heads, { mlpRatio: o.mlpRatio, causal: true }),
+        ),
+    );
+    this.lnFinal = this.addModule("lnFinal", new LayerNorm(o.width));
+    this.head = this.addModule("head", new Linear(o.width, o.embedDim));
+    // Learned null tokens exist only when guidance training is on, so every parameter is used.
+    this.nullPooled = o.textDropRate > 0
+      ? this.addParameter("nullPooled", normalInit([o.width], 0.02))
+      : null;
+    this.nullText = o.textDropRate > 0
+      ? this.addParameter("nullText", normalInit([o.width], 0.02))
+      : null;
+  }
+
+  /** Norm of the embeddings the diffusion runs on: 1, or sqrt(E) with `scaleEmbeddings`. */
+  get embeddingScale(): number {
+    return this.options.scaleEmbeddings ? Math.sqrt(this.embedDim) : 1;
+  }
+
+  /**
+   * Predicts x_0 [B, E] from x_t [B, E] at model timesteps t (f32 [B], original indices) given
+   * the text encoding [B, T, W] and text embedding [B, E].
+   *
+   * @example
+   * ```ts
+   * const x0 = prior.forward({ textSequence, textEmbedding }, xt, t); // [B, E]
+   * ```
+   */
+  forward(cond: NetworkConditioning, xt: Tensor, t: Tensor): Tensor {
+    return this.forwardTokens(cond, xt, t).prediction;
+  }
+
+  /** The forward pass, also returning every position's final hidden state [B, 5, width]. */
+  forwardTokens(
+    cond: NetworkConditioning,
+    xt: Tensor,
+    t: Tensor,
+  ): { prediction: Tensor; hidden: Tensor } {
+    const o = this.options;
+    const seq = cond.textSequence, emb = cond.textEmbedding;
+    const B = xt.shape[0];
+    if (seq.rank !== 3 || seq.shape[1] !== o.contextLength || seq.shape[2] !== o.textWidth) {
+      throw new Error(
+        `Text sequence has shape [${seq.shape}]; expected [B, ${o.contextLength}, ${o.textWidth}]`,
+      );
+    }
+    for (const [name, x] of [["Text embedding", emb], ["Noisy embedding", xt]] as const) {
+      if (x.rank !== 2 || x.shape[0] !== B || x.shape[1] !== o.embedDim) {
+        throw new Error(`${name} has shape [${x.shape}]; expected [${B}, ${o.embedDim}]`);
+      }
+    }
+    if (seq.shape[0] !== B || t.shape[0] !== B) {
+      throw new Error(`Batch sizes differ: text [${seq.shape}], t [${t.shape}], x_t [${xt.shape}]`);
+    }
+    // Thesis 3.4.1: conv1d(k=1, 1 channel) over the W channels -> [B, T], activation, linear T -> d.
+    const pooledScores = reshape(this.textPool.forward(seq), [B, o.contextLength]);
+    let pooled = this.textPoolProj.forward(tanh(pooledScores));
+    let text = this.textEmbedProj.forward(emb);
+    if (cond.keep && this.nullPooled && this.nullText) {
+      pooled = mixNull(pooled, this.nullPooled, cond.keep);
+      text = mixNull(text, this.nullText, cond.keep);
+    }
+    // Sinusoidal timestep embedding (Vaswani et al. 2017 / Ho et al. 2020) through an MLP.
+    const time = this.timeFc2.forward(
+      this.timeFc1.forward(timestepEmbedding(t, o.width), "silu"),
+    );
+    const noisy = this.noisyProj.forward(xt);
+    const query = expand(reshape(this.query, [1, o.width]), [B, o.width]);
+    const tokens = concat([pooled, text, time, noisy, query].map((x) => unsqueeze(x, 1)), 1);
+    let h = add(tokens, this.position);
+    for (const block of this.blocks) h = block.forward(h);
+    const hidden = this.lnFinal.forward(h);
+    const last = reshape(slice(hidden, 1, PRIOR_TOKENS - 1, PRIOR_TOKENS), [B, o.width]);
+    return { prediction: this.head.forward(last), hidden };
+  }
+
+  /**
+   * Algorithm 4: t ~ U{0..T-1}, eps ~ N(0, I), x_t = q_sample(x_0, t, eps), loss = MSE between the
+   * predicted and the true x_0. `imageEmbedding` [B, E] is L2-normalised (scaled by sqrt(E) here
+   * with `scaleEmbeddings`). With `textDropRate` > 0 in training mode, each sample's text
+   * conditioning is replaced by the learned null tokens with that probability.
+   *
+   * @example
+   * ```ts
+   * const loss = scope(() => prior.loss(cond, imageEmbedding, schedule));
+   * ```
+   */
+  loss(cond: ClipConditioning, imageEmbedding: Tensor, schedule: NoiseSchedule): Tensor {
+    const B = imageEmbedding.shape[0];
+    const x0 = this.options.scaleEmbeddings
+      ? affine(imageEmbedding, this.embeddingScale, 0)
+      : imageEmbedding;
+    const steps = randomSteps(B, schedule.numSteps);
+    const xt = qSample(x0, steps, randn(x0.shape), schedule);
+    const t = reshape(gatherSteps(schedule, "timesteps", steps), [B]);
+    const p = this.options.textDropRate;
+    const keep = p > 0 && this.training ? bernoulli([B, 1], 1 - p) : null;
+    return mse(this.forward({ ...cond, keep }, xt, t), x0);
+  }
+
+  /**
+   * Algorithm 5 with the posterior-mean step (SPEC section 3): z_T ~ N(0, I); for each step,
+   * x_0 = f(z_t, t), z_{t-1} = c1 x_0 + c2 z_t + sqrt(beta-tilde_t) eps (no noise at the last
+   * step, whose output is x_0 itself). `candidates` chains per caption run as one batch and the
+   * sample with the largest dot product with the text embedding is kept (selected on the GPU).
+   * `guidance` s != 1 (needs textDropRate > 0) uses x_0 = x_0(null) + s (x_0(text) - x_0(null)),
+   * both halves in one batch. Steps follow `schedule` (respace it for fewer); the model sees
+   * `schedule.timesteps`. Returns [B, E], divided back to unit scale with `scaleEmbeddings` and
+   * not normalised otherwise.
+   *
+   * @example
+   * ```ts
+   * const z = prior.sample(cond, schedule.respace(64), { candidates: 2 }); // [B, E]
+   * ```
+   */
+  sample(
+    cond: ClipConditioning,
+    schedule: NoiseSchedule,
+    options: PriorSampleOptions = {},
+  ): Tensor {
+    const K = options.candidates ?? 2;
+    const guidance = options.guidance ?? 1;
+    if (!Number.isInteger(K) || K < 1) {
+      throw new Error(`Candidates "${K}" must be a positive integer`);
+    }
+    if (guidance !== 1 && !this.nullText) {
+      throw new Error(
+        `Guidance "${guidance}" needs a prior trained with textDropRate > 0; this one has 0`,
+      );
+    }
+    const B = cond.textEmbedding.shape[0], E = this.embedDim;
+    const wasTraining = this.training;
+    this.eval();
+    try {
+      return noGrad(() => {
+        const repeated = scope(() => {
+          let seq = repeatRows(cond.textSequence, K), emb = repeatRows(cond.textEmbedding, K);
+          let keep: Tensor | null = null;
+          if (guidance !== 1) {
+            seq = concat([seq, seq], 0);
+            emb = concat([emb, emb], 0);
+            keep = concat([ones([K * B, 1]), zeros([K * B, 1])], 0);
+          }
+          return { textSequence: seq, textEmbedding: emb, keep };
+        });
+        let x = randn([K * B, E]);
+        try {
+          for (let i = schedule.numSteps - 1; i >= 0; i--) {
+            const next = scope(() => this.#step(repeated, x, i, schedule, guidance));
+            x.dispose();
+            x = next;
+          }
+          return scope(() => {
+            const best = selectCandidates(x, cond.textEmbedding, K);
+            return this.options.scaleEmbeddings ? affine(best, 1 / this.embeddingScale, 0) : best;
+          });
+        } finally {
+          x.dispose();
+          repeated.textSequence.dispose();
+          repeated.textEmbedding.dispose();
+          repeated.keep?.dispose();
+        }
+      });
+    } finally {
+      this.train(wasTraining);
+    }
+  }
+
+  /** One ancestral step of Algorithm 5 (posterior mean, eq. 2.8, plus sqrt(eq. 2.9) noise). */
+  #step(
+    cond: NetworkConditioning,
+    x: Tensor,
+    i: number,
+    schedule: NoiseSchedule,
+    guidance: number,
+  ): Tensor {
+    const n = x.shape[0];
+    let x0: Tensor;
+    if (guidance !== 1) {
+      const both = this.forward(cond, concat([x, x], 0), full([2 * n], schedule.timesteps[i]));
+      const c = slice(both, 0, 0, n), u = slice(both, 0, n, 2 * n);
+      // Classifier-free guidance (Ho & Salimans 2022) applied to the x_0 prediction.
+      x0 = add(u, affine(sub(c, u), guidance, 0));
+    } else {
+      x0 = this.forward(cond, x, full([n], schedule.timesteps[i]));
+    }
+    if (this.options.renormalizeX0) {
+      x0 = mul(
+        x0,
+        affine(rsqrt(affine(sum(mul(x0, x0), 1, true), 1, 1e-12)), this.embeddingScale, 0),
+      );
+    }
+    const post = posteriorMeanVariance(x0, x, i, schedule);
+    if (i === 0) return post.mean;
+    return add(post.mean, affine(randn(x.shape), Math.sqrt(post.variance), 0));
+  }
+}
+
+/** keep * token + (1 - keep) * null, for keep [B, 1] and null [width]. */
+function mixNull(token: Tensor, nullToken: Tensor, keep: Tensor): Tensor {
+  return add(mul(token, keep), mul(nullToken, affine(keep, -1, 1)));
+}
+
+/** x [B, ...] -> [K * B, ...] (a new tensor), row k * B + b holding x[b]. */
+function repeatRows(x: Tensor, K: number): Tensor {
+  if (K === 1) return clone(x);
+  const expanded = expand(unsqueeze(x, 0), [K, ...x.shape]);
+  return reshape(expanded, [K * x.shape[0], ...x.shape.slice(1)]);
+}
+
+/** The "transformer" prior plugin (thesis section 3.4). */
+export const transformerPrior: PluginDefinition<
+  "prior",
+  typeof transformerPriorOptions,
+  TransformerPrior
+> = definePlugin({
+  kind: "prior",
+  name: "transformer",
+  description: "Causal transformer diffusion prior predicting x0 (thesis 3.4, Algorithms 4-5)",
+  options: transformerPriorOptions,
+  create: (o) => new TransformerPrior(o),
+});
