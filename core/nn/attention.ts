@@ -42,13 +42,20 @@ export interface AttentionForwardOptions {
  * ```
  */
 export class MultiheadAttention extends Module {
+  /** Query projection. */
   readonly q: Linear;
+  /** Key projection. */
   readonly k: Linear;
+  /** Value projection. */
   readonly v: Linear;
+  /** Output projection. */
   readonly out: Linear;
+  /** Key projection of context tokens (null without kvDim). */
   readonly kContext: Linear | null;
+  /** Value projection of context tokens (null without kvDim). */
   readonly vContext: Linear | null;
 
+  /** Creates the object; parameters are drawn from the global generator in a fixed order. */
   constructor(readonly dim: number, readonly heads: number, opts: MultiheadAttentionOptions = {}) {
     super();
     if (!Number.isInteger(heads) || heads < 1 || dim % heads !== 0) {

@@ -28,12 +28,18 @@ export interface Conv2dLayerOptions {
  * ```
  */
 export class Conv2d extends Module {
+  /** Learned weight. */
   readonly weight: Tensor;
+  /** Learned bias (null when disabled). */
   readonly bias: Tensor | null;
+  /** Kernel size [kh, kw]. */
   readonly kernel: [number, number];
+  /** Stride [sy, sx]. */
   readonly stride: [number, number];
+  /** Zero padding [py, px]. */
   readonly padding: [number, number];
 
+  /** Creates the object; parameters are drawn from the global generator in a fixed order. */
   constructor(
     readonly inChannels: number,
     readonly outChannels: number,
@@ -81,13 +87,20 @@ export interface ConvTranspose2dLayerOptions extends Conv2dLayerOptions {
  * ```
  */
 export class ConvTranspose2d extends Module {
+  /** Learned weight. */
   readonly weight: Tensor;
+  /** Learned bias (null when disabled). */
   readonly bias: Tensor | null;
+  /** Kernel size [kh, kw]. */
   readonly kernel: [number, number];
+  /** Stride [sy, sx]. */
   readonly stride: [number, number];
+  /** Zero padding [py, px]. */
   readonly padding: [number, number];
+  /** Extra output rows/columns [oy, ox]. */
   readonly outputPadding: [number, number];
 
+  /** Creates the object; parameters are drawn from the global generator in a fixed order. */
   constructor(
     readonly inChannels: number,
     readonly outChannels: number,

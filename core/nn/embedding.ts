@@ -21,8 +21,10 @@ export interface EmbeddingOptions {
  * ```
  */
 export class Embedding extends Module {
+  /** Learned weight. */
   readonly weight: Tensor;
 
+  /** Creates the object; parameters are drawn from the global generator in a fixed order. */
   constructor(readonly num: number, readonly dim: number, opts: EmbeddingOptions = {}) {
     super();
     this.weight = this.addParameter("weight", normalInit([num, dim], opts.std ?? 1));

@@ -21,9 +21,12 @@ export interface LinearOptions {
  * ```
  */
 export class Linear extends Module {
+  /** Learned weight. */
   readonly weight: Tensor;
+  /** Learned bias (null when disabled). */
   readonly bias: Tensor | null;
 
+  /** Creates the object; parameters are drawn from the global generator in a fixed order. */
   constructor(readonly inFeatures: number, readonly outFeatures: number, opts: LinearOptions = {}) {
     super();
     const bound = 1 / Math.sqrt(inFeatures);

@@ -21,10 +21,14 @@ export interface GroupNormLayerOptions {
  * ```
  */
 export class GroupNorm extends Module {
+  /** Learned weight. */
   readonly weight: Tensor | null;
+  /** Learned bias (null when disabled). */
   readonly bias: Tensor | null;
+  /** Added to the variance. */
   readonly eps: number;
 
+  /** Creates the object; parameters are drawn from the global generator in a fixed order. */
   constructor(
     readonly groups: number,
     readonly channels: number,
@@ -66,10 +70,14 @@ export interface LayerNormLayerOptions {
  * ```
  */
 export class LayerNorm extends Module {
+  /** Learned weight. */
   readonly weight: Tensor | null;
+  /** Learned bias (null when disabled). */
   readonly bias: Tensor | null;
+  /** Added to the variance. */
   readonly eps: number;
 
+  /** Creates the object; parameters are drawn from the global generator in a fixed order. */
   constructor(readonly dim: number, opts: LayerNormLayerOptions = {}) {
     super();
     this.eps = opts.eps ?? 1e-5;
@@ -105,11 +113,16 @@ export interface BatchNorm2dOptions {
  * ```
  */
 export class BatchNorm2d extends Module {
+  /** Learned weight. */
   readonly weight: Tensor;
+  /** Learned bias (null when disabled). */
   readonly bias: Tensor;
+  /** Added to the variance. */
   readonly eps: number;
+  /** Weight of a new batch statistic in the running estimates. */
   readonly momentum: number;
 
+  /** Creates the object; parameters are drawn from the global generator in a fixed order. */
   constructor(readonly channels: number, opts: BatchNorm2dOptions = {}) {
     super();
     this.eps = opts.eps ?? 1e-5;

@@ -27,13 +27,20 @@ export interface TransformerBlockOptions {
  * ```
  */
 export class TransformerBlock extends Module {
+  /** LayerNorm before attention. */
   readonly ln1: LayerNorm;
+  /** Self-attention. */
   readonly attn: MultiheadAttention;
+  /** LayerNorm before the MLP. */
   readonly ln2: LayerNorm;
+  /** MLP input layer (GELU). */
   readonly fc1: Linear;
+  /** MLP output layer. */
   readonly fc2: Linear;
+  /** Whether attention is causal. */
   readonly causal: boolean;
 
+  /** Creates the object; parameters are drawn from the global generator in a fixed order. */
   constructor(readonly dim: number, readonly heads: number, opts: TransformerBlockOptions = {}) {
     super();
     const hidden = Math.round((opts.mlpRatio ?? 4) * dim);

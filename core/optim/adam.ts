@@ -26,15 +26,21 @@ export interface AdamOptions {
 
 /** Optimizer state for checkpoints: the step count and both moments in parameter order. */
 export interface AdamState {
+  /** Steps taken. */
   step: number;
+  /** First moments, in parameter order. */
   m: Tensor[];
+  /** Second moments, in parameter order. */
   v: Tensor[];
 }
 
 /** What `loadStateDict` accepts: tensors or host arrays for the moments. */
 export interface AdamStateInput {
+  /** Steps taken. */
   step: number;
+  /** First moments, in parameter order. */
   m: (Tensor | Float32Array)[];
+  /** Second moments, in parameter order. */
   v: (Tensor | Float32Array)[];
 }
 
@@ -66,12 +72,19 @@ export function copyInto(dst: Tensor, src: Tensor | Float32Array, what: string):
  * ```
  */
 export class Adam {
+  /** The parameters updated, in order. */
   readonly params: Tensor[];
+  /** Default learning rate. */
   readonly lr: number;
+  /** First-moment decay. */
   readonly beta1: number;
+  /** Second-moment decay. */
   readonly beta2: number;
+  /** Added to the variance. */
   readonly eps: number;
+  /** Weight decay. */
   readonly weightDecay: number;
+  /** AdamW (decoupled decay) when true. */
   readonly decoupled: boolean;
   /** Number of steps taken. */
   stepCount = 0;
@@ -80,6 +93,7 @@ export class Adam {
   /** [lr, 1 / (1 - b1^t), 1 / sqrt(1 - b2^t), lr * wd]: written once per step. */
   #scalars: Tensor;
 
+  /** Creates the state (zeros / copies) for `params`. */
   constructor(params: Tensor[], opts: AdamOptions) {
     this.params = [...params];
     this.lr = opts.lr;

@@ -37,14 +37,18 @@ export interface EmaState {
  * ```
  */
 export class Ema {
+  /** The parameters updated, in order. */
   readonly params: Tensor[];
+  /** Target decay. */
   readonly decay: number;
+  /** Whether the decay warms up. */
   readonly warmup: boolean;
   /** Updates applied so far. */
   updates = 0;
   #shadow: Tensor[];
   #decayBuf: Tensor;
 
+  /** Creates the state (zeros / copies) for `params`. */
   constructor(params: Tensor[], decay: number, opts: EmaOptions = {}) {
     if (!(decay >= 0 && decay <= 1)) {
       throw new Error(`Ema: decay must lie in [0, 1], got ${decay}.`);
