@@ -1,0 +1,551 @@
+/**
+ * Training checkpoints (DESIGN.md, "Checkpoints, configs, outputs").
+ *
+ * Layout of one stage folder (`<out>/clip`, `<out>/prior`, `<out>/decoder`):
+ *
+ * ```
+ * latest                                  text: the name of the newest complete step folder
+ * step-00000500/
+ *   model.safetensors.index.json          Hugging Face style index (+ metadata below)
+ *   model-00001-of-0000N.safetensors      weights, shards of at most 16 MB
+ *   training.safetensors                  Adam moments (adam.m.* / adam.v.*) and EMA (ema.*)
+ *   resume.json                           step, GPU RNG state, data-loader step, elapsed time
+ * metrics.jsonl                           one JSON line per logged step (core/train/metrics.ts)
+ * ```
+ *
+ * The model metadata holds `format_version`, `stage`, `step`, the full resolved `config` (JSON)
+ * and the `tokenizer` vocabulary (JSON). A save writes a hidden temporary folder, renames it to
+ * `step-N` and only then replaces `latest` atomically, so a crash at any point leaves the
+ * previous checkpoint as the latest. Older step folders beyond `keepLast` are removed last.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { diffConfigs, type ResolvedConfig, type TrainStage } from "../config.ts";
+import {
+  readSafetensors,
+  readShardedSafetensors,
+  type TensorEntry,
+  type TensorMap,
+  writeSafetensors,
+  writeShardedSafetensors,
+  writeTextAtomic,
+} from "../io/mod.ts";
+import type { Module } from "../nn/module.ts";
+import type { Adam } from "../optim/adam.ts";
+import type { Ema } from "../optim/ema.ts";
+import { backend, type RngState, type Tensor } from "../tensor/mod.ts";
+
+/** Bumped whenever the checkpoint layout or metadata changes incompatibly. */
+export const CHECKPOINT_FORMAT_VERSION = 1;
+
+/** Largest weight shard (DESIGN.md: shards of at most 16 MB). */
+export const MAX_SHARD_BYTES = 16 * 1024 * 1024;
+
+/** A checkpoint a user pointed at is missing, corrupt or does not fit: one line, no stack. */
+export class CheckpointError extends Error {
+  /**
+   * @example
+   * ```ts
+   * throw new CheckpointError(`No checkpoint in "runs/tiny/clip"`);
+   * ```
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "CheckpointError";
+  }
+}
+
+/** What `--resume` needs besides weights and optimizer state. */
+export interface ResumeState {
+  /** Steps completed. */
+  step: number;
+  /** The GPU generator state after the last completed step (`getRngState()`). */
+  rng: RngState;
+  /** The next data-loader step (batches are a pure function of (seed, step)). */
+  loaderStep: number;
+  /**
+   * Host-side randomness: every host draw is derived from (seed, stage, step) (datasets/rng.ts
+   * `deriveSeed`), so the seed is the whole state.
+   */
+  hostSeed: number;
+  /** Wall-clock seconds of training so far (for logs). */
+  elapsedSeconds: number;
+}
+
+/** Metadata stored with every checkpoint. */
+export interface CheckpointMeta {
+  formatVersion: number;
+  stage: TrainStage;
+  step: number;
+  config: ResolvedConfig;
+  /** The tokenizer's JSON form (`Tokenizer.toJSON()`). */
+  tokenizer: unknown;
+}
+
+/** A checkpoint read from disk (weights on the host). */
+export interface LoadedCheckpoint {
+  /** The step folder. */
+  dir: string;
+  meta: CheckpointMeta;
+  /** Model weights by parameter/buffer name. */
+  weights: TensorMap;
+  /** Adam moments and EMA shadow weights, when the file exists. */
+  training: { tensors: TensorMap; metadata: Record<string, string> } | null;
+  /** Resume state. */
+  resume: ResumeState;
+}
+
+/** Options of `saveCheckpoint`. */
+export interface SaveCheckpointOptions {
+  /** The stage folder (`<out>/<stage>`). */
+  stageDir: string;
+  meta: CheckpointMeta;
+  /** The model whose parameters and buffers are saved. */
+  model: Module;
+  /** Optimizer whose moments are saved (in `model.parameters()` order). */
+  optimizer?: Adam | null;
+  /** EMA whose shadow weights are saved (in `model.parameters()` order). */
+  ema?: Ema | null;
+  resume: ResumeState;
+  /** Step folders to keep (the newest). */
+  keepLast: number;
+  /** Shard limit in bytes (default 16 MB). */
+  maxShardBytes?: number;
+}
+
+const STEP_DIR = /^step-(\d+)$/;
+const LATEST = "latest";
+const MODEL = "model";
+const TRAINING_FILE = "training.safetensors";
+const RESUME_FILE = "resume.json";
+
+/**
+ * The folder name of a step: `step-00000500`.
+ *
+ * @example
+ * ```ts
+ * stepDirName(500); // "step-00000500"
+ * ```
+ */
+export function stepDirName(step: number): string {
+  return `step-${String(step).padStart(8, "0")}`;
+}
+
+/**
+ * Reads many GPU tensors with one readback (copies into one staging buffer first): reading each
+ * tensor alone costs ~10 ms of polling on Deno, which adds up over hundreds of parameters.
+ *
+ * @example
+ * ```ts
+ * const [w, b] = await readTensors([layer.weight, layer.bias]);
+ * ```
+ */
+export async function readTensors(tensors: readonly Tensor[]): Promise<ArrayBuffer[]> {
+  const out: ArrayBuffer[] = new Array(tensors.length);
+  const limit = 64 * 1024 * 1024;
+  let i = 0;
+  while (i < tensors.length) {
+    let j = i, bytes = 0;
+    while (j < tensors.length && (j === i || bytes + tensors[j].size * 4 <= limit)) {
+      bytes += tensors[j].size * 4;
+      j++;
+    }
+    const b = backend();
+    const staging = b.allocate(Math.max(bytes, 4));
+    try {
+      let offset = 0;
+      for (let k = i; k < j; k++) {
+        b.copy(tensors[k].buffer, 0, staging, offset, tensors[k].size * 4);
+        offset += tensors[k].size * 4;
+      }
+      const all = await b.read(staging, bytes);
+      offset = 0;
+      for (let k = i; k < j; k++) {
+        out[k] = all.slice(offset, offset + tensors[k].size * 4);
+        offset += tensors[k].size * 4;
+      }
+    } finally {
+      b.free(staging);
+    }
+    i = j;
+  }
+  return out;
+}
+
+function entryOf(t: Tensor, data: ArrayBuffer): TensorEntry {
+  return t.dtype === "f32"
+    ? { dtype: "F32", shape: [...t.shape], data: new Float32Array(data) }
+    : t.dtype === "i32"
+    ? { dtype: "I32", shape: [...t.shape], data: new Int32Array(data) }
+    : { dtype: "U32", shape: [...t.shape], data: new Uint32Array(data) };
+}
+
+async function tensorMap(named: readonly [string, Tensor][]): Promise<TensorMap> {
+  const data = await readTensors(named.map(([, t]) => t));
+  const map: TensorMap = {};
+  named.forEach(([name, t], i) => map[name] = entryOf(t, data[i]));
+  return map;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/**
+ * Step numbers of the complete step folders in a stage folder, ascending.
+ *
+ * @example
+ * ```ts
+ * await listSteps("runs/tiny/clip"); // [100, 200]
+ * ```
+ */
+export async function listSteps(stageDir: string): Promise<number[]> {
+  const steps: number[] = [];
+  try {
+    for await (const e of Deno.readDir(stageDir)) {
+      const m = e.isDirectory ? STEP_DIR.exec(e.name) : null;
+      if (m) steps.push(Number(m[1]));
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  return steps.sort((a, b) => a - b);
+}
+
+/**
+ * Saves weights, optimizer/EMA state and the resume state as a new step folder, points `latest`
+ * at it, and prunes old step folders. Returns the step folder's path.
+ *
+ * @example
+ * ```ts
+ * await saveCheckpoint({ stageDir: "runs/tiny/clip", meta, model, optimizer, resume, keepLast: 3 });
+ * ```
+ */
+export async function saveCheckpoint(options: SaveCheckpointOptions): Promise<string> {
+  const { stageDir, meta, model, optimizer, ema, resume } = options;
+  await Deno.mkdir(stageDir, { recursive: true });
+  const names = model.namedParameters().map(([n]) => n);
+  // Read everything back before touching the disk.
+  const weights = await tensorMap([...model.stateDict()]);
+  const trainingNamed: [string, Tensor][] = [];
+  const trainingMeta: Record<string, string> = { format_version: String(meta.formatVersion) };
+  if (optimizer) {
+    const s = optimizer.stateDict();
+    s.m.forEach((t, i) => trainingNamed.push([`adam.m.${names[i]}`, t]));
+    s.v.forEach((t, i) => trainingNamed.push([`adam.v.${names[i]}`, t]));
+    trainingMeta.adam_step = String(s.step);
+  }
+  if (ema) {
+    const s = ema.stateDict();
+    s.shadow.forEach((t, i) => trainingNamed.push([`ema.${names[i]}`, t]));
+    trainingMeta.ema_updates = String(s.updates);
+  }
+  const training = await tensorMap(trainingNamed);
+
+  const final = join(stageDir, stepDirName(meta.step));
+  const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
+  const tmp = join(stageDir, `.${stepDirName(meta.step)}.tmp-${rand}`);
+  await Deno.mkdir(tmp);
+  try {
+    await writeShardedSafetensors(tmp, MODEL, weights, {
+      format_version: String(meta.formatVersion),
+      stage: meta.stage,
+      step: String(meta.step),
+      config: JSON.stringify(meta.config),
+      tokenizer: JSON.stringify(meta.tokenizer),
+    }, { maxShardBytes: options.maxShardBytes ?? MAX_SHARD_BYTES });
+    if (trainingNamed.length > 0) {
+      await writeSafetensors(join(tmp, TRAINING_FILE), training, trainingMeta);
+    }
+    await writeTextAtomic(join(tmp, RESUME_FILE), JSON.stringify(resume, null, 2) + "\n");
+    // Re-saving a step (e.g. interrupted right after a resume) replaces the old folder; until
+    // the new one is renamed in, `latest` may point at a missing folder only if it named this step.
+    if (await exists(final)) {
+      const old = `${tmp}-old`;
+      await Deno.rename(final, old);
+      await Deno.rename(tmp, final);
+      await Deno.remove(old, { recursive: true });
+    } else {
+      await Deno.rename(tmp, final);
+    }
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw e;
+  }
+  await writeTextAtomic(join(stageDir, LATEST), stepDirName(meta.step) + "\n");
+  const steps = await listSteps(stageDir);
+  const stale = steps.filter((s) => s !== meta.step).slice(
+    0,
+    Math.max(0, steps.length - options.keepLast),
+  );
+  for (const s of stale) {
+    await Deno.remove(join(stageDir, stepDirName(s)), { recursive: true }).catch(() => {});
+  }
+  return final;
+}
+
+/**
+ * The step folder a path names: a step folder itself, or a stage folder through its `latest`
+ * file. Throws a `CheckpointError` when there is none.
+ *
+ * @example
+ * ```ts
+ * await resolveStepDir("runs/tiny/clip"); // "runs/tiny/clip/step-00000300"
+ * ```
+ */
+export async function resolveStepDir(path: string): Promise<string> {
+  if (await exists(join(path, RESUME_FILE))) return path;
+  const latest = join(path, LATEST);
+  let name: string;
+  try {
+    name = (await Deno.readTextFile(latest)).trim();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new CheckpointError(
+        (await exists(path))
+          ? `No checkpoint in "${path}": it has no "latest" file; train first or check the path`
+          : `Checkpoint folder "${path}" does not exist; check the path or train first`,
+      );
+    }
+    throw new CheckpointError(`Cannot read "${latest}": ${(e as Error).message}`);
+  }
+  if (!STEP_DIR.test(name)) {
+    throw new CheckpointError(`Checkpoint pointer "${latest}" is corrupt: "${name.slice(0, 40)}"`);
+  }
+  const dir = join(path, name);
+  if (!(await exists(dir))) {
+    throw new CheckpointError(`Checkpoint "${latest}" names "${name}", which does not exist`);
+  }
+  return dir;
+}
+
+function parseJsonField(value: string | undefined, what: string, dir: string): unknown {
+  if (value === undefined) throw new CheckpointError(`Checkpoint "${dir}" is corrupt: no ${what}`);
+  try {
+    return JSON.parse(value);
+  } catch {
+    throw new CheckpointError(`Checkpoint "${dir}" is corrupt: its ${what} is not valid JSON`);
+  }
+}
+
+function oneLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split("\n")[0];
+}
+
+/**
+ * Reads a checkpoint (a stage folder or a step folder) to the host, checking its format version
+ * and, when `stage` is given, that it belongs to that stage. Every problem is a one-line
+ * `CheckpointError`.
+ *
+ * @example
+ * ```ts
+ * const ckpt = await loadCheckpoint("runs/tiny/clip", "clip");
+ * ckpt.meta.step; // 300
+ * ```
+ */
+export async function loadCheckpoint(path: string, stage?: TrainStage): Promise<LoadedCheckpoint> {
+  const dir = await resolveStepDir(path);
+  let model;
+  try {
+    model = await readShardedSafetensors(dir, MODEL);
+  } catch (e) {
+    throw new CheckpointError(`Checkpoint "${dir}" is corrupt: ${oneLine(e)}`);
+  }
+  const md = model.metadata;
+  const version = Number(md.format_version);
+  if (md.format_version === undefined || !Number.isFinite(version)) {
+    throw new CheckpointError(`Checkpoint "${dir}" is corrupt: no format version`);
+  }
+  if (version !== CHECKPOINT_FORMAT_VERSION) {
+    throw new CheckpointError(
+      `Checkpoint "${dir}" has format version ${version}; this version reads ` +
+        `${CHECKPOINT_FORMAT_VERSION}. Retrain or use the matching release`,
+    );
+  }
+  const meta: CheckpointMeta = {
+    formatVersion: version,
+    stage: md.stage as TrainStage,
+    step: Number(md.step),
+    config: parseJsonField(md.config, "config", dir) as ResolvedConfig,
+    tokenizer: parseJsonField(md.tokenizer, "tokenizer", dir),
+  };
+  if (stage !== undefined && meta.stage !== stage) {
+    throw new CheckpointError(
+      `Checkpoint "${dir}" is a "${meta.stage}" checkpoint, expected "${stage}"`,
+    );
+  }
+  let resume: ResumeState;
+  try {
+    resume = JSON.parse(await Deno.readTextFile(join(dir, RESUME_FILE)));
+  } catch (e) {
+    throw new CheckpointError(`Checkpoint "${dir}" is corrupt: ${RESUME_FILE}: ${oneLine(e)}`);
+  }
+  if (typeof resume?.step !== "number" || resume.step !== meta.step) {
+    throw new CheckpointError(
+      `Checkpoint "${dir}" is corrupt: ${RESUME_FILE} has no matching step`,
+    );
+  }
+  let training: LoadedCheckpoint["training"] = null;
+  if (await exists(join(dir, TRAINING_FILE))) {
+    try {
+      training = await readSafetensors(join(dir, TRAINING_FILE));
+    } catch (e) {
+      throw new CheckpointError(`Checkpoint "${dir}" is corrupt: ${oneLine(e)}`);
+    }
+  }
+  return { dir, meta, weights: model.tensors, training, resume };
+}
+
+function asF32(entry: TensorEntry, name: string, dir: string): Float32Array {
+  if (!(entry.data instanceof Float32Array)) {
+    throw new CheckpointError(`Checkpoint "${dir}": tensor "${name}" is ${entry.dtype}, not F32`);
+  }
+  return entry.data;
+}
+
+function writeTensor(t: Tensor, data: Float32Array): void {
+  backend().write(t.buffer, data);
+}
+
+/**
+ * Copies checkpoint weights into a module (every name and shape must match). With `ema: true`
+ * the EMA shadow weights replace the trained parameters where the checkpoint has them (for
+ * sampling).
+ *
+ * @example
+ * ```ts
+ * loadModuleWeights(decoder, ckpt, { ema: true });
+ * ```
+ */
+export function loadModuleWeights(
+  module: Module,
+  ckpt: LoadedCheckpoint,
+  options: { ema?: boolean } = {},
+): void {
+  const values = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+  for (const [name, entry] of Object.entries(ckpt.weights)) {
+    values.set(name, { shape: entry.shape, data: asF32(entry, name, ckpt.dir) });
+  }
+  if (options.ema && ckpt.training) {
+    for (const [name, entry] of Object.entries(ckpt.training.tensors)) {
+      if (!name.startsWith("ema.")) continue;
+      const target = name.slice(4);
+      if (values.has(target)) {
+        values.set(target, { shape: entry.shape, data: asF32(entry, name, ckpt.dir) });
+      }
+    }
+  }
+  try {
+    module.loadStateDict(values, writeTensor);
+  } catch (e) {
+    throw new CheckpointError(`Checkpoint "${ckpt.dir}" does not fit the model: ${oneLine(e)}`);
+  }
+}
+
+/**
+ * Restores Adam moments and EMA shadow weights saved by `saveCheckpoint`.
+ *
+ * @example
+ * ```ts
+ * loadTrainingState(ckpt, model, optimizer, ema);
+ * ```
+ */
+export function loadTrainingState(
+  ckpt: LoadedCheckpoint,
+  model: Module,
+  optimizer: Adam | null,
+  ema: Ema | null,
+): void {
+  const names = model.namedParameters().map(([n]) => n);
+  const t = ckpt.training;
+  const get = (key: string): Float32Array => {
+    const entry = t?.tensors[key];
+    if (!entry) throw new CheckpointError(`Checkpoint "${ckpt.dir}" has no "${key}" to resume`);
+    return asF32(entry, key, ckpt.dir);
+  };
+  try {
+    if (optimizer) {
+      optimizer.loadStateDict({
+        step: Number(t?.metadata.adam_step ?? NaN),
+        m: names.map((n) => get(`adam.m.${n}`)),
+        v: names.map((n) => get(`adam.v.${n}`)),
+      });
+    }
+    if (ema) {
+      ema.loadStateDict({
+        updates: Number(t?.metadata.ema_updates ?? NaN),
+        shadow: names.map((n) => get(`ema.${n}`)),
+      });
+    }
+  } catch (e) {
+    if (e instanceof CheckpointError) throw e;
+    throw new CheckpointError(`Checkpoint "${ckpt.dir}" does not fit the optimizer: ${oneLine(e)}`);
+  }
+}
+
+/** Train settings that may change between runs without changing the model or its loss curve. */
+const HARMLESS_TRAIN_KEYS = new Set(["logEvery", "checkpointEvery", "keepLast"]);
+
+/**
+ * Config paths at which a checkpoint's stored config and the current one differ, restricted to
+ * what a stage depends on: `plugins`, the given component slots, and (when `trainStage` is
+ * given, for resuming) that stage's train settings other than logging and checkpoint cadence.
+ *
+ * @example
+ * ```ts
+ * configMismatch(ckpt.meta.config, config, ["tokenizer", "textEncoder"], "clip");
+ * // ["components.textEncoder.options.width"]
+ * ```
+ */
+export function configMismatch(
+  stored: ResolvedConfig,
+  current: ResolvedConfig,
+  slots: readonly string[],
+  trainStage?: TrainStage,
+): string[] {
+  const pick = (c: ResolvedConfig): Record<string, unknown> => {
+    const components: Record<string, unknown> = {};
+    for (const s of slots) components[s] = (c.components as Record<string, unknown>)?.[s];
+    const out: Record<string, unknown> = { plugins: c.plugins, components };
+    if (trainStage) {
+      const t = { ...(c.train?.[trainStage] ?? {}) } as Record<string, unknown>;
+      for (const k of HARMLESS_TRAIN_KEYS) delete t[k];
+      out.train = { [trainStage]: t };
+    }
+    return out;
+  };
+  return diffConfigs(pick(stored), pick(current));
+}
+
+/**
+ * Throws a one-line `CheckpointError` listing the differing fields when a checkpoint was
+ * trained with another config (see `configMismatch`).
+ *
+ * @example
+ * ```ts
+ * assertConfigMatches(ckpt, config, ["tokenizer", "textEncoder", "imageEncoder"]);
+ * ```
+ */
+export function assertConfigMatches(
+  ckpt: LoadedCheckpoint,
+  current: ResolvedConfig,
+  slots: readonly string[],
+  trainStage?: TrainStage,
+): void {
+  const diff = configMismatch(ckpt.meta.config, current, slots, trainStage);
+  if (diff.length === 0) return;
+  const shown = diff.slice(0, 6).join(", ") +
+    (diff.length > 6 ? ` (+${diff.length - 6} more)` : "");
+  throw new CheckpointError(
+    `Checkpoint "${ckpt.dir}" was trained with another config; differing fields: ${shown}. ` +
+      `Use the same config, or another --out folder`,
+  );
+}

@@ -1,0 +1,224 @@
+/**
+ * The training loop shared by every stage: Adam with the config's learning-rate schedule,
+ * global gradient clipping, EMA, one `scope` per step (flat GPU memory, no readback inside a
+ * step), the loss read back only every `logEvery` steps, JSONL metrics, periodic atomic
+ * checkpoints, exact resume, and graceful stops (Ctrl-C, --max-minutes).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { ResolvedConfig, TrainStage } from "../config.ts";
+import { Adam, clipGradNorm, Ema, learningRateAt } from "../optim/mod.ts";
+import {
+  add,
+  getRngState,
+  noGrad,
+  reshape,
+  scope,
+  setRngState,
+  type Tensor,
+  zeros,
+} from "../tensor/mod.ts";
+import { deriveSeed } from "../../datasets/mod.ts";
+import {
+  CHECKPOINT_FORMAT_VERSION,
+  type LoadedCheckpoint,
+  loadModuleWeights,
+  loadTrainingState,
+  type ResumeState,
+  saveCheckpoint,
+} from "./checkpoint.ts";
+import { MetricsLog } from "./metrics.ts";
+import { progressLine, RateMeter } from "./progress.ts";
+import type { StageSetup } from "./stages.ts";
+
+/** Why a training run stopped. */
+export type StopReason = "done" | "max-steps" | "max-minutes" | "interrupted";
+
+/** Options of `trainLoop`. */
+export interface TrainLoopOptions {
+  stage: TrainStage;
+  config: ResolvedConfig;
+  setup: StageSetup;
+  /** The stage folder (`<out>/<stage>`). */
+  stageDir: string;
+  /** The checkpoint to continue from (weights, optimizer, EMA, RNG, step). */
+  resumeFrom?: LoadedCheckpoint | null;
+  /** Stop once this many steps are done (counted from 0, resumed steps included). */
+  maxSteps?: number;
+  /** Stop (and save) after this many minutes of this run. */
+  maxMinutes?: number;
+  /** Where progress lines go (default console.log). */
+  print?: (line: string) => void;
+  /** Set `.stop = true` to finish the current step, save and return (Ctrl-C does this). */
+  stopFlag?: { stop: boolean };
+}
+
+/** What `trainLoop` did. */
+export interface TrainLoopResult {
+  stage: TrainStage;
+  /** Steps completed. */
+  step: number;
+  reason: StopReason;
+  /** The step folder saved last. */
+  checkpoint: string | null;
+  /** The mean loss of the last logged window (NaN when nothing was logged). */
+  lastLoss: number;
+}
+
+/**
+ * Trains one stage to `config.train[stage].steps` (or `maxSteps`), saving checkpoints every
+ * `checkpointEvery` steps and at the end. The learning rate follows `learningRateAt` over the
+ * config's full step count, so a run stopped early and resumed follows the same curve.
+ *
+ * @example
+ * ```ts
+ * const setup = await setupStage("clip", { config, registry, outDir });
+ * const result = await trainLoop({ stage: "clip", config, setup, stageDir: `${outDir}/clip` });
+ * ```
+ */
+export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopResult> {
+  const { stage, config, setup, stageDir } = options;
+  const print = options.print ?? ((line: string) => console.log(line));
+  const train = config.train[stage];
+  const target = Math.min(train.steps, options.maxSteps ?? Infinity);
+  const model = setup.model;
+  const params = model.parameters();
+  model.train();
+  const optimizer = new Adam(params, {
+    lr: train.lr,
+    beta1: train.beta1,
+    beta2: train.beta2,
+    eps: train.eps,
+    weightDecay: train.weightDecay,
+  });
+  const ema = train.ema !== null ? new Ema(params, train.ema) : null;
+  let step = 0;
+  let elapsedBefore = 0;
+  const resume = options.resumeFrom;
+  if (resume) {
+    loadModuleWeights(model, resume);
+    loadTrainingState(resume, model, optimizer, ema);
+    setRngState(resume.resume.rng);
+    step = resume.resume.step;
+    elapsedBefore = resume.resume.elapsedSeconds ?? 0;
+    print(`${stage}: resuming from step ${step} (${resume.dir})`);
+  }
+  await Deno.mkdir(stageDir, { recursive: true });
+  const metrics = await MetricsLog.open(join(stageDir, "metrics.jsonl"), { truncateAfter: step });
+
+  const stopFlag = options.stopFlag ?? { stop: false };
+  const start = performance.now();
+  const elapsed = (): number => elapsedBefore + (performance.now() - start) / 1000;
+  const lrAt = (s: number): number =>
+    learningRateAt(s, {
+      lr: train.lr,
+      warmupSteps: train.warmupSteps,
+      totalSteps: train.steps,
+      schedule: train.lrSchedule,
+    });
+
+  let lossSum: Tensor = zeros([1]).keep();
+  let windowSteps = 0;
+  let lastLoss = NaN;
+  let lastSaved: string | null = null;
+  // A resumed checkpoint is already saved: stopping right away must not rewrite it.
+  let savedStep = resume ? step : -1;
+  const meter = new RateMeter(step);
+
+  const save = async (): Promise<void> => {
+    const state: ResumeState = {
+      step,
+      rng: getRngState(),
+      loaderStep: step,
+      hostSeed: deriveSeed(train.seed, stage),
+      elapsedSeconds: elapsed(),
+    };
+    lastSaved = await saveCheckpoint({
+      stageDir,
+      meta: {
+        formatVersion: CHECKPOINT_FORMAT_VERSION,
+        stage,
+        step,
+        config,
+        tokenizer: setup.tokenizer.toJSON(),
+      },
+      model,
+      optimizer,
+      ema,
+      resume: state,
+      keepLast: train.keepLast,
+    });
+    savedStep = step;
+  };
+
+  const flushLog = async (): Promise<void> => {
+    if (windowSteps === 0) return;
+    const sum = (await lossSum.read() as Float32Array)[0];
+    lastLoss = sum / windowSteps;
+    lossSum.dispose();
+    lossSum = zeros([1]).keep();
+    windowSteps = 0;
+    const rate = meter.lap(step);
+    const lr = lrAt(step - 1);
+    print(progressLine({ stage, step, target, loss: lastLoss, lr, stepsPerSecond: rate }));
+    await metrics.append({
+      stage,
+      step,
+      loss: lastLoss,
+      lr,
+      stepsPerSecond: rate,
+      elapsedSeconds: elapsed(),
+      time: new Date().toISOString(),
+    });
+    if (!Number.isFinite(lastLoss)) {
+      throw new Error(
+        `The ${stage} loss became "${lastLoss}" at step ${step}; lower the learning rate ` +
+          `(train.${stage}.lr = ${train.lr}) or resume from an earlier checkpoint`,
+      );
+    }
+  };
+
+  let reason: StopReason = target >= train.steps ? "done" : "max-steps";
+  try {
+    while (step < target) {
+      const batch = setup.loader.batch(step);
+      const lr = lrAt(step);
+      const index = step;
+      const next = scope(() => {
+        const loss = setup.loss(batch, index);
+        loss.backward();
+        if (train.gradClip !== null) clipGradNorm(params, train.gradClip);
+        optimizer.step(lr);
+        optimizer.zeroGrad();
+        setup.afterStep?.();
+        ema?.update();
+        return noGrad(() => add(lossSum, reshape(loss, [1])));
+      }).keep();
+      lossSum.dispose();
+      lossSum = next;
+      windowSteps++;
+      step++;
+      if (step % train.logEvery === 0 || step === target) await flushLog();
+      if (step % train.checkpointEvery === 0 && step < target) await save();
+      if (stopFlag.stop) {
+        reason = "interrupted";
+        break;
+      }
+      if (
+        options.maxMinutes !== undefined &&
+        (performance.now() - start) / 60000 >= options.maxMinutes
+      ) {
+        reason = "max-minutes";
+        break;
+      }
+    }
+    await flushLog();
+    if (savedStep !== step) await save();
+  } finally {
+    lossSum.dispose();
+    optimizer.dispose();
+    ema?.dispose();
+  }
+  return { stage, step, reason, checkpoint: lastSaved, lastLoss };
+}

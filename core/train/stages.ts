@@ -1,0 +1,248 @@
+/**
+ * The three training stages of unCLIP (thesis chapter 3) as step definitions for the loop in
+ * `loop.ts`: CLIP (Algorithm 1, contrastive loss), the diffusion prior (Algorithm 4, on CLIP
+ * embeddings cached once before training) and the decoder (Algorithm 2, with conditioning
+ * dropped at the null rate for classifier-free guidance).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { Decoder } from "../components.ts";
+import type { ResolvedConfig, TrainStage } from "../config.ts";
+import type { Module } from "../nn/module.ts";
+import type { Registry } from "../registry.ts";
+import { bernoulli, manualSeed, noGrad, type Tensor, tensor } from "../tensor/mod.ts";
+import { type Batch, DataLoader, deriveSeed, Rng } from "../../datasets/mod.ts";
+import { type ClipModel, l2Normalize, tokenBatch } from "../../plugins/encoders/clip.ts";
+import { decoderLoss } from "../../plugins/decoders/unet.ts";
+import type { NoiseSchedule } from "../../plugins/schedules/mod.ts";
+import type { Tokenizer } from "../../plugins/tokenizers/bpe.ts";
+import {
+  buildClipCache,
+  CLIP_SLOTS,
+  type ClipCache,
+  createClip,
+  createComponent,
+  createDataset,
+  createDecoder,
+  createPrior,
+  createTokenizer,
+  decoderNullRate,
+  gatherClipCache,
+  loadClip,
+  type PriorModel,
+} from "../pipeline.ts";
+import {
+  assertConfigMatches,
+  CheckpointError,
+  loadCheckpoint,
+  type LoadedCheckpoint,
+} from "./checkpoint.ts";
+
+/** A stage ready to train: the model, its data, and the loss of one step. */
+export interface StageSetup {
+  stage: TrainStage;
+  /** What is trained and saved. */
+  model: Module;
+  /** The tokenizer (its vocabulary goes into every checkpoint). */
+  tokenizer: Tokenizer;
+  /** Seeded batches: batch k is a pure function of (seed, k). */
+  loader: DataLoader;
+  /**
+   * The scalar loss of one batch. Called inside `scope`; must not read back. `step` is the
+   * 0-based step index, for host randomness derived from (seed, stage, step).
+   */
+  loss(batch: Batch, step: number): Tensor;
+  /** Runs after each optimizer step (e.g. CLIP's logit-scale clamp). */
+  afterStep?(): void;
+  /** Lines describing the setup (parameter counts, cache). */
+  summary: string[];
+  /** Frees the model and any frozen helpers. */
+  dispose(): void;
+}
+
+/** Inputs of `setupStage`. */
+export interface StageSetupOptions {
+  config: ResolvedConfig;
+  registry: Registry;
+  /** The run folder (`<out>`): the prior and decoder read `<out>/clip`. */
+  outDir: string;
+  /** The checkpoint being resumed, if any (its tokenizer is reused). */
+  resumeFrom?: LoadedCheckpoint | null;
+  /** Progress messages. */
+  log?: (line: string) => void;
+}
+
+/**
+ * Upper bound on the images loaded for a stage's training split (all of them by default).
+ * Exposed for tests that train on a few images.
+ */
+export interface StageDataLimit {
+  trainLimit?: number;
+}
+
+function count(n: number): string {
+  return n.toLocaleString("en-US");
+}
+
+async function loadTrainedClip(
+  o: StageSetupOptions,
+): Promise<{ clip: ClipModel; tokenizer: Tokenizer; step: number }> {
+  const dir = join(o.outDir, "clip");
+  let ckpt: LoadedCheckpoint;
+  try {
+    ckpt = await loadCheckpoint(dir, "clip");
+  } catch (e) {
+    if (e instanceof CheckpointError && /does not exist|no "latest"/.test(e.message)) {
+      throw new CheckpointError(
+        `No trained CLIP in "${dir}"; train it first: deno task train clip --config FILE --out ${o.outDir}`,
+      );
+    }
+    throw e;
+  }
+  assertConfigMatches(ckpt, o.config, CLIP_SLOTS);
+  const { clip, tokenizer } = await loadClip(ckpt, o.config, o.registry);
+  if (
+    o.resumeFrom &&
+    JSON.stringify(o.resumeFrom.meta.tokenizer) !== JSON.stringify(ckpt.meta.tokenizer)
+  ) {
+    throw new CheckpointError(
+      `Checkpoint "${o.resumeFrom.dir}" was trained on another CLIP than "${ckpt.dir}"; ` +
+        `start it again without --resume, or use another --out`,
+    );
+  }
+  return { clip, tokenizer, step: ckpt.meta.step };
+}
+
+/**
+ * Builds a stage: loads data, the tokenizer (trained for the clip stage, from the clip
+ * checkpoint otherwise), frozen helpers and the fresh model (initialised from the stage's seed).
+ *
+ * @example
+ * ```ts
+ * const setup = await setupStage("clip", { config, registry, outDir: "runs/tiny" });
+ * ```
+ */
+export async function setupStage(
+  stage: TrainStage,
+  options: StageSetupOptions & StageDataLimit,
+): Promise<StageSetup> {
+  const { config, registry } = options;
+  const log = options.log ?? (() => {});
+  const train = config.train[stage];
+  const dataset = await createDataset(config, registry);
+  const data = await dataset.split("train", options.trainLimit);
+  log(
+    `${stage}: ${count(data.length)} training images of ${dataset.imageSize}x${dataset.imageSize}`,
+  );
+  const hostSeed = deriveSeed(train.seed, stage);
+
+  if (stage === "clip") {
+    const tokenizer = await createTokenizer(
+      config,
+      registry,
+      options.resumeFrom
+        ? { state: options.resumeFrom.meta.tokenizer }
+        : { captions: data.map((d) => d.caption) },
+    );
+    manualSeed(train.seed);
+    const clip = await createClip(config, registry, tokenizer);
+    const loader = new DataLoader(data, {
+      batchSize: train.batchSize,
+      seed: train.seed,
+      flip: dataset.flip,
+    });
+    return {
+      stage,
+      model: clip,
+      tokenizer,
+      loader,
+      // Thesis Algorithm 1: symmetric cross-entropy over scaled cosine similarities.
+      loss: (batch) =>
+        clip.loss(tensor(batch.images, batch.shape), tokenBatch(tokenizer, batch.captions)),
+      afterStep: () => clip.clampLogitScale(),
+      summary: [`clip: ${count(clip.parameterCount())} parameters`],
+      dispose: () => clip.dispose(),
+    };
+  }
+
+  const { clip, tokenizer, step: clipStep } = await loadTrainedClip(options);
+  log(`${stage}: using CLIP from step ${clipStep}`);
+
+  if (stage === "prior") {
+    const schedule = await createComponent<NoiseSchedule>(config, registry, "priorSchedule");
+    // The thesis encodes the training set with the frozen CLIP once, before training the prior.
+    const t0 = performance.now();
+    let cache: ClipCache;
+    try {
+      cache = buildClipCache(clip, tokenizer, data, Math.min(256, train.batchSize));
+    } finally {
+      clip.dispose();
+    }
+    log(
+      `prior: cached CLIP embeddings of ${count(data.length)} images in ${
+        ((performance.now() - t0) / 1000).toFixed(1)
+      } s`,
+    );
+    manualSeed(train.seed);
+    const prior: PriorModel = await createPrior(config, registry, tokenizer);
+    // Cached embeddings belong to unflipped images, so the prior's batches are not flipped.
+    const loader = new DataLoader(data, {
+      batchSize: train.batchSize,
+      seed: train.seed,
+      flip: false,
+    });
+    return {
+      stage,
+      model: prior,
+      tokenizer,
+      loader,
+      // Thesis Algorithm 4: predict the clean image embedding from its noised version.
+      loss: (batch) => {
+        const { cond, imageEmbedding } = gatherClipCache(cache, batch.indices);
+        return prior.loss(cond, imageEmbedding, schedule);
+      },
+      summary: [`prior: ${count(prior.parameterCount())} parameters`],
+      dispose: () => {
+        prior.dispose();
+        cache.dispose();
+      },
+    };
+  }
+
+  const schedule = await createComponent<NoiseSchedule>(config, registry, "decoderSchedule");
+  manualSeed(train.seed);
+  const decoder: Decoder = await createDecoder(config, registry, tokenizer);
+  const nullRate = decoderNullRate(config);
+  const loader = new DataLoader(data, {
+    batchSize: train.batchSize,
+    seed: train.seed,
+    flip: dataset.flip,
+  });
+  clip.eval();
+  return {
+    stage,
+    model: decoder,
+    tokenizer,
+    loader,
+    // Thesis Algorithm 2 with classifier-free guidance training (section 3.3.3): text and CLIP
+    // embedding are dropped together with probability nullRate (keep ~ Bernoulli(1 - nullRate)).
+    loss: (batch, step) => {
+      const x0 = tensor(batch.images, batch.shape);
+      const z = noGrad(() => l2Normalize(clip.encodeImages(x0)));
+      const B = batch.shape[0];
+      const cond = {
+        tokens: tokenBatch(tokenizer, batch.captions),
+        imageEmbedding: z,
+        keep: bernoulli([B], 1 - nullRate),
+      };
+      const rng = new Rng(deriveSeed(hostSeed, step));
+      return decoderLoss(decoder, x0, cond, schedule, { random: () => rng.next() });
+    },
+    summary: [`decoder: ${count(decoder.parameterCount())} parameters (CLIP frozen)`],
+    dispose: () => {
+      decoder.dispose();
+      clip.dispose();
+    },
+  };
+}

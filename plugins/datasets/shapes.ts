@@ -1,0 +1,98 @@
+/**
+ * Dataset plugins: the synthetic coloured shapes (thesis datasets 1 and 2, SPEC.md section 1)
+ * and folders of PNGs with a captions.jsonl (datasets/folder.ts).
+ *
+ * @module
+ */
+import { z } from "../../core/deps.ts";
+import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
+import {
+  type CaptionedImage,
+  generateSplit,
+  readFolder,
+  type SplitName,
+} from "../../datasets/mod.ts";
+
+/** What a dataset plugin creates: captioned images by split, all of one size. */
+export interface ImageTextDataset {
+  /** Image side in pixels. */
+  readonly imageSize: number;
+  /** Whether training batches are flipped at random (captions fixed up). */
+  readonly flip: boolean;
+  /** The images of a split ("train", "test" or "zeroshot"), at most `limit` of them. */
+  split(name: SplitName, limit?: number): Promise<CaptionedImage[]>;
+}
+
+/** Options of the "shapes" dataset plugin. */
+export const shapesDatasetOptions = z.object({
+  set: z.union([z.literal(1), z.literal(2)]).default(1).describe("Thesis dataset 1 or 2"),
+  imageSize: z.number().int().positive().default(32).describe("Image side (a power of two <= 128)"),
+  trainCount: z.number().int().positive().optional()
+    .describe("Training images (default: the thesis count, 20,000 or 25,000)"),
+  testCount: z.number().int().positive().optional()
+    .describe("Test and zero-shot images (default: 2,000)"),
+  seed: z.union([z.string(), z.number()]).default("unclip-shapes").describe("Generator seed"),
+  sizeDropProb: z.number().min(0).max(1).default(0.3)
+    .describe("Probability of dropping the size word"),
+  flip: z.boolean().default(true).describe("Random horizontal flips while training"),
+}).strict();
+
+/** The "shapes" dataset plugin: generated in memory, deterministic for a seed. */
+export const shapesDataset: PluginDefinition<
+  "dataset",
+  typeof shapesDatasetOptions,
+  ImageTextDataset
+> = definePlugin({
+  kind: "dataset",
+  name: "shapes",
+  description: "Synthetic coloured shapes with captions (thesis datasets 1 and 2)",
+  options: shapesDatasetOptions,
+  create: (o): ImageTextDataset => ({
+    imageSize: o.imageSize,
+    flip: o.flip,
+    split: (name, limit) => {
+      const full = name === "train" ? o.trainCount : o.testCount;
+      const count = limit !== undefined && (full === undefined || limit < full) ? limit : full;
+      return Promise.resolve(generateSplit({
+        set: o.set,
+        split: name,
+        size: o.imageSize,
+        seed: o.seed,
+        count,
+        sizeDropProb: o.sizeDropProb,
+      }));
+    },
+  }),
+});
+
+/** Options of the "folder" dataset plugin. */
+export const folderDatasetOptions = z.object({
+  train: z.string().min(1).describe("Folder of the training split (PNGs + captions.jsonl)"),
+  test: z.string().min(1).optional().describe("Folder of the test split"),
+  zeroshot: z.string().min(1).optional().describe("Folder of the zero-shot split"),
+  imageSize: z.number().int().positive().default(32).describe("Required image side"),
+  flip: z.boolean().default(false).describe("Random horizontal flips while training"),
+}).strict();
+
+/** The "folder" dataset plugin: user images written by `deno task dataset` or by hand. */
+export const folderDataset: PluginDefinition<
+  "dataset",
+  typeof folderDatasetOptions,
+  ImageTextDataset
+> = definePlugin({
+  kind: "dataset",
+  name: "folder",
+  description: "Folders of PNG images with a captions.jsonl per split",
+  options: folderDatasetOptions,
+  create: (o): ImageTextDataset => ({
+    imageSize: o.imageSize,
+    flip: o.flip,
+    split: (name, limit) => {
+      const dir = o[name];
+      if (dir === undefined) {
+        throw new Error(`The folder dataset has no "${name}" split; set its "${name}" option`);
+      }
+      return readFolder(dir, { size: o.imageSize, limit });
+    },
+  }),
+});

@@ -1,0 +1,152 @@
+/**
+ * Shared command-line plumbing for the tasks: strict flag parsing with `node:util` parseArgs,
+ * `--help`, and the top-level handler that turns any error into ONE line on stderr and exit
+ * code 1 (the stack only with `--debug`).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+
+/** A mistake on the command line (unknown flag, bad value, missing argument). */
+export class UsageError extends Error {
+  /**
+   * @example
+   * ```ts
+   * throw new UsageError(`Unknown stage "clp"; choose clip, prior, decoder or all`);
+   * ```
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** A flag definition for `parseFlags` (parseArgs's option shape). */
+export interface FlagSpec {
+  type: "string" | "boolean";
+  short?: string;
+  default?: string | boolean;
+}
+
+/** Flags every task accepts. */
+const COMMON_FLAGS: Record<string, FlagSpec> = {
+  help: { type: "boolean", short: "h" },
+  debug: { type: "boolean" },
+};
+
+/** The result of `parseFlags`. */
+export interface ParsedFlags {
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
+/**
+ * Parses `args` strictly: unknown flags and missing values are `UsageError`s that point at
+ * `--help`.
+ *
+ * @example
+ * ```ts
+ * const { values, positionals } = parseFlags(["clip", "--config", "a.jsonc"], {
+ *   config: { type: "string" },
+ * }, "train");
+ * ```
+ */
+export function parseFlags(
+  args: readonly string[],
+  flags: Record<string, FlagSpec>,
+  task: string,
+): ParsedFlags {
+  try {
+    const { values, positionals } = parseArgs({
+      args: [...args],
+      options: { ...COMMON_FLAGS, ...flags },
+      strict: true,
+      allowPositionals: true,
+    });
+    return { values: values as ParsedFlags["values"], positionals };
+  } catch (e) {
+    const raw = (e as Error).message.split("\n")[0];
+    const unknown = /^Unknown option '([^']+)'/.exec(raw);
+    // parseArgs adds advice about "--" that does not apply here; keep its first sentence.
+    const msg = unknown ? `Unknown flag "${unknown[1]}"` : raw.split(/\.\s/)[0].replace(/\.$/, "");
+    throw new UsageError(`${msg}; see "deno task ${task} --help"`);
+  }
+}
+
+/**
+ * A flag's value as a number within bounds, or undefined when absent.
+ *
+ * @example
+ * ```ts
+ * intFlag(values, "n", { min: 1 }); // 4 for --n 4
+ * ```
+ */
+export function numberFlag(
+  values: ParsedFlags["values"],
+  name: string,
+  options: { min?: number; integer?: boolean; positive?: boolean } = {},
+): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  const kind = options.integer ? "an integer" : "a number";
+  if (typeof raw !== "string" || raw.trim() === "" || !Number.isFinite(n)) {
+    throw new UsageError(`--${name} "${raw}" is not ${kind}`);
+  }
+  if (options.integer && !Number.isInteger(n)) {
+    throw new UsageError(`--${name} "${raw}" is not an integer`);
+  }
+  if (options.positive && !(n > 0)) throw new UsageError(`--${name} "${raw}" must be positive`);
+  if (options.min !== undefined && n < options.min) {
+    throw new UsageError(`--${name} "${raw}" must be at least ${options.min}`);
+  }
+  return n;
+}
+
+/**
+ * One line for any error: ConfigError problems joined with "; ", everything else its first
+ * line, prefixed with "Error: ".
+ *
+ * @example
+ * ```ts
+ * errorLine(new Error("Boom\nmore")); // "Error: Boom"
+ * ```
+ */
+export function errorLine(e: unknown): string {
+  const problems = (e as { problems?: unknown })?.problems;
+  let msg: string;
+  if (Array.isArray(problems) && problems.length > 0) {
+    msg = problems.length > 3
+      ? `${problems.slice(0, 3).join("; ")} (and ${problems.length - 3} more problems)`
+      : problems.join("; ");
+  } else {
+    msg = e instanceof Error ? e.message : String(e);
+  }
+  msg = msg.split("\n").map((l) => l.trim()).filter(Boolean).join("; ");
+  return `Error: ${msg || (e instanceof Error ? e.name : "unknown error")}`;
+}
+
+/**
+ * Runs a task's main function as a CLI: its return value is the exit code (default 0); any
+ * thrown error prints one line to stderr and exits 1 (`--debug` adds the stack).
+ *
+ * @example
+ * ```ts
+ * if (import.meta.main) await runMain(runTrain);
+ * ```
+ */
+export async function runMain(
+  main: (args: string[]) => Promise<unknown>,
+  args: string[] = Deno.args,
+): Promise<never> {
+  let code = 0;
+  try {
+    const r = await main(args);
+    if (typeof r === "number") code = r;
+  } catch (e) {
+    console.error(errorLine(e));
+    if (args.includes("--debug") && e instanceof Error && e.stack) console.error(e.stack);
+    code = 1;
+  }
+  Deno.exit(code);
+}

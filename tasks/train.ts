@@ -1,0 +1,224 @@
+/**
+ * `deno task train <clip|prior|decoder|all> --config FILE [...]`: trains the unCLIP stages.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { builtins } from "../core/builtins.ts";
+import {
+  describePlugins,
+  loadConfig,
+  resolvedConfigJson,
+  type TrainStage,
+} from "../core/config.ts";
+import { STAGE_SLOTS } from "../core/pipeline.ts";
+import { adapterLine, initBackend } from "../core/tensor/mod.ts";
+import {
+  assertConfigMatches,
+  CheckpointError,
+  loadCheckpoint,
+  type LoadedCheckpoint,
+  resolveStepDir,
+} from "../core/train/checkpoint.ts";
+import { trainLoop, type TrainLoopResult } from "../core/train/loop.ts";
+import { setupStage } from "../core/train/stages.ts";
+import { numberFlag, parseFlags, runMain, UsageError } from "./_cli.ts";
+
+const USAGE = `Usage: deno task train <clip|prior|decoder|all> --config FILE [options]
+
+Trains CLIP, the diffusion prior and/or the decoder. The prior and decoder read the trained
+CLIP from <out>/clip, so train "clip" first (or "all").
+
+Options:
+  --config FILE      JSON/JSONC config (e.g. presets/tiny.jsonc, presets/thesis.jsonc)
+  --out DIR          run folder holding DIR/clip, DIR/prior, DIR/decoder (default runs/<name>)
+  --resume           continue from the latest checkpoint of each stage (same loss curve)
+  --max-steps N      stop once a stage has done N steps (resumed steps included), and save
+  --max-minutes M    stop a stage after M minutes of this run, and save
+  --print-config     print the resolved config (all defaults filled in) and exit
+  --list-plugins     list every plugin with its options and defaults, and exit
+  --debug            print stack traces of errors
+  -h, --help         show this help
+
+Ctrl-C finishes the current step, saves a checkpoint and exits; continue with --resume.
+Config "plugins" may name third-party plugin modules by path or URL; URLs need Deno's
+--allow-import permission (e.g. deno run -A --allow-import=example.com tasks/train.ts ...).`;
+
+const STAGES: readonly TrainStage[] = ["clip", "prior", "decoder"];
+
+/** Test hooks of `runTrain`. */
+export interface TrainHooks {
+  /** Where progress lines go (default console.log). */
+  print?: (line: string) => void;
+  /** Set `.stop` to request a graceful stop (as Ctrl-C does). */
+  stopFlag?: { stop: boolean };
+}
+
+/** What `runTrain` did: one result per stage trained. */
+export interface TrainRunResult {
+  outDir: string;
+  results: TrainLoopResult[];
+}
+
+async function hasCheckpoint(dir: string): Promise<boolean> {
+  try {
+    await resolveStepDir(dir);
+    return true;
+  } catch (e) {
+    if (e instanceof CheckpointError && /does not exist|no "latest"/.test(e.message)) return false;
+    throw e;
+  }
+}
+
+/**
+ * The train task, callable in-process (tests) and from the CLI. Returns what was trained;
+ * throws one-line errors for user mistakes.
+ *
+ * @example
+ * ```ts
+ * await runTrain(["all", "--config", "presets/tiny.jsonc", "--max-steps", "5", "--out", "/tmp/run"]);
+ * ```
+ */
+export async function runTrain(
+  args: string[],
+  hooks: TrainHooks = {},
+): Promise<TrainRunResult | null> {
+  const print = hooks.print ?? ((line: string) => console.log(line));
+  const { values, positionals } = parseFlags(args, {
+    config: { type: "string" },
+    out: { type: "string" },
+    resume: { type: "boolean" },
+    "max-steps": { type: "string" },
+    "max-minutes": { type: "string" },
+    "print-config": { type: "boolean" },
+    "list-plugins": { type: "boolean" },
+  }, "train");
+  if (values.help) {
+    print(USAGE);
+    return null;
+  }
+  const registry = builtins();
+  const configPath = values.config as string | undefined;
+  if (values["list-plugins"]) {
+    if (configPath) await loadConfig(configPath, registry); // registers its third-party plugins
+    print(describePlugins(registry));
+    return null;
+  }
+  if (!configPath) throw new UsageError(`Missing --config FILE; see "deno task train --help"`);
+  const config = await loadConfig(configPath, registry);
+  if (values["print-config"]) {
+    print(resolvedConfigJson(config).trimEnd());
+    return null;
+  }
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      positionals.length === 0
+        ? `Missing the stage to train: clip, prior, decoder or all; see "deno task train --help"`
+        : `Expected one stage, got "${positionals.join(" ")}"; see "deno task train --help"`,
+    );
+  }
+  const which = positionals[0];
+  if (which !== "all" && !(STAGES as readonly string[]).includes(which)) {
+    throw new UsageError(`Unknown stage "${which}"; choose clip, prior, decoder or all`);
+  }
+  const stages = which === "all" ? STAGES : [which as TrainStage];
+  const maxSteps = numberFlag(values, "max-steps", { integer: true, min: 1 });
+  const maxMinutes = numberFlag(values, "max-minutes", { positive: true });
+  const outDir = (values.out as string | undefined) ?? join("runs", config.name);
+  const resume = values.resume === true;
+
+  // Check every stage's folder before any work, so that nothing is overwritten by mistake.
+  const resumeFrom = new Map<TrainStage, LoadedCheckpoint | null>();
+  for (const stage of stages) {
+    const dir = join(outDir, stage);
+    const present = await hasCheckpoint(dir);
+    if (present && !resume) {
+      throw new CheckpointError(
+        `"${dir}" already holds a checkpoint; pass --resume to continue it, or choose another --out`,
+      );
+    }
+    if (present) {
+      const ckpt = await loadCheckpoint(dir, stage);
+      assertConfigMatches(ckpt, config, STAGE_SLOTS[stage], stage);
+      resumeFrom.set(stage, ckpt);
+    } else {
+      resumeFrom.set(stage, null);
+    }
+  }
+
+  await initBackend();
+  print(`Device: ${adapterLine()}`);
+  print(`Config: ${configPath} ("${config.name}"); output: ${outDir}`);
+
+  const stopFlag = hooks.stopFlag ?? { stop: false };
+  let interrupts = 0;
+  const onSigint = (): void => {
+    interrupts++;
+    if (interrupts > 1) {
+      console.error("Error: interrupted twice; exiting without saving");
+      Deno.exit(130);
+    }
+    stopFlag.stop = true;
+    print(
+      "Interrupt received: finishing this step and saving a checkpoint (Ctrl-C again to quit now)",
+    );
+  };
+  let listening = false;
+  try {
+    Deno.addSignalListener("SIGINT", onSigint);
+    listening = true;
+  } catch { /* signals are unavailable on this platform */ }
+
+  const results: TrainLoopResult[] = [];
+  try {
+    for (const stage of stages) {
+      const from = resumeFrom.get(stage) ?? null;
+      if (resume && !from) {
+        print(`${stage}: nothing to resume in ${join(outDir, stage)}; starting at step 0`);
+      }
+      const setup = await setupStage(stage, {
+        config,
+        registry,
+        outDir,
+        resumeFrom: from,
+        log: print,
+      });
+      for (const line of setup.summary) print(line);
+      let result: TrainLoopResult;
+      try {
+        result = await trainLoop({
+          stage,
+          config,
+          setup,
+          stageDir: join(outDir, stage),
+          resumeFrom: from,
+          maxSteps,
+          maxMinutes,
+          print,
+          stopFlag,
+        });
+      } finally {
+        setup.dispose();
+      }
+      results.push(result);
+      const where = result.checkpoint ?? join(outDir, stage);
+      if (result.reason === "interrupted" || result.reason === "max-minutes") {
+        const why = result.reason === "interrupted"
+          ? "Interrupted"
+          : `Stopped after ${maxMinutes} min`;
+        print(`${why}: ${stage} saved at step ${result.step} in ${where}; continue with --resume`);
+        break;
+      }
+      print(
+        `${stage}: ${
+          result.reason === "done" ? "finished" : "stopped"
+        } at step ${result.step}; saved ${where}`,
+      );
+    }
+  } finally {
+    if (listening) Deno.removeSignalListener("SIGINT", onSigint);
+  }
+  return { outDir, results };
+}
+
+if (import.meta.main) await runMain(runTrain);
