@@ -8,12 +8,16 @@ import { type PluginDefinition, Registry } from "./registry.ts";
 import { SCHEDULE_PLUGINS } from "../plugins/schedules/mod.ts";
 import { PRIOR_PLUGINS } from "../plugins/priors/mod.ts";
 import { ENCODER_PLUGINS } from "../plugins/encoders/mod.ts";
+import { DATASET_PLUGINS } from "../plugins/datasets/mod.ts";
+import { bpeTokenizerPlugin } from "../plugins/tokenizers/mod.ts";
 
 /** Every shipped plugin definition. */
 export const BUILTIN_PLUGINS: PluginDefinition[] = [
   ...SCHEDULE_PLUGINS,
   ...PRIOR_PLUGINS,
   ...ENCODER_PLUGINS,
+  ...DATASET_PLUGINS,
+  bpeTokenizerPlugin,
 ];
 
 /**
