@@ -99,7 +99,8 @@ function backward(root: Tensor, gradOut?: Tensor): void {
   }
   const grads = new Map<Tensor, Tensor>();
   noGrad(() => {
-    grads.set(root, gradOut ?? onesLike!(root));
+    // Never hand the caller's own tensor to a leaf: it may dispose it (or we would keep it).
+    grads.set(root, gradOut ? cloneFn!(gradOut) : onesLike!(root));
     for (const t of topologicalOrder(root)) {
       const g = grads.get(t);
       if (!g) continue;

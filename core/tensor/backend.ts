@@ -37,8 +37,25 @@ export class WebGpuBackend {
   #dispatchCount = 0;
   #submitCount = 0;
 
+  /** The first GPU validation error seen; thrown at the next readback or sync. */
+  #error: Error | null = null;
+
   constructor(readonly device: GPUDevice) {
     this.pool = new BufferPool(device);
+    // An invalid kernel invalidates its whole command buffer, so results would silently be
+    // zeros. Remember the error and raise it at the next point where the caller waits.
+    device.addEventListener("uncapturederror", (event) => {
+      const message = (event as GPUUncapturedErrorEvent).error.message;
+      this.#error ??= new Error(`WebGPU error: ${message.split("\n")[0]}`);
+    });
+  }
+
+  #raise(): void {
+    if (this.#error) {
+      const e = this.#error;
+      this.#error = null;
+      throw e;
+    }
   }
 
   /** A storage buffer of at least `bytes` bytes (contents undefined). */
@@ -80,6 +97,7 @@ export class WebGpuBackend {
     const out = staging.getMappedRange().slice(0, bytes);
     staging.unmap();
     staging.destroy();
+    this.#raise();
     return out;
   }
 
@@ -127,6 +145,7 @@ export class WebGpuBackend {
   async sync(): Promise<void> {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
+    this.#raise();
   }
 
   /** Pool, pipeline and dispatch counters. */
@@ -161,11 +180,20 @@ export class WebGpuBackend {
       });
       this.#layouts.set(layoutKey, layout);
     }
+    this.device.pushErrorScope("validation");
     const module = this.device.createShaderModule({ code: d.code, label: d.label });
     const pipeline = this.device.createComputePipeline({
       label: d.label,
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: "main" },
+    });
+    this.device.popErrorScope().then((error) => {
+      if (error) {
+        const first = error.message.split("\n").find((l) => /error/i.test(l)) ?? error.message;
+        this.#error ??= new Error(
+          `Internal error: the "${d.label}" kernel failed to compile: ${first.trim()}`,
+        );
+      }
     });
     this.#pipelines.set(d.code, pipeline);
     return pipeline;

@@ -142,20 +142,27 @@ function randomKernel(
   seed?: number,
 ): Tensor {
   const t = emptyTensor(shape);
-  const [k0, k1] = nextKeys(seed);
+  // The keys travel in a buffer, not in the source: baking them in would compile a new
+  // pipeline for every draw (diffusion noise is drawn every step).
+  const keys = emptyTensor([2], "u32");
+  backend().write(keys.buffer, Uint32Array.from(nextKeys(seed)));
   runElementwise({
     label,
     n: t.size,
     prelude: RNG_PRELUDE,
-    bindings: [{ binding: { name: "O", type: "f32", access: "read_write" }, tensor: t }],
-    body: `  let k0 = ${k0}u;\n  let k1 = ${k1}u;\n${body}`,
+    bindings: [
+      { binding: { name: "KEYS", type: "u32", access: "read" }, tensor: keys },
+      { binding: { name: "O", type: "f32", access: "read_write" }, tensor: t },
+    ],
+    body: `  let k0 = KEYS[0];\n  let k1 = KEYS[1];\n${body}`,
   });
+  keys.dispose();
   return t;
 }
 
 /** Uniform [0, 1) numbers (seeded by the global generator unless `seed` is given). */
 export function rand(shape: readonly number[], seed?: number): Tensor {
-  return randomKernel("rand", shape, "  O[i] = rand_unit(k0, k1, i) - 0.5 / 16777216.0;", seed);
+  return randomKernel("rand", shape, "  O[i] = f32(rand_u32(k0, k1, i) >> 8u) / 16777216.0;", seed);
 }
 
 /** Standard normal numbers by the Box-Muller transform of two uniforms per element. */

@@ -13,6 +13,7 @@ import { sumTo } from "./reduce.ts";
  * tanh written from exp(-2|x|) so large inputs cannot overflow to NaN). */
 const MATH_PRELUDE = `
 fn safe_tanh(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }
+fn square_f(x: f32) -> f32 { return x * x; }
 fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
 fn erf_approx(x: f32) -> f32 {
   let t = 1.0 / (1.0 + 0.3275911 * abs(x));
@@ -42,7 +43,7 @@ const UNARY: Record<string, UnaryRule> = {
   gelu: {
     forward: `0.5 * x * (1.0 + safe_tanh(${GELU_K} * (x + 0.044715 * x * x * x)))`,
     backward: `g * (0.5 * (1.0 + safe_tanh(${GELU_K} * (x + 0.044715 * x * x * x))) + 0.5 * x * ` +
-      `(1.0 - pow(safe_tanh(${GELU_K} * (x + 0.044715 * x * x * x)), 2.0)) * ${GELU_K} * (1.0 + 0.134145 * x * x))`,
+      `(1.0 - square_f(safe_tanh(${GELU_K} * (x + 0.044715 * x * x * x)))) * ${GELU_K} * (1.0 + 0.134145 * x * x))`,
   },
   gelu_erf: {
     forward: "0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476))",
@@ -273,14 +274,32 @@ export const equal = (a: Tensor, b: Operand): Tensor => compare("equal", "==", a
 /** Picks `a` where `cond` is non-zero, else `b` (all broadcast together). */
 export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
   expectDType("where", "cond", cond, "f32");
+  expectDType("where", "a", a, "f32");
+  expectDType("where", "b", b, "f32");
   const shape = broadcastShapes("where", broadcastShapes("where", cond.shape, a.shape), b.shape);
-  // select(f, t, c) = c ? t : f, expressed with two broadcast multiplies to keep one code path.
-  const mask = notZero(cond);
-  const picked = add(mul(a, mask), mul(b, affine(mask, -1, 1)));
-  if (!sameShape(picked.shape, shape)) {
-    throw new Error(`where: internal shape error [${picked.shape}] vs [${shape}].`);
-  }
-  return picked;
+  const out = emptyTensor(shape);
+  const index = (
+    t: Tensor,
+  ) => (sameShape(t.shape, shape) ? "i" : broadcastIndexExpr(shape, t.shape));
+  // A true select, not a * mask + b * (1 - mask): -inf * 0 would give NaN (attention masks).
+  runElementwise({
+    label: "where",
+    n: out.size,
+    bindings: [
+      { binding: { name: "C", type: "f32", access: "read" }, tensor: cond },
+      { binding: { name: "A", type: "f32", access: "read" }, tensor: a },
+      { binding: { name: "B", type: "f32", access: "read" }, tensor: b },
+      { binding: { name: "O", type: "f32", access: "read_write" }, tensor: out },
+    ],
+    body: `  O[i] = select(B[${index(b)}], A[${index(a)}], C[${index(cond)}] != 0.0);`,
+  });
+  return record(out, "where", [a, b], (g) => {
+    const mask = notZero(cond);
+    return [
+      a.requiresGrad ? sumTo(mul(g, mask), a.shape) : null,
+      b.requiresGrad ? sumTo(mul(g, affine(mask, -1, 1)), b.shape) : null,
+    ];
+  });
 }
 
 function notZero(x: Tensor): Tensor {

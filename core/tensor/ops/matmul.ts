@@ -113,10 +113,10 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
 export type Activation = "none" | "relu" | "gelu" | "silu";
 
 const EPILOGUE: Record<Activation, string> = {
-  none: "v",
-  relu: "max(v, 0.0)",
-  gelu: "0.5 * v * (1.0 + safe_tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))",
-  silu: "v / (1.0 + exp(-v))",
+  none: "r",
+  relu: "max(r, 0.0)",
+  gelu: "0.5 * r * (1.0 + safe_tanh(0.7978845608028654 * (r + 0.044715 * r * r * r)))",
+  silu: "r / (1.0 + exp(-r))",
 };
 
 /**
@@ -162,8 +162,9 @@ export function linear(
       "fn safe_tanh(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }",
     readA: readHook("X", "0u", rows, inF, false, "m", "k"),
     readB: readHook("W", "0u", inF, outF, true, "k", "n"),
-    writeC: `  let v = v${bias ? " + BIAS[n]" : ""};\n  Y[m * ${outF}u + n] = ${
-      fuseAct ? EPILOGUE[activation] : "v"
+    // The epilogue names its input `r` (WGSL forbids redeclaring the parameter `v`).
+    writeC: `  let r = v${bias ? " + BIAS[n]" : ""};\n  Y[m * ${outF}u + n] = ${
+      fuseAct ? EPILOGUE[activation] : "r"
     };`,
   });
   const inputs = bias ? [x, weight, bias] : [x, weight];
