@@ -258,6 +258,17 @@ Deno.test("TransformerPrior.sample() returns [B, E] with candidates and guidance
     assert.ok(v.every(Number.isFinite));
     out.dispose();
   }
+  // With scaleEmbeddings + renormalizeX0 the last step returns x0 rescaled to sqrt(E), divided
+  // back to unit norm.
+  const scaled = new TransformerPrior({ ...TINY, scaleEmbeddings: true, renormalizeX0: true });
+  const unit = scaled.sample(cond, schedule.respace(4), { candidates: 2 });
+  const u = await unit.read();
+  for (let b = 0; b < B; b++) {
+    const norm = Math.hypot(...u.subarray(b * E, (b + 1) * E));
+    assert.ok(Math.abs(norm - 1) < 1e-4, `row ${b} has norm ${norm}`);
+  }
+  unit.dispose();
+  scaled.dispose();
   assert.ok(!cond.textSequence.disposed && !cond.textEmbedding.disposed, "inputs were disposed");
   assert.equal(prior.training, true, "sample() left the prior in eval mode");
   assert.throws(
@@ -284,7 +295,7 @@ Deno.test("a tiny prior learns a text -> image embedding map (cos(gen, image) > 
   // permutation, so the text embedding alone is a fair but imperfect guess (baseline ~0.7) and
   // a prior that learned the map does better. Text sequences are random but fixed per item.
   manualSeed(4);
-  const E = TINY.embedDim, M = 256, H = 64, B = 32, STEPS = 300;
+  const E = TINY.embedDim, M = 256, H = 64, B = 32, STEPS = 200;
   const r = hostRandom(21);
   const perm = Array.from({ length: E }, (_, i) => (i * 5 + 3) % E);
   const signs = Array.from({ length: E }, () => (r() < 0.5 ? -1 : 1));
@@ -348,9 +359,11 @@ Deno.test("a tiny prior learns a text -> image embedding map (cos(gen, image) > 
       }, ` +
       `cos(gen, random text) ${metrics.randomSimilarity.toFixed(3)}`,
   );
-  // Measured (llvmpipe, seed 4): see the figures printed above; recorded in the commit message.
+  // Measured on llvmpipe (seed 4, 200 steps, ~20 s): last loss 0.0025; held-out cos(gen, image)
+  // 0.975 vs cos(text, image) 0.682; cos(gen, text) 0.674; cos(gen, random text) 0.031.
+  // (300 steps: 0.986 vs 0.682.) The margin asserted is a tenth of that gap.
   assert.ok(
-    metrics.imageSimilarity > metrics.baselineSimilarity,
+    metrics.imageSimilarity > metrics.baselineSimilarity + 0.03,
     `cos(gen, image) ${metrics.imageSimilarity} <= cos(text, image) ${metrics.baselineSimilarity}`,
   );
   assert.ok(Math.abs(metrics.randomSimilarity) < 0.3, `random ${metrics.randomSimilarity}`);

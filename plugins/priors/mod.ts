@@ -9,6 +9,7 @@ import { transformerPrior } from "./transformer_prior.ts";
 
 export {
   PRIOR_TOKENS,
+  type PriorNetworkConditioning,
   TransformerPrior,
   transformerPrior,
   type TransformerPriorOptions,

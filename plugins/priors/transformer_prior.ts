@@ -72,7 +72,8 @@ export const transformerPriorOptions = z.object({
 export type TransformerPriorOptions = z.output<typeof transformerPriorOptions>;
 
 /** Conditioning as the network consumes it; `keep` [B, 1] (1 keeps, 0 uses the null tokens). */
-interface NetworkConditioning extends ClipConditioning {
+export interface PriorNetworkConditioning extends ClipConditioning {
+  /** f32 [B, 1]: 1 keeps the text conditioning, 0 swaps in the learned null tokens. */
   keep?: Tensor | null;
 }
 
@@ -90,22 +91,45 @@ interface NetworkConditioning extends ClipConditioning {
  * ```
  */
 export class TransformerPrior extends Module implements Prior {
+  /** CLIP embedding size E. */
   readonly embedDim: number;
+  /** The validated options it was built with. */
   readonly options: TransformerPriorOptions;
+  /** The 1x1 conv textWidth -> 1 over the text encoding's channels (thesis 3.4.1). */
   readonly textPool: Linear;
+  /** Linear contextLength -> width after the tanh: the pooled-text token. */
   readonly textPoolProj: Linear;
+  /** Linear embedDim -> width: the text-embedding token. */
   readonly textEmbedProj: Linear;
+  /** First layer (SiLU) of the timestep MLP. */
   readonly timeFc1: Linear;
+  /** Second layer of the timestep MLP: the timestep token. */
   readonly timeFc2: Linear;
+  /** Linear embedDim -> width: the noisy-embedding token. */
   readonly noisyProj: Linear;
+  /** The learned query token [width]. */
   readonly query: Tensor;
+  /** Learned positional embedding [5, width]. */
   readonly position: Tensor;
+  /** Causal pre-LN transformer blocks. */
   readonly blocks: TransformerBlock[];
+  /** Final LayerNorm. */
   readonly lnFinal: LayerNorm;
+  /** Linear width -> embedDim on the query's output: the x_0 prediction. */
   readonly head: Linear;
+  /** Learned null pooled-text token (only with textDropRate > 0). */
   readonly nullPooled: Tensor | null;
+  /** Learned null text-embedding token (only with textDropRate > 0). */
   readonly nullText: Tensor | null;
 
+  /**
+   * Builds the network from validated options (see `transformerPriorOptions`).
+   *
+   * @example
+   * ```ts
+   * const prior = new TransformerPrior(transformerPriorOptions.parse({ layers: 2 }));
+   * ```
+   */
   constructor(options: TransformerPriorOptions) {
     super();
     const o = this.options = options;
@@ -141,7 +165,15 @@ export class TransformerPrior extends Module implements Prior {
       : null;
   }
 
-  /** Norm of the embeddings the diffusion runs on: 1, or sqrt(E) with `scaleEmbeddings`. */
+  /**
+   * Norm of the embeddings the diffusion runs on: 1, or sqrt(E) with `scaleEmbeddings` (unit
+   * vectors have per-component variance 1/E, far below the noise's 1; see SPEC section 3).
+   *
+   * @example
+   * ```ts
+   * prior.embeddingScale; // 1
+   * ```
+   */
   get embeddingScale(): number {
     return this.options.scaleEmbeddings ? Math.sqrt(this.embedDim) : 1;
   }
@@ -155,13 +187,21 @@ export class TransformerPrior extends Module implements Prior {
    * const x0 = prior.forward({ textSequence, textEmbedding }, xt, t); // [B, E]
    * ```
    */
-  forward(cond: NetworkConditioning, xt: Tensor, t: Tensor): Tensor {
+  forward(cond: PriorNetworkConditioning, xt: Tensor, t: Tensor): Tensor {
     return this.forwardTokens(cond, xt, t).prediction;
   }
 
-  /** The forward pass, also returning every position's final hidden state [B, 5, width]. */
+  /**
+   * The forward pass, also returning every position's final hidden state [B, 5, width] (after
+   * the final LayerNorm).
+   *
+   * @example
+   * ```ts
+   * const { prediction, hidden } = prior.forwardTokens(cond, xt, t);
+   * ```
+   */
   forwardTokens(
-    cond: NetworkConditioning,
+    cond: PriorNetworkConditioning,
     xt: Tensor,
     t: Tensor,
   ): { prediction: Tensor; hidden: Tensor } {
@@ -297,7 +337,7 @@ export class TransformerPrior extends Module implements Prior {
 
   /** One ancestral step of Algorithm 5 (posterior mean, eq. 2.8, plus sqrt(eq. 2.9) noise). */
   #step(
-    cond: NetworkConditioning,
+    cond: PriorNetworkConditioning,
     x: Tensor,
     i: number,
     schedule: NoiseSchedule,
