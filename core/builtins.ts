@@ -10,6 +10,8 @@ import { PRIOR_PLUGINS } from "../plugins/priors/mod.ts";
 import { ENCODER_PLUGINS } from "../plugins/encoders/mod.ts";
 import { DATASET_PLUGINS } from "../plugins/datasets/mod.ts";
 import { bpeTokenizerPlugin } from "../plugins/tokenizers/mod.ts";
+import { DECODER_PLUGINS } from "../plugins/decoders/mod.ts";
+import { SAMPLER_PLUGINS } from "../plugins/samplers/mod.ts";
 
 /** Every shipped plugin definition. */
 export const BUILTIN_PLUGINS: PluginDefinition[] = [
@@ -18,6 +20,8 @@ export const BUILTIN_PLUGINS: PluginDefinition[] = [
   ...ENCODER_PLUGINS,
   ...DATASET_PLUGINS,
   bpeTokenizerPlugin,
+  ...DECODER_PLUGINS,
+  ...SAMPLER_PLUGINS,
 ];
 
 /**

@@ -1,0 +1,266 @@
+/**
+ * Building blocks of the decoder U-Net (thesis section 3.3.1, Figures 3.7 and 3.8; the ADM /
+ * GLIDE U-Net of Dhariwal & Nichol 2021 and Nichol et al. 2022): residual blocks with a time
+ * embedding, attention blocks that also attend to conditioning tokens, down- and upsampling.
+ *
+ * @module
+ */
+import { Conv2d, ConvTranspose2d, GroupNorm, Linear } from "../../core/nn/mod.ts";
+import { Module } from "../../core/nn/module.ts";
+import {
+  add,
+  backend,
+  concat,
+  dropout,
+  mergeHeads,
+  permute,
+  reshape,
+  scaledDotProductAttention,
+  silu,
+  slice,
+  splitHeads,
+  type Tensor,
+  upsampleNearest2d,
+} from "../../core/tensor/mod.ts";
+
+/**
+ * The largest divisor of `channels` that is at most `groups`, so that tiny configurations can ask
+ * for the thesis' 32 groups and still get a valid GroupNorm.
+ *
+ * @example
+ * ```ts
+ * clampGroups(32, 8); // 8
+ * clampGroups(32, 48); // 24
+ * ```
+ */
+export function clampGroups(groups: number, channels: number): number {
+  for (let g = Math.min(groups, channels); g > 1; g--) if (channels % g === 0) return g;
+  return 1;
+}
+
+/**
+ * Overwrites every parameter of `m` with zeros (the "zero_module" initialisation of ADM, used for
+ * the last conv of each residual block, the attention output projection and the output conv, so
+ * that each block starts as the identity).
+ *
+ * @example
+ * ```ts
+ * zeroParameters(new Linear(4, 4));
+ * ```
+ */
+export function zeroParameters<M extends Module>(m: M): M {
+  for (const p of m.parameters()) backend().write(p.buffer, new Float32Array(p.size));
+  return m;
+}
+
+/** Options of `ResBlock`. */
+export interface ResBlockOptions {
+  /** GroupNorm groups (clamped to a divisor of each channel count). */
+  groups: number;
+  /** Dropout before the second conv (0 in the thesis). */
+  dropout: number;
+}
+
+/**
+ * Residual block (thesis Figure 3.7; Ho et al. 2020 / ADM): GroupNorm+SiLU, conv3x3, + projected
+ * time embedding, GroupNorm+SiLU, dropout, zero-initialised conv3x3, plus the input (through a
+ * 1x1 conv when the channel count changes).
+ */
+export class ResBlock extends Module {
+  readonly inChannels: number;
+  readonly outChannels: number;
+  readonly #dropout: number;
+  readonly #norm1: GroupNorm;
+  readonly #conv1: Conv2d;
+  readonly #emb: Linear;
+  readonly #norm2: GroupNorm;
+  readonly #conv2: Conv2d;
+  readonly #skip: Conv2d | null;
+
+  /**
+   * @example
+   * ```ts
+   * const block = new ResBlock(64, 128, 128, { groups: 32, dropout: 0 });
+   * ```
+   */
+  constructor(inChannels: number, outChannels: number, embDim: number, opts: ResBlockOptions) {
+    super();
+    this.inChannels = inChannels;
+    this.outChannels = outChannels;
+    this.#dropout = opts.dropout;
+    this.#norm1 = this.addModule(
+      "norm1",
+      new GroupNorm(clampGroups(opts.groups, inChannels), inChannels),
+    );
+    this.#conv1 = this.addModule("conv1", new Conv2d(inChannels, outChannels, 3, { padding: 1 }));
+    this.#emb = this.addModule("emb", new Linear(embDim, outChannels));
+    this.#norm2 = this.addModule(
+      "norm2",
+      new GroupNorm(clampGroups(opts.groups, outChannels), outChannels),
+    );
+    this.#conv2 = this.addModule(
+      "conv2",
+      zeroParameters(new Conv2d(outChannels, outChannels, 3, { padding: 1 })),
+    );
+    this.#skip = inChannels === outChannels
+      ? null
+      : this.addModule("skip", new Conv2d(inChannels, outChannels, 1));
+  }
+
+  /**
+   * x [B, Cin, H, W], emb [B, embDim] -> [B, Cout, H, W].
+   *
+   * @example
+   * ```ts
+   * const y = block.forward(x, emb);
+   * ```
+   */
+  forward(x: Tensor, emb: Tensor): Tensor {
+    const B = x.shape[0];
+    let h = this.#conv1.forward(this.#norm1.forward(x, { silu: true }));
+    // SPEC section 3: the time embedding is projected (SiLU then linear, as ADM) and added after
+    // the first activation + conv, broadcast over the spatial positions.
+    const e = this.#emb.forward(silu(emb));
+    h = add(h, reshape(e, [B, this.outChannels, 1, 1]));
+    h = this.#norm2.forward(h, { silu: true });
+    if (this.#dropout > 0) h = dropout(h, this.#dropout, this.training);
+    h = this.#conv2.forward(h);
+    return add(this.#skip ? this.#skip.forward(x) : x, h);
+  }
+}
+
+/**
+ * Self-attention over the H*W positions of a feature map whose keys and values also include the
+ * conditioning tokens (thesis Figure 3.8; GLIDE's `encoder_kv`): GroupNorm, qkv projection, the
+ * tokens projected to keys/values and concatenated before the image's own, multi-head attention,
+ * zero-initialised output projection, residual.
+ */
+export class AttentionBlock extends Module {
+  readonly channels: number;
+  readonly heads: number;
+  readonly #norm: GroupNorm;
+  readonly #qkv: Linear;
+  readonly #contextKv: Linear;
+  readonly #proj: Linear;
+
+  /**
+   * @example
+   * ```ts
+   * const attn = new AttentionBlock(64, 8, 64, 32);
+   * ```
+   */
+  constructor(channels: number, heads: number, contextDim: number, groups: number) {
+    super();
+    if (channels % heads !== 0) {
+      throw new RangeError(`Attention heads "${heads}" do not divide the ${channels} channels`);
+    }
+    this.channels = channels;
+    this.heads = heads;
+    this.#norm = this.addModule("norm", new GroupNorm(clampGroups(groups, channels), channels));
+    this.#qkv = this.addModule("qkv", new Linear(channels, 3 * channels));
+    this.#contextKv = this.addModule("contextKv", new Linear(contextDim, 2 * channels));
+    this.#proj = this.addModule("proj", zeroParameters(new Linear(channels, channels)));
+  }
+
+  /**
+   * x [B, C, H, W], context [B, S, contextDim] -> [B, C, H, W].
+   *
+   * @example
+   * ```ts
+   * const y = attn.forward(x, tokens);
+   * ```
+   */
+  forward(x: Tensor, context: Tensor): Tensor {
+    const [B, C, H, W] = x.shape;
+    const h = permute(reshape(this.#norm.forward(x), [B, C, H * W]), [0, 2, 1]); // [B, HW, C]
+    const qkv = this.#qkv.forward(h);
+    const q = splitHeads(slice(qkv, 2, 0, C), this.heads);
+    const k = splitHeads(slice(qkv, 2, C, 2 * C), this.heads);
+    const v = splitHeads(slice(qkv, 2, 2 * C, 3 * C), this.heads);
+    const kv = this.#contextKv.forward(context);
+    // GLIDE (Nichol et al. 2022, section 2.3 / its unet.py): the condition tokens' keys and
+    // values are concatenated before the image positions' own.
+    const ck = splitHeads(slice(kv, 2, 0, C), this.heads);
+    const cv = splitHeads(slice(kv, 2, C, 2 * C), this.heads);
+    const a = scaledDotProductAttention(q, concat([ck, k], 2), concat([cv, v], 2));
+    const out = this.#proj.forward(mergeHeads(a)); // [B, HW, C]
+    return add(x, reshape(permute(out, [0, 2, 1]), [B, C, H, W]));
+  }
+}
+
+/**
+ * Halves the resolution with a stride-2 conv3x3 (thesis section 3.3.1: "the downsampling layer
+ * is a normal convolutional layer").
+ */
+export class Downsample extends Module {
+  readonly #conv: Conv2d;
+
+  /**
+   * @example
+   * ```ts
+   * const down = new Downsample(64);
+   * ```
+   */
+  constructor(channels: number) {
+    super();
+    this.#conv = this.addModule(
+      "conv",
+      new Conv2d(channels, channels, 3, { stride: 2, padding: 1 }),
+    );
+  }
+
+  /**
+   * [B, C, H, W] -> [B, C, ceil(H/2), ceil(W/2)].
+   *
+   * @example
+   * ```ts
+   * const y = down.forward(x);
+   * ```
+   */
+  forward(x: Tensor): Tensor {
+    return this.#conv.forward(x);
+  }
+}
+
+/** How `Upsample` doubles the resolution. */
+export type UpsampleMode = "transposed" | "nearest";
+
+/**
+ * Doubles the resolution: a 4x4 stride-2 transposed conv (the thesis) or nearest-neighbour
+ * upsampling followed by conv3x3 (Odena et al. 2016, avoids checkerboard artefacts).
+ */
+export class Upsample extends Module {
+  readonly mode: UpsampleMode;
+  readonly #conv: Conv2d | ConvTranspose2d;
+
+  /**
+   * @example
+   * ```ts
+   * const up = new Upsample(128, "nearest");
+   * ```
+   */
+  constructor(channels: number, mode: UpsampleMode) {
+    super();
+    this.mode = mode;
+    this.#conv = this.addModule(
+      "conv",
+      mode === "transposed"
+        ? new ConvTranspose2d(channels, channels, 4, { stride: 2, padding: 1 })
+        : new Conv2d(channels, channels, 3, { padding: 1 }),
+    );
+  }
+
+  /**
+   * [B, C, H, W] -> [B, C, 2H, 2W].
+   *
+   * @example
+   * ```ts
+   * const y = up.forward(x);
+   * ```
+   */
+  forward(x: Tensor): Tensor {
+    return this.mode === "transposed"
+      ? this.#conv.forward(x)
+      : this.#conv.forward(upsampleNearest2d(x, 2));
+  }
+}

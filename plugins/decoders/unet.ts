@@ -1,0 +1,284 @@
+/**
+ * The decoder: a GLIDE-style U-Net predicting the noise in x_t given the caption and the CLIP
+ * image embedding (thesis section 3.3, Figure 3.5; SPEC.md section 3 "Decoder"), its training loss
+ * (Algorithm 2) and the "unet" decoder plugin.
+ *
+ * @module
+ */
+import { z } from "../../core/deps.ts";
+import { Conv2d, GroupNorm, Linear, timestepEmbedding } from "../../core/nn/mod.ts";
+import { Module } from "../../core/nn/module.ts";
+import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
+import { add, concat, mse, mul, randn, type Tensor, tensor } from "../../core/tensor/mod.ts";
+import type { Decoder, DecoderConditioning } from "../../core/components.ts";
+import type { NoiseSchedule } from "../schedules/mod.ts";
+import {
+  AttentionBlock,
+  clampGroups,
+  Downsample,
+  ResBlock,
+  Upsample,
+  zeroParameters,
+} from "./blocks.ts";
+import { DecoderConditioner } from "./conditioning.ts";
+
+/** Options of the "unet" decoder plugin (defaults: the thesis, Appendix A). */
+export const unetOptions = z.object({
+  imageSize: z.number().int().positive().default(32).describe("Image side in pixels"),
+  channels: z.number().int().positive().default(3).describe("Image channels"),
+  baseChannels: z.number().int().positive().default(64).describe("Channels at full resolution"),
+  channelMults: z.array(z.number().int().positive()).min(1).default([1, 2, 4])
+    .describe("Channel multiplier per resolution level (64, 128, 256 in the thesis)"),
+  resBlocksPerLevel: z.number().int().positive().default(2)
+    .describe("Residual blocks per level (2 as in Ho et al.'s code the thesis builds on)"),
+  timeEmbedDim: z.number().int().positive().default(32)
+    .describe("Sinusoidal timestep embedding size; the MLP widens it 4x"),
+  heads: z.number().int().positive().default(8).describe("Attention heads in the U-Net"),
+  attentionLevels: z.array(z.number().int().nonnegative()).optional()
+    .describe("Levels (0 = full resolution) with attention blocks; default every level"),
+  groups: z.number().int().positive().default(32)
+    .describe("GroupNorm groups (clamped to a divisor of the channel count)"),
+  upsample: z.enum(["transposed", "nearest"]).default("transposed")
+    .describe("Transposed 4x4 conv (thesis) or nearest + conv3x3"),
+  dropout: z.number().min(0).lt(1).default(0).describe("Dropout in residual blocks"),
+  textWidth: z.number().int().positive().default(64).describe("Text transformer width"),
+  textLayers: z.number().int().nonnegative().default(6).describe("Text transformer layers"),
+  textHeads: z.number().int().positive().default(8).describe("Text transformer heads"),
+  contextLength: z.number().int().positive().default(33).describe("Tokens per caption"),
+  vocabSize: z.number().int().positive().default(512)
+    .describe("Token vocabulary (context.vocabSize from the tokenizer wins)"),
+  clipEmbedDim: z.number().int().positive().default(256).describe("CLIP embedding size"),
+  clipTokens: z.number().int().positive().default(4)
+    .describe("Tokens the CLIP embedding is projected into"),
+  nullRate: z.number().min(0).max(1).default(0.2)
+    .describe("Probability of the null condition at training (read by the trainer)"),
+}).strict();
+
+/** Validated options of the U-Net. */
+export type UNetOptions = z.output<typeof unetOptions>;
+
+/**
+ * The U-Net of thesis Figure 3.5: per level `resBlocksPerLevel` residual blocks each followed by
+ * an attention block, a stride-2 conv between levels; a middle res/attn/res; the mirror path with
+ * one more block per level, each fed the matching encoder activation by concatenation, and an
+ * upsampling layer between levels; GroupNorm+SiLU and a zero-initialised conv3x3 out.
+ */
+export class UNetDecoder extends Module implements Decoder {
+  readonly imageSize: number;
+  readonly channels: number;
+  readonly options: UNetOptions;
+  readonly #embDim: number;
+  readonly #timeMlp1: Linear;
+  readonly #timeMlp2: Linear;
+  readonly #conditioner: DecoderConditioner;
+  readonly #inConv: Conv2d;
+  readonly #down: { res?: ResBlock; attn?: AttentionBlock; down?: Downsample }[] = [];
+  readonly #mid1: ResBlock;
+  readonly #midAttn: AttentionBlock;
+  readonly #mid2: ResBlock;
+  readonly #up: { res: ResBlock; attn?: AttentionBlock; up?: Upsample }[] = [];
+  readonly #outNorm: GroupNorm;
+  readonly #outConv: Conv2d;
+
+  /**
+   * @example
+   * ```ts
+   * const unet = new UNetDecoder(unetOptions.parse({ imageSize: 16, baseChannels: 16 }));
+   * ```
+   */
+  constructor(options: UNetOptions) {
+    super();
+    const o = { ...options };
+    this.options = o;
+    this.imageSize = o.imageSize;
+    this.channels = o.channels;
+    const levels = o.channelMults.length;
+    if (o.imageSize % 2 ** (levels - 1) !== 0) {
+      throw new RangeError(
+        `Image size "${o.imageSize}" is not divisible by 2^${levels - 1} for ${levels} levels`,
+      );
+    }
+    if (o.timeEmbedDim % 2 !== 0) {
+      throw new RangeError(`Time embedding size "${o.timeEmbedDim}" must be even`);
+    }
+    const attnLevels = new Set(o.attentionLevels ?? o.channelMults.map((_, i) => i));
+    const embDim = this.#embDim = 4 * o.timeEmbedDim;
+    const ctx = o.textWidth;
+    const rb = { groups: o.groups, dropout: o.dropout };
+    const attn = (c: number): AttentionBlock => new AttentionBlock(c, o.heads, ctx, o.groups);
+
+    // Time: sinusoidal embedding (thesis eqs. 3.2-3.3) then an MLP (Ho et al. 2020's code).
+    this.#timeMlp1 = this.addModule("timeMlp1", new Linear(o.timeEmbedDim, embDim));
+    this.#timeMlp2 = this.addModule("timeMlp2", new Linear(embDim, embDim));
+    this.#conditioner = this.addModule(
+      "conditioner",
+      new DecoderConditioner({
+        vocabSize: o.vocabSize,
+        contextLength: o.contextLength,
+        width: o.textWidth,
+        layers: o.textLayers,
+        heads: o.textHeads,
+        clipEmbedDim: o.clipEmbedDim,
+        clipTokens: o.clipTokens,
+        embDim,
+      }),
+    );
+
+    let ch = o.baseChannels;
+    this.#inConv = this.addModule("inConv", new Conv2d(o.channels, ch, 3, { padding: 1 }));
+    const skips: number[] = [ch];
+    for (let level = 0; level < levels; level++) {
+      const out = o.baseChannels * o.channelMults[level];
+      for (let i = 0; i < o.resBlocksPerLevel; i++) {
+        const n = this.#down.length;
+        const res = this.addModule(`down.${n}.res`, new ResBlock(ch, out, embDim, rb));
+        ch = out;
+        const a = attnLevels.has(level) ? this.addModule(`down.${n}.attn`, attn(ch)) : undefined;
+        this.#down.push({ res, attn: a });
+        skips.push(ch);
+      }
+      if (level < levels - 1) {
+        const n = this.#down.length;
+        this.#down.push({ down: this.addModule(`down.${n}.down`, new Downsample(ch)) });
+        skips.push(ch);
+      }
+    }
+    this.#mid1 = this.addModule("mid1", new ResBlock(ch, ch, embDim, rb));
+    this.#midAttn = this.addModule("midAttn", attn(ch));
+    this.#mid2 = this.addModule("mid2", new ResBlock(ch, ch, embDim, rb));
+    for (let level = levels - 1; level >= 0; level--) {
+      const out = o.baseChannels * o.channelMults[level];
+      for (let i = 0; i <= o.resBlocksPerLevel; i++) {
+        const n = this.#up.length;
+        const res = this.addModule(
+          `up.${n}.res`,
+          new ResBlock(ch + skips.pop()!, out, embDim, rb),
+        );
+        ch = out;
+        const a = attnLevels.has(level) ? this.addModule(`up.${n}.attn`, attn(ch)) : undefined;
+        const up = level > 0 && i === o.resBlocksPerLevel
+          ? this.addModule(`up.${n}.up`, new Upsample(ch, o.upsample))
+          : undefined;
+        this.#up.push({ res, attn: a, up });
+      }
+    }
+    this.#outNorm = this.addModule("outNorm", new GroupNorm(clampGroups(o.groups, ch), ch));
+    this.#outConv = this.addModule(
+      "outConv",
+      zeroParameters(new Conv2d(ch, o.channels, 3, { padding: 1 })),
+    );
+  }
+
+  /**
+   * Predicts the noise in x_t [B, C, H, W] at original timestep indices t (f32 [B]).
+   *
+   * @example
+   * ```ts
+   * const eps = unet.predictNoise(xt, t, { tokens, imageEmbedding, keep });
+   * ```
+   */
+  predictNoise(xt: Tensor, t: Tensor, cond: DecoderConditioning): Tensor {
+    const [B, C, H, W] = xt.shape;
+    if (xt.rank !== 4 || C !== this.channels || H !== W || H % 2 ** (this.#levels - 1) !== 0) {
+      throw new RangeError(
+        `Decoder input has shape [${xt.shape}]; expected [B, ${this.channels}, S, S] with S ` +
+          `divisible by ${2 ** (this.#levels - 1)}`,
+      );
+    }
+    if (t.size !== B) throw new RangeError(`Timesteps have shape [${t.shape}]; expected [${B}]`);
+    const { tokens, pooled } = this.#conditioner.forward(cond);
+    let emb = this.#timeMlp1.forward(timestepEmbedding(t, this.options.timeEmbedDim), "silu");
+    emb = this.#timeMlp2.forward(emb);
+    // Thesis 3.3.1 / GLIDE: the end-token feature is added to the time embedding; the CLIP
+    // embedding is not (the thesis ablation found that worse).
+    emb = add(emb, pooled);
+
+    let h = this.#inConv.forward(xt);
+    const hs: Tensor[] = [h];
+    for (const b of this.#down) {
+      if (b.down) h = b.down.forward(h);
+      else {
+        h = b.res!.forward(h, emb);
+        if (b.attn) h = b.attn.forward(h, tokens);
+      }
+      hs.push(h);
+    }
+    h = this.#mid2.forward(this.#midAttn.forward(this.#mid1.forward(h, emb), tokens), emb);
+    for (const b of this.#up) {
+      h = b.res.forward(concat([h, hs.pop()!], 1), emb);
+      if (b.attn) h = b.attn.forward(h, tokens);
+      if (b.up) h = b.up.forward(h);
+    }
+    return this.#outConv.forward(this.#outNorm.forward(h, { silu: true }));
+  }
+
+  get #levels(): number {
+    return this.options.channelMults.length;
+  }
+
+  /** Width of the time embedding (4 x timeEmbedDim). */
+  get embDim(): number {
+    return this.#embDim;
+  }
+}
+
+/** Options of `decoderLoss`. */
+export interface DecoderLossOptions {
+  /** Host uniform generator in [0, 1) for the timesteps (default Math.random). */
+  random?: () => number;
+  /** Use these timestep indices (of `schedule`) instead of drawing them. */
+  timesteps?: ArrayLike<number>;
+}
+
+/**
+ * Algorithm 2 (thesis section 3.3.2; Ho et al. 2020, Algorithm 1): t ~ U{0..T-1}, eps ~ N(0, I),
+ * x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (eq. 2.4), loss = MSE(eps_theta(x_t, t), eps)
+ * (L_simple, eq. 2.14). The per-sample coefficients are built on the host and uploaded as
+ * [B, 1, 1, 1] tensors; nothing is read back.
+ *
+ * @example
+ * ```ts
+ * const loss = scope(() => decoderLoss(unet, x0, cond, schedule));
+ * ```
+ */
+export function decoderLoss(
+  decoder: Decoder,
+  x0: Tensor,
+  cond: DecoderConditioning,
+  schedule: NoiseSchedule,
+  options: DecoderLossOptions = {},
+): Tensor {
+  const B = x0.shape[0];
+  const random = options.random ?? Math.random;
+  const a = new Float32Array(B), s = new Float32Array(B), tt = new Float32Array(B);
+  for (let i = 0; i < B; i++) {
+    const idx = options.timesteps
+      ? options.timesteps[i]
+      : Math.min(schedule.numSteps - 1, Math.floor(random() * schedule.numSteps));
+    if (!Number.isInteger(idx) || idx < 0 || idx >= schedule.numSteps) {
+      throw new RangeError(`Timestep "${idx}" is out of range 0..${schedule.numSteps - 1}`);
+    }
+    a[i] = schedule.sqrtAlphaBar[idx];
+    s[i] = schedule.sqrtOneMinusAlphaBar[idx];
+    tt[i] = schedule.timesteps[idx];
+  }
+  const eps = randn(x0.shape);
+  const xt = add(mul(x0, tensor(a, [B, 1, 1, 1])), mul(eps, tensor(s, [B, 1, 1, 1])));
+  return mse(decoder.predictNoise(xt, tensor(tt, [B]), cond), eps);
+}
+
+/** The "unet" decoder plugin. `context.vocabSize` (from the tokenizer) overrides `vocabSize`. */
+export const unetDecoder: PluginDefinition<"decoder", typeof unetOptions, UNetDecoder> =
+  definePlugin({
+    kind: "decoder",
+    name: "unet",
+    description: "GLIDE-style U-Net decoder with text transformer and CLIP tokens (thesis 3.3)",
+    options: unetOptions,
+    create: (o, context) => {
+      const vocab = context.vocabSize;
+      if (vocab !== undefined && (typeof vocab !== "number" || !Number.isInteger(vocab))) {
+        throw new TypeError(`Context vocabSize "${vocab}" is not an integer`);
+      }
+      return new UNetDecoder({ ...o, vocabSize: (vocab as number | undefined) ?? o.vocabSize });
+    },
+  });

@@ -1,0 +1,85 @@
+/**
+ * Classifier-free guidance (Ho & Salimans 2022; thesis section 2.1.3 and Algorithm 3, lines
+ * 4-6): eps = eps_uncond + s (eps_cond - eps_uncond), with both passes run as one batch of 2B.
+ *
+ * @module
+ */
+import { add, affine, concat, full, slice, sub, type Tensor } from "../../core/tensor/mod.ts";
+import type { Decoder, DecoderConditioning, NoisePredictor } from "../../core/components.ts";
+
+/**
+ * eps_u + s (eps_c - eps_u) (thesis Algorithm 3, line 6).
+ *
+ * @example
+ * ```ts
+ * const eps = combineGuidance(epsCond, epsUncond, 2);
+ * ```
+ */
+export function combineGuidance(epsCond: Tensor, epsUncond: Tensor, scale: number): Tensor {
+  return add(epsUncond, affine(sub(epsCond, epsUncond), scale, 0));
+}
+
+/**
+ * The conditioning of a guided batch: the rows of `cond` followed by the same rows with keep = 0
+ * (the null condition), so one forward pass gives both predictions.
+ *
+ * @example
+ * ```ts
+ * const doubled = doubleConditioning(cond); // batch 2B
+ * ```
+ */
+export function doubleConditioning(cond: DecoderConditioning): DecoderConditioning {
+  const B = cond.keep.size;
+  return {
+    tokens: {
+      ids: concat([cond.tokens.ids, cond.tokens.ids], 0),
+      endIndex: concat([cond.tokens.endIndex, cond.tokens.endIndex], 0),
+    },
+    imageEmbedding: concat([cond.imageEmbedding, cond.imageEmbedding], 0),
+    keep: concat([cond.keep, full([B], 0)], 0),
+  };
+}
+
+/**
+ * Guided noise prediction for x_t [B, C, H, W] at original timestep index `timestep`: the
+ * conditional and unconditional passes as ONE batch of 2B, then `combineGuidance`.
+ *
+ * @example
+ * ```ts
+ * const eps = guidedNoise(unet, xt, 120, cond, 2.0);
+ * ```
+ */
+export function guidedNoise(
+  decoder: Decoder,
+  xt: Tensor,
+  timestep: number,
+  cond: DecoderConditioning,
+  scale: number,
+): Tensor {
+  const B = xt.shape[0];
+  if (cond.keep.size !== B) {
+    throw new RangeError(`Conditioning has ${cond.keep.size} rows for a batch of ${B} images`);
+  }
+  const eps = decoder.predictNoise(
+    concat([xt, xt], 0),
+    full([2 * B], timestep),
+    doubleConditioning(cond),
+  );
+  return combineGuidance(slice(eps, 0, 0, B), slice(eps, 0, B, 2 * B), scale);
+}
+
+/**
+ * A `NoisePredictor` for samplers that applies classifier-free guidance with scale `scale`.
+ *
+ * @example
+ * ```ts
+ * const images = new DdpmSampler().sample(guidedPredictor(unet, cond, 2), shape, schedule);
+ * ```
+ */
+export function guidedPredictor(
+  decoder: Decoder,
+  cond: DecoderConditioning,
+  scale: number,
+): NoisePredictor {
+  return (xt, timestep) => guidedNoise(decoder, xt, timestep, cond, scale);
+}

@@ -1,0 +1,33 @@
+/**
+ * Reverse-process samplers: DDPM (thesis Algorithm 3), DDIM (Song et al. 2021) and
+ * classifier-free guidance.
+ *
+ * @module
+ */
+import type { PluginDefinition } from "../../core/registry.ts";
+import { ddimSampler } from "./ddim.ts";
+import { ddpmSampler } from "./ddpm.ts";
+
+export {
+  checkStep,
+  ddpmOptions,
+  DdpmSampler,
+  ddpmSampler,
+  ddpmStep,
+  type DdpmStepOptions,
+  predictX0,
+  runReverse,
+  scheduleFor,
+} from "./ddpm.ts";
+export {
+  ddimOptions,
+  DdimSampler,
+  ddimSampler,
+  ddimSigma,
+  ddimStep,
+  type DdimStepOptions,
+} from "./ddim.ts";
+export { combineGuidance, doubleConditioning, guidedNoise, guidedPredictor } from "./guidance.ts";
+
+/** The sampler plugins shipped with the project. */
+export const SAMPLER_PLUGINS: PluginDefinition[] = [ddpmSampler, ddimSampler];

@@ -1,0 +1,262 @@
+import assert from "node:assert/strict";
+import {
+  backend,
+  bernoulli,
+  concat,
+  full,
+  initBackend,
+  manualSeed,
+  mul,
+  randn,
+  reshape,
+  scope,
+  sum,
+  type Tensor,
+  tensor,
+} from "../core/tensor/mod.ts";
+import { Adam } from "../core/optim/mod.ts";
+import { builtins } from "../core/builtins.ts";
+import type { DecoderConditioning } from "../core/components.ts";
+import {
+  clampGroups,
+  decoderLoss,
+  UNetDecoder,
+  type UNetOptions,
+  unetOptions,
+} from "../plugins/decoders/mod.ts";
+import { cosineBetas, NoiseSchedule } from "../plugins/schedules/mod.ts";
+import { generateSplit } from "../datasets/mod.ts";
+import { hostRandom } from "./_support/check.ts";
+
+await initBackend();
+
+const T = 6; // context length of the tiny configs
+const VOCAB = 40;
+
+function tinyOptions(imageSize: number, extra: Record<string, unknown> = {}): UNetOptions {
+  return unetOptions.parse({
+    imageSize,
+    baseChannels: 8,
+    channelMults: [1, 2],
+    resBlocksPerLevel: 1,
+    timeEmbedDim: 8,
+    heads: 2,
+    attentionLevels: [1],
+    groups: 32,
+    textWidth: 16,
+    textLayers: 1,
+    textHeads: 2,
+    contextLength: T,
+    vocabSize: VOCAB,
+    clipEmbedDim: 8,
+    clipTokens: 2,
+    ...extra,
+  });
+}
+
+function conditioning(
+  B: number,
+  seed: number,
+  keep: number[] = new Array(B).fill(1),
+): DecoderConditioning {
+  const r = hostRandom(seed);
+  const ids = Int32Array.from({ length: B * T }, () => Math.floor(r() * VOCAB));
+  const end = Int32Array.from({ length: B }, () => 1 + Math.floor(r() * (T - 1)));
+  return {
+    tokens: { ids: tensor(ids, [B, T], "i32"), endIndex: tensor(end, [B], "i32") },
+    imageEmbedding: tensor(Float32Array.from({ length: B * 8 }, () => r() * 2 - 1), [B, 8]),
+    keep: tensor(Float32Array.from(keep), [B]),
+  };
+}
+
+/** Gives every zero-initialised parameter small random values so every path carries signal. */
+function perturbZeroInit(model: UNetDecoder, seed: number): void {
+  const r = hostRandom(seed);
+  for (const [name, p] of model.namedParameters()) {
+    if (/(conv2|proj|outConv|nullClip)\./.test(name + ".")) {
+      const data = Float32Array.from({ length: p.size }, () => (r() * 2 - 1) * 0.1);
+      backend().write(p.buffer, data);
+    }
+  }
+}
+
+Deno.test("clampGroups() picks the largest divisor of the channels not above the request", () => {
+  assert.equal(clampGroups(32, 64), 32);
+  assert.equal(clampGroups(32, 8), 8);
+  assert.equal(clampGroups(32, 48), 24);
+  assert.equal(clampGroups(4, 6), 3);
+  assert.equal(clampGroups(32, 7), 7);
+});
+
+Deno.test("UNetDecoder.predictNoise() keeps the input shape at 8x8 and 16x16 with batch 3", async () => {
+  for (const size of [8, 16]) {
+    for (const upsample of ["transposed", "nearest"]) {
+      const model = new UNetDecoder(tinyOptions(size, { upsample }));
+      const out = scope(() =>
+        model.predictNoise(
+          randn([3, 3, size, size]),
+          tensor(new Float32Array([0, 7, 99]), [3]),
+          conditioning(3, 1),
+        )
+      );
+      assert.deepEqual(out.shape, [3, 3, size, size]);
+      // The zero-initialised output conv makes the initial prediction exactly zero.
+      assert.ok((await out.read()).every((v) => v === 0));
+      out.dispose();
+      model.dispose();
+    }
+  }
+});
+
+Deno.test("UNetDecoder rejects a wrong input shape and an indivisible image size", () => {
+  const model = new UNetDecoder(tinyOptions(8));
+  assert.throws(
+    () => scope(() => model.predictNoise(randn([2, 3, 7, 7]), full([2], 1), conditioning(2, 1))),
+    /Decoder input has shape \[2,3,7,7\]/,
+  );
+  model.dispose();
+  assert.throws(
+    () => new UNetDecoder(tinyOptions(6, { channelMults: [1, 2, 4] })),
+    /Image size "6"/,
+  );
+});
+
+Deno.test("UNetDecoder gradients reach every parameter (zero-init layers perturbed)", async () => {
+  manualSeed(3);
+  const model = new UNetDecoder(tinyOptions(8, { attentionLevels: [0, 1] }));
+  // At init only the output conv (and the null embeddings' path) can receive a gradient.
+  const cond0 = conditioning(3, 2, [1, 0, 1]);
+  scope(() => {
+    const loss = decoderLoss(model, randn([3, 3, 8, 8]), cond0, new NoiseSchedule(cosineBetas(50)));
+    loss.backward();
+  });
+  const named = model.namedParameters();
+  const outGrad = named.find(([n]) => n === "outConv.weight")![1].grad!;
+  assert.ok((await scope(() => sum(mul(outGrad, outGrad))).read())[0] > 0);
+  for (const [, p] of named) p.grad?.dispose(), p.grad = null;
+
+  perturbZeroInit(model, 4);
+  scope(() => {
+    const loss = decoderLoss(model, randn([3, 3, 8, 8]), cond0, new NoiseSchedule(cosineBetas(50)));
+    loss.backward();
+  });
+  const missing = named.filter(([, p]) => !p.grad).map(([n]) => n);
+  assert.deepEqual(missing, [], `no gradient for ${missing.join(", ")}`);
+  const values = await readNorms(named.map(([, p]) => p.grad!));
+  const zero = named.filter((_, i) => !(values[i] > 0)).map(([n]) => n);
+  assert.deepEqual(zero, [], `zero gradient for ${zero.join(", ")}`);
+  model.dispose();
+});
+
+/** Squared norms of many tensors with a single readback. */
+async function readNorms(grads: Tensor[]): Promise<Float32Array> {
+  const t = scope(() => concat(grads.map((g) => reshape(sum(mul(g, g)), [1])), 0));
+  const out = await t.read() as Float32Array;
+  t.dispose();
+  return out;
+}
+
+Deno.test("UNetDecoder null condition: keep = 0 rows ignore tokens and CLIP embedding", async () => {
+  manualSeed(5);
+  const model = new UNetDecoder(tinyOptions(8, { attentionLevels: [0, 1] }));
+  perturbZeroInit(model, 6);
+  const x = randn([1, 3, 8, 8]);
+  const xs = concat([x, x, x, x], 0);
+  const t = full([4], 17);
+  // Rows 0 and 1 dropped (different captions/embeddings), rows 2 and 3 kept.
+  const out = await scope(() => model.predictNoise(xs, t, conditioning(4, 9, [0, 0, 1, 1])))
+    .read() as Float32Array;
+  const n = 3 * 64;
+  const row = (i: number): Float32Array => out.slice(i * n, (i + 1) * n);
+  assert.deepEqual(row(0), row(1));
+  assert.ok(row(2).some((v, i) => v !== row(3)[i]), "kept rows must depend on the condition");
+  assert.ok(row(0).some((v, i) => v !== row(2)[i]));
+  x.dispose(), xs.dispose(), t.dispose();
+  model.dispose();
+});
+
+Deno.test("unet plugin: thesis defaults, context vocabSize wins, parameter count", async () => {
+  const registry = builtins();
+  const model = await registry.use<UNetDecoder>("decoder", "unet", {}, { vocabSize: 100 });
+  assert.equal(model.options.vocabSize, 100);
+  assert.deepEqual(model.options.channelMults, [1, 2, 4]);
+  assert.equal(model.imageSize, 32);
+  // Thesis preset (2 residual blocks per level): 17.0M parameters (thesis Table 4.3: ~10M).
+  const count = model.parameterCount();
+  console.log(`thesis-preset U-Net parameters: ${count}`);
+  assert.ok(count > 15e6 && count < 18e6, `${count}`);
+  model.dispose();
+  await assert.rejects(
+    registry.use("decoder", "unet", { chanels: 3 }),
+    /Invalid options for decoder plugin "unet"/,
+  );
+});
+
+/** Words -> ids (1 = end token, 0 = padding) for the training test's captions. */
+function tokenize(captions: string[], vocab: Map<string, number>): DecoderConditioning["tokens"] {
+  const ids = new Int32Array(captions.length * T), end = new Int32Array(captions.length);
+  captions.forEach((c, b) => {
+    const words = c.toLowerCase().split(/\W+/).filter(Boolean).slice(0, T - 1);
+    words.forEach((w, i) => {
+      if (!vocab.has(w)) vocab.set(w, 2 + (vocab.size % (VOCAB - 2)));
+      ids[b * T + i] = vocab.get(w)!;
+    });
+    ids[b * T + words.length] = 1;
+    end[b] = words.length;
+  });
+  return {
+    ids: tensor(ids, [captions.length, T], "i32"),
+    endIndex: tensor(end, [captions.length], "i32"),
+  };
+}
+
+Deno.test("decoderLoss() falls when a tiny decoder trains on generated shapes", async () => {
+  manualSeed(11);
+  const size = 8, B = 8, steps = 80;
+  const data = generateSplit({ size, count: 64, seed: "decoder-test" });
+  const images = new Float32Array(data.length * 3 * size * size);
+  data.forEach((d, n) => {
+    for (let c = 0; c < 3; c++) {
+      for (let p = 0; p < size * size; p++) {
+        images[(n * 3 + c) * size * size + p] = d.image[p * 3 + c] / 127.5 - 1;
+      }
+    }
+  });
+  const model = new UNetDecoder(tinyOptions(size, { baseChannels: 16, textLayers: 2 }));
+  const schedule = new NoiseSchedule(cosineBetas(100));
+  const opt = new Adam(model.parameters(), { lr: 1e-3 });
+  const vocab = new Map<string, number>();
+  const random = hostRandom(12);
+  const losses: Tensor[] = [];
+  const start = performance.now();
+  for (let step = 0; step < steps; step++) {
+    const first = (step * B) % data.length;
+    const loss = scope(() => {
+      const x0 = tensor(
+        images.slice(first * 3 * size * size, (first + B) * 3 * size * size),
+        [B, 3, size, size],
+      );
+      const cond: DecoderConditioning = {
+        tokens: tokenize(data.slice(first, first + B).map((d) => d.caption), vocab),
+        imageEmbedding: randn([B, 8]),
+        keep: bernoulli([B], 0.8),
+      };
+      const l = decoderLoss(model, x0, cond, schedule, { random });
+      l.backward();
+      opt.step();
+      opt.zeroGrad();
+      return l;
+    });
+    losses.push(loss);
+  }
+  const values = await scope(() => concat(losses.map((l) => reshape(l, [1])), 0)).read();
+  const avg = (a: ArrayLike<number>): number => Array.from(a).reduce((s, v) => s + v, 0) / a.length;
+  const firstAvg = avg(values.slice(0, 15)), lastAvg = avg(values.slice(-15));
+  console.log(
+    `decoder loss: first 15 steps ${firstAvg.toFixed(4)}, last 15 ${lastAvg.toFixed(4)} ` +
+      `(${steps} steps, ${((performance.now() - start) / steps).toFixed(0)} ms/step)`,
+  );
+  assert.ok(lastAvg < 0.8 * firstAvg, `loss ${firstAvg} -> ${lastAvg}`);
+  for (const l of losses) l.dispose();
+  model.dispose();
+});
