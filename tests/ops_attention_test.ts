@@ -3,13 +3,16 @@ import {
   clamp,
   logSoftmax,
   mergeHeads,
+  mul,
   scaledDotProductAttention,
   softmax,
   splitHeads,
+  sum,
   type Tensor,
   tensor,
 } from "../core/tensor/mod.ts";
-import { assertClose, gradCheck, randomArray } from "./_support/check.ts";
+import { attentionFused, attentionReference } from "../core/tensor/ops/attention.ts";
+import { assertClose, gradCheck, param, randomArray } from "./_support/check.ts";
 
 const f32 = (a: ArrayLike<number>, shape: number[]): Tensor => tensor(Float32Array.from(a), shape);
 
@@ -188,6 +191,166 @@ Deno.test("scaledDotProductAttention() gradients match finite differences", asyn
   await gradCheck((q, k, v) => scaledDotProductAttention(q, k, v, { mask }), inputs, {
     label: "sdpa masked",
   });
+});
+
+type Sdpa = typeof scaledDotProductAttention;
+
+/** Forward output and q/k/v gradients (for a fixed weighting of the output) of one path. */
+async function runPath(
+  fn: Sdpa,
+  data: { q: Float64Array; k: Float64Array; v: Float64Array; w: Float64Array },
+  shapes: { q: number[]; k: number[]; v: number[] },
+  opts: Parameters<Sdpa>[3],
+) {
+  const q = param(data.q, shapes.q), k = param(data.k, shapes.k), v = param(data.v, shapes.v);
+  const out = fn(q, k, v, opts);
+  const o = await out.read();
+  const loss = sum(mul(out, f32(data.w, [...out.shape])));
+  loss.backward();
+  const grads = [await q.grad!.read(), await k.grad!.read(), await v.grad!.read()];
+  for (const t of [q, k, v]) {
+    t.grad!.dispose();
+    t.dispose();
+  }
+  return { o, grads, shape: out.shape };
+}
+
+Deno.test("attentionFused() matches the float64 reference and the composed path (values and gradients)", async () => {
+  // [BH split as B, H], Tq, Tk, D, Dv, causal, mask kind
+  const cases: [number, number, number, number, number, number, boolean, string][] = [
+    [1, 1, 1, 1, 8, 8, false, "none"],
+    [1, 2, 7, 7, 8, 8, true, "none"],
+    [2, 1, 33, 33, 16, 16, true, "none"],
+    [1, 2, 70, 70, 64, 64, false, "keys"],
+    [1, 1, 130, 130, 16, 16, true, "none"],
+    [2, 2, 7, 33, 16, 8, false, "keys"], // cross attention: extra context keys
+    [1, 2, 33, 70, 8, 8, true, "full"], // causal with Tk > Tq, full [Tq, Tk] mask
+    [1, 1, 70, 130, 64, 64, true, "keys"],
+    [1, 1, 5, 9, 6, 5, false, "rows"], // D, Dv not multiples of 4
+  ];
+  for (const [B, H, Tq, Tk, D, Dv, causal, maskKind] of cases) {
+    const label = `B${B} H${H} Tq${Tq} Tk${Tk} D${D} Dv${Dv}${causal ? " causal" : ""} ${maskKind}`;
+    const seed = Tq * 1000 + Tk * 10 + D;
+    const data = {
+      q: randomArray(B * H * Tq * D, seed + 1, -2, 2),
+      k: randomArray(B * H * Tk * D, seed + 2, -2, 2),
+      v: randomArray(B * H * Tk * Dv, seed + 3),
+      w: randomArray(B * H * Tq * Dv, seed + 4),
+    };
+    let mask: Tensor | null = null;
+    let maskFn: ((bh: number, i: number, j: number) => number) | undefined;
+    if (maskKind === "keys") {
+      // [B, 1, 1, Tk]: batch 0 drops every third key (never key 0), batch 1 a soft bias.
+      const m = new Float32Array(B * Tk);
+      for (let j = 0; j < Tk; j++) m[j] = j % 3 === 1 ? -Infinity : 0;
+      for (let j = 0; j < Tk * (B - 1); j++) m[Tk + j] = -0.5 + (j % 5) * 0.2;
+      mask = tensor(m, [B, 1, 1, Tk]);
+      maskFn = (bh, _i, j) => m[Math.floor(bh / H) * Tk + j];
+    } else if (maskKind === "full") {
+      const m = Float32Array.from(randomArray(Tq * Tk, seed + 5, -1, 1));
+      for (let i = 0; i < Tq; i++) m[i * Tk] = -Infinity; // key 0 dropped for every query
+      mask = tensor(m, [Tq, Tk]);
+      maskFn = (_bh, i, j) => m[i * Tk + j];
+    } else if (maskKind === "rows") {
+      // [Tq, 1]: a per-query additive bias (cancels in the softmax).
+      const m = Float32Array.from({ length: Tq }, (_, i) => i - 2);
+      mask = tensor(m, [Tq, 1]);
+      maskFn = (_bh, i, _j) => m[i];
+    }
+    const shapes = { q: [B, H, Tq, D], k: [B, H, Tk, D], v: [B, H, Tk, Dv] };
+    const opts = { causal, mask };
+    const f = await runPath(attentionFused, data, shapes, opts);
+    const r = await runPath(attentionReference, data, shapes, opts);
+    assert.deepEqual(f.shape, [B, H, Tq, Dv]);
+    assertClose(
+      f.o,
+      attentionRef(data.q, data.k, data.v, B * H, Tq, Tk, D, Dv, { causal, mask: maskFn }),
+      {
+        atol: 2e-5,
+        label: `fused vs float64 ${label}`,
+      },
+    );
+    assertClose(f.o, r.o, { atol: 2e-5, label: `fused vs composed ${label}` });
+    for (let g = 0; g < 3; g++) {
+      assertClose(f.grads[g], r.grads[g], {
+        atol: 1e-4,
+        rtol: 1e-3,
+        label: `grad ${"qkv"[g]} fused vs composed ${label}`,
+      });
+    }
+    mask?.dispose();
+  }
+});
+
+Deno.test("attentionFused() broadcasts batch dimensions and yields NaN for fully masked rows", async () => {
+  // k and v shared across heads ([B, 1, Tk, D]); q [B, H, Tq, D].
+  const [B, H, Tq, Tk, D] = [2, 3, 7, 33, 8];
+  const data = {
+    q: randomArray(B * H * Tq * D, 81),
+    k: randomArray(B * Tk * D, 82),
+    v: randomArray(B * Tk * D, 83),
+    w: randomArray(B * H * Tq * D, 84),
+  };
+  const shapes = { q: [B, H, Tq, D], k: [B, 1, Tk, D], v: [B, 1, Tk, D] };
+  const f = await runPath(attentionFused, data, shapes, {});
+  const r = await runPath(attentionReference, data, shapes, {});
+  assertClose(f.o, r.o, { atol: 2e-5, label: "broadcast fused vs composed" });
+  for (let g = 0; g < 3; g++) {
+    assertClose(f.grads[g], r.grads[g], { atol: 1e-4, rtol: 1e-3, label: `broadcast grad ${g}` });
+  }
+  // Query 2 of every head sees only -inf keys: NaN in both paths, other rows unaffected.
+  const m = new Float32Array(Tq * Tk);
+  for (let j = 0; j < Tk; j++) m[2 * Tk + j] = -Infinity;
+  const mask = tensor(m, [Tq, Tk]);
+  const Q = f32(data.q, shapes.q), K = f32(data.k, shapes.k), V = f32(data.v, shapes.v);
+  const fo = await attentionFused(Q, K, V, { mask }).read();
+  const ro = await attentionReference(Q, K, V, { mask }).read();
+  for (let i = 0; i < fo.length; i++) {
+    const row = Math.floor(i / D) % Tq;
+    assert.equal(Number.isNaN(fo[i]), row === 2, `fused NaN at ${i}`);
+    assert.equal(Number.isNaN(ro[i]), row === 2, `composed NaN at ${i}`);
+    if (row !== 2) assert.ok(Math.abs(fo[i] - ro[i]) < 2e-5, `masked row ${row} at ${i}`);
+  }
+});
+
+Deno.test("attentionFused() gradients match finite differences (causal, cross, -inf mask)", async () => {
+  const inputs = (Tq: number, Tk: number, D: number, s: number) =>
+    [[Tq, D], [Tk, D], [Tk, D]].map(([T, d], n) => ({
+      data: randomArray(2 * T * d, s + n),
+      shape: [1, 2, T, d],
+    }));
+  await gradCheck((q, k, v) => attentionFused(q, k, v, { causal: true }), inputs(3, 3, 2, 91), {
+    label: "fused causal",
+  });
+  await gradCheck((q, k, v) => attentionFused(q, k, v, { causal: true }), inputs(2, 5, 3, 94), {
+    label: "fused causal cross",
+  });
+  const mask = f32([0, -Infinity, 0.3, -1], [1, 1, 1, 4]);
+  await gradCheck((q, k, v) => attentionFused(q, k, v, { mask }), inputs(3, 4, 2, 97), {
+    label: "fused masked",
+  });
+});
+
+Deno.test("scaledDotProductAttention() takes the fused path only where it applies", async () => {
+  // D = 160 > 128 falls back to the composed path; results agree with the reference either way.
+  const [Tq, Tk] = [5, 6];
+  for (const D of [16, 160]) {
+    const q = f32(randomArray(Tq * D, 101), [1, Tq, D]);
+    const k = f32(randomArray(Tk * D, 102), [1, Tk, D]);
+    const v = f32(randomArray(Tk * 4, 103), [1, Tk, 4]);
+    assertClose(
+      await scaledDotProductAttention(q, k, v, { causal: true }).read(),
+      await attentionReference(q, k, v, { causal: true }).read(),
+      { atol: 2e-5, label: `sdpa D${D}` },
+    );
+    if (D > 128) assert.throws(() => attentionFused(q, k, v), /attentionFused: the fused kernel/);
+  }
+  // Causal with Tk < Tq keeps the composed path's error.
+  const q = f32(randomArray(12, 1), [1, 3, 4]), k = f32(randomArray(8, 2), [1, 2, 4]);
+  assert.throws(
+    () => scaledDotProductAttention(q, k, k, { causal: true }),
+    /a causal mask needs key length >= query length/,
+  );
 });
 
 Deno.test("splitHeads() and mergeHeads() are inverse layouts", async () => {

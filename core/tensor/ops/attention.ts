@@ -5,11 +5,12 @@
  * composition. Plus `splitHeads`/`mergeHeads` for multi-head layouts.
  */
 import { broadcastShapes, expectDType } from "../shape.ts";
-import type { Tensor } from "../tensor.ts";
+import { sizeOf, type Tensor } from "../tensor.ts";
 import { add, affine } from "./elementwise.ts";
 import { matmul } from "./matmul.ts";
+import { FLASH_MAX_DIM, flashAttention } from "./flash_attention.ts";
 import { softmax } from "./softmax.ts";
-import { permute, reshape } from "./view.ts";
+import { expand, permute, reshape } from "./view.ts";
 
 /** Options of `scaledDotProductAttention`. */
 export interface AttentionOptions {
@@ -39,6 +40,56 @@ export function scaledDotProductAttention(
   v: Tensor,
   opts: AttentionOptions = {},
 ): Tensor {
+  const a = checkAttention(q, k, v, opts);
+  return useFused(a) ? fused(q, k, v, a) : composed(q, k, v, a);
+}
+
+/**
+ * The composed reference path (GEMM + fused softmax + GEMM), same contract as
+ * `scaledDotProductAttention`. Kept for tests and as the fallback of the fused kernel.
+ */
+export function attentionReference(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: AttentionOptions = {},
+): Tensor {
+  return composed(q, k, v, checkAttention(q, k, v, opts));
+}
+
+/**
+ * The fused (FlashAttention) path, same contract as `scaledDotProductAttention`; throws where it
+ * does not apply (head dimension over 128, a mask that needs a gradient, causal with Tk < Tq).
+ */
+export function attentionFused(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: AttentionOptions = {},
+): Tensor {
+  const a = checkAttention(q, k, v, opts);
+  if (!fusedApplies(a)) {
+    throw new Error(
+      `attentionFused: the fused kernel does not apply to q [${q.shape}], k [${k.shape}], ` +
+        `v [${v.shape}] (needs D, Dv <= ${FLASH_MAX_DIM}, batch*heads <= 65535, Tk >= 1, ` +
+        `Tk >= Tq when causal, and a mask without gradient).`,
+    );
+  }
+  return fused(q, k, v, a);
+}
+
+interface Checked {
+  batch: number[];
+  Tq: number;
+  Tk: number;
+  D: number;
+  Dv: number;
+  causal: boolean;
+  mask: Tensor | null;
+  scale: number;
+}
+
+function checkAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Checked {
   const op = "scaledDotProductAttention";
   for (const [name, t] of [["q", q], ["k", k], ["v", v]] as const) {
     expectDType(op, name, t, "f32");
@@ -60,8 +111,6 @@ export function scaledDotProductAttention(
     v.shape.slice(0, -2),
   );
   const { causal = false, mask = null, scale = 1 / Math.sqrt(D) } = opts;
-  let scores = matmul(q, k, { transB: true });
-  let p: Tensor;
   if (mask) {
     expectDType(op, "mask", mask, "f32");
     try {
@@ -71,6 +120,39 @@ export function scaledDotProductAttention(
         `${op}: mask [${mask.shape}] does not broadcast to scores [${[...batch, Tq, Tk]}].`,
       );
     }
+  }
+  return { batch: [...batch], Tq, Tk, D, Dv: v.shape[v.rank - 1], causal, mask, scale };
+}
+
+function fusedApplies(a: Checked): boolean {
+  const BH = sizeOf(a.batch);
+  return a.D >= 1 && a.D <= FLASH_MAX_DIM && a.Dv <= FLASH_MAX_DIM && BH <= 65535 &&
+    a.Tk >= 1 && (!a.causal || a.Tk >= a.Tq) && !(a.mask?.requiresGrad ?? false);
+}
+
+/**
+ * Whether `scaledDotProductAttention` takes the fused path: always where it applies. The fused
+ * kernels never materialise the [Tq, Tk] scores (O(T) memory instead of O(T^2)).
+ */
+function useFused(a: Checked): boolean {
+  return fusedApplies(a);
+}
+
+function fused(q: Tensor, k: Tensor, v: Tensor, a: Checked): Tensor {
+  const { batch, Tq, Tk, D, Dv } = a;
+  return flashAttention(
+    expand(q, [...batch, Tq, D]),
+    expand(k, [...batch, Tk, D]),
+    expand(v, [...batch, Tk, Dv]),
+    { BH: sizeOf(batch), Tq, Tk, D, Dv, scale: a.scale, causal: a.causal, batch, mask: a.mask },
+  );
+}
+
+function composed(q: Tensor, k: Tensor, v: Tensor, a: Checked): Tensor {
+  const { causal, mask, scale } = a;
+  let scores = matmul(q, k, { transB: true });
+  let p: Tensor;
+  if (mask) {
     // Scale first, then add the mask (so -inf stays -inf and finite masks are not rescaled).
     scores = add(softmaxScale(scores, scale), mask);
     p = softmax(scores, -1, { causal });
