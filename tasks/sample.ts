@@ -1,0 +1,224 @@
+/**
+ * `deno task sample "<caption>" [...]`: text to image with a trained run, written as a PNG grid.
+ *
+ * @module
+ */
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { builtins } from "../core/builtins.ts";
+import {
+  decodePngRgb,
+  encodeRgbPng,
+  imageGrid,
+  tensorToImages,
+  writeFileAtomic,
+} from "../core/io/mod.ts";
+import {
+  type Components,
+  type GeneratedImages,
+  imageVariations,
+  loadPipeline,
+  textToImage,
+} from "../core/pipeline.ts";
+import { adapterLine, initBackend } from "../core/tensor/mod.ts";
+import { CheckpointError } from "../core/train/checkpoint.ts";
+import { toNchw } from "../datasets/mod.ts";
+import { numberFlag, parseFlags, runMain, UsageError } from "./_cli.ts";
+
+const USAGE = `Usage: deno task sample "<caption>" [options]
+
+Generates images from a caption with a trained run (CLIP -> prior -> decoder) and writes them
+as one PNG grid.
+
+Options:
+  --checkpoint DIR   run folder with clip/, prior/, decoder/ (default: weights/default)
+  --n N              images (default 4)
+  --guidance S       classifier-free guidance scale (default 2; the thesis's best is 2-2.5)
+  --sampler NAME     ddpm or ddim (default: the config's sampler)
+  --steps N          decoder reverse-process steps (respaced; default: the sampler's)
+  --seed S           random seed (default 0)
+  --out FILE.png     output file (default sample.png)
+  --image FILE.png   decode variations of this image's CLIP embedding instead
+  --debug            print stack traces of errors
+  -h, --help         show this help`;
+
+/** The folder of the shipped default weights (none are shipped unless this exists). */
+export const DEFAULT_WEIGHTS: string = import.meta.url.startsWith("file:")
+  ? join(dirname(fileURLToPath(import.meta.url)), "..", "weights", "default")
+  : "weights/default";
+
+/** What `runSample` wrote. */
+export interface SampleResult {
+  path: string;
+  width: number;
+  height: number;
+  count: number;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Box-downsamples an RGB image by an integer factor (e.g. a 128x128 shapes image to 32x32). */
+function downsample(rgb: Uint8Array, side: number, factor: number): Uint8Array {
+  const out = side / factor;
+  const dst = new Uint8Array(out * out * 3);
+  for (let y = 0; y < out; y++) {
+    for (let x = 0; x < out; x++) {
+      for (let c = 0; c < 3; c++) {
+        let s = 0;
+        for (let dy = 0; dy < factor; dy++) {
+          for (let dx = 0; dx < factor; dx++) {
+            s += rgb[((y * factor + dy) * side + x * factor + dx) * 3 + c];
+          }
+        }
+        dst[(y * out + x) * 3 + c] = Math.round(s / (factor * factor));
+      }
+    }
+  }
+  return dst;
+}
+
+async function readInputImage(path: string, size: number): Promise<Float32Array> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    throw new UsageError(
+      e instanceof Deno.errors.NotFound
+        ? `Input image "${path}" does not exist`
+        : `Cannot read input image "${path}": ${(e as Error).message}`,
+    );
+  }
+  let img;
+  try {
+    img = decodePngRgb(bytes);
+  } catch (e) {
+    throw new UsageError(`Input image "${path}" is not a readable PNG: ${(e as Error).message}`);
+  }
+  let rgb = img.data;
+  if (img.width !== img.height || img.width % size !== 0) {
+    throw new UsageError(
+      `Input image "${path}" is ${img.width}x${img.height}; the decoder needs ${size}x${size} ` +
+        `(or a square multiple of it)`,
+    );
+  }
+  if (img.width !== size) rgb = downsample(rgb, img.width, img.width / size);
+  const out = new Float32Array(3 * size * size);
+  toNchw(rgb, size, size, out, 0, false);
+  return out;
+}
+
+/**
+ * Writes generated images as one PNG grid (atomically).
+ *
+ * @example
+ * ```ts
+ * await writeGrid(generated, "sample.png");
+ * ```
+ */
+export async function writeGrid(g: GeneratedImages, path: string): Promise<SampleResult> {
+  const [n, , h, w] = g.shape;
+  const grid = imageGrid(tensorToImages(g.images, g.shape), w, h);
+  await writeFileAtomic(path, encodeRgbPng(grid.data, grid.width, grid.height));
+  return { path, width: grid.width, height: grid.height, count: n };
+}
+
+/**
+ * The sample task, callable in-process (tests) and from the CLI.
+ *
+ * @example
+ * ```ts
+ * await runSample(["a red circle", "--checkpoint", "runs/tiny", "--out", "/tmp/x.png"]);
+ * ```
+ */
+export async function runSample(
+  args: string[],
+  hooks: { print?: (line: string) => void } = {},
+): Promise<SampleResult | null> {
+  const print = hooks.print ?? ((line: string) => console.log(line));
+  const { values, positionals } = parseFlags(args, {
+    checkpoint: { type: "string" },
+    n: { type: "string" },
+    guidance: { type: "string" },
+    sampler: { type: "string" },
+    steps: { type: "string" },
+    seed: { type: "string" },
+    out: { type: "string" },
+    image: { type: "string" },
+  }, "sample");
+  if (values.help) {
+    print(USAGE);
+    return null;
+  }
+  const image = values.image as string | undefined;
+  if (positionals.length > 1) {
+    throw new UsageError(
+      `Expected one caption, got ${positionals.length}; quote it: deno task sample "a red circle"`,
+    );
+  }
+  if (positionals.length === 0 && !image) {
+    throw new UsageError(`Missing the caption; see "deno task sample --help"`);
+  }
+  const caption = positionals[0] ?? "";
+  const n = numberFlag(values, "n", { integer: true, min: 1 }) ?? 4;
+  const guidance = numberFlag(values, "guidance", { min: 0 }) ?? 2;
+  const steps = numberFlag(values, "steps", { integer: true, min: 1 });
+  const seed = numberFlag(values, "seed", { integer: true, min: 0 }) ?? 0;
+  const out = (values.out as string | undefined) ?? "sample.png";
+  if (!out.toLowerCase().endsWith(".png")) throw new UsageError(`--out "${out}" must end in .png`);
+  const outDir = dirname(out);
+  if (!(await exists(outDir))) throw new UsageError(`Output folder "${outDir}" does not exist`);
+  let checkpoint = values.checkpoint as string | undefined;
+  if (checkpoint === undefined) {
+    if (!(await exists(DEFAULT_WEIGHTS))) {
+      throw new CheckpointError(
+        "No pretrained weights are shipped; train them with " +
+          `"deno task train all --config presets/tiny.jsonc" and pass --checkpoint runs/tiny`,
+      );
+    }
+    checkpoint = DEFAULT_WEIGHTS;
+  }
+  const registry = builtins();
+  const samplerName = values.sampler as string | undefined;
+  if (samplerName !== undefined && !registry.has("sampler", samplerName)) {
+    throw new UsageError(registry.unknownPluginMessage("sampler", samplerName));
+  }
+  await initBackend();
+  print(`Device: ${adapterLine()}`);
+  const pipeline: Components = await loadPipeline(checkpoint, registry, { sampler: samplerName });
+  try {
+    const size = pipeline.decoder.imageSize;
+    const t0 = performance.now();
+    const opts = { n, guidance, steps, seed };
+    let generated: GeneratedImages;
+    if (image) {
+      const x = await readInputImage(image, size);
+      generated = await imageVariations(pipeline, x, { ...opts, caption });
+    } else {
+      try {
+        pipeline.tokenizer.encode(caption);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      generated = await textToImage(pipeline, [caption], opts);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const result = await writeGrid(generated, out);
+    const what = image ? `variations of ${image}` : `"${caption}"`;
+    print(
+      `Wrote ${n} image(s) of ${what} to ${out} (${result.width}x${result.height} grid, ` +
+        `${seconds.toFixed(1)} s, guidance ${guidance}, sampler ${pipeline.sampler.name})`,
+    );
+    return result;
+  } finally {
+    pipeline.dispose();
+  }
+}
+
+if (import.meta.main) await runMain(runSample);
