@@ -116,6 +116,14 @@ Deno.test("matmul() matches the float64 reference for batched and broadcast batc
   await checkMatmul(1, 1, 1, [4], [1]);
 });
 
+Deno.test("matmul() vec4 read paths (dimensions multiples of 4, mixed, multi-tile, batched)", async () => {
+  await checkMatmul(68, 36, 72); // every dimension a multiple of 4, over one 64 tile
+  await checkMatmul(8, 20, 12, [2, 1], [3]); // broadcast batch dims with vec4 reads
+  await checkMatmul(12, 7, 8); // M and N multiples of 4, K not
+  await checkMatmul(5, 8, 9); // K a multiple of 4, M and N not
+  await checkMatmul(4, 4, 4, [3], []);
+});
+
 Deno.test("matmul() with zero-sized M or N returns an empty result", () => {
   const a = tensor(new Float32Array(0), [0, 3]), b = tensor(new Float32Array(6), [3, 2]);
   const y = matmul(a, b);
@@ -207,7 +215,7 @@ Deno.test("linear() matches the float64 reference with and without bias, fused a
 });
 
 Deno.test("linear() on shapes off the tile grid and a rank-1 input", async () => {
-  for (const [rows, inF, outF] of [[1, 1, 1], [65, 33, 70], [3, 1, 2]]) {
+  for (const [rows, inF, outF] of [[1, 1, 1], [65, 33, 70], [3, 1, 2], [67, 36, 70], [5, 4, 3]]) {
     const xd = Float32Array.from(randomArray(rows * inF, 4));
     const wd = Float32Array.from(randomArray(outF * inF, 5));
     const bd = Float32Array.from(randomArray(outF, 6));

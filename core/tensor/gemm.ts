@@ -16,7 +16,20 @@ export interface GemmBinding {
   name: string;
   tensor: Tensor;
   access: Access;
-  type?: "f32" | "i32" | "u32";
+  /** Element type; `vec4<f32>` binds an f32 tensor (size a multiple of 4) for 16-byte loads. */
+  type?: "f32" | "i32" | "u32" | "vec4<f32>";
+}
+
+/**
+ * A vectorised read hook: the WGSL body of `fn readA4(b: u32, m: u32, k: u32) -> vec4<f32>`
+ * (or `readB4(b, k, n)`) returning 4 consecutive elements along `axis`, starting at an index that
+ * is a multiple of 4 (all 0 when the start is outside the matrix). The template uses it instead
+ * of the scalar hook only when that axis's extent is a multiple of 4, so each vector lies wholly
+ * inside or wholly outside the matrix.
+ */
+export interface GemmRead4<Axis extends string> {
+  axis: Axis;
+  body: string;
 }
 
 /** A GEMM C[b] (M x N) = sum over k of A[b](m, k) * B[b](k, n), with pluggable memory access. */
@@ -35,6 +48,10 @@ export interface GemmSpec {
   writeC: string;
   /** Extra module-scope WGSL (helpers used by the hooks). */
   prelude?: string;
+  /** Optional vectorised `readA` (A(m..m+3, k) or A(m, k..k+3)); see `GemmRead4`. */
+  readA4?: GemmRead4<"m" | "k">;
+  /** Optional vectorised `readB` (B(k..k+3, n) or B(k, n..n+3)); see `GemmRead4`. */
+  readB4?: GemmRead4<"k" | "n">;
 }
 
 const TK = 16;
@@ -69,6 +86,63 @@ export function gemmSource(spec: GemmSpec): { code: string; workgroups: [number,
         }]); }\n`;
     }
   }
+  const extent = { m: M, n: N, k: K };
+  const vecA = spec.readA4 && extent[spec.readA4.axis] % 4 === 0 ? spec.readA4 : null;
+  const vecB = spec.readB4 && extent[spec.readB4.axis] % 4 === 0 ? spec.readB4 : null;
+  const loop = (count: number, body: string) =>
+    `    for (var e = li; e < ${count}u; e += ${threads}u) {\n${body}    }\n`;
+  // Stage the tiles; consecutive threads read consecutive k of A and n of B (or vec4s of them).
+  let stageA: string, stageB: string;
+  if (!vecA) {
+    stageA = loop(
+      TM * TK,
+      `      let mm = e / ${TK}u;\n      let kk = e % ${TK}u;\n` +
+        `      As[kk * ${TM / 4}u + mm / 4u][mm % 4u] = readA(batch, tileM + mm, k0 + kk);\n`,
+    );
+  } else if (vecA.axis === "m") {
+    stageA = loop(
+      (TM * TK) / 4,
+      `      let kk = e / ${TM / 4}u;\n      let mq = e % ${TM / 4}u;\n` +
+        `      As[kk * ${TM / 4}u + mq] = readA4(batch, tileM + mq * 4u, k0 + kk);\n`,
+    );
+  } else {
+    let scatter = "";
+    for (let j = 0; j < 4; j++) {
+      scatter += `      As[(kq * 4u + ${j}u) * ${TM / 4}u + mm / 4u][mm % 4u] = v[${j}];\n`;
+    }
+    stageA = loop(
+      (TM * TK) / 4,
+      `      let mm = e / ${TK / 4}u;\n      let kq = e % ${TK / 4}u;\n` +
+        `      let v = readA4(batch, tileM + mm, k0 + kq * 4u);\n${scatter}`,
+    );
+  }
+  if (!vecB) {
+    stageB = loop(
+      TK * TN,
+      `      let kk = e / ${TN}u;\n      let nn = e % ${TN}u;\n` +
+        `      Bs[kk * ${TN / 4}u + nn / 4u][nn % 4u] = readB(batch, k0 + kk, tileN + nn);\n`,
+    );
+  } else if (vecB.axis === "n") {
+    stageB = loop(
+      (TK * TN) / 4,
+      `      let kk = e / ${TN / 4}u;\n      let nq = e % ${TN / 4}u;\n` +
+        `      Bs[kk * ${TN / 4}u + nq] = readB4(batch, k0 + kk, tileN + nq * 4u);\n`,
+    );
+  } else {
+    let scatter = "";
+    for (let j = 0; j < 4; j++) {
+      scatter += `      Bs[(kq * 4u + ${j}u) * ${TN / 4}u + nn / 4u][nn % 4u] = v[${j}];\n`;
+    }
+    stageB = loop(
+      (TK * TN) / 4,
+      `      let nn = e / ${TK / 4}u;\n      let kq = e % ${TK / 4}u;\n` +
+        `      let v = readB4(batch, k0 + kq * 4u, tileN + nn);\n${scatter}`,
+    );
+  }
+  const read4 = (vecA
+    ? `fn readA4(b: u32, m: u32, k: u32) -> vec4<f32> {\n${vecA.body}\n}\n`
+    : "") +
+    (vecB ? `fn readB4(b: u32, k: u32, n: u32) -> vec4<f32> {\n${vecB.body}\n}\n` : "");
   const code = `${decl}
 const M = ${M}u;
 const N = ${N}u;
@@ -83,7 +157,7 @@ ${spec.readB}
 fn writeC(b: u32, m: u32, n: u32, v: f32) {
 ${spec.writeC}
 }
-var<workgroup> As: array<vec4<f32>, ${(TK * TM) / 4}>;
+${read4}var<workgroup> As: array<vec4<f32>, ${(TK * TM) / 4}>;
 var<workgroup> Bs: array<vec4<f32>, ${(TK * TN) / 4}>;
 @compute @workgroup_size(${tx}, ${ty}, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
@@ -93,18 +167,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let tileN = wg.x * ${TN}u;
   var acc: array<f32, 16>;
   for (var k0 = 0u; k0 < K; k0 += ${TK}u) {
-    // Stage the tiles; consecutive threads read consecutive k of A and n of B.
-    for (var e = li; e < ${TM * TK}u; e += ${threads}u) {
-      let mm = e / ${TK}u;
-      let kk = e % ${TK}u;
-      As[kk * ${TM / 4}u + mm / 4u][mm % 4u] = readA(batch, tileM + mm, k0 + kk);
-    }
-    for (var e = li; e < ${TK * TN}u; e += ${threads}u) {
-      let kk = e / ${TN}u;
-      let nn = e % ${TN}u;
-      Bs[kk * ${TN / 4}u + nn / 4u][nn % 4u] = readB(batch, k0 + kk, tileN + nn);
-    }
-    workgroupBarrier();
+${stageA}${stageB}    workgroupBarrier();
     for (var kk = 0u; kk < ${TK}u; kk++) {
       let a = As[kk * ${TM / 4}u + lid.y];
       let b = Bs[kk * ${TN / 4}u + lid.x];

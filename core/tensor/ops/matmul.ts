@@ -32,8 +32,43 @@ function readHook(
 ): string {
   // X is stored as [batch, rows, cols] when not transposed, [batch, cols, rows] when transposed.
   const index = trans ? `${c} * ${rows}u + ${r}` : `${r} * ${cols}u + ${c}`;
+  const at = `(${batchExpr}) * ${rows * cols}u + ${index}`;
+  // A tensor bound as vec4 (see `vecRead`) is read element-wise through its vector.
+  const elem = vec4Bound(rows, cols, trans) ? `${name}[(${at}) / 4u][(${at}) % 4u]` : `${name}[${at}]`;
   return `  if (${r} >= ${rows}u || ${c} >= ${cols}u) { return 0.0; }
-  return ${name}[(${batchExpr}) * ${rows * cols}u + ${index}];`;
+  return ${elem};`;
+}
+
+/** Whether op(X) is stored with a contiguous, 4-aligned minor dimension (then bound as vec4). */
+function vec4Bound(rows: number, cols: number, trans: boolean): boolean {
+  return (trans ? rows : cols) % 4 === 0;
+}
+
+/**
+ * The vectorised twin of `readHook`: 4 elements along the stored minor dimension (columns of X,
+ * or rows when transposed) in one 16-byte load; null when that dimension is not a multiple of 4.
+ */
+function vecRead<Axis extends string>(
+  name: string,
+  batchExpr: string,
+  rows: number,
+  cols: number,
+  trans: boolean,
+  r: Axis,
+  c: Axis,
+): { axis: Axis; body: string } | null {
+  if (!vec4Bound(rows, cols, trans)) return null;
+  const index = trans ? `${c} * ${rows}u + ${r}` : `${r} * ${cols}u + ${c}`;
+  return {
+    axis: trans ? r : c,
+    body: `  if (${r} >= ${rows}u || ${c} >= ${cols}u) { return vec4<f32>(0.0); }
+  return ${name}[((${batchExpr}) * ${rows * cols}u + ${index}) / 4u];`,
+  };
+}
+
+/** The binding's WGSL element type: vec4 when the tensor is read through `vecRead`. */
+function elemType(rows: number, cols: number, trans: boolean): "f32" | "vec4<f32>" {
+  return vec4Bound(rows, cols, trans) ? "vec4<f32>" : "f32";
 }
 
 /**
@@ -82,12 +117,14 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     K: Ka,
     batch,
     bindings: [
-      { name: "A", tensor: a, access: "read" },
-      { name: "B", tensor: b, access: "read" },
+      { name: "A", tensor: a, access: "read", type: elemType(M, Ka, transA) },
+      { name: "B", tensor: b, access: "read", type: elemType(Ka, N, transB) },
       { name: "C", tensor: out, access: "read_write" },
     ],
     readA: readHook("A", bA, M, Ka, transA, "m", "k"),
     readB: readHook("B", bB, Ka, N, transB, "k", "n"),
+    readA4: vecRead("A", bA, M, Ka, transA, "m", "k") ?? undefined,
+    readB4: vecRead("B", bB, Ka, N, transB, "k", "n") ?? undefined,
     writeC: `  C[b * ${M * N}u + m * ${N}u + n] = v;`,
   });
   return record(out, "matmul", [a, b], (g) => {
@@ -146,8 +183,8 @@ export function linear(
     !(isGradEnabled() && (x.requiresGrad || weight.requiresGrad || !!bias?.requiresGrad));
   const out = emptyTensor([...x.shape.slice(0, -1), outF]);
   const bindings = [
-    { name: "X", tensor: x, access: "read" as const },
-    { name: "W", tensor: weight, access: "read" as const },
+    { name: "X", tensor: x, access: "read" as const, type: elemType(rows, inF, false) },
+    { name: "W", tensor: weight, access: "read" as const, type: elemType(inF, outF, true) },
     ...(bias ? [{ name: "BIAS", tensor: bias, access: "read" as const }] : []),
     { name: "Y", tensor: out, access: "read_write" as const },
   ];
@@ -162,6 +199,8 @@ export function linear(
       "fn safe_tanh(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }",
     readA: readHook("X", "0u", rows, inF, false, "m", "k"),
     readB: readHook("W", "0u", inF, outF, true, "k", "n"),
+    readA4: vecRead("X", "0u", rows, inF, false, "m", "k") ?? undefined,
+    readB4: vecRead("W", "0u", inF, outF, true, "k", "n") ?? undefined,
     // The epilogue names its input `r` (WGSL forbids redeclaring the parameter `v`).
     writeC: `  let r = v${bias ? " + BIAS[n]" : ""};\n  Y[m * ${outF}u + n] = ${
       fuseAct ? EPILOGUE[activation] : "r"
