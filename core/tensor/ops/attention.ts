@@ -1,9 +1,11 @@
 /**
- * Scaled dot-product attention (Vaswani et al. 2017): softmax(q k^T * scale + mask) v, composed
- * from the GEMM (`matmul` with a transpose flag, so k^T is never materialised) and the fused
- * softmax kernel (which applies the scale and the causal mask). Gradients come from the
- * composition. Plus `splitHeads`/`mergeHeads` for multi-head layouts.
+ * Scaled dot-product attention (Vaswani et al. 2017): softmax(q k^T * scale + mask) v, by two
+ * paths with one contract: the fused FlashAttention kernels (flash_attention.ts; O(T) memory)
+ * and the composed reference (`attentionReference`: the GEMM with a transpose flag, the fused
+ * softmax kernel, the GEMM; gradients from the composition). `scaledDotProductAttention`
+ * chooses by applicability and size (see `useFused`). Plus `splitHeads`/`mergeHeads`.
  */
+import { isGradEnabled } from "../autograd.ts";
 import { broadcastShapes, expectDType } from "../shape.ts";
 import { sizeOf, type Tensor } from "../tensor.ts";
 import { add, affine } from "./elementwise.ts";
@@ -41,7 +43,7 @@ export function scaledDotProductAttention(
   opts: AttentionOptions = {},
 ): Tensor {
   const a = checkAttention(q, k, v, opts);
-  return useFused(a) ? fused(q, k, v, a) : composed(q, k, v, a);
+  return useFused(a, q, k, v) ? fused(q, k, v, a) : composed(q, k, v, a);
 }
 
 /**
@@ -130,12 +132,21 @@ function fusedApplies(a: Checked): boolean {
     a.Tk >= 1 && (!a.causal || a.Tk >= a.Tq) && !(a.mask?.requiresGrad ?? false);
 }
 
+/** Score-matrix size (BH * Tq * Tk elements, 64 MiB of f32) from which training uses the fused path. */
+export const FUSED_TRAINING_MIN_SCORES = 1 << 24;
+
 /**
- * Whether `scaledDotProductAttention` takes the fused path: always where it applies. The fused
- * kernels never materialise the [Tq, Tk] scores (O(T) memory instead of O(T^2)).
+ * Whether `scaledDotProductAttention` takes the fused path (where it applies). Without a tape
+ * (sampling, evaluation) always: it is as fast as the composed path and never materialises the
+ * [Tq, Tk] scores. With a tape only from FUSED_TRAINING_MIN_SCORES: on llvmpipe the composed
+ * backward (three GEMMs and a softmax gradient) is about 1.25x faster at 1024 tokens x 64
+ * channels, so the fused kernels are chosen for the O(T) memory where the composed path would
+ * keep two score-sized tensors per head alive until the backward pass.
  */
-function useFused(a: Checked): boolean {
-  return fusedApplies(a);
+function useFused(a: Checked, q: Tensor, k: Tensor, v: Tensor): boolean {
+  if (!fusedApplies(a)) return false;
+  const taped = isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad);
+  return !taped || sizeOf(a.batch) * a.Tq * a.Tk >= FUSED_TRAINING_MIN_SCORES;
 }
 
 function fused(q: Tensor, k: Tensor, v: Tensor, a: Checked): Tensor {
