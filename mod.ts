@@ -1,0 +1,36 @@
+/**
+ * unCLIP (DALL-E 2) from scratch on WebGPU: the public API. Importable from a URL, e.g.
+ * `import { builtins, loadConfig, loadPipeline } from "http://host/mod.ts"` (run Deno with
+ * `--allow-import=host`); library code uses relative imports only, npm packages through
+ * core/deps.ts.
+ *
+ * @example
+ * ```ts
+ * import { builtins, initBackend, loadPipeline, textToImage } from "./mod.ts";
+ * await initBackend();
+ * const pipeline = await loadPipeline("runs/tiny", builtins());
+ * const out = await textToImage(pipeline, ["a red circle"], { n: 4 });
+ * ```
+ *
+ * @module
+ */
+export * from "./core/tensor/mod.ts";
+export * from "./core/nn/mod.ts";
+export * from "./core/optim/mod.ts";
+export * from "./core/io/mod.ts";
+export * from "./core/registry.ts";
+export * from "./core/config.ts";
+export * from "./core/builtins.ts";
+export * from "./core/components.ts";
+export * from "./core/pipeline.ts";
+export * from "./core/train/mod.ts";
+export * from "./datasets/mod.ts";
+export * from "./plugins/tokenizers/mod.ts";
+export * from "./plugins/encoders/mod.ts";
+export * from "./plugins/priors/mod.ts";
+export * from "./plugins/decoders/mod.ts";
+export * from "./plugins/samplers/mod.ts";
+export * from "./plugins/schedules/mod.ts";
+export * from "./plugins/datasets/mod.ts";
+// Both the CLIP and the prior evaluations define a seeded `derangement`; the CLIP one is public.
+export { derangement } from "./plugins/encoders/mod.ts";

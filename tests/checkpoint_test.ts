@@ -1,0 +1,270 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import type { ResolvedConfig } from "../core/config.ts";
+import { Linear } from "../core/nn/mod.ts";
+import { Module } from "../core/nn/module.ts";
+import { Adam, Ema } from "../core/optim/mod.ts";
+import { initBackend, manualSeed, mean, scope, square, tensor } from "../core/tensor/mod.ts";
+import {
+  CHECKPOINT_FORMAT_VERSION,
+  CheckpointError,
+  configMismatch,
+  listSteps,
+  loadCheckpoint,
+  loadModuleWeights,
+  loadTrainingState,
+  readTensors,
+  resolveStepDir,
+  type ResumeState,
+  saveCheckpoint,
+  stepDirName,
+} from "../core/train/checkpoint.ts";
+import { MetricsLog, readMetrics } from "../core/train/metrics.ts";
+import { formatDuration, progressLine } from "../core/train/progress.ts";
+
+await initBackend();
+
+class Tiny extends Module {
+  readonly a: Linear;
+  readonly b: Linear;
+  constructor() {
+    super();
+    this.a = this.addModule("a", new Linear(4, 8));
+    this.b = this.addModule("b", new Linear(8, 2));
+  }
+}
+
+const CONFIG = {
+  name: "t",
+  plugins: [],
+  components: { tokenizer: { plugin: "bpe", options: { vocabSize: 300 } } },
+  train: { clip: { lr: 1e-3, steps: 10, logEvery: 5 } },
+} as unknown as ResolvedConfig;
+
+function resumeState(step: number): ResumeState {
+  return { step, rng: { seed: 1, counter: 7 }, loaderStep: step, hostSeed: 3, elapsedSeconds: 1.5 };
+}
+
+/** One Adam step on a fixed input so that moments and EMA are non-trivial. */
+function trainOnce(model: Tiny, opt: Adam, ema: Ema): void {
+  scope(() => {
+    const x = tensor(new Float32Array([1, 2, 3, 4, -1, 0, 1, 2]), [2, 4]);
+    const loss = mean(square(model.b.forward(model.a.forward(x, "relu"))));
+    loss.backward();
+    opt.step(1e-2);
+    opt.zeroGrad();
+    ema.update();
+  });
+}
+
+async function flat(ts: readonly { size: number }[] & Parameters<typeof readTensors>[0]) {
+  return (await readTensors(ts)).map((b) => Array.from(new Float32Array(b)));
+}
+
+async function saveTiny(dir: string, step: number, keepLast = 3, maxShardBytes?: number) {
+  manualSeed(step);
+  const model = new Tiny();
+  const opt = new Adam(model.parameters(), { lr: 1e-2 });
+  const ema = new Ema(model.parameters(), 0.9);
+  trainOnce(model, opt, ema);
+  const path = await saveCheckpoint({
+    stageDir: dir,
+    meta: {
+      formatVersion: CHECKPOINT_FORMAT_VERSION,
+      stage: "clip",
+      step,
+      config: CONFIG,
+      tokenizer: { format: "x" },
+    },
+    model,
+    optimizer: opt,
+    ema,
+    resume: resumeState(step),
+    keepLast,
+    maxShardBytes,
+  });
+  return { path, model, opt, ema };
+}
+
+Deno.test("saveCheckpoint() and loadCheckpoint() round-trip weights, Adam, EMA and resume state", async () => {
+  const dir = await Deno.makeTempDir();
+  const { path, model, opt, ema } = await saveTiny(dir, 5);
+  assert.equal(path, join(dir, stepDirName(5)));
+  assert.equal((await Deno.readTextFile(join(dir, "latest"))).trim(), "step-00000005");
+  const ckpt = await loadCheckpoint(dir, "clip");
+  assert.equal(ckpt.meta.step, 5);
+  assert.equal(ckpt.meta.formatVersion, CHECKPOINT_FORMAT_VERSION);
+  assert.deepEqual(ckpt.meta.config, CONFIG);
+  assert.deepEqual(ckpt.meta.tokenizer, { format: "x" });
+  assert.deepEqual(ckpt.resume, resumeState(5));
+
+  manualSeed(99);
+  const fresh = new Tiny();
+  const opt2 = new Adam(fresh.parameters(), { lr: 1e-2 });
+  const ema2 = new Ema(fresh.parameters(), 0.9);
+  loadModuleWeights(fresh, ckpt);
+  loadTrainingState(ckpt, fresh, opt2, ema2);
+  assert.deepEqual(await flat(fresh.parameters()), await flat(model.parameters()));
+  assert.equal(opt2.stepCount, 1);
+  assert.deepEqual(await flat(opt2.stateDict().m), await flat(opt.stateDict().m));
+  assert.deepEqual(await flat(opt2.stateDict().v), await flat(opt.stateDict().v));
+  assert.deepEqual(await flat(ema2.stateDict().shadow), await flat(ema.stateDict().shadow));
+  assert.equal(ema2.updates, 1);
+
+  // With ema: true the shadow weights replace the parameters (for sampling).
+  loadModuleWeights(fresh, ckpt, { ema: true });
+  assert.deepEqual(await flat(fresh.parameters()), await flat(ema.stateDict().shadow));
+  for (const x of [model, fresh]) x.dispose();
+  for (const x of [opt, opt2, ema, ema2]) x.dispose();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("saveCheckpoint() keeps only the last N step folders and shards at the limit", async () => {
+  const dir = await Deno.makeTempDir();
+  for (const step of [1, 2, 3, 4]) {
+    const { model, opt, ema } = await saveTiny(dir, step, 2, 64);
+    model.dispose();
+    opt.dispose();
+    ema.dispose();
+  }
+  assert.deepEqual(await listSteps(dir), [3, 4]);
+  const files = [...Deno.readDirSync(join(dir, stepDirName(4)))].map((e) => e.name).sort();
+  // 4 tensors of 16..128 bytes with a 64-byte limit: several shards plus the index.
+  assert.ok(
+    files.filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)).length >= 3,
+    files.join(),
+  );
+  assert.ok(files.includes("model.safetensors.index.json"));
+  assert.ok(files.includes("training.safetensors"));
+  assert.ok(files.includes("resume.json"));
+  assert.equal((await loadCheckpoint(dir)).meta.step, 4);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("loadCheckpoint() ignores an unfinished save and follows latest", async () => {
+  const dir = await Deno.makeTempDir();
+  const { model, opt, ema } = await saveTiny(dir, 1);
+  // A crash during a later save leaves a hidden temporary folder; latest still names step 1.
+  await Deno.mkdir(join(dir, ".step-00000002.tmp-dead"));
+  await Deno.writeTextFile(join(dir, ".step-00000002.tmp-dead", "junk"), "x");
+  assert.equal(await resolveStepDir(dir), join(dir, stepDirName(1)));
+  assert.deepEqual(await listSteps(dir), [1]);
+  model.dispose();
+  opt.dispose();
+  ema.dispose();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("loadCheckpoint() reports missing, corrupt and foreign checkpoints in one line", async () => {
+  const dir = await Deno.makeTempDir();
+  const oneLine = (re: RegExp) => (e: unknown): boolean => {
+    assert.ok(e instanceof CheckpointError, String(e));
+    assert.ok(!e.message.includes("\n"), e.message);
+    assert.match(e.message, re);
+    return true;
+  };
+  await assert.rejects(loadCheckpoint(join(dir, "nope")), oneLine(/does not exist/));
+  await assert.rejects(loadCheckpoint(dir), oneLine(/no "latest" file/));
+
+  const { model, opt, ema } = await saveTiny(dir, 1);
+  model.dispose();
+  opt.dispose();
+  ema.dispose();
+  await assert.rejects(loadCheckpoint(dir, "decoder"), oneLine(/is a "clip" checkpoint/));
+
+  const step = join(dir, stepDirName(1));
+  const shard = [...Deno.readDirSync(step)].find((e) => e.name.startsWith("model-"))!.name;
+  const bytes = await Deno.readFile(join(step, shard));
+  await Deno.writeFile(join(step, shard), bytes.subarray(0, bytes.length - 10));
+  await assert.rejects(loadCheckpoint(dir), oneLine(/is corrupt/));
+
+  await Deno.writeTextFile(join(dir, "latest"), "garbage\n");
+  await assert.rejects(loadCheckpoint(dir), oneLine(/pointer .* is corrupt/));
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("loadCheckpoint() refuses another format version", async () => {
+  const dir = await Deno.makeTempDir();
+  const { model, opt, ema } = await saveTiny(dir, 1);
+  model.dispose();
+  opt.dispose();
+  ema.dispose();
+  const index = join(dir, stepDirName(1), "model.safetensors.index.json");
+  const json = JSON.parse(await Deno.readTextFile(index));
+  json.metadata.format_version = "999";
+  await Deno.writeTextFile(index, JSON.stringify(json));
+  await assert.rejects(loadCheckpoint(dir), /format version 999/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("loadModuleWeights() rejects weights of another architecture", async () => {
+  const dir = await Deno.makeTempDir();
+  const { model, opt, ema } = await saveTiny(dir, 1);
+  const ckpt = await loadCheckpoint(dir);
+  const other = new Linear(3, 3);
+  assert.throws(() => loadModuleWeights(other, ckpt), /does not fit the model/);
+  for (const x of [model, other]) x.dispose();
+  opt.dispose();
+  ema.dispose();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("configMismatch() lists differing fields, ignoring logging cadence", () => {
+  const a = structuredClone(CONFIG);
+  const b = structuredClone(CONFIG) as unknown as {
+    components: { tokenizer: { options: { vocabSize: number } } };
+    train: { clip: { lr: number; logEvery: number } };
+  };
+  b.train.clip.logEvery = 1;
+  assert.deepEqual(configMismatch(a, b as unknown as ResolvedConfig, ["tokenizer"], "clip"), []);
+  b.components.tokenizer.options.vocabSize = 400;
+  b.train.clip.lr = 1;
+  assert.deepEqual(configMismatch(a, b as unknown as ResolvedConfig, ["tokenizer"], "clip"), [
+    "components.tokenizer.options.vocabSize",
+    "train.clip.lr",
+  ]);
+  // Without a train stage only the components count.
+  assert.deepEqual(configMismatch(a, b as unknown as ResolvedConfig, ["tokenizer"]), [
+    "components.tokenizer.options.vocabSize",
+  ]);
+});
+
+Deno.test("MetricsLog.open() drops lines after the resumed step; readMetrics() skips torn lines", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "metrics.jsonl");
+  const rec = (step: number) => ({
+    stage: "clip",
+    step,
+    loss: step / 10,
+    lr: 1e-3,
+    stepsPerSecond: 1,
+    elapsedSeconds: step,
+    time: "t",
+  });
+  const log = await MetricsLog.open(path);
+  for (const s of [1, 2, 3, 4]) await log.append(rec(s));
+  await Deno.writeTextFile(path, '{"stage": "cl', { append: true });
+  assert.deepEqual((await readMetrics(path)).map((r) => r.step), [1, 2, 3, 4]);
+  await MetricsLog.open(path, { truncateAfter: 2 });
+  assert.deepEqual((await readMetrics(path)).map((r) => r.step), [1, 2]);
+  assert.deepEqual(await readMetrics(join(dir, "missing.jsonl")), []);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("progressLine() shows step, loss, rate and ETA", () => {
+  assert.equal(formatDuration(185), "3m05s");
+  assert.equal(formatDuration(3720), "1h02m");
+  assert.equal(formatDuration(Infinity), "?");
+  const line = progressLine({
+    stage: "clip",
+    step: 10,
+    target: 100,
+    loss: 1.5,
+    lr: 3e-4,
+    stepsPerSecond: 2,
+  });
+  assert.match(line, /step  10\/100/);
+  assert.match(line, /loss 1\.5000/);
+  assert.match(line, /2\.00 steps\/s/);
+  assert.match(line, /ETA 45s/);
+});
