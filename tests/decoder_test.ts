@@ -228,6 +228,7 @@ Deno.test("decoderLoss() falls when a tiny decoder trains on generated shapes", 
   const vocab = new Map<string, number>();
   const random = hostRandom(12);
   const losses: Tensor[] = [];
+  let inUse = 0;
   const start = performance.now();
   for (let step = 0; step < steps; step++) {
     const first = (step * B) % data.length;
@@ -248,6 +249,9 @@ Deno.test("decoderLoss() falls when a tiny decoder trains on generated shapes", 
       return l;
     });
     losses.push(loss);
+    // GPU memory stays flat: only the kept per-step losses accumulate.
+    if (step === 10) inUse = backend().stats().inUse - losses.length;
+    if (step === steps - 1) assert.equal(backend().stats().inUse - losses.length, inUse);
   }
   const values = await scope(() => concat(losses.map((l) => reshape(l, [1])), 0)).read();
   const avg = (a: ArrayLike<number>): number => Array.from(a).reduce((s, v) => s + v, 0) / a.length;

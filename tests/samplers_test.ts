@@ -1,0 +1,218 @@
+import assert from "node:assert/strict";
+import {
+  affine,
+  backend,
+  full,
+  initBackend,
+  manualSeed,
+  scope,
+  sub,
+  type Tensor,
+  tensor,
+} from "../core/tensor/mod.ts";
+import { builtins } from "../core/builtins.ts";
+import type { DecoderConditioning, NoisePredictor, Sampler } from "../core/components.ts";
+import { cosineBetas, NoiseSchedule } from "../plugins/schedules/mod.ts";
+import {
+  combineGuidance,
+  DdimSampler,
+  ddimSigma,
+  ddimStep,
+  DdpmSampler,
+  ddpmStep,
+  guidedNoise,
+} from "../plugins/samplers/mod.ts";
+import { UNetDecoder, unetOptions } from "../plugins/decoders/mod.ts";
+import { hostRandom } from "./_support/check.ts";
+
+await initBackend();
+
+const read = async (t: Tensor): Promise<Float32Array> => (await t.read()) as Float32Array;
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+function uniform(n: number, seed: number, lo = -1, hi = 1): Float32Array {
+  const r = hostRandom(seed);
+  return Float32Array.from({ length: n }, () => lo + (hi - lo) * r());
+}
+
+/**
+ * An oracle that knows x_0: eps = (x_t - sqrt(abar_t) x_0) / sqrt(1 - abar_t) at the ORIGINAL
+ * timestep index (eq. 2.4 solved for eps). Records the timesteps it was called with.
+ */
+function oracle(x0: Tensor, schedule: NoiseSchedule, seen: number[]): NoisePredictor {
+  return (xt, timestep) => {
+    seen.push(timestep);
+    const ab = schedule.alphaBar[timestep];
+    return affine(sub(xt, affine(x0, Math.sqrt(ab), 0)), 1 / Math.sqrt(1 - ab), 0);
+  };
+}
+
+const schedule = new NoiseSchedule(cosineBetas(50));
+const SHAPE = [3, 3, 4, 4];
+
+Deno.test("ddpmStep() matches the closed-form posterior (thesis eqs. 2.8, 2.9, 2.15)", async () => {
+  const n = 48;
+  const xt = uniform(n, 1, -2, 2), eps = uniform(n, 2, -2, 2), z = uniform(n, 3, -2, 2);
+  for (const i of [1, 17, 49]) {
+    const [mean, noisy] = await Promise.all(
+      scope(() => {
+        const x = tensor(xt, [n]), e = tensor(eps, [n]), noise = tensor(z, [n]);
+        return [
+          ddpmStep(x, e, schedule, i, null, { clipDenoised: false }),
+          ddpmStep(x, e, schedule, i, noise, { clipDenoised: false }),
+        ];
+      }).map(read),
+    );
+    const x0 = schedule.predictX0FromEps(xt, i, eps);
+    const expected = schedule.posteriorMean(x0, xt, i);
+    assert.ok(maxDiff(mean, expected) < 1e-4, `posterior mean at ${i}`);
+    // Algorithm 3, line 7 (eq. 2.15): 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps).
+    const a = schedule.alphas[i], b = schedule.betas[i], s = schedule.sqrtOneMinusAlphaBar[i];
+    const eq215 = xt.map((v, k) => (v - b / s * eps[k]) / Math.sqrt(a));
+    assert.ok(maxDiff(mean, eq215) < 1e-4, `eq. 2.15 at ${i}`);
+    const sd = Math.sqrt(schedule.posteriorVariance[i]);
+    assert.ok(maxDiff(noisy, expected.map((v, k) => v + sd * z[k])) < 1e-4);
+  }
+});
+
+Deno.test("DdpmSampler with the true noise returns x_0 (full and respaced chains)", async () => {
+  const x0 = tensor(uniform(144, 4, -0.9, 0.9), SHAPE);
+  const target = await read(x0);
+  for (const steps of [undefined, 7]) {
+    manualSeed(1);
+    const seen: number[] = [];
+    let calls = 0;
+    const out = new DdpmSampler().sample(oracle(x0, schedule, seen), SHAPE, schedule, {
+      steps,
+      onStep: () => calls++,
+    });
+    assert.ok(maxDiff(await read(out), target) < 1e-4, `steps ${steps}`);
+    const expected = steps ? [...schedule.respace(steps).timesteps].reverse() : null;
+    assert.equal(calls, steps ?? 50);
+    if (expected) assert.deepEqual(seen, expected); // original indices, high to low
+    else assert.deepEqual(seen, Array.from({ length: 50 }, (_, k) => 49 - k));
+    out.dispose();
+  }
+  x0.dispose();
+});
+
+Deno.test("DdpmSampler clampXt keeps every x_t in [-1, 1]", async () => {
+  manualSeed(2);
+  const big = full(SHAPE, 3); // an oracle for an out-of-range x_0 pushes x_t outside [-1, 1]
+  const out = new DdpmSampler({ clampXt: true, clipDenoised: false })
+    .sample(oracle(big, schedule, []), SHAPE, schedule, { steps: 5 });
+  assert.ok((await read(out)).every((v) => v >= -1 && v <= 1));
+  out.dispose(), big.dispose();
+});
+
+Deno.test("DdimSampler eta = 0 is deterministic given the seed and recovers x_0", async () => {
+  const x0 = tensor(uniform(144, 5, -0.9, 0.9), SHAPE);
+  const runs: Float32Array[] = [];
+  for (let k = 0; k < 2; k++) {
+    manualSeed(7);
+    const seen: number[] = [];
+    const out = new DdimSampler({ steps: 10 }).sample(oracle(x0, schedule, seen), SHAPE, schedule);
+    assert.deepEqual(seen, [...schedule.respace(10).timesteps].reverse());
+    runs.push(await read(out));
+    out.dispose();
+  }
+  assert.deepEqual(runs[0], runs[1]);
+  assert.ok(maxDiff(runs[0], await read(x0)) < 1e-4);
+  // A different seed gives a different start but the oracle still lands on x_0.
+  manualSeed(8);
+  const other = new DdimSampler({ steps: 4 }).sample(oracle(x0, schedule, []), SHAPE, schedule);
+  assert.ok(maxDiff(await read(other), await read(x0)) < 1e-4);
+  other.dispose(), x0.dispose();
+});
+
+Deno.test("ddimStep() with eta = 1 has DDPM's posterior mean and variance (Song et al. eq. 16)", async () => {
+  const n = 48;
+  const xt = uniform(n, 9, -2, 2), eps = uniform(n, 10, -2, 2);
+  for (const i of [1, 20, 49]) {
+    const sigma = ddimSigma(schedule, i, 1);
+    assert.ok(Math.abs(sigma * sigma - schedule.posteriorVariance[i]) < 1e-9);
+    const [ddim, ddpm] = await Promise.all(
+      scope(() => {
+        const x = tensor(xt, [n]), e = tensor(eps, [n]);
+        return [
+          ddimStep(x, e, schedule, i, null, { eta: 1, clipDenoised: false }),
+          ddpmStep(x, e, schedule, i, null, { clipDenoised: false }),
+        ];
+      }).map(read),
+    );
+    assert.ok(maxDiff(ddim, ddpm) < 1e-4, `step ${i}: ${maxDiff(ddim, ddpm)}`);
+  }
+  assert.equal(ddimSigma(schedule, 10, 0), 0);
+});
+
+Deno.test("sampler plugins are registered with defaults", async () => {
+  const registry = builtins();
+  const ddpm = await registry.use<Sampler>("sampler", "ddpm", {});
+  const ddim = await registry.use<DdimSampler>("sampler", "ddim", { eta: 0.5, steps: 20 });
+  assert.equal(ddpm.name, "ddpm");
+  assert.equal(ddim.options.eta, 0.5);
+  assert.equal(ddim.options.clipDenoised, true);
+  await assert.rejects(registry.use("sampler", "ddim", { eat: 1 }), /Invalid options/);
+});
+
+Deno.test("guidedNoise() with s = 1 equals the conditional prediction, s = 0 the unconditional", async () => {
+  manualSeed(21);
+  const T = 5, B = 3;
+  const model = new UNetDecoder(unetOptions.parse({
+    imageSize: 8,
+    baseChannels: 8,
+    channelMults: [1, 2],
+    resBlocksPerLevel: 1,
+    timeEmbedDim: 8,
+    heads: 2,
+    attentionLevels: [0],
+    textWidth: 16,
+    textLayers: 1,
+    textHeads: 2,
+    contextLength: T,
+    vocabSize: 30,
+    clipEmbedDim: 8,
+    clipTokens: 2,
+  }));
+  // Give the zero-initialised layers values so the output depends on the condition.
+  const r = hostRandom(22);
+  for (const [name, p] of model.namedParameters()) {
+    if (/(conv2|proj|outConv)\./.test(name + ".")) {
+      backend().write(p.buffer, Float32Array.from({ length: p.size }, () => (r() - 0.5) * 0.2));
+    }
+  }
+  const cond = (keep: number): DecoderConditioning => ({
+    tokens: {
+      ids: tensor(Int32Array.from({ length: B * T }, (_, k) => (k * 7) % 30), [B, T], "i32"),
+      endIndex: tensor(new Int32Array([4, 2, 3]), [B], "i32"),
+    },
+    imageEmbedding: tensor(uniform(B * 8, 23), [B, 8]),
+    keep: full([B], keep),
+  });
+  const x = tensor(uniform(B * 3 * 64, 24), [B, 3, 8, 8]);
+  const [g1, g0, g2, c, u] = await Promise.all(
+    scope(() => [
+      guidedNoise(model, x, 12, cond(1), 1),
+      guidedNoise(model, x, 12, cond(1), 0),
+      guidedNoise(model, x, 12, cond(1), 2.5),
+      model.predictNoise(x, full([B], 12), cond(1)),
+      model.predictNoise(x, full([B], 12), cond(0)),
+    ]).map(read),
+  );
+  assert.ok(maxDiff(g1, c) < 1e-4, `s = 1: ${maxDiff(g1, c)}`);
+  assert.ok(maxDiff(g0, u) < 1e-4, `s = 0: ${maxDiff(g0, u)}`);
+  assert.ok(maxDiff(c, u) > 1e-3, "the condition must matter");
+  const expected = u.map((v, k) => v + 2.5 * (c[k] - v));
+  assert.ok(maxDiff(g2, expected) < 1e-4);
+  const combined = await read(
+    scope(() => combineGuidance(tensor(c, [c.length]), tensor(u, [u.length]), 2.5)),
+  );
+  assert.ok(maxDiff(combined, expected) < 1e-5);
+  model.dispose();
+});
