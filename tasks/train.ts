@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import { builtins } from "../core/builtins.ts";
 import {
   describePlugins,
@@ -106,6 +106,12 @@ export async function runTrain(
   }
   if (!configPath) throw new UsageError(`Missing --config FILE; see "deno task train --help"`);
   const config = await loadConfig(configPath, registry);
+  // Store plugin module paths absolute, so that sample/eval find them from any folder.
+  config.plugins = config.plugins.map((spec) =>
+    /^[a-z][a-z0-9+.-]+:/i.test(spec) || isAbsolute(spec)
+      ? spec
+      : resolve(dirname(configPath), spec)
+  );
   if (values["print-config"]) {
     print(resolvedConfigJson(config).trimEnd());
     return null;

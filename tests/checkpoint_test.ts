@@ -263,7 +263,7 @@ Deno.test("progressLine() shows step, loss, rate and ETA", () => {
     lr: 3e-4,
     stepsPerSecond: 2,
   });
-  assert.match(line, /step  10\/100/);
+  assert.match(line, /step {2}10\/100/);
   assert.match(line, /loss 1\.5000/);
   assert.match(line, /2\.00 steps\/s/);
   assert.match(line, /ETA 45s/);

@@ -496,7 +496,7 @@ const HARMLESS_TRAIN_KEYS = new Set(["logEvery", "checkpointEvery", "keepLast"])
 
 /**
  * Config paths at which a checkpoint's stored config and the current one differ, restricted to
- * what a stage depends on: `plugins`, the given component slots, and (when `trainStage` is
+ * what a stage depends on: the given component slots, and (when `trainStage` is
  * given, for resuming) that stage's train settings other than logging and checkpoint cadence.
  *
  * @example
@@ -514,7 +514,9 @@ export function configMismatch(
   const pick = (c: ResolvedConfig): Record<string, unknown> => {
     const components: Record<string, unknown> = {};
     for (const s of slots) components[s] = (c.components as Record<string, unknown>)?.[s];
-    const out: Record<string, unknown> = { plugins: c.plugins, components };
+    // `plugins` is not compared: the slots name the plugins actually used, and a module's path
+    // may legitimately differ between machines.
+    const out: Record<string, unknown> = { components };
     if (trainStage) {
       const t = { ...(c.train?.[trainStage] ?? {}) } as Record<string, unknown>;
       for (const k of HARMLESS_TRAIN_KEYS) delete t[k];

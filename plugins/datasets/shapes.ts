@@ -23,8 +23,19 @@ export interface ImageTextDataset {
   split(name: SplitName, limit?: number): Promise<CaptionedImage[]>;
 }
 
+/** Validated options of the "shapes" dataset plugin. */
+export interface ShapesDatasetOptions {
+  set: 1 | 2;
+  imageSize: number;
+  trainCount?: number;
+  testCount?: number;
+  seed: string | number;
+  sizeDropProb: number;
+  flip: boolean;
+}
+
 /** Options of the "shapes" dataset plugin. */
-export const shapesDatasetOptions = z.object({
+export const shapesDatasetOptions: z.ZodType<ShapesDatasetOptions> & z.ZodObject = z.object({
   set: z.union([z.literal(1), z.literal(2)]).default(1).describe("Thesis dataset 1 or 2"),
   imageSize: z.number().int().positive().default(32).describe("Image side (a power of two <= 128)"),
   trainCount: z.number().int().positive().optional()
@@ -65,8 +76,17 @@ export const shapesDataset: PluginDefinition<
   }),
 });
 
+/** Validated options of the "folder" dataset plugin. */
+export interface FolderDatasetOptions {
+  train: string;
+  test?: string;
+  zeroshot?: string;
+  imageSize: number;
+  flip: boolean;
+}
+
 /** Options of the "folder" dataset plugin. */
-export const folderDatasetOptions = z.object({
+export const folderDatasetOptions: z.ZodType<FolderDatasetOptions> & z.ZodObject = z.object({
   train: z.string().min(1).describe("Folder of the training split (PNGs + captions.jsonl)"),
   test: z.string().min(1).optional().describe("Folder of the test split"),
   zeroshot: z.string().min(1).optional().describe("Folder of the zero-shot split"),

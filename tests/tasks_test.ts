@@ -1,0 +1,166 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { builtins } from "../core/builtins.ts";
+import { ConfigError, loadConfig } from "../core/config.ts";
+import { CheckpointError } from "../core/train/checkpoint.ts";
+import { errorLine, numberFlag, parseFlags, UsageError } from "../tasks/_cli.ts";
+import { runEval } from "../tasks/eval.ts";
+import { DEFAULT_WEIGHTS, runSample } from "../tasks/sample.ts";
+import { runTrain } from "../tasks/train.ts";
+
+const TINY = "presets/tiny.jsonc";
+
+function collect(): { lines: string[]; print: (l: string) => void } {
+  const lines: string[] = [];
+  return { lines, print: (l) => lines.push(l) };
+}
+
+/** Asserts a one-line error of the given class whose message matches `re`. */
+function oneLine(cls: new (...a: never[]) => Error, re: RegExp) {
+  return (e: unknown): boolean => {
+    assert.ok(e instanceof cls, `expected ${cls.name}, got ${String(e)}`);
+    assert.match(errorLine(e), re);
+    assert.ok(!errorLine(e).includes("\n"), errorLine(e));
+    return true;
+  };
+}
+
+Deno.test("runTrain() --help prints the usage", async () => {
+  const out = collect();
+  assert.equal(await runTrain(["--help"], out), null);
+  assert.match(out.lines.join("\n"), /Usage: deno task train <clip\|prior\|decoder\|all>/);
+  assert.match(out.lines.join("\n"), /--max-minutes/);
+});
+
+Deno.test("runTrain() rejects unknown flags, stages and bad numbers in one line", async () => {
+  await assert.rejects(runTrain(["clip"]), oneLine(UsageError, /Missing --config/));
+  await assert.rejects(
+    runTrain(["clip", "--config", TINY, "--bogus"]),
+    oneLine(UsageError, /Unknown flag "--bogus"; see "deno task train --help"/),
+  );
+  await assert.rejects(
+    runTrain(["clp", "--config", TINY]),
+    oneLine(UsageError, /Unknown stage "clp"; choose clip, prior, decoder or all/),
+  );
+  await assert.rejects(runTrain(["--config", TINY]), oneLine(UsageError, /Missing the stage/));
+  await assert.rejects(
+    runTrain(["clip", "--config", TINY, "--max-steps", "two"]),
+    oneLine(UsageError, /--max-steps "two" is not an integer/),
+  );
+  await assert.rejects(
+    runTrain(["clip", "--config", "nope.jsonc"]),
+    oneLine(ConfigError, /nope\.jsonc: config file not found/),
+  );
+});
+
+Deno.test("runTrain() --print-config prints the resolved config; --list-plugins the plugins", async () => {
+  const out = collect();
+  await runTrain(["clip", "--config", TINY, "--print-config"], out);
+  const printed = JSON.parse(out.lines.join("\n"));
+  const config = await loadConfig(TINY, builtins());
+  assert.deepEqual(printed.components, config.components);
+  assert.deepEqual(printed.train, config.train);
+
+  const list = collect();
+  await runTrain(["--list-plugins"], list);
+  const text = list.lines.join("\n");
+  for (const name of ["tokenizer/bpe", "prior/transformer", "decoder/unet", "dataset/shapes"]) {
+    assert.ok(text.includes(name), `missing ${name}`);
+  }
+});
+
+Deno.test("runTrain() refuses to overwrite an existing checkpoint without --resume", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.mkdir(join(dir, "clip", "step-00000005"), { recursive: true });
+  await Deno.writeTextFile(join(dir, "clip", "latest"), "step-00000005\n");
+  await assert.rejects(
+    runTrain(["clip", "--config", TINY, "--out", dir]),
+    oneLine(CheckpointError, /already holds a checkpoint; pass --resume/),
+  );
+  // A corrupt checkpoint is reported before anything is trained or written.
+  await assert.rejects(
+    runTrain(["clip", "--config", TINY, "--out", dir, "--resume"]),
+    oneLine(CheckpointError, /is corrupt/),
+  );
+  assert.deepEqual([...Deno.readDirSync(join(dir, "clip"))].map((e) => e.name).sort(), [
+    "latest",
+    "step-00000005",
+  ]);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("runSample() explains that no weights are shipped, and checks its flags", async () => {
+  let shipped = true;
+  try {
+    await Deno.stat(DEFAULT_WEIGHTS);
+  } catch {
+    shipped = false;
+  }
+  if (!shipped) {
+    await assert.rejects(
+      runSample(["a red circle", "--out", join(await Deno.makeTempDir(), "x.png")]),
+      oneLine(
+        CheckpointError,
+        /No pretrained weights are shipped; train them with "deno task train all --config presets\/tiny\.jsonc"/,
+      ),
+    );
+  }
+  await assert.rejects(runSample([]), oneLine(UsageError, /Missing the caption/));
+  await assert.rejects(runSample(["a", "b"]), oneLine(UsageError, /Expected one caption/));
+  await assert.rejects(
+    runSample(["a", "--n", "0"]),
+    oneLine(UsageError, /--n "0" must be at least 1/),
+  );
+  await assert.rejects(
+    runSample(["a", "--out", "x.jpg"]),
+    oneLine(UsageError, /must end in \.png/),
+  );
+  await assert.rejects(
+    runSample(["a", "--out", "/no/such/folder/x.png"]),
+    oneLine(UsageError, /Output folder "\/no\/such\/folder" does not exist/),
+  );
+  await assert.rejects(
+    runSample(["a", "--checkpoint", ".", "--sampler", "ddmp", "--out", "/tmp/x.png"]),
+    oneLine(UsageError, /Unknown sampler plugin "ddmp". Did you mean "ddpm"\?/),
+  );
+  const help = collect();
+  await runSample(["--help"], help);
+  assert.match(help.lines.join("\n"), /--guidance S/);
+});
+
+Deno.test("runEval() checks what to evaluate, the split and the checkpoint", async () => {
+  await assert.rejects(
+    runEval(["clp", "--checkpoint", "x"]),
+    oneLine(UsageError, /Unknown evaluation "clp"/),
+  );
+  await assert.rejects(runEval(["clip"]), oneLine(UsageError, /Missing --checkpoint/));
+  await assert.rejects(
+    runEval(["clip", "--checkpoint", ".", "--split", "train"]),
+    oneLine(UsageError, /Unknown split "train"; choose test or zeroshot/),
+  );
+  const dir = await Deno.makeTempDir();
+  await assert.rejects(
+    runEval(["clip", "--checkpoint", dir]),
+    oneLine(CheckpointError, /does not exist; check the path or train first/),
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("errorLine() makes one line of any error", () => {
+  assert.equal(errorLine(new Error("Boom\n  at x")), "Error: Boom; at x");
+  assert.equal(
+    errorLine(new ConfigError(["a.json: x: bad", "a.json: y: bad"])),
+    "Error: a.json: x: bad; a.json: y: bad",
+  );
+  assert.equal(errorLine("plain"), "Error: plain");
+});
+
+Deno.test("parseFlags() and numberFlag() parse strictly", () => {
+  const { values, positionals } = parseFlags(["clip", "--n", "3"], { n: { type: "string" } }, "t");
+  assert.deepEqual(positionals, ["clip"]);
+  assert.equal(numberFlag(values, "n", { integer: true }), 3);
+  assert.equal(numberFlag(values, "missing"), undefined);
+  assert.throws(() => numberFlag({ g: "1.5" }, "g", { integer: true }), /not an integer/);
+  assert.throws(() => numberFlag({ g: "-1" }, "g", { positive: true }), /must be positive/);
+  assert.throws(() => parseFlags(["--n"], { n: { type: "string" } }, "t"), UsageError);
+});
