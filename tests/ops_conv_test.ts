@@ -200,6 +200,9 @@ Deno.test("conv2d() matches the float64 reference", async () => {
     { x: [1, 1, 3, 3], w: [2, 1, 5, 5], s: 3, p: 2, bias: false },
     { x: [1, 17, 4, 5], w: [3, 17, 3, 3], s: 1, p: 1, bias: true },
     { x: [2, 3, 10, 9], w: [70, 3, 3, 3], s: 1, p: 1, bias: true },
+    // vec4 read paths: K = C*kh*kw and Wo multiples of 4, at strides 1 and 2
+    { x: [2, 4, 8, 8], w: [6, 4, 3, 3], s: 1, p: 1, bias: true },
+    { x: [1, 4, 9, 16], w: [5, 4, 3, 3], s: 2, p: 1, bias: false, act: "relu" },
   ];
   for (const [i, c] of configs.entries()) {
     const x = randomArray(size(c.x), 10 + i), w = randomArray(size(c.w), 20 + i);
@@ -240,6 +243,8 @@ Deno.test("convTranspose2d() matches the float64 reference", async () => {
     { x: [1, 5, 5, 3], w: [5, 7, 1, 1], s: 1, p: 0, op: 0, bias: true },
     { x: [1, 2, 3, 3], w: [2, 33, 2, 2], s: 2, p: 0, op: 0, bias: true },
     { x: [1, 3, 2, 3], w: [3, 2, 3, 2], s: 3, p: 0, op: 2, bias: false },
+    { x: [2, 4, 4, 4], w: [4, 3, 4, 4], s: 2, p: 1, op: 0, bias: true }, // vec4 paths (Wo = 8)
+    { x: [1, 4, 4, 4], w: [4, 5, 3, 3], s: 1, p: 0, op: 0, bias: false }, // Wo = 6, K = 36
   ];
   for (const [i, c] of configs.entries()) {
     const x = randomArray(size(c.x), 40 + i), w = randomArray(size(c.w), 50 + i);
@@ -397,6 +402,9 @@ Deno.test("conv2d() gradients match the float64 reference on multi-tile shapes",
   const configs: { x: Shape4; w: Shape4; s: number; p: number }[] = [
     { x: [2, 5, 9, 8], w: [70, 5, 3, 3], s: 2, p: 1 },
     { x: [3, 19, 6, 7], w: [9, 19, 1, 1], s: 1, p: 0 },
+    // vec4 read paths in all three GEMMs, stride 1 and 2
+    { x: [2, 4, 8, 12], w: [70, 4, 3, 3], s: 1, p: 1 },
+    { x: [2, 8, 9, 16], w: [12, 8, 3, 3], s: 2, p: 1 },
   ];
   for (const [i, c] of configs.entries()) {
     const x = randomArray(size(c.x), 130 + i), w = randomArray(size(c.w), 140 + i);

@@ -96,6 +96,22 @@ function splitTap(k: string, kh: number, kw: number, c: string): string {
 }
 
 /**
+ * WGSL body of a vec4 im2col read: 4 consecutive output pixels (ox0..ox0+3 of one row, input
+ * columns ix0 + j*step) of input row `iy` (already range-checked), 0 outside the padded input.
+ * `ok(j)` adds a per-column condition (stride divisibility in transposed convolutions).
+ */
+function rowOf4(src: string, base: string, ix0: string, step: number, w: number, div = 1): string {
+  let body = `  var v = vec4<f32>(0.0);\n`;
+  for (let j = 0; j < 4; j++) {
+    const t = `${ix0} + ${j * step}`;
+    body += div === 1
+      ? `  if (${t} >= 0 && ${t} < ${w}) { v[${j}] = ${src}[${base} + u32(${t})]; }\n`
+      : `  if (${t} >= 0 && (${t}) % ${div} == 0 && (${t}) / ${div} < ${w}) { v[${j}] = ${src}[${base} + u32((${t}) / ${div})]; }\n`;
+  }
+  return body + "  return v;";
+}
+
+/**
  * Direct convolution x [n,C,H,W] * w [O,C,kh,kw] -> [n,O,Ho,Wo], plus bias[o] and `act` in the
  * epilogue.
  */
@@ -114,6 +130,7 @@ function convGemm(
   const K = C * g.kh * g.kw;
   const out = emptyTensor([g.n, O, Ho, Wo]);
   const NN = g.n * Ho * Wo;
+  const vecW = K % 4 === 0;
   runGemm({
     label,
     M: O,
@@ -122,11 +139,33 @@ function convGemm(
     batch: 1,
     bindings: [
       { name: "X", tensor: x, access: "read" },
-      { name: "WT", tensor: w, access: "read" },
+      { name: "WT", tensor: w, access: "read", type: vecW ? "vec4<f32>" : "f32" },
       ...(bias ? [{ name: "BIAS", tensor: bias, access: "read" as const }] : []),
       { name: "Y", tensor: out, access: "read_write" },
     ],
-    readA: `  if (m >= ${O}u || k >= ${K}u) { return 0.0; }\n  return WT[m * ${K}u + k];`,
+    readA: `  if (m >= ${O}u || k >= ${K}u) { return 0.0; }\n  return ${
+      vecW ? `WT[(m * ${K}u + k) / 4u][k % 4u]` : `WT[m * ${K}u + k]`
+    };`,
+    readA4: vecW
+      ? {
+        axis: "k",
+        body: `  if (m >= ${O}u || k >= ${K}u) { return vec4<f32>(0.0); }
+  return WT[(m * ${K}u + k) / 4u];`,
+      }
+      : undefined,
+    readB4: Wo % 4 === 0
+      ? {
+        axis: "n",
+        body: `  if (k >= ${K}u || n >= ${NN}u) { return vec4<f32>(0.0); }
+${splitTap("k", g.kh, g.kw, "c")}
+${splitPixel("n", Ho, Wo, "oy", "ox")}
+  let iy = oy * ${g.sy} - ${g.py} + ky;
+  if (iy < 0 || iy >= ${H}) { return vec4<f32>(0.0); }
+  let base = ((nb * ${C}u + c) * ${H}u + u32(iy)) * ${W}u;
+  let ix0 = ox * ${g.sx} - ${g.px} + kx;
+${rowOf4("X", "base", "ix0", g.sx, W)}`,
+      }
+      : undefined,
     readB: `  if (k >= ${K}u || n >= ${NN}u) { return 0.0; }
 ${splitTap("k", g.kh, g.kw, "c")}
 ${splitPixel("n", Ho, Wo, "oy", "ox")}
@@ -186,6 +225,19 @@ ${splitPixel("n", Ho, Wo, "oy", "ox")}
   let ix = tx / ${g.sx};
   if (iy >= ${Hi} || ix >= ${Wi}) { return 0.0; }
   return G[((nb * ${Ci}u + ci) * ${Hi}u + u32(iy)) * ${Wi}u + u32(ix)];`,
+    readB4: Wo % 4 === 0
+      ? {
+        axis: "n",
+        body: `  if (k >= ${K}u || n >= ${NN}u) { return vec4<f32>(0.0); }
+${splitTap("k", g.kh, g.kw, "ci")}
+${splitPixel("n", Ho, Wo, "oy", "ox")}
+  let ty = oy + ${g.py} - ky;
+  if (ty < 0 || ty % ${g.sy} != 0 || ty / ${g.sy} >= ${Hi}) { return vec4<f32>(0.0); }
+  let base = ((nb * ${Ci}u + ci) * ${Hi}u + u32(ty / ${g.sy})) * ${Wi}u;
+  let tx0 = ox + ${g.px} - kx;
+${rowOf4("G", "base", "tx0", 1, Wi, g.sx)}`,
+      }
+      : undefined,
     writeC: `  let nb = n / ${Ho * Wo}u;
   let q = n % ${Ho * Wo}u;
   Y[(nb * ${Co}u + m) * ${Ho * Wo}u + q] = v${bias ? " + BIAS[m]" : ""};`,
@@ -203,6 +255,8 @@ function weightGradGemm(label: string, gout: Tensor, x: Tensor, g: Geometry): Te
   const khw = g.kh * g.kw;
   const NN = Ci * khw;
   const K = g.n * Hg * Wg;
+  const P = Hg * Wg;
+  const vecG = P % 4 === 0;
   const out = emptyTensor([Co, Ci, g.kh, g.kw]);
   runGemm({
     label,
@@ -211,12 +265,33 @@ function weightGradGemm(label: string, gout: Tensor, x: Tensor, g: Geometry): Te
     K,
     batch: 1,
     bindings: [
-      { name: "G", tensor: gout, access: "read" },
+      { name: "G", tensor: gout, access: "read", type: vecG ? "vec4<f32>" : "f32" },
       { name: "X", tensor: x, access: "read" },
       { name: "GW", tensor: out, access: "read_write" },
     ],
     readA: `  if (m >= ${Co}u || k >= ${K}u) { return 0.0; }
-  return G[((k / ${Hg * Wg}u) * ${Co}u + m) * ${Hg * Wg}u + k % ${Hg * Wg}u];`,
+  let i = ((k / ${P}u) * ${Co}u + m) * ${P}u + k % ${P}u;
+  return ${vecG ? "G[i / 4u][i % 4u]" : "G[i]"};`,
+    readA4: vecG
+      ? {
+        axis: "k",
+        body: `  if (m >= ${Co}u || k >= ${K}u) { return vec4<f32>(0.0); }
+  return G[(((k / ${P}u) * ${Co}u + m) * ${P}u + k % ${P}u) / 4u];`,
+      }
+      : undefined,
+    readB4: Wg % 4 === 0
+      ? {
+        axis: "k",
+        body: `  if (k >= ${K}u || n >= ${NN}u) { return vec4<f32>(0.0); }
+${splitTap("n", g.kh, g.kw, "ci")}
+${splitPixel("k", Hg, Wg, "gy", "gx")}
+  let iy = gy * ${g.sy} - ${g.py} + ky;
+  if (iy < 0 || iy >= ${Hx}) { return vec4<f32>(0.0); }
+  let base = ((nb * ${Ci}u + ci) * ${Hx}u + u32(iy)) * ${Wx}u;
+  let ix0 = gx * ${g.sx} - ${g.px} + kx;
+${rowOf4("X", "base", "ix0", g.sx, Wx)}`,
+      }
+      : undefined,
     readB: `  if (k >= ${K}u || n >= ${NN}u) { return 0.0; }
 ${splitTap("n", g.kh, g.kw, "ci")}
 ${splitPixel("k", Hg, Wg, "gy", "gx")}
