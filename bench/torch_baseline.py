@@ -16,6 +16,7 @@ import argparse
 import datetime
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -330,11 +331,30 @@ def main():
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
     print(f"device: {name} (torch {torch.__version__}, tf32 off)", flush=True)
     results = []
+    out = {
+        "framework": "pytorch",
+        "torch": torch.__version__,
+        "device": name,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "tf32": False,
+        "cudnn_benchmark": a.cudnn_benchmark,
+        "quick": a.quick,
+        "batch": batch,
+        "reps": reps,
+        "results": results,
+    }
+
+    def save():
+        if a.json:  # rewritten after every result, so a timeout keeps what was measured
+            with open(a.json + ".tmp", "w") as f:
+                json.dump(out, f, indent=2)
+            os.replace(a.json + ".tmp", a.json)
 
     def report(r):
         results.append(r)
         g = f"{r['gflops']:9.2f} GFLOP/s" if "gflops" in r else ""
         print(f"{r['name']:<44} {r['ms']:10.2f} ms {g}", flush=True)
+        save()
 
     def fwd_bwd(f, leaves):
         def run():
@@ -416,21 +436,7 @@ def main():
         ms = time_ms(step_timer(unet, dec_loss), dev, treps, warm)
         report({"name": f"train step decoder B{Bd}", "ms": ms, "params": params(unet)})
 
-    out = {
-        "framework": "pytorch",
-        "torch": torch.__version__,
-        "device": name,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "tf32": False,
-        "cudnn_benchmark": a.cudnn_benchmark,
-        "quick": a.quick,
-        "batch": batch,
-        "reps": reps,
-        "results": results,
-    }
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=2)
+    save()
     return 0
 
 

@@ -74,7 +74,7 @@ export function reportMarkdown(
       ? ""
       : `<= ${tg}x: ${ratio <= tg ? "met" : "missed"}`;
     lines.push(
-      `| ${r.name} | ${fmt(r.ms)} | ${fmt(t?.ms)} | ${fmt(r.gflops, 0)} | ${fmt(t?.gflops, 0)} | ` +
+      `| ${r.name} | ${fmt(r.ms)} | ${fmt(t?.ms)} | ${fmt(r.gflops, 1)} | ${fmt(t?.gflops, 1)} | ` +
         `${ratio === undefined ? "-" : ratio.toFixed(2) + "x"} | ${verdict} |`,
     );
   }
@@ -82,7 +82,7 @@ export function reportMarkdown(
     if (seen.has(t.name)) continue;
     const tg = target(t.name);
     lines.push(
-      `| ${t.name} | not measured | ${fmt(t.ms)} | - | ${fmt(t.gflops, 0)} | - | ` +
+      `| ${t.name} | not measured | ${fmt(t.ms)} | - | ${fmt(t.gflops, 1)} | - | ` +
         `${tg ? `<= ${tg}x` : ""} |`,
     );
   }

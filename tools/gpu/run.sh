@@ -50,7 +50,8 @@ if [ -s .gpu/deno.xz ]; then
 fi
 command -v deno >/dev/null || { echo "run.sh: no deno (run tools/gpu/prepare.sh, carry .gpu)"; exit 1; }
 deno --version | head -1
-if ls .gl/*.deb >/dev/null 2>&1 && ! ldconfig -p | grep -q 'libvulkan.so.1 '; then
+if ls .gl/*.deb >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && [ "${SKIP_GL:-0}" = 0 ]; then
+  # device README recipe, every run: the loader and glvnd libraries the NVIDIA ICD needs
   for f in .gl/*.deb; do dpkg -x "$f" /; done
   ldconfig
 fi
