@@ -15,6 +15,7 @@ import type { DecoderConditioning, NoisePredictor, Sampler } from "../core/compo
 import { cosineBetas, NoiseSchedule } from "../plugins/schedules/mod.ts";
 import {
   combineGuidance,
+  conditionalPredictor,
   DdimSampler,
   ddimSigma,
   ddimStep,
@@ -196,15 +197,17 @@ Deno.test("guidedNoise() with s = 1 equals the conditional prediction, s = 0 the
     keep: full([B], keep),
   });
   const x = tensor(uniform(B * 3 * 64, 24), [B, 3, 8, 8]);
-  const [g1, g0, g2, c, u] = await Promise.all(
+  const [g1, g0, g2, c, u, p] = await Promise.all(
     scope(() => [
       guidedNoise(model, x, 12, cond(1), 1),
       guidedNoise(model, x, 12, cond(1), 0),
       guidedNoise(model, x, 12, cond(1), 2.5),
       model.predictNoise(x, full([B], 12), cond(1)),
       model.predictNoise(x, full([B], 12), cond(0)),
+      conditionalPredictor(model, cond(1))(x, 12),
     ]).map(read),
   );
+  assert.deepEqual(p, c);
   assert.ok(maxDiff(g1, c) < 1e-4, `s = 1: ${maxDiff(g1, c)}`);
   assert.ok(maxDiff(g0, u) < 1e-4, `s = 0: ${maxDiff(g0, u)}`);
   assert.ok(maxDiff(c, u) > 1e-3, "the condition must matter");

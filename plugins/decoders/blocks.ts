@@ -67,7 +67,9 @@ export interface ResBlockOptions {
  * 1x1 conv when the channel count changes).
  */
 export class ResBlock extends Module {
+  /** Input channels. */
   readonly inChannels: number;
+  /** Output channels. */
   readonly outChannels: number;
   readonly #dropout: number;
   readonly #norm1: GroupNorm;
@@ -78,6 +80,8 @@ export class ResBlock extends Module {
   readonly #skip: Conv2d | null;
 
   /**
+   * Creates the block with freshly initialised parameters.
+   *
    * @example
    * ```ts
    * const block = new ResBlock(64, 128, 128, { groups: 32, dropout: 0 });
@@ -136,7 +140,9 @@ export class ResBlock extends Module {
  * zero-initialised output projection, residual.
  */
 export class AttentionBlock extends Module {
+  /** Feature channels (image channels for the U-Net). */
   readonly channels: number;
+  /** Attention heads. */
   readonly heads: number;
   readonly #norm: GroupNorm;
   readonly #qkv: Linear;
@@ -144,6 +150,8 @@ export class AttentionBlock extends Module {
   readonly #proj: Linear;
 
   /**
+   * Creates the block with freshly initialised parameters.
+   *
    * @example
    * ```ts
    * const attn = new AttentionBlock(64, 8, 64, 32);
@@ -196,6 +204,8 @@ export class Downsample extends Module {
   readonly #conv: Conv2d;
 
   /**
+   * Creates the block with freshly initialised parameters.
+   *
    * @example
    * ```ts
    * const down = new Downsample(64);
@@ -230,10 +240,13 @@ export type UpsampleMode = "transposed" | "nearest";
  * upsampling followed by conv3x3 (Odena et al. 2016, avoids checkerboard artefacts).
  */
 export class Upsample extends Module {
+  /** How the resolution is doubled. */
   readonly mode: UpsampleMode;
   readonly #conv: Conv2d | ConvTranspose2d;
 
   /**
+   * Creates the block with freshly initialised parameters.
+   *
    * @example
    * ```ts
    * const up = new Upsample(128, "nearest");

@@ -54,6 +54,7 @@ export interface ConditionerOutput {
  * multiplies on the GPU so nothing is read back.
  */
 export class DecoderConditioner extends Module {
+  /** The sizes it was built with. */
   readonly options: ConditionerOptions;
   readonly #tokenEmbedding: Embedding;
   readonly #position: Tensor;
@@ -66,6 +67,8 @@ export class DecoderConditioner extends Module {
   readonly #nullClip: Tensor;
 
   /**
+   * Creates the conditioner with freshly initialised parameters.
+   *
    * @example
    * ```ts
    * const c = new DecoderConditioner({ vocabSize: 512, contextLength: 33, width: 64, layers: 6,

@@ -64,8 +64,11 @@ export type UNetOptions = z.output<typeof unetOptions>;
  * upsampling layer between levels; GroupNorm+SiLU and a zero-initialised conv3x3 out.
  */
 export class UNetDecoder extends Module implements Decoder {
+  /** Image side in pixels. */
   readonly imageSize: number;
+  /** Feature channels (image channels for the U-Net). */
   readonly channels: number;
+  /** The options it was built with. */
   readonly options: UNetOptions;
   readonly #embDim: number;
   readonly #timeMlp1: Linear;
@@ -81,6 +84,8 @@ export class UNetDecoder extends Module implements Decoder {
   readonly #outConv: Conv2d;
 
   /**
+   * Builds the U-Net with freshly initialised parameters (zero-initialised output layers).
+   *
    * @example
    * ```ts
    * const unet = new UNetDecoder(unetOptions.parse({ imageSize: 16, baseChannels: 16 }));

@@ -85,10 +85,14 @@ export const ddimOptions = z.object({
  * indices.
  */
 export class DdimSampler implements Sampler {
+  /** Plugin name. */
   readonly name = "ddim";
+  /** Validated options. */
   readonly options: z.output<typeof ddimOptions>;
 
   /**
+   * Creates the sampler; options are validated against `ddimOptions`.
+   *
    * @example
    * ```ts
    * const sampler = new DdimSampler({ steps: 50, eta: 0 });

@@ -130,10 +130,14 @@ export const ddpmOptions = z.object({
  * index of each (possibly respaced) step.
  */
 export class DdpmSampler implements Sampler {
+  /** Plugin name. */
   readonly name = "ddpm";
+  /** Validated options. */
   readonly options: z.output<typeof ddpmOptions>;
 
   /**
+   * Creates the sampler; options are validated against `ddpmOptions`.
+   *
    * @example
    * ```ts
    * const sampler = new DdpmSampler({ clipDenoised: true, clampXt: false });

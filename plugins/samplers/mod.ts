@@ -27,7 +27,13 @@ export {
   ddimStep,
   type DdimStepOptions,
 } from "./ddim.ts";
-export { combineGuidance, doubleConditioning, guidedNoise, guidedPredictor } from "./guidance.ts";
+export {
+  combineGuidance,
+  conditionalPredictor,
+  doubleConditioning,
+  guidedNoise,
+  guidedPredictor,
+} from "./guidance.ts";
 
 /** The sampler plugins shipped with the project. */
 export const SAMPLER_PLUGINS: PluginDefinition[] = [ddpmSampler, ddimSampler];
