@@ -405,6 +405,7 @@ Deno.test("conv2d() gradients match the float64 reference on multi-tile shapes",
     // vec4 read paths in all three GEMMs, stride 1 and 2
     { x: [2, 4, 8, 12], w: [70, 4, 3, 3], s: 1, p: 1 },
     { x: [2, 8, 9, 16], w: [12, 8, 3, 3], s: 2, p: 1 },
+    { x: [2, 3, 24, 24], w: [4, 3, 3, 3], s: 1, p: 1 }, // weight gradient K = 1152: split-K
   ];
   for (const [i, c] of configs.entries()) {
     const x = randomArray(size(c.x), 130 + i), w = randomArray(size(c.w), 140 + i);

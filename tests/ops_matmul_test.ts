@@ -124,6 +124,11 @@ Deno.test("matmul() vec4 read paths (dimensions multiples of 4, mixed, multi-til
   await checkMatmul(4, 4, 4, [3], []);
 });
 
+Deno.test("matmul() split-K path (few output tiles, K >> M*N)", async () => {
+  await checkMatmul(5, 2100, 7); // 4 slices of K, scalar reads
+  await checkMatmul(8, 1540, 12, [2], [2]); // batched, vec4 reads, ragged last slice
+});
+
 Deno.test("matmul() with zero-sized M or N returns an empty result", () => {
   const a = tensor(new Float32Array(0), [0, 3]), b = tensor(new Float32Array(6), [3, 2]);
   const y = matmul(a, b);

@@ -9,7 +9,7 @@
  */
 import { backend } from "./backend.ts";
 import type { Access } from "./backend.ts";
-import type { Tensor } from "./tensor.ts";
+import { emptyTensor, type Tensor } from "./tensor.ts";
 
 /** A binding of the GEMM kernel: a tensor and how WGSL sees it. */
 export interface GemmBinding {
@@ -63,14 +63,34 @@ function tiles(M: number, N: number): { TM: number; TN: number } {
 
 /** Generates the GEMM kernel for a spec (exported for tests and benchmarks). */
 export function gemmSource(spec: GemmSpec): { code: string; workgroups: [number, number, number] } {
+  return gemmSourceSplit(spec, 1);
+}
+
+/**
+ * Split-K: how many slices of K to run as separate workgroups when the output has too few tiles
+ * to fill a GPU (weight gradients: M x N small, K = batch x pixels huge). Each slice keeps at
+ * least 512 of K so the extra pass stays small next to the GEMM.
+ */
+function splitCount(spec: GemmSpec): number {
+  const { TM, TN } = tiles(spec.M, spec.N);
+  const wgs = Math.ceil(spec.M / TM) * Math.ceil(spec.N / TN) * spec.batch;
+  if (wgs >= 64) return 1;
+  const s = Math.min(Math.ceil(128 / wgs), Math.floor(spec.K / 512), Math.floor(65535 / spec.batch));
+  return s >= 2 ? s : 1;
+}
+
+/** The GEMM kernel; with `splits` > 1 slice z of K is written to PART for `reduceSource`. */
+function gemmSourceSplit(
+  spec: GemmSpec,
+  splits: number,
+): { code: string; workgroups: [number, number, number] } {
   const { M, N, K } = spec;
+  const chunk = Math.ceil(K / splits / TK) * TK;
   const { TM, TN } = tiles(M, N);
   const tx = TN / 4, ty = TM / 4, threads = tx * ty;
-  const decl = spec.bindings.map((b, i) =>
-    `@group(0) @binding(${i}) var<storage, ${b.access}> ${b.name}: array<${
-      b.type ?? b.tensor.dtype
-    }>;`
-  ).join("\n");
+  const decl = declare(spec) + (splits > 1
+    ? `\n@group(0) @binding(${spec.bindings.length}) var<storage, read_write> PART: array<f32>;`
+    : "");
   let fma = "";
   for (let r = 0; r < 4; r++) {
     for (let c = 0; c < 4; c++) {
@@ -80,10 +100,12 @@ export function gemmSource(spec: GemmSpec): { code: string; workgroups: [number,
   let store = "";
   for (let r = 0; r < 4; r++) {
     for (let c = 0; c < 4; c++) {
-      store +=
-        `  if (m0 + ${r}u < ${M}u && n0 + ${c}u < ${N}u) { writeC(batch, m0 + ${r}u, n0 + ${c}u, acc[${
+      const guard = `  if (m0 + ${r}u < ${M}u && n0 + ${c}u < ${N}u) { `;
+      store += splits > 1
+        ? `${guard}PART[((split * ${spec.batch}u + batch) * M + m0 + ${r}u) * N + n0 + ${c}u] = acc[${
           r * 4 + c
-        }]); }\n`;
+        }]; }\n`
+        : `${guard}writeC(batch, m0 + ${r}u, n0 + ${c}u, acc[${r * 4 + c}]); }\n`;
     }
   }
   const extent = { m: M, n: N, k: K };
@@ -162,11 +184,13 @@ var<workgroup> Bs: array<vec4<f32>, ${(TK * TN) / 4}>;
 @compute @workgroup_size(${tx}, ${ty}, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-  let batch = wg.z;
+  let batch = wg.z ${splits > 1 ? `/ ${splits}u` : ""};
+  let split = wg.z ${splits > 1 ? `% ${splits}u` : "* 0u"};
   let tileM = wg.y * ${TM}u;
   let tileN = wg.x * ${TN}u;
   var acc: array<f32, 16>;
-  for (var k0 = 0u; k0 < K; k0 += ${TK}u) {
+  let kEnd = min(K, (split + 1u) * ${chunk}u);
+  for (var k0 = split * ${chunk}u; k0 < kEnd; k0 += ${TK}u) {
 ${stageA}${stageB}    workgroupBarrier();
     for (var kk = 0u; kk < ${TK}u; kk++) {
       let a = As[kk * ${TM / 4}u + lid.y];
@@ -177,7 +201,41 @@ ${fma}    }
   let m0 = tileM + lid.y * 4u;
   let n0 = tileN + lid.x * 4u;
 ${store}}`;
-  return { code, workgroups: [Math.ceil(N / TN), Math.ceil(M / TM), spec.batch] };
+  return { code, workgroups: [Math.ceil(N / TN), Math.ceil(M / TM), spec.batch * splits] };
+}
+
+function declare(spec: GemmSpec): string {
+  return spec.bindings.map((b, i) =>
+    `@group(0) @binding(${i}) var<storage, ${b.access}> ${b.name}: array<${
+      b.type ?? b.tensor.dtype
+    }>;`
+  ).join("\n");
+}
+
+/** Second pass of split-K: sums the slices of PART and hands each element to `writeC`. */
+function reduceSource(spec: GemmSpec, splits: number): string {
+  const { M, N } = spec;
+  const total = spec.batch * M * N;
+  let sum = "";
+  for (let s = 0; s < splits; s++) sum += `  v += PART[${s * total}u + i];\n`;
+  return `${declare(spec)}
+@group(0) @binding(${spec.bindings.length}) var<storage, read_write> PART: array<f32>;
+const M = ${M}u;
+const N = ${N}u;
+const K = ${spec.K}u;
+${spec.prelude ?? ""}
+fn writeC(b: u32, m: u32, n: u32, v: f32) {
+${spec.writeC}
+}
+@compute @workgroup_size(256, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x;
+  if (i >= ${total}u) { return; }
+  var v = 0.0;
+${sum}  let b = i / ${M * N}u;
+  let r = i % ${M * N}u;
+  writeC(b, r / N, r % N, v);
+}`;
 }
 
 /** Runs a GEMM described by `spec`. */
@@ -186,11 +244,21 @@ export function runGemm(spec: GemmSpec): void {
   if (spec.batch > 65535) {
     throw new Error(`${spec.label}: batch ${spec.batch} exceeds the 65535 workgroup limit.`);
   }
-  const { code, workgroups } = gemmSource(spec);
+  const splits = splitCount(spec);
+  const { code, workgroups } = gemmSourceSplit(spec, splits);
+  const bindings = spec.bindings.map((b) => ({ buffer: b.tensor.buffer, access: b.access }));
+  if (splits === 1) {
+    backend().dispatch({ label: spec.label, code, bindings, workgroups });
+    return;
+  }
+  const part = emptyTensor([splits * spec.batch * spec.M * spec.N]);
+  const withPart = [...bindings, { buffer: part.buffer, access: "read_write" as Access }];
+  backend().dispatch({ label: spec.label, code, bindings: withPart, workgroups });
   backend().dispatch({
-    label: spec.label,
-    code,
-    bindings: spec.bindings.map((b) => ({ buffer: b.tensor.buffer, access: b.access })),
-    workgroups,
+    label: `${spec.label}_splitk`,
+    code: reduceSource(spec, splits),
+    bindings: withPart,
+    workgroups: [Math.ceil((spec.batch * spec.M * spec.N) / 256), 1, 1],
   });
+  part.dispose();
 }
