@@ -1,0 +1,276 @@
+/**
+ * End to end on whatever adapter is present (llvmpipe in CI): train all three stages of the
+ * tiny preset for a few steps, sample a PNG, resume exactly, stop on --max-minutes and Ctrl-C,
+ * refuse corrupt and foreign checkpoints, and train a decoder step with a noise schedule from
+ * a third-party plugin file. Shapes and step counts are kept small so that the file runs in a
+ * few minutes on a CPU adapter.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { builtins } from "../core/builtins.ts";
+import { loadConfig } from "../core/config.ts";
+import { decodePngRgb } from "../core/io/mod.ts";
+import { CheckpointError } from "../core/train/checkpoint.ts";
+import { type MetricsRecord, readMetrics } from "../core/train/metrics.ts";
+import { errorLine } from "../tasks/_cli.ts";
+import { runEval } from "../tasks/eval.ts";
+import { runSample } from "../tasks/sample.ts";
+import { runTrain } from "../tasks/train.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const WORK = await Deno.makeTempDir({ prefix: "unclip-integration-" });
+const quiet = { print: (_: string) => {} };
+
+// deno-lint-ignore no-explicit-any
+type Json = Record<string, any>;
+
+/** The tiny preset, smaller still: 64 training images, a loss line per step. */
+async function writeConfig(path: string, edit: (c: Json) => void = () => {}): Promise<string> {
+  const c = structuredClone(await loadConfig(join(ROOT, "presets/tiny.jsonc"), builtins())) as Json;
+  c.components.dataset.options.trainCount = 64;
+  c.components.dataset.options.testCount = 16;
+  for (const stage of ["clip", "prior", "decoder"]) {
+    Object.assign(c.train[stage], { logEvery: 1, checkpointEvery: 2, keepLast: 2 });
+  }
+  edit(c);
+  await Deno.writeTextFile(path, JSON.stringify(c, null, 2));
+  return path;
+}
+
+const CONFIG = await writeConfig(join(WORK, "config.json"));
+const RUN = join(WORK, "run");
+
+function losses(records: MetricsRecord[], from: number): [number, number][] {
+  return records.filter((r) => r.step > from).map((r) => [r.step, r.loss]);
+}
+
+async function copyDir(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const e of Deno.readDir(from)) {
+    if (e.isDirectory) await copyDir(join(from, e.name), join(to, e.name));
+    else await Deno.copyFile(join(from, e.name), join(to, e.name));
+  }
+}
+
+Deno.test({
+  name: "integration: train all, sample, resume, stops, bad checkpoints, plugin schedule",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    await t.step("train all --max-steps 4 trains and saves every stage", async () => {
+      const r = await runTrain(
+        ["all", "--config", CONFIG, "--out", RUN, "--max-steps", "4"],
+        quiet,
+      );
+      assert.ok(r);
+      assert.deepEqual(r.results.map((x) => [x.stage, x.step, x.reason]), [
+        ["clip", 4, "max-steps"],
+        ["prior", 4, "max-steps"],
+        ["decoder", 4, "max-steps"],
+      ]);
+      for (const stage of ["clip", "prior", "decoder"]) {
+        const dir = join(RUN, stage);
+        assert.equal((await Deno.readTextFile(join(dir, "latest"))).trim(), "step-00000004");
+        const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+        assert.deepEqual(names, ["latest", "metrics.jsonl", "step-00000002", "step-00000004"]);
+        const m = await readMetrics(join(dir, "metrics.jsonl"));
+        assert.deepEqual(m.map((x) => x.step), [1, 2, 3, 4]);
+        assert.ok(m.every((x) => Number.isFinite(x.loss) && x.stage === stage));
+      }
+    });
+
+    await t.step("sample writes a PNG grid of the right size", async () => {
+      const out = join(WORK, "sample.png");
+      const r = await runSample(
+        ["a red circle", "--checkpoint", RUN, "--n", "2", "--steps", "2", "--out", out],
+        quiet,
+      );
+      assert.ok(r);
+      const png = decodePngRgb(await Deno.readFile(out));
+      // Two 16x16 images side by side with 2-pixel padding: 2 * 16 + 3 * 2 by 16 + 2 * 2.
+      assert.deepEqual([png.width, png.height], [38, 20]);
+      assert.deepEqual([r.width, r.height, r.count], [38, 20, 2]);
+    });
+
+    await t.step("a too-long caption is a one-line error and writes nothing", async () => {
+      const out = join(WORK, "long.png");
+      await assert.rejects(
+        runSample(["a red circle and ".repeat(8), "--checkpoint", RUN, "--out", out], quiet),
+        (e) => /longer than the context length 33/.test(errorLine(e)),
+      );
+      await assert.rejects(Deno.stat(out), Deno.errors.NotFound);
+    });
+
+    await t.step("resume continues the same loss curve (clip and decoder)", async () => {
+      const full = {
+        clip: await readMetrics(join(RUN, "clip", "metrics.jsonl")),
+        decoder: await readMetrics(join(RUN, "decoder", "metrics.jsonl")),
+      };
+      const b = join(WORK, "resumed");
+      await runTrain(["clip", "--config", CONFIG, "--out", b, "--max-steps", "2"], quiet);
+      const r = await runTrain([
+        "clip",
+        "--config",
+        CONFIG,
+        "--out",
+        b,
+        "--max-steps",
+        "4",
+        "--resume",
+      ], quiet);
+      assert.equal(r?.results[0].step, 4);
+      const clip = await readMetrics(join(b, "clip", "metrics.jsonl"));
+      assert.deepEqual(clip.map((x) => x.step), [1, 2, 3, 4]);
+      assert.deepEqual(losses(clip, 2), losses(full.clip, 2));
+
+      // The decoder resumes on the very CLIP the uninterrupted run used.
+      const d = join(WORK, "resumed-decoder");
+      await copyDir(join(RUN, "clip"), join(d, "clip"));
+      await runTrain(["decoder", "--config", CONFIG, "--out", d, "--max-steps", "2"], quiet);
+      await runTrain(
+        ["decoder", "--config", CONFIG, "--out", d, "--max-steps", "4", "--resume"],
+        quiet,
+      );
+      const dec = await readMetrics(join(d, "decoder", "metrics.jsonl"));
+      assert.deepEqual(losses(dec, 2), losses(full.decoder, 2));
+    });
+
+    await t.step("--max-minutes and an interrupt stop after a step and save", async () => {
+      const out = join(WORK, "stopped");
+      const r = await runTrain([
+        "clip",
+        "--config",
+        CONFIG,
+        "--out",
+        out,
+        "--max-minutes",
+        "0.00001",
+      ], quiet);
+      assert.deepEqual([r?.results[0].reason, r?.results[0].step], ["max-minutes", 1]);
+      assert.equal((await Deno.readTextFile(join(out, "clip", "latest"))).trim(), "step-00000001");
+      const lines: string[] = [];
+      const r2 = await runTrain(
+        ["clip", "--config", CONFIG, "--out", out, "--resume"],
+        { print: (l) => lines.push(l), stopFlag: { stop: true } },
+      );
+      assert.deepEqual([r2?.results[0].reason, r2?.results[0].step], ["interrupted", 2]);
+      assert.ok(
+        lines.some((l) => /^Interrupted: clip saved at step 2 .* continue with --resume$/.test(l)),
+      );
+    });
+
+    await t.step("a checkpoint from another config is refused, listing the fields", async () => {
+      const other = await writeConfig(join(WORK, "other.json"), (c) => {
+        c.components.textEncoder.options.width = 16;
+        c.train.clip.lr = 0.5;
+      });
+      const before = await Deno.readTextFile(join(RUN, "clip", "latest"));
+      await assert.rejects(
+        runTrain(["clip", "--config", other, "--out", RUN, "--resume"], quiet),
+        (e) => {
+          assert.ok(e instanceof CheckpointError);
+          assert.match(
+            errorLine(e),
+            /^Error: Checkpoint ".*step-00000004" was trained with another config; differing fields: components\.textEncoder\.options\.width, train\.clip\.lr\. /,
+          );
+          return true;
+        },
+      );
+      // The prior stage reads this CLIP, so it is refused there too.
+      const fresh = join(WORK, "fresh");
+      await copyDir(join(RUN, "clip"), join(fresh, "clip"));
+      await assert.rejects(
+        runTrain(["prior", "--config", other, "--out", fresh], quiet),
+        /was trained with another config; differing fields: components\.textEncoder\.options\.width\./,
+      );
+      assert.equal(await Deno.readTextFile(join(RUN, "clip", "latest")), before);
+    });
+
+    await t.step(
+      "a corrupt checkpoint is a one-line error (in-process and from the CLI)",
+      async () => {
+        const bad = join(WORK, "corrupt");
+        await copyDir(join(RUN, "clip"), join(bad, "clip"));
+        const step = join(bad, "clip", "step-00000004");
+        const shard = [...Deno.readDirSync(step)].find((e) => e.name.startsWith("model-"))!.name;
+        const bytes = await Deno.readFile(join(step, shard));
+        await Deno.writeFile(join(step, shard), bytes.subarray(0, 100));
+        await assert.rejects(
+          runEval(["clip", "--checkpoint", bad, "--limit", "4"], quiet),
+          (e) => e instanceof CheckpointError && /is corrupt/.test(errorLine(e)),
+        );
+        const cli = await new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", join(ROOT, "tasks/eval.ts"), "clip", "--checkpoint", bad],
+          stdout: "piped",
+          stderr: "piped",
+          env: { NO_COLOR: "1" },
+        }).output();
+        const stderr = new TextDecoder().decode(cli.stderr).split("\n")
+          .filter((l) => l.trim() !== "" && !/XDG_RUNTIME_DIR/i.test(l));
+        assert.equal(cli.code, 1);
+        assert.equal(stderr.length, 1, stderr.join("\n"));
+        assert.match(stderr[0], /^Error: Checkpoint ".*" is corrupt: /);
+      },
+    );
+
+    await t.step("eval clip writes Table 4.1 numbers as JSON", async () => {
+      const out = join(WORK, "eval.json");
+      const lines: string[] = [];
+      const r = await runEval(["clip", "--checkpoint", RUN, "--out", out], {
+        print: (l) => lines.push(l),
+      });
+      assert.equal(r?.path, out);
+      const json = JSON.parse(await Deno.readTextFile(out));
+      assert.equal(json.clip.count, 16);
+      assert.equal(json.thesis.top1, 0.8371);
+      assert.ok(lines.some((l) => /top-1 accuracy .* 83\.71%/.test(l)));
+    });
+
+    await t.step(
+      "a noise schedule from a third-party plugin file trains a decoder step",
+      async () => {
+        const dir = join(WORK, "plugin");
+        await Deno.mkdir(dir);
+        const registryUrl = pathToFileURL(join(ROOT, "core/registry.ts")).href;
+        const depsUrl = pathToFileURL(join(ROOT, "core/deps.ts")).href;
+        const scheduleUrl = pathToFileURL(join(ROOT, "plugins/schedules/mod.ts")).href;
+        await Deno.writeTextFile(
+          join(dir, "my_schedule.ts"),
+          `import { definePlugin } from "${registryUrl}";
+import { z } from "${depsUrl}";
+import { NoiseSchedule } from "${scheduleUrl}";
+// A constant-beta schedule: beta_t = beta for every t.
+export const constantSchedule = definePlugin({
+  kind: "schedule",
+  name: "test-constant",
+  options: z.object({ steps: z.number().int().positive().default(10), beta: z.number().default(0.05) }).strict(),
+  create: (o) => new NoiseSchedule(new Float64Array(o.steps).fill(o.beta)),
+});
+`,
+        );
+        const config = await writeConfig(join(dir, "config.json"), (c) => {
+          c.plugins = ["./my_schedule.ts"];
+          c.components.decoderSchedule = { plugin: "test-constant", options: { steps: 20 } };
+        });
+        await copyDir(join(RUN, "clip"), join(dir, "run", "clip"));
+        const r = await runTrain(
+          ["decoder", "--config", config, "--out", join(dir, "run"), "--max-steps", "1"],
+          quiet,
+        );
+        assert.equal(r?.results[0].step, 1);
+        assert.ok(Number.isFinite(r?.results[0].lastLoss));
+        const ckpt = JSON.parse(
+          await Deno.readTextFile(
+            join(dir, "run", "decoder", "step-00000001", "model.safetensors.index.json"),
+          ),
+        );
+        const stored = JSON.parse(ckpt.metadata.config);
+        assert.equal(stored.components.decoderSchedule.plugin, "test-constant");
+        assert.equal(stored.plugins[0], join(dir, "my_schedule.ts"));
+      },
+    );
+
+    await Deno.remove(WORK, { recursive: true });
+  },
+});
