@@ -1,0 +1,90 @@
+/**
+ * The library must work when imported from a URL (DESIGN.md: relative imports only, npm
+ * packages through core/deps.ts). The repository is served over HTTP on 127.0.0.1 and a
+ * separate Deno process, in a folder without any deno.json, imports mod.ts from there and builds
+ * every component of the tiny preset.
+ */
+import assert from "node:assert/strict";
+import { extname, join, normalize } from "node:path";
+
+const ROOT = normalize(new URL("..", import.meta.url).pathname);
+
+const TYPES: Record<string, string> = {
+  ".ts": "application/typescript; charset=utf-8",
+  ".json": "application/json; charset=utf-8",
+  ".jsonc": "text/plain; charset=utf-8",
+};
+
+Deno.test({
+  name: "mod.ts imported over HTTP builds the tiny preset's components",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      async (req) => {
+        const path = decodeURIComponent(new URL(req.url).pathname);
+        const file = normalize(join(ROOT, path));
+        if (!file.startsWith(ROOT) || file.includes("node_modules")) {
+          return new Response("forbidden", { status: 403 });
+        }
+        try {
+          const body = await Deno.readFile(file);
+          return new Response(body, {
+            headers: { "content-type": TYPES[extname(file)] ?? "text/plain; charset=utf-8" },
+          });
+        } catch {
+          return new Response("not found", { status: 404 });
+        }
+      },
+    );
+    const host = `127.0.0.1:${server.addr.port}`;
+    const base = `http://${host}`;
+    const script = `
+      const m = await import("${base}/mod.ts");
+      await m.initBackend();
+      const registry = m.builtins();
+      const text = await (await fetch("${base}/presets/tiny.jsonc")).text();
+      const config = m.parseConfig(text, registry, "tiny.jsonc");
+      const data = m.generateSplit({ count: 32, size: 16 });
+      const tokenizer = await m.createTokenizer(config, registry, { captions: data.map((d) => d.caption) });
+      const clip = await m.createClip(config, registry, tokenizer);
+      const prior = await m.createPrior(config, registry, tokenizer);
+      const decoder = await m.createDecoder(config, registry, tokenizer);
+      const sampler = await m.createSampler(config, registry);
+      const loss = m.scope(() => clip.loss(m.tensor(new Float32Array(2 * 3 * 16 * 16), [2, 3, 16, 16]),
+        m.tokenBatch(tokenizer, ["a red circle", "a blue square"])));
+      console.log(JSON.stringify({
+        clip: clip.parameterCount(), prior: prior.parameterCount(),
+        decoder: decoder.parameterCount(), sampler: sampler.name, loss: await loss.item(),
+      }));
+    `;
+    const cwd = await Deno.makeTempDir();
+    try {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "eval",
+          `--allow-import=${host}`,
+          `--allow-net=${host}`,
+          "--allow-env",
+          "--allow-read",
+          script,
+        ],
+        cwd,
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).output();
+      const stdout = new TextDecoder().decode(out.stdout);
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, `subprocess failed:\n${stderr}`);
+      const result = JSON.parse(stdout.trim().split("\n").at(-1)!);
+      assert.ok(result.clip > 0 && result.prior > 0 && result.decoder > 0, stdout);
+      assert.equal(result.sampler, "ddim");
+      assert.ok(Number.isFinite(result.loss), stdout);
+    } finally {
+      await server.shutdown();
+      await Deno.remove(cwd, { recursive: true });
+    }
+  },
+});
