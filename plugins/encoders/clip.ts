@@ -105,12 +105,16 @@ export interface ClipModelOptions {
  * ```
  */
 export class ClipModel extends Module {
+  /** The text tower. */
   readonly text: TextEncoder;
+  /** The image tower. */
   readonly image: ImageEncoder;
   /** s, shape [1]: the log of the inverse temperature. */
   readonly logitScale: Tensor;
+  /** Upper bound of exp(s). */
   readonly maxLogitScale: number;
 
+  /** Combines two towers of the same embedding size. */
   constructor(text: TextEncoder, image: ImageEncoder, opts: ClipModelOptions = {}) {
     super();
     if (text.embedDim !== image.embedDim) {
@@ -178,9 +182,13 @@ export class ClipModel extends Module {
 
 /** Parameter counts of a `ClipModel`. */
 export interface ClipParameterCounts {
+  /** Text tower. */
   text: number;
+  /** Image tower. */
   image: number;
+  /** The logit scale (1). */
   logitScale: number;
+  /** Everything. */
   total: number;
 }
 
@@ -215,7 +223,15 @@ export function tokenBatch(tokenizer: Tokenizer, captions: readonly string[]): T
   return tokenBatchFromIds(ids, tokenizer.endIndices(ids), captions.length);
 }
 
-/** A `TokenBatch` from host ids (B rows, contiguous) and end positions. */
+/**
+ * A `TokenBatch` from host ids (B rows, contiguous) and end positions.
+ *
+ * @example
+ * ```ts
+ * const ids = tokenizer.encodeBatch(captions);
+ * const tokens = tokenBatchFromIds(ids, tokenizer.endIndices(ids), captions.length);
+ * ```
+ */
 export function tokenBatchFromIds(ids: Int32Array, endIndex: Int32Array, rows: number): TokenBatch {
   if (rows < 1 || ids.length % rows !== 0 || endIndex.length !== rows) {
     throw new Error(
@@ -230,6 +246,7 @@ export function tokenBatchFromIds(ids: Int32Array, endIndex: Int32Array, rows: n
 
 /** One ranked candidate of `rankCaptions`. */
 export interface RankedCaption {
+  /** The candidate text. */
   caption: string;
   /** Cosine similarity between the image and caption embeddings. */
   score: number;

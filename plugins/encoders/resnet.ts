@@ -40,7 +40,9 @@ export interface ResNetOptions {
   norm: ResNetNorm;
 }
 
-interface Norm extends Module {
+/** A normalisation layer as the blocks use it (BatchNorm2d or GroupNorm). */
+export interface Norm extends Module {
+  /** Normalises x [B, C, H, W]. */
   forward(x: Tensor): Tensor;
 }
 
@@ -55,14 +57,22 @@ function makeNorm(kind: ResNetNorm, channels: number): Norm {
  * when the shape changes, as CLIP's modified ResNet), added, then ReLU (He et al. 2016).
  */
 export class ResidualBlock extends Module {
+  /** 1, or 2 to halve the resolution. */
   readonly stride: number;
+  /** First conv3x3. */
   readonly conv1: Conv2d;
+  /** Norm after `conv1`. */
   readonly norm1: Norm;
+  /** Second conv3x3. */
   readonly conv2: Conv2d;
+  /** Norm after `conv2`. */
   readonly norm2: Norm;
+  /** 1x1 conv of the shortcut when the shape changes, else null (identity). */
   readonly shortcut: Conv2d | null;
+  /** Norm of the shortcut conv. */
   readonly shortcutNorm: Norm | null;
 
+  /** A block from `inC` to `outC` channels. */
   constructor(inC: number, outC: number, stride: number, norm: ResNetNorm) {
     super();
     this.stride = stride;
@@ -105,13 +115,20 @@ export class ResidualBlock extends Module {
  * ```
  */
 export class ResNetEncoder extends Module implements ImageEncoder {
+  /** CLIP embedding size E. */
   readonly embedDim: number;
+  /** Input side in pixels. */
   readonly imageSize: number;
+  /** Stem conv3x3. */
   readonly stemConv: Conv2d;
+  /** Stem norm. */
   readonly stemNorm: Norm;
+  /** The residual blocks. */
   readonly blocks: ResidualBlock[];
+  /** Flattened 2x2 features -> CLIP embedding. */
   readonly projection: Linear;
 
+  /** Builds the tower (parameters drawn from the engine RNG: seed with `manualSeed`). */
   constructor(o: ResNetOptions) {
     super();
     if (o.widths.length !== o.strides.length) {
@@ -160,7 +177,17 @@ export class ResNetEncoder extends Module implements ImageEncoder {
 }
 
 /** Options schema of the "resnet" image encoder plugin. */
-export const resnetOptions = z.object({
+export const resnetOptions: z.ZodObject<
+  {
+    widths: z.ZodDefault<z.ZodArray<z.ZodNumber>>;
+    stem: z.ZodDefault<z.ZodNumber>;
+    strides: z.ZodDefault<z.ZodArray<z.ZodUnion<readonly [z.ZodLiteral<1>, z.ZodLiteral<2>]>>>;
+    embedDim: z.ZodDefault<z.ZodNumber>;
+    imageSize: z.ZodDefault<z.ZodNumber>;
+    norm: z.ZodDefault<z.ZodEnum<{ batch: "batch"; group: "group" }>>;
+  },
+  z.core.$strict
+> = z.object({
   widths: z.array(z.number().int().positive()).min(1).default([32, 64, 128, 192]).describe(
     "Residual block widths",
   ),

@@ -42,16 +42,26 @@ export interface TextTransformerOptions {
  * ```
  */
 export class TextTransformer extends Module implements TextEncoder {
+  /** CLIP embedding size E. */
   readonly embedDim: number;
+  /** Transformer width W. */
   readonly width: number;
+  /** Maximum tokens per caption (positional embedding rows). */
   readonly contextLength: number;
+  /** Token embedding table size. */
   readonly vocabSize: number;
+  /** Token embedding [vocabSize, W]. */
   readonly tokenEmbedding: Embedding;
+  /** Learned positional embedding [contextLength, W]. */
   readonly positionalEmbedding: Tensor;
+  /** The causal pre-LN blocks. */
   readonly blocks: TransformerBlock[];
+  /** LayerNorm after the last block. */
   readonly finalNorm: LayerNorm;
+  /** End-token feature -> CLIP embedding (no bias). */
   readonly projection: Linear;
 
+  /** Builds the tower (parameters drawn from the engine RNG: seed with `manualSeed`). */
   constructor(o: TextTransformerOptions) {
     super();
     if (o.width % o.heads !== 0) {
@@ -104,7 +114,18 @@ export class TextTransformer extends Module implements TextEncoder {
 }
 
 /** Options schema of the "transformer" text encoder plugin. */
-export const textTransformerOptions = z.object({
+export const textTransformerOptions: z.ZodObject<
+  {
+    vocabSize: z.ZodDefault<z.ZodNumber>;
+    contextLength: z.ZodDefault<z.ZodNumber>;
+    width: z.ZodDefault<z.ZodNumber>;
+    heads: z.ZodDefault<z.ZodNumber>;
+    layers: z.ZodDefault<z.ZodNumber>;
+    mlpRatio: z.ZodDefault<z.ZodNumber>;
+    embedDim: z.ZodDefault<z.ZodNumber>;
+  },
+  z.core.$strict
+> = z.object({
   vocabSize: z.number().int().positive().default(512).describe(
     "Token table size; context.vocabSize (the tokenizer's) overrides it",
   ),
