@@ -160,6 +160,38 @@ Deno.test({
       );
     });
 
+    await t.step("Ctrl-C (SIGINT) in the CLI finishes the step, saves and exits 0", async () => {
+      const out = join(WORK, "sigint");
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", join(ROOT, "tasks/train.ts"), "clip", "--config", CONFIG, "--out", out],
+        stdout: "piped",
+        stderr: "null",
+        env: { NO_COLOR: "1" },
+      }).spawn();
+      let text = "";
+      const decoder = new TextDecoder();
+      const reader = child.stdout.getReader();
+      while (!/step +\d+\/300/.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += decoder.decode(value);
+      }
+      child.kill("SIGINT");
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += decoder.decode(value);
+      }
+      const status = await child.status;
+      assert.equal(status.code, 0, text);
+      const m = /Interrupted: clip saved at step (\d+) in (\S+); continue with --resume/.exec(text);
+      assert.ok(m, text);
+      assert.equal(
+        (await Deno.readTextFile(join(out, "clip", "latest"))).trim(),
+        `step-${m[1].padStart(8, "0")}`,
+      );
+    });
+
     await t.step("a checkpoint from another config is refused, listing the fields", async () => {
       const other = await writeConfig(join(WORK, "other.json"), (c) => {
         c.components.textEncoder.options.width = 16;

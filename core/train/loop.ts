@@ -179,6 +179,7 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
     }
   };
 
+  let lastYield = performance.now();
   let reason: StopReason = target >= train.steps ? "done" : "max-steps";
   try {
     while (step < target) {
@@ -199,6 +200,12 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
       lossSum = next;
       windowSteps++;
       step++;
+      // Steps run synchronously; yield to the event loop now and then so that a Ctrl-C (a
+      // signal event) is seen after the current step rather than at the next log line.
+      if (performance.now() - lastYield > 100) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        lastYield = performance.now();
+      }
       if (step % train.logEvery === 0 || step === target) await flushLog();
       if (step % train.checkpointEvery === 0 && step < target) await save();
       if (stopFlag.stop) {
