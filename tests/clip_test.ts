@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  backend,
   initBackend,
   manualSeed,
   noGrad,
@@ -204,6 +205,22 @@ Deno.test("ClipModel starts at exp(s) = 1/0.07 and clampLogitScale() caps exp(s)
   clip.dispose();
 });
 
+Deno.test("the thesis preset has 1,397,585 parameters (4.53M with CLIP's 49,408-token vocabulary)", async () => {
+  // Thesis Table 4.3 reports 4.3M for CLIP, with OpenAI's 49,408-token BPE table (3.16M of it).
+  // Ours: text 319,168 (vocabulary 512), image 1,078,416, logit scale 1.
+  const text = await textTransformerPlugin.create(textTransformerPlugin.options.parse({}), {});
+  const image = await resnetPlugin.create(resnetPlugin.options.parse({}), {});
+  const clip = new ClipModel(text, image);
+  assert.deepEqual(clip.parameterCounts(), {
+    text: 319_168,
+    image: 1_078_416,
+    logitScale: 1,
+    total: 1_397_585,
+  });
+  assert.equal(clip.parameterCount() + (49_408 - 512) * 64, 4_526_929);
+  clip.dispose();
+});
+
 Deno.test("plugins build the encoders; context.vocabSize wins over the option", async () => {
   const text = await textTransformerPlugin.create(
     textTransformerOptions({ width: 32, heads: 4, layers: 1, embedDim: 16 }),
@@ -260,6 +277,7 @@ Deno.test({
     const loader = new DataLoader(train, { batchSize, seed: 5 });
     const start = performance.now();
     let last: Tensor | null = null;
+    let steady: { inUse: number; created: number } | null = null;
     for (let step = 0; step < steps; step++) {
       const batch = loader.batch(step);
       last?.dispose();
@@ -274,7 +292,12 @@ Deno.test({
       opt.step();
       opt.zeroGrad();
       clip.clampLogitScale();
+      // GPU memory reaches a steady state: no new buffers or live tensors after the first steps.
+      if (step === 2) steady = backend().stats();
     }
+    const end = backend().stats();
+    assert.equal(end.inUse, steady!.inUse);
+    assert.equal(end.created, steady!.created);
     const finalLoss = await last!.item();
     last!.dispose();
     const seconds = (performance.now() - start) / 1000;
