@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { builtins } from "../core/builtins.ts";
 import { loadConfig } from "../core/config.ts";
-import { decodePngRgb } from "../core/io/mod.ts";
+import { decodePngRgb, encodeRgbPng } from "../core/io/mod.ts";
+import { generateSplit } from "../datasets/mod.ts";
 import { CheckpointError } from "../core/train/checkpoint.ts";
 import { type MetricsRecord, readMetrics } from "../core/train/metrics.ts";
 import { errorLine } from "../tasks/_cli.ts";
@@ -91,6 +92,21 @@ Deno.test({
       // Two 16x16 images side by side with 2-pixel padding: 2 * 16 + 3 * 2 by 16 + 2 * 2.
       assert.deepEqual([png.width, png.height], [38, 20]);
       assert.deepEqual([r.width, r.height, r.count], [38, 20, 2]);
+    });
+
+    await t.step("sample --image decodes variations of an input PNG", async () => {
+      // A 32x32 shapes image: twice the decoder's side, so it is box-downsampled to 16x16.
+      const [img] = generateSplit({ split: "test", count: 1, size: 32 });
+      const input = join(WORK, "input.png");
+      await Deno.writeFile(input, encodeRgbPng(img.image, 32, 32));
+      const out = join(WORK, "variations.png");
+      const r = await runSample(
+        ["--image", input, "--checkpoint", RUN, "--n", "2", "--steps", "2", "--out", out],
+        quiet,
+      );
+      const png = decodePngRgb(await Deno.readFile(out));
+      // Two images (the same shapes as above, so no new GPU pipelines): 38 x 20.
+      assert.deepEqual([png.width, png.height, r?.count], [38, 20, 2]);
     });
 
     await t.step("a too-long caption is a one-line error and writes nothing", async () => {

@@ -164,3 +164,40 @@ Deno.test("parseFlags() and numberFlag() parse strictly", () => {
   assert.throws(() => numberFlag({ g: "-1" }, "g", { positive: true }), /must be positive/);
   assert.throws(() => parseFlags(["--n"], { n: { type: "string" } }, "t"), UsageError);
 });
+
+Deno.test("presets/thesis.jsonc holds the thesis's Appendix A settings", async () => {
+  const c = await loadConfig("presets/thesis.jsonc", builtins());
+  const o = (slot: keyof typeof c.components) => c.components[slot].options;
+  assert.deepEqual(
+    [
+      o("textEncoder").width,
+      o("textEncoder").heads,
+      o("textEncoder").layers,
+      o("textEncoder").embedDim,
+    ],
+    [64, 16, 8, 256],
+  );
+  assert.deepEqual([o("prior").width, o("prior").heads, o("prior").layers], [256, 16, 8]);
+  assert.deepEqual(
+    [
+      o("decoder").channelMults,
+      o("decoder").baseChannels,
+      o("decoder").timeEmbedDim,
+      o("decoder").heads,
+    ],
+    [[1, 2, 4], 64, 32, 8],
+  );
+  assert.deepEqual([o("decoder").textWidth, o("decoder").textLayers, o("decoder").nullRate], [
+    64,
+    6,
+    0.2,
+  ]);
+  assert.deepEqual([o("priorSchedule").steps, o("decoderSchedule").steps], [200, 300]);
+  assert.equal(c.components.priorSchedule.plugin, "cosine");
+  assert.equal(o("tokenizer").contextLength, 33);
+  const t = c.train;
+  assert.deepEqual([t.clip.batchSize, t.clip.steps, t.clip.lr], [256, 2200, 3e-4]);
+  assert.deepEqual([t.prior.batchSize, t.prior.steps, t.prior.lr], [256, 10000, 1e-2]);
+  assert.deepEqual([t.decoder.batchSize, t.decoder.steps, t.decoder.lr], [64, 470000, 1e-3]);
+  for (const s of [t.clip, t.prior, t.decoder]) assert.deepEqual([s.beta2, s.eps], [0.999, 1e-8]);
+});
