@@ -190,6 +190,14 @@ export async function runTrain(
         log: print,
       });
       for (const line of setup.summary) print(line);
+      const t = config.train[stage];
+      print(
+        `${stage}: batch ${t.batchSize}, ${t.steps} steps, Adam lr ${t.lr} (${t.lrSchedule}` +
+          `${t.warmupSteps ? `, ${t.warmupSteps} warmup` : ""}), grad clip ${
+            t.gradClip ?? "off"
+          }, ` +
+          `EMA ${t.ema ?? "off"}, checkpoint every ${t.checkpointEvery}`,
+      );
       let result: TrainLoopResult;
       try {
         result = await trainLoop({

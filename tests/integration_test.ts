@@ -262,7 +262,7 @@ Deno.test({
       },
     );
 
-    await t.step("eval clip writes Table 4.1 numbers as JSON", async () => {
+    await t.step("eval clip, prior and pipeline print tables and write JSON", async () => {
       const out = join(WORK, "eval.json");
       const lines: string[] = [];
       const r = await runEval(["clip", "--checkpoint", RUN, "--out", out], {
@@ -273,6 +273,20 @@ Deno.test({
       assert.equal(json.clip.count, 16);
       assert.equal(json.thesis.top1, 0.8371);
       assert.ok(lines.some((l) => /top-1 accuracy .* 83\.71%/.test(l)));
+
+      // Two captions keep the prior and decoder batches at the shapes sampling already used.
+      const prior = await runEval(["prior", "--checkpoint", RUN, "--limit", "2"], quiet);
+      const p = prior?.results.prior as Record<string, number>;
+      assert.ok(Number.isFinite(p.textSimilarity) && Number.isFinite(p.imageSimilarity));
+      assert.equal((prior?.results.thesis as Record<string, number>).imageSimilarity, 0.906);
+      const pipe = await runEval(
+        ["pipeline", "--checkpoint", RUN, "--limit", "2", "--steps", "2"],
+        quiet,
+      );
+      const g = pipe?.results.generated as Record<string, number>;
+      assert.equal(g.count, 2);
+      assert.ok(g.top1 >= 0 && g.top1 <= 1 && g.top5 === 1); // top-5 of 2 captions
+      assert.ok(JSON.parse(await Deno.readTextFile(join(RUN, "eval_pipeline_test.json"))).metric);
     });
 
     await t.step(
