@@ -14,6 +14,9 @@ import { decodePngRgb, encodeRgbPng } from "../core/io/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";
 import { CheckpointError } from "../core/train/checkpoint.ts";
 import { type MetricsRecord, readMetrics } from "../core/train/metrics.ts";
+import { trainLoop } from "../core/train/loop.ts";
+import { setupStage } from "../core/train/stages.ts";
+import { backend } from "../core/tensor/mod.ts";
 import { errorLine } from "../tasks/_cli.ts";
 import { runEval } from "../tasks/eval.ts";
 import { runSample } from "../tasks/sample.ts";
@@ -330,6 +333,34 @@ export const constantSchedule = definePlugin({
         const stored = JSON.parse(ckpt.metadata.config);
         assert.equal(stored.components.decoderSchedule.plugin, "test-constant");
         assert.equal(stored.plugins[0], join(dir, "my_schedule.ts"));
+      },
+    );
+
+    await t.step(
+      "a decoder training step allocates no new GPU buffers after the first",
+      async () => {
+        const dir = join(WORK, "memory");
+        await copyDir(join(RUN, "clip"), join(dir, "clip"));
+        const registry = builtins();
+        const config = await loadConfig(CONFIG, registry);
+        const setup = await setupStage("decoder", { config, registry, outDir: dir });
+        const created: number[] = [];
+        try {
+          await trainLoop({
+            stage: "decoder",
+            config,
+            setup,
+            stageDir: join(dir, "decoder"),
+            maxSteps: 5,
+            print: () => {},
+            onStep: () => created.push(backend().stats().created),
+          });
+        } finally {
+          setup.dispose();
+        }
+        // Step 1 warms the pool and step 2 the first checkpoint's staging buffer.
+        assert.equal(created.length, 5);
+        assert.equal(created[4], created[1], `buffers created after each step: ${created}`);
       },
     );
 

@@ -52,6 +52,8 @@ export interface TrainLoopOptions {
   print?: (line: string) => void;
   /** Set `.stop = true` to finish the current step, save and return (Ctrl-C does this). */
   stopFlag?: { stop: boolean };
+  /** Called after every step (and its logging and checkpointing), e.g. for diagnostics. */
+  onStep?: (step: number) => void;
 }
 
 /** What `trainLoop` did. */
@@ -208,6 +210,7 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
       }
       if (step % train.logEvery === 0 || step === target) await flushLog();
       if (step % train.checkpointEvery === 0 && step < target) await save();
+      options.onStep?.(step);
       if (stopFlag.stop) {
         reason = "interrupted";
         break;
