@@ -80,7 +80,7 @@ Deno.test({
       assert.equal(out.code, 0, `subprocess failed:\n${stderr}`);
       const result = JSON.parse(stdout.trim().split("\n").at(-1)!);
       assert.ok(result.clip > 0 && result.prior > 0 && result.decoder > 0, stdout);
-      assert.equal(result.sampler, "ddim");
+      assert.equal(result.sampler, "ddpm");
       assert.ok(Number.isFinite(result.loss), stdout);
     } finally {
       await server.shutdown();
