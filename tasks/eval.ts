@@ -54,6 +54,7 @@ Options:
   --limit N          evaluate the first N images of the split (pipeline default: 200)
   --guidance S       decoder guidance scale for "pipeline" (default 2)
   --steps N          decoder sampling steps for "pipeline" (default: the sampler's)
+  --sampler NAME     ddpm or ddim for "pipeline" (default: the config's sampler)
   --seed S           random seed (default 0)
   --out FILE.json    where to write the results (default DIR/eval_<what>_<split>.json)
   --debug            print stack traces of errors
@@ -131,6 +132,7 @@ export async function runEval(
     limit: { type: "string" },
     guidance: { type: "string" },
     steps: { type: "string" },
+    sampler: { type: "string" },
     seed: { type: "string" },
     out: { type: "string" },
   }, "eval");
@@ -166,6 +168,10 @@ export async function runEval(
   }
 
   const registry = builtins();
+  const samplerName = values.sampler as string | undefined;
+  if (samplerName !== undefined && !registry.has("sampler", samplerName)) {
+    throw new UsageError(registry.unknownPluginMessage("sampler", samplerName));
+  }
   await initBackend();
   print(`Device: ${adapterLine()}`);
   let results: Record<string, unknown>;
@@ -223,7 +229,7 @@ export async function runEval(
       clip.dispose();
     }
   } else {
-    const p = await loadPipeline(checkpoint, registry);
+    const p = await loadPipeline(checkpoint, registry, { sampler: samplerName });
     try {
       const data = await loadSplit(p.config, registry, split as SplitName, limit);
       const captions = data.map((d) => d.caption);
@@ -281,6 +287,7 @@ export async function runEval(
         generated: gen,
         realImages: real,
         guidance,
+        sampler: p.sampler.name,
         steps: steps ?? null,
         seconds,
         modelSteps: p.steps,
