@@ -75,7 +75,11 @@ function splitCount(spec: GemmSpec): number {
   const { TM, TN } = tiles(spec.M, spec.N);
   const wgs = Math.ceil(spec.M / TM) * Math.ceil(spec.N / TN) * spec.batch;
   if (wgs >= 64) return 1;
-  const s = Math.min(Math.ceil(128 / wgs), Math.floor(spec.K / 512), Math.floor(65535 / spec.batch));
+  const s = Math.min(
+    Math.ceil(128 / wgs),
+    Math.floor(spec.K / 512),
+    Math.floor(65535 / spec.batch),
+  );
   return s >= 2 ? s : 1;
 }
 
@@ -88,9 +92,10 @@ function gemmSourceSplit(
   const chunk = Math.ceil(K / splits / TK) * TK;
   const { TM, TN } = tiles(M, N);
   const tx = TN / 4, ty = TM / 4, threads = tx * ty;
-  const decl = declare(spec) + (splits > 1
-    ? `\n@group(0) @binding(${spec.bindings.length}) var<storage, read_write> PART: array<f32>;`
-    : "");
+  const decl = declare(spec) +
+    (splits > 1
+      ? `\n@group(0) @binding(${spec.bindings.length}) var<storage, read_write> PART: array<f32>;`
+      : "");
   let fma = "";
   for (let r = 0; r < 4; r++) {
     for (let c = 0; c < 4; c++) {
@@ -161,9 +166,8 @@ function gemmSourceSplit(
         `      let v = readB4(batch, k0 + kq * 4u, tileN + nn);\n${scatter}`,
     );
   }
-  const read4 = (vecA
-    ? `fn readA4(b: u32, m: u32, k: u32) -> vec4<f32> {\n${vecA.body}\n}\n`
-    : "") +
+  const read4 =
+    (vecA ? `fn readA4(b: u32, m: u32, k: u32) -> vec4<f32> {\n${vecA.body}\n}\n` : "") +
     (vecB ? `fn readB4(b: u32, k: u32, n: u32) -> vec4<f32> {\n${vecB.body}\n}\n` : "");
   const code = `${decl}
 const M = ${M}u;

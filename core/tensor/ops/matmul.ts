@@ -34,7 +34,9 @@ function readHook(
   const index = trans ? `${c} * ${rows}u + ${r}` : `${r} * ${cols}u + ${c}`;
   const at = `(${batchExpr}) * ${rows * cols}u + ${index}`;
   // A tensor bound as vec4 (see `vecRead`) is read element-wise through its vector.
-  const elem = vec4Bound(rows, cols, trans) ? `${name}[(${at}) / 4u][(${at}) % 4u]` : `${name}[${at}]`;
+  const elem = vec4Bound(rows, cols, trans)
+    ? `${name}[(${at}) / 4u][(${at}) % 4u]`
+    : `${name}[${at}]`;
   return `  if (${r} >= ${rows}u || ${c} >= ${cols}u) { return 0.0; }
   return ${elem};`;
 }
