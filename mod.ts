@@ -32,5 +32,4 @@ export * from "./plugins/decoders/mod.ts";
 export * from "./plugins/samplers/mod.ts";
 export * from "./plugins/schedules/mod.ts";
 export * from "./plugins/datasets/mod.ts";
-// Both the CLIP and the prior evaluations define a seeded `derangement`; the CLIP one is public.
-export { derangement } from "./plugins/encoders/mod.ts";
+export * from "./core/host_random.ts";

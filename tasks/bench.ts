@@ -6,6 +6,19 @@
 import { parseArgs } from "../core/deps.ts";
 import * as T from "../core/tensor/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";
+import { builtins } from "../core/builtins.ts";
+import { loadConfig } from "../core/config.ts";
+import {
+  createClip,
+  createComponent,
+  createDecoder,
+  createPrior,
+  createTokenizer,
+} from "../core/pipeline.ts";
+import { Adam } from "../core/optim/mod.ts";
+import { tokenBatch } from "../plugins/encoders/mod.ts";
+import { decoderLoss } from "../plugins/decoders/mod.ts";
+import type { NoiseSchedule } from "../plugins/schedules/mod.ts";
 
 interface Result {
   name: string;
@@ -48,6 +61,8 @@ async function main(): Promise<void> {
       quick: { type: "boolean", default: false },
       batch: { type: "string" },
       only: { type: "string" },
+      preset: { type: "string", default: "thesis" },
+      "train-batch": { type: "string" },
       reps: { type: "string" },
       json: { type: "string" },
       help: { type: "boolean", default: false },
@@ -76,7 +91,7 @@ async function main(): Promise<void> {
   };
 
   if (want("matmul")) {
-    for (const n of [256, 512, 1024]) {
+    for (const n of values.quick ? [256, 512, 1024] : [256, 512, 1024, 2048, 4096]) {
       const a = T.randn([n, n]), b = T.randn([n, n]);
       const ms = await time(() => T.scope(() => void T.matmul(a, b)), reps);
       report({ name: `matmul ${n}x${n}x${n}`, ms, gflops: (2 * n ** 3) / ms / 1e6 });
@@ -126,6 +141,15 @@ async function main(): Promise<void> {
       console.log("attention: not available in this build");
     }
   }
+  if (want("train")) {
+    const preset = values.preset!.includes("/") ? values.preset! : `presets/${values.preset}.jsonc`;
+    const trainBatch = values["train-batch"]
+      ? Number(values["train-batch"])
+      : values.quick
+      ? 4
+      : undefined;
+    for (const r of await trainingSteps(preset, trainBatch, reps)) report(r);
+  }
   if (want("data")) {
     const t0 = performance.now();
     generateSplit({ set: 1, split: "train", size: 32 });
@@ -137,6 +161,78 @@ async function main(): Promise<void> {
       JSON.stringify({ adapter: T.adapterSummary(), batch, results }, null, 2),
     );
   }
+}
+
+/**
+ * One optimizer step (forward, backward, Adam) of each model of a preset, on random inputs of
+ * the preset's shapes. Row names match bench/torch_baseline.py for the ratio table.
+ */
+async function trainingSteps(
+  presetPath: string,
+  batchOverride: number | undefined,
+  reps: number,
+): Promise<Result[]> {
+  const registry = builtins();
+  const config = await loadConfig(presetPath, registry);
+  const samples = generateSplit({ set: 1, split: "train", count: 256, size: 32 });
+  const tokenizer = await createTokenizer(config, registry, {
+    captions: samples.map((s) => s.caption),
+  });
+  const captionsFor = (b: number) =>
+    Array.from({ length: b }, (_, i) => samples[i % samples.length].caption);
+  const results: Result[] = [];
+  const stepper = (model: { parameters(): T.Tensor[] }, loss: () => T.Tensor) => {
+    const opt = new Adam(model.parameters(), { lr: 1e-4 });
+    return () => {
+      T.scope(() => loss().backward());
+      opt.step();
+      opt.zeroGrad();
+    };
+  };
+
+  const clip = await createClip(config, registry, tokenizer);
+  const size = (config.components.imageEncoder.options as { imageSize: number }).imageSize;
+  let B = batchOverride ?? config.train.clip.batchSize;
+  let images = T.randn([B, 3, size, size]).keep();
+  let tokens = tokenBatch(tokenizer, captionsFor(B));
+  results.push({
+    name: `train step clip B${B}`,
+    ms: await time(stepper(clip, () => clip.loss(images, tokens)), reps),
+  });
+  clip.dispose();
+  images.dispose();
+
+  const prior = await createPrior(config, registry, tokenizer);
+  const priorSchedule = await createComponent<NoiseSchedule>(config, registry, "priorSchedule");
+  B = batchOverride ?? config.train.prior.batchSize;
+  const E = prior.embedDim;
+  const width = (config.components.textEncoder.options as { width: number }).width;
+  const cond = {
+    textSequence: T.randn([B, tokenizer.contextLength, width]).keep(),
+    textEmbedding: T.randn([B, E]).keep(),
+  };
+  const imageEmbedding = T.randn([B, E]).keep();
+  results.push({
+    name: `train step prior B${B}`,
+    ms: await time(stepper(prior, () => prior.loss(cond, imageEmbedding, priorSchedule)), reps),
+  });
+  prior.dispose();
+
+  const decoder = await createDecoder(config, registry, tokenizer);
+  const decoderSchedule = await createComponent<NoiseSchedule>(config, registry, "decoderSchedule");
+  B = batchOverride ?? config.train.decoder.batchSize;
+  images = T.randn([B, decoder.channels, decoder.imageSize, decoder.imageSize]).keep();
+  tokens = tokenBatch(tokenizer, captionsFor(B));
+  const decoderCond = { tokens, imageEmbedding: T.randn([B, E]).keep(), keep: T.ones([B]).keep() };
+  results.push({
+    name: `train step decoder B${B}`,
+    ms: await time(
+      stepper(decoder, () => decoderLoss(decoder, images, decoderCond, decoderSchedule)),
+      reps,
+    ),
+  });
+  decoder.dispose();
+  return results;
 }
 
 if (import.meta.main) {

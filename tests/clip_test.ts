@@ -14,13 +14,13 @@ import {
   tensor,
 } from "../core/tensor/mod.ts";
 import { Adam } from "../core/optim/mod.ts";
+import { derangement } from "../core/host_random.ts";
 import { DataLoader, generateSplit } from "../datasets/mod.ts";
 import { BpeTokenizer } from "../plugins/tokenizers/bpe.ts";
 import {
   clipLoss,
   clipMetrics,
   ClipModel,
-  derangement,
   evaluateClip,
   rankCaptions,
   ResNetEncoder,

@@ -22,7 +22,8 @@ import {
   randomSteps,
 } from "../plugins/priors/diffusion.ts";
 import { selectCandidates } from "../plugins/priors/select.ts";
-import { derangement, evaluatePrior, THESIS_TABLE_4_2 } from "../plugins/priors/evaluate.ts";
+import { evaluatePrior, THESIS_TABLE_4_2 } from "../plugins/priors/evaluate.ts";
+import { derangement } from "../core/host_random.ts";
 import { TransformerPrior, transformerPriorOptions } from "../plugins/priors/transformer_prior.ts";
 import { builtins } from "../core/builtins.ts";
 

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { derangement } from "../../core/host_random.ts";
 import type { ImageEncoder, TextEncoder, TokenBatch, Tokenizer } from "../../core/components.ts";
 import { Module } from "../../core/nn/module.ts";
 import { copyInto } from "../../core/optim/adam.ts";
@@ -468,31 +469,4 @@ function topK(scores: Float64Array, k: number): number[] {
     best[p] = j;
   }
   return best;
-}
-
-/**
- * A seeded permutation with no fixed point (Sattolo's algorithm: a single n-cycle), so every
- * image is paired with another image's caption.
- *
- * @example
- * ```ts
- * derangement(4, 0); // e.g. Int32Array [2, 3, 1, 0]
- * ```
- */
-export function derangement(n: number, seed: number): Int32Array {
-  const p = Int32Array.from({ length: n }, (_, i) => i);
-  // mulberry32: a tiny seeded generator, enough for a fixed pairing.
-  let a = (seed >>> 0) ^ 0x9e3779b9;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(next() * i);
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { derangement } from "../../core/host_random.ts";
 import type { Prior } from "../../core/components.ts";
 import {
   add,
@@ -65,35 +66,6 @@ export interface EvaluatePriorOptions {
   guidance?: number;
   /** Seeds the derangement and the sampling noise (default 0); the generator is restored after. */
   seed?: number;
-}
-
-/**
- * A seeded derangement of 0..n-1 (Sattolo's algorithm: a uniformly random n-cycle, so no index
- * maps to itself), for pairing each generated embedding with another caption's text.
- *
- * @example
- * ```ts
- * derangement(4, 1); // e.g. [2, 3, 1, 0]
- * ```
- */
-export function derangement(n: number, seed: number): Int32Array {
-  if (!Number.isInteger(n) || n < 2) {
-    throw new RangeError(`Cannot derange "${n}" items; need at least 2`);
-  }
-  let a = seed >>> 0;
-  const random = (): number => { // mulberry32
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const p = Int32Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(random() * i); // j < i: Sattolo, not Fisher-Yates
-    [p[i], p[j]] = [p[j], p[i]];
-  }
-  return p;
 }
 
 /** Row-wise cosine similarity of a and b [B, E], summed over the batch -> [1]. */

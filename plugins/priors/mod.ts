@@ -27,7 +27,6 @@ export {
 } from "./diffusion.ts";
 export { selectCandidates } from "./select.ts";
 export {
-  derangement,
   evaluatePrior,
   type EvaluatePriorOptions,
   type PriorEvalSet,

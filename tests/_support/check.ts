@@ -4,6 +4,7 @@
  * the op's own forward pass on the GPU.
  */
 import assert from "node:assert/strict";
+import { mulberry32 } from "../../core/host_random.ts";
 import {
   initBackend,
   mul,
@@ -17,16 +18,7 @@ import {
 await initBackend();
 
 /** A seeded host generator (mulberry32) for test inputs. */
-export function hostRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const hostRandom = mulberry32;
 
 /** `n` values uniform in [lo, hi) from a seed. */
 export function randomArray(n: number, seed: number, lo = -1, hi = 1): Float64Array {
