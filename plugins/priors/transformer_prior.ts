@@ -56,7 +56,9 @@ export const transformerPriorOptions = z.object({
   textWidth: z.number().int().positive().default(64).describe("Width W of the CLIP text encoding"),
   contextLength: z.number().int().positive().default(33).describe("Length T of the text encoding"),
   mlpRatio: z.number().positive().default(2)
-    .describe("MLP hidden width as a multiple of width (2 matches the thesis's 4.3M; 4 gives 6.7M)"),
+    .describe(
+      "MLP hidden width as a multiple of width (2 matches the thesis's 4.3M; 4 gives 6.7M)",
+    ),
   textDropRate: z.number().min(0).max(1).default(0).describe(
     "Probability of replacing the text conditioning by a learned null during training " +
       "(classifier-free guidance; 0 in the thesis)",
