@@ -137,9 +137,11 @@ function trainStageSchema(d: TrainStageConfig): z.ZodType {
     lr: z.number().positive().default(d.lr),
     warmupSteps: int.nonnegative().default(d.warmupSteps),
     lrSchedule: z.enum(["constant", "cosine"]).default(d.lrSchedule),
-    ema: z.number().gt(0).lt(1).nullable().default(d.ema),
+    ema: z.number().gt(0).lt(1).nullable().default(d.ema)
+      .describe("EMA decay of the weights used for sampling (with warmup), or null"),
     gradClip: z.number().positive().nullable().default(d.gradClip),
-    weightDecay: z.number().nonnegative().default(d.weightDecay),
+    weightDecay: z.number().nonnegative().default(d.weightDecay)
+      .describe("AdamW's decoupled weight decay (applied to every parameter)"),
     beta1: z.number().gte(0).lt(1).default(d.beta1),
     beta2: z.number().gte(0).lt(1).default(d.beta2),
     eps: z.number().positive().default(d.eps),

@@ -48,7 +48,7 @@ import {
   loadModuleWeights,
 } from "./train/checkpoint.ts";
 import { ClipModel, l2Normalize, tokenBatch } from "../plugins/encoders/clip.ts";
-import { guidedPredictor } from "../plugins/samplers/guidance.ts";
+import { conditionalPredictor, guidedPredictor } from "../plugins/samplers/guidance.ts";
 import type { NoiseSchedule } from "../plugins/schedules/mod.ts";
 import type { ImageTextDataset } from "../plugins/datasets/shapes.ts";
 import type { Tokenizer } from "../plugins/tokenizers/bpe.ts";
@@ -545,7 +545,11 @@ function decodeImages(
 ): Tensor {
   const B = imageEmbedding.shape[0];
   const cond: DecoderConditioning = { tokens, imageEmbedding, keep: full([B], 1) };
-  const predict = guidedPredictor(p.decoder, cond, options.guidance ?? 2);
+  const scale = options.guidance ?? 2;
+  // s = 1 is the conditional prediction alone: skip the unconditional half of the batch.
+  const predict = scale === 1
+    ? conditionalPredictor(p.decoder, cond)
+    : guidedPredictor(p.decoder, cond, scale);
   const { imageSize: S, channels: C } = p.decoder;
   return p.sampler.sample(predict, [B, C, S, S], p.decoderSchedule, {
     steps: options.steps,

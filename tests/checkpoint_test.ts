@@ -155,6 +155,21 @@ Deno.test("loadCheckpoint() ignores an unfinished save and follows latest", asyn
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("resolveStepDir() falls back to the previous copy of a step being re-saved", async () => {
+  const dir = await Deno.makeTempDir();
+  const { model, opt, ema } = await saveTiny(dir, 1);
+  // A crash between the two renames of a re-save: the step folder is gone, its old copy remains.
+  const old = join(dir, `.${stepDirName(1)}.tmp-abc-old`);
+  await Deno.rename(join(dir, stepDirName(1)), old);
+  assert.equal(await resolveStepDir(dir), old);
+  const loaded = await loadCheckpoint(dir, "clip");
+  assert.equal(loaded.meta.step, 1);
+  model.dispose();
+  opt.dispose();
+  ema.dispose();
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("loadCheckpoint() reports missing, corrupt and foreign checkpoints in one line", async () => {
   const dir = await Deno.makeTempDir();
   const oneLine = (re: RegExp) => (e: unknown): boolean => {

@@ -20,7 +20,7 @@ import {
   posteriorMeanVariance,
   qSample,
   randomSteps,
-} from "../plugins/priors/diffusion.ts";
+} from "../plugins/schedules/diffusion.ts";
 import { selectCandidates } from "../plugins/priors/select.ts";
 import { evaluatePrior, THESIS_TABLE_4_2 } from "../plugins/priors/evaluate.ts";
 import { derangement } from "../core/host_random.ts";

@@ -322,6 +322,16 @@ export async function resolveStepDir(path: string): Promise<string> {
   }
   const dir = join(path, name);
   if (!(await exists(dir))) {
+    // A crash while re-saving this step, between its two renames, leaves the complete previous
+    // copy as ".<name>.tmp-<id>-old": use it.
+    for await (const entry of Deno.readDir(path)) {
+      if (
+        entry.isDirectory && entry.name.startsWith(`.${name}.tmp-`) && entry.name.endsWith("-old")
+      ) {
+        const old = join(path, entry.name);
+        if (await exists(join(old, RESUME_FILE))) return old;
+      }
+    }
     throw new CheckpointError(`Checkpoint "${latest}" names "${name}", which does not exist`);
   }
   return dir;

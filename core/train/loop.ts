@@ -93,8 +93,12 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
     beta2: train.beta2,
     eps: train.eps,
     weightDecay: train.weightDecay,
+    // AdamW (Loshchilov & Hutter 2019): decay applied to the weights, not added to the gradient.
+    decoupled: true,
   });
-  const ema = train.ema !== null ? new Ema(params, train.ema) : null;
+  // Warmup, decay_n = min(decay, (1 + n) / (10 + n)): without it a 0.9999 average of a 10K-step
+  // run would still hold 37% of the random initialisation ("only noise after training").
+  const ema = train.ema !== null ? new Ema(params, train.ema, { warmup: true }) : null;
   let step = 0;
   let elapsedBefore = 0;
   const resume = options.resumeFrom;
@@ -129,6 +133,8 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
   const meter = new RateMeter(step);
 
   const save = async (): Promise<void> => {
+    // Check the loss first: a diverged model must never become the latest checkpoint.
+    await flushLog();
     const state: ResumeState = {
       step,
       rng: getRngState(),

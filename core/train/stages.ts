@@ -12,7 +12,7 @@ import type { ResolvedConfig, TrainStage } from "../config.ts";
 import type { Module } from "../nn/module.ts";
 import type { Registry } from "../registry.ts";
 import { bernoulli, manualSeed, noGrad, type Tensor, tensor } from "../tensor/mod.ts";
-import { type Batch, DataLoader, deriveSeed, Rng } from "../../datasets/mod.ts";
+import { type Batch, DataLoader } from "../../datasets/mod.ts";
 import { type ClipModel, l2Normalize, tokenBatch } from "../../plugins/encoders/clip.ts";
 import { decoderLoss } from "../../plugins/decoders/unet.ts";
 import type { NoiseSchedule } from "../../plugins/schedules/mod.ts";
@@ -135,7 +135,6 @@ export async function setupStage(
   log(
     `${stage}: ${count(data.length)} training images of ${dataset.imageSize}x${dataset.imageSize}`,
   );
-  const hostSeed = deriveSeed(train.seed, stage);
 
   if (stage === "clip") {
     const tokenizer = await createTokenizer(
@@ -227,7 +226,7 @@ export async function setupStage(
     loader,
     // Thesis Algorithm 2 with classifier-free guidance training (section 3.3.3): text and CLIP
     // embedding are dropped together with probability nullRate (keep ~ Bernoulli(1 - nullRate)).
-    loss: (batch, step) => {
+    loss: (batch) => {
       const x0 = tensor(batch.images, batch.shape);
       const z = noGrad(() => l2Normalize(clip.encodeImages(x0)));
       const B = batch.shape[0];
@@ -236,8 +235,7 @@ export async function setupStage(
         imageEmbedding: z,
         keep: bernoulli([B], 1 - nullRate),
       };
-      const rng = new Rng(deriveSeed(hostSeed, step));
-      return decoderLoss(decoder, x0, cond, schedule, { random: () => rng.next() });
+      return decoderLoss(decoder, x0, cond, schedule);
     },
     summary: [`decoder: ${count(decoder.parameterCount())} parameters (CLIP frozen)`],
     dispose: () => {

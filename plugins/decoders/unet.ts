@@ -9,9 +9,10 @@ import { z } from "../../core/deps.ts";
 import { Conv2d, GroupNorm, Linear, timestepEmbedding } from "../../core/nn/mod.ts";
 import { Module } from "../../core/nn/module.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
-import { add, concat, mse, mul, randn, type Tensor, tensor } from "../../core/tensor/mod.ts";
+import { add, concat, mse, randn, reshape, type Tensor } from "../../core/tensor/mod.ts";
 import type { Decoder, DecoderConditioning } from "../../core/components.ts";
 import type { NoiseSchedule } from "../schedules/mod.ts";
+import { gatherSteps, qSample, randomSteps } from "../schedules/diffusion.ts";
 import {
   AttentionBlock,
   clampGroups,
@@ -229,17 +230,15 @@ export class UNetDecoder extends Module implements Decoder {
 
 /** Options of `decoderLoss`. */
 export interface DecoderLossOptions {
-  /** Host uniform generator in [0, 1) for the timesteps (default Math.random). */
-  random?: () => number;
-  /** Use these timestep indices (of `schedule`) instead of drawing them. */
-  timesteps?: ArrayLike<number>;
+  /** Use these timestep indices (of `schedule`, f32 [B]) instead of drawing them. */
+  timesteps?: Tensor;
 }
 
 /**
  * Algorithm 2 (thesis section 3.3.2; Ho et al. 2020, Algorithm 1): t ~ U{0..T-1}, eps ~ N(0, I),
  * x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (eq. 2.4), loss = MSE(eps_theta(x_t, t), eps)
- * (L_simple, eq. 2.14). The per-sample coefficients are built on the host and uploaded as
- * [B, 1, 1, 1] tensors; nothing is read back.
+ * (L_simple, eq. 2.14). Timesteps and noise come from the engine's seeded GPU generator and the
+ * coefficients are gathered on the GPU (the helpers the prior uses): no upload, no readback.
  *
  * @example
  * ```ts
@@ -253,23 +252,12 @@ export function decoderLoss(
   schedule: NoiseSchedule,
   options: DecoderLossOptions = {},
 ): Tensor {
-  const B = x0.shape[0];
-  const random = options.random ?? Math.random;
-  const a = new Float32Array(B), s = new Float32Array(B), tt = new Float32Array(B);
-  for (let i = 0; i < B; i++) {
-    const idx = options.timesteps
-      ? options.timesteps[i]
-      : Math.min(schedule.numSteps - 1, Math.floor(random() * schedule.numSteps));
-    if (!Number.isInteger(idx) || idx < 0 || idx >= schedule.numSteps) {
-      throw new RangeError(`Timestep "${idx}" is out of range 0..${schedule.numSteps - 1}`);
-    }
-    a[i] = schedule.sqrtAlphaBar[idx];
-    s[i] = schedule.sqrtOneMinusAlphaBar[idx];
-    tt[i] = schedule.timesteps[idx];
-  }
+  const t = options.timesteps ?? randomSteps(x0.shape[0], schedule.numSteps);
   const eps = randn(x0.shape);
-  const xt = add(mul(x0, tensor(a, [B, 1, 1, 1])), mul(eps, tensor(s, [B, 1, 1, 1])));
-  return mse(decoder.predictNoise(xt, tensor(tt, [B]), cond), eps);
+  const xt = qSample(x0, t, eps, schedule);
+  // The model sees the original schedule's timestep (respaced schedules keep them).
+  const modelT = reshape(gatherSteps(schedule, "timesteps", t), [x0.shape[0]]);
+  return mse(decoder.predictNoise(xt, modelT, cond), eps);
 }
 
 /** The "unet" decoder plugin. `context.vocabSize` (from the tokenizer) overrides `vocabSize`. */

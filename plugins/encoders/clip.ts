@@ -435,12 +435,12 @@ export function clipMetrics(
     return s;
   };
   const key = captions.map((c) => c.toLowerCase().replace(/\s+/g, " ").trim());
-  const perm = derangement(N, seed);
+  const perm = N > 1 ? derangement(N, seed) : null;
   let cosine = 0, random = 0, top1 = 0, top5 = 0;
   const scores = new Float64Array(N);
   for (let i = 0; i < N; i++) {
     cosine += dot(imageEmb[i], textEmb[i]);
-    random += N > 1 ? dot(imageEmb[i], textEmb[perm[i]]) : 0;
+    random += perm ? dot(imageEmb[i], textEmb[perm[i]]) : 0;
     for (let j = 0; j < N; j++) scores[j] = dot(imageEmb[i], textEmb[j]);
     const best = topK(scores, 5);
     if (best.length && key[best[0]] === key[i]) top1++;

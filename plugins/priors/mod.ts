@@ -1,6 +1,6 @@
 /**
- * Diffusion priors p(z_i | y) (thesis section 3.4): the "transformer" plugin, the GPU diffusion
- * helpers it shares with the decoder, candidate selection and the Table 4.2 evaluation.
+ * Diffusion priors p(z_i | y) (thesis section 3.4): the "transformer" plugin, candidate
+ * selection and the Table 4.2 evaluation.
  *
  * @module
  */
@@ -15,16 +15,6 @@ export {
   type TransformerPriorOptions,
   transformerPriorOptions,
 } from "./transformer_prior.ts";
-export {
-  gatherSteps,
-  oneHotSteps,
-  type Posterior,
-  posteriorMeanVariance,
-  qSample,
-  randomSteps,
-  scheduleTable,
-  type StepTable,
-} from "./diffusion.ts";
 export { selectCandidates } from "./select.ts";
 export {
   evaluatePrior,

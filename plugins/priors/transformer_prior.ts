@@ -41,7 +41,12 @@ import {
   zeros,
 } from "../../core/tensor/mod.ts";
 import type { NoiseSchedule } from "../schedules/mod.ts";
-import { gatherSteps, posteriorMeanVariance, qSample, randomSteps } from "./diffusion.ts";
+import {
+  gatherSteps,
+  posteriorMeanVariance,
+  qSample,
+  randomSteps,
+} from "../schedules/diffusion.ts";
 import { selectCandidates } from "./select.ts";
 
 /** Number of input tokens: pooled text, text embedding, timestep, noisy embedding, query. */

@@ -10,6 +10,16 @@ import { linearSchedule } from "./linear.ts";
 export { NoiseSchedule, type ScheduleArray } from "./schedule.ts";
 export { cosineAlphaBar, cosineBetas, cosineOptions, cosineSchedule } from "./cosine.ts";
 export { linearBetas, linearOptions, linearSchedule } from "./linear.ts";
+export {
+  gatherSteps,
+  oneHotSteps,
+  type Posterior,
+  posteriorMeanVariance,
+  qSample,
+  randomSteps,
+  scheduleTable,
+  type StepTable,
+} from "./diffusion.ts";
 
 /** The schedule plugins shipped with the project. */
 export const SCHEDULE_PLUGINS: PluginDefinition[] = [cosineSchedule, linearSchedule];
