@@ -24,6 +24,7 @@ import {
   type TrainStage,
   validateConfig,
 } from "./config.ts";
+import { exists } from "./io/mod.ts";
 import type { Module } from "./nn/module.ts";
 import type { Registry } from "./registry.ts";
 import {
@@ -263,15 +264,6 @@ export async function revalidateStoredConfig(
         (e as Error).message.split("\n")[0]
       }`,
     );
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

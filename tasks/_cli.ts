@@ -6,6 +6,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { builtins } from "../core/builtins.ts";
+import type { Registry } from "../core/registry.ts";
+import { adapterLine, initBackend } from "../core/tensor/mod.ts";
 
 /** A mistake on the command line (unknown flag, bad value, missing argument). */
 export class UsageError extends Error {
@@ -101,6 +104,57 @@ export function numberFlag(
     throw new UsageError(`--${name} "${raw}" must be at least ${options.min}`);
   }
   return n;
+}
+
+/** The flags of the tasks that sample a trained run (`sample`, `eval`). */
+export const SAMPLING_FLAGS: Record<string, FlagSpec> = {
+  checkpoint: { type: "string" },
+  guidance: { type: "string" },
+  steps: { type: "string" },
+  sampler: { type: "string" },
+  seed: { type: "string" },
+  out: { type: "string" },
+};
+
+/**
+ * `--guidance` (default 2), `--steps` (default: the sampler's) and `--seed` (default 0).
+ *
+ * @example
+ * ```ts
+ * const { guidance, steps, seed } = samplingFlags(values);
+ * ```
+ */
+export function samplingFlags(
+  values: ParsedFlags["values"],
+): { guidance: number; steps: number | undefined; seed: number } {
+  return {
+    guidance: numberFlag(values, "guidance", { min: 0 }) ?? 2,
+    steps: numberFlag(values, "steps", { integer: true, min: 1 }),
+    seed: numberFlag(values, "seed", { integer: true, min: 0 }) ?? 0,
+  };
+}
+
+/**
+ * The builtin registry with `--sampler` checked against it, then the GPU backend started and
+ * its adapter printed.
+ *
+ * @example
+ * ```ts
+ * const { registry, sampler } = await openSampling(values, print);
+ * ```
+ */
+export async function openSampling(
+  values: ParsedFlags["values"],
+  print: (line: string) => void,
+): Promise<{ registry: Registry; sampler: string | undefined }> {
+  const registry = builtins();
+  const sampler = values.sampler as string | undefined;
+  if (sampler !== undefined && !registry.has("sampler", sampler)) {
+    throw new UsageError(registry.unknownPluginMessage("sampler", sampler));
+  }
+  await initBackend();
+  print(`Device: ${adapterLine()}`);
+  return { registry, sampler };
 }
 
 /**

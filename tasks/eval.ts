@@ -5,9 +5,8 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import { builtins } from "../core/builtins.ts";
 import type { ResolvedConfig } from "../core/config.ts";
-import { writeTextAtomic } from "../core/io/mod.ts";
+import { exists, writeTextAtomic } from "../core/io/mod.ts";
 import {
   buildClipCache,
   createComponent,
@@ -19,7 +18,6 @@ import {
   textToImage,
 } from "../core/pipeline.ts";
 import type { Registry } from "../core/registry.ts";
-import { adapterLine, initBackend } from "../core/tensor/mod.ts";
 import {
   assertConfigMatches,
   loadCheckpoint,
@@ -35,7 +33,15 @@ import {
 } from "../plugins/encoders/clip.ts";
 import { evaluatePrior, type PriorMetrics, THESIS_TABLE_4_2 } from "../plugins/priors/evaluate.ts";
 import type { NoiseSchedule } from "../plugins/schedules/mod.ts";
-import { numberFlag, parseFlags, runMain, UsageError } from "./_cli.ts";
+import {
+  numberFlag,
+  openSampling,
+  parseFlags,
+  runMain,
+  SAMPLING_FLAGS,
+  samplingFlags,
+  UsageError,
+} from "./_cli.ts";
 
 const USAGE = `Usage: deno task eval <clip|prior|pipeline> --checkpoint DIR [options]
 
@@ -127,14 +133,9 @@ export async function runEval(
 ): Promise<EvalResult | null> {
   const print = hooks.print ?? ((line: string) => console.log(line));
   const { values, positionals } = parseFlags(args, {
-    checkpoint: { type: "string" },
+    ...SAMPLING_FLAGS,
     split: { type: "string" },
     limit: { type: "string" },
-    guidance: { type: "string" },
-    steps: { type: "string" },
-    sampler: { type: "string" },
-    seed: { type: "string" },
-    out: { type: "string" },
   }, "eval");
   if (values.help) {
     print(USAGE);
@@ -157,23 +158,13 @@ export async function runEval(
   if (!checkpoint) throw new UsageError(`Missing --checkpoint DIR; see "deno task eval --help"`);
   const limit = numberFlag(values, "limit", { integer: true, min: 2 }) ??
     (what === "pipeline" ? 200 : undefined);
-  const guidance = numberFlag(values, "guidance", { min: 0 }) ?? 2;
-  const steps = numberFlag(values, "steps", { integer: true, min: 1 });
-  const seed = numberFlag(values, "seed", { integer: true, min: 0 }) ?? 0;
+  const { guidance, steps, seed } = samplingFlags(values);
   const out = (values.out as string | undefined) ?? join(checkpoint, `eval_${what}_${split}.json`);
-  try {
-    await Deno.stat(dirname(out));
-  } catch {
+  if (!(await exists(dirname(out)))) {
     throw new UsageError(`Output folder "${dirname(out)}" does not exist`);
   }
 
-  const registry = builtins();
-  const samplerName = values.sampler as string | undefined;
-  if (samplerName !== undefined && !registry.has("sampler", samplerName)) {
-    throw new UsageError(registry.unknownPluginMessage("sampler", samplerName));
-  }
-  await initBackend();
-  print(`Device: ${adapterLine()}`);
+  const { registry, sampler: samplerName } = await openSampling(values, print);
   let results: Record<string, unknown>;
 
   if (what === "clip" || what === "prior") {

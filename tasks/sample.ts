@@ -5,10 +5,10 @@
  */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { builtins } from "../core/builtins.ts";
 import {
   decodePngRgb,
   encodeRgbPng,
+  exists,
   imageGrid,
   tensorToImages,
   writeFileAtomic,
@@ -20,10 +20,17 @@ import {
   loadPipeline,
   textToImage,
 } from "../core/pipeline.ts";
-import { adapterLine, initBackend } from "../core/tensor/mod.ts";
 import { CheckpointError } from "../core/train/checkpoint.ts";
 import { toNchw } from "../datasets/mod.ts";
-import { numberFlag, parseFlags, runMain, UsageError } from "./_cli.ts";
+import {
+  numberFlag,
+  openSampling,
+  parseFlags,
+  runMain,
+  SAMPLING_FLAGS,
+  samplingFlags,
+  UsageError,
+} from "./_cli.ts";
 
 const USAGE = `Usage: deno task sample "<caption>" [options]
 
@@ -53,15 +60,6 @@ export interface SampleResult {
   width: number;
   height: number;
   count: number;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Box-downsamples an RGB image by an integer factor (e.g. a 128x128 shapes image to 32x32). */
@@ -143,13 +141,8 @@ export async function runSample(
 ): Promise<SampleResult | null> {
   const print = hooks.print ?? ((line: string) => console.log(line));
   const { values, positionals } = parseFlags(args, {
-    checkpoint: { type: "string" },
+    ...SAMPLING_FLAGS,
     n: { type: "string" },
-    guidance: { type: "string" },
-    sampler: { type: "string" },
-    steps: { type: "string" },
-    seed: { type: "string" },
-    out: { type: "string" },
     image: { type: "string" },
   }, "sample");
   if (values.help) {
@@ -167,9 +160,7 @@ export async function runSample(
   }
   const caption = positionals[0] ?? "";
   const n = numberFlag(values, "n", { integer: true, min: 1 }) ?? 4;
-  const guidance = numberFlag(values, "guidance", { min: 0 }) ?? 2;
-  const steps = numberFlag(values, "steps", { integer: true, min: 1 });
-  const seed = numberFlag(values, "seed", { integer: true, min: 0 }) ?? 0;
+  const { guidance, steps, seed } = samplingFlags(values);
   const out = (values.out as string | undefined) ?? "sample.png";
   if (!out.toLowerCase().endsWith(".png")) throw new UsageError(`--out "${out}" must end in .png`);
   const outDir = dirname(out);
@@ -184,14 +175,8 @@ export async function runSample(
     }
     checkpoint = DEFAULT_WEIGHTS;
   }
-  const registry = builtins();
-  const samplerName = values.sampler as string | undefined;
-  if (samplerName !== undefined && !registry.has("sampler", samplerName)) {
-    throw new UsageError(registry.unknownPluginMessage("sampler", samplerName));
-  }
-  await initBackend();
-  print(`Device: ${adapterLine()}`);
-  const pipeline: Components = await loadPipeline(checkpoint, registry, { sampler: samplerName });
+  const { registry, sampler } = await openSampling(values, print);
+  const pipeline: Components = await loadPipeline(checkpoint, registry, { sampler });
   try {
     const size = pipeline.decoder.imageSize;
     const t0 = performance.now();

@@ -100,3 +100,20 @@ export async function writeFileAtomic(path: string, data: WriteSource): Promise<
 export async function writeTextAtomic(path: string, text: string): Promise<void> {
   await writeFileAtomic(path, new TextEncoder().encode(text));
 }
+
+/**
+ * Whether `path` can be stat'ed (any failure, not only NotFound, counts as absent).
+ *
+ * @example
+ * ```ts
+ * if (!(await exists("runs/tiny"))) console.log("no run yet");
+ * ```
+ */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
