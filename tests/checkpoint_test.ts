@@ -9,6 +9,7 @@ import {
   CHECKPOINT_FORMAT_VERSION,
   CheckpointError,
   configMismatch,
+  exportInferenceCheckpoint,
   listSteps,
   loadCheckpoint,
   loadModuleWeights,
@@ -116,6 +117,36 @@ Deno.test("saveCheckpoint() and loadCheckpoint() round-trip weights, Adam, EMA a
   assert.deepEqual(await flat(fresh.parameters()), await flat(ema.stateDict().shadow));
   for (const x of [model, fresh]) x.dispose();
   for (const x of [opt, opt2, ema, ema2]) x.dispose();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("exportInferenceCheckpoint() keeps the EMA weights, in float32 or float16", async () => {
+  const dir = await Deno.makeTempDir();
+  const { model, opt, ema } = await saveTiny(join(dir, "run"), 3);
+  const shadow = (await flat(ema.stateDict().shadow)).flat();
+  for (const half of [false, true]) {
+    const out = join(dir, half ? "half" : "full");
+    await exportInferenceCheckpoint(join(dir, "run"), out, { half });
+    const ckpt = await loadCheckpoint(out, "clip");
+    assert.equal(ckpt.training, null);
+    assert.equal(ckpt.meta.step, 3);
+    manualSeed(5);
+    const fresh = new Tiny();
+    loadModuleWeights(fresh, ckpt, { ema: true });
+    const got = (await flat(fresh.parameters())).flat();
+    // float16 keeps 11 significant bits: relative error below 2^-11.
+    got.forEach((v, i) =>
+      assert.ok(Math.abs(v - shadow[i]) <= (half ? Math.abs(shadow[i]) / 2048 + 1e-7 : 0))
+    );
+    fresh.dispose();
+  }
+  await assert.rejects(
+    exportInferenceCheckpoint(join(dir, "run"), join(dir, "full")),
+    CheckpointError,
+  );
+  model.dispose();
+  opt.dispose();
+  ema.dispose();
   await Deno.remove(dir, { recursive: true });
 });
 

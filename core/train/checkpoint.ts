@@ -23,6 +23,8 @@
 import { join } from "node:path";
 import { diffConfigs, type ResolvedConfig, type TrainStage } from "../config.ts";
 import {
+  f16ToF32,
+  f32ToF16,
   readSafetensors,
   readShardedSafetensors,
   type TensorEntry,
@@ -415,8 +417,12 @@ export async function loadCheckpoint(path: string, stage?: TrainStage): Promise<
 }
 
 function asF32(entry: TensorEntry, name: string, dir: string): Float32Array {
+  // Exported inference weights may be half precision (see `exportInferenceCheckpoint`).
+  if (entry.dtype === "F16" && entry.data instanceof Uint16Array) return f16ToF32(entry.data);
   if (!(entry.data instanceof Float32Array)) {
-    throw new CheckpointError(`Checkpoint "${dir}": tensor "${name}" is ${entry.dtype}, not F32`);
+    throw new CheckpointError(
+      `Checkpoint "${dir}": tensor "${name}" is ${entry.dtype}, not F32 or F16`,
+    );
   }
   return entry.data;
 }
@@ -560,4 +566,59 @@ export function assertConfigMatches(
     `Checkpoint "${ckpt.dir}" was trained with another config; differing fields: ${shown}. ` +
       `Use the same config, or another --out folder`,
   );
+}
+
+/** Options of `exportInferenceCheckpoint`. */
+export interface ExportOptions {
+  /** Store weights as IEEE half precision (F16), halving the size. */
+  half?: boolean;
+  /** Shard size limit in bytes (default 16 MB). */
+  maxShardBytes?: number;
+}
+
+/**
+ * Writes the weights a checkpoint samples with (EMA weights where it has them) as a stand-alone
+ * step folder in `outStageDir`, without optimizer state: what gets shipped. Metadata (config,
+ * tokenizer, format version, step) is kept, so the result loads like any checkpoint.
+ *
+ * @example
+ * ```ts
+ * await exportInferenceCheckpoint("runs/demo/decoder", "weights/default/decoder", { half: true });
+ * ```
+ */
+export async function exportInferenceCheckpoint(
+  stageDir: string,
+  outStageDir: string,
+  options: ExportOptions = {},
+): Promise<string> {
+  const ckpt = await loadCheckpoint(stageDir);
+  const tensors: TensorMap = {};
+  for (const [name, entry] of Object.entries(ckpt.weights)) {
+    const ema = ckpt.training?.tensors[`ema.${name}`];
+    const data = asF32(ema ?? entry, name, ckpt.dir);
+    tensors[name] = options.half
+      ? { dtype: "F16", shape: [...entry.shape], data: f32ToF16(data) }
+      : { dtype: "F32", shape: [...entry.shape], data };
+  }
+  const name = stepDirName(ckpt.meta.step);
+  const final = join(outStageDir, name);
+  if (await exists(final)) {
+    throw new CheckpointError(`"${final}" already exists; choose another output folder`);
+  }
+  await Deno.mkdir(outStageDir, { recursive: true });
+  const tmp = join(outStageDir, `.${name}.tmp-export`);
+  await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  await Deno.mkdir(tmp);
+  await writeShardedSafetensors(tmp, MODEL, tensors, {
+    format_version: String(ckpt.meta.formatVersion),
+    stage: ckpt.meta.stage,
+    step: String(ckpt.meta.step),
+    config: JSON.stringify(ckpt.meta.config),
+    tokenizer: JSON.stringify(ckpt.meta.tokenizer),
+    weights: ckpt.training ? "ema" : "trained",
+  }, { maxShardBytes: options.maxShardBytes ?? MAX_SHARD_BYTES });
+  await writeTextAtomic(join(tmp, RESUME_FILE), JSON.stringify(ckpt.resume, null, 2) + "\n");
+  await Deno.rename(tmp, final);
+  await writeTextAtomic(join(outStageDir, LATEST), name + "\n");
+  return final;
 }
