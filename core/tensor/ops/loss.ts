@@ -3,27 +3,16 @@
  * reductions, then the target's log-probability) and mean squared error (composed).
  */
 import { record } from "../autograd.ts";
-import { backend } from "../backend.ts";
 import { expectDType, expectRank, sameShape } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
 import { tensor } from "../creation.ts";
-import { declareBindings, f32Literal, gridFor, linearIndex, runElementwise } from "../wgsl.ts";
+import { f32Literal, runElementwise } from "../wgsl.ts";
+import { dispatchRows, rowMaxSumExp } from "./_rows.ts";
 import { square, sub } from "./elementwise.ts";
 import { mean, sum } from "./reduce.ts";
 
 /** How per-element losses are combined. */
 export type Reduction = "mean" | "sum" | "none";
-
-const RW = 64;
-
-function tree(op: "sum" | "max"): string {
-  let s = "";
-  for (let k = RW / 2; k >= 1; k /= 2) {
-    const v = op === "sum" ? `red[lid] + red[lid + ${k}u]` : `max(red[lid], red[lid + ${k}u])`;
-    s += `  if (lid < ${k}u) { red[lid] = ${v}; }\n  workgroupBarrier();\n`;
-  }
-  return s;
-}
 
 function reduceLoss(op: string, perElement: Tensor, reduction: Reduction): Tensor {
   if (reduction === "none") return perElement;
@@ -77,51 +66,23 @@ export function crossEntropy(
   }
   const losses = emptyTensor([B]);
   const lse = emptyTensor([B]);
-  if (B > 0) {
-    const grid = gridFor(B, 1);
-    const code = `${
-      declareBindings([
-        { name: "X", type: "f32", access: "read" },
-        { name: "T", type: "i32", access: "read" },
-        { name: "LOSS", type: "f32", access: "read_write" },
-        { name: "LSE", type: "f32", access: "read_write" },
-      ])
-    }
-var<workgroup> red: array<f32, ${RW}>;
-@compute @workgroup_size(${RW})
-fn main(@builtin(workgroup_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = ${linearIndex(grid, 1)};
-  if (row >= ${B}u) { return; }
-  let base = row * ${C}u;
-  var m = ${f32Literal(-Infinity)};
-  for (var j = lid; j < ${C}u; j += ${RW}u) { m = max(m, X[base + j]); }
-  red[lid] = m;
-  workgroupBarrier();
-${tree("max")}  let mx = red[0];
-  workgroupBarrier();
-  var s = 0.0;
-  for (var j = lid; j < ${C}u; j += ${RW}u) { s += exp(X[base + j] - mx); }
-  red[lid] = s;
-  workgroupBarrier();
-${tree("sum")}  if (lid == 0u) {
+  dispatchRows({
+    label: op,
+    rows: B,
+    bindings: [
+      { name: "X", tensor: logits, access: "read" },
+      { name: "T", tensor: t, access: "read", type: "i32" },
+      { name: "LOSS", tensor: losses, access: "read_write" },
+      { name: "LSE", tensor: lse, access: "read_write" },
+    ],
+    body: `  let base = row * ${C}u;
+${rowMaxSumExp(C, "X[base + j]")}  if (lid == 0u) {
     let l = mx + log(red[0]);
     LSE[row] = l;
     let c = T[row];
     LOSS[row] = select(${f32Literal(NaN)}, l - X[base + u32(max(c, 0i))], c >= 0i && c < ${C}i);
-  }
-}`;
-    backend().dispatch({
-      label: op,
-      code,
-      bindings: [
-        { buffer: logits.buffer, access: "read" },
-        { buffer: t.buffer, access: "read" },
-        { buffer: losses.buffer, access: "read_write" },
-        { buffer: lse.buffer, access: "read_write" },
-      ],
-      workgroups: grid,
-    });
-  }
+  }`,
+  });
   record(losses, op, [logits], (g) => {
     // d loss_b / d x_bj = softmax_j - [j == target_b].
     const dx = emptyTensor(logits.shape);

@@ -7,58 +7,13 @@
  * and one fused backward kernel for the input gradient.
  */
 import { noGrad, record } from "../autograd.ts";
-import { backend } from "../backend.ts";
 import { expectDType, sameShape } from "../shape.ts";
 import { emptyTensor, sizeOf, type Tensor } from "../tensor.ts";
-import { declareBindings, f32Literal, gridFor, linearIndex } from "../wgsl.ts";
+import { f32Literal } from "../wgsl.ts";
+import { dispatchRows, reduceWorkgroup, type RowBinding, RW } from "./_rows.ts";
 import { add, affine, mul, rsqrt, sub } from "./elementwise.ts";
 import { mean, sum, sumTo, variance } from "./reduce.ts";
 import { reshape } from "./view.ts";
-
-const RW = 64;
-
-/** WGSL: tree reduction (sum) of `arrays` in workgroup memory; leaves totals in element 0. */
-function tree(arrays: string[]): string {
-  let s = "";
-  for (let k = RW / 2; k >= 1; k /= 2) {
-    s += `  if (lid < ${k}u) { ${
-      arrays.map((a) => `${a}[lid] = ${a}[lid] + ${a}[lid + ${k}u];`).join(" ")
-    } }\n  workgroupBarrier();\n`;
-  }
-  return s;
-}
-
-interface RowBinding {
-  name: string;
-  tensor: Tensor;
-  access: "read" | "read_write";
-  type?: "f32" | "i32";
-}
-
-/** Dispatches one workgroup of RW threads per row; `body` sees `row` and `lid`. */
-function dispatchRows(label: string, rows: number, bindings: RowBinding[], body: string): void {
-  if (rows === 0) return;
-  const grid = gridFor(rows, 1);
-  const code = `${
-    declareBindings(
-      bindings.map((b) => ({ name: b.name, type: b.type ?? "f32", access: b.access })),
-    )
-  }
-var<workgroup> red: array<f32, ${RW}>;
-var<workgroup> red2: array<f32, ${RW}>;
-@compute @workgroup_size(${RW})
-fn main(@builtin(workgroup_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = ${linearIndex(grid, 1)};
-  if (row >= ${rows}u) { return; }
-${body}
-}`;
-  backend().dispatch({
-    label,
-    code,
-    bindings: bindings.map((b) => ({ buffer: b.tensor.buffer, access: b.access })),
-    workgroups: grid,
-  });
-}
 
 interface RowNormSpec {
   op: string;
@@ -88,35 +43,34 @@ function rowNorm(s: RowNormSpec): Tensor {
     ...(weight ? [{ name: "W", tensor: weight, access: "read" as const }] : []),
     ...(bias ? [{ name: "BI", tensor: bias, access: "read" as const }] : []),
   ];
-  dispatchRows(
-    s.op,
+  dispatchRows({
+    label: s.op,
     rows,
-    [
+    scratch: ["red", "red2"],
+    bindings: [
       { name: "X", tensor: x, access: "read" },
       ...params,
       { name: "Y", tensor: y, access: "read_write" },
       { name: "MEAN", tensor: meanT, access: "read_write" },
       { name: "RSTD", tensor: rstdT, access: "read_write" },
     ],
-    `  let base = row * ${L}u;
+    body: `  let base = row * ${L}u;
   var a1 = 0.0;
   for (var j = lid; j < ${L}u; j += ${RW}u) { a1 += X[base + j]; }
-  red[lid] = a1;
-  workgroupBarrier();
-${tree(["red"])}  let mu = red[0] / ${f32Literal(L)};
+${reduceWorkgroup("sum", { red: "a1" })}  let mu = red[0] / ${f32Literal(L)};
   workgroupBarrier();
   var a2 = 0.0;
   for (var j = lid; j < ${L}u; j += ${RW}u) { let d = X[base + j] - mu; a2 += d * d; }
-  red[lid] = a2;
-  workgroupBarrier();
-${tree(["red"])}  let rstd = inverseSqrt(red[0] / ${f32Literal(L)} + ${f32Literal(eps)});
+${reduceWorkgroup("sum", { red: "a2" })}  let rstd = inverseSqrt(red[0] / ${f32Literal(L)} + ${
+      f32Literal(eps)
+    });
   for (var j = lid; j < ${L}u; j += ${RW}u) {
     var z = (X[base + j] - mu) * rstd * ${w} + ${b};
     ${silu ? "z = z / (1.0 + exp(-z));" : ""}
     Y[base + j] = z;
   }
   if (lid == 0u) { MEAN[row] = mu; RSTD[row] = rstd; }`,
-  );
+  });
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
   return record(y, s.op, inputs, (g) => {
     const wantW = !!weight?.requiresGrad, wantB = !!bias?.requiresGrad;
@@ -124,10 +78,11 @@ ${tree(["red"])}  let rstd = inverseSqrt(red[0] / ${f32Literal(L)} + ${f32Litera
     // gz: gradient at the pre-activation z (g itself without SiLU); gzx = gz * xhat.
     const gz = silu && (wantW || wantB) ? emptyTensor(x.shape) : null;
     const gzx = wantW ? emptyTensor(x.shape) : null;
-    dispatchRows(
-      `${s.op}_grad`,
+    dispatchRows({
+      label: `${s.op}_grad`,
       rows,
-      [
+      scratch: ["red", "red2"],
+      bindings: [
         { name: "X", tensor: x, access: "read" },
         ...params,
         { name: "MEAN", tensor: meanT, access: "read" },
@@ -137,7 +92,7 @@ ${tree(["red"])}  let rstd = inverseSqrt(red[0] / ${f32Literal(L)} + ${f32Litera
         ...(gz ? [{ name: "GZ", tensor: gz, access: "read_write" as const }] : []),
         ...(gzx ? [{ name: "GZX", tensor: gzx, access: "read_write" as const }] : []),
       ],
-      `  let base = row * ${L}u;
+      body: `  let base = row * ${L}u;
   let mu = MEAN[row];
   let rstd = RSTD[row];
   var a1 = 0.0;
@@ -157,10 +112,7 @@ ${tree(["red"])}  let rstd = inverseSqrt(red[0] / ${f32Literal(L)} + ${f32Litera
     a1 += gy;
     a2 += gy * xh;
   }
-  red[lid] = a1;
-  red2[lid] = a2;
-  workgroupBarrier();
-${tree(["red", "red2"])}  let m1 = red[0] / ${f32Literal(L)};
+${reduceWorkgroup("sum", { red: "a1", red2: "a2" })}  let m1 = red[0] / ${f32Literal(L)};
   let m2 = red2[0] / ${f32Literal(L)};
   for (var j = lid; j < ${L}u; j += ${RW}u) {
     let xh = (X[base + j] - mu) * rstd;
@@ -173,7 +125,7 @@ ${tree(["red", "red2"])}  let m1 = red[0] / ${f32Literal(L)};
       }
     DX[base + j] = rstd * (gzj * ${w} - m1 - xh * m2);
   }`,
-    );
+    });
     const gzFull = gz ?? g;
     return [
       dx,

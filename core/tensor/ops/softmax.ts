@@ -11,51 +11,11 @@
  * (logSoftmax), and receive zero gradient.
  */
 import { record } from "../autograd.ts";
-import { backend } from "../backend.ts";
 import { expectDType, normalizeAxis } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
-import { declareBindings, f32Literal, gridFor, linearIndex } from "../wgsl.ts";
+import { f32Literal } from "../wgsl.ts";
+import { dispatchRows, reduceWorkgroup, rowMaxSumExp, RW } from "./_rows.ts";
 import { permute } from "./view.ts";
-
-const RW = 64;
-
-function tree(op: "sum" | "max"): string {
-  let s = "";
-  for (let k = RW / 2; k >= 1; k /= 2) {
-    const v = op === "sum" ? `red[lid] + red[lid + ${k}u]` : `max(red[lid], red[lid + ${k}u])`;
-    s += `  if (lid < ${k}u) { red[lid] = ${v}; }\n  workgroupBarrier();\n`;
-  }
-  return s;
-}
-
-/** Dispatches one workgroup of RW threads per row; `body` sees `row`, `lid` and `ok(j)`. */
-function dispatchRows(
-  label: string,
-  rows: number,
-  bindings: { name: string; tensor: Tensor; access: "read" | "read_write" }[],
-  okFn: string,
-  body: string,
-): void {
-  if (rows === 0) return;
-  const grid = gridFor(rows, 1);
-  const code = `${
-    declareBindings(bindings.map((b) => ({ name: b.name, type: "f32", access: b.access })))
-  }
-var<workgroup> red: array<f32, ${RW}>;
-fn ok(row: u32, j: u32) -> bool { ${okFn} }
-@compute @workgroup_size(${RW})
-fn main(@builtin(workgroup_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = ${linearIndex(grid, 1)};
-  if (row >= ${rows}u) { return; }
-${body}
-}`;
-  backend().dispatch({
-    label,
-    code,
-    bindings: bindings.map((b) => ({ buffer: b.tensor.buffer, access: b.access })),
-    workgroups: grid,
-  });
-}
 
 /** Options of `softmax` and `logSoftmax`. */
 export interface SoftmaxOptions {
@@ -104,26 +64,17 @@ function softmaxImpl(
   const S = f32Literal(scale);
   const y = emptyTensor(x.shape);
   const isLog = kind === "logSoftmax";
-  dispatchRows(
-    kind,
+  const prelude = `fn ok(row: u32, j: u32) -> bool { ${okFn} }`;
+  dispatchRows({
+    label: kind,
     rows,
-    [
+    bindings: [
       { name: "X", tensor: x, access: "read" },
       { name: "Y", tensor: y, access: "read_write" },
     ],
-    okFn,
-    `  let base = row * ${L}u;
-  var m = ${NEG_INF};
-  for (var j = lid; j < ${L}u; j += ${RW}u) { if (ok(row, j)) { m = max(m, ${S} * X[base + j]); } }
-  red[lid] = m;
-  workgroupBarrier();
-${tree("max")}  let mx = red[0];
-  workgroupBarrier();
-  var s = 0.0;
-  for (var j = lid; j < ${L}u; j += ${RW}u) { if (ok(row, j)) { s += exp(${S} * X[base + j] - mx); } }
-  red[lid] = s;
-  workgroupBarrier();
-${tree("sum")}  let total = red[0];
+    prelude,
+    body: `  let base = row * ${L}u;
+${rowMaxSumExp(L, `${S} * X[base + j]`, "ok(row, j)")}  let total = red[0];
   let lse = log(total);
   for (var j = lid; j < ${L}u; j += ${RW}u) {
     let v = ${S} * X[base + j] - mx;
@@ -131,34 +82,32 @@ ${tree("sum")}  let total = red[0];
       isLog ? "v - lse" : "exp(v) / total"
     }, ok(row, j));
   }`,
-  );
+  });
   return record(y, kind, [x], (g) => {
     const dx = emptyTensor(x.shape);
     // softmax: dx = s * y * (g - sum(g y)); logSoftmax: dx = s * (g - exp(y) * sum(g)).
-    dispatchRows(
-      `${kind}_grad`,
+    dispatchRows({
+      label: `${kind}_grad`,
       rows,
-      [
+      bindings: [
         { name: "Y", tensor: y, access: "read" },
         { name: "G", tensor: g, access: "read" },
         { name: "DX", tensor: dx, access: "read_write" },
       ],
-      okFn,
-      `  let base = row * ${L}u;
+      prelude,
+      body: `  let base = row * ${L}u;
   var s = 0.0;
   for (var j = lid; j < ${L}u; j += ${RW}u) {
     if (ok(row, j)) { s += ${isLog ? "G[base + j]" : "G[base + j] * Y[base + j]"}; }
   }
-  red[lid] = s;
-  workgroupBarrier();
-${tree("sum")}  let total = red[0];
+${reduceWorkgroup("sum", { red: "s" })}  let total = red[0];
   for (var j = lid; j < ${L}u; j += ${RW}u) {
     let d = ${
         isLog ? "G[base + j] - exp(Y[base + j]) * total" : "Y[base + j] * (G[base + j] - total)"
       };
     DX[base + j] = select(0.0, ${S} * d, ok(row, j));
   }`,
-    );
+    });
     return [dx];
   });
 }
