@@ -112,6 +112,47 @@ function rowOf4(src: string, base: string, ix0: string, step: number, w: number,
 }
 
 /**
+ * The im2col reads of a direct-convolution GEMM operand: element (tap, output pixel) of the
+ * unfolded input X [n,C,H,W] at padded, strided positions, 0 outside it. `tap` names the GEMM
+ * index (k or n) over channel x kernel, the other one runs over batch x output pixel (Ho x Wo).
+ * Gives the scalar `readB` body and, when output rows are a multiple of 4 wide, the `readB4`
+ * hook reading 4 consecutive output pixels.
+ */
+function im2colReads(
+  g: Geometry,
+  [C, H, W]: readonly number[],
+  Ho: number,
+  Wo: number,
+  K: number,
+  NN: number,
+  tap: "k" | "n",
+): { readB: string; readB4?: { axis: "k" | "n"; body: string } } {
+  const pixel = tap === "k" ? "n" : "k";
+  const split = `${splitTap(tap, g.kh, g.kw, "c")}
+${splitPixel(pixel, Ho, Wo, "oy", "ox")}
+  let iy = oy * ${g.sy} - ${g.py} + ky;`;
+  const row = `((nb * ${C}u + c) * ${H}u + u32(iy)) * ${W}u`;
+  return {
+    readB: `  if (k >= ${K}u || n >= ${NN}u) { return 0.0; }
+${split}
+  let ix = ox * ${g.sx} - ${g.px} + kx;
+  if (iy < 0 || iy >= ${H} || ix < 0 || ix >= ${W}) { return 0.0; }
+  return X[${row} + u32(ix)];`,
+    readB4: Wo % 4 === 0
+      ? {
+        axis: pixel,
+        body: `  if (k >= ${K}u || n >= ${NN}u) { return vec4<f32>(0.0); }
+${split}
+  if (iy < 0 || iy >= ${H}) { return vec4<f32>(0.0); }
+  let base = ${row};
+  let ix0 = ox * ${g.sx} - ${g.px} + kx;
+${rowOf4("X", "base", "ix0", g.sx, W)}`,
+      }
+      : undefined,
+  };
+}
+
+/**
  * Direct convolution x [n,C,H,W] * w [O,C,kh,kw] -> [n,O,Ho,Wo], plus bias[o] and `act` in the
  * epilogue.
  */
@@ -153,26 +194,7 @@ function convGemm(
   return WT[(m * ${K}u + k) / 4u];`,
       }
       : undefined,
-    readB4: Wo % 4 === 0
-      ? {
-        axis: "n",
-        body: `  if (k >= ${K}u || n >= ${NN}u) { return vec4<f32>(0.0); }
-${splitTap("k", g.kh, g.kw, "c")}
-${splitPixel("n", Ho, Wo, "oy", "ox")}
-  let iy = oy * ${g.sy} - ${g.py} + ky;
-  if (iy < 0 || iy >= ${H}) { return vec4<f32>(0.0); }
-  let base = ((nb * ${C}u + c) * ${H}u + u32(iy)) * ${W}u;
-  let ix0 = ox * ${g.sx} - ${g.px} + kx;
-${rowOf4("X", "base", "ix0", g.sx, W)}`,
-      }
-      : undefined,
-    readB: `  if (k >= ${K}u || n >= ${NN}u) { return 0.0; }
-${splitTap("k", g.kh, g.kw, "c")}
-${splitPixel("n", Ho, Wo, "oy", "ox")}
-  let iy = oy * ${g.sy} - ${g.py} + ky;
-  let ix = ox * ${g.sx} - ${g.px} + kx;
-  if (iy < 0 || iy >= ${H} || ix < 0 || ix >= ${W}) { return 0.0; }
-  return X[((nb * ${C}u + c) * ${H}u + u32(iy)) * ${W}u + u32(ix)];`,
+    ...im2colReads(g, x.shape.slice(1), Ho, Wo, K, NN, "k"),
     writeC: `  let nb = n / ${Ho * Wo}u;
   let q = n % ${Ho * Wo}u;
   let y = v${bias ? " + BIAS[m]" : ""};
@@ -251,7 +273,7 @@ ${rowOf4("G", "base", "tx0", 1, Wi, g.sx)}`,
  */
 function weightGradGemm(label: string, gout: Tensor, x: Tensor, g: Geometry): Tensor {
   const [, Co, Hg, Wg] = gout.shape;
-  const [, Ci, Hx, Wx] = x.shape;
+  const Ci = x.shape[1];
   const khw = g.kh * g.kw;
   const NN = Ci * khw;
   const K = g.n * Hg * Wg;
@@ -279,26 +301,7 @@ function weightGradGemm(label: string, gout: Tensor, x: Tensor, g: Geometry): Te
   return G[(((k / ${P}u) * ${Co}u + m) * ${P}u + k % ${P}u) / 4u];`,
       }
       : undefined,
-    readB4: Wg % 4 === 0
-      ? {
-        axis: "k",
-        body: `  if (k >= ${K}u || n >= ${NN}u) { return vec4<f32>(0.0); }
-${splitTap("n", g.kh, g.kw, "ci")}
-${splitPixel("k", Hg, Wg, "gy", "gx")}
-  let iy = gy * ${g.sy} - ${g.py} + ky;
-  if (iy < 0 || iy >= ${Hx}) { return vec4<f32>(0.0); }
-  let base = ((nb * ${Ci}u + ci) * ${Hx}u + u32(iy)) * ${Wx}u;
-  let ix0 = gx * ${g.sx} - ${g.px} + kx;
-${rowOf4("X", "base", "ix0", g.sx, Wx)}`,
-      }
-      : undefined,
-    readB: `  if (k >= ${K}u || n >= ${NN}u) { return 0.0; }
-${splitTap("n", g.kh, g.kw, "ci")}
-${splitPixel("k", Hg, Wg, "gy", "gx")}
-  let iy = gy * ${g.sy} - ${g.py} + ky;
-  let ix = gx * ${g.sx} - ${g.px} + kx;
-  if (iy < 0 || iy >= ${Hx} || ix < 0 || ix >= ${Wx}) { return 0.0; }
-  return X[((nb * ${Ci}u + ci) * ${Hx}u + u32(iy)) * ${Wx}u + u32(ix)];`,
+    ...im2colReads(g, x.shape.slice(1), Hg, Wg, K, NN, "n"),
     writeC: `  GW[m * ${NN}u + n] = v;`,
   });
   return out;
