@@ -142,9 +142,51 @@ function keyEnd(spec: FlashSpec, q0: string): string {
   return spec.causal ? `min(${spec.Tk}u, ${q0} + ${ROWS + spec.Tk - spec.Tq}u)` : `${spec.Tk}u`;
 }
 
+/**
+ * WGSL loop: the workgroup cooperatively loads rows start..start+rows-1 of head `bh` of the
+ * [BH, T, w] input `name` (as `w4` vec4s a row, times `mul`) into the tile `dst`; rows past T
+ * read as 0.
+ */
+function loadTile(
+  dst: string,
+  name: string,
+  start: string,
+  rows: number,
+  w4: number,
+  T: number,
+  mul = "",
+): string {
+  return `    for (var e = lid; e < ${rows * w4}u; e += ${ROWS}u) {
+      let r = ${start} + e / ${w4}u;
+      ${dst}[e] = select(vec4<f32>(0.0), ld${name}(bh * ${T}u + min(r, ${
+    T - 1
+  }u), e % ${w4}u)${mul}, r < ${T}u);
+    }`;
+}
+
+/**
+ * WGSL: the start of a per-query kernel (forward, dQ), one thread per query row i of block q0:
+ * its row index `qrow` (clamped) and the scaled query in registers `q`.
+ */
+function queryRow(spec: FlashSpec, D4: number, S: string): string {
+  return `  let bh = wg.y;
+  let q0 = wg.x * ${ROWS}u;
+  let i = q0 + lid;
+  let qrow = bh * ${spec.Tq}u + min(i, ${spec.Tq - 1}u);
+  var q: array<vec4<f32>, ${D4}>;
+${each(D4, (c) => `q[${c}] = ldQ(qrow, ${c}u) * ${S};`)}`;
+}
+
+/** WGSL: loads the key block k0..k0+BK-1 into Ks and its values into Vs (per-query kernels). */
+function loadKeyBlock(spec: FlashSpec, BK: number, D4: number, V4: number): string {
+  return `${loadTile("Ks", "K", "k0", BK, D4, spec.Tk)}
+${loadTile("Vs", "V", "k0", BK, V4, spec.Tk)}
+    workgroupBarrier();`;
+}
+
 /** Forward kernel: returns O [BH, Tq, Dv] and L [BH, Tq]. */
 function forward(spec: FlashSpec, q: Tensor, k: Tensor, v: Tensor): { o: Tensor; lse: Tensor } {
-  const { BH, Tq, Tk, D, Dv } = spec;
+  const { BH, Tq, D, Dv } = spec;
   const D4 = Math.ceil(D / 4), V4 = Math.ceil(Dv / 4);
   const BK = blockRows(D4 + V4);
   const o = emptyTensor([...spec.batch, Tq, Dv]);
@@ -167,12 +209,7 @@ var<workgroup> Ks: array<vec4<f32>, ${BK * D4}>;
 var<workgroup> Vs: array<vec4<f32>, ${BK * V4}>;
 @compute @workgroup_size(${ROWS})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let bh = wg.y;
-  let q0 = wg.x * ${ROWS}u;
-  let i = q0 + lid;
-  let qrow = bh * ${Tq}u + min(i, ${Tq - 1}u);
-  var q: array<vec4<f32>, ${D4}>;
-${each(D4, (c) => `q[${c}] = ldQ(qrow, ${c}u) * ${S};`)}
+${queryRow(spec, D4, S)}
   var acc: array<vec4<f32>, ${V4}>;
   var s: array<f32, ${BK}>;
   let NEG_INF = negInf();
@@ -180,15 +217,7 @@ ${each(D4, (c) => `q[${c}] = ldQ(qrow, ${c}u) * ${S};`)}
   var l = 0.0;
   let kEnd = ${keyEnd(spec, "q0")};
   for (var k0 = 0u; k0 < kEnd; k0 += ${BK}u) {
-    for (var e = lid; e < ${BK * D4}u; e += ${ROWS}u) {
-      let r = k0 + e / ${D4}u;
-      Ks[e] = select(vec4<f32>(0.0), ldK(bh * ${Tk}u + min(r, ${Tk - 1}u), e % ${D4}u), r < ${Tk}u);
-    }
-    for (var e = lid; e < ${BK * V4}u; e += ${ROWS}u) {
-      let r = k0 + e / ${V4}u;
-      Vs[e] = select(vec4<f32>(0.0), ldV(bh * ${Tk}u + min(r, ${Tk - 1}u), e % ${V4}u), r < ${Tk}u);
-    }
-    workgroupBarrier();
+${loadKeyBlock(spec, BK, D4, V4)}
     var bm = NEG_INF;
     for (var j = 0u; j < ${BK}u; j++) {
       let kj = k0 + j;
@@ -227,7 +256,7 @@ function backwardDq(
   spec: FlashSpec,
   t: { q: Tensor; k: Tensor; v: Tensor; o: Tensor; lse: Tensor; g: Tensor },
 ): { dq: Tensor; delta: Tensor } {
-  const { BH, Tq, Tk, D, Dv } = spec;
+  const { BH, Tq, D, Dv } = spec;
   const D4 = Math.ceil(D / 4), V4 = Math.ceil(Dv / 4);
   const BK = blockRows(D4 + V4);
   const dq = emptyTensor(t.q.shape);
@@ -255,12 +284,7 @@ var<workgroup> Ks: array<vec4<f32>, ${BK * D4}>;
 var<workgroup> Vs: array<vec4<f32>, ${BK * V4}>;
 @compute @workgroup_size(${ROWS})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let bh = wg.y;
-  let q0 = wg.x * ${ROWS}u;
-  let i = q0 + lid;
-  let qrow = bh * ${Tq}u + min(i, ${Tq - 1}u);
-  var q: array<vec4<f32>, ${D4}>;
-${each(D4, (c) => `q[${c}] = ldQ(qrow, ${c}u) * ${S};`)}
+${queryRow(spec, D4, S)}
   var go: array<vec4<f32>, ${V4}>;
 ${each(V4, (c) => `go[${c}] = ldG(qrow, ${c}u);`)}
   let delta = ${dots("go", (c) => `ldO(qrow, ${c}u)`, V4)};
@@ -268,15 +292,7 @@ ${each(V4, (c) => `go[${c}] = ldG(qrow, ${c}u);`)}
   var acc: array<vec4<f32>, ${D4}>;
   let kEnd = ${keyEnd(spec, "q0")};
   for (var k0 = 0u; k0 < kEnd; k0 += ${BK}u) {
-    for (var e = lid; e < ${BK * D4}u; e += ${ROWS}u) {
-      let r = k0 + e / ${D4}u;
-      Ks[e] = select(vec4<f32>(0.0), ldK(bh * ${Tk}u + min(r, ${Tk - 1}u), e % ${D4}u), r < ${Tk}u);
-    }
-    for (var e = lid; e < ${BK * V4}u; e += ${ROWS}u) {
-      let r = k0 + e / ${V4}u;
-      Vs[e] = select(vec4<f32>(0.0), ldV(bh * ${Tk}u + min(r, ${Tk - 1}u), e % ${V4}u), r < ${Tk}u);
-    }
-    workgroupBarrier();
+${loadKeyBlock(spec, BK, D4, V4)}
     for (var j = 0u; j < ${BK}u; j++) {
       let kj = k0 + j;
       let x = ${dots("q", (c) => `Ks[j * ${D4}u + ${c}u]`, D4)}${pre.maskTerm};
@@ -343,16 +359,8 @@ ${each(V4, (c) => `vv[${c}] = ldV(krow, ${c}u);`)}
   var dk: array<vec4<f32>, ${D4}>;
   var dv: array<vec4<f32>, ${V4}>;
   for (var i0 = ${qStart}; i0 < ${Tq}u; i0 += ${BQ}u) {
-    for (var e = lid; e < ${BQ * D4}u; e += ${ROWS}u) {
-      let r = i0 + e / ${D4}u;
-      Qs[e] = select(vec4<f32>(0.0), ldQ(bh * ${Tq}u + min(r, ${
-    Tq - 1
-  }u), e % ${D4}u) * ${S}, r < ${Tq}u);
-    }
-    for (var e = lid; e < ${BQ * V4}u; e += ${ROWS}u) {
-      let r = i0 + e / ${V4}u;
-      Gs[e] = select(vec4<f32>(0.0), ldG(bh * ${Tq}u + min(r, ${Tq - 1}u), e % ${V4}u), r < ${Tq}u);
-    }
+${loadTile("Qs", "Q", "i0", BQ, D4, Tq, ` * ${S}`)}
+${loadTile("Gs", "G", "i0", BQ, V4, Tq)}
     if (lid < ${BQ}u) {
       let r = bh * ${Tq}u + min(i0 + lid, ${Tq - 1}u);
       Ls[lid] = L[r];
