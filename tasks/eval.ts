@@ -34,6 +34,13 @@ import {
 import { evaluatePrior, type PriorMetrics, THESIS_TABLE_4_2 } from "../plugins/priors/evaluate.ts";
 import type { NoiseSchedule } from "../plugins/schedules/mod.ts";
 import {
+  DEFAULT_PROBE_STEPS,
+  imagesToNchw,
+  loadOrTrainProbe,
+  scoreImages,
+} from "../core/eval/probe.ts";
+import type { ProbeScores } from "../core/eval/score.ts";
+import {
   numberFlag,
   openSampling,
   parseFlags,
@@ -52,7 +59,10 @@ const USAGE = `Usage: deno task eval <clip|prior|pipeline> --checkpoint DIR [opt
   pipeline  generates one image per caption of the split (CLIP -> prior -> decoder) and scores
             it with the trained CLIP: how often the true caption is the best (top-1) or among
             the 5 best (top-5) matches among all captions of the split. The same numbers for
-            the real images are printed beside them as the ceiling CLIP allows.
+            the real images are printed beside them as the ceiling CLIP allows. A second table
+            scores the same images with a ground-truth probe: a small CNN trained on the
+            data's labels (cached in DIR/probe/) says which (colour, shape) pairs and how many
+            figures each image shows; "exact" means exactly the captioned ones.
 
 Options:
   --checkpoint DIR   run folder with clip/, prior/, decoder/
@@ -62,6 +72,7 @@ Options:
   --steps N          decoder sampling steps for "pipeline" (default: the sampler's)
   --sampler NAME     ddpm or ddim for "pipeline" (default: the config's sampler)
   --seed S           random seed (default 0)
+  --probe-steps N    training steps of the ground-truth probe for "pipeline" (default ${DEFAULT_PROBE_STEPS})
   --out FILE.json    where to write the results (default DIR/eval_<what>_<split>.json)
   --debug            print stack traces of errors
   -h, --help         show this help`;
@@ -136,6 +147,7 @@ export async function runEval(
     ...SAMPLING_FLAGS,
     split: { type: "string" },
     limit: { type: "string" },
+    "probe-steps": { type: "string" },
   }, "eval");
   if (values.help) {
     print(USAGE);
@@ -159,6 +171,8 @@ export async function runEval(
   const limit = numberFlag(values, "limit", { integer: true, min: 2 }) ??
     (what === "pipeline" ? 200 : undefined);
   const { guidance, steps, seed } = samplingFlags(values);
+  const probeSteps = numberFlag(values, "probe-steps", { integer: true, min: 1 }) ??
+    DEFAULT_PROBE_STEPS;
   const out = (values.out as string | undefined) ?? join(checkpoint, `eval_${what}_${split}.json`);
   if (!(await exists(dirname(out)))) {
     throw new UsageError(`Output folder "${dirname(out)}" does not exist`);
@@ -272,6 +286,56 @@ export async function runEval(
         "  (The thesis has no such number; its image metrics, FID/KID with Inception, need " +
           "weights that cannot be downloaded here.)",
       );
+      let probeResults: Record<string, unknown> | null = null;
+      if (data.every((d) => d.labels)) {
+        const { probe, info, trained } = await loadOrTrainProbe(
+          checkpoint,
+          p.config,
+          registry,
+          { steps: probeSteps },
+          { print },
+        );
+        try {
+          const pg = await scoreImages(probe, generated, captions);
+          const pr = await scoreImages(probe, imagesToNchw(data), captions);
+          const prow = (name: string, k: keyof ProbeScores): [string, string, string] => [
+            name,
+            fmt(pg[k], true),
+            fmt(pr[k], true),
+          ];
+          print(
+            table(
+              `ground-truth probe (trained on the data's labels; ${info.options.steps} steps, ` +
+                `${trained ? "trained now" : "cached"}; exact match on real test images ` +
+                `${fmt(info.realTest.exact, true)})`,
+              [
+                prow("exact: just the captioned colour-shape pairs", "exact"),
+                prow("colours right", "colour"),
+                prow("shapes right", "shape"),
+                prow("figure count right", "count"),
+              ],
+            ).replace("ours".padStart(9), "generated".padStart(9)).replace(
+              "thesis".padStart(9),
+              "real".padStart(9),
+            ),
+          );
+          print(
+            "  (The real column is the probe's ceiling: it is right this often on true images.)",
+          );
+          probeResults = {
+            metric: "a CNN probe trained on the dataset's ground-truth labels predicts the " +
+              "(colour, shape) pairs and figure count of each image; exact = the caption's set " +
+              "of pairs and its number of figures",
+            generated: pg,
+            realImages: pr,
+            probe: info,
+          };
+        } finally {
+          probe.dispose();
+        }
+      } else {
+        print("  (The split has no ground-truth labels: the probe table is skipped.)");
+      }
       results = {
         metric: "CLIP retrieval of generated images: for each generated image, the rank of its " +
           "caption among all captions of the split by the trained CLIP's cosine similarity",
@@ -282,6 +346,7 @@ export async function runEval(
         steps: steps ?? null,
         seconds,
         modelSteps: p.steps,
+        probe: probeResults,
       };
     } finally {
       p.dispose();

@@ -1,0 +1,420 @@
+/**
+ * A ground-truth probe: a small CNN trained on the shapes data's own labels as a multi-label
+ * classifier over the 17 x 6 (colour, shape) pairs plus a figure-count logit. It scores any image
+ * (generated or real) against its caption with `core/eval/score.ts` (SPEC.md section 4). Trained
+ * with Adam for a fixed number of steps and cached in `<run>/probe/` so later evals reuse it.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { ResolvedConfig } from "../config.ts";
+import { exists, readSafetensors, type TensorMap, writeSafetensors } from "../io/mod.ts";
+import { writeTextAtomic } from "../io/mod.ts";
+import { Conv2d, GroupNorm, Linear, Module } from "../nn/mod.ts";
+import { Adam } from "../optim/mod.ts";
+import type { Registry } from "../registry.ts";
+import {
+  abs,
+  adaptiveAvgPool2d,
+  add,
+  affine,
+  backend,
+  concat,
+  exp,
+  log,
+  manualSeed,
+  maxPool2d,
+  mul,
+  neg,
+  noGrad,
+  relu,
+  reshape,
+  scope,
+  slice,
+  sub,
+  sum,
+  type Tensor,
+  tensor,
+} from "../tensor/mod.ts";
+import { type CaptionedImage, COLOUR_NAMES, Rng, SHAPES, toNchw } from "../../datasets/mod.ts";
+import { createDataset } from "../pipeline.ts";
+import {
+  decodePrediction,
+  labelTargets,
+  PAIR_COUNT,
+  type ProbePrediction,
+  type ProbeScores,
+  scoreCaption,
+  summarizeScores,
+} from "./score.ts";
+
+/** Training options of the probe. */
+export interface ProbeOptions {
+  /** Image side in pixels (the run's). */
+  imageSize: number;
+  /** Channels of the first convolution (the others use 2x). */
+  width: number;
+  /** Adam steps. */
+  steps: number;
+  /** Images per step. */
+  batchSize: number;
+  /** Adam learning rate. */
+  lr: number;
+  /** Seed of the weights and of the batch order. */
+  seed: number;
+  /** Training images generated from the run's dataset config (its train split). */
+  trainCount: number;
+}
+
+/** Default steps: about a minute on llvmpipe at 16x16 (see tests/probe_test.ts). */
+export const DEFAULT_PROBE_STEPS = 600;
+
+/** Defaults of everything but the image size. */
+export const DEFAULT_PROBE_OPTIONS: Omit<ProbeOptions, "imageSize"> = {
+  width: 16,
+  steps: DEFAULT_PROBE_STEPS,
+  batchSize: 64,
+  lr: 5e-3,
+  seed: 0,
+  trainCount: 8192,
+};
+
+/** Version of the files in `<run>/probe/`. */
+export const PROBE_FORMAT_VERSION = 1;
+
+/** Real-image scores of the probe (its ceiling), stored beside its weights. */
+export interface ProbeInfo {
+  format_version: number;
+  options: ProbeOptions;
+  /** The dataset config the probe was trained on (must match the run's to be reused). */
+  dataset: unknown;
+  /** Final training loss (mean binary cross-entropy per image, summed over the 126 logits). */
+  loss: number;
+  /** Training wall time in seconds. */
+  seconds: number;
+  /** Scores on real images of the test split (at most 512). */
+  realTest: ProbeScores;
+}
+
+/**
+ * The probe network: conv 3x3 + GroupNorm + ReLU + 2x2 max-pool twice, a third conv block,
+ * adaptive average pooling to 4x4 (keeps where things are, so two figures stay apart), then a
+ * hidden Linear and a Linear to 102 pair, 17 colour, 6 shape and 1 "two figures" logits.
+ *
+ * @example
+ * ```ts
+ * const probe = new ShapeProbe(16);
+ * const logits = probe.forward(images); // [B, 126]
+ * ```
+ */
+export class ShapeProbe extends Module {
+  readonly conv1: Conv2d;
+  readonly norm1: GroupNorm;
+  readonly conv2: Conv2d;
+  readonly norm2: GroupNorm;
+  readonly conv3: Conv2d;
+  readonly norm3: GroupNorm;
+  readonly hidden: Linear;
+  readonly head: Linear;
+
+  constructor(readonly imageSize: number, readonly width = DEFAULT_PROBE_OPTIONS.width) {
+    super();
+    if (!Number.isInteger(imageSize) || imageSize < 8) {
+      throw new Error(`Probe image size ${imageSize} is not an integer >= 8`);
+    }
+    const w = width, w2 = 2 * width;
+    this.conv1 = this.addModule("conv1", new Conv2d(3, w, 3, { padding: 1 }));
+    this.norm1 = this.addModule("norm1", new GroupNorm(4, w));
+    this.conv2 = this.addModule("conv2", new Conv2d(w, w2, 3, { padding: 1 }));
+    this.norm2 = this.addModule("norm2", new GroupNorm(4, w2));
+    this.conv3 = this.addModule("conv3", new Conv2d(w2, w2, 3, { padding: 1 }));
+    this.norm3 = this.addModule("norm3", new GroupNorm(4, w2));
+    this.hidden = this.addModule("hidden", new Linear(w2 * 16, 128));
+    this.head = this.addModule("head", new Linear(128, PROBE_LOGITS));
+  }
+
+  /**
+   * images [B, 3, S, S] in [-1, 1] -> logits [B, 126]: 102 pair logits, 17 colour logits,
+   * 6 shape logits, the count logit. A pair's logit is its own term plus its colour's and its
+   * shape's, so every image teaches every pair of its colours and shapes something.
+   */
+  forward(x: Tensor): Tensor {
+    const B = x.shape[0];
+    let h = maxPool2d(relu(this.norm1.forward(this.conv1.forward(x))), 2);
+    h = maxPool2d(relu(this.norm2.forward(this.conv2.forward(h))), 2);
+    h = relu(this.norm3.forward(this.conv3.forward(h)));
+    h = adaptiveAvgPool2d(h, [4, 4]);
+    const raw = this.head.forward(this.hidden.forward(reshape(h, [B, -1]), "relu"));
+    const C = COLOUR_NAMES.length, K = SHAPES.length;
+    const pair = add(
+      add(
+        reshape(slice(raw, 1, 0, PAIR_COUNT), [B, C, K]),
+        reshape(slice(raw, 1, PAIR_COUNT, PAIR_COUNT + C), [B, C, 1]),
+      ),
+      reshape(slice(raw, 1, PAIR_COUNT + C, PAIR_COUNT + C + K), [B, 1, K]),
+    );
+    return concat([reshape(pair, [B, PAIR_COUNT]), slice(raw, 1, PAIR_COUNT)], 1);
+  }
+}
+
+/**
+ * Binary cross-entropy with logits, summed over labels and averaged over the batch:
+ * max(z, 0) - z y + log(1 + exp(-|z|)) (the numerically stable form of
+ * -y log sigmoid(z) - (1 - y) log(1 - sigmoid(z))).
+ *
+ * @example
+ * ```ts
+ * const loss = bceWithLogits(logits, targets); // scalar
+ * ```
+ */
+export function bceWithLogits(logits: Tensor, targets: Tensor): Tensor {
+  const softplus = log(affine(exp(neg(abs(logits))), 1, 1));
+  const per = add(sub(relu(logits), mul(logits, targets)), softplus);
+  return affine(sum(per), 1 / logits.shape[0], 0);
+}
+
+/** Logits per image: 102 pairs, 17 colours, 6 shapes, the figure count. */
+export const PROBE_LOGITS: number = PAIR_COUNT + COLOUR_NAMES.length + SHAPES.length + 1;
+
+/** Fills row `row` of `out` ([*, PROBE_LOGITS]) with an image's multi-hot targets. */
+function writeTargets(sample: CaptionedImage, out: Float32Array, row: number): void {
+  if (!sample.labels) throw new Error(`Image "${sample.caption}" has no ground-truth labels`);
+  const t = labelTargets(sample.labels);
+  const o = row * PROBE_LOGITS;
+  for (const p of t.pairs) out[o + p] = 1;
+  for (const l of sample.labels) {
+    out[o + PAIR_COUNT + COLOUR_NAMES.indexOf(l.colour)] = 1;
+    out[o + PAIR_COUNT + COLOUR_NAMES.length + SHAPES.indexOf(l.shape)] = 1;
+  }
+  out[o + PROBE_LOGITS - 1] = t.count === 2 ? 1 : 0;
+}
+
+/**
+ * Trains a probe on labelled images with Adam (random horizontal flips, which keep the labels).
+ * The loss is read back only every 100 steps.
+ *
+ * @example
+ * ```ts
+ * const { probe, loss } = await trainProbe(train, { ...DEFAULT_PROBE_OPTIONS, imageSize: 16 });
+ * ```
+ */
+export async function trainProbe(
+  data: readonly CaptionedImage[],
+  options: ProbeOptions,
+  hooks: { print?: (line: string) => void } = {},
+): Promise<{ probe: ShapeProbe; loss: number }> {
+  const S = options.imageSize, B = options.batchSize, per = 3 * S * S;
+  if (data.length === 0) throw new Error("Cannot train the probe on an empty dataset");
+  if (data[0].width !== S) {
+    throw new Error(`Probe images are ${data[0].width}px but the probe expects ${S}px`);
+  }
+  manualSeed(options.seed);
+  const probe = new ShapeProbe(S, options.width);
+  const opt = new Adam(probe.parameters(), { lr: options.lr });
+  const rng = new Rng(`probe-${options.seed}`);
+  const x = new Float32Array(B * per), y = new Float32Array(B * PROBE_LOGITS);
+  let last = NaN;
+  try {
+    for (let step = 0; step < options.steps; step++) {
+      y.fill(0);
+      for (let k = 0; k < B; k++) {
+        const s = data[Math.floor(rng.next() * data.length)];
+        toNchw(s.image, S, S, x, k * per, rng.next() < 0.5);
+        writeTargets(s, y, k);
+      }
+      const loss = scope(() => {
+        const l = bceWithLogits(
+          probe.forward(tensor(x, [B, 3, S, S])),
+          tensor(y, [B, PROBE_LOGITS]),
+        );
+        l.backward();
+        return l;
+      });
+      opt.step();
+      opt.zeroGrad();
+      if ((step + 1) % 100 === 0 || step === options.steps - 1) {
+        last = await loss.item();
+        hooks.print?.(`probe step ${step + 1}/${options.steps}  loss ${last.toFixed(4)}`);
+      }
+      loss.dispose();
+    }
+  } finally {
+    opt.dispose();
+  }
+  probe.eval();
+  return { probe, loss: last };
+}
+
+/**
+ * The probe's predictions for NCHW images in [-1, 1] (one readback per 128 images).
+ *
+ * @example
+ * ```ts
+ * const preds = await predictProbe(probe, images, count);
+ * ```
+ */
+export async function predictProbe(
+  probe: ShapeProbe,
+  images: Float32Array,
+  count: number,
+): Promise<ProbePrediction[]> {
+  const S = probe.imageSize, per = 3 * S * S, K = PROBE_LOGITS;
+  if (images.length !== count * per) {
+    throw new Error(
+      `Expected ${count} images of ${S}x${S} (${count * per} values), got ${images.length}`,
+    );
+  }
+  const out: ProbePrediction[] = [];
+  for (let i = 0; i < count; i += 128) {
+    const b = Math.min(128, count - i);
+    const logits = noGrad(() =>
+      scope(() => probe.forward(tensor(images.subarray(i * per, (i + b) * per), [b, 3, S, S])))
+    );
+    const z = (await logits.read()) as Float32Array;
+    logits.dispose();
+    for (let k = 0; k < b; k++) {
+      out.push(decodePrediction(z.subarray(k * K, k * K + PAIR_COUNT), z[k * K + K - 1]));
+    }
+  }
+  return out;
+}
+
+/**
+ * Scores NCHW images against their captions with the probe.
+ *
+ * @example
+ * ```ts
+ * const s = await scoreImages(probe, generated, captions);
+ * console.log(s.exact);
+ * ```
+ */
+export async function scoreImages(
+  probe: ShapeProbe,
+  images: Float32Array,
+  captions: readonly string[],
+): Promise<ProbeScores> {
+  const preds = await predictProbe(probe, images, captions.length);
+  return summarizeScores(preds.map((p, i) => scoreCaption(p, captions[i])));
+}
+
+/**
+ * NCHW float images in [-1, 1] of captioned RGB images (not flipped).
+ *
+ * @example
+ * ```ts
+ * const x = imagesToNchw(testSplit);
+ * ```
+ */
+export function imagesToNchw(data: readonly CaptionedImage[]): Float32Array {
+  if (data.length === 0) return new Float32Array(0);
+  const { width: w, height: h } = data[0];
+  const out = new Float32Array(data.length * 3 * w * h);
+  data.forEach((d, i) => toNchw(d.image, w, h, out, i * 3 * w * h, false));
+  return out;
+}
+
+/** The dataset config with its train split enlarged to the probe's count (shapes data only). */
+function probeDatasetConfig(config: ResolvedConfig, trainCount: number): ResolvedConfig {
+  const d = config.components.dataset;
+  if (d.plugin !== "shapes") return config;
+  return {
+    ...config,
+    components: {
+      ...config.components,
+      dataset: { ...d, options: { ...d.options, trainCount } },
+    },
+  };
+}
+
+function stateToTensors(probe: ShapeProbe, values: Map<string, Float32Array>): TensorMap {
+  const out: TensorMap = {};
+  for (const [name, t] of probe.stateDict()) {
+    out[name] = { dtype: "F32", shape: [...t.shape], data: values.get(name)! };
+  }
+  return out;
+}
+
+async function saveProbe(dir: string, probe: ShapeProbe, info: ProbeInfo): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  const values = new Map<string, Float32Array>();
+  for (const [name, t] of probe.stateDict()) values.set(name, (await t.read()) as Float32Array);
+  await writeSafetensors(join(dir, "probe.safetensors"), stateToTensors(probe, values), {
+    format_version: String(PROBE_FORMAT_VERSION),
+  });
+  // The JSON is written last: its presence marks a complete probe.
+  await writeTextAtomic(join(dir, "probe.json"), JSON.stringify(info, null, 2) + "\n");
+}
+
+async function loadProbe(dir: string, options: ProbeOptions): Promise<ShapeProbe> {
+  const { tensors } = await readSafetensors(join(dir, "probe.safetensors"));
+  const probe = new ShapeProbe(options.imageSize, options.width);
+  const values = new Map<string, { shape: readonly number[]; data: Float32Array }>();
+  for (const [name, e] of Object.entries(tensors)) {
+    if (e.dtype !== "F32") throw new Error(`Probe tensor "${name}" in "${dir}" is not F32`);
+    values.set(name, { shape: e.shape, data: e.data as Float32Array });
+  }
+  probe.loadStateDict(values, (t, data) => backend().write(t.buffer, data));
+  probe.eval();
+  return probe;
+}
+
+/**
+ * The probe of a run: reused from `<run>/probe/` when its options and dataset config match,
+ * else trained on the run's dataset config (train split, `trainCount` images) and saved there
+ * with its scores on real test images.
+ *
+ * @example
+ * ```ts
+ * const { probe, info, trained } = await loadOrTrainProbe("runs/tiny", config, registry, { steps: 600 });
+ * ```
+ */
+export async function loadOrTrainProbe(
+  runDir: string,
+  config: ResolvedConfig,
+  registry: Registry,
+  overrides: Partial<ProbeOptions> = {},
+  hooks: { print?: (line: string) => void } = {},
+): Promise<{ probe: ShapeProbe; info: ProbeInfo; trained: boolean }> {
+  const dataset = await createDataset(probeDatasetConfig(config, 1), registry);
+  const options: ProbeOptions = {
+    ...DEFAULT_PROBE_OPTIONS,
+    imageSize: dataset.imageSize,
+    ...overrides,
+  };
+  const dir = join(runDir, "probe");
+  const infoPath = join(dir, "probe.json");
+  const datasetConfig = config.components.dataset;
+  if (await exists(infoPath)) {
+    try {
+      const info = JSON.parse(await Deno.readTextFile(infoPath)) as ProbeInfo;
+      if (
+        info.format_version === PROBE_FORMAT_VERSION &&
+        JSON.stringify(info.options) === JSON.stringify(options) &&
+        JSON.stringify(info.dataset) === JSON.stringify(datasetConfig)
+      ) {
+        return { probe: await loadProbe(dir, options), info, trained: false };
+      }
+      hooks.print?.(`probe: ${dir} was trained with other options or data; retraining`);
+    } catch (e) {
+      hooks.print?.(`probe: ${dir} is unreadable (${(e as Error).message}); retraining`);
+    }
+  }
+  const trainSet = await createDataset(probeDatasetConfig(config, options.trainCount), registry);
+  const train = await trainSet.split("train");
+  const test = await trainSet.split("test", 512);
+  const t0 = performance.now();
+  hooks.print?.(`probe: training on ${train.length} labelled images for ${options.steps} steps`);
+  const { probe, loss } = await trainProbe(train, options, hooks);
+  const seconds = (performance.now() - t0) / 1000;
+  const realTest = await scoreImages(probe, imagesToNchw(test), test.map((d) => d.caption));
+  const info: ProbeInfo = {
+    format_version: PROBE_FORMAT_VERSION,
+    options,
+    dataset: datasetConfig,
+    loss,
+    seconds,
+    realTest,
+  };
+  await saveProbe(dir, probe, info);
+  return { probe, info, trained: true };
+}

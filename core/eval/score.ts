@@ -1,0 +1,169 @@
+/**
+ * Ground-truth scoring of an image against its caption (SPEC.md section 4: the data is synthetic
+ * with ground-truth labels, so every generated image can be checked for whether it shows exactly
+ * the captioned objects). A prediction is the set of (colour, shape) pairs a probe sees plus its
+ * figure count; this file compares one with a caption of the shapes grammar. Pure host code.
+ *
+ * @module
+ */
+import { parseCaption } from "../../datasets/captions.ts";
+import {
+  COLOUR_NAMES,
+  type ColourName,
+  type FigureLabel,
+  type ShapeName,
+  SHAPES,
+} from "../../datasets/shapes.ts";
+
+/** Number of (colour, shape) pairs: 17 colours x 6 shapes. */
+export const PAIR_COUNT: number = COLOUR_NAMES.length * SHAPES.length;
+
+/** Most figures an image of the shapes datasets holds. */
+export const MAX_FIGURES = 2;
+
+/**
+ * Index of a (colour, shape) pair: colour-major, in `COLOUR_NAMES` x `SHAPES` order.
+ *
+ * @example
+ * ```ts
+ * pairIndex("black", "square"); // 1
+ * ```
+ */
+export function pairIndex(colour: ColourName, shape: ShapeName): number {
+  const c = COLOUR_NAMES.indexOf(colour), s = SHAPES.indexOf(shape);
+  if (c < 0) throw new Error(`Unknown colour "${colour}"`);
+  if (s < 0) throw new Error(`Unknown shape "${shape}"`);
+  return c * SHAPES.length + s;
+}
+
+/**
+ * The (colour, shape) pair of an index made by `pairIndex`.
+ *
+ * @example
+ * ```ts
+ * pairOf(1); // ["black", "square"]
+ * ```
+ */
+export function pairOf(index: number): [ColourName, ShapeName] {
+  if (!Number.isInteger(index) || index < 0 || index >= PAIR_COUNT) {
+    throw new Error(`Pair index ${index} is not an integer in [0, ${PAIR_COUNT})`);
+  }
+  return [COLOUR_NAMES[Math.floor(index / SHAPES.length)], SHAPES[index % SHAPES.length]];
+}
+
+/** What a probe sees in one image. */
+export interface ProbePrediction {
+  /** Distinct pair indices (`pairIndex`), ascending. */
+  pairs: number[];
+  /** Number of figures, 1 or 2. */
+  count: number;
+}
+
+/** How one image fares against its caption. */
+export interface ImageScore {
+  /** Same set of (colour, shape) pairs as the caption, and the right figure count. */
+  exact: boolean;
+  /** Same set of colours as the caption. */
+  colour: boolean;
+  /** Same set of shapes as the caption. */
+  shape: boolean;
+  /** Same number of figures as the caption. */
+  count: boolean;
+}
+
+/** Rates over a set of images (each in [0, 1]). */
+export interface ProbeScores {
+  /** Images scored. */
+  images: number;
+  /** Fraction with exactly the captioned (colour, shape) pairs and figure count. */
+  exact: number;
+  /** Fraction with the captioned colours. */
+  colour: number;
+  /** Fraction with the captioned shapes. */
+  shape: number;
+  /** Fraction with the captioned number of figures. */
+  count: number;
+}
+
+/**
+ * Multi-hot target of an image's labels: 1 at each figure's pair index, plus the figure count.
+ *
+ * @example
+ * ```ts
+ * const { pairs, count } = labelTargets(sample.labels);
+ * ```
+ */
+export function labelTargets(labels: readonly FigureLabel[]): ProbePrediction {
+  const pairs = [...new Set(labels.map((l) => pairIndex(l.colour, l.shape)))].sort((a, b) => a - b);
+  return { pairs, count: labels.length };
+}
+
+/**
+ * Reads a probe's outputs for one image: pairs whose logit is above 0 (probability 0.5), at least
+ * the best one and at most the best `MAX_FIGURES`; two figures when the count logit is above 0.
+ *
+ * @example
+ * ```ts
+ * decodePrediction(pairLogits, countLogit); // { pairs: [40], count: 1 }
+ * ```
+ */
+export function decodePrediction(
+  pairLogits: ArrayLike<number>,
+  countLogit: number,
+): ProbePrediction {
+  if (pairLogits.length !== PAIR_COUNT) {
+    throw new Error(`Expected ${PAIR_COUNT} pair logits, got ${pairLogits.length}`);
+  }
+  const order = Array.from({ length: PAIR_COUNT }, (_, i) => i)
+    .sort((a, b) => pairLogits[b] - pairLogits[a]);
+  const pairs = order.slice(0, MAX_FIGURES).filter((i, k) => k === 0 || pairLogits[i] > 0);
+  return { pairs: pairs.sort((a, b) => a - b), count: countLogit > 0 ? 2 : 1 };
+}
+
+function sameSet<T>(a: Iterable<T>, b: Iterable<T>): boolean {
+  const x = new Set(a), y = new Set(b);
+  return x.size === y.size && [...x].every((v) => y.has(v));
+}
+
+/**
+ * Scores a prediction against a caption of the shapes grammar. A caption naming the same pair
+ * twice ("a red circle and a red circle") wants that one pair and two figures.
+ *
+ * @throws Error when the caption does not follow the grammar (from `parseCaption`).
+ * @example
+ * ```ts
+ * scoreCaption({ pairs: [pairIndex("red", "circle")], count: 1 }, "a red circle").exact; // true
+ * ```
+ */
+export function scoreCaption(prediction: ProbePrediction, caption: string): ImageScore {
+  const parts = parseCaption(caption);
+  const want = parts.map((p) => pairIndex(p.colour, p.shape));
+  const got = prediction.pairs.map(pairOf);
+  const count = prediction.count === parts.length;
+  return {
+    exact: count && sameSet(prediction.pairs, want),
+    colour: sameSet(got.map((g) => g[0]), parts.map((p) => p.colour)),
+    shape: sameSet(got.map((g) => g[1]), parts.map((p) => p.shape)),
+    count,
+  };
+}
+
+/**
+ * Mean of each score over images.
+ *
+ * @example
+ * ```ts
+ * summarizeScores([{ exact: true, colour: true, shape: true, count: true }]).exact; // 1
+ * ```
+ */
+export function summarizeScores(scores: readonly ImageScore[]): ProbeScores {
+  const n = scores.length;
+  const rate = (k: keyof ImageScore): number => n === 0 ? 0 : scores.filter((s) => s[k]).length / n;
+  return {
+    images: n,
+    exact: rate("exact"),
+    colour: rate("colour"),
+    shape: rate("shape"),
+    count: rate("count"),
+  };
+}
