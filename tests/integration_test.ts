@@ -283,7 +283,8 @@ Deno.test({
       assert.ok(Number.isFinite(p.textSimilarity) && Number.isFinite(p.imageSimilarity));
       assert.equal((prior?.results.thesis as Record<string, number>).imageSimilarity, 0.906);
       const pipe = await runEval(
-        ["pipeline", "--checkpoint", RUN, "--limit", "2", "--steps", "2"],
+        // A few probe steps: the probe's own accuracy is tested in probe_test.ts.
+        ["pipeline", "--checkpoint", RUN, "--limit", "2", "--steps", "2", "--probe-steps", "20"],
         quiet,
       );
       const g = pipe?.results.generated as Record<string, number>;
