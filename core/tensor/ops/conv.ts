@@ -166,7 +166,7 @@ function convGemm(
   Wo: number,
   act: ConvActivation,
 ): Tensor {
-  const [, C, H, W] = x.shape;
+  const C = x.shape[1];
   const O = w.shape[0];
   const K = C * g.kh * g.kw;
   const out = emptyTensor([g.n, O, Ho, Wo]);
