@@ -172,7 +172,7 @@ class Prior(nn.Module):
         self.in_txt, self.in_img = nn.Linear(embed, width), nn.Linear(embed, width)
         self.query = nn.Parameter(torch.randn(width) * 0.01)
         self.pos = nn.Parameter(torch.randn(5, width) * 0.01)
-        self.blocks = nn.ModuleList(Block(width, 16, 4, causal=True) for _ in range(8))
+        self.blocks = nn.ModuleList(Block(width, 16, 2, causal=True) for _ in range(8))  # MLP x2: presets/thesis.jsonc
         self.ln = nn.LayerNorm(width)
         self.out = nn.Linear(width, embed)
 
@@ -242,7 +242,7 @@ class UNet(nn.Module):
     6-layer width-64 text transformer (8 heads, no mask) whose last token is added to the time
     embedding; CLIP embedding projected to 4 extra tokens."""
 
-    def __init__(self, vocab=512, ctx=33, base=64, mults=(1, 2, 4), tdim=32, nres=2):
+    def __init__(self, vocab=512, ctx=33, base=64, mults=(1, 2, 4), tdim=32, nres=1):  # presets/thesis.jsonc
         super().__init__()
         emb = 4 * tdim
         self.tdim = tdim

@@ -87,14 +87,14 @@ HW=0
 
 if [ $HW -eq 1 ] && [ $SKIP_BENCH -eq 0 ]; then
   # One timeout per section, so a slow section cannot lose the others' numbers.
-  for part in matmul:100 conv:100 attention:60; do
+  for part in matmul:100 conv:100 attention:60 train:120; do
     name=${part%%:*} t=${part##*:}
     step "deno bench --only $name (timeout $(cap "$t")s)"
     timeout -k 5 "$(cap "$t")" deno run -A --cached-only tasks/bench.ts $QUICK --only "$name" \
       --json "/tmp/bench_$name.json" || { echo "bench $name failed (rc $?)"; FAIL=1; }
   done
   deno eval --cached-only '
-    const parts = ["matmul", "conv", "attention"].flatMap((n) => {
+    const parts = ["matmul", "conv", "attention", "train"].flatMap((n) => {
       try { return [JSON.parse(Deno.readTextFileSync(`/tmp/bench_${n}.json`))]; } catch { return []; }
     });
     if (parts.length) {
