@@ -140,9 +140,12 @@ export class ShapeProbe extends Module {
    */
   forward(x: Tensor): Tensor {
     const B = x.shape[0];
-    let h = maxPool2d(relu(this.norm1.forward(this.conv1.forward(x))), 2);
-    h = maxPool2d(relu(this.norm2.forward(this.conv2.forward(h))), 2);
-    h = relu(this.norm3.forward(this.conv3.forward(h)));
+    const NV = Deno.env.get("NORM") ?? "all";
+    const n1 = (t: Tensor) => NV === "all" ? this.norm1.forward(t) : t;
+    const n23 = (n: GroupNorm, t: Tensor) => NV === "none" ? t : n.forward(t);
+    let h = maxPool2d(relu(n1(this.conv1.forward(x))), 2);
+    h = maxPool2d(relu(n23(this.norm2, this.conv2.forward(h))), 2);
+    h = relu(n23(this.norm3, this.conv3.forward(h)));
     h = adaptiveAvgPool2d(h, [4, 4]);
     const raw = this.head.forward(this.hidden.forward(reshape(h, [B, -1]), "relu"));
     const C = COLOUR_NAMES.length, K = SHAPES.length;
@@ -210,6 +213,13 @@ export async function trainProbe(
   }
   manualSeed(options.seed);
   const probe = new ShapeProbe(S, options.width);
+  if (Deno.env.get("BIAS")) {
+    const b = new Float32Array(PROBE_LOGITS);
+    for (let i = 0; i < PAIR_COUNT; i++) b[i] = -1.5;
+    for (let i = PAIR_COUNT; i < PAIR_COUNT + COLOUR_NAMES.length; i++) b[i] = -1.5;
+    for (let i = PAIR_COUNT + COLOUR_NAMES.length; i < PROBE_LOGITS - 1; i++) b[i] = -1;
+    backend().write(probe.head.bias!.buffer, b);
+  }
   const opt = new Adam(probe.parameters(), { lr: options.lr });
   const rng = new Rng(`probe-${options.seed}`);
   const x = new Float32Array(B * per), y = new Float32Array(B * PROBE_LOGITS);
