@@ -137,10 +137,10 @@ Deno.test("bceWithLogits matches the textbook formula", async () => {
   assert.ok(Math.abs(got - want / 2) < 1e-4, `${got} vs ${want / 2}`);
 });
 
-// Measured on llvmpipe (CPU shared with a training run): 400 steps of 64 images at 16x16, 61 s;
-// on 512 held-out real test images exact match 6.8%, colours 51%, shapes 13%, count 82%
-// (600 steps: exact 9.8%, colours 52%, shapes 13%, count 84%). Thresholds 4%, 30%, 70%. At 16x16
-// a small figure is a few blurred pixels, so shapes are the hard part.
+// Measured on llvmpipe (2 idle cores): 400 steps of 64 images at 16x16, 27 s; on 512 held-out
+// real test images exact match 13.7%, colours 67%, shapes 16%, count 95% (PROBE_FORMAT_VERSION 2;
+// version 1 gave exact 6.8%, colours 51%, shapes 13%, count 82%). Thresholds 8%, 50%, 85%. At
+// 16x16 a small figure is a few blurred pixels, so shapes are the hard part.
 Deno.test("probe trained briefly on 16x16 shapes matches held-out real images", async () => {
   const train = generateSplit({ set: 1, split: "train", size: 16, count: 8192 });
   const test = generateSplit({ set: 1, split: "test", size: 16, count: 512 });
@@ -156,8 +156,8 @@ Deno.test("probe trained briefly on 16x16 shapes matches held-out real images", 
     `probe: ${seconds.toFixed(0)} s, loss ${loss.toFixed(3)}; real test exact ${s.exact}, ` +
       `colour ${s.colour}, shape ${s.shape}, count ${s.count}`,
   );
-  assert.ok(s.exact >= 0.04, `exact ${s.exact}`);
-  assert.ok(s.colour >= 0.3, `colour ${s.colour}`);
-  assert.ok(s.count >= 0.7, `count ${s.count}`);
+  assert.ok(s.exact >= 0.08, `exact ${s.exact}`);
+  assert.ok(s.colour >= 0.5, `colour ${s.colour}`);
+  assert.ok(s.count >= 0.85, `count ${s.count}`);
   probe.dispose();
 });

@@ -80,7 +80,7 @@ export const DEFAULT_PROBE_OPTIONS: Omit<ProbeOptions, "imageSize"> = {
 };
 
 /** Version of the files in `<run>/probe/`. */
-export const PROBE_FORMAT_VERSION = 1;
+export const PROBE_FORMAT_VERSION = 2;
 
 /** Real-image scores of the probe (its ceiling), stored beside its weights. */
 export interface ProbeInfo {
@@ -97,9 +97,9 @@ export interface ProbeInfo {
 }
 
 /**
- * The probe network: conv 3x3 + GroupNorm + ReLU + 2x2 max-pool twice, a third conv block,
- * adaptive average pooling to 4x4 (keeps where things are, so two figures stay apart), then a
- * hidden Linear and a Linear to 102 pair, 17 colour, 6 shape and 1 "two figures" logits.
+ * The probe network: conv 3x3 + ReLU + 2x2 max-pool, conv 3x3 + GroupNorm + ReLU + 2x2 max-pool,
+ * a third conv + GroupNorm + ReLU, global max and mean pooling, then a hidden Linear and a Linear
+ * to 102 pair, 17 colour, 6 shape and 1 "two figures" logits.
  *
  * @example
  * ```ts
@@ -109,7 +109,6 @@ export interface ProbeInfo {
  */
 export class ShapeProbe extends Module {
   readonly conv1: Conv2d;
-  readonly norm1: GroupNorm;
   readonly conv2: Conv2d;
   readonly norm2: GroupNorm;
   readonly conv3: Conv2d;
@@ -124,12 +123,11 @@ export class ShapeProbe extends Module {
     }
     const w = width, w2 = 2 * width;
     this.conv1 = this.addModule("conv1", new Conv2d(3, w, 3, { padding: 1 }));
-    this.norm1 = this.addModule("norm1", new GroupNorm(4, w));
     this.conv2 = this.addModule("conv2", new Conv2d(w, w2, 3, { padding: 1 }));
     this.norm2 = this.addModule("norm2", new GroupNorm(4, w2));
     this.conv3 = this.addModule("conv3", new Conv2d(w2, w2, 3, { padding: 1 }));
     this.norm3 = this.addModule("norm3", new GroupNorm(4, w2));
-    this.hidden = this.addModule("hidden", new Linear(w2 * 16, 128));
+    this.hidden = this.addModule("hidden", new Linear(2 * w2, 128));
     this.head = this.addModule("head", new Linear(128, PROBE_LOGITS));
   }
 
@@ -140,13 +138,16 @@ export class ShapeProbe extends Module {
    */
   forward(x: Tensor): Tensor {
     const B = x.shape[0];
-    const NV = Deno.env.get("NORM") ?? "all";
-    const n1 = (t: Tensor) => NV === "all" ? this.norm1.forward(t) : t;
-    const n23 = (n: GroupNorm, t: Tensor) => NV === "none" ? t : n.forward(t);
-    let h = maxPool2d(relu(n1(this.conv1.forward(x))), 2);
-    h = maxPool2d(relu(n23(this.norm2, this.conv2.forward(h))), 2);
-    h = relu(n23(this.norm3, this.conv3.forward(h)));
-    h = adaptiveAvgPool2d(h, [4, 4]);
+    // No norm after conv1: GroupNorm there normalises each image's colour statistics away.
+    let h = maxPool2d(relu(this.conv1.forward(x)), 2);
+    h = maxPool2d(relu(this.norm2.forward(this.conv2.forward(h))), 2);
+    h = relu(this.norm3.forward(this.conv3.forward(h)));
+    // Global max + mean pooling: "is there a red triangle anywhere" is position-free, so the
+    // hidden layer need not learn each feature once per spatial cell.
+    h = concat([
+      reshape(maxPool2d(h, h.shape[2]), [B, -1]),
+      reshape(adaptiveAvgPool2d(h, [1, 1]), [B, -1]),
+    ], 1);
     const raw = this.head.forward(this.hidden.forward(reshape(h, [B, -1]), "relu"));
     const C = COLOUR_NAMES.length, K = SHAPES.length;
     const pair = add(
@@ -213,7 +214,10 @@ export async function trainProbe(
   }
   manualSeed(options.seed);
   const probe = new ShapeProbe(S, options.width);
-  if (Deno.env.get("BIAS")) {
+  // Start the head at roughly the label priors (a pair logit is pair + colour + shape, so about
+  // -4; colours about -1.5, shapes -1) instead of 0: otherwise the first few hundred Adam steps
+  // are spent walking 120 biases down from log(2) per logit to the label frequencies.
+  {
     const b = new Float32Array(PROBE_LOGITS);
     for (let i = 0; i < PAIR_COUNT; i++) b[i] = -1.5;
     for (let i = PAIR_COUNT; i < PAIR_COUNT + COLOUR_NAMES.length; i++) b[i] = -1.5;
@@ -263,6 +267,30 @@ export async function trainProbe(
  * const preds = await predictProbe(probe, images, count);
  * ```
  */
+/**
+ * Decodes one image's pair logits and count logit. {@link decodePrediction} keeps a second pair
+ * only when its own logit is positive, but with two figures in a tiny image the second pair is
+ * rarely that confident while the count logit is (about 95% right), so a predicted "two figures"
+ * takes the two best pairs. A second pair far below zero is dropped: both figures then most
+ * likely share one colour-shape pair.
+ */
+export function decodeProbeLogits(pairLogits: Float32Array, countLogit: number): ProbePrediction {
+  const pred = decodePrediction(pairLogits, countLogit);
+  if (pred.count === 2 && pred.pairs.length === 1) {
+    let best = -1;
+    for (let i = 0; i < PAIR_COUNT; i++) {
+      if (i !== pred.pairs[0] && (best < 0 || pairLogits[i] > pairLogits[best])) best = i;
+    }
+    if (pairLogits[best] > SECOND_PAIR_MIN_LOGIT) {
+      pred.pairs = [pred.pairs[0], best].sort((a, b) => a - b);
+    }
+  }
+  return pred;
+}
+
+/** A second pair below this logit is not added by {@link decodeProbeLogits}. */
+const SECOND_PAIR_MIN_LOGIT = -4;
+
 export async function predictProbe(
   probe: ShapeProbe,
   images: Float32Array,
@@ -283,7 +311,7 @@ export async function predictProbe(
     const z = (await logits.read()) as Float32Array;
     logits.dispose();
     for (let k = 0; k < b; k++) {
-      out.push(decodePrediction(z.subarray(k * K, k * K + PAIR_COUNT), z[k * K + K - 1]));
+      out.push(decodeProbeLogits(z.subarray(k * K, k * K + PAIR_COUNT), z[k * K + K - 1]));
     }
   }
   return out;
