@@ -260,14 +260,6 @@ export async function trainProbe(
 }
 
 /**
- * The probe's predictions for NCHW images in [-1, 1] (one readback per 128 images).
- *
- * @example
- * ```ts
- * const preds = await predictProbe(probe, images, count);
- * ```
- */
-/**
  * Decodes one image's pair logits and count logit. {@link decodePrediction} keeps a second pair
  * only when its own logit is positive, but with two figures in a tiny image the second pair is
  * rarely that confident while the count logit is (about 95% right), so a predicted "two figures"
@@ -291,6 +283,14 @@ export function decodeProbeLogits(pairLogits: Float32Array, countLogit: number):
 /** A second pair below this logit is not added by {@link decodeProbeLogits}. */
 const SECOND_PAIR_MIN_LOGIT = -4;
 
+/**
+ * The probe's predictions for NCHW images in [-1, 1] (one readback per 128 images).
+ *
+ * @example
+ * ```ts
+ * const preds = await predictProbe(probe, images, count);
+ * ```
+ */
 export async function predictProbe(
   probe: ShapeProbe,
   images: Float32Array,
