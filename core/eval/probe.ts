@@ -260,30 +260,6 @@ export async function trainProbe(
 }
 
 /**
- * Decodes one image's pair logits and count logit. {@link decodePrediction} keeps a second pair
- * only when its own logit is positive, but with two figures in a tiny image the second pair is
- * rarely that confident while the count logit is (about 95% right), so a predicted "two figures"
- * takes the two best pairs. A second pair far below zero is dropped: both figures then most
- * likely share one colour-shape pair.
- */
-export function decodeProbeLogits(pairLogits: Float32Array, countLogit: number): ProbePrediction {
-  const pred = decodePrediction(pairLogits, countLogit);
-  if (pred.count === 2 && pred.pairs.length === 1) {
-    let best = -1;
-    for (let i = 0; i < PAIR_COUNT; i++) {
-      if (i !== pred.pairs[0] && (best < 0 || pairLogits[i] > pairLogits[best])) best = i;
-    }
-    if (pairLogits[best] > SECOND_PAIR_MIN_LOGIT) {
-      pred.pairs = [pred.pairs[0], best].sort((a, b) => a - b);
-    }
-  }
-  return pred;
-}
-
-/** A second pair below this logit is not added by {@link decodeProbeLogits}. */
-const SECOND_PAIR_MIN_LOGIT = -4;
-
-/**
  * The probe's predictions for NCHW images in [-1, 1] (one readback per 128 images).
  *
  * @example
@@ -311,7 +287,7 @@ export async function predictProbe(
     const z = (await logits.read()) as Float32Array;
     logits.dispose();
     for (let k = 0; k < b; k++) {
-      out.push(decodeProbeLogits(z.subarray(k * K, k * K + PAIR_COUNT), z[k * K + K - 1]));
+      out.push(decodePrediction(z.subarray(k * K, k * K + PAIR_COUNT), z[k * K + K - 1]));
     }
   }
   return out;

@@ -98,9 +98,15 @@ export function labelTargets(labels: readonly FigureLabel[]): ProbePrediction {
   return { pairs, count: labels.length };
 }
 
+/** A second pair below this logit is not added for a predicted second figure. */
+const SECOND_PAIR_MIN_LOGIT = -4;
+
 /**
  * Reads a probe's outputs for one image: pairs whose logit is above 0 (probability 0.5), at least
  * the best one and at most the best `MAX_FIGURES`; two figures when the count logit is above 0.
+ * With two figures in a tiny image the second pair is rarely that confident while the count logit
+ * is (about 95% right), so a predicted second figure takes the next best pair too, unless its
+ * logit is far below zero (then both figures most likely share one colour-shape pair).
  *
  * @example
  * ```ts
@@ -116,8 +122,10 @@ export function decodePrediction(
   }
   const order = Array.from({ length: PAIR_COUNT }, (_, i) => i)
     .sort((a, b) => pairLogits[b] - pairLogits[a]);
-  const pairs = order.slice(0, MAX_FIGURES).filter((i, k) => k === 0 || pairLogits[i] > 0);
-  return { pairs: pairs.sort((a, b) => a - b), count: countLogit > 0 ? 2 : 1 };
+  const count = countLogit > 0 ? 2 : 1;
+  const secondMin = count === 2 ? SECOND_PAIR_MIN_LOGIT : 0;
+  const pairs = order.slice(0, MAX_FIGURES).filter((i, k) => k === 0 || pairLogits[i] > secondMin);
+  return { pairs: pairs.sort((a, b) => a - b), count };
 }
 
 function sameSet<T>(a: Iterable<T>, b: Iterable<T>): boolean {
