@@ -1,225 +1,135 @@
 /**
- * The narrow backend interface between tensors and WebGPU: allocate, free, write, read,
- * dispatch, flush. Everything model code does goes through these few calls, so a second backend
- * could be added without touching models.
- *
- * Dispatches are recorded into one open compute pass and submitted in batches; nothing waits on
- * the GPU until somebody reads a value back.
+ * Choosing and reaching the backend. Two backends implement the same narrow interface (allocate,
+ * free, write, read, copy, sync, stats): WebGPU (`webgpu_backend.ts`, kernels generated as WGSL)
+ * and the CPU (`cpu/backend.ts`, WebAssembly SIMD kernels on worker threads). Ops ask `onCpu()`
+ * and run the matching kernel; nothing above the ops knows which backend runs.
  */
-import { adapterLine, getDevice } from "./device.ts";
-import { BufferPool, type PoolStats } from "./pool.ts";
+import { adapterLine, adapterSummary, getDevice, NoAdapterError } from "./device.ts";
+import { WebGpuBackend } from "./webgpu_backend.ts";
+import { CpuBackend } from "./cpu/backend.ts";
+import type { CpuBuffer } from "./cpu/memory.ts";
+import type { PoolStats } from "./pool.ts";
 
-/** How a kernel binds one buffer. */
-export type Access = "read" | "read_write";
+/** Backend names accepted by `initBackend` and the tasks' `--backend` flag. */
+export const BACKEND_CHOICES = ["auto", "webgpu", "cpu"] as const;
+export type BackendChoice = typeof BACKEND_CHOICES[number];
 
-/** One kernel launch: generated WGSL, its buffers in binding order, and the grid. */
-export interface Dispatch {
-  /** WGSL source; also the pipeline cache key. Entry point `main`. */
-  code: string;
-  /** Buffers bound at group 0, binding i, with their access mode. */
-  bindings: { buffer: GPUBuffer; access: Access }[];
-  /** Workgroup counts in x, y, z. */
-  workgroups: [number, number?, number?];
-  /** For error messages. */
-  label: string;
+/** Where a tensor's data lives: a GPU buffer or a block of the CPU backend's memory. */
+export type DeviceBuffer = GPUBuffer | CpuBuffer;
+
+/** What every backend offers to tensors and to code that moves raw data. */
+export interface Backend {
+  readonly kind: "webgpu" | "cpu";
+  allocate(bytes: number): DeviceBuffer;
+  free(buffer: DeviceBuffer): void;
+  /** Uploads `data` at `byteOffset` (ordered after every op recorded so far). */
+  write(buffer: DeviceBuffer, data: ArrayBufferView, byteOffset?: number): void;
+  /** Copies `bytes` bytes out, after every op recorded so far. */
+  read(buffer: DeviceBuffer, bytes: number, byteOffset?: number): Promise<ArrayBuffer>;
+  /** Copies between buffers, ordered with the ops. */
+  copy(
+    src: DeviceBuffer,
+    srcOffset: number,
+    dst: DeviceBuffer,
+    dstOffset: number,
+    bytes: number,
+  ): void;
+  flush(): void;
+  sync(): Promise<void>;
+  stats(): PoolStats & { pipelines: number; dispatches: number; submits: number };
 }
 
-const MAX_DISPATCHES_PER_SUBMIT = 512;
+let instance: (WebGpuBackend | CpuBackend) | null = null;
+let reason = "";
+let pending: Promise<WebGpuBackend | CpuBackend> | null = null;
 
-/** The WebGPU backend. Obtain it with `await initBackend()`, then `backend()` anywhere. */
-export class WebGpuBackend {
-  readonly pool: BufferPool;
-  #pipelines = new Map<string, GPUComputePipeline>();
-  #layouts = new Map<string, GPUBindGroupLayout>();
-  #encoder: GPUCommandEncoder | null = null;
-  #pass: GPUComputePassEncoder | null = null;
-  #pending = 0;
-  #dispatchCount = 0;
-  #submitCount = 0;
+/** Adapters that are CPUs pretending to be GPUs: the CPU backend beats them by a wide margin. */
+const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software/i;
 
-  /** The first GPU validation error seen; thrown at the next readback or sync. */
-  #error: Error | null = null;
-
-  constructor(readonly device: GPUDevice) {
-    this.pool = new BufferPool(device);
-    // An invalid kernel invalidates its whole command buffer, so results would silently be
-    // zeros. Remember the error and raise it at the next point where the caller waits.
-    device.addEventListener("uncapturederror", (event) => {
-      const message = (event as GPUUncapturedErrorEvent).error.message;
-      this.#error ??= new Error(`WebGPU error: ${message.split("\n")[0]}`);
-    });
-  }
-
-  #raise(): void {
-    if (this.#error) {
-      const e = this.#error;
-      this.#error = null;
-      throw e;
-    }
-  }
-
-  /** A storage buffer of at least `bytes` bytes (contents undefined). */
-  allocate(bytes: number): GPUBuffer {
-    return this.pool.acquire(bytes).buffer;
-  }
-
-  /** Hands a buffer back to the pool. Safe while queued commands still use it: later commands
-   * that receive it are ordered after them. */
-  free(buffer: GPUBuffer): void {
-    this.pool.release(buffer);
-  }
-
-  /** Uploads data. Pending dispatches are submitted first: `queue.writeBuffer` runs before any
-   * command buffer submitted after it, and the buffer may be a pooled one that they still read. */
-  write(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
-    if (this.#pending > 0) this.flush();
-    this.device.queue.writeBuffer(
-      buffer,
-      byteOffset,
-      data.buffer as ArrayBuffer,
-      data.byteOffset,
-      data.byteLength,
-    );
-  }
-
-  /** Copies `bytes` bytes out of a buffer, waiting for every queued command first. */
-  async read(buffer: GPUBuffer, bytes: number, byteOffset = 0): Promise<ArrayBuffer> {
-    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
-    const staging = this.device.createBuffer({
-      size,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    this.#endPass();
-    this.#encoder ??= this.device.createCommandEncoder();
-    this.#encoder.copyBufferToBuffer(buffer, byteOffset, staging, 0, size);
-    this.flush();
-    await staging.mapAsync(GPUMapMode.READ);
-    const out = staging.getMappedRange().slice(0, bytes);
-    staging.unmap();
-    staging.destroy();
-    this.#raise();
-    return out;
-  }
-
-  /** Copies between buffers inside the current batch (ordered with the dispatches). */
-  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
-    if (bytes === 0) return;
-    this.#endPass();
-    this.#encoder ??= this.device.createCommandEncoder();
-    this.#encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
-    this.#pending++;
-  }
-
-  /** Records one kernel launch; submits when the batch is full. */
-  dispatch(d: Dispatch): void {
-    const pipeline = this.#pipeline(d);
-    const entries = d.bindings.map((b, i) => ({ binding: i, resource: { buffer: b.buffer } }));
-    const bindGroup = this.device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries,
-    });
-    if (!this.#pass) {
-      this.#encoder ??= this.device.createCommandEncoder();
-      this.#pass = this.#encoder.beginComputePass();
-    }
-    this.#pass.setPipeline(pipeline);
-    this.#pass.setBindGroup(0, bindGroup);
-    const [x, y = 1, z = 1] = d.workgroups;
-    this.#pass.dispatchWorkgroups(x, y, z);
-    this.#pending++;
-    this.#dispatchCount++;
-    if (this.#pending >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
-  }
-
-  /** Submits everything recorded so far. */
-  flush(): void {
-    this.#endPass();
-    if (!this.#encoder) return;
-    this.device.queue.submit([this.#encoder.finish()]);
-    this.#encoder = null;
-    this.#pending = 0;
-    this.#submitCount++;
-  }
-
-  /** Waits until the GPU has finished all submitted work. */
-  async sync(): Promise<void> {
-    this.flush();
-    await this.device.queue.onSubmittedWorkDone();
-    this.#raise();
-  }
-
-  /** Pool, pipeline and dispatch counters. */
-  stats(): PoolStats & { pipelines: number; dispatches: number; submits: number } {
-    return {
-      ...this.pool.stats(),
-      pipelines: this.#pipelines.size,
-      dispatches: this.#dispatchCount,
-      submits: this.#submitCount,
-    };
-  }
-
-  #endPass(): void {
-    if (this.#pass) {
-      this.#pass.end();
-      this.#pass = null;
-    }
-  }
-
-  #pipeline(d: Dispatch): GPUComputePipeline {
-    const cached = this.#pipelines.get(d.code);
-    if (cached) return cached;
-    const layoutKey = d.bindings.map((b) => (b.access === "read" ? "r" : "w")).join("");
-    let layout = this.#layouts.get(layoutKey);
-    if (!layout) {
-      layout = this.device.createBindGroupLayout({
-        entries: d.bindings.map((b, i) => ({
-          binding: i,
-          visibility: GPUShaderStage.COMPUTE,
-          buffer: { type: b.access === "read" ? "read-only-storage" : "storage" },
-        })),
-      });
-      this.#layouts.set(layoutKey, layout);
-    }
-    this.device.pushErrorScope("validation");
-    const module = this.device.createShaderModule({ code: d.code, label: d.label });
-    const pipeline = this.device.createComputePipeline({
-      label: d.label,
-      layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-      compute: { module, entryPoint: "main" },
-    });
-    this.device.popErrorScope().then((error) => {
-      if (error) {
-        const first = error.message.split("\n").find((l) => /error/i.test(l)) ?? error.message;
-        this.#error ??= new Error(
-          `Internal error: the "${d.label}" kernel failed to compile: ${first.trim()}`,
-        );
-      }
-    });
-    this.#pipelines.set(d.code, pipeline);
-    return pipeline;
+function choiceFromEnv(): BackendChoice | undefined {
+  try {
+    const v = Deno.env.get("UNCLIP_BACKEND");
+    return v ? parseBackendChoice(v, "UNCLIP_BACKEND") : undefined;
+  } catch (e) {
+    if (e instanceof Error && e.message.startsWith("UNCLIP_BACKEND")) throw e;
+    return undefined; // no env permission, or not Deno
   }
 }
 
-let instance: WebGpuBackend | null = null;
+/** Validates a backend name (from a flag or the environment). */
+export function parseBackendChoice(value: string, source = "--backend"): BackendChoice {
+  if ((BACKEND_CHOICES as readonly string[]).includes(value)) return value as BackendChoice;
+  throw new Error(
+    `${source}: unknown backend "${value}"; valid: ${BACKEND_CHOICES.join(", ")}.`,
+  );
+}
+
+async function createCpu(why: string): Promise<CpuBackend> {
+  const { startCpuBackend } = await import("./cpu/runtime.ts");
+  reason = why;
+  return await startCpuBackend();
+}
+
+async function create(choice: BackendChoice): Promise<WebGpuBackend | CpuBackend> {
+  if (choice === "cpu") return await createCpu("chosen");
+  if (choice === "webgpu") {
+    const device = await getDevice();
+    reason = "chosen";
+    return new WebGpuBackend(device);
+  }
+  // auto: a hardware GPU if there is one, else the CPU.
+  let device: GPUDevice;
+  try {
+    device = await getDevice();
+  } catch (e) {
+    if (e instanceof NoAdapterError) return await createCpu("no WebGPU adapter");
+    throw e;
+  }
+  const s = adapterSummary()!;
+  const name = `${s.description} ${s.vendor} ${s.architecture}`;
+  if (s.isFallbackAdapter || SOFTWARE_ADAPTER.test(name)) {
+    device.destroy();
+    return await createCpu(`the only WebGPU adapter, ${s.description}, runs in software`);
+  }
+  reason = "hardware adapter";
+  return new WebGpuBackend(device);
+}
 
 /**
  * Creates the backend on first call. Every program awaits this once before using tensors.
+ * `backend` defaults to the `UNCLIP_BACKEND` environment variable, else `"auto"`: WebGPU on a
+ * hardware adapter, the CPU backend when the only adapter runs in software or there is none.
  *
  * @example
  * ```ts
- * await initBackend();
+ * await initBackend();                  // or initBackend({ backend: "cpu" })
  * const x = ones([2, 2]);
  * ```
  */
-export async function initBackend(): Promise<WebGpuBackend> {
-  if (instance) return instance;
-  const device = await getDevice();
-  instance = new WebGpuBackend(device);
+export async function initBackend(
+  opts: { backend?: BackendChoice } = {},
+): Promise<WebGpuBackend | CpuBackend> {
+  if (instance) {
+    const want = opts.backend;
+    if (want && want !== "auto" && want !== instance.kind) {
+      throw new Error(
+        `initBackend: the ${instance.kind} backend is already running; one backend per process.`,
+      );
+    }
+    return instance;
+  }
+  const choice = opts.backend ?? choiceFromEnv() ?? "auto";
+  pending ??= create(choice);
+  try {
+    instance = await pending;
+  } finally {
+    pending = null;
+  }
   return instance;
 }
 
 /** The backend, after `initBackend()` has resolved. */
-export function backend(): WebGpuBackend {
+export function backend(): Backend {
   if (!instance) {
     throw new Error(
       "The tensor engine is not initialised: await initBackend() before using tensors.",
@@ -228,4 +138,32 @@ export function backend(): WebGpuBackend {
   return instance;
 }
 
-export { adapterLine };
+/** Whether ops run on the CPU backend. */
+export function onCpu(): boolean {
+  return backend().kind === "cpu";
+}
+
+/** The CPU backend (throws on WebGPU: for CPU kernel code paths). */
+export function cpu(): CpuBackend {
+  const b = instance;
+  if (b?.kind !== "cpu") throw new Error("Internal error: a CPU kernel ran on the WebGPU backend.");
+  return b;
+}
+
+/** The WebGPU backend (throws on the CPU: for WGSL code paths). */
+export function gpu(): WebGpuBackend {
+  const b = instance;
+  if (b?.kind !== "webgpu") throw new Error("Internal error: a WGSL kernel ran on the CPU backend.");
+  return b;
+}
+
+/** One line for a task's output: which backend runs, on what, and why it was chosen. */
+export function deviceLine(): string {
+  backend();
+  const b = instance!;
+  if (b.kind === "webgpu") return `WebGPU on ${adapterLine()} (${reason})`;
+  const simd = b.simd ? "SIMD" : "scalar";
+  return `CPU (WebAssembly ${simd}, ${b.threads} thread${b.threads === 1 ? "" : "s"}) (${reason})`;
+}
+
+export { adapterLine, CpuBackend, WebGpuBackend };

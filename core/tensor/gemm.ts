@@ -7,8 +7,8 @@
  * Each workgroup computes a TM x TN tile of C, each thread a 4x4 register tile; A and B tiles are
  * staged through workgroup memory as vec4 rows so the inner loop is 2 vec4 loads per 16 FMAs.
  */
-import { backend } from "./backend.ts";
-import type { Access } from "./backend.ts";
+import { gpu } from "./backend.ts";
+import type { Access } from "./webgpu_backend.ts";
 import { emptyTensor, type Tensor } from "./tensor.ts";
 
 /** A binding of the GEMM kernel: a tensor and how WGSL sees it. */
@@ -252,13 +252,13 @@ export function runGemm(spec: GemmSpec): void {
   const { code, workgroups } = gemmSourceSplit(spec, splits);
   const bindings = spec.bindings.map((b) => ({ buffer: b.tensor.buffer, access: b.access }));
   if (splits === 1) {
-    backend().dispatch({ label: spec.label, code, bindings, workgroups });
+    gpu().dispatch({ label: spec.label, code, bindings, workgroups });
     return;
   }
   const part = emptyTensor([splits * spec.batch * spec.M * spec.N]);
   const withPart = [...bindings, { buffer: part.buffer, access: "read_write" as Access }];
-  backend().dispatch({ label: spec.label, code, bindings: withPart, workgroups });
-  backend().dispatch({
+  gpu().dispatch({ label: spec.label, code, bindings: withPart, workgroups });
+  gpu().dispatch({
     label: `${spec.label}_splitk`,
     code: reduceSource(spec, splits),
     bindings: withPart,

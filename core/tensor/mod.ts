@@ -16,8 +16,19 @@ import { clone } from "./ops/view.ts";
 
 installAutogradOps(onesLike, add, clone);
 
-export { adapterLine, backend, initBackend, WebGpuBackend } from "./backend.ts";
-export type { Access, Dispatch } from "./backend.ts";
+export {
+  adapterLine,
+  backend,
+  BACKEND_CHOICES,
+  CpuBackend,
+  deviceLine,
+  initBackend,
+  onCpu,
+  parseBackendChoice,
+  WebGpuBackend,
+} from "./backend.ts";
+export type { Backend, BackendChoice, DeviceBuffer } from "./backend.ts";
+export type { Access, Dispatch } from "./webgpu_backend.ts";
 export { adapterSummary, getDevice, NoAdapterError } from "./device.ts";
 export type { AdapterSummary } from "./device.ts";
 export { scope, sizeOf, Tensor } from "./tensor.ts";

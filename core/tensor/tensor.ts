@@ -1,9 +1,9 @@
 /**
- * The Tensor: a shape, a dtype and a GPU buffer, plus the autograd node that produced it.
+ * The Tensor: a shape, a dtype and a device buffer (GPU or CPU), plus the autograd node that produced it.
  * Storage is always contiguous row-major; views that share storage (reshape) hold a reference
  * count, and the buffer returns to the pool when the last view is disposed.
  */
-import { backend } from "./backend.ts";
+import { backend, type DeviceBuffer } from "./backend.ts";
 
 /** Element types. All are four bytes wide. */
 export type DType = "f32" | "i32" | "u32";
@@ -22,10 +22,10 @@ export interface GradNode {
   backward: (gradOut: Tensor) => (Tensor | null)[];
 }
 
-/** A refcounted GPU buffer shared by a tensor and its reshaped views. */
+/** A refcounted device buffer shared by a tensor and its reshaped views. */
 export class Storage {
   refs = 1;
-  constructor(readonly buffer: GPUBuffer, readonly bytes: number) {}
+  constructor(readonly buffer: DeviceBuffer, readonly bytes: number) {}
 }
 
 let nextId = 0;
@@ -33,7 +33,7 @@ let nextId = 0;
 /** Tensors created inside the innermost open scope, per scope. */
 const scopeStack: Set<Tensor>[] = [];
 
-/** An n-dimensional array on the GPU. Create tensors with the functions in `creation.ts`. */
+/** An n-dimensional array on the backend's device. Create tensors with the functions in `creation.ts`. */
 export class Tensor {
   readonly id: number = nextId++;
   /** Whether gradients flow to this tensor (set on parameters; propagated by ops). */
@@ -63,8 +63,9 @@ export class Tensor {
     return this.shape.length;
   }
 
-  /** The GPU buffer (throws after dispose). */
-  get buffer(): GPUBuffer {
+  /** The device buffer: a GPUBuffer on WebGPU, a block of WebAssembly memory on the CPU
+   * (throws after dispose). */
+  get buffer(): DeviceBuffer {
     if (this.#disposed) {
       throw new Error(`Tensor #${this.id} [${this.shape}] was used after dispose().`);
     }

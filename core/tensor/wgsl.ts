@@ -3,7 +3,8 @@
  * pipeline cache is keyed by source), and loops are unrolled here in TypeScript where it
  * matters, since WGSL compilers do not unroll for us.
  */
-import { type Access, backend } from "./backend.ts";
+import { gpu } from "./backend.ts";
+import type { Access } from "./webgpu_backend.ts";
 import type { DType, Tensor } from "./tensor.ts";
 
 /** Threads per workgroup for one-thread-per-element kernels. */
@@ -68,7 +69,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= ${opts.n}u) { return; }
 ${opts.body}
 }`;
-  backend().dispatch({
+  gpu().dispatch({
     label: opts.label,
     code,
     bindings: opts.bindings.map((b) => ({ buffer: b.tensor.buffer, access: b.binding.access })),

@@ -3,7 +3,7 @@
  * group norm): one workgroup of `RW` threads per row, each thread striding over the row, and
  * workgroup tree reductions of the threads' partial results.
  */
-import { backend } from "../backend.ts";
+import { gpu } from "../backend.ts";
 import type { Tensor } from "../tensor.ts";
 import { declareBindings, f32Literal, gridFor, linearIndex } from "../wgsl.ts";
 
@@ -81,7 +81,7 @@ fn main(@builtin(workgroup_id) gid: vec3<u32>, @builtin(local_invocation_index) 
   if (row >= ${rows}u) { return; }
 ${body}
 }`;
-  backend().dispatch({
+  gpu().dispatch({
     label,
     code,
     bindings: bindings.map((b) => ({ buffer: b.tensor.buffer, access: b.access })),

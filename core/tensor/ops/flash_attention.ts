@@ -20,7 +20,7 @@
  * A row whose keys are all masked yields NaN, as the composed path does.
  */
 import { record } from "../autograd.ts";
-import { backend } from "../backend.ts";
+import { gpu } from "../backend.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
 import { broadcastIndexExpr, f32Literal } from "../wgsl.ts";
 
@@ -129,7 +129,7 @@ ${maskFn}`;
 }
 
 function dispatch(label: string, code: string, bufs: Buf[], workgroups: [number, number]): void {
-  backend().dispatch({
+  gpu().dispatch({
     label,
     code,
     bindings: bufs.map((b) => ({ buffer: b.tensor.buffer, access: b.rw ? "read_write" : "read" })),

@@ -5,7 +5,7 @@
 import { record } from "../autograd.ts";
 import { expectDType, normalizeAxes, sameShape, stridesOf } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
-import { backend } from "../backend.ts";
+import { gpu } from "../backend.ts";
 import { declareBindings, f32Literal, gridFor, linearIndex } from "../wgsl.ts";
 import { expand, reshape } from "./view.ts";
 import { affine, equal, mul, square, sub } from "./elementwise.ts";
@@ -94,7 +94,7 @@ ${tree}  if (lid == 0u) { O[o] = partial[0]; }
 }`;
   }
   if (nOut > 0) {
-    backend().dispatch({
+    gpu().dispatch({
       label: `reduce_${kind}`,
       code,
       bindings: [{ buffer: x.buffer, access: "read" }, {

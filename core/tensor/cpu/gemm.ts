@@ -1,0 +1,88 @@
+/**
+ * GEMM on the CPU backend: C = A B (+ C) (+ bias) (-> activation) over tensors in the CPU
+ * memory, addressed by byte offset. Every matrix product and convolution of the CPU backend runs
+ * through `gemm`.
+ *
+ * (Reference TypeScript implementation; the WebAssembly SIMD kernel replaces the inside.)
+ */
+import { cpu } from "../backend.ts";
+
+/** Activations the epilogue can apply after the bias. */
+export type GemmActivation = "none" | "relu" | "gelu" | "silu";
+
+/**
+ * One (batched) GEMM. Addresses are byte offsets into the CPU memory; leading dimensions and
+ * batch strides count elements. A(m, k) is `a[m * lda + k]`, or `a[k * lda + m]` with `transA`;
+ * B(k, n) is `b[k * ldb + n]`, or `b[n * ldb + k]` with `transB`; C(m, n) is `c[m * ldc + n]`.
+ */
+export interface GemmArgs {
+  M: number;
+  N: number;
+  K: number;
+  a: number;
+  lda: number;
+  transA?: boolean;
+  b: number;
+  ldb: number;
+  transB?: boolean;
+  c: number;
+  ldc: number;
+  /** Number of independent products (default 1). */
+  batch?: number;
+  /** Elements between consecutive batches of A, B and C (0 repeats the same matrix). */
+  strideA?: number;
+  strideB?: number;
+  strideC?: number;
+  /** Add to C instead of overwriting it. */
+  accumulate?: boolean;
+  /** Byte address of a bias added to every row (length N), or every column with `biasPerRow`. */
+  bias?: number;
+  biasPerRow?: boolean;
+  activation?: GemmActivation;
+}
+
+const GELU_K = 0.7978845608028654;
+
+/** Applies `activation` to one value (GELU tanh form as in `ops/elementwise.ts`). */
+export function activate(v: number, activation: GemmActivation): number {
+  switch (activation) {
+    case "relu":
+      return v > 0 ? v : 0;
+    case "gelu":
+      return 0.5 * v * (1 + Math.tanh(GELU_K * (v + 0.044715 * v * v * v)));
+    case "silu":
+      return v / (1 + Math.exp(-v));
+    default:
+      return v;
+  }
+}
+
+/** C = op(A) op(B) for each batch; see `GemmArgs`. */
+export function gemm(g: GemmArgs): void {
+  const mem = cpu().mem.f32;
+  const batch = g.batch ?? 1;
+  const act = g.activation ?? "none";
+  const sA = g.strideA ?? 0, sB = g.strideB ?? 0, sC = g.strideC ?? g.M * g.ldc;
+  const row = new Float64Array(g.N);
+  for (let bi = 0; bi < batch; bi++) {
+    const a0 = g.a / 4 + bi * sA, b0 = g.b / 4 + bi * sB, c0 = g.c / 4 + bi * sC;
+    for (let m = 0; m < g.M; m++) {
+      row.fill(0);
+      for (let k = 0; k < g.K; k++) {
+        const av = mem[a0 + (g.transA ? k * g.lda + m : m * g.lda + k)];
+        if (av === 0) continue;
+        if (g.transB) for (let n = 0; n < g.N; n++) row[n] += av * mem[b0 + n * g.ldb + k];
+        else {
+          const bk = b0 + k * g.ldb;
+          for (let n = 0; n < g.N; n++) row[n] += av * mem[bk + n];
+        }
+      }
+      const cm = c0 + m * g.ldc;
+      for (let n = 0; n < g.N; n++) {
+        let v = row[n] + (g.accumulate ? mem[cm + n] : 0);
+        if (g.bias !== undefined) v += mem[g.bias / 4 + (g.biasPerRow ? m : n)];
+        mem[cm + n] = activate(v, act);
+      }
+    }
+  }
+}

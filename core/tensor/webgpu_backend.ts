@@ -1,0 +1,203 @@
+/**
+ * The WebGPU backend: allocate, free, write, read, copy, plus `dispatch` for generated WGSL
+ * kernels. Chosen by `initBackend()` (see `backend.ts`) on a hardware adapter.
+ *
+ * Dispatches are recorded into one open compute pass and submitted in batches; nothing waits on
+ * the GPU until somebody reads a value back.
+ */
+import { BufferPool, type PoolStats } from "./pool.ts";
+
+/** What `backend.ts` calls a device buffer; on this backend always a GPUBuffer. */
+type AnyBuffer = GPUBuffer | { readonly offset: number };
+
+/** How a kernel binds one buffer. */
+export type Access = "read" | "read_write";
+
+/** One kernel launch: generated WGSL, its buffers in binding order, and the grid. */
+export interface Dispatch {
+  /** WGSL source; also the pipeline cache key. Entry point `main`. */
+  code: string;
+  /** Buffers bound at group 0, binding i, with their access mode. */
+  bindings: { buffer: AnyBuffer; access: Access }[];
+  /** Workgroup counts in x, y, z. */
+  workgroups: [number, number?, number?];
+  /** For error messages. */
+  label: string;
+}
+
+const MAX_DISPATCHES_PER_SUBMIT = 512;
+
+/** The WebGPU backend. Obtain it with `await initBackend()`, then `gpu()` in WGSL code paths. */
+export class WebGpuBackend {
+  readonly kind = "webgpu" as const;
+  readonly pool: BufferPool;
+  #pipelines = new Map<string, GPUComputePipeline>();
+  #layouts = new Map<string, GPUBindGroupLayout>();
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #pending = 0;
+  #dispatchCount = 0;
+  #submitCount = 0;
+
+  /** The first GPU validation error seen; thrown at the next readback or sync. */
+  #error: Error | null = null;
+
+  constructor(readonly device: GPUDevice) {
+    this.pool = new BufferPool(device);
+    // An invalid kernel invalidates its whole command buffer, so results would silently be
+    // zeros. Remember the error and raise it at the next point where the caller waits.
+    device.addEventListener("uncapturederror", (event) => {
+      const message = (event as GPUUncapturedErrorEvent).error.message;
+      this.#error ??= new Error(`WebGPU error: ${message.split("\n")[0]}`);
+    });
+  }
+
+  #raise(): void {
+    if (this.#error) {
+      const e = this.#error;
+      this.#error = null;
+      throw e;
+    }
+  }
+
+  /** A storage buffer of at least `bytes` bytes (contents undefined). */
+  allocate(bytes: number): GPUBuffer {
+    return this.pool.acquire(bytes).buffer;
+  }
+
+  /** Hands a buffer back to the pool. Safe while queued commands still use it: later commands
+   * that receive it are ordered after them. */
+  free(buffer: AnyBuffer): void {
+    this.pool.release(buffer as GPUBuffer);
+  }
+
+  /** Uploads data. Pending dispatches are submitted first: `queue.writeBuffer` runs before any
+   * command buffer submitted after it, and the buffer may be a pooled one that they still read. */
+  write(buffer: AnyBuffer, data: ArrayBufferView, byteOffset = 0): void {
+    if (this.#pending > 0) this.flush();
+    this.device.queue.writeBuffer(
+      buffer as GPUBuffer,
+      byteOffset,
+      data.buffer as ArrayBuffer,
+      data.byteOffset,
+      data.byteLength,
+    );
+  }
+
+  /** Copies `bytes` bytes out of a buffer, waiting for every queued command first. */
+  async read(buffer: AnyBuffer, bytes: number, byteOffset = 0): Promise<ArrayBuffer> {
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    const staging = this.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    this.#endPass();
+    this.#encoder ??= this.device.createCommandEncoder();
+    this.#encoder.copyBufferToBuffer(buffer as GPUBuffer, byteOffset, staging, 0, size);
+    this.flush();
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    staging.destroy();
+    this.#raise();
+    return out;
+  }
+
+  /** Copies between buffers inside the current batch (ordered with the dispatches). */
+  copy(src: AnyBuffer, srcOffset: number, dst: AnyBuffer, dstOffset: number, bytes: number): void {
+    if (bytes === 0) return;
+    this.#endPass();
+    this.#encoder ??= this.device.createCommandEncoder();
+    this.#encoder.copyBufferToBuffer(src as GPUBuffer, srcOffset, dst as GPUBuffer, dstOffset, bytes);
+    this.#pending++;
+  }
+
+  /** Records one kernel launch; submits when the batch is full. */
+  dispatch(d: Dispatch): void {
+    const pipeline = this.#pipeline(d);
+    const entries = d.bindings.map((b, i) => ({ binding: i, resource: { buffer: b.buffer as GPUBuffer } }));
+    const bindGroup = this.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries,
+    });
+    if (!this.#pass) {
+      this.#encoder ??= this.device.createCommandEncoder();
+      this.#pass = this.#encoder.beginComputePass();
+    }
+    this.#pass.setPipeline(pipeline);
+    this.#pass.setBindGroup(0, bindGroup);
+    const [x, y = 1, z = 1] = d.workgroups;
+    this.#pass.dispatchWorkgroups(x, y, z);
+    this.#pending++;
+    this.#dispatchCount++;
+    if (this.#pending >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+  }
+
+  /** Submits everything recorded so far. */
+  flush(): void {
+    this.#endPass();
+    if (!this.#encoder) return;
+    this.device.queue.submit([this.#encoder.finish()]);
+    this.#encoder = null;
+    this.#pending = 0;
+    this.#submitCount++;
+  }
+
+  /** Waits until the GPU has finished all submitted work. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.#raise();
+  }
+
+  /** Pool, pipeline and dispatch counters. */
+  stats(): PoolStats & { pipelines: number; dispatches: number; submits: number } {
+    return {
+      ...this.pool.stats(),
+      pipelines: this.#pipelines.size,
+      dispatches: this.#dispatchCount,
+      submits: this.#submitCount,
+    };
+  }
+
+  #endPass(): void {
+    if (this.#pass) {
+      this.#pass.end();
+      this.#pass = null;
+    }
+  }
+
+  #pipeline(d: Dispatch): GPUComputePipeline {
+    const cached = this.#pipelines.get(d.code);
+    if (cached) return cached;
+    const layoutKey = d.bindings.map((b) => (b.access === "read" ? "r" : "w")).join("");
+    let layout = this.#layouts.get(layoutKey);
+    if (!layout) {
+      layout = this.device.createBindGroupLayout({
+        entries: d.bindings.map((b, i) => ({
+          binding: i,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: b.access === "read" ? "read-only-storage" : "storage" },
+        })),
+      });
+      this.#layouts.set(layoutKey, layout);
+    }
+    this.device.pushErrorScope("validation");
+    const module = this.device.createShaderModule({ code: d.code, label: d.label });
+    const pipeline = this.device.createComputePipeline({
+      label: d.label,
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: "main" },
+    });
+    this.device.popErrorScope().then((error) => {
+      if (error) {
+        const first = error.message.split("\n").find((l) => /error/i.test(l)) ?? error.message;
+        this.#error ??= new Error(
+          `Internal error: the "${d.label}" kernel failed to compile: ${first.trim()}`,
+        );
+      }
+    });
+    this.#pipelines.set(d.code, pipeline);
+    return pipeline;
+  }
+}
