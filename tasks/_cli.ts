@@ -8,7 +8,7 @@
 import { parseArgs } from "node:util";
 import { builtins } from "../core/builtins.ts";
 import type { Registry } from "../core/registry.ts";
-import { adapterLine, initBackend } from "../core/tensor/mod.ts";
+import { deviceLine, initBackend, parseBackendChoice } from "../core/tensor/mod.ts";
 
 /** A mistake on the command line (unknown flag, bad value, missing argument). */
 export class UsageError extends Error {
@@ -36,6 +36,35 @@ const COMMON_FLAGS: Record<string, FlagSpec> = {
   help: { type: "boolean", short: "h" },
   debug: { type: "boolean" },
 };
+
+/** The `--backend` flag of every task that runs the engine, and its help line. */
+export const BACKEND_FLAG: Record<string, FlagSpec> = { backend: { type: "string" } };
+export const BACKEND_HELP =
+  "  --backend NAME     auto (default: WebGPU on a hardware GPU, else the CPU), webgpu or cpu";
+
+/**
+ * Starts the engine on the backend `--backend` names (else `UNCLIP_BACKEND`, else auto) and
+ * prints which one runs and why.
+ *
+ * @example
+ * ```ts
+ * await startBackend(values, console.log); // "Device: CPU (WebAssembly SIMD, 2 threads) (...)"
+ * ```
+ */
+export async function startBackend(
+  values: ParsedFlags["values"],
+  print: (line: string) => void,
+): Promise<void> {
+  const raw = values.backend;
+  let choice;
+  try {
+    choice = typeof raw === "string" ? parseBackendChoice(raw) : undefined;
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/\.$/, ""));
+  }
+  await initBackend({ backend: choice });
+  print(`Device: ${deviceLine()}`);
+}
 
 /** The result of `parseFlags`. */
 export interface ParsedFlags {
@@ -114,6 +143,7 @@ export const SAMPLING_FLAGS: Record<string, FlagSpec> = {
   sampler: { type: "string" },
   seed: { type: "string" },
   out: { type: "string" },
+  ...BACKEND_FLAG,
 };
 
 /**
@@ -135,8 +165,8 @@ export function samplingFlags(
 }
 
 /**
- * The builtin registry with `--sampler` checked against it, then the GPU backend started and
- * its adapter printed.
+ * The builtin registry with `--sampler` checked against it, then the backend started and
+ * printed.
  *
  * @example
  * ```ts
@@ -152,8 +182,7 @@ export async function openSampling(
   if (sampler !== undefined && !registry.has("sampler", sampler)) {
     throw new UsageError(registry.unknownPluginMessage("sampler", sampler));
   }
-  await initBackend();
-  print(`Device: ${adapterLine()}`);
+  await startBackend(values, print);
   return { registry, sampler };
 }
 

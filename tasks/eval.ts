@@ -41,6 +41,7 @@ import {
 } from "../core/eval/probe.ts";
 import type { ProbeScores } from "../core/eval/score.ts";
 import {
+  BACKEND_HELP,
   numberFlag,
   openSampling,
   parseFlags,
@@ -74,6 +75,7 @@ Options:
   --seed S           random seed (default 0)
   --probe-steps N    training steps of the ground-truth probe for "pipeline" (default ${DEFAULT_PROBE_STEPS})
   --out FILE.json    where to write the results (default DIR/eval_<what>_<split>.json)
+${BACKEND_HELP}
   --debug            print stack traces of errors
   -h, --help         show this help`;
 

@@ -23,6 +23,7 @@ import {
 import { CheckpointError } from "../core/train/checkpoint.ts";
 import { toNchw } from "../datasets/mod.ts";
 import {
+  BACKEND_HELP,
   numberFlag,
   openSampling,
   parseFlags,
@@ -46,6 +47,7 @@ Options:
   --seed S           random seed (default 0)
   --out FILE.png     output file (default sample.png)
   --image FILE.png   decode variations of this image's CLIP embedding instead
+${BACKEND_HELP}
   --debug            print stack traces of errors
   -h, --help         show this help`;
 

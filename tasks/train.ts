@@ -12,7 +12,6 @@ import {
   type TrainStage,
 } from "../core/config.ts";
 import { STAGE_SLOTS } from "../core/pipeline.ts";
-import { adapterLine, initBackend } from "../core/tensor/mod.ts";
 import {
   assertConfigMatches,
   CheckpointError,
@@ -22,7 +21,15 @@ import {
 } from "../core/train/checkpoint.ts";
 import { trainLoop, type TrainLoopResult } from "../core/train/loop.ts";
 import { setupStage } from "../core/train/stages.ts";
-import { numberFlag, parseFlags, runMain, UsageError } from "./_cli.ts";
+import {
+  BACKEND_FLAG,
+  BACKEND_HELP,
+  numberFlag,
+  parseFlags,
+  runMain,
+  startBackend,
+  UsageError,
+} from "./_cli.ts";
 
 const USAGE = `Usage: deno task train <clip|prior|decoder|all> --config FILE [options]
 
@@ -37,6 +44,7 @@ Options:
   --max-minutes M    stop a stage after M minutes of this run, and save
   --print-config     print the resolved config (all defaults filled in) and exit
   --list-plugins     list every plugin with its options and defaults, and exit
+${BACKEND_HELP}
   --debug            print stack traces of errors
   -h, --help         show this help
 
@@ -92,6 +100,7 @@ export async function runTrain(
     "max-minutes": { type: "string" },
     "print-config": { type: "boolean" },
     "list-plugins": { type: "boolean" },
+    ...BACKEND_FLAG,
   }, "train");
   if (values.help) {
     print(USAGE);
@@ -152,8 +161,7 @@ export async function runTrain(
     }
   }
 
-  await initBackend();
-  print(`Device: ${adapterLine()}`);
+  await startBackend(values, print);
   print(`Config: ${configPath} ("${config.name}"); output: ${outDir}`);
 
   const stopFlag = hooks.stopFlag ?? { stop: false };
