@@ -1,0 +1,83 @@
+/**
+ * `deno task test`: the whole suite on the default backend (`auto`: the CPU backend on a machine
+ * without a hardware GPU), then the engine's tests (every op, autograd, nn, optimizers, memory)
+ * again on WebGPU, so both backends meet the same checks from one set of tests. The WebGPU half
+ * runs when a WebGPU adapter exists (Mesa's llvmpipe counts); without one it says so and is
+ * skipped. Ends with one line "N passed, N failed"; the exit code is non-zero on any failure.
+ *
+ * Extra arguments go to both `deno test` runs (e.g. `deno task test --filter conv`).
+ *
+ * @module
+ */
+
+/** Test files that exercise the engine itself and run on both backends. */
+export const ENGINE_TESTS = [
+  "tests/tensor_test.ts",
+  "tests/ops_elementwise_test.ts",
+  "tests/ops_reduce_test.ts",
+  "tests/ops_view_test.ts",
+  "tests/ops_matmul_test.ts",
+  "tests/ops_conv_test.ts",
+  "tests/ops_norm_test.ts",
+  "tests/ops_loss_test.ts",
+  "tests/ops_attention_test.ts",
+  "tests/nn_test.ts",
+  "tests/optim_test.ts",
+  "tests/memory_test.ts",
+];
+
+interface Half {
+  passed: number;
+  failed: number;
+  code: number;
+}
+
+/** Runs `deno test` with the backend set, streaming its output, and reads its summary line. */
+async function run(label: string, backend: string | null, files: string[], extra: string[]) {
+  console.log(`\n== ${label} ==`);
+  const env: Record<string, string> = { NO_COLOR: "1" };
+  if (backend) env.UNCLIP_BACKEND = backend;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["test", "-A", "--quiet", ...extra, ...files],
+    env,
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  let tail = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of child.stdout) {
+    await Deno.stdout.write(chunk);
+    tail = (tail + decoder.decode(chunk, { stream: true })).slice(-4000);
+  }
+  const { code } = await child.status;
+  // Deno prints "ok | 12 passed (3 steps) | 0 failed (4s)" or "FAILED | 11 passed | 1 failed".
+  const m = [...tail.matchAll(/(?:ok|FAILED) \| (\d+) passed.*?\| (\d+) failed/g)].at(-1);
+  const half: Half = { passed: Number(m?.[1] ?? 0), failed: Number(m?.[2] ?? 0), code };
+  if (code !== 0 && half.failed === 0) half.failed = 1; // crashed before its summary
+  return half;
+}
+
+async function hasWebGpuAdapter(): Promise<boolean> {
+  const probe = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "const a = await navigator.gpu?.requestAdapter(); Deno.exit(a ? 0 : 1);"],
+    stdout: "null",
+    stderr: "null",
+  });
+  return (await probe.output()).code === 0;
+}
+
+if (import.meta.main) {
+  const extra = Deno.args;
+  const halves: Half[] = [await run("all tests, default backend (auto)", null, ["tests/"], extra)];
+  if (await hasWebGpuAdapter()) {
+    halves.push(await run("engine tests on WebGPU", "webgpu", ENGINE_TESTS, extra));
+  } else {
+    console.log(
+      "\nNo WebGPU adapter on this machine: the WebGPU half of the engine tests was skipped.",
+    );
+  }
+  const passed = halves.reduce((s, h) => s + h.passed, 0);
+  const failed = halves.reduce((s, h) => s + h.failed, 0);
+  console.log(`${passed} passed, ${failed} failed`);
+  Deno.exit(halves.every((h) => h.code === 0) && failed === 0 ? 0 : 1);
+}
