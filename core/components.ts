@@ -71,12 +71,28 @@ export interface DecoderConditioning {
   keep: Tensor;
 }
 
+/**
+ * A decoder's conditioning already encoded (its text transformer and CLIP projection run), to be
+ * reused by every step of one sample: the caption does not change between steps. Opaque to
+ * samplers; only the decoder that made it reads it.
+ */
+export interface EncodedConditioning {
+  readonly encoded: true;
+  /** Rows (images) it conditions. */
+  readonly batch: number;
+}
+
 /** The decoder: an epsilon-predicting network p(x | z_i, y) (thesis 3.3). */
 export interface Decoder extends Module {
   readonly imageSize: number;
   readonly channels: number;
-  /** x_t [B, C, H, W], t f32 [B] (original timestep indices) -> predicted noise. */
-  predictNoise(xt: Tensor, t: Tensor, cond: DecoderConditioning): Tensor;
+  /**
+   * x_t [B, C, H, W], t f32 [B] (original timestep indices) -> predicted noise. `cond` may be
+   * the result of `encodeConditioning` (sampling) or raw conditioning (training).
+   */
+  predictNoise(xt: Tensor, t: Tensor, cond: DecoderConditioning | EncodedConditioning): Tensor;
+  /** Encodes the step-independent conditioning once per sample (optional). */
+  encodeConditioning?(cond: DecoderConditioning): EncodedConditioning;
 }
 
 /** Predicts noise for x_t at one timestep index (of the original schedule). */

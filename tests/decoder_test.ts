@@ -7,6 +7,7 @@ import {
   initBackend,
   manualSeed,
   mul,
+  noGrad,
   randn,
   reshape,
   scope,
@@ -172,6 +173,24 @@ Deno.test("UNetDecoder null condition: keep = 0 rows ignore tokens and CLIP embe
   assert.ok(row(2).some((v, i) => v !== row(3)[i]), "kept rows must depend on the condition");
   assert.ok(row(0).some((v, i) => v !== row(2)[i]));
   x.dispose(), xs.dispose(), t.dispose();
+  model.dispose();
+});
+
+Deno.test("UNetDecoder.encodeConditioning(): encoded once, the same prediction as raw conditioning", async () => {
+  manualSeed(8);
+  const model = new UNetDecoder(tinyOptions(8, { attentionLevels: [0, 1] }));
+  perturbZeroInit(model, 3);
+  const cond = conditioning(2, 4, [1, 0]);
+  const x = randn([2, 3, 8, 8]);
+  const t = full([2], 40);
+  const raw = await noGrad(() => scope(() => model.predictNoise(x, t, cond))).read();
+  const encoded = noGrad(() => model.encodeConditioning(cond));
+  const fromEncoded = await noGrad(() => scope(() => model.predictNoise(x, t, encoded))).read();
+  assert.deepEqual(fromEncoded, raw);
+  assert.throws(
+    () => scope(() => model.predictNoise(concat([x, x], 0), full([4], 40), encoded)),
+    /Encoded conditioning has 2 rows/,
+  );
   model.dispose();
 });
 

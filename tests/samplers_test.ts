@@ -5,6 +5,7 @@ import {
   full,
   initBackend,
   manualSeed,
+  noGrad,
   scope,
   sub,
   type Tensor,
@@ -197,15 +198,18 @@ Deno.test("guidedNoise() with s = 1 equals the conditional prediction, s = 0 the
     keep: full([B], keep),
   });
   const x = tensor(uniform(B * 3 * 64, 24), [B, 3, 8, 8]);
+  // Sampling runs without gradients (fused kernels), as here.
   const [g1, g0, g2, c, u, p] = await Promise.all(
-    scope(() => [
-      guidedNoise(model, x, 12, cond(1), 1),
-      guidedNoise(model, x, 12, cond(1), 0),
-      guidedNoise(model, x, 12, cond(1), 2.5),
-      model.predictNoise(x, full([B], 12), cond(1)),
-      model.predictNoise(x, full([B], 12), cond(0)),
-      conditionalPredictor(model, cond(1))(x, 12),
-    ]).map(read),
+    noGrad(() =>
+      scope(() => [
+        guidedNoise(model, x, 12, cond(1), 1),
+        guidedNoise(model, x, 12, cond(1), 0),
+        guidedNoise(model, x, 12, cond(1), 2.5),
+        model.predictNoise(x, full([B], 12), cond(1)),
+        model.predictNoise(x, full([B], 12), cond(0)),
+        conditionalPredictor(model, cond(1))(x, 12),
+      ])
+    ).map(read),
   );
   assert.deepEqual(p, c);
   assert.ok(maxDiff(g1, c) < 1e-4, `s = 1: ${maxDiff(g1, c)}`);

@@ -10,7 +10,7 @@ import { Conv2d, GroupNorm, Linear, timestepEmbedding } from "../../core/nn/mod.
 import { Module } from "../../core/nn/module.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
 import { add, concat, mse, randn, reshape, type Tensor } from "../../core/tensor/mod.ts";
-import type { Decoder, DecoderConditioning } from "../../core/components.ts";
+import type { Decoder, DecoderConditioning, EncodedConditioning } from "../../core/components.ts";
 import type { NoiseSchedule } from "../schedules/mod.ts";
 import { gatherSteps, qSample, randomSteps } from "../schedules/diffusion.ts";
 import {
@@ -21,7 +21,10 @@ import {
   Upsample,
   zeroParameters,
 } from "./blocks.ts";
-import { DecoderConditioner } from "./conditioning.ts";
+import { type ConditionerOutput, DecoderConditioner } from "./conditioning.ts";
+
+/** The U-Net's encoded conditioning: the conditioner's output, computed once per sample. */
+interface EncodedUnetConditioning extends EncodedConditioning, ConditionerOutput {}
 
 /** Options of the "unet" decoder plugin (defaults: the thesis, Appendix A). */
 export const unetOptions = z.object({
@@ -176,6 +179,34 @@ export class UNetDecoder extends Module implements Decoder {
   }
 
   /**
+   * Runs the conditioner (text transformer, CLIP tokens, null condition) once, for reuse by
+   * every sampling step.
+   *
+   * @example
+   * ```ts
+   * const encoded = unet.encodeConditioning(cond);
+   * const eps = unet.predictNoise(xt, t, encoded);
+   * ```
+   */
+  encodeConditioning(cond: DecoderConditioning): EncodedConditioning {
+    const out: EncodedUnetConditioning = {
+      encoded: true,
+      batch: cond.keep.size,
+      ...this.#conditioner.forward(cond),
+    };
+    return out;
+  }
+
+  #checkEncoded(cond: EncodedUnetConditioning, batch: number): ConditionerOutput {
+    if (cond.batch !== batch || !cond.tokens || !cond.pooled) {
+      throw new RangeError(
+        `Encoded conditioning has ${cond.batch} rows (or came from another decoder); the batch has ${batch}`,
+      );
+    }
+    return cond;
+  }
+
+  /**
    * Predicts the noise in x_t [B, C, H, W] at original timestep indices t (f32 [B]).
    *
    * @example
@@ -183,7 +214,7 @@ export class UNetDecoder extends Module implements Decoder {
    * const eps = unet.predictNoise(xt, t, { tokens, imageEmbedding, keep });
    * ```
    */
-  predictNoise(xt: Tensor, t: Tensor, cond: DecoderConditioning): Tensor {
+  predictNoise(xt: Tensor, t: Tensor, cond: DecoderConditioning | EncodedConditioning): Tensor {
     const [B, C, H, W] = xt.shape;
     if (xt.rank !== 4 || C !== this.channels || H !== W || H % 2 ** (this.#levels - 1) !== 0) {
       throw new RangeError(
@@ -192,7 +223,9 @@ export class UNetDecoder extends Module implements Decoder {
       );
     }
     if (t.size !== B) throw new RangeError(`Timesteps have shape [${t.shape}]; expected [${B}]`);
-    const { tokens, pooled } = this.#conditioner.forward(cond);
+    const { tokens, pooled } = "encoded" in cond
+      ? this.#checkEncoded(cond as EncodedUnetConditioning, B)
+      : this.#conditioner.forward(cond);
     let emb = this.#timeMlp1.forward(timestepEmbedding(t, this.options.timeEmbedDim), "silu");
     emb = this.#timeMlp2.forward(emb);
     // Thesis 3.3.1 / GLIDE: the end-token feature is added to the time embedding; the CLIP
