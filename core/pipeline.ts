@@ -28,7 +28,6 @@ import { exists } from "./io/mod.ts";
 import type { Module } from "./nn/module.ts";
 import type { Registry } from "./registry.ts";
 import {
-  backend,
   clone,
   concat,
   embedding,
@@ -413,7 +412,7 @@ export interface ClipCache {
 function copyRows(dst: Tensor, src: Tensor, offset: number): void {
   scope(() => {
     const c = clone(src);
-    backend().copy(c.buffer, 0, dst.buffer, offset * 4, c.size * 4);
+    dst.copyFrom(c, offset);
   });
 }
 

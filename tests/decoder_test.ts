@@ -76,7 +76,7 @@ function perturbZeroInit(model: UNetDecoder, seed: number): void {
   for (const [name, p] of model.namedParameters()) {
     if (/(conv2|proj|outConv|nullClip)\./.test(name + ".")) {
       const data = Float32Array.from({ length: p.size }, () => (r() * 2 - 1) * 0.1);
-      backend().write(p.buffer, data);
+      p.write(data);
     }
   }
 }

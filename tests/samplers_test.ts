@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import {
   affine,
-  backend,
   full,
   initBackend,
   manualSeed,
@@ -186,7 +185,7 @@ Deno.test("guidedNoise() with s = 1 equals the conditional prediction, s = 0 the
   const r = hostRandom(22);
   for (const [name, p] of model.namedParameters()) {
     if (/(conv2|proj|outConv)\./.test(name + ".")) {
-      backend().write(p.buffer, Float32Array.from({ length: p.size }, () => (r() - 0.5) * 0.2));
+      p.write(Float32Array.from({ length: p.size }, () => (r() - 0.5) * 0.2));
     }
   }
   const cond = (keep: number): DecoderConditioning => ({

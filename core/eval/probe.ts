@@ -18,7 +18,6 @@ import {
   adaptiveAvgPool2d,
   add,
   affine,
-  backend,
   concat,
   exp,
   log,
@@ -222,7 +221,7 @@ export async function trainProbe(
     for (let i = 0; i < PAIR_COUNT; i++) b[i] = -1.5;
     for (let i = PAIR_COUNT; i < PAIR_COUNT + COLOUR_NAMES.length; i++) b[i] = -1.5;
     for (let i = PAIR_COUNT + COLOUR_NAMES.length; i < PROBE_LOGITS - 1; i++) b[i] = -1;
-    backend().write(probe.head.bias!.buffer, b);
+    probe.head.bias!.write(b);
   }
   const opt = new Adam(probe.parameters(), { lr: options.lr });
   const rng = new Rng(`probe-${options.seed}`);
@@ -367,7 +366,7 @@ async function loadProbe(dir: string, options: ProbeOptions): Promise<ShapeProbe
     if (e.dtype !== "F32") throw new Error(`Probe tensor "${name}" in "${dir}" is not F32`);
     values.set(name, { shape: e.shape, data: e.data as Float32Array });
   }
-  probe.loadStateDict(values, (t, data) => backend().write(t.buffer, data));
+  probe.loadStateDict(values, (t, data) => t.write(data));
   probe.eval();
   return probe;
 }

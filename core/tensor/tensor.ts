@@ -96,6 +96,36 @@ export class Tensor {
     if (--this.storage.refs === 0) backend().free(this.storage.buffer);
   }
 
+  /**
+   * Overwrites elements with host data, starting at element `offset` (ordered after every op
+   * recorded so far). The element type must match the dtype.
+   */
+  write(data: Float32Array | Int32Array | Uint32Array, offset = 0): void {
+    const want = this.dtype === "f32"
+      ? Float32Array
+      : this.dtype === "i32"
+      ? Int32Array
+      : Uint32Array;
+    if (!(data instanceof want) || offset < 0 || offset + data.length > this.size) {
+      throw new Error(
+        `Tensor.write: ${data.length} ${data.constructor.name} values at offset ${offset} do not ` +
+          `fit ${this.dtype} tensor [${this.shape}].`,
+      );
+    }
+    if (data.length > 0) backend().write(this.buffer, data, offset * 4);
+  }
+
+  /** Copies all of `src`'s elements into this tensor at element `offset` (same dtype). */
+  copyFrom(src: Tensor, offset = 0): void {
+    if (src.dtype !== this.dtype || offset < 0 || offset + src.size > this.size) {
+      throw new Error(
+        `Tensor.copyFrom: ${src.dtype} [${src.shape}] at offset ${offset} does not fit ` +
+          `${this.dtype} [${this.shape}].`,
+      );
+    }
+    backend().copy(src.buffer, 0, this.buffer, offset * 4, src.size * 4);
+  }
+
   /** Copies the data back to the CPU. */
   async read(): Promise<TypedArrayFor<this["dtype"]>> {
     const bytes = await backend().read(this.buffer, this.size * 4);

@@ -428,7 +428,7 @@ function asF32(entry: TensorEntry, name: string, dir: string): Float32Array {
 }
 
 function writeTensor(t: Tensor, data: Float32Array): void {
-  backend().write(t.buffer, data);
+  t.write(data);
 }
 
 /**

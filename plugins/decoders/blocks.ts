@@ -9,7 +9,6 @@ import { Conv2d, ConvTranspose2d, GroupNorm, Linear } from "../../core/nn/mod.ts
 import { Module } from "../../core/nn/module.ts";
 import {
   add,
-  backend,
   concat,
   dropout,
   mergeHeads,
@@ -49,7 +48,7 @@ export function clampGroups(groups: number, channels: number): number {
  * ```
  */
 export function zeroParameters<M extends Module>(m: M): M {
-  for (const p of m.parameters()) backend().write(p.buffer, new Float32Array(p.size));
+  for (const p of m.parameters()) p.write(new Float32Array(p.size));
   return m;
 }
 
