@@ -4,7 +4,7 @@
  * and the CPU (`cpu/backend.ts`, WebAssembly SIMD kernels on worker threads). Ops ask `onCpu()`
  * and run the matching kernel; nothing above the ops knows which backend runs.
  */
-import { adapterLine, adapterSummary, getDevice, NoAdapterError } from "./device.ts";
+import { adapterLine, getAdapter, getDevice } from "./device.ts";
 import { WebGpuBackend } from "./webgpu_backend.ts";
 import { CpuBackend } from "./cpu/backend.ts";
 import type { CpuBuffer } from "./cpu/memory.ts";
@@ -78,19 +78,15 @@ async function create(choice: BackendChoice): Promise<WebGpuBackend | CpuBackend
     return new WebGpuBackend(device);
   }
   // auto: a hardware GPU if there is one, else the CPU.
-  let device: GPUDevice;
-  try {
-    device = await getDevice();
-  } catch (e) {
-    if (e instanceof NoAdapterError) return await createCpu("no WebGPU adapter");
-    throw e;
+  const adapter = await getAdapter();
+  if (!adapter) return await createCpu("no WebGPU adapter");
+  const info = adapter.info;
+  const name = `${info.description} ${info.device} ${info.vendor} ${info.architecture}`;
+  if (info.isFallbackAdapter || SOFTWARE_ADAPTER.test(name)) {
+    const what = info.description || info.device || "the WebGPU adapter";
+    return await createCpu(`the only WebGPU adapter, ${what}, runs in software`);
   }
-  const s = adapterSummary()!;
-  const name = `${s.description} ${s.vendor} ${s.architecture}`;
-  if (s.isFallbackAdapter || SOFTWARE_ADAPTER.test(name)) {
-    device.destroy();
-    return await createCpu(`the only WebGPU adapter, ${s.description}, runs in software`);
-  }
+  const device = await getDevice();
   reason = "hardware adapter";
   return new WebGpuBackend(device);
 }

@@ -14,14 +14,16 @@ export interface AdapterSummary {
 }
 
 let devicePromise: Promise<GPUDevice> | null = null;
+let adapterPromise: Promise<GPUAdapter | null> | null = null;
 let summary: AdapterSummary | null = null;
 
 /** Thrown when no WebGPU adapter exists; its message says how to get one. */
 export class NoAdapterError extends Error {
   constructor() {
     super(
-      "No WebGPU adapter found: install your GPU's Vulkan driver, or Mesa's software adapter " +
-        "(Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1), then run again.",
+      "No WebGPU adapter found: run on the CPU (--backend cpu or auto), or install your GPU's " +
+        "Vulkan driver (or Mesa's software adapter: apt-get install mesa-vulkan-drivers " +
+        "libvulkan1) and run again.",
     );
     this.name = "NoAdapterError";
   }
@@ -39,9 +41,25 @@ const LIMITS_TO_RAISE = [
   "maxBindGroups",
 ] as const;
 
+/**
+ * The WebGPU adapter, or null when the runtime has no WebGPU or no adapter (asked once).
+ *
+ * @example
+ * ```ts
+ * const adapter = await getAdapter();
+ * console.log(adapter?.info.isFallbackAdapter);
+ * ```
+ */
+export function getAdapter(): Promise<GPUAdapter | null> {
+  adapterPromise ??= (async () => {
+    if (!("gpu" in navigator) || !navigator.gpu) return null;
+    return await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+  })();
+  return adapterPromise;
+}
+
 async function requestDevice(): Promise<GPUDevice> {
-  if (!("gpu" in navigator) || !navigator.gpu) throw new NoAdapterError();
-  const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+  const adapter = await getAdapter();
   if (!adapter) throw new NoAdapterError();
   const requiredLimits: Record<string, number> = {};
   for (const name of LIMITS_TO_RAISE) requiredLimits[name] = adapter.limits[name];

@@ -29,7 +29,7 @@ export {
 } from "./backend.ts";
 export type { Backend, BackendChoice, DeviceBuffer } from "./backend.ts";
 export type { Access, Dispatch } from "./webgpu_backend.ts";
-export { adapterSummary, getDevice, NoAdapterError } from "./device.ts";
+export { adapterSummary, getAdapter, getDevice, NoAdapterError } from "./device.ts";
 export type { AdapterSummary } from "./device.ts";
 export { scope, sizeOf, Tensor } from "./tensor.ts";
 export type { DType, GradNode } from "./tensor.ts";
