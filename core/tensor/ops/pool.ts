@@ -5,6 +5,18 @@
  * it (no atomics).
  */
 import { record } from "../autograd.ts";
+import { cpu, onCpu } from "../backend.ts";
+import {
+  adaptiveWindows,
+  nearestWindows,
+  type PlaneGeometry,
+  scatterByIndex,
+  stridedWindows,
+  windowMax,
+  windowMean,
+  windowMeanGrad,
+} from "../cpu/pool.ts";
+import * as view from "../cpu/views.ts";
 import { expectDType, expectRank } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
 import { f32Literal, runElementwise } from "../wgsl.ts";
@@ -45,6 +57,24 @@ function poolGeometry(op: string, x: Tensor, kernel: Pair, stride?: Pair) {
   return { n, c, h, w, kh, kw, sy, sx, ho, wo };
 }
 
+/** The CPU kernels' view of pooling windows (see cpu/pool.ts). */
+function stridedPlanes(g: ReturnType<typeof poolGeometry>): PlaneGeometry {
+  const { n, c, h, w } = g;
+  return {
+    planes: n * c,
+    h,
+    w,
+    wy: stridedWindows(g.ho, g.kh, g.sy),
+    wx: stridedWindows(g.wo, g.kw, g.sx),
+  };
+}
+
+/** Runs `mean` forward (x -> y) or backward (gy -> gx) on the CPU over `planes`. */
+function cpuMean(from: Tensor, to: Tensor, planes: PlaneGeometry, grad: boolean): void {
+  cpu().countOp();
+  (grad ? windowMeanGrad : windowMean)(view.f32(from), view.f32(to), planes);
+}
+
 /**
  * WGSL loop header over the outputs (oy, ox) whose windows (start o*s, length k) contain input
  * pixel (y, x): o in [ceil((y - k + 1)/s), floor(y/s)] clipped to [0, out).
@@ -75,15 +105,19 @@ export function maxPool2d(x: Tensor, kernel: Pair, stride?: Pair): Tensor {
   const g = poolGeometry(op, x, kernel, stride);
   const out = emptyTensor([g.n, g.c, g.ho, g.wo]);
   const idx = emptyTensor([g.n, g.c, g.ho, g.wo], "u32");
-  runElementwise({
-    label: op,
-    n: out.size,
-    bindings: [
-      { binding: f32("X"), tensor: x },
-      { binding: f32("Y", "read_write"), tensor: out },
-      { binding: { name: "IDX", type: "u32", access: "read_write" }, tensor: idx },
-    ],
-    body: `${coords(g.ho, g.wo, "oy", "ox")}
+  if (onCpu()) {
+    cpu().countOp();
+    windowMax(view.f32(x), view.f32(out), view.u32(idx), stridedPlanes(g));
+  } else {
+    runElementwise({
+      label: op,
+      n: out.size,
+      bindings: [
+        { binding: f32("X"), tensor: x },
+        { binding: f32("Y", "read_write"), tensor: out },
+        { binding: { name: "IDX", type: "u32", access: "read_write" }, tensor: idx },
+      ],
+      body: `${coords(g.ho, g.wo, "oy", "ox")}
   var best = bitcast<f32>(0xff800000u);
   var arg = 0u;
   for (var ky = 0; ky < ${g.kh}; ky++) {
@@ -95,9 +129,15 @@ export function maxPool2d(x: Tensor, kernel: Pair, stride?: Pair): Tensor {
   }
   Y[i] = best;
   IDX[i] = arg;`,
-  });
+    });
+  }
   const recorded = record(out, op, [x], (gy) => {
     const gx = emptyTensor(x.shape);
+    if (onCpu()) {
+      cpu().countOp();
+      scatterByIndex(view.f32(gy), view.u32(idx), view.f32(gx));
+      return [gx];
+    }
     const win = windowsOf(g);
     runElementwise({
       label: `${op}_grad`,
@@ -126,11 +166,18 @@ export function avgPool2d(x: Tensor, kernel: Pair, stride?: Pair): Tensor {
   const g = poolGeometry(op, x, kernel, stride);
   const out = emptyTensor([g.n, g.c, g.ho, g.wo]);
   const inv = f32Literal(1 / (g.kh * g.kw));
-  runElementwise({
-    label: op,
-    n: out.size,
-    bindings: [{ binding: f32("X"), tensor: x }, { binding: f32("Y", "read_write"), tensor: out }],
-    body: `${coords(g.ho, g.wo, "oy", "ox")}
+  const planes = onCpu() ? stridedPlanes(g) : null;
+  if (planes) {
+    cpuMean(x, out, planes, false);
+  } else {
+    runElementwise({
+      label: op,
+      n: out.size,
+      bindings: [{ binding: f32("X"), tensor: x }, {
+        binding: f32("Y", "read_write"),
+        tensor: out,
+      }],
+      body: `${coords(g.ho, g.wo, "oy", "ox")}
   var acc = 0.0;
   for (var ky = 0; ky < ${g.kh}; ky++) {
     for (var kx = 0; kx < ${g.kw}; kx++) {
@@ -138,9 +185,14 @@ export function avgPool2d(x: Tensor, kernel: Pair, stride?: Pair): Tensor {
     }
   }
   Y[i] = acc * ${inv};`,
-  });
+    });
+  }
   return record(out, op, [x], (gy) => {
     const gx = emptyTensor(x.shape);
+    if (planes) {
+      cpuMean(gy, gx, planes, true);
+      return [gx];
+    }
     const win = windowsOf(g);
     runElementwise({
       label: `${op}_grad`,
@@ -169,18 +221,27 @@ export function adaptiveAvgPool2d(x: Tensor, size: Pair): Tensor {
   const [n, c, h, w] = checkX(op, x);
   const [oh, ow] = conv2dPair(op, "size", size, 1);
   const out = emptyTensor([n, c, oh, ow]);
+  const planes = onCpu()
+    ? { planes: n * c, h, w, wy: adaptiveWindows(oh, h), wx: adaptiveWindows(ow, w) }
+    : null;
   // Bin bounds in WGSL (integer arithmetic, exact): start = floor(o*H/oh), end = ceil((o+1)*H/oh).
   const prelude = `
 fn startY(o: i32) -> i32 { return (o * ${h}) / ${oh}; }
 fn endY(o: i32) -> i32 { return ((o + 1) * ${h} + ${oh - 1}) / ${oh}; }
 fn startX(o: i32) -> i32 { return (o * ${w}) / ${ow}; }
 fn endX(o: i32) -> i32 { return ((o + 1) * ${w} + ${ow - 1}) / ${ow}; }`;
-  runElementwise({
-    label: op,
-    n: out.size,
-    prelude,
-    bindings: [{ binding: f32("X"), tensor: x }, { binding: f32("Y", "read_write"), tensor: out }],
-    body: `${coords(oh, ow, "oy", "ox")}
+  if (planes) {
+    cpuMean(x, out, planes, false);
+  } else {
+    runElementwise({
+      label: op,
+      n: out.size,
+      prelude,
+      bindings: [{ binding: f32("X"), tensor: x }, {
+        binding: f32("Y", "read_write"),
+        tensor: out,
+      }],
+      body: `${coords(oh, ow, "oy", "ox")}
   let y0 = startY(oy);
   let y1 = endY(oy);
   let x0 = startX(ox);
@@ -190,9 +251,14 @@ fn endX(o: i32) -> i32 { return ((o + 1) * ${w} + ${ow - 1}) / ${ow}; }`;
     for (var x = x0; x < x1; x++) { acc += X[p * ${h * w}u + u32(y) * ${w}u + u32(x)]; }
   }
   Y[i] = acc / f32((y1 - y0) * (x1 - x0));`,
-  });
+    });
+  }
   return record(out, op, [x], (gy) => {
     const gx = emptyTensor(x.shape);
+    if (planes) {
+      cpuMean(gy, gx, planes, true);
+      return [gx];
+    }
     runElementwise({
       label: `${op}_grad`,
       n: x.size,
@@ -227,15 +293,30 @@ export function upsampleNearest2d(x: Tensor, factor: Pair): Tensor {
   const [fy, fx] = conv2dPair(op, "factor", factor, 1);
   const ho = h * fy, wo = w * fx;
   const out = emptyTensor([n, c, ho, wo]);
-  runElementwise({
-    label: op,
-    n: out.size,
-    bindings: [{ binding: f32("X"), tensor: x }, { binding: f32("Y", "read_write"), tensor: out }],
-    body: `${coords(ho, wo, "oy", "ox")}
+  // On the CPU: the mean over a one-pixel window, whose gradient sums each fy x fx block.
+  const planes = onCpu()
+    ? { planes: n * c, h, w, wy: nearestWindows(ho, fy), wx: nearestWindows(wo, fx) }
+    : null;
+  if (planes) {
+    cpuMean(x, out, planes, false);
+  } else {
+    runElementwise({
+      label: op,
+      n: out.size,
+      bindings: [{ binding: f32("X"), tensor: x }, {
+        binding: f32("Y", "read_write"),
+        tensor: out,
+      }],
+      body: `${coords(ho, wo, "oy", "ox")}
   Y[i] = X[p * ${h * w}u + u32(oy / ${fy}) * ${w}u + u32(ox / ${fx})];`,
-  });
+    });
+  }
   return record(out, op, [x], (gy) => {
     const gx = emptyTensor(x.shape);
+    if (planes) {
+      cpuMean(gy, gx, planes, true);
+      return [gx];
+    }
     runElementwise({
       label: `${op}_grad`,
       n: x.size,
