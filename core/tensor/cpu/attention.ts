@@ -11,6 +11,7 @@
  * one batched `gemm`.
  */
 import { cpu } from "../backend.ts";
+import type { FlashSpec as AttentionSpec } from "../ops/flash_attention.ts";
 import type { Tensor } from "../tensor.ts";
 import { gemm } from "./gemm.ts";
 import type { CpuBuffer } from "./memory.ts";
@@ -19,19 +20,6 @@ import { addr, f32 } from "./views.ts";
 
 /** Score elements per scratch matrix (64 MiB of f32); at least one head is processed at once. */
 const SCRATCH_ELEMS = 1 << 24;
-
-/** Shapes and options (the fields of ops/flash_attention.ts's FlashSpec that the CPU needs). */
-export interface AttentionSpec {
-  BH: number;
-  Tq: number;
-  Tk: number;
-  D: number;
-  Dv: number;
-  scale: number;
-  causal: boolean;
-  batch: readonly number[];
-  mask: Tensor | null;
-}
 
 /** The additive mask read in place through broadcast strides. */
 interface MaskIndex {
