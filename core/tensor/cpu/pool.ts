@@ -34,53 +34,60 @@ export function nearestWindows(out: number, f: number): Windows {
   return windows(out, (o) => [Math.floor(o / f), Math.floor(o / f) + 1]);
 }
 
-/** Planes (N*C) and the input and output sizes of one plane. */
+/** The windows of every output pixel of a plane, and how many planes (N*C) there are. */
 export interface PlaneGeometry {
   planes: number;
-  h: number;
+  /** Input pixels per plane. */
+  plane: number;
+  /** Input row length. */
   w: number;
-  wy: Windows;
-  wx: Windows;
+  /** Per output pixel of a plane: window start (offset in its plane), rows, columns. */
+  win: Int32Array;
 }
 
-/** y = the mean of each window of x (sum, then divide by the window's size). */
-export function windowMean(x: Float32Array, y: Float32Array, g: PlaneGeometry): void {
-  const { h, w, wy, wx } = g;
+/** The windows wy x wx over planes of h x w input pixels. */
+export function planeGeometry(
+  planes: number,
+  h: number,
+  w: number,
+  wy: Windows,
+  wx: Windows,
+): PlaneGeometry {
   const ho = wy.lo.length, wo = wx.lo.length;
-  for (let p = 0, i = 0; p < g.planes; p++) {
-    const base = p * h * w;
-    for (let oy = 0; oy < ho; oy++) {
-      const y0 = wy.lo[oy], y1 = wy.hi[oy];
-      for (let ox = 0; ox < wo; ox++, i++) {
-        const x0 = wx.lo[ox], x1 = wx.hi[ox];
-        let acc = 0;
-        for (let yy = y0; yy < y1; yy++) {
-          const r = base + yy * w;
-          for (let xx = x0; xx < x1; xx++) acc += x[r + xx];
-        }
-        y[i] = acc / ((y1 - y0) * (x1 - x0));
-      }
+  const win = new Int32Array(ho * wo * 3);
+  for (let oy = 0, t = 0; oy < ho; oy++) {
+    for (let ox = 0; ox < wo; ox++, t += 3) {
+      win[t] = wy.lo[oy] * w + wx.lo[ox];
+      win[t + 1] = wy.hi[oy] - wy.lo[oy];
+      win[t + 2] = wx.hi[ox] - wx.lo[ox];
     }
   }
+  return { planes, plane: h * w, w, win };
 }
 
-/** Gradient of `windowMean`: each output's gradient, divided by its window size, to its window. */
-export function windowMeanGrad(gy: Float32Array, gx: Float32Array, g: PlaneGeometry): void {
-  const { h, w, wy, wx } = g;
-  const ho = wy.lo.length, wo = wx.lo.length;
-  gx.fill(0);
-  for (let p = 0, i = 0; p < g.planes; p++) {
-    const base = p * h * w;
-    for (let oy = 0; oy < ho; oy++) {
-      const y0 = wy.lo[oy], y1 = wy.hi[oy];
-      for (let ox = 0; ox < wo; ox++, i++) {
-        const x0 = wx.lo[ox], x1 = wx.hi[ox];
-        const v = gy[i] / ((y1 - y0) * (x1 - x0));
-        for (let yy = y0; yy < y1; yy++) {
-          const r = base + yy * w;
-          for (let xx = x0; xx < x1; xx++) gx[r + xx] += v;
-        }
-      }
+/**
+ * Forward (`grad` false): dst[i] = the mean of src over output i's window. Backward (`grad`
+ * true): each output gradient src[i], divided by its window's size, is added over its window
+ * in dst (zeroed first).
+ */
+export function windowMean(
+  src: Float32Array,
+  dst: Float32Array,
+  g: PlaneGeometry,
+  grad: boolean,
+): void {
+  const { win, w } = g, n = win.length / 3;
+  if (grad) dst.fill(0);
+  for (let i = 0; i < g.planes * n; i++) {
+    const t = (i % n) * 3, rows = win[t + 1], cols = win[t + 2];
+    const s0 = Math.floor(i / n) * g.plane + win[t], area = rows * cols;
+    if (grad) {
+      const v = src[i] / area;
+      for (let r = s0; r < s0 + rows * w; r += w) for (let c = r; c < r + cols; c++) dst[c] += v;
+    } else {
+      let acc = 0;
+      for (let r = s0; r < s0 + rows * w; r += w) for (let c = r; c < r + cols; c++) acc += src[c];
+      dst[i] = acc / area;
     }
   }
 }
@@ -95,28 +102,21 @@ export function windowMax(
   idx: Uint32Array,
   g: PlaneGeometry,
 ): void {
-  const { h, w, wy, wx } = g;
-  const ho = wy.lo.length, wo = wx.lo.length;
-  for (let p = 0, i = 0; p < g.planes; p++) {
-    const base = p * h * w;
-    for (let oy = 0; oy < ho; oy++) {
-      const y0 = wy.lo[oy], y1 = wy.hi[oy];
-      for (let ox = 0; ox < wo; ox++, i++) {
-        const x0 = wx.lo[ox], x1 = wx.hi[ox];
-        let arg = base + y0 * w + x0, best = x[arg];
-        for (let yy = y0; yy < y1; yy++) {
-          const r = base + yy * w;
-          for (let xx = x0; xx < x1; xx++) {
-            if (x[r + xx] > best) {
-              best = x[r + xx];
-              arg = r + xx;
-            }
-          }
+  const { win, w } = g, n = win.length / 3;
+  for (let i = 0; i < g.planes * n; i++) {
+    const t = (i % n) * 3, rows = win[t + 1], cols = win[t + 2];
+    const s0 = Math.floor(i / n) * g.plane + win[t];
+    let arg = s0, best = x[s0];
+    for (let r = s0; r < s0 + rows * w; r += w) {
+      for (let c = r; c < r + cols; c++) {
+        if (x[c] > best) {
+          best = x[c];
+          arg = c;
         }
-        y[i] = best;
-        idx[i] = arg;
       }
     }
+    y[i] = best;
+    idx[i] = arg;
   }
 }
 

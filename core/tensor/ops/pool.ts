@@ -2,7 +2,8 @@
  * Pooling and upsampling over NCHW f32 tensors: max and average pooling, PyTorch's adaptive
  * average pooling, and nearest-neighbour upsampling. Forward kernels run one thread per output;
  * backward kernels one thread per input element, gathering from the outputs whose windows hold
- * it (no atomics).
+ * it (no atomics). On the CPU every op is a max or mean over one input window per output
+ * (cpu/pool.ts), whose backward scatters into the window.
  */
 import { record } from "../autograd.ts";
 import { cpu, onCpu } from "../backend.ts";
@@ -10,11 +11,11 @@ import {
   adaptiveWindows,
   nearestWindows,
   type PlaneGeometry,
+  planeGeometry,
   scatterByIndex,
   stridedWindows,
   windowMax,
   windowMean,
-  windowMeanGrad,
 } from "../cpu/pool.ts";
 import * as view from "../cpu/views.ts";
 import { expectDType, expectRank } from "../shape.ts";
@@ -60,19 +61,37 @@ function poolGeometry(op: string, x: Tensor, kernel: Pair, stride?: Pair) {
 /** The CPU kernels' view of pooling windows (see cpu/pool.ts). */
 function stridedPlanes(g: ReturnType<typeof poolGeometry>): PlaneGeometry {
   const { n, c, h, w } = g;
-  return {
-    planes: n * c,
+  return planeGeometry(
+    n * c,
     h,
     w,
-    wy: stridedWindows(g.ho, g.kh, g.sy),
-    wx: stridedWindows(g.wo, g.kw, g.sx),
-  };
+    stridedWindows(g.ho, g.kh, g.sy),
+    stridedWindows(g.wo, g.kw, g.sx),
+  );
 }
 
-/** Runs `mean` forward (x -> y) or backward (gy -> gx) on the CPU over `planes`. */
-function cpuMean(from: Tensor, to: Tensor, planes: PlaneGeometry, grad: boolean): void {
-  cpu().countOp();
-  (grad ? windowMeanGrad : windowMean)(view.f32(from), view.f32(to), planes);
+/**
+ * Runs a one-input kernel x -> out (forward: X -> Y; backward: G -> GX): on the CPU as the window
+ * mean (or its gradient) over `planes`, else as the given WGSL.
+ */
+function planeKernel(
+  x: Tensor,
+  out: Tensor,
+  planes: PlaneGeometry | null,
+  grad: boolean,
+  wgsl: { label: string; body: string; prelude?: string },
+): void {
+  if (planes) {
+    cpu().countOp();
+    windowMean(view.f32(x), view.f32(out), planes, grad);
+    return;
+  }
+  const [from, to] = grad ? ["G", "GX"] : ["X", "Y"];
+  runElementwise({
+    ...wgsl,
+    n: out.size,
+    bindings: [{ binding: f32(from), tensor: x }, { binding: f32(to, "read_write"), tensor: out }],
+  });
 }
 
 /**
@@ -167,17 +186,9 @@ export function avgPool2d(x: Tensor, kernel: Pair, stride?: Pair): Tensor {
   const out = emptyTensor([g.n, g.c, g.ho, g.wo]);
   const inv = f32Literal(1 / (g.kh * g.kw));
   const planes = onCpu() ? stridedPlanes(g) : null;
-  if (planes) {
-    cpuMean(x, out, planes, false);
-  } else {
-    runElementwise({
-      label: op,
-      n: out.size,
-      bindings: [{ binding: f32("X"), tensor: x }, {
-        binding: f32("Y", "read_write"),
-        tensor: out,
-      }],
-      body: `${coords(g.ho, g.wo, "oy", "ox")}
+  planeKernel(x, out, planes, false, {
+    label: op,
+    body: `${coords(g.ho, g.wo, "oy", "ox")}
   var acc = 0.0;
   for (var ky = 0; ky < ${g.kh}; ky++) {
     for (var kx = 0; kx < ${g.kw}; kx++) {
@@ -185,22 +196,12 @@ export function avgPool2d(x: Tensor, kernel: Pair, stride?: Pair): Tensor {
     }
   }
   Y[i] = acc * ${inv};`,
-    });
-  }
+  });
   return record(out, op, [x], (gy) => {
     const gx = emptyTensor(x.shape);
-    if (planes) {
-      cpuMean(gy, gx, planes, true);
-      return [gx];
-    }
     const win = windowsOf(g);
-    runElementwise({
+    planeKernel(gy, gx, planes, true, {
       label: `${op}_grad`,
-      n: x.size,
-      bindings: [{ binding: f32("G"), tensor: gy }, {
-        binding: f32("GX", "read_write"),
-        tensor: gx,
-      }],
       body: `${coords(g.h, g.w, "y", "x")}
   var acc = 0.0;
 ${win.open}
@@ -222,7 +223,7 @@ export function adaptiveAvgPool2d(x: Tensor, size: Pair): Tensor {
   const [oh, ow] = conv2dPair(op, "size", size, 1);
   const out = emptyTensor([n, c, oh, ow]);
   const planes = onCpu()
-    ? { planes: n * c, h, w, wy: adaptiveWindows(oh, h), wx: adaptiveWindows(ow, w) }
+    ? planeGeometry(n * c, h, w, adaptiveWindows(oh, h), adaptiveWindows(ow, w))
     : null;
   // Bin bounds in WGSL (integer arithmetic, exact): start = floor(o*H/oh), end = ceil((o+1)*H/oh).
   const prelude = `
@@ -230,18 +231,10 @@ fn startY(o: i32) -> i32 { return (o * ${h}) / ${oh}; }
 fn endY(o: i32) -> i32 { return ((o + 1) * ${h} + ${oh - 1}) / ${oh}; }
 fn startX(o: i32) -> i32 { return (o * ${w}) / ${ow}; }
 fn endX(o: i32) -> i32 { return ((o + 1) * ${w} + ${ow - 1}) / ${ow}; }`;
-  if (planes) {
-    cpuMean(x, out, planes, false);
-  } else {
-    runElementwise({
-      label: op,
-      n: out.size,
-      prelude,
-      bindings: [{ binding: f32("X"), tensor: x }, {
-        binding: f32("Y", "read_write"),
-        tensor: out,
-      }],
-      body: `${coords(oh, ow, "oy", "ox")}
+  planeKernel(x, out, planes, false, {
+    label: op,
+    prelude,
+    body: `${coords(oh, ow, "oy", "ox")}
   let y0 = startY(oy);
   let y1 = endY(oy);
   let x0 = startX(ox);
@@ -251,22 +244,12 @@ fn endX(o: i32) -> i32 { return ((o + 1) * ${w} + ${ow - 1}) / ${ow}; }`;
     for (var x = x0; x < x1; x++) { acc += X[p * ${h * w}u + u32(y) * ${w}u + u32(x)]; }
   }
   Y[i] = acc / f32((y1 - y0) * (x1 - x0));`,
-    });
-  }
+  });
   return record(out, op, [x], (gy) => {
     const gx = emptyTensor(x.shape);
-    if (planes) {
-      cpuMean(gy, gx, planes, true);
-      return [gx];
-    }
-    runElementwise({
+    planeKernel(gy, gx, planes, true, {
       label: `${op}_grad`,
-      n: x.size,
       prelude,
-      bindings: [{ binding: f32("G"), tensor: gy }, {
-        binding: f32("GX", "read_write"),
-        tensor: gx,
-      }],
       body: `${coords(h, w, "y", "x")}
   var acc = 0.0;
   for (var oy = 0; oy < ${oh}; oy++) {
@@ -295,35 +278,17 @@ export function upsampleNearest2d(x: Tensor, factor: Pair): Tensor {
   const out = emptyTensor([n, c, ho, wo]);
   // On the CPU: the mean over a one-pixel window, whose gradient sums each fy x fx block.
   const planes = onCpu()
-    ? { planes: n * c, h, w, wy: nearestWindows(ho, fy), wx: nearestWindows(wo, fx) }
+    ? planeGeometry(n * c, h, w, nearestWindows(ho, fy), nearestWindows(wo, fx))
     : null;
-  if (planes) {
-    cpuMean(x, out, planes, false);
-  } else {
-    runElementwise({
-      label: op,
-      n: out.size,
-      bindings: [{ binding: f32("X"), tensor: x }, {
-        binding: f32("Y", "read_write"),
-        tensor: out,
-      }],
-      body: `${coords(ho, wo, "oy", "ox")}
+  planeKernel(x, out, planes, false, {
+    label: op,
+    body: `${coords(ho, wo, "oy", "ox")}
   Y[i] = X[p * ${h * w}u + u32(oy / ${fy}) * ${w}u + u32(ox / ${fx})];`,
-    });
-  }
+  });
   return record(out, op, [x], (gy) => {
     const gx = emptyTensor(x.shape);
-    if (planes) {
-      cpuMean(gy, gx, planes, true);
-      return [gx];
-    }
-    runElementwise({
+    planeKernel(gy, gx, planes, true, {
       label: `${op}_grad`,
-      n: x.size,
-      bindings: [{ binding: f32("G"), tensor: gy }, {
-        binding: f32("GX", "read_write"),
-        tensor: gx,
-      }],
       body: `${coords(h, w, "y", "x")}
   var acc = 0.0;
   for (var dy = 0; dy < ${fy}; dy++) {
