@@ -47,6 +47,12 @@ function siluGrad(z: number, g: number): number {
   return g * sg * (1 + z * (1 - sg));
 }
 
+/** Weight and bias as arrays over every channel (1 and 0 where absent: one shape for the JIT). */
+function affineOf(lay: NormLayout, p: NormParams): { w: Float32Array; b: Float32Array } {
+  const C = lay.groups * lay.perRow;
+  return { w: p.w ?? new Float32Array(C).fill(1), b: p.b ?? new Float32Array(C) };
+}
+
 /**
  * y = (x - mean) * rstd * w + b (then SiLU), storing each row's mean and rstd for the backward.
  */
@@ -59,26 +65,41 @@ export function normForward(
   p: NormParams,
   eps: number,
 ): void {
-  const { perRow, S } = lay;
-  const L = perRow * S;
+  const { w, b } = affineOf(lay, p);
+  const L = lay.perRow * lay.S;
   for (let r = 0; r < lay.rows; r++) {
     const o = r * L;
     const mu = rowMean(x, o, L);
     const rs = rowRstd(x, o, L, mu, eps);
     mean[r] = mu;
     rstd[r] = rs;
-    const c0 = (r % lay.groups) * perRow;
-    for (let c = 0; c < perRow; c++) {
-      const a = rs * (p.w ? p.w[c0 + c] : 1), b = p.b ? p.b[c0 + c] : 0;
-      const s0 = o + c * S;
-      if (p.silu) {
-        for (let j = s0; j < s0 + S; j++) {
-          const z = (x[j] - mu) * a + b;
-          y[j] = z / (1 + Math.exp(-z));
-        }
-      } else {
-        for (let j = s0; j < s0 + S; j++) y[j] = (x[j] - mu) * a + b;
+    normRow(x, y, o, (r % lay.groups) * lay.perRow, lay, w, b, mu, rs, p.silu);
+  }
+}
+
+/** One row of `normForward` (a function of its own so the JIT optimises it per call, not by OSR). */
+function normRow(
+  x: Float32Array,
+  y: Float32Array,
+  o: number,
+  c0: number,
+  lay: NormLayout,
+  w: Float32Array,
+  b: Float32Array,
+  mu: number,
+  rs: number,
+  silu: boolean,
+): void {
+  const { perRow, S } = lay;
+  for (let c = 0, j = o; c < perRow; c++) {
+    const a = rs * w[c0 + c], bc = b[c0 + c], end = j + S;
+    if (silu) {
+      for (; j < end; j++) {
+        const z = (x[j] - mu) * a + bc;
+        y[j] = z / (1 + Math.exp(-z));
       }
+    } else {
+      for (; j < end; j++) y[j] = (x[j] - mu) * a + bc;
     }
   }
 }
@@ -106,38 +127,73 @@ export function normBackward(
   p: NormParams,
   out: NormGrads,
 ): void {
-  const { perRow, S } = lay;
-  const { dx, dw, db } = out;
-  const L = perRow * S;
+  const { w, b } = affineOf(lay, p);
+  const C = lay.groups * lay.perRow;
+  // Channel sums always accumulate (into scratch when not wanted): one code path.
+  const dw = out.dw ?? new Float64Array(C), db = out.db ?? new Float64Array(C);
   for (let r = 0; r < lay.rows; r++) {
-    const o = r * L, mu = mean[r], rs = rstd[r];
-    const c0 = (r % lay.groups) * perRow;
-    let a1 = 0, a2 = 0;
-    // Pass 1: gz into dx, the row sums of gy and gy * xhat, and the channel sums.
-    for (let c = 0; c < perRow; c++) {
-      const w = p.w ? p.w[c0 + c] : 1, b = p.b ? p.b[c0 + c] : 0;
-      const s0 = o + c * S;
-      let sz = 0, szx = 0;
-      for (let j = s0; j < s0 + S; j++) {
-        const xh = (x[j] - mu) * rs;
-        const gz = p.silu ? siluGrad(xh * w + b, g[j]) : g[j];
-        dx[j] = gz;
-        sz += gz;
-        szx += gz * xh;
-      }
-      a1 += sz * w;
-      a2 += szx * w;
-      if (dw) dw[c0 + c] += szx;
-      if (db) db[c0 + c] += sz;
+    const o = r * lay.perRow * lay.S, c0 = (r % lay.groups) * lay.perRow;
+    const rs = rstd[r], mu = mean[r];
+    const [m1, m2] = normRowGz(x, g, out.dx, o, c0, lay, w, b, mu, rs, p.silu, dw, db);
+    normRowDx(x, out.dx, o, c0, lay, w, mu, rs, m1, m2);
+  }
+}
+
+/**
+ * Backward pass 1 of a row: gz into dx, the channel sums into dw and db; returns mean(gy) and
+ * mean(gy * xhat).
+ */
+function normRowGz(
+  x: Float32Array,
+  g: Float32Array,
+  dx: Float32Array,
+  o: number,
+  c0: number,
+  lay: NormLayout,
+  w: Float32Array,
+  b: Float32Array,
+  mu: number,
+  rs: number,
+  silu: boolean,
+  dw: Float64Array,
+  db: Float64Array,
+): [number, number] {
+  const { perRow, S } = lay;
+  let a1 = 0, a2 = 0;
+  for (let c = 0, j = o; c < perRow; c++) {
+    const wc = w[c0 + c], bc = b[c0 + c], end = j + S;
+    let sz = 0, szx = 0;
+    for (; j < end; j++) {
+      const xh = (x[j] - mu) * rs;
+      const gz = silu ? siluGrad(xh * wc + bc, g[j]) : g[j];
+      dx[j] = gz;
+      sz += gz;
+      szx += gz * xh;
     }
-    const m1 = a1 / L, m2 = a2 / L;
-    // Pass 2: dx from gz.
-    for (let c = 0; c < perRow; c++) {
-      const w = p.w ? p.w[c0 + c] : 1;
-      const s0 = o + c * S;
-      for (let j = s0; j < s0 + S; j++) {
-        dx[j] = rs * (dx[j] * w - m1 - (x[j] - mu) * rs * m2);
-      }
-    }
+    a1 += sz * wc;
+    a2 += szx * wc;
+    dw[c0 + c] += szx;
+    db[c0 + c] += sz;
+  }
+  const L = perRow * S;
+  return [a1 / L, a2 / L];
+}
+
+/** Backward pass 2 of a row: dx = rstd * (gz * w - m1 - xhat * m2), gz read from dx. */
+function normRowDx(
+  x: Float32Array,
+  dx: Float32Array,
+  o: number,
+  c0: number,
+  lay: NormLayout,
+  w: Float32Array,
+  mu: number,
+  rs: number,
+  m1: number,
+  m2: number,
+): void {
+  for (let c = 0, j = o; c < lay.perRow; c++) {
+    const wc = w[c0 + c], end = j + lay.S;
+    for (; j < end; j++) dx[j] = rs * (dx[j] * wc - m1 - (x[j] - mu) * rs * m2);
   }
 }

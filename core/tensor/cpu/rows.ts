@@ -17,22 +17,48 @@ export function causalLimit(r: number, Tq: number, L: number): number {
   return Math.min(L, (r % Tq) + L - Tq + 1);
 }
 
-/** log(sum_j exp(s * x[o + j])) over j < n, max-subtracted so large values cannot overflow. */
-export function logSumExp(x: Float32Array, o: number, n: number, s: number): number {
-  const end = o + n;
+/** max_j s * x[o + j] over j < n (-inf for an empty row). */
+function rowMax(x: Float32Array, o: number, n: number, s: number): number {
   let m = -Infinity;
-  for (let j = o; j < end; j++) {
+  for (let j = o; j < o + n; j++) {
     const v = s * x[j];
     if (v > m) m = v;
   }
+  return m;
+}
+
+/** sum_j exp(s * x[o + j] - m) over j < n, storing each term in y[o + j] when y is given. */
+function sumExp(
+  x: Float32Array,
+  y: Float32Array | null,
+  o: number,
+  n: number,
+  s: number,
+  m: number,
+): number {
   let sum = 0;
-  for (let j = o; j < end; j++) sum += Math.exp(s * x[j] - m);
-  return m + Math.log(sum);
+  if (y) {
+    for (let j = o; j < o + n; j++) {
+      const e = Math.exp(s * x[j] - m);
+      y[j] = e;
+      sum += e;
+    }
+  } else {
+    for (let j = o; j < o + n; j++) sum += Math.exp(s * x[j] - m);
+  }
+  return sum;
+}
+
+/** log(sum_j exp(s * x[o + j])) over j < n, max-subtracted so large values cannot overflow. */
+export function logSumExp(x: Float32Array, o: number, n: number, s: number): number {
+  const m = rowMax(x, o, n, s);
+  return m + Math.log(sumExp(x, null, o, n, s, m));
 }
 
 /**
  * Softmax (or log-softmax with `log`) of s * x[o .. o + L) into y (x and y may be the same
- * array), over the first `valid` elements. Returns the row's log-sum-exp.
+ * array), over the first `valid` elements. One exponential per element: the terms are stored,
+ * then divided by their sum.
  */
 export function softmaxRow(
   x: Float32Array,
@@ -42,13 +68,17 @@ export function softmaxRow(
   valid: number,
   s: number,
   log: boolean,
-): number {
-  const lse = logSumExp(x, o, valid, s);
+): void {
   const end = o + valid;
-  if (log) { for (let j = o; j < end; j++) y[j] = s * x[j] - lse; }
-  else for (let j = o; j < end; j++) y[j] = Math.exp(s * x[j] - lse);
+  const m = rowMax(x, o, valid, s);
+  if (log) {
+    const lse = m + Math.log(sumExp(x, null, o, valid, s, m));
+    for (let j = o; j < end; j++) y[j] = s * x[j] - lse;
+  } else {
+    const inv = 1 / sumExp(x, y, o, valid, s, m);
+    for (let j = o; j < end; j++) y[j] *= inv;
+  }
   if (valid < L) y.fill(log ? -Infinity : 0, end, o + L);
-  return lse;
 }
 
 /**
