@@ -5,11 +5,27 @@
  * one thread, which loops over the indices that point at it.
  */
 import { record } from "../autograd.ts";
+import { cpu, onCpu } from "../backend.ts";
+import { pickRows, pickRowsGrad, type RowPick } from "../cpu/gather.ts";
+import { f32, i32 } from "../cpu/views.ts";
 import { expectDType, normalizeAxis, sameShape } from "../shape.ts";
 import { emptyTensor, sizeOf, type Tensor } from "../tensor.ts";
 import { f32Literal, runElementwise } from "../wgsl.ts";
 
 const NAN = f32Literal(NaN);
+
+/** The CPU path of the three ops (cpu/gather.ts): forward now, backward on the tape. */
+function pickCpu(op: string, src: Tensor, ids: Tensor, outShape: number[], p: RowPick): Tensor {
+  const out = emptyTensor(outShape);
+  cpu().countOp();
+  pickRows(f32(src), i32(ids), f32(out), p);
+  return record(out, op, [src], (g) => {
+    const gs = emptyTensor(src.shape);
+    cpu().countOp();
+    pickRowsGrad(f32(g), i32(ids), f32(gs), p);
+    return [gs];
+  });
+}
 
 /**
  * Looks up rows of `table` [V, D] for integer `ids` [...] (i32), giving [..., D]. An id outside
@@ -30,6 +46,13 @@ export function embedding(ids: Tensor, table: Tensor): Tensor {
   }
   const [V, D] = table.shape;
   const N = ids.size;
+  if (onCpu()) {
+    return pickCpu("embedding", table, ids, [...ids.shape, D], {
+      width: D,
+      rows: V,
+      perBlock: Math.max(N, 1),
+    });
+  }
   const out = emptyTensor([...ids.shape, D]);
   runElementwise({
     label: "embedding",
@@ -105,6 +128,7 @@ export function takeAlong(x: Tensor, idx: Tensor): Tensor {
     );
   }
   const [B, T, D] = x.shape;
+  if (onCpu()) return pickCpu("takeAlong", x, idx, [B, D], { width: D, rows: T, perBlock: 1 });
   const out = emptyTensor([B, D]);
   runElementwise({
     label: "takeAlong",
@@ -158,6 +182,9 @@ export function gather(x: Tensor, axis: number, indices: Tensor): Tensor {
   }
   const N = x.shape[x.rank - 1], K = indices.shape[indices.rank - 1];
   const rows = sizeOf(x.shape.slice(0, -1));
+  if (onCpu()) {
+    return pickCpu("gather", x, indices, [...indices.shape], { width: 1, rows: N, perBlock: K });
+  }
   const out = emptyTensor(indices.shape);
   runElementwise({
     label: "gather",

@@ -20,7 +20,8 @@
  * A row whose keys are all masked yields NaN, as the composed path does.
  */
 import { record } from "../autograd.ts";
-import { gpu } from "../backend.ts";
+import { cpu, gpu, onCpu } from "../backend.ts";
+import { attentionBackward, attentionForward } from "../cpu/attention.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
 import { broadcastIndexExpr, f32Literal } from "../wgsl.ts";
 
@@ -406,6 +407,7 @@ export function flashAttention(q: Tensor, k: Tensor, v: Tensor, spec: FlashSpec)
     // No keys (or empty keys): composed softmax over an empty row; not worth a kernel here.
     throw new Error("flashAttention: Tk and D must be positive.");
   }
+  if (onCpu()) return flashAttentionCpu(q, k, v, spec);
   const { o, lse } = forward(spec, q, k, v);
   record(o, "flashAttention", [q, k, v], (g) => {
     const { dq, delta } = backwardDq(spec, { q, k, v, o, lse, g });
@@ -416,4 +418,20 @@ export function flashAttention(q: Tensor, k: Tensor, v: Tensor, spec: FlashSpec)
   // Without a tape nobody needs the log-sum-exp again.
   if (!o.node) lse.dispose();
   return o;
+}
+
+/**
+ * The CPU twin (cpu/attention.ts): scores per group of heads by GEMM, recomputed in the
+ * backward, so only O is kept.
+ */
+function flashAttentionCpu(q: Tensor, k: Tensor, v: Tensor, spec: FlashSpec): Tensor {
+  const o = emptyTensor([...spec.batch, spec.Tq, spec.Dv]);
+  cpu().countOp();
+  attentionForward(spec, { q, k, v, o });
+  return record(o, "flashAttention", [q, k, v], (g) => {
+    const dq = emptyTensor(q.shape), dk = emptyTensor(k.shape), dv = emptyTensor(v.shape);
+    cpu().countOp();
+    attentionBackward(spec, { q, k, v, g, dq, dk, dv });
+    return [dq, dk, dv];
+  });
 }

@@ -3,6 +3,9 @@
  * reductions, then the target's log-probability) and mean squared error (composed).
  */
 import { record } from "../autograd.ts";
+import { cpu, onCpu } from "../backend.ts";
+import { crossEntropyGrad, crossEntropyRows } from "../cpu/rows.ts";
+import { f32, i32 } from "../cpu/views.ts";
 import { expectDType, expectRank, sameShape } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
 import { tensor } from "../creation.ts";
@@ -66,26 +69,36 @@ export function crossEntropy(
   }
   const losses = emptyTensor([B]);
   const lse = emptyTensor([B]);
-  dispatchRows({
-    label: op,
-    rows: B,
-    bindings: [
-      { name: "X", tensor: logits, access: "read" },
-      { name: "T", tensor: t, access: "read", type: "i32" },
-      { name: "LOSS", tensor: losses, access: "read_write" },
-      { name: "LSE", tensor: lse, access: "read_write" },
-    ],
-    body: `  let base = row * ${C}u;
+  if (onCpu()) {
+    cpu().countOp();
+    crossEntropyRows(f32(logits), i32(t), f32(losses), f32(lse), C);
+  } else {
+    dispatchRows({
+      label: op,
+      rows: B,
+      bindings: [
+        { name: "X", tensor: logits, access: "read" },
+        { name: "T", tensor: t, access: "read", type: "i32" },
+        { name: "LOSS", tensor: losses, access: "read_write" },
+        { name: "LSE", tensor: lse, access: "read_write" },
+      ],
+      body: `  let base = row * ${C}u;
 ${rowMaxSumExp(C, "X[base + j]")}  if (lid == 0u) {
     let l = mx + log(red[0]);
     LSE[row] = l;
     let c = T[row];
     LOSS[row] = select(${f32Literal(NaN)}, l - X[base + u32(max(c, 0i))], c >= 0i && c < ${C}i);
   }`,
-  });
+    });
+  }
   record(losses, op, [logits], (g) => {
     // d loss_b / d x_bj = softmax_j - [j == target_b].
     const dx = emptyTensor(logits.shape);
+    if (onCpu()) {
+      cpu().countOp();
+      crossEntropyGrad(f32(logits), i32(t), f32(lse), f32(g), f32(dx), C);
+      return [dx];
+    }
     runElementwise({
       label: `${op}_grad`,
       n: B * C,

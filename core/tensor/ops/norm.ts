@@ -7,6 +7,9 @@
  * and one fused backward kernel for the input gradient.
  */
 import { noGrad, record } from "../autograd.ts";
+import { cpu, onCpu } from "../backend.ts";
+import { normBackward, normForward, type NormLayout } from "../cpu/norm.ts";
+import { f32 } from "../cpu/views.ts";
 import { expectDType, sameShape } from "../shape.ts";
 import { emptyTensor, sizeOf, type Tensor } from "../tensor.ts";
 import { f32Literal } from "../wgsl.ts";
@@ -27,12 +30,39 @@ interface RowNormSpec {
   silu: boolean;
   /** WGSL channel index (into weight/bias) of element `j` of row `row`. */
   channel: string;
+  /** The same mapping for the CPU kernels. */
+  layout: NormLayout;
   /** Sums a per-element tensor shaped like x down to the weight's shape. */
   toChannels: (t: Tensor) => Tensor;
 }
 
+/** The CPU twin of `rowNorm`: the same kernels as loops, weight and bias gradients summed inline. */
+function rowNormCpu(s: RowNormSpec): Tensor {
+  const { x, rows, weight, bias, eps, silu, layout } = s;
+  const y = emptyTensor(x.shape);
+  const meanT = emptyTensor([rows]);
+  const rstdT = emptyTensor([rows]);
+  const params = () => ({ w: weight ? f32(weight) : null, b: bias ? f32(bias) : null, silu });
+  cpu().countOp();
+  normForward(f32(x), f32(y), f32(meanT), f32(rstdT), layout, params(), eps);
+  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  return record(y, s.op, inputs, (g) => {
+    const dx = emptyTensor(x.shape);
+    const dwT = weight?.requiresGrad ? emptyTensor(weight.shape) : null;
+    const dbT = bias?.requiresGrad ? emptyTensor(bias.shape) : null;
+    const dw = dwT ? new Float64Array(dwT.size) : null;
+    const db = dbT ? new Float64Array(dbT.size) : null;
+    cpu().countOp();
+    normBackward(f32(x), f32(g), f32(meanT), f32(rstdT), layout, params(), { dx: f32(dx), dw, db });
+    if (dwT) f32(dwT).set(dw!);
+    if (dbT) f32(dbT).set(db!);
+    return [dx, ...(weight ? [dwT] : []), ...(bias ? [dbT] : [])];
+  });
+}
+
 /** Forward and backward of a normalisation over contiguous rows with a per-channel affine. */
 function rowNorm(s: RowNormSpec): Tensor {
+  if (onCpu()) return rowNormCpu(s);
   const { x, rows, L, weight, bias, eps, silu, channel } = s;
   const y = emptyTensor(x.shape);
   const meanT = emptyTensor([rows]);
@@ -183,6 +213,7 @@ export function layerNorm(
     eps,
     silu: false,
     channel: "j",
+    layout: { rows: D === 0 ? 0 : x.size / D, perRow: D, S: 1, groups: 1 },
     toChannels: (t) => sumTo(t, [D]),
   });
 }
@@ -233,6 +264,7 @@ export function groupNorm(
     eps,
     silu: !!opts.silu,
     channel: `((row % ${groups}u) * ${Cg}u + j / ${S}u)`,
+    layout: { rows: N * groups, perRow: Cg, S, groups },
     toChannels: (t) => sum(reshape(t, [N, C, S]), [0, 2]),
   });
 }

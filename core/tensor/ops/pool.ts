@@ -2,9 +2,22 @@
  * Pooling and upsampling over NCHW f32 tensors: max and average pooling, PyTorch's adaptive
  * average pooling, and nearest-neighbour upsampling. Forward kernels run one thread per output;
  * backward kernels one thread per input element, gathering from the outputs whose windows hold
- * it (no atomics).
+ * it (no atomics). On the CPU every op is a max or mean over one input window per output
+ * (cpu/pool.ts), whose backward scatters into the window.
  */
 import { record } from "../autograd.ts";
+import { cpu, onCpu } from "../backend.ts";
+import {
+  adaptiveWindows,
+  nearestWindows,
+  type PlaneGeometry,
+  planeGeometry,
+  scatterByIndex,
+  stridedWindows,
+  windowMax,
+  windowMean,
+} from "../cpu/pool.ts";
+import * as view from "../cpu/views.ts";
 import { expectDType, expectRank } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
 import { f32Literal, runElementwise } from "../wgsl.ts";
@@ -45,6 +58,42 @@ function poolGeometry(op: string, x: Tensor, kernel: Pair, stride?: Pair) {
   return { n, c, h, w, kh, kw, sy, sx, ho, wo };
 }
 
+/** The CPU kernels' view of pooling windows (see cpu/pool.ts). */
+function stridedPlanes(g: ReturnType<typeof poolGeometry>): PlaneGeometry {
+  const { n, c, h, w } = g;
+  return planeGeometry(
+    n * c,
+    h,
+    w,
+    stridedWindows(g.ho, g.kh, g.sy),
+    stridedWindows(g.wo, g.kw, g.sx),
+  );
+}
+
+/**
+ * Runs a one-input kernel x -> out (forward: X -> Y; backward: G -> GX): on the CPU as the window
+ * mean (or its gradient) over `planes`, else as the given WGSL.
+ */
+function planeKernel(
+  x: Tensor,
+  out: Tensor,
+  planes: PlaneGeometry | null,
+  grad: boolean,
+  wgsl: { label: string; body: string; prelude?: string },
+): void {
+  if (planes) {
+    cpu().countOp();
+    windowMean(view.f32(x), view.f32(out), planes, grad);
+    return;
+  }
+  const [from, to] = grad ? ["G", "GX"] : ["X", "Y"];
+  runElementwise({
+    ...wgsl,
+    n: out.size,
+    bindings: [{ binding: f32(from), tensor: x }, { binding: f32(to, "read_write"), tensor: out }],
+  });
+}
+
 /**
  * WGSL loop header over the outputs (oy, ox) whose windows (start o*s, length k) contain input
  * pixel (y, x): o in [ceil((y - k + 1)/s), floor(y/s)] clipped to [0, out).
@@ -75,15 +124,19 @@ export function maxPool2d(x: Tensor, kernel: Pair, stride?: Pair): Tensor {
   const g = poolGeometry(op, x, kernel, stride);
   const out = emptyTensor([g.n, g.c, g.ho, g.wo]);
   const idx = emptyTensor([g.n, g.c, g.ho, g.wo], "u32");
-  runElementwise({
-    label: op,
-    n: out.size,
-    bindings: [
-      { binding: f32("X"), tensor: x },
-      { binding: f32("Y", "read_write"), tensor: out },
-      { binding: { name: "IDX", type: "u32", access: "read_write" }, tensor: idx },
-    ],
-    body: `${coords(g.ho, g.wo, "oy", "ox")}
+  if (onCpu()) {
+    cpu().countOp();
+    windowMax(view.f32(x), view.f32(out), view.u32(idx), stridedPlanes(g));
+  } else {
+    runElementwise({
+      label: op,
+      n: out.size,
+      bindings: [
+        { binding: f32("X"), tensor: x },
+        { binding: f32("Y", "read_write"), tensor: out },
+        { binding: { name: "IDX", type: "u32", access: "read_write" }, tensor: idx },
+      ],
+      body: `${coords(g.ho, g.wo, "oy", "ox")}
   var best = bitcast<f32>(0xff800000u);
   var arg = 0u;
   for (var ky = 0; ky < ${g.kh}; ky++) {
@@ -95,9 +148,15 @@ export function maxPool2d(x: Tensor, kernel: Pair, stride?: Pair): Tensor {
   }
   Y[i] = best;
   IDX[i] = arg;`,
-  });
+    });
+  }
   const recorded = record(out, op, [x], (gy) => {
     const gx = emptyTensor(x.shape);
+    if (onCpu()) {
+      cpu().countOp();
+      scatterByIndex(view.f32(gy), view.u32(idx), view.f32(gx));
+      return [gx];
+    }
     const win = windowsOf(g);
     runElementwise({
       label: `${op}_grad`,
@@ -126,10 +185,9 @@ export function avgPool2d(x: Tensor, kernel: Pair, stride?: Pair): Tensor {
   const g = poolGeometry(op, x, kernel, stride);
   const out = emptyTensor([g.n, g.c, g.ho, g.wo]);
   const inv = f32Literal(1 / (g.kh * g.kw));
-  runElementwise({
+  const planes = onCpu() ? stridedPlanes(g) : null;
+  planeKernel(x, out, planes, false, {
     label: op,
-    n: out.size,
-    bindings: [{ binding: f32("X"), tensor: x }, { binding: f32("Y", "read_write"), tensor: out }],
     body: `${coords(g.ho, g.wo, "oy", "ox")}
   var acc = 0.0;
   for (var ky = 0; ky < ${g.kh}; ky++) {
@@ -142,13 +200,8 @@ export function avgPool2d(x: Tensor, kernel: Pair, stride?: Pair): Tensor {
   return record(out, op, [x], (gy) => {
     const gx = emptyTensor(x.shape);
     const win = windowsOf(g);
-    runElementwise({
+    planeKernel(gy, gx, planes, true, {
       label: `${op}_grad`,
-      n: x.size,
-      bindings: [{ binding: f32("G"), tensor: gy }, {
-        binding: f32("GX", "read_write"),
-        tensor: gx,
-      }],
       body: `${coords(g.h, g.w, "y", "x")}
   var acc = 0.0;
 ${win.open}
@@ -169,17 +222,18 @@ export function adaptiveAvgPool2d(x: Tensor, size: Pair): Tensor {
   const [n, c, h, w] = checkX(op, x);
   const [oh, ow] = conv2dPair(op, "size", size, 1);
   const out = emptyTensor([n, c, oh, ow]);
+  const planes = onCpu()
+    ? planeGeometry(n * c, h, w, adaptiveWindows(oh, h), adaptiveWindows(ow, w))
+    : null;
   // Bin bounds in WGSL (integer arithmetic, exact): start = floor(o*H/oh), end = ceil((o+1)*H/oh).
   const prelude = `
 fn startY(o: i32) -> i32 { return (o * ${h}) / ${oh}; }
 fn endY(o: i32) -> i32 { return ((o + 1) * ${h} + ${oh - 1}) / ${oh}; }
 fn startX(o: i32) -> i32 { return (o * ${w}) / ${ow}; }
 fn endX(o: i32) -> i32 { return ((o + 1) * ${w} + ${ow - 1}) / ${ow}; }`;
-  runElementwise({
+  planeKernel(x, out, planes, false, {
     label: op,
-    n: out.size,
     prelude,
-    bindings: [{ binding: f32("X"), tensor: x }, { binding: f32("Y", "read_write"), tensor: out }],
     body: `${coords(oh, ow, "oy", "ox")}
   let y0 = startY(oy);
   let y1 = endY(oy);
@@ -193,14 +247,9 @@ fn endX(o: i32) -> i32 { return ((o + 1) * ${w} + ${ow - 1}) / ${ow}; }`;
   });
   return record(out, op, [x], (gy) => {
     const gx = emptyTensor(x.shape);
-    runElementwise({
+    planeKernel(gy, gx, planes, true, {
       label: `${op}_grad`,
-      n: x.size,
       prelude,
-      bindings: [{ binding: f32("G"), tensor: gy }, {
-        binding: f32("GX", "read_write"),
-        tensor: gx,
-      }],
       body: `${coords(h, w, "y", "x")}
   var acc = 0.0;
   for (var oy = 0; oy < ${oh}; oy++) {
@@ -227,22 +276,19 @@ export function upsampleNearest2d(x: Tensor, factor: Pair): Tensor {
   const [fy, fx] = conv2dPair(op, "factor", factor, 1);
   const ho = h * fy, wo = w * fx;
   const out = emptyTensor([n, c, ho, wo]);
-  runElementwise({
+  // On the CPU: the mean over a one-pixel window, whose gradient sums each fy x fx block.
+  const planes = onCpu()
+    ? planeGeometry(n * c, h, w, nearestWindows(ho, fy), nearestWindows(wo, fx))
+    : null;
+  planeKernel(x, out, planes, false, {
     label: op,
-    n: out.size,
-    bindings: [{ binding: f32("X"), tensor: x }, { binding: f32("Y", "read_write"), tensor: out }],
     body: `${coords(ho, wo, "oy", "ox")}
   Y[i] = X[p * ${h * w}u + u32(oy / ${fy}) * ${w}u + u32(ox / ${fx})];`,
   });
   return record(out, op, [x], (gy) => {
     const gx = emptyTensor(x.shape);
-    runElementwise({
+    planeKernel(gy, gx, planes, true, {
       label: `${op}_grad`,
-      n: x.size,
-      bindings: [{ binding: f32("G"), tensor: gy }, {
-        binding: f32("GX", "read_write"),
-        tensor: gx,
-      }],
       body: `${coords(h, w, "y", "x")}
   var acc = 0.0;
   for (var dy = 0; dy < ${fy}; dy++) {

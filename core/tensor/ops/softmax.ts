@@ -11,6 +11,9 @@
  * (logSoftmax), and receive zero gradient.
  */
 import { record } from "../autograd.ts";
+import { cpu, onCpu } from "../backend.ts";
+import { softmaxGradRows, softmaxRows } from "../cpu/rows.ts";
+import { f32 } from "../cpu/views.ts";
 import { expectDType, normalizeAxis } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
 import { f32Literal } from "../wgsl.ts";
@@ -49,6 +52,7 @@ function softmaxImpl(
   const L = x.shape[x.rank - 1];
   const rows = L === 0 ? 0 : x.size / L;
   let okFn = "return true;";
+  let causalTq = 0;
   if (causal) {
     if (x.rank < 2) {
       throw new Error(`${kind}: a causal mask needs [..., Tq, Tk], got shape [${x.shape}].`);
@@ -60,10 +64,22 @@ function softmaxImpl(
       );
     }
     okFn = `return j <= (row % ${Tq}u) + ${L - Tq}u;`;
+    causalTq = Tq;
   }
-  const S = f32Literal(scale);
   const y = emptyTensor(x.shape);
   const isLog = kind === "logSoftmax";
+  if (onCpu()) {
+    const r = { rows, L, scale, log: isLog, causalTq };
+    cpu().countOp();
+    softmaxRows(f32(x), f32(y), r);
+    return record(y, kind, [x], (g) => {
+      const dx = emptyTensor(x.shape);
+      cpu().countOp();
+      softmaxGradRows(f32(y), f32(g), f32(dx), r);
+      return [dx];
+    });
+  }
+  const S = f32Literal(scale);
   const prelude = `fn ok(row: u32, j: u32) -> bool { ${okFn} }`;
   dispatchRows({
     label: kind,

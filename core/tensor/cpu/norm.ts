@@ -1,0 +1,199 @@
+/**
+ * Layer and group norm on the CPU backend (the twins of `rowNorm` in ops/norm.ts): each
+ * normalised row is `perRow` consecutive channel segments of `S` elements (layer norm: D
+ * channels of 1; group norm: C/G channels of H*W), and row r's first channel is
+ * (r % groups) * perRow. Mean and variance take two float64 passes; the epsilon goes inside the
+ * square root, 1 / sqrt(var + eps), as in the WGSL.
+ */
+
+/** How rows map to channels of the weight and bias. */
+export interface NormLayout {
+  rows: number;
+  /** Channel segments per row. */
+  perRow: number;
+  /** Elements per channel segment. */
+  S: number;
+  /** Row r starts at channel (r % groups) * perRow. */
+  groups: number;
+}
+
+/** Per-channel affine parameters (null: weight 1, bias 0). */
+export interface NormParams {
+  w: Float32Array | null;
+  b: Float32Array | null;
+  silu: boolean;
+}
+
+/** Mean of x[o .. o + L). */
+function rowMean(x: Float32Array, o: number, L: number): number {
+  let a = 0;
+  for (let j = o; j < o + L; j++) a += x[j];
+  return a / L;
+}
+
+/** 1 / sqrt(biased variance + eps) of x[o .. o + L) about `mu`. */
+function rowRstd(x: Float32Array, o: number, L: number, mu: number, eps: number): number {
+  let a = 0;
+  for (let j = o; j < o + L; j++) {
+    const d = x[j] - mu;
+    a += d * d;
+  }
+  return 1 / Math.sqrt(a / L + eps);
+}
+
+/** d loss / d z of the fused SiLU y = z sigmoid(z) at z, given d loss / d y = g. */
+function siluGrad(z: number, g: number): number {
+  const sg = 1 / (1 + Math.exp(-z));
+  return g * sg * (1 + z * (1 - sg));
+}
+
+/** Weight and bias as arrays over every channel (1 and 0 where absent: one shape for the JIT). */
+function affineOf(lay: NormLayout, p: NormParams): { w: Float32Array; b: Float32Array } {
+  const C = lay.groups * lay.perRow;
+  return { w: p.w ?? new Float32Array(C).fill(1), b: p.b ?? new Float32Array(C) };
+}
+
+/**
+ * y = (x - mean) * rstd * w + b (then SiLU), storing each row's mean and rstd for the backward.
+ */
+export function normForward(
+  x: Float32Array,
+  y: Float32Array,
+  mean: Float32Array,
+  rstd: Float32Array,
+  lay: NormLayout,
+  p: NormParams,
+  eps: number,
+): void {
+  const { w, b } = affineOf(lay, p);
+  const L = lay.perRow * lay.S;
+  for (let r = 0; r < lay.rows; r++) {
+    const o = r * L;
+    const mu = rowMean(x, o, L);
+    const rs = rowRstd(x, o, L, mu, eps);
+    mean[r] = mu;
+    rstd[r] = rs;
+    normRow(x, y, o, (r % lay.groups) * lay.perRow, lay, w, b, mu, rs, p.silu);
+  }
+}
+
+/** One row of `normForward` (a function of its own so the JIT optimises it per call, not by OSR). */
+function normRow(
+  x: Float32Array,
+  y: Float32Array,
+  o: number,
+  c0: number,
+  lay: NormLayout,
+  w: Float32Array,
+  b: Float32Array,
+  mu: number,
+  rs: number,
+  silu: boolean,
+): void {
+  const { perRow, S } = lay;
+  for (let c = 0, j = o; c < perRow; c++) {
+    const a = rs * w[c0 + c], bc = b[c0 + c], end = j + S;
+    if (silu) {
+      for (; j < end; j++) {
+        const z = (x[j] - mu) * a + bc;
+        y[j] = z / (1 + Math.exp(-z));
+      }
+    } else {
+      for (; j < end; j++) y[j] = (x[j] - mu) * a + bc;
+    }
+  }
+}
+
+/** Where `normBackward` writes: the input gradient and optional per-channel sums. */
+export interface NormGrads {
+  dx: Float32Array;
+  /** Accumulates sum(gz * xhat) per channel (the weight gradient). */
+  dw: Float64Array | null;
+  /** Accumulates sum(gz) per channel (the bias gradient). */
+  db: Float64Array | null;
+}
+
+/**
+ * Input gradient of `normForward` (Ba et al. 2016, eq. for d xhat):
+ * dx = rstd * (gy - mean(gy) - xhat * mean(gy * xhat)) with gy = gz * w, gz the gradient at the
+ * pre-activation z (g itself without SiLU); also the weight and bias gradients per channel.
+ */
+export function normBackward(
+  x: Float32Array,
+  g: Float32Array,
+  mean: Float32Array,
+  rstd: Float32Array,
+  lay: NormLayout,
+  p: NormParams,
+  out: NormGrads,
+): void {
+  const { w, b } = affineOf(lay, p);
+  const C = lay.groups * lay.perRow;
+  // Channel sums always accumulate (into scratch when not wanted): one code path.
+  const dw = out.dw ?? new Float64Array(C), db = out.db ?? new Float64Array(C);
+  for (let r = 0; r < lay.rows; r++) {
+    const o = r * lay.perRow * lay.S, c0 = (r % lay.groups) * lay.perRow;
+    const rs = rstd[r], mu = mean[r];
+    const [m1, m2] = normRowGz(x, g, out.dx, o, c0, lay, w, b, mu, rs, p.silu, dw, db);
+    normRowDx(x, out.dx, o, c0, lay, w, mu, rs, m1, m2);
+  }
+}
+
+/**
+ * Backward pass 1 of a row: gz into dx, the channel sums into dw and db; returns mean(gy) and
+ * mean(gy * xhat).
+ */
+function normRowGz(
+  x: Float32Array,
+  g: Float32Array,
+  dx: Float32Array,
+  o: number,
+  c0: number,
+  lay: NormLayout,
+  w: Float32Array,
+  b: Float32Array,
+  mu: number,
+  rs: number,
+  silu: boolean,
+  dw: Float64Array,
+  db: Float64Array,
+): [number, number] {
+  const { perRow, S } = lay;
+  let a1 = 0, a2 = 0;
+  for (let c = 0, j = o; c < perRow; c++) {
+    const wc = w[c0 + c], bc = b[c0 + c], end = j + S;
+    let sz = 0, szx = 0;
+    for (; j < end; j++) {
+      const xh = (x[j] - mu) * rs;
+      const gz = silu ? siluGrad(xh * wc + bc, g[j]) : g[j];
+      dx[j] = gz;
+      sz += gz;
+      szx += gz * xh;
+    }
+    a1 += sz * wc;
+    a2 += szx * wc;
+    dw[c0 + c] += szx;
+    db[c0 + c] += sz;
+  }
+  const L = perRow * S;
+  return [a1 / L, a2 / L];
+}
+
+/** Backward pass 2 of a row: dx = rstd * (gz * w - m1 - xhat * m2), gz read from dx. */
+function normRowDx(
+  x: Float32Array,
+  dx: Float32Array,
+  o: number,
+  c0: number,
+  lay: NormLayout,
+  w: Float32Array,
+  mu: number,
+  rs: number,
+  m1: number,
+  m2: number,
+): void {
+  for (let c = 0, j = o; c < lay.perRow; c++) {
+    const wc = w[c0 + c], end = j + lay.S;
+    for (; j < end; j++) dx[j] = rs * (dx[j] * wc - m1 - (x[j] - mu) * rs * m2);
+  }
+}
