@@ -149,7 +149,9 @@ export function cpu(): CpuBackend {
 /** The WebGPU backend (throws on the CPU: for WGSL code paths). */
 export function gpu(): WebGpuBackend {
   const b = instance;
-  if (b?.kind !== "webgpu") throw new Error("Internal error: a WGSL kernel ran on the CPU backend.");
+  if (b?.kind !== "webgpu") {
+    throw new Error("Internal error: a WGSL kernel ran on the CPU backend.");
+  }
   return b;
 }
 

@@ -16,7 +16,6 @@ export interface PoolStats {
   bytesReserved: number;
 }
 
-
 /**
  * Rounds a request up to its size class: powers of two up to 4 KiB, then four classes per
  * octave, so at most 25% is wasted while differently sized requests still share buffers.
@@ -46,10 +45,13 @@ export class BufferPool {
     }
     this.#stats.created++;
     this.#stats.bytesReserved += size;
-    return { buffer: this.device.createBuffer({
-      size,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-    }), reused: false };
+    return {
+      buffer: this.device.createBuffer({
+        size,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      }),
+      reused: false,
+    };
   }
 
   /** Returns a buffer for reuse. */

@@ -108,14 +108,23 @@ export class WebGpuBackend {
     if (bytes === 0) return;
     this.#endPass();
     this.#encoder ??= this.device.createCommandEncoder();
-    this.#encoder.copyBufferToBuffer(src as GPUBuffer, srcOffset, dst as GPUBuffer, dstOffset, bytes);
+    this.#encoder.copyBufferToBuffer(
+      src as GPUBuffer,
+      srcOffset,
+      dst as GPUBuffer,
+      dstOffset,
+      bytes,
+    );
     this.#pending++;
   }
 
   /** Records one kernel launch; submits when the batch is full. */
   dispatch(d: Dispatch): void {
     const pipeline = this.#pipeline(d);
-    const entries = d.bindings.map((b, i) => ({ binding: i, resource: { buffer: b.buffer as GPUBuffer } }));
+    const entries = d.bindings.map((b, i) => ({
+      binding: i,
+      resource: { buffer: b.buffer as GPUBuffer },
+    }));
     const bindGroup = this.device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
       entries,
