@@ -5,7 +5,7 @@
  * the same order (Math.fround after every operation). These write their first argument in place
  * and record no gradient.
  */
-import { onCpu } from "../backend.ts";
+import { cpu, onCpu } from "../backend.ts";
 import { f32 } from "../cpu/views.ts";
 import type { Tensor } from "../tensor.ts";
 import { f32Literal, runElementwise } from "../wgsl.ts";
@@ -76,6 +76,7 @@ ${decay}  P[i] = p - S[0] * S[1] * m / (sqrt(v) * S[2] + ${f32Literal(h.eps)});`
 
 /** The CPU twin of `adamGpu`: the same float32 operations in the same order. */
 function adamCpu(p: Tensor, g: Tensor, m: Tensor, v: Tensor, s: Tensor, h: AdamHyper): void {
+  cpu().countOp();
   const P = f32(p), G = f32(g), M = f32(m), V = f32(v), S = f32(s);
   const b1 = fr(h.beta1), b2 = fr(h.beta2), ob1 = fr(1 - h.beta1), ob2 = fr(1 - h.beta2);
   const eps = fr(h.eps), wd = fr(h.weightDecay);
@@ -97,6 +98,7 @@ function adamCpu(p: Tensor, g: Tensor, m: Tensor, v: Tensor, s: Tensor, h: AdamH
 export function emaUpdate(shadow: Tensor, p: Tensor, decay: Tensor): void {
   expectSameSize("emaUpdate", shadow, p);
   if (onCpu()) {
+    cpu().countOp();
     const S = f32(shadow), P = f32(p), d = f32(decay)[0], od = fr(1 - d);
     for (let i = 0; i < S.length; i++) S[i] = fr(d * S[i]) + fr(od * P[i]);
     return;
@@ -117,6 +119,7 @@ export function emaUpdate(shadow: Tensor, p: Tensor, decay: Tensor): void {
 export function swapValues(a: Tensor, b: Tensor): void {
   expectSameSize("swapValues", a, b);
   if (onCpu()) {
+    cpu().countOp();
     const A = f32(a), B = f32(b);
     for (let i = 0; i < A.length; i++) {
       const t = A[i];
@@ -142,6 +145,7 @@ export function swapValues(a: Tensor, b: Tensor): void {
  */
 export function clipScale(g: Tensor, norm: Tensor, maxNorm: number): void {
   if (onCpu()) {
+    cpu().countOp();
     const G = f32(g);
     const scale = Math.min(1, fr(fr(maxNorm) / fr(f32(norm)[0] + fr(1e-6))));
     for (let i = 0; i < G.length; i++) G[i] *= scale;

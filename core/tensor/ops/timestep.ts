@@ -4,7 +4,7 @@
  * One kernel (WGSL, or its CPU twin); the frequencies are computed in float64 on the host and
  * rounded to float32 for both.
  */
-import { onCpu } from "../backend.ts";
+import { cpu, onCpu } from "../backend.ts";
 import { f32 } from "../cpu/views.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
 import { f32Literal, runElementwise } from "../wgsl.ts";
@@ -40,6 +40,7 @@ export function timestepEmbedding(t: Tensor, dim: number, maxPeriod = 10000): Te
 
 /** out[b, j] = cos(t[b] f[j]), out[b, half + j] = sin(t[b] f[j]), the rest 0 (float32 product). */
 function embedCpu(t: Tensor, out: Tensor, freqs: number[]): void {
+  cpu().countOp();
   const T = f32(t), O = f32(out), half = freqs.length, dim = out.shape[1];
   for (let b = 0; b < T.length; b++) {
     const row = b * dim;
