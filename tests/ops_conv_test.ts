@@ -245,6 +245,8 @@ Deno.test("convTranspose2d() matches the float64 reference", async () => {
     { x: [1, 3, 2, 3], w: [3, 2, 3, 2], s: 3, p: 0, op: 2, bias: false },
     { x: [2, 4, 4, 4], w: [4, 3, 4, 4], s: 2, p: 1, op: 0, bias: true }, // vec4 paths (Wo = 8)
     { x: [1, 4, 4, 4], w: [4, 5, 3, 3], s: 1, p: 0, op: 0, bias: false }, // Wo = 6, K = 36
+    { x: [2, 5, 4, 3], w: [5, 6, 1, 1], s: 1, p: 0, op: 0, bias: true }, // 1x1, batch of 2
+    { x: [2, 3, 3, 3], w: [3, 4, 1, 1], s: 2, p: 0, op: 1, bias: true }, // 1x1 strided
   ];
   for (const [i, c] of configs.entries()) {
     const x = randomArray(size(c.x), 40 + i), w = randomArray(size(c.w), 50 + i);
@@ -406,6 +408,7 @@ Deno.test("conv2d() gradients match the float64 reference on multi-tile shapes",
     { x: [2, 4, 8, 12], w: [70, 4, 3, 3], s: 1, p: 1 },
     { x: [2, 8, 9, 16], w: [12, 8, 3, 3], s: 2, p: 1 },
     { x: [2, 3, 24, 24], w: [4, 3, 3, 3], s: 1, p: 1 }, // weight gradient K = 1152: split-K
+    { x: [2, 6, 7, 9], w: [5, 6, 1, 1], s: 2, p: 0 }, // 1x1 kernel, strided (not pointwise)
   ];
   for (const [i, c] of configs.entries()) {
     const x = randomArray(size(c.x), 130 + i), w = randomArray(size(c.w), 140 + i);
@@ -427,6 +430,39 @@ Deno.test("conv2d() gradients match the float64 reference on multi-tile shapes",
       p.dispose();
     }
   }
+});
+
+Deno.test("conv2d() and convTranspose2d() over batches larger than one im2col chunk", async () => {
+  // On the CPU each image needs 400 x 96*96 im2col elements, so the 3 images run as chunks of
+  // 2 and 1 (several images folded into one GEMM, then a single image written in place).
+  const xs: Shape4 = [3, 16, 96, 96], ws: Shape4 = [2, 16, 5, 5];
+  const x = randomArray(size(xs), 170), w = randomArray(size(ws), 171), b = randomArray(2, 172);
+  const [xt, wt, bt] = [t(x, xs), t(w, ws), t(b, [2])];
+  for (const p of [xt, wt, bt]) p.requiresGrad = true;
+  const ref = refConv2d(x, xs, w, ws, b, 1, 2);
+  const g = randomArray(size(ref.shape), 173);
+  const y = scope(() => {
+    const y = conv2d(xt, wt, bt, { padding: 2 });
+    y.backward(t(g, ref.shape));
+    return y;
+  });
+  assertClose(await y.read(), ref.data, { atol: 1e-3, label: "chunked conv2d" });
+  const grads = refConv2dGrads(x, xs, w, ws, g, 1, 2);
+  assertClose(await xt.grad!.read(), grads.gx, { atol: 1e-3, label: "chunked grad x" });
+  assertClose(await wt.grad!.read(), grads.gw, { atol: 1e-2, label: "chunked grad w" });
+  assertClose(await bt.grad!.read(), grads.gb, { atol: 1e-2, label: "chunked grad bias" });
+  for (const p of [xt, wt, bt]) p.grad!.dispose();
+  for (const v of [xt, wt, bt, y]) v.dispose();
+  // Stride 2 with output padding: the GEMM runs over input pixels, col2im scatters the taps.
+  const xs2: Shape4 = [3, 2, 96, 96], ws2: Shape4 = [2, 16, 5, 5];
+  const x2 = randomArray(size(xs2), 174), w2 = randomArray(size(ws2), 175);
+  const ref2 = refConvTranspose2d(x2, xs2, w2, ws2, null, 2, 2, 1);
+  const got = await run(
+    (a, c) => convTranspose2d(a, c, null, { stride: 2, padding: 2, outputPadding: 1 }),
+    [{ data: x2, shape: xs2 }, { data: w2, shape: ws2 }],
+  );
+  assert.deepEqual(got.shape, ref2.shape);
+  assertClose(got.data, ref2.data, { atol: 1e-4, label: "chunked convTranspose2d" });
 });
 
 // ---- errors ----------------------------------------------------------------------------------

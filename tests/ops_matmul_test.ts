@@ -114,6 +114,9 @@ Deno.test("matmul() matches the float64 reference for batched and broadcast batc
   await checkMatmul(2, 3, 4, [2, 3], []); // batch of A against 2-D B
   await checkMatmul(2, 3, 2, [1, 2], [3, 1]);
   await checkMatmul(1, 1, 1, [4], [1]);
+  // Partly coalescable batch axes: one batched product over [3, 4] repeated for the leading 2.
+  await checkMatmul(3, 4, 5, [2, 3, 4], [3, 4]);
+  await checkMatmul(2, 3, 2, [4, 1, 3], [5, 1]); // broadcasts on both sides, interleaved
 });
 
 Deno.test("matmul() vec4 read paths (dimensions multiples of 4, mixed, multi-tile, batched)", async () => {

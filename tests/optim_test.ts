@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { assertClose, randomArray } from "./_support/check.ts";
 import { Adam, clipGradNorm, Ema, learningRateAt } from "../core/optim/mod.ts";
-import { backend, type Tensor, tensor } from "../core/tensor/mod.ts";
+import { backend, onCpu, type Tensor, tensor } from "../core/tensor/mod.ts";
 
 const rd = async (t: Tensor): Promise<Float32Array> => (await t.read()) as Float32Array;
 
@@ -77,6 +77,43 @@ for (
     p.dispose();
   });
 }
+
+/**
+ * One AdamW step as the kernel computes it in float32: every operation rounded, in the WGSL
+ * kernel's order, with the per-step scalars rounded as they are when written to the device.
+ */
+function adamwFloat32(p: number, g: number, lr: number, wd: number): number {
+  const f = Math.fround, b1 = 0.9, b2 = 0.99, eps = f(1e-8);
+  const s = [lr, 1 / (1 - b1), 1 / Math.sqrt(1 - b2), lr * wd].map(f);
+  const m = f(f(f(b1) * 0) + f(f(1 - b1) * g)), v = f(f(f(b2) * 0) + f(f(f(1 - b2) * g) * g));
+  const q = f(p * f(1 - s[3]));
+  return f(q - f(f(f(s[0] * s[1]) * m) / f(f(f(Math.sqrt(v)) * s[2]) + eps)));
+}
+
+Deno.test({
+  name: "Adam on the CPU is bit-exact with the kernel's float32 formula",
+  ignore: !onCpu(), // GPUs may contract to fused multiply-adds and use approximate division
+  fn: async () => {
+    const p0 = randomArray(64, 4), g = randomArray(64, 5, -3, 3);
+    const p = paramWithGrad(p0, g);
+    const opt = new Adam([p], {
+      lr: 0.01,
+      beta1: 0.9,
+      beta2: 0.99,
+      weightDecay: 0.1,
+      decoupled: true,
+    });
+    opt.step();
+    const want = Float32Array.from(
+      p0,
+      (v, i) => adamwFloat32(Math.fround(v), Math.fround(g[i]), 0.01, 0.1),
+    );
+    assert.deepEqual(await rd(p), want);
+    opt.zeroGrad();
+    opt.dispose();
+    p.dispose();
+  },
+});
 
 Deno.test("AdamW with a zero gradient only decays the weights: p * (1 - lr * wd)", async () => {
   const p = paramWithGrad([1, -2, 4], [0, 0, 0]);

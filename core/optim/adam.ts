@@ -1,12 +1,13 @@
 /**
  * Adam (Kingma & Ba 2015) and AdamW (decoupled weight decay, Loshchilov & Hutter 2019), each
- * parameter updated by ONE fused WGSL kernel (moments, bias correction and the step). The
- * per-step scalars (learning rate and bias corrections) live in a small storage buffer written
- * once per step and shared by every parameter's kernel, so pipelines are compiled once and reused.
+ * parameter updated by ONE fused kernel (`adamUpdate`: moments, bias correction and the step).
+ * The per-step scalars (learning rate and bias corrections) live in a small tensor written once
+ * per step and shared by every parameter's kernel, so WebGPU pipelines are compiled once and
+ * reused.
  */
 import { backend, noGrad, type Tensor, zeros } from "../tensor/mod.ts";
+import { adamUpdate } from "../tensor/ops/optim.ts";
 import { emptyTensor } from "../tensor/tensor.ts";
-import { f32Literal, runElementwise } from "../tensor/wgsl.ts";
 
 /** Hyperparameters of `Adam`. */
 export interface AdamOptions {
@@ -120,32 +121,16 @@ export class Adam {
       this.#scalars.buffer,
       new Float32Array([lr, 1 / bc1, 1 / Math.sqrt(bc2), lr * this.weightDecay]),
     );
-    const b1 = f32Literal(this.beta1), b2 = f32Literal(this.beta2);
-    const ob1 = f32Literal(1 - this.beta1), ob2 = f32Literal(1 - this.beta2);
-    const wd = this.weightDecay;
-    const grad = wd !== 0 && !this.decoupled ? `G[i] + ${f32Literal(wd)} * P[i]` : "G[i]";
-    const decay = wd !== 0 && this.decoupled ? "  p = p * (1.0 - S[3]);\n" : "";
+    const hyper = {
+      beta1: this.beta1,
+      beta2: this.beta2,
+      eps: this.eps,
+      weightDecay: this.weightDecay,
+      decoupled: this.decoupled,
+    };
     noGrad(() => {
       this.params.forEach((p, k) => {
-        if (!p.grad) return;
-        runElementwise({
-          label: this.decoupled ? "adamw" : "adam",
-          n: p.size,
-          bindings: [
-            { binding: { name: "P", type: "f32", access: "read_write" }, tensor: p },
-            { binding: { name: "G", type: "f32", access: "read" }, tensor: p.grad },
-            { binding: { name: "M", type: "f32", access: "read_write" }, tensor: this.#m[k] },
-            { binding: { name: "V", type: "f32", access: "read_write" }, tensor: this.#v[k] },
-            { binding: { name: "S", type: "f32", access: "read" }, tensor: this.#scalars },
-          ],
-          body: `  let g = ${grad};
-  let m = ${b1} * M[i] + ${ob1} * g;
-  let v = ${b2} * V[i] + ${ob2} * g * g;
-  M[i] = m;
-  V[i] = v;
-  var p = P[i];
-${decay}  P[i] = p - S[0] * S[1] * m / (sqrt(v) * S[2] + ${f32Literal(this.eps)});`,
-        });
+        if (p.grad) adamUpdate(p, p.grad, this.#m[k], this.#v[k], this.#scalars, hyper);
       });
     });
   }

@@ -1,7 +1,7 @@
 /**
- * Gradient clipping by the global L2 norm (Pascanu et al. 2013), entirely on the GPU: the norm is
- * never read back, and every gradient is scaled in place by min(1, maxNorm / (norm + 1e-6)), as
- * PyTorch's `clip_grad_norm_`.
+ * Gradient clipping by the global L2 norm (Pascanu et al. 2013), entirely with tensor ops: the
+ * norm is never read back to the host, and every gradient is scaled in place by
+ * min(1, maxNorm / (norm + 1e-6)) (`clipScale`), as PyTorch's `clip_grad_norm_`.
  */
 import {
   add,
@@ -14,7 +14,7 @@ import {
   type Tensor,
   zeros,
 } from "../tensor/mod.ts";
-import { f32Literal, runElementwise } from "../tensor/wgsl.ts";
+import { clipScale } from "../tensor/ops/optim.ts";
 
 /**
  * Scales the gradients of `params` so their global L2 norm is at most `maxNorm`. Returns the
@@ -35,17 +35,7 @@ export function clipGradNorm(params: Tensor[], maxNorm: number): Tensor {
       let total = zeros([1]);
       for (const g of grads) total = add(total, reshape(sum(square(g)), [1]));
       const norm = sqrt(total);
-      for (const g of grads) {
-        runElementwise({
-          label: "clip_grad_scale",
-          n: g.size,
-          bindings: [
-            { binding: { name: "G", type: "f32", access: "read_write" }, tensor: g },
-            { binding: { name: "N", type: "f32", access: "read" }, tensor: norm },
-          ],
-          body: `  G[i] = G[i] * min(1.0, ${f32Literal(maxNorm)} / (N[0] + 1e-6));`,
-        });
-      }
+      for (const g of grads) clipScale(g, norm, maxNorm);
       return norm;
     })
   );

@@ -1,11 +1,12 @@
 /**
  * Exponential moving average of parameters (Polyak averaging; used by DDPM, GLIDE and DALL-E 2
- * to evaluate with smoothed weights). One fused kernel per parameter; the per-update decay lives
- * in a one-element storage buffer so the pipeline is reused as the decay warms up.
+ * to evaluate with smoothed weights). One fused kernel per parameter (`emaUpdate`); the
+ * per-update decay lives in a one-element tensor so the WebGPU pipeline is reused as the decay
+ * warms up.
  */
 import { backend, clone, noGrad, type Tensor } from "../tensor/mod.ts";
+import { emaUpdate, swapValues } from "../tensor/ops/optim.ts";
 import { emptyTensor } from "../tensor/tensor.ts";
-import { runElementwise } from "../tensor/wgsl.ts";
 import { copyInto } from "./adam.ts";
 
 /** Options for `Ema`. */
@@ -70,18 +71,7 @@ export class Ema {
   update(): void {
     backend().write(this.#decayBuf.buffer, new Float32Array([this.currentDecay()]));
     this.updates++;
-    this.params.forEach((p, k) => {
-      runElementwise({
-        label: "ema_update",
-        n: p.size,
-        bindings: [
-          { binding: { name: "S", type: "f32", access: "read_write" }, tensor: this.#shadow[k] },
-          { binding: { name: "P", type: "f32", access: "read" }, tensor: p },
-          { binding: { name: "D", type: "f32", access: "read" }, tensor: this.#decayBuf },
-        ],
-        body: "  let d = D[0];\n  S[i] = d * S[i] + (1.0 - d) * P[i];",
-      });
-    });
+    this.params.forEach((p, k) => emaUpdate(this.#shadow[k], p, this.#decayBuf));
   }
 
   /** Copies the shadow weights into `params` (default: the tracked parameters). */
@@ -99,17 +89,7 @@ export class Ema {
    * evaluate with the EMA weights and again to restore the training weights.
    */
   swap(): void {
-    this.params.forEach((p, k) => {
-      runElementwise({
-        label: "ema_swap",
-        n: p.size,
-        bindings: [
-          { binding: { name: "S", type: "f32", access: "read_write" }, tensor: this.#shadow[k] },
-          { binding: { name: "P", type: "f32", access: "read_write" }, tensor: p },
-        ],
-        body: "  let t = S[i];\n  S[i] = P[i];\n  P[i] = t;",
-      });
-    });
+    this.params.forEach((p, k) => swapValues(this.#shadow[k], p));
   }
 
   /** Alias of `swap()` (the name in the agreed API). */

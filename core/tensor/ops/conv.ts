@@ -13,10 +13,20 @@
  * - `weightGradGemm`: out[co,ci,ky,kx] = sum_{n,gy,gx} g[n,co,gy,gx] x[n,ci,gy*s-p+ky,gx*s-p+kx],
  *   reducing over K = batch*Hg*Wg. Serves both weight gradients.
  *
+ * On the CPU backend the same three functions run as explicit im2col / col2im plus `gemm`
+ * (`cpu/conv.ts`).
+ *
  * Output sizes follow the PyTorch docs for `torch.nn.Conv2d` (Ho = floor((H + 2p - kh)/s) + 1)
  * and `torch.nn.ConvTranspose2d` (Ho = (H - 1)s - 2p + kh + outputPadding).
  */
 import { isGradEnabled, record } from "../autograd.ts";
+import { onCpu } from "../backend.ts";
+import {
+  convAdjointCpu,
+  convForwardCpu,
+  type ConvGeometry,
+  convWeightGradCpu,
+} from "../cpu/conv.ts";
 import { runGemm } from "../gemm.ts";
 import { expectDType, expectRank } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
@@ -66,16 +76,8 @@ export function conv2dPair(
   return p;
 }
 
-interface Geometry {
-  /** Batch size. */
-  n: number;
-  sy: number;
-  sx: number;
-  py: number;
-  px: number;
-  kh: number;
-  kw: number;
-}
+/** Batch size, stride, padding and kernel size of a convolution. */
+type Geometry = ConvGeometry;
 
 const ACT: Record<ConvActivation, (v: string) => string> = {
   none: (v) => v,
@@ -166,6 +168,7 @@ function convGemm(
   Wo: number,
   act: ConvActivation,
 ): Tensor {
+  if (onCpu()) return convForwardCpu(x, w, bias, g, Ho, Wo, act);
   const C = x.shape[1];
   const O = w.shape[0];
   const K = C * g.kh * g.kw;
@@ -217,6 +220,7 @@ function transposedGemm(
   Ho: number,
   Wo: number,
 ): Tensor {
+  if (onCpu()) return convAdjointCpu(inp, w, bias, g, Ho, Wo);
   const [, Ci, Hi, Wi] = inp.shape;
   const Co = w.shape[1];
   const K = Ci * g.kh * g.kw;
@@ -272,6 +276,7 @@ ${rowOf4("G", "base", "tx0", 1, Wi, g.sx)}`,
  * strided, padded positions) -> [Co,Ci,kh,kw], reducing over K = n*Hg*Wg.
  */
 function weightGradGemm(label: string, gout: Tensor, x: Tensor, g: Geometry): Tensor {
+  if (onCpu()) return convWeightGradCpu(gout, x, g);
   const [, Co, Hg, Wg] = gout.shape;
   const Ci = x.shape[1];
   const khw = g.kh * g.kw;

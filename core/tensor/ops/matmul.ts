@@ -1,9 +1,12 @@
 /**
  * Matrix products on the GEMM template: `matmul` (batched, broadcasting batch dimensions, with
  * transpose flags so gradients never materialise a transpose) and `linear` (x W^T + b with the
- * bias and an optional activation fused into the epilogue).
+ * bias and an optional activation fused into the epilogue). On the CPU backend both run on
+ * `gemm` (`cpu/matmul.ts`).
  */
 import { isGradEnabled, record } from "../autograd.ts";
+import { onCpu } from "../backend.ts";
+import { linearCpu, matmulCpu } from "../cpu/matmul.ts";
 import { runGemm } from "../gemm.ts";
 import { broadcastShapes, expectDType } from "../shape.ts";
 import { emptyTensor, sizeOf, type Tensor } from "../tensor.ts";
@@ -104,8 +107,42 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   }
   const batchA = a.shape.slice(0, -2), batchB = b.shape.slice(0, -2);
   const batchShape = broadcastShapes("matmul", batchA, batchB);
-  const batch = sizeOf(batchShape);
   const out = emptyTensor([...batchShape, M, N]);
+  if (onCpu()) matmulCpu(a, b, out, batchShape, M, N, Ka, transA, transB);
+  else matmulGpu(a, b, out, batchShape, M, N, Ka, transA, transB);
+  return record(out, "matmul", [a, b], (g) => {
+    let ga: Tensor | null = null, gb: Tensor | null = null;
+    // d op(A) = g op(B)^T and d op(B) = op(A)^T g, written with flags instead of transposes.
+    if (a.requiresGrad) {
+      ga = transA
+        ? matmul(b, g, { transA: transB, transB: true })
+        : matmul(g, b, { transB: !transB });
+      ga = sumTo(ga, a.shape);
+    }
+    if (b.requiresGrad) {
+      gb = transB
+        ? matmul(g, a, { transA: true, transB: transA })
+        : matmul(a, g, { transA: !transA });
+      gb = sumTo(gb, b.shape);
+    }
+    return [ga, gb];
+  });
+}
+
+/** The WGSL path of `matmul` (one GEMM template dispatch). */
+function matmulGpu(
+  a: Tensor,
+  b: Tensor,
+  out: Tensor,
+  batchShape: readonly number[],
+  M: number,
+  N: number,
+  Ka: number,
+  transA: boolean,
+  transB: boolean,
+): void {
+  const batch = sizeOf(batchShape);
+  const batchA = a.shape.slice(0, -2), batchB = b.shape.slice(0, -2);
   const bA = sizeOf(batchA) === batch && batchA.length === batchShape.length
     ? "b"
     : broadcastIndexExpr(batchShape, batchA, "b");
@@ -129,23 +166,6 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     readB4: vecRead("B", bB, Ka, N, transB, "k", "n") ?? undefined,
     writeC: `  C[b * ${M * N}u + m * ${N}u + n] = v;`,
   });
-  return record(out, "matmul", [a, b], (g) => {
-    let ga: Tensor | null = null, gb: Tensor | null = null;
-    // d op(A) = g op(B)^T and d op(B) = op(A)^T g, written with flags instead of transposes.
-    if (a.requiresGrad) {
-      ga = transA
-        ? matmul(b, g, { transA: transB, transB: true })
-        : matmul(g, b, { transB: !transB });
-      ga = sumTo(ga, a.shape);
-    }
-    if (b.requiresGrad) {
-      gb = transB
-        ? matmul(g, a, { transA: true, transB: transA })
-        : matmul(a, g, { transA: !transA });
-      gb = sumTo(gb, b.shape);
-    }
-    return [ga, gb];
-  });
 }
 
 /** Activations the linear epilogue can fuse. */
@@ -157,6 +177,40 @@ const EPILOGUE: Record<Activation, string> = {
   gelu: "0.5 * r * (1.0 + safe_tanh(0.7978845608028654 * (r + 0.044715 * r * r * r)))",
   silu: "r / (1.0 + exp(-r))",
 };
+
+/** The WGSL path of `linear`: one GEMM dispatch with the bias and `act` in the epilogue. */
+function linearGpu(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null,
+  out: Tensor,
+  rows: number,
+  act: Activation,
+): void {
+  const inF = weight.shape[1], outF = weight.shape[0];
+  const bindings = [
+    { name: "X", tensor: x, access: "read" as const, type: elemType(rows, inF, false) },
+    { name: "W", tensor: weight, access: "read" as const, type: elemType(inF, outF, true) },
+    ...(bias ? [{ name: "BIAS", tensor: bias, access: "read" as const }] : []),
+    { name: "Y", tensor: out, access: "read_write" as const },
+  ];
+  runGemm({
+    label: "linear",
+    M: rows,
+    N: outF,
+    K: inF,
+    batch: 1,
+    bindings,
+    prelude:
+      "fn safe_tanh(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }",
+    readA: readHook("X", "0u", rows, inF, false, "m", "k"),
+    readB: readHook("W", "0u", inF, outF, true, "k", "n"),
+    readA4: vecRead("X", "0u", rows, inF, false, "m", "k") ?? undefined,
+    readB4: vecRead("W", "0u", inF, outF, true, "k", "n") ?? undefined,
+    // The epilogue names its input `r` (WGSL forbids redeclaring the parameter `v`).
+    writeC: `  let r = v${bias ? " + BIAS[n]" : ""};\n  Y[m * ${outF}u + n] = ${EPILOGUE[act]};`,
+  });
+}
 
 /**
  * y = act(x W^T + b) over the last dimension of x (W is [out, in], as in PyTorch).
@@ -184,30 +238,9 @@ export function linear(
   const fuseAct = activation !== "none" &&
     !(isGradEnabled() && (x.requiresGrad || weight.requiresGrad || !!bias?.requiresGrad));
   const out = emptyTensor([...x.shape.slice(0, -1), outF]);
-  const bindings = [
-    { name: "X", tensor: x, access: "read" as const, type: elemType(rows, inF, false) },
-    { name: "W", tensor: weight, access: "read" as const, type: elemType(inF, outF, true) },
-    ...(bias ? [{ name: "BIAS", tensor: bias, access: "read" as const }] : []),
-    { name: "Y", tensor: out, access: "read_write" as const },
-  ];
-  runGemm({
-    label: "linear",
-    M: rows,
-    N: outF,
-    K: inF,
-    batch: 1,
-    bindings,
-    prelude:
-      "fn safe_tanh(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }",
-    readA: readHook("X", "0u", rows, inF, false, "m", "k"),
-    readB: readHook("W", "0u", inF, outF, true, "k", "n"),
-    readA4: vecRead("X", "0u", rows, inF, false, "m", "k") ?? undefined,
-    readB4: vecRead("W", "0u", inF, outF, true, "k", "n") ?? undefined,
-    // The epilogue names its input `r` (WGSL forbids redeclaring the parameter `v`).
-    writeC: `  let r = v${bias ? " + BIAS[n]" : ""};\n  Y[m * ${outF}u + n] = ${
-      fuseAct ? EPILOGUE[activation] : "r"
-    };`,
-  });
+  const b = bias ?? null, act = fuseAct ? activation : "none";
+  if (onCpu()) linearCpu(x, weight, b, out, act);
+  else linearGpu(x, weight, b, out, rows, act);
   const inputs = bias ? [x, weight, bias] : [x, weight];
   record(out, "linear", inputs, (g) => {
     const g2 = reshape(g, [rows, outF]);

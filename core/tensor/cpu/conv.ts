@@ -1,0 +1,378 @@
+/**
+ * 2-D convolutions (NCHW, f32) on the CPU backend as explicit GEMMs: im2col packs input patches
+ * into a scratch matrix, `gemm` does all the arithmetic (with the bias and activation in its
+ * epilogue), and cheap copies move between NCHW and the GEMMs' channel-major layout. Three
+ * functions serve conv2d, convTranspose2d and all their gradients (see `ops/conv.ts`):
+ *
+ * - `convForwardCpu`: y = W cols(x), W [O, C*kh*kw], cols [C*kh*kw, images*Ho*Wo].
+ * - `convAdjointCpu`: the transposed convolution (Dumoulin & Visin 2016, "A guide to convolution
+ *   arithmetic", sec. 4): cols = W^T x then col2im scatter-adds every column into the output.
+ *   The GEMM runs over input pixels only, so a strided transposed convolution never multiplies
+ *   by the zeros a "dilate the input, then convolve" formulation would insert.
+ * - `convWeightGradCpu`: dW = g cols(x)^T, summed over images by accumulating GEMMs.
+ *
+ * The batch is folded into the GEMMs' N (or K) dimension, images*Ho*Wo, so the products stay
+ * large even for small deep feature maps; images are processed in chunks whose im2col scratch
+ * stays under `COLS_BUDGET`. A 1x1 stride-1 unpadded convolution needs no im2col: each image
+ * [C, H*W] already is its column matrix.
+ */
+import { cpu } from "../backend.ts";
+import { emptyTensor, type Tensor } from "../tensor.ts";
+import { gemm, type GemmActivation } from "./gemm.ts";
+import { addr } from "./views.ts";
+
+/** Stride, padding and kernel size of a convolution (`n` is the batch size). */
+export interface ConvGeometry {
+  n: number;
+  sy: number;
+  sx: number;
+  py: number;
+  px: number;
+  kh: number;
+  kw: number;
+}
+
+/** Most float32 elements of im2col scratch per chunk of images (32 MiB). */
+const COLS_BUDGET = 1 << 23;
+
+/** Images per chunk when each image needs `perImage` scratch elements (at least one). */
+function chunkImages(n: number, perImage: number): number {
+  return Math.max(1, Math.min(n, Math.floor(COLS_BUDGET / Math.max(1, perImage))));
+}
+
+/** Whether the convolution is a per-pixel matrix product (1x1 kernel, stride 1, no padding). */
+function pointwise(g: ConvGeometry): boolean {
+  return g.kh === 1 && g.kw === 1 && g.sy === 1 && g.sx === 1 && g.py === 0 && g.px === 0;
+}
+
+/** Element index (not byte address) of a tensor in the CPU memory. */
+function at(t: Tensor): number {
+  return addr(t) >> 2;
+}
+
+/**
+ * The output columns ox in [lo, hi) whose tap kx lands inside an input row of width w
+ * (0 <= ox*s - p + kx < w); the others read padding.
+ */
+function validRange(s: number, p: number, k: number, w: number, wo: number): [number, number] {
+  const lo = Math.min(wo, Math.max(0, Math.ceil((p - k) / s)));
+  const hi = Math.max(lo, Math.min(wo, Math.floor((w - 1 + p - k) / s) + 1));
+  return [lo, hi];
+}
+
+/**
+ * im2col: images n0..n0+cnt of x [n, C, H, W] (at element `src`) -> cols [C*kh*kw, cnt*Ho*Wo] (at
+ * element `dst`), cols[(c,ky,kx), (i,oy,ox)] = x[n0+i, c, oy*sy-py+ky, ox*sx-px+kx], 0 outside.
+ */
+function im2col(
+  m: Float32Array,
+  src: number,
+  [C, H, W]: readonly number[],
+  g: ConvGeometry,
+  Ho: number,
+  Wo: number,
+  n0: number,
+  cnt: number,
+  dst: number,
+): void {
+  const P = Ho * Wo, ld = cnt * P, { sy, sx, py, px, kh, kw } = g;
+  for (let c = 0; c < C; c++) {
+    for (let ky = 0; ky < kh; ky++) {
+      for (let kx = 0; kx < kw; kx++) {
+        const row = dst + ((c * kh + ky) * kw + kx) * ld;
+        const [lo, hi] = validRange(sx, px, kx, W, Wo);
+        for (let i = 0; i < cnt; i++) {
+          const plane = src + ((n0 + i) * C + c) * H * W;
+          for (let oy = 0; oy < Ho; oy++) {
+            const o = row + i * P + oy * Wo;
+            const iy = oy * sy - py + ky;
+            if (iy < 0 || iy >= H) {
+              m.fill(0, o, o + Wo);
+              continue;
+            }
+            for (let ox = 0; ox < lo; ox++) m[o + ox] = 0;
+            const base = plane + iy * W - px + kx;
+            for (let ox = lo; ox < hi; ox++) m[o + ox] = m[base + ox * sx];
+            for (let ox = hi; ox < Wo; ox++) m[o + ox] = 0;
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * col2im, the adjoint of `im2col`: adds every element of cols [C*kh*kw, cnt*Ho*Wo] (at `src`) to
+ * the pixel of images n0..n0+cnt of y [n, C, H, W] (at `dst`) that `im2col` would have read it
+ * from. Taps that fall into the padding are dropped.
+ */
+function col2imAdd(
+  m: Float32Array,
+  src: number,
+  [C, H, W]: readonly number[],
+  g: ConvGeometry,
+  Ho: number,
+  Wo: number,
+  n0: number,
+  cnt: number,
+  dst: number,
+): void {
+  const P = Ho * Wo, ld = cnt * P, { sy, sx, py, px, kh, kw } = g;
+  for (let c = 0; c < C; c++) {
+    for (let ky = 0; ky < kh; ky++) {
+      for (let kx = 0; kx < kw; kx++) {
+        const row = src + ((c * kh + ky) * kw + kx) * ld;
+        const [lo, hi] = validRange(sx, px, kx, W, Wo);
+        for (let i = 0; i < cnt; i++) {
+          const plane = dst + ((n0 + i) * C + c) * H * W;
+          for (let oy = 0; oy < Ho; oy++) {
+            const iy = oy * sy - py + ky;
+            if (iy < 0 || iy >= H) continue;
+            const o = row + i * P + oy * Wo;
+            const base = plane + iy * W - px + kx;
+            for (let ox = lo; ox < hi; ox++) m[base + ox * sx] += m[o + ox];
+          }
+        }
+      }
+    }
+  }
+}
+
+/** Images n0..n0+cnt of t [n, Ch, P] (at `src`) -> channel-major [Ch, cnt*P] (at `dst`). */
+function foldBatch(
+  m: Float32Array,
+  src: number,
+  Ch: number,
+  P: number,
+  n0: number,
+  cnt: number,
+  dst: number,
+): void {
+  for (let i = 0; i < cnt; i++) {
+    for (let c = 0; c < Ch; c++) {
+      const from = src + ((n0 + i) * Ch + c) * P;
+      m.copyWithin(dst + (c * cnt + i) * P, from, from + P);
+    }
+  }
+}
+
+/** The inverse of `foldBatch`: channel-major [Ch, cnt*P] (at `src`) -> images n0.. of [n, Ch, P]. */
+function unfoldBatch(
+  m: Float32Array,
+  src: number,
+  Ch: number,
+  P: number,
+  n0: number,
+  cnt: number,
+  dst: number,
+): void {
+  for (let i = 0; i < cnt; i++) {
+    for (let c = 0; c < Ch; c++) {
+      const from = src + (c * cnt + i) * P;
+      m.copyWithin(dst + ((n0 + i) * Ch + c) * P, from, from + P);
+    }
+  }
+}
+
+/**
+ * Direct convolution x [n, C, H, W] with w [O, C, kh, kw] -> [n, O, Ho, Wo]:
+ * y[n,o,oy,ox] = sum_{c,ky,kx} x[n,c,oy*sy-py+ky,ox*sx-px+kx] w[o,c,ky,kx] (+ bias[o], -> act).
+ */
+export function convForwardCpu(
+  x: Tensor,
+  w: Tensor,
+  bias: Tensor | null,
+  g: ConvGeometry,
+  Ho: number,
+  Wo: number,
+  activation: GemmActivation,
+): Tensor {
+  const [B, C] = x.shape;
+  const O = w.shape[0], K = C * g.kh * g.kw, P = Ho * Wo;
+  const out = emptyTensor([B, O, Ho, Wo]);
+  if (out.size === 0) return out;
+  cpu().countOp();
+  const epilogue = { bias: bias ? addr(bias) : undefined, biasPerRow: true, activation };
+  if (pointwise(g)) {
+    // Each image is already its column matrix: out_b [O, P] = W [O, C] x_b [C, P].
+    gemm({
+      M: O,
+      N: P,
+      K,
+      a: addr(w),
+      lda: K,
+      b: addr(x),
+      ldb: P,
+      c: addr(out),
+      ldc: P,
+      batch: B,
+      strideA: 0,
+      strideB: C * P,
+      strideC: O * P,
+      ...epilogue,
+    });
+    return out;
+  }
+  const nb = chunkImages(B, K * P);
+  const cols = emptyTensor([K * nb * P]);
+  const tmp = nb > 1 ? emptyTensor([O * nb * P]) : null;
+  for (let n0 = 0; n0 < B; n0 += nb) {
+    const cnt = Math.min(nb, B - n0);
+    const m = cpu().mem.f32;
+    im2col(m, at(x), x.shape.slice(1), g, Ho, Wo, n0, cnt, at(cols));
+    // One image writes its NCHW plane block directly; several go through [O, cnt*P].
+    const c = cnt === 1 ? addr(out) + n0 * O * P * 4 : addr(tmp!);
+    gemm({
+      M: O,
+      N: cnt * P,
+      K,
+      a: addr(w),
+      lda: K,
+      b: addr(cols),
+      ldb: cnt * P,
+      c,
+      ldc: cnt * P,
+      ...epilogue,
+    });
+    if (cnt > 1) unfoldBatch(m, at(tmp!), O, P, n0, cnt, at(out));
+  }
+  cols.dispose();
+  tmp?.dispose();
+  return out;
+}
+
+/**
+ * Transposed convolution inp [n, Ci, Hi, Wi] with w [Ci, Co, kh, kw] -> [n, Co, Ho, Wo]: input
+ * pixel (iy, ix) feeds output (iy*sy - py + ky, ix*sx - px + kx) with weight w[ci, co, ky, kx]
+ * (Dumoulin & Visin 2016, sec. 4), plus bias[co]. The adjoint of `convForwardCpu` with respect
+ * to x: conv2d's input gradient and convTranspose2d's forward.
+ */
+export function convAdjointCpu(
+  inp: Tensor,
+  w: Tensor,
+  bias: Tensor | null,
+  g: ConvGeometry,
+  Ho: number,
+  Wo: number,
+): Tensor {
+  const [B, Ci, Hi, Wi] = inp.shape;
+  const Co = w.shape[1], Kc = Co * g.kh * g.kw, Pi = Hi * Wi;
+  const out = emptyTensor([B, Co, Ho, Wo]);
+  if (out.size === 0) return out;
+  cpu().countOp();
+  if (pointwise(g)) {
+    // out_b [Co, P] = W^T [Co, Ci] inp_b [Ci, P]; W [Ci, Co] read transposed.
+    gemm({
+      M: Co,
+      N: Pi,
+      K: Ci,
+      a: addr(w),
+      lda: Co,
+      transA: true,
+      b: addr(inp),
+      ldb: Pi,
+      c: addr(out),
+      ldc: Pi,
+      batch: B,
+      strideA: 0,
+      strideB: Ci * Pi,
+      strideC: Co * Pi,
+      bias: bias ? addr(bias) : undefined,
+      biasPerRow: true,
+    });
+    return out;
+  }
+  const nb = chunkImages(B, (Kc + Ci) * Pi);
+  const cols = emptyTensor([Kc * nb * Pi]);
+  const folded = nb > 1 ? emptyTensor([Ci * nb * Pi]) : null;
+  fillChannels(out, bias);
+  for (let n0 = 0; n0 < B; n0 += nb) {
+    const cnt = Math.min(nb, B - n0);
+    const m = cpu().mem.f32;
+    let src = addr(inp) + n0 * Ci * Pi * 4;
+    if (cnt > 1) {
+      foldBatch(m, at(inp), Ci, Pi, n0, cnt, at(folded!));
+      src = addr(folded!);
+    }
+    // cols [Co*kh*kw, cnt*Pi] = W^T inp: every (output channel, tap) row for every input pixel.
+    gemm({
+      M: Kc,
+      N: cnt * Pi,
+      K: Ci,
+      a: addr(w),
+      lda: Kc,
+      transA: true,
+      b: src,
+      ldb: cnt * Pi,
+      c: addr(cols),
+      ldc: cnt * Pi,
+    });
+    col2imAdd(m, at(cols), out.shape.slice(1), g, Hi, Wi, n0, cnt, at(out));
+  }
+  cols.dispose();
+  folded?.dispose();
+  return out;
+}
+
+/** Sets every plane of t [n, C, H, W] to bias[c] (0 without a bias). */
+function fillChannels(t: Tensor, bias: Tensor | null): void {
+  const [B, C, H, W] = t.shape, P = H * W, m = cpu().mem.f32, o = at(t);
+  if (!bias) {
+    m.fill(0, o, o + t.size);
+    return;
+  }
+  const b = at(bias);
+  for (let i = 0; i < B; i++) {
+    for (let c = 0; c < C; c++) m.fill(m[b + c], o + (i * C + c) * P, o + (i * C + c + 1) * P);
+  }
+}
+
+/**
+ * Weight gradient: gout [n, Co, Hg, Wg] and x [n, Ci, Hx, Wx] (read at strided, padded positions)
+ * -> [Co, Ci, kh, kw] = sum_{n,gy,gx} gout[n,co,gy,gx] x[n,ci,gy*sy-py+ky,gx*sx-px+kx].
+ */
+export function convWeightGradCpu(gout: Tensor, x: Tensor, g: ConvGeometry): Tensor {
+  const [B, Co, Hg, Wg] = gout.shape;
+  const Ci = x.shape[1], K = Ci * g.kh * g.kw, P = Hg * Wg;
+  const out = emptyTensor([Co, Ci, g.kh, g.kw]);
+  if (out.size === 0) return out;
+  cpu().countOp();
+  if (B * P === 0) {
+    cpu().mem.f32.fill(0, at(out), at(out) + out.size);
+    return out;
+  }
+  const direct = pointwise(g);
+  const nb = chunkImages(B, (K + Co) * P);
+  const cols = direct && nb === 1 ? null : emptyTensor([K * nb * P]);
+  const folded = nb > 1 ? emptyTensor([Co * nb * P]) : null;
+  for (let n0 = 0; n0 < B; n0 += nb) {
+    const cnt = Math.min(nb, B - n0);
+    const m = cpu().mem.f32;
+    let a = addr(gout) + n0 * Co * P * 4, b = addr(x) + n0 * Ci * P * 4;
+    if (cols) {
+      im2col(m, at(x), x.shape.slice(1), g, Hg, Wg, n0, cnt, at(cols));
+      b = addr(cols);
+    }
+    if (cnt > 1) {
+      foldBatch(m, at(gout), Co, P, n0, cnt, at(folded!));
+      a = addr(folded!);
+    }
+    // dW [Co, Ci*kh*kw] (+)= gout [Co, cnt*P] cols^T, cols stored [Ci*kh*kw, cnt*P].
+    gemm({
+      M: Co,
+      N: K,
+      K: cnt * P,
+      a,
+      lda: cnt * P,
+      b,
+      ldb: cnt * P,
+      transB: true,
+      c: addr(out),
+      ldc: K,
+      accumulate: n0 > 0,
+    });
+  }
+  cols?.dispose();
+  folded?.dispose();
+  return out;
+}
