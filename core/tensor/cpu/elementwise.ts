@@ -8,6 +8,11 @@
  * dropped and neighbouring dimensions that every operand walks the same way are merged, so
  * `[B, C, H, W] + [1, C, 1, 1]` becomes a 3-D walk whose innermost row reads the bias with
  * stride 0, and `[N, D] + [D]` a 2-D walk whose rows read both operands with stride 1.
+ *
+ * Speed: a loop that calls a different `f` for every op is a megamorphic call site, which V8
+ * cannot inline, so every element pays a call and boxes its argument and result (measured
+ * 0.6 ns/element when one op owns the loop, 7-10 when several share it). The hottest ops,
+ * tensor-scalar affine and binary arithmetic, therefore have loops of their own below.
  */
 
 /** y = f(x) */
@@ -21,6 +26,12 @@ export type BinaryFn = (a: number, b: number) => number;
 export function mapUnary(x: Float32Array, y: Float32Array, f: UnaryFn): void {
   const n = y.length;
   for (let i = 0; i < n; i++) y[i] = f(x[i]);
+}
+
+/** y[i] = a x[i] + b: affine's own loop (every tensor-scalar add, sub, mul and div). */
+export function mapAffine(x: Float32Array, y: Float32Array, a: number, b: number): void {
+  const n = y.length;
+  for (let i = 0; i < n; i++) y[i] = a * x[i] + b;
 }
 
 /** gx[i] = df(x[i], y[i], g[i]). */
@@ -98,7 +109,42 @@ export function nextRow(plan: BroadcastPlan, count: Int32Array, offsets: Int32Ar
   }
 }
 
-/** out = f(a, b) under broadcasting (`out` has the broadcast shape). */
+/**
+ * One row of a binary op with its own loop: `n` outputs from `o`, operands read from `ia` / `ib`
+ * stepping by `sa` / `sb` (1, or 0 for an operand that repeats along the row).
+ */
+export type BinaryRow = (
+  out: Float32Array,
+  o: number,
+  n: number,
+  a: Float32Array,
+  ia: number,
+  sa: number,
+  b: Float32Array,
+  ib: number,
+  sb: number,
+) => void;
+
+/** Rows of the four arithmetic ops (the formulas of their BinaryFn twins). */
+export const ARITHMETIC_ROWS: Record<"add" | "sub" | "mul" | "div", BinaryRow> = {
+  add: (out, o, n, a, ia, sa, b, ib, sb) => {
+    for (let j = 0; j < n; j++) out[o + j] = a[ia + j * sa] + b[ib + j * sb];
+  },
+  sub: (out, o, n, a, ia, sa, b, ib, sb) => {
+    for (let j = 0; j < n; j++) out[o + j] = a[ia + j * sa] - b[ib + j * sb];
+  },
+  mul: (out, o, n, a, ia, sa, b, ib, sb) => {
+    for (let j = 0; j < n; j++) out[o + j] = a[ia + j * sa] * b[ib + j * sb];
+  },
+  div: (out, o, n, a, ia, sa, b, ib, sb) => {
+    for (let j = 0; j < n; j++) out[o + j] = a[ia + j * sa] / b[ib + j * sb];
+  },
+};
+
+/**
+ * out = f(a, b) under broadcasting (`out` has the broadcast shape). `row`, when given, computes
+ * whole rows with its own loop instead of calling `f` per element.
+ */
 export function mapBinary(
   a: Float32Array,
   aShape: readonly number[],
@@ -107,10 +153,12 @@ export function mapBinary(
   out: Float32Array,
   outShape: readonly number[],
   f: BinaryFn,
+  row?: BinaryRow,
 ): void {
   const n = out.length;
   if (n === 0) return;
   if (a.length === n && b.length === n) {
+    if (row) return row(out, 0, n, a, 0, 1, b, 0, 1);
     // Same shape (the common case): one flat loop.
     for (let i = 0; i < n; i++) out[i] = f(a[i], b[i]);
     return;
@@ -122,7 +170,8 @@ export function mapBinary(
   const off = new Int32Array(2);
   for (let o = 0; o < n; o += inner) {
     const ia = off[0], ib = off[1];
-    if (sa === 1 && sb === 1) {
+    if (row) row(out, o, inner, a, ia, sa, b, ib, sb);
+    else if (sa === 1 && sb === 1) {
       for (let j = 0; j < inner; j++) out[o + j] = f(a[ia + j], b[ib + j]);
     } else if (sa === 1) {
       const bv = b[ib]; // b repeats along the row (a per-channel bias, a scalar, ...)

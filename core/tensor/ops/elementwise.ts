@@ -6,7 +6,10 @@
 import { record } from "../autograd.ts";
 import { cpu, onCpu } from "../backend.ts";
 import {
+  ARITHMETIC_ROWS,
   type BinaryFn,
+  type BinaryRow,
+  mapAffine,
   mapBinary,
   mapUnary,
   mapUnaryGrad,
@@ -59,6 +62,20 @@ const geluGrad = (x: number, g: number): number => {
   return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * K * (1 + 0.134145 * x * x));
 };
 
+// The activations' twins by name: each also gets a CPU loop of its own in the table, so V8
+// inlines the twin there (the shared loop of `mapUnary` calls it megamorphically, at several
+// times the cost; see `cpu/elementwise.ts`).
+const reluF: UnaryFn = (x) => Math.max(x, 0);
+const reluDf: UnaryGradFn = (x, _y, g) => x > 0 ? g : 0;
+const geluF: UnaryFn = (x) => 0.5 * x * (1 + geluTanh(x));
+const geluDf: UnaryGradFn = (x, _y, g) => geluGrad(x, g);
+const geluErfF: UnaryFn = (x) => 0.5 * x * (1 + erfApprox(x * 0.7071067811865476));
+const geluErfDf: UnaryGradFn = (x, _y, g) =>
+  g * (0.5 * (1 + erfApprox(x * 0.7071067811865476)) +
+    x * 0.3989422804014327 * Math.exp(-0.5 * x * x));
+const siluF: UnaryFn = (x) => x * sigmoidOf(x);
+const siluDf: UnaryGradFn = (x, _y, g) => g * sigmoidOf(x) * (1 + x * (1 - sigmoidOf(x)));
+
 /**
  * One unary op, as WGSL for the GPU and as its TypeScript twin for the CPU (same formula).
  * WGSL sees `x`, and in the backward also `y` (the forward output) and `g` (the output
@@ -73,6 +90,9 @@ interface UnaryRule {
   backward?: string;
   /** The same, TypeScript. */
   df?: UnaryGradFn;
+  /** Optional whole-tensor CPU loops replacing `f` / `df` for speed (see `cpu/elementwise.ts`). */
+  map?: (x: Float32Array, y: Float32Array) => void;
+  mapGrad?: (x: Float32Array, y: Float32Array, g: Float32Array, gx: Float32Array) => void;
 }
 
 const UNARY = {
@@ -120,31 +140,53 @@ const UNARY = {
   },
   relu: {
     forward: "max(x, 0.0)",
-    f: (x) => Math.max(x, 0),
+    f: reluF,
     backward: "select(0.0, g, x > 0.0)",
-    df: (x, _y, g) => x > 0 ? g : 0,
+    df: reluDf,
+    map: (x, y) => {
+      for (let i = 0; i < y.length; i++) y[i] = reluF(x[i]);
+    },
+    mapGrad: (x, y, g, gx) => {
+      for (let i = 0; i < gx.length; i++) gx[i] = reluDf(x[i], y[i], g[i]);
+    },
   },
   gelu: {
     forward: `0.5 * x * (1.0 + safe_tanh(${GELU_K} * (x + 0.044715 * x * x * x)))`,
-    f: (x) => 0.5 * x * (1 + geluTanh(x)),
+    f: geluF,
     backward: `g * (0.5 * (1.0 + safe_tanh(${GELU_K} * (x + 0.044715 * x * x * x))) + 0.5 * x * ` +
       `(1.0 - square_f(safe_tanh(${GELU_K} * (x + 0.044715 * x * x * x)))) * ${GELU_K} * (1.0 + 0.134145 * x * x))`,
-    df: (x, _y, g) => geluGrad(x, g),
+    df: geluDf,
+    map: (x, y) => {
+      for (let i = 0; i < y.length; i++) y[i] = geluF(x[i]);
+    },
+    mapGrad: (x, y, g, gx) => {
+      for (let i = 0; i < gx.length; i++) gx[i] = geluDf(x[i], y[i], g[i]);
+    },
   },
   gelu_erf: {
     forward: "0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476))",
-    f: (x) => 0.5 * x * (1 + erfApprox(x * 0.7071067811865476)),
+    f: geluErfF,
     backward:
       "g * (0.5 * (1.0 + erf_approx(x * 0.7071067811865476)) + x * 0.3989422804014327 * exp(-0.5 * x * x))",
-    df: (x, _y, g) =>
-      g * (0.5 * (1 + erfApprox(x * 0.7071067811865476)) +
-        x * 0.3989422804014327 * Math.exp(-0.5 * x * x)),
+    df: geluErfDf,
+    map: (x, y) => {
+      for (let i = 0; i < y.length; i++) y[i] = geluErfF(x[i]);
+    },
+    mapGrad: (x, y, g, gx) => {
+      for (let i = 0; i < gx.length; i++) gx[i] = geluErfDf(x[i], y[i], g[i]);
+    },
   },
   silu: {
     forward: "x * sigmoid(x)",
-    f: (x) => x * sigmoidOf(x),
+    f: siluF,
     backward: "g * sigmoid(x) * (1.0 + x * (1.0 - sigmoid(x)))",
-    df: (x, _y, g) => g * sigmoidOf(x) * (1 + x * (1 - sigmoidOf(x))),
+    df: siluDf,
+    map: (x, y) => {
+      for (let i = 0; i < y.length; i++) y[i] = siluF(x[i]);
+    },
+    mapGrad: (x, y, g, gx) => {
+      for (let i = 0; i < gx.length; i++) gx[i] = siluDf(x[i], y[i], g[i]);
+    },
   },
   sin: {
     forward: "sin(x)",
@@ -195,7 +237,8 @@ function unary(op: string, x: Tensor, rule: UnaryRule, scalars: number[] = []): 
   expectDType(op, "x", x, "f32");
   const y = emptyTensor(x.shape);
   if (onCpu()) {
-    mapUnary(f32(x), f32(y), rule.f);
+    if (rule.map) rule.map(f32(x), f32(y));
+    else mapUnary(f32(x), f32(y), rule.f);
     cpu().countOp();
   } else {
     runElementwise({
@@ -224,7 +267,8 @@ function unaryGrad(
 ): Tensor {
   const gx = emptyTensor(x.shape);
   if (onCpu()) {
-    mapUnaryGrad(f32(x), f32(y), f32(g), f32(gx), rule.df!);
+    if (rule.mapGrad) rule.mapGrad(f32(x), f32(y), f32(g), f32(gx));
+    else mapUnaryGrad(f32(x), f32(y), f32(g), f32(gx), rule.df!);
     cpu().countOp();
     return gx;
   }
@@ -322,17 +366,20 @@ export function affine(x: Tensor, a: number, b: number): Tensor {
     f: (x) => A * x + B,
     backward: "s0 * g",
     df: (_x, _y, g) => A * g,
+    map: (x, y) => mapAffine(x, y, A, B),
+    mapGrad: (_x, _y, g, gx) => mapAffine(g, gx, A, 0),
   }, [a, b]);
 }
 
 type Operand = Tensor | number;
 
-/** The binary ops: WGSL of `a` and `b` beside the TypeScript twin. */
+/** The binary ops: WGSL of `a` and `b` beside the TypeScript twin (and, for arithmetic, the
+ * twin's own row loop on the CPU). */
 const BINARY = {
-  add: { wgsl: "a + b", f: (a, b) => a + b },
-  sub: { wgsl: "a - b", f: (a, b) => a - b },
-  mul: { wgsl: "a * b", f: (a, b) => a * b },
-  div: { wgsl: "a / b", f: (a, b) => a / b },
+  add: { wgsl: "a + b", f: (a, b) => a + b, row: ARITHMETIC_ROWS.add },
+  sub: { wgsl: "a - b", f: (a, b) => a - b, row: ARITHMETIC_ROWS.sub },
+  mul: { wgsl: "a * b", f: (a, b) => a * b, row: ARITHMETIC_ROWS.mul },
+  div: { wgsl: "a / b", f: (a, b) => a / b, row: ARITHMETIC_ROWS.div },
   maximum: { wgsl: "max(a, b)", f: Math.max },
   minimum: { wgsl: "min(a, b)", f: Math.min },
   greater: { wgsl: "select(0.0, 1.0, a > b)", f: (a, b) => a > b ? 1 : 0 },
@@ -340,7 +387,7 @@ const BINARY = {
   less: { wgsl: "select(0.0, 1.0, a < b)", f: (a, b) => a < b ? 1 : 0 },
   lessEqual: { wgsl: "select(0.0, 1.0, a <= b)", f: (a, b) => a <= b ? 1 : 0 },
   equal: { wgsl: "select(0.0, 1.0, a == b)", f: (a, b) => a === b ? 1 : 0 },
-} satisfies Record<string, { wgsl: string; f: BinaryFn }>;
+} satisfies Record<string, { wgsl: string; f: BinaryFn; row?: BinaryRow }>;
 
 type BinaryOp = keyof typeof BINARY;
 
@@ -350,7 +397,8 @@ function binaryKernel(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShapes(op, a.shape, b.shape);
   const out = emptyTensor(shape);
   if (onCpu()) {
-    mapBinary(f32(a), a.shape, f32(b), b.shape, f32(out), shape, BINARY[op].f);
+    const rule: { f: BinaryFn; row?: BinaryRow } = BINARY[op];
+    mapBinary(f32(a), a.shape, f32(b), b.shape, f32(out), shape, rule.f, rule.row);
     cpu().countOp();
     return out;
   }
