@@ -513,3 +513,15 @@ Deno.test("arithmetic and generic broadcast paths agree on a larger per-channel 
     }
   }
 });
+
+Deno.test("more distinct constants than the WebGPU scalar cache holds all give correct results", async () => {
+  // 1100 > the 1024 cached scalar buffers: the oldest are destroyed while their dispatches may
+  // still be pending (they are submitted first).
+  const x = tensor([1, 2], [2]);
+  const outs = Array.from({ length: 1100 }, (_, k) => affine(x, k, 0.5));
+  for (const k of [0, 1, 511, 1023, 1024, 1099]) {
+    assert.deepEqual([...(await outs[k].read())], [k + 0.5, 2 * k + 0.5], `affine ${k}`);
+  }
+  for (const t of outs) t.dispose();
+  x.dispose();
+});

@@ -1,7 +1,10 @@
 /**
  * Elementwise ops: unary math, binary arithmetic with NumPy broadcasting, comparisons, `where`
  * and clamping. Each differentiable op keeps its vector-Jacobian product beside it; broadcast
- * gradients are summed back to the input's shape (`unbroadcast`).
+ * gradients are summed back to the input's shape (`sumTo`). Every formula is written twice, side
+ * by side: as WGSL for the GPU and as a TypeScript twin that the CPU backend's loops
+ * (`cpu/elementwise.ts`) apply. Per-call constants (affine's coefficients, clamp bounds, ...)
+ * reach the GPU in a small buffer, never in the WGSL source, so they compile no new pipelines.
  */
 import { record } from "../autograd.ts";
 import { cpu, onCpu } from "../backend.ts";
