@@ -7,11 +7,15 @@ import {
   abs,
   add,
   affine,
+  arange,
+  backend,
+  bernoulli,
   clamp,
   cos,
   div,
   equal,
   exp,
+  full,
   gelu,
   greater,
   greaterEqual,
@@ -23,6 +27,7 @@ import {
   mul,
   neg,
   noGrad,
+  onCpu,
   powScalar,
   relu,
   rsqrt,
@@ -253,6 +258,14 @@ const SHAPE_PAIRS: [number[], number[]][] = [
   [[2, 1, 3], [1, 4, 1]],
   [[], [2, 2]],
   [[2, 2], []],
+  // The CPU's broadcast walks: a per-channel operand (row of stride 0 for b), a row broadcast
+  // down the batch (both rows stride 1), a column against a row (stride 0 on either side).
+  [[2, 3, 4, 5], [1, 3, 1, 1]],
+  [[1, 3, 1, 1], [2, 3, 4, 5]],
+  [[6, 5], [4, 1, 5]],
+  [[4, 5], [4, 1]],
+  [[4, 1], [4, 5]],
+  [[2, 3, 4], [2, 1, 4]],
 ];
 
 Deno.test("binary ops broadcast like NumPy and match the float64 reference", async () => {
@@ -435,4 +448,80 @@ Deno.test("elementwise ops reject bad shapes and dtypes with messages naming op 
   assert.throws(() => add(i, i), /add.*i32.*\[3\]/);
   assert.throws(() => clamp(a, 1, 0), /clamp/);
   for (const t of [a, b, i]) t.dispose();
+});
+
+// ---- per-call scalars on WebGPU ------------------------------------------------------------
+
+Deno.test({
+  name: "scalar ops with new constants compile no new WebGPU pipelines after their first call",
+  ignore: onCpu(),
+  fn: async () => {
+    const x = tensor([0.5, -1.5, 2, 3], [4]);
+    const y = tensor([1, 2, 3, 4], [4]);
+    const calls = (c: number): Tensor[] => [
+      affine(x, c, -c),
+      add(x, c),
+      mul(c, x),
+      div(c, x),
+      full([4], c),
+      full([4], c, "i32"),
+      clamp(x, -Math.abs(c), Math.abs(c)),
+      powScalar(x, c > 0 ? 2 : 3),
+      powScalar(x, c > 0 ? 0.5 : 1.5),
+      maximum(x, c),
+      minimum(x, c),
+      greater(x, c),
+      equal(x, c),
+      arange(c, c + 4),
+      bernoulli([4], Math.abs(c) % 1),
+      where(greater(x, c), x, y),
+    ];
+    for (const t of calls(0.25)) t.dispose();
+    const before = backend().stats().pipelines;
+    for (const c of [1.5, -2, 3.75, 1e-3, -7.125, 0.3]) {
+      const out = calls(c);
+      assertClose(await out[0].read(), [0.5, -1.5, 2, 3].map((v) => Math.fround(c) * v - c), {
+        label: `affine ${c}`,
+      });
+      assert.deepEqual([...(await out[5].read())], Array(4).fill(Math.trunc(c)), `full i32 ${c}`);
+      for (const t of out) t.dispose();
+    }
+    assert.equal(backend().stats().pipelines, before, "no pipeline compiled for new constants");
+    x.dispose();
+    y.dispose();
+  },
+});
+
+Deno.test("arithmetic and generic broadcast paths agree on a larger per-channel broadcast", async () => {
+  // [B, C, H, W] with a [1, C, 1, 1] operand on both sides, and a [N, D] + [D] row broadcast,
+  // for ops with their own CPU loops (add, sub, mul, div) and ops through the generic one.
+  for (
+    const [sa, sb] of [[[3, 8, 5, 7], [1, 8, 1, 1]], [[1, 8, 1, 1], [3, 8, 5, 7]], [[33, 17], [
+      17,
+    ]]] as [number[], number[]][]
+  ) {
+    const da = Float32Array.from(randomArray(size(sa), 31, -2, 2));
+    const db = Float32Array.from(randomArray(size(sb), 32, 0.5, 2));
+    for (const [name, op, ref] of BINARY.slice(0, 6)) {
+      const a = tensor(da, sa), b = tensor(db, sb);
+      const want = broadcastRef(da, sa, db, sb, ref);
+      assertClose(await readAndDispose(op(a, b)), want.data, {
+        label: `${name} [${sa}] x [${sb}]`,
+      });
+      a.dispose();
+      b.dispose();
+    }
+  }
+});
+
+Deno.test("more distinct constants than the WebGPU scalar cache holds all give correct results", async () => {
+  // 1100 > the 1024 cached scalar buffers: the oldest are destroyed while their dispatches may
+  // still be pending (they are submitted first).
+  const x = tensor([1, 2], [2]);
+  const outs = Array.from({ length: 1100 }, (_, k) => affine(x, k, 0.5));
+  for (const k of [0, 1, 511, 1023, 1024, 1099]) {
+    assert.deepEqual([...(await outs[k].read())], [k + 0.5, 2 * k + 0.5], `affine ${k}`);
+  }
+  for (const t of outs) t.dispose();
+  x.dispose();
 });

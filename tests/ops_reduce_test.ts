@@ -120,6 +120,13 @@ Deno.test("reductions over rows longer than 64 use the workgroup tree and stay e
   await check([4, 65], 1, 18);
 });
 
+Deno.test("reductions with kept inner rows and alternating reduced and kept axes", async () => {
+  await check([4, 3, 50], [0, 1], 20); // leading axes: whole rows fold into the output row
+  await check([5, 40, 3, 6], [1, 3], 21); // reduced, kept, reduced runs
+  await check([2, 3, 4, 5], [0, 2], 22); // kept inner run after a reduced one
+  await check([3, 1, 4, 1, 5], [1, 2, 3], 23); // size-1 axes among the reduced ones
+});
+
 Deno.test("sum and max over size-1 axes and of a rank-0 tensor", async () => {
   await check([3, 1, 4], 1, 19);
   const s = tensor([2.5], []);

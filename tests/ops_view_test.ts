@@ -268,6 +268,51 @@ Deno.test("clone copies into a separate buffer; unsqueeze and squeeze reshape", 
   for (const t of [c, u0, u2, um, um3, s, s2]) t.dispose();
 });
 
+Deno.test("layout ops copy integer data bit for bit, also values whose bits are float NaNs", async () => {
+  // 0xff800001 (-8388607) and 0xffffffff (-1) are signalling and quiet NaN patterns as floats.
+  const data = Int32Array.from([-8388607, -1, 7, 2147483647, -2147483648, 0, 5, -6]);
+  const x = tensor(data, [2, 2, 2]);
+  const ints = (shape: number[]): Host => ({ data: Float64Array.from(data), shape });
+  const cases: [string, Tensor, Host][] = [
+    ["permute", permute(x, [2, 0, 1]), refPermute(ints([2, 2, 2]), [2, 0, 1])],
+    ["flip", flip(x, [0, 2]), refFlip(ints([2, 2, 2]), [0, 2])],
+    ["slice", slice(x, 1, 1), refSlice(ints([2, 2, 2]), 1, 1, 2, 1)],
+    ["concat", concat([x, x], 2), refConcat([ints([2, 2, 2]), ints([2, 2, 2])], 2)],
+    ["expand", expand(reshape(x, [1, 8]), [2, 8]), {
+      data: Float64Array.from([...data, ...data]),
+      shape: [2, 8],
+    }],
+    ["clone", clone(x), ints([2, 2, 2])],
+    ["pad", pad(x, [[0, 1], [1, 0], [0, 0]]), refPad(ints([2, 2, 2]), [[0, 1], [1, 0], [0, 0]])],
+  ];
+  for (const [label, t, want] of cases) {
+    assert.equal(t.dtype, "i32", label);
+    assert.deepEqual([...t.shape], want.shape, label);
+    assert.deepEqual([...(await t.read())], [...want.data], label);
+    t.dispose();
+  }
+  x.dispose();
+});
+
+Deno.test("layout ops on long rows (bulk copies) and with many merged dimensions", async () => {
+  const shape = [3, 4, 70];
+  const data = randomArray(size(shape), 50);
+  const x = tensor(Float32Array.from(data), shape);
+  const h = { data: Float64Array.from(Float32Array.from(data)), shape };
+  const cases: [string, Tensor, Host][] = [
+    ["permute keeps last", permute(x, [1, 0, 2]), refPermute(h, [1, 0, 2])],
+    ["slice rows", slice(x, 2, 3, 68), refSlice(h, 2, 3, 68, 1)],
+    ["concat", concat([x, x], 1), refConcat([h, h], 1)],
+    ["flip middle", flip(x, 1), refFlip(h, [1])],
+  ];
+  for (const [label, t, want] of cases) {
+    assert.deepEqual([...t.shape], want.shape, label);
+    assertClose(await t.read(), want.data, { label });
+    t.dispose();
+  }
+  x.dispose();
+});
+
 // ---- gradients -----------------------------------------------------------------------------
 
 Deno.test("layout ops pass finite-difference gradient checks", async () => {

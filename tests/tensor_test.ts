@@ -30,6 +30,7 @@ import {
   zeros,
   zerosLike,
 } from "../core/tensor/mod.ts";
+import { randU32 } from "../core/tensor/cpu/elementwise.ts";
 import { assertClose, param, randomArray } from "./_support/check.ts";
 
 // ---- creation ------------------------------------------------------------------------------
@@ -79,6 +80,13 @@ Deno.test("zeros, ones, full, zerosLike, onesLike and arange fill the expected v
   assert.deepEqual([...(await r2.read())], [2, 4, 6]);
   assert.deepEqual([...(await r3.read())], [1, 0.75, 0.5, 0.25]);
   assert.deepEqual([...(await r4.read())], [-3, -2, -1, 0, 1, 2]);
+  const r6 = arange(5, -4, -3, "i32"), r7 = arange(0.5, 2, 0.3);
+  assert.deepEqual([...(await r6.read())], [5, 2, -1]);
+  assertClose(await r7.read(), [0.5, 0.8, 1.1, 1.4, 1.7], { label: "arange fractional" });
+  const fu = full([3], 4294967295, "u32"), fn = full([2], NaN);
+  assert.deepEqual([...(await fu.read())], [4294967295, 4294967295, 4294967295]);
+  assert.ok((await fn.read()).every(Number.isNaN), "full NaN");
+  for (const t of [r6, r7, fu, fn]) t.dispose();
   assert.equal(r4.dtype, "i32");
   assert.deepEqual([...r5.shape], [0]);
   assert.throws(() => arange(0, 1, 0), /arange.*step/);
@@ -157,6 +165,37 @@ Deno.test("rand never returns exactly 1.0, even for the largest 24-bit draw", as
   }
   assert.ok(v[49051] < 1, `rand produced ${v[49051]} at index 49051`);
   u.dispose();
+});
+
+Deno.test("the CPU twin of the hash agrees with the host copy; draws match the WGSL's bit for bit", async () => {
+  // randU32 (cpu/elementwise.ts) against the host copy above, over many indices and seeds.
+  for (const seed of [0, 5, 0xdeadbeef, 0xffffffff]) {
+    for (let i = 0; i < 5000; i += 7) {
+      assert.equal(randU32(seed >>> 0, 0x5bd1e995, i) >>> 8, hostRandBits(seed, i), `${seed}/${i}`);
+    }
+  }
+  // Known 24-bit draws, recorded from the WGSL kernel: every backend must reproduce them.
+  const explicit = await rand([6], 5).read();
+  assert.deepEqual(
+    Array.from(explicit, (v) => v * 16777216),
+    [4387140, 15004004, 3858913, 3562161, 13745601, 4977882],
+  );
+  manualSeed(2024);
+  const counted = await rand([4]).read();
+  assert.deepEqual(Array.from(counted, (v) => v * 16777216), [
+    8538740,
+    10985904,
+    14334878,
+    7927145,
+  ]);
+  const mask = await bernoulli([16], 0.3, 77).read();
+  assert.equal(Array.from(mask).join(""), "0000110100000000");
+  // Box-Muller of identical uniforms: equal up to the last bits of log and cos.
+  assertClose(await randn([4], 42).read(), [0.33158565, 0.22592391, -0.27124372, -0.75083572], {
+    atol: 1e-6,
+    rtol: 1e-6,
+    label: "randn",
+  });
 });
 
 Deno.test("the same seed gives the same numbers; getRngState/setRngState reproduce a draw", async () => {

@@ -1,11 +1,13 @@
 /**
  * Creating tensors: from host arrays, constants, ranges, and seeded random numbers generated on
- * the GPU by a counter-based generator (so no random data crosses the bus, and a seed plus a
- * counter reproduce any draw exactly).
+ * the device by a counter-based generator (so no random data crosses the bus, and a seed plus a
+ * counter reproduce any draw exactly, bit for bit the same uniforms on the GPU and the CPU).
  */
-import { backend } from "./backend.ts";
+import { backend, cpu, onCpu } from "./backend.ts";
+import { fillBernoulli, fillRand, fillRandn } from "./cpu/elementwise.ts";
+import { f32, i32, u32 } from "./cpu/views.ts";
 import { type DType, emptyTensor, sizeOf, type Tensor } from "./tensor.ts";
-import { f32Literal, runElementwise } from "./wgsl.ts";
+import { f32Bits, runElementwise } from "./wgsl.ts";
 
 /**
  * A tensor holding `data` (copied to the GPU in one write).
@@ -38,19 +40,28 @@ export function tensor(
   return t;
 }
 
+/** The 32-bit pattern of `value` as a `dtype` element (floats rounded, integers wrapped). */
+function bitsOf(value: number, dtype: DType): number {
+  if (dtype === "f32") return f32Bits(value)[0];
+  return dtype === "i32" ? (value | 0) >>> 0 : value >>> 0;
+}
+
 /** A tensor filled with `value`. */
 export function full(shape: readonly number[], value: number, dtype: DType = "f32"): Tensor {
   const t = emptyTensor(shape, dtype);
-  const v = dtype === "f32"
-    ? f32Literal(value)
-    : dtype === "i32"
-    ? `${value | 0}i`
-    : `${value >>> 0}u`;
+  const bits = bitsOf(value, dtype);
+  if (onCpu()) {
+    u32(t).fill(bits);
+    cpu().countOp();
+    return t;
+  }
+  // The value travels as its bit pattern in a buffer: one pipeline per dtype for every value.
   runElementwise({
     label: "fill",
     n: t.size,
     bindings: [{ binding: { name: "O", type: dtype, access: "read_write" }, tensor: t }],
-    body: `  O[i] = ${v};`,
+    scalars: Uint32Array.of(bits),
+    body: `  O[i] = bitcast<${dtype}>(S[0u]);`,
   });
   return t;
 }
@@ -72,16 +83,31 @@ export function arange(start: number, end?: number, step = 1, dtype: DType = "f3
   if (step === 0) throw new Error("arange: step must not be zero.");
   const n = Math.max(0, Math.ceil((end - start) / step));
   const t = emptyTensor([n], dtype);
-  const expr = dtype === "f32"
-    ? `${f32Literal(start)} + f32(i) * ${f32Literal(step)}`
-    : `${dtype}(${start}) + ${dtype}(i) * ${dtype}(${step})`;
+  if (onCpu()) {
+    arangeCpu(t, start, step);
+    return t;
+  }
+  // start and step travel as bit patterns (integers wrapped to 32 bits as WGSL's would be).
   runElementwise({
     label: "arange",
     n,
     bindings: [{ binding: { name: "O", type: dtype, access: "read_write" }, tensor: t }],
-    body: `  O[i] = ${expr};`,
+    scalars: Uint32Array.of(bitsOf(start, dtype), bitsOf(step, dtype)),
+    body: `  O[i] = bitcast<${dtype}>(S[0u]) + ${dtype}(i) * bitcast<${dtype}>(S[1u]);`,
   });
   return t;
+}
+
+/** The CPU twin of the arange kernel, with the GPU's float32 rounding of i * step and the sum. */
+function arangeCpu(t: Tensor, start: number, step: number): void {
+  if (t.dtype === "f32") {
+    const o = f32(t), a = Math.fround(start), d = Math.fround(step);
+    for (let i = 0; i < o.length; i++) o[i] = a + Math.fround(i * d);
+  } else {
+    const o = t.dtype === "i32" ? i32(t) : u32(t), a = start | 0, d = step | 0;
+    for (let i = 0; i < o.length; i++) o[i] = a + Math.imul(i, d);
+  }
+  cpu().countOp();
 }
 
 // ---- Random numbers --------------------------------------------------------------------------
@@ -135,34 +161,47 @@ function nextKeys(seed?: number): [number, number] {
   return keys;
 }
 
+/**
+ * One draw: `body` (WGSL, seeing the keys `k0`, `k1` and the extra scalar `s2`) on the GPU, or
+ * its CPU twin `fill` (the same hash, `cpu/elementwise.ts`).
+ */
 function randomKernel(
   label: string,
   shape: readonly number[],
   body: string,
+  fill: (out: Float32Array, k0: number, k1: number) => void,
   seed?: number,
+  extra = 0,
 ): Tensor {
   const t = emptyTensor(shape);
+  const [k0, k1] = nextKeys(seed);
+  if (onCpu()) {
+    fill(f32(t), k0, k1);
+    cpu().countOp();
+    return t;
+  }
   // The keys travel in a buffer, not in the source: baking them in would compile a new
   // pipeline for every draw (diffusion noise is drawn every step).
-  const keys = emptyTensor([2], "u32");
-  backend().write(keys.buffer, Uint32Array.from(nextKeys(seed)));
   runElementwise({
     label,
     n: t.size,
     prelude: RNG_PRELUDE,
-    bindings: [
-      { binding: { name: "KEYS", type: "u32", access: "read" }, tensor: keys },
-      { binding: { name: "O", type: "f32", access: "read_write" }, tensor: t },
-    ],
-    body: `  let k0 = KEYS[0];\n  let k1 = KEYS[1];\n${body}`,
+    bindings: [{ binding: { name: "O", type: "f32", access: "read_write" }, tensor: t }],
+    scalars: Uint32Array.of(k0, k1, f32Bits(extra)[0]),
+    body: `  let k0 = S[0u];\n  let k1 = S[1u];\n  let s2 = bitcast<f32>(S[2u]);\n${body}`,
   });
-  keys.dispose();
   return t;
 }
 
 /** Uniform [0, 1) numbers (seeded by the global generator unless `seed` is given). */
 export function rand(shape: readonly number[], seed?: number): Tensor {
-  return randomKernel("rand", shape, "  O[i] = f32(rand_u32(k0, k1, i) >> 8u) / 16777216.0;", seed);
+  return randomKernel(
+    "rand",
+    shape,
+    "  O[i] = f32(rand_u32(k0, k1, i) >> 8u) / 16777216.0;",
+    fillRand,
+    seed,
+  );
 }
 
 /** Standard normal numbers by the Box-Muller transform of two uniforms per element. */
@@ -173,6 +212,7 @@ export function randn(shape: readonly number[], seed?: number): Tensor {
     `  let u1 = rand_unit(k0, k1, 2u * i);
   let u2 = rand_unit(k0, k1, 2u * i + 1u);
   O[i] = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);`,
+    fillRandn,
     seed,
   );
 }
@@ -183,7 +223,9 @@ export function bernoulli(shape: readonly number[], p: number, seed?: number): T
   return randomKernel(
     "bernoulli",
     shape,
-    `  O[i] = select(0.0, 1.0, rand_unit(k0, k1, i) < ${f32Literal(p)});`,
+    "  O[i] = select(0.0, 1.0, rand_unit(k0, k1, i) < s2);",
+    (out, k0, k1) => fillBernoulli(out, p, k0, k1),
     seed,
+    p,
   );
 }

@@ -48,9 +48,61 @@ export function linearIndex(grid: [number, number], wg = WG): string {
   return grid[1] === 1 ? "gid.x" : `(gid.x + gid.y * ${grid[0] * wg}u)`;
 }
 
+/** The 32-bit patterns of float32 values, for `runElementwise`'s `scalars`. */
+export function f32Bits(...values: number[]): Uint32Array {
+  return new Uint32Array(Float32Array.from(values).buffer);
+}
+
+/** At most this many scalar buffers stay cached (a few KiB of GPU memory). */
+const SCALAR_CACHE_LIMIT = 1024;
+/** Scalar buffers by their contents, least recently used first. */
+const scalarBuffers = new Map<string, GPUBuffer>();
+
+/**
+ * A read-only storage buffer holding `bits`. Per-call scalars (affine coefficients, fill values,
+ * random keys) travel in such buffers instead of the WGSL source, so new values compile no new
+ * pipeline (a sampler's step coefficients change every step). Buffers are cached by contents,
+ * so repeated constants cost nothing; a new one is written while mapped at creation, which
+ * needs no queue write, hence no flush of the recorded dispatches.
+ */
+function scalarBuffer(bits: Uint32Array): GPUBuffer {
+  const key = bits.join(",");
+  const hit = scalarBuffers.get(key);
+  if (hit) {
+    scalarBuffers.delete(key);
+    scalarBuffers.set(key, hit); // most recently used last
+    return hit;
+  }
+  if (scalarBuffers.size >= SCALAR_CACHE_LIMIT) evictScalarBuffers();
+  const buffer = gpu().device.createBuffer({
+    label: "scalars",
+    size: Math.max(16, bits.byteLength),
+    usage: GPUBufferUsage.STORAGE,
+    mappedAtCreation: true,
+  });
+  new Uint32Array(buffer.getMappedRange()).set(bits);
+  buffer.unmap();
+  scalarBuffers.set(key, buffer);
+  return buffer;
+}
+
+/** Destroys the older half of the cache. Recorded dispatches may still bind those buffers, so
+ * they are submitted first (destroying a buffer that submitted work uses is allowed). */
+function evictScalarBuffers(): void {
+  gpu().flush();
+  let n = scalarBuffers.size >> 1;
+  for (const [key, buffer] of scalarBuffers) {
+    if (n-- <= 0) break;
+    buffer.destroy();
+    scalarBuffers.delete(key);
+  }
+}
+
 /**
  * Runs a one-thread-per-element kernel over `n` elements. `body` sees `i: u32` (guarded by
  * `i < n`) and the bindings by name; `prelude` is extra module-scope WGSL (helper functions).
+ * `scalars` (32-bit patterns, see `f32Bits`) are bound last as `S: array<u32>`, so the source
+ * does not depend on their values.
  */
 export function runElementwise(opts: {
   label: string;
@@ -58,10 +110,17 @@ export function runElementwise(opts: {
   bindings: { binding: Binding; tensor: Tensor }[];
   body: string;
   prelude?: string;
+  scalars?: Uint32Array;
 }): void {
   if (opts.n === 0) return;
   const grid = gridFor(opts.n);
-  const code = `${declareBindings(opts.bindings.map((b) => b.binding))}
+  const declared = opts.bindings.map((b) => b.binding);
+  const buffers = opts.bindings.map((b) => ({ buffer: b.tensor.buffer, access: b.binding.access }));
+  if (opts.scalars) {
+    declared.push({ name: "S", type: "u32", access: "read" });
+    buffers.push({ buffer: scalarBuffer(opts.scalars), access: "read" });
+  }
+  const code = `${declareBindings(declared)}
 ${opts.prelude ?? ""}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -72,7 +131,7 @@ ${opts.body}
   gpu().dispatch({
     label: opts.label,
     code,
-    bindings: opts.bindings.map((b) => ({ buffer: b.tensor.buffer, access: b.binding.access })),
+    bindings: buffers,
     workgroups: grid,
   });
 }

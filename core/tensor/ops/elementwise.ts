@@ -1,16 +1,34 @@
 /**
  * Elementwise ops: unary math, binary arithmetic with NumPy broadcasting, comparisons, `where`
  * and clamping. Each differentiable op keeps its vector-Jacobian product beside it; broadcast
- * gradients are summed back to the input's shape (`unbroadcast`).
+ * gradients are summed back to the input's shape (`sumTo`). Every formula is written twice, side
+ * by side: as WGSL for the GPU and as a TypeScript twin that the CPU backend's loops
+ * (`cpu/elementwise.ts`) apply. Per-call constants (affine's coefficients, clamp bounds, ...)
+ * reach the GPU in a small buffer, never in the WGSL source, so they compile no new pipelines.
  */
 import { record } from "../autograd.ts";
+import { cpu, onCpu } from "../backend.ts";
+import {
+  ARITHMETIC_ROWS,
+  type BinaryFn,
+  type BinaryRow,
+  mapAffine,
+  mapBinary,
+  mapUnary,
+  mapUnaryGrad,
+  mapWhere,
+  type UnaryFn,
+  type UnaryGradFn,
+} from "../cpu/elementwise.ts";
+import { f32 } from "../cpu/views.ts";
 import { broadcastShapes, expectDType, sameShape } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
-import { broadcastIndexExpr, f32Literal, runElementwise } from "../wgsl.ts";
+import { broadcastIndexExpr, f32Bits, runElementwise } from "../wgsl.ts";
 import { sumTo } from "./reduce.ts";
 
 /** WGSL helpers shared by the unary kernels (erf per Abramowitz & Stegun 7.1.26, |err| < 1.5e-7;
- * tanh written from exp(-2|x|) so large inputs cannot overflow to NaN). */
+ * tanh written from exp(-2|x|) so large inputs cannot overflow to NaN). Their TypeScript twins
+ * follow. */
 const MATH_PRELUDE = `
 fn safe_tanh(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }
 fn square_f(x: f32) -> f32 { return x * x; }
@@ -21,65 +39,242 @@ fn erf_approx(x: f32) -> f32 {
   return sign(x) * (1.0 - p * exp(-x * x));
 }`;
 
-// GELU, tanh approximation (Hendrycks & Gimpel 2016): 0.5 x (1 + tanh(k (x + 0.044715 x^3))).
-const GELU_K = "0.7978845608028654";
-
-interface UnaryRule {
-  /** Forward expression of `x`. */
-  forward: string;
-  /** d(out)/d(x) times `g`, in terms of `x`, `y` (the output) and `g`. */
-  backward?: string;
+function safeTanh(x: number): number {
+  const e = Math.exp(-2 * Math.abs(x));
+  return Math.sign(x) * (1 - e) / (1 + e);
 }
 
-const UNARY: Record<string, UnaryRule> = {
-  neg: { forward: "-x", backward: "-g" },
-  exp: { forward: "exp(x)", backward: "g * y" },
-  log: { forward: "log(x)", backward: "g / x" },
-  sqrt: { forward: "sqrt(x)", backward: "g * 0.5 / y" },
-  rsqrt: { forward: "inverseSqrt(x)", backward: "g * -0.5 * y * y * y" },
-  tanh: { forward: "safe_tanh(x)", backward: "g * (1.0 - y * y)" },
-  sigmoid: { forward: "sigmoid(x)", backward: "g * y * (1.0 - y)" },
-  relu: { forward: "max(x, 0.0)", backward: "select(0.0, g, x > 0.0)" },
+function sigmoidOf(x: number): number {
+  return 1 / (1 + Math.exp(-x));
+}
+
+function erfApprox(x: number): number {
+  const t = 1 / (1 + 0.3275911 * Math.abs(x));
+  const p = t *
+    (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+  return Math.sign(x) * (1 - p * Math.exp(-x * x));
+}
+
+// GELU, tanh approximation (Hendrycks & Gimpel 2016): 0.5 x (1 + tanh(k (x + 0.044715 x^3))).
+const GELU_K = "0.7978845608028654";
+const K = 0.7978845608028654;
+/** The tanh of the GELU approximation, and its derivative factor (0.134145 = 3 * 0.044715). */
+const geluTanh = (x: number): number => safeTanh(K * (x + 0.044715 * x * x * x));
+const geluGrad = (x: number, g: number): number => {
+  const t = geluTanh(x);
+  return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * K * (1 + 0.134145 * x * x));
+};
+
+// The activations' twins by name: each also gets a CPU loop of its own in the table, so V8
+// inlines the twin there (the shared loop of `mapUnary` calls it megamorphically, at several
+// times the cost; see `cpu/elementwise.ts`).
+const reluF: UnaryFn = (x) => Math.max(x, 0);
+const reluDf: UnaryGradFn = (x, _y, g) => x > 0 ? g : 0;
+const geluF: UnaryFn = (x) => 0.5 * x * (1 + geluTanh(x));
+const geluDf: UnaryGradFn = (x, _y, g) => geluGrad(x, g);
+const geluErfF: UnaryFn = (x) => 0.5 * x * (1 + erfApprox(x * 0.7071067811865476));
+const geluErfDf: UnaryGradFn = (x, _y, g) =>
+  g * (0.5 * (1 + erfApprox(x * 0.7071067811865476)) +
+    x * 0.3989422804014327 * Math.exp(-0.5 * x * x));
+const siluF: UnaryFn = (x) => x * sigmoidOf(x);
+const siluDf: UnaryGradFn = (x, _y, g) => g * sigmoidOf(x) * (1 + x * (1 - sigmoidOf(x)));
+
+/**
+ * One unary op, as WGSL for the GPU and as its TypeScript twin for the CPU (same formula).
+ * WGSL sees `x`, and in the backward also `y` (the forward output) and `g` (the output
+ * gradient); `s0`, `s1`, ... are the call's scalars (see `unary`).
+ */
+interface UnaryRule {
+  /** Forward, WGSL. */
+  forward: string;
+  /** Forward, TypeScript. */
+  f: UnaryFn;
+  /** d(out)/d(x) times `g`, WGSL (absent: no gradient). */
+  backward?: string;
+  /** The same, TypeScript. */
+  df?: UnaryGradFn;
+  /** Optional whole-tensor CPU loops replacing `f` / `df` for speed (see `cpu/elementwise.ts`). */
+  map?: (x: Float32Array, y: Float32Array) => void;
+  mapGrad?: (x: Float32Array, y: Float32Array, g: Float32Array, gx: Float32Array) => void;
+}
+
+const UNARY = {
+  neg: {
+    forward: "-x",
+    f: (x) => -x,
+    backward: "-g",
+    df: (_x, _y, g) => -g,
+  },
+  exp: {
+    forward: "exp(x)",
+    f: Math.exp,
+    backward: "g * y",
+    df: (_x, y, g) => g * y,
+  },
+  log: {
+    forward: "log(x)",
+    f: Math.log,
+    backward: "g / x",
+    df: (x, _y, g) => g / x,
+  },
+  sqrt: {
+    forward: "sqrt(x)",
+    f: Math.sqrt,
+    backward: "g * 0.5 / y",
+    df: (_x, y, g) => g * 0.5 / y,
+  },
+  rsqrt: {
+    forward: "inverseSqrt(x)",
+    f: (x) => 1 / Math.sqrt(x),
+    backward: "g * -0.5 * y * y * y",
+    df: (_x, y, g) => g * -0.5 * y * y * y,
+  },
+  tanh: {
+    forward: "safe_tanh(x)",
+    f: safeTanh,
+    backward: "g * (1.0 - y * y)",
+    df: (_x, y, g) => g * (1 - y * y),
+  },
+  sigmoid: {
+    forward: "sigmoid(x)",
+    f: sigmoidOf,
+    backward: "g * y * (1.0 - y)",
+    df: (_x, y, g) => g * y * (1 - y),
+  },
+  relu: {
+    forward: "max(x, 0.0)",
+    f: reluF,
+    backward: "select(0.0, g, x > 0.0)",
+    df: reluDf,
+    map: (x, y) => {
+      for (let i = 0; i < y.length; i++) y[i] = reluF(x[i]);
+    },
+    mapGrad: (x, y, g, gx) => {
+      for (let i = 0; i < gx.length; i++) gx[i] = reluDf(x[i], y[i], g[i]);
+    },
+  },
   gelu: {
     forward: `0.5 * x * (1.0 + safe_tanh(${GELU_K} * (x + 0.044715 * x * x * x)))`,
+    f: geluF,
     backward: `g * (0.5 * (1.0 + safe_tanh(${GELU_K} * (x + 0.044715 * x * x * x))) + 0.5 * x * ` +
       `(1.0 - square_f(safe_tanh(${GELU_K} * (x + 0.044715 * x * x * x)))) * ${GELU_K} * (1.0 + 0.134145 * x * x))`,
+    df: geluDf,
+    map: (x, y) => {
+      for (let i = 0; i < y.length; i++) y[i] = geluF(x[i]);
+    },
+    mapGrad: (x, y, g, gx) => {
+      for (let i = 0; i < gx.length; i++) gx[i] = geluDf(x[i], y[i], g[i]);
+    },
   },
   gelu_erf: {
     forward: "0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476))",
+    f: geluErfF,
     backward:
       "g * (0.5 * (1.0 + erf_approx(x * 0.7071067811865476)) + x * 0.3989422804014327 * exp(-0.5 * x * x))",
+    df: geluErfDf,
+    map: (x, y) => {
+      for (let i = 0; i < y.length; i++) y[i] = geluErfF(x[i]);
+    },
+    mapGrad: (x, y, g, gx) => {
+      for (let i = 0; i < gx.length; i++) gx[i] = geluErfDf(x[i], y[i], g[i]);
+    },
   },
-  silu: { forward: "x * sigmoid(x)", backward: "g * sigmoid(x) * (1.0 + x * (1.0 - sigmoid(x)))" },
-  sin: { forward: "sin(x)", backward: "g * cos(x)" },
-  cos: { forward: "cos(x)", backward: "-g * sin(x)" },
-  square: { forward: "x * x", backward: "2.0 * g * x" },
-  abs: { forward: "abs(x)", backward: "g * sign(x)" },
-  sign: { forward: "sign(x)" },
-};
+  silu: {
+    forward: "x * sigmoid(x)",
+    f: siluF,
+    backward: "g * sigmoid(x) * (1.0 + x * (1.0 - sigmoid(x)))",
+    df: siluDf,
+    map: (x, y) => {
+      for (let i = 0; i < y.length; i++) y[i] = siluF(x[i]);
+    },
+    mapGrad: (x, y, g, gx) => {
+      for (let i = 0; i < gx.length; i++) gx[i] = siluDf(x[i], y[i], g[i]);
+    },
+  },
+  sin: {
+    forward: "sin(x)",
+    f: Math.sin,
+    backward: "g * cos(x)",
+    df: (x, _y, g) => g * Math.cos(x),
+  },
+  cos: {
+    forward: "cos(x)",
+    f: Math.cos,
+    backward: "-g * sin(x)",
+    df: (x, _y, g) => -g * Math.sin(x),
+  },
+  square: {
+    forward: "x * x",
+    f: (x) => x * x,
+    backward: "2.0 * g * x",
+    df: (x, _y, g) => 2 * g * x,
+  },
+  abs: {
+    forward: "abs(x)",
+    f: Math.abs,
+    backward: "g * sign(x)",
+    df: (x, _y, g) => g * Math.sign(x),
+  },
+  sign: {
+    forward: "sign(x)",
+    f: Math.sign,
+  },
+} satisfies Record<string, UnaryRule>;
 
 /** Names of the unary ops. */
 export type UnaryOp = keyof typeof UNARY;
 
-function unary(op: string, x: Tensor, rule: UnaryRule): Tensor {
-  expectDType(op, "x", x, "f32");
-  const y = emptyTensor(x.shape);
-  runElementwise({
-    label: op,
-    n: x.size,
-    prelude: MATH_PRELUDE,
-    bindings: [
-      { binding: { name: "X", type: "f32", access: "read" }, tensor: x },
-      { binding: { name: "Y", type: "f32", access: "read_write" }, tensor: y },
-    ],
-    body: `  let x = X[i];\n  Y[i] = ${rule.forward};`,
-  });
-  if (!rule.backward) return y;
-  return record(y, op, [x], (g) => [unaryGrad(op, x, y, g, rule.backward!)]);
+/** WGSL lines naming the call's scalars `s0`, `s1`, ... (bound as bit patterns in `S`). */
+function scalarLets(count: number): string {
+  let lines = "";
+  for (let k = 0; k < count; k++) lines += `  let s${k} = bitcast<f32>(S[${k}u]);\n`;
+  return lines;
 }
 
-function unaryGrad(op: string, x: Tensor, y: Tensor, g: Tensor, expr: string): Tensor {
+/**
+ * Runs a unary rule. `scalars` are the values the rule's WGSL reads as `s0`, `s1`, ... (the TS
+ * twins capture them directly); they reach the GPU in a buffer, so the kernel's source, and
+ * with it the compiled pipeline, is the same for every value.
+ */
+function unary(op: string, x: Tensor, rule: UnaryRule, scalars: number[] = []): Tensor {
+  expectDType(op, "x", x, "f32");
+  const y = emptyTensor(x.shape);
+  if (onCpu()) {
+    if (rule.map) rule.map(f32(x), f32(y));
+    else mapUnary(f32(x), f32(y), rule.f);
+    cpu().countOp();
+  } else {
+    runElementwise({
+      label: op,
+      n: x.size,
+      prelude: MATH_PRELUDE,
+      bindings: [
+        { binding: { name: "X", type: "f32", access: "read" }, tensor: x },
+        { binding: { name: "Y", type: "f32", access: "read_write" }, tensor: y },
+      ],
+      scalars: scalars.length ? f32Bits(...scalars) : undefined,
+      body: `${scalarLets(scalars.length)}  let x = X[i];\n  Y[i] = ${rule.forward};`,
+    });
+  }
+  if (!rule.backward) return y;
+  return record(y, op, [x], (g) => [unaryGrad(op, x, y, g, rule, scalars)]);
+}
+
+function unaryGrad(
+  op: string,
+  x: Tensor,
+  y: Tensor,
+  g: Tensor,
+  rule: UnaryRule,
+  scalars: number[],
+): Tensor {
   const gx = emptyTensor(x.shape);
+  if (onCpu()) {
+    if (rule.mapGrad) rule.mapGrad(f32(x), f32(y), f32(g), f32(gx));
+    else mapUnaryGrad(f32(x), f32(y), f32(g), f32(gx), rule.df!);
+    cpu().countOp();
+    return gx;
+  }
   runElementwise({
     label: `${op}_grad`,
     n: x.size,
@@ -90,7 +285,9 @@ function unaryGrad(op: string, x: Tensor, y: Tensor, g: Tensor, expr: string): T
       { binding: { name: "G", type: "f32", access: "read" }, tensor: g },
       { binding: { name: "GX", type: "f32", access: "read_write" }, tensor: gx },
     ],
-    body: `  let x = X[i];\n  let y = Y[i];\n  let g = G[i];\n  GX[i] = ${expr};`,
+    scalars: scalars.length ? f32Bits(...scalars) : undefined,
+    body: `${scalarLets(scalars.length)}  let x = X[i];\n  let y = Y[i];\n  let g = G[i];\n` +
+      `  GX[i] = ${rule.backward};`,
   });
   return gx;
 }
@@ -129,43 +326,85 @@ export const sign = (x: Tensor): Tensor => unary("sign", x, UNARY.sign);
 
 /** x^p for a constant exponent p. */
 export function powScalar(x: Tensor, p: number): Tensor {
-  const P = f32Literal(p);
-  const rule: UnaryRule = Number.isInteger(p)
-    ? {
-      // Integer powers of negative bases are defined: multiply out |x|^p with the sign fixed.
-      forward: `select(1.0, sign(x), ${Math.abs(p) % 2 === 1}) * pow(abs(x), ${P})`,
-      backward: `g * ${P} * select(1.0, sign(x), ${Math.abs(p - 1) % 2 === 1}) * pow(abs(x), ${
-        f32Literal(p - 1)
-      })`,
-    }
-    : { forward: `pow(x, ${P})`, backward: `g * ${P} * pow(x, ${f32Literal(p - 1)})` };
-  if (p === 0) return unary("pow", x, { forward: "1.0", backward: "0.0 * g" });
-  return unary(`pow`, x, rule);
+  if (p === 0) {
+    return unary("pow", x, { forward: "1.0", f: () => 1, backward: "0.0 * g", df: () => 0 });
+  }
+  const P = Math.fround(p), Q = Math.fround(p - 1);
+  if (!Number.isInteger(p)) {
+    return unary("pow", x, {
+      forward: "pow(x, s0)",
+      f: (x) => Math.pow(x, P),
+      backward: "g * s0 * pow(x, s1)",
+      df: (x, _y, g) => g * P * Math.pow(x, Q),
+    }, [p, p - 1]);
+  }
+  // Integer powers of negative bases are defined: multiply out |x|^p with the sign fixed
+  // (s2, s3: whether p and p - 1 are odd).
+  const oddP = Math.abs(p) % 2 === 1, oddQ = Math.abs(p - 1) % 2 === 1;
+  return unary("pow", x, {
+    forward: "select(1.0, sign(x), s2 != 0.0) * pow(abs(x), s0)",
+    f: (x) => (oddP ? Math.sign(x) : 1) * Math.pow(Math.abs(x), P),
+    backward: "g * s0 * select(1.0, sign(x), s3 != 0.0) * pow(abs(x), s1)",
+    df: (x, _y, g) => g * P * (oddQ ? Math.sign(x) : 1) * Math.pow(Math.abs(x), Q),
+  }, [p, p - 1, +oddP, +oddQ]);
 }
 
 /** Clamps to [lo, hi]; the gradient passes only where x is strictly inside. */
 export function clamp(x: Tensor, lo: number, hi: number): Tensor {
   if (lo > hi) throw new Error(`clamp: lower bound ${lo} is above upper bound ${hi}.`);
-  const L = f32Literal(lo), H = f32Literal(hi);
+  const L = Math.fround(lo), H = Math.fround(hi);
   return unary("clamp", x, {
-    forward: `clamp(x, ${L}, ${H})`,
-    backward: `select(0.0, g, x > ${L} && x < ${H})`,
-  });
+    forward: "clamp(x, s0, s1)",
+    f: (x) => Math.min(Math.max(x, L), H),
+    backward: "select(0.0, g, x > s0 && x < s1)",
+    df: (x, _y, g) => x > L && x < H ? g : 0,
+  }, [lo, hi]);
 }
 
 /** a * x + b with constants (a fused scale-and-shift). */
 export function affine(x: Tensor, a: number, b: number): Tensor {
-  const A = f32Literal(a);
-  return unary("affine", x, { forward: `${A} * x + ${f32Literal(b)}`, backward: `${A} * g` });
+  const A = Math.fround(a), B = Math.fround(b);
+  return unary("affine", x, {
+    forward: "s0 * x + s1",
+    f: (x) => A * x + B,
+    backward: "s0 * g",
+    df: (_x, _y, g) => A * g,
+    map: (x, y) => mapAffine(x, y, A, B),
+    mapGrad: (_x, _y, g, gx) => mapAffine(g, gx, A, 0),
+  }, [a, b]);
 }
 
 type Operand = Tensor | number;
 
-function binaryKernel(op: string, a: Tensor, b: Tensor, expr: string): Tensor {
+/** The binary ops: WGSL of `a` and `b` beside the TypeScript twin (and, for arithmetic, the
+ * twin's own row loop on the CPU). */
+const BINARY = {
+  add: { wgsl: "a + b", f: (a, b) => a + b, row: ARITHMETIC_ROWS.add },
+  sub: { wgsl: "a - b", f: (a, b) => a - b, row: ARITHMETIC_ROWS.sub },
+  mul: { wgsl: "a * b", f: (a, b) => a * b, row: ARITHMETIC_ROWS.mul },
+  div: { wgsl: "a / b", f: (a, b) => a / b, row: ARITHMETIC_ROWS.div },
+  maximum: { wgsl: "max(a, b)", f: Math.max },
+  minimum: { wgsl: "min(a, b)", f: Math.min },
+  greater: { wgsl: "select(0.0, 1.0, a > b)", f: (a, b) => a > b ? 1 : 0 },
+  greaterEqual: { wgsl: "select(0.0, 1.0, a >= b)", f: (a, b) => a >= b ? 1 : 0 },
+  less: { wgsl: "select(0.0, 1.0, a < b)", f: (a, b) => a < b ? 1 : 0 },
+  lessEqual: { wgsl: "select(0.0, 1.0, a <= b)", f: (a, b) => a <= b ? 1 : 0 },
+  equal: { wgsl: "select(0.0, 1.0, a == b)", f: (a, b) => a === b ? 1 : 0 },
+} satisfies Record<string, { wgsl: string; f: BinaryFn; row?: BinaryRow }>;
+
+type BinaryOp = keyof typeof BINARY;
+
+function binaryKernel(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   expectDType(op, "a", a, "f32");
   expectDType(op, "b", b, "f32");
   const shape = broadcastShapes(op, a.shape, b.shape);
   const out = emptyTensor(shape);
+  if (onCpu()) {
+    const rule: { f: BinaryFn; row?: BinaryRow } = BINARY[op];
+    mapBinary(f32(a), a.shape, f32(b), b.shape, f32(out), shape, rule.f, rule.row);
+    cpu().countOp();
+    return out;
+  }
   const ia = sameShape(a.shape, shape) ? "i" : broadcastIndexExpr(shape, a.shape);
   const ib = sameShape(b.shape, shape) ? "i" : broadcastIndexExpr(shape, b.shape);
   runElementwise({
@@ -176,21 +415,16 @@ function binaryKernel(op: string, a: Tensor, b: Tensor, expr: string): Tensor {
       { binding: { name: "B", type: "f32", access: "read" }, tensor: b },
       { binding: { name: "O", type: "f32", access: "read_write" }, tensor: out },
     ],
-    body: `  let a = A[${ia}];\n  let b = B[${ib}];\n  O[i] = ${expr};`,
+    body: `  let a = A[${ia}];\n  let b = B[${ib}];\n  O[i] = ${BINARY[op].wgsl};`,
   });
   return out;
-}
-
-/** Applies a scalar on either side through a unary kernel (no broadcast buffer needed). */
-function withScalar(op: string, x: Tensor, expr: string, grad: string | undefined): Tensor {
-  return unary(op, x, { forward: expr, backward: grad });
 }
 
 /** a + b with broadcasting. */
 export function add(a: Operand, b: Operand): Tensor {
   if (typeof b === "number") return typeof a === "number" ? fail("add") : affine(a, 1, b);
   if (typeof a === "number") return affine(b, 1, a);
-  const out = binaryKernel("add", a, b, "a + b");
+  const out = binaryKernel("add", a, b);
   return record(out, "add", [a, b], (g) => [sumTo(g, a.shape), sumTo(g, b.shape)]);
 }
 
@@ -198,7 +432,7 @@ export function add(a: Operand, b: Operand): Tensor {
 export function sub(a: Operand, b: Operand): Tensor {
   if (typeof b === "number") return typeof a === "number" ? fail("sub") : affine(a, 1, -b);
   if (typeof a === "number") return affine(b, -1, a);
-  const out = binaryKernel("sub", a, b, "a - b");
+  const out = binaryKernel("sub", a, b);
   return record(out, "sub", [a, b], (g) => [sumTo(g, a.shape), sumTo(neg(g), b.shape)]);
 }
 
@@ -206,7 +440,7 @@ export function sub(a: Operand, b: Operand): Tensor {
 export function mul(a: Operand, b: Operand): Tensor {
   if (typeof b === "number") return typeof a === "number" ? fail("mul") : affine(a, b, 0);
   if (typeof a === "number") return affine(b, a, 0);
-  const out = binaryKernel("mul", a, b, "a * b");
+  const out = binaryKernel("mul", a, b);
   return record(out, "mul", [a, b], (g) => [
     a.requiresGrad ? sumTo(mul(g, b), a.shape) : null,
     b.requiresGrad ? sumTo(mul(g, a), b.shape) : null,
@@ -217,10 +451,15 @@ export function mul(a: Operand, b: Operand): Tensor {
 export function div(a: Operand, b: Operand): Tensor {
   if (typeof b === "number") return typeof a === "number" ? fail("div") : affine(a, 1 / b, 0);
   if (typeof a === "number") {
-    const A = f32Literal(a);
-    return withScalar("rdiv", b, `${A} / x`, `-g * ${A} / (x * x)`);
+    const A = Math.fround(a);
+    return unary("rdiv", b, {
+      forward: "s0 / x",
+      f: (x) => A / x,
+      backward: "-g * s0 / (x * x)",
+      df: (x, _y, g) => -g * A / (x * x),
+    }, [a]);
   }
-  const out = binaryKernel("div", a, b, "a / b");
+  const out = binaryKernel("div", a, b);
   return record(out, "div", [a, b], (g) => [
     a.requiresGrad ? sumTo(div(g, b), a.shape) : null,
     b.requiresGrad ? sumTo(neg(div(mul(g, out), b)), b.shape) : null,
@@ -230,10 +469,15 @@ export function div(a: Operand, b: Operand): Tensor {
 /** Elementwise maximum; ties send the gradient to `a`. */
 export function maximum(a: Tensor, b: Operand): Tensor {
   if (typeof b === "number") {
-    const B = f32Literal(b);
-    return withScalar("maximum", a, `max(x, ${B})`, `select(0.0, g, x >= ${B})`);
+    const B = Math.fround(b);
+    return unary("maximum", a, {
+      forward: "max(x, s0)",
+      f: (x) => Math.max(x, B),
+      backward: "select(0.0, g, x >= s0)",
+      df: (x, _y, g) => x >= B ? g : 0,
+    }, [b]);
   }
-  const out = binaryKernel("maximum", a, b, "max(a, b)");
+  const out = binaryKernel("maximum", a, b);
   return record(out, "maximum", [a, b], (g) => {
     const mask = greaterEqual(a, b);
     return [sumTo(mul(g, mask), a.shape), sumTo(mul(g, affine(mask, -1, 1)), b.shape)];
@@ -243,33 +487,46 @@ export function maximum(a: Tensor, b: Operand): Tensor {
 /** Elementwise minimum; ties send the gradient to `a`. */
 export function minimum(a: Tensor, b: Operand): Tensor {
   if (typeof b === "number") {
-    const B = f32Literal(b);
-    return withScalar("minimum", a, `min(x, ${B})`, `select(0.0, g, x <= ${B})`);
+    const B = Math.fround(b);
+    return unary("minimum", a, {
+      forward: "min(x, s0)",
+      f: (x) => Math.min(x, B),
+      backward: "select(0.0, g, x <= s0)",
+      df: (x, _y, g) => x <= B ? g : 0,
+    }, [b]);
   }
-  const out = binaryKernel("minimum", a, b, "min(a, b)");
+  const out = binaryKernel("minimum", a, b);
   return record(out, "minimum", [a, b], (g) => {
     const mask = lessEqual(a, b);
     return [sumTo(mul(g, mask), a.shape), sumTo(mul(g, affine(mask, -1, 1)), b.shape)];
   });
 }
 
-function compare(op: string, symbol: string, a: Tensor, b: Operand): Tensor {
-  if (typeof b === "number") {
-    return unary(op, a, { forward: `select(0.0, 1.0, x ${symbol} ${f32Literal(b)})` });
-  }
-  return binaryKernel(op, a, b, `select(0.0, 1.0, a ${symbol} b)`);
+type CompareOp = "greater" | "greaterEqual" | "less" | "lessEqual" | "equal";
+const SYMBOL: Record<CompareOp, string> = {
+  greater: ">",
+  greaterEqual: ">=",
+  less: "<",
+  lessEqual: "<=",
+  equal: "==",
+};
+
+function compare(op: CompareOp, a: Tensor, b: Operand): Tensor {
+  if (typeof b !== "number") return binaryKernel(op, a, b);
+  const B = Math.fround(b), f = BINARY[op].f;
+  return unary(op, a, { forward: `select(0.0, 1.0, x ${SYMBOL[op]} s0)`, f: (x) => f(x, B) }, [b]);
 }
 
 /** 1.0 where a > b else 0.0 (no gradient). */
-export const greater = (a: Tensor, b: Operand): Tensor => compare("greater", ">", a, b);
+export const greater = (a: Tensor, b: Operand): Tensor => compare("greater", a, b);
 /** 1.0 where a >= b else 0.0. */
-export const greaterEqual = (a: Tensor, b: Operand): Tensor => compare("greaterEqual", ">=", a, b);
+export const greaterEqual = (a: Tensor, b: Operand): Tensor => compare("greaterEqual", a, b);
 /** 1.0 where a < b else 0.0. */
-export const less = (a: Tensor, b: Operand): Tensor => compare("less", "<", a, b);
+export const less = (a: Tensor, b: Operand): Tensor => compare("less", a, b);
 /** 1.0 where a <= b else 0.0. */
-export const lessEqual = (a: Tensor, b: Operand): Tensor => compare("lessEqual", "<=", a, b);
+export const lessEqual = (a: Tensor, b: Operand): Tensor => compare("lessEqual", a, b);
 /** 1.0 where a == b else 0.0. */
-export const equal = (a: Tensor, b: Operand): Tensor => compare("equal", "==", a, b);
+export const equal = (a: Tensor, b: Operand): Tensor => compare("equal", a, b);
 
 /** Picks `a` where `cond` is non-zero, else `b` (all broadcast together). */
 export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
@@ -278,21 +535,26 @@ export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
   expectDType("where", "b", b, "f32");
   const shape = broadcastShapes("where", broadcastShapes("where", cond.shape, a.shape), b.shape);
   const out = emptyTensor(shape);
-  const index = (
-    t: Tensor,
-  ) => (sameShape(t.shape, shape) ? "i" : broadcastIndexExpr(shape, t.shape));
   // A true select, not a * mask + b * (1 - mask): -inf * 0 would give NaN (attention masks).
-  runElementwise({
-    label: "where",
-    n: out.size,
-    bindings: [
-      { binding: { name: "C", type: "f32", access: "read" }, tensor: cond },
-      { binding: { name: "A", type: "f32", access: "read" }, tensor: a },
-      { binding: { name: "B", type: "f32", access: "read" }, tensor: b },
-      { binding: { name: "O", type: "f32", access: "read_write" }, tensor: out },
-    ],
-    body: `  O[i] = select(B[${index(b)}], A[${index(a)}], C[${index(cond)}] != 0.0);`,
-  });
+  if (onCpu()) {
+    mapWhere(f32(cond), cond.shape, f32(a), a.shape, f32(b), b.shape, f32(out), shape);
+    cpu().countOp();
+  } else {
+    const index = (
+      t: Tensor,
+    ) => (sameShape(t.shape, shape) ? "i" : broadcastIndexExpr(shape, t.shape));
+    runElementwise({
+      label: "where",
+      n: out.size,
+      bindings: [
+        { binding: { name: "C", type: "f32", access: "read" }, tensor: cond },
+        { binding: { name: "A", type: "f32", access: "read" }, tensor: a },
+        { binding: { name: "B", type: "f32", access: "read" }, tensor: b },
+        { binding: { name: "O", type: "f32", access: "read_write" }, tensor: out },
+      ],
+      body: `  O[i] = select(B[${index(b)}], A[${index(a)}], C[${index(cond)}] != 0.0);`,
+    });
+  }
   return record(out, "where", [a, b], (g) => {
     const mask = notZero(cond);
     return [
@@ -303,7 +565,7 @@ export function where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
 }
 
 function notZero(x: Tensor): Tensor {
-  return unary("notZero", x, { forward: "select(0.0, 1.0, x != 0.0)" });
+  return unary("notZero", x, { forward: "select(0.0, 1.0, x != 0.0)", f: (x) => x !== 0 ? 1 : 0 });
 }
 
 function fail(op: string): never {

@@ -2,30 +2,25 @@
  * Index ops: `embedding` (row gather from a table), `takeAlong` (one position per batch row, e.g.
  * the end-of-text token's feature) and `gather` along the last axis. Their backward passes are
  * scatter-adds written without float atomics: each output element of the gradient is owned by
- * one thread, which loops over the indices that point at it.
+ * one thread, which loops over the indices that point at it. The CPU kernels are in
+ * `cpu/gather.ts`.
  */
 import { record } from "../autograd.ts";
-import { cpu, onCpu } from "../backend.ts";
-import { pickRows, pickRowsGrad, type RowPick } from "../cpu/gather.ts";
-import { f32, i32 } from "../cpu/views.ts";
 import { expectDType, normalizeAxis, sameShape } from "../shape.ts";
 import { emptyTensor, sizeOf, type Tensor } from "../tensor.ts";
 import { f32Literal, runElementwise } from "../wgsl.ts";
+import { cpu, onCpu } from "../backend.ts";
+import {
+  embeddingGrad,
+  embeddingRows,
+  gatherLast,
+  gatherLastGrad,
+  takeRows,
+  takeRowsGrad,
+} from "../cpu/gather.ts";
+import { f32, i32 } from "../cpu/views.ts";
 
 const NAN = f32Literal(NaN);
-
-/** The CPU path of the three ops (cpu/gather.ts): forward now, backward on the tape. */
-function pickCpu(op: string, src: Tensor, ids: Tensor, outShape: number[], p: RowPick): Tensor {
-  const out = emptyTensor(outShape);
-  cpu().countOp();
-  pickRows(f32(src), i32(ids), f32(out), p);
-  return record(out, op, [src], (g) => {
-    const gs = emptyTensor(src.shape);
-    cpu().countOp();
-    pickRowsGrad(f32(g), i32(ids), f32(gs), p);
-    return [gs];
-  });
-}
 
 /**
  * Looks up rows of `table` [V, D] for integer `ids` [...] (i32), giving [..., D]. An id outside
@@ -46,29 +41,30 @@ export function embedding(ids: Tensor, table: Tensor): Tensor {
   }
   const [V, D] = table.shape;
   const N = ids.size;
-  if (onCpu()) {
-    return pickCpu("embedding", table, ids, [...ids.shape, D], {
-      width: D,
-      rows: V,
-      perBlock: Math.max(N, 1),
-    });
-  }
   const out = emptyTensor([...ids.shape, D]);
-  runElementwise({
-    label: "embedding",
-    n: out.size,
-    bindings: [
-      { binding: { name: "IDS", type: "i32", access: "read" }, tensor: ids },
-      { binding: { name: "TAB", type: "f32", access: "read" }, tensor: table },
-      { binding: { name: "O", type: "f32", access: "read_write" }, tensor: out },
-    ],
-    body: `  let id = IDS[i / ${D}u];
+  if (onCpu()) {
+    embeddingRows(i32(ids), f32(table), D, f32(out));
+    cpu().countOp();
+  } else {
+    runElementwise({
+      label: "embedding",
+      n: out.size,
+      bindings: [
+        { binding: { name: "IDS", type: "i32", access: "read" }, tensor: ids },
+        { binding: { name: "TAB", type: "f32", access: "read" }, tensor: table },
+        { binding: { name: "O", type: "f32", access: "read_write" }, tensor: out },
+      ],
+      body: `  let id = IDS[i / ${D}u];
   let ok = id >= 0i && id < ${V}i;
   O[i] = select(${NAN}, TAB[u32(select(0i, id, ok)) * ${D}u + i % ${D}u], ok);`,
-  });
+    });
+  }
   return record(out, "embedding", [table], (g) => {
     const gt = emptyTensor([V, D]);
-    if (V * N <= N * N + V) {
+    if (onCpu()) {
+      embeddingGrad(i32(ids), f32(g), D, f32(gt));
+      cpu().countOp();
+    } else if (V * N <= N * N + V) {
       // One thread per (v, d) sums the gradients of every position holding id v.
       runElementwise({
         label: "embedding_grad",
@@ -128,23 +124,32 @@ export function takeAlong(x: Tensor, idx: Tensor): Tensor {
     );
   }
   const [B, T, D] = x.shape;
-  if (onCpu()) return pickCpu("takeAlong", x, idx, [B, D], { width: D, rows: T, perBlock: 1 });
   const out = emptyTensor([B, D]);
-  runElementwise({
-    label: "takeAlong",
-    n: B * D,
-    bindings: [
-      { binding: { name: "X", type: "f32", access: "read" }, tensor: x },
-      { binding: { name: "IDX", type: "i32", access: "read" }, tensor: idx },
-      { binding: { name: "O", type: "f32", access: "read_write" }, tensor: out },
-    ],
-    body: `  let b = i / ${D}u;
+  if (onCpu()) {
+    takeRows(f32(x), i32(idx), T, D, f32(out));
+    cpu().countOp();
+  } else {
+    runElementwise({
+      label: "takeAlong",
+      n: B * D,
+      bindings: [
+        { binding: { name: "X", type: "f32", access: "read" }, tensor: x },
+        { binding: { name: "IDX", type: "i32", access: "read" }, tensor: idx },
+        { binding: { name: "O", type: "f32", access: "read_write" }, tensor: out },
+      ],
+      body: `  let b = i / ${D}u;
   let t = IDX[b];
   let ok = t >= 0i && t < ${T}i;
   O[i] = select(${NAN}, X[(b * ${T}u + u32(select(0i, t, ok))) * ${D}u + i % ${D}u], ok);`,
-  });
+    });
+  }
   return record(out, "takeAlong", [x], (g) => {
     const gx = emptyTensor(x.shape);
+    if (onCpu()) {
+      takeRowsGrad(i32(idx), f32(g), T, D, f32(gx));
+      cpu().countOp();
+      return [gx];
+    }
     runElementwise({
       label: "takeAlong_grad",
       n: B * T * D,
@@ -182,25 +187,32 @@ export function gather(x: Tensor, axis: number, indices: Tensor): Tensor {
   }
   const N = x.shape[x.rank - 1], K = indices.shape[indices.rank - 1];
   const rows = sizeOf(x.shape.slice(0, -1));
-  if (onCpu()) {
-    return pickCpu("gather", x, indices, [...indices.shape], { width: 1, rows: N, perBlock: K });
-  }
   const out = emptyTensor(indices.shape);
-  runElementwise({
-    label: "gather",
-    n: out.size,
-    bindings: [
-      { binding: { name: "X", type: "f32", access: "read" }, tensor: x },
-      { binding: { name: "IDX", type: "i32", access: "read" }, tensor: indices },
-      { binding: { name: "O", type: "f32", access: "read_write" }, tensor: out },
-    ],
-    body: `  let r = i / ${K}u;
+  if (onCpu()) {
+    gatherLast(f32(x), i32(indices), N, K, f32(out));
+    cpu().countOp();
+  } else {
+    runElementwise({
+      label: "gather",
+      n: out.size,
+      bindings: [
+        { binding: { name: "X", type: "f32", access: "read" }, tensor: x },
+        { binding: { name: "IDX", type: "i32", access: "read" }, tensor: indices },
+        { binding: { name: "O", type: "f32", access: "read_write" }, tensor: out },
+      ],
+      body: `  let r = i / ${K}u;
   let c = IDX[i];
   let ok = c >= 0i && c < ${N}i;
   O[i] = select(${NAN}, X[r * ${N}u + u32(select(0i, c, ok))], ok);`,
-  });
+    });
+  }
   return record(out, "gather", [x], (g) => {
     const gx = emptyTensor(x.shape);
+    if (onCpu()) {
+      gatherLastGrad(i32(indices), f32(g), N, K, f32(gx));
+      cpu().countOp();
+      return [gx];
+    }
     runElementwise({
       label: "gather_grad",
       n: rows * N,

@@ -1,11 +1,14 @@
 /**
- * Reductions over any set of axes (sum, mean, max, var) as workgroup tree reductions, and
- * `sumTo`, which folds a broadcast gradient back to an input's shape.
+ * Reductions over any set of axes (sum, mean, max, var) as workgroup tree reductions on the GPU
+ * and one pass in memory order on the CPU (`cpu/reduce.ts`), and `sumTo`, which folds a
+ * broadcast gradient back to an input's shape.
  */
 import { record } from "../autograd.ts";
 import { expectDType, normalizeAxes, sameShape, stridesOf } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
-import { gpu } from "../backend.ts";
+import { cpu, gpu, onCpu } from "../backend.ts";
+import { reduceInto } from "../cpu/reduce.ts";
+import { f32 } from "../cpu/views.ts";
 import { declareBindings, f32Literal, gridFor, linearIndex } from "../wgsl.ts";
 import { expand, reshape } from "./view.ts";
 import { affine, equal, mul, square, sub } from "./elementwise.ts";
@@ -28,6 +31,16 @@ type ReduceKind = "sum" | "max";
 
 /** The raw reduction kernel: reduces `x` over `axes`, output has the kept dims (keepdim shape). */
 function reduceKernel(kind: ReduceKind, x: Tensor, axes: number[]): Tensor {
+  const out = emptyTensor(x.shape.map((d, i) => (axes.includes(i) ? 1 : d)));
+  if (onCpu()) {
+    reduceInto(kind, f32(x), x.shape, axes, f32(out));
+    cpu().countOp();
+  } else reduceGpu(kind, x, axes, out);
+  return out;
+}
+
+/** The WGSL reduction: a loop per output for short reductions, else a workgroup tree. */
+function reduceGpu(kind: ReduceKind, x: Tensor, axes: number[], out: Tensor): void {
   const strides = stridesOf(x.shape);
   const keptDims: number[] = [],
     keptStrides: number[] = [],
@@ -42,8 +55,6 @@ function reduceKernel(kind: ReduceKind, x: Tensor, axes: number[]): Tensor {
       keptStrides.push(strides[i]);
     }
   });
-  const outShape = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
-  const out = emptyTensor(outShape);
   const nOut = out.size;
   const R = redDims.reduce((a, b) => a * b, 1);
   const init = kind === "sum" ? "0.0" : f32Literal(-Infinity);
@@ -104,7 +115,6 @@ ${tree}  if (lid == 0u) { O[o] = partial[0]; }
       workgroups: grid,
     });
   }
-  return out;
 }
 
 function finish(t: Tensor, x: Tensor, axes: number[], keepdim: boolean): Tensor {

@@ -1,12 +1,15 @@
 /**
  * Layout ops: reshape (a free view), expand, permute/transpose, slice, concat, pad and flip.
  * Storage is always contiguous, so everything but reshape materialises with one copy kernel
- * whose index map is generated per shape.
+ * whose index map is generated per shape (WGSL), or one strided copy on the CPU (`cpu/view.ts`:
+ * each op states where its output's elements sit in the input as an offset and strides).
  */
 import { record } from "../autograd.ts";
 import { normalizeAxis, sameShape, stridesOf } from "../shape.ts";
 import { emptyTensor, sizeOf, type Tensor, viewOf } from "../tensor.ts";
 import { runElementwise } from "../wgsl.ts";
+import { cpu, onCpu } from "../backend.ts";
+import { copyStrided, type Strided, wordOffset, words, zeroWords } from "../cpu/view.ts";
 import { sumTo } from "./reduce.ts";
 
 /** WGSL lines defining `c0..c{n-1}`, the coordinates of linear index `i` in `shape`. */
@@ -39,6 +42,26 @@ function gatherCopy(
     ],
     body: `${coordLines(outShape)}\n  O[i] = ${read};`,
   });
+  return out;
+}
+
+/** CPU: a new tensor of `outShape` whose element at coordinates c is x's at `src`(c). */
+function gatherCpu(x: Tensor, outShape: readonly number[], src: Strided): Tensor {
+  const out = emptyTensor(outShape, x.dtype);
+  const from = { offset: wordOffset(x) + src.offset, strides: src.strides };
+  copyStrided(words(), outShape, from, { offset: wordOffset(out), strides: stridesOf(outShape) });
+  cpu().countOp();
+  return out;
+}
+
+/** CPU: a zero tensor of `outShape` with x's elements written at `dst`(c) for x's coordinates c. */
+function scatterCpu(x: Tensor, outShape: readonly number[], dst: Strided): Tensor {
+  const out = emptyTensor(outShape, x.dtype);
+  const mem = words();
+  zeroWords(mem, wordOffset(out), out.size);
+  const to = { offset: wordOffset(out) + dst.offset, strides: dst.strides };
+  copyStrided(mem, x.shape, { offset: wordOffset(x), strides: stridesOf(x.shape) }, to);
+  cpu().countOp();
   return out;
 }
 
@@ -78,8 +101,18 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
     throw new Error(`expand: cannot expand [${x.shape}] to [${shape}].`);
   }
   const strides = stridesOf(x.shape);
-  const coords = x.shape.map((d, i) => (d === 1 ? "0u" : `c${i + offset}`));
-  const out = gatherCopy("expand", x, shape, linear(coords, strides));
+  let out: Tensor;
+  if (onCpu()) {
+    // Repeated dimensions read with stride 0.
+    const src = shape.map((
+      _,
+      k,
+    ) => (k < offset || x.shape[k - offset] === 1 ? 0 : strides[k - offset]));
+    out = gatherCpu(x, shape, { offset: 0, strides: src });
+  } else {
+    const coords = x.shape.map((d, i) => (d === 1 ? "0u" : `c${i + offset}`));
+    out = gatherCopy("expand", x, shape, linear(coords, strides));
+  }
   return record(out, "expand", [x], (g) => [sumTo(g, x.shape)]);
 }
 
@@ -94,9 +127,13 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   if (p.every((a, i) => a === i)) return x;
   const strides = stridesOf(x.shape);
   const outShape = p.map((a) => x.shape[a]);
-  const coords = new Array<string>(x.rank);
-  p.forEach((a, k) => (coords[a] = `c${k}`));
-  const out = gatherCopy("permute", x, outShape, linear(coords, strides));
+  let out: Tensor;
+  if (onCpu()) out = gatherCpu(x, outShape, { offset: 0, strides: p.map((a) => strides[a]) });
+  else {
+    const coords = new Array<string>(x.rank);
+    p.forEach((a, k) => (coords[a] = `c${k}`));
+    out = gatherCopy("permute", x, outShape, linear(coords, strides));
+  }
   const inverse = new Array<number>(p.length);
   p.forEach((a, k) => (inverse[a] = k));
   return record(out, "permute", [x], (g) => [permute(g, inverse)]);
@@ -128,8 +165,18 @@ export function slice(x: Tensor, axis: number, start: number, end = Infinity, st
   }
   const len = Math.ceil((e - s) / step);
   const outShape = x.shape.map((d, i) => (i === ax ? len : d));
-  const coords = x.shape.map((_, i) => (i === ax ? `${s}u + c${i} * ${step}u` : `c${i}`));
-  const out = gatherCopy("slice", x, outShape, linear(coords, stridesOf(x.shape)));
+  const xs = stridesOf(x.shape);
+  // On the CPU: the slice starts s rows in and walks the axis `step` rows at a time.
+  const along: Strided = {
+    offset: s * xs[ax],
+    strides: xs.map((d, i) => (i === ax ? d * step : d)),
+  };
+  let out: Tensor;
+  if (onCpu()) out = gatherCpu(x, outShape, along);
+  else {
+    const coords = x.shape.map((_, i) => (i === ax ? `${s}u + c${i} * ${step}u` : `c${i}`));
+    out = gatherCopy("slice", x, outShape, linear(coords, xs));
+  }
   return record(out, "slice", [x], (g) => {
     // Scatter back: pad with zeros around the slice (step 1), or place every step-th row.
     if (step === 1) {
@@ -137,6 +184,7 @@ export function slice(x: Tensor, axis: number, start: number, end = Infinity, st
         pad(g, x.shape.map((_, i) => (i === ax ? [s, n - e] : [0, 0])) as [number, number][]),
       ];
     }
+    if (onCpu()) return [scatterCpu(g, x.shape, along)];
     const gc = x.shape.map((_, i) => (i === ax ? `(c${i} - ${s}u) / ${step}u` : `c${i}`));
     const inside = `c${ax} >= ${s}u && c${ax} < ${e}u && (c${ax} - ${s}u) % ${step}u == 0u`;
     return [gatherCopy("slice_grad", g, x.shape, linear(gc, stridesOf(g.shape)), inside)];
@@ -156,12 +204,7 @@ export function pad(x: Tensor, widths: readonly (readonly [number, number])[], v
   }
   if (value !== 0) throw new Error("pad: only zero padding is supported.");
   const outShape = x.shape.map((d, i) => d + widths[i][0] + widths[i][1]);
-  const coords = x.shape.map((_, i) => `(c${i} - ${widths[i][0]}u)`);
-  const inside =
-    x.shape.map((d, i) => `c${i} >= ${widths[i][0]}u && c${i} < ${widths[i][0] + d}u`).join(
-      " && ",
-    ) || "true";
-  const out = gatherCopy("pad", x, outShape, linear(coords, stridesOf(x.shape)), inside);
+  const out = onCpu() ? padCpu(x, outShape, widths) : padGpu(x, outShape, widths);
   return record(out, "pad", [x], (g) => {
     let r = g;
     widths.forEach((
@@ -172,11 +215,45 @@ export function pad(x: Tensor, widths: readonly (readonly [number, number])[], v
   });
 }
 
+function padCpu(
+  x: Tensor,
+  outShape: number[],
+  widths: readonly (readonly [number, number])[],
+): Tensor {
+  const os = stridesOf(outShape);
+  const offset = widths.reduce((o, [before], i) => o + before * os[i], 0);
+  return scatterCpu(x, outShape, { offset, strides: os });
+}
+
+function padGpu(
+  x: Tensor,
+  outShape: number[],
+  widths: readonly (readonly [number, number])[],
+): Tensor {
+  const coords = x.shape.map((_, i) => `(c${i} - ${widths[i][0]}u)`);
+  const inside =
+    x.shape.map((d, i) => `c${i} >= ${widths[i][0]}u && c${i} < ${widths[i][0] + d}u`).join(
+      " && ",
+    ) || "true";
+  return gatherCopy("pad", x, outShape, linear(coords, stridesOf(x.shape)), inside);
+}
+
 /** Reverses the order along the given axes. */
 export function flip(x: Tensor, axes: number | number[]): Tensor {
   const list = (Array.isArray(axes) ? axes : [axes]).map((a) => normalizeAxis("flip", a, x.rank));
-  const coords = x.shape.map((d, i) => (list.includes(i) ? `${d - 1}u - c${i}` : `c${i}`));
-  const out = gatherCopy("flip", x, x.shape, linear(coords, stridesOf(x.shape)));
+  const xs = stridesOf(x.shape);
+  let out: Tensor;
+  if (onCpu()) {
+    // Flipped axes start at their last row and walk backwards.
+    const offset = list.reduce((o, a) => o + (x.shape[a] - 1) * xs[a], 0);
+    out = gatherCpu(x, x.shape, {
+      offset: x.size === 0 ? 0 : offset,
+      strides: xs.map((d, i) => (list.includes(i) ? -d : d)),
+    });
+  } else {
+    const coords = x.shape.map((d, i) => (list.includes(i) ? `${d - 1}u - c${i}` : `c${i}`));
+    out = gatherCopy("flip", x, x.shape, linear(coords, xs));
+  }
   return record(out, "flip", [x], (g) => [flip(g, list)]);
 }
 
@@ -203,6 +280,13 @@ export function concat(xs: Tensor[], axis: number): Tensor {
   const outStrides = stridesOf(outShape);
   let offset = 0;
   for (const t of xs) {
+    if (onCpu()) {
+      const to = { offset: wordOffset(out) + offset * outStrides[ax], strides: outStrides };
+      copyStrided(words(), t.shape, { offset: wordOffset(t), strides: stridesOf(t.shape) }, to);
+      cpu().countOp();
+      offset += t.shape[ax];
+      continue;
+    }
     // Each input writes its block of the output: out coords are its coords shifted along axis.
     const coords = t.shape.map((_, i) => (i === ax ? `c${i} + ${offset}u` : `c${i}`));
     runElementwise({
@@ -233,7 +317,9 @@ export function concat(xs: Tensor[], axis: number): Tensor {
 
 /** A contiguous copy (for when a separate buffer is needed). */
 export function clone(x: Tensor): Tensor {
-  const out = gatherCopy("clone", x, x.shape, "i");
+  const out = onCpu()
+    ? gatherCpu(x, x.shape, { offset: 0, strides: stridesOf(x.shape) })
+    : gatherCopy("clone", x, x.shape, "i");
   return record(out, "clone", [x], (g) => [g]);
 }
 

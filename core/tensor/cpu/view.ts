@@ -1,0 +1,81 @@
+/**
+ * Layout copies of the CPU backend. Every layout op (expand, permute, slice, pad, flip, concat,
+ * clone) is one strided copy between two blocks of the tensor memory: for each coordinate `c`
+ * of a box, `dst[dstOffset + c . dstStrides] = src[srcOffset + c . srcStrides]`. Copies go
+ * through the memory as int32, so they are bit-exact for every dtype (a float copy could
+ * quieten NaN payloads of integer data).
+ */
+import { cpu } from "../backend.ts";
+import type { Tensor } from "../tensor.ts";
+import type { CpuBuffer } from "./memory.ts";
+
+/** One side of a strided copy: element offset into the memory and a stride per box dimension. */
+export interface Strided {
+  offset: number;
+  strides: readonly number[];
+}
+
+/** The element offset of a tensor in the whole memory viewed as 4-byte words. */
+export function wordOffset(t: Tensor): number {
+  return (t.buffer as CpuBuffer).offset >> 2;
+}
+
+/** The whole memory as int32 words (take it after allocating the outputs). */
+export function words(): Int32Array {
+  return new Int32Array(cpu().mem.buffer);
+}
+
+/** Sets `count` words from `offset` to zero. */
+export function zeroWords(mem: Int32Array, offset: number, count: number): void {
+  mem.fill(0, offset, offset + count);
+}
+
+/**
+ * Copies the box `dims` from `src` to `dst`. Size-1 dimensions are dropped and dimensions that
+ * both sides walk contiguously are merged, so most copies become a few long runs.
+ */
+export function copyStrided(mem: Int32Array, dims: readonly number[], src: Strided, dst: Strided) {
+  const d: number[] = [], ss: number[] = [], ds: number[] = [];
+  for (let k = 0; k < dims.length; k++) {
+    if (dims[k] === 0) return;
+    if (dims[k] === 1) continue;
+    const last = d.length - 1;
+    if (
+      last >= 0 && ss[last] === src.strides[k] * dims[k] && ds[last] === dst.strides[k] * dims[k]
+    ) {
+      d[last] *= dims[k];
+      ss[last] = src.strides[k];
+      ds[last] = dst.strides[k];
+    } else {
+      d.push(dims[k]);
+      ss.push(src.strides[k]);
+      ds.push(dst.strides[k]);
+    }
+  }
+  if (d.length === 0) {
+    mem[dst.offset] = mem[src.offset];
+    return;
+  }
+  const last = d.length - 1;
+  const inner = d[last], si = ss[last], di = ds[last];
+  const count = new Int32Array(d.length);
+  let s = src.offset, t = dst.offset;
+  const rows = d.reduce((a, b) => a * b, 1) / inner;
+  for (let r = 0; r < rows; r++) {
+    if (si === 1 && di === 1) {
+      if (inner >= 32) mem.copyWithin(t, s, s + inner);
+      else for (let j = 0; j < inner; j++) mem[t + j] = mem[s + j];
+    } else {
+      for (let j = 0; j < inner; j++) mem[t + j * di] = mem[s + j * si];
+    }
+    // Odometer over the outer dimensions, moving both offsets.
+    for (let k = last - 1; k >= 0; k--) {
+      s += ss[k];
+      t += ds[k];
+      if (++count[k] < d[k]) break;
+      count[k] = 0;
+      s -= ss[k] * d[k];
+      t -= ds[k] * d[k];
+    }
+  }
+}
