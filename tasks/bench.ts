@@ -88,12 +88,12 @@ async function main(): Promise<void> {
   if (values.help) {
     console.log(
       `deno task bench [--backend auto|webgpu|cpu] [--quick] [--batch N] [--reps N]
-                [--only matmul|conv|attention|train|demo|data] [--json FILE]
+                [--only matmul,conv,attention,train,demo,data] [--json FILE]
 
 --backend NAME  auto (default: WebGPU on a hardware GPU, else the CPU), webgpu or cpu
 --quick         smaller conv batch (8) and fewer repetitions, for software adapters
 --batch N       conv batch size (default 64, the thesis decoder's)
---only demo     just the shipped demo decoder (weights/default): forward and training step, B16
+--only LIST     comma-separated row groups; "demo": the shipped demo decoder (weights/default): forward and training step, B16
 --json FILE     write the device line and every row (compare with bench/compare.ts)`,
     );
     return;
@@ -104,7 +104,8 @@ async function main(): Promise<void> {
   const reps = Number(values.reps ?? (values.quick ? 2 : 5));
   const batch = Number(values.batch ?? (values.quick ? 8 : 64));
   const results: Result[] = [];
-  const want = (k: string) => !values.only || values.only === k;
+  const only = values.only?.split(",");
+  const want = (k: string) => !only || only.includes(k);
   const report = (r: Result) => {
     results.push(r);
     if (r.error !== undefined) {
