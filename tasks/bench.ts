@@ -93,7 +93,8 @@ async function main(): Promise<void> {
 --backend NAME  auto (default: WebGPU on a hardware GPU, else the CPU), webgpu or cpu
 --quick         smaller conv batch (8) and fewer repetitions, for software adapters
 --batch N       conv batch size (default 64, the thesis decoder's)
---only LIST     comma-separated row groups; "demo": the shipped demo decoder (weights/default): forward and training step, B16
+--only LIST     comma-separated row groups; "demo": the shipped demo decoder (weights/default),
+                forward and training step at batch 16
 --json FILE     write the device line and every row (compare with bench/compare.ts)`,
     );
     return;
