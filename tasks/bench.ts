@@ -76,7 +76,7 @@ async function main(): Promise<void> {
       quick: { type: "boolean", default: false },
       batch: { type: "string" },
       only: { type: "string" },
-      backend: { type: "string", default: "auto" },
+      backend: { type: "string" },
       preset: { type: "string", default: "thesis" },
       "train-batch": { type: "string" },
       reps: { type: "string" },
@@ -90,7 +90,8 @@ async function main(): Promise<void> {
       `deno task bench [--backend auto|webgpu|cpu] [--quick] [--batch N] [--reps N]
                 [--only matmul,conv,attention,train,demo,data] [--json FILE]
 
---backend NAME  auto (default: WebGPU on a hardware GPU, else the CPU), webgpu or cpu
+--backend NAME  auto (default, or UNCLIP_BACKEND: WebGPU on a hardware GPU, else the CPU),
+                webgpu or cpu
 --quick         smaller conv batch (8) and fewer repetitions, for software adapters
 --batch N       conv batch size (default 64, the thesis decoder's)
 --only LIST     comma-separated row groups; "demo": the shipped demo decoder (weights/default),
@@ -99,7 +100,10 @@ async function main(): Promise<void> {
     );
     return;
   }
-  await T.initBackend({ backend: T.parseBackendChoice(values.backend!) });
+  // No flag: UNCLIP_BACKEND, else auto (as every task).
+  await T.initBackend({
+    backend: values.backend ? T.parseBackendChoice(values.backend) : undefined,
+  });
   const device = T.deviceLine();
   console.log(`device: ${device}`);
   const reps = Number(values.reps ?? (values.quick ? 2 : 5));
