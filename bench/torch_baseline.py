@@ -7,10 +7,13 @@ synchronised to device completion, median after a warm-up), plus one full traini
 small PyTorch modules that follow SPEC.md section 3 and plugins/ (see the classes below).
 
     python3 bench/torch_baseline.py [--quick] [--json FILE] [--device cuda|cpu] [--reps N]
-                                    [--only matmul|conv|attention|train]
+                                    [--threads N] [--only matmul,conv,attention,train,demo]
 
 TF32 is OFF everywhere (matmul and cuDNN), so every figure is true fp32. --quick uses small
-shapes and few repetitions so the script can be tested on a CPU (PyTorch >= 1.13).
+shapes and few repetitions so the script can be tested on a CPU (PyTorch >= 1.13). The "demo"
+rows are the shipped demo decoder (presets/cpu-demo.jsonc, weights/default; 224,563 parameters)
+at batch 16: one forward pass under no_grad as a guided sampling step of 8 images calls it, and
+one training step; they ignore --quick. --threads sets torch.set_num_threads (CPU).
 """
 import argparse
 import datetime
@@ -203,11 +206,11 @@ def zero(m):
 class UResBlock(nn.Module):
     """GN-SiLU-conv3x3, + projected time embedding, GN-SiLU-zero conv3x3, + (1x1) skip."""
 
-    def __init__(self, cin, cout, emb):
+    def __init__(self, cin, cout, emb, g=32):
         super().__init__()
-        self.n1, self.c1 = nn.GroupNorm(groups(cin), cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.n1, self.c1 = nn.GroupNorm(groups(cin, g), cin), nn.Conv2d(cin, cout, 3, padding=1)
         self.e = nn.Linear(emb, cout)
-        self.n2 = nn.GroupNorm(groups(cout), cout)
+        self.n2 = nn.GroupNorm(groups(cout, g), cout)
         self.c2 = zero(nn.Conv2d(cout, cout, 3, padding=1))
         self.skip = nn.Identity() if cin == cout else nn.Conv2d(cin, cout, 1)
 
@@ -219,10 +222,10 @@ class UResBlock(nn.Module):
 class UAttn(nn.Module):
     """GN, qkv 1x1, conditioning tokens projected to k/v and put before the image's, 8 heads."""
 
-    def __init__(self, c, heads, ctx_dim):
+    def __init__(self, c, heads, ctx_dim, g=32):
         super().__init__()
         self.h = heads
-        self.norm = nn.GroupNorm(groups(c), c)
+        self.norm = nn.GroupNorm(groups(c, g), c)
         self.qkv = nn.Conv2d(c, 3 * c, 1)
         self.ckv = nn.Linear(ctx_dim, 2 * c)
         self.proj = zero(nn.Conv2d(c, c, 1))
@@ -295,6 +298,88 @@ class UNet(nn.Module):
         return self.outc(F.silu(self.onorm(h)))
 
 
+class DemoUNet(nn.Module):
+    """The shipped demo decoder (presets/cpu-demo.jsonc; plugins/decoders/unet.ts, blocks.ts,
+    conditioning.ts): U-Net 16/32, 1 res block per level, attention (2 heads) at level 1 and in
+    the middle, GroupNorm 8 groups, stride-2 conv down, transposed 4x4 conv up, time embedding 16
+    (x4 = 64); a 1-layer width-32 text transformer (4 heads, MLP x4, no mask) over 33 tokens of a
+    320-token vocabulary whose end token's output is projected and added to the time embedding;
+    the CLIP embedding (32) projected to 4 extra tokens; learned null condition mixed in by
+    `keep` (classifier-free guidance). 224,563 parameters, as ours."""
+
+    def __init__(self, vocab=320, ctx=33, base=16, mults=(1, 2), tdim=16, nres=1,
+                 attn_levels=(1,), g=8, heads=2, width=32, text_layers=1, text_heads=4,
+                 clip_dim=32, clip_tokens=4):
+        super().__init__()
+        emb = 4 * tdim
+        self.tdim, self.width, self.clip_tokens = tdim, width, clip_tokens
+        self.t1, self.t2 = nn.Linear(tdim, emb), nn.Linear(emb, emb)
+        self.text = TextTransformer(vocab, ctx, width, text_heads, text_layers, 4, causal=False)
+        self.pool = nn.Linear(width, emb)
+        self.clip = nn.Linear(clip_dim, clip_tokens * width)
+        self.null_text = nn.Parameter(torch.randn(1, ctx, width) * 0.02)
+        self.null_pooled = nn.Parameter(torch.randn(1, width) * 0.02)
+        self.null_clip = nn.Parameter(torch.zeros(1, clip_dim))
+        attn = lambda c: UAttn(c, heads, width, g)  # noqa: E731
+        self.inc = nn.Conv2d(3, base, 3, padding=1)
+        # each entry: [res, attn or None, down/up or None]
+        self.down, skips, ch = nn.ModuleList(), [base], base
+        for lvl, m in enumerate(mults):
+            out = base * m
+            for _ in range(nres):
+                a = attn(out) if lvl in attn_levels else None
+                self.down.append(nn.ModuleList([UResBlock(ch, out, emb, g), a]))
+                ch = out
+                skips.append(ch)
+            if lvl < len(mults) - 1:
+                self.down.append(nn.ModuleList([nn.Conv2d(ch, ch, 3, stride=2, padding=1)]))
+                skips.append(ch)
+        self.mid1, self.mida, self.mid2 = UResBlock(ch, ch, emb, g), attn(ch), UResBlock(
+            ch, ch, emb, g)
+        self.up = nn.ModuleList()
+        for lvl in reversed(range(len(mults))):
+            out = base * mults[lvl]
+            for i in range(nres + 1):
+                a = attn(out) if lvl in attn_levels else None
+                mods = [UResBlock(ch + skips.pop(), out, emb, g), a]
+                ch = out
+                if lvl > 0 and i == nres:
+                    mods.append(nn.ConvTranspose2d(ch, ch, 4, stride=2, padding=1))
+                self.up.append(nn.ModuleList(mods))
+        self.onorm = nn.GroupNorm(groups(ch, g), ch)
+        self.outc = zero(nn.Conv2d(ch, 3, 3, padding=1))
+
+    def forward(self, x, t, tokens, end_index, clip_emb, keep):
+        B = x.shape[0]
+        seq = self.text(tokens)
+        last = seq[torch.arange(B, device=x.device), end_index]
+        k = keep[:, None]
+        mix = lambda v, nul, k: v * k + nul * (1 - k)  # noqa: E731
+        text = mix(seq, self.null_text, k[:, :, None])
+        pooled = mix(last, self.null_pooled, k)
+        clip = mix(clip_emb, self.null_clip, k)
+        ctx = torch.cat([text, self.clip(clip).view(B, self.clip_tokens, self.width)], 1)
+        emb = self.t2(F.silu(self.t1(timestep_embedding(t, self.tdim)))) + self.pool(pooled)
+        h = self.inc(x)
+        hs = [h]
+        for b in self.down:
+            if len(b) == 1:
+                h = b[0](h)
+            else:
+                h = b[0](h, emb)
+                if b[1] is not None:
+                    h = b[1](h, ctx)
+            hs.append(h)
+        h = self.mid2(self.mida(self.mid1(h, emb), ctx), emb)
+        for b in self.up:
+            h = b[0](torch.cat([h, hs.pop()], 1), emb)
+            if b[1] is not None:
+                h = b[1](h, ctx)
+            if len(b) == 3:
+                h = b[2](h)
+        return self.outc(F.silu(self.onorm(h)))
+
+
 def cosine_abar(steps, device):
     s = 0.008
     x = torch.linspace(0, steps, steps + 1, device=device)
@@ -305,6 +390,56 @@ def cosine_abar(steps, device):
 # --------------------------------------------------------------------------------------------
 
 
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+def demo_rows(dev, reps, warm, report):
+    """The demo decoder at batch 16: a guided sampling step's forward pass (8 images, keep 1 for
+    the first half and 0 for the second) under no_grad, and a training step (Algorithm 2 loss,
+    backward, Adam) with every row conditional, as tasks/bench.ts runs them."""
+    B, steps = 16, 100
+    unet = DemoUNet().to(dev)
+    n = sum(p.numel() for p in unet.parameters())
+    print(f"demo decoder parameters: {n:,} (ours: 224,563)", flush=True)
+    x = torch.randn(B, 3, 16, 16, device=dev)
+    t = torch.full((B,), steps // 2, device=dev)
+    toks = torch.randint(0, 320, (B, 33), device=dev)
+    end = torch.full((B,), 20, device=dev)
+    cemb = F.normalize(torch.randn(B, 32, device=dev), dim=-1)
+    keep = torch.cat([torch.ones(B // 2), torch.zeros(B // 2)]).to(dev)
+    unet.eval()
+
+    def forward():
+        with torch.no_grad():
+            unet(x, t, toks, end, cemb, keep)
+    ms = time_ms(forward, dev, reps, warm)
+    report({"name": f"decoder forward B{B} (cpu-demo)", "ms": ms, "params": n})
+
+    unet.train()
+    opt = torch.optim.Adam(unet.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8)
+    abar = cosine_abar(steps, dev)
+    ones = torch.ones(B, device=dev)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        ts = torch.randint(0, steps, (B,), device=dev)
+        ab = abar[ts][:, None, None, None]
+        eps = torch.randn_like(x)
+        xt = ab.sqrt() * x + (1 - ab).sqrt() * eps
+        F.mse_loss(unet(xt, ts, toks, end, cemb, ones), eps).backward()
+        opt.step()
+    ms = time_ms(step, dev, reps, warm)
+    report({"name": f"train step decoder B{B} (cpu-demo)", "ms": ms, "params": n})
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small shapes, few reps (CPU testing)")
@@ -312,7 +447,8 @@ def main():
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--reps", type=int)
     ap.add_argument("--batch", type=int, help="conv batch size (default 64; --quick 8)")
-    ap.add_argument("--only", choices=["matmul", "conv", "attention", "train"])
+    ap.add_argument("--only", help="comma-separated: matmul,conv,attention,train,demo")
+    ap.add_argument("--threads", type=int, help="torch.set_num_threads (CPU); default torch's")
     ap.add_argument("--cudnn-benchmark", action="store_true",
                     help="let cuDNN pick algorithms (default off: plain eager)")
     a = ap.parse_args()
@@ -323,18 +459,23 @@ def main():
     if hasattr(torch, "set_float32_matmul_precision"):
         torch.set_float32_matmul_precision("highest")
     torch.manual_seed(0)
+    if a.threads:
+        torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
     reps = a.reps or (2 if a.quick else 20)
     warm = 1 if a.quick else 3
     batch = a.batch or (8 if a.quick else 64)
-    want = lambda k: a.only is None or a.only == k  # noqa: E731
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
-    print(f"device: {name} (torch {torch.__version__}, tf32 off)", flush=True)
+    only = set(a.only.split(",")) if a.only else None
+    want = lambda k: only is None or k in only  # noqa: E731
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()
+    threads = torch.get_num_threads()
+    print(f"device: {name} (torch {torch.__version__}, {threads} threads, tf32 off)", flush=True)
     results = []
     out = {
         "framework": "pytorch",
         "torch": torch.__version__,
         "device": name,
+        "threads": threads,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "tf32": False,
         "cudnn_benchmark": a.cudnn_benchmark,
@@ -435,6 +576,9 @@ def main():
             return F.mse_loss(unet(xt, t, dtoks, cemb), eps)
         ms = time_ms(step_timer(unet, dec_loss), dev, treps, warm)
         report({"name": f"train step decoder B{Bd}", "ms": ms, "params": params(unet)})
+
+    if want("demo"):
+        demo_rows(dev, reps, warm, report)
 
     save()
     return 0

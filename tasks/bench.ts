@@ -1,7 +1,10 @@
 /**
- * `deno task bench [--quick] [--batch N] [--only NAME]`: throughput of the hot kernels at the
- * thesis's shapes, with the adapter's name. Every figure is the median of timed repetitions after
- * a warm-up (pipelines compile on first use), measured to GPU completion.
+ * `deno task bench [--backend auto|webgpu|cpu] [--quick] [--batch N] [--only NAME]`: throughput of
+ * the hot kernels at the thesis's shapes and of the shipped demo decoder, with the device line.
+ * Every figure is the median of timed repetitions after a warm-up (pipelines compile on first
+ * use), measured to device completion. A row whose ops fail (for example a kernel the chosen
+ * backend lacks) is reported as "failed: <reason>" and the bench goes on. Row names match
+ * bench/torch_baseline.py; bench/compare.ts puts the two JSON files side by side.
  */
 import { parseArgs } from "../core/deps.ts";
 import * as T from "../core/tensor/mod.ts";
@@ -14,17 +17,29 @@ import {
   createDecoder,
   createPrior,
   createTokenizer,
+  loadPipeline,
 } from "../core/pipeline.ts";
 import { Adam } from "../core/optim/mod.ts";
 import { tokenBatch } from "../plugins/encoders/mod.ts";
 import { decoderLoss } from "../plugins/decoders/mod.ts";
+import { doubleConditioning } from "../plugins/samplers/mod.ts";
 import type { NoiseSchedule } from "../plugins/schedules/mod.ts";
 
 interface Result {
   name: string;
+  /** Median milliseconds; NaN when the row failed. */
   ms: number;
   gflops?: number;
+  /** Parameter count of the model a training or forward row runs. */
+  params?: number;
+  /** Why the row failed (its ops threw). */
+  error?: string;
 }
+
+/** The shipped demo model (trained with presets/cpu-demo.jsonc). */
+const DEMO_WEIGHTS = new URL("../weights/default", import.meta.url).pathname;
+/** Batch of the demo rows: one guided step of `deno task sample --n 8` (cond + uncond). */
+const DEMO_BATCH = 16;
 
 async function time(fn: () => void, reps: number): Promise<number> {
   fn(); // warm-up: compiles pipelines
@@ -61,6 +76,7 @@ async function main(): Promise<void> {
       quick: { type: "boolean", default: false },
       batch: { type: "string" },
       only: { type: "string" },
+      backend: { type: "string" },
       preset: { type: "string", default: "thesis" },
       "train-batch": { type: "string" },
       reps: { type: "string" },
@@ -71,32 +87,60 @@ async function main(): Promise<void> {
   });
   if (values.help) {
     console.log(
-      `deno task bench [--quick] [--batch N] [--reps N] [--only matmul|conv|attention|data] [--json FILE]
+      `deno task bench [--backend auto|webgpu|cpu] [--quick] [--batch N] [--reps N]
+                [--only matmul,conv,attention,train,demo,data] [--json FILE]
 
---quick     smaller conv batch (8) and fewer repetitions, for software adapters
---batch N   conv batch size (default 64, the thesis decoder's)`,
+--backend NAME  auto (default, or UNCLIP_BACKEND: WebGPU on a hardware GPU, else the CPU),
+                webgpu or cpu
+--quick         smaller conv batch (8) and fewer repetitions, for software adapters
+--batch N       conv batch size (default 64, the thesis decoder's)
+--only LIST     comma-separated row groups; "demo": the shipped demo decoder (weights/default),
+                forward and training step at batch 16
+--json FILE     write the device line and every row (compare with bench/compare.ts)`,
     );
     return;
   }
-  await T.initBackend();
-  console.log(`adapter: ${T.adapterLine()}`);
+  // No flag: UNCLIP_BACKEND, else auto (as every task).
+  await T.initBackend({
+    backend: values.backend ? T.parseBackendChoice(values.backend) : undefined,
+  });
+  const device = T.deviceLine();
+  console.log(`device: ${device}`);
   const reps = Number(values.reps ?? (values.quick ? 2 : 5));
   const batch = Number(values.batch ?? (values.quick ? 8 : 64));
   const results: Result[] = [];
-  const want = (k: string) => !values.only || values.only === k;
+  const only = values.only?.split(",");
+  const want = (k: string) => !only || only.includes(k);
   const report = (r: Result) => {
     results.push(r);
+    if (r.error !== undefined) {
+      console.log(`${r.name.padEnd(44)} failed: ${r.error}`);
+      return;
+    }
     const g = r.gflops !== undefined ? `${r.gflops.toFixed(2).padStart(9)} GFLOP/s` : "";
     console.log(`${r.name.padEnd(44)} ${r.ms.toFixed(2).padStart(10)} ms ${g}`);
+  };
+  /** Runs one row; a throw becomes a "failed" row instead of ending the bench. */
+  const row = async (name: string, measure: () => Promise<Omit<Result, "name">>) => {
+    try {
+      report({ name, ...(await measure()) });
+    } catch (e) {
+      report({ name, ms: NaN, error: errorLine(e) });
+    }
   };
 
   if (want("matmul")) {
     for (const n of values.quick ? [256, 512, 1024] : [256, 512, 1024, 2048, 4096]) {
-      const a = T.randn([n, n]), b = T.randn([n, n]);
-      const ms = await time(() => T.scope(() => void T.matmul(a, b)), reps);
-      report({ name: `matmul ${n}x${n}x${n}`, ms, gflops: (2 * n ** 3) / ms / 1e6 });
-      a.dispose();
-      b.dispose();
+      await row(`matmul ${n}x${n}x${n}`, async () => {
+        const a = T.randn([n, n]), b = T.randn([n, n]);
+        try {
+          const ms = await time(() => T.scope(() => void T.matmul(a, b)), reps);
+          return { ms, gflops: (2 * n ** 3) / ms / 1e6 };
+        } finally {
+          a.dispose();
+          b.dispose();
+        }
+      });
     }
   }
   if (want("conv")) {
@@ -105,20 +149,21 @@ async function main(): Promise<void> {
       | undefined;
     if (conv2d) {
       for (const [c, hw] of [[64, 32], [128, 16], [256, 8]]) {
-        const [x, w] = withGrad(
-          T.randn([batch, c, hw, hw]),
-          T.affine(T.randn([c, c, 3, 3]), 0.05, 0),
-        );
-        const ms = await time(fwdBwd(() => conv2d(x, w, null, { padding: 1 })), reps);
-        // forward 2*B*C*C*9*HW, backward twice that (input and weight gradients)
-        const flops = 3 * 2 * batch * c * c * 9 * hw * hw;
-        report({
-          name: `conv2d 3x3 fwd+bwd B${batch} ${c}x${hw}x${hw}`,
-          ms,
-          gflops: flops / ms / 1e6,
+        await row(`conv2d 3x3 fwd+bwd B${batch} ${c}x${hw}x${hw}`, async () => {
+          const [x, w] = withGrad(
+            T.randn([batch, c, hw, hw]),
+            T.affine(T.randn([c, c, 3, 3]), 0.05, 0),
+          );
+          try {
+            const ms = await time(fwdBwd(() => conv2d(x, w, null, { padding: 1 })), reps);
+            // forward 2*B*C*C*9*HW, backward twice that (input and weight gradients)
+            const flops = 3 * 2 * batch * c * c * 9 * hw * hw;
+            return { ms, gflops: flops / ms / 1e6 };
+          } finally {
+            x.dispose();
+            w.dispose();
+          }
         });
-        x.dispose();
-        w.dispose();
       }
     } else {
       console.log("conv2d: not available in this build");
@@ -129,14 +174,18 @@ async function main(): Promise<void> {
       | ((q: T.Tensor, k: T.Tensor, v: T.Tensor) => T.Tensor)
       | undefined;
     if (sdpa) {
-      const [q, k, v] = withGrad(
-        T.randn([1, 1, 1024, 64]),
-        T.randn([1, 1, 1024, 64]),
-        T.randn([1, 1, 1024, 64]),
-      );
-      const ms = await time(fwdBwd(() => sdpa(q, k, v)), reps);
-      report({ name: "attention fwd+bwd 1024 tokens x 64 ch", ms });
-      for (const t of [q, k, v]) t.dispose();
+      await row("attention fwd+bwd 1024 tokens x 64 ch", async () => {
+        const [q, k, v] = withGrad(
+          T.randn([1, 1, 1024, 64]),
+          T.randn([1, 1, 1024, 64]),
+          T.randn([1, 1, 1024, 64]),
+        );
+        try {
+          return { ms: await time(fwdBwd(() => sdpa(q, k, v)), reps) };
+        } finally {
+          for (const t of [q, k, v]) t.dispose();
+        }
+      });
     } else {
       console.log("attention: not available in this build");
     }
@@ -148,18 +197,117 @@ async function main(): Promise<void> {
       : values.quick
       ? 4
       : undefined;
-    for (const r of await trainingSteps(preset, trainBatch, reps)) report(r);
+    try {
+      for (const r of await trainingSteps(preset, trainBatch, reps)) report(r);
+    } catch (e) {
+      report({ name: `train steps (${values.preset})`, ms: NaN, error: errorLine(e) });
+    }
   }
+  if (want("demo")) await demoRows(reps, row);
   if (want("data")) {
-    const t0 = performance.now();
-    generateSplit({ set: 1, split: "train", size: 32 });
-    report({ name: "generate dataset 1 train (20k, 32x32)", ms: performance.now() - t0 });
+    await row("generate dataset 1 train (20k, 32x32)", () => {
+      const t0 = performance.now();
+      generateSplit({ set: 1, split: "train", size: 32 });
+      return Promise.resolve({ ms: performance.now() - t0 });
+    });
   }
   if (values.json) {
-    await Deno.writeTextFile(
-      values.json,
-      JSON.stringify({ adapter: T.adapterSummary(), batch, results }, null, 2),
-    );
+    const summary = {
+      backend: T.backend().kind,
+      device,
+      adapter: T.adapterSummary(),
+      date: new Date().toISOString(),
+      batch,
+      reps,
+      results,
+    };
+    await Deno.writeTextFile(values.json, JSON.stringify(summary, null, 2));
+  }
+}
+
+/** The first line of an error's message (a failing row's reason). */
+function errorLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split("\n")[0];
+}
+
+function parameterCount(model: { parameters(): T.Tensor[] }): number {
+  return model.parameters().reduce((n, p) => n + p.size, 0);
+}
+
+/**
+ * The shipped demo decoder (weights/default, presets/cpu-demo.jsonc) at batch 16: one forward
+ * pass under noGrad exactly as a guided sampling step calls it (8 images, conditional and
+ * unconditional halves in one batch), and one training step (decoderLoss, backward, Adam) as
+ * `trainingSteps` runs it. Inputs are random of the right shapes; the captions are real.
+ */
+async function demoRows(
+  reps: number,
+  row: (name: string, measure: () => Promise<Omit<Result, "name">>) => Promise<void>,
+): Promise<void> {
+  const forwardName = `decoder forward B${DEMO_BATCH} (cpu-demo)`;
+  const trainName = `train step decoder B${DEMO_BATCH} (cpu-demo)`;
+  let pipeline;
+  try {
+    pipeline = await loadPipeline(DEMO_WEIGHTS, builtins());
+  } catch (e) {
+    for (const name of [forwardName, trainName]) {
+      await row(name, () => Promise.reject(new Error(`loading ${DEMO_WEIGHTS}: ${errorLine(e)}`)));
+    }
+    return;
+  }
+  const { decoder, tokenizer, decoderSchedule } = pipeline;
+  const params = parameterCount(decoder);
+  const half = DEMO_BATCH / 2;
+  const samples = generateSplit({ set: 1, split: "test", count: half, size: decoder.imageSize });
+  const E = pipeline.prior.embedDim;
+  const shape = [DEMO_BATCH, decoder.channels, decoder.imageSize, decoder.imageSize];
+  const held: T.Tensor[] = [];
+  const keep = (t: T.Tensor): T.Tensor => {
+    held.push(t.keep());
+    return t;
+  };
+  try {
+    // What a guided step sees: x_t, one timestep for all, the captions twice (keep 1 then 0).
+    const tokens = tokenBatch(tokenizer, samples.map((s) => s.caption));
+    for (const t of [tokens.ids, tokens.endIndex]) keep(t);
+    const cond8 = { tokens, imageEmbedding: keep(T.randn([half, E])), keep: keep(T.ones([half])) };
+    const cond = T.noGrad(() => doubleConditioning(cond8));
+    for (const t of [cond.tokens.ids, cond.tokens.endIndex, cond.imageEmbedding, cond.keep]) {
+      keep(t);
+    }
+    const xt = keep(T.randn(shape));
+    const timesteps = keep(T.full([DEMO_BATCH], decoderSchedule.numSteps / 2));
+    decoder.eval();
+    await row(forwardName, async () => ({
+      ms: await time(
+        () => T.scope(() => void T.noGrad(() => decoder.predictNoise(xt, timesteps, cond))),
+        reps,
+      ),
+      params,
+    }));
+
+    // Training: x_0 and conditioning of batch 16, every row conditional (as trainingSteps).
+    decoder.train();
+    const trainTokens = tokenBatch(tokenizer, [...samples, ...samples].map((s) => s.caption));
+    for (const t of [trainTokens.ids, trainTokens.endIndex]) keep(t);
+    const trainCond = {
+      tokens: trainTokens,
+      imageEmbedding: keep(T.randn([DEMO_BATCH, E])),
+      keep: keep(T.ones([DEMO_BATCH])),
+    };
+    const x0 = keep(T.randn(shape));
+    await row(trainName, async () => {
+      const opt = new Adam(decoder.parameters(), { lr: 1e-4 });
+      const step = () => {
+        T.scope(() => decoderLoss(decoder, x0, trainCond, decoderSchedule).backward());
+        opt.step();
+        opt.zeroGrad();
+      };
+      return { ms: await time(step, reps), params };
+    });
+  } finally {
+    for (const t of held) t.dispose();
+    pipeline.dispose();
   }
 }
 
