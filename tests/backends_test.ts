@@ -53,9 +53,9 @@ Deno.test({
   ignore: !(await webGpuAvailable()),
   async fn() {
     const work = await Deno.makeTempDir({ prefix: "unclip-backends-" });
-    // deno-lint-ignore no-explicit-any
     const c = structuredClone(
       await loadConfig(join(ROOT, "presets/tiny.jsonc"), builtins()),
+      // deno-lint-ignore no-explicit-any
     ) as any;
     c.components.dataset.options.trainCount = 64;
     c.components.dataset.options.testCount = 16;
