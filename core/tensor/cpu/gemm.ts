@@ -3,9 +3,11 @@
  * memory, addressed by byte offset. Every matrix product and convolution of the CPU backend runs
  * through `gemm`.
  *
- * (Reference TypeScript implementation; the WebAssembly SIMD kernel replaces the inside.)
+ * The work is done by the packed WebAssembly SIMD kernel (`assembly/gemm.ts`) on all threads of
+ * the pool; `gemmReference`, a plain TypeScript loop, runs where WebAssembly SIMD is missing.
  */
 import { cpu } from "../backend.ts";
+import { cpuKernels } from "./runtime.ts";
 
 /** Activations the epilogue can apply after the bias. */
 export type GemmActivation = "none" | "relu" | "gelu" | "silu";
@@ -57,8 +59,51 @@ export function activate(v: number, activation: GemmActivation): number {
   }
 }
 
+/**
+ * Below this many flops (2 M N K over the batch) a GEMM runs on the calling thread alone: waking
+ * the workers and packing twice costs more than the split saves. Measured with bench/cpu_gemm.ts
+ * on a 2-core EPYC: CROSSOVER_NOTE.
+ */
+const PARALLEL_MIN_FLOPS = 1 << 20;
+
+const ACTIVATIONS: Record<GemmActivation, number> = { none: 0, relu: 1, gelu: 2, silu: 3 };
+
 /** C = op(A) op(B) for each batch; see `GemmArgs`. */
 export function gemm(g: GemmArgs): void {
+  const k = cpuKernels();
+  if (!k) return gemmReference(g);
+  const batch = g.batch ?? 1;
+  if (g.M <= 0 || g.N <= 0 || batch <= 0) return;
+  const flops = 2 * g.M * g.N * g.K * batch;
+  const threads = flops < PARALLEL_MIN_FLOPS ? 1 : Math.min(cpu().threads, k.pool.size);
+  const stride = Math.ceil(k.exports.scratch_bytes(g.M, g.N, g.K) / 64) * 64;
+  const scratch = k.scratch(threads * stride);
+  const flags = (g.transA ? 1 : 0) | (g.transB ? 2 : 0) | (g.accumulate ? 4 : 0) |
+    (g.bias !== undefined ? 8 : 0) | (g.biasPerRow ? 16 : 0);
+  k.pool.run("gemm_thread", [
+    g.M,
+    g.N,
+    g.K,
+    g.a,
+    g.lda,
+    g.b,
+    g.ldb,
+    g.c,
+    g.ldc,
+    batch,
+    g.strideA ?? 0,
+    g.strideB ?? 0,
+    g.strideC ?? g.M * g.ldc,
+    flags,
+    g.bias ?? 0,
+    ACTIVATIONS[g.activation ?? "none"],
+    scratch,
+    stride,
+  ], threads);
+}
+
+/** The TypeScript reference GEMM (float64 sums), for runtimes without WebAssembly SIMD. */
+export function gemmReference(g: GemmArgs): void {
   const mem = cpu().mem.f32;
   const batch = g.batch ?? 1;
   const act = g.activation ?? "none";
@@ -71,7 +116,7 @@ export function gemm(g: GemmArgs): void {
       for (let k = 0; k < g.K; k++) {
         const av = mem[a0 + (g.transA ? k * g.lda + m : m * g.lda + k)];
         if (av === 0) continue;
-        if (g.transB) for (let n = 0; n < g.N; n++) row[n] += av * mem[b0 + n * g.ldb + k];
+        if (g.transB) { for (let n = 0; n < g.N; n++) row[n] += av * mem[b0 + n * g.ldb + k]; }
         else {
           const bk = b0 + k * g.ldb;
           for (let n = 0; n < g.N; n++) row[n] += av * mem[bk + n];
