@@ -199,18 +199,27 @@ Deno.test({
   },
 });
 
-/** Runs a GEMM in a fresh process with `env` and returns its stderr (the warnings). */
+/** Size of the product in `runWith`: above the threads' crossover. */
+const N = 110;
+
+/**
+ * Runs a batch of two products (stride-0 operands) in a fresh process with `env`, checks the
+ * result, and returns the process's stderr (the warnings).
+ */
 async function runWith(env: Record<string, string>): Promise<string> {
   const code = `
     import { initBackend, cpu } from "${new URL("../core/tensor/backend.ts", import.meta.url)}";
     import { gemm } from "${new URL("../core/tensor/cpu/gemm.ts", import.meta.url)}";
     await initBackend({ backend: "cpu" });
-    const n = 70, a = cpu().allocate(n * n * 4), b = cpu().allocate(n * n * 4);
+    const n = ${N}, a = cpu().allocate(n * n * 4), c = cpu().allocate(2 * n * n * 4);
     const f = cpu().mem.f32;
     for (let i = 0; i < n * n; i++) f[a.offset / 4 + i] = (i % 7) - 3;
-    gemm({ M: n, N: n, K: n, a: a.offset, lda: n, b: a.offset, ldb: n, c: b.offset, ldc: n });
+    gemm({
+      M: n, N: n, K: n, a: a.offset, lda: n, b: a.offset, ldb: n, c: c.offset, ldc: n,
+      batch: 2, strideA: 0, strideB: 0, strideC: n * n,
+    });
     let s = 0;
-    for (let i = 0; i < n * n; i++) s += cpu().mem.f32[b.offset / 4 + i];
+    for (let i = 0; i < 2 * n * n; i++) s += cpu().mem.f32[c.offset / 4 + i];
     console.log(s, cpu().threads, cpu().simd);
   `;
   const out = await new Deno.Command(Deno.execPath(), {
@@ -222,15 +231,15 @@ async function runWith(env: Record<string, string>): Promise<string> {
   const stdout = new TextDecoder().decode(out.stdout).trim();
   const stderr = new TextDecoder().decode(out.stderr).trim();
   assert.ok(out.success, stderr);
-  // The sum of the square of the 70 x 70 matrix with entries (i % 7) - 3, worked out here.
-  const n = 70;
+  // Twice the sum of the square of the N x N matrix with entries (i % 7) - 3, worked out here.
+  const n = N;
   let s = 0;
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < n; j++) {
       for (let k = 0; k < n; k++) s += ((i * n + k) % 7 - 3) * ((k * n + j) % 7 - 3);
     }
   }
-  assert.equal(Number(stdout.split(" ")[0]), s, stdout);
+  assert.equal(Number(stdout.split(" ")[0]), 2 * s, stdout);
   return stderr;
 }
 
@@ -243,6 +252,8 @@ Deno.test({
     const ts = await runWith({ UNCLIP_CPU_KERNELS: "ts" });
     assert.match(ts, /^CPU backend: no WebAssembly SIMD here[^\n]*$/);
     assert.equal(await runWith({ UNCLIP_CPU_THREADS: "1" }), "");
-    assert.ok(cpuKernels() !== null || cpu().simd === false);
+    // More threads than products and than cores: each product split between three threads.
+    assert.equal(await runWith({ UNCLIP_CPU_THREADS: "3" }), "");
+    assert.equal(cpu().simd, cpuKernels() !== null);
   },
 });

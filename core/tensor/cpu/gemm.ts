@@ -72,34 +72,40 @@ const ACTIVATIONS: Record<GemmActivation, number> = { none: 0, relu: 1, gelu: 2,
 export function gemm(g: GemmArgs): void {
   const k = cpuKernels();
   if (!k) return gemmReference(g);
+  const { M, N, K } = g;
   const batch = g.batch ?? 1;
-  if (g.M <= 0 || g.N <= 0 || batch <= 0) return;
-  const flops = 2 * g.M * g.N * g.K * batch;
+  if (M <= 0 || N <= 0 || batch <= 0) return;
+  const flops = 2 * M * N * K * batch;
   const threads = flops < PARALLEL_MIN_FLOPS ? 1 : Math.min(cpu().threads, k.pool.size);
-  const stride = Math.ceil(k.exports.scratch_bytes(g.M, g.N, g.K) / 64) * 64;
-  const scratch = k.scratch(threads * stride);
+  const split = threads > 1 && batch < threads;
+  // Scratch: the shared block (work counter, and A packed whole when products are split), then
+  // one packing block per thread.
+  const sharedBytes = split ? align64(k.exports.shared_bytes(M, K)) : 64;
+  const stride = align64(k.exports.scratch_bytes(M, N, K));
+  const shared = k.scratch(sharedBytes + threads * stride);
+  const scratch = shared + sharedBytes;
   const flags = (g.transA ? 1 : 0) | (g.transB ? 2 : 0) | (g.accumulate ? 4 : 0) |
     (g.bias !== undefined ? 8 : 0) | (g.biasPerRow ? 16 : 0);
-  k.pool.run("gemm_thread", [
-    g.M,
-    g.N,
-    g.K,
-    g.a,
-    g.lda,
-    g.b,
-    g.ldb,
-    g.c,
-    g.ldc,
-    batch,
-    g.strideA ?? 0,
-    g.strideB ?? 0,
-    g.strideC ?? g.M * g.ldc,
-    flags,
-    g.bias ?? 0,
-    ACTIVATIONS[g.activation ?? "none"],
-    scratch,
-    stride,
-  ], threads);
+  const bias = g.bias ?? 0, act = ACTIVATIONS[g.activation ?? "none"];
+  const sA = g.strideA ?? 0, sB = g.strideB ?? 0, sC = g.strideC ?? M * g.ldc;
+  if (!split) {
+    // Whole products: on this thread, or claimed one by one by the threads.
+    Atomics.store(new Int32Array(cpu().mem.buffer, shared, 1), 0, 0);
+    const args = [M, N, K, g.a, g.lda, g.b, g.ldb, g.c, g.ldc, batch, sA, sB, sC, flags, bias, act];
+    k.pool.run("gemm_batches", [...args, shared, scratch, stride], threads);
+    return;
+  }
+  // Each product split across the threads: A packed once, then rectangles of C claimed.
+  for (let bi = 0; bi < batch; bi++) {
+    const a = g.a + 4 * bi * sA, b = g.b + 4 * bi * sB, c = g.c + 4 * bi * sC;
+    k.pool.run("pack_a", [M, K, a, g.lda, flags, shared], threads);
+    const args = [M, N, K, b, g.ldb, c, g.ldc, flags, bias, act, shared, scratch, stride];
+    k.pool.run("gemm_tiles", args, threads);
+  }
+}
+
+function align64(bytes: number): number {
+  return Math.ceil(bytes / 64) * 64;
 }
 
 /** The TypeScript reference GEMM (float64 sums), for runtimes without WebAssembly SIMD. */

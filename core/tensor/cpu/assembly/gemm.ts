@@ -55,51 +55,86 @@ export function scratch_bytes(M: i32, N: i32, K: i32): i32 {
   return (x + m - 1) / m * m;
 }
 
+/** Bytes of the shared scratch of `pack_a` and `gemm_tiles`: a work counter, then A packed. */
+export function shared_bytes(M: i32, K: i32): i32 {
+  return 64 + roundUp(M, MR) * K * 4;
+}
+
+/** Claims the next unit of work: returns the counter at `counter` and increments it. */
+// @ts-ignore: decorator
+@inline function claim(counter: usize): i32 {
+  if (ASC_FEATURE_THREADS) return atomic.add<i32>(counter, 1);
+  const v = load<i32>(counter);
+  store<i32>(counter, v + 1);
+  return v;
+}
+
 /**
- * One thread's share of a batched GEMM (see GemmArgs in gemm.ts for the meaning of the
- * arguments). Whole products go to threads when there are at least as many as threads; otherwise
- * each product's C is cut into a grid of `nthreads` rectangles chosen to balance the work.
+ * Whole products of a batched GEMM (see GemmArgs in gemm.ts for the arguments): all of them on
+ * one thread, or, with more threads, each thread claims the next product from the counter at
+ * `shared` (zeroed by the caller) until none is left, so a thread the OS sets aside holds up no
+ * one. Each thread packs into its own block of `scratch` (`scratchStride` bytes apart).
  */
-export function gemm_thread(
+export function gemm_batches(
   M: i32, N: i32, K: i32,
   a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32,
   batch: i32, strideA: i32, strideB: i32, strideC: i32,
   flags: i32, bias: usize, act: i32,
-  scratch: usize, scratchStride: i32,
+  shared: usize, scratch: usize, scratchStride: i32,
   tid: i32, nthreads: i32,
 ): void {
-  const work = (scratch + <usize>tid * <usize>scratchStride + 63) & ~(<usize>63);
-  if (batch >= nthreads) {
-    const b0 = <i32>(<i64>batch * tid / nthreads), b1 = <i32>(<i64>batch * (tid + 1) / nthreads);
-    for (let bi = b0; bi < b1; bi++) {
-      gemm_block(
-        M, N, K, a + batchOffset(bi, strideA), lda, b + batchOffset(bi, strideB), ldb,
-        c + batchOffset(bi, strideC), ldc, flags, bias, act, work, 0, M, 0, N,
-      );
-    }
-    return;
-  }
-  // Grid tm x tn = nthreads minimising the largest (tile-rounded) rectangle, then its perimeter
-  // (the packing each thread repeats).
-  let bestTm = 1, bestCost: i64 = i64.MAX_VALUE;
-  for (let tm = 1; tm <= nthreads; tm++) {
-    if (nthreads % tm != 0) continue;
-    const mt = roundUp((M + tm - 1) / tm, MR), nt = roundUp((N + nthreads / tm - 1) / (nthreads / tm), NR);
-    const cost = <i64>mt * nt * 64 + mt + nt;
-    if (cost < bestCost) {
-      bestCost = cost;
-      bestTm = tm;
-    }
-  }
-  const tn = nthreads / bestTm;
-  const mt = roundUp((M + bestTm - 1) / bestTm, MR), nt = roundUp((N + tn - 1) / tn, NR);
-  const m0 = (tid / tn) * mt, n0 = (tid % tn) * nt;
-  const m1 = min(M, m0 + mt), n1 = min(N, n0 + nt);
-  if (m0 >= m1 || n0 >= n1) return;
-  for (let bi = 0; bi < batch; bi++) {
+  const work = scratch + <usize>tid * <usize>scratchStride;
+  for (let bi = nthreads == 1 ? 0 : claim(shared); bi < batch; bi = nthreads == 1 ? bi + 1 : claim(shared)) {
     gemm_block(
       M, N, K, a + batchOffset(bi, strideA), lda, b + batchOffset(bi, strideB), ldb,
-      c + batchOffset(bi, strideC), ldc, flags, bias, act, work, m0, m1, n0, n1,
+      c + batchOffset(bi, strideC), ldc, flags, bias, act, work, 0, 0, M, 0, N,
+    );
+  }
+}
+
+/**
+ * First step of a product split across threads: packs all of op(A) once into `shared` (after the
+ * counter, which thread 0 zeroes for `gemm_tiles`), KC-deep blocks one after the other, each as
+ * MR-row strips; the strips are shared out between the threads.
+ */
+export function pack_a(M: i32, K: i32, a: usize, lda: i32, flags: i32, shared: usize, tid: i32, nthreads: i32): void {
+  if (tid == 0) store<i32>(shared, 0);
+  const Mpad = roundUp(M, MR), strips = Mpad / MR;
+  const s0 = strips * tid / nthreads, s1 = strips * (tid + 1) / nthreads;
+  if (s0 >= s1) return;
+  const m0 = s0 * MR, m1 = min(M, s1 * MR);
+  for (let pc = 0; pc < K; pc += KC) {
+    const kc = min(KC, K - pc);
+    const dst = shared + 64 + (<usize>pc * Mpad + <usize>m0 * kc) * 4;
+    packA(a, lda, (flags & TRANS_A) != 0, m0, m1 - m0, pc, kc, dst);
+  }
+}
+
+/**
+ * Second step: C is cut into about 4 x nthreads rectangles (along N first, since A is packed
+ * already and only B is packed again per rectangle), and each thread claims the next rectangle
+ * from the counter until none is left.
+ */
+export function gemm_tiles(
+  M: i32, N: i32, K: i32,
+  b: usize, ldb: i32, c: usize, ldc: i32,
+  flags: i32, bias: usize, act: i32,
+  shared: usize, scratch: usize, scratchStride: i32,
+  tid: i32, nthreads: i32,
+): void {
+  const work = scratch + <usize>tid * <usize>scratchStride;
+  const units = 4 * nthreads;
+  const cols = (N + NR - 1) / NR, rows = (M + MR - 1) / MR;
+  let un = min(cols, units);
+  let um = min(rows, (units + un - 1) / un);
+  const nt = (cols + un - 1) / un * NR, mt = (rows + um - 1) / um * MR;
+  un = (N + nt - 1) / nt;
+  um = (M + mt - 1) / mt;
+  for (let u = claim(shared); u < um * un; u = claim(shared)) {
+    const m0 = (u / un) * mt, n0 = (u % un) * nt;
+    gemm_block(
+      M, N, K, 0, 0, b, ldb, c, ldc, flags, bias, act, work, shared + 64,
+      m0, min(M, m0 + mt), n0, min(N, n0 + nt),
     );
   }
 }
@@ -109,11 +144,15 @@ export function gemm_thread(
   return <usize>bi * <usize>stride * 4;
 }
 
-/** C[m0:m1, n0:n1] of one product, by the Goto/BLIS loops around the microkernel. */
+/**
+ * C[m0:m1, n0:n1] of one product, by the Goto/BLIS loops around the microkernel. A is packed
+ * here block by block, or was packed whole by `pack_a` when `packedA` is not 0 (then m0 is a
+ * multiple of MR).
+ */
 function gemm_block(
   M: i32, N: i32, K: i32,
   a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32,
-  flags: i32, bias: usize, act: i32, work: usize,
+  flags: i32, bias: usize, act: i32, work: usize, packedA: usize,
   m0: i32, m1: i32, n0: i32, n1: i32,
 ): void {
   const accumulate = (flags & ACCUMULATE) != 0;
@@ -137,11 +176,13 @@ function gemm_block(
       const first = pc == 0 && !accumulate;
       for (let ic = m0; ic < m1; ic += MC) {
         const mc = min(MC, m1 - ic);
-        packA(a, lda, (flags & TRANS_A) != 0, ic, mc, pc, kc, ap);
+        let ablock = ap;
+        if (packedA) ablock = packedA + (<usize>pc * roundUp(M, MR) + <usize>ic * kc) * 4;
+        else packA(a, lda, (flags & TRANS_A) != 0, ic, mc, pc, kc, ap);
         for (let jr = 0; jr < nc; jr += NR) {
           const bs = bp + <usize>(jr * kc * 4);
           for (let ir = 0; ir < mc; ir += MR) {
-            const as = ap + <usize>(ir * kc * 4);
+            const as = ablock + <usize>(ir * kc * 4);
             const cp = c + (<usize>(ic + ir) * ldc + <usize>(jc + jr)) * 4;
             if (ir + MR <= mc && jr + NR <= nc) {
               kernel(as, bs, kc, cp, <usize>ldc * 4, first);
