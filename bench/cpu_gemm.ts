@@ -65,8 +65,11 @@ function setup(s: Shape): GemmArgs {
   };
 }
 
-/** GFLOP/s: the best of several timed runs of about `budget` ms each. */
-function measure(g: GemmArgs, threads: number, budget: number): number {
+/**
+ * GFLOP/s: the best of `trials` timed runs of about `ms` milliseconds each (the best, not the
+ * mean: on a shared machine other processes take the cores now and then).
+ */
+function measure(g: GemmArgs, threads: number, ms: number, trials: number): number {
   const flops = 2 * g.M * g.N * g.K * (g.batch ?? 1);
   const all = cpu().threads;
   cpu().threads = threads;
@@ -75,9 +78,9 @@ function measure(g: GemmArgs, threads: number, budget: number): number {
     let t = performance.now();
     gemm(g);
     const once = Math.max(performance.now() - t, 1e-3);
-    const reps = Math.max(1, Math.min(1000, Math.round(budget / 3 / once)));
+    const reps = Math.max(1, Math.min(1000, Math.round(ms / once)));
     let best = Infinity;
-    for (let trial = 0; trial < 3; trial++) {
+    for (let trial = 0; trial < trials; trial++) {
       t = performance.now();
       for (let i = 0; i < reps; i++) gemm(g);
       best = Math.min(best, (performance.now() - t) / reps);
@@ -91,7 +94,7 @@ function measure(g: GemmArgs, threads: number, budget: number): number {
 const threads = cpu().threads;
 console.log(
   `CPU GEMM, kernels: ${cpuKernels()?.level ?? "ts"}, threads: ${threads} ` +
-    `(GFLOP/s, best of 3)`,
+    `(GFLOP/s, best of ${quick ? 3 : 12} runs)`,
 );
 console.log(
   `${"shape".padEnd(16)}${"M x N x K".padEnd(20)}${"1 thread".padStart(10)}` +
@@ -99,8 +102,9 @@ console.log(
 );
 for (const s of SHAPES) {
   const g = setup(s);
-  const one = measure(g, 1, quick ? 150 : 600);
-  const all = threads > 1 ? measure(g, threads, quick ? 150 : 600) : one;
+  const trials = quick ? 3 : 12;
+  const one = measure(g, 1, 40, trials);
+  const all = threads > 1 ? measure(g, threads, 40, trials) : one;
   const dims = `${s.batch ? `${s.batch}x ` : ""}${s.M}x${s.N}x${s.K}`;
   console.log(
     `${s.label.padEnd(16)}${dims.padEnd(20)}${one.toFixed(1).padStart(10)}` +

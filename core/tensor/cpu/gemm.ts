@@ -61,10 +61,11 @@ export function activate(v: number, activation: GemmActivation): number {
 
 /**
  * Below this many flops (2 M N K over the batch) a GEMM runs on the calling thread alone: waking
- * the workers and packing twice costs more than the split saves. Measured with bench/cpu_gemm.ts
- * on a 2-core EPYC: CROSSOVER_NOTE.
+ * the workers (a round trip of about 8 us) and packing B again per rectangle cost more than the
+ * split saves. Measured on a 2-core EPYC (best of many runs, 1 thread vs 2): 64x128x64 (1.05 M
+ * flops) 23.0 vs 23.6 us, 128x128x64 (2.1 M) 44.8 vs 37.2 us, 128x128x128 (4.2 M) 86 vs 56 us.
  */
-const PARALLEL_MIN_FLOPS = 1 << 20;
+const PARALLEL_MIN_FLOPS = 1.5e6;
 
 const ACTIVATIONS: Record<GemmActivation, number> = { none: 0, relu: 1, gelu: 2, silu: 3 };
 
@@ -88,18 +89,19 @@ export function gemm(g: GemmArgs): void {
     (g.bias !== undefined ? 8 : 0) | (g.biasPerRow ? 16 : 0);
   const bias = g.bias ?? 0, act = ACTIVATIONS[g.activation ?? "none"];
   const sA = g.strideA ?? 0, sB = g.strideB ?? 0, sC = g.strideC ?? M * g.ldc;
+  // Zero the work counters.
+  new Int32Array(cpu().mem.buffer, shared, 2).fill(0);
   if (!split) {
     // Whole products: on this thread, or claimed one by one by the threads.
-    Atomics.store(new Int32Array(cpu().mem.buffer, shared, 1), 0, 0);
     const args = [M, N, K, g.a, g.lda, g.b, g.ldb, g.c, g.ldc, batch, sA, sB, sC, flags, bias, act];
     k.pool.run("gemm_batches", [...args, shared, scratch, stride], threads);
     return;
   }
   // Each product split across the threads: A packed once, then rectangles of C claimed.
   for (let bi = 0; bi < batch; bi++) {
+    if (bi > 0) new Int32Array(cpu().mem.buffer, shared, 2).fill(0);
     const a = g.a + 4 * bi * sA, b = g.b + 4 * bi * sB, c = g.c + 4 * bi * sC;
-    k.pool.run("pack_a", [M, K, a, g.lda, flags, shared], threads);
-    const args = [M, N, K, b, g.ldb, c, g.ldc, flags, bias, act, shared, scratch, stride];
+    const args = [M, N, K, a, g.lda, b, g.ldb, c, g.ldc, flags, bias, act, shared, scratch, stride];
     k.pool.run("gemm_tiles", args, threads);
   }
 }

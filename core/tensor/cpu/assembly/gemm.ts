@@ -55,7 +55,7 @@ export function scratch_bytes(M: i32, N: i32, K: i32): i32 {
   return (x + m - 1) / m * m;
 }
 
-/** Bytes of the shared scratch of `pack_a` and `gemm_tiles`: a work counter, then A packed. */
+/** Bytes of the shared scratch of `gemm_tiles`: two counters, then A packed whole. */
 export function shared_bytes(M: i32, K: i32): i32 {
   return 64 + roundUp(M, MR) * K * 4;
 }
@@ -93,49 +93,63 @@ export function gemm_batches(
 }
 
 /**
- * First step of a product split across threads: packs all of op(A) once into `shared` (after the
- * counter, which thread 0 zeroes for `gemm_tiles`), KC-deep blocks one after the other, each as
- * MR-row strips; the strips are shared out between the threads.
- */
-export function pack_a(M: i32, K: i32, a: usize, lda: i32, flags: i32, shared: usize, tid: i32, nthreads: i32): void {
-  if (tid == 0) store<i32>(shared, 0);
-  const Mpad = roundUp(M, MR), strips = Mpad / MR;
-  const s0 = strips * tid / nthreads, s1 = strips * (tid + 1) / nthreads;
-  if (s0 >= s1) return;
-  const m0 = s0 * MR, m1 = min(M, s1 * MR);
-  for (let pc = 0; pc < K; pc += KC) {
-    const kc = min(KC, K - pc);
-    const dst = shared + 64 + (<usize>pc * Mpad + <usize>m0 * kc) * 4;
-    packA(a, lda, (flags & TRANS_A) != 0, m0, m1 - m0, pc, kc, dst);
-  }
-}
-
-/**
- * Second step: C is cut into about 4 x nthreads rectangles (along N first, since A is packed
- * already and only B is packed again per rectangle), and each thread claims the next rectangle
- * from the counter until none is left.
+ * One product split across threads, in one job and without a barrier. Units of work are claimed
+ * from the counter at `shared` (zeroed by the caller): first `P` units that each pack a share of
+ * op(A) whole into `shared + 64` (KC-deep blocks one after the other, each as MR-row strips),
+ * then about 4 x nthreads rectangles of C (cut along N first: A is packed once, only B is packed
+ * again per rectangle). A thread that claims a rectangle waits, if need be, until the packing
+ * units are done (counted at `shared + 4`); it never waits for a thread that has claimed nothing,
+ * so a worker the OS keeps off the CPU holds up no one.
  */
 export function gemm_tiles(
   M: i32, N: i32, K: i32,
-  b: usize, ldb: i32, c: usize, ldc: i32,
+  a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32,
   flags: i32, bias: usize, act: i32,
   shared: usize, scratch: usize, scratchStride: i32,
   tid: i32, nthreads: i32,
 ): void {
   const work = scratch + <usize>tid * <usize>scratchStride;
+  const packedA = shared + 64, packed = shared + 4;
+  const strips = (M + MR - 1) / MR;
+  const P = min(strips, nthreads);
   const units = 4 * nthreads;
-  const cols = (N + NR - 1) / NR, rows = (M + MR - 1) / MR;
+  const cols = (N + NR - 1) / NR;
   let un = min(cols, units);
-  let um = min(rows, (units + un - 1) / un);
-  const nt = (cols + un - 1) / un * NR, mt = (rows + um - 1) / um * MR;
+  let um = min(strips, (units + un - 1) / un);
+  const nt = (cols + un - 1) / un * NR, mt = (strips + um - 1) / um * MR;
   un = (N + nt - 1) / nt;
   um = (M + mt - 1) / mt;
-  for (let u = claim(shared); u < um * un; u = claim(shared)) {
-    const m0 = (u / un) * mt, n0 = (u % un) * nt;
+  for (let u = claim(shared); u < P + um * un; u = claim(shared)) {
+    if (u < P) {
+      packAWhole(a, lda, flags, M, K, strips * u / P, strips * (u + 1) / P, packedA);
+      if (ASC_FEATURE_THREADS) {
+        atomic.add<i32>(packed, 1);
+        atomic.notify(packed);
+      }
+      continue;
+    }
+    if (ASC_FEATURE_THREADS) {
+      for (let seen = atomic.load<i32>(packed); seen < P; seen = atomic.load<i32>(packed)) {
+        atomic.wait<i32>(packed, seen, 50_000);
+      }
+    }
+    const r = u - P;
+    const m0 = (r / un) * mt, n0 = (r % un) * nt;
     gemm_block(
-      M, N, K, 0, 0, b, ldb, c, ldc, flags, bias, act, work, shared + 64,
+      M, N, K, 0, 0, b, ldb, c, ldc, flags, bias, act, work, packedA,
       m0, min(M, m0 + mt), n0, min(N, n0 + nt),
     );
+  }
+}
+
+/** Packs strips [s0, s1) of op(A), every KC-deep block, into the whole-A layout of gemm_tiles. */
+function packAWhole(a: usize, lda: i32, flags: i32, M: i32, K: i32, s0: i32, s1: i32, dst: usize): void {
+  if (s0 >= s1) return;
+  const Mpad = roundUp(M, MR);
+  const m0 = s0 * MR, m1 = min(M, s1 * MR);
+  for (let pc = 0; pc < K; pc += KC) {
+    const kc = min(KC, K - pc);
+    packA(a, lda, (flags & TRANS_A) != 0, m0, m1 - m0, pc, kc, dst + (<usize>pc * Mpad + <usize>m0 * kc) * 4);
   }
 }
 
