@@ -9,7 +9,7 @@ import { assertClose, hostRandom } from "./_support/check.ts";
 import { cpu, onCpu } from "../core/tensor/backend.ts";
 import { activate, gemm, type GemmActivation, type GemmArgs } from "../core/tensor/cpu/gemm.ts";
 import { cpuKernels } from "../core/tensor/cpu/runtime.ts";
-import { SOURCE_HASH } from "../core/tensor/cpu/kernels_wasm.ts";
+import { SOURCE_HASH, WASM } from "../core/tensor/cpu/kernels_wasm.ts";
 import { sourceHash } from "../tools/build_wasm.ts";
 
 const ignore = !onCpu();
@@ -255,5 +255,37 @@ Deno.test({
     // More threads than products and than cores: each product split between three threads.
     assert.equal(await runWith({ UNCLIP_CPU_THREADS: "3" }), "");
     assert.equal(cpu().simd, cpuKernels() !== null);
+  },
+});
+
+Deno.test({
+  name: "cpu gemm: the builds for unshared memory (no SharedArrayBuffer) compute the same",
+  ignore,
+  fn() {
+    const { M, N, K } = { M: 13, N: 19, K: 37 };
+    const r = hostRandom(3);
+    const A = Float32Array.from({ length: M * K }, () => r() - 0.5);
+    const B = Float32Array.from({ length: K * N }, () => r() - 0.5);
+    const expected = new Float64Array(M * N);
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        for (let k = 0; k < K; k++) expected[m * N + n] += A[m * K + k] * B[k * N + n];
+      }
+    }
+    for (const variant of ["relaxedPrivate", "simdPrivate"] as const) {
+      const bytes = Uint8Array.from(atob(WASM[variant]), (c) => c.charCodeAt(0));
+      if (!WebAssembly.validate(bytes)) continue;
+      const memory = new WebAssembly.Memory({ initial: 32, maximum: 65536 });
+      const { exports } = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+        env: { memory, abort: () => {} },
+      });
+      const run = exports.gemm_batches as (...args: number[]) => void;
+      const f = new Float32Array(memory.buffer);
+      const a = 1 << 20, b = a + 4096 * 4, c = b + 4096 * 4, scratch = c + 4096 * 4;
+      f.set(A, a / 4);
+      f.set(B, b / 4);
+      run(M, N, K, a, K, b, N, c, N, 1, 0, 0, 0, 0, 0, 0, scratch - 64, scratch, 0, 0, 1);
+      assertClose(f.slice(c / 4, c / 4 + M * N), expected, { atol: 1e-5, label: variant });
+    }
   },
 });

@@ -14,7 +14,7 @@ const ASC = "npm:assemblyscript@0.28.20/asc";
 const ROOT = new URL("../", import.meta.url);
 export const SOURCE_DIR = new URL("core/tensor/cpu/assembly/", ROOT);
 const OUT = new URL("core/tensor/cpu/kernels_wasm.ts", ROOT);
-const ENTRY = "gemm.ts";
+const ENTRY = "index.ts";
 
 /** The variants built: name, extra features, shared memory. */
 const VARIANTS = [

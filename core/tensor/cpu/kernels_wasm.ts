@@ -2,7 +2,7 @@
 // edit: change the AssemblyScript sources and rebuild.
 
 /** SHA-256 of the AssemblyScript sources this build came from. */
-export const SOURCE_HASH = "6b4dd1a8ad567de75439d8fbc9ae155771baeb4f58881040b28f41b0413e584b";
+export const SOURCE_HASH = "af1ae432cfba88389e7a4ac99e7b6420c17804c4553107d8afb1d967591929a2";
 
 /** The compiled kernels, base64: relaxed SIMD or plain SIMD, shared memory or not. */
 export const WASM = {
