@@ -170,20 +170,29 @@ Deno.test({
   name: "cpu gemm: every thread count gives the same bits",
   ignore: ignore || cpu().threads < 2,
   fn() {
-    const c: Case = { M: 301, N: 517, K: 411, bias: "col", activation: "gelu", pad: 2 };
-    const { args, expected, cSize } = setup(c, 7);
-    gemm(args);
-    const multi = download(args.c, cSize);
-    const threads = cpu().threads;
-    try {
-      cpu().threads = 1;
+    const cases: Case[] = [
+      { M: 301, N: 517, K: 411, bias: "col", activation: "gelu", pad: 2 },
+      // Few columns: A is read in place rather than packed.
+      { M: 517, N: 40, K: 301, bias: "row", accumulate: true },
+      { M: 100, N: 100, K: 100, batch: 7, transA: true, transB: true },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const { args, expected, cSize } = setup(c, 7 + i);
+      const before = download(args.c, cSize);
       gemm(args);
-    } finally {
-      cpu().threads = threads;
+      const multi = download(args.c, cSize);
+      const threads = cpu().threads;
+      cpu().mem.f32.set(before, args.c / 4);
+      try {
+        cpu().threads = 1;
+        gemm(args);
+      } finally {
+        cpu().threads = threads;
+      }
+      const single = download(args.c, cSize);
+      assert.deepEqual(multi, single, JSON.stringify(c));
+      assertClose(single, expected, { atol: 1e-3, rtol: 1e-4, label: JSON.stringify(c) });
     }
-    const single = download(args.c, cSize);
-    assert.deepEqual(multi, single);
-    assertClose(single, expected, { atol: 1e-3, rtol: 1e-4, label: "big" });
   },
 });
 

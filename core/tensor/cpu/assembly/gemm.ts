@@ -22,6 +22,12 @@ const MC: i32 = 96;
 /** Columns of a packed B panel (KC x NC floats, 2 MiB). */
 const NC: i32 = 2048;
 
+/**
+ * Up to this many columns of C, a row-major A is read in place by the microkernel instead of
+ * being packed: each element of A then serves only 2 N flops, too few to pay for its copy.
+ */
+const DIRECT_A_MAX_N: i32 = 64;
+
 const TRANS_A: i32 = 1;
 const TRANS_B: i32 = 2;
 const ACCUMULATE: i32 = 4;
@@ -58,6 +64,12 @@ export function scratch_bytes(M: i32, N: i32, K: i32): i32 {
 /** Bytes of the shared scratch of `gemm_tiles`: two counters, then A packed whole. */
 export function shared_bytes(M: i32, K: i32): i32 {
   return 64 + roundUp(M, MR) * K * 4;
+}
+
+/** Whether the microkernel reads A in place (see DIRECT_A_MAX_N). */
+// @ts-ignore: decorator
+@inline function readsAInPlace(flags: i32, N: i32): bool {
+  return (flags & TRANS_A) == 0 && N <= DIRECT_A_MAX_N;
 }
 
 /** Claims the next unit of work: returns the counter at `counter` and increments it. */
@@ -111,7 +123,7 @@ export function gemm_tiles(
   const work = scratch + <usize>tid * <usize>scratchStride;
   const packedA = shared + 64, packed = shared + 4;
   const strips = (M + MR - 1) / MR;
-  const P = min(strips, nthreads);
+  const P = readsAInPlace(flags, N) ? 0 : min(strips, nthreads);
   const units = 4 * nthreads;
   const cols = (N + NR - 1) / NR;
   let un = min(cols, units);
@@ -136,7 +148,7 @@ export function gemm_tiles(
     const r = u - P;
     const m0 = (r / un) * mt, n0 = (r % un) * nt;
     gemm_block(
-      M, N, K, 0, 0, b, ldb, c, ldc, flags, bias, act, work, packedA,
+      M, N, K, a, lda, b, ldb, c, ldc, flags, bias, act, work, P > 0 ? packedA : 0,
       m0, min(M, m0 + mt), n0, min(N, n0 + nt),
     );
   }
@@ -170,6 +182,7 @@ function gemm_block(
   m0: i32, m1: i32, n0: i32, n1: i32,
 ): void {
   const accumulate = (flags & ACCUMULATE) != 0;
+  const direct = packedA == 0 && readsAInPlace(flags, N);
   if (K == 0) {
     if (!accumulate) {
       for (let m = m0; m < m1; m++) memory.fill(c + (<usize>m * ldc + n0) * 4, 0, (n1 - n0) * 4);
@@ -190,20 +203,27 @@ function gemm_block(
       const first = pc == 0 && !accumulate;
       for (let ic = m0; ic < m1; ic += MC) {
         const mc = min(MC, m1 - ic);
+        // Packed A: strip ir at ablock + ir kc floats. In place: only a last partial strip is
+        // packed (at ap), so that no row past M is read.
         let ablock = ap;
+        const fullRows = direct ? mc - mc % MR : mc;
         if (packedA) ablock = packedA + (<usize>pc * roundUp(M, MR) + <usize>ic * kc) * 4;
-        else packA(a, lda, (flags & TRANS_A) != 0, ic, mc, pc, kc, ap);
+        else if (!direct) packA(a, lda, (flags & TRANS_A) != 0, ic, mc, pc, kc, ap);
+        else if (fullRows < mc) packA(a, lda, false, ic + fullRows, mc - fullRows, pc, kc, ap);
         for (let jr = 0; jr < nc; jr += NR) {
           const bs = bp + <usize>(jr * kc * 4);
           for (let ir = 0; ir < mc; ir += MR) {
-            const as = ablock + <usize>(ir * kc * 4);
             const cp = c + (<usize>(ic + ir) * ldc + <usize>(jc + jr)) * 4;
-            if (ir + MR <= mc && jr + NR <= nc) {
-              kernel(as, bs, kc, cp, <usize>ldc * 4, first);
+            const full = ir + MR <= mc && jr + NR <= nc;
+            const out = full ? cp : edge, ldo: usize = full ? <usize>ldc * 4 : NR * 4;
+            if (direct && ir < fullRows) {
+              const as = a + (<usize>(ic + ir) * lda + <usize>pc) * 4;
+              kernelDirect(as, <usize>lda * 4, bs, kc, out, ldo, first || !full);
             } else {
-              kernel(as, bs, kc, edge, NR * 4, true);
-              storeEdge(edge, cp, ldc, min(MR, mc - ir), min(NR, nc - jr), first);
+              const as = direct ? ap : ablock + <usize>(ir * kc * 4);
+              kernel(as, bs, kc, out, ldo, first || !full);
             }
+            if (!full) storeEdge(edge, cp, ldc, min(MR, mc - ir), min(NR, nc - jr), first);
           }
         }
         if (pc + kc >= K) epilogue(c, ldc, ic, mc, jc, nc, flags, bias, act);
@@ -349,10 +369,23 @@ function packB(b: usize, ldb: i32, trans: bool, pc: i32, kc: i32, jc: i32, nc: i
 }
 
 /**
- * The MR x NR microkernel: C (row step `ldc` bytes) = (first ? 0 : C) + sum over k of the packed
- * A strip (MR floats per k) times the packed B strip (NR floats per k).
+ * The MR x NR microkernel on a packed A strip (MR floats per k): C (row step `ldc` bytes) =
+ * (first ? 0 : C) + sum over k of the A strip times the packed B strip (NR floats per k).
  */
 function kernel(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, first: bool): void {
+  microkernel(ap, 4, MR * 4, bp, kc, c, ldc, first);
+}
+
+/** The microkernel reading MR rows of a row-major A in place (`lda` bytes apart). */
+function kernelDirect(ap: usize, lda: usize, bp: usize, kc: i32, c: usize, ldc: usize, first: bool): void {
+  microkernel(ap, lda, 4, bp, kc, c, ldc, first);
+}
+
+/** A(r, k) is at ap + r * rs + k * ks bytes. */
+// @ts-ignore: decorator
+@inline function microkernel(
+  ap: usize, rs: usize, ks: usize, bp: usize, kc: i32, c: usize, ldc: usize, first: bool,
+): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
   let c40 = f32x4.splat(0), c41 = f32x4.splat(0), c50 = f32x4.splat(0), c51 = f32x4.splat(0);
@@ -361,22 +394,22 @@ function kernel(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, first: bool
     let x = v128.load32_splat(ap);
     c00 = madd(x, b0, c00);
     c01 = madd(x, b1, c01);
-    x = v128.load32_splat(ap, 4);
+    x = v128.load32_splat(ap + rs);
     c10 = madd(x, b0, c10);
     c11 = madd(x, b1, c11);
-    x = v128.load32_splat(ap, 8);
+    x = v128.load32_splat(ap + 2 * rs);
     c20 = madd(x, b0, c20);
     c21 = madd(x, b1, c21);
-    x = v128.load32_splat(ap, 12);
+    x = v128.load32_splat(ap + 3 * rs);
     c30 = madd(x, b0, c30);
     c31 = madd(x, b1, c31);
-    x = v128.load32_splat(ap, 16);
+    x = v128.load32_splat(ap + 4 * rs);
     c40 = madd(x, b0, c40);
     c41 = madd(x, b1, c41);
-    x = v128.load32_splat(ap, 20);
+    x = v128.load32_splat(ap + 5 * rs);
     c50 = madd(x, b0, c50);
     c51 = madd(x, b1, c51);
-    ap += MR * 4;
+    ap += ks;
     bp += NR * 4;
   }
   if (!first) {
