@@ -2,28 +2,49 @@
  * The CPU backend's thread pool: worker threads that run exports of the WebAssembly kernels on
  * the shared memory. A job is dispatched without messages: the calling thread writes the export
  * and its arguments into a shared control block, bumps a generation counter and wakes the workers
- * (`Atomics.notify`), computes its own share, then waits for a done counter. A round trip costs
- * about 8 us where a `postMessage` per job would cost a hundred times that.
+ * (`Atomics.notify`). A round trip costs about 8 us where a `postMessage` per job would cost a
+ * hundred times that.
  *
  * Every export run through the pool takes its arguments followed by `(tid, nthreads)` and does
- * the share of thread `tid` (0 is the calling thread).
+ * the share of thread `tid`. The shares are claimed, not assigned: the calling thread and every
+ * worker that wakes take the next unclaimed `tid` until none is left, and the caller waits only
+ * for shares that a worker has claimed. So when the OS keeps a worker off the CPU (another
+ * program is busy) the caller does that share itself instead of waiting for it.
  */
 
 /** Int32 slots of the control block. */
 export const CTL = {
   /** Incremented once per job; workers wait on it. */
   generation: 0,
-  /** Workers increment it when they finish their share; the caller waits on it. */
+  /** Shares finished by workers; the caller waits on it. */
   done: 1,
   /** Index of the export to run (into the names sent at start). */
   fn: 2,
   /** Number of arguments in the job. */
   argc: 3,
-  /** Threads taking part in the job (workers with tid >= it skip it). */
+  /** Shares in the job (its `nthreads`). */
   threads: 4,
   /** Set by a worker whose share threw. */
   failed: 5,
+  /** The job's generation (low 16 bits) << 16 | shares claimed so far. */
+  claim: 6,
 } as const;
+
+/**
+ * Claims the next share of the job of `generation`: its tid, or -1 when all are claimed or the
+ * job is over (a worker that wakes late must not take a share of a newer job it has not read).
+ */
+export function claimShare(ctl: Int32Array, generation: number): number {
+  for (;;) {
+    const v = Atomics.load(ctl, CTL.claim);
+    if (v >>> 16 !== (generation & 0xffff)) return -1;
+    const tid = v & 0xffff;
+    // While a share is unclaimed the job cannot end, so `threads` is still this job's.
+    if (tid >= Atomics.load(ctl, CTL.threads)) return -1;
+    if (Atomics.compareExchange(ctl, CTL.claim, v, v + 1) === v) return tid;
+  }
+}
+
 /** Byte offset of the job's arguments (float64) in the control block. */
 export const ARGS_OFFSET = 64;
 /** Most arguments one job can carry. */
@@ -140,16 +161,24 @@ export class ThreadPool {
     Atomics.store(ctl, CTL.threads, n);
     Atomics.store(ctl, CTL.failed, 0);
     Atomics.store(ctl, CTL.done, 0);
-    Atomics.add(ctl, CTL.generation, 1);
+    // The claim word names the job (low 16 bits of its generation) before the job is announced.
+    const generation = (Atomics.load(ctl, CTL.generation) + 1) | 0;
+    Atomics.store(ctl, CTL.claim, (generation & 0xffff) << 16);
+    Atomics.store(ctl, CTL.generation, generation);
     Atomics.notify(ctl, CTL.generation);
     let error: unknown = null;
-    try {
-      fn(...args, 0, n);
-    } catch (e) {
-      error = e;
+    let mine = 0;
+    for (let tid = claimShare(ctl, generation); tid >= 0; tid = claimShare(ctl, generation)) {
+      mine++;
+      if (error) continue; // claim the rest all the same, or the job would never end
+      try {
+        fn(...args, tid, n);
+      } catch (e) {
+        error = e;
+      }
     }
-    // Every worker reports, even those that skip the job, so the block is free for the next one.
-    const want = this.#workers.length;
+    // Wait for the shares the workers claimed.
+    const want = n - mine;
     for (let spin = 0; Atomics.load(ctl, CTL.done) < want; spin++) {
       const done = Atomics.load(ctl, CTL.done);
       if (done < want && spin > 64) Atomics.wait(ctl, CTL.done, done, 1000);

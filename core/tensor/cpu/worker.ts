@@ -1,10 +1,10 @@
 /**
  * A CPU backend worker thread (see `threads.ts`): instantiates the kernels on the shared memory,
- * says it is ready, then forever waits for a job in the control block, runs its share and counts
- * itself done.
+ * says it is ready, then forever waits for a job in the control block, claims and runs shares of
+ * it while any are left, and counts each done.
  */
 import { parentPort } from "node:worker_threads";
-import { ARGS_OFFSET, CTL, MAX_ARGS, type WorkerInit } from "./threads.ts";
+import { ARGS_OFFSET, claimShare, CTL, MAX_ARGS, type WorkerInit } from "./threads.ts";
 
 type Export = (...args: number[]) => void;
 
@@ -22,18 +22,17 @@ function serve(init: WorkerInit): void {
   for (;;) {
     Atomics.wait(ctl, CTL.generation, seen);
     seen = Atomics.load(ctl, CTL.generation);
-    const n = Atomics.load(ctl, CTL.threads);
-    if (init.tid < n) {
+    for (let tid = claimShare(ctl, seen); tid >= 0; tid = claimShare(ctl, seen)) {
       try {
         const argv = Array.from(args.subarray(0, Atomics.load(ctl, CTL.argc)));
-        fns[Atomics.load(ctl, CTL.fn)](...argv, init.tid, n);
+        fns[Atomics.load(ctl, CTL.fn)](...argv, tid, Atomics.load(ctl, CTL.threads));
       } catch (e) {
         console.error(`CPU backend worker ${init.tid}:`, e);
         Atomics.store(ctl, CTL.failed, 1);
       }
+      Atomics.add(ctl, CTL.done, 1);
+      Atomics.notify(ctl, CTL.done);
     }
-    Atomics.add(ctl, CTL.done, 1);
-    Atomics.notify(ctl, CTL.done);
   }
 }
 
