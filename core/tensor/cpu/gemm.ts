@@ -61,11 +61,13 @@ export function activate(v: number, activation: GemmActivation): number {
 
 /**
  * Below this many flops (2 M N K over the batch) a GEMM runs on the calling thread alone: waking
- * the workers (a round trip of about 8 us) and packing B again per rectangle cost more than the
- * split saves. Measured on a 2-core EPYC (best of many runs, 1 thread vs 2): 64x128x64 (1.05 M
- * flops) 23.0 vs 23.6 us, 128x128x64 (2.1 M) 44.8 vs 37.2 us, 128x128x128 (4.2 M) 86 vs 56 us.
+ * a worker (about 8 us for the round trip, though the caller does not wait for a worker that has
+ * not woken) and packing B again per rectangle cost more than the split saves. Measured on an
+ * idle 2-core EPYC (best of many runs, 1 thread vs 2): 64x64x32 (0.26 M flops) 6.1 vs 7.2 us,
+ * 64x128x64 (1.05 M) 20.8 vs 20.4 us, 128x128x64 (2.1 M) 39.7 vs 35.0 us, 128x128x128 (4.2 M)
+ * 78.6 vs 58.0 us, 256x256x256 (34 M) 634 vs 339 us.
  */
-const PARALLEL_MIN_FLOPS = 1.5e6;
+const PARALLEL_MIN_FLOPS = 1e6;
 
 const ACTIVATIONS: Record<GemmActivation, number> = { none: 0, relu: 1, gelu: 2, silu: 3 };
 

@@ -95,8 +95,8 @@ function wantedThreads(): number {
 
 /** Starts the worker threads, or explains in one warning line why the calling thread works alone. */
 async function startPool(
+  module: WebAssembly.Module,
   instance: WebAssembly.Instance,
-  wasm: Uint8Array<ArrayBuffer>,
   mem: CpuMemory,
   threads: number,
 ): Promise<ThreadPool> {
@@ -107,7 +107,7 @@ async function startPool(
     return ThreadPool.single(exports);
   }
   try {
-    return await ThreadPool.start(instance, wasm, mem.memory, threads - 1);
+    return await ThreadPool.start(module, instance, mem.memory, threads - 1);
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
     console.warn(`CPU backend: worker threads did not start (${why}); running on one thread.`);
@@ -121,10 +121,11 @@ export async function startCpuBackend(): Promise<CpuBackend> {
   const backend = new CpuBackend(mem);
   const [level, wasm] = chooseKernels(mem.shared, parseLevel(env("UNCLIP_CPU_KERNELS")));
   if (level === "ts" || !wasm) return backend;
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(wasm), {
+  const module = new WebAssembly.Module(wasm);
+  const instance = new WebAssembly.Instance(module, {
     env: { memory: mem.memory, abort: () => {} },
   });
-  const pool = await startPool(instance, wasm, mem, wantedThreads());
+  const pool = await startPool(module, instance, mem, wantedThreads());
   let block: { offset: number; size: number } | null = null;
   kernels = {
     level,

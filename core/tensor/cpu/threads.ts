@@ -54,7 +54,8 @@ export const CONTROL_BYTES = ARGS_OFFSET + MAX_ARGS * 8;
 /** What a worker receives at start. */
 export interface WorkerInit {
   memory: WebAssembly.Memory;
-  wasm: Uint8Array<ArrayBuffer>;
+  /** The compiled kernels (shared, so code V8 optimises on one thread serves them all). */
+  module: WebAssembly.Module;
   control: SharedArrayBuffer;
   names: string[];
   tid: number;
@@ -101,12 +102,12 @@ export class ThreadPool {
   }
 
   /**
-   * Starts `workers` worker threads, each instantiating `wasm` on `memory`; resolves once all
+   * Starts `workers` worker threads, each instantiating `module` on `memory`; resolves once all
    * are waiting for jobs. The workers are unref'd: they never keep the process alive.
    */
   static async start(
+    module: WebAssembly.Module,
     instance: WebAssembly.Instance,
-    wasm: Uint8Array<ArrayBuffer>,
     memory: WebAssembly.Memory,
     workers: number,
   ): Promise<ThreadPool> {
@@ -126,7 +127,7 @@ export class ThreadPool {
             w.once("message", () => resolve());
             w.once("error", (e) => reject(e));
           });
-          const init: WorkerInit = { memory, wasm, control, names, tid: i + 1 };
+          const init: WorkerInit = { memory, module, control, names, tid: i + 1 };
           w.postMessage(init);
           w.unref();
           return ready;

@@ -9,8 +9,7 @@ import { ARGS_OFFSET, claimShare, CTL, MAX_ARGS, type WorkerInit } from "./threa
 type Export = (...args: number[]) => void;
 
 function serve(init: WorkerInit): void {
-  const module = new WebAssembly.Module(init.wasm);
-  const instance = new WebAssembly.Instance(module, {
+  const instance = new WebAssembly.Instance(init.module, {
     env: { memory: init.memory, abort: () => {} },
   });
   const exports = instance.exports as Record<string, Export>;
