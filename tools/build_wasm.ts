@@ -104,7 +104,7 @@ async function main(): Promise<void> {
   for (const v of VARIANTS) {
     const bin = await compile(asc, v);
     console.log(`${v.name}: ${bin.length} bytes`);
-    lines.push(`  ${v.name}: "${encodeBase64(bin)}",`);
+    lines.push(`  ${v.name}:`, `    "${encodeBase64(bin)}",`); // as deno fmt lays it out
   }
   lines.push("};", "");
   await Deno.writeTextFile(OUT, lines.join("\n"));
