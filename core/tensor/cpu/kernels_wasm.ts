@@ -2,7 +2,7 @@
 // edit: change the AssemblyScript sources and rebuild.
 
 /** SHA-256 of the AssemblyScript sources this build came from. */
-export const SOURCE_HASH = "e11785a1019cfa4d72aa84f1ca15ffe133d29e5b58644e7be10dcd84b5da0939";
+export const SOURCE_HASH = "e870bebb05872dd7766e404ab851faa48b42d137e250b418fb63d9e9a4daf018";
 
 /** The compiled kernels, base64: relaxed SIMD or plain SIMD, shared memory or not. */
 export const WASM = {

@@ -7,6 +7,11 @@
 // padded at the edges), so that the microkernel streams both with unit stride whatever transA,
 // transB and the leading dimensions were. The microkernel keeps an MR x NR tile of C in twelve
 // v128 registers (x86 has 16 xmm registers: 12 accumulators + 2 B vectors + 1 A broadcast).
+// When C has few columns a row-major A is read in place instead (see DIRECT_A_MAX_N).
+//
+// Threads: `gemm_batches` hands out whole products, `gemm_tiles` the packing of A and then
+// rectangles of C of one product; either way work is claimed from an atomic counter, so a thread
+// that the OS keeps off the CPU delays nobody.
 //
 // Pointers are byte addresses into the shared memory; leading dimensions and batch strides count
 // floats. Nothing here allocates: each thread gets its own scratch block from the caller.
