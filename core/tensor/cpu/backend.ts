@@ -36,7 +36,9 @@ export class CpuBackend {
   write(buf: AnyBuffer, data: ArrayBufferView, byteOffset = 0): void {
     const buffer = buf as CpuBuffer;
     if (byteOffset + data.byteLength > buffer.size) {
-      throw new Error(`CPU backend: write of ${data.byteLength} bytes past a ${buffer.size}-byte block.`);
+      throw new Error(
+        `CPU backend: write of ${data.byteLength} bytes past a ${buffer.size}-byte block.`,
+      );
     }
     const src = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     this.mem.u8.set(src, buffer.offset + byteOffset);
