@@ -129,8 +129,9 @@ export class ThreadPool {
           });
           const init: WorkerInit = { memory, module, control, names, tid: i + 1 };
           w.postMessage(init);
-          w.unref();
-          return ready;
+          // Unref only once it answered: a worker unref'd earlier leaves the event loop with
+          // nothing to wait for, and the await above would never resume.
+          return ready.then(() => w.unref());
         }),
       );
     } catch (e) {
