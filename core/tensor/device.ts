@@ -53,9 +53,35 @@ const LIMITS_TO_RAISE = [
 export function getAdapter(): Promise<GPUAdapter | null> {
   adapterPromise ??= (async () => {
     if (!("gpu" in navigator) || !navigator.gpu) return null;
-    return await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+    const restore = quietVulkanLoader();
+    try {
+      return await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+    } finally {
+      restore();
+    }
   })();
   return adapterPromise;
+}
+
+/**
+ * Mesa's Vulkan drivers print "error: XDG_RUNTIME_DIR is invalid or not set" when that variable
+ * is missing (common in containers and CI), which reads like a failure although nothing is wrong.
+ * While the adapter is requested, point it at a private empty folder; returns the undo.
+ */
+function quietVulkanLoader(): () => void {
+  try {
+    if (typeof Deno === "undefined" || Deno.env.get("XDG_RUNTIME_DIR")) return () => {};
+    const dir = Deno.makeTempDirSync({ prefix: "unclip-xdg-" });
+    Deno.env.set("XDG_RUNTIME_DIR", dir);
+    return () => {
+      Deno.env.delete("XDG_RUNTIME_DIR");
+      try {
+        Deno.removeSync(dir);
+      } catch { /* already gone */ }
+    };
+  } catch {
+    return () => {}; // no env or write permission: leave things as they are
+  }
 }
 
 async function requestDevice(): Promise<GPUDevice> {
