@@ -8,7 +8,12 @@
 import { parseArgs } from "node:util";
 import { builtins } from "../core/builtins.ts";
 import type { Registry } from "../core/registry.ts";
-import { deviceLine, initBackend, parseBackendChoice } from "../core/tensor/mod.ts";
+import {
+  type BackendChoice,
+  deviceLine,
+  initBackend,
+  parseBackendChoice,
+} from "../core/tensor/mod.ts";
 
 /** A mistake on the command line (unknown flag, bad value, missing argument). */
 export class UsageError extends Error {
@@ -55,15 +60,25 @@ export async function startBackend(
   values: ParsedFlags["values"],
   print: (line: string) => void,
 ): Promise<void> {
+  await initBackend({ backend: backendChoice(values) });
+  print(`Device: ${deviceLine()}`);
+}
+
+/**
+ * The validated `--backend` value (undefined when absent); call it early to fail before work.
+ *
+ * @example
+ * ```ts
+ * backendChoice({ backend: "cpu" }); // "cpu"
+ * ```
+ */
+export function backendChoice(values: ParsedFlags["values"]): BackendChoice | undefined {
   const raw = values.backend;
-  let choice;
   try {
-    choice = typeof raw === "string" ? parseBackendChoice(raw) : undefined;
+    return typeof raw === "string" ? parseBackendChoice(raw) : undefined;
   } catch (e) {
     throw new UsageError((e as Error).message.replace(/\.$/, ""));
   }
-  await initBackend({ backend: choice });
-  print(`Device: ${deviceLine()}`);
 }
 
 /** The result of `parseFlags`. */

@@ -24,6 +24,7 @@ import { setupStage } from "../core/train/stages.ts";
 import {
   BACKEND_FLAG,
   BACKEND_HELP,
+  backendChoice,
   numberFlag,
   parseFlags,
   runMain,
@@ -106,6 +107,7 @@ export async function runTrain(
     print(USAGE);
     return null;
   }
+  backendChoice(values); // a bad --backend fails before any work
   const registry = builtins();
   const configPath = values.config as string | undefined;
   if (values["list-plugins"]) {

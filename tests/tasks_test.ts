@@ -123,9 +123,18 @@ Deno.test("runSample() explains that no weights are shipped, and checks its flag
     runSample(["a", "--checkpoint", ".", "--sampler", "ddmp", "--out", "/tmp/x.png"]),
     oneLine(UsageError, /Unknown sampler plugin "ddmp". Did you mean "ddpm"\?/),
   );
+  await assert.rejects(
+    runSample(["a", "--checkpoint", ".", "--backend", "gpu", "--out", "/tmp/x.png"]),
+    oneLine(UsageError, /--backend: unknown backend "gpu"; valid: auto, webgpu, cpu/),
+  );
+  await assert.rejects(
+    runTrain(["clip", "--config", TINY, "--backend", "cuda"]),
+    oneLine(UsageError, /unknown backend "cuda"; valid: auto, webgpu, cpu/),
+  );
   const help = collect();
   await runSample(["--help"], help);
   assert.match(help.lines.join("\n"), /--guidance S/);
+  assert.match(help.lines.join("\n"), /--backend NAME/);
 });
 
 Deno.test("runEval() checks what to evaluate, the split and the checkpoint", async () => {
