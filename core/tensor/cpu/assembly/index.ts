@@ -2,3 +2,5 @@
 // (`cpuKernels().pool.run(name, args)`; the export takes `args` then `(tid, nthreads)`). Add new
 // kernel files beside this one and re-export them here.
 export * from "./gemm";
+export { exp_f32 } from "./math";
+export { unary_backward, unary_forward } from "./unary";
