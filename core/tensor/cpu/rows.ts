@@ -104,6 +104,20 @@ export function softmaxGradRow(
   s: number,
   log: boolean,
 ): void {
+  const k = kernelsFor(y, g, dx);
+  if (k) {
+    const b = 4 * o;
+    k.exports.softmax_grad_row(
+      y.byteOffset + b,
+      g.byteOffset + b,
+      dx.byteOffset + b,
+      L,
+      valid,
+      s,
+      log ? 1 : 0,
+    );
+    return;
+  }
   const end = o + valid;
   let t = 0;
   if (log) { for (let j = o; j < end; j++) t += g[j]; }

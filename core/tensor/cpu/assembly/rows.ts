@@ -88,47 +88,53 @@ export function softmax_rows(
 }
 
 /**
- * Gradient of `softmax_rows` from the output y and output gradient g into dx (may be g):
- * softmax dx = s y (g - sum(g y)); log-softmax dx = s (g - exp(y) sum(g)).
+ * Gradient of `softmax_row` from its output y and the output gradient g into dx (may be g), over
+ * one row of L floats of which the first `valid` take part: softmax dx = s y (g - sum(g y));
+ * log-softmax dx = s (g - exp(y) sum(g)).
  */
+export function softmax_grad_row(
+  y: usize, g: usize, dx: usize, L: i32, valid: i32, s: f32, log: i32,
+): void {
+  const s4 = f32x4.splat(s);
+  let a = f64x2.splat(0), b = f64x2.splat(0);
+  let j = 0;
+  for (; j + 4 <= valid; j += 4) {
+    const q = <usize>j << 2;
+    const v = log ? v128.load(g + q) : f32x4.mul(v128.load(g + q), v128.load(y + q));
+    a = f64x2.add(a, f64x2.promote_low_f32x4(v));
+    b = f64x2.add(b, promoteHigh(v));
+  }
+  let t = hsum2(f64x2.add(a, b));
+  for (; j < valid; j++) {
+    const q = <usize>j << 2;
+    t += log ? <f64>load<f32>(g + q) : <f64>load<f32>(g + q) * <f64>load<f32>(y + q);
+  }
+  const tf = <f32>t, t4 = f32x4.splat(tf);
+  j = 0;
+  for (; j + 4 <= valid; j += 4) {
+    const q = <usize>j << 2;
+    const yv = v128.load(y + q), gv = v128.load(g + q);
+    const v = log
+      ? f32x4.mul(s4, f32x4.sub(gv, f32x4.mul(exp4(yv), t4)))
+      : f32x4.mul(f32x4.mul(s4, yv), f32x4.sub(gv, t4));
+    v128.store(dx + q, v);
+  }
+  for (; j < valid; j++) {
+    const q = <usize>j << 2;
+    const yv = load<f32>(y + q), gv = load<f32>(g + q);
+    store<f32>(dx + q, log ? s * (gv - exp1(yv) * tf) : s * yv * (gv - tf));
+  }
+  fill(dx + (<usize>valid << 2), L - valid, 0);
+}
+
+/** `softmax_grad_row` over this thread's share of `rows` rows (causal as `softmax_rows`). */
 export function softmax_grad_rows(
   y: usize, g: usize, dx: usize, rows: i32, L: i32, s: f32, log: i32, Tq: i32,
   tid: i32, nthreads: i32,
 ): void {
   const share = rowShare(rows, tid, nthreads);
-  const s4 = f32x4.splat(s);
   for (let r = <i32>(share >> 32); r < <i32>share; r++) {
     const o = <usize>r * <usize>L * 4;
-    const yr = y + o, gr = g + o, dr = dx + o;
-    const valid = validOf(r, Tq, L);
-    let a = f64x2.splat(0), b = f64x2.splat(0);
-    let j = 0;
-    for (; j + 4 <= valid; j += 4) {
-      const q = <usize>j << 2;
-      const v = log ? v128.load(gr + q) : f32x4.mul(v128.load(gr + q), v128.load(yr + q));
-      a = f64x2.add(a, f64x2.promote_low_f32x4(v));
-      b = f64x2.add(b, promoteHigh(v));
-    }
-    let t = hsum2(f64x2.add(a, b));
-    for (; j < valid; j++) {
-      const q = <usize>j << 2;
-      t += log ? <f64>load<f32>(gr + q) : <f64>load<f32>(gr + q) * <f64>load<f32>(yr + q);
-    }
-    const tf = <f32>t, t4 = f32x4.splat(tf);
-    j = 0;
-    for (; j + 4 <= valid; j += 4) {
-      const q = <usize>j << 2;
-      const yv = v128.load(yr + q), gv = v128.load(gr + q);
-      const v = log
-        ? f32x4.mul(s4, f32x4.sub(gv, f32x4.mul(exp4(yv), t4)))
-        : f32x4.mul(f32x4.mul(s4, yv), f32x4.sub(gv, t4));
-      v128.store(dr + q, v);
-    }
-    for (; j < valid; j++) {
-      const q = <usize>j << 2;
-      const yv = load<f32>(yr + q), gv = load<f32>(gr + q);
-      store<f32>(dr + q, log ? s * (gv - exp1(yv) * tf) : s * yv * (gv - tf));
-    }
-    fill(dr + (<usize>valid << 2), L - valid, 0);
+    softmax_grad_row(y + o, g + o, dx + o, L, validOf(r, Tq, L), s, log);
   }
 }
