@@ -8,7 +8,8 @@ import { type CpuKernels, cpuKernels } from "./runtime.ts";
 
 /**
  * Below this many elements a row or elementwise kernel runs on the calling thread alone: the
- * pool round trip (about 8 us) costs more than the split saves. Measured on an idle 2-core EPYC
+ * pool round trip (about 8 us) costs more than the split saves. Measured on a 2-core EPYC with
+ * another process busy (load about 2; re-measure when idle, the crossover may be lower)
  * (SiLU, best of 30 x 20 calls, 1 thread vs 2): 16 K elements 21.8 vs 34.3 us, 32 K 44.1 vs
  * 48.6 us, 64 K 90.6 vs 68.8 us, 128 K 317 vs 164 us; softmax rows of 256: 32 K 87 vs 71 us.
  */
