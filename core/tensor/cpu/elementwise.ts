@@ -12,8 +12,46 @@
  * Speed: a loop that calls a different `f` for every op is a megamorphic call site, which V8
  * cannot inline, so every element pays a call and boxes its argument and result (measured
  * 0.6 ns/element when one op owns the loop, 7-10 when several share it). The hottest ops,
- * tensor-scalar affine and binary arithmetic, therefore have loops of their own below.
+ * tensor-scalar affine and binary arithmetic, therefore have loops of their own below; the
+ * exp-heavy activations (exp, sigmoid, SiLU, GELU) have WebAssembly SIMD kernels
+ * (`assembly/unary.ts`: a vector exp instead of Math.exp's ~20 ns per call), see `unaryKernel`.
  */
+import { kernelsFor, runKernel } from "./parallel.ts";
+
+/** The activations with a WebAssembly kernel, by their op codes in `assembly/unary.ts`. */
+const UNARY_KERNELS = { exp: 0, sigmoid: 1, silu: 2, gelu: 3 } as const;
+export type KernelUnary = keyof typeof UNARY_KERNELS;
+
+/**
+ * y = op(x) by the WebAssembly kernel (on the thread pool when large). Returns false, having
+ * done nothing, where the kernels are not loaded: the caller's TypeScript loop runs instead.
+ */
+export function unaryKernel(op: KernelUnary, x: Float32Array, y: Float32Array): boolean {
+  const k = kernelsFor(x, y);
+  if (!k) return false;
+  runKernel(
+    k,
+    "unary_forward",
+    [UNARY_KERNELS[op], x.byteOffset, y.byteOffset, y.length],
+    y.length,
+  );
+  return true;
+}
+
+/** gx = d op(x) / dx * g from x, the forward output y and g; as `unaryKernel`. */
+export function unaryGradKernel(
+  op: KernelUnary,
+  x: Float32Array,
+  y: Float32Array,
+  g: Float32Array,
+  gx: Float32Array,
+): boolean {
+  const k = kernelsFor(x, y, g, gx);
+  if (!k) return false;
+  const args = [UNARY_KERNELS[op], ...[x, y, g, gx].map((v) => v.byteOffset), gx.length];
+  runKernel(k, "unary_backward", args, gx.length);
+  return true;
+}
 
 /** y = f(x) */
 export type UnaryFn = (x: number) => number;

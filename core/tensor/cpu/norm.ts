@@ -4,7 +4,20 @@
  * channels of 1; group norm: C/G channels of H*W), and row r's first channel is
  * (r % groups) * perRow. Mean and variance take two float64 passes; the epsilon goes inside the
  * square root, 1 / sqrt(var + eps), as in the WGSL.
+ *
+ * Forward and backward run as the WebAssembly kernels of `assembly/norm.ts` (SIMD, vector exp for
+ * the SiLU, rows split across the thread pool when large) where those are loaded; the loops here
+ * are the fallback.
  */
+import { cpu } from "../backend.ts";
+import { kernelsFor, runKernel, threadsFor } from "./parallel.ts";
+
+/** Flags of the WebAssembly norm kernels. */
+const HAS_W = 1, HAS_B = 2, SILU = 4;
+
+function normFlags(p: NormParams): number {
+  return (p.w ? HAS_W : 0) | (p.b ? HAS_B : 0) | (p.silu ? SILU : 0);
+}
 
 /** How rows map to channels of the weight and bias. */
 export interface NormLayout {
@@ -65,6 +78,17 @@ export function normForward(
   p: NormParams,
   eps: number,
 ): void {
+  const k = kernelsFor(x, y, mean, rstd, p.w, p.b);
+  if (k) {
+    const { rows, perRow, S, groups } = lay;
+    const args = [
+      ...[x, y, mean, rstd].map((v) => v.byteOffset),
+      p.w?.byteOffset ?? 0,
+      p.b?.byteOffset ?? 0,
+      ...[rows, perRow, S, groups, normFlags(p), eps],
+    ];
+    return runKernel(k, "norm_forward", args, rows * perRow * S);
+  }
   const { w, b } = affineOf(lay, p);
   const L = lay.perRow * lay.S;
   for (let r = 0; r < lay.rows; r++) {
@@ -127,6 +151,7 @@ export function normBackward(
   p: NormParams,
   out: NormGrads,
 ): void {
+  if (normBackwardKernel(x, g, mean, rstd, lay, p, out)) return;
   const { w, b } = affineOf(lay, p);
   const C = lay.groups * lay.perRow;
   // Channel sums always accumulate (into scratch when not wanted): one code path.
@@ -137,6 +162,40 @@ export function normBackward(
     const [m1, m2] = normRowGz(x, g, out.dx, o, c0, lay, w, b, mu, rs, p.silu, dw, db);
     normRowDx(x, out.dx, o, c0, lay, w, mu, rs, m1, m2);
   }
+}
+
+/**
+ * `normBackward` by the WebAssembly kernel; false where it cannot run. Each thread sums the
+ * channel gradients into a float64 block of its own in the kernels' scratch; the blocks are
+ * added here.
+ */
+function normBackwardKernel(
+  x: Float32Array,
+  g: Float32Array,
+  mean: Float32Array,
+  rstd: Float32Array,
+  lay: NormLayout,
+  p: NormParams,
+  out: NormGrads,
+): boolean {
+  const k = kernelsFor(x, g, mean, rstd, p.w, p.b, out.dx);
+  if (!k) return false;
+  const { rows, perRow, S, groups } = lay;
+  const C = groups * perRow;
+  const threads = threadsFor(k, rows * perRow * S);
+  // Addresses first: the scratch allocation may grow the memory and detach the views.
+  const at = [x, g, mean, rstd].map((v) => v.byteOffset);
+  const w = p.w?.byteOffset ?? 0, b = p.b?.byteOffset ?? 0, dx = out.dx.byteOffset;
+  const acc = k.scratch(threads * C * 16);
+  const args = [...at, w, b, dx, acc, rows, perRow, S, groups, normFlags(p)];
+  k.pool.run("norm_backward", args, threads);
+  const sums = new Float64Array(cpu().mem.buffer, acc, threads * 2 * C);
+  for (let t = 0; t < threads; t++) {
+    const o = t * 2 * C;
+    if (out.dw) { for (let c = 0; c < C; c++) out.dw[c] += sums[o + c]; }
+    if (out.db) { for (let c = 0; c < C; c++) out.db[c] += sums[o + C + c]; }
+  }
+  return true;
 }
 
 /**

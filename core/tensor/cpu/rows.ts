@@ -7,7 +7,11 @@
  * Masking: only the first `valid` elements of a row take part (a causal mask is a prefix of the
  * keys); the rest get probability 0 (log-probability -inf) and zero gradient. A row whose values
  * are all -inf gives NaN, as the WGSL does (exp(-inf - -inf) is NaN there too).
+ *
+ * Softmax and its gradient run as the WebAssembly kernels of `assembly/rows.ts` (vector exp, on
+ * the thread pool when large) where those are loaded; the loops here are the fallback.
  */
+import { kernelsFor, runKernel } from "./parallel.ts";
 
 /**
  * Keys that row `r` of a causal [..., Tq, L] score tensor may see: j < causalLimit (ends aligned:
@@ -69,6 +73,11 @@ export function softmaxRow(
   s: number,
   log: boolean,
 ): void {
+  const k = kernelsFor(x, y);
+  if (k) {
+    k.exports.softmax_row(x.byteOffset + 4 * o, y.byteOffset + 4 * o, L, valid, s, log ? 1 : 0);
+    return;
+  }
   const end = o + valid;
   const m = rowMax(x, o, valid, s);
   if (log) {
@@ -95,6 +104,20 @@ export function softmaxGradRow(
   s: number,
   log: boolean,
 ): void {
+  const k = kernelsFor(y, g, dx);
+  if (k) {
+    const b = 4 * o;
+    k.exports.softmax_grad_row(
+      y.byteOffset + b,
+      g.byteOffset + b,
+      dx.byteOffset + b,
+      L,
+      valid,
+      s,
+      log ? 1 : 0,
+    );
+    return;
+  }
   const end = o + valid;
   let t = 0;
   if (log) { for (let j = o; j < end; j++) t += g[j]; }
@@ -115,6 +138,11 @@ export interface SoftmaxRows {
 
 /** `softmaxRow` over every row of x into y. */
 export function softmaxRows(x: Float32Array, y: Float32Array, r: SoftmaxRows): void {
+  const k = kernelsFor(x, y);
+  if (k) {
+    const args = [x.byteOffset, y.byteOffset, r.rows, r.L, r.scale, r.log ? 1 : 0, r.causalTq];
+    return runKernel(k, "softmax_rows", args, r.rows * r.L);
+  }
   for (let row = 0, o = 0; row < r.rows; row++, o += r.L) {
     const valid = r.causalTq ? causalLimit(row, r.causalTq, r.L) : r.L;
     softmaxRow(x, y, o, r.L, valid, r.scale, r.log);
@@ -128,6 +156,21 @@ export function softmaxGradRows(
   dx: Float32Array,
   r: SoftmaxRows,
 ): void {
+  const k = kernelsFor(y, g, dx);
+  if (k) {
+    const { rows, L, scale, causalTq } = r;
+    const args = [
+      y.byteOffset,
+      g.byteOffset,
+      dx.byteOffset,
+      rows,
+      L,
+      scale,
+      r.log ? 1 : 0,
+      causalTq,
+    ];
+    return runKernel(k, "softmax_grad_rows", args, rows * L);
+  }
   for (let row = 0, o = 0; row < r.rows; row++, o += r.L) {
     const valid = r.causalTq ? causalLimit(row, r.causalTq, r.L) : r.L;
     softmaxGradRow(y, g, dx, o, r.L, valid, r.scale, r.log);

@@ -19,6 +19,8 @@ import {
   mapWhere,
   type UnaryFn,
   type UnaryGradFn,
+  unaryGradKernel,
+  unaryKernel,
 } from "../cpu/elementwise.ts";
 import { f32 } from "../cpu/views.ts";
 import { broadcastShapes, expectDType, sameShape } from "../shape.ts";
@@ -110,6 +112,14 @@ const UNARY = {
     f: Math.exp,
     backward: "g * y",
     df: (_x, y, g) => g * y,
+    map: (x, y) => {
+      if (unaryKernel("exp", x, y)) return;
+      for (let i = 0; i < y.length; i++) y[i] = Math.exp(x[i]);
+    },
+    mapGrad: (x, y, g, gx) => {
+      if (unaryGradKernel("exp", x, y, g, gx)) return;
+      for (let i = 0; i < gx.length; i++) gx[i] = g[i] * y[i];
+    },
   },
   log: {
     forward: "log(x)",
@@ -140,6 +150,14 @@ const UNARY = {
     f: sigmoidOf,
     backward: "g * y * (1.0 - y)",
     df: (_x, y, g) => g * y * (1 - y),
+    map: (x, y) => {
+      if (unaryKernel("sigmoid", x, y)) return;
+      for (let i = 0; i < y.length; i++) y[i] = sigmoidOf(x[i]);
+    },
+    mapGrad: (x, y, g, gx) => {
+      if (unaryGradKernel("sigmoid", x, y, g, gx)) return;
+      for (let i = 0; i < gx.length; i++) gx[i] = g[i] * y[i] * (1 - y[i]);
+    },
   },
   relu: {
     forward: "max(x, 0.0)",
@@ -160,9 +178,11 @@ const UNARY = {
       `(1.0 - square_f(safe_tanh(${GELU_K} * (x + 0.044715 * x * x * x)))) * ${GELU_K} * (1.0 + 0.134145 * x * x))`,
     df: geluDf,
     map: (x, y) => {
+      if (unaryKernel("gelu", x, y)) return;
       for (let i = 0; i < y.length; i++) y[i] = geluF(x[i]);
     },
     mapGrad: (x, y, g, gx) => {
+      if (unaryGradKernel("gelu", x, y, g, gx)) return;
       for (let i = 0; i < gx.length; i++) gx[i] = geluDf(x[i], y[i], g[i]);
     },
   },
@@ -185,9 +205,11 @@ const UNARY = {
     backward: "g * sigmoid(x) * (1.0 + x * (1.0 - sigmoid(x)))",
     df: siluDf,
     map: (x, y) => {
+      if (unaryKernel("silu", x, y)) return;
       for (let i = 0; i < y.length; i++) y[i] = siluF(x[i]);
     },
     mapGrad: (x, y, g, gx) => {
+      if (unaryGradKernel("silu", x, y, g, gx)) return;
       for (let i = 0; i < gx.length; i++) gx[i] = siluDf(x[i], y[i], g[i]);
     },
   },

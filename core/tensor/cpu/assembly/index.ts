@@ -2,3 +2,7 @@
 // (`cpuKernels().pool.run(name, args)`; the export takes `args` then `(tid, nthreads)`). Add new
 // kernel files beside this one and re-export them here.
 export * from "./gemm";
+export { exp_f32 } from "./math";
+export { unary_backward, unary_forward } from "./unary";
+export { norm_backward, norm_forward } from "./norm";
+export { softmax_grad_row, softmax_grad_rows, softmax_row, softmax_rows } from "./rows";
