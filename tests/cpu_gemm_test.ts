@@ -215,6 +215,12 @@ const N = 110;
  * Runs a batch of two products (stride-0 operands) in a fresh process with `env`, checks the
  * result, and returns the process's stderr (the warnings).
  */
+function inheritedEnv(): Record<string, string> {
+  const all = Deno.env.toObject();
+  for (const k of Object.keys(all)) if (k.startsWith("UNCLIP_CPU_")) delete all[k];
+  return all;
+}
+
 async function runWith(env: Record<string, string>): Promise<string> {
   const code = `
     import { initBackend, cpu } from "${new URL("../core/tensor/backend.ts", import.meta.url)}";
@@ -233,7 +239,9 @@ async function runWith(env: Record<string, string>): Promise<string> {
   `;
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["eval", "--quiet", code],
-    env: { ...env, NO_COLOR: "1" },
+    // Only the caps given here: none inherited from a run that set UNCLIP_CPU_* itself.
+    clearEnv: true,
+    env: { ...inheritedEnv(), ...env, NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
   }).output();
