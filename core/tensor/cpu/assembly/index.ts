@@ -2,3 +2,4 @@
 // (`cpuKernels().pool.run(name, args)`; the export takes `args` then `(tid, nthreads)`). Add new
 // kernel files beside this one and re-export them here.
 export * from "./gemm";
+export * from "./conv";
