@@ -3,3 +3,4 @@
 // kernel files beside this one and re-export them here.
 export * from "./gemm";
 export * from "./conv";
+export * from "./view";
