@@ -176,11 +176,13 @@ function unfoldBatchTs(
 }
 
 /**
- * Below this many floats moved a layout kernel runs on the calling thread alone: waking the
- * workers (about 8 us a round trip) costs more than the split saves. See the measurements in
- * the report of commit "conv layout kernels in wasm".
+ * Below this many floats written a layout kernel runs on the calling thread alone. One thread
+ * writes about 5 floats per ns (im2col of 16 x 32 x 16 x 16 images, 3x3: 1.18 M floats in
+ * 235 us on a 2-core EPYC) and a worker round trip costs about 8 us, so a split pays off only
+ * when each share is well over that: from about 128 K floats. (The machine the kernels were
+ * written on was shared and busy, so the two-thread side could not be timed cleanly.)
  */
-const PARALLEL_MIN_FLOATS = 1 << 15;
+const PARALLEL_MIN_FLOATS = 1 << 17;
 
 /** Runs a layout kernel of `assembly/conv.ts` over `floats` moved floats; false without wasm. */
 function runLayout(name: string, args: number[], floats: number): boolean {

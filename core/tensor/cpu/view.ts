@@ -86,10 +86,11 @@ export function copyStrided(mem: Int32Array, dims: readonly number[], src: Strid
 const WASM_RANK = 6;
 
 /**
- * Above this many words a copy is split across the thread pool. Measured on a 2-core EPYC: see
- * the commit "copyStrided in wasm".
+ * From this many words a copy is split across the thread pool: one thread copies about 11 words
+ * per ns (contiguous runs) and a worker round trip costs about 8 us, so smaller copies gain
+ * nothing from a second thread (see also PARALLEL_MIN_FLOATS in conv.ts).
  */
-const PARALLEL_MIN_WORDS = 1 << 16;
+const PARALLEL_MIN_WORDS = 1 << 18;
 
 /**
  * The merged box copied by the WebAssembly kernel (`assembly/view.ts`, same walk as below);
