@@ -19,7 +19,7 @@
 import { cpu } from "../backend.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
 import { gemm, type GemmActivation } from "./gemm.ts";
-import { cpuKernels } from "./runtime.ts";
+import { runLayoutKernel } from "./view.ts";
 import { addr } from "./views.ts";
 
 /** Stride, padding and kernel size of a convolution (`n` is the batch size). */
@@ -184,12 +184,9 @@ function unfoldBatchTs(
  */
 const PARALLEL_MIN_FLOATS = 1 << 17;
 
-/** Runs a layout kernel of `assembly/conv.ts` over `floats` moved floats; false without wasm. */
+/** Runs a layout kernel of `assembly/conv.ts` that writes `floats` floats; false without wasm. */
 function runLayout(name: string, args: number[], floats: number): boolean {
-  const k = cpuKernels();
-  if (!k) return false;
-  k.pool.run(name, args, floats < PARALLEL_MIN_FLOATS ? 1 : k.pool.size);
-  return true;
+  return runLayoutKernel(name, args, floats >= PARALLEL_MIN_FLOATS);
 }
 
 /** im2col of images n0..n0+cnt of x into cols (see `im2colTs`). */

@@ -105,16 +105,27 @@ function copyWasm(
   srcOffset: number,
   dstOffset: number,
 ): boolean {
-  const k = cpuKernels();
-  if (!k || d.length > WASM_RANK || mem.byteOffset !== 0 || mem.buffer !== cpu().mem.buffer) {
-    return false;
-  }
+  if (d.length > WASM_RANK || mem.byteOffset !== 0 || mem.buffer !== cpu().mem.buffer) return false;
   const pad = WASM_RANK - d.length, ones = new Array(pad).fill(1), zeros = new Array(pad).fill(0);
+  const args = [srcOffset * 4, dstOffset * 4, ...ones, ...d, ...zeros, ...ss, ...zeros, ...ds];
   const total = d.reduce((a, b) => a * b, 1);
-  k.pool.run(
-    "copy_strided",
-    [srcOffset * 4, dstOffset * 4, ...ones, ...d, ...zeros, ...ss, ...zeros, ...ds],
-    total < PARALLEL_MIN_WORDS ? 1 : k.pool.size,
-  );
+  return runLayoutKernel("copy_strided", args, total >= PARALLEL_MIN_WORDS);
+}
+
+/**
+ * Runs a layout kernel (`assembly/conv.ts`, `assembly/view.ts`) on this thread or, when
+ * `parallel`, on the whole pool, the threads claiming chunks of its work from a counter that is
+ * passed as its last argument; false where the WebAssembly kernels did not load.
+ */
+export function runLayoutKernel(name: string, args: number[], parallel: boolean): boolean {
+  const k = cpuKernels();
+  if (!k) return false;
+  const threads = parallel ? k.pool.size : 1;
+  let counter = 0;
+  if (threads > 1) {
+    counter = k.scratch(64);
+    new Int32Array(cpu().mem.buffer, counter, 1)[0] = 0;
+  }
+  k.pool.run(name, [...args, counter], threads);
   return true;
 }

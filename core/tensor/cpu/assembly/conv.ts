@@ -3,15 +3,10 @@
 // channel-major [C, images * pixels] layout. See `conv.ts` one folder up for how they are used.
 //
 // All f32 NCHW, pointers are byte addresses into the shared memory. Each kernel takes
-// `(args..., tid, nthreads)` and does share `tid` of `nthreads` equal static shares: im2col
-// splits by cols rows (c, ky, kx), col2im by output planes (image, c), so no two threads ever
-// write the same float.
-
-/** First unit of share `tid` when `units` are split in `nthreads` nearly equal ranges. */
-// @ts-ignore: decorator
-@inline function shareStart(units: i32, tid: i32, nthreads: i32): i32 {
-  return <i32>(<i64>units * tid / nthreads);
-}
+// `(args..., counter, tid, nthreads)`; the threads claim chunks of its units from the counter
+// (see share.ts): im2col's units are cols rows (c, ky, kx), col2im's output planes (image, c),
+// so no two threads ever write the same float.
+import { chunkSize, nextChunk } from "./share";
 
 /** Copies `n` floats from `src` to `dst` (the ranges do not overlap). */
 // @ts-ignore: decorator
@@ -74,51 +69,54 @@ export function im2col(
   src: usize, C: i32, H: i32, W: i32,
   sy: i32, sx: i32, py: i32, px: i32, kh: i32, kw: i32,
   Ho: i32, Wo: i32, cnt: i32, dst: usize,
-  tid: i32, nthreads: i32,
+  counter: usize, tid: i32, nthreads: i32,
 ): void {
   const P = Ho * Wo, rows = C * kh * kw;
   const ld = <usize>cnt * <usize>P;
-  const r1 = shareStart(rows, tid + 1, nthreads);
-  for (let r = shareStart(rows, tid, nthreads); r < r1; r++) {
-    const kx = r % kw, ky = (r / kw) % kh, c = r / (kw * kh);
-    const lo = validLo(sx, px, kx, Wo), hi = validHi(sx, px, kx, W, Wo, lo);
-    // Output rows oy in [oyLo, oyHi) read an input row; the others are padding.
-    const oyLo = validLo(sy, py, ky, Ho), oyHi = validHi(sy, py, ky, H, Ho, oyLo);
-    const row = dst + <usize>r * ld * 4;
-    for (let i = 0; i < cnt; i++) {
-      const plane = src + (<usize>(i * C + c) * <usize>(H * W)) * 4;
-      const out = row + <usize>(i * P) * 4;
-      zeroRun(out, oyLo * Wo);
-      zeroRun(out + <usize>(oyHi * Wo) * 4, (Ho - oyHi) * Wo);
-      if (oyLo >= oyHi) continue;
-      if (sx == 1 && sy == 1 && W == Wo && lo < hi) {
-        // "Same" geometry: the valid rows are one contiguous run of x shifted by kx - px; copy
-        // it whole (from the first valid to the last valid element, so every float read lies
-        // inside the plane) and then zero the columns that fell into the padding.
-        const first = oyLo * Wo + lo, last = (oyHi - 1) * Wo + hi;
-        const from = plane + <usize>((oyLo - py + ky) * W + lo - px + kx) * 4;
-        copyRun(out + <usize>first * 4, from, last - first);
-        if (lo > 0 || hi < Wo) {
-          for (let oy = oyLo; oy < oyHi; oy++) {
-            const o = out + <usize>(oy * Wo) * 4;
-            for (let ox = 0; ox < lo; ox++) store<f32>(o + <usize>ox * 4, 0);
-            for (let ox = hi; ox < Wo; ox++) store<f32>(o + <usize>ox * 4, 0);
+  const size = chunkSize(rows, nthreads);
+  for (let u = nextChunk(counter, nthreads, -1); u * size < rows; u = nextChunk(counter, nthreads, u)) {
+    const r1 = min(rows, (u + 1) * size);
+    for (let r = u * size; r < r1; r++) {
+      const kx = r % kw, ky = (r / kw) % kh, c = r / (kw * kh);
+      const lo = validLo(sx, px, kx, Wo), hi = validHi(sx, px, kx, W, Wo, lo);
+      // Output rows oy in [oyLo, oyHi) read an input row; the others are padding.
+      const oyLo = validLo(sy, py, ky, Ho), oyHi = validHi(sy, py, ky, H, Ho, oyLo);
+      const row = dst + <usize>r * ld * 4;
+      for (let i = 0; i < cnt; i++) {
+        const plane = src + (<usize>(i * C + c) * <usize>(H * W)) * 4;
+        const out = row + <usize>(i * P) * 4;
+        zeroRun(out, oyLo * Wo);
+        zeroRun(out + <usize>(oyHi * Wo) * 4, (Ho - oyHi) * Wo);
+        if (oyLo >= oyHi) continue;
+        if (sx == 1 && sy == 1 && W == Wo && lo < hi) {
+          // "Same" geometry: the valid rows are one contiguous run of x shifted by kx - px; copy
+          // it whole (from the first valid to the last valid element, so every float read lies
+          // inside the plane) and then zero the columns that fell into the padding.
+          const first = oyLo * Wo + lo, last = (oyHi - 1) * Wo + hi;
+          const from = plane + <usize>((oyLo - py + ky) * W + lo - px + kx) * 4;
+          copyRun(out + <usize>first * 4, from, last - first);
+          if (lo > 0 || hi < Wo) {
+            for (let oy = oyLo; oy < oyHi; oy++) {
+              const o = out + <usize>(oy * Wo) * 4;
+              for (let ox = 0; ox < lo; ox++) store<f32>(o + <usize>ox * 4, 0);
+              for (let ox = hi; ox < Wo; ox++) store<f32>(o + <usize>ox * 4, 0);
+            }
           }
+          continue;
         }
-        continue;
-      }
-      for (let oy = oyLo; oy < oyHi; oy++) {
-        const o = out + <usize>(oy * Wo) * 4;
-        const base = plane + <usize>((oy * sy - py + ky) * W - px + kx) * 4;
-        zeroRun(o, lo);
-        if (sx == 1) {
-          copyRun(o + <usize>lo * 4, base + <usize>lo * 4, hi - lo);
-        } else {
-          for (let ox = lo; ox < hi; ox++) {
-            store<f32>(o + <usize>ox * 4, load<f32>(base + <usize>(ox * sx) * 4));
+        for (let oy = oyLo; oy < oyHi; oy++) {
+          const o = out + <usize>(oy * Wo) * 4;
+          const base = plane + <usize>((oy * sy - py + ky) * W - px + kx) * 4;
+          zeroRun(o, lo);
+          if (sx == 1) {
+            copyRun(o + <usize>lo * 4, base + <usize>lo * 4, hi - lo);
+          } else {
+            for (let ox = lo; ox < hi; ox++) {
+              store<f32>(o + <usize>ox * 4, load<f32>(base + <usize>(ox * sx) * 4));
+            }
           }
+          zeroRun(o + <usize>hi * 4, Wo - hi);
         }
-        zeroRun(o + <usize>hi * 4, Wo - hi);
       }
     }
   }
@@ -133,29 +131,32 @@ export function col2im_add(
   src: usize, C: i32, H: i32, W: i32,
   sy: i32, sx: i32, py: i32, px: i32, kh: i32, kw: i32,
   Ho: i32, Wo: i32, cnt: i32, dst: usize,
-  tid: i32, nthreads: i32,
+  counter: usize, tid: i32, nthreads: i32,
 ): void {
   const P = Ho * Wo, planes = cnt * C;
   const ld = <usize>cnt * <usize>P;
-  const u1 = shareStart(planes, tid + 1, nthreads);
-  for (let u = shareStart(planes, tid, nthreads); u < u1; u++) {
-    const i = u / C, c = u % C;
-    const plane = dst + (<usize>u * <usize>(H * W)) * 4;
-    for (let ky = 0; ky < kh; ky++) {
-      const oyLo = validLo(sy, py, ky, Ho), oyHi = validHi(sy, py, ky, H, Ho, oyLo);
-      for (let kx = 0; kx < kw; kx++) {
-        const lo = validLo(sx, px, kx, Wo), hi = validHi(sx, px, kx, W, Wo, lo);
-        if (lo >= hi) continue;
-        const row = src + (<usize>((c * kh + ky) * kw + kx) * ld + <usize>(i * P)) * 4;
-        for (let oy = oyLo; oy < oyHi; oy++) {
-          const o = row + <usize>(oy * Wo) * 4;
-          const base = plane + <usize>((oy * sy - py + ky) * W - px + kx) * 4;
-          if (sx == 1) {
-            addRun(base + <usize>lo * 4, o + <usize>lo * 4, hi - lo);
-          } else {
-            for (let ox = lo; ox < hi; ox++) {
-              const p = base + <usize>(ox * sx) * 4;
-              store<f32>(p, load<f32>(p) + load<f32>(o + <usize>ox * 4));
+  const size = chunkSize(planes, nthreads);
+  for (let k = nextChunk(counter, nthreads, -1); k * size < planes; k = nextChunk(counter, nthreads, k)) {
+    const u1 = min(planes, (k + 1) * size);
+    for (let u = k * size; u < u1; u++) {
+      const i = u / C, c = u % C;
+      const plane = dst + (<usize>u * <usize>(H * W)) * 4;
+      for (let ky = 0; ky < kh; ky++) {
+        const oyLo = validLo(sy, py, ky, Ho), oyHi = validHi(sy, py, ky, H, Ho, oyLo);
+        for (let kx = 0; kx < kw; kx++) {
+          const lo = validLo(sx, px, kx, Wo), hi = validHi(sx, px, kx, W, Wo, lo);
+          if (lo >= hi) continue;
+          const row = src + (<usize>((c * kh + ky) * kw + kx) * ld + <usize>(i * P)) * 4;
+          for (let oy = oyLo; oy < oyHi; oy++) {
+            const o = row + <usize>(oy * Wo) * 4;
+            const base = plane + <usize>((oy * sy - py + ky) * W - px + kx) * 4;
+            if (sx == 1) {
+              addRun(base + <usize>lo * 4, o + <usize>lo * 4, hi - lo);
+            } else {
+              for (let ox = lo; ox < hi; ox++) {
+                const p = base + <usize>(ox * sx) * 4;
+                store<f32>(p, load<f32>(p) + load<f32>(o + <usize>ox * 4));
+              }
             }
           }
         }
@@ -170,14 +171,17 @@ export function col2im_add(
  */
 export function fold_batch(
   nchw: usize, Ch: i32, P: i32, cnt: i32, major: usize, fold: i32,
-  tid: i32, nthreads: i32,
+  counter: usize, tid: i32, nthreads: i32,
 ): void {
   const planes = cnt * Ch, bytes = <usize>P * 4;
-  const u1 = shareStart(planes, tid + 1, nthreads);
-  for (let u = shareStart(planes, tid, nthreads); u < u1; u++) {
-    const i = u / Ch, c = u % Ch;
-    const a = nchw + <usize>u * bytes, b = major + <usize>(c * cnt + i) * bytes;
-    if (fold) copyRun(b, a, P);
-    else copyRun(a, b, P);
+  const size = chunkSize(planes, nthreads);
+  for (let k = nextChunk(counter, nthreads, -1); k * size < planes; k = nextChunk(counter, nthreads, k)) {
+    const u1 = min(planes, (k + 1) * size);
+    for (let u = k * size; u < u1; u++) {
+      const i = u / Ch, c = u % Ch;
+      const a = nchw + <usize>u * bytes, b = major + <usize>(c * cnt + i) * bytes;
+      if (fold) copyRun(b, a, P);
+      else copyRun(a, b, P);
+    }
   }
 }

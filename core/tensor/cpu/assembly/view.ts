@@ -2,29 +2,47 @@
 // folder up), as a WebAssembly kernel: for each coordinate c of a box of up to six dimensions,
 // dst[c . dstStrides] = src[c . srcStrides], 4-byte words copied bit for bit (v128 or scalar
 // integer loads and stores, never float arithmetic). Addresses are byte addresses; strides count
-// words. The rows (all coordinates but the last) are split into `nthreads` equal static shares.
+// words.
+
+import { chunkSize, nextChunk } from "./share";
 
 /**
  * Copies the box d0 x .. x d5 (d5 innermost; pad unused leading dimensions with size 1). Rows
- * that are contiguous on both sides (s5 = t5 = 1) are block copies.
+ * that are contiguous on both sides (s5 = t5 = 1) are block copies. The threads claim chunks of
+ * rows from the counter at `counter` (see share.ts).
  */
 export function copy_strided(
   src: usize, dst: usize,
   d0: i32, d1: i32, d2: i32, d3: i32, d4: i32, d5: i32,
   s0: i32, s1: i32, s2: i32, s3: i32, s4: i32, s5: i32,
   t0: i32, t1: i32, t2: i32, t3: i32, t4: i32, t5: i32,
-  tid: i32, nthreads: i32,
+  counter: usize, tid: i32, nthreads: i32,
 ): void {
   const rows = d0 * d1 * d2 * d3 * d4;
-  const r0 = <i32>(<i64>rows * tid / nthreads), r1 = <i32>(<i64>rows * (tid + 1) / nthreads);
-  if (r0 >= r1) return;
+  const size = chunkSize(rows, nthreads);
+  for (let k = nextChunk(counter, nthreads, -1); k * size < rows; k = nextChunk(counter, nthreads, k)) {
+    copyRows(
+      src, dst, k * size, min(rows, (k + 1) * size),
+      d1, d2, d3, d4, d5, s0, s1, s2, s3, s4, s5, t0, t1, t2, t3, t4, t5,
+    );
+  }
+}
+
+/** Rows r0..r1 of `copy_strided`'s box (a row: all coordinates but the last). */
+// @ts-ignore: decorator
+@inline function copyRows(
+  src: usize, dst: usize, r0: i32, r1: i32,
+  d1: i32, d2: i32, d3: i32, d4: i32, d5: i32,
+  s0: i32, s1: i32, s2: i32, s3: i32, s4: i32, s5: i32,
+  t0: i32, t1: i32, t2: i32, t3: i32, t4: i32, t5: i32,
+): void {
   // Coordinates of row r0, then an odometer over the outer dimensions.
   let q = r0;
   let c4 = q % d4; q /= d4;
   let c3 = q % d3; q /= d3;
   let c2 = q % d2; q /= d2;
   let c1 = q % d1; q /= d1;
-  let c0 = q;
+  const c0 = q;
   let s = <isize>(c0 * s0 + c1 * s1 + c2 * s2 + c3 * s3 + c4 * s4);
   let t = <isize>(c0 * t0 + c1 * t1 + c2 * t2 + c3 * t3 + c4 * t4);
   const contiguous = s5 == 1 && t5 == 1;
@@ -50,7 +68,6 @@ export function copy_strided(
     if (++c1 < d1) continue;
     c1 = 0; s -= <isize>s1 * d1; t -= <isize>t1 * d1;
     s += s0; t += t0;
-    c0++;
   }
 }
 
