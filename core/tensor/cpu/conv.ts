@@ -19,6 +19,7 @@
 import { cpu } from "../backend.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
 import { gemm, type GemmActivation } from "./gemm.ts";
+import { runLayoutKernel } from "./view.ts";
 import { addr } from "./views.ts";
 
 /** Stride, padding and kernel size of a convolution (`n` is the batch size). */
@@ -64,7 +65,7 @@ function validRange(s: number, p: number, k: number, w: number, wo: number): [nu
  * im2col: images n0..n0+cnt of x [n, C, H, W] (at element `src`) -> cols [C*kh*kw, cnt*Ho*Wo] (at
  * element `dst`), cols[(c,ky,kx), (i,oy,ox)] = x[n0+i, c, oy*sy-py+ky, ox*sx-px+kx], 0 outside.
  */
-function im2col(
+function im2colTs(
   m: Float32Array,
   src: number,
   [C, H, W]: readonly number[],
@@ -106,7 +107,7 @@ function im2col(
  * the pixel of images n0..n0+cnt of y [n, C, H, W] (at `dst`) that `im2col` would have read it
  * from. Taps that fall into the padding are dropped.
  */
-function col2imAdd(
+function col2imAddTs(
   m: Float32Array,
   src: number,
   [C, H, W]: readonly number[],
@@ -139,7 +140,7 @@ function col2imAdd(
 }
 
 /** Images n0..n0+cnt of t [n, Ch, P] (at `src`) -> channel-major [Ch, cnt*P] (at `dst`). */
-function foldBatch(
+function foldBatchTs(
   m: Float32Array,
   src: number,
   Ch: number,
@@ -157,7 +158,7 @@ function foldBatch(
 }
 
 /** The inverse of `foldBatch`: channel-major [Ch, cnt*P] (at `src`) -> images n0.. of [n, Ch, P]. */
-function unfoldBatch(
+function unfoldBatchTs(
   m: Float32Array,
   src: number,
   Ch: number,
@@ -172,6 +173,68 @@ function unfoldBatch(
       m.copyWithin(dst + ((n0 + i) * Ch + c) * P, from, from + P);
     }
   }
+}
+
+/**
+ * Below this many floats written a layout kernel runs on the calling thread alone. One thread
+ * writes about 5 floats per ns (im2col of 16 x 32 x 16 x 16 images, 3x3: 1.18 M floats in
+ * 235 us on a 2-core EPYC) and a worker round trip costs about 8 us, so a split pays off only
+ * when each share is well over that: from about 128 K floats. (The machine the kernels were
+ * written on was shared and busy, so the two-thread side could not be timed cleanly.)
+ */
+const PARALLEL_MIN_FLOATS = 1 << 17;
+
+/** Runs a layout kernel of `assembly/conv.ts` that writes `floats` floats; false without wasm. */
+function runLayout(name: string, args: number[], floats: number): boolean {
+  return runLayoutKernel(name, args, floats >= PARALLEL_MIN_FLOATS);
+}
+
+/** im2col of images n0..n0+cnt of x into cols (see `im2colTs`). */
+function im2col(
+  x: Tensor,
+  g: ConvGeometry,
+  Ho: number,
+  Wo: number,
+  n0: number,
+  cnt: number,
+  cols: Tensor,
+): void {
+  const [, C, H, W] = x.shape, { sy, sx, py, px, kh, kw } = g;
+  const src = addr(x) + n0 * C * H * W * 4, floats = C * kh * kw * cnt * Ho * Wo;
+  const args = [src, C, H, W, sy, sx, py, px, kh, kw, Ho, Wo, cnt, addr(cols)];
+  if (runLayout("im2col", args, floats)) return;
+  im2colTs(cpu().mem.f32, at(x), x.shape.slice(1), g, Ho, Wo, n0, cnt, at(cols));
+}
+
+/** col2im of cols (over an Hi x Wi grid) added into images n0..n0+cnt of y (see `col2imAddTs`). */
+function col2imAdd(
+  cols: Tensor,
+  y: Tensor,
+  g: ConvGeometry,
+  Hi: number,
+  Wi: number,
+  n0: number,
+  cnt: number,
+): void {
+  const [, C, H, W] = y.shape, { sy, sx, py, px, kh, kw } = g;
+  const dst = addr(y) + n0 * C * H * W * 4, floats = C * kh * kw * cnt * Hi * Wi;
+  const args = [addr(cols), C, H, W, sy, sx, py, px, kh, kw, Hi, Wi, cnt, dst];
+  if (runLayout("col2im_add", args, floats)) return;
+  col2imAddTs(cpu().mem.f32, at(cols), y.shape.slice(1), g, Hi, Wi, n0, cnt, at(y));
+}
+
+/** Images n0..n0+cnt of t [n, Ch, P] -> channel-major [Ch, cnt*P] in `major`. */
+function foldBatch(t: Tensor, Ch: number, P: number, n0: number, cnt: number, major: Tensor) {
+  const args = [addr(t) + n0 * Ch * P * 4, Ch, P, cnt, addr(major), 1];
+  if (runLayout("fold_batch", args, Ch * P * cnt)) return;
+  foldBatchTs(cpu().mem.f32, at(t), Ch, P, n0, cnt, at(major));
+}
+
+/** Channel-major [Ch, cnt*P] in `major` -> images n0..n0+cnt of t [n, Ch, P]. */
+function unfoldBatch(major: Tensor, Ch: number, P: number, n0: number, cnt: number, t: Tensor) {
+  const args = [addr(t) + n0 * Ch * P * 4, Ch, P, cnt, addr(major), 0];
+  if (runLayout("fold_batch", args, Ch * P * cnt)) return;
+  unfoldBatchTs(cpu().mem.f32, at(major), Ch, P, n0, cnt, at(t));
 }
 
 /**
@@ -218,8 +281,7 @@ export function convForwardCpu(
   const tmp = nb > 1 ? emptyTensor([O * nb * P]) : null;
   for (let n0 = 0; n0 < B; n0 += nb) {
     const cnt = Math.min(nb, B - n0);
-    const m = cpu().mem.f32;
-    im2col(m, at(x), x.shape.slice(1), g, Ho, Wo, n0, cnt, at(cols));
+    im2col(x, g, Ho, Wo, n0, cnt, cols);
     // One image writes its NCHW plane block directly; several go through [O, cnt*P].
     const c = cnt === 1 ? addr(out) + n0 * O * P * 4 : addr(tmp!);
     gemm({
@@ -234,7 +296,7 @@ export function convForwardCpu(
       ldc: cnt * P,
       ...epilogue,
     });
-    if (cnt > 1) unfoldBatch(m, at(tmp!), O, P, n0, cnt, at(out));
+    if (cnt > 1) unfoldBatch(tmp!, O, P, n0, cnt, out);
   }
   cols.dispose();
   tmp?.dispose();
@@ -288,10 +350,9 @@ export function convAdjointCpu(
   fillChannels(out, bias);
   for (let n0 = 0; n0 < B; n0 += nb) {
     const cnt = Math.min(nb, B - n0);
-    const m = cpu().mem.f32;
     let src = addr(inp) + n0 * Ci * Pi * 4;
     if (cnt > 1) {
-      foldBatch(m, at(inp), Ci, Pi, n0, cnt, at(folded!));
+      foldBatch(inp, Ci, Pi, n0, cnt, folded!);
       src = addr(folded!);
     }
     // cols [Co*kh*kw, cnt*Pi] = W^T inp: every (output channel, tap) row for every input pixel.
@@ -307,7 +368,7 @@ export function convAdjointCpu(
       c: addr(cols),
       ldc: cnt * Pi,
     });
-    col2imAdd(m, at(cols), out.shape.slice(1), g, Hi, Wi, n0, cnt, at(out));
+    col2imAdd(cols, out, g, Hi, Wi, n0, cnt);
   }
   cols.dispose();
   folded?.dispose();
@@ -347,14 +408,13 @@ export function convWeightGradCpu(gout: Tensor, x: Tensor, g: ConvGeometry): Ten
   const folded = nb > 1 ? emptyTensor([Co * nb * P]) : null;
   for (let n0 = 0; n0 < B; n0 += nb) {
     const cnt = Math.min(nb, B - n0);
-    const m = cpu().mem.f32;
     let a = addr(gout) + n0 * Co * P * 4, b = addr(x) + n0 * Ci * P * 4;
     if (cols) {
-      im2col(m, at(x), x.shape.slice(1), g, Hg, Wg, n0, cnt, at(cols));
+      im2col(x, g, Hg, Wg, n0, cnt, cols);
       b = addr(cols);
     }
     if (cnt > 1) {
-      foldBatch(m, at(gout), Co, P, n0, cnt, at(folded!));
+      foldBatch(gout, Co, P, n0, cnt, folded!);
       a = addr(folded!);
     }
     // dW [Co, Ci*kh*kw] (+)= gout [Co, cnt*P] cols^T, cols stored [Ci*kh*kw, cnt*P].

@@ -8,6 +8,7 @@
 import { cpu } from "../backend.ts";
 import type { Tensor } from "../tensor.ts";
 import type { CpuBuffer } from "./memory.ts";
+import { cpuKernels } from "./runtime.ts";
 
 /** One side of a strided copy: element offset into the memory and a stride per box dimension. */
 export interface Strided {
@@ -56,6 +57,7 @@ export function copyStrided(mem: Int32Array, dims: readonly number[], src: Strid
     mem[dst.offset] = mem[src.offset];
     return;
   }
+  if (copyWasm(mem, d, ss, ds, src.offset, dst.offset)) return;
   const last = d.length - 1;
   const inner = d[last], si = ss[last], di = ds[last];
   const count = new Int32Array(d.length);
@@ -78,4 +80,52 @@ export function copyStrided(mem: Int32Array, dims: readonly number[], src: Strid
       t -= ds[k] * d[k];
     }
   }
+}
+
+/** Most dimensions the WebAssembly `copy_strided` takes (after merging). */
+const WASM_RANK = 6;
+
+/**
+ * From this many words a copy is split across the thread pool: one thread copies about 11 words
+ * per ns (contiguous runs) and a worker round trip costs about 8 us, so smaller copies gain
+ * nothing from a second thread (see also PARALLEL_MIN_FLOATS in conv.ts).
+ */
+const PARALLEL_MIN_WORDS = 1 << 18;
+
+/**
+ * The merged box copied by the WebAssembly kernel (`assembly/view.ts`, same walk as below);
+ * false when the kernels are missing, the box has too many dimensions or `mem` is not the whole
+ * tensor memory.
+ */
+function copyWasm(
+  mem: Int32Array,
+  d: number[],
+  ss: number[],
+  ds: number[],
+  srcOffset: number,
+  dstOffset: number,
+): boolean {
+  if (d.length > WASM_RANK || mem.byteOffset !== 0 || mem.buffer !== cpu().mem.buffer) return false;
+  const pad = WASM_RANK - d.length, ones = new Array(pad).fill(1), zeros = new Array(pad).fill(0);
+  const args = [srcOffset * 4, dstOffset * 4, ...ones, ...d, ...zeros, ...ss, ...zeros, ...ds];
+  const total = d.reduce((a, b) => a * b, 1);
+  return runLayoutKernel("copy_strided", args, total >= PARALLEL_MIN_WORDS);
+}
+
+/**
+ * Runs a layout kernel (`assembly/conv.ts`, `assembly/view.ts`) on this thread or, when
+ * `parallel`, on the whole pool, the threads claiming chunks of its work from a counter that is
+ * passed as its last argument; false where the WebAssembly kernels did not load.
+ */
+export function runLayoutKernel(name: string, args: number[], parallel: boolean): boolean {
+  const k = cpuKernels();
+  if (!k) return false;
+  const threads = parallel ? k.pool.size : 1;
+  let counter = 0;
+  if (threads > 1) {
+    counter = k.scratch(64);
+    new Int32Array(cpu().mem.buffer, counter, 1)[0] = 0;
+  }
+  k.pool.run(name, [...args, counter], threads);
+  return true;
 }

@@ -6,3 +6,5 @@ export { exp_f32 } from "./math";
 export { unary_backward, unary_forward } from "./unary";
 export { norm_backward, norm_forward } from "./norm";
 export { softmax_grad_row, softmax_grad_rows, softmax_row, softmax_rows } from "./rows";
+export * from "./conv";
+export * from "./view";
