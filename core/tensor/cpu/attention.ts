@@ -15,7 +15,7 @@ import type { FlashSpec as AttentionSpec } from "../ops/flash_attention.ts";
 import type { Tensor } from "../tensor.ts";
 import { gemm } from "./gemm.ts";
 import type { CpuBuffer } from "./memory.ts";
-import { causalLimit, softmaxGradRow, softmaxRow } from "./rows.ts";
+import { softmaxGradRows, softmaxRows } from "./rows.ts";
 import { addr, f32 } from "./views.ts";
 
 /** Score elements per scratch matrix (64 MiB of f32); at least one head is processed at once. */
@@ -107,20 +107,23 @@ function probabilities(L: Layout, h0: number, n: number, q: Tensor, k: Tensor, p
   );
   const P = scores(p, n, L);
   const m = L.mask, M = L.spec.mask ? f32(L.spec.mask) : null;
-  for (let h = 0; h < n; h++) {
-    for (let i = 0; i < Tq; i++) {
-      const o = (h * Tq + i) * Tk;
-      const valid = L.spec.causal ? causalLimit(i, Tq, Tk) : Tk;
-      if (M && m) {
-        // Scale first, then add the mask (so -inf stays -inf), as the WGSL does.
-        const mo = m.head[h0 + h] + i * m.sI;
+  if (M && m) {
+    // Scale first, then add the mask (so -inf stays -inf), as the WGSL does.
+    for (let h = 0; h < n; h++) {
+      for (let i = 0; i < Tq; i++) {
+        const o = (h * Tq + i) * Tk, mo = m.head[h0 + h] + i * m.sI;
         for (let j = 0; j < Tk; j++) P[o + j] = scale * P[o + j] + M[mo + j * m.sJ];
-        softmaxRow(P, P, o, Tk, valid, 1, false);
-      } else {
-        softmaxRow(P, P, o, Tk, valid, scale, false);
       }
     }
   }
+  // All rows of the group in one call, so the kernel can split them across the threads.
+  softmaxRows(P, P, {
+    rows: n * Tq,
+    L: Tk,
+    scale: M && m ? 1 : scale,
+    log: false,
+    causalTq: L.spec.causal ? Tq : 0,
+  });
 }
 
 /** The scores of `heads` heads at byte address `at` (a view: take it after every allocation). */
@@ -194,10 +197,13 @@ export function attentionBackward(
       }, dS);
       // dS = scale * P * (dP - rowsum(dP * P)): the softmax gradient, in place.
       const P = scores(p, n, L), dP = scores(ds, n, L);
-      for (let r = 0; r < n * Tq; r++) {
-        const valid = spec.causal ? causalLimit(r, Tq, Tk) : Tk;
-        softmaxGradRow(P, dP, dP, r * Tk, Tk, valid, scale, false);
-      }
+      softmaxGradRows(P, dP, dP, {
+        rows: n * Tq,
+        L: Tk,
+        scale,
+        log: false,
+        causalTq: spec.causal ? Tq : 0,
+      });
       // dQ = dS K; dK = dS^T Q
       headsGemm(n, [Tq, D, Tk], dS, kAt(t.k, h0), qAt(t.dq, h0));
       headsGemm(n, [Tk, D, Tq], { ...dS, trans: true }, qAt(t.q, h0), kAt(t.dk, h0));
