@@ -90,7 +90,7 @@ if [ $HW -eq 1 ] && [ $SKIP_BENCH -eq 0 ]; then
   for part in matmul:100 conv:100 attention:60 train:120; do
     name=${part%%:*} t=${part##*:}
     step "deno bench --only $name (timeout $(cap "$t")s)"
-    timeout -k 5 "$(cap "$t")" deno run -A --cached-only tasks/bench.ts $QUICK --only "$name" \
+    timeout -k 5 "$(cap "$t")" deno run -A --cached-only tasks/bench.ts --backend webgpu $QUICK --only "$name" \
       --json "/tmp/bench_$name.json" || { echo "bench $name failed (rc $?)"; FAIL=1; }
   done
   deno eval --cached-only '
@@ -120,7 +120,7 @@ if [ ${#TRAIN[@]} -gt 0 ] && [ $HW -eq 1 ]; then
   t=$(($(left) - 45)) # 45 s: graceful stop + packing
   if [ $t -gt 20 ]; then
     step "train ${TRAIN[*]} (SIGINT after ${t}s)"
-    timeout -s INT -k 30 "$t" deno run -A --cached-only tasks/train.ts "${TRAIN[@]}" ||
+    timeout -s INT -k 30 "$t" deno run -A --cached-only tasks/train.ts --backend webgpu "${TRAIN[@]}" ||
       { echo "train exited rc $?"; }
     if [ -d /tmp/run ]; then
       tar czf /tmp/run.tgz -C /tmp/run . && ls -la /tmp/run.tgz
