@@ -71,6 +71,18 @@ interface PoolWorker {
 
 type Export = (...args: number[]) => void;
 
+/**
+ * The module a worker starts from. node:worker_threads loads only file: and data: URLs, so when
+ * this library was imported over http(s) the worker starts from a one-line data: module that
+ * imports the real worker module by its URL (with the importer's --allow-import).
+ */
+function workerEntry(url: URL): URL {
+  if (url.protocol === "file:" || url.protocol === "data:") return url;
+  return new URL(
+    `data:text/javascript,${encodeURIComponent(`import ${JSON.stringify(url.href)};`)}`,
+  );
+}
+
 /** Runs kernel exports on this thread and `size - 1` worker threads. */
 export class ThreadPool {
   /** Threads, the calling one included. */
@@ -116,7 +128,7 @@ export class ThreadPool {
     const control = new SharedArrayBuffer(CONTROL_BYTES);
     // Only the CPU backend pays for node:worker_threads (a dynamic import).
     const { Worker } = await import("node:worker_threads");
-    const url = new URL("./worker.ts", import.meta.url);
+    const url = workerEntry(new URL("./worker.ts", import.meta.url));
     const started: PoolWorker[] = [];
     try {
       await Promise.all(
