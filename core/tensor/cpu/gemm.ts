@@ -49,7 +49,8 @@ const GELU_K = 0.7978845608028654;
 export function activate(v: number, activation: GemmActivation): number {
   switch (activation) {
     case "relu":
-      return v > 0 ? v : 0;
+      // NaN stays NaN, as in the SIMD epilogue and the unfused relu (Math.max).
+      return v > 0 || v !== v ? v : 0;
     case "gelu":
       return 0.5 * v * (1 + Math.tanh(GELU_K * (v + 0.044715 * v * v * v)));
     case "silu":
@@ -125,7 +126,6 @@ export function gemmReference(g: GemmArgs): void {
       row.fill(0);
       for (let k = 0; k < g.K; k++) {
         const av = mem[a0 + (g.transA ? k * g.lda + m : m * g.lda + k)];
-        if (av === 0) continue;
         if (g.transB) { for (let n = 0; n < g.N; n++) row[n] += av * mem[b0 + n * g.ldb + k]; }
         else {
           const bk = b0 + k * g.ldb;

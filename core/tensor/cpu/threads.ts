@@ -169,14 +169,18 @@ export class ThreadPool {
       throw new Error(`CPU kernels: ${args.length} arguments (max ${MAX_ARGS}).`);
     }
     const ctl = this.#ctl;
+    // Close the previous job's claim word before touching any other job field: a worker that
+    // woke late for it could otherwise pass `claimShare`'s check against the new `threads` with
+    // the old (still open) claim word and run a share of this job before it is set up.
+    const generation = (Atomics.load(ctl, CTL.generation) + 1) | 0;
+    Atomics.store(ctl, CTL.claim, ((generation & 0xffff) << 16) | 0xffff);
     this.#args.set(args);
     Atomics.store(ctl, CTL.fn, this.#names.indexOf(name));
     Atomics.store(ctl, CTL.argc, args.length);
     Atomics.store(ctl, CTL.threads, n);
     Atomics.store(ctl, CTL.failed, 0);
     Atomics.store(ctl, CTL.done, 0);
-    // The claim word names the job (low 16 bits of its generation) before the job is announced.
-    const generation = (Atomics.load(ctl, CTL.generation) + 1) | 0;
+    // Then open the claim word for this job (low 16 bits of its generation), then announce it.
     Atomics.store(ctl, CTL.claim, (generation & 0xffff) << 16);
     Atomics.store(ctl, CTL.generation, generation);
     Atomics.notify(ctl, CTL.generation);

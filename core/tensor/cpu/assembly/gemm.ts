@@ -492,7 +492,8 @@ function epilogue(
 // @ts-ignore: decorator
 @inline function activate(x: f32, act: i32): f32 {
   const v = <f64>x;
-  if (act == ACT_RELU) return v > 0 ? x : 0;
+  // NaN stays NaN, as f32x4.max above and the unfused relu (Math.max) leave it.
+  if (act == ACT_RELU) return v > 0 || x != x ? x : 0;
   if (act == ACT_GELU) return <f32>(0.5 * v * (1 + Math.tanh(GELU_K * (v + 0.044715 * v * v * v))));
   if (act == ACT_SILU) return <f32>(v / (1 + Math.exp(-v)));
   return x;
