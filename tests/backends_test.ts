@@ -8,17 +8,9 @@ import { join } from "node:path";
 import { builtins } from "../core/builtins.ts";
 import { loadConfig } from "../core/config.ts";
 import { readMetrics } from "../core/train/metrics.ts";
+import { hasWebGpuAdapter } from "../tools/test.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-
-async function webGpuAvailable(): Promise<boolean> {
-  const probe = new Deno.Command(Deno.execPath(), {
-    args: ["eval", "const a = await navigator.gpu?.requestAdapter(); Deno.exit(a ? 0 : 1);"],
-    stdout: "null",
-    stderr: "null",
-  });
-  return (await probe.output()).code === 0;
-}
 
 /** Trains every stage for `steps` steps on `backend`; returns each stage's loss per step. */
 async function train(backend: string, config: string, out: string, steps: number) {
@@ -50,7 +42,7 @@ async function train(backend: string, config: string, out: string, steps: number
 
 Deno.test({
   name: "the tiny preset trains to the same loss curve on the CPU and on WebGPU",
-  ignore: !(await webGpuAvailable()),
+  ignore: !(await hasWebGpuAdapter()),
   async fn() {
     const work = await Deno.makeTempDir({ prefix: "unclip-backends-" });
     const c = structuredClone(

@@ -23,11 +23,11 @@ import {
   decoderLoss,
   UNetDecoder,
   type UNetOptions,
-  unetOptions,
 } from "../plugins/decoders/mod.ts";
 import { cosineBetas, NoiseSchedule } from "../plugins/schedules/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";
 import { hostRandom } from "./_support/check.ts";
+import { tinyUNetOptions } from "./_support/tiny_unet.ts";
 
 await initBackend();
 
@@ -35,24 +35,7 @@ const T = 6; // context length of the tiny configs
 const VOCAB = 40;
 
 function tinyOptions(imageSize: number, extra: Record<string, unknown> = {}): UNetOptions {
-  return unetOptions.parse({
-    imageSize,
-    baseChannels: 8,
-    channelMults: [1, 2],
-    resBlocksPerLevel: 1,
-    timeEmbedDim: 8,
-    heads: 2,
-    attentionLevels: [1],
-    groups: 32,
-    textWidth: 16,
-    textLayers: 1,
-    textHeads: 2,
-    contextLength: T,
-    vocabSize: VOCAB,
-    clipEmbedDim: 8,
-    clipTokens: 2,
-    ...extra,
-  });
+  return tinyUNetOptions({ imageSize, contextLength: T, vocabSize: VOCAB, ...extra });
 }
 
 function conditioning(

@@ -23,8 +23,9 @@ import {
   ddpmStep,
   guidedNoise,
 } from "../plugins/samplers/mod.ts";
-import { UNetDecoder, unetOptions } from "../plugins/decoders/mod.ts";
+import { UNetDecoder } from "../plugins/decoders/mod.ts";
 import { hostRandom } from "./_support/check.ts";
+import { tinyUNetOptions } from "./_support/tiny_unet.ts";
 
 await initBackend();
 
@@ -165,22 +166,7 @@ Deno.test("sampler plugins are registered with defaults", async () => {
 Deno.test("guidedNoise() with s = 1 equals the conditional prediction, s = 0 the unconditional", async () => {
   manualSeed(21);
   const T = 5, B = 3;
-  const model = new UNetDecoder(unetOptions.parse({
-    imageSize: 8,
-    baseChannels: 8,
-    channelMults: [1, 2],
-    resBlocksPerLevel: 1,
-    timeEmbedDim: 8,
-    heads: 2,
-    attentionLevels: [0],
-    textWidth: 16,
-    textLayers: 1,
-    textHeads: 2,
-    contextLength: T,
-    vocabSize: 30,
-    clipEmbedDim: 8,
-    clipTokens: 2,
-  }));
+  const model = new UNetDecoder(tinyUNetOptions({ attentionLevels: [0], contextLength: T }));
   // Give the zero-initialised layers values so the output depends on the condition.
   const r = hostRandom(22);
   for (const [name, p] of model.namedParameters()) {

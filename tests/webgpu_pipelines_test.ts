@@ -6,8 +6,9 @@
  */
 import assert from "node:assert/strict";
 import "./_support/check.ts";
+import { tinyUNetOptions } from "./_support/tiny_unet.ts";
 import { backend, full, manualSeed, noGrad, onCpu, tensor } from "../core/tensor/mod.ts";
-import { UNetDecoder, unetOptions } from "../plugins/decoders/mod.ts";
+import { UNetDecoder } from "../plugins/decoders/mod.ts";
 import { DdimSampler, DdpmSampler, guidedPredictor } from "../plugins/samplers/mod.ts";
 import { cosineBetas, NoiseSchedule } from "../plugins/schedules/mod.ts";
 
@@ -17,22 +18,7 @@ Deno.test({
   fn() {
     manualSeed(4);
     const T = 5, B = 2;
-    const decoder = new UNetDecoder(unetOptions.parse({
-      imageSize: 8,
-      baseChannels: 8,
-      channelMults: [1, 2],
-      resBlocksPerLevel: 1,
-      timeEmbedDim: 8,
-      heads: 2,
-      attentionLevels: [1],
-      textWidth: 16,
-      textLayers: 1,
-      textHeads: 2,
-      contextLength: T,
-      vocabSize: 30,
-      clipEmbedDim: 8,
-      clipTokens: 2,
-    }));
+    const decoder = new UNetDecoder(tinyUNetOptions({ contextLength: T }));
     const cond = {
       tokens: {
         ids: tensor(Int32Array.from({ length: B * T }, (_, k) => k % 30), [B, T], "i32"),

@@ -58,7 +58,11 @@ async function run(label: string, backend: string | null, files: string[], extra
   return half;
 }
 
-async function hasWebGpuAdapter(): Promise<boolean> {
+/**
+ * Whether this machine has a WebGPU adapter, asked in a subprocess so that the caller's own
+ * process never opens a GPU device (the tests choose their backend per process).
+ */
+export async function hasWebGpuAdapter(): Promise<boolean> {
   const probe = new Deno.Command(Deno.execPath(), {
     args: ["eval", "const a = await navigator.gpu?.requestAdapter(); Deno.exit(a ? 0 : 1);"],
     stdout: "null",

@@ -27,54 +27,87 @@ export function sizeClass(bytes: number): number {
   return Math.ceil(b / step) * step;
 }
 
-/** Buffer pool over one device. */
-export class BufferPool {
-  #free = new Map<number, GPUBuffer[]>();
+/**
+ * Free lists by size class with their counters: the bookkeeping of both backends' pools (the
+ * WebGPU buffer pool below, the CPU backend's heap in `cpu/memory.ts`). `make` creates a new item
+ * of a class's size when no free one is left.
+ */
+export class SizeClassPool<T> {
+  #free = new Map<number, T[]>();
   #stats: PoolStats = { created: 0, reused: 0, inUse: 0, bytesReserved: 0 };
 
-  constructor(private device: GPUDevice) {}
+  constructor(private make: (size: number) => T) {}
 
-  /** A buffer of at least `bytes` bytes, and whether it was reused (it may hold old data). */
-  acquire(bytes: number): { buffer: GPUBuffer; reused: boolean } {
-    const size = sizeClass(bytes);
+  /** An item of size class `size`, and whether it was reused (a free one, which may hold old data). */
+  take(size: number): { item: T; reused: boolean } {
     const list = this.#free.get(size);
     this.#stats.inUse++;
     if (list && list.length > 0) {
       this.#stats.reused++;
-      return { buffer: list.pop()!, reused: true };
+      return { item: list.pop()!, reused: true };
     }
+    const item = this.make(size);
     this.#stats.created++;
     this.#stats.bytesReserved += size;
-    return {
-      buffer: this.device.createBuffer({
-        size,
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-      }),
-      reused: false,
-    };
+    return { item, reused: false };
   }
 
-  /** Returns a buffer for reuse. */
-  release(buffer: GPUBuffer): void {
+  /** Hands an item of size class `size` back to its free list. */
+  put(item: T, size: number): void {
     this.#stats.inUse--;
-    const list = this.#free.get(buffer.size);
-    if (list) list.push(buffer);
-    else this.#free.set(buffer.size, [buffer]);
+    const list = this.#free.get(size);
+    if (list) list.push(item);
+    else this.#free.set(size, [item]);
   }
 
-  /** Destroys every free buffer (memory handed out stays valid). */
-  trim(): void {
-    for (const list of this.#free.values()) {
-      for (const b of list) {
-        this.#stats.bytesReserved -= b.size;
-        b.destroy();
-      }
+  /** Empties the free lists, no longer counting their bytes as reserved; returns their items. */
+  drain(): T[] {
+    const items: T[] = [];
+    for (const [size, list] of this.#free) {
+      this.#stats.bytesReserved -= size * list.length;
+      items.push(...list);
     }
     this.#free.clear();
+    return items;
   }
 
   /** A snapshot of the counters. */
   stats(): PoolStats {
     return { ...this.#stats };
+  }
+}
+
+/** Buffer pool over one device. */
+export class BufferPool {
+  #pool: SizeClassPool<GPUBuffer>;
+
+  constructor(device: GPUDevice) {
+    this.#pool = new SizeClassPool((size) =>
+      device.createBuffer({
+        size,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      })
+    );
+  }
+
+  /** A buffer of at least `bytes` bytes, and whether it was reused (it may hold old data). */
+  acquire(bytes: number): { buffer: GPUBuffer; reused: boolean } {
+    const { item, reused } = this.#pool.take(sizeClass(bytes));
+    return { buffer: item, reused };
+  }
+
+  /** Returns a buffer for reuse. */
+  release(buffer: GPUBuffer): void {
+    this.#pool.put(buffer, buffer.size);
+  }
+
+  /** Destroys every free buffer (memory handed out stays valid). */
+  trim(): void {
+    for (const b of this.#pool.drain()) b.destroy();
+  }
+
+  /** A snapshot of the counters. */
+  stats(): PoolStats {
+    return this.#pool.stats();
   }
 }

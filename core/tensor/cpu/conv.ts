@@ -62,37 +62,45 @@ function validRange(s: number, p: number, k: number, w: number, wo: number): [nu
 }
 
 /**
- * im2col: images n0..n0+cnt of x [n, C, H, W] (at element `src`) -> cols [C*kh*kw, cnt*Ho*Wo] (at
- * element `dst`), cols[(c,ky,kx), (i,oy,ox)] = x[n0+i, c, oy*sy-py+ky, ox*sx-px+kx], 0 outside.
+ * The TypeScript im2col and its adjoint, one loop nest for both. im2col (`add` false): images
+ * n0..n0+cnt of x [n, C, H, W] (at element `img`) -> cols [C*kh*kw, cnt*Ho*Wo] (at element
+ * `cols`), cols[(c,ky,kx), (i,oy,ox)] = x[n0+i, c, oy*sy-py+ky, ox*sx-px+kx], 0 outside.
+ * col2im (`add` true): adds every element of cols to the pixel of the images (then y) that
+ * im2col would have read it from; taps that fall into the padding are dropped.
  */
 function im2colTs(
   m: Float32Array,
-  src: number,
+  img: number,
   [C, H, W]: readonly number[],
   g: ConvGeometry,
   Ho: number,
   Wo: number,
   n0: number,
   cnt: number,
-  dst: number,
+  cols: number,
+  add: boolean,
 ): void {
   const P = Ho * Wo, ld = cnt * P, { sy, sx, py, px, kh, kw } = g;
   for (let c = 0; c < C; c++) {
     for (let ky = 0; ky < kh; ky++) {
       for (let kx = 0; kx < kw; kx++) {
-        const row = dst + ((c * kh + ky) * kw + kx) * ld;
+        const row = cols + ((c * kh + ky) * kw + kx) * ld;
         const [lo, hi] = validRange(sx, px, kx, W, Wo);
         for (let i = 0; i < cnt; i++) {
-          const plane = src + ((n0 + i) * C + c) * H * W;
+          const plane = img + ((n0 + i) * C + c) * H * W;
           for (let oy = 0; oy < Ho; oy++) {
             const o = row + i * P + oy * Wo;
             const iy = oy * sy - py + ky;
             if (iy < 0 || iy >= H) {
-              m.fill(0, o, o + Wo);
+              if (!add) m.fill(0, o, o + Wo);
+              continue;
+            }
+            const base = plane + iy * W - px + kx;
+            if (add) {
+              for (let ox = lo; ox < hi; ox++) m[base + ox * sx] += m[o + ox];
               continue;
             }
             for (let ox = 0; ox < lo; ox++) m[o + ox] = 0;
-            const base = plane + iy * W - px + kx;
             for (let ox = lo; ox < hi; ox++) m[o + ox] = m[base + ox * sx];
             for (let ox = hi; ox < Wo; ox++) m[o + ox] = 0;
           }
@@ -103,74 +111,24 @@ function im2colTs(
 }
 
 /**
- * col2im, the adjoint of `im2col`: adds every element of cols [C*kh*kw, cnt*Ho*Wo] (at `src`) to
- * the pixel of images n0..n0+cnt of y [n, C, H, W] (at `dst`) that `im2col` would have read it
- * from. Taps that fall into the padding are dropped.
+ * Images n0..n0+cnt of t [n, Ch, P] (at element `images`) -> channel-major [Ch, cnt*P] (at
+ * element `major`), or back with `toMajor` false.
  */
-function col2imAddTs(
-  m: Float32Array,
-  src: number,
-  [C, H, W]: readonly number[],
-  g: ConvGeometry,
-  Ho: number,
-  Wo: number,
-  n0: number,
-  cnt: number,
-  dst: number,
-): void {
-  const P = Ho * Wo, ld = cnt * P, { sy, sx, py, px, kh, kw } = g;
-  for (let c = 0; c < C; c++) {
-    for (let ky = 0; ky < kh; ky++) {
-      for (let kx = 0; kx < kw; kx++) {
-        const row = src + ((c * kh + ky) * kw + kx) * ld;
-        const [lo, hi] = validRange(sx, px, kx, W, Wo);
-        for (let i = 0; i < cnt; i++) {
-          const plane = dst + ((n0 + i) * C + c) * H * W;
-          for (let oy = 0; oy < Ho; oy++) {
-            const iy = oy * sy - py + ky;
-            if (iy < 0 || iy >= H) continue;
-            const o = row + i * P + oy * Wo;
-            const base = plane + iy * W - px + kx;
-            for (let ox = lo; ox < hi; ox++) m[base + ox * sx] += m[o + ox];
-          }
-        }
-      }
-    }
-  }
-}
-
-/** Images n0..n0+cnt of t [n, Ch, P] (at `src`) -> channel-major [Ch, cnt*P] (at `dst`). */
 function foldBatchTs(
   m: Float32Array,
-  src: number,
+  images: number,
   Ch: number,
   P: number,
   n0: number,
   cnt: number,
-  dst: number,
+  major: number,
+  toMajor: boolean,
 ): void {
   for (let i = 0; i < cnt; i++) {
     for (let c = 0; c < Ch; c++) {
-      const from = src + ((n0 + i) * Ch + c) * P;
-      m.copyWithin(dst + (c * cnt + i) * P, from, from + P);
-    }
-  }
-}
-
-/** The inverse of `foldBatch`: channel-major [Ch, cnt*P] (at `src`) -> images n0.. of [n, Ch, P]. */
-function unfoldBatchTs(
-  m: Float32Array,
-  src: number,
-  Ch: number,
-  P: number,
-  n0: number,
-  cnt: number,
-  dst: number,
-): void {
-  for (let i = 0; i < cnt; i++) {
-    for (let c = 0; c < Ch; c++) {
-      const from = src + (c * cnt + i) * P;
-      m.copyWithin(dst + ((n0 + i) * Ch + c) * P, from, from + P);
+      const im = images + ((n0 + i) * Ch + c) * P, mj = major + (c * cnt + i) * P;
+      if (toMajor) m.copyWithin(mj, im, im + P);
+      else m.copyWithin(im, mj, mj + P);
     }
   }
 }
@@ -203,10 +161,10 @@ function im2col(
   const src = addr(x) + n0 * C * H * W * 4, floats = C * kh * kw * cnt * Ho * Wo;
   const args = [src, C, H, W, sy, sx, py, px, kh, kw, Ho, Wo, cnt, addr(cols)];
   if (runLayout("im2col", args, floats)) return;
-  im2colTs(cpu().mem.f32, at(x), x.shape.slice(1), g, Ho, Wo, n0, cnt, at(cols));
+  im2colTs(cpu().mem.f32, at(x), x.shape.slice(1), g, Ho, Wo, n0, cnt, at(cols), false);
 }
 
-/** col2im of cols (over an Hi x Wi grid) added into images n0..n0+cnt of y (see `col2imAddTs`). */
+/** col2im of cols (over an Hi x Wi grid) added into images n0..n0+cnt of y (see `im2colTs`). */
 function col2imAdd(
   cols: Tensor,
   y: Tensor,
@@ -220,21 +178,21 @@ function col2imAdd(
   const dst = addr(y) + n0 * C * H * W * 4, floats = C * kh * kw * cnt * Hi * Wi;
   const args = [addr(cols), C, H, W, sy, sx, py, px, kh, kw, Hi, Wi, cnt, dst];
   if (runLayout("col2im_add", args, floats)) return;
-  col2imAddTs(cpu().mem.f32, at(cols), y.shape.slice(1), g, Hi, Wi, n0, cnt, at(y));
+  im2colTs(cpu().mem.f32, at(y), y.shape.slice(1), g, Hi, Wi, n0, cnt, at(cols), true);
 }
 
 /** Images n0..n0+cnt of t [n, Ch, P] -> channel-major [Ch, cnt*P] in `major`. */
 function foldBatch(t: Tensor, Ch: number, P: number, n0: number, cnt: number, major: Tensor) {
   const args = [addr(t) + n0 * Ch * P * 4, Ch, P, cnt, addr(major), 1];
   if (runLayout("fold_batch", args, Ch * P * cnt)) return;
-  foldBatchTs(cpu().mem.f32, at(t), Ch, P, n0, cnt, at(major));
+  foldBatchTs(cpu().mem.f32, at(t), Ch, P, n0, cnt, at(major), true);
 }
 
 /** Channel-major [Ch, cnt*P] in `major` -> images n0..n0+cnt of t [n, Ch, P]. */
 function unfoldBatch(major: Tensor, Ch: number, P: number, n0: number, cnt: number, t: Tensor) {
   const args = [addr(t) + n0 * Ch * P * 4, Ch, P, cnt, addr(major), 0];
   if (runLayout("fold_batch", args, Ch * P * cnt)) return;
-  unfoldBatchTs(cpu().mem.f32, at(major), Ch, P, n0, cnt, at(t));
+  foldBatchTs(cpu().mem.f32, at(t), Ch, P, n0, cnt, at(major), false);
 }
 
 /**

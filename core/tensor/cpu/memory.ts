@@ -4,7 +4,7 @@
  * a size-class allocator over it that mirrors the WebGPU buffer pool: freed blocks go to a free
  * list per size class, so a training loop of fixed shapes stops growing after its first step.
  */
-import { type PoolStats, sizeClass } from "../pool.ts";
+import { type PoolStats, sizeClass, SizeClassPool } from "../pool.ts";
 
 /** WebAssembly pages are 64 KiB. */
 const PAGE = 65536;
@@ -35,8 +35,7 @@ export class CpuMemory {
   readonly memory: WebAssembly.Memory;
   readonly shared: boolean;
   #top = HEAP_BASE;
-  #free = new Map<number, CpuBuffer[]>();
-  #stats: PoolStats = { created: 0, reused: 0, inUse: 0, bytesReserved: 0 };
+  #pool = new SizeClassPool((size) => this.#reserve(size));
   #f32!: Float32Array;
   #u8!: Uint8Array;
 
@@ -64,32 +63,25 @@ export class CpuMemory {
 
   /** A block of at least `bytes` bytes (contents undefined: it may be a reused block). */
   allocate(bytes: number): CpuBuffer {
-    const size = Math.ceil(sizeClass(bytes) / ALIGN) * ALIGN;
-    this.#stats.inUse++;
-    const list = this.#free.get(size);
-    if (list && list.length > 0) {
-      this.#stats.reused++;
-      return list.pop()!;
-    }
-    const offset = this.#top;
-    const end = offset + size;
-    if (end > this.memory.buffer.byteLength) this.#grow(end);
-    this.#top = end;
-    this.#stats.created++;
-    this.#stats.bytesReserved += size;
-    return new CpuBuffer(offset, size);
+    return this.#pool.take(Math.ceil(sizeClass(bytes) / ALIGN) * ALIGN).item;
   }
 
   /** Returns a block for reuse. */
   free(block: CpuBuffer): void {
-    this.#stats.inUse--;
-    const list = this.#free.get(block.size);
-    if (list) list.push(block);
-    else this.#free.set(block.size, [block]);
+    this.#pool.put(block, block.size);
   }
 
   stats(): PoolStats {
-    return { ...this.#stats };
+    return this.#pool.stats();
+  }
+
+  /** A new block of `size` bytes at the top of the heap, growing the memory if it must. */
+  #reserve(size: number): CpuBuffer {
+    const offset = this.#top;
+    const end = offset + size;
+    if (end > this.memory.buffer.byteLength) this.#grow(end);
+    this.#top = end;
+    return new CpuBuffer(offset, size);
   }
 
   #grow(end: number): void {
