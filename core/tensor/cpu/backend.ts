@@ -1,8 +1,9 @@
 /**
  * The CPU backend: tensors live in one WebAssembly memory (`memory.ts`), and ops run as
- * TypeScript loops for light work and WebAssembly SIMD kernels, split across worker threads, for
- * the heavy work (GEMM and convolutions; `kernels.ts`). Every op runs synchronously, so `read()`
- * and `sync()` never wait.
+ * TypeScript loops for light work and WebAssembly SIMD kernels (`assembly/`, loaded by
+ * `runtime.ts`), split across worker threads (`threads.ts`), for the heavy work: GEMM,
+ * convolutions' im2col/col2im, strided copies, softmax rows, norms and exp-based activations.
+ * Every op runs synchronously, so `read()` and `sync()` never wait.
  */
 import type { PoolStats } from "../pool.ts";
 import { CpuBuffer, CpuMemory } from "./memory.ts";

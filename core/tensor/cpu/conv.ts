@@ -48,7 +48,7 @@ function pointwise(g: ConvGeometry): boolean {
 
 /** Element index (not byte address) of a tensor in the CPU memory. */
 function at(t: Tensor): number {
-  return addr(t) >> 2;
+  return addr(t) / 4; // not >> 2: addresses reach 4 GiB, past int32
 }
 
 /**

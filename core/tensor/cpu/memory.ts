@@ -87,7 +87,7 @@ export class CpuMemory {
   #grow(end: number): void {
     const have = this.memory.buffer.byteLength;
     // Grow by at least a quarter of what is there, so a growing model does not grow page by page.
-    const want = Math.max(end, have + (have >> 2));
+    const want = Math.max(end, have + Math.floor(have / 4));
     const pages = Math.min(MAX_PAGES, Math.ceil(want / PAGE)) - have / PAGE;
     if (have + pages * PAGE < end) {
       throw new Error(
