@@ -131,7 +131,7 @@ export function parseFlags(
 export function numberFlag(
   values: ParsedFlags["values"],
   name: string,
-  options: { min?: number; integer?: boolean; positive?: boolean } = {},
+  options: { min?: number; max?: number; integer?: boolean; positive?: boolean } = {},
 ): number | undefined {
   const raw = values[name];
   if (raw === undefined) return undefined;
@@ -140,14 +140,41 @@ export function numberFlag(
   if (typeof raw !== "string" || raw.trim() === "" || !Number.isFinite(n)) {
     throw new UsageError(`--${name} "${raw}" is not ${kind}`);
   }
-  if (options.integer && !Number.isInteger(n)) {
-    throw new UsageError(`--${name} "${raw}" is not an integer`);
+  // Integers are plain decimal digits: "0x10", "1e3" and "16.0" are not taken for 16, 1000, 16.
+  if (options.integer && (!/^[+-]?\d+$/.test(raw.trim()) || !Number.isSafeInteger(n))) {
+    throw new UsageError(`--${name} "${raw}" is not an integer (decimal digits)`);
   }
   if (options.positive && !(n > 0)) throw new UsageError(`--${name} "${raw}" must be positive`);
   if (options.min !== undefined && n < options.min) {
     throw new UsageError(`--${name} "${raw}" must be at least ${options.min}`);
   }
+  if (options.max !== undefined && n > options.max) {
+    throw new UsageError(`--${name} "${raw}" must be at most ${options.max}`);
+  }
   return n;
+}
+
+/** The largest seed: seeds are 32-bit unsigned integers. */
+export const MAX_SEED = 0xffffffff;
+
+/**
+ * `--seed`: a decimal integer from 0 to 2^32 - 1 (default 0). Larger values and other
+ * notations ("0x10", "1e3") are usage errors rather than silently wrapped or converted.
+ *
+ * @example
+ * ```ts
+ * seedFlag({ seed: "42" }); // 42
+ * ```
+ */
+export function seedFlag(values: ParsedFlags["values"]): number {
+  const raw = values.seed;
+  if (raw === undefined) return 0;
+  if (typeof raw !== "string" || !/^\d+$/.test(raw) || Number(raw) > MAX_SEED) {
+    throw new UsageError(
+      `--seed "${raw}" must be a decimal integer from 0 to ${MAX_SEED} (2^32 - 1)`,
+    );
+  }
+  return Number(raw);
 }
 
 /** The flags of the tasks that sample a trained run (`sample`, `eval`). */
@@ -175,7 +202,7 @@ export function samplingFlags(
   return {
     guidance: numberFlag(values, "guidance", { min: 0 }) ?? 2,
     steps: numberFlag(values, "steps", { integer: true, min: 1 }),
-    seed: numberFlag(values, "seed", { integer: true, min: 0 }) ?? 0,
+    seed: seedFlag(values),
   };
 }
 

