@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { builtins } from "../core/builtins.ts";
 import type { Registry } from "../core/registry.ts";
@@ -177,6 +178,59 @@ export function seedFlag(values: ParsedFlags["values"]): number {
   return Number(raw);
 }
 
+/**
+ * Checks before any work that `path` can be written: its folder exists and accepts a new file
+ * (probed by creating and removing a hidden file), it is not a folder, and it does not exist
+ * yet unless `force` is set. Throws a one-line `UsageError` naming `flag`.
+ *
+ * @example
+ * ```ts
+ * await checkOutputFile("sample.png", { force: false, flag: "--out" });
+ * ```
+ */
+export async function checkOutputFile(
+  path: string,
+  options: { force: boolean; flag: string },
+): Promise<void> {
+  const dir = dirname(path);
+  let info: Deno.FileInfo | null = null;
+  try {
+    info = await Deno.stat(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw new UsageError(`Cannot check ${options.flag} "${path}": ${(e as Error).message}`);
+    }
+  }
+  if (info?.isDirectory) throw new UsageError(`${options.flag} "${path}" is a folder`);
+  if (info && !options.force) {
+    throw new UsageError(
+      `${options.flag} "${path}" already exists; pass --force to overwrite it, or choose another ${options.flag}`,
+    );
+  }
+  try {
+    if (!(await Deno.stat(dir)).isDirectory) {
+      throw new UsageError(`Output folder "${dir}" is not a folder`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(
+      e instanceof Deno.errors.NotFound
+        ? `Output folder "${dir}" does not exist`
+        : `Cannot use output folder "${dir}": ${(e as Error).message}`,
+    );
+  }
+  const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
+  const probe = `${dir}/.write-probe-${Deno.pid}-${rand}`;
+  try {
+    (await Deno.open(probe, { write: true, createNew: true })).close();
+  } catch (e) {
+    throw new UsageError(
+      `Output folder "${dir}" is not writable: ${(e as Error).message.split("\n")[0]}`,
+    );
+  }
+  await Deno.remove(probe).catch(() => {});
+}
+
 /** The flags of the tasks that sample a trained run (`sample`, `eval`). */
 export const SAMPLING_FLAGS: Record<string, FlagSpec> = {
   checkpoint: { type: "string" },
@@ -185,6 +239,7 @@ export const SAMPLING_FLAGS: Record<string, FlagSpec> = {
   sampler: { type: "string" },
   seed: { type: "string" },
   out: { type: "string" },
+  force: { type: "boolean" },
   ...BACKEND_FLAG,
 };
 

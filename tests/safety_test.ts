@@ -62,3 +62,41 @@ Deno.test("seeds: decimal integers 0..2^32-1 only; 4294967296 and 0x10 are usage
   const e = await cli("eval", ["clip", "--checkpoint", SHIPPED, "--seed", "0x10"]);
   assertOneLineError(e, /--seed "0x10" must be a decimal integer/);
 });
+
+Deno.test("sample: an existing --out is kept without --force; an unwritable folder fails first", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const png = join(dir, "existing.png");
+    await Deno.writeTextFile(png, "mine");
+    const r = await cli("sample", ["a red circle", "--n", "1", "--out", png]);
+    assertOneLineError(r, /--out ".*existing\.png" already exists; pass --force to overwrite it/);
+    assert.ok(!r.stdout.includes("Device:"), "refused before starting the backend");
+    assert.equal(await Deno.readTextFile(png), "mine");
+
+    // /proc accepts no new files, even for root: found before any sampling work.
+    const ro = await cli("sample", ["a red circle", "--n", "1", "--out", "/proc/x.png"]);
+    assertOneLineError(ro, /Output folder "\/proc" is not writable/);
+    assert.ok(!ro.stdout.includes("Device:"), "refused before starting the backend");
+    await Deno.mkdir(join(dir, "d.png"));
+    const folder = await cli("sample", ["a red circle", "--out", join(dir, "d.png"), "--force"]);
+    assertOneLineError(folder, /--out ".*d\.png" is a folder/);
+    await Deno.remove(join(dir, "d.png"));
+
+    const forced = await cli("sample", [
+      "a red circle",
+      "--n",
+      "1",
+      "--steps",
+      "2",
+      "--out",
+      png,
+      "--force",
+    ]);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.match(forced.stdout, /Wrote 1 image/);
+    assert.notEqual(await Deno.readTextFile(png).catch(() => ""), "mine");
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["existing.png"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
