@@ -201,10 +201,10 @@ export async function checkOutputFile(
       throw new UsageError(`Cannot check ${options.flag} "${path}": ${(e as Error).message}`);
     }
   }
-  if (info?.isDirectory) throw new UsageError(`${options.flag} "${path}" is a folder`);
+  if (info?.isDirectory) throw new UsageError(`Output file "${path}" is a folder`);
   if (info && !options.force) {
     throw new UsageError(
-      `${options.flag} "${path}" already exists; pass --force to overwrite it, or choose another ${options.flag}`,
+      `Output file "${path}" already exists; pass --force to overwrite it, or choose another ${options.flag}`,
     );
   }
   try {

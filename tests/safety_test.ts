@@ -69,7 +69,10 @@ Deno.test("sample: an existing --out is kept without --force; an unwritable fold
     const png = join(dir, "existing.png");
     await Deno.writeTextFile(png, "mine");
     const r = await cli("sample", ["a red circle", "--n", "1", "--out", png]);
-    assertOneLineError(r, /--out ".*existing\.png" already exists; pass --force to overwrite it/);
+    assertOneLineError(
+      r,
+      /Output file ".*existing\.png" already exists; pass --force to overwrite it/,
+    );
     assert.ok(!r.stdout.includes("Device:"), "refused before starting the backend");
     assert.equal(await Deno.readTextFile(png), "mine");
 
@@ -79,7 +82,7 @@ Deno.test("sample: an existing --out is kept without --force; an unwritable fold
     assert.ok(!ro.stdout.includes("Device:"), "refused before starting the backend");
     await Deno.mkdir(join(dir, "d.png"));
     const folder = await cli("sample", ["a red circle", "--out", join(dir, "d.png"), "--force"]);
-    assertOneLineError(folder, /--out ".*d\.png" is a folder/);
+    assertOneLineError(folder, /Output file ".*d\.png" is a folder/);
     await Deno.remove(join(dir, "d.png"));
 
     const forced = await cli("sample", [
@@ -96,6 +99,52 @@ Deno.test("sample: an existing --out is kept without --force; an unwritable fold
     assert.match(forced.stdout, /Wrote 1 image/);
     assert.notEqual(await Deno.readTextFile(png).catch(() => ""), "mine");
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["existing.png"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Every file under `dir` with its bytes, for before/after comparisons. */
+async function snapshot(dir: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  const walk = async (d: string, rel: string): Promise<void> => {
+    for await (const e of Deno.readDir(d)) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory) await walk(join(d, e.name), r);
+      else files.set(r, Array.from(await Deno.readFile(join(d, e.name))).join(","));
+    }
+  };
+  await walk(dir, "");
+  return files;
+}
+
+async function copyDir(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const e of Deno.readDir(from)) {
+    if (e.isDirectory) await copyDir(join(from, e.name), join(to, e.name));
+    else await Deno.copyFile(join(from, e.name), join(to, e.name));
+  }
+}
+
+Deno.test("eval: an existing result JSON (the shipped ones too) is kept without --force", async () => {
+  const before = await snapshot(SHIPPED);
+  const r = await cli("eval", ["clip", "--checkpoint", "weights/default", "--limit", "8"]);
+  assertOneLineError(
+    r,
+    /Output file "weights\/default\/eval_clip_test\.json" already exists; pass --force/,
+  );
+  assert.ok(!r.stdout.includes("Device:"), "refused before starting the backend");
+  assert.deepEqual(await snapshot(SHIPPED), before);
+
+  const dir = await Deno.makeTempDir();
+  try {
+    await copyDir(SHIPPED, dir);
+    const old = await Deno.readTextFile(join(dir, "eval_clip_test.json"));
+    const forced = await cli("eval", ["clip", "--checkpoint", dir, "--limit", "8", "--force"]);
+    assert.equal(forced.code, 0, forced.stderr);
+    const now = JSON.parse(await Deno.readTextFile(join(dir, "eval_clip_test.json")));
+    assert.notEqual(JSON.stringify(now), old);
+    assert.equal(now.limit, 8);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
