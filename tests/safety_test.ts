@@ -149,3 +149,55 @@ Deno.test("eval: an existing result JSON (the shipped ones too) is kept without 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("export: refuses an --out that holds these stages; a failed export writes nothing", async () => {
+  const before = await snapshot(SHIPPED);
+  const self = await cli("export", ["--checkpoint", SHIPPED, "--out", SHIPPED]);
+  assertOneLineError(self, /--out ".*" already holds clip, prior, decoder, eval_clip_test\.json/);
+  assert.deepEqual(await snapshot(SHIPPED), before);
+
+  const work = await Deno.makeTempDir();
+  try {
+    // An --out shaped like weights/default whose steps differ from the run's: kept as is.
+    const dst = join(work, "dst");
+    await copyDir(SHIPPED, dst);
+    const latest = (await Deno.readTextFile(join(dst, "clip", "latest"))).trim();
+    await Deno.rename(join(dst, "clip", latest), join(dst, "clip", "step-00000001"));
+    await Deno.writeTextFile(join(dst, "clip", "latest"), "step-00000001\n");
+    const shipped = await snapshot(dst);
+    const r = await cli("export", ["--checkpoint", SHIPPED, "--out", dst]);
+    assertOneLineError(r, /already holds clip, prior, decoder.*nothing was written/);
+    assert.deepEqual(await snapshot(dst), shipped);
+
+    // A run without a prior: the export fails after clip, and nothing is left behind.
+    const src = join(work, "src");
+    await copyDir(join(SHIPPED, "clip"), join(src, "clip"));
+    const failed = await cli("export", ["--checkpoint", src, "--out", join(work, "new")]);
+    assertOneLineError(failed, /prior/);
+    assert.deepEqual([...Deno.readDirSync(work)].map((e) => e.name).sort(), ["dst", "src"]);
+
+    // A good export into a new folder, and into a folder holding only a README.
+    const ok = await cli("export", ["--checkpoint", SHIPPED, "--out", join(work, "new"), "--half"]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const names = [...Deno.readDirSync(join(work, "new"))].map((e) => e.name).sort();
+    assert.deepEqual(
+      names,
+      [...before.keys()].filter((k) => !k.includes("/") && k !== "README.md")
+        .concat(["clip", "decoder", "prior"]).sort(),
+    );
+    await Deno.mkdir(join(work, "readme"));
+    await Deno.writeTextFile(join(work, "readme", "README.md"), "mine");
+    const into = await cli("export", ["--checkpoint", SHIPPED, "--out", join(work, "readme")]);
+    assert.equal(into.code, 0, into.stderr);
+    assert.equal(await Deno.readTextFile(join(work, "readme", "README.md")), "mine");
+    assert.ok(await Deno.stat(join(work, "readme", "decoder", "latest")));
+    assert.deepEqual([...Deno.readDirSync(work)].map((e) => e.name).sort(), [
+      "dst",
+      "new",
+      "readme",
+      "src",
+    ]);
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+});
