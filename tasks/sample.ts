@@ -21,6 +21,7 @@ import {
   textToImage,
 } from "../core/pipeline.ts";
 import { CheckpointError } from "../core/train/checkpoint.ts";
+import { shortCaption } from "../plugins/tokenizers/bpe.ts";
 import { toNchw } from "../datasets/mod.ts";
 import {
   BACKEND_HELP,
@@ -199,7 +200,7 @@ export async function runSample(
     }
     const seconds = (performance.now() - t0) / 1000;
     const result = await writeGrid(generated, out);
-    const what = image ? `variations of ${image}` : `"${caption}"`;
+    const what = image ? `variations of ${image}` : `"${shortCaption(caption)}"`;
     print(
       `Wrote ${n} image(s) of ${what} to ${out} (${result.width}x${result.height} grid, ` +
         `${seconds.toFixed(1)} s, guidance ${guidance}, sampler ${pipeline.sampler.name})`,

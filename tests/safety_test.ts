@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { BpeTokenizer, shortCaption } from "../plugins/tokenizers/bpe.ts";
 import { numberFlag, seedFlag, UsageError } from "../tasks/_cli.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -200,4 +201,15 @@ Deno.test("export: refuses an --out that holds these stages; a failed export wri
   } finally {
     await Deno.remove(work, { recursive: true });
   }
+});
+
+Deno.test("a too-long caption's error quotes its first 60 characters, not all of it", async () => {
+  const caption = "a red circle ".repeat(7700); // about 100 KB
+  const r = await cli("sample", [caption, "--out", join(await Deno.makeTempDir(), "x.png")]);
+  assertOneLineError(r, /^Error: Caption "a red circle a red .{41}\.\.\." is \d+ tokens, longer/);
+  assert.ok(r.stderr.length < 200, `${r.stderr.length} characters`);
+  const short = new BpeTokenizer([], { vocabSize: 260, contextLength: 4 });
+  assert.throws(() => short.encode("hello"), /^Error: Caption "hello" is \d+ tokens/);
+  assert.equal(shortCaption("x".repeat(61)), "x".repeat(60) + "...");
+  assert.equal(shortCaption("🙂".repeat(60)), "🙂".repeat(60));
 });
