@@ -225,7 +225,9 @@ export async function checkOutputFile(
     (await Deno.open(probe, { write: true, createNew: true })).close();
   } catch (e) {
     throw new UsageError(
-      `Output folder "${dir}" is not writable: ${(e as Error).message.split("\n")[0]}`,
+      `Output folder "${dir}" is not writable (${
+        (e as Error).message.split("\n")[0].replace(/ \(os error \d+\).*$/, "")
+      })`,
     );
   }
   await Deno.remove(probe).catch(() => {});

@@ -213,3 +213,40 @@ Deno.test("a too-long caption's error quotes its first 60 characters, not all of
   assert.equal(shortCaption("x".repeat(61)), "x".repeat(60) + "...");
   assert.equal(shortCaption("🙂".repeat(60)), "🙂".repeat(60));
 });
+
+Deno.test("bench: bad --reps, --batch, --only and --json are one-line usage errors before any work", async () => {
+  const cases: [string[], RegExp][] = [
+    [["--reps", "0"], /--reps "0" must be at least 1/],
+    [["--batch", "0"], /--batch "0" must be at least 1/],
+    [["--train-batch=0"], /--train-batch "0" must be at least 1/],
+    [["--reps", "0x2"], /--reps "0x2" is not an integer/],
+    [
+      ["--only", "foo"],
+      /--only: unknown group "foo"; valid: matmul, conv, attention, train, demo, data/,
+    ],
+    [["--only", "matmul,"], /--only: unknown group ""/],
+    [["--json", "/no/such/folder/b.json"], /Output folder "\/no\/such\/folder" does not exist/],
+    [["--json", "/proc/b.json"], /Output folder "\/proc" is not writable/],
+    [["--bogus"], /Unknown flag "--bogus"; see "deno task bench --help"/],
+    [["--backend", "gpu"], /unknown backend "gpu"/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await cli("bench", args);
+    assertOneLineError(r, re);
+    assert.equal(r.stdout, "", `${args.join(" ")}: nothing runs`);
+  }
+  const help = await cli("bench", ["--help"]);
+  for (const flag of ["--reps", "--batch", "--only", "--preset", "--train-batch", "--json"]) {
+    assert.ok(help.stdout.includes(flag), flag);
+  }
+  const dir = await Deno.makeTempDir();
+  try {
+    const json = join(dir, "b.json");
+    const ok = await cli("bench", ["--quick", "--only", "matmul", "--reps", "1", "--json", json]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const rows = JSON.parse(await Deno.readTextFile(json)).results;
+    assert.ok(rows.length > 0 && rows.every((r: { ms: number }) => r.ms > 0), ok.stdout);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
