@@ -8,6 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { builtins } from "../core/builtins.ts";
+import { loadConfig } from "../core/config.ts";
 import { BpeTokenizer, shortCaption } from "../plugins/tokenizers/bpe.ts";
 import { numberFlag, seedFlag, UsageError } from "../tasks/_cli.ts";
 
@@ -248,5 +250,95 @@ Deno.test("bench: bad --reps, --batch, --only and --json are one-line usage erro
     assert.ok(rows.length > 0 && rows.every((r: { ms: number }) => r.ms > 0), ok.stdout);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** The tiny preset with 64 training images and a progress line per step. */
+async function tinyConfig(dir: string): Promise<string> {
+  const c = structuredClone(
+    await loadConfig(join(ROOT, "presets/tiny.jsonc"), builtins()),
+  ) as unknown as Record<string, Record<string, Record<string, unknown>>>;
+  const dataset = c.components.dataset.options as Record<string, unknown>;
+  Object.assign(dataset, { trainCount: 64, testCount: 16 });
+  for (const stage of ["clip", "prior", "decoder"]) {
+    Object.assign(c.train[stage], { logEvery: 1, checkpointEvery: 2, keepLast: 2 });
+  }
+  const path = join(dir, "config.json");
+  await Deno.writeTextFile(path, JSON.stringify(c, null, 2));
+  return path;
+}
+
+/** A pid that surely ran and ended. */
+async function deadPid(): Promise<number> {
+  const child = new Deno.Command(Deno.execPath(), { args: ["eval", ""] }).spawn();
+  await child.status;
+  return child.pid;
+}
+
+Deno.test("train: one run per folder (lock with the pid); stale locks are recovered; released on every exit", async () => {
+  const work = await Deno.makeTempDir();
+  try {
+    const config = await tinyConfig(work);
+    const out = join(work, "run");
+    const lockPath = join(out, "train.lock");
+    const train = (args: string[]) =>
+      cli("train", ["clip", "--config", config, "--out", out, ...args]);
+
+    // A live holder (this test process): refused in one line naming its pid, nothing written.
+    await Deno.mkdir(out);
+    await Deno.writeTextFile(lockPath, `pid ${Deno.pid}\n`);
+    const held = await train(["--max-steps", "1"]);
+    assertOneLineError(held, new RegExp(`is in use by another train run \\(pid ${Deno.pid};`));
+    assert.deepEqual([...Deno.readDirSync(out)].map((e) => e.name), ["train.lock"]);
+    assert.equal(await Deno.readTextFile(lockPath), `pid ${Deno.pid}\n`);
+
+    // A dead holder: recovered with a note; the run trains and removes its lock at the end.
+    const dead = await deadPid();
+    await Deno.writeTextFile(lockPath, `pid ${dead}\n`);
+    const stale = await train(["--max-steps", "1"]);
+    assert.equal(stale.code, 0, stale.stderr);
+    assert.match(stale.stdout, new RegExp(`recovered a stale lock of pid ${dead} \\(no longer`));
+    assert.equal((await Deno.readTextFile(join(out, "clip", "latest"))).trim(), "step-00000001");
+    await assert.rejects(Deno.stat(lockPath), Deno.errors.NotFound);
+
+    // Two real runs: the second is refused naming the first's pid; Ctrl-C releases the lock.
+    await Deno.remove(join(out, "clip"), { recursive: true });
+    const first = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", join(ROOT, "tasks/train.ts"), "clip", "--config", config, "--out", out],
+      cwd: ROOT,
+      env: { NO_COLOR: "1", UNCLIP_BACKEND: "cpu" },
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    let text = "";
+    const reader = first.stdout.getReader();
+    const dec = new TextDecoder();
+    while (!/step +\d+\/300/.test(text)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += dec.decode(value);
+    }
+    const second = await train(["--resume"]);
+    assertOneLineError(second, new RegExp(`is in use by another train run \\(pid ${first.pid};`));
+    first.kill("SIGINT");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += dec.decode(value);
+    }
+    assert.equal((await first.status).code, 0, text);
+    assert.match(text, /Interrupted: clip saved at step/);
+    await assert.rejects(Deno.stat(lockPath), Deno.errors.NotFound);
+
+    // An error after the lock was taken releases it too.
+    const again = await train([]);
+    assertOneLineError(again, /already holds a checkpoint; pass --resume/);
+    await assert.rejects(Deno.stat(lockPath), Deno.errors.NotFound);
+    const fresh = join(work, "fresh");
+    const noClip = await cli("train", ["prior", "--config", config, "--out", fresh]);
+    assert.equal(noClip.code, 1, noClip.stdout);
+    await assert.rejects(Deno.stat(join(fresh, "train.lock")), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(work, { recursive: true });
   }
 });
