@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { builtins } from "../core/builtins.ts";
 import type { Registry } from "../core/registry.ts";
@@ -131,7 +132,7 @@ export function parseFlags(
 export function numberFlag(
   values: ParsedFlags["values"],
   name: string,
-  options: { min?: number; integer?: boolean; positive?: boolean } = {},
+  options: { min?: number; max?: number; integer?: boolean; positive?: boolean } = {},
 ): number | undefined {
   const raw = values[name];
   if (raw === undefined) return undefined;
@@ -140,14 +141,96 @@ export function numberFlag(
   if (typeof raw !== "string" || raw.trim() === "" || !Number.isFinite(n)) {
     throw new UsageError(`--${name} "${raw}" is not ${kind}`);
   }
-  if (options.integer && !Number.isInteger(n)) {
-    throw new UsageError(`--${name} "${raw}" is not an integer`);
+  // Integers are plain decimal digits: "0x10", "1e3" and "16.0" are not taken for 16, 1000, 16.
+  if (options.integer && (!/^[+-]?\d+$/.test(raw.trim()) || !Number.isSafeInteger(n))) {
+    throw new UsageError(`--${name} "${raw}" is not an integer (decimal digits)`);
   }
   if (options.positive && !(n > 0)) throw new UsageError(`--${name} "${raw}" must be positive`);
   if (options.min !== undefined && n < options.min) {
     throw new UsageError(`--${name} "${raw}" must be at least ${options.min}`);
   }
+  if (options.max !== undefined && n > options.max) {
+    throw new UsageError(`--${name} "${raw}" must be at most ${options.max}`);
+  }
   return n;
+}
+
+/** The largest seed: seeds are 32-bit unsigned integers. */
+export const MAX_SEED = 0xffffffff;
+
+/**
+ * `--seed`: a decimal integer from 0 to 2^32 - 1 (default 0). Larger values and other
+ * notations ("0x10", "1e3") are usage errors rather than silently wrapped or converted.
+ *
+ * @example
+ * ```ts
+ * seedFlag({ seed: "42" }); // 42
+ * ```
+ */
+export function seedFlag(values: ParsedFlags["values"]): number {
+  const raw = values.seed;
+  if (raw === undefined) return 0;
+  if (typeof raw !== "string" || !/^\d+$/.test(raw) || Number(raw) > MAX_SEED) {
+    throw new UsageError(
+      `--seed "${raw}" must be a decimal integer from 0 to ${MAX_SEED} (2^32 - 1)`,
+    );
+  }
+  return Number(raw);
+}
+
+/**
+ * Checks before any work that `path` can be written: its folder exists and accepts a new file
+ * (probed by creating and removing a hidden file), it is not a folder, and it does not exist
+ * yet unless `force` is set. Throws a one-line `UsageError` naming `flag`.
+ *
+ * @example
+ * ```ts
+ * await checkOutputFile("sample.png", { force: false, flag: "--out" });
+ * ```
+ */
+export async function checkOutputFile(
+  path: string,
+  options: { force: boolean; flag: string },
+): Promise<void> {
+  const dir = dirname(path);
+  let info: Deno.FileInfo | null = null;
+  try {
+    info = await Deno.stat(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw new UsageError(`Cannot check ${options.flag} "${path}": ${(e as Error).message}`);
+    }
+  }
+  if (info?.isDirectory) throw new UsageError(`Output file "${path}" is a folder`);
+  if (info && !options.force) {
+    throw new UsageError(
+      `Output file "${path}" already exists; pass --force to overwrite it, or choose another ${options.flag}`,
+    );
+  }
+  try {
+    if (!(await Deno.stat(dir)).isDirectory) {
+      throw new UsageError(`Output folder "${dir}" is not a folder`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(
+      e instanceof Deno.errors.NotFound
+        ? `Output folder "${dir}" does not exist`
+        : `Cannot use output folder "${dir}": ${(e as Error).message}`,
+    );
+  }
+  const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
+  const probe = `${dir}/.write-probe-${Deno.pid}-${rand}`;
+  try {
+    (await Deno.open(probe, { write: true, createNew: true })).close();
+  } catch (e) {
+    throw new UsageError(
+      `Output folder "${dir}" is not writable (${
+        (e as Error).message.split("\n")[0].replace(/ \(os error \d+\).*$/, "")
+      })`,
+    );
+  }
+  await Deno.remove(probe).catch(() => {});
 }
 
 /** The flags of the tasks that sample a trained run (`sample`, `eval`). */
@@ -158,6 +241,7 @@ export const SAMPLING_FLAGS: Record<string, FlagSpec> = {
   sampler: { type: "string" },
   seed: { type: "string" },
   out: { type: "string" },
+  force: { type: "boolean" },
   ...BACKEND_FLAG,
 };
 
@@ -175,7 +259,7 @@ export function samplingFlags(
   return {
     guidance: numberFlag(values, "guidance", { min: 0 }) ?? 2,
     steps: numberFlag(values, "steps", { integer: true, min: 1 }),
-    seed: numberFlag(values, "seed", { integer: true, min: 0 }) ?? 0,
+    seed: seedFlag(values),
   };
 }
 

@@ -1,12 +1,22 @@
 /**
- * `deno task bench [--backend auto|webgpu|cpu] [--quick] [--batch N] [--only NAME]`: throughput of
+ * `deno task bench [--backend auto|webgpu|cpu] [--quick] [--batch N] [--reps N] [--only LIST]`: throughput of
  * the hot kernels at the thesis's shapes and of the shipped demo decoder, with the device line.
  * Every figure is the median of timed repetitions after a warm-up (pipelines compile on first
  * use), measured to device completion. A row whose ops fail (for example a kernel the chosen
  * backend lacks) is reported as "failed: <reason>" and the bench goes on. Row names match
  * bench/torch_baseline.py; bench/compare.ts puts the two JSON files side by side.
  */
-import { parseArgs } from "../core/deps.ts";
+import { exists, writeTextAtomic } from "../core/io/mod.ts";
+import {
+  BACKEND_FLAG,
+  BACKEND_HELP,
+  backendChoice,
+  checkOutputFile,
+  numberFlag,
+  parseFlags,
+  runMain,
+  UsageError,
+} from "./_cli.ts";
 import * as T from "../core/tensor/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";
 import { builtins } from "../core/builtins.ts";
@@ -69,47 +79,85 @@ function fwdBwd(f: () => T.Tensor): () => void {
     });
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      quick: { type: "boolean", default: false },
-      batch: { type: "string" },
-      only: { type: "string" },
-      backend: { type: "string" },
-      preset: { type: "string", default: "thesis" },
-      "train-batch": { type: "string" },
-      reps: { type: "string" },
-      json: { type: "string" },
-      help: { type: "boolean", default: false },
-    },
-    strict: true,
-  });
-  if (values.help) {
-    console.log(
-      `deno task bench [--backend auto|webgpu|cpu] [--quick] [--batch N] [--reps N]
-                [--only matmul,conv,attention,train,demo,data] [--json FILE]
+/** The row groups `--only` selects from, in the order they run. */
+export const BENCH_GROUPS = ["matmul", "conv", "attention", "train", "demo", "data"] as const;
 
---backend NAME  auto (default, or UNCLIP_BACKEND: WebGPU on a hardware GPU, else the CPU),
-                webgpu or cpu
---quick         smaller conv batch (8) and fewer repetitions, for software adapters
---batch N       conv batch size (default 64, the thesis decoder's)
---only LIST     comma-separated row groups; "demo": the shipped demo decoder (weights/default),
-                forward and training step at batch 16
---json FILE     write the device line and every row (compare with bench/compare.ts)`,
-    );
-    return;
+const USAGE = `Usage: deno task bench [options]
+
+Times the hot kernels at the thesis's shapes, one training step of each model of a preset, and
+the shipped demo decoder (weights/default); every figure is the median of --reps timed runs
+after a warm-up.
+
+Options:
+${BACKEND_HELP}
+  --quick            smaller conv batch (8), train batch 4 and 2 repetitions, for slow devices
+  --batch N          conv batch size (default 64, the thesis decoder's; 8 with --quick)
+  --reps N           timed repetitions per row (default 5; 2 with --quick)
+  --only LIST        comma-separated row groups: ${BENCH_GROUPS.join(",")}
+                     ("demo": the shipped demo decoder, forward and training step at batch 16)
+  --preset NAME      preset of the "train" rows: a name in presets/ or a path (default thesis)
+  --train-batch N    batch size of the "train" rows (default: the preset's; 4 with --quick)
+  --json FILE        also write the device line and every row as JSON (compare with
+                     bench/compare.ts); its folder is checked before the run
+  --debug            print stack traces of errors
+  -h, --help         show this help`;
+
+/**
+ * The bench task: flags are parsed and checked (numbers, --only groups, the --json folder)
+ * before the backend starts; returns the rows measured.
+ *
+ * @example
+ * ```ts
+ * await runBench(["--quick", "--only", "matmul", "--reps", "2"]);
+ * ```
+ */
+export async function runBench(args: string[]): Promise<Result[]> {
+  const { values, positionals } = parseFlags(args, {
+    quick: { type: "boolean" },
+    batch: { type: "string" },
+    only: { type: "string" },
+    preset: { type: "string" },
+    "train-batch": { type: "string" },
+    reps: { type: "string" },
+    json: { type: "string" },
+    ...BACKEND_FLAG,
+  }, "bench");
+  if (values.help) {
+    console.log(USAGE);
+    return [];
   }
+  if (positionals.length > 0) {
+    throw new UsageError(`Unexpected argument "${positionals[0]}"; see "deno task bench --help"`);
+  }
+  const quick = values.quick === true;
+  const reps = numberFlag(values, "reps", { integer: true, min: 1 }) ?? (quick ? 2 : 5);
+  const batch = numberFlag(values, "batch", { integer: true, min: 1 }) ?? (quick ? 8 : 64);
+  const trainBatch = numberFlag(values, "train-batch", { integer: true, min: 1 }) ??
+    (quick ? 4 : undefined);
+  let only: string[] | undefined;
+  if (values.only !== undefined) {
+    only = String(values.only).split(",").map((g) => g.trim());
+    const unknown = only.filter((g) => !(BENCH_GROUPS as readonly string[]).includes(g));
+    if (unknown.length > 0) {
+      throw new UsageError(
+        `--only: unknown group "${unknown[0]}"; valid: ${BENCH_GROUPS.join(", ")}`,
+      );
+    }
+  }
+  const presetName = (values.preset as string | undefined) ?? "thesis";
+  const preset = presetName.includes("/") ? presetName : `presets/${presetName}.jsonc`;
+  if ((!only || only.includes("train")) && !(await exists(preset))) {
+    throw new UsageError(`--preset "${presetName}": "${preset}" does not exist`);
+  }
+  const json = values.json as string | undefined;
+  if (json !== undefined) await checkOutputFile(json, { force: true, flag: "--json" });
+  const choice = backendChoice(values);
+
   // No flag: UNCLIP_BACKEND, else auto (as every task).
-  await T.initBackend({
-    backend: values.backend ? T.parseBackendChoice(values.backend) : undefined,
-  });
+  await T.initBackend({ backend: choice });
   const device = T.deviceLine();
   console.log(`device: ${device}`);
-  const reps = Number(values.reps ?? (values.quick ? 2 : 5));
-  const batch = Number(values.batch ?? (values.quick ? 8 : 64));
   const results: Result[] = [];
-  const only = values.only?.split(",");
   const want = (k: string) => !only || only.includes(k);
   const report = (r: Result) => {
     results.push(r);
@@ -130,7 +178,7 @@ async function main(): Promise<void> {
   };
 
   if (want("matmul")) {
-    for (const n of values.quick ? [256, 512, 1024] : [256, 512, 1024, 2048, 4096]) {
+    for (const n of quick ? [256, 512, 1024] : [256, 512, 1024, 2048, 4096]) {
       await row(`matmul ${n}x${n}x${n}`, async () => {
         const a = T.randn([n, n]), b = T.randn([n, n]);
         try {
@@ -191,16 +239,10 @@ async function main(): Promise<void> {
     }
   }
   if (want("train")) {
-    const preset = values.preset!.includes("/") ? values.preset! : `presets/${values.preset}.jsonc`;
-    const trainBatch = values["train-batch"]
-      ? Number(values["train-batch"])
-      : values.quick
-      ? 4
-      : undefined;
     try {
       for (const r of await trainingSteps(preset, trainBatch, reps)) report(r);
     } catch (e) {
-      report({ name: `train steps (${values.preset})`, ms: NaN, error: errorLine(e) });
+      report({ name: `train steps (${presetName})`, ms: NaN, error: errorLine(e) });
     }
   }
   if (want("demo")) await demoRows(reps, row);
@@ -211,7 +253,7 @@ async function main(): Promise<void> {
       return Promise.resolve({ ms: performance.now() - t0 });
     });
   }
-  if (values.json) {
+  if (json !== undefined) {
     const summary = {
       backend: T.backend().kind,
       device,
@@ -221,8 +263,9 @@ async function main(): Promise<void> {
       reps,
       results,
     };
-    await Deno.writeTextFile(values.json, JSON.stringify(summary, null, 2));
+    await writeTextAtomic(json, JSON.stringify(summary, null, 2));
   }
+  return results;
 }
 
 /** The first line of an error's message (a failing row's reason). */
@@ -383,11 +426,4 @@ async function trainingSteps(
   return results;
 }
 
-if (import.meta.main) {
-  try {
-    await main();
-  } catch (e) {
-    console.error(`Error: ${e instanceof Error ? e.message : e}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain(runBench);

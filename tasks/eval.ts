@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import type { ResolvedConfig } from "../core/config.ts";
-import { exists, writeTextAtomic } from "../core/io/mod.ts";
+import { writeTextAtomic } from "../core/io/mod.ts";
 import {
   buildClipCache,
   createComponent,
@@ -42,6 +42,7 @@ import {
 import type { ProbeScores } from "../core/eval/score.ts";
 import {
   BACKEND_HELP,
+  checkOutputFile,
   numberFlag,
   openSampling,
   parseFlags,
@@ -72,9 +73,11 @@ Options:
   --guidance S       decoder guidance scale for "pipeline" (default 2)
   --steps N          decoder sampling steps for "pipeline" (default: the sampler's)
   --sampler NAME     ddpm or ddim for "pipeline" (default: the config's sampler)
-  --seed S           random seed (default 0)
+  --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --probe-steps N    training steps of the ground-truth probe for "pipeline" (default ${DEFAULT_PROBE_STEPS})
-  --out FILE.json    where to write the results (default DIR/eval_<what>_<split>.json)
+  --out FILE.json    where to write the results (default DIR/eval_<what>_<split>.json); an
+                     existing file is kept unless --force
+  --force            overwrite the results file if it exists
 ${BACKEND_HELP}
   --debug            print stack traces of errors
   -h, --help         show this help`;
@@ -176,9 +179,9 @@ export async function runEval(
   const probeSteps = numberFlag(values, "probe-steps", { integer: true, min: 1 }) ??
     DEFAULT_PROBE_STEPS;
   const out = (values.out as string | undefined) ?? join(checkpoint, `eval_${what}_${split}.json`);
-  if (!(await exists(dirname(out)))) {
-    throw new UsageError(`Output folder "${dirname(out)}" does not exist`);
-  }
+  // Before any work: an existing result (e.g. the shipped weights/default/eval_*.json) is kept
+  // unless --force, and the folder must be writable.
+  await checkOutputFile(out, { force: values.force === true, flag: "--out" });
 
   const { registry, sampler: samplerName } = await openSampling(values, print);
   let results: Record<string, unknown>;

@@ -5,9 +5,12 @@
  *
  * @module
  */
-import { basename, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
+import { exists } from "../core/io/mod.ts";
 import { exportInferenceCheckpoint } from "../core/train/checkpoint.ts";
 import { parseFlags, runMain, UsageError } from "./_cli.ts";
+
+const STAGES = ["clip", "prior", "decoder"];
 
 const USAGE = `Usage: deno task export --checkpoint DIR --out DIR [--half]
 
@@ -17,7 +20,8 @@ eval_*.json files are copied too.
 
 Options:
   --checkpoint DIR   trained run folder
-  --out DIR          new folder (must not hold these stages yet), e.g. weights/default
+  --out DIR          new folder, or one that holds none of the stages and eval files to write
+                     (its parent must exist); on any error nothing is written
   --half             store weights as float16 (half the size)
   -h, --help         show this help`;
 
@@ -47,19 +51,70 @@ export async function runExport(
   if (!from || !to) {
     throw new UsageError('Both --checkpoint and --out are needed; see "deno task export --help"');
   }
-  const written: string[] = [];
-  for (const stage of ["clip", "prior", "decoder"]) {
-    const dir = await exportInferenceCheckpoint(join(from, stage), join(to, stage), {
-      half: values.half === true,
-    });
-    print(`${stage}: wrote ${dir}`);
-    written.push(dir);
-  }
-  for await (const entry of Deno.readDir(from)) {
-    if (entry.isFile && /^eval_.*\.json$/.test(entry.name)) {
-      await Deno.copyFile(join(from, entry.name), join(to, basename(entry.name)));
-      print(`copied ${entry.name}`);
+  const half = values.half === true;
+
+  // Before any work: --out must not hold any stage or results file this export writes (the
+  // shipped weights/default included), and its parent folder must exist.
+  const evalFiles: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(from)) {
+      if (entry.isFile && /^eval_.*\.json$/.test(entry.name)) evalFiles.push(entry.name);
     }
+  } catch (e) {
+    throw new UsageError(
+      e instanceof Deno.errors.NotFound
+        ? `--checkpoint "${from}" does not exist`
+        : `Cannot read --checkpoint "${from}": ${(e as Error).message.split("\n")[0]}`,
+    );
+  }
+  evalFiles.sort();
+  const outInfo = await Deno.stat(to).catch(() => null);
+  if (outInfo && !outInfo.isDirectory) throw new UsageError(`--out "${to}" is a file`);
+  if (outInfo) {
+    const clashes: string[] = [];
+    for (const name of [...STAGES, ...evalFiles]) {
+      if (await exists(join(to, name))) clashes.push(name);
+    }
+    if (clashes.length > 0) {
+      throw new UsageError(
+        `--out "${to}" already holds ${clashes.join(", ")}; export into a new folder ` +
+          `(nothing was written)`,
+      );
+    }
+  }
+  const parent = dirname(resolve(to));
+  if (!(await exists(parent))) {
+    throw new UsageError(`Folder "${parent}" (--out's parent) does not exist`);
+  }
+
+  // Everything is written into a hidden folder beside --out and moved into place at the end, so
+  // a failed export leaves nothing behind.
+  const tag = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
+  const tmp = join(parent, `.${basename(resolve(to))}.tmp-export-${tag}`);
+  await Deno.mkdir(tmp);
+  const written: string[] = [];
+  try {
+    const steps: string[] = [];
+    for (const stage of STAGES) {
+      const dir = await exportInferenceCheckpoint(join(from, stage), join(tmp, stage), { half });
+      steps.push(join(to, stage, basename(dir)));
+    }
+    for (const name of evalFiles) await Deno.copyFile(join(from, name), join(tmp, name));
+    if (outInfo) {
+      // --out exists without these entries (e.g. only a README): move each one in atomically.
+      for (const name of [...STAGES, ...evalFiles]) {
+        await Deno.rename(join(tmp, name), join(to, name));
+      }
+      await Deno.remove(tmp);
+    } else {
+      await Deno.rename(tmp, to);
+    }
+    STAGES.forEach((stage, i) => print(`${stage}: wrote ${steps[i]}`));
+    for (const name of evalFiles) print(`copied ${name}`);
+    written.push(...steps);
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw e;
   }
   return written;
 }

@@ -21,9 +21,11 @@ import {
   textToImage,
 } from "../core/pipeline.ts";
 import { CheckpointError } from "../core/train/checkpoint.ts";
+import { shortCaption } from "../plugins/tokenizers/bpe.ts";
 import { toNchw } from "../datasets/mod.ts";
 import {
   BACKEND_HELP,
+  checkOutputFile,
   numberFlag,
   openSampling,
   parseFlags,
@@ -44,8 +46,9 @@ Options:
   --guidance S       classifier-free guidance scale (default 2; the thesis's best is 2-2.5)
   --sampler NAME     ddpm or ddim (default: the config's sampler)
   --steps N          decoder reverse-process steps (respaced; default: the sampler's)
-  --seed S           random seed (default 0)
-  --out FILE.png     output file (default sample.png)
+  --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
+  --out FILE.png     output file (default sample.png); an existing file is kept unless --force
+  --force            overwrite --out if it exists
   --image FILE.png   decode variations of this image's CLIP embedding instead
 ${BACKEND_HELP}
   --debug            print stack traces of errors
@@ -165,8 +168,8 @@ export async function runSample(
   const { guidance, steps, seed } = samplingFlags(values);
   const out = (values.out as string | undefined) ?? "sample.png";
   if (!out.toLowerCase().endsWith(".png")) throw new UsageError(`--out "${out}" must end in .png`);
-  const outDir = dirname(out);
-  if (!(await exists(outDir))) throw new UsageError(`Output folder "${outDir}" does not exist`);
+  // Before any work: an existing --out is kept unless --force, and the folder must be writable.
+  await checkOutputFile(out, { force: values.force === true, flag: "--out" });
   let checkpoint = values.checkpoint as string | undefined;
   if (checkpoint === undefined) {
     if (!(await exists(DEFAULT_WEIGHTS))) {
@@ -197,7 +200,7 @@ export async function runSample(
     }
     const seconds = (performance.now() - t0) / 1000;
     const result = await writeGrid(generated, out);
-    const what = image ? `variations of ${image}` : `"${caption}"`;
+    const what = image ? `variations of ${image}` : `"${shortCaption(caption)}"`;
     print(
       `Wrote ${n} image(s) of ${what} to ${out} (${result.width}x${result.height} grid, ` +
         `${seconds.toFixed(1)} s, guidance ${guidance}, sampler ${pipeline.sampler.name})`,

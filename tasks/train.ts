@@ -20,6 +20,8 @@ import {
   resolveStepDir,
 } from "../core/train/checkpoint.ts";
 import { trainLoop, type TrainLoopResult } from "../core/train/loop.ts";
+import { acquireRunLock } from "../core/train/lock.ts";
+import { exists } from "../core/io/mod.ts";
 import { setupStage } from "../core/train/stages.ts";
 import {
   BACKEND_FLAG,
@@ -144,105 +146,123 @@ export async function runTrain(
   const outDir = (values.out as string | undefined) ?? join("runs", config.name);
   const resume = values.resume === true;
 
-  // Check every stage's folder before any work, so that nothing is overwritten by mistake.
-  const resumeFrom = new Map<TrainStage, LoadedCheckpoint | null>();
-  for (const stage of stages) {
-    const dir = join(outDir, stage);
-    const present = await hasCheckpoint(dir);
-    if (present && !resume) {
-      throw new CheckpointError(
-        `"${dir}" already holds a checkpoint; pass --resume to continue it, or choose another --out`,
-      );
-    }
-    if (present) {
-      const ckpt = await loadCheckpoint(dir, stage);
-      assertConfigMatches(ckpt, config, STAGE_SLOTS[stage], stage);
-      resumeFrom.set(stage, ckpt);
-    } else {
-      resumeFrom.set(stage, null);
-    }
+  // One train run per run folder: a lock file with our pid, removed on every way out.
+  const created = !(await exists(outDir));
+  await Deno.mkdir(outDir, { recursive: true });
+  let lock;
+  try {
+    lock = acquireRunLock(outDir, print);
+  } catch (e) {
+    if (created) await Deno.remove(outDir).catch(() => {});
+    throw e;
   }
-
-  await startBackend(values, print);
-  print(`Config: ${configPath} ("${config.name}"); output: ${outDir}`);
-
-  const stopFlag = hooks.stopFlag ?? { stop: false };
-  let interrupts = 0;
-  const onSigint = (): void => {
-    interrupts++;
-    if (interrupts > 1) {
-      console.error("Error: interrupted twice; exiting without saving");
-      Deno.exit(130);
-    }
-    stopFlag.stop = true;
-    print(
-      "Interrupt received: finishing this step and saving a checkpoint (Ctrl-C again to quit now)",
-    );
-  };
-  let listening = false;
   try {
-    Deno.addSignalListener("SIGINT", onSigint);
-    listening = true;
-  } catch { /* signals are unavailable on this platform */ }
-
-  const results: TrainLoopResult[] = [];
-  try {
+    // Check every stage's folder before any work, so that nothing is overwritten by mistake.
+    const resumeFrom = new Map<TrainStage, LoadedCheckpoint | null>();
     for (const stage of stages) {
-      const from = resumeFrom.get(stage) ?? null;
-      if (resume && !from) {
-        print(`${stage}: nothing to resume in ${join(outDir, stage)}; starting at step 0`);
+      const dir = join(outDir, stage);
+      const present = await hasCheckpoint(dir);
+      if (present && !resume) {
+        throw new CheckpointError(
+          `"${dir}" already holds a checkpoint; pass --resume to continue it, or choose another --out`,
+        );
       }
-      const setup = await setupStage(stage, {
-        config,
-        registry,
-        outDir,
-        resumeFrom: from,
-        log: print,
-      });
-      for (const line of setup.summary) print(line);
-      const t = config.train[stage];
-      print(
-        `${stage}: batch ${t.batchSize}, ${t.steps} steps, Adam lr ${t.lr} (${t.lrSchedule}` +
-          `${t.warmupSteps ? `, ${t.warmupSteps} warmup` : ""}), grad clip ${
-            t.gradClip ?? "off"
-          }, ` +
-          `EMA ${t.ema ?? "off"}, checkpoint every ${t.checkpointEvery}`,
-      );
-      let result: TrainLoopResult;
-      try {
-        result = await trainLoop({
-          stage,
-          config,
-          setup,
-          stageDir: join(outDir, stage),
-          resumeFrom: from,
-          maxSteps,
-          maxMinutes,
-          print,
-          stopFlag,
-        });
-      } finally {
-        setup.dispose();
+      if (present) {
+        const ckpt = await loadCheckpoint(dir, stage);
+        assertConfigMatches(ckpt, config, STAGE_SLOTS[stage], stage);
+        resumeFrom.set(stage, ckpt);
+      } else {
+        resumeFrom.set(stage, null);
       }
-      results.push(result);
-      const where = result.checkpoint ?? join(outDir, stage);
-      if (result.reason === "interrupted" || result.reason === "max-minutes") {
-        const why = result.reason === "interrupted"
-          ? "Interrupted"
-          : `Stopped after ${maxMinutes} min`;
-        print(`${why}: ${stage} saved at step ${result.step} in ${where}; continue with --resume`);
-        break;
-      }
-      print(
-        `${stage}: ${
-          result.reason === "done" ? "finished" : "stopped"
-        } at step ${result.step}; saved ${where}`,
-      );
     }
+
+    await startBackend(values, print);
+    print(`Config: ${configPath} ("${config.name}"); output: ${outDir}`);
+
+    const stopFlag = hooks.stopFlag ?? { stop: false };
+    let interrupts = 0;
+    const onSigint = (): void => {
+      interrupts++;
+      if (interrupts > 1) {
+        console.error("Error: interrupted twice; exiting without saving");
+        Deno.exit(130);
+      }
+      stopFlag.stop = true;
+      print(
+        "Interrupt received: finishing this step and saving a checkpoint (Ctrl-C again to quit now)",
+      );
+    };
+    let listening = false;
+    try {
+      Deno.addSignalListener("SIGINT", onSigint);
+      listening = true;
+    } catch { /* signals are unavailable on this platform */ }
+
+    const results: TrainLoopResult[] = [];
+    try {
+      for (const stage of stages) {
+        const from = resumeFrom.get(stage) ?? null;
+        if (resume && !from) {
+          print(`${stage}: nothing to resume in ${join(outDir, stage)}; starting at step 0`);
+        }
+        const setup = await setupStage(stage, {
+          config,
+          registry,
+          outDir,
+          resumeFrom: from,
+          log: print,
+        });
+        for (const line of setup.summary) print(line);
+        const t = config.train[stage];
+        print(
+          `${stage}: batch ${t.batchSize}, ${t.steps} steps, Adam lr ${t.lr} (${t.lrSchedule}` +
+            `${t.warmupSteps ? `, ${t.warmupSteps} warmup` : ""}), grad clip ${
+              t.gradClip ?? "off"
+            }, ` +
+            `EMA ${t.ema ?? "off"}, checkpoint every ${t.checkpointEvery}`,
+        );
+        let result: TrainLoopResult;
+        try {
+          result = await trainLoop({
+            stage,
+            config,
+            setup,
+            stageDir: join(outDir, stage),
+            resumeFrom: from,
+            maxSteps,
+            maxMinutes,
+            print,
+            stopFlag,
+          });
+        } finally {
+          setup.dispose();
+        }
+        results.push(result);
+        const where = result.checkpoint ?? join(outDir, stage);
+        if (result.reason === "interrupted" || result.reason === "max-minutes") {
+          const why = result.reason === "interrupted"
+            ? "Interrupted"
+            : `Stopped after ${maxMinutes} min`;
+          print(
+            `${why}: ${stage} saved at step ${result.step} in ${where}; continue with --resume`,
+          );
+          break;
+        }
+        print(
+          `${stage}: ${
+            result.reason === "done" ? "finished" : "stopped"
+          } at step ${result.step}; saved ${where}`,
+        );
+      }
+    } finally {
+      if (listening) Deno.removeSignalListener("SIGINT", onSigint);
+    }
+    return { outDir, results };
   } finally {
-    if (listening) Deno.removeSignalListener("SIGINT", onSigint);
+    lock.release();
+    // A run that failed before writing anything leaves no empty folder behind.
+    if (created) await Deno.remove(outDir).catch(() => {});
   }
-  return { outDir, results };
 }
 
 if (import.meta.main) await runMain(runTrain);

@@ -120,11 +120,27 @@ Deno.test("runSample() explains that no weights are shipped, and checks its flag
     oneLine(UsageError, /Output folder "\/no\/such\/folder" does not exist/),
   );
   await assert.rejects(
-    runSample(["a", "--checkpoint", ".", "--sampler", "ddmp", "--out", "/tmp/x.png"]),
+    runSample([
+      "a",
+      "--checkpoint",
+      ".",
+      "--sampler",
+      "ddmp",
+      "--out",
+      join(Deno.makeTempDirSync(), "x.png"),
+    ]),
     oneLine(UsageError, /Unknown sampler plugin "ddmp". Did you mean "ddpm"\?/),
   );
   await assert.rejects(
-    runSample(["a", "--checkpoint", ".", "--backend", "gpu", "--out", "/tmp/x.png"]),
+    runSample([
+      "a",
+      "--checkpoint",
+      ".",
+      "--backend",
+      "gpu",
+      "--out",
+      join(Deno.makeTempDirSync(), "x.png"),
+    ]),
     oneLine(UsageError, /--backend: unknown backend "gpu"; valid: auto, webgpu, cpu/),
   );
   await assert.rejects(

@@ -22,6 +22,12 @@ export const BYTE_OFFSET: number = 3;
 /** Id of the first learned merge. */
 export const FIRST_MERGE_ID: number = BYTE_OFFSET + 256;
 
+/** A caption as error messages quote it: its first 60 characters, then "..." if longer. */
+export function shortCaption(text: string, max = 60): string {
+  const chars = [...text];
+  return chars.length <= max ? text : `${chars.slice(0, max).join("")}...`;
+}
+
 /** What to do with a text longer than the context length. */
 export type Overflow = "truncate" | "error";
 
@@ -269,8 +275,11 @@ export class BpeTokenizer implements Tokenizer {
     let tokens = this.tokenize(text);
     if (tokens.length + 2 > ctx) {
       if (this.overflow === "error") {
+        const count = tokens.length + 2;
         throw new Error(
-          `Caption "${text}" is ${tokens.length + 2} tokens, longer than the context length ${ctx}`,
+          `Caption "${
+            shortCaption(text)
+          }" is ${count} tokens, longer than the context length ${ctx}`,
         );
       }
       tokens = tokens.slice(0, ctx - 2);

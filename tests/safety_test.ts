@@ -1,0 +1,344 @@
+/**
+ * Reliability guarantees of the command-line tasks (issue 15), each checked in a subprocess as a
+ * user meets it: nothing is overwritten without `--force`, a failed export leaves nothing
+ * behind, train runs lock their folder, and bad values are one-line usage errors before any
+ * work.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { builtins } from "../core/builtins.ts";
+import { loadConfig } from "../core/config.ts";
+import { BpeTokenizer, shortCaption } from "../plugins/tokenizers/bpe.ts";
+import { numberFlag, seedFlag, UsageError } from "../tasks/_cli.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const SHIPPED = join(ROOT, "weights", "default");
+
+/** What a task printed and its exit code. */
+interface Cli {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `deno run -A tasks/<task>.ts ...args` from the repository root. */
+async function cli(task: string, args: string[]): Promise<Cli> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(ROOT, "tasks", `${task}.ts`), ...args],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", UNCLIP_BACKEND: "cpu" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Asserts exit code 1 with exactly one stderr line, `Error: ...`, matching `re`. */
+function assertOneLineError(r: Cli, re: RegExp): void {
+  assert.equal(r.code, 1, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  const lines = r.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0], /^Error: /);
+  assert.match(lines[0], re);
+}
+
+Deno.test("seeds: decimal integers 0..2^32-1 only; 4294967296 and 0x10 are usage errors", async () => {
+  assert.equal(seedFlag({}), 0);
+  assert.equal(seedFlag({ seed: "4294967295" }), 4294967295);
+  for (const bad of ["4294967296", "0x10", "1e3", "-1", "1.5", " 7", ""]) {
+    assert.throws(() => seedFlag({ seed: bad }), UsageError, bad);
+  }
+  assert.throws(() => numberFlag({ n: "0x10" }, "n", { integer: true }), /not an integer/);
+  assert.throws(() => numberFlag({ n: "1e3" }, "n", { integer: true }), /not an integer/);
+  assert.throws(() => numberFlag({ n: "9" }, "n", { integer: true, max: 8 }), /at most 8/);
+  for (const seed of ["4294967296", "0x10"]) {
+    const r = await cli("sample", ["a red circle", "--seed", seed, "--out", "/tmp/x.png"]);
+    assertOneLineError(
+      r,
+      new RegExp(`--seed "${seed}" must be a decimal integer from 0 to 4294967295`),
+    );
+    assert.ok(!r.stdout.includes("Device:"), "failed before starting the backend");
+  }
+  const e = await cli("eval", ["clip", "--checkpoint", SHIPPED, "--seed", "0x10"]);
+  assertOneLineError(e, /--seed "0x10" must be a decimal integer/);
+});
+
+Deno.test("sample: an existing --out is kept without --force; an unwritable folder fails first", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const png = join(dir, "existing.png");
+    await Deno.writeTextFile(png, "mine");
+    const r = await cli("sample", ["a red circle", "--n", "1", "--out", png]);
+    assertOneLineError(
+      r,
+      /Output file ".*existing\.png" already exists; pass --force to overwrite it/,
+    );
+    assert.ok(!r.stdout.includes("Device:"), "refused before starting the backend");
+    assert.equal(await Deno.readTextFile(png), "mine");
+
+    // /proc accepts no new files, even for root: found before any sampling work.
+    const ro = await cli("sample", ["a red circle", "--n", "1", "--out", "/proc/x.png"]);
+    assertOneLineError(ro, /Output folder "\/proc" is not writable/);
+    assert.ok(!ro.stdout.includes("Device:"), "refused before starting the backend");
+    await Deno.mkdir(join(dir, "d.png"));
+    const folder = await cli("sample", ["a red circle", "--out", join(dir, "d.png"), "--force"]);
+    assertOneLineError(folder, /Output file ".*d\.png" is a folder/);
+    await Deno.remove(join(dir, "d.png"));
+
+    const forced = await cli("sample", [
+      "a red circle",
+      "--n",
+      "1",
+      "--steps",
+      "2",
+      "--out",
+      png,
+      "--force",
+    ]);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.match(forced.stdout, /Wrote 1 image/);
+    assert.notEqual(await Deno.readTextFile(png).catch(() => ""), "mine");
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["existing.png"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Every file under `dir` with its bytes, for before/after comparisons. */
+async function snapshot(dir: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  const walk = async (d: string, rel: string): Promise<void> => {
+    for await (const e of Deno.readDir(d)) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory) await walk(join(d, e.name), r);
+      else files.set(r, Array.from(await Deno.readFile(join(d, e.name))).join(","));
+    }
+  };
+  await walk(dir, "");
+  return files;
+}
+
+async function copyDir(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const e of Deno.readDir(from)) {
+    if (e.isDirectory) await copyDir(join(from, e.name), join(to, e.name));
+    else await Deno.copyFile(join(from, e.name), join(to, e.name));
+  }
+}
+
+Deno.test("eval: an existing result JSON (the shipped ones too) is kept without --force", async () => {
+  const before = await snapshot(SHIPPED);
+  const r = await cli("eval", ["clip", "--checkpoint", "weights/default", "--limit", "8"]);
+  assertOneLineError(
+    r,
+    /Output file "weights\/default\/eval_clip_test\.json" already exists; pass --force/,
+  );
+  assert.ok(!r.stdout.includes("Device:"), "refused before starting the backend");
+  assert.deepEqual(await snapshot(SHIPPED), before);
+
+  const dir = await Deno.makeTempDir();
+  try {
+    await copyDir(SHIPPED, dir);
+    const old = await Deno.readTextFile(join(dir, "eval_clip_test.json"));
+    const forced = await cli("eval", ["clip", "--checkpoint", dir, "--limit", "8", "--force"]);
+    assert.equal(forced.code, 0, forced.stderr);
+    const now = JSON.parse(await Deno.readTextFile(join(dir, "eval_clip_test.json")));
+    assert.notEqual(JSON.stringify(now), old);
+    assert.equal(now.limit, 8);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("export: refuses an --out that holds these stages; a failed export writes nothing", async () => {
+  const before = await snapshot(SHIPPED);
+  const self = await cli("export", ["--checkpoint", SHIPPED, "--out", SHIPPED]);
+  assertOneLineError(self, /--out ".*" already holds clip, prior, decoder, eval_clip_test\.json/);
+  assert.deepEqual(await snapshot(SHIPPED), before);
+
+  const work = await Deno.makeTempDir();
+  try {
+    // An --out shaped like weights/default whose steps differ from the run's: kept as is.
+    const dst = join(work, "dst");
+    await copyDir(SHIPPED, dst);
+    const latest = (await Deno.readTextFile(join(dst, "clip", "latest"))).trim();
+    await Deno.rename(join(dst, "clip", latest), join(dst, "clip", "step-00000001"));
+    await Deno.writeTextFile(join(dst, "clip", "latest"), "step-00000001\n");
+    const shipped = await snapshot(dst);
+    const r = await cli("export", ["--checkpoint", SHIPPED, "--out", dst]);
+    assertOneLineError(r, /already holds clip, prior, decoder.*nothing was written/);
+    assert.deepEqual(await snapshot(dst), shipped);
+
+    // A run without a prior: the export fails after clip, and nothing is left behind.
+    const src = join(work, "src");
+    await copyDir(join(SHIPPED, "clip"), join(src, "clip"));
+    const failed = await cli("export", ["--checkpoint", src, "--out", join(work, "new")]);
+    assertOneLineError(failed, /prior/);
+    assert.deepEqual([...Deno.readDirSync(work)].map((e) => e.name).sort(), ["dst", "src"]);
+
+    // A good export into a new folder, and into a folder holding only a README.
+    const ok = await cli("export", ["--checkpoint", SHIPPED, "--out", join(work, "new"), "--half"]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const names = [...Deno.readDirSync(join(work, "new"))].map((e) => e.name).sort();
+    assert.deepEqual(
+      names,
+      [...before.keys()].filter((k) => !k.includes("/") && k !== "README.md")
+        .concat(["clip", "decoder", "prior"]).sort(),
+    );
+    await Deno.mkdir(join(work, "readme"));
+    await Deno.writeTextFile(join(work, "readme", "README.md"), "mine");
+    const into = await cli("export", ["--checkpoint", SHIPPED, "--out", join(work, "readme")]);
+    assert.equal(into.code, 0, into.stderr);
+    assert.equal(await Deno.readTextFile(join(work, "readme", "README.md")), "mine");
+    assert.ok(await Deno.stat(join(work, "readme", "decoder", "latest")));
+    assert.deepEqual([...Deno.readDirSync(work)].map((e) => e.name).sort(), [
+      "dst",
+      "new",
+      "readme",
+      "src",
+    ]);
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+});
+
+Deno.test("a too-long caption's error quotes its first 60 characters, not all of it", async () => {
+  const caption = "a red circle ".repeat(7700); // about 100 KB
+  const r = await cli("sample", [caption, "--out", join(await Deno.makeTempDir(), "x.png")]);
+  assertOneLineError(r, /^Error: Caption "a red circle a red .{41}\.\.\." is \d+ tokens, longer/);
+  assert.ok(r.stderr.length < 200, `${r.stderr.length} characters`);
+  const short = new BpeTokenizer([], { vocabSize: 260, contextLength: 4 });
+  assert.throws(() => short.encode("hello"), /^Error: Caption "hello" is \d+ tokens/);
+  assert.equal(shortCaption("x".repeat(61)), "x".repeat(60) + "...");
+  assert.equal(shortCaption("🙂".repeat(60)), "🙂".repeat(60));
+});
+
+Deno.test("bench: bad --reps, --batch, --only and --json are one-line usage errors before any work", async () => {
+  const cases: [string[], RegExp][] = [
+    [["--reps", "0"], /--reps "0" must be at least 1/],
+    [["--batch", "0"], /--batch "0" must be at least 1/],
+    [["--train-batch=0"], /--train-batch "0" must be at least 1/],
+    [["--reps", "0x2"], /--reps "0x2" is not an integer/],
+    [
+      ["--only", "foo"],
+      /--only: unknown group "foo"; valid: matmul, conv, attention, train, demo, data/,
+    ],
+    [["--only", "matmul,"], /--only: unknown group ""/],
+    [["--json", "/no/such/folder/b.json"], /Output folder "\/no\/such\/folder" does not exist/],
+    [["--json", "/proc/b.json"], /Output folder "\/proc" is not writable/],
+    [["--bogus"], /Unknown flag "--bogus"; see "deno task bench --help"/],
+    [["--backend", "gpu"], /unknown backend "gpu"/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await cli("bench", args);
+    assertOneLineError(r, re);
+    assert.equal(r.stdout, "", `${args.join(" ")}: nothing runs`);
+  }
+  const help = await cli("bench", ["--help"]);
+  for (const flag of ["--reps", "--batch", "--only", "--preset", "--train-batch", "--json"]) {
+    assert.ok(help.stdout.includes(flag), flag);
+  }
+  const dir = await Deno.makeTempDir();
+  try {
+    const json = join(dir, "b.json");
+    const ok = await cli("bench", ["--quick", "--only", "matmul", "--reps", "1", "--json", json]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const rows = JSON.parse(await Deno.readTextFile(json)).results;
+    assert.ok(rows.length > 0 && rows.every((r: { ms: number }) => r.ms > 0), ok.stdout);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** The tiny preset with 64 training images and a progress line per step. */
+async function tinyConfig(dir: string): Promise<string> {
+  const c = structuredClone(
+    await loadConfig(join(ROOT, "presets/tiny.jsonc"), builtins()),
+  ) as unknown as Record<string, Record<string, Record<string, unknown>>>;
+  const dataset = c.components.dataset.options as Record<string, unknown>;
+  Object.assign(dataset, { trainCount: 64, testCount: 16 });
+  for (const stage of ["clip", "prior", "decoder"]) {
+    Object.assign(c.train[stage], { logEvery: 1, checkpointEvery: 2, keepLast: 2 });
+  }
+  const path = join(dir, "config.json");
+  await Deno.writeTextFile(path, JSON.stringify(c, null, 2));
+  return path;
+}
+
+/** A pid that surely ran and ended. */
+async function deadPid(): Promise<number> {
+  const child = new Deno.Command(Deno.execPath(), { args: ["eval", ""] }).spawn();
+  await child.status;
+  return child.pid;
+}
+
+Deno.test("train: one run per folder (lock with the pid); stale locks are recovered; released on every exit", async () => {
+  const work = await Deno.makeTempDir();
+  try {
+    const config = await tinyConfig(work);
+    const out = join(work, "run");
+    const lockPath = join(out, "train.lock");
+    const train = (args: string[]) =>
+      cli("train", ["clip", "--config", config, "--out", out, ...args]);
+
+    // A live holder (this test process): refused in one line naming its pid, nothing written.
+    await Deno.mkdir(out);
+    await Deno.writeTextFile(lockPath, `pid ${Deno.pid}\n`);
+    const held = await train(["--max-steps", "1"]);
+    assertOneLineError(held, new RegExp(`is in use by another train run \\(pid ${Deno.pid};`));
+    assert.deepEqual([...Deno.readDirSync(out)].map((e) => e.name), ["train.lock"]);
+    assert.equal(await Deno.readTextFile(lockPath), `pid ${Deno.pid}\n`);
+
+    // A dead holder: recovered with a note; the run trains and removes its lock at the end.
+    const dead = await deadPid();
+    await Deno.writeTextFile(lockPath, `pid ${dead}\n`);
+    const stale = await train(["--max-steps", "1"]);
+    assert.equal(stale.code, 0, stale.stderr);
+    assert.match(stale.stdout, new RegExp(`recovered a stale lock of pid ${dead} \\(no longer`));
+    assert.equal((await Deno.readTextFile(join(out, "clip", "latest"))).trim(), "step-00000001");
+    await assert.rejects(Deno.stat(lockPath), Deno.errors.NotFound);
+
+    // Two real runs: the second is refused naming the first's pid; Ctrl-C releases the lock.
+    await Deno.remove(join(out, "clip"), { recursive: true });
+    const first = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", join(ROOT, "tasks/train.ts"), "clip", "--config", config, "--out", out],
+      cwd: ROOT,
+      env: { NO_COLOR: "1", UNCLIP_BACKEND: "cpu" },
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    let text = "";
+    const reader = first.stdout.getReader();
+    const dec = new TextDecoder();
+    while (!/step +\d+\/300/.test(text)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += dec.decode(value);
+    }
+    const second = await train(["--resume"]);
+    assertOneLineError(second, new RegExp(`is in use by another train run \\(pid ${first.pid};`));
+    first.kill("SIGINT");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += dec.decode(value);
+    }
+    assert.equal((await first.status).code, 0, text);
+    assert.match(text, /Interrupted: clip saved at step/);
+    await assert.rejects(Deno.stat(lockPath), Deno.errors.NotFound);
+
+    // An error after the lock was taken releases it too.
+    const again = await train([]);
+    assertOneLineError(again, /already holds a checkpoint; pass --resume/);
+    await assert.rejects(Deno.stat(lockPath), Deno.errors.NotFound);
+    const fresh = join(work, "fresh");
+    const noClip = await cli("train", ["prior", "--config", config, "--out", fresh]);
+    assert.equal(noClip.code, 1, noClip.stdout);
+    await assert.rejects(Deno.stat(join(fresh, "train.lock")), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+});
