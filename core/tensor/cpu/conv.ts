@@ -18,7 +18,8 @@
  */
 import { cpu } from "../backend.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
-import { gemm, type GemmActivation } from "./gemm.ts";
+import { gemm, GEMM_ACTIVATIONS, GEMM_PARALLEL_MIN_FLOPS, type GemmActivation } from "./gemm.ts";
+import { cpuKernels } from "./runtime.ts";
 import { runLayoutKernel } from "./view.ts";
 import { addr } from "./views.ts";
 
@@ -234,8 +235,14 @@ export function convForwardCpu(
     });
     return out;
   }
+  if (O <= PIXEL_MAJOR_MAX_O && fusedForward(x, w, g, Ho, Wo, out, bias, activation)) return out;
   const nb = chunkImages(B, K * P);
   const cols = emptyTensor([K * nb * P]);
+  if (cpuKernels() && O <= PIXEL_MAJOR_MAX_O) {
+    pixelMajorForward(x, w, g, Ho, Wo, nb, cols, out, bias, activation);
+    cols.dispose();
+    return out;
+  }
   const tmp = nb > 1 ? emptyTensor([O * nb * P]) : null;
   for (let n0 = 0; n0 < B; n0 += nb) {
     const cnt = Math.min(nb, B - n0);
@@ -259,6 +266,96 @@ export function convForwardCpu(
   cols.dispose();
   tmp?.dispose();
   return out;
+}
+
+/**
+ * Up to this many output channels the forward GEMM runs with the pixels as its rows (see
+ * `pixelMajorForward`).
+ */
+const PIXEL_MAJOR_MAX_O = 64;
+
+/** Most scratch bytes per thread of the fused forward (`conv_forward`): about L2-sized. */
+const FUSED_MAX_BYTES = 1 << 21;
+
+/**
+ * The forward for few output channels as one job of the pool (`conv_forward` in
+ * `assembly/conv.ts`): each thread takes whole images, im2col of one image into its own scratch
+ * (still in the cache for the GEMM), the GEMM with the pixels as M, the transpose into NCHW.
+ * False (nothing done) without the kernels, or when images are too big or too few to share.
+ */
+function fusedForward(
+  x: Tensor,
+  w: Tensor,
+  g: ConvGeometry,
+  Ho: number,
+  Wo: number,
+  out: Tensor,
+  bias: Tensor | null,
+  activation: GemmActivation,
+): boolean {
+  const k = cpuKernels();
+  if (!k) return false;
+  const [B, C, H, W] = x.shape, O = w.shape[0], K = w.size / O, P = Ho * Wo;
+  const pool = Math.min(cpu().threads, k.pool.size);
+  const threads = 2 * B * P * O * K < GEMM_PARALLEL_MIN_FLOPS ? 1 : pool;
+  if (threads > 1 && B < 2 * threads) return false;
+  const e = k.exports as unknown as Record<string, (...a: number[]) => number>;
+  const stride = Math.ceil(e.conv_scratch_bytes(P, O, K, e.scratch_bytes(P, O, K)) / 64) * 64;
+  if (stride > FUSED_MAX_BYTES) return false;
+  const counter = k.scratch(64 + threads * stride);
+  new Int32Array(cpu().mem.buffer, counter, 1)[0] = 0;
+  const { sy, sx, py, px, kh, kw } = g;
+  const flags = 1 | 2 | 32 | (bias ? 8 : 0); // transA, transB, A in place (+ bias per column)
+  const act = GEMM_ACTIVATIONS[activation];
+  const args = [addr(x), C, H, W, sy, sx, py, px, kh, kw, Ho, Wo, B, addr(w), O, flags];
+  args.push(bias ? addr(bias) : 0, act, addr(out), counter + 64, stride, counter);
+  k.pool.run("conv_forward", args, threads);
+  return true;
+}
+
+/**
+ * The forward GEMM for few output channels: C^T [cnt*P, O] = cols^T W^T, the pixels as M. The
+ * kernel reads cols^T in place (MR consecutive pixels per tap) and packs only the small W, where
+ * W cols with M = O would repack the whole of cols for a handful of rows of W. Then one SIMD
+ * transpose per image writes NCHW.
+ */
+function pixelMajorForward(
+  x: Tensor,
+  w: Tensor,
+  g: ConvGeometry,
+  Ho: number,
+  Wo: number,
+  nb: number,
+  cols: Tensor,
+  out: Tensor,
+  bias: Tensor | null,
+  activation: GemmActivation,
+): void {
+  const B = x.shape[0], O = w.shape[0], K = w.size / O, P = Ho * Wo;
+  const tmp = emptyTensor([nb * P * O]);
+  for (let n0 = 0; n0 < B; n0 += nb) {
+    const cnt = Math.min(nb, B - n0);
+    im2col(x, g, Ho, Wo, n0, cnt, cols);
+    gemm({
+      M: cnt * P,
+      N: O,
+      K,
+      a: addr(cols),
+      lda: cnt * P,
+      transA: true,
+      directA: true,
+      b: addr(w),
+      ldb: K,
+      transB: true,
+      c: addr(tmp),
+      ldc: O,
+      bias: bias ? addr(bias) : undefined,
+      activation,
+    });
+    const args = [addr(tmp), P, O, cnt, addr(out) + n0 * O * P * 4];
+    runLayout("unfold_pixels", args, cnt * P * O);
+  }
+  tmp.dispose();
 }
 
 /**

@@ -41,6 +41,11 @@ export interface GemmArgs {
   bias?: number;
   biasPerRow?: boolean;
   activation?: GemmActivation;
+  /**
+   * With `transA` and N <= 64: the WebAssembly kernel reads A in place rather than packing it
+   * (a hint; only where lda is not a large power of two, whose rows would alias in the cache).
+   */
+  directA?: boolean;
 }
 
 const GELU_K = 0.7978845608028654;
@@ -68,9 +73,15 @@ export function activate(v: number, activation: GemmActivation): number {
  * 64x128x64 (1.05 M) 20.8 vs 20.4 us, 128x128x64 (2.1 M) 39.7 vs 35.0 us, 128x128x128 (4.2 M)
  * 78.6 vs 58.0 us, 256x256x256 (34 M) 634 vs 339 us.
  */
-const PARALLEL_MIN_FLOPS = 1e6;
+export const GEMM_PARALLEL_MIN_FLOPS = 1e6;
 
-const ACTIVATIONS: Record<GemmActivation, number> = { none: 0, relu: 1, gelu: 2, silu: 3 };
+/** The kernels' activation codes. */
+export const GEMM_ACTIVATIONS: Record<GemmActivation, number> = {
+  none: 0,
+  relu: 1,
+  gelu: 2,
+  silu: 3,
+};
 
 /** C = op(A) op(B) for each batch; see `GemmArgs`. */
 export function gemm(g: GemmArgs): void {
@@ -80,7 +91,7 @@ export function gemm(g: GemmArgs): void {
   const batch = g.batch ?? 1;
   if (M <= 0 || N <= 0 || batch <= 0) return;
   const flops = 2 * M * N * K * batch;
-  const threads = flops < PARALLEL_MIN_FLOPS ? 1 : Math.min(cpu().threads, k.pool.size);
+  const threads = flops < GEMM_PARALLEL_MIN_FLOPS ? 1 : Math.min(cpu().threads, k.pool.size);
   const split = threads > 1 && batch < threads;
   // Scratch: the shared block (work counter, and A packed whole when products are split), then
   // one packing block per thread.
@@ -89,8 +100,8 @@ export function gemm(g: GemmArgs): void {
   const shared = k.scratch(sharedBytes + threads * stride);
   const scratch = shared + sharedBytes;
   const flags = (g.transA ? 1 : 0) | (g.transB ? 2 : 0) | (g.accumulate ? 4 : 0) |
-    (g.bias !== undefined ? 8 : 0) | (g.biasPerRow ? 16 : 0);
-  const bias = g.bias ?? 0, act = ACTIVATIONS[g.activation ?? "none"];
+    (g.bias !== undefined ? 8 : 0) | (g.biasPerRow ? 16 : 0) | (g.directA ? 32 : 0);
+  const bias = g.bias ?? 0, act = GEMM_ACTIVATIONS[g.activation ?? "none"];
   const sA = g.strideA ?? 0, sB = g.strideB ?? 0, sC = g.strideC ?? M * g.ldc;
   // Zero the work counters.
   new Int32Array(cpu().mem.buffer, shared, 2).fill(0);

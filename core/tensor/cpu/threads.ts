@@ -28,7 +28,20 @@ export const CTL = {
   failed: 5,
   /** The job's generation (low 16 bits) << 16 | shares claimed so far. */
   claim: 6,
+  /** Workers asleep (or about to sleep) in `Atomics.wait` on `generation`. */
+  sleepers: 7,
+  /** 1 while the caller sleeps in `Atomics.wait` on `done`. */
+  callerAsleep: 8,
 } as const;
+
+/**
+ * Polls of the generation word a worker makes after a job before it sleeps in `Atomics.wait`
+ * (on the order of 100 us): the forward pass of a model issues its jobs microseconds apart, and
+ * a futex wake-up costs more than the job hand-off itself.
+ */
+export const WORKER_SPINS = 20000;
+/** Polls of the done count the caller makes before it sleeps in `Atomics.wait`. */
+export const CALLER_SPINS = 20000;
 
 /**
  * Claims the next share of the job of `generation`: its tid, or -1 when all are claimed or the
@@ -183,7 +196,8 @@ export class ThreadPool {
     // Then open the claim word for this job (low 16 bits of its generation), then announce it.
     Atomics.store(ctl, CTL.claim, (generation & 0xffff) << 16);
     Atomics.store(ctl, CTL.generation, generation);
-    Atomics.notify(ctl, CTL.generation);
+    // Spinning workers see the new generation by themselves; wake only those asleep.
+    if (Atomics.load(ctl, CTL.sleepers) > 0) Atomics.notify(ctl, CTL.generation);
     let error: unknown = null;
     let mine = 0;
     for (let tid = claimShare(ctl, generation); tid >= 0; tid = claimShare(ctl, generation)) {
@@ -198,8 +212,11 @@ export class ThreadPool {
     // Wait for the shares the workers claimed.
     const want = n - mine;
     for (let spin = 0; Atomics.load(ctl, CTL.done) < want; spin++) {
+      if (spin < CALLER_SPINS) continue;
+      Atomics.store(ctl, CTL.callerAsleep, 1);
       const done = Atomics.load(ctl, CTL.done);
-      if (done < want && spin > 64) Atomics.wait(ctl, CTL.done, done, 1000);
+      if (done < want) Atomics.wait(ctl, CTL.done, done, 1000);
+      Atomics.store(ctl, CTL.callerAsleep, 0);
     }
     if (error) throw error;
     if (Atomics.load(ctl, CTL.failed)) {

@@ -4,7 +4,14 @@
  * it while any are left, and counts each done.
  */
 import { parentPort } from "node:worker_threads";
-import { ARGS_OFFSET, claimShare, CTL, MAX_ARGS, type WorkerInit } from "./threads.ts";
+import {
+  ARGS_OFFSET,
+  claimShare,
+  CTL,
+  MAX_ARGS,
+  WORKER_SPINS,
+  type WorkerInit,
+} from "./threads.ts";
 
 type Export = (...args: number[]) => void;
 
@@ -19,7 +26,15 @@ function serve(init: WorkerInit): void {
   let seen = Atomics.load(ctl, CTL.generation);
   parentPort!.postMessage("ready");
   for (;;) {
-    Atomics.wait(ctl, CTL.generation, seen);
+    // Poll a while before sleeping: the next job usually comes within microseconds.
+    for (let spin = 0; spin < WORKER_SPINS && Atomics.load(ctl, CTL.generation) === seen; spin++);
+    if (Atomics.load(ctl, CTL.generation) === seen) {
+      // Counted as asleep before the check in `Atomics.wait`: a caller that bumps the generation
+      // after this add sees the count and notifies; one that bumped it before makes wait return.
+      Atomics.add(ctl, CTL.sleepers, 1);
+      Atomics.wait(ctl, CTL.generation, seen);
+      Atomics.sub(ctl, CTL.sleepers, 1);
+    }
     seen = Atomics.load(ctl, CTL.generation);
     for (let tid = claimShare(ctl, seen); tid >= 0; tid = claimShare(ctl, seen)) {
       try {
@@ -30,7 +45,7 @@ function serve(init: WorkerInit): void {
         Atomics.store(ctl, CTL.failed, 1);
       }
       Atomics.add(ctl, CTL.done, 1);
-      Atomics.notify(ctl, CTL.done);
+      if (Atomics.load(ctl, CTL.callerAsleep)) Atomics.notify(ctl, CTL.done);
     }
   }
 }

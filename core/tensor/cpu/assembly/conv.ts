@@ -7,6 +7,7 @@
 // (see share.ts): im2col's units are cols rows (c, ky, kx), col2im's output planes (image, c),
 // so no two threads ever write the same float.
 import { chunkSize, nextChunk } from "./share";
+import { gemm_block } from "./gemm";
 
 /** Copies `n` floats from `src` to `dst` (the ranges do not overlap). */
 // @ts-ignore: decorator
@@ -71,12 +72,26 @@ export function im2col(
   Ho: i32, Wo: i32, cnt: i32, dst: usize,
   counter: usize, tid: i32, nthreads: i32,
 ): void {
-  const P = Ho * Wo, rows = C * kh * kw;
-  const ld = <usize>cnt * <usize>P;
+  const rows = C * kh * kw;
   const size = chunkSize(rows, nthreads);
   for (let u = nextChunk(counter, nthreads, -1); u * size < rows; u = nextChunk(counter, nthreads, u)) {
-    const r1 = min(rows, (u + 1) * size);
-    for (let r = u * size; r < r1; r++) {
+    im2colRows(
+      src, C, H, W, sy, sx, py, px, kh, kw, Ho, Wo, cnt, dst, <usize>cnt * <usize>(Ho * Wo),
+      u * size, min(rows, (u + 1) * size),
+    );
+  }
+}
+
+/** Rows r0..r1 of `im2col`'s cols, whose rows lie `ld` floats apart. */
+// @ts-ignore: decorator
+@inline function im2colRows(
+  src: usize, C: i32, H: i32, W: i32,
+  sy: i32, sx: i32, py: i32, px: i32, kh: i32, kw: i32,
+  Ho: i32, Wo: i32, cnt: i32, dst: usize, ld: usize, r0: i32, r1: i32,
+): void {
+  const P = Ho * Wo;
+  {
+    for (let r = r0; r < r1; r++) {
       const kx = r % kw, ky = (r / kw) % kh, c = r / (kw * kh);
       const lo = validLo(sx, px, kx, Wo), hi = validHi(sx, px, kx, W, Wo, lo);
       // Output rows oy in [oyLo, oyHi) read an input row; the others are padding.
@@ -184,4 +199,102 @@ export function fold_batch(
       else copyRun(a, b, P);
     }
   }
+}
+
+/**
+ * `cnt` images from pixel-major [cnt, P, O] (at `src`, the forward GEMM's C^T) to NCHW
+ * [cnt, O, P] (at `dst`): dst[i, o, p] = src[i, p, o]. 4 x 4 blocks through v128 shuffles where
+ * P and O are multiples of 4. Split by (image, block of 4 channels).
+ */
+export function unfold_pixels(
+  src: usize, P: i32, O: i32, cnt: i32, dst: usize,
+  counter: usize, tid: i32, nthreads: i32,
+): void {
+  const og = (O + 3) / 4, units = cnt * og;
+  const size = chunkSize(units, nthreads);
+  for (let k = nextChunk(counter, nthreads, -1); k * size < units; k = nextChunk(counter, nthreads, k)) {
+    const u1 = min(units, (k + 1) * size);
+    for (let u = k * size; u < u1; u++) {
+      const i = u / og, g = u % og;
+      unfoldImage(
+        src + <usize>i * <usize>P * <usize>O * 4, P, O, dst + <usize>i * <usize>O * <usize>P * 4, g, g + 1,
+      );
+    }
+  }
+}
+
+/** Channel groups [g0, g1) (4 channels each) of one image: [P, O] at `src` -> [O, P] at `dst`. */
+// @ts-ignore: decorator
+@inline function unfoldImage(src: usize, P: i32, O: i32, dst: usize, g0: i32, g1: i32): void {
+  const ss = <usize>O * 4, ds = <usize>P * 4;
+  const simd = P % 4 == 0 && O % 4 == 0;
+  for (let g = g0; g < g1; g++) {
+    const o0 = g * 4;
+    const from = src + <usize>o0 * 4, to = dst + <usize>o0 * ds;
+    if (simd) {
+      for (let p = 0; p < P; p += 4) {
+        const s0 = from + <usize>p * ss;
+        const r0 = v128.load(s0), r1 = v128.load(s0 + ss);
+        const r2 = v128.load(s0 + 2 * ss), r3 = v128.load(s0 + 3 * ss);
+        const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5);
+        const t2 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7), t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+        const d0 = to + <usize>p * 4;
+        v128.store(d0, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
+        v128.store(d0 + ds, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7));
+        v128.store(d0 + 2 * ds, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5));
+        v128.store(d0 + 3 * ds, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7));
+      }
+      continue;
+    }
+    const oc = min(4, O - o0);
+    for (let p = 0; p < P; p++) {
+      for (let j = 0; j < oc; j++) {
+        store<f32>(to + <usize>j * ds + <usize>p * 4, load<f32>(from + <usize>p * ss + <usize>j * 4));
+      }
+    }
+  }
+}
+
+/**
+ * The whole convolution forward for few output channels, one image per unit of work, each on
+ * one thread in its own scratch block (`scratchStride` bytes; see `conv_scratch_bytes`): im2col
+ * of the image into [K, P] (rows `ldp` floats apart), then C^T [P, O] = cols^T W^T with the
+ * pixels as the GEMM's M (cols^T read in place, only W packed; bias and activation in the
+ * epilogue), then the transpose into the image's NCHW planes. The image's cols stay in the
+ * cache between the im2col and the GEMM, and the convolution is one job of the pool.
+ */
+export function conv_forward(
+  src: usize, C: i32, H: i32, W: i32,
+  sy: i32, sx: i32, py: i32, px: i32, kh: i32, kw: i32,
+  Ho: i32, Wo: i32, B: i32, w: usize, O: i32, flags: i32, bias: usize, act: i32, dst: usize,
+  scratch: usize, scratchStride: i32, counter: usize, tid: i32, nthreads: i32,
+): void {
+  const P = Ho * Wo, K = C * kh * kw, ldp = paddedLd(P);
+  const cols = scratch + <usize>tid * <usize>scratchStride;
+  const tmp = cols + align64(<usize>K * <usize>ldp * 4);
+  const work = tmp + align64(<usize>P * <usize>O * 4);
+  for (let i = nextChunk(counter, nthreads, -1); i < B; i = nextChunk(counter, nthreads, i)) {
+    im2colRows(
+      src + <usize>i * <usize>(C * H * W) * 4, C, H, W, sy, sx, py, px, kh, kw, Ho, Wo, 1, cols,
+      <usize>ldp, 0, K,
+    );
+    gemm_block(P, O, K, cols, ldp, w, K, tmp, O, flags, bias, act, work, 0, 0, P, 0, O);
+    unfoldImage(tmp, P, O, dst + <usize>i * <usize>(O * P) * 4, 0, (O + 3) / 4);
+  }
+}
+
+/** Bytes of one thread's scratch block for `conv_forward` (gemmBytes: scratch_bytes(P, O, K)). */
+export function conv_scratch_bytes(P: i32, O: i32, K: i32, gemmBytes: i32): i32 {
+  return <i32>(align64(<usize>K * <usize>paddedLd(P) * 4) + align64(<usize>P * <usize>O * 4)) + gemmBytes;
+}
+
+/** Row length of an image's cols: P, padded where rows a multiple of 1 KiB apart would alias. */
+// @ts-ignore: decorator
+@inline function paddedLd(P: i32): i32 {
+  return P % 256 == 0 ? P + 16 : P;
+}
+
+// @ts-ignore: decorator
+@inline function align64(bytes: usize): usize {
+  return (bytes + 63) & ~<usize>63;
 }

@@ -38,6 +38,12 @@ const TRANS_B: i32 = 2;
 const ACCUMULATE: i32 = 4;
 const HAS_BIAS: i32 = 8;
 const BIAS_PER_ROW: i32 = 16;
+/**
+ * With TRANS_A and few columns of C (N <= DIRECT_A_MAX_N): read the transposed A in place too,
+ * MR consecutive floats per k (the convolution's im2col matrix read as pixels x taps), instead
+ * of packing it. Only for callers whose A rows (lda) are not a large power of two apart.
+ */
+const DIRECT_TRANS_A: i32 = 32;
 
 const ACT_RELU: i32 = 1;
 const ACT_GELU: i32 = 2;
@@ -74,7 +80,7 @@ export function shared_bytes(M: i32, K: i32): i32 {
 /** Whether the microkernel reads A in place (see DIRECT_A_MAX_N). */
 // @ts-ignore: decorator
 @inline function readsAInPlace(flags: i32, N: i32): bool {
-  return (flags & TRANS_A) == 0 && N <= DIRECT_A_MAX_N;
+  return ((flags & TRANS_A) == 0 || (flags & DIRECT_TRANS_A) != 0) && N <= DIRECT_A_MAX_N;
 }
 
 /** Claims the next unit of work: returns the counter at `counter` and increments it. */
@@ -131,7 +137,8 @@ export function gemm_tiles(
   const P = readsAInPlace(flags, N) ? 0 : min(strips, nthreads);
   const units = 4 * nthreads;
   const cols = (N + NR - 1) / NR;
-  let un = min(cols, units);
+  // A read in place: cut along M only, so that each row of A is read by one rectangle.
+  let un = P == 0 && readsAInPlace(flags, N) ? 1 : min(cols, units);
   let um = min(strips, (units + un - 1) / un);
   const nt = (cols + un - 1) / un * NR, mt = (strips + um - 1) / um * MR;
   un = (N + nt - 1) / nt;
@@ -180,7 +187,7 @@ function packAWhole(a: usize, lda: i32, flags: i32, M: i32, K: i32, s0: i32, s1:
  * here block by block, or was packed whole by `pack_a` when `packedA` is not 0 (then m0 is a
  * multiple of MR).
  */
-function gemm_block(
+export function gemm_block(
   M: i32, N: i32, K: i32,
   a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32,
   flags: i32, bias: usize, act: i32, work: usize, packedA: usize,
@@ -188,6 +195,9 @@ function gemm_block(
 ): void {
   const accumulate = (flags & ACCUMULATE) != 0;
   const direct = packedA == 0 && readsAInPlace(flags, N);
+  const transA = (flags & TRANS_A) != 0;
+  // In place, A(r, k) lies at a + r * rs + k * ks bytes.
+  const rs: usize = transA ? 4 : <usize>lda * 4, ks: usize = transA ? <usize>lda * 4 : 4;
   if (K == 0) {
     if (!accumulate) {
       for (let m = m0; m < m1; m++) memory.fill(c + (<usize>m * ldc + n0) * 4, 0, (n1 - n0) * 4);
@@ -214,7 +224,7 @@ function gemm_block(
         const fullRows = direct ? mc - mc % MR : mc;
         if (packedA) ablock = packedA + (<usize>pc * roundUp(M, MR) + <usize>ic * kc) * 4;
         else if (!direct) packA(a, lda, (flags & TRANS_A) != 0, ic, mc, pc, kc, ap);
-        else if (fullRows < mc) packA(a, lda, false, ic + fullRows, mc - fullRows, pc, kc, ap);
+        else if (fullRows < mc) packA(a, lda, transA, ic + fullRows, mc - fullRows, pc, kc, ap);
         for (let jr = 0; jr < nc; jr += NR) {
           const bs = bp + <usize>(jr * kc * 4);
           for (let ir = 0; ir < mc; ir += MR) {
@@ -222,8 +232,8 @@ function gemm_block(
             const full = ir + MR <= mc && jr + NR <= nc;
             const out = full ? cp : edge, ldo: usize = full ? <usize>ldc * 4 : NR * 4;
             if (direct && ir < fullRows) {
-              const as = a + (<usize>(ic + ir) * lda + <usize>pc) * 4;
-              kernelDirect(as, <usize>lda * 4, bs, kc, out, ldo, first || !full);
+              const as = a + <usize>(ic + ir) * rs + <usize>pc * ks;
+              kernelDirect(as, rs, ks, bs, kc, out, ldo, first || !full);
             } else {
               const as = direct ? ap : ablock + <usize>(ir * kc * 4);
               kernel(as, bs, kc, out, ldo, first || !full);
@@ -381,9 +391,12 @@ function kernel(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, first: bool
   microkernel(ap, 4, MR * 4, bp, kc, c, ldc, first);
 }
 
-/** The microkernel reading MR rows of a row-major A in place (`lda` bytes apart). */
-function kernelDirect(ap: usize, lda: usize, bp: usize, kc: i32, c: usize, ldc: usize, first: bool): void {
-  microkernel(ap, lda, 4, bp, kc, c, ldc, first);
+/** The microkernel reading MR rows of A in place: A(r, k) at ap + r * rs + k * ks bytes. */
+function kernelDirect(
+  ap: usize, rs: usize, ks: usize, bp: usize, kc: i32, c: usize, ldc: usize, first: bool,
+): void {
+  if (rs == 4) microkernel(ap, 4, ks, bp, kc, c, ldc, first);
+  else microkernel(ap, rs, 4, bp, kc, c, ldc, first);
 }
 
 /** A(r, k) is at ap + r * rs + k * ks bytes. */

@@ -1,7 +1,7 @@
 // Entry of the CPU backend's WebAssembly kernels: every export here can run on the thread pool
 // (`cpuKernels().pool.run(name, args)`; the export takes `args` then `(tid, nthreads)`). Add new
 // kernel files beside this one and re-export them here.
-export * from "./gemm";
+export { gemm_batches, gemm_tiles, scratch_bytes, shared_bytes } from "./gemm";
 export { exp_f32 } from "./math";
 export { unary_backward, unary_forward } from "./unary";
 export { norm_backward, norm_forward } from "./norm";
