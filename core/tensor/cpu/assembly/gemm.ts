@@ -8,6 +8,8 @@
 // transB and the leading dimensions were. The microkernel keeps an MR x NR tile of C in twelve
 // v128 registers (x86 has 16 xmm registers: 12 accumulators + 2 B vectors + 1 A broadcast).
 // When C has few columns a row-major A is read in place instead (see DIRECT_A_MAX_N).
+
+import { gelu4, silu4 } from "./math";
 //
 // Threads: `gemm_batches` hands out whole products, `gemm_tiles` the packing of A and then
 // rectangles of C of one product; either way work is claimed from an atomic counter, so a thread
@@ -48,9 +50,6 @@ const DIRECT_TRANS_A: i32 = 32;
 const ACT_RELU: i32 = 1;
 const ACT_GELU: i32 = 2;
 const ACT_SILU: i32 = 3;
-
-/** sqrt(2 / pi), for the tanh form of GELU (Hendrycks & Gimpel 2016), as in ops/elementwise.ts. */
-const GELU_K: f64 = 0.7978845608028654;
 
 /** a * b + c: fused where the runtime has relaxed SIMD (an FMA on x86 with FMA3), else mul + add. */
 // @ts-ignore: decorator
@@ -481,16 +480,17 @@ function epilogue(
     const rowBias = hasBias && perRow ? load<f32>(bias + <usize>m * 4) : <f32>0;
     const colBias = bias + <usize>jc * 4;
     let j = 0;
-    if (act <= ACT_RELU) {
-      // Bias and ReLU four at a time.
-      const zero = f32x4.splat(0), rb = f32x4.splat(rowBias);
-      for (; j + 4 <= nc; j += 4) {
-        const o = <usize>j * 4;
-        let v = v128.load(row + o);
-        if (hasBias) v = f32x4.add(v, perRow ? rb : v128.load(colBias + o));
-        if (act == ACT_RELU) v = f32x4.max(v, zero);
-        v128.store(row + o, v);
-      }
+    // Bias and activation four at a time (GELU and SiLU by the float32 vector code of math.ts,
+    // as the unfused ops' kernels in unary.ts compute them).
+    const zero = f32x4.splat(0), rb = f32x4.splat(rowBias);
+    for (; j + 4 <= nc; j += 4) {
+      const o = <usize>j * 4;
+      let v = v128.load(row + o);
+      if (hasBias) v = f32x4.add(v, perRow ? rb : v128.load(colBias + o));
+      if (act == ACT_RELU) v = f32x4.max(v, zero);
+      else if (act == ACT_GELU) v = gelu4(v);
+      else if (act == ACT_SILU) v = silu4(v);
+      v128.store(row + o, v);
     }
     for (; j < nc; j++) {
       const o = <usize>j * 4;
@@ -501,13 +501,13 @@ function epilogue(
   }
 }
 
-/** One value through the activation, in float64 exactly as `activate` in gemm.ts. */
+/** One value through the activation: ReLU exactly, GELU and SiLU by the vector code (lane 0). */
 // @ts-ignore: decorator
 @inline function activate(x: f32, act: i32): f32 {
   const v = <f64>x;
   // NaN stays NaN, as f32x4.max above and the unfused relu (Math.max) leave it.
   if (act == ACT_RELU) return v > 0 || x != x ? x : 0;
-  if (act == ACT_GELU) return <f32>(0.5 * v * (1 + Math.tanh(GELU_K * (v + 0.044715 * v * v * v))));
-  if (act == ACT_SILU) return <f32>(v / (1 + Math.exp(-v)));
+  if (act == ACT_GELU) return f32x4.extract_lane(gelu4(f32x4.splat(x)), 0);
+  if (act == ACT_SILU) return f32x4.extract_lane(silu4(f32x4.splat(x)), 0);
   return x;
 }
