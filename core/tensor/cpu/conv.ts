@@ -399,10 +399,11 @@ export function convAdjointCpu(
     });
     return out;
   }
+  fillChannels(out, bias);
+  if (fusedAdjoint(inp, w, g, Ho, Wo, out)) return out;
   const nb = chunkImages(B, (Kc + Ci) * Pi);
   const cols = emptyTensor([Kc * nb * Pi]);
   const folded = nb > 1 ? emptyTensor([Ci * nb * Pi]) : null;
-  fillChannels(out, bias);
   for (let n0 = 0; n0 < B; n0 += nb) {
     const cnt = Math.min(nb, B - n0);
     let src = addr(inp) + n0 * Ci * Pi * 4;
@@ -428,6 +429,39 @@ export function convAdjointCpu(
   cols.dispose();
   folded?.dispose();
   return out;
+}
+
+/**
+ * The transposed convolution as one job of the pool (`conv_adjoint` in `assembly/conv.ts`):
+ * each thread takes whole images, their GEMM into its own scratch and the col2im scatter from
+ * there while it is in the cache. False (nothing done) without the kernels, or when images are
+ * too big or too few to share. `out` holds the bias already.
+ */
+function fusedAdjoint(
+  inp: Tensor,
+  w: Tensor,
+  g: ConvGeometry,
+  Ho: number,
+  Wo: number,
+  out: Tensor,
+): boolean {
+  const k = cpuKernels();
+  if (!k) return false;
+  const [B, Ci, Hi, Wi] = inp.shape, Co = w.shape[1], Kc = Co * g.kh * g.kw, Pi = Hi * Wi;
+  const pool = Math.min(cpu().threads, k.pool.size);
+  const threads = 2 * B * Pi * Kc * Ci < GEMM_PARALLEL_MIN_FLOPS ? 1 : pool;
+  if (threads > 1 && B < 2 * threads) return false;
+  const e = k.exports as unknown as Record<string, (...a: number[]) => number>;
+  const bytes = e.conv_adjoint_scratch_bytes(Kc, Pi, e.scratch_bytes(Kc, Pi, Ci));
+  const stride = Math.ceil(bytes / 64) * 64;
+  if (stride > FUSED_MAX_BYTES) return false;
+  const counter = k.scratch(64 + threads * stride);
+  new Int32Array(cpu().mem.buffer, counter, 1)[0] = 0;
+  const { sy, sx, py, px, kh, kw } = g;
+  const args = [addr(inp), Ci, Hi, Wi, addr(w), Co, addr(out), Ho, Wo, sy, sx, py, px, kh, kw, B];
+  args.push(counter + 64, stride, counter);
+  k.pool.run("conv_adjoint", args, threads);
+  return true;
 }
 
 /** Sets every plane of t [n, C, H, W] to bias[c] (0 without a bias). */

@@ -298,3 +298,35 @@ export function conv_scratch_bytes(P: i32, O: i32, K: i32, gemmBytes: i32): i32 
 @inline function align64(bytes: usize): usize {
   return (bytes + 63) & ~<usize>63;
 }
+
+/**
+ * The transposed convolution (see `convAdjointCpu` in conv.ts) one image per unit of work, each
+ * on one thread in its own scratch block (`scratchStride` bytes): cols [Co*kh*kw, Pi] = W^T x_i
+ * into the scratch (still in the cache for the scatter), then col2im adds it into image i of y
+ * (which the caller filled with the bias).
+ */
+export function conv_adjoint(
+  src: usize, Ci: i32, Hi: i32, Wi: i32, w: usize, Co: i32, dst: usize, Ho: i32, Wo: i32,
+  sy: i32, sx: i32, py: i32, px: i32, kh: i32, kw: i32, B: i32,
+  scratch: usize, scratchStride: i32, counter: usize, tid: i32, nthreads: i32,
+): void {
+  const Pi = Hi * Wi, Kc = Co * kh * kw;
+  const cols = scratch + <usize>tid * <usize>scratchStride;
+  const work = cols + align64(<usize>Kc * <usize>Pi * 4);
+  for (let i = nextChunk(counter, nthreads, -1); i < B; i = nextChunk(counter, nthreads, i)) {
+    // TRANS_A = 1: W [Ci, Co*kh*kw] read as its transpose.
+    gemm_block(
+      Kc, Pi, Ci, w, Kc, src + <usize>i * <usize>(Ci * Pi) * 4, Pi, cols, Pi, 1, 0, 0, work, 0,
+      0, Kc, 0, Pi,
+    );
+    col2im_add(
+      cols, Co, Ho, Wo, sy, sx, py, px, kh, kw, Hi, Wi, 1, dst + <usize>i * <usize>(Co * Ho * Wo) * 4,
+      0, 0, 1,
+    );
+  }
+}
+
+/** Bytes of one thread's scratch block for `conv_adjoint` (gemmBytes: scratch_bytes(Kc, Pi, Ci)). */
+export function conv_adjoint_scratch_bytes(Kc: i32, Pi: i32, gemmBytes: i32): i32 {
+  return <i32>align64(<usize>Kc * <usize>Pi * 4) + gemmBytes;
+}
