@@ -500,6 +500,12 @@ export function gatherClipCache(
   };
 }
 
+/**
+ * The most images one `textToImage` / `imageVariations` call (and `deno task sample --n`)
+ * produces: larger batches exceed the GPU's workgroup limits (and take minutes with no output).
+ */
+export const MAX_IMAGES = 1024;
+
 /** Options of `textToImage` and `imageVariations`. */
 export interface GenerateImagesOptions {
   /** Images per caption (default 1). */

@@ -18,6 +18,7 @@ import {
   type GeneratedImages,
   imageVariations,
   loadPipeline,
+  MAX_IMAGES,
   textToImage,
 } from "../core/pipeline.ts";
 import { CheckpointError } from "../core/train/checkpoint.ts";
@@ -42,7 +43,7 @@ as one PNG grid.
 
 Options:
   --checkpoint DIR   run folder with clip/, prior/, decoder/ (default: weights/default)
-  --n N              images (default 4)
+  --n N              images, 1 to 1024 (default 4)
   --guidance S       classifier-free guidance scale (default 2; the thesis's best is 2-2.5)
   --sampler NAME     ddpm or ddim (default: the config's sampler)
   --steps N          decoder reverse-process steps (respaced; default: the sampler's)
@@ -164,7 +165,7 @@ export async function runSample(
     throw new UsageError(`Missing the caption; see "deno task sample --help"`);
   }
   const caption = positionals[0] ?? "";
-  const n = numberFlag(values, "n", { integer: true, min: 1 }) ?? 4;
+  const n = numberFlag(values, "n", { integer: true, min: 1, max: MAX_IMAGES }) ?? 4;
   const { guidance, steps, seed } = samplingFlags(values);
   const out = (values.out as string | undefined) ?? "sample.png";
   if (!out.toLowerCase().endsWith(".png")) throw new UsageError(`--out "${out}" must end in .png`);

@@ -342,3 +342,11 @@ Deno.test("train: one run per folder (lock with the pid); stale locks are recove
     await Deno.remove(work, { recursive: true });
   }
 });
+
+Deno.test("sample: --n is bounded (at most 1024) with a usage error before any work", async () => {
+  for (const n of ["100000", "1025"]) {
+    const r = await cli("sample", ["a red circle", "--n", n, "--out", "/tmp/unused-n.png"]);
+    assertOneLineError(r, new RegExp(`--n "${n}" must be at most 1024`));
+    assert.ok(!r.stdout.includes("Device:"), "refused before starting the backend");
+  }
+});
