@@ -534,6 +534,55 @@ export interface GeneratedImages {
   captions: string[];
 }
 
+function checkCount(value: unknown, name: string, fallback: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > max) {
+    throw new RangeError(
+      `Option "${name}" must be an integer from 1 to ${max}, got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Validates the options of `textToImage` / `imageVariations` at the public surface, so that a
+ * bad value is a clear error rather than an internal failure or a wrong result. Returns `n`.
+ */
+function checkGenerateOptions(options: GenerateImagesOptions, defaultN: number): number {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`Options must be an object, got ${String(options)}`);
+  }
+  const n = checkCount(options.n, "n", defaultN, MAX_IMAGES);
+  const g = options.guidance;
+  if (g !== undefined && (typeof g !== "number" || !Number.isFinite(g) || g < 0)) {
+    throw new RangeError(`Option "guidance" must be a finite number >= 0, got ${String(g)}`);
+  }
+  checkCount(options.steps, "steps", 1, Number.MAX_SAFE_INTEGER);
+  checkCount(options.priorSteps, "priorSteps", 1, Number.MAX_SAFE_INTEGER);
+  checkCount(options.candidates, "candidates", 1, MAX_IMAGES);
+  const seed = options.seed;
+  if (seed !== undefined && (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)) {
+    throw new RangeError(`Option "seed" must be an integer from 0 to 4294967295, got ${seed}`);
+  }
+  return n;
+}
+
+/** Captions must be a non-empty array of strings. */
+function checkCaptions(captions: unknown): readonly string[] {
+  if (!Array.isArray(captions) || captions.length === 0) {
+    throw new TypeError(
+      `Captions must be a non-empty array of strings, got ${
+        Array.isArray(captions) ? "an empty array" : typeof captions
+      }`,
+    );
+  }
+  const bad = captions.findIndex((c) => typeof c !== "string");
+  if (bad >= 0) {
+    throw new TypeError(`Caption ${bad} must be a string, got ${typeof captions[bad]}`);
+  }
+  return captions;
+}
+
 function decodeImages(
   p: Components,
   tokens: TokenBatch,
@@ -580,7 +629,14 @@ export async function textToImage(
   captions: readonly string[],
   options: GenerateImagesOptions = {},
 ): Promise<GeneratedImages> {
-  const n = options.n ?? 1;
+  checkCaptions(captions);
+  const n = checkGenerateOptions(options, 1);
+  if (captions.length * n > MAX_IMAGES) {
+    throw new RangeError(
+      `${captions.length} captions x n ${n} = ${captions.length * n} images, more than ` +
+        `${MAX_IMAGES} per call; split the captions into several calls`,
+    );
+  }
   const rows = captions.flatMap((c) => Array.from({ length: n }, () => c));
   // Encode first so that a too-long caption fails before any GPU work.
   for (const c of captions) p.tokenizer.encode(c);
@@ -613,8 +669,11 @@ export async function imageVariations(
   image: Float32Array,
   options: GenerateImagesOptions & { caption?: string } = {},
 ): Promise<GeneratedImages> {
-  const n = options.n ?? 4;
+  const n = checkGenerateOptions(options, 4);
   const caption = options.caption ?? "";
+  if (typeof caption !== "string") {
+    throw new TypeError(`Option "caption" must be a string, got ${typeof caption}`);
+  }
   p.tokenizer.encode(caption);
   const S = p.decoder.imageSize;
   if (image.length !== 3 * S * S) {

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { builtins } from "../core/builtins.ts";
 import { loadConfig } from "../core/config.ts";
+import { type Components, imageVariations, textToImage } from "../core/pipeline.ts";
 import { BpeTokenizer, shortCaption } from "../plugins/tokenizers/bpe.ts";
 import { numberFlag, seedFlag, UsageError } from "../tasks/_cli.ts";
 
@@ -349,4 +350,36 @@ Deno.test("sample: --n is bounded (at most 1024) with a usage error before any w
     assertOneLineError(r, new RegExp(`--n "${n}" must be at most 1024`));
     assert.ok(!r.stdout.includes("Device:"), "refused before starting the backend");
   }
+});
+
+Deno.test("library API: n, captions and options are validated at the public surface", async () => {
+  // Validation comes before any use of the pipeline, so an empty stand-in suffices.
+  const p = {} as Components;
+  const call = (captions: unknown, options: unknown) =>
+    textToImage(p, captions as string[], options as Record<string, unknown>);
+  for (const n of [0, -1, 1.5, NaN, 1025, "2"]) {
+    await assert.rejects(call(["a red circle"], { n }), RangeError, `n ${String(n)}`);
+    await assert.rejects(
+      call(["a red circle"], { n }),
+      /Option "n" must be an integer from 1 to 1024/,
+    );
+    await assert.rejects(
+      imageVariations(p, new Float32Array(3), { n } as Record<string, unknown>),
+      /Option "n" must be an integer from 1 to 1024/,
+    );
+  }
+  await assert.rejects(call([], {}), /Captions must be a non-empty array of strings, got an empty/);
+  await assert.rejects(call("a red circle", {}), /Captions must be a non-empty array/);
+  await assert.rejects(call([undefined], {}), /Caption 0 must be a string, got undefined/);
+  await assert.rejects(call(["a", 3], {}), /Caption 1 must be a string, got number/);
+  await assert.rejects(call(["a", "b"], { n: 600 }), /1200 images, more than 1024 per call/);
+  await assert.rejects(call(["a"], { guidance: NaN }), /"guidance" must be a finite number >= 0/);
+  await assert.rejects(call(["a"], { guidance: Infinity }), /"guidance" must be a finite number/);
+  await assert.rejects(call(["a"], { steps: 0 }), /"steps" must be an integer from 1/);
+  await assert.rejects(call(["a"], { candidates: 0.5 }), /"candidates" must be an integer from 1/);
+  await assert.rejects(call(["a"], { seed: -1 }), /"seed" must be an integer from 0 to 4294967295/);
+  await assert.rejects(
+    imageVariations(p, new Float32Array(3), { caption: 7 } as Record<string, unknown>),
+    /Option "caption" must be a string, got number/,
+  );
 });
