@@ -10,7 +10,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { builtins } from "../core/builtins.ts";
 import { loadConfig } from "../core/config.ts";
-import { type Components, imageVariations, textToImage } from "../core/pipeline.ts";
+import { exists } from "../core/io/mod.ts";
+import { type Components, imageVariations, loadPipeline, textToImage } from "../core/pipeline.ts";
 import { BpeTokenizer, shortCaption } from "../plugins/tokenizers/bpe.ts";
 import { numberFlag, seedFlag, UsageError } from "../tasks/_cli.ts";
 
@@ -382,4 +383,24 @@ Deno.test("library API: n, captions and options are validated at the public surf
     imageVariations(p, new Float32Array(3), { caption: 7 } as Record<string, unknown>),
     /Option "caption" must be a string, got number/,
   );
+});
+
+Deno.test({
+  name: "exists(): a missing --allow-read is an error naming the permission, not a missing path",
+  permissions: { read: false },
+  fn: async () => {
+    await assert.rejects(
+      exists(SHIPPED),
+      Deno.errors.NotCapable,
+      `No read permission for "${SHIPPED}": run Deno with --allow-read`,
+    );
+    // A library user is told about the permission, not about a CLI flag.
+    await assert.rejects(loadPipeline(SHIPPED, builtins()), /--allow-read/);
+  },
+});
+
+Deno.test("exists(): true for a path, false for a missing one", async () => {
+  assert.equal(await exists(SHIPPED), true);
+  assert.equal(await exists(join(SHIPPED, "no-such-file")), false);
+  assert.equal(await exists(join(SHIPPED, "README.md", "below-a-file")), false);
 });

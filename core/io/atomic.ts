@@ -102,7 +102,10 @@ export async function writeTextAtomic(path: string, text: string): Promise<void>
 }
 
 /**
- * Whether `path` can be stat'ed (any failure, not only NotFound, counts as absent).
+ * Whether `path` exists. A missing permission is not taken for a missing path: without
+ * `--allow-read` it throws `Deno.errors.NotCapable`, and when the operating system refuses
+ * access `Deno.errors.PermissionDenied`, each with a message naming what is missing. Other
+ * failures (e.g. a file where a folder was expected) count as absent.
  *
  * @example
  * ```ts
@@ -113,7 +116,20 @@ export async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
     return true;
-  } catch {
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) {
+      throw new Deno.errors.NotCapable(
+        `No read permission for "${path}": run Deno with --allow-read (or -A)`,
+        { cause: e },
+      );
+    }
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new Deno.errors.PermissionDenied(
+        `Permission denied reading "${path}": the operating system refused access; ` +
+          `check the permissions of the file and its folders`,
+        { cause: e },
+      );
+    }
     return false;
   }
 }
