@@ -144,7 +144,8 @@ function trainStageSchema(d: TrainStageConfig): z.ZodType {
       .describe("AdamW's decoupled weight decay (applied to every parameter)"),
     beta1: z.number().gte(0).lt(1).default(d.beta1),
     beta2: z.number().gte(0).lt(1).default(d.beta2),
-    eps: z.number().positive().default(d.eps),
+    eps: z.number().min(1e-12).max(1).default(d.eps)
+      .describe("Adam's epsilon, 1e-12 to 1 (smaller values underflow to NaN updates)"),
     seed: int.nonnegative().default(d.seed),
     checkpointEvery: int.positive().default(d.checkpointEvery),
     keepLast: int.positive().default(d.keepLast),

@@ -280,3 +280,17 @@ Deno.test("diffConfigs() lists the dotted paths that differ", () => {
   ]);
   assert.deepEqual(diffConfigs({ x: 1 }, { y: 1 }), ["x", "y"]);
 });
+
+Deno.test("parseConfig(): Adam's eps is bounded to 1e-12..1 (1e-300 gives NaN updates)", () => {
+  for (const eps of [1e-300, 0, 2]) {
+    const text = JSON.stringify({ ...valid, train: { prior: { eps } } });
+    const p = problems(() => parseConfig(text, testRegistry(), "c.json"));
+    assert.equal(p.length, 1, p.join("\n"));
+    assert.match(p[0], /^c\.json: train\.prior\.eps: too (small|big)/);
+  }
+  const ok = parseConfig(
+    JSON.stringify({ ...valid, train: { prior: { eps: 1e-12 } } }),
+    testRegistry(),
+  );
+  assert.equal(ok.train.prior.eps, 1e-12);
+});
