@@ -603,12 +603,70 @@ function decodeImages(
   });
 }
 
+/**
+ * Sampling produced NaN or infinite values (all-black images otherwise): `cause` names the
+ * stage whose weights are not finite, or says that the weights are finite.
+ */
+export class NonFiniteOutputError extends Error {
+  /** The stage whose weights hold NaN/Inf, or null when every weight is finite. */
+  readonly stage: TrainStage | null;
+  /** Creates the error. */
+  constructor(message: string, stage: TrainStage | null) {
+    super(message);
+    this.name = "NonFiniteOutputError";
+    this.stage = stage;
+  }
+}
+
+/** The first parameter of `m` (dotted name) that holds a NaN or infinite value, if any. */
+async function firstNonFinite(m: Module): Promise<string | undefined> {
+  for (const [name, t] of m.namedParameters()) {
+    if (t.dtype !== "f32") continue;
+    const data = await t.read() as Float32Array;
+    if (!data.every(Number.isFinite)) return name;
+  }
+  return undefined;
+}
+
+/** Throws a `NonFiniteOutputError` naming the likely cause when `images` is not all finite. */
+async function checkFinite(
+  p: Components,
+  images: Float32Array,
+  options: GenerateImagesOptions,
+): Promise<void> {
+  const bad = images.findIndex((v) => !Number.isFinite(v));
+  if (bad < 0) return;
+  const what = Number.isNaN(images[bad]) ? "NaN" : "infinite values";
+  const stages: [TrainStage, Module][] = [["decoder", p.decoder], ["prior", p.prior], [
+    "clip",
+    p.clip,
+  ]];
+  for (const [stage, m] of stages) {
+    const name = await firstNonFinite(m);
+    if (name !== undefined) {
+      throw new NonFiniteOutputError(
+        `Sampling produced ${what}: the ${stage} checkpoint's weights hold NaN/Inf ` +
+          `(first: "${name}"); retrain the ${stage} stage or use another checkpoint`,
+        stage,
+      );
+    }
+  }
+  throw new NonFiniteOutputError(
+    `Sampling produced ${what} although every weight is finite (guidance ` +
+      `${options.guidance ?? 2}); try a guidance scale nearer 2 or more steps`,
+    null,
+  );
+}
+
 async function readImages(
+  p: Components,
   x: Tensor,
   captions: string[],
+  options: GenerateImagesOptions,
 ): Promise<GeneratedImages> {
   const data = await x.read() as Float32Array;
   x.dispose();
+  await checkFinite(p, data, options);
   const [n, c, h, w] = x.shape;
   return { images: data, shape: [n, c, h, w], captions };
 }
@@ -652,7 +710,7 @@ export async function textToImage(
       return decodeImages(p, tokens, z, options);
     })
   );
-  return await readImages(x, rows);
+  return await readImages(p, x, rows, options);
 }
 
 /**
@@ -688,5 +746,5 @@ export async function imageVariations(
       return decodeImages(p, tokenBatch(p.tokenizer, rows), zs, options);
     })
   );
-  return await readImages(x, rows);
+  return await readImages(p, x, rows, options);
 }

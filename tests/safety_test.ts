@@ -404,3 +404,43 @@ Deno.test("exists(): true for a path, false for a missing one", async () => {
   assert.equal(await exists(join(SHIPPED, "no-such-file")), false);
   assert.equal(await exists(join(SHIPPED, "README.md", "below-a-file")), false);
 });
+
+/** Overwrites every weight of a safetensors file's F16 data with NaN (0x7e00). */
+async function poisonF16(path: string): Promise<void> {
+  const bytes = await Deno.readFile(path);
+  const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  for (let i = 8 + n; i + 1 < bytes.length; i += 2) {
+    bytes[i] = 0x00;
+    bytes[i + 1] = 0x7e;
+  }
+  await Deno.writeFile(path, bytes);
+}
+
+Deno.test("sample: NaN weights or a NaN guidance fail with a one-line error naming the cause", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const run = join(dir, "run");
+    await copyDir(SHIPPED, run);
+    const step = join(
+      run,
+      "decoder",
+      (await Deno.readTextFile(join(run, "decoder", "latest"))).trim(),
+    );
+    await poisonF16(join(step, "model-00001-of-00001.safetensors"));
+    const out = join(dir, "x.png");
+    const args = ["a red circle", "--n", "1", "--steps", "2", "--checkpoint", run, "--out", out];
+    const r = await cli("sample", args);
+    assertOneLineError(
+      r,
+      /Sampling produced NaN: the decoder checkpoint's weights hold NaN\/Inf \(first: ".+"\); retrain the decoder/,
+    );
+    assert.equal(await exists(out), false, "no image written");
+    for (const g of ["NaN", "Infinity", "-1"]) {
+      const bad = await cli("sample", [...args.slice(0, 5), `--guidance=${g}`, "--out", out]);
+      assertOneLineError(bad, new RegExp(`--guidance "${g}" (is not a number|must be at least 0)`));
+      assert.ok(!bad.stdout.includes("Device:"), "rejected before starting the backend");
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
