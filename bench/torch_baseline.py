@@ -4,7 +4,7 @@
 Same shapes and the same result names as tasks/bench.ts, timed the same way (each repetition
 synchronised to device completion, median after a warm-up), plus one full training step
 (forward + backward + Adam) of each thesis-preset model at the thesis batch sizes, written as
-small PyTorch modules that follow SPEC.md section 3 and plugins/ (see the classes below).
+small PyTorch modules that follow the thesis's chapter 3 and plugins/ (see the classes below).
 
     python3 bench/torch_baseline.py [--quick] [--json FILE] [--device cuda|cpu] [--reps N]
                                     [--threads N] [--only matmul,conv,attention,train,demo]
@@ -54,7 +54,7 @@ def time_ms(fn, device, reps, warmup):
 
 
 # --------------------------------------------------------------------------------------------
-# models (SPEC.md section 3; plugins/encoders, plugins/priors, plugins/decoders)
+# models (thesis chapter 3; plugins/encoders, plugins/priors, plugins/decoders)
 
 
 def sdpa(q, k, v, causal=False):

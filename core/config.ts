@@ -102,7 +102,7 @@ const COMMON_TRAIN = {
   logEvery: 50,
 } as const;
 
-/** Per-stage training defaults (SPEC.md section 3, from the thesis's Appendix A). */
+/** Per-stage training defaults (the thesis's Appendix A). */
 export const TRAIN_DEFAULTS: Readonly<Record<TrainStage, TrainStageConfig>> = {
   clip: { ...COMMON_TRAIN, batchSize: 256, steps: 2200, lr: 3e-4, ema: null, checkpointEvery: 500 },
   prior: {

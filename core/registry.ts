@@ -1,5 +1,5 @@
 /**
- * Plugin definitions and the registry that holds them (DESIGN.md, "Plugins").
+ * Plugin definitions and the registry that holds them (README, "Swapping components").
  *
  * @module
  */

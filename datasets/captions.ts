@@ -1,5 +1,5 @@
 /**
- * The caption grammar (SPEC.md section 1):
+ * The caption grammar (thesis section 3.1):
  * `<det> [<size>] <colour> <shape> [at the <position>]`, figures joined with " and ".
  * @module
  */

@@ -1,5 +1,5 @@
 /**
- * Deterministic generators for the thesis's two shapes datasets (SPEC.md section 1).
+ * Deterministic generators for the thesis's two shapes datasets (thesis section 3.1).
  * Every image has its own seed derived from (seed, set, split, index), so any image can be
  * regenerated alone and the output is byte-identical on every machine.
  * @module

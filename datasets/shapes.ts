@@ -1,5 +1,5 @@
 /**
- * Constants and types of the synthetic coloured-shapes world (SPEC.md section 1).
+ * Constants and types of the synthetic coloured-shapes world (thesis section 3.1).
  * @module
  */
 

@@ -1,5 +1,5 @@
 /**
- * The library must work when imported from a URL (DESIGN.md: relative imports only, npm
+ * The library must work when imported from a URL (README "Use it as a library": relative imports only, npm
  * packages through core/deps.ts). The repository is served over HTTP on 127.0.0.1 and a
  * separate Deno process, in a folder without any deno.json, imports mod.ts from there and builds
  * every component of the tiny preset.

@@ -1,7 +1,7 @@
 /**
  * A ground-truth probe: a small CNN trained on the shapes data's own labels as a multi-label
  * classifier over the 17 x 6 (colour, shape) pairs plus a figure-count logit. It scores any image
- * (generated or real) against its caption with `core/eval/score.ts` (SPEC.md section 4). Trained
+ * (generated or real) against its caption with `core/eval/score.ts`. Trained
  * with Adam for a fixed number of steps and cached in `<run>/probe/` so later evals reuse it.
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * Ground-truth scoring of an image against its caption (SPEC.md section 4: the data is synthetic
+ * Ground-truth scoring of an image against its caption (the data is synthetic
  * with ground-truth labels, so every generated image can be checked for whether it shows exactly
  * the captioned objects). A prediction is the set of (colour, shape) pairs a probe sees plus its
  * figure count; this file compares one with a caption of the shapes grammar. Pure host code.

@@ -1,5 +1,5 @@
 /**
- * Training checkpoints (DESIGN.md, "Checkpoints, configs, outputs").
+ * Training checkpoints (layout in docs/tasks.md, "Checkpoint layout").
  *
  * Layout of one stage folder (`<out>/clip`, `<out>/prior`, `<out>/decoder`):
  *
@@ -41,7 +41,7 @@ import { backend, type RngState, type Tensor } from "../tensor/mod.ts";
 /** Bumped whenever the checkpoint layout or metadata changes incompatibly. */
 export const CHECKPOINT_FORMAT_VERSION = 1;
 
-/** Largest weight shard (DESIGN.md: shards of at most 16 MB). */
+/** Largest weight shard (shards of at most 16 MB keep each file small enough to write atomically and to fetch). */
 export const MAX_SHARD_BYTES = 16 * 1024 * 1024;
 
 /** A checkpoint a user pointed at is missing, corrupt or does not fit: one line, no stack. */

@@ -1,5 +1,5 @@
 /**
- * Dataset plugins: the synthetic coloured shapes (thesis datasets 1 and 2, SPEC.md section 1)
+ * Dataset plugins: the synthetic coloured shapes (thesis datasets 1 and 2, section 3.1)
  * and folders of PNGs with a captions.jsonl (datasets/folder.ts).
  *
  * @module

@@ -1,6 +1,6 @@
 /**
  * The decoder: a GLIDE-style U-Net predicting the noise in x_t given the caption and the CLIP
- * image embedding (thesis section 3.3, Figure 3.5; SPEC.md section 3 "Decoder"), its training loss
+ * image embedding (thesis section 3.3, Figure 3.5), its training loss
  * (Algorithm 2) and the "unet" decoder plugin.
  *
  * @module

@@ -31,7 +31,7 @@ import {
 /** CLIP's initial temperature tau = 0.07 (Radford et al. 2021, section 2.5; thesis 3.2.3). */
 export const INITIAL_TEMPERATURE = 0.07;
 
-/** Upper bound of exp(logit scale): 100 (Radford et al. 2021, section 2.5; SPEC.md 3). */
+/** Upper bound of exp(logit scale): 100 (Radford et al. 2021, section 2.5). */
 export const MAX_LOGIT_SCALE = 100;
 
 /**

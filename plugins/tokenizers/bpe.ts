@@ -1,5 +1,5 @@
 /**
- * A lower-cased byte-level BPE tokenizer trained from scratch on captions (SPEC.md section 2).
+ * A lower-cased byte-level BPE tokenizer trained from scratch on captions (a deliberate difference from the thesis, which used OpenAI's CLIP vocabulary; see README).
  *
  * Ids: 0 = pad, 1 = start, 2 = end, 3..258 = the 256 bytes (byte fallback: any text encodes),
  * 259... = learned merges. Text is lower-cased and its whitespace collapsed; it is split into
