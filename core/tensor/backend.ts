@@ -6,6 +6,7 @@
  */
 import { adapterLine, getAdapter, getDevice } from "./device.ts";
 import { WebGpuBackend } from "./webgpu_backend.ts";
+import { readEnv } from "./env.ts";
 import { CpuBackend } from "./cpu/backend.ts";
 import type { CpuBuffer } from "./cpu/memory.ts";
 import type { PoolStats } from "./pool.ts";
@@ -47,13 +48,8 @@ let pending: Promise<WebGpuBackend | CpuBackend> | null = null;
 const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software/i;
 
 function choiceFromEnv(): BackendChoice | undefined {
-  try {
-    const v = Deno.env.get("UNCLIP_BACKEND");
-    return v ? parseBackendChoice(v, "UNCLIP_BACKEND") : undefined;
-  } catch (e) {
-    if (e instanceof Error && e.message.startsWith("UNCLIP_BACKEND")) throw e;
-    return undefined; // no env permission, or not Deno
-  }
+  const v = readEnv("UNCLIP_BACKEND");
+  return v ? parseBackendChoice(v, "UNCLIP_BACKEND") : undefined;
 }
 
 /** Validates a backend name (from a flag or the environment). */

@@ -13,6 +13,7 @@ import { CpuBackend } from "./backend.ts";
 import { CpuMemory, sharedMemorySupported } from "./memory.ts";
 import { ThreadPool } from "./threads.ts";
 import { WASM } from "./kernels_wasm.ts";
+import { readEnv } from "../env.ts";
 
 /** Kernel builds, best first. */
 const KERNEL_LEVELS = ["relaxed", "simd", "ts"] as const;
@@ -38,14 +39,6 @@ let kernels: CpuKernels | null = null;
 /** The WebAssembly kernels, or null where they could not load (TypeScript fallbacks run). */
 export function cpuKernels(): CpuKernels | null {
   return kernels;
-}
-
-function env(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined; // no env permission
-  }
 }
 
 function decode(base64: string): Uint8Array<ArrayBuffer> {
@@ -84,7 +77,7 @@ function parseLevel(v: string | undefined): KernelLevel {
 }
 
 function wantedThreads(): number {
-  const v = env("UNCLIP_CPU_THREADS");
+  const v = readEnv("UNCLIP_CPU_THREADS");
   if (v !== undefined && v !== "") {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 1) throw new Error(`UNCLIP_CPU_THREADS: "${v}" is not >= 1.`);
@@ -119,7 +112,7 @@ async function startPool(
 export async function startCpuBackend(): Promise<CpuBackend> {
   const mem = new CpuMemory(sharedMemorySupported());
   const backend = new CpuBackend(mem);
-  const [level, wasm] = chooseKernels(mem.shared, parseLevel(env("UNCLIP_CPU_KERNELS")));
+  const [level, wasm] = chooseKernels(mem.shared, parseLevel(readEnv("UNCLIP_CPU_KERNELS")));
   if (level === "ts" || !wasm) return backend;
   const module = new WebAssembly.Module(wasm);
   const instance = new WebAssembly.Instance(module, {
