@@ -76,25 +76,46 @@ export function checkSetAndSplit(
   return { set: s, split: split as SplitName };
 }
 
+/**
+ * A figure's box as the thesis generator draws it (thesis section 3.1): for each axis,
+ * x1 uniform in [0, W - m) and x2 uniform in [x1 + m, W) (upper bounds exclusive, m = MIN_SIDE
+ * on the 128 canvas). The second draw is conditioned on the first, so small boxes are the most
+ * common (size words about 43% small, 41% medium, 16% large).
+ */
 function randomBox(rng: Rng): BBox {
   const side = (): [number, number] => {
-    for (;;) {
-      const a = rng.int(0, CANVAS_SIZE), b = rng.int(0, CANVAS_SIZE);
-      if (Math.abs(a - b) >= MIN_SIDE) return a < b ? [a, b] : [b, a];
-    }
+    const a = rng.int(0, CANVAS_SIZE - MIN_SIDE - 1);
+    return [a, rng.int(a + MIN_SIDE, CANVAS_SIZE - 1)];
   };
   const [x1, x2] = side();
   const [y1, y2] = side();
   return [x1, y1, x2, y2];
 }
 
-/** Squares, circles and the regular polygons use the centred square of the box's smaller side. */
+/**
+ * The figure's own box, as in the thesis generator: rectangles and ellipses fill the drawn box;
+ * squares and circles keep its top-left corner and take the smaller side; triangles and
+ * pentagons are inscribed in a circle of radius r = min(w // 2, h // 2) around the box centre,
+ * and their box is the centre +- r.
+ */
 function fitBox(shape: ShapeName, box: BBox): BBox {
-  if (shape === "rectangle" || shape === "ellipse") return box;
   const [x1, y1, x2, y2] = box;
-  const side = Math.min(x2 - x1, y2 - y1);
-  const nx = x1 + Math.floor((x2 - x1 - side) / 2), ny = y1 + Math.floor((y2 - y1 - side) / 2);
-  return [nx, ny, nx + side, ny + side];
+  switch (shape) {
+    case "rectangle":
+    case "ellipse":
+      return box;
+    case "square":
+    case "circle": {
+      const side = Math.min(x2 - x1, y2 - y1);
+      return [x1, y1, x1 + side, y1 + side];
+    }
+    case "triangle":
+    case "pentagon": {
+      const r = Math.min(Math.floor((x2 - x1) / 2), Math.floor((y2 - y1) / 2));
+      const cx = Math.floor((x1 + x2) / 2), cy = Math.floor((y1 + y2) / 2);
+      return [cx - r, cy - r, cx + r, cy + r];
+    }
+  }
 }
 
 function overlaps(a: BBox, b: BBox): boolean {

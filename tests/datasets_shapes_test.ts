@@ -172,6 +172,7 @@ Deno.test("rasterize() draws figures in their colour on grey and area-averages",
 
 Deno.test("generateSplit() output is pinned: the same bytes on every machine", () => {
   // Changing the generator on purpose changes these; update them together with a note.
+  // 2026-12-01: boxes drawn as the thesis generator draws them (issue 16).
   let h = 0x811c9dc5;
   for (const s of generateSplit({ set: 1, count: 20 })) {
     for (const b of s.image) {
@@ -179,12 +180,31 @@ Deno.test("generateSplit() output is pinned: the same bytes on every machine", (
       h = Math.imul(h, 0x01000193);
     }
   }
-  assert.equal((h >>> 0).toString(16), "fcc4c741");
+  assert.equal((h >>> 0).toString(16), "f801f6f5");
   assert.deepEqual(generateSplit({ set: 2, count: 3 }).map((s) => s.caption), [
-    "a magenta rectangle at the center",
-    "the gold rectangle at the center",
-    "the small pink pentagon at the top",
+    "a medium magenta rectangle at the bottom left",
+    "the medium gold rectangle at the right",
+    "the medium pink pentagon at the top",
   ]);
+});
+
+Deno.test("a 20k training split has the thesis generator's size and count shares", () => {
+  // The thesis generator (x1 in [0, W - m), x2 in [x1 + m, W) per axis) gives about 43% small,
+  // 41% medium and 16% large figures, and one or two figures with equal chance.
+  const sizes = { small: 0, medium: 0, large: 0 };
+  const counts = [0, 0, 0];
+  let figures = 0;
+  for (const s of generateSplit({ set: 1, split: "train", size: 1 })) {
+    counts[s.labels.length]++;
+    for (const f of s.labels) sizes[f.size]++, figures++;
+  }
+  const near = (x: number, target: number, what: string) =>
+    assert.ok(Math.abs(x - target) < 0.015, `${what}: ${x.toFixed(4)} vs ${target}`);
+  near(sizes.small / figures, 0.43, "small");
+  near(sizes.medium / figures, 0.41, "medium");
+  near(sizes.large / figures, 0.16, "large");
+  near(counts[1] / 20000, 0.5, "one figure");
+  near(counts[2] / 20000, 0.5, "two figures");
 });
 
 Deno.test("parseCaption() reads the grammar and names the caption in errors", () => {
