@@ -21,6 +21,7 @@ import type { DecoderConditioning } from "../core/components.ts";
 import {
   clampGroups,
   decoderLoss,
+  minSnrWeights,
   UNetDecoder,
   type UNetOptions,
 } from "../plugins/decoders/mod.ts";
@@ -263,5 +264,40 @@ Deno.test("decoderLoss() falls when a tiny decoder trains on generated shapes", 
   );
   assert.ok(lastAvg < 0.8 * firstAvg, `loss ${firstAvg} -> ${lastAvg}`);
   for (const l of losses) l.dispose();
+  model.dispose();
+});
+
+Deno.test("decoderLoss() with minSnrGamma weights each step by min(SNR, gamma) / SNR", async () => {
+  const schedule = new NoiseSchedule(cosineBetas(50));
+  const w = minSnrWeights(schedule, 5);
+  for (const i of [0, 10, 25, 49]) {
+    const snr = schedule.alphaBar[i] / (1 - schedule.alphaBar[i]);
+    assert.ok(Math.abs(w[i] - Math.min(snr, 5) / snr) < 1e-6 * Math.max(1, w[i]));
+  }
+  assert.equal(w[49], 1); // pure noise: SNR < gamma keeps weight 1
+  assert.ok(w[0] < 0.01); // nearly clean: SNR in the thousands
+
+  manualSeed(8);
+  const model = new UNetDecoder(tinyOptions(8));
+  perturbZeroInit(model, 9);
+  const x0 = randn([2, 3, 8, 8]).keep();
+  const cond = conditioning(2, 3);
+  for (const i of [3, 40]) {
+    // Same seed, same steps: the noise is the same, so the weighted loss is w_i times L_simple.
+    const loss = async (gamma: number | null) => {
+      manualSeed(11);
+      const l = scope(() =>
+        decoderLoss(model, x0, cond, schedule, {
+          timesteps: full([2], i),
+          minSnrGamma: gamma,
+        })
+      );
+      const v = (await l.read())[0];
+      l.dispose();
+      return v;
+    };
+    const plain = await loss(null), weighted = await loss(5);
+    assert.ok(Math.abs(weighted - w[i] * plain) <= 1e-4 * plain, `step ${i}`);
+  }
   model.dispose();
 });

@@ -213,6 +213,8 @@ export async function setupStage(
   manualSeed(train.seed);
   const decoder: Decoder = await createDecoder(config, registry, tokenizer);
   const nullRate = decoderNullRate(config);
+  const gammaOption = config.components.decoder.options.minSnrGamma;
+  const minSnrGamma = typeof gammaOption === "number" ? gammaOption : null;
   const loader = new DataLoader(data, {
     batchSize: train.batchSize,
     seed: train.seed,
@@ -235,7 +237,7 @@ export async function setupStage(
         imageEmbedding: z,
         keep: bernoulli([B], 1 - nullRate),
       };
-      return decoderLoss(decoder, x0, cond, schedule);
+      return decoderLoss(decoder, x0, cond, schedule, { minSnrGamma });
     },
     summary: [`decoder: ${count(decoder.parameterCount())} parameters (CLIP frozen)`],
     dispose: () => {

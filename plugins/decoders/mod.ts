@@ -25,6 +25,7 @@ export {
 export {
   decoderLoss,
   type DecoderLossOptions,
+  minSnrWeights,
   UNetDecoder,
   unetDecoder,
   type UNetOptions,

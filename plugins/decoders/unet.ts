@@ -9,10 +9,21 @@ import { z } from "../../core/deps.ts";
 import { Conv2d, GroupNorm, Linear, timestepEmbedding } from "../../core/nn/mod.ts";
 import { Module } from "../../core/nn/module.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
-import { add, concat, mse, randn, reshape, type Tensor } from "../../core/tensor/mod.ts";
+import {
+  add,
+  concat,
+  matmul,
+  mean,
+  mse,
+  mul,
+  randn,
+  reshape,
+  type Tensor,
+  tensor,
+} from "../../core/tensor/mod.ts";
 import type { Decoder, DecoderConditioning, EncodedConditioning } from "../../core/components.ts";
 import type { NoiseSchedule } from "../schedules/mod.ts";
-import { gatherSteps, qSample, randomSteps } from "../schedules/diffusion.ts";
+import { gatherSteps, oneHotSteps, qSample, randomSteps } from "../schedules/diffusion.ts";
 import {
   AttentionBlock,
   clampGroups,
@@ -56,6 +67,8 @@ export const unetOptions = z.object({
     .describe("Tokens the CLIP embedding is projected into"),
   nullRate: z.number().min(0).max(1).default(0.2)
     .describe("Probability of the null condition at training (read by the trainer)"),
+  minSnrGamma: z.number().positive().nullable().default(null)
+    .describe("Min-SNR-gamma loss weighting (Hang et al. 2023; 5 is theirs); null = L_simple"),
 }).strict();
 
 /** Validated options of the U-Net. */
@@ -265,7 +278,41 @@ export class UNetDecoder extends Module implements Decoder {
 export interface DecoderLossOptions {
   /** Use these timestep indices (of `schedule`, f32 [B]) instead of drawing them. */
   timesteps?: Tensor;
+  /** Weight each sample by min(SNR_t, gamma) / SNR_t (min-SNR-gamma); null/absent = L_simple. */
+  minSnrGamma?: number | null;
 }
+
+/**
+ * Min-SNR-gamma weights of an eps-predicting model per step of `schedule` (Hang et al. 2023,
+ * "Efficient Diffusion Training via Min-SNR Weighting Strategy", eq. 8 for eps targets):
+ * w_t = min(SNR_t, gamma) / SNR_t with SNR_t = abar_t / (1 - abar_t). High-SNR (nearly clean)
+ * steps, whose eps targets are easy and whose gradients conflict with the noisy steps', count
+ * less; steps with SNR <= gamma keep weight 1. Cached per schedule and gamma.
+ *
+ * @example
+ * ```ts
+ * minSnrWeights(schedule, 5)[0]; // small: step 0 is almost clean
+ * ```
+ */
+export function minSnrWeights(schedule: NoiseSchedule, gamma: number): Float32Array {
+  const key = `${gamma}`;
+  let bySchedule = snrWeightCache.get(schedule);
+  if (!bySchedule) snrWeightCache.set(schedule, bySchedule = new Map());
+  let w = bySchedule.get(key);
+  if (!w) {
+    w = new Float32Array(schedule.numSteps);
+    for (let i = 0; i < schedule.numSteps; i++) {
+      const ab = schedule.alphaBar[i];
+      const snr = ab / (1 - ab);
+      w[i] = Math.min(snr, gamma) / snr;
+    }
+    bySchedule.set(key, w);
+  }
+  return w;
+}
+
+const snrWeightCache = new WeakMap<NoiseSchedule, Map<string, Float32Array>>();
+const snrWeightTensors = new WeakMap<Float32Array, Tensor>();
 
 /**
  * Algorithm 2 (thesis section 3.3.2; Ho et al. 2020, Algorithm 1): t ~ U{0..T-1}, eps ~ N(0, I),
@@ -289,8 +336,20 @@ export function decoderLoss(
   const eps = randn(x0.shape);
   const xt = qSample(x0, t, eps, schedule);
   // The model sees the original schedule's timestep (respaced schedules keep them).
-  const modelT = reshape(gatherSteps(schedule, "timesteps", t), [x0.shape[0]]);
-  return mse(decoder.predictNoise(xt, modelT, cond), eps);
+  const B = x0.shape[0];
+  const modelT = reshape(gatherSteps(schedule, "timesteps", t), [B]);
+  const predicted = decoder.predictNoise(xt, modelT, cond);
+  const gamma = options.minSnrGamma ?? null;
+  if (gamma === null) return mse(predicted, eps);
+  // Per-sample MSE [B, 1] times the step's weight, averaged over the batch.
+  const weights = minSnrWeights(schedule, gamma);
+  let table = snrWeightTensors.get(weights);
+  if (!table || table.disposed) {
+    table = tensor(weights, [schedule.numSteps, 1]).keep();
+    snrWeightTensors.set(weights, table);
+  }
+  const perSample = mean(reshape(mse(predicted, eps, "none"), [B, -1]), 1, true);
+  return mean(mul(perSample, matmul(oneHotSteps(t, schedule.numSteps), table)));
 }
 
 /** The "unet" decoder plugin. `context.vocabSize` (from the tokenizer) overrides `vocabSize`. */
