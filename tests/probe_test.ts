@@ -10,9 +10,12 @@ import {
   PAIR_COUNT,
   pairIndex,
   pairOf,
+  pairSizeIndex,
   scoreCaption,
+  SIZE_LOGITS,
   summarizeScores,
 } from "../core/eval/score.ts";
+import type { SizeWord } from "../datasets/shapes.ts";
 import {
   bceWithLogits,
   DEFAULT_PROBE_OPTIONS,
@@ -41,6 +44,8 @@ Deno.test("scoreCaption: exact and partial matches on one-figure captions", () =
     colour: true,
     shape: true,
     count: true,
+    lenient: true,
+    size: null, // no predicted sizes
   });
   // Right colour, wrong shape.
   assert.deepEqual(s([pairIndex("red", "square")], 1, "the red circle"), {
@@ -48,13 +53,21 @@ Deno.test("scoreCaption: exact and partial matches on one-figure captions", () =
     colour: true,
     shape: false,
     count: true,
+    lenient: false,
+    size: null,
   });
+  // An ellipse for a circle: wrong, but right when circles count as ellipses.
+  const ellipse = s([pairIndex("red", "ellipse")], 1, "a red circle");
+  assert.equal(ellipse.exact, false);
+  assert.equal(ellipse.lenient, true);
   // An extra figure seen: colours and shapes differ as sets, count wrong.
   assert.deepEqual(s([red, blue], 2, "a red circle"), {
     exact: false,
     colour: false,
     shape: false,
     count: false,
+    lenient: false,
+    size: null,
   });
   // Right pair but two figures claimed.
   assert.equal(s([red], 2, "a red circle").exact, false);
@@ -70,6 +83,8 @@ Deno.test("scoreCaption: two-figure captions and duplicates", () => {
     colour: false,
     shape: false,
     count: true,
+    lenient: false,
+    size: null,
   });
   // Colours and shapes right as sets but bound the wrong way round.
   const swapped = [pairIndex("red", "square"), pairIndex("blue", "circle")];
@@ -78,7 +93,15 @@ Deno.test("scoreCaption: two-figure captions and duplicates", () => {
     colour: true,
     shape: true,
     count: true,
+    lenient: false,
+    size: null,
   });
+  // Sizes: only the captioned size word is checked ("the blue square" has none).
+  const sized = (sizes: SizeWord[]) => scoreCaption({ pairs: [red, blue], count: 2, sizes }, both);
+  assert.equal(sized(["small", "large"]).size, true);
+  assert.equal(sized(["medium", "small"]).size, false);
+  // A figure not seen has no size: wrong.
+  assert.equal(scoreCaption({ pairs: [blue], count: 1, sizes: ["small"] }, both).size, false);
   // The same pair twice: one pair, two figures.
   const dup = "a red circle and a red circle";
   assert.equal(scoreCaption({ pairs: [red], count: 2 }, dup).exact, true);
@@ -102,7 +125,7 @@ Deno.test("scoreCaption: two-figure captions and duplicates", () => {
         rotation: null,
       },
     ]),
-    { pairs: [red], count: 2 },
+    { pairs: [red], count: 2, sizes: ["small"] },
   );
 });
 
@@ -115,11 +138,28 @@ Deno.test("decodePrediction thresholds at logit 0, keeps the best one and at mos
   z[7] = 1;
   assert.deepEqual(decodePrediction(z, 3), { pairs: [red, 7].sort((a, b) => a - b), count: 2 });
   assert.throws(() => decodePrediction(new Float32Array(3), 0), /Expected 102 pair logits/);
+  // Size logits: each chosen pair takes its best size word.
+  const sizes = new Float32Array(SIZE_LOGITS).fill(-3);
+  sizes[pairSizeIndex(red, "large")] = 1;
+  sizes[pairSizeIndex(7, "medium")] = -1;
+  assert.deepEqual(decodePrediction(z, 3, sizes).sizes, ["medium", "large"]); // pair 7 < red
+  assert.throws(() => decodePrediction(z, 3, new Float32Array(5)), /Expected 306 size logits/);
   const rates = summarizeScores([
-    { exact: true, colour: true, shape: true, count: true },
-    { exact: false, colour: true, shape: false, count: true },
+    { exact: true, colour: true, shape: true, count: true, lenient: true, size: true },
+    { exact: false, colour: true, shape: false, count: true, lenient: true, size: null },
+    { exact: false, colour: false, shape: false, count: true, lenient: false, size: false },
+    { exact: false, colour: false, shape: false, count: true, lenient: false, size: false },
   ]);
-  assert.deepEqual(rates, { images: 2, exact: 0.5, colour: 1, shape: 0.5, count: 1 });
+  assert.deepEqual(rates, {
+    images: 4,
+    exact: 0.25,
+    colour: 0.5,
+    shape: 0.25,
+    count: 1,
+    lenient: 0.5,
+    size: 1 / 3,
+    sizeImages: 3,
+  });
 });
 
 Deno.test("bceWithLogits matches the textbook formula", async () => {

@@ -5,6 +5,7 @@ import {
   initBackend,
   manualSeed,
   noGrad,
+  randn as randnLike,
   scope,
   sub,
   type Tensor,
@@ -21,7 +22,11 @@ import {
   ddimStep,
   DdpmSampler,
   ddpmStep,
+  dpmSolver2mStep,
+  DpmSolverSampler,
   guidedNoise,
+  halfLogSnr,
+  logSnrSteps,
 } from "../plugins/samplers/mod.ts";
 import { UNetDecoder } from "../plugins/decoders/mod.ts";
 import { hostRandom } from "./_support/check.ts";
@@ -153,6 +158,101 @@ Deno.test("ddimStep() with eta = 1 has DDPM's posterior mean and variance (Song 
   assert.equal(ddimSigma(schedule, 10, 0), 0);
 });
 
+Deno.test("DpmSolverSampler with the true x_0 keeps the starting noise and returns x_0", async () => {
+  const x0 = tensor(uniform(144, 6, -0.9, 0.9), SHAPE);
+  const target = await read(x0);
+  manualSeed(9);
+  const start = await read(noGrad(() => randnLike(SHAPE)));
+  manualSeed(9);
+  const inputs: Promise<Float32Array>[] = [], seen: number[] = [];
+  const truth = oracle(x0, schedule, seen);
+  const out = new DpmSolverSampler({ steps: 8 }).sample(
+    (xt, t) => {
+      inputs.push(xt.read() as Promise<Float32Array>);
+      return truth(xt, t);
+    },
+    SHAPE,
+    schedule,
+  );
+  assert.ok(maxDiff(await read(out), target) < 1e-4);
+  assert.deepEqual(seen, [...logSnrSteps(schedule, 8)].reverse());
+  // With x_theta = x_0 every update is exact: x_t = alpha_t x_0 + sigma_t eps, same eps.
+  for (const [k, p] of inputs.entries()) {
+    const ab = schedule.alphaBar[seen[k]];
+    const eps = (await p).map((v, j) => (v - Math.sqrt(ab) * target[j]) / Math.sqrt(1 - ab));
+    assert.ok(maxDiff(eps, start) < 2e-3, `call ${k}: ${maxDiff(eps, start)}`);
+  }
+  out.dispose(), x0.dispose();
+});
+
+Deno.test("dpmSolver2mStep() is Algorithm 2 of Lu et al. 2022", async () => {
+  const n = 16;
+  const xs = uniform(n, 11, -2, 2), d1 = uniform(n, 12), d0 = uniform(n, 13);
+  const i = 20;
+  const [first, second] = await Promise.all(
+    scope(() => {
+      const x = tensor(xs, [n]), a = tensor(d1, [n]), b = tensor(d0, [n]);
+      return [dpmSolver2mStep(x, a, null, schedule, i), dpmSolver2mStep(x, a, b, schedule, i)];
+    }).map(read),
+  );
+  const alpha = (k: number) => Math.sqrt(schedule.alphaBar[k]);
+  const sigma = (k: number) => Math.sqrt(1 - schedule.alphaBar[k]);
+  const lam = (k: number) => Math.log(alpha(k) / sigma(k));
+  assert.ok(Math.abs(halfLogSnr(schedule, i) - lam(i)) < 1e-9);
+  const h = lam(i - 1) - lam(i), r = (lam(i) - lam(i + 1)) / h;
+  const step = (d: (j: number) => number) =>
+    xs.map((v, j) => sigma(i - 1) / sigma(i) * v - alpha(i - 1) * (Math.exp(-h) - 1) * d(j));
+  assert.ok(maxDiff(first, step((j) => d1[j])) < 1e-5);
+  const D = (j: number) => (1 + 1 / (2 * r)) * d1[j] - 1 / (2 * r) * d0[j];
+  assert.ok(maxDiff(second, step(D)) < 1e-5);
+});
+
+Deno.test("DpmSolverSampler solves the ODE of Gaussian data better than DDIM in 10 steps", async () => {
+  // Data ~ N(0, c^2): the exact data prediction is E[x_0 | x_t] = alpha c^2 x_t / (alpha^2 c^2 +
+  // sigma^2), and the probability-flow ODE maps x_T to x_0 = c x_T / sqrt(alpha_T^2 c^2 + sigma_T^2).
+  const c = 0.5, fine = new NoiseSchedule(cosineBetas(1000));
+  const gaussian: NoisePredictor = (xt, t) => {
+    const ab = fine.alphaBar[t], a = Math.sqrt(ab), s2 = 1 - ab;
+    const x0 = affine(xt, (a * c * c) / (ab * c * c + s2), 0);
+    return affine(sub(xt, affine(x0, a, 0)), 1 / Math.sqrt(s2), 0);
+  };
+  const errors: Record<string, number> = {};
+  for (
+    const sampler of [
+      new DdimSampler({ steps: 10, clipDenoised: false }),
+      new DpmSolverSampler({ steps: 10, clipDenoised: false }),
+    ]
+  ) {
+    manualSeed(4);
+    const xT = await read(noGrad(() => randnLike([64])));
+    manualSeed(4);
+    const out = sampler.sample(gaussian, [64], fine);
+    const abT = fine.alphaBar[999];
+    const exact = xT.map((v) => (c * v) / Math.sqrt(abT * c * c + 1 - abT));
+    errors[sampler.name] = maxDiff(await read(out), exact);
+    out.dispose();
+  }
+  assert.ok(errors["dpm-solver++"] < 0.05, JSON.stringify(errors));
+  assert.ok(errors["dpm-solver++"] < errors.ddim / 2, JSON.stringify(errors));
+});
+
+Deno.test("logSnrSteps() spaces steps evenly in log-SNR, distinct and in range", () => {
+  const fine = new NoiseSchedule(cosineBetas(1000));
+  for (const n of [1, 2, 10, 50, 1000]) {
+    const steps = logSnrSteps(fine, n);
+    assert.equal(steps.length, n);
+    assert.ok(steps.every((t, k) => t >= 0 && t < 1000 && (k === 0 || t > steps[k - 1])));
+  }
+  const ten = logSnrSteps(fine, 10);
+  assert.deepEqual([ten[0], ten[9]], [0, 999]);
+  const gaps = ten.slice(1).map((t, k) => halfLogSnr(fine, ten[k]) - halfLogSnr(fine, t));
+  // Even where the schedule is fine-grained; its last few steps are far apart in lambda (the
+  // cosine betas are clipped at 0.999), so the gaps there cannot be matched.
+  const body = gaps.slice(0, 6), mean = body.reduce((a, b) => a + b) / body.length;
+  assert.ok(body.every((g) => Math.abs(g - mean) < 0.1 * mean), gaps.join(", "));
+  assert.throws(() => logSnrSteps(fine, 0), /expected an integer in 1..1000/);
+});
+
 Deno.test("sampler plugins are registered with defaults", async () => {
   const registry = builtins();
   const ddpm = await registry.use<Sampler>("sampler", "ddpm", {});
@@ -160,6 +260,8 @@ Deno.test("sampler plugins are registered with defaults", async () => {
   assert.equal(ddpm.name, "ddpm");
   assert.equal(ddim.options.eta, 0.5);
   assert.equal(ddim.options.clipDenoised, true);
+  const dpm = await registry.use<DpmSolverSampler>("sampler", "dpm-solver++", {});
+  assert.equal(dpm.options.steps, 20);
   await assert.rejects(registry.use("sampler", "ddim", { eat: 1 }), /Invalid options/);
 });
 

@@ -1,6 +1,7 @@
 /**
  * A ground-truth probe: a small CNN trained on the shapes data's own labels as a multi-label
- * classifier over the 17 x 6 (colour, shape) pairs plus a figure-count logit. It scores any image
+ * classifier over the 17 x 6 (colour, shape) pairs, a figure-count logit and the size word of
+ * each pair (17 x 6 x 3 logits). It scores any image
  * (generated or real) against its caption with `core/eval/score.ts`. Trained
  * with Adam for a fixed number of steps and cached in `<run>/probe/` so later evals reuse it.
  *
@@ -41,9 +42,12 @@ import {
   decodePrediction,
   labelTargets,
   PAIR_COUNT,
+  pairIndex,
+  pairSizeIndex,
   type ProbePrediction,
   type ProbeScores,
   scoreCaption,
+  SIZE_LOGITS,
   summarizeScores,
 } from "./score.ts";
 
@@ -51,7 +55,7 @@ import {
 export interface ProbeOptions {
   /** Image side in pixels (the run's). */
   imageSize: number;
-  /** Channels of the first convolution (the others use 2x). */
+  /** Channels of the first convolution (the next two use 2x, a fourth at >= 32 px uses 4x). */
   width: number;
   /** Adam steps. */
   steps: number;
@@ -65,21 +69,24 @@ export interface ProbeOptions {
   trainCount: number;
 }
 
-/** Default steps: about a minute on llvmpipe at 16x16 (see tests/probe_test.ts). */
-export const DEFAULT_PROBE_STEPS = 600;
+/**
+ * Default steps: enough for >= 90% exact matches on real 32x32 test images (measured in
+ * docs/training.md); a few minutes on the CPU backend, trained once per run and cached.
+ */
+export const DEFAULT_PROBE_STEPS = 3000;
 
 /** Defaults of everything but the image size. */
 export const DEFAULT_PROBE_OPTIONS: Omit<ProbeOptions, "imageSize"> = {
-  width: 16,
+  width: 32,
   steps: DEFAULT_PROBE_STEPS,
   batchSize: 64,
-  lr: 5e-3,
+  lr: 3e-3,
   seed: 0,
-  trainCount: 8192,
+  trainCount: 20000,
 };
 
 /** Version of the files in `<run>/probe/`. */
-export const PROBE_FORMAT_VERSION = 2;
+export const PROBE_FORMAT_VERSION = 3;
 
 /** Real-image scores of the probe (its ceiling), stored beside its weights. */
 export interface ProbeInfo {
@@ -97,8 +104,9 @@ export interface ProbeInfo {
 
 /**
  * The probe network: conv 3x3 + ReLU + 2x2 max-pool, conv 3x3 + GroupNorm + ReLU + 2x2 max-pool,
- * a third conv + GroupNorm + ReLU, global max and mean pooling, then a hidden Linear and a Linear
- * to 102 pair, 17 colour, 6 shape and 1 "two figures" logits.
+ * a third conv + GroupNorm + ReLU (at >= 32 px one more 2x2 max-pool and conv + GroupNorm + ReLU,
+ * so that the receptive field covers the largest figures), global max and mean pooling, then a
+ * hidden Linear and a Linear to 102 pair, 17 colour, 6 shape, 1 "two figures" and 306 size logits.
  *
  * @example
  * ```ts
@@ -112,6 +120,8 @@ export class ShapeProbe extends Module {
   readonly norm2: GroupNorm;
   readonly conv3: Conv2d;
   readonly norm3: GroupNorm;
+  readonly conv4: Conv2d | null;
+  readonly norm4: GroupNorm | null;
   readonly hidden: Linear;
   readonly head: Linear;
 
@@ -126,14 +136,18 @@ export class ShapeProbe extends Module {
     this.norm2 = this.addModule("norm2", new GroupNorm(4, w2));
     this.conv3 = this.addModule("conv3", new Conv2d(w2, w2, 3, { padding: 1 }));
     this.norm3 = this.addModule("norm3", new GroupNorm(4, w2));
-    this.hidden = this.addModule("hidden", new Linear(2 * w2, 128));
-    this.head = this.addModule("head", new Linear(128, PROBE_LOGITS));
+    const deep = imageSize >= 32, last = deep ? 2 * w2 : w2;
+    this.conv4 = deep ? this.addModule("conv4", new Conv2d(w2, last, 3, { padding: 1 })) : null;
+    this.norm4 = deep ? this.addModule("norm4", new GroupNorm(4, last)) : null;
+    this.hidden = this.addModule("hidden", new Linear(2 * last, 256));
+    this.head = this.addModule("head", new Linear(256, PROBE_LOGITS));
   }
 
   /**
-   * images [B, 3, S, S] in [-1, 1] -> logits [B, 126]: 102 pair logits, 17 colour logits,
-   * 6 shape logits, the count logit. A pair's logit is its own term plus its colour's and its
-   * shape's, so every image teaches every pair of its colours and shapes something.
+   * images [B, 3, S, S] in [-1, 1] -> logits [B, PROBE_LOGITS]: 102 pair logits, 17 colour
+   * logits, 6 shape logits, the count logit, 306 (pair, size) logits. A pair's logit is its own
+   * term plus its colour's and its shape's, so every image teaches every pair of its colours and
+   * shapes something.
    */
   forward(x: Tensor): Tensor {
     const B = x.shape[0];
@@ -141,6 +155,9 @@ export class ShapeProbe extends Module {
     let h = maxPool2d(relu(this.conv1.forward(x)), 2);
     h = maxPool2d(relu(this.norm2.forward(this.conv2.forward(h))), 2);
     h = relu(this.norm3.forward(this.conv3.forward(h)));
+    if (this.conv4 && this.norm4) {
+      h = relu(this.norm4.forward(this.conv4.forward(maxPool2d(h, 2))));
+    }
     // Global max + mean pooling: "is there a red triangle anywhere" is position-free, so the
     // hidden layer need not learn each feature once per spatial cell.
     h = concat([
@@ -176,8 +193,11 @@ export function bceWithLogits(logits: Tensor, targets: Tensor): Tensor {
   return affine(sum(per), 1 / logits.shape[0], 0);
 }
 
-/** Logits per image: 102 pairs, 17 colours, 6 shapes, the figure count. */
-export const PROBE_LOGITS: number = PAIR_COUNT + COLOUR_NAMES.length + SHAPES.length + 1;
+/** Index of the figure-count logit; the size logits follow it. */
+const COUNT_LOGIT: number = PAIR_COUNT + COLOUR_NAMES.length + SHAPES.length;
+
+/** Logits per image: 102 pairs, 17 colours, 6 shapes, the figure count, 306 (pair, size). */
+export const PROBE_LOGITS: number = COUNT_LOGIT + 1 + SIZE_LOGITS;
 
 /** Fills row `row` of `out` ([*, PROBE_LOGITS]) with an image's multi-hot targets. */
 function writeTargets(sample: CaptionedImage, out: Float32Array, row: number): void {
@@ -189,12 +209,16 @@ function writeTargets(sample: CaptionedImage, out: Float32Array, row: number): v
     out[o + PAIR_COUNT + COLOUR_NAMES.indexOf(l.colour)] = 1;
     out[o + PAIR_COUNT + COLOUR_NAMES.length + SHAPES.indexOf(l.shape)] = 1;
   }
-  out[o + PROBE_LOGITS - 1] = t.count === 2 ? 1 : 0;
+  out[o + COUNT_LOGIT] = t.count === 2 ? 1 : 0;
+  for (const l of sample.labels) {
+    out[o + COUNT_LOGIT + 1 + pairSizeIndex(pairIndex(l.colour, l.shape), l.size)] = 1;
+  }
 }
 
 /**
- * Trains a probe on labelled images with Adam (random horizontal flips, which keep the labels).
- * The loss is read back only every 100 steps.
+ * Trains a probe on labelled images with Adam (random horizontal flips, which keep the labels),
+ * the learning rate decaying to zero on a cosine over the last half of the steps. The loss is
+ * read back only every 100 steps.
  *
  * @example
  * ```ts
@@ -220,7 +244,8 @@ export async function trainProbe(
     const b = new Float32Array(PROBE_LOGITS);
     for (let i = 0; i < PAIR_COUNT; i++) b[i] = -1.5;
     for (let i = PAIR_COUNT; i < PAIR_COUNT + COLOUR_NAMES.length; i++) b[i] = -1.5;
-    for (let i = PAIR_COUNT + COLOUR_NAMES.length; i < PROBE_LOGITS - 1; i++) b[i] = -1;
+    for (let i = PAIR_COUNT + COLOUR_NAMES.length; i < COUNT_LOGIT; i++) b[i] = -1;
+    for (let i = COUNT_LOGIT + 1; i < PROBE_LOGITS; i++) b[i] = -5;
     probe.head.bias!.write(b);
   }
   const opt = new Adam(probe.parameters(), { lr: options.lr });
@@ -243,7 +268,8 @@ export async function trainProbe(
         l.backward();
         return l;
       });
-      opt.step();
+      const decay = Math.max(0, (step - options.steps / 2) / (options.steps / 2));
+      opt.step(options.lr * 0.5 * (1 + Math.cos(Math.PI * decay)));
       opt.zeroGrad();
       if ((step + 1) % 100 === 0 || step === options.steps - 1) {
         last = await loss.item();
@@ -286,7 +312,14 @@ export async function predictProbe(
     const z = (await logits.read()) as Float32Array;
     logits.dispose();
     for (let k = 0; k < b; k++) {
-      out.push(decodePrediction(z.subarray(k * K, k * K + PAIR_COUNT), z[k * K + K - 1]));
+      const row = z.subarray(k * K, (k + 1) * K);
+      out.push(
+        decodePrediction(
+          row.subarray(0, PAIR_COUNT),
+          row[COUNT_LOGIT],
+          row.subarray(COUNT_LOGIT + 1),
+        ),
+      );
     }
   }
   return out;

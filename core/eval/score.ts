@@ -13,6 +13,8 @@ import {
   type FigureLabel,
   type ShapeName,
   SHAPES,
+  SIZE_WORDS,
+  type SizeWord,
 } from "../../datasets/shapes.ts";
 
 /** Number of (colour, shape) pairs: 17 colours x 6 shapes. */
@@ -57,6 +59,8 @@ export interface ProbePrediction {
   pairs: number[];
   /** Number of figures, 1 or 2. */
   count: number;
+  /** The size word of each pair in `pairs` (same order), when the probe predicts sizes. */
+  sizes?: SizeWord[];
 }
 
 /** How one image fares against its caption. */
@@ -69,6 +73,14 @@ export interface ImageScore {
   shape: boolean;
   /** Same number of figures as the caption. */
   count: boolean;
+  /** `exact` with squares counted as rectangles and circles as ellipses. */
+  lenient: boolean;
+  /**
+   * Every size word of the caption is the predicted size of its figure's pair (a figure whose
+   * pair was not seen counts as wrong); null when the caption has no size word or the
+   * prediction has no sizes.
+   */
+  size: boolean | null;
 }
 
 /** Rates over a set of images (each in [0, 1]). */
@@ -83,6 +95,20 @@ export interface ProbeScores {
   shape: number;
   /** Fraction with the captioned number of figures. */
   count: number;
+  /** Fraction exact when squares count as rectangles and circles as ellipses. */
+  lenient: number;
+  /** Fraction of the images whose caption has size words with every size right. */
+  size: number;
+  /** Images whose caption has a size word (the denominator of `size`). */
+  sizeImages: number;
+}
+
+/** Logits of the size head: one per (pair, size word), pair-major. */
+export const SIZE_LOGITS: number = PAIR_COUNT * SIZE_WORDS.length;
+
+/** Index of a (pair, size word) logit in the size head. */
+export function pairSizeIndex(pair: number, size: SizeWord): number {
+  return pair * SIZE_WORDS.length + SIZE_WORDS.indexOf(size);
 }
 
 /**
@@ -95,7 +121,8 @@ export interface ProbeScores {
  */
 export function labelTargets(labels: readonly FigureLabel[]): ProbePrediction {
   const pairs = [...new Set(labels.map((l) => pairIndex(l.colour, l.shape)))].sort((a, b) => a - b);
-  return { pairs, count: labels.length };
+  const sizes = pairs.map((p) => labels.find((l) => pairIndex(l.colour, l.shape) === p)!.size);
+  return { pairs, count: labels.length, sizes };
 }
 
 /** A second pair below this logit is not added for a predicted second figure. */
@@ -108,6 +135,8 @@ const SECOND_PAIR_MIN_LOGIT = -4;
  * is (about 95% right), so a predicted second figure takes the next best pair too, unless its
  * logit is far below zero (then both figures most likely share one colour-shape pair).
  *
+ * With `sizeLogits` (`SIZE_LOGITS`, pair-major), each chosen pair gets its most likely size word.
+ *
  * @example
  * ```ts
  * decodePrediction(pairLogits, countLogit); // { pairs: [40], count: 1 }
@@ -116,16 +145,36 @@ const SECOND_PAIR_MIN_LOGIT = -4;
 export function decodePrediction(
   pairLogits: ArrayLike<number>,
   countLogit: number,
+  sizeLogits?: ArrayLike<number>,
 ): ProbePrediction {
   if (pairLogits.length !== PAIR_COUNT) {
     throw new Error(`Expected ${PAIR_COUNT} pair logits, got ${pairLogits.length}`);
+  }
+  if (sizeLogits && sizeLogits.length !== SIZE_LOGITS) {
+    throw new Error(`Expected ${SIZE_LOGITS} size logits, got ${sizeLogits.length}`);
   }
   const order = Array.from({ length: PAIR_COUNT }, (_, i) => i)
     .sort((a, b) => pairLogits[b] - pairLogits[a]);
   const count = countLogit > 0 ? 2 : 1;
   const secondMin = count === 2 ? SECOND_PAIR_MIN_LOGIT : 0;
-  const pairs = order.slice(0, MAX_FIGURES).filter((i, k) => k === 0 || pairLogits[i] > secondMin);
-  return { pairs: pairs.sort((a, b) => a - b), count };
+  const pairs = order.slice(0, MAX_FIGURES).filter((i, k) => k === 0 || pairLogits[i] > secondMin)
+    .sort((a, b) => a - b);
+  if (!sizeLogits) return { pairs, count };
+  const sizes = pairs.map((p) => {
+    let best = 0;
+    for (let s = 1; s < SIZE_WORDS.length; s++) {
+      if (sizeLogits[p * SIZE_WORDS.length + s] > sizeLogits[p * SIZE_WORDS.length + best]) {
+        best = s;
+      }
+    }
+    return SIZE_WORDS[best];
+  });
+  return { pairs, count, sizes };
+}
+
+/** The shape a lenient score compares: squares as rectangles, circles as ellipses. */
+function lenientShape(shape: ShapeName): ShapeName {
+  return shape === "square" ? "rectangle" : shape === "circle" ? "ellipse" : shape;
 }
 
 function sameSet<T>(a: Iterable<T>, b: Iterable<T>): boolean {
@@ -148,11 +197,23 @@ export function scoreCaption(prediction: ProbePrediction, caption: string): Imag
   const want = parts.map((p) => pairIndex(p.colour, p.shape));
   const got = prediction.pairs.map(pairOf);
   const count = prediction.count === parts.length;
+  const loose = (c: ColourName, k: ShapeName) => `${c} ${lenientShape(k)}`;
+  let size: boolean | null = null;
+  if (prediction.sizes && parts.some((p) => p.size !== null)) {
+    size = parts.every((p) => {
+      if (p.size === null) return true;
+      const k = prediction.pairs.indexOf(pairIndex(p.colour, p.shape));
+      return k >= 0 && prediction.sizes![k] === p.size;
+    });
+  }
   return {
     exact: count && sameSet(prediction.pairs, want),
     colour: sameSet(got.map((g) => g[0]), parts.map((p) => p.colour)),
     shape: sameSet(got.map((g) => g[1]), parts.map((p) => p.shape)),
     count,
+    lenient: count &&
+      sameSet(got.map(([c, k]) => loose(c, k)), parts.map((p) => loose(p.colour, p.shape))),
+    size,
   };
 }
 
@@ -161,17 +222,23 @@ export function scoreCaption(prediction: ProbePrediction, caption: string): Imag
  *
  * @example
  * ```ts
- * summarizeScores([{ exact: true, colour: true, shape: true, count: true }]).exact; // 1
+ * const all = { exact: true, colour: true, shape: true, count: true, lenient: true, size: null };
+ * summarizeScores([all]).exact; // 1
  * ```
  */
 export function summarizeScores(scores: readonly ImageScore[]): ProbeScores {
   const n = scores.length;
-  const rate = (k: keyof ImageScore): number => n === 0 ? 0 : scores.filter((s) => s[k]).length / n;
+  const rate = (k: keyof ImageScore): number =>
+    n === 0 ? 0 : scores.filter((s) => s[k] === true).length / n;
+  const sized = scores.filter((s) => s.size !== null);
   return {
     images: n,
     exact: rate("exact"),
     colour: rate("colour"),
     shape: rate("shape"),
     count: rate("count"),
+    lenient: rate("lenient"),
+    size: sized.length === 0 ? 0 : sized.filter((s) => s.size).length / sized.length,
+    sizeImages: sized.length,
   };
 }

@@ -1,12 +1,13 @@
 /**
- * Reverse-process samplers: DDPM (thesis Algorithm 3), DDIM (Song et al. 2021) and
- * classifier-free guidance.
+ * Reverse-process samplers: DDPM (thesis Algorithm 3), DDIM (Song et al. 2021),
+ * DPM-Solver++(2M) (Lu et al. 2022) and classifier-free guidance.
  *
  * @module
  */
 import type { PluginDefinition } from "../../core/registry.ts";
 import { ddimSampler } from "./ddim.ts";
 import { ddpmSampler } from "./ddpm.ts";
+import { dpmSolverSampler } from "./dpm_solver.ts";
 
 export {
   checkStep,
@@ -28,6 +29,14 @@ export {
   type DdimStepOptions,
 } from "./ddim.ts";
 export {
+  dpmSolver2mStep,
+  dpmSolverOptions,
+  DpmSolverSampler,
+  dpmSolverSampler,
+  halfLogSnr,
+  logSnrSteps,
+} from "./dpm_solver.ts";
+export {
   combineGuidance,
   conditionalPredictor,
   doubleConditioning,
@@ -36,4 +45,4 @@ export {
 } from "./guidance.ts";
 
 /** The sampler plugins shipped with the project. */
-export const SAMPLER_PLUGINS: PluginDefinition[] = [ddpmSampler, ddimSampler];
+export const SAMPLER_PLUGINS: PluginDefinition[] = [ddpmSampler, ddimSampler, dpmSolverSampler];
