@@ -72,7 +72,7 @@ Options:
   --limit N          evaluate the first N images of the split (pipeline default: 200)
   --guidance S       decoder guidance scale for "pipeline" (default 2)
   --steps N          decoder sampling steps for "pipeline" (default: the sampler's)
-  --sampler NAME     ddpm or ddim for "pipeline" (default: the config's sampler)
+  --sampler NAME     ddpm, ddim or dpm-solver++ for "pipeline" (default: the config's)
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --probe-steps N    training steps of the ground-truth probe for "pipeline" (default ${DEFAULT_PROBE_STEPS})
   --out FILE.json    where to write the results (default DIR/eval_<what>_<split>.json); an
@@ -318,6 +318,12 @@ export async function runEval(
                 prow("colours right", "colour"),
                 prow("shapes right", "shape"),
                 prow("figure count right", "count"),
+                prow("exact, squares=rectangles, circles=ellipses", "lenient"),
+                [
+                  `size words right (${pg.sizeImages} captions with one)`,
+                  fmt(pg.size, true),
+                  fmt(pr.size, true),
+                ],
               ],
             ).replace("ours".padStart(9), "generated".padStart(9)).replace(
               "thesis".padStart(9),
@@ -329,8 +335,10 @@ export async function runEval(
           );
           probeResults = {
             metric: "a CNN probe trained on the dataset's ground-truth labels predicts the " +
-              "(colour, shape) pairs and figure count of each image; exact = the caption's set " +
-              "of pairs and its number of figures",
+              "(colour, shape) pairs, figure count and each pair's size word of each image; " +
+              "exact = the caption's set of pairs and its number of figures; lenient = exact " +
+              "with squares counted as rectangles and circles as ellipses; size = every size " +
+              "word of the caption right, over the captions that have one",
             generated: pg,
             realImages: pr,
             probe: info,

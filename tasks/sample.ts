@@ -45,7 +45,7 @@ Options:
   --checkpoint DIR   run folder with clip/, prior/, decoder/ (default: weights/default)
   --n N              images, 1 to 1024 (default 4)
   --guidance S       classifier-free guidance scale (default 2; the thesis's best is 2-2.5)
-  --sampler NAME     ddpm or ddim (default: the config's sampler)
+  --sampler NAME     ddpm, ddim or dpm-solver++ (default: the config's sampler)
   --steps N          decoder reverse-process steps (respaced; default: the sampler's)
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --out FILE.png     output file (default sample.png); an existing file is kept unless --force
