@@ -256,7 +256,8 @@ export async function revalidateStoredConfig(
     }
   }
   try {
-    return validateConfig(stored, registry, source);
+    // Not re-checked across components: a run trained before those checks must keep loading.
+    return validateConfig(stored, registry, source, { crossChecks: false });
   } catch (e) {
     throw new CheckpointError(
       `Checkpoint "${source}" holds a config this version cannot use: ${

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { z } from "../core/deps.ts";
 import { definePlugin, type PluginKind, Registry } from "../core/registry.ts";
 import { SCHEDULE_PLUGINS } from "../plugins/schedules/mod.ts";
+import { builtins } from "../core/builtins.ts";
 import {
   ConfigError,
   describePlugins,
@@ -9,7 +10,9 @@ import {
   loadConfig,
   parseConfig,
   resolvedConfigJson,
+  sharedSizeProblems,
   stripJsonc,
+  validateConfig,
 } from "../core/config.ts";
 
 /** Only the schedule plugins: the config machinery is tested apart from the shipped models. */
@@ -293,4 +296,125 @@ Deno.test("parseConfig(): Adam's eps is bounded to 1e-12..1 (1e-300 gives NaN up
     testRegistry(),
   );
   assert.equal(ok.train.prior.eps, 1e-12);
+});
+
+// Sizes shared between components (issue: cross-component sizes were not checked).
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** A config as plain JSON, editable by path. */
+type Json = { components: Record<string, { options: Record<string, unknown> }> };
+
+/** The tiny preset as plain JSON, edited by `edit`, written to a temporary file. */
+async function editedTiny(dir: string, edit: (c: Json) => void): Promise<string> {
+  const c = structuredClone(await loadConfig(`${ROOT}presets/tiny.jsonc`, builtins()));
+  edit(c as never);
+  const path = `${dir}/config.json`;
+  await Deno.writeTextFile(path, JSON.stringify(c));
+  return path;
+}
+
+Deno.test("loadConfig(): every shipped preset passes the shared-size checks", async () => {
+  for (const e of Deno.readDirSync(`${ROOT}presets`)) {
+    const c = await loadConfig(`${ROOT}presets/${e.name}`, builtins());
+    assert.deepEqual(sharedSizeProblems(c), [], e.name);
+  }
+});
+
+Deno.test("loadConfig(): sizes shared by components must agree, one line naming both paths", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const cases: [string, (c: Json) => void, string[]][] = [
+      ["decoder imageSize 32, dataset 16", (c) => c.components.decoder.options.imageSize = 32, [
+        "components.decoder.options.imageSize (32) must equal components.dataset.options.imageSize (16); both are the image side in pixels",
+      ]],
+      ["imageEncoder imageSize", (c) => c.components.imageEncoder.options.imageSize = 32, [
+        "components.imageEncoder.options.imageSize (32) must equal components.dataset.options.imageSize (16); both are the image side in pixels",
+      ]],
+      ["textEncoder contextLength", (c) => c.components.textEncoder.options.contextLength = 16, [
+        "components.textEncoder.options.contextLength (16) must equal components.tokenizer.options.contextLength (33); both are the number of tokens per caption",
+      ]],
+      ["prior and decoder contextLength", (c) => {
+        c.components.prior.options.contextLength = 40;
+        c.components.decoder.options.contextLength = 20;
+      }, [
+        "components.prior.options.contextLength (40) must equal components.tokenizer.options.contextLength (33); both are the number of tokens per caption",
+        "components.decoder.options.contextLength (20) must equal components.tokenizer.options.contextLength (33); both are the number of tokens per caption",
+      ]],
+      ["CLIP embedding size", (c) => {
+        c.components.imageEncoder.options.embedDim = 64;
+        c.components.prior.options.embedDim = 16;
+        c.components.decoder.options.clipEmbedDim = 8;
+      }, [
+        "components.imageEncoder.options.embedDim (64) must equal components.textEncoder.options.embedDim (32); both are the CLIP embedding size",
+        "components.prior.options.embedDim (16) must equal components.textEncoder.options.embedDim (32); both are the CLIP embedding size",
+        "components.decoder.options.clipEmbedDim (8) must equal components.textEncoder.options.embedDim (32); both are the CLIP embedding size",
+      ]],
+      ["text width", (c) => c.components.prior.options.textWidth = 64, [
+        "components.prior.options.textWidth (64) must equal components.textEncoder.options.width (32); both are the width of the CLIP text encoding",
+      ]],
+      // Checked by the plugins' own schemas, at load rather than when their stage starts.
+      ["attention level beyond the levels", (c) => {
+        c.components.decoder.options.attentionLevels = [1, 5];
+      }, [
+        "components.decoder.options.attentionLevels[1]: level 5 does not exist: channelMults has 2 levels (0 to 1)",
+      ]],
+      ["decoder imageSize 15", (c) => {
+        for (const slot of ["dataset", "imageEncoder", "decoder"]) {
+          c.components[slot].options.imageSize = 15;
+        }
+      }, [
+        "components.decoder.options.imageSize: 15 is not divisible by 2: channelMults has 2 levels and each level below the first halves the image",
+      ]],
+      ["decoder heads", (c) => c.components.decoder.options.heads = 3, [
+        "components.decoder.options.heads: 3 heads do not divide the 32 channels of level 1",
+      ]],
+      ["decoder text heads", (c) => c.components.decoder.options.textHeads = 3, [
+        "components.decoder.options.textHeads: 3 heads do not divide textWidth 32",
+      ]],
+      ["prior heads", (c) => c.components.prior.options.heads = 3, [
+        "components.prior.options.heads: heads must divide width",
+      ]],
+    ];
+    for (const [what, edit, lines] of cases) {
+      const path = await editedTiny(dir, edit);
+      await assert.rejects(loadConfig(path, builtins()), (e: unknown) => {
+        assert.ok(e instanceof ConfigError, `${what}: ${e}`);
+        assert.deepEqual(e.problems, lines.map((l) => `${path}: ${l}`), what);
+        return true;
+      });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("shared sizes: only options a plugin has are compared; stored configs are not re-checked", () => {
+  const r = testRegistry();
+  const sized = (kind: PluginKind) =>
+    definePlugin({
+      kind,
+      name: "sized",
+      options: z.object({ imageSize: z.number().int().positive().default(16) }).strict(),
+      create: (o) => o,
+    });
+  r.register(sized("dataset"));
+  r.register(sized("imageEncoder"));
+  // The stand-ins have none of the shared options (their "width" is not a textEncoder width
+  // compared with anything): nothing to compare, as for most third-party plugins.
+  const c = { ...valid, components: { ...valid.components, dataset: { plugin: "sized" } } };
+  assert.equal(parseConfig(JSON.stringify(c), r).components.dataset.options.imageSize, 16);
+  const both = {
+    ...c,
+    components: {
+      ...c.components,
+      imageEncoder: { plugin: "sized", options: { imageSize: 32 } },
+    },
+  };
+  assert.deepEqual(problems(() => parseConfig(JSON.stringify(both), r, "c.json")), [
+    "c.json: components.imageEncoder.options.imageSize (32) must equal components.dataset.options.imageSize (16); both are the image side in pixels",
+  ]);
+  // A checkpoint's stored config is loaded as trained (runs from before the checks keep loading).
+  const stored = validateConfig(both, r, "checkpoint", { crossChecks: false });
+  assert.equal(stored.components.imageEncoder.options.imageSize, 32);
 });

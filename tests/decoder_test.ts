@@ -100,8 +100,13 @@ Deno.test("UNetDecoder rejects a wrong input shape and an indivisible image size
     /Decoder input has shape \[2,3,7,7\]/,
   );
   model.dispose();
+  // The options schema refuses it when a config loads; the constructor checks unparsed options.
   assert.throws(
-    () => new UNetDecoder(tinyOptions(6, { channelMults: [1, 2, 4] })),
+    () => tinyOptions(6, { channelMults: [1, 2, 4] }),
+    /6 is not divisible by 4: channelMults has 3 levels/,
+  );
+  assert.throws(
+    () => new UNetDecoder({ ...tinyOptions(8), imageSize: 6, channelMults: [1, 2, 4] }),
     /Image size "6"/,
   );
 });

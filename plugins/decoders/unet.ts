@@ -69,7 +69,42 @@ export const unetOptions = z.object({
     .describe("Probability of the null condition at training (read by the trainer)"),
   minSnrGamma: z.number().positive().nullable().default(null)
     .describe("Min-SNR-gamma loss weighting (Hang et al. 2023; 5 is theirs); null = L_simple"),
-}).strict();
+}).strict().superRefine((o, ctx) => {
+  // Checked when the config loads: the constructor (which checks too) runs only when the decoder
+  // stage starts, after CLIP and the prior have trained.
+  const problem = (path: (string | number)[], message: string): void =>
+    ctx.addIssue({ code: "custom", path, message });
+  const levels = o.channelMults.length;
+  const factor = 2 ** (levels - 1);
+  if (o.imageSize % factor !== 0) {
+    problem(
+      ["imageSize"],
+      `${o.imageSize} is not divisible by ${factor}: channelMults has ${levels} levels and ` +
+        `each level below the first halves the image`,
+    );
+  }
+  o.attentionLevels?.forEach((level, i) => {
+    if (level >= levels) {
+      problem(
+        ["attentionLevels", i],
+        `level ${level} does not exist: channelMults has ${levels} levels (0 to ${levels - 1})`,
+      );
+    }
+  });
+  // Attention blocks at the chosen levels and in the middle (the last level's channels).
+  const attn = new Set(o.attentionLevels ?? o.channelMults.map((_, i) => i)).add(levels - 1);
+  for (const level of [...attn].filter((l) => l < levels).sort((a, b) => a - b)) {
+    const ch = o.baseChannels * o.channelMults[level];
+    if (ch % o.heads !== 0) {
+      problem(["heads"], `${o.heads} heads do not divide the ${ch} channels of level ${level}`);
+      break;
+    }
+  }
+  if (o.textWidth % o.textHeads !== 0) {
+    problem(["textHeads"], `${o.textHeads} heads do not divide textWidth ${o.textWidth}`);
+  }
+  if (o.timeEmbedDim % 2 !== 0) problem(["timeEmbedDim"], `${o.timeEmbedDim} must be even`);
+});
 
 /** Validated options of the U-Net. */
 export type UNetOptions = z.output<typeof unetOptions>;

@@ -74,7 +74,11 @@ export const transformerPriorOptions = z.object({
   renormalizeX0: z.boolean().default(false).describe(
     "While sampling, rescale each predicted x0 to the norm of the training embeddings",
   ),
-}).strict();
+}).strict().refine((o) => o.width % o.heads === 0, {
+  // Checked when the config loads, not when the prior stage starts after CLIP has trained.
+  path: ["heads"],
+  message: "heads must divide width",
+});
 
 /** Validated options of the transformer prior. */
 export type TransformerPriorOptions = z.output<typeof transformerPriorOptions>;
