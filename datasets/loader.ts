@@ -20,6 +20,49 @@ export interface LoaderOptions {
   flip?: boolean;
   /** Drop the incomplete last batch of an epoch (default true, so that shapes stay fixed). */
   dropLast?: boolean;
+  /** Names the data in errors, e.g. `Dataset "shapes", train split` (default "Dataset"). */
+  name?: string;
+  /** The side every image must have (default: the first image's size). */
+  imageSize?: number;
+}
+
+/**
+ * Checks that every image has the same size (`imageSize` when given, else the first image's) and
+ * holds exactly width x height x 3 bytes. A dataset plugin that returns other byte lengths would
+ * otherwise train without any error: `toNchw` reads missing bytes as NaN and ignores extra ones.
+ *
+ * @throws Error naming the data (`name`) and the index of the first bad image.
+ * @example
+ * ```ts
+ * checkImages(generateSplit({ count: 8, size: 16 }), { name: "shapes", imageSize: 16 });
+ * ```
+ */
+export function checkImages(
+  data: readonly CaptionedImage[],
+  options: { name?: string; imageSize?: number } = {},
+): void {
+  const name = options.name ?? "Dataset";
+  const w = options.imageSize ?? data[0]?.width;
+  const h = options.imageSize ?? data[0]?.height;
+  const expected = options.imageSize !== undefined ? "the dataset's imageSize" : "the first image";
+  data.forEach((d, i) => {
+    if (d.width !== w || d.height !== h) {
+      throw new Error(
+        `${name}: image ${i} is ${d.width}x${d.height}, expected ${w}x${h} like ${expected}`,
+      );
+    }
+    checkImageBytes(d, i, name);
+  });
+}
+
+function checkImageBytes(d: CaptionedImage, index: number, name: string): void {
+  const bytes = d.width * d.height * 3;
+  if (d.image?.length !== bytes) {
+    throw new Error(
+      `${name}: image ${index} has ${d.image?.length} bytes; ` +
+        `expected ${d.width} x ${d.height} x 3 = ${bytes}`,
+    );
+  }
 }
 
 /** One batch, ready to upload: a single contiguous float32 array. */
@@ -58,13 +101,16 @@ export class DataLoader {
   readonly height: number;
   /** Batches per epoch. */
   readonly stepsPerEpoch: number;
+  /** Names the data in errors. */
+  readonly name: string;
   #orderEpoch = -1;
   #order: Uint32Array = new Uint32Array(0);
 
   /**
    * Creates a loader.
    *
-   * @throws Error when the data is empty, images differ in size, or the batch size is invalid.
+   * @throws Error when the data is empty, an image has another size or byte length
+   * (`checkImages`), or the batch size is invalid.
    * @example
    * ```ts
    * const loader = new DataLoader(generateSplit({ count: 1000 }), { batchSize: 64, seed: 1, flip: true });
@@ -82,15 +128,10 @@ export class DataLoader {
     this.seed = options.seed ?? 0;
     this.flip = options.flip ?? false;
     this.dropLast = options.dropLast ?? true;
-    this.width = data[0].width;
-    this.height = data[0].height;
-    data.forEach((d, i) => {
-      if (d.width !== this.width || d.height !== this.height) {
-        throw new Error(
-          `Image ${i} is ${d.width}x${d.height}, expected "${this.width}x${this.height}" like the first`,
-        );
-      }
-    });
+    this.name = options.name ?? "Dataset";
+    this.width = options.imageSize ?? data[0].width;
+    this.height = options.imageSize ?? data[0].height;
+    checkImages(data, { name: this.name, imageSize: options.imageSize });
     this.stepsPerEpoch = this.dropLast
       ? Math.floor(data.length / batchSize)
       : Math.ceil(data.length / batchSize);
@@ -152,6 +193,8 @@ export class DataLoader {
     for (let k = 0; k < b; k++) {
       const index = order[from + k];
       const item = this.data[index];
+      // Checked again per batch (one comparison): the arrays are the plugin's to mutate.
+      checkImageBytes(item, index, this.name);
       const flip = this.flip && rng.next() < 0.5;
       toNchw(item.image, w, h, images, k * 3 * w * h, flip);
       captions.push(flip ? swapLeftRight(item.caption) : item.caption);

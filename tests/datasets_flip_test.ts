@@ -121,5 +121,31 @@ Deno.test("DataLoader rejects bad batch sizes and mixed image sizes", () => {
   assert.throws(() => new DataLoader(data, { batchSize: 5 }), /larger than the dataset/);
   assert.equal(new DataLoader(data, { batchSize: 3, dropLast: false }).batch(1).shape[0], 1);
   const mixed = [...data, ...generateSplit({ count: 1, size: 16 })];
-  assert.throws(() => new DataLoader(mixed, { batchSize: 2 }), /Image 4 is 16x16/);
+  assert.throws(
+    () => new DataLoader(mixed, { batchSize: 2 }),
+    /^Error: Dataset: image 4 is 16x16, expected 32x32 like the first image$/,
+  );
+});
+
+Deno.test("DataLoader rejects images of the wrong byte length, naming the data and the index", () => {
+  const data = generateSplit({ count: 4, size: 16 });
+  const name = 'Dataset "broken", train split';
+  // Too short (read as NaN pixels before) and too long (the rest ignored before).
+  for (const bytes of [700, 800]) {
+    const bad = data.map((d, i) => (i === 2 ? { ...d, image: new Uint8Array(bytes) } : d));
+    assert.throws(
+      () => new DataLoader(bad, { batchSize: 2, name }),
+      new RegExp(`^Error: ${name}: image 2 has ${bytes} bytes; expected 16 x 16 x 3 = 768$`),
+    );
+  }
+  // Images of another size than the dataset's imageSize.
+  assert.throws(
+    () => new DataLoader(data, { batchSize: 2, name, imageSize: 32 }),
+    /^Error: Dataset "broken", train split: image 0 is 16x16, expected 32x32 like the dataset's imageSize$/,
+  );
+  // Every batch checks its images again: a plugin may change them after the loader was made.
+  const items = data.map((d) => ({ ...d }));
+  const loader = new DataLoader(items, { batchSize: 4, name });
+  items[1].image = new Uint8Array(10);
+  assert.throws(() => loader.batch(0), /image 1 has 10 bytes; expected 16 x 16 x 3 = 768/);
 });
