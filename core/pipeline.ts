@@ -42,6 +42,7 @@ import {
 } from "./tensor/mod.ts";
 import {
   assertConfigMatches,
+  assertSameClip,
   CheckpointError,
   loadCheckpoint,
   type LoadedCheckpoint,
@@ -332,6 +333,8 @@ export async function loadPipeline(
   );
   assertConfigMatches(priorCkpt, config, CLIP_SLOTS);
   assertConfigMatches(decoderCkpt, config, CLIP_SLOTS);
+  // The prior must sample embeddings of this very CLIP, and the decoder must have learnt them.
+  assertSameClip([priorCkpt, decoderCkpt], clipCkpt, runDir);
   const tokJson = JSON.stringify(clipCkpt.meta.tokenizer);
   for (const c of [priorCkpt, decoderCkpt]) {
     if (JSON.stringify(c.meta.tokenizer) !== tokJson) {

@@ -20,11 +20,12 @@ import {
 import type { Registry } from "../core/registry.ts";
 import {
   assertConfigMatches,
+  assertSameClip,
   loadCheckpoint,
   loadModuleWeights,
 } from "../core/train/checkpoint.ts";
 import { CLIP_SLOTS } from "../core/pipeline.ts";
-import { type CaptionedImage, type SplitName, toNchw } from "../datasets/mod.ts";
+import { type CaptionedImage, checkImages, type SplitName, toNchw } from "../datasets/mod.ts";
 import {
   type ClipEvalResult,
   type ClipEvalSet,
@@ -132,6 +133,9 @@ async function loadSplit(
   const dataset = await createDataset(config, registry);
   const data = await dataset.split(split, limit);
   if (data.length < 2) throw new UsageError(`Split "${split}" has ${data.length} images; need 2`);
+  // Wrong sizes or byte lengths would be misread silently (as in training; see checkImages).
+  const name = `Dataset "${config.components.dataset.plugin}", ${split} split`;
+  checkImages(data, { name, imageSize: dataset.imageSize });
   return data;
 }
 
@@ -202,6 +206,7 @@ export async function runEval(
       } else {
         const priorCkpt = await loadCheckpoint(join(checkpoint, "prior"), "prior");
         assertConfigMatches(priorCkpt, config, CLIP_SLOTS);
+        assertSameClip([priorCkpt], clipCkpt, checkpoint);
         const pconfig = await revalidateStoredConfig(
           priorCkpt.meta.config,
           registry,

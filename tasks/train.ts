@@ -14,6 +14,7 @@ import {
 import { STAGE_SLOTS } from "../core/pipeline.ts";
 import {
   assertConfigMatches,
+  assertSameClip,
   CheckpointError,
   loadCheckpoint,
   type LoadedCheckpoint,
@@ -175,6 +176,12 @@ export async function runTrain(
         resumeFrom.set(stage, null);
       }
     }
+    // A prior or decoder resumes only on the CLIP it was trained with.
+    const resumed = [...resumeFrom.values()].filter((c) => c !== null && c.meta.stage !== "clip");
+    if (resumed.length > 0 && await hasCheckpoint(join(outDir, "clip"))) {
+      const clip = await loadCheckpoint(join(outDir, "clip"), "clip");
+      assertSameClip(resumed as LoadedCheckpoint[], clip, outDir, configPath);
+    }
 
     await startBackend(values, print);
     print(`Config: ${configPath} ("${config.name}"); output: ${outDir}`);
@@ -210,6 +217,7 @@ export async function runTrain(
           registry,
           outDir,
           resumeFrom: from,
+          configPath,
           log: print,
         });
         for (const line of setup.summary) print(line);

@@ -1,13 +1,17 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { ResolvedConfig } from "../core/config.ts";
+import { f16ToF32 } from "../core/io/mod.ts";
 import { Linear } from "../core/nn/mod.ts";
 import { Module } from "../core/nn/module.ts";
 import { Adam, Ema } from "../core/optim/mod.ts";
 import { initBackend, manualSeed, mean, scope, square, tensor } from "../core/tensor/mod.ts";
 import {
+  assertSameClip,
   CHECKPOINT_FORMAT_VERSION,
   CheckpointError,
+  type CheckpointMeta,
+  clipIdentity,
   configMismatch,
   exportInferenceCheckpoint,
   listSteps,
@@ -19,6 +23,7 @@ import {
   type ResumeState,
   saveCheckpoint,
   stepDirName,
+  weightsHash,
 } from "../core/train/checkpoint.ts";
 import { MetricsLog, readMetrics } from "../core/train/metrics.ts";
 import { formatDuration, progressLine } from "../core/train/progress.ts";
@@ -62,7 +67,13 @@ async function flat(ts: readonly { size: number }[] & Parameters<typeof readTens
   return (await readTensors(ts)).map((b) => Array.from(new Float32Array(b)));
 }
 
-async function saveTiny(dir: string, step: number, keepLast = 3, maxShardBytes?: number) {
+async function saveTiny(
+  dir: string,
+  step: number,
+  keepLast = 3,
+  maxShardBytes?: number,
+  meta: Partial<CheckpointMeta> = {},
+) {
   manualSeed(step);
   const model = new Tiny();
   const opt = new Adam(model.parameters(), { lr: 1e-2 });
@@ -76,6 +87,7 @@ async function saveTiny(dir: string, step: number, keepLast = 3, maxShardBytes?:
       step,
       config: CONFIG,
       tokenizer: { format: "x" },
+      ...meta,
     },
     model,
     optimizer: opt,
@@ -122,12 +134,14 @@ Deno.test("saveCheckpoint() and loadCheckpoint() round-trip weights, Adam, EMA a
 
 Deno.test("exportInferenceCheckpoint() keeps the EMA weights, in float32 or float16", async () => {
   const dir = await Deno.makeTempDir();
-  const { model, opt, ema } = await saveTiny(join(dir, "run"), 3);
+  const { model, opt, ema } = await saveTiny(join(dir, "run"), 3, 3, undefined, {
+    stage: "decoder",
+  });
   const shadow = (await flat(ema.stateDict().shadow)).flat();
   for (const half of [false, true]) {
     const out = join(dir, half ? "half" : "full");
     await exportInferenceCheckpoint(join(dir, "run"), out, { half });
-    const ckpt = await loadCheckpoint(out, "clip");
+    const ckpt = await loadCheckpoint(out, "decoder");
     assert.equal(ckpt.training, null);
     assert.equal(ckpt.meta.step, 3);
     manualSeed(5);
@@ -148,6 +162,92 @@ Deno.test("exportInferenceCheckpoint() keeps the EMA weights, in float32 or floa
   opt.dispose();
   ema.dispose();
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("CLIP identity: clip checkpoints record step and weights hash; prior/decoder the CLIP they trained with", async () => {
+  const dir = await Deno.makeTempDir();
+  const disposeAll = (x: { model: Tiny; opt: Adam; ema: Ema }) => {
+    x.model.dispose();
+    x.opt.dispose();
+    x.ema.dispose();
+  };
+  try {
+    // A clip checkpoint's identity is computed from what is saved (whatever the caller passes).
+    const a = await saveTiny(join(dir, "a", "clip"), 2, 3, undefined, { clip: { step: 9 } });
+    disposeAll(a);
+    const clipA = await loadCheckpoint(join(dir, "a", "clip"), "clip");
+    assert.deepEqual(clipA.meta.clip, { step: 2, id: weightsHash(clipA.weights) });
+    assert.match(clipA.meta.clip!.id!, /^[0-9a-f]{64}$/);
+    // The same weights saved again (a re-save, a deterministic retrain) keep the id; others not.
+    disposeAll(await saveTiny(join(dir, "same"), 2));
+    assert.deepEqual((await loadCheckpoint(join(dir, "same"))).meta.clip, clipA.meta.clip);
+    disposeAll(await saveTiny(join(dir, "b", "clip"), 4));
+    const clipB = await loadCheckpoint(join(dir, "b", "clip"), "clip");
+    assert.notEqual(clipB.meta.clip!.id, clipA.meta.clip!.id);
+
+    // A decoder records the identity it is given; export keeps it, and CLIP's own.
+    disposeAll(
+      await saveTiny(join(dir, "a", "decoder"), 5, 3, undefined, {
+        stage: "decoder",
+        clip: clipIdentity(clipA),
+      }),
+    );
+    const decoder = await loadCheckpoint(join(dir, "a", "decoder"), "decoder");
+    assert.deepEqual(decoder.meta.clip, clipA.meta.clip);
+    for (const stage of ["clip", "decoder"] as const) {
+      await exportInferenceCheckpoint(join(dir, "a", stage), join(dir, "x", stage), { half: true });
+      const exported = await loadCheckpoint(join(dir, "x", stage), stage);
+      assert.deepEqual(exported.meta.clip, clipA.meta.clip, stage);
+    }
+    // CLIP is exported with the weights the prior and decoder trained with (not its EMA).
+    const exportedClip = await loadCheckpoint(join(dir, "x", "clip"), "clip");
+    const trained = clipA.weights["a.weight"].data as Float32Array;
+    const shadow = clipA.training!.tensors["ema.a.weight"].data as Float32Array;
+    const got = f16ToF32(exportedClip.weights["a.weight"].data as Uint16Array);
+    const near = (x: Float32Array) => got.every((v, i) => Math.abs(v - x[i]) <= 1e-3);
+    assert.ok(near(trained) && !near(shadow));
+    assertSameClip([decoder], exportedClip, join(dir, "x"));
+
+    // The same CLIP passes; another is refused in one line saying what to retrain.
+    assertSameClip([decoder], clipA, join(dir, "a"));
+    const run = join(dir, "a");
+    const idA = clipA.meta.clip!.id!.slice(0, 12);
+    const idB = clipB.meta.clip!.id!.slice(0, 12);
+    assert.throws(
+      () => assertSameClip([decoder], clipB, run, "my.jsonc"),
+      (err: unknown) => {
+        assert.ok(err instanceof CheckpointError);
+        assert.equal(
+          err.message,
+          `decoder in ${run} was trained with CLIP step 2 (id ${idA}) but ${run}/clip is now ` +
+            `step 4 (id ${idB}); retrain the decoder (move ${run}/decoder away, then: ` +
+            `deno task train decoder --config my.jsonc --out ${run})`,
+        );
+        return true;
+      },
+    );
+    const prior = { ...decoder, meta: { ...decoder.meta, stage: "prior" as const } };
+    assert.throws(
+      () => assertSameClip([prior, decoder], clipB, run),
+      new RegExp(
+        `^CheckpointError: prior and decoder in ${run} were trained with CLIP step 2 \\(id ${idA}\\) ` +
+          `but .*; retrain the prior and the decoder \\(move ${run}/prior and ${run}/decoder away, ` +
+          `then: deno task train prior --config FILE --out ${run} && deno task train decoder`,
+      ),
+    );
+
+    // Checkpoints from before identities were recorded: nothing to compare, no error.
+    const legacy = { ...decoder, meta: { ...decoder.meta, clip: undefined } };
+    assertSameClip([legacy], clipB, run);
+    // A CLIP without an id (saved before): only the step is compared.
+    const legacyClip = { ...clipA, meta: { ...clipA.meta, clip: undefined } };
+    assert.deepEqual(clipIdentity(legacyClip), { step: 2 });
+    assertSameClip([decoder], legacyClip, run);
+    const legacyClipB = { ...clipB, meta: { ...clipB.meta, clip: undefined } };
+    assert.throws(() => assertSameClip([decoder], legacyClipB, run), /is now step 4; retrain/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("saveCheckpoint() keeps only the last N step folders and shards at the limit", async () => {

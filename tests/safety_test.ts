@@ -12,6 +12,7 @@ import { builtins } from "../core/builtins.ts";
 import { loadConfig } from "../core/config.ts";
 import { exists } from "../core/io/mod.ts";
 import { type Components, imageVariations, loadPipeline, textToImage } from "../core/pipeline.ts";
+import { loadCheckpoint } from "../core/train/checkpoint.ts";
 import { BpeTokenizer, shortCaption } from "../plugins/tokenizers/bpe.ts";
 import { numberFlag, seedFlag, UsageError } from "../tasks/_cli.ts";
 
@@ -255,17 +256,28 @@ Deno.test("bench: bad --reps, --batch, --only and --json are one-line usage erro
   }
 });
 
-/** The tiny preset with 64 training images and a progress line per step. */
-async function tinyConfig(dir: string): Promise<string> {
+/** A resolved config as plain, editable JSON. */
+interface ConfigJson {
+  plugins: string[];
+  components: Record<string, { plugin: string; options: Record<string, unknown> }>;
+  train: Record<string, Record<string, unknown>>;
+}
+
+/** The tiny preset with 64 training images and a progress line per step, edited by `edit`. */
+async function tinyConfig(
+  dir: string,
+  edit: (c: ConfigJson) => void = () => {},
+  name = "config.json",
+): Promise<string> {
   const c = structuredClone(
     await loadConfig(join(ROOT, "presets/tiny.jsonc"), builtins()),
-  ) as unknown as Record<string, Record<string, Record<string, unknown>>>;
-  const dataset = c.components.dataset.options as Record<string, unknown>;
-  Object.assign(dataset, { trainCount: 64, testCount: 16 });
+  ) as unknown as ConfigJson;
+  Object.assign(c.components.dataset.options, { trainCount: 64, testCount: 16 });
   for (const stage of ["clip", "prior", "decoder"]) {
     Object.assign(c.train[stage], { logEvery: 1, checkpointEvery: 2, keepLast: 2 });
   }
-  const path = join(dir, "config.json");
+  edit(c);
+  const path = join(dir, name);
   await Deno.writeTextFile(path, JSON.stringify(c, null, 2));
   return path;
 }
@@ -442,5 +454,168 @@ Deno.test("sample: NaN weights or a NaN guidance fail with a one-line error nami
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Deletes the recorded CLIP identity from every checkpoint of a run (as saved before it existed). */
+async function forgetClipIdentities(run: string): Promise<void> {
+  for (const stage of ["clip", "prior", "decoder"]) {
+    for (const e of Deno.readDirSync(join(run, stage))) {
+      const index = join(run, stage, e.name, "model.safetensors.index.json");
+      if (!e.isDirectory || !(await exists(index))) continue;
+      const json = JSON.parse(await Deno.readTextFile(index));
+      delete json.metadata.clip;
+      await Deno.writeTextFile(index, JSON.stringify(json));
+    }
+  }
+}
+
+Deno.test("a prior or decoder trained with another CLIP is refused (train --resume, sample, eval, exports), naming what to retrain", async () => {
+  const work = await Deno.makeTempDir();
+  try {
+    const config = await tinyConfig(work);
+    const run = join(work, "run");
+    const all = await cli("train", ["all", "--config", config, "--out", run, "--max-steps", "2"]);
+    assert.equal(all.code, 0, all.stderr);
+    const before = (await loadCheckpoint(join(run, "clip"), "clip")).meta.clip!;
+    assert.equal(before.step, 2);
+    for (const stage of ["prior", "decoder"] as const) {
+      assert.deepEqual((await loadCheckpoint(join(run, stage), stage)).meta.clip, before, stage);
+    }
+
+    // CLIP is resumed after the prior and decoder were trained: they no longer fit it.
+    const more = await cli("train", [
+      "clip",
+      ...["--config", config, "--out", run, "--max-steps", "4", "--resume"],
+    ]);
+    assert.equal(more.code, 0, more.stderr);
+    const now = (await loadCheckpoint(join(run, "clip"), "clip")).meta.clip!;
+    assert.equal(now.step, 4);
+    const was = `CLIP step 2 \\(id ${before.id!.slice(0, 12)}\\)`;
+    const is = `${run}/clip is now step 4 \\(id ${now.id!.slice(0, 12)}\\)`;
+    const resume = await cli("train", [
+      "prior",
+      ...["--config", config, "--out", run, "--max-steps", "4", "--resume"],
+    ]);
+    assertOneLineError(
+      resume,
+      new RegExp(
+        `^Error: prior in ${run} was trained with ${was} but ${is}; retrain the prior ` +
+          `\\(move ${run}/prior away, then: deno task train prior --config ${config} --out ${run}\\)$`,
+      ),
+    );
+    assert.ok(!resume.stdout.includes("Device:"), "refused before starting the backend");
+    const png = join(work, "x.png");
+    const sampling = ["a red circle", "--n", "1", "--steps", "2", "--out", png];
+    const sample = await cli("sample", [...sampling, "--checkpoint", run]);
+    assertOneLineError(
+      sample,
+      new RegExp(
+        `^Error: prior and decoder in ${run} were trained with ${was} but ${is}; retrain the ` +
+          `prior and the decoder \\(move ${run}/prior and ${run}/decoder away, then: ` +
+          `deno task train prior --config FILE --out ${run} && deno task train decoder`,
+      ),
+    );
+    assert.equal(await exists(png), false);
+    const evalPrior = await cli("eval", ["prior", "--checkpoint", run, "--limit", "8"]);
+    assertOneLineError(evalPrior, new RegExp(`^Error: prior in ${run} was trained with ${was}`));
+
+    // Exports keep every stage's identity (CLIP's own id included), so the check still works.
+    const exported = join(work, "exported");
+    const ex = await cli("export", ["--checkpoint", run, "--out", exported, "--half"]);
+    assert.equal(ex.code, 0, ex.stderr);
+    for (const stage of ["clip", "prior", "decoder"] as const) {
+      const a = await loadCheckpoint(join(run, stage), stage);
+      const b = await loadCheckpoint(join(exported, stage), stage);
+      assert.deepEqual(b.meta.clip, a.meta.clip, stage);
+    }
+    const fromExport = await cli("sample", [...sampling, "--checkpoint", exported]);
+    assertOneLineError(fromExport, /^Error: prior and decoder in .*exported were trained with/);
+
+    // Checkpoints saved before identities were recorded resume and load, unchecked.
+    await forgetClipIdentities(run);
+    const old = await cli("train", [
+      "prior",
+      ...["--config", config, "--out", run, "--max-steps", "3", "--resume"],
+    ]);
+    assert.equal(old.code, 0, old.stderr);
+    assert.equal(old.stderr, "");
+    const ok = await cli("sample", [...sampling, "--checkpoint", run]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.stderr, "");
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+});
+
+Deno.test("train: sizes components share must agree, checked at config load before any work", async () => {
+  const work = await Deno.makeTempDir();
+  try {
+    const cases: [(c: ConfigJson) => void, RegExp][] = [
+      [
+        (c) => c.components.decoder.options.imageSize = 32,
+        /: components\.decoder\.options\.imageSize \(32\) must equal components\.dataset\.options\.imageSize \(16\); both are the image side in pixels$/,
+      ],
+      [
+        (c) => c.components.textEncoder.options.contextLength = 16,
+        /: components\.textEncoder\.options\.contextLength \(16\) must equal components\.tokenizer\.options\.contextLength \(33\)/,
+      ],
+      [
+        (c) => c.components.decoder.options.attentionLevels = [5],
+        /: components\.decoder\.options\.attentionLevels\[0\]: level 5 does not exist: channelMults has 2 levels \(0 to 1\)$/,
+      ],
+    ];
+    for (const [edit, re] of cases) {
+      const config = await tinyConfig(work, edit, "bad.json");
+      const out = join(work, "run");
+      const r = await cli("train", ["all", "--config", config, "--out", out]);
+      assertOneLineError(r, re);
+      assert.equal(r.stdout, "", "nothing ran");
+      assert.equal(await exists(out), false, "nothing written");
+    }
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+});
+
+Deno.test("train: a dataset plugin returning images of the wrong byte length is refused, naming it and the image", async () => {
+  const work = await Deno.makeTempDir();
+  try {
+    const deps = new URL("../core/deps.ts", import.meta.url).href;
+    // 16x16 images, except image 3 which has 800 bytes instead of 768 (the rest was ignored).
+    await Deno.writeTextFile(
+      join(work, "broken_dataset.ts"),
+      `import { z } from "${deps}";
+export const broken = {
+  kind: "dataset",
+  name: "broken",
+  options: z.object({ imageSize: z.number().int().positive().default(16) }).strict(),
+  create: (o) => ({
+    imageSize: o.imageSize,
+    flip: false,
+    split: (_name, limit) =>
+      Promise.resolve(Array.from({ length: Math.min(limit ?? 32, 32) }, (_, i) => ({
+        image: new Uint8Array(i === 3 ? 800 : o.imageSize * o.imageSize * 3).fill(i * 7),
+        width: o.imageSize,
+        height: o.imageSize,
+        caption: i % 2 ? "a red circle" : "a blue square",
+      }))),
+  }),
+};
+`,
+    );
+    const config = await tinyConfig(work, (c) => {
+      c.plugins = ["./broken_dataset.ts"];
+      c.components.dataset = { plugin: "broken", options: { imageSize: 16 } };
+    });
+    const out = join(work, "run");
+    const r = await cli("train", ["clip", "--config", config, "--out", out, "--max-steps", "1"]);
+    assertOneLineError(
+      r,
+      /^Error: Dataset "broken", train split: image 3 has 800 bytes; expected 16 x 16 x 3 = 768$/,
+    );
+    assert.equal(await exists(join(out, "clip")), false, "no checkpoint written");
+  } finally {
+    await Deno.remove(work, { recursive: true });
   }
 });

@@ -13,13 +13,17 @@
  * metrics.jsonl                           one JSON line per logged step (core/train/metrics.ts)
  * ```
  *
- * The model metadata holds `format_version`, `stage`, `step`, the full resolved `config` (JSON)
- * and the `tokenizer` vocabulary (JSON). A save writes a hidden temporary folder, renames it to
- * `step-N` and only then replaces `latest` atomically, so a crash at any point leaves the
- * previous checkpoint as the latest. Older step folders beyond `keepLast` are removed last.
+ * The model metadata holds `format_version`, `stage`, `step`, the full resolved `config` (JSON),
+ * the `tokenizer` vocabulary (JSON) and `clip` (JSON `{ step, id }`): for a clip checkpoint its
+ * own identity, for a prior or decoder the CLIP it was trained with (see `ClipIdentity`).
+ *
+ * A save writes a hidden temporary folder, renames it to `step-N` and only then replaces `latest`
+ * atomically, so a crash at any point leaves the previous checkpoint as the latest. Older step
+ * folders beyond `keepLast` are removed last.
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { diffConfigs, type ResolvedConfig, type TrainStage } from "../config.ts";
 import {
@@ -75,6 +79,22 @@ export interface ResumeState {
   elapsedSeconds: number;
 }
 
+/**
+ * Which trained CLIP a checkpoint belongs to. The prior learns the embeddings of one CLIP and the
+ * decoder is conditioned on them, so a prior or decoder is only valid with the CLIP it was
+ * trained with (not with that CLIP resumed further or retrained).
+ */
+export interface ClipIdentity {
+  /** Steps the CLIP was trained for. */
+  step: number;
+  /**
+   * SHA-256 (hex) of the CLIP's weights as saved (`weightsHash`): a re-save or a deterministic
+   * retrain of the same weights keeps it, and exports copy it. Absent only for a CLIP saved
+   * before identities were recorded (then only the step is known).
+   */
+  id?: string;
+}
+
 /** Metadata stored with every checkpoint. */
 export interface CheckpointMeta {
   formatVersion: number;
@@ -83,6 +103,12 @@ export interface CheckpointMeta {
   config: ResolvedConfig;
   /** The tokenizer's JSON form (`Tokenizer.toJSON()`). */
   tokenizer: unknown;
+  /**
+   * A clip checkpoint's own identity (`saveCheckpoint` computes it; what is passed is ignored), or
+   * the CLIP a prior/decoder was trained with. Absent in checkpoints written before it was
+   * recorded: those load and resume as before, unchecked.
+   */
+  clip?: ClipIdentity;
 }
 
 /** A checkpoint read from disk (weights on the host). */
@@ -190,6 +216,25 @@ async function tensorMap(named: readonly [string, Tensor][]): Promise<TensorMap>
   return map;
 }
 
+/**
+ * SHA-256 (hex) of a weight map: names, dtypes, shapes and bytes, in name order. The identity of
+ * a saved CLIP (`ClipIdentity.id`).
+ *
+ * @example
+ * ```ts
+ * weightsHash({ w: { dtype: "F32", shape: [1], data: new Float32Array([1]) } }); // "4f1c..."
+ * ```
+ */
+export function weightsHash(weights: TensorMap): string {
+  const h = createHash("sha256");
+  for (const name of Object.keys(weights).sort()) {
+    const { dtype, shape, data } = weights[name];
+    h.update(`${name}\0${dtype}\0${shape.join(",")}\0`);
+    h.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+  return h.digest("hex");
+}
+
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
@@ -251,6 +296,9 @@ export async function saveCheckpoint(options: SaveCheckpointOptions): Promise<st
     trainingMeta.ema_updates = String(s.updates);
   }
   const training = await tensorMap(trainingNamed);
+  // A CLIP's identity is its step and the hash of what is saved; a prior or decoder records the
+  // identity of the CLIP it trains with (passed in `meta.clip` by the training loop).
+  const clip = meta.stage === "clip" ? { step: meta.step, id: weightsHash(weights) } : meta.clip;
 
   const final = join(stageDir, stepDirName(meta.step));
   const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
@@ -263,6 +311,7 @@ export async function saveCheckpoint(options: SaveCheckpointOptions): Promise<st
       step: String(meta.step),
       config: JSON.stringify(meta.config),
       tokenizer: JSON.stringify(meta.tokenizer),
+      ...(clip ? { clip: JSON.stringify(clip) } : {}),
     }, { maxShardBytes: options.maxShardBytes ?? MAX_SHARD_BYTES });
     if (trainingNamed.length > 0) {
       await writeSafetensors(join(tmp, TRAINING_FILE), training, trainingMeta);
@@ -348,6 +397,17 @@ function parseJsonField(value: string | undefined, what: string, dir: string): u
   }
 }
 
+function parseClipIdentity(value: string, dir: string): ClipIdentity {
+  const c = parseJsonField(value, "CLIP identity", dir) as Partial<ClipIdentity> | null;
+  if (
+    typeof c?.step !== "number" || !Number.isInteger(c.step) ||
+    (c.id !== undefined && typeof c.id !== "string")
+  ) {
+    throw new CheckpointError(`Checkpoint "${dir}" is corrupt: its CLIP identity is malformed`);
+  }
+  return c.id === undefined ? { step: c.step } : { step: c.step, id: c.id };
+}
+
 function oneLine(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split("\n")[0];
 }
@@ -389,6 +449,7 @@ export async function loadCheckpoint(path: string, stage?: TrainStage): Promise<
     config: parseJsonField(md.config, "config", dir) as ResolvedConfig,
     tokenizer: parseJsonField(md.tokenizer, "tokenizer", dir),
   };
+  if (md.clip !== undefined) meta.clip = parseClipIdentity(md.clip, dir);
   if (stage !== undefined && meta.stage !== stage) {
     throw new CheckpointError(
       `Checkpoint "${dir}" is a "${meta.stage}" checkpoint, expected "${stage}"`,
@@ -568,6 +629,64 @@ export function assertConfigMatches(
   );
 }
 
+/**
+ * The identity of a clip checkpoint: the one it recorded, or only its step for a CLIP saved
+ * before identities were recorded.
+ *
+ * @example
+ * ```ts
+ * clipIdentity(await loadCheckpoint("runs/tiny/clip", "clip")); // { step: 300, id: "9f2c..." }
+ * ```
+ */
+export function clipIdentity(clip: LoadedCheckpoint): ClipIdentity {
+  return clip.meta.clip ?? { step: clip.meta.step };
+}
+
+/** Whether a recorded CLIP identity names `current` (ids compared when both are known). */
+function sameClip(recorded: ClipIdentity, current: ClipIdentity): boolean {
+  if (recorded.step !== current.step) return false;
+  return recorded.id === undefined || current.id === undefined || recorded.id === current.id;
+}
+
+function describeClip(c: ClipIdentity): string {
+  return `step ${c.step}${c.id ? ` (id ${c.id.slice(0, 12)})` : ""}`;
+}
+
+/**
+ * Throws a one-line `CheckpointError` when a prior or decoder checkpoint of the run `runDir` was
+ * trained with another CLIP than `clip` (e.g. CLIP was resumed or retrained since): the prior
+ * would resume on another CLIP's embeddings, and sampling would feed the decoder embeddings it
+ * never saw. The message says which stages to retrain and how. Checkpoints without a recorded
+ * identity (saved before it was recorded) cannot be checked and pass.
+ *
+ * @example
+ * ```ts
+ * assertSameClip([priorCkpt, decoderCkpt], clipCkpt, "runs/tiny");
+ * // CheckpointError: decoder in runs/tiny was trained with CLIP step 1500 (id ab12...) but
+ * // runs/tiny/clip is now step 2500 (id cd34...); retrain the decoder (...)
+ * ```
+ */
+export function assertSameClip(
+  checkpoints: readonly LoadedCheckpoint[],
+  clip: LoadedCheckpoint,
+  runDir: string,
+  configPath = "FILE",
+): void {
+  const current = clipIdentity(clip);
+  const stale = checkpoints.filter((c) => c.meta.clip && !sameClip(c.meta.clip, current));
+  if (stale.length === 0) return;
+  const stages = stale.map((c) => c.meta.stage);
+  const trainedWith = [...new Set(stale.map((c) => describeClip(c.meta.clip!)))].join(" and ");
+  const train = stages.map((s) => `deno task train ${s} --config ${configPath} --out ${runDir}`);
+  throw new CheckpointError(
+    `${stages.join(" and ")} in ${runDir} ${stale.length > 1 ? "were" : "was"} trained with ` +
+      `CLIP ${trainedWith} but ${join(runDir, "clip")} is now ${describeClip(current)}; ` +
+      `retrain the ${stages.join(" and the ")} (move ${
+        stages.map((s) => join(runDir, s)).join(" and ")
+      } away, then: ${train.join(" && ")})`,
+  );
+}
+
 /** Options of `exportInferenceCheckpoint`. */
 export interface ExportOptions {
   /** Store weights as IEEE half precision (F16), halving the size. */
@@ -592,9 +711,12 @@ export async function exportInferenceCheckpoint(
   options: ExportOptions = {},
 ): Promise<string> {
   const ckpt = await loadCheckpoint(stageDir);
+  // CLIP samples (and the prior and decoder trained) with its trained weights, not an EMA of
+  // them (`loadClip`): exporting its EMA would ship a CLIP they never saw under the same id.
+  const useEma = ckpt.meta.stage !== "clip";
   const tensors: TensorMap = {};
   for (const [name, entry] of Object.entries(ckpt.weights)) {
-    const ema = ckpt.training?.tensors[`ema.${name}`];
+    const ema = useEma ? ckpt.training?.tensors[`ema.${name}`] : undefined;
     const data = asF32(ema ?? entry, name, ckpt.dir);
     tensors[name] = options.half
       ? { dtype: "F16", shape: [...entry.shape], data: f32ToF16(data) }
@@ -615,7 +737,9 @@ export async function exportInferenceCheckpoint(
     step: String(ckpt.meta.step),
     config: JSON.stringify(ckpt.meta.config),
     tokenizer: JSON.stringify(ckpt.meta.tokenizer),
-    weights: ckpt.training ? "ema" : "trained",
+    // The CLIP identity travels with the weights, so exported stages are checked like the run's.
+    ...(ckpt.meta.clip ? { clip: JSON.stringify(ckpt.meta.clip) } : {}),
+    weights: useEma && ckpt.training ? "ema" : "trained",
   }, { maxShardBytes: options.maxShardBytes ?? MAX_SHARD_BYTES });
   await writeTextAtomic(join(tmp, RESUME_FILE), JSON.stringify(ckpt.resume, null, 2) + "\n");
   await Deno.rename(tmp, final);

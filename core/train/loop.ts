@@ -150,6 +150,7 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
         step,
         config,
         tokenizer: setup.tokenizer.toJSON(),
+        clip: setup.clip,
       },
       model,
       optimizer,

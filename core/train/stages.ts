@@ -12,7 +12,7 @@ import type { ResolvedConfig, TrainStage } from "../config.ts";
 import type { Module } from "../nn/module.ts";
 import type { Registry } from "../registry.ts";
 import { bernoulli, manualSeed, noGrad, type Tensor, tensor } from "../tensor/mod.ts";
-import { type Batch, DataLoader } from "../../datasets/mod.ts";
+import { type Batch, checkImages, DataLoader } from "../../datasets/mod.ts";
 import { type ClipModel, l2Normalize, tokenBatch } from "../../plugins/encoders/clip.ts";
 import { decoderLoss } from "../../plugins/decoders/unet.ts";
 import type { NoiseSchedule } from "../../plugins/schedules/mod.ts";
@@ -34,7 +34,10 @@ import {
 } from "../pipeline.ts";
 import {
   assertConfigMatches,
+  assertSameClip,
   CheckpointError,
+  type ClipIdentity,
+  clipIdentity,
   loadCheckpoint,
   type LoadedCheckpoint,
 } from "./checkpoint.ts";
@@ -46,6 +49,8 @@ export interface StageSetup {
   model: Module;
   /** The tokenizer (its vocabulary goes into every checkpoint). */
   tokenizer: Tokenizer;
+  /** The CLIP a prior or decoder trains with, recorded in its checkpoints (none for clip). */
+  clip?: ClipIdentity;
   /** Seeded batches: batch k is a pure function of (seed, k). */
   loader: DataLoader;
   /**
@@ -69,6 +74,8 @@ export interface StageSetupOptions {
   outDir: string;
   /** The checkpoint being resumed, if any (its tokenizer is reused). */
   resumeFrom?: LoadedCheckpoint | null;
+  /** The config file, for the retrain command in errors (default "FILE"). */
+  configPath?: string;
   /** Progress messages. */
   log?: (line: string) => void;
 }
@@ -87,7 +94,7 @@ function count(n: number): string {
 
 async function loadTrainedClip(
   o: StageSetupOptions,
-): Promise<{ clip: ClipModel; tokenizer: Tokenizer; step: number }> {
+): Promise<{ clip: ClipModel; tokenizer: Tokenizer; identity: ClipIdentity }> {
   const dir = join(o.outDir, "clip");
   let ckpt: LoadedCheckpoint;
   try {
@@ -101,6 +108,9 @@ async function loadTrainedClip(
     throw e;
   }
   assertConfigMatches(ckpt, o.config, CLIP_SLOTS);
+  // A prior or decoder resumes only on the CLIP it was trained with (also checked by the train
+  // task before any work; here again because `train all` may have just trained CLIP further).
+  if (o.resumeFrom) assertSameClip([o.resumeFrom], ckpt, o.outDir, o.configPath);
   const { clip, tokenizer } = await loadClip(ckpt, o.config, o.registry);
   if (
     o.resumeFrom &&
@@ -111,7 +121,7 @@ async function loadTrainedClip(
         `start it again without --resume, or use another --out`,
     );
   }
-  return { clip, tokenizer, step: ckpt.meta.step };
+  return { clip, tokenizer, identity: clipIdentity(ckpt) };
 }
 
 /**
@@ -132,6 +142,10 @@ export async function setupStage(
   const train = config.train[stage];
   const dataset = await createDataset(config, registry);
   const data = await dataset.split("train", options.trainLimit);
+  // Every image must be imageSize square and hold width x height x 3 bytes, checked before any
+  // use (the prior encodes all images with CLIP before its loader exists).
+  const dataName = `Dataset "${config.components.dataset.plugin}", train split`;
+  checkImages(data, { name: dataName, imageSize: dataset.imageSize });
   log(
     `${stage}: ${count(data.length)} training images of ${dataset.imageSize}x${dataset.imageSize}`,
   );
@@ -149,6 +163,8 @@ export async function setupStage(
     const loader = new DataLoader(data, {
       batchSize: train.batchSize,
       seed: train.seed,
+      name: dataName,
+      imageSize: dataset.imageSize,
       flip: dataset.flip,
     });
     return {
@@ -165,8 +181,8 @@ export async function setupStage(
     };
   }
 
-  const { clip, tokenizer, step: clipStep } = await loadTrainedClip(options);
-  log(`${stage}: using CLIP from step ${clipStep}`);
+  const { clip, tokenizer, identity } = await loadTrainedClip(options);
+  log(`${stage}: using CLIP from step ${identity.step}`);
 
   if (stage === "prior") {
     const schedule = await createComponent<NoiseSchedule>(config, registry, "priorSchedule");
@@ -189,12 +205,15 @@ export async function setupStage(
     const loader = new DataLoader(data, {
       batchSize: train.batchSize,
       seed: train.seed,
+      name: dataName,
+      imageSize: dataset.imageSize,
       flip: false,
     });
     return {
       stage,
       model: prior,
       tokenizer,
+      clip: identity,
       loader,
       // Thesis Algorithm 4: predict the clean image embedding from its noised version.
       loss: (batch) => {
@@ -218,6 +237,8 @@ export async function setupStage(
   const loader = new DataLoader(data, {
     batchSize: train.batchSize,
     seed: train.seed,
+    name: dataName,
+    imageSize: dataset.imageSize,
     flip: dataset.flip,
   });
   clip.eval();
@@ -225,6 +246,7 @@ export async function setupStage(
     stage,
     model: decoder,
     tokenizer,
+    clip: identity,
     loader,
     // Thesis Algorithm 2 with classifier-free guidance training (section 3.3.3): text and CLIP
     // embedding are dropped together with probability nullRate (keep ~ Bernoulli(1 - nullRate)).
