@@ -19,6 +19,7 @@ import type {
 } from "./components.ts";
 import {
   type ComponentSlot,
+  CONFIG_NAME,
   loadPluginModule,
   type ResolvedConfig,
   type TrainStage,
@@ -255,8 +256,14 @@ export async function revalidateStoredConfig(
       }
     }
   }
+  // Checkpoints saved before CONFIG_NAME may carry any name; sampling never makes a folder of
+  // it, so an old name is validated as a placeholder and kept rather than refusing the run.
+  const name = (stored as { name?: unknown } | null)?.name;
+  const oldName = typeof name === "string" && name !== "" && !CONFIG_NAME.test(name);
   try {
-    return validateConfig(stored, registry, source);
+    if (!oldName) return validateConfig(stored, registry, source);
+    const config = validateConfig({ ...(stored as object), name: "checkpoint" }, registry, source);
+    return { ...config, name: name as string };
   } catch (e) {
     throw new CheckpointError(
       `Checkpoint "${source}" holds a config this version cannot use: ${

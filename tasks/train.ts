@@ -14,6 +14,7 @@ import {
 import { STAGE_SLOTS } from "../core/pipeline.ts";
 import {
   assertConfigMatches,
+  assertResumable,
   CheckpointError,
   loadCheckpoint,
   type LoadedCheckpoint,
@@ -170,6 +171,7 @@ export async function runTrain(
       if (present) {
         const ckpt = await loadCheckpoint(dir, stage);
         assertConfigMatches(ckpt, config, STAGE_SLOTS[stage], stage);
+        assertResumable(ckpt, config.train[stage].ema !== null); // before the backend starts
         resumeFrom.set(stage, ckpt);
       } else {
         resumeFrom.set(stage, null);
