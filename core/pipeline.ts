@@ -539,6 +539,33 @@ export interface GeneratedImages {
   shape: [number, number, number, number];
   /** The caption of each image. */
   captions: string[];
+  /**
+   * The captions' words that the training captions never contained (see {@link unseenWords});
+   * absent when the checkpoint does not record its training words (older checkpoints).
+   */
+  unseenWords?: string[];
+}
+
+/**
+ * The words of `captions` that the training captions never contained, in order of appearance: the
+ * model knows only its training vocabulary, so such words ("dragon", emoji, other languages) are
+ * not drawn. Undefined when the tokenizer cannot tell (checkpoints saved before the training
+ * words were recorded, such as weights/default, or a tokenizer plugin without `unseenWords`).
+ *
+ * @example
+ * ```ts
+ * unseenWords(pipeline, ["a purple dragon"]); // e.g. ["dragon"]
+ * ```
+ */
+export function unseenWords(p: Components, captions: readonly string[]): string[] | undefined {
+  if (!p.tokenizer.unseenWords) return undefined;
+  const words = new Set<string>();
+  for (const c of captions) {
+    const unseen = p.tokenizer.unseenWords(c);
+    if (unseen === undefined) return undefined;
+    for (const w of unseen) words.add(w);
+  }
+  return [...words];
 }
 
 function checkCount(value: unknown, name: string, fallback: number, max: number): number {
@@ -675,7 +702,8 @@ async function readImages(
   x.dispose();
   await checkFinite(p, data, options);
   const [n, c, h, w] = x.shape;
-  return { images: data, shape: [n, c, h, w], captions };
+  const unseen = unseenWords(p, [...new Set(captions)]);
+  return { images: data, shape: [n, c, h, w], captions, ...(unseen && { unseenWords: unseen }) };
 }
 
 /**

@@ -21,6 +21,7 @@ import {
   loadPipeline,
   MAX_IMAGES,
   textToImage,
+  unseenWords,
 } from "../core/pipeline.ts";
 import { CheckpointError } from "../core/train/checkpoint.ts";
 import { shortCaption } from "../plugins/tokenizers/bpe.ts";
@@ -163,9 +164,10 @@ export async function writeGrid(g: GeneratedImages, path: string): Promise<Sampl
  */
 export async function runSample(
   args: string[],
-  hooks: { print?: (line: string) => void } = {},
+  hooks: { print?: (line: string) => void; warn?: (line: string) => void } = {},
 ): Promise<SampleResult | null> {
   const print = hooks.print ?? ((line: string) => console.log(line));
+  const warn = hooks.warn ?? ((line: string) => console.warn(line));
   const { values, positionals } = parseFlags(args, {
     ...SAMPLING_FLAGS,
     n: { type: "string" },
@@ -212,6 +214,12 @@ export async function runSample(
       pipeline.tokenizer.encode(caption);
     } catch (e) {
       throw new UsageError((e as Error).message);
+    }
+    // The model draws only what its training captions described; say which words are new to it
+    // (nothing when the checkpoint predates recording its training words).
+    const unseen = unseenWords(pipeline, [caption]);
+    if (unseen?.length) {
+      warn(`Warning: words never seen in training: ${unseen.map((w) => `"${w}"`).join(", ")}`);
     }
     let generated: GeneratedImages;
     if (input) {

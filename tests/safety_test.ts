@@ -17,7 +17,9 @@ import {
   loadPipeline,
   revalidateStoredConfig,
   textToImage,
+  unseenWords,
 } from "../core/pipeline.ts";
+import { initBackend } from "../core/tensor/mod.ts";
 import { BpeTokenizer, shortCaption } from "../plugins/tokenizers/bpe.ts";
 import { numberFlag, seedFlag, UsageError } from "../tasks/_cli.ts";
 import { hugePng } from "./_support/huge_png.ts";
@@ -535,6 +537,64 @@ Deno.test("train --resume of exported weights (no training state): one line, exi
     );
     assert.ok(!r.stdout.includes("Device:"), "checked before starting the backend");
     assert.deepEqual(await snapshot(run), before, "nothing written (lock removed)");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Records `words` as the training words of every stage's tokenizer in a copy of a run. */
+async function withTrainingWords(run: string, words: string[]): Promise<void> {
+  for (const stage of ["clip", "prior", "decoder"]) {
+    const latest = (await Deno.readTextFile(join(run, stage, "latest"))).trim();
+    const index = join(run, stage, latest, "model.safetensors.index.json");
+    const json = JSON.parse(await Deno.readTextFile(index));
+    json.metadata.tokenizer = JSON.stringify({ ...JSON.parse(json.metadata.tokenizer), words });
+    await Deno.writeTextFile(index, JSON.stringify(json));
+  }
+}
+
+Deno.test("sample warns about caption words never seen in training; old checkpoints stay silent", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const args = (ckpt: string) => [
+      "a purple dragon 🙂",
+      "--n",
+      "1",
+      "--steps",
+      "2",
+      "--checkpoint",
+      ckpt,
+      "--out",
+      join(dir, "x.png"),
+      "--force",
+    ];
+    // weights/default predates recording the training words: no warning is possible, none given.
+    const old = await cli("sample", args(SHIPPED));
+    assert.equal(old.code, 0, old.stderr);
+    assert.equal(old.stderr, "");
+    const run = join(dir, "run");
+    await copyDir(SHIPPED, run);
+    await withTrainingWords(run, ["a", "circle", "purple", "red"]);
+    const r = await cli("sample", args(run));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, 'Warning: words never seen in training: "dragon", "🙂"\n');
+    assert.match(r.stdout, /Wrote 1 image/);
+    // The library reports the same words with the images.
+    await initBackend();
+    const p = await loadPipeline(run, builtins());
+    try {
+      assert.deepEqual(unseenWords(p, ["a red circle", "a purple dragon"]), ["dragon"]);
+      const out = await textToImage(p, ["a purple dragon"], { steps: 2, priorSteps: 2 });
+      assert.deepEqual(out.unseenWords, ["dragon"]);
+    } finally {
+      p.dispose();
+    }
+    const shipped = await loadPipeline(SHIPPED, builtins());
+    try {
+      assert.equal(unseenWords(shipped, ["a purple dragon"]), undefined);
+    } finally {
+      shipped.dispose();
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
