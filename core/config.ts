@@ -490,8 +490,8 @@ export async function loadPluginModule(
     const reason = (e instanceof Error ? e.message : String(e)).split("\n")[0];
     throw new Error(
       `Cannot load plugin module "${specifier}" (${url}): ${reason}. Check the path or URL; ` +
-        `importing from a URL needs Deno's --allow-import permission ` +
-        `(for example --allow-import=example.com) and a local file needs --allow-read`,
+        `importing from a URL needs Deno's import permission (-A, as deno task uses, or ` +
+        `--allow-import=example.com without -A) and a local file needs --allow-read`,
     );
   }
   const defs = Object.values(mod).flatMap((v) => (Array.isArray(v) ? v : [v]))

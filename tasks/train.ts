@@ -53,8 +53,10 @@ ${BACKEND_HELP}
   -h, --help         show this help
 
 Ctrl-C finishes the current step, saves a checkpoint and exits; continue with --resume.
-Config "plugins" may name third-party plugin modules by path or URL; URLs need Deno's
---allow-import permission (e.g. deno run -A --allow-import=example.com tasks/train.ts ...).`;
+Config "plugins" may name third-party plugin modules by path or URL (paths, like the folder
+dataset's folders, are relative to the config file). URLs need Deno's import permission, which
+"deno task train" (-A) has; with narrower permissions name the host, e.g.
+deno run --allow-read --allow-write --allow-env --allow-import=example.com tasks/train.ts ...`;
 
 const STAGES: readonly TrainStage[] = ["clip", "prior", "decoder"];
 
