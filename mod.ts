@@ -1,8 +1,8 @@
 /**
  * unCLIP (DALL-E 2) from scratch on WebGPU: the public API. Importable from a URL, e.g.
  * `import { builtins, loadConfig, loadPipeline } from "http://host/mod.ts"` (run Deno with
- * `--allow-import=host`); library code uses relative imports only, npm packages through
- * core/deps.ts.
+ * `--allow-import=host --allow-read`, and `--allow-write` to save images; see README "Use it as
+ * a library"); library code uses relative imports only, npm packages through core/deps.ts.
  *
  * @example
  * ```ts
@@ -33,3 +33,5 @@ export * from "./plugins/samplers/mod.ts";
 export * from "./plugins/schedules/mod.ts";
 export * from "./plugins/datasets/mod.ts";
 export * from "./core/host_random.ts";
+/** zod, pinned: plugin authors build `definePlugin` options schemas with this same copy. */
+export { z } from "./core/deps.ts";

@@ -123,6 +123,13 @@ export const TRAIN_DEFAULTS: Readonly<Record<TrainStage, TrainStageConfig>> = {
   },
 };
 
+/**
+ * What a config `name` may be: it names the default run folder `runs/<name>`, so it must stay one
+ * plain folder name (a name like "../../escape" would write outside the project). 1 to 64
+ * letters, digits, ".", "_" and "-", starting with a letter or digit, without "..".
+ */
+export const CONFIG_NAME: RegExp = /^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
 /** Schedule slots default to the thesis's cosine schedules (200 prior, 300 decoder steps). */
 const SLOT_DEFAULTS: Partial<Record<ComponentSlot, ComponentConfig>> = {
   priorSchedule: { plugin: "cosine", options: { steps: 200 } },
@@ -191,7 +198,11 @@ export function configSchema(registry: Registry): z.ZodType {
   }
   return z.object({
     $schema: z.string().optional(),
-    name: z.string().min(1),
+    name: z.string().regex(CONFIG_NAME, {
+      error: (issue) =>
+        `${JSON.stringify(issue.input)} is not a safe run-folder name (it names runs/<name>); ` +
+        `use 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit, without ".."`,
+    }),
     plugins: z.array(z.string().min(1)).default([]),
     components: z.object(components).strict(),
     train: z.object({
@@ -558,8 +569,8 @@ export async function loadPluginModule(
     const reason = (e instanceof Error ? e.message : String(e)).split("\n")[0];
     throw new Error(
       `Cannot load plugin module "${specifier}" (${url}): ${reason}. Check the path or URL; ` +
-        `importing from a URL needs Deno's --allow-import permission ` +
-        `(for example --allow-import=example.com) and a local file needs --allow-read`,
+        `importing from a URL needs Deno's import permission (-A, as deno task uses, or ` +
+        `--allow-import=example.com without -A) and a local file needs --allow-read`,
     );
   }
   const defs = Object.values(mod).flatMap((v) => (Array.isArray(v) ? v : [v]))
@@ -585,7 +596,8 @@ export async function loadPluginModule(
 
 /**
  * Reads a config file, loads the plugin modules it names (relative to its folder), and validates
- * it. Every user error is a `ConfigError`.
+ * it; relative paths in plugin options that name files (`pathOptions`) are resolved against the
+ * config file's folder too. Every user error is a `ConfigError`.
  *
  * @example
  * ```ts
@@ -616,7 +628,19 @@ export async function loadConfig(path: string, registry: Registry): Promise<Reso
     }
     if (problems.length) throw new ConfigError(problems);
   }
-  return validateConfig(raw, registry, path);
+  const config = validateConfig(raw, registry, path);
+  // Paths in options (a plugin's `pathOptions`, e.g. the folder dataset's splits) are relative to
+  // the config file like its plugin modules, not to the working directory, and are kept absolute
+  // so that checkpoints (which store the config) work from any folder.
+  const base = dirname(resolve(path));
+  for (const [slot, kind] of Object.entries(COMPONENT_SLOTS)) {
+    const c = config.components[slot as ComponentSlot];
+    for (const key of registry.lookup(kind, c.plugin).pathOptions ?? []) {
+      const value = c.options[key];
+      if (typeof value === "string" && !isAbsolute(value)) c.options[key] = resolve(base, value);
+    }
+  }
+  return config;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import type {
 } from "./components.ts";
 import {
   type ComponentSlot,
+  CONFIG_NAME,
   loadPluginModule,
   type ResolvedConfig,
   type TrainStage,
@@ -256,9 +257,17 @@ export async function revalidateStoredConfig(
       }
     }
   }
+  // Checkpoints saved before CONFIG_NAME may carry any name; sampling never makes a folder of
+  // it, so an old name is validated as a placeholder and kept rather than refusing the run.
+  const name = (stored as { name?: unknown } | null)?.name;
+  const oldName = typeof name === "string" && name !== "" && !CONFIG_NAME.test(name);
   try {
     // Not re-checked across components: a run trained before those checks must keep loading.
-    return validateConfig(stored, registry, source, { crossChecks: false });
+    const options = { crossChecks: false };
+    if (!oldName) return validateConfig(stored, registry, source, options);
+    const renamed = { ...(stored as object), name: "checkpoint" };
+    const config = validateConfig(renamed, registry, source, options);
+    return { ...config, name: name as string };
   } catch (e) {
     throw new CheckpointError(
       `Checkpoint "${source}" holds a config this version cannot use: ${
@@ -536,6 +545,33 @@ export interface GeneratedImages {
   shape: [number, number, number, number];
   /** The caption of each image. */
   captions: string[];
+  /**
+   * The captions' words that the training captions never contained (see {@link unseenWords});
+   * absent when the checkpoint does not record its training words (older checkpoints).
+   */
+  unseenWords?: string[];
+}
+
+/**
+ * The words of `captions` that the training captions never contained, in order of appearance: the
+ * model knows only its training vocabulary, so such words ("dragon", emoji, other languages) are
+ * not drawn. Undefined when the tokenizer cannot tell (checkpoints saved before the training
+ * words were recorded, such as weights/default, or a tokenizer plugin without `unseenWords`).
+ *
+ * @example
+ * ```ts
+ * unseenWords(pipeline, ["a purple dragon"]); // e.g. ["dragon"]
+ * ```
+ */
+export function unseenWords(p: Components, captions: readonly string[]): string[] | undefined {
+  if (!p.tokenizer.unseenWords) return undefined;
+  const words = new Set<string>();
+  for (const c of captions) {
+    const unseen = p.tokenizer.unseenWords(c);
+    if (unseen === undefined) return undefined;
+    for (const w of unseen) words.add(w);
+  }
+  return [...words];
 }
 
 function checkCount(value: unknown, name: string, fallback: number, max: number): number {
@@ -672,7 +708,8 @@ async function readImages(
   x.dispose();
   await checkFinite(p, data, options);
   const [n, c, h, w] = x.shape;
-  return { images: data, shape: [n, c, h, w], captions };
+  const unseen = unseenWords(p, [...new Set(captions)]);
+  return { images: data, shape: [n, c, h, w], captions, ...(unseen && { unseenWords: unseen }) };
 }
 
 /**

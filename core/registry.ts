@@ -47,6 +47,12 @@ export interface PluginDefinition<
   readonly description?: string;
   /** Strict zod object with defaults. */
   readonly options: O;
+  /**
+   * Option keys whose string values are file or folder paths: `loadConfig` resolves relative ones
+   * against the config file's folder (as it does plugin modules), so a config works from any
+   * working directory.
+   */
+  readonly pathOptions?: readonly string[];
   /** Builds the component from validated options. */
   create(options: z.output<O>, context: PluginContext): T | Promise<T>;
 }

@@ -6,6 +6,7 @@
  */
 
 import { decodePng, encodePng, z } from "../core/deps.ts";
+import { checkPngSize } from "../core/io/png.ts";
 import { COLOUR_NAMES, POSITIONS, SHAPES, SIZE_WORDS } from "./shapes.ts";
 import type { CaptionedImage, FigureLabel } from "./shapes.ts";
 
@@ -205,17 +206,19 @@ export async function readFolder(
     } catch (e) {
       throw new Error(`Image "${imagePath}" listed on ${where} cannot be read: ${reason(e)}`);
     }
+    // Sizes come from the PNG header, before decoding: a small file can declare a huge image.
+    const header = checkPngSize(bytes, imagePath);
+    if (size === undefined) size = header.width;
+    if (header.width !== size || header.height !== size) {
+      throw new Error(
+        `Image "${imagePath}" is ${header.width}x${header.height}, expected ${size}x${size}`,
+      );
+    }
     let png: ReturnType<typeof decodePng>;
     try {
       png = decodePng(bytes);
     } catch (e) {
       throw new Error(`Image "${imagePath}" is not a valid PNG: ${reason(e)}`);
-    }
-    if (size === undefined) size = png.width;
-    if (png.width !== size || png.height !== size) {
-      throw new Error(
-        `Image "${imagePath}" is ${png.width}x${png.height}, expected ${size}x${size}`,
-      );
     }
     out.push({
       image: toRgb(png, imagePath),

@@ -11,6 +11,7 @@ import { builtins } from "../core/builtins.ts";
 import type { Registry } from "../core/registry.ts";
 import {
   type BackendChoice,
+  closeBackend,
   deviceLine,
   initBackend,
   parseBackendChoice,
@@ -330,5 +331,8 @@ export async function runMain(
     if (args.includes("--debug") && e instanceof Error && e.stack) console.error(e.stack);
     code = 1;
   }
+  // Let the device finish and release it first: exiting with GPU work queued (after an error
+  // thrown mid-task) can crash in the driver and turn exit code 1 into 139.
+  await closeBackend();
   Deno.exit(code);
 }

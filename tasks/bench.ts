@@ -1,6 +1,7 @@
 /**
- * `deno task bench [--backend auto|webgpu|cpu] [--quick] [--batch N] [--reps N] [--only LIST]`: throughput of
- * the hot kernels at the thesis's shapes and of the shipped demo decoder, with the device line.
+ * `deno task bench [--backend auto|webgpu|cpu] [--quick] [--batch N] [--reps N] [--only LIST]
+ * [--preset NAME] [--train-batch N] [--json FILE]`: throughput of the hot kernels at the thesis's
+ * shapes, of a preset's training steps and of the shipped demo decoder, with the device line.
  * Every figure is the median of timed repetitions after a warm-up (pipelines compile on first
  * use), measured to device completion. A row whose ops fail (for example a kernel the chosen
  * backend lacks) is reported as "failed: <reason>" and the bench goes on. Row names match

@@ -6,6 +6,7 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  checkPngSize,
   decodePngRgb,
   encodeRgbPng,
   exists,
@@ -20,6 +21,7 @@ import {
   loadPipeline,
   MAX_IMAGES,
   textToImage,
+  unseenWords,
 } from "../core/pipeline.ts";
 import { CheckpointError } from "../core/train/checkpoint.ts";
 import { shortCaption } from "../plugins/tokenizers/bpe.ts";
@@ -88,7 +90,16 @@ function downsample(rgb: Uint8Array, side: number, factor: number): Uint8Array {
   return dst;
 }
 
-async function readInputImage(path: string, size: number): Promise<Float32Array> {
+/** An input image read from disk and checked by its PNG header only (nothing decoded yet). */
+interface InputPng {
+  path: string;
+  bytes: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/** Reads `--image`, checking its header size before any work (a small file can claim 12000^2). */
+async function readInputPng(path: string): Promise<InputPng> {
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(path);
@@ -99,19 +110,29 @@ async function readInputImage(path: string, size: number): Promise<Float32Array>
         : `Cannot read input image "${path}": ${(e as Error).message}`,
     );
   }
+  try {
+    return { path, bytes, ...checkPngSize(bytes, path) };
+  } catch (e) {
+    throw new UsageError((e as Error).message.replace(/^Image/, "Input image"));
+  }
+}
+
+/** Checks the input image against the decoder's size, then decodes it (downsampled) as NCHW. */
+function decodeInputImage(input: InputPng, size: number): Float32Array {
+  const { path, width, height } = input;
+  if (width !== height || width % size !== 0) {
+    throw new UsageError(
+      `Input image "${path}" is ${width}x${height}; the decoder needs ${size}x${size} ` +
+        `(or a square multiple of it)`,
+    );
+  }
   let img;
   try {
-    img = decodePngRgb(bytes);
+    img = decodePngRgb(input.bytes);
   } catch (e) {
     throw new UsageError(`Input image "${path}" is not a readable PNG: ${(e as Error).message}`);
   }
   let rgb = img.data;
-  if (img.width !== img.height || img.width % size !== 0) {
-    throw new UsageError(
-      `Input image "${path}" is ${img.width}x${img.height}; the decoder needs ${size}x${size} ` +
-        `(or a square multiple of it)`,
-    );
-  }
   if (img.width !== size) rgb = downsample(rgb, img.width, img.width / size);
   const out = new Float32Array(3 * size * size);
   toNchw(rgb, size, size, out, 0, false);
@@ -143,9 +164,10 @@ export async function writeGrid(g: GeneratedImages, path: string): Promise<Sampl
  */
 export async function runSample(
   args: string[],
-  hooks: { print?: (line: string) => void } = {},
+  hooks: { print?: (line: string) => void; warn?: (line: string) => void } = {},
 ): Promise<SampleResult | null> {
   const print = hooks.print ?? ((line: string) => console.log(line));
+  const warn = hooks.warn ?? ((line: string) => console.warn(line));
   const { values, positionals } = parseFlags(args, {
     ...SAMPLING_FLAGS,
     n: { type: "string" },
@@ -181,22 +203,29 @@ export async function runSample(
     }
     checkpoint = DEFAULT_WEIGHTS;
   }
+  const input = image ? await readInputPng(image) : undefined;
   const { registry, sampler } = await openSampling(values, print);
   const pipeline: Components = await loadPipeline(checkpoint, registry, { sampler });
   try {
     const size = pipeline.decoder.imageSize;
     const t0 = performance.now();
     const opts = { n, guidance, steps, seed };
+    try {
+      pipeline.tokenizer.encode(caption);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    // The model draws only what its training captions described; say which words are new to it
+    // (nothing when the checkpoint predates recording its training words).
+    const unseen = unseenWords(pipeline, [caption]);
+    if (unseen?.length) {
+      warn(`Warning: words never seen in training: ${unseen.map((w) => `"${w}"`).join(", ")}`);
+    }
     let generated: GeneratedImages;
-    if (image) {
-      const x = await readInputImage(image, size);
+    if (input) {
+      const x = decodeInputImage(input, size);
       generated = await imageVariations(pipeline, x, { ...opts, caption });
     } else {
-      try {
-        pipeline.tokenizer.encode(caption);
-      } catch (e) {
-        throw new UsageError((e as Error).message);
-      }
       generated = await textToImage(pipeline, [caption], opts);
     }
     const seconds = (performance.now() - t0) / 1000;

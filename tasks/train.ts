@@ -14,6 +14,7 @@ import {
 import { STAGE_SLOTS } from "../core/pipeline.ts";
 import {
   assertConfigMatches,
+  assertResumable,
   assertSameClip,
   CheckpointError,
   loadCheckpoint,
@@ -53,8 +54,10 @@ ${BACKEND_HELP}
   -h, --help         show this help
 
 Ctrl-C finishes the current step, saves a checkpoint and exits; continue with --resume.
-Config "plugins" may name third-party plugin modules by path or URL; URLs need Deno's
---allow-import permission (e.g. deno run -A --allow-import=example.com tasks/train.ts ...).`;
+Config "plugins" may name third-party plugin modules by path or URL (paths, like the folder
+dataset's folders, are relative to the config file). URLs need Deno's import permission, which
+"deno task train" (-A) has; with narrower permissions name the host, e.g.
+deno run --allow-read --allow-write --allow-env --allow-import=example.com tasks/train.ts ...`;
 
 const STAGES: readonly TrainStage[] = ["clip", "prior", "decoder"];
 
@@ -171,6 +174,7 @@ export async function runTrain(
       if (present) {
         const ckpt = await loadCheckpoint(dir, stage);
         assertConfigMatches(ckpt, config, STAGE_SLOTS[stage], stage);
+        assertResumable(ckpt, config.train[stage].ema !== null); // before the backend starts
         resumeFrom.set(stage, ckpt);
       } else {
         resumeFrom.set(stage, null);

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { builtins } from "../core/builtins.ts";
+import { loadConfig } from "../core/config.ts";
 import { encodePng } from "../core/deps.ts";
+import { checkPngSize, pngSize } from "../core/io/png.ts";
+import { createDataset } from "../core/pipeline.ts";
 import { generateSplit, readFolder, writeFolder } from "../datasets/mod.ts";
+import { hugePng } from "./_support/huge_png.ts";
 
 Deno.test("writeFolder() and readFolder() round-trip images, captions and labels", async () => {
   const root = await Deno.makeTempDir();
@@ -96,5 +102,61 @@ Deno.test("writeFolder() refuses an unwritable folder and leaves nothing behind"
     assert.equal([...Deno.readDirSync(`${dir}/empty`)].length, 3);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("readFolder() refuses a PNG declaring a huge size from its header, before decoding", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    Deno.writeFileSync(`${dir}/big.png`, hugePng(12000));
+    Deno.writeTextFileSync(
+      `${dir}/captions.jsonl`,
+      JSON.stringify({ file: "big.png", caption: "x" }) + "\n",
+    );
+    // Without a required size the limit applies; with one, the header is compared to it.
+    await assert.rejects(
+      () => readFolder(dir),
+      /^Error: Image ".*big\.png" is 12000x12000 pixels, more than the limit of 4096x4096/,
+    );
+    await assert.rejects(
+      () => readFolder(dir, { size: 32 }),
+      /^Error: Image ".*big\.png" is 12000x12000 pixels, more than the limit/,
+    );
+    Deno.writeFileSync(`${dir}/big.png`, new TextEncoder().encode("GIF89a, not a PNG at all"));
+    await assert.rejects(() => readFolder(dir), /Image ".*big\.png" is not a PNG file/);
+    assert.deepEqual(pngSize(hugePng(5000)), { width: 5000, height: 5000 });
+    assert.throws(() => checkPngSize(hugePng(4097), "x.png"), /limit of 4096x4096/);
+    assert.deepEqual(checkPngSize(hugePng(4096), "x.png"), { width: 4096, height: 4096 });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("loadConfig(): folder-dataset paths are relative to the config file, absolute ones kept", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    // A config in <root>/configs naming its data "../data/train": found from any working folder.
+    await writeFolder(`${root}/data/train`, generateSplit({ count: 3, size: 16 }));
+    await Deno.mkdir(`${root}/configs`);
+    const config = {
+      name: "mine",
+      components: {
+        ...(await loadConfig("presets/tiny.jsonc", builtins())).components,
+        dataset: {
+          plugin: "folder",
+          options: { train: "../data/train", test: `${root}/data/train`, imageSize: 16 },
+        },
+      },
+    };
+    const path = `${root}/configs/mine.json`;
+    await Deno.writeTextFile(path, JSON.stringify(config));
+    const loaded = await loadConfig(path, builtins());
+    assert.equal(loaded.components.dataset.options.train, join(root, "data", "train"));
+    assert.equal(loaded.components.dataset.options.test, `${root}/data/train`);
+    assert.equal(loaded.components.dataset.options.zeroshot, undefined);
+    const train = await (await createDataset(loaded, builtins())).split("train");
+    assert.equal(train.length, 3);
+  } finally {
+    await Deno.remove(root, { recursive: true });
   }
 });

@@ -9,12 +9,21 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { builtins } from "../core/builtins.ts";
-import { loadConfig } from "../core/config.ts";
+import { loadConfig, parseConfig } from "../core/config.ts";
 import { exists } from "../core/io/mod.ts";
-import { type Components, imageVariations, loadPipeline, textToImage } from "../core/pipeline.ts";
+import {
+  type Components,
+  imageVariations,
+  loadPipeline,
+  revalidateStoredConfig,
+  textToImage,
+  unseenWords,
+} from "../core/pipeline.ts";
 import { loadCheckpoint } from "../core/train/checkpoint.ts";
+import { initBackend } from "../core/tensor/mod.ts";
 import { BpeTokenizer, shortCaption } from "../plugins/tokenizers/bpe.ts";
 import { numberFlag, seedFlag, UsageError } from "../tasks/_cli.ts";
+import { hugePng } from "./_support/huge_png.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SHIPPED = join(ROOT, "weights", "default");
@@ -26,11 +35,11 @@ interface Cli {
   stderr: string;
 }
 
-/** Runs `deno run -A tasks/<task>.ts ...args` from the repository root. */
-async function cli(task: string, args: string[]): Promise<Cli> {
+/** Runs `deno run -A tasks/<task>.ts ...args` from the repository root (or `cwd`). */
+async function cli(task: string, args: string[], cwd = ROOT): Promise<Cli> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", join(ROOT, "tasks", `${task}.ts`), ...args],
-    cwd: ROOT,
+    cwd,
     env: { NO_COLOR: "1", UNCLIP_BACKEND: "cpu" },
     stdout: "piped",
     stderr: "piped",
@@ -617,5 +626,151 @@ export const broken = {
     assert.equal(await exists(join(out, "clip")), false, "no checkpoint written");
   } finally {
     await Deno.remove(work, { recursive: true });
+  }
+});
+
+Deno.test('config names are safe folder names: "../../escape" is refused before writing anything', async () => {
+  const registry = builtins();
+  const tiny = await Deno.readTextFile(join(ROOT, "presets/tiny.jsonc"));
+  const named = (name: string) => tiny.replace(/"name": "tiny"/, `"name": ${JSON.stringify(name)}`);
+  for (const ok of ["tiny", "cpu-demo", "Run_2.1", "a".repeat(64)]) {
+    assert.equal(parseConfig(named(ok), registry, "c.jsonc").name, ok);
+  }
+  for (
+    const bad of ["../../escape", "a/b", "..", "a..b", ".hidden", "-x", "", "a b", "a".repeat(65)]
+  ) {
+    assert.throws(
+      () => parseConfig(named(bad), registry, "c.jsonc"),
+      (e: Error) => e.message.startsWith(`c.jsonc: name: ${JSON.stringify(bad)} is not a safe`),
+      bad,
+    );
+  }
+  // Checkpoints saved before the rule keep loading: their name only labels the run.
+  const stored = parseConfig(tiny, registry, "c.jsonc");
+  const old = await revalidateStoredConfig({ ...stored, name: "my run" }, registry, "ckpt");
+  assert.equal(old.name, "my run");
+
+  // The CLI: one line naming `name`, exit 1, and runs/../../escape (outside cwd) never made.
+  const work = await Deno.makeTempDir();
+  try {
+    const cwd = join(work, "a", "b");
+    await Deno.mkdir(cwd, { recursive: true });
+    const config = join(work, "escape.json");
+    const c = JSON.parse(await Deno.readTextFile(await tinyConfig(work)));
+    await Deno.writeTextFile(config, JSON.stringify({ ...c, name: "../../escape" }));
+    const r = await cli("train", ["clip", "--config", config, "--max-steps", "1"], cwd);
+    assertOneLineError(
+      r,
+      /escape\.json: name: "\.\.\/\.\.\/escape" is not a safe run-folder name \(it names runs\/<name>\)/,
+    );
+    assert.equal(await exists(join(work, "a", "escape")), false);
+    assert.deepEqual([...Deno.readDirSync(cwd)], []);
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+});
+
+Deno.test("sample --image: a PNG declaring 12000x12000 is refused from its header, before any work", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const big = join(dir, "big.png");
+    await Deno.writeFile(big, hugePng(12000));
+    const r = await cli("sample", ["--image", big, "--out", join(dir, "x.png")]);
+    assertOneLineError(
+      r,
+      /Input image ".*big\.png" is 12000x12000 pixels, more than the limit of 4096x4096/,
+    );
+    assert.ok(!r.stdout.includes("Device:"), "refused before starting the backend");
+    const text = join(dir, "text.png");
+    await Deno.writeTextFile(text, "not a png");
+    const t = await cli("sample", ["--image", text, "--out", join(dir, "x.png")]);
+    assertOneLineError(t, /Input image ".*text\.png" is not a PNG file/);
+    assert.ok(!t.stdout.includes("Device:"), "refused before starting the backend");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("train --resume of exported weights (no training state): one line, exit 1, backend never started", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const run = join(dir, "run");
+    await copyDir(SHIPPED, run);
+    const before = await snapshot(run);
+    const r = await cli("train", [
+      "clip",
+      "--config",
+      join(ROOT, "presets/cpu-demo.jsonc"),
+      "--out",
+      run,
+      "--resume",
+    ]);
+    // Exit code 1, not a crash in the GPU driver (139) after the error.
+    assertOneLineError(
+      r,
+      /Checkpoint ".*run\/clip\/step-\d+" holds no optimizer state \(exported weights keep none\), so --resume cannot continue it; train without --resume into another --out/,
+    );
+    assert.ok(!r.stdout.includes("Device:"), "checked before starting the backend");
+    assert.deepEqual(await snapshot(run), before, "nothing written (lock removed)");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Records `words` as the training words of every stage's tokenizer in a copy of a run. */
+async function withTrainingWords(run: string, words: string[]): Promise<void> {
+  for (const stage of ["clip", "prior", "decoder"]) {
+    const latest = (await Deno.readTextFile(join(run, stage, "latest"))).trim();
+    const index = join(run, stage, latest, "model.safetensors.index.json");
+    const json = JSON.parse(await Deno.readTextFile(index));
+    json.metadata.tokenizer = JSON.stringify({ ...JSON.parse(json.metadata.tokenizer), words });
+    await Deno.writeTextFile(index, JSON.stringify(json));
+  }
+}
+
+Deno.test("sample warns about caption words never seen in training; old checkpoints stay silent", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const args = (ckpt: string) => [
+      "a purple dragon 🙂",
+      "--n",
+      "1",
+      "--steps",
+      "2",
+      "--checkpoint",
+      ckpt,
+      "--out",
+      join(dir, "x.png"),
+      "--force",
+    ];
+    // weights/default predates recording the training words: no warning is possible, none given.
+    const old = await cli("sample", args(SHIPPED));
+    assert.equal(old.code, 0, old.stderr);
+    assert.equal(old.stderr, "");
+    const run = join(dir, "run");
+    await copyDir(SHIPPED, run);
+    await withTrainingWords(run, ["a", "circle", "purple", "red"]);
+    const r = await cli("sample", args(run));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, 'Warning: words never seen in training: "dragon", "🙂"\n');
+    assert.match(r.stdout, /Wrote 1 image/);
+    // The library reports the same words with the images.
+    await initBackend();
+    const p = await loadPipeline(run, builtins());
+    try {
+      assert.deepEqual(unseenWords(p, ["a red circle", "a purple dragon"]), ["dragon"]);
+      const out = await textToImage(p, ["a purple dragon"], { steps: 2, priorSteps: 2 });
+      assert.deepEqual(out.unseenWords, ["dragon"]);
+    } finally {
+      p.dispose();
+    }
+    const shipped = await loadPipeline(SHIPPED, builtins());
+    try {
+      assert.equal(unseenWords(shipped, ["a purple dragon"]), undefined);
+    } finally {
+      shipped.dispose();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -3,6 +3,7 @@ import { generateSplit } from "../datasets/mod.ts";
 import {
   BpeTokenizer,
   bpeTokenizerPlugin,
+  captionWords,
   END_ID,
   PAD_ID,
   START_ID,
@@ -122,4 +123,28 @@ Deno.test("bpeTokenizerPlugin.create() trains from captions or restores a saved 
     /config asks for "600"/,
   );
   assert.throws(() => bpeTokenizerPlugin.create(options), /needs training captions/);
+});
+
+Deno.test("BpeTokenizer records its training words and names a caption's unseen ones", () => {
+  // The shapes captions know colours and shapes, not dragons, emoji or French.
+  assert.deepEqual(tok.unseenWords("A Purple  dragon"), ["dragon"]);
+  assert.deepEqual(tok.unseenWords("a red circle 🙂🙂"), ["🙂🙂"]);
+  assert.deepEqual(tok.unseenWords("un cercle rouge"), ["un", "cercle", "rouge"]);
+  assert.deepEqual(tok.unseenWords("a red circle and a blue square"), []);
+  assert.deepEqual(captionWords(["A red circle", "a blue circle!"]), [
+    "a",
+    "red",
+    "circle",
+    "blue",
+    "!",
+  ]);
+  // Stored with the vocabulary, so checkpoints made from now on can warn.
+  const back = BpeTokenizer.fromJSON(JSON.parse(JSON.stringify(tok)));
+  assert.deepEqual(back.words, tok.words);
+  assert.deepEqual(back.unseenWords("a purple dragon"), ["dragon"]);
+  // An older saved tokenizer (no words, like weights/default's) cannot tell: undefined, not [].
+  const { words: _, ...old } = tok.toJSON();
+  const oldTok = BpeTokenizer.fromJSON(old);
+  assert.equal(oldTok.unseenWords("a purple dragon"), undefined);
+  assert.deepEqual(oldTok.toJSON(), old, "an old tokenizer's JSON is unchanged");
 });

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { extname, join, normalize } from "node:path";
+import { pngSize } from "../core/io/png.ts";
 
 const ROOT = normalize(new URL("..", import.meta.url).pathname);
 
@@ -15,29 +16,34 @@ const TYPES: Record<string, string> = {
   ".jsonc": "text/plain; charset=utf-8",
 };
 
+/** Serves the repository over HTTP on 127.0.0.1 (node_modules excluded). */
+function serveRepository(): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (req) => {
+      const path = decodeURIComponent(new URL(req.url).pathname);
+      const file = normalize(join(ROOT, path));
+      if (!file.startsWith(ROOT) || file.includes("node_modules")) {
+        return new Response("forbidden", { status: 403 });
+      }
+      try {
+        const body = await Deno.readFile(file);
+        return new Response(body, {
+          headers: { "content-type": TYPES[extname(file)] ?? "text/plain; charset=utf-8" },
+        });
+      } catch {
+        return new Response("not found", { status: 404 });
+      }
+    },
+  );
+}
+
 Deno.test({
   name: "mod.ts imported over HTTP builds the tiny preset's components",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const server = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-      async (req) => {
-        const path = decodeURIComponent(new URL(req.url).pathname);
-        const file = normalize(join(ROOT, path));
-        if (!file.startsWith(ROOT) || file.includes("node_modules")) {
-          return new Response("forbidden", { status: 403 });
-        }
-        try {
-          const body = await Deno.readFile(file);
-          return new Response(body, {
-            headers: { "content-type": TYPES[extname(file)] ?? "text/plain; charset=utf-8" },
-          });
-        } catch {
-          return new Response("not found", { status: 404 });
-        }
-      },
-    );
+    const server = serveRepository();
     const host = `127.0.0.1:${server.addr.port}`;
     const base = `http://${host}`;
     const script = `
@@ -84,6 +90,46 @@ Deno.test({
       assert.ok(result.clip > 0 && result.prior > 0 && result.decoder > 0, stdout);
       assert.equal(result.sampler, "ddpm");
       assert.ok(Number.isFinite(result.loss), stdout);
+    } finally {
+      await server.shutdown();
+      await Deno.remove(cwd, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "the README's library snippet runs as written, with the command it gives, and saves a PNG",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const readme = await Deno.readTextFile(join(ROOT, "README.md"));
+    const lib = readme.split(/^## /m).find((p) => p.startsWith("Use it as a library"))!;
+    const code = /```ts\n([\s\S]*?)```/.exec(lib)![1];
+    const command = /```sh\n(deno run [^\n]*)\n```/.exec(lib)![1];
+    const server = serveRepository();
+    const host = `127.0.0.1:${server.addr.port}`;
+    const cwd = await Deno.makeTempDir();
+    try {
+      // The snippet loads runs/tiny (the quick start's run): the shipped weights stand in.
+      await Deno.mkdir(join(cwd, "runs"));
+      await Deno.symlink(join(ROOT, "weights", "default"), join(cwd, "runs", "tiny"));
+      const [, , ...args] = command.replaceAll("YOUR-HOST", host).split(/\s+/);
+      // The test server speaks plain HTTP.
+      const source = code.replaceAll("https://YOUR-HOST", `http://${host}`);
+      await Deno.writeTextFile(join(cwd, args.at(-1)!), source);
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", ...args],
+        cwd,
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, `"${command}" failed:\n${stderr}`);
+      assert.doesNotMatch(stderr, /did not start/, stderr);
+      const png = await Deno.readFile(join(cwd, "out", "circles.png"));
+      // Four 16x16 images in a 2x2 grid with 2-pixel padding.
+      assert.deepEqual(pngSize(png), { width: 38, height: 38 });
     } finally {
       await server.shutdown();
       await Deno.remove(cwd, { recursive: true });

@@ -18,6 +18,64 @@ export interface RgbImage {
 }
 
 /**
+ * The largest PNG side the tasks decode. A PNG's size is not its file size: 420 KB of compressed
+ * zeros can declare 12000x12000 pixels, 1.44 GB once decoded, so sizes are read from the header
+ * ({@linkcode pngSize}) and checked before decoding. 4096x4096 decodes to 64 MB of RGBA.
+ */
+export const MAX_PNG_SIDE = 4096;
+
+/**
+ * Width and height from a PNG's header (the IHDR chunk, which must come first), without decoding
+ * anything.
+ *
+ * @throws Error when the bytes do not start with a PNG signature and IHDR chunk.
+ * @example
+ * ```ts
+ * import { encodeRgbPng, pngSize } from "./png.ts";
+ * pngSize(encodeRgbPng(new Uint8Array(6), 2, 1)); // { width: 2, height: 1 }
+ * ```
+ */
+export function pngSize(bytes: Uint8Array): { width: number; height: number } {
+  const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
+  const ihdr = bytes.length >= 24 && SIGNATURE.every((b, i) => bytes[i] === b) &&
+    String.fromCharCode(...bytes.subarray(12, 16)) === "IHDR";
+  if (!ihdr) throw new Error("not a PNG file (no PNG signature and IHDR header)");
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return { width: view.getUint32(16), height: view.getUint32(20) };
+}
+
+/**
+ * Reads a PNG's size from its header and refuses, before any decoding, one wider or taller than
+ * `maxSide`. `name` (a file path) starts the error message.
+ *
+ * @throws Error naming `name` and the limit.
+ * @example
+ * ```ts
+ * import { checkPngSize, encodeRgbPng } from "./png.ts";
+ * checkPngSize(encodeRgbPng(new Uint8Array(6), 2, 1), "x.png"); // { width: 2, height: 1 }
+ * ```
+ */
+export function checkPngSize(
+  bytes: Uint8Array,
+  name: string,
+  maxSide: number = MAX_PNG_SIDE,
+): { width: number; height: number } {
+  let size;
+  try {
+    size = pngSize(bytes);
+  } catch (e) {
+    throw new Error(`Image "${name}" is ${(e as Error).message}`);
+  }
+  if (size.width > maxSide || size.height > maxSide) {
+    throw new Error(
+      `Image "${name}" is ${size.width}x${size.height} pixels, more than the limit of ` +
+        `${maxSide}x${maxSide}; scale it down first (nothing was decoded)`,
+    );
+  }
+  return size;
+}
+
+/**
  * Encodes an 8-bit RGB image as PNG.
  *
  * @example

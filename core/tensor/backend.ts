@@ -120,6 +120,30 @@ export async function initBackend(
   return instance;
 }
 
+/**
+ * Waits (at most `timeoutMs`) for the work the backend has queued, then releases it: a GPU device
+ * is destroyed. For a process about to exit, e.g. after an error: exiting with GPU work still in
+ * flight can crash inside the driver (exit code 139 instead of the error's 1). Does nothing when
+ * no backend was started; a later `initBackend()` starts a new one.
+ *
+ * @example
+ * ```ts
+ * await closeBackend();
+ * Deno.exit(1);
+ * ```
+ */
+export async function closeBackend(timeoutMs = 10_000): Promise<void> {
+  const b = instance;
+  if (!b) return;
+  instance = null;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<void>((done) => timer = setTimeout(done, timeoutMs));
+  // A failed sync (a device already lost, an error being reported) must not hide the exit.
+  await Promise.race([b.sync().catch(() => {}), timeout]);
+  clearTimeout(timer);
+  if (b.kind === "webgpu") b.device.destroy();
+}
+
 /** The backend, after `initBackend()` has resolved. */
 export function backend(): Backend {
   if (!instance) {

@@ -20,6 +20,7 @@ export {
   adapterLine,
   backend,
   BACKEND_CHOICES,
+  closeBackend,
   CpuBackend,
   deviceLine,
   initBackend,

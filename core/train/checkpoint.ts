@@ -528,6 +528,33 @@ export function loadModuleWeights(
 }
 
 /**
+ * Checks that a checkpoint holds the training state `--resume` needs (Adam moments, and the EMA
+ * when the stage keeps one), without touching the device: exported inference weights (such as
+ * weights/default) have none, and finding that out only in the training loop left GPU work queued
+ * at exit.
+ *
+ * @throws CheckpointError naming the checkpoint.
+ * @example
+ * ```ts
+ * assertResumable(await loadCheckpoint("runs/tiny/clip", "clip"), config.train.clip.ema !== null);
+ * ```
+ */
+export function assertResumable(ckpt: LoadedCheckpoint, withEma: boolean): void {
+  const md = ckpt.training?.metadata;
+  const missing = md?.adam_step === undefined
+    ? "optimizer"
+    : withEma && md.ema_updates === undefined
+    ? "EMA"
+    : null;
+  if (missing) {
+    throw new CheckpointError(
+      `Checkpoint "${ckpt.dir}" holds no ${missing} state (exported weights keep none), so ` +
+        `--resume cannot continue it; train without --resume into another --out`,
+    );
+  }
+}
+
+/**
  * Restores Adam moments and EMA shadow weights saved by `saveCheckpoint`.
  *
  * @example

@@ -87,9 +87,10 @@ export interface FolderDatasetOptions {
 
 /** Options of the "folder" dataset plugin. */
 export const folderDatasetOptions: z.ZodType<FolderDatasetOptions> & z.ZodObject = z.object({
-  train: z.string().min(1).describe("Folder of the training split (PNGs + captions.jsonl)"),
-  test: z.string().min(1).optional().describe("Folder of the test split"),
-  zeroshot: z.string().min(1).optional().describe("Folder of the zero-shot split"),
+  train: z.string().min(1)
+    .describe("Folder of the training split (PNGs + captions.jsonl), relative to the config file"),
+  test: z.string().min(1).optional().describe("Folder of the test split (same)"),
+  zeroshot: z.string().min(1).optional().describe("Folder of the zero-shot split (same)"),
   imageSize: z.number().int().positive().default(32).describe("Required image side"),
   flip: z.boolean().default(false).describe("Random horizontal flips while training"),
 }).strict();
@@ -104,6 +105,8 @@ export const folderDataset: PluginDefinition<
   name: "folder",
   description: "Folders of PNG images with a captions.jsonl per split",
   options: folderDatasetOptions,
+  // Relative folders start at the config file's folder (loadConfig), not the working directory.
+  pathOptions: ["train", "test", "zeroshot"],
   create: (o): ImageTextDataset => ({
     imageSize: o.imageSize,
     flip: o.flip,

@@ -39,6 +39,11 @@ export interface BpeOptions {
   contextLength?: number;
   /** "error" (default): throw on too-long text; "truncate": cut, keeping the end token. */
   overflow?: Overflow;
+  /**
+   * The distinct words (chunks, see {@link captionWords}) of the training captions, which
+   * `train` records so that {@link BpeTokenizer.unseenWords} can name what a caption adds.
+   */
+  words?: readonly string[];
 }
 
 /** The interface every tokenizer plugin provides. */
@@ -63,6 +68,11 @@ export interface Tokenizer {
   endIndices(ids: Int32Array): Int32Array;
   /** JSON form to store in checkpoints. */
   toJSON(): unknown;
+  /**
+   * The words of `text` that the training captions never contained (the model learned nothing
+   * about them), or undefined when the tokenizer does not know its training words.
+   */
+  unseenWords?(text: string): string[] | undefined;
 }
 
 /** Lower-cases and collapses whitespace: the text the tokenizer actually sees. */
@@ -79,6 +89,21 @@ function chunks(text: string): string[] {
   return norm === "" ? [] : (" " + norm).match(CHUNK) ?? [];
 }
 
+/**
+ * The distinct words of texts as the tokenizer splits them (lower-cased letter runs, single
+ * digits, runs of other symbols such as emoji), in order of first appearance.
+ *
+ * @example
+ * ```ts
+ * captionWords(["A red circle", "a blue circle!"]); // ["a", "red", "circle", "blue", "!"]
+ * ```
+ */
+export function captionWords(texts: Iterable<string>): string[] {
+  const words = new Set<string>();
+  for (const text of texts) for (const c of chunks(text)) words.add(c.trim());
+  return [...words];
+}
+
 const jsonSchema = z.object({
   format: z.literal("bpe-tokenizer"),
   version: z.literal(1),
@@ -86,6 +111,8 @@ const jsonSchema = z.object({
   contextLength: z.number().int().min(3),
   overflow: z.enum(["truncate", "error"]).default("error"),
   merges: z.array(z.tuple([z.number().int().min(BYTE_OFFSET), z.number().int().min(BYTE_OFFSET)])),
+  // Optional: tokenizers saved before it was recorded (e.g. weights/default) have none.
+  words: z.array(z.string()).optional(),
 });
 
 /** The JSON form of a tokenizer, stored in checkpoints. */
@@ -102,6 +129,8 @@ export interface BpeJson {
   overflow: Overflow;
   /** Merges in order, as pairs of ids. */
   merges: [number, number][];
+  /** The training captions' words, sorted (absent in tokenizers saved before it was kept). */
+  words?: string[];
 }
 
 function checkSizes(vocabSize: number, contextLength: number): void {
@@ -131,6 +160,9 @@ export class BpeTokenizer implements Tokenizer {
   readonly endId: number = END_ID;
   /** Merges in learned order: merge i makes id FIRST_MERGE_ID + i from the pair. */
   readonly merges: readonly (readonly [number, number])[];
+  /** The training captions' words, sorted; undefined when unknown (an older saved tokenizer). */
+  readonly words: readonly string[] | undefined;
+  #known: Set<string> | undefined;
   #ranks = new Map<number, number>();
   #bytes: Uint8Array[] = [];
   #cache = new Map<string, number[]>();
@@ -147,6 +179,8 @@ export class BpeTokenizer implements Tokenizer {
     this.vocabSize = options.vocabSize ?? 512;
     this.contextLength = options.contextLength ?? 33;
     this.overflow = options.overflow ?? "error";
+    this.words = options.words && [...new Set(options.words)].sort();
+    this.#known = this.words && new Set(this.words);
     checkSizes(this.vocabSize, this.contextLength);
     if (FIRST_MERGE_ID + merges.length > this.vocabSize) {
       throw new Error(
@@ -209,7 +243,22 @@ export class BpeTokenizer implements Tokenizer {
       merges.push([a, b]);
       for (const w of words) w.ids = mergePair(w.ids, a, b, id);
     }
-    return new BpeTokenizer(merges, { ...options, vocabSize });
+    // The words are kept so that sampling can say which words of a caption are new to the model.
+    return new BpeTokenizer(merges, { ...options, vocabSize, words: captionWords(counts.keys()) });
+  }
+
+  /**
+   * The words of `text` (as {@link captionWords} splits it) that the training captions never
+   * contained, in order; undefined when this tokenizer does not know its training words.
+   *
+   * @example
+   * ```ts
+   * BpeTokenizer.train(["a red circle"]).unseenWords("a purple dragon"); // ["purple", "dragon"]
+   * ```
+   */
+  unseenWords(text: string): string[] | undefined {
+    const known = this.#known;
+    return known && captionWords([text]).filter((w) => !known.has(w));
   }
 
   /** Number of ids in use (fixed tokens + merges); at most vocabSize. */
@@ -387,6 +436,7 @@ export class BpeTokenizer implements Tokenizer {
       contextLength: this.contextLength,
       overflow: this.overflow,
       merges: this.merges.map(([a, b]) => [a, b]),
+      ...(this.words && { words: [...this.words] }),
     };
   }
 
@@ -406,8 +456,8 @@ export class BpeTokenizer implements Tokenizer {
       const path = issue.path.length > 0 ? ` at "${issue.path.join(".")}"` : "";
       throw new Error(`Saved tokenizer is invalid${path}: ${issue.message}`);
     }
-    const { merges, vocabSize, contextLength, overflow } = parsed.data;
-    return new BpeTokenizer(merges, { vocabSize, contextLength, overflow });
+    const { merges, vocabSize, contextLength, overflow, words } = parsed.data;
+    return new BpeTokenizer(merges, { vocabSize, contextLength, overflow, words });
   }
 }
 
