@@ -47,8 +47,8 @@ interface Result {
   error?: string;
 }
 
-/** The shipped demo model (trained with presets/cpu-demo.jsonc). */
-const DEMO_WEIGHTS = new URL("../weights/default", import.meta.url).pathname;
+/** The first shipped model (16x16, presets/cpu-demo.jsonc), kept as the benchmark decoder. */
+const DEMO_WEIGHTS = new URL("../weights/cpu-demo", import.meta.url).pathname;
 /** Batch of the demo rows: one guided step of `deno task sample --n 8` (cond + uncond). */
 const DEMO_BATCH = 16;
 
@@ -86,7 +86,7 @@ export const BENCH_GROUPS = ["matmul", "conv", "attention", "train", "demo", "da
 const USAGE = `Usage: deno task bench [options]
 
 Times the hot kernels at the thesis's shapes, one training step of each model of a preset, and
-the shipped demo decoder (weights/default); every figure is the median of --reps timed runs
+the 16x16 demo decoder (weights/cpu-demo); every figure is the median of --reps timed runs
 after a warm-up.
 
 Options:
@@ -279,7 +279,7 @@ function parameterCount(model: { parameters(): T.Tensor[] }): number {
 }
 
 /**
- * The shipped demo decoder (weights/default, presets/cpu-demo.jsonc) at batch 16: one forward
+ * The shipped demo decoder (weights/cpu-demo, presets/cpu-demo.jsonc) at batch 16: one forward
  * pass under noGrad exactly as a guided sampling step calls it (8 images, conditional and
  * unconditional halves in one batch), and one training step (decoderLoss, backward, Adam) as
  * `trainingSteps` runs it. Inputs are random of the right shapes; the captions are real.
