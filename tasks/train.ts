@@ -175,6 +175,13 @@ export async function runTrain(
         const ckpt = await loadCheckpoint(dir, stage);
         assertConfigMatches(ckpt, config, STAGE_SLOTS[stage], stage);
         assertResumable(ckpt, config.train[stage].ema !== null); // before the backend starts
+        const before = ckpt.meta.config.train?.[stage]?.steps;
+        if (before !== undefined && before !== config.train[stage].steps) {
+          print(
+            `${stage}: steps changed from ${before} to ${config.train[stage].steps}; the ` +
+              `learning-rate schedule follows the new total from step ${ckpt.meta.step} on`,
+          );
+        }
         resumeFrom.set(stage, ckpt);
       } else {
         resumeFrom.set(stage, null);

@@ -595,8 +595,12 @@ export function loadTrainingState(
   }
 }
 
-/** Train settings that may change between runs without changing the model or its loss curve. */
-const HARMLESS_TRAIN_KEYS = new Set(["logEvery", "checkpointEvery", "keepLast"]);
+/**
+ * Train settings that may change between runs without changing the model or its loss curve so
+ * far. `steps` is one: a resumed run may be extended or shortened (the learning-rate schedule
+ * then follows the new total from the resumed step on; `train` says so when it changed).
+ */
+const HARMLESS_TRAIN_KEYS = new Set(["logEvery", "checkpointEvery", "keepLast", "steps"]);
 
 /**
  * Config paths at which a checkpoint's stored config and the current one differ, restricted to
