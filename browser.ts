@@ -24,3 +24,9 @@ export * from "./core/builtins.ts";
 export * from "./core/components.ts";
 export * from "./core/pipeline.ts";
 export { toNchw } from "./datasets/flip.ts";
+export {
+  CheckpointError,
+  loadCheckpoint,
+  type LoadedCheckpoint,
+  loadModuleWeights,
+} from "./core/train/checkpoint.ts";

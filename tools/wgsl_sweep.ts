@@ -29,10 +29,13 @@ export async function sweepWgsl(
 ): Promise<{ version: string; failures: SweepResult[]; compiled: number }> {
   // WebGPU exists only in secure contexts (https://www.w3.org/TR/webgpu/#navigator-gpu), which
   // http://127.0.0.1 is and about:blank is not: serve a blank page locally.
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () =>
-    new Response("<!doctype html><title>sweep</title>", {
-      headers: { "content-type": "text/html" },
-    }));
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    () =>
+      new Response("<!doctype html><title>sweep</title>", {
+        headers: { "content-type": "text/html" },
+      }),
+  );
   const page = await openPage(chromium, `http://127.0.0.1:${server.addr.port}/`);
   try {
     await page.evaluate(`(async () => {
@@ -67,7 +70,9 @@ export async function sweepWgsl(
 if (import.meta.main) {
   const dir = Deno.args[0];
   if (!dir) {
-    console.error("Usage: deno run -A tools/wgsl_sweep.ts DIR (modules dumped by UNCLIP_WGSL_DUMP)");
+    console.error(
+      "Usage: deno run -A tools/wgsl_sweep.ts DIR (modules dumped by UNCLIP_WGSL_DUMP)",
+    );
     Deno.exit(1);
   }
   const chromium = await findChromium();
@@ -77,13 +82,17 @@ if (import.meta.main) {
   }
   const modules: Record<string, string> = {};
   for await (const e of Deno.readDir(dir)) {
-    if (e.isFile && e.name.endsWith(".wgsl")) modules[e.name] = await Deno.readTextFile(`${dir}/${e.name}`);
+    if (e.isFile && e.name.endsWith(".wgsl")) {
+      modules[e.name] = await Deno.readTextFile(`${dir}/${e.name}`);
+    }
   }
   const t0 = performance.now();
   const { version, failures, compiled } = await sweepWgsl(chromium, modules);
   for (const f of failures) console.log(`${f.name}: ${f.errors.join(" | ")}`);
   console.log(
-    `${compiled} modules compiled in ${version} in ${((performance.now() - t0) / 1000).toFixed(1)} s: ` +
+    `${compiled} modules compiled in ${version} in ${
+      ((performance.now() - t0) / 1000).toFixed(1)
+    } s: ` +
       `${failures.length} with errors`,
   );
   Deno.exit(failures.length ? 1 : 0);

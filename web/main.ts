@@ -106,8 +106,13 @@ worker.addEventListener("message", (e: MessageEvent<Reply>) => {
     state.last = r;
     draw(r);
     progress.value = progress.max;
-    const unseen = r.unseenWords.length ? ` Never seen in training: ${r.unseenWords.join(", ")}.` : "";
-    say(`${r.shape[0]} image(s) in ${(r.ms / 1000).toFixed(1)} s.${unseen}`, unseen ? "warn" : "info");
+    const unseen = r.unseenWords.length
+      ? ` Never seen in training: ${r.unseenWords.join(", ")}.`
+      : "";
+    say(
+      `${r.shape[0]} image(s) in ${(r.ms / 1000).toFixed(1)} s.${unseen}`,
+      unseen ? "warn" : "info",
+    );
     setBusy(false);
   } else if (r.type === "error") {
     $("adapter").textContent ||= "none";
@@ -121,7 +126,7 @@ worker.addEventListener("error", (e) => say(`The model worker failed: ${e.messag
 form.addEventListener("submit", (e) => {
   e.preventDefault();
   const text = caption.value.trim();
-  if (!text) return say("Type a caption first, e.g. \"a red circle\".", "error");
+  if (!text) return say('Type a caption first, e.g. "a red circle".', "error");
   currentId = nextId++;
   progress.value = 0;
   setBusy(true);

@@ -21,7 +21,13 @@ export type Request =
   | { type: "variations"; id: number; png: Uint8Array } & SampleSettings;
 
 /** Why something failed, so the page can word it: each kind has its own advice. */
-export type ErrorKind = "no-webgpu" | "no-adapter" | "adapter-limit" | "weights" | "input" | "internal";
+export type ErrorKind =
+  | "no-webgpu"
+  | "no-adapter"
+  | "adapter-limit"
+  | "weights"
+  | "input"
+  | "internal";
 
 /** Worker -> page. */
 export type Reply =

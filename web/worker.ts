@@ -10,6 +10,7 @@
  * @module
  */
 import {
+  backend,
   builtins,
   checkPngSize,
   type Components,
@@ -17,10 +18,9 @@ import {
   decodePngRgb,
   downsampleRgb,
   fetchReader,
-  backend,
+  type GeneratedImages,
   getAdapter,
   getDevice,
-  type GeneratedImages,
   imageVariations,
   initBackend,
   loadPipeline,
@@ -88,7 +88,10 @@ async function load(weights: string): Promise<void> {
   }
   post({ type: "status", text: "Starting WebGPU..." });
   await initBackend({ backend: "webgpu" });
-  post({ type: "status", text: `Loading weights from ${new URL(weights, scope.location.href)}...` });
+  post({
+    type: "status",
+    text: `Loading weights from ${new URL(weights, scope.location.href)}...`,
+  });
   const reader = fetchReader({ base: scope.location.href });
   try {
     pipeline = await loadPipeline(weights, builtins(), { reader });
@@ -175,7 +178,7 @@ async function handle(req: Request): Promise<void> {
   const p = await withSampler(pipeline, req.sampler);
   if (req.type === "generate") {
     const caption = req.caption.trim();
-    if (!caption) throw new PageError("input", "Type a caption first, e.g. \"a red circle\".");
+    if (!caption) throw new PageError("input", 'Type a caption first, e.g. "a red circle".');
     try {
       p.tokenizer.encode(caption); // too long for the context: a message, not a crash
     } catch (e) {

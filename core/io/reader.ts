@@ -53,7 +53,9 @@ export function fileReader(): WeightReader {
     exists, // names a missing permission instead of answering false (atomic.ts)
     async list(path) {
       const out: { name: string; isDirectory: boolean }[] = [];
-      for await (const e of Deno.readDir(path)) out.push({ name: e.name, isDirectory: e.isDirectory });
+      for await (const e of Deno.readDir(path)) {
+        out.push({ name: e.name, isDirectory: e.isDirectory });
+      }
       return out;
     },
   };

@@ -9,7 +9,9 @@
 /** The Chromium binary, or null when none is installed (tests then skip). */
 export async function findChromium(): Promise<string | null> {
   const env = Deno.env.get("CHROMIUM");
-  for (const path of [env, "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]) {
+  for (
+    const path of [env, "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+  ) {
     if (!path) continue;
     try {
       if ((await Deno.stat(path)).isFile) return path;
@@ -36,6 +38,8 @@ export interface BrowserPage {
   evaluate<T>(expression: string): Promise<T>;
   /** Console messages and exceptions seen so far. */
   logs: string[];
+  /** A PNG of the page as it looks now. */
+  screenshot(): Promise<Uint8Array>;
   close(): Promise<void>;
 }
 
@@ -100,9 +104,15 @@ export async function openPage(binary: string, url: string): Promise<BrowserPage
       waiting.get(m.id)!(m);
       waiting.delete(m.id);
     } else if (m.method === "Runtime.consoleAPICalled") {
-      logs.push(`${m.params.type}: ${m.params.args.map((a: { value?: unknown }) => a.value).join(" ")}`);
+      logs.push(
+        `${m.params.type}: ${m.params.args.map((a: { value?: unknown }) => a.value).join(" ")}`,
+      );
     } else if (m.method === "Runtime.exceptionThrown") {
-      logs.push(`exception: ${m.params.exceptionDetails?.exception?.description ?? m.params.exceptionDetails?.text}`);
+      logs.push(
+        `exception: ${
+          m.params.exceptionDetails?.exception?.description ?? m.params.exceptionDetails?.text
+        }`,
+      );
     }
   };
   const call = (method: string, params: unknown = {}) =>
@@ -116,13 +126,30 @@ export async function openPage(binary: string, url: string): Promise<BrowserPage
     version,
     logs,
     async evaluate<T>(expression: string): Promise<T> {
-      const m = await call("Runtime.evaluate", { expression, awaitPromise: true, returnByValue: true });
-      const result = m.result as { result?: { value?: unknown }; exceptionDetails?: { text: string; exception?: { description?: string } } } | undefined;
+      const m = await call("Runtime.evaluate", {
+        expression,
+        awaitPromise: true,
+        returnByValue: true,
+      });
+      const result = m.result as {
+        result?: { value?: unknown };
+        exceptionDetails?: { text: string; exception?: { description?: string } };
+      } | undefined;
       if (m.error || result?.exceptionDetails) {
         const d = result?.exceptionDetails;
-        throw new Error(`In the page: ${d?.exception?.description ?? d?.text ?? JSON.stringify(m.error)}`);
+        throw new Error(
+          `In the page: ${d?.exception?.description ?? d?.text ?? JSON.stringify(m.error)}`,
+        );
       }
       return result?.result?.value as T;
+    },
+    async screenshot() {
+      const m = await call("Page.captureScreenshot", {
+        format: "png",
+        captureBeyondViewport: true,
+      });
+      const data = (m.result as { data: string }).data;
+      return Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
     },
     async close() {
       ws.close();
