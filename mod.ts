@@ -20,6 +20,7 @@ export * from "./core/optim/mod.ts";
 export * from "./core/io/mod.ts";
 export * from "./core/registry.ts";
 export * from "./core/config.ts";
+export * from "./core/config_file.ts";
 export * from "./core/builtins.ts";
 export * from "./core/components.ts";
 export * from "./core/pipeline.ts";

@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { dirname, isAbsolute, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { resolveModuleUrl } from "./io/paths.ts";
 import { z } from "./deps.ts";
 import {
   isPluginDefinition,
@@ -541,8 +540,6 @@ export function parseConfig(
 // ---------------------------------------------------------------------------------------------
 // Third-party plugin modules
 
-const URL_SCHEME = /^[a-z][a-z0-9+.-]+:/i;
-
 /**
  * Imports a module by path (relative to `baseDir`) or URL and registers every plugin definition
  * it exports (directly or in exported arrays). Definitions already registered as the same object
@@ -557,11 +554,14 @@ const URL_SCHEME = /^[a-z][a-z0-9+.-]+:/i;
 export async function loadPluginModule(
   registry: Registry,
   specifier: string,
-  baseDir: string = Deno.cwd(),
+  baseDir?: string,
 ): Promise<PluginDefinition[]> {
-  const url = URL_SCHEME.test(specifier)
-    ? specifier
-    : pathToFileURL(isAbsolute(specifier) ? specifier : resolve(baseDir, specifier)).href;
+  // Without node:path (not in browsers): a URL stays, a path resolves against baseDir, else the
+  // working directory (Deno), else the page (a browser).
+  const url = resolveModuleUrl(
+    specifier,
+    baseDir ?? (typeof Deno !== "undefined" ? Deno.cwd() : globalThis.location?.href ?? "/"),
+  );
   let mod: Record<string, unknown>;
   try {
     mod = await import(url);
@@ -593,58 +593,6 @@ export async function loadPluginModule(
   }
   return added;
 }
-
-/**
- * Reads a config file, loads the plugin modules it names (relative to its folder), and validates
- * it; relative paths in plugin options that name files (`pathOptions`) are resolved against the
- * config file's folder too. Every user error is a `ConfigError`.
- *
- * @example
- * ```ts
- * // const config = await loadConfig("configs/tiny.jsonc", builtins());
- * ```
- */
-export async function loadConfig(path: string, registry: Registry): Promise<ResolvedConfig> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new ConfigError(`${path}: config file not found; check the path`);
-    }
-    throw new ConfigError(`${path}: cannot read config file: ${(e as Error).message}`);
-  }
-  const raw = parseJsonc(text, path);
-  const plugins = (raw as { plugins?: unknown } | null)?.plugins;
-  if (Array.isArray(plugins)) {
-    const problems: string[] = [];
-    for (const [i, spec] of plugins.entries()) {
-      if (typeof spec !== "string") continue; // reported by validation
-      try {
-        await loadPluginModule(registry, spec, dirname(resolve(path)));
-      } catch (e) {
-        problems.push(`${path}: plugins[${i}]: ${(e as Error).message}`);
-      }
-    }
-    if (problems.length) throw new ConfigError(problems);
-  }
-  const config = validateConfig(raw, registry, path);
-  // Paths in options (a plugin's `pathOptions`, e.g. the folder dataset's splits) are relative to
-  // the config file like its plugin modules, not to the working directory, and are kept absolute
-  // so that checkpoints (which store the config) work from any folder.
-  const base = dirname(resolve(path));
-  for (const [slot, kind] of Object.entries(COMPONENT_SLOTS)) {
-    const c = config.components[slot as ComponentSlot];
-    for (const key of registry.lookup(kind, c.plugin).pathOptions ?? []) {
-      const value = c.options[key];
-      if (typeof value === "string" && !isAbsolute(value)) c.options[key] = resolve(base, value);
-    }
-  }
-  return config;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Rendering and comparison
 
 function describeType(s: Record<string, unknown>): string {
   if (Array.isArray(s.enum)) return s.enum.map((v) => JSON.stringify(v)).join(" | ");

@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { join } from "node:path";
 import type {
   ClipConditioning,
   Decoder,
@@ -25,7 +24,7 @@ import {
   type TrainStage,
   validateConfig,
 } from "./config.ts";
-import { exists } from "./io/mod.ts";
+import { joinPath as join, readerFor, type WeightReader } from "./io/mod.ts";
 import type { Module } from "./nn/module.ts";
 import type { Registry } from "./registry.ts";
 import {
@@ -317,22 +316,27 @@ export async function loadClip(
 export async function loadPipeline(
   runDir: string,
   registry: Registry,
-  options: { sampler?: string } = {},
+  options: { sampler?: string; reader?: WeightReader } = {},
 ): Promise<Components> {
-  if (!(await exists(runDir))) {
-    throw new CheckpointError(`Checkpoint folder "${runDir}" does not exist; check --checkpoint`);
-  }
-  for (const stage of ["clip", "prior", "decoder"] as const) {
-    if (!(await exists(join(runDir, stage)))) {
-      throw new CheckpointError(
-        `Checkpoint folder "${runDir}" has no "${stage}" stage; train it with ` +
-          `"deno task train ${stage} --config FILE --out ${runDir}"`,
-      );
+  const reader = options.reader ?? readerFor(runDir);
+  // Folders can be asked about only on a file system; over HTTP a missing stage shows up as
+  // the 404 of its "latest" file, named in the error.
+  if (reader.list) {
+    if (!(await reader.exists(runDir))) {
+      throw new CheckpointError(`Checkpoint folder "${runDir}" does not exist; check --checkpoint`);
+    }
+    for (const stage of ["clip", "prior", "decoder"] as const) {
+      if (!(await reader.exists(join(runDir, stage)))) {
+        throw new CheckpointError(
+          `Checkpoint folder "${runDir}" has no "${stage}" stage; train it with ` +
+            `"deno task train ${stage} --config FILE --out ${runDir}"`,
+        );
+      }
     }
   }
-  const clipCkpt = await loadCheckpoint(join(runDir, "clip"), "clip");
-  const priorCkpt = await loadCheckpoint(join(runDir, "prior"), "prior");
-  const decoderCkpt = await loadCheckpoint(join(runDir, "decoder"), "decoder");
+  const clipCkpt = await loadCheckpoint(join(runDir, "clip"), "clip", reader);
+  const priorCkpt = await loadCheckpoint(join(runDir, "prior"), "prior", reader);
+  const decoderCkpt = await loadCheckpoint(join(runDir, "decoder"), "decoder", reader);
   const config = await revalidateStoredConfig(clipCkpt.meta.config, registry, clipCkpt.dir);
   const priorConfig = await revalidateStoredConfig(priorCkpt.meta.config, registry, priorCkpt.dir);
   const decoderConfig = await revalidateStoredConfig(

@@ -21,7 +21,7 @@ import {
 import * as T from "../core/tensor/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";
 import { builtins } from "../core/builtins.ts";
-import { loadConfig } from "../core/config.ts";
+import { loadConfig } from "../core/config_file.ts";
 import {
   createClip,
   createComponent,

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { parseArgs } from "../core/deps.ts";
+import { parseArgs } from "node:util";
 import { checkSetAndSplit, DEFAULT_SEED, generateSplit } from "../datasets/generate.ts";
 import { checkOutputFolder, writeFolder } from "../datasets/folder.ts";
 import { checkImageSize } from "../datasets/rasterize.ts";

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import {
   checkPngSize,
   decodePngRgb,
+  downsampleRgb,
   encodeRgbPng,
   exists,
   imageGrid,
@@ -70,26 +71,6 @@ export interface SampleResult {
   count: number;
 }
 
-/** Box-downsamples an RGB image by an integer factor (e.g. a 128x128 shapes image to 32x32). */
-function downsample(rgb: Uint8Array, side: number, factor: number): Uint8Array {
-  const out = side / factor;
-  const dst = new Uint8Array(out * out * 3);
-  for (let y = 0; y < out; y++) {
-    for (let x = 0; x < out; x++) {
-      for (let c = 0; c < 3; c++) {
-        let s = 0;
-        for (let dy = 0; dy < factor; dy++) {
-          for (let dx = 0; dx < factor; dx++) {
-            s += rgb[((y * factor + dy) * side + x * factor + dx) * 3 + c];
-          }
-        }
-        dst[(y * out + x) * 3 + c] = Math.round(s / (factor * factor));
-      }
-    }
-  }
-  return dst;
-}
-
 /** An input image read from disk and checked by its PNG header only (nothing decoded yet). */
 interface InputPng {
   path: string;
@@ -133,7 +114,7 @@ function decodeInputImage(input: InputPng, size: number): Float32Array {
     throw new UsageError(`Input image "${path}" is not a readable PNG: ${(e as Error).message}`);
   }
   let rgb = img.data;
-  if (img.width !== size) rgb = downsample(rgb, img.width, img.width / size);
+  if (img.width !== size) rgb = downsampleRgb(rgb, img.width, img.width / size);
   const out = new Float32Array(3 * size * size);
   toNchw(rgb, size, size, out, 0, false);
   return out;

@@ -5,12 +5,8 @@
  */
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { builtins } from "../core/builtins.ts";
-import {
-  describePlugins,
-  loadConfig,
-  resolvedConfigJson,
-  type TrainStage,
-} from "../core/config.ts";
+import { describePlugins, resolvedConfigJson, type TrainStage } from "../core/config.ts";
+import { loadConfig } from "../core/config_file.ts";
 import { STAGE_SLOTS } from "../core/pipeline.ts";
 import {
   assertConfigMatches,

@@ -7,13 +7,13 @@ import {
   ConfigError,
   describePlugins,
   diffConfigs,
-  loadConfig,
   parseConfig,
   resolvedConfigJson,
   sharedSizeProblems,
   stripJsonc,
   validateConfig,
 } from "../core/config.ts";
+import { loadConfig } from "../core/config_file.ts";
 
 /** Only the schedule plugins: the config machinery is tested apart from the shipped models. */
 function schedulesOnly(): Registry {

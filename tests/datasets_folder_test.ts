@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { builtins } from "../core/builtins.ts";
-import { loadConfig } from "../core/config.ts";
+import { loadConfig } from "../core/config_file.ts";
 import { encodePng } from "../core/deps.ts";
 import { checkPngSize, pngSize } from "../core/io/png.ts";
 import { createDataset } from "../core/pipeline.ts";

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { builtins } from "../core/builtins.ts";
-import { loadConfig } from "../core/config.ts";
+import { loadConfig } from "../core/config_file.ts";
 import { decodePngRgb, encodeRgbPng } from "../core/io/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";
 import { CheckpointError } from "../core/train/checkpoint.ts";

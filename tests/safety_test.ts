@@ -9,7 +9,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { builtins } from "../core/builtins.ts";
-import { loadConfig, parseConfig } from "../core/config.ts";
+import { parseConfig } from "../core/config.ts";
+import { loadConfig } from "../core/config_file.ts";
 import { exists } from "../core/io/mod.ts";
 import {
   type Components,

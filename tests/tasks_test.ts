@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { builtins } from "../core/builtins.ts";
-import { ConfigError, loadConfig } from "../core/config.ts";
+import { ConfigError } from "../core/config.ts";
+import { loadConfig } from "../core/config_file.ts";
 import { CheckpointError } from "../core/train/checkpoint.ts";
 import { errorLine, numberFlag, parseFlags, UsageError } from "../tasks/_cli.ts";
 import { runEval } from "../tasks/eval.ts";

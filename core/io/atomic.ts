@@ -7,7 +7,7 @@
  * @module
  */
 
-import { basename, dirname, join } from "node:path";
+import { basenamePath as basename, dirnamePath as dirname, joinPath as join } from "./paths.ts";
 
 /** Bytes to write: one buffer, or chunks (sync or async) streamed without concatenation. */
 export type WriteSource = Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>;

@@ -10,3 +10,5 @@ export * from "./half.ts";
 export * from "./safetensors.ts";
 export * from "./sharded.ts";
 export * from "./png.ts";
+export * from "./paths.ts";
+export * from "./reader.ts";

@@ -276,3 +276,30 @@ export function imageGrid(
   });
   return { width: gw, height: gh, data: out };
 }
+
+/**
+ * Box-downsamples a square RGB image by an integer factor (e.g. a 128x128 shapes image to 32x32).
+ *
+ * @example
+ * ```ts
+ * const small = downsampleRgb(new Uint8Array(4 * 4 * 3), 4, 2); // 2x2
+ * ```
+ */
+export function downsampleRgb(rgb: Uint8Array, side: number, factor: number): Uint8Array {
+  const out = side / factor;
+  const dst = new Uint8Array(out * out * 3);
+  for (let y = 0; y < out; y++) {
+    for (let x = 0; x < out; x++) {
+      for (let c = 0; c < 3; c++) {
+        let s = 0;
+        for (let dy = 0; dy < factor; dy++) {
+          for (let dx = 0; dx < factor; dx++) {
+            s += rgb[((y * factor + dy) * side + x * factor + dx) * 3 + c];
+          }
+        }
+        dst[(y * out + x) * 3 + c] = Math.round(s / (factor * factor));
+      }
+    }
+  }
+  return dst;
+}

@@ -12,6 +12,7 @@
  */
 
 import { writeFileAtomic } from "./atomic.ts";
+import { NotFoundError, readerFor, type WeightReader } from "./reader.ts";
 
 /** Tensor element types of the safetensors format that this module reads and writes. */
 export type Dtype =
@@ -382,13 +383,16 @@ export async function writeSafetensors(
  * const { tensors, metadata } = await readSafetensors("/tmp/model.safetensors");
  * ```
  */
-export async function readSafetensors(path: string): Promise<Safetensors> {
+export async function readSafetensors(
+  path: string,
+  reader: WeightReader = readerFor(path),
+): Promise<Safetensors> {
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(path);
+    bytes = await reader.readBytes(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
-      throw new SafetensorsError(`Safetensors file "${path}" does not exist`);
+    if (err instanceof NotFoundError) {
+      throw new SafetensorsError(`Safetensors file "${err.location}" does not exist`);
     }
     throw err;
   }

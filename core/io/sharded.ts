@@ -13,7 +13,8 @@
  * @module
  */
 
-import { join } from "node:path";
+import { joinPath as join } from "./paths.ts";
+import { readerFor, type WeightReader } from "./reader.ts";
 import { syncDir, writeTempFile, writeTextAtomic } from "./atomic.ts";
 import {
   type EncodedParts,
@@ -151,16 +152,6 @@ export async function writeShardedSafetensors(
   return files;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
-}
-
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
@@ -177,11 +168,15 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  * const { tensors, metadata } = await readShardedSafetensors("/tmp", "model");
  * ```
  */
-export async function readShardedSafetensors(dir: string, baseName: string): Promise<Safetensors> {
+export async function readShardedSafetensors(
+  dir: string,
+  baseName: string,
+  reader: WeightReader = readerFor(dir),
+): Promise<Safetensors> {
   const indexPath = indexPathFor(dir, baseName);
-  if (!(await exists(indexPath))) {
+  if (!(await reader.exists(indexPath))) {
     const plain = join(dir, `${baseName}.safetensors`);
-    if (await exists(plain)) return await readSafetensors(plain);
+    if (await reader.exists(plain)) return await readSafetensors(plain, reader);
     throw new SafetensorsError(
       `No checkpoint "${baseName}" in "${dir}": expected "${baseName}.safetensors.index.json" ` +
         `or "${baseName}.safetensors"`,
@@ -192,7 +187,7 @@ export async function readShardedSafetensors(dir: string, baseName: string): Pro
   };
   let index: unknown;
   try {
-    index = JSON.parse(await Deno.readTextFile(indexPath));
+    index = JSON.parse(await reader.readText(indexPath));
   } catch (err) {
     bad(`not valid JSON (${(err as Error).message})`);
   }
@@ -221,7 +216,7 @@ export async function readShardedSafetensors(dir: string, baseName: string): Pro
 
   const tensors: TensorMap = {};
   for (const file of files) {
-    const shard = await readSafetensors(join(dir, file));
+    const shard = await readSafetensors(join(dir, file), reader);
     if (saveId !== undefined && shard.metadata[SAVE_ID_KEY] !== saveId) {
       throw new SafetensorsError(
         `Checkpoint "${indexPath}" is inconsistent: shard "${file}" belongs to another save ` +

@@ -96,7 +96,9 @@ async function requestDevice(): Promise<GPUDevice> {
   const limits: Record<string, number> = {};
   for (const name of LIMITS_TO_RAISE) limits[name] = device.limits[name];
   summary = {
-    description: info.description || info.device || "unknown adapter",
+    // Chrome leaves description (and device) empty for privacy; vendor and architecture remain.
+    description: info.description || info.device ||
+      [info.vendor, info.architecture].filter(Boolean).join(" ") || "unknown adapter",
     vendor: info.vendor,
     architecture: info.architecture,
     isFallbackAdapter: info.isFallbackAdapter ?? false,

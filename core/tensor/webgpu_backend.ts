@@ -6,6 +6,24 @@
  * the GPU until somebody reads a value back.
  */
 import { BufferPool, type PoolStats } from "./pool.ts";
+import { declareNonFinite } from "./wgsl_nonfinite.ts";
+import { readEnv } from "./env.ts";
+
+/**
+ * `UNCLIP_WGSL_DUMP=DIR` writes every shader module compiled to DIR (one file per module), so a
+ * sweep can compile the same sources in another WebGPU implementation (tools/wgsl_sweep.ts runs
+ * them through Chromium's Tint). Off unless set; never in a browser (no Deno there).
+ */
+const WGSL_DUMP = readEnv("UNCLIP_WGSL_DUMP");
+
+function dumpShader(label: string, code: string): void {
+  if (!WGSL_DUMP) return;
+  let h = 2166136261; // FNV-1a: a stable file name per source, duplicates overwrite
+  for (let i = 0; i < code.length; i++) h = Math.imul(h ^ code.charCodeAt(i), 16777619);
+  const safe = label.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 40);
+  Deno.mkdirSync(WGSL_DUMP, { recursive: true });
+  Deno.writeTextFileSync(`${WGSL_DUMP}/${safe}-${(h >>> 0).toString(16)}.wgsl`, code);
+}
 
 /** What `backend.ts` calls a device buffer; on this backend always a GPUBuffer. */
 type AnyBuffer = GPUBuffer | { readonly offset: number };
@@ -192,7 +210,10 @@ export class WebGpuBackend {
       this.#layouts.set(layoutKey, layout);
     }
     this.device.pushErrorScope("validation");
-    const module = this.device.createShaderModule({ code: d.code, label: d.label });
+    // NaN/infinity reads need their variables declared (wgsl_nonfinite.ts); the key stays d.code.
+    const code = declareNonFinite(d.code);
+    dumpShader(d.label, code);
+    const module = this.device.createShaderModule({ code, label: d.label });
     const pipeline = this.device.createComputePipeline({
       label: d.label,
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),

@@ -6,6 +6,7 @@
 import { gpu } from "./backend.ts";
 import type { Access } from "./webgpu_backend.ts";
 import type { DType, Tensor } from "./tensor.ts";
+import { nonFiniteF32 } from "./wgsl_nonfinite.ts";
 
 /** Threads per workgroup for one-thread-per-element kernels. */
 export const WG = 256;
@@ -24,11 +25,13 @@ export function declareBindings(bindings: Binding[]): string {
   ).join("\n");
 }
 
-/** A float literal WGSL accepts (always with a decimal point or exponent). */
+/**
+ * A float literal WGSL accepts (always with a decimal point or exponent). NaN and infinities
+ * become runtime expressions (see `wgsl_nonfinite.ts`): not usable in a WGSL `const`.
+ */
 export function f32Literal(x: number): string {
-  if (Number.isNaN(x)) return "bitcast<f32>(0x7fc00000u)";
-  if (x === Infinity) return "bitcast<f32>(0x7f800000u)";
-  if (x === -Infinity) return "bitcast<f32>(0xff800000u)";
+  const nonFinite = nonFiniteF32(x);
+  if (nonFinite) return nonFinite;
   const s = Math.fround(x).toString();
   return /[.e]/.test(s) ? s : `${s}.0`;
 }

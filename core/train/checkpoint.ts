@@ -23,20 +23,23 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
-import { join } from "node:path";
 import { diffConfigs, type ResolvedConfig, type TrainStage } from "../config.ts";
 import {
   f16ToF32,
   f32ToF16,
+  joinPath as join,
+  NotFoundError,
+  readerFor,
   readSafetensors,
   readShardedSafetensors,
   type TensorEntry,
   type TensorMap,
+  type WeightReader,
   writeSafetensors,
   writeShardedSafetensors,
   writeTextAtomic,
 } from "../io/mod.ts";
+import { Sha256 } from "../io/sha256.ts";
 import type { Module } from "../nn/module.ts";
 import type { Adam } from "../optim/adam.ts";
 import type { Ema } from "../optim/ema.ts";
@@ -226,13 +229,14 @@ async function tensorMap(named: readonly [string, Tensor][]): Promise<TensorMap>
  * ```
  */
 export function weightsHash(weights: TensorMap): string {
-  const h = createHash("sha256");
+  const h = new Sha256();
+  const utf8 = new TextEncoder();
   for (const name of Object.keys(weights).sort()) {
     const { dtype, shape, data } = weights[name];
-    h.update(`${name}\0${dtype}\0${shape.join(",")}\0`);
+    h.update(utf8.encode(`${name}\0${dtype}\0${shape.join(",")}\0`));
     h.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   }
-  return h.digest("hex");
+  return h.hex();
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -352,16 +356,24 @@ export async function saveCheckpoint(options: SaveCheckpointOptions): Promise<st
  * await resolveStepDir("runs/tiny/clip"); // "runs/tiny/clip/step-00000300"
  * ```
  */
-export async function resolveStepDir(path: string): Promise<string> {
-  if (await exists(join(path, RESUME_FILE))) return path;
+export async function resolveStepDir(
+  path: string,
+  reader: WeightReader = readerFor(path),
+): Promise<string> {
+  if (await reader.exists(join(path, RESUME_FILE))) return path;
   const latest = join(path, LATEST);
+  // Over HTTP a folder cannot be asked about, only files: say which URL was missing.
+  const remote = !reader.list;
   let name: string;
   try {
-    name = (await Deno.readTextFile(latest)).trim();
+    name = (await reader.readText(latest)).trim();
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
+    if (e instanceof NotFoundError && remote) {
+      throw new CheckpointError(`No checkpoint at "${path}": ${e.message}; check the URL`);
+    }
+    if (e instanceof NotFoundError) {
       throw new CheckpointError(
-        (await exists(path))
+        (await reader.exists(path))
           ? `No checkpoint in "${path}": it has no "latest" file; train first or check the path`
           : `Checkpoint folder "${path}" does not exist; check the path or train first`,
       );
@@ -372,15 +384,15 @@ export async function resolveStepDir(path: string): Promise<string> {
     throw new CheckpointError(`Checkpoint pointer "${latest}" is corrupt: "${name.slice(0, 40)}"`);
   }
   const dir = join(path, name);
-  if (!(await exists(dir))) {
+  if (reader.list && !(await reader.exists(dir))) {
     // A crash while re-saving this step, between its two renames, leaves the complete previous
-    // copy as ".<name>.tmp-<id>-old": use it.
-    for await (const entry of Deno.readDir(path)) {
+    // copy as ".<name>.tmp-<id>-old": use it (only where folders can be listed).
+    for (const entry of await reader.list(path)) {
       if (
         entry.isDirectory && entry.name.startsWith(`.${name}.tmp-`) && entry.name.endsWith("-old")
       ) {
         const old = join(path, entry.name);
-        if (await exists(join(old, RESUME_FILE))) return old;
+        if (await reader.exists(join(old, RESUME_FILE))) return old;
       }
     }
     throw new CheckpointError(`Checkpoint "${latest}" names "${name}", which does not exist`);
@@ -423,11 +435,15 @@ function oneLine(e: unknown): string {
  * ckpt.meta.step; // 300
  * ```
  */
-export async function loadCheckpoint(path: string, stage?: TrainStage): Promise<LoadedCheckpoint> {
-  const dir = await resolveStepDir(path);
+export async function loadCheckpoint(
+  path: string,
+  stage?: TrainStage,
+  reader: WeightReader = readerFor(path),
+): Promise<LoadedCheckpoint> {
+  const dir = await resolveStepDir(path, reader);
   let model;
   try {
-    model = await readShardedSafetensors(dir, MODEL);
+    model = await readShardedSafetensors(dir, MODEL, reader);
   } catch (e) {
     throw new CheckpointError(`Checkpoint "${dir}" is corrupt: ${oneLine(e)}`);
   }
@@ -457,7 +473,7 @@ export async function loadCheckpoint(path: string, stage?: TrainStage): Promise<
   }
   let resume: ResumeState;
   try {
-    resume = JSON.parse(await Deno.readTextFile(join(dir, RESUME_FILE)));
+    resume = JSON.parse(await reader.readText(join(dir, RESUME_FILE)));
   } catch (e) {
     throw new CheckpointError(`Checkpoint "${dir}" is corrupt: ${RESUME_FILE}: ${oneLine(e)}`);
   }
@@ -467,9 +483,9 @@ export async function loadCheckpoint(path: string, stage?: TrainStage): Promise<
     );
   }
   let training: LoadedCheckpoint["training"] = null;
-  if (await exists(join(dir, TRAINING_FILE))) {
+  if (await reader.exists(join(dir, TRAINING_FILE))) {
     try {
-      training = await readSafetensors(join(dir, TRAINING_FILE));
+      training = await readSafetensors(join(dir, TRAINING_FILE), reader);
     } catch (e) {
       throw new CheckpointError(`Checkpoint "${dir}" is corrupt: ${oneLine(e)}`);
     }

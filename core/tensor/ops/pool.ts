@@ -137,7 +137,7 @@ export function maxPool2d(x: Tensor, kernel: Pair, stride?: Pair): Tensor {
         { binding: { name: "IDX", type: "u32", access: "read_write" }, tensor: idx },
       ],
       body: `${coords(g.ho, g.wo, "oy", "ox")}
-  var best = bitcast<f32>(0xff800000u);
+  var best = ${f32Literal(-Infinity)};
   var arg = 0u;
   for (var ky = 0; ky < ${g.kh}; ky++) {
     for (var kx = 0; kx < ${g.kw}; kx++) {
