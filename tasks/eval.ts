@@ -53,12 +53,15 @@ import {
   UsageError,
 } from "./_cli.ts";
 
-const USAGE = `Usage: deno task eval <clip|prior|pipeline> --checkpoint DIR [options]
+const USAGE = `Usage: deno task eval <clip|prior|probe|pipeline> --checkpoint DIR [options]
 
   clip      thesis Table 4.1: image-text cosine similarity of true and random pairs, top-1 and
             top-5 retrieval of the true caption among all captions of the split
   prior     thesis Table 4.2: cosine similarity of sampled image embeddings with the text
             embedding, the true image embedding and a random text embedding
+  probe     trains (or reuses, from DIR/probe/) the ground-truth probe that "pipeline" uses
+            and scores it on the split's real images: its ceiling, reported before any
+            generated-image number
   pipeline  generates one image per caption of the split (CLIP -> prior -> decoder) and scores
             it with the trained CLIP: how often the true caption is the best (top-1) or among
             the 5 best (top-5) matches among all captions of the split. The same numbers for
@@ -75,7 +78,7 @@ Options:
   --steps N          decoder sampling steps for "pipeline" (default: the sampler's)
   --sampler NAME     ddpm, ddim or dpm-solver++ for "pipeline" (default: the config's)
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
-  --probe-steps N    training steps of the ground-truth probe for "pipeline" (default ${DEFAULT_PROBE_STEPS})
+  --probe-steps N    training steps of the ground-truth probe (default ${DEFAULT_PROBE_STEPS})
   --out FILE.json    where to write the results (default DIR/eval_<what>_<split>.json); an
                      existing file is kept unless --force
   --force            overwrite the results file if it exists
@@ -83,7 +86,7 @@ ${BACKEND_HELP}
   --debug            print stack traces of errors
   -h, --help         show this help`;
 
-const WHATS = ["clip", "prior", "pipeline"] as const;
+const WHATS = ["clip", "prior", "probe", "pipeline"] as const;
 type What = typeof WHATS[number];
 
 /** What `runEval` computed and wrote. */
@@ -99,6 +102,37 @@ function evalSet(data: readonly CaptionedImage[]): ClipEvalSet {
   const images = new Float32Array(data.length * 3 * w * h);
   data.forEach((d, i) => toNchw(d.image, w, h, images, i * 3 * w * h, false));
   return { images, shape: [data.length, 3, h, w], captions: data.map((d) => d.caption) };
+}
+
+/**
+ * The probe's rates as a table: one column, or generated beside real (the real column is the
+ * probe's ceiling).
+ */
+function probeTable(title: string, a: ProbeScores, real: ProbeScores | null): string {
+  const rows: [string, keyof ProbeScores][] = [
+    ["exact: just the captioned colour-shape pairs", "exact"],
+    ["colours right", "colour"],
+    ["shapes right", "shape"],
+    ["figure count right", "count"],
+    ["exact, squares=rectangles, circles=ellipses", "lenient"],
+  ];
+  const cells = rows.map(([name, k]): [string, string, string] => [
+    name,
+    fmt(a[k], true),
+    real ? fmt(real[k], true) : "",
+  ]);
+  cells.push([
+    `size words right (${a.sizeImages} captions with one)`,
+    fmt(a.size, true),
+    real ? fmt(real.size, true) : "",
+  ]);
+  const text = table(title, cells).replace(
+    "ours".padStart(9),
+    (real ? "generated" : "real").padStart(9),
+  );
+  return real
+    ? text.replace("thesis".padStart(9), "real".padStart(9))
+    : text.replace("thesis".padStart(9), "");
 }
 
 function fmt(x: number, percent = false): string {
@@ -190,7 +224,33 @@ export async function runEval(
   const { registry, sampler: samplerName } = await openSampling(values, print);
   let results: Record<string, unknown>;
 
-  if (what === "clip" || what === "prior") {
+  if (what === "probe") {
+    const clipCkpt = await loadCheckpoint(join(checkpoint, "clip"), "clip");
+    const config = await revalidateStoredConfig(clipCkpt.meta.config, registry, clipCkpt.dir);
+    const data = await loadSplit(config, registry, split as SplitName, limit);
+    if (!data.every((d) => d.labels)) {
+      throw new UsageError(`The ${split} split has no ground-truth labels: no probe can judge it`);
+    }
+    const { probe, info, trained } = await loadOrTrainProbe(
+      checkpoint,
+      config,
+      registry,
+      { steps: probeSteps },
+      { print },
+    );
+    try {
+      const real = await scoreImages(probe, imagesToNchw(data), data.map((d) => d.caption));
+      print(probeTable(
+        `Ground-truth probe on ${data.length} real ${split} images (${info.options.steps} steps, ` +
+          `${trained ? `trained now in ${info.seconds.toFixed(0)} s` : "cached"})`,
+        real,
+        null,
+      ));
+      results = { probe: info, realImages: real, trained };
+    } finally {
+      probe.dispose();
+    }
+  } else if (what === "clip" || what === "prior") {
     const clipCkpt = await loadCheckpoint(join(checkpoint, "clip"), "clip");
     const config = await revalidateStoredConfig(clipCkpt.meta.config, registry, clipCkpt.dir);
     const data = await loadSplit(config, registry, split as SplitName, limit);
@@ -313,28 +373,13 @@ export async function runEval(
             fmt(pg[k], true),
             fmt(pr[k], true),
           ];
-          print(
-            table(
-              `ground-truth probe (trained on the data's labels; ${info.options.steps} steps, ` +
-                `${trained ? "trained now" : "cached"}; exact match on real test images ` +
-                `${fmt(info.realTest.exact, true)})`,
-              [
-                prow("exact: just the captioned colour-shape pairs", "exact"),
-                prow("colours right", "colour"),
-                prow("shapes right", "shape"),
-                prow("figure count right", "count"),
-                prow("exact, squares=rectangles, circles=ellipses", "lenient"),
-                [
-                  `size words right (${pg.sizeImages} captions with one)`,
-                  fmt(pg.size, true),
-                  fmt(pr.size, true),
-                ],
-              ],
-            ).replace("ours".padStart(9), "generated".padStart(9)).replace(
-              "thesis".padStart(9),
-              "real".padStart(9),
-            ),
-          );
+          print(probeTable(
+            `ground-truth probe (trained on the data's labels; ${info.options.steps} steps, ` +
+              `${trained ? "trained now" : "cached"}; exact match on real test images ` +
+              `${fmt(info.realTest.exact, true)})`,
+            pg,
+            pr,
+          ));
           print(
             "  (The real column is the probe's ceiling: it is right this often on true images.)",
           );

@@ -73,7 +73,7 @@ export interface ProbeOptions {
  * Default steps: enough for >= 90% exact matches on real 32x32 test images (measured in
  * docs/training.md); a few minutes on the CPU backend, trained once per run and cached.
  */
-export const DEFAULT_PROBE_STEPS = 3000;
+export const DEFAULT_PROBE_STEPS = 6000;
 
 /** Defaults of everything but the image size. */
 export const DEFAULT_PROBE_OPTIONS: Omit<ProbeOptions, "imageSize"> = {
