@@ -13,7 +13,7 @@ import { exists } from "../core/io/mod.ts";
 import * as mod from "../mod.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const TASKS = ["train", "sample", "eval", "export", "dataset", "bench"];
+const TASKS = ["train", "sample", "eval", "export", "dataset", "bench", "experiment", "report"];
 const COMMON = new Set(["--help", "--debug", "--backend"]);
 
 /** Runs Deno with `args` from the repository root; returns the exit code and output. */
