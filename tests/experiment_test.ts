@@ -192,6 +192,11 @@ Deno.test("experiment: all four run on the shipped weights (tiny limits); report
     );
     await runExperiment(["pca", "--checkpoint", run, "--limit", "16", "--force"], quiet);
 
+    // A training log (exported weights keep none): the report plots it.
+    await Deno.writeTextFile(
+      join(run, "clip", "metrics.jsonl"),
+      [1, 2, 3].map((step) => JSON.stringify({ stage: "clip", step, loss: 3 / step })).join("\n"),
+    );
     const rep = await runReport(["--checkpoint", run], quiet);
     assert.deepEqual(rep!.experiments, ["guidance", "pca", "interpolate", "knn"]);
     const html = await Deno.readTextFile(rep!.html);
@@ -202,8 +207,9 @@ Deno.test("experiment: all four run on the shipped weights (tiny limits); report
     assert.equal(srcs.length, 4, "PNG figures: 2 sample grids, interpolate.png, knn.png");
     for (const s of srcs) assert.ok(s.startsWith("data:image/png;base64,"), s.slice(0, 40));
     assert.ok(!/\shref="(?!#)/.test(html), "no links to files");
-    // Every SVG figure inline: guidance, pca x2, interpolate.
-    assert.equal((html.match(/<svg[\s>]/g) ?? []).length, 4);
+    // Every SVG figure inline: guidance, pca x2, interpolate, the training loss.
+    assert.equal((html.match(/<svg[\s>]/g) ?? []).length, 5);
+    assert.match(html, /Training loss/);
     assert.equal((html.match(/<section/g) ?? []).length, (html.match(/<\/section>/g) ?? []).length);
     const md = await Deno.readTextFile(rep!.markdown);
     assert.match(md, /\| s \| FID\(clip-image\) \|/);
