@@ -279,7 +279,7 @@ export async function renderHtml(input: ReportInput): Promise<string> {
 body { font-family: system-ui, sans-serif; max-width: 1000px; margin: 2em auto; padding: 0 1em; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
-img.px { image-rendering: pixelated; width: 100%; max-width: 900px; height: auto; }
+img.px { image-rendering: pixelated; width: 100%; max-width: 640px; height: auto; }
 figure { margin: 1em 0; } figcaption { color: #444; font-size: 0.9em; }
 .note { background: #fff6dd; padding: 0.6em 1em; border-left: 4px solid #e0b000; }
 .meta { color: #666; font-size: 0.85em; }
