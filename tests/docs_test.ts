@@ -13,7 +13,17 @@ import { exists } from "../core/io/mod.ts";
 import * as mod from "../mod.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const TASKS = ["train", "sample", "eval", "export", "dataset", "bench", "serve"];
+const TASKS = [
+  "train",
+  "sample",
+  "eval",
+  "export",
+  "dataset",
+  "bench",
+  "serve",
+  "experiment",
+  "report",
+];
 const COMMON = new Set(["--help", "--debug", "--backend"]);
 
 /** Runs Deno with `args` from the repository root; returns the exit code and output. */

@@ -1,0 +1,164 @@
+/**
+ * What every experiment of `deno task experiment` shares: its description, its context (the run,
+ * the flags), its output (one JSON document plus PNG/SVG figures, kept in memory and written by
+ * the task at the end) and loading a split of the run's dataset with --limit checked.
+ *
+ * @module
+ */
+import type { ResolvedConfig, TrainStage } from "../../config.ts";
+import { encodeRgbPng, imageGrid, tensorToImages } from "../../io/mod.ts";
+import { createDataset } from "../../pipeline.ts";
+import type { Registry } from "../../registry.ts";
+import { type CaptionedImage, checkImages, type SplitName } from "../../../datasets/mod.ts";
+
+/** A usage problem an experiment finds (bad flag value, --limit beyond the split). */
+export class ExperimentUsageError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** What an experiment runs with. */
+export interface ExperimentContext {
+  /** The run folder. */
+  checkpoint: string;
+  registry: Registry;
+  /** --limit (undefined: the experiment's default). */
+  limit: number | undefined;
+  /** --seed. */
+  seed: number;
+  /** --steps: decoder sampling steps (undefined: the sampler's). */
+  steps: number | undefined;
+  /** --sampler (undefined: the config's). */
+  sampler: string | undefined;
+  /** The experiment's own flags, raw (validated by the experiment). */
+  flags: Record<string, string | boolean | undefined>;
+  print(line: string): void;
+}
+
+/** A figure an experiment made: a PNG image or an SVG chart, with a caption. */
+export interface ExperimentFile {
+  /** File name inside the output folder. */
+  name: string;
+  data: Uint8Array | string;
+  caption: string;
+}
+
+/** What an experiment returns: its numbers and its figures. */
+export interface ExperimentOutput {
+  /** The experiment's results (its own schema, documented in docs/experiments.md). */
+  results: Record<string, unknown>;
+  files: ExperimentFile[];
+}
+
+/** An experiment of `deno task experiment`. */
+export interface Experiment {
+  name: string;
+  /** The thesis figure or section it reproduces. */
+  thesis: string;
+  /** One line for --help. */
+  summary: string;
+  /** The stages of the run it needs. */
+  stages: readonly TrainStage[];
+  /** Flags of this experiment only: name -> help line. */
+  flags: Record<string, { type: "string" | "boolean"; help: string }>;
+  run(ctx: ExperimentContext): Promise<ExperimentOutput>;
+}
+
+/**
+ * The first `limit` images of a split of the run's dataset (all when undefined); a limit beyond
+ * the split is a usage error naming the split's size.
+ *
+ * @example
+ * ```ts
+ * const test = await loadSplit(config, registry, "test", 64);
+ * ```
+ */
+export async function loadSplit(
+  config: ResolvedConfig,
+  registry: Registry,
+  split: SplitName,
+  limit: number | undefined,
+): Promise<CaptionedImage[]> {
+  const dataset = await createDataset(config, registry);
+  const data = await dataset.split(split, limit);
+  if (limit !== undefined && data.length < limit) {
+    throw new ExperimentUsageError(
+      `--limit ${limit} is more than the ${data.length} images of the ${split} split; ` +
+        `use --limit ${data.length} or less`,
+    );
+  }
+  if (data.length < 4) {
+    throw new ExperimentUsageError(`The ${split} split has ${data.length} images; need at least 4`);
+  }
+  checkImages(data, {
+    name: `Dataset "${config.components.dataset.plugin}", ${split} split`,
+    imageSize: dataset.imageSize,
+  });
+  return data;
+}
+
+/**
+ * A PNG grid of NCHW images in [-1, 1].
+ *
+ * @example
+ * ```ts
+ * const png = gridPng(images, 16, 16, { columns: 8 });
+ * ```
+ */
+export function gridPng(
+  images: Float32Array,
+  count: number,
+  size: number,
+  columns = 8,
+): Uint8Array {
+  const list = tensorToImages(images, [count, 3, size, size]);
+  const grid = imageGrid(list, size, size, { columns: Math.min(columns, count) });
+  return encodeRgbPng(grid.data, grid.width, grid.height);
+}
+
+/**
+ * A comma-separated list of numbers flag (e.g. "--scales 1,1.5,2").
+ *
+ * @example
+ * ```ts
+ * numberList("1,1.5,2", "scales", { min: 0 }); // [1, 1.5, 2]
+ * ```
+ */
+export function numberList(
+  raw: string | boolean | undefined,
+  name: string,
+  options: { min?: number; max?: number; integer?: boolean; count?: number } = {},
+): number[] | undefined {
+  if (raw === undefined) return undefined;
+  const parts = String(raw).split(",").map((s) => s.trim());
+  const values = parts.map(Number);
+  const bad = parts.findIndex((s, i) =>
+    s === "" || !Number.isFinite(values[i]) || (options.integer && !/^\d+$/.test(s)) ||
+    (options.min !== undefined && values[i] < options.min) ||
+    (options.max !== undefined && values[i] > options.max)
+  );
+  const range = options.max !== undefined
+    ? ` from ${options.min ?? "-inf"} to ${options.max}`
+    : options.min !== undefined
+    ? ` of at least ${options.min}`
+    : "";
+  if (bad >= 0 || raw === true) {
+    throw new ExperimentUsageError(
+      `--${name} "${raw}" must be a comma-separated list of ${
+        options.integer ? "integers" : "numbers"
+      }${range}`,
+    );
+  }
+  if (options.count !== undefined && values.length !== options.count) {
+    throw new ExperimentUsageError(`--${name} "${raw}" needs exactly ${options.count} values`);
+  }
+  return values;
+}
+
+/** Rounds for JSON (keeps files readable; 6 significant digits). */
+export function round(x: number): number {
+  return Number.isFinite(x) ? Number(x.toPrecision(6)) : x;
+}
