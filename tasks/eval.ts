@@ -368,11 +368,6 @@ export async function runEval(
         try {
           const pg = await scoreImages(probe, generated, captions);
           const pr = await scoreImages(probe, imagesToNchw(data), captions);
-          const prow = (name: string, k: keyof ProbeScores): [string, string, string] => [
-            name,
-            fmt(pg[k], true),
-            fmt(pr[k], true),
-          ];
           print(probeTable(
             `ground-truth probe (trained on the data's labels; ${info.options.steps} steps, ` +
               `${trained ? "trained now" : "cached"}; exact match on real test images ` +
