@@ -213,7 +213,7 @@ Deno.test({
 
     await t.step("a checkpoint from another config is refused, listing the fields", async () => {
       const other = await writeConfig(join(WORK, "other.json"), (c) => {
-        c.components.textEncoder.options.width = 16;
+        c.components.textEncoder.options.layers = 2;
         c.train.clip.lr = 0.5;
       });
       const before = await Deno.readTextFile(join(RUN, "clip", "latest"));
@@ -223,7 +223,7 @@ Deno.test({
           assert.ok(e instanceof CheckpointError);
           assert.match(
             errorLine(e),
-            /^Error: Checkpoint ".*step-00000004" was trained with another config; differing fields: components\.textEncoder\.options\.width, train\.clip\.lr\. /,
+            /^Error: Checkpoint ".*step-00000004" was trained with another config; differing fields: components\.textEncoder\.options\.layers, train\.clip\.lr\. /,
           );
           return true;
         },
@@ -233,7 +233,7 @@ Deno.test({
       await copyDir(join(RUN, "clip"), join(fresh, "clip"));
       await assert.rejects(
         runTrain(["prior", "--config", other, "--out", fresh], quiet),
-        /was trained with another config; differing fields: components\.textEncoder\.options\.width\./,
+        /was trained with another config; differing fields: components\.textEncoder\.options\.layers\./,
       );
       assert.equal(await Deno.readTextFile(join(RUN, "clip", "latest")), before);
     });
