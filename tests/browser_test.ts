@@ -16,7 +16,7 @@ const chromium = await findChromium();
 if (!chromium) {
   console.log("SKIP browser tests: Chromium is not installed (apt-get install chromium)");
 }
-const WEIGHTS = new URL("../weights/default", import.meta.url).pathname;
+const WEIGHTS = new URL("../weights/cpu-demo", import.meta.url).pathname;
 const opts = { ignore: !chromium, sanitizeResources: false, sanitizeOps: false };
 
 /** Polls `expression` in the page until it is truthy (or the deadline passes). */

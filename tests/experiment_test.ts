@@ -13,7 +13,8 @@ import { runExperiment } from "../tasks/experiment.ts";
 import { runReport } from "../tasks/report.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const SHIPPED = join(ROOT, "weights", "default");
+// The 16x16 demo weights: small enough that all four experiments run in seconds.
+const SHIPPED = join(ROOT, "weights", "cpu-demo");
 
 /** A throwaway copy of the shipped weights (experiments and the probe write into the run). */
 async function copyWeights(): Promise<string> {

@@ -13,7 +13,7 @@ import {
   textToImage,
 } from "../browser.ts";
 
-const WEIGHTS = new URL("../weights/default/", import.meta.url);
+const WEIGHTS = new URL("../weights/cpu-demo/", import.meta.url);
 
 /** A static file server for `root` on 127.0.0.1 (GET and HEAD; 404 for anything missing). */
 function serveStatic(root: URL) {
