@@ -3,12 +3,16 @@
  * without a hardware GPU), then the engine's tests (every op, autograd, nn, optimizers, memory)
  * again on WebGPU, so both backends meet the same checks from one set of tests. The WebGPU half
  * runs when a WebGPU adapter exists (Mesa's llvmpipe counts); without one it says so and is
- * skipped. Ends with one line "N passed, N failed"; the exit code is non-zero on any failure.
+ * skipped. The WGSL modules that half compiles are then compiled again in headless Chromium when
+ * it is installed (its WGSL compiler is stricter than Deno's). Ends with one line "N passed, N
+ * failed"; the exit code is non-zero on any failure.
  *
- * Extra arguments go to both `deno test` runs (e.g. `deno task test --filter conv`).
+ * Extra arguments go to every `deno test` run (e.g. `deno task test --filter conv`).
  *
  * @module
  */
+
+import { findChromium } from "../tests/_support/chromium.ts";
 
 /** Test files that exercise the engine itself and run on both backends. */
 export const ENGINE_TESTS = [
@@ -34,9 +38,15 @@ interface Half {
 }
 
 /** Runs `deno test` with the backend set, streaming its output, and reads its summary line. */
-async function run(label: string, backend: string | null, files: string[], extra: string[]) {
+async function run(
+  label: string,
+  backend: string | null,
+  files: string[],
+  extra: string[],
+  moreEnv: Record<string, string> = {},
+) {
   console.log(`\n== ${label} ==`);
-  const env: Record<string, string> = { NO_COLOR: "1" };
+  const env: Record<string, string> = { NO_COLOR: "1", ...moreEnv };
   if (backend) env.UNCLIP_BACKEND = backend;
   const child = new Deno.Command(Deno.execPath(), {
     args: ["test", "-A", "--quiet", ...extra, ...files],
@@ -54,7 +64,16 @@ async function run(label: string, backend: string | null, files: string[], extra
   // Deno prints "ok | 12 passed (3 steps) | 0 failed (4s)" or "FAILED | 11 passed | 1 failed".
   const m = [...tail.matchAll(/(?:ok|FAILED) \| (\d+) passed.*?\| (\d+) failed/g)].at(-1);
   const half: Half = { passed: Number(m?.[1] ?? 0), failed: Number(m?.[2] ?? 0), code };
-  if (code !== 0 && half.failed === 0) half.failed = 1; // crashed before its summary
+  if (m && half.failed === 0 && (code === 134 || code === 139)) {
+    // Every test passed and the summary was printed, then the process aborted while exiting:
+    // Mesa's llvmpipe sometimes crashes tearing down (a few runs in ten of the WebGPU files).
+    // Said loudly, but not counted as a failed test.
+    console.log(
+      `\nWarning: ${label}: the test process crashed at exit (code ${code}) ` +
+        "after all its tests passed; a known llvmpipe teardown crash, not a test failure",
+    );
+    half.code = 0;
+  } else if (code !== 0 && half.failed === 0) half.failed = 1; // crashed before its summary
   return half;
 }
 
@@ -75,7 +94,26 @@ if (import.meta.main) {
   const extra = Deno.args;
   const halves: Half[] = [await run("all tests, default backend (auto)", null, ["tests/"], extra)];
   if (await hasWebGpuAdapter()) {
-    halves.push(await run("engine tests on WebGPU", "webgpu", ENGINE_TESTS, extra));
+    // Every WGSL module the engine tests compile is kept, so that Chromium's compiler (Tint)
+    // can check them too: Deno's (Naga) accepts some WGSL that the WGSL spec, and Tint, reject.
+    const dump = await Deno.makeTempDir({ prefix: "unclip-wgsl-" });
+    halves.push(
+      await run("engine tests on WebGPU", "webgpu", ENGINE_TESTS, extra, {
+        UNCLIP_WGSL_DUMP: dump,
+      }),
+    );
+    if (await findChromium()) {
+      halves.push(
+        await run(
+          "the engine tests' WGSL compiled in Chromium",
+          null,
+          ["tests/browser_test.ts"],
+          ["--filter", "WGSL compiler", ...extra],
+          { UNCLIP_WGSL_SWEEP: dump },
+        ),
+      );
+    } else console.log("\nChromium is not installed: the WGSL sweep in Chromium was skipped.");
+    await Deno.remove(dump, { recursive: true });
   } else {
     console.log(
       "\nNo WebGPU adapter on this machine: the WebGPU half of the engine tests was skipped.",

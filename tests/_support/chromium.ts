@@ -122,6 +122,18 @@ export async function openPage(binary: string, url: string): Promise<BrowserPage
       ws.send(JSON.stringify({ id, method, params }));
     });
   await call("Runtime.enable");
+  // The page target exists before it has navigated (it may still be about:blank, where WebGPU is
+  // missing): wait until the document at `url` has loaded.
+  const origin = new URL(url).origin;
+  for (let i = 0; i < 300; i++) {
+    const m = await call("Runtime.evaluate", {
+      expression: "location.origin + ' ' + document.readyState",
+      returnByValue: true,
+    });
+    const value = (m.result as { result?: { value?: string } } | undefined)?.result?.value ?? "";
+    if (value === `${origin} complete`) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   return {
     version,
     logs,
