@@ -12,18 +12,22 @@ import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
 import {
   add,
   concat,
-  matmul,
   mean,
   mse,
   mul,
   randn,
   reshape,
   type Tensor,
-  tensor,
 } from "../../core/tensor/mod.ts";
 import type { Decoder, DecoderConditioning, EncodedConditioning } from "../../core/components.ts";
 import type { NoiseSchedule } from "../schedules/mod.ts";
-import { gatherSteps, oneHotSteps, qSample, randomSteps } from "../schedules/diffusion.ts";
+import {
+  derivedTable,
+  gatherSteps,
+  gatherTable,
+  qSample,
+  randomSteps,
+} from "../schedules/diffusion.ts";
 import {
   AttentionBlock,
   clampGroups,
@@ -322,7 +326,7 @@ export interface DecoderLossOptions {
  * "Efficient Diffusion Training via Min-SNR Weighting Strategy", eq. 8 for eps targets):
  * w_t = min(SNR_t, gamma) / SNR_t with SNR_t = abar_t / (1 - abar_t). High-SNR (nearly clean)
  * steps, whose eps targets are easy and whose gradients conflict with the noisy steps', count
- * less; steps with SNR <= gamma keep weight 1. Cached per schedule and gamma.
+ * less; steps with SNR <= gamma keep weight 1.
  *
  * @example
  * ```ts
@@ -330,24 +334,13 @@ export interface DecoderLossOptions {
  * ```
  */
 export function minSnrWeights(schedule: NoiseSchedule, gamma: number): Float32Array {
-  const key = `${gamma}`;
-  let bySchedule = snrWeightCache.get(schedule);
-  if (!bySchedule) snrWeightCache.set(schedule, bySchedule = new Map());
-  let w = bySchedule.get(key);
-  if (!w) {
-    w = new Float32Array(schedule.numSteps);
-    for (let i = 0; i < schedule.numSteps; i++) {
-      const ab = schedule.alphaBar[i];
-      const snr = ab / (1 - ab);
-      w[i] = Math.min(snr, gamma) / snr;
-    }
-    bySchedule.set(key, w);
+  const w = new Float32Array(schedule.numSteps);
+  for (let i = 0; i < schedule.numSteps; i++) {
+    const snr = schedule.alphaBar[i] / (1 - schedule.alphaBar[i]);
+    w[i] = Math.min(snr, gamma) / snr;
   }
   return w;
 }
-
-const snrWeightCache = new WeakMap<NoiseSchedule, Map<string, Float32Array>>();
-const snrWeightTensors = new WeakMap<Float32Array, Tensor>();
 
 /**
  * Algorithm 2 (thesis section 3.3.2; Ho et al. 2020, Algorithm 1): t ~ U{0..T-1}, eps ~ N(0, I),
@@ -377,14 +370,9 @@ export function decoderLoss(
   const gamma = options.minSnrGamma ?? null;
   if (gamma === null) return mse(predicted, eps);
   // Per-sample MSE [B, 1] times the step's weight, averaged over the batch.
-  const weights = minSnrWeights(schedule, gamma);
-  let table = snrWeightTensors.get(weights);
-  if (!table || table.disposed) {
-    table = tensor(weights, [schedule.numSteps, 1]).keep();
-    snrWeightTensors.set(weights, table);
-  }
+  const weights = derivedTable(schedule, `minSnr${gamma}`, () => minSnrWeights(schedule, gamma));
   const perSample = mean(reshape(mse(predicted, eps, "none"), [B, -1]), 1, true);
-  return mean(mul(perSample, matmul(oneHotSteps(t, schedule.numSteps), table)));
+  return mean(mul(perSample, gatherTable(schedule, weights, t)));
 }
 
 /** The "unet" decoder plugin. `context.vocabSize` (from the tokenizer) overrides `vocabSize`. */

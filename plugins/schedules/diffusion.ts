@@ -30,7 +30,7 @@ import type { NoiseSchedule, ScheduleArray } from "../schedules/mod.ts";
 /** A gatherable per-step table: a schedule coefficient or the original timestep indices. */
 export type StepTable = ScheduleArray | "timesteps";
 
-const tables = new WeakMap<NoiseSchedule, Map<StepTable, Tensor>>();
+const tables = new WeakMap<NoiseSchedule, Map<string, Tensor>>();
 const ranges = new Map<number, Tensor>();
 
 /** 0..n-1 as f32 [1, n], cached and kept. */
@@ -53,15 +53,33 @@ function stepRange(n: number): Tensor {
  * ```
  */
 export function scheduleTable(schedule: NoiseSchedule, name: StepTable): Tensor {
+  return derivedTable(
+    schedule,
+    name,
+    () => name === "timesteps" ? Float32Array.from(schedule.timesteps) : schedule.coefficient(name),
+  );
+}
+
+/**
+ * The f32 [T, 1] GPU copy of a per-step table computed from `schedule` by `make` (called once),
+ * cached under `key` beside the schedule's own tables (e.g. loss weights per step).
+ *
+ * @example
+ * ```ts
+ * const w = derivedTable(schedule, "minSnr5", () => weightsPerStep); // [T, 1]
+ * ```
+ */
+export function derivedTable(
+  schedule: NoiseSchedule,
+  key: string,
+  make: () => Float32Array,
+): Tensor {
   let bySchedule = tables.get(schedule);
   if (!bySchedule) tables.set(schedule, bySchedule = new Map());
-  let t = bySchedule.get(name);
+  let t = bySchedule.get(key);
   if (!t || t.disposed) {
-    const data = name === "timesteps"
-      ? Float32Array.from(schedule.timesteps)
-      : schedule.coefficient(name);
-    t = tensor(data, [schedule.numSteps, 1]).keep();
-    bySchedule.set(name, t);
+    t = tensor(make(), [schedule.numSteps, 1]).keep();
+    bySchedule.set(key, t);
   }
   return t;
 }
@@ -91,7 +109,12 @@ export function oneHotSteps(t: Tensor, numSteps: number): Tensor {
  * ```
  */
 export function gatherSteps(schedule: NoiseSchedule, name: StepTable, t: Tensor): Tensor {
-  return matmul(oneHotSteps(t, schedule.numSteps), scheduleTable(schedule, name));
+  return gatherTable(schedule, scheduleTable(schedule, name), t);
+}
+
+/** Per-sample values [B, 1] of any [T, 1] per-step `table` of `schedule` at step indices t. */
+export function gatherTable(schedule: NoiseSchedule, table: Tensor, t: Tensor): Tensor {
+  return matmul(oneHotSteps(t, schedule.numSteps), table);
 }
 
 /**
