@@ -9,16 +9,7 @@ import { z } from "../../core/deps.ts";
 import { Conv2d, GroupNorm, Linear, timestepEmbedding } from "../../core/nn/mod.ts";
 import { Module } from "../../core/nn/module.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
-import {
-  add,
-  concat,
-  mean,
-  mse,
-  mul,
-  randn,
-  reshape,
-  type Tensor,
-} from "../../core/tensor/mod.ts";
+import { add, concat, mean, mse, mul, randn, reshape, type Tensor } from "../../core/tensor/mod.ts";
 import type { Decoder, DecoderConditioning, EncodedConditioning } from "../../core/components.ts";
 import type { NoiseSchedule } from "../schedules/mod.ts";
 import {
