@@ -11,6 +11,7 @@ import { cosine, lerp, nearest, pca, slerp } from "../core/eval/embed.ts";
 import { exists } from "../core/io/mod.ts";
 import { runExperiment } from "../tasks/experiment.ts";
 import { runReport } from "../tasks/report.ts";
+import { assertOneLineError, type Cli, cli as runTask } from "./_support/cli.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 // The 16x16 demo weights: small enough that all four experiments run in seconds.
@@ -30,30 +31,9 @@ async function copyWeights(): Promise<string> {
   return dir;
 }
 
-interface Cli {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(task: string, args: string[]): Promise<Cli> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "tasks", `${task}.ts`), ...args],
-    cwd: ROOT,
-    env: { NO_COLOR: "1", UNCLIP_BACKEND: "cpu", UNCLIP_CPU_THREADS: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-function assertOneLineError(r: Cli, re: RegExp): void {
-  assert.equal(r.code, 1, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  const lines = r.stderr.trimEnd().split("\n");
-  assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0], /^Error: /);
-  assert.match(lines[0], re);
+/** A task run with one CPU thread (the experiments' tests keep the machine usable). */
+function cli(task: string, args: string[]): Promise<Cli> {
+  return runTask(task, args, { env: { UNCLIP_CPU_THREADS: "1" } });
 }
 
 const quiet = { print: () => {} };

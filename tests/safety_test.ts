@@ -25,38 +25,10 @@ import { initBackend } from "../core/tensor/mod.ts";
 import { BpeTokenizer, shortCaption } from "../plugins/tokenizers/bpe.ts";
 import { numberFlag, seedFlag, UsageError } from "../tasks/_cli.ts";
 import { hugePng } from "./_support/huge_png.ts";
+import { assertOneLineError, type Cli, cli } from "./_support/cli.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SHIPPED = join(ROOT, "weights", "default");
-
-/** What a task printed and its exit code. */
-interface Cli {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `deno run -A tasks/<task>.ts ...args` from the repository root (or `cwd`). */
-async function cli(task: string, args: string[], cwd = ROOT): Promise<Cli> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(ROOT, "tasks", `${task}.ts`), ...args],
-    cwd,
-    env: { NO_COLOR: "1", UNCLIP_BACKEND: "cpu" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-/** Asserts exit code 1 with exactly one stderr line, `Error: ...`, matching `re`. */
-function assertOneLineError(r: Cli, re: RegExp): void {
-  assert.equal(r.code, 1, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  const lines = r.stderr.trimEnd().split("\n");
-  assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0], /^Error: /);
-  assert.match(lines[0], re);
-}
 
 Deno.test("seeds: decimal integers 0..2^32-1 only; 4294967296 and 0x10 are usage errors", async () => {
   assert.equal(seedFlag({}), 0);
@@ -659,7 +631,7 @@ Deno.test('config names are safe folder names: "../../escape" is refused before 
     const config = join(work, "escape.json");
     const c = JSON.parse(await Deno.readTextFile(await tinyConfig(work)));
     await Deno.writeTextFile(config, JSON.stringify({ ...c, name: "../../escape" }));
-    const r = await cli("train", ["clip", "--config", config, "--max-steps", "1"], cwd);
+    const r = await cli("train", ["clip", "--config", config, "--max-steps", "1"], { cwd });
     assertOneLineError(
       r,
       /escape\.json: name: "\.\.\/\.\.\/escape" is not a safe run-folder name \(it names runs\/<name>\)/,
