@@ -18,10 +18,76 @@ import {
   validateConfig,
 } from "./config.ts";
 
+/** Relative module paths ("./x.ts", "../x.ts") as opposed to URLs and bare names. */
+const RELATIVE = /^\.\.?[\\/]/;
+
+/** Is `v` a plain JSON object (not an array, not null)? */
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * `over` laid over `base`: objects merge key by key (recursively), anything else (numbers,
+ * strings, arrays such as `channelMults`) replaces the base's value.
+ *
+ * @example
+ * ```ts
+ * mergeConfig({ a: { b: 1, c: [1, 2] } }, { a: { c: [3] } }); // { a: { b: 1, c: [3] } }
+ * ```
+ */
+export function mergeConfig(base: unknown, over: unknown): unknown {
+  if (!isObject(base) || !isObject(over)) return over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = k in base ? mergeConfig(base[k], v) : v;
+  return out;
+}
+
+/**
+ * Reads a config file as JSON; a top-level `"extends": "base.jsonc"` (relative to the file) loads
+ * that config first and lays this one over it (`mergeConfig`), so a variant states only what it
+ * changes. Relative plugin modules of a base config stay relative to the base's folder.
+ */
+async function readConfigTree(path: string, chain: readonly string[]): Promise<unknown> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    const via = chain.length ? ` (extended by ${chain.at(-1)})` : "";
+    if (e instanceof Deno.errors.NotFound) {
+      throw new ConfigError(`${path}: config file not found${via}; check the path`);
+    }
+    throw new ConfigError(`${path}: cannot read config file${via}: ${(e as Error).message}`);
+  }
+  const raw = parseJsonc(text, path);
+  if (!isObject(raw) || !("extends" in raw)) return raw;
+  const { extends: parent, ...own } = raw;
+  if (typeof parent !== "string" || parent.trim() === "") {
+    throw new ConfigError(
+      `${path}: "extends" must be the path of another config file, relative to this one`,
+    );
+  }
+  const parentPath = resolve(dirname(resolve(path)), parent);
+  const seen = [...chain, resolve(path)];
+  if (seen.includes(parentPath)) {
+    throw new ConfigError(
+      `${path}: "extends" makes a cycle (${[...seen, parentPath].join(" -> ")}); remove one`,
+    );
+  }
+  const base = await readConfigTree(parentPath, seen);
+  if (isObject(base) && Array.isArray(base.plugins)) {
+    const baseDir = dirname(parentPath);
+    base.plugins = base.plugins.map((p) =>
+      typeof p === "string" && RELATIVE.test(p) ? resolve(baseDir, p) : p
+    );
+  }
+  return mergeConfig(base, own);
+}
+
 /**
  * Reads a config file, loads the plugin modules it names (relative to its folder), and validates
  * it; relative paths in plugin options that name files (`pathOptions`) are resolved against the
- * config file's folder too. Every user error is a `ConfigError`.
+ * config file's folder too (the folder of the file given, also for options it inherits through
+ * `"extends"`). Every user error is a `ConfigError`.
  *
  * @example
  * ```ts
@@ -29,16 +95,7 @@ import {
  * ```
  */
 export async function loadConfig(path: string, registry: Registry): Promise<ResolvedConfig> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new ConfigError(`${path}: config file not found; check the path`);
-    }
-    throw new ConfigError(`${path}: cannot read config file: ${(e as Error).message}`);
-  }
-  const raw = parseJsonc(text, path);
+  const raw = await readConfigTree(path, []);
   const plugins = (raw as { plugins?: unknown } | null)?.plugins;
   if (Array.isArray(plugins)) {
     const problems: string[] = [];

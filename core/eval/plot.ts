@@ -130,3 +130,51 @@ export function scatter(
     },
   });
 }
+
+/** One bar of a grouped bar chart. */
+export interface BarPoint {
+  /** The group (one slot on the x axis). */
+  group: string;
+  /** The bar within its group (picks the colour). */
+  bar: string;
+  value: number;
+}
+
+/**
+ * Grouped bars: one slot per `group` (in order of appearance), one coloured bar per `bar` in it.
+ *
+ * @example
+ * ```ts
+ * await barChart([{ group: "unseen pairs", bar: "generated", value: 0.4 }], { y: "rate" });
+ * ```
+ */
+export function barChart(
+  points: readonly BarPoint[],
+  labels: { y: string; title?: string },
+): Promise<string> {
+  return renderSvg({
+    ...(labels.title && { title: labels.title }),
+    width: { step: 22 },
+    height: 220,
+    data: { values: points },
+    mark: { type: "bar" },
+    encoding: {
+      x: {
+        field: "group",
+        type: "nominal",
+        title: null,
+        sort: [...new Set(points.map((p) => p.group))],
+        axis: { labelAngle: -30, labelLimit: 220 },
+      },
+      xOffset: { field: "bar", type: "nominal", sort: [...new Set(points.map((p) => p.bar))] },
+      y: { field: "value", type: "quantitative", title: labels.y },
+      color: {
+        field: "bar",
+        type: "nominal",
+        title: null,
+        sort: [...new Set(points.map((p) => p.bar))],
+      },
+      tooltip: { field: "value", type: "quantitative", format: ".3f" },
+    },
+  });
+}

@@ -285,7 +285,7 @@ export async function trainProbe(
 }
 
 /**
- * The probe's predictions for NCHW images in [-1, 1] (one readback per 128 images).
+ * The probe's predictions for NCHW images in [-1, 1] (decoded `probeLogits`).
  *
  * @example
  * ```ts
@@ -297,13 +297,34 @@ export async function predictProbe(
   images: Float32Array,
   count: number,
 ): Promise<ProbePrediction[]> {
+  return (await probeLogits(probe, images, count)).map((row) =>
+    decodePrediction(row.subarray(0, PAIR_COUNT), row[COUNT_LOGIT], row.subarray(COUNT_LOGIT + 1))
+  );
+}
+
+/**
+ * The probe's raw outputs for NCHW images in [-1, 1], one row of `PROBE_LOGITS` per image: the
+ * (colour, shape) pair logits (`pairIndex` order), the count logit (> 0: two figures), the size
+ * logits. One readback per 128 images.
+ *
+ * @example
+ * ```ts
+ * const rows = await probeLogits(probe, images, count);
+ * rows[0][pairIndex("red", "circle")] > 0; // the probe sees a red circle in image 0
+ * ```
+ */
+export async function probeLogits(
+  probe: ShapeProbe,
+  images: Float32Array,
+  count: number,
+): Promise<Float32Array[]> {
   const S = probe.imageSize, per = 3 * S * S, K = PROBE_LOGITS;
   if (images.length !== count * per) {
     throw new Error(
       `Expected ${count} images of ${S}x${S} (${count * per} values), got ${images.length}`,
     );
   }
-  const out: ProbePrediction[] = [];
+  const out: Float32Array[] = [];
   for (let i = 0; i < count; i += 128) {
     const b = Math.min(128, count - i);
     const logits = noGrad(() =>
@@ -311,16 +332,7 @@ export async function predictProbe(
     );
     const z = (await logits.read()) as Float32Array;
     logits.dispose();
-    for (let k = 0; k < b; k++) {
-      const row = z.subarray(k * K, (k + 1) * K);
-      out.push(
-        decodePrediction(
-          row.subarray(0, PAIR_COUNT),
-          row[COUNT_LOGIT],
-          row.subarray(COUNT_LOGIT + 1),
-        ),
-      );
-    }
+    for (let k = 0; k < b; k++) out.push(z.slice(k * K, (k + 1) * K));
   }
   return out;
 }

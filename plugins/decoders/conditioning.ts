@@ -1,7 +1,9 @@
 /**
  * The decoder's conditioning (thesis section 3.3.1, Figure 3.6): its own text transformer, the
  * CLIP image embedding projected into extra tokens (Ramesh et al. 2022, section 2.1), and the
- * learned null condition for classifier-free guidance (thesis Algorithm 2, line 7).
+ * learned null condition for classifier-free guidance (thesis Algorithm 2, line 7). For the
+ * attribute-binding experiment (thesis section 4.5) either input can be left out: a decoder
+ * conditioned on the CLIP image embedding only, or on the caption only (GLIDE, Nichol et al. 2022).
  *
  * @module
  */
@@ -19,8 +21,19 @@ import {
 } from "../../core/tensor/mod.ts";
 import type { DecoderConditioning } from "../../core/components.ts";
 
+/**
+ * What the decoder is conditioned on: the caption and the CLIP image embedding (the thesis's and
+ * DALL-E 2's decoder), the CLIP image embedding only, or the caption only (GLIDE).
+ */
+export const CONDITIONING_INPUTS = ["clip+text", "clip", "text"] as const;
+
+/** One of `CONDITIONING_INPUTS`. */
+export type ConditioningInputs = (typeof CONDITIONING_INPUTS)[number];
+
 /** Sizes of `DecoderConditioner`. */
 export interface ConditionerOptions {
+  /** The inputs used (default "clip+text"); the others are ignored and have no parameters. */
+  inputs?: ConditioningInputs;
   /** Token vocabulary size. */
   vocabSize: number;
   /** Tokens per caption (33 in the thesis). */
@@ -56,15 +69,21 @@ export interface ConditionerOutput {
 export class DecoderConditioner extends Module {
   /** The sizes it was built with. */
   readonly options: ConditionerOptions;
-  readonly #tokenEmbedding: Embedding;
-  readonly #position: Tensor;
-  readonly #blocks: TransformerBlock[] = [];
-  readonly #finalNorm: LayerNorm;
-  readonly #pooledProj: Linear;
-  readonly #clipProj: Linear;
-  readonly #nullText: Tensor;
-  readonly #nullPooled: Tensor;
-  readonly #nullClip: Tensor;
+  readonly #text?: {
+    tokenEmbedding: Embedding;
+    position: Tensor;
+    blocks: TransformerBlock[];
+    finalNorm: LayerNorm;
+    pooledProj: Linear;
+    nullText: Tensor;
+    nullPooled: Tensor;
+  };
+  readonly #clip?: {
+    proj: Linear;
+    /** CLIP-only decoders: the embedding's projection added to the time embedding. */
+    pooledProj?: Linear;
+    nullClip: Tensor;
+  };
 
   /**
    * Creates the conditioner with freshly initialised parameters.
@@ -78,24 +97,42 @@ export class DecoderConditioner extends Module {
   constructor(options: ConditionerOptions) {
     super();
     this.options = { ...options };
+    const inputs = options.inputs ?? "clip+text";
     const { vocabSize, contextLength: T, width: W } = options;
-    this.#tokenEmbedding = this.addModule("tokenEmbedding", new Embedding(vocabSize, W));
-    this.#position = this.addParameter("position", normalInit([T, W], 0.01));
-    for (let i = 0; i < options.layers; i++) {
-      this.#blocks.push(
-        this.addModule(`blocks.${i}`, new TransformerBlock(W, options.heads, { causal: false })),
-      );
+    // Registered in the order of the first version (checkpoints list parameters in this order).
+    const text = inputs === "clip" ? undefined : {
+      tokenEmbedding: this.addModule("tokenEmbedding", new Embedding(vocabSize, W)),
+      position: this.addParameter("position", normalInit([T, W], 0.01)),
+      blocks: Array.from(
+        { length: options.layers },
+        (_, i) =>
+          this.addModule(`blocks.${i}`, new TransformerBlock(W, options.heads, { causal: false })),
+      ),
+      finalNorm: this.addModule("finalNorm", new LayerNorm(W)),
+      pooledProj: this.addModule("pooledProj", new Linear(W, options.embDim)),
+    };
+    const clipProj = inputs === "text"
+      ? undefined
+      : this.addModule("clipProj", new Linear(options.clipEmbedDim, options.clipTokens * W));
+    if (text) {
+      this.#text = {
+        ...text,
+        nullText: this.addParameter("nullText", normalInit([1, T, W], 0.02)),
+        nullPooled: this.addParameter("nullPooled", normalInit([1, W], 0.02)),
+      };
     }
-    this.#finalNorm = this.addModule("finalNorm", new LayerNorm(W));
-    this.#pooledProj = this.addModule("pooledProj", new Linear(W, options.embDim));
-    this.#clipProj = this.addModule(
-      "clipProj",
-      new Linear(options.clipEmbedDim, options.clipTokens * W),
-    );
-    this.#nullText = this.addParameter("nullText", normalInit([1, T, W], 0.02));
-    this.#nullPooled = this.addParameter("nullPooled", normalInit([1, W], 0.02));
-    // Algorithm 2 sets the dropped embedding to 0; we start there and let it learn.
-    this.#nullClip = this.addParameter("nullClip", zeros([1, options.clipEmbedDim]));
+    if (clipProj) {
+      this.#clip = {
+        proj: clipProj,
+        // DALL-E 2 section 2.1 also adds a projection of the CLIP embedding to the time
+        // embedding; with text, the caption's end token takes that place (thesis Figure 3.6).
+        pooledProj: inputs === "clip"
+          ? this.addModule("clipPooledProj", new Linear(options.clipEmbedDim, options.embDim))
+          : undefined,
+        // Algorithm 2 sets the dropped embedding to 0; we start there and let it learn.
+        nullClip: this.addParameter("nullClip", zeros([1, options.clipEmbedDim])),
+      };
+    }
   }
 
   /**
@@ -119,26 +156,34 @@ export class DecoderConditioner extends Module {
           `imageEmbedding [${cond.imageEmbedding.shape}]`,
       );
     }
-    let h = add(this.#tokenEmbedding.forward(ids), this.#position);
-    for (const block of this.#blocks) h = block.forward(h);
-    const seq = this.#finalNorm.forward(h); // [B, T, W]
-    // Thesis 3.3.1 / GLIDE: the last (end) token's output summarises the caption.
-    const last = takeAlong(seq, endIndex); // [B, W]
-
     // Null condition: x' = keep * x + (1 - keep) * null, per row (Algorithm 2, line 7).
     const k2 = reshape(cond.keep, [B, 1]);
     const k3 = reshape(cond.keep, [B, 1, 1]);
     const mix = (x: Tensor, nul: Tensor, k: Tensor): Tensor =>
       add(mul(x, k), mul(nul, affine(k, -1, 1)));
-    const text = mix(seq, this.#nullText, k3);
-    const pooledText = mix(last, this.#nullPooled, k2);
-    const clip = mix(cond.imageEmbedding, this.#nullClip, k2);
 
-    // DALL-E 2 (Ramesh et al. 2022, section 2.1): the CLIP embedding becomes K extra tokens.
-    const clipTokens = reshape(this.#clipProj.forward(clip), [B, K, W]);
+    const tokens: Tensor[] = [];
+    let pooled: Tensor | undefined;
+    if (this.#text) {
+      const t = this.#text;
+      let h = add(t.tokenEmbedding.forward(ids), t.position);
+      for (const block of t.blocks) h = block.forward(h);
+      const seq = t.finalNorm.forward(h); // [B, T, W]
+      // Thesis 3.3.1 / GLIDE: the last (end) token's output summarises the caption.
+      const last = takeAlong(seq, endIndex); // [B, W]
+      tokens.push(mix(seq, t.nullText, k3));
+      pooled = t.pooledProj.forward(mix(last, t.nullPooled, k2));
+    }
+    if (this.#clip) {
+      const c = this.#clip;
+      const clip = mix(cond.imageEmbedding, c.nullClip, k2);
+      // DALL-E 2 (Ramesh et al. 2022, section 2.1): the CLIP embedding becomes K extra tokens.
+      tokens.push(reshape(c.proj.forward(clip), [B, K, W]));
+      if (c.pooledProj) pooled = c.pooledProj.forward(clip);
+    }
     return {
-      tokens: concat([text, clipTokens], 1),
-      pooled: this.#pooledProj.forward(pooledText),
+      tokens: tokens.length === 1 ? tokens[0] : concat(tokens, 1),
+      pooled: pooled!,
     };
   }
 }

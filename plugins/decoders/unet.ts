@@ -27,7 +27,7 @@ import {
   Upsample,
   zeroParameters,
 } from "./blocks.ts";
-import { type ConditionerOutput, DecoderConditioner } from "./conditioning.ts";
+import { type ConditionerOutput, CONDITIONING_INPUTS, DecoderConditioner } from "./conditioning.ts";
 
 /** The U-Net's encoded conditioning: the conditioner's output, computed once per sample. */
 interface EncodedUnetConditioning extends EncodedConditioning, ConditionerOutput {}
@@ -60,6 +60,10 @@ export const unetOptions = z.object({
   clipEmbedDim: z.number().int().positive().default(256).describe("CLIP embedding size"),
   clipTokens: z.number().int().positive().default(4)
     .describe("Tokens the CLIP embedding is projected into"),
+  conditioning: z.enum(CONDITIONING_INPUTS).default("clip+text")
+    .describe(
+      'Inputs: "clip+text" (thesis), "clip" (image embedding only) or "text" (caption only, GLIDE)',
+    ),
   nullRate: z.number().min(0).max(1).default(0.2)
     .describe("Probability of the null condition at training (read by the trainer)"),
   minSnrGamma: z.number().positive().nullable().default(null)
@@ -173,6 +177,7 @@ export class UNetDecoder extends Module implements Decoder {
         clipEmbedDim: o.clipEmbedDim,
         clipTokens: o.clipTokens,
         embDim,
+        inputs: o.conditioning,
       }),
     );
 

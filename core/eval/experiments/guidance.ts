@@ -7,8 +7,9 @@
  *
  * @module
  */
-import { loadPipeline, textToImage } from "../../pipeline.ts";
-import { imagesToNchw, loadOrTrainProbe, scoreImages } from "../probe.ts";
+import { loadPipeline } from "../../pipeline.ts";
+import { imagesToNchw, scoreImages } from "../probe.ts";
+import { generateImages, loadJudge, PROBE_FLAGS, probeOverrides } from "./generate.ts";
 import type { ProbeScores } from "../score.ts";
 import { imageEmbeddings } from "../embed.ts";
 import { sampleMetrics } from "../metrics.ts";
@@ -32,19 +33,6 @@ export const FEATURES = "clip-image";
 /** Default number of test captions. */
 export const DEFAULT_GUIDANCE_LIMIT = 200;
 
-function probeOptions(flags: Record<string, string | boolean | undefined>) {
-  const n = (name: string): number | undefined => {
-    const raw = flags[name];
-    if (raw === undefined) return undefined;
-    if (typeof raw !== "string" || !/^\d+$/.test(raw) || Number(raw) < 1) {
-      throw new ExperimentUsageError(`--${name} "${raw}" must be a positive integer`);
-    }
-    return Number(raw);
-  };
-  const steps = n("probe-steps"), trainCount = n("probe-images");
-  return { ...(steps && { steps }), ...(trainCount && { trainCount }) };
-}
-
 /** The guidance experiment. */
 export const guidanceExperiment: Experiment = {
   name: "guidance",
@@ -53,13 +41,11 @@ export const guidanceExperiment: Experiment = {
   stages: ["clip", "prior", "decoder"],
   flags: {
     scales: { type: "string", help: "guidance scales, comma-separated (default 1,1.5,2,2.5,3)" },
-    "probe-steps": { type: "string", help: "training steps of the ground-truth probe" },
-    "probe-images": { type: "string", help: "training images of the probe (default 20000)" },
-    "no-probe": { type: "boolean", help: "skip the ground-truth probe" },
+    ...PROBE_FLAGS,
   },
   async run(ctx) {
     const scales = numberList(ctx.flags.scales, "scales", { min: 0, max: 100 }) ?? DEFAULT_SCALES;
-    const probeOverrides = probeOptions(ctx.flags);
+    probeOverrides(ctx.flags); // bad probe flags fail before any work
     const limit = ctx.limit ?? DEFAULT_GUIDANCE_LIMIT;
     const p = await loadPipeline(ctx.checkpoint, ctx.registry, { sampler: ctx.sampler });
     try {
@@ -78,12 +64,7 @@ export const guidanceExperiment: Experiment = {
       }
       const realImages = imagesToNchw(data);
       const real = await imageEmbeddings(p.clip, realImages, data.length);
-      let probe = null;
-      if (!ctx.flags["no-probe"] && data.every((d) => d.labels)) {
-        probe = await loadOrTrainProbe(ctx.checkpoint, p.config, ctx.registry, probeOverrides, {
-          print: ctx.print,
-        });
-      }
+      const probe = await loadJudge(ctx, p, data);
       try {
         const realProbe: ProbeScores | null = probe
           ? await scoreImages(probe.probe, realImages, captions)
@@ -93,18 +74,12 @@ export const guidanceExperiment: Experiment = {
         const files: ExperimentFile[] = [];
         for (const s of scales) {
           const t0 = performance.now();
-          const images = new Float32Array(captions.length * per);
-          for (let i = 0; i < captions.length; i += 16) {
-            const part = captions.slice(i, i + 16);
-            // The same seeds at every s: the scales differ in guidance only.
-            const g = await textToImage(p, part, {
-              n: 1,
-              guidance: s,
-              steps: ctx.steps,
-              seed: ctx.seed + i,
-            });
-            images.set(g.images, i * per);
-          }
+          // The same seeds at every s: the scales differ in guidance only.
+          const images = await generateImages(p, captions, {
+            guidance: s,
+            steps: ctx.steps,
+            seed: ctx.seed,
+          });
           const seconds = (performance.now() - t0) / 1000;
           const fake = await imageEmbeddings(p.clip, images, captions.length);
           const m = sampleMetrics(real, fake, FEATURES);

@@ -8,6 +8,10 @@ import { guidanceExperiment } from "./guidance.ts";
 import { interpolateExperiment } from "./interpolate.ts";
 import { knnExperiment } from "./knn.ts";
 import { pcaExperiment } from "./pca.ts";
+import { textdiffExperiment } from "./textdiff.ts";
+import { arithmeticExperiment } from "./arithmetic.ts";
+import { bindingExperiment } from "./binding.ts";
+import { zeroshotExperiment } from "./zeroshot.ts";
 
 export * from "./common.ts";
 
@@ -16,7 +20,11 @@ export const EXPERIMENTS: readonly Experiment[] = [
   guidanceExperiment,
   pcaExperiment,
   interpolateExperiment,
+  arithmeticExperiment,
+  textdiffExperiment,
+  bindingExperiment,
   knnExperiment,
+  zeroshotExperiment,
 ];
 
 /** The experiment called `name`, or undefined. */
