@@ -8,18 +8,52 @@
 import { join } from "node:path";
 import { exists, writeTextAtomic } from "../core/io/mod.ts";
 import { findExperiments, lossChart, renderHtml, renderMarkdown } from "../core/eval/report.ts";
-import { checkOutputFile, parseFlags, runMain, UsageError } from "./_cli.ts";
+import { EXPERIMENTS } from "../core/eval/experiments/mod.ts";
+import {
+  BACKEND_FLAG,
+  BACKEND_HELP,
+  checkOutputFile,
+  type FlagSpec,
+  parseFlags,
+  runMain,
+  UsageError,
+} from "./_cli.ts";
+import { runExperiment } from "./experiment.ts";
+
+/** Flags passed on to the experiments the report runs (each gets those it knows). */
+const PASSED: Record<string, FlagSpec> = {
+  limit: { type: "string" },
+  steps: { type: "string" },
+  seed: { type: "string" },
+  sampler: { type: "string" },
+  "clip-only": { type: "string" },
+  "text-only": { type: "string" },
+  "probe-steps": { type: "string" },
+  "probe-images": { type: "string" },
+  "no-probe": { type: "boolean" },
+  ...BACKEND_FLAG,
+};
+
+/** Flags every experiment takes (the rest only where the experiment lists them). */
+const COMMON = new Set(["limit", "steps", "seed", "sampler", "backend"]);
 
 const USAGE = `Usage: deno task report --checkpoint DIR [options]
 
-Gathers the experiments already run on DIR ("deno task experiment <name> --checkpoint DIR")
-and each stage's training loss into report.html (self-contained: figures inlined) and
-report.md (figures linked). Experiments not run yet are listed with their command.
+Runs the experiments not run yet on DIR (each as "deno task experiment <name> --checkpoint
+DIR" would, results in DIR/experiments/<name>/), reuses those already run, and gathers them
+with each stage's training loss into report.html (self-contained: figures inlined) and
+report.md (figures linked). "binding" runs only with --clip-only and/or --text-only.
 
 Options:
-  --checkpoint DIR   run folder whose experiments/ to gather
+  --checkpoint DIR   run folder whose experiments/ to run and gather
   --out DIR          where report.html and report.md go (default DIR)
   --force            overwrite existing report files
+  --no-run           only gather the experiments already run
+  --limit N, --steps N, --seed S, --sampler NAME, --clip-only DIR, --text-only DIR,
+  --probe-steps N, --probe-images N, --no-probe
+                     passed on to the experiments that take them (see
+                     "deno task experiment --help")
+${BACKEND_HELP}
   --debug            print stack traces of errors
   -h, --help         show this help`;
 
@@ -48,6 +82,8 @@ export async function runReport(
     checkpoint: { type: "string" },
     out: { type: "string" },
     force: { type: "boolean" },
+    "no-run": { type: "boolean" },
+    ...PASSED,
   }, "report");
   if (values.help) {
     print(USAGE);
@@ -67,6 +103,25 @@ export async function runReport(
   const force = values.force === true;
   for (const f of [html, markdown, loss]) await checkOutputFile(f, { force, flag: "--out" });
 
+  if (!values["no-run"]) {
+    for (const name of (await findExperiments(checkpoint)).missing) {
+      const experiment = EXPERIMENTS.find((e) => e.name === name)!;
+      if (name === "binding" && !values["clip-only"] && !values["text-only"]) {
+        print(`report: skipping binding (it needs --clip-only and/or --text-only runs)`);
+        continue;
+      }
+      const args = [name, "--checkpoint", checkpoint];
+      for (const [flag, spec] of Object.entries(PASSED)) {
+        const v = values[flag];
+        if (v === undefined || (!COMMON.has(flag) && !(flag in experiment.flags))) continue;
+        if (spec.type === "boolean") {
+          if (v === true) args.push(`--${flag}`);
+        } else args.push(`--${flag}`, String(v));
+      }
+      print(`report: running "deno task experiment ${args.join(" ")}"`);
+      await runExperiment(args, { print });
+    }
+  }
   const { found, missing } = await findExperiments(checkpoint);
   if (found.length === 0) {
     throw new UsageError(

@@ -418,3 +418,58 @@ Deno.test("shared sizes: only options a plugin has are compared; stored configs 
   const stored = validateConfig(both, r, "checkpoint", { crossChecks: false });
   assert.equal(stored.components.imageEncoder.options.imageSize, 32);
 });
+
+Deno.test('loadConfig(): "extends" lays a variant over its base; bad bases are one-line errors', async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // The shipped binding variants: only the decoder's conditioning (and the name) differ.
+    const base = await loadConfig(`${ROOT}presets/cpu32.jsonc`, builtins());
+    const clipOnly = await loadConfig(`${ROOT}presets/cpu32-clip-only.jsonc`, builtins());
+    assert.equal(clipOnly.name, "cpu32-clip-only");
+    assert.equal(clipOnly.components.decoder.options.conditioning, "clip");
+    assert.deepEqual(
+      { ...clipOnly.components.decoder.options, conditioning: "clip+text" },
+      base.components.decoder.options,
+    );
+    assert.deepEqual(clipOnly.train, base.train);
+    assert.deepEqual(clipOnly.components.imageEncoder, base.components.imageEncoder);
+    // Objects merge, arrays and numbers replace; chains work relative to each file.
+    await Deno.mkdir(`${dir}/sub`);
+    await Deno.writeTextFile(
+      `${dir}/sub/a.jsonc`,
+      JSON.stringify({
+        extends: `${ROOT}presets/tiny.jsonc`,
+        components: { decoder: { options: { channelMults: [1, 2] } } },
+      }),
+    );
+    await Deno.writeTextFile(
+      `${dir}/b.jsonc`,
+      `// a comment\n{ "extends": "sub/a.jsonc", "name": "b", "train": { "clip": { "steps": 7 } } }`,
+    );
+    const b = await loadConfig(`${dir}/b.jsonc`, builtins());
+    assert.equal(b.name, "b");
+    assert.deepEqual(b.components.decoder.options.channelMults, [1, 2]);
+    assert.equal(b.train.clip.steps, 7);
+    assert.equal(
+      b.train.clip.batchSize,
+      (await loadConfig(`${ROOT}presets/tiny.jsonc`, builtins())).train.clip.batchSize,
+    );
+    // A missing base, a cycle, a non-string: one line naming the file and the fix.
+    await Deno.writeTextFile(`${dir}/missing.jsonc`, `{ "extends": "nope.jsonc" }`);
+    await assert.rejects(
+      loadConfig(`${dir}/missing.jsonc`, builtins()),
+      (e: Error) =>
+        /nope\.jsonc: config file not found \(extended by .*missing\.jsonc\)/.test(e.message),
+    );
+    await Deno.writeTextFile(`${dir}/x.jsonc`, `{ "extends": "y.jsonc" }`);
+    await Deno.writeTextFile(`${dir}/y.jsonc`, `{ "extends": "x.jsonc" }`);
+    await assert.rejects(loadConfig(`${dir}/x.jsonc`, builtins()), /"extends" makes a cycle/);
+    await Deno.writeTextFile(`${dir}/n.jsonc`, `{ "extends": 3 }`);
+    await assert.rejects(
+      loadConfig(`${dir}/n.jsonc`, builtins()),
+      /"extends" must be the path of another config file/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

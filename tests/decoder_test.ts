@@ -165,6 +165,35 @@ Deno.test("UNetDecoder null condition: keep = 0 rows ignore tokens and CLIP embe
   model.dispose();
 });
 
+Deno.test("UNetDecoder conditioning: clip-only ignores the caption, text-only the CLIP embedding", async () => {
+  // Thesis section 4.5: one decoder sees CLIP embeddings only, the other captions only.
+  manualSeed(11);
+  const x = randn([1, 3, 8, 8]);
+  const xs = concat([x, x], 0);
+  const t = full([2], 23);
+  for (const inputs of ["clip", "text"] as const) {
+    const model = new UNetDecoder(
+      tinyOptions(8, { attentionLevels: [0, 1], conditioning: inputs }),
+    );
+    perturbZeroInit(model, 12);
+    const names = [...model.namedParameters()].map(([n]) => n);
+    // Only the parameters of the inputs used exist.
+    assert.equal(names.some((n) => n.includes("tokenEmbedding")), inputs === "text", inputs);
+    assert.equal(names.some((n) => n.includes("clipProj")), inputs === "clip", inputs);
+    // Two rows that differ only in the ignored input predict the same; in the used one, not.
+    const a = conditioning(2, 30), b = conditioning(2, 31);
+    const mixed: DecoderConditioning = inputs === "clip"
+      ? { tokens: b.tokens, imageEmbedding: a.imageEmbedding, keep: a.keep }
+      : { tokens: a.tokens, imageEmbedding: b.imageEmbedding, keep: a.keep };
+    const predict = (c: DecoderConditioning) =>
+      noGrad(() => scope(() => model.predictNoise(xs, t, c))).read();
+    assert.deepEqual(await predict(mixed), await predict(a), `${inputs}: ignored input matters`);
+    assert.notDeepEqual(await predict(b), await predict(a), `${inputs}: used input is ignored`);
+    model.dispose();
+  }
+  x.dispose(), xs.dispose(), t.dispose();
+});
+
 Deno.test("UNetDecoder.encodeConditioning(): encoded once, the same prediction as raw conditioning", async () => {
   manualSeed(8);
   const model = new UNetDecoder(tinyOptions(8, { attentionLevels: [0, 1] }));

@@ -62,7 +62,7 @@ Deno.test("experiment: bad input is one line and exit 1, before any work", async
   try {
     assertOneLineError(
       await cli("experiment", ["nonsense", "--checkpoint", run]),
-      /Unknown experiment "nonsense"; choose guidance, pca, interpolate or knn/,
+      /Unknown experiment "nonsense"; choose guidance, pca, interpolate, arithmetic, textdiff, binding, knn or zeroshot/,
     );
     assertOneLineError(await cli("experiment", ["pca"]), /Missing --checkpoint DIR/);
     assertOneLineError(
@@ -85,6 +85,22 @@ Deno.test("experiment: bad input is one line and exit 1, before any work", async
       await cli("experiment", ["guidance", "--checkpoint", run, "--scales", "1,x", "--limit", "4"]),
       /--scales "1,x" must be a comma-separated list of numbers/,
     );
+    assertOneLineError(
+      await cli("experiment", ["binding", "--checkpoint", run]),
+      /Experiment "binding" compares decoders: pass --clip-only DIR and\/or --text-only DIR/,
+    );
+    assertOneLineError(
+      await cli("experiment", ["binding", "--checkpoint", run, "--text-only", join(run, "nope")]),
+      /--text-only ".*nope" has no "clip" stage; copy clip\/ and prior\/ from/,
+    );
+    assertOneLineError(
+      await cli("experiment", ["arithmetic", "--checkpoint", run, "--equations", "a red circle"]),
+      /Equation "a red circle" needs one "=" followed by the expected caption/,
+    );
+    assertOneLineError(
+      await cli("experiment", ["textdiff", "--checkpoint", run, "--ratios", "0,2"]),
+      /--ratios "0,2" must be a comma-separated list of numbers from 0 to 1/,
+    );
     // A run with CLIP only: guidance needs the prior, named with the command that trains it.
     const clipOnly = await Deno.makeTempDir();
     await Deno.rename(join(run, "prior"), join(clipOnly, "prior"));
@@ -104,7 +120,7 @@ Deno.test("experiment: bad input is one line and exit 1, before any work", async
     assert.equal(await Deno.readTextFile(join(out, "pca.json")), "{}");
     assertOneLineError(await cli("report", ["--checkpoint", join(run, "nope")]), /does not exist/);
     assertOneLineError(
-      await cli("report", ["--checkpoint", SHIPPED, "--out", run]),
+      await cli("report", ["--checkpoint", SHIPPED, "--out", run, "--no-run"]),
       /No experiments in .* yet; run e\.g\. "deno task experiment guidance/,
     );
   } finally {
@@ -112,7 +128,39 @@ Deno.test("experiment: bad input is one line and exit 1, before any work", async
   }
 });
 
-Deno.test("experiment: all four run on the shipped weights (tiny limits); report.html is self-contained", async () => {
+/** Probe flags that train the probe once, in seconds (same options: cached for the rest). */
+const PROBE = ["--probe-steps", "3", "--probe-images", "128"];
+
+/** A decoder trained for 2 steps on the run's CLIP with `conditioning`, in a run of its own. */
+async function variantRun(run: string, conditioning: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: `unclip-${conditioning}-` });
+  for (const stage of ["clip", "prior"]) {
+    await Deno.mkdir(join(dir, stage));
+    for await (const e of Deno.readDir(join(run, stage))) {
+      if (e.isDirectory) {
+        await Deno.mkdir(join(dir, stage, e.name));
+        for await (const f of Deno.readDir(join(run, stage, e.name))) {
+          await Deno.copyFile(join(run, stage, e.name, f.name), join(dir, stage, e.name, f.name));
+        }
+      } else await Deno.copyFile(join(run, stage, e.name), join(dir, stage, e.name));
+    }
+  }
+  const config = join(dir, "variant.jsonc");
+  await Deno.writeTextFile(
+    config,
+    JSON.stringify({
+      extends: join(ROOT, "presets", "cpu-demo.jsonc"),
+      name: `demo-${conditioning.replace("+", "-")}`,
+      components: { decoder: { options: { conditioning } } },
+      train: { decoder: { steps: 2, batchSize: 4, logEvery: 1 } },
+    }),
+  );
+  const { runTrain } = await import("../tasks/train.ts");
+  await runTrain(["decoder", "--config", config, "--out", dir], quiet);
+  return dir;
+}
+
+Deno.test("experiment: every experiment runs on the shipped weights (tiny limits); report.html is self-contained", async () => {
   const run = await copyWeights();
   try {
     const g = await runExperiment([
@@ -166,6 +214,78 @@ Deno.test("experiment: all four run on the shipped weights (tiny limits); report
       assert.ok(r.neighbours[0].distance <= r.neighbours[2].distance);
     }
 
+    const a = await runExperiment([
+      "arithmetic",
+      "--checkpoint",
+      run,
+      "--steps",
+      "3",
+      "--n",
+      "2",
+      "--equations",
+      "a red square - red + blue = a blue square",
+      ...PROBE,
+    ], quiet);
+    const eq = (a!.report.results as { equations: Record<string, unknown>[] }).equations;
+    assert.equal(eq.length, 1);
+    assert.deepEqual(eq[0].terms, [
+      { sign: 1, caption: "a red square" },
+      { sign: -1, caption: "red" },
+      { sign: 1, caption: "blue" },
+    ]);
+    const cosines = eq[0].cosineToExpected as { arithmetic: number; direct: number };
+    assert.ok(Math.abs(cosines.arithmetic) <= 1 && Math.abs(cosines.direct) <= 1);
+
+    const t = await runExperiment(
+      ["textdiff", "--checkpoint", run, "--steps", "3", "--n", "1", "--ratios", "0,0.5", ...PROBE],
+      quiet,
+    );
+    const tr = t!.report.results as { steps: { r: number; probeTo: number }[]; to: string };
+    assert.deepEqual(tr.steps.map((s) => s.r), [0, 0.5]);
+    assert.ok(tr.steps.every((s) => s.probeTo >= 0 && s.probeTo <= 1));
+
+    const clipOnly = await variantRun(run, "clip"), textOnly = await variantRun(run, "text");
+    try {
+      const b = await runExperiment([
+        "binding",
+        "--checkpoint",
+        run,
+        "--clip-only",
+        clipOnly,
+        "--text-only",
+        textOnly,
+        "--steps",
+        "2",
+        "--limit",
+        "4",
+        ...PROBE,
+      ], quiet);
+      const br = b!.report.results as {
+        decoders: { conditioning: string; twoObjects: { images: number; misbound: number } }[];
+      };
+      assert.deepEqual(br.decoders.map((d) => d.conditioning), ["clip+text", "clip", "text"]);
+      for (const d of br.decoders) {
+        assert.equal(d.twoObjects.images, 4);
+        assert.ok(d.twoObjects.misbound >= 0 && d.twoObjects.misbound <= 1);
+      }
+    } finally {
+      await Deno.remove(clipOnly, { recursive: true });
+      await Deno.remove(textOnly, { recursive: true });
+    }
+
+    const z = await runExperiment(
+      ["zeroshot", "--checkpoint", run, "--steps", "2", "--limit", "4", ...PROBE],
+      quiet,
+    );
+    const zr = z!.report.results as {
+      unseenPairs: { captions: number };
+      rephrased: { example: { rephrased: string } };
+      threeObjects: { pairDrawn: number[] };
+    };
+    assert.equal(zr.unseenPairs.captions, 4);
+    assert.match(zr.rephrased.example.rephrased, / that is [a-z]+$/);
+    assert.equal(zr.threeObjects.pairDrawn.length, 3);
+
     // Running again needs --force; with it the results are replaced.
     await assert.rejects(
       runExperiment(["pca", "--checkpoint", run, "--limit", "32"], quiet),
@@ -178,18 +298,32 @@ Deno.test("experiment: all four run on the shipped weights (tiny limits); report
       join(run, "clip", "metrics.jsonl"),
       [1, 2, 3].map((step) => JSON.stringify({ stage: "clip", step, loss: 3 / step })).join("\n"),
     );
-    const rep = await runReport(["--checkpoint", run], quiet);
-    assert.deepEqual(rep!.experiments, ["guidance", "pca", "interpolate", "knn"]);
+    // The report runs what is missing (here pca, removed) with the flags it is given.
+    await Deno.remove(join(run, "experiments", "pca"), { recursive: true });
+    const rep = await runReport(["--checkpoint", run, "--limit", "16"], quiet);
+    assert.deepEqual(rep!.experiments, [
+      "guidance",
+      "pca",
+      "interpolate",
+      "arithmetic",
+      "textdiff",
+      "binding",
+      "knn",
+      "zeroshot",
+    ]);
+    assert.deepEqual(rep!.missing, []);
     const html = await Deno.readTextFile(rep!.html);
     assert.match(html, /^<!DOCTYPE html>/);
     assert.match(html, /not comparable with\s+the thesis's \(Inception\) numbers|NOT comparable/);
     // Self-contained: every image a data URL, nothing referenced by path or URL.
     const srcs = [...html.matchAll(/\ssrc="([^"]*)"/g)].map((m) => m[1]);
-    assert.equal(srcs.length, 4, "PNG figures: 2 sample grids, interpolate.png, knn.png");
+    // 2 sample grids, interpolate, arithmetic, textdiff, 3 binding grids, knn, 4 zeroshot grids.
+    assert.equal(srcs.length, 13);
     for (const s of srcs) assert.ok(s.startsWith("data:image/png;base64,"), s.slice(0, 40));
     assert.ok(!/\shref="(?!#)/.test(html), "no links to files");
-    // Every SVG figure inline: guidance, pca x2, interpolate, the training loss.
-    assert.equal((html.match(/<svg[\s>]/g) ?? []).length, 5);
+    // Every SVG figure inline: guidance, pca x2, interpolate, arithmetic, textdiff, binding,
+    // zeroshot, the training loss.
+    assert.equal((html.match(/<svg[\s>]/g) ?? []).length, 9);
     assert.match(html, /Training loss/);
     assert.equal((html.match(/<section/g) ?? []).length, (html.match(/<\/section>/g) ?? []).length);
     const md = await Deno.readTextFile(rep!.markdown);

@@ -182,6 +182,132 @@ export function experimentTables(doc: ExperimentDoc): Table[] {
           ]),
         },
       ];
+    case "textdiff":
+      return [{
+        head: [
+          "r",
+          "cos(frame, original caption)",
+          "cos(frame, new caption)",
+          "probe: original",
+          "probe: new",
+        ],
+        rows: (r.steps ?? []).map((s: Record<string, number | null>) => [
+          num(s.r, 2),
+          num(s.cosineToFrom, 3),
+          num(s.cosineToTo, 3),
+          pct(s.probeFrom),
+          pct(s.probeTo),
+        ]),
+      }];
+    case "arithmetic":
+      return [{
+        head: [
+          "equation",
+          "cos(prior z, text D): arithmetic",
+          "direct",
+          "probe exact: arithmetic",
+          "direct",
+        ],
+        rows: (r.equations ?? []).map((
+          e: {
+            equation: string;
+            cosineToExpected: { arithmetic: number; direct: number };
+            probe: { arithmetic: { exact: number }; direct: { exact: number } } | null;
+          },
+        ) => [
+          e.equation,
+          num(e.cosineToExpected?.arithmetic, 3),
+          num(e.cosineToExpected?.direct, 3),
+          pct(e.probe?.arithmetic.exact),
+          pct(e.probe?.direct.exact),
+        ]),
+      }];
+    case "binding": {
+      type Row = {
+        conditioning: string;
+        decoderSteps: number;
+        twoObjects: Record<string, number>;
+        oneObject: Record<string, number>;
+      };
+      const line = (name: string, steps: string, x: Row["twoObjects"], y: Row["oneObject"]) => [
+        name,
+        steps,
+        pct(x.exact),
+        pct(x.colour),
+        pct(x.shape),
+        pct(x.misbound),
+        pct(y.exact),
+      ];
+      return [{
+        head: [
+          "decoder conditioned on",
+          "decoder steps",
+          "two objects: exact",
+          "colours",
+          "shapes",
+          "misbound",
+          "one object: exact",
+        ],
+        rows: [
+          ...(r.decoders ?? []).map((d: Row) =>
+            line(d.conditioning, String(d.decoderSteps), d.twoObjects, d.oneObject)
+          ),
+          ...(r.real
+            ? [line("real images (probe ceiling)", "-", r.real.twoObjects, r.real.oneObject)]
+            : []),
+        ],
+      }];
+    }
+    case "zeroshot": {
+      const row = (task: string, g: Record<string, number> | undefined, ref: string) => [
+        task,
+        pct(g?.exact),
+        pct(g?.colour),
+        pct(g?.shape),
+        pct(g?.count),
+        ref,
+      ];
+      return [
+        {
+          head: ["task (exact match)", "exact", "colours", "shapes", "count", "reference"],
+          rows: [
+            row(
+              `unseen pairs (${r.unseenPairs?.captions})`,
+              r.unseenPairs?.generated,
+              `real images ${pct(r.unseenPairs?.real?.exact)}`,
+            ),
+            row(
+              `rephrased, e.g. "${r.rephrased?.example?.rephrased}"`,
+              r.rephrased?.generated,
+              `original wording ${pct(r.rephrased?.originalWording?.exact)}`,
+            ),
+          ],
+        },
+        {
+          head: ["task (attribute drawn)", "rate", "one figure"],
+          rows: [
+            [
+              `shape only, e.g. "${r.partial?.shapeOnly?.example}"`,
+              pct(r.partial?.shapeOnly?.shapeDrawn),
+              pct(r.partial?.shapeOnly?.oneFigure),
+            ],
+            [
+              `colour only, e.g. "${r.partial?.colourOnly?.example}"`,
+              pct(r.partial?.colourOnly?.colourDrawn),
+              pct(r.partial?.colourOnly?.oneFigure),
+            ],
+          ],
+        },
+        {
+          head: ["three objects", "1st pair drawn", "2nd", "3rd", "all three"],
+          rows: [[
+            `e.g. "${r.threeObjects?.example}"`,
+            ...(r.threeObjects?.pairDrawn ?? []).map(pct),
+            pct(r.threeObjects?.allThree),
+          ]],
+        },
+      ];
+    }
     default:
       return [];
   }
