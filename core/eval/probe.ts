@@ -86,7 +86,7 @@ export const DEFAULT_PROBE_OPTIONS: Omit<ProbeOptions, "imageSize"> = {
 };
 
 /** Version of the files in `<run>/probe/`. */
-export const PROBE_FORMAT_VERSION = 3;
+export const PROBE_FORMAT_VERSION = 4;
 
 /** Real-image scores of the probe (its ceiling), stored beside its weights. */
 export interface ProbeInfo {
@@ -371,16 +371,30 @@ export function imagesToNchw(data: readonly CaptionedImage[]): Float32Array {
   return out;
 }
 
-/** The dataset config with its train split enlarged to the probe's count (shapes data only). */
-function probeDatasetConfig(config: ResolvedConfig, trainCount: number): ResolvedConfig {
+/**
+ * The probe's own training data for a shapes run: the generator with another seed, drawing its
+ * "test" split (every colour-shape pair, the zero-shot exclusions included) at `trainCount`
+ * images. A judge trained on the model's train split would never have seen the excluded pairs,
+ * and would fail them in the test split (about 8% of its images) and in the zeroshot split (all).
+ * The seed keeps these images apart from the real test images the probe is scored on. Other
+ * datasets: the run's train split as it is.
+ */
+function probeTrainingData(
+  config: ResolvedConfig,
+  trainCount: number,
+): { config: ResolvedConfig; split: "train" | "test" } {
   const d = config.components.dataset;
-  if (d.plugin !== "shapes") return config;
+  if (d.plugin !== "shapes") return { config, split: "train" };
+  const seed = `${d.options.seed ?? "unclip-shapes"}/probe`;
   return {
-    ...config,
-    components: {
-      ...config.components,
-      dataset: { ...d, options: { ...d.options, trainCount } },
+    config: {
+      ...config,
+      components: {
+        ...config.components,
+        dataset: { ...d, options: { ...d.options, seed, testCount: trainCount } },
+      },
     },
+    split: "test",
   };
 }
 
@@ -418,8 +432,8 @@ async function loadProbe(dir: string, options: ProbeOptions): Promise<ShapeProbe
 
 /**
  * The probe of a run: reused from `<run>/probe/` when its options and dataset config match,
- * else trained on the run's dataset config (train split, `trainCount` images) and saved there
- * with its scores on real test images.
+ * else trained on `trainCount` images of the run's dataset (`probeTrainingData`) and saved there
+ * with its scores on the run's real test images.
  *
  * @example
  * ```ts
@@ -433,7 +447,7 @@ export async function loadOrTrainProbe(
   overrides: Partial<ProbeOptions> = {},
   hooks: { print?: (line: string) => void } = {},
 ): Promise<{ probe: ShapeProbe; info: ProbeInfo; trained: boolean }> {
-  const dataset = await createDataset(probeDatasetConfig(config, 1), registry);
+  const dataset = await createDataset(config, registry);
   const options: ProbeOptions = {
     ...DEFAULT_PROBE_OPTIONS,
     imageSize: dataset.imageSize,
@@ -457,9 +471,9 @@ export async function loadOrTrainProbe(
       hooks.print?.(`probe: ${dir} is unreadable (${(e as Error).message}); retraining`);
     }
   }
-  const trainSet = await createDataset(probeDatasetConfig(config, options.trainCount), registry);
-  const train = await trainSet.split("train");
-  const test = await trainSet.split("test", 512);
+  const source = probeTrainingData(config, options.trainCount);
+  const train = await (await createDataset(source.config, registry)).split(source.split);
+  const test = await dataset.split("test", 512);
   const t0 = performance.now();
   hooks.print?.(`probe: training on ${train.length} labelled images for ${options.steps} steps`);
   const { probe, loss } = await trainProbe(train, options, hooks);
