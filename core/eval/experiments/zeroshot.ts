@@ -24,6 +24,7 @@ import {
   type ColourName,
   formatCaption,
   parseCaption,
+  Rng,
   type ShapeName,
   SHAPES,
 } from "../../../datasets/mod.ts";
@@ -38,21 +39,10 @@ export function rephrase(p: CaptionParts): string {
   return [p.det, ...(p.size ? [p.size] : []), p.shape, "that", "is", p.colour].join(" ");
 }
 
-/** A small deterministic generator (mulberry32) for the three-object captions. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** `count` captions of three figures with three different colours and three different shapes. */
 export function threeObjectCaptions(count: number, seed: number): CaptionParts[][] {
-  const next = rng(seed);
+  const rng = new Rng(`three-objects-${seed}`);
+  const next = () => rng.next();
   const pick = <T>(xs: readonly T[], taken: readonly T[]): T => {
     const free = xs.filter((x) => !taken.includes(x));
     return free[Math.floor(next() * free.length)];
