@@ -12,6 +12,7 @@ import { exists } from "../core/io/mod.ts";
 import { runExperiment } from "../tasks/experiment.ts";
 import { runReport } from "../tasks/report.ts";
 import { assertOneLineError, type Cli, cli as runTask } from "./_support/cli.ts";
+import { findChromium, openPage } from "./_support/chromium.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 // The 16x16 demo weights: small enough that all four experiments run in seconds.
@@ -330,6 +331,36 @@ Deno.test("experiment: every experiment runs on the shipped weights (tiny limits
     assert.match(md, /\| s \| FID\(clip-image\) \|/);
     assert.match(md, /\(experiments\/guidance\/guidance\.svg\)/);
     await assert.rejects(runReport(["--checkpoint", run], quiet), /already exists; pass --force/);
+
+    // The page as a reader sees it: Chromium decodes every inlined PNG and lays out every chart.
+    const chromium = await findChromium();
+    if (chromium) {
+      const page = await openPage(chromium, `file://${rep!.html}`);
+      try {
+        const seen = await page.evaluate<{ images: number; decoded: number; svgs: number }>(
+          `new Promise((done) => {
+            const check = () => {
+              const imgs = [...document.images];
+              if (document.readyState !== "complete" || imgs.some((i) => !i.complete)) {
+                return setTimeout(check, 50);
+              }
+              done({
+                images: imgs.length,
+                decoded: imgs.filter((i) => i.naturalWidth > 0).length,
+                svgs: [...document.querySelectorAll("svg")]
+                  .filter((s) => s.getBoundingClientRect().width > 0).length,
+              });
+            };
+            check();
+          })`,
+        );
+        assert.deepEqual(seen, { images: 13, decoded: 13, svgs: 9 });
+      } finally {
+        await page.close();
+      }
+    } else {
+      console.log("SKIP report in Chromium: Chromium is not installed");
+    }
   } finally {
     await Deno.remove(run, { recursive: true });
   }
