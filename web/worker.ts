@@ -3,14 +3,13 @@
  * and posts images back, so the page's main thread never waits on the model (recording a
  * sampler's steps is one long synchronous block). Bundled by `deno task serve` (tasks/serve.ts).
  *
- * Progress follows the GPU, not the queue: after each recorded step the backend submits it and
- * `queue.onSubmittedWorkDone()` reports when the GPU has finished it
- * (https://www.w3.org/TR/webgpu/#dom-gpuqueue-onsubmittedworkdone).
+ * Progress follows the GPU, not the queue: after each recorded step the engine submits it
+ * (`flush()`) and `settled()` reports when the GPU has finished it (it waits for
+ * `queue.onSubmittedWorkDone()`, https://www.w3.org/TR/webgpu/#dom-gpuqueue-onsubmittedworkdone).
  *
  * @module
  */
 import {
-  backend,
   builtins,
   checkPngSize,
   type Components,
@@ -18,12 +17,13 @@ import {
   decodePngRgb,
   downsampleRgb,
   fetchReader,
+  flush,
   type GeneratedImages,
   getAdapter,
-  getDevice,
   imageVariations,
   initBackend,
   loadPipeline,
+  settled,
   tensorToImages,
   textToImage,
   toNchw,
@@ -118,7 +118,7 @@ async function withSampler(p: Components, name: string): Promise<Components> {
 }
 
 /** Sampling options with a progress callback that reports queued and GPU-finished steps. */
-function options(id: number, s: SampleSettings, device: GPUDevice) {
+function options(id: number, s: SampleSettings) {
   return {
     n: s.n,
     guidance: s.guidance,
@@ -126,10 +126,8 @@ function options(id: number, s: SampleSettings, device: GPUDevice) {
     seed: s.seed,
     onStep(step: number, total: number) {
       post({ type: "progress", id, phase: "queued", step, total });
-      backend().flush(); // submit this step now, so its completion can be observed
-      device.queue.onSubmittedWorkDone().then(() =>
-        post({ type: "progress", id, phase: "done", step, total })
-      );
+      flush(); // submit this step now, so its completion can be observed
+      settled().then(() => post({ type: "progress", id, phase: "done", step, total }));
     },
   };
 }
@@ -174,7 +172,6 @@ async function handle(req: Request): Promise<void> {
   if (req.type === "load") return await load(req.weights);
   if (!pipeline) throw new PageError("internal", "The model is not loaded yet.");
   const started = performance.now();
-  const device = await getDevice();
   const p = await withSampler(pipeline, req.sampler);
   if (req.type === "generate") {
     const caption = req.caption.trim();
@@ -188,10 +185,10 @@ async function handle(req: Request): Promise<void> {
     if (unseen?.length) {
       post({ type: "status", text: `Never seen in training: ${unseen.join(", ")}` });
     }
-    reply(req.id, await textToImage(p, [caption], options(req.id, req, device)), started);
+    reply(req.id, await textToImage(p, [caption], options(req.id, req)), started);
   } else {
     const image = inputImage(req.png, p.decoder.imageSize);
-    reply(req.id, await imageVariations(p, image, options(req.id, req, device)), started);
+    reply(req.id, await imageVariations(p, image, options(req.id, req)), started);
   }
 }
 

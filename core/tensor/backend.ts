@@ -35,8 +35,13 @@ export interface Backend {
     dstOffset: number,
     bytes: number,
   ): void;
+  /** Submits the ops recorded so far without waiting (WebGPU batches them; the CPU has none). */
   flush(): void;
+  /** Flushes, waits until every op has finished, and throws the first device error seen. */
   sync(): Promise<void>;
+  /** Resolves when the work submitted so far has finished; no flush, no error report. */
+  settled(): Promise<void>;
+  /** Pool and kernel counters. */
   stats(): PoolStats & { pipelines: number; dispatches: number; submits: number };
 }
 
@@ -153,6 +158,42 @@ export function backend(): Backend {
   }
   return instance;
 }
+
+/** Which backend runs: `"webgpu"` or `"cpu"` (after `initBackend()`). */
+export function backendKind(): "webgpu" | "cpu" {
+  return backend().kind;
+}
+
+/**
+ * Submits the work recorded so far without waiting for it (WebGPU batches dispatches into one
+ * submission; the CPU backend runs ops as they are called, so there it does nothing). For code
+ * that reports progress as the device finishes steps.
+ */
+export function flush(): void {
+  backend().flush();
+}
+
+/** Resolves when every op recorded so far has finished on the device (flushes first). */
+export function sync(): Promise<void> {
+  return backend().sync();
+}
+
+/**
+ * Resolves when the work already submitted has finished on the device, without flushing and
+ * without reporting device errors (those stay for the next read or `sync()`). With `flush()`,
+ * for progress reports that follow the device.
+ */
+export function settled(): Promise<void> {
+  return backend().settled();
+}
+
+/** Memory-pool and kernel counters of the running backend (buffers, pipelines, dispatches). */
+export function engineStats(): EngineStats {
+  return backend().stats();
+}
+
+/** What `engineStats()` returns. */
+export type EngineStats = PoolStats & { pipelines: number; dispatches: number; submits: number };
 
 /** Whether ops run on the CPU backend. */
 export function onCpu(): boolean {

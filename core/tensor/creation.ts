@@ -3,7 +3,7 @@
  * the device by a counter-based generator (so no random data crosses the bus, and a seed plus a
  * counter reproduce any draw exactly, bit for bit the same uniforms on the GPU and the CPU).
  */
-import { backend, cpu, onCpu } from "./backend.ts";
+import { cpu, onCpu } from "./backend.ts";
 import { fillBernoulli, fillRand, fillRandn } from "./cpu/elementwise.ts";
 import { f32, i32, u32 } from "./cpu/views.ts";
 import { type DType, emptyTensor, sizeOf, type Tensor } from "./tensor.ts";
@@ -36,7 +36,7 @@ export function tensor(
     ? (data instanceof Int32Array ? data : Int32Array.from(data))
     : (data instanceof Uint32Array ? data : Uint32Array.from(data));
   const t = emptyTensor(s, dt);
-  if (typed.length > 0) backend().write(t.buffer, typed);
+  if (typed.length > 0) t.write(typed);
   return t;
 }
 

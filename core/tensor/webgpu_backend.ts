@@ -177,6 +177,11 @@ export class WebGpuBackend {
     this.#raise();
   }
 
+  /** Resolves when the work submitted so far has finished (no flush, no error report). */
+  settled(): Promise<void> {
+    return this.device.queue.onSubmittedWorkDone();
+  }
+
   /** Pool, pipeline and dispatch counters. */
   stats(): PoolStats & { pipelines: number; dispatches: number; submits: number } {
     return {

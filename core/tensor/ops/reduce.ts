@@ -5,7 +5,7 @@
  */
 import { record } from "../autograd.ts";
 import { expectDType, normalizeAxes, sameShape, stridesOf } from "../shape.ts";
-import { emptyTensor, type Tensor } from "../tensor.ts";
+import { bufferOf, emptyTensor, type Tensor } from "../tensor.ts";
 import { cpu, gpu, onCpu } from "../backend.ts";
 import { reduceInto } from "../cpu/reduce.ts";
 import { f32 } from "../cpu/views.ts";
@@ -108,8 +108,8 @@ ${tree}  if (lid == 0u) { O[o] = partial[0]; }
     gpu().dispatch({
       label: `reduce_${kind}`,
       code,
-      bindings: [{ buffer: x.buffer, access: "read" }, {
-        buffer: out.buffer,
+      bindings: [{ buffer: bufferOf(x), access: "read" }, {
+        buffer: bufferOf(out),
         access: "read_write",
       }],
       workgroups: grid,
