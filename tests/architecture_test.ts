@@ -109,3 +109,40 @@ Deno.test("architecture: the engine has no import cycle", async () => {
   for (const n of graph.keys()) if (!state.has(n)) visit(n);
   assert.deepEqual(cycles, []);
 });
+
+/**
+ * A fresh process that imports one engine file (never `core/tensor/mod.ts`), builds y from a
+ * leaf x with that file's op, and prints x's gradient after y.backward(ones).
+ */
+async function gradientInFreshProcess(file: string, op: string): Promise<string> {
+  const engine = new URL("core/tensor/", ROOT).href;
+  const code = `
+    const ops = await import("${engine}${file}");
+    const { initBackend } = await import("${engine}backend.ts");
+    const { emptyTensor } = await import("${engine}tensor.ts");
+    await initBackend({ backend: "cpu" });
+    const x = emptyTensor([3]);
+    x.write(new Float32Array([1, 2, 3]));
+    x.requiresGrad = true;
+    const y = ops.${op};
+    const g = emptyTensor(y.shape);
+    g.write(new Float32Array(y.size).fill(1));
+    y.backward(g);
+    console.log(JSON.stringify([...(await x.grad.read())]));
+    Deno.exit(0);`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    env: { UNCLIP_BACKEND: "cpu" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+  return text;
+}
+
+Deno.test("architecture: autograd works whichever engine file is imported first", async () => {
+  assert.equal(await gradientInFreshProcess("ops/elementwise.ts", "square(x)"), "[2,4,6]");
+  assert.equal(await gradientInFreshProcess("ops/reduce.ts", "sum(x)"), "[1,1,1]");
+  assert.equal(await gradientInFreshProcess("ops/view.ts", "reshape(x, [3, 1])"), "[1,1,1]");
+});

@@ -3,6 +3,8 @@
  * the device by a counter-based generator (so no random data crosses the bus, and a seed plus a
  * counter reproduce any draw exactly, bit for bit the same uniforms on the GPU and the CPU).
  */
+// Imported for its effect: installs `Tensor.backward` for programs that import no op file.
+import "./autograd.ts";
 import { cpu, onCpu } from "./backend.ts";
 import { fillBernoulli, fillRand, fillRandn } from "./cpu/elementwise.ts";
 import { f32, i32, u32 } from "./cpu/views.ts";

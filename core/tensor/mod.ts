@@ -10,13 +10,6 @@
  * const x = randn([4, 8]);
  * ```
  */
-import { installAutogradOps } from "./autograd.ts";
-import { onesLike } from "./creation.ts";
-import { add } from "./ops/elementwise.ts";
-import { clone } from "./ops/view.ts";
-
-installAutogradOps(onesLike, add, clone);
-
 export {
   adapterLine,
   BACKEND_CHOICES,

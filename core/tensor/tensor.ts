@@ -163,7 +163,12 @@ export class Tensor {
 
   /** Reverse-mode differentiation from this tensor (see `autograd.ts`). */
   backward(gradOut?: Tensor): void {
-    backwardHook!(this, gradOut);
+    if (!backwardHook) {
+      throw new Error(
+        "backward(): autograd is not loaded; import the engine from core/tensor/mod.ts.",
+      );
+    }
+    backwardHook(this, gradOut);
   }
 
   toString(): string {
@@ -221,7 +226,8 @@ export async function readMany(tensors: readonly Tensor[]): Promise<ArrayBuffer[
 
 let backwardHook: ((t: Tensor, g?: Tensor) => void) | null = null;
 
-/** Installed by `autograd.ts` (breaks the import cycle between tensors and ops). */
+/** Installed by `autograd.ts`, which every op file and `creation.ts` import (`autograd.ts`
+ * needs this file, so this file cannot import it back). */
 export function setBackwardHook(fn: (t: Tensor, g?: Tensor) => void): void {
   backwardHook = fn;
 }

@@ -9,11 +9,7 @@
 import { record } from "../autograd.ts";
 import { cpu, onCpu } from "../backend.ts";
 import {
-  ARITHMETIC_ROWS,
-  type BinaryFn,
-  type BinaryRow,
   mapAffine,
-  mapBinary,
   mapUnary,
   mapUnaryGrad,
   mapWhere,
@@ -26,7 +22,8 @@ import { f32 } from "../cpu/views.ts";
 import { broadcastShapes, expectDType, sameShape } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
 import { broadcastIndexExpr, f32Bits, runElementwise } from "../wgsl.ts";
-import { sumTo } from "./reduce.ts";
+import { BINARY, binaryKernel } from "../kernels/binary.ts";
+import { sumTo } from "../kernels/reduce.ts";
 
 /** WGSL helpers shared by the unary kernels (erf per Abramowitz & Stegun 7.1.26, |err| < 1.5e-7;
  * tanh written from exp(-2|x|) so large inputs cannot overflow to NaN). Their TypeScript twins
@@ -397,50 +394,6 @@ export function affine(x: Tensor, a: number, b: number): Tensor {
 }
 
 type Operand = Tensor | number;
-
-/** The binary ops: WGSL of `a` and `b` beside the TypeScript twin (and, for arithmetic, the
- * twin's own row loop on the CPU). */
-const BINARY = {
-  add: { wgsl: "a + b", f: (a, b) => a + b, row: ARITHMETIC_ROWS.add },
-  sub: { wgsl: "a - b", f: (a, b) => a - b, row: ARITHMETIC_ROWS.sub },
-  mul: { wgsl: "a * b", f: (a, b) => a * b, row: ARITHMETIC_ROWS.mul },
-  div: { wgsl: "a / b", f: (a, b) => a / b, row: ARITHMETIC_ROWS.div },
-  maximum: { wgsl: "max(a, b)", f: Math.max },
-  minimum: { wgsl: "min(a, b)", f: Math.min },
-  greater: { wgsl: "select(0.0, 1.0, a > b)", f: (a, b) => a > b ? 1 : 0 },
-  greaterEqual: { wgsl: "select(0.0, 1.0, a >= b)", f: (a, b) => a >= b ? 1 : 0 },
-  less: { wgsl: "select(0.0, 1.0, a < b)", f: (a, b) => a < b ? 1 : 0 },
-  lessEqual: { wgsl: "select(0.0, 1.0, a <= b)", f: (a, b) => a <= b ? 1 : 0 },
-  equal: { wgsl: "select(0.0, 1.0, a == b)", f: (a, b) => a === b ? 1 : 0 },
-} satisfies Record<string, { wgsl: string; f: BinaryFn; row?: BinaryRow }>;
-
-type BinaryOp = keyof typeof BINARY;
-
-function binaryKernel(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
-  expectDType(op, "a", a, "f32");
-  expectDType(op, "b", b, "f32");
-  const shape = broadcastShapes(op, a.shape, b.shape);
-  const out = emptyTensor(shape);
-  if (onCpu()) {
-    const rule: { f: BinaryFn; row?: BinaryRow } = BINARY[op];
-    mapBinary(f32(a), a.shape, f32(b), b.shape, f32(out), shape, rule.f, rule.row);
-    cpu().countOp();
-    return out;
-  }
-  const ia = sameShape(a.shape, shape) ? "i" : broadcastIndexExpr(shape, a.shape);
-  const ib = sameShape(b.shape, shape) ? "i" : broadcastIndexExpr(shape, b.shape);
-  runElementwise({
-    label: op,
-    n: out.size,
-    bindings: [
-      { binding: { name: "A", type: "f32", access: "read" }, tensor: a },
-      { binding: { name: "B", type: "f32", access: "read" }, tensor: b },
-      { binding: { name: "O", type: "f32", access: "read_write" }, tensor: out },
-    ],
-    body: `  let a = A[${ia}];\n  let b = B[${ib}];\n  O[i] = ${BINARY[op].wgsl};`,
-  });
-  return out;
-}
 
 /** a + b with broadcasting. */
 export function add(a: Operand, b: Operand): Tensor {
