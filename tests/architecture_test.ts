@@ -146,3 +146,20 @@ Deno.test("architecture: autograd works whichever engine file is imported first"
   assert.equal(await gradientInFreshProcess("ops/reduce.ts", "sum(x)"), "[1,1,1]");
   assert.equal(await gradientInFreshProcess("ops/view.ts", "reshape(x, [3, 1])"), "[1,1,1]");
 });
+
+Deno.test("architecture: activations are written once, in core/tensor/kernels/activation.ts", async () => {
+  // The formulas' telltale pieces: GELU's constant, the overflow-safe tanh, exp(-x) of the
+  // sigmoid and SiLU. (The WebAssembly kernels' SIMD versions live in cpu/assembly/math.ts.)
+  const formula = /0\.79788456|safe_tanh\s*\(|Math\.tanh\(|exp\(-[a-z]\)/;
+  const files = (await sourceFiles("core/tensor")).filter((p) =>
+    p !== "core/tensor/kernels/activation.ts" && !p.startsWith("core/tensor/cpu/assembly/")
+  );
+  const found: string[] = [];
+  for (const path of files) {
+    const src = await Deno.readTextFile(new URL(path, ROOT));
+    src.split("\n").forEach((line, i) => {
+      if (formula.test(line)) found.push(`${path}:${i + 1}: ${line.trim()}`);
+    });
+  }
+  assert.deepEqual(found, []);
+});
