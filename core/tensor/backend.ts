@@ -1,8 +1,12 @@
 /**
- * Choosing and reaching the backend. Two backends implement the same narrow interface (allocate,
- * free, write, read, copy, sync, stats): WebGPU (`webgpu_backend.ts`, kernels generated as WGSL)
- * and the CPU (`cpu/backend.ts`, WebAssembly SIMD kernels on worker threads). Ops ask `onCpu()`
- * and run the matching kernel; nothing above the ops knows which backend runs.
+ * Choosing and reaching the backend. Two backends implement the same narrow interface
+ * (`Backend`: allocate, free, write, read, copy, flush, sync, settled, stats): WebGPU
+ * (`webgpu_backend.ts`, kernels generated as WGSL and launched with `dispatch`) and the CPU
+ * (`cpu/backend.ts`, TypeScript loops and WebAssembly SIMD kernels on worker threads, run as
+ * they are called). Ops ask `onCpu()` and run the matching kernel. Nothing outside
+ * `core/tensor/` sees the backend object: `mod.ts` exports the engine-level functions below
+ * (`flush`, `sync`, `settled`, `engineStats`, `backendKind`) instead. docs/engine.md describes
+ * the surface.
  */
 import { adapterLine, getAdapter, getDevice } from "./device.ts";
 import { WebGpuBackend } from "./webgpu_backend.ts";

@@ -9,7 +9,7 @@ import { cpu, onCpu } from "./backend.ts";
 import { fillBernoulli, fillRand, fillRandn } from "./cpu/elementwise.ts";
 import { f32, i32, u32 } from "./cpu/views.ts";
 import { type DType, emptyTensor, sizeOf, type Tensor } from "./tensor.ts";
-import { f32Bits, runElementwise } from "./wgsl.ts";
+import { f32Bits, runElementwise } from "./kernels/wgsl.ts";
 
 /**
  * A tensor holding `data` (copied to the GPU in one write).

@@ -6,7 +6,7 @@
  * the GPU until somebody reads a value back.
  */
 import { BufferPool, type PoolStats } from "./pool.ts";
-import { declareNonFinite } from "./wgsl_nonfinite.ts";
+import { declareNonFinite } from "./kernels/wgsl_nonfinite.ts";
 import { readEnv } from "./env.ts";
 
 /**
@@ -215,7 +215,7 @@ export class WebGpuBackend {
       this.#layouts.set(layoutKey, layout);
     }
     this.device.pushErrorScope("validation");
-    // NaN/infinity reads need their variables declared (wgsl_nonfinite.ts); the key stays d.code.
+    // NaN/infinity reads need their variables declared (kernels/wgsl_nonfinite.ts); the key stays d.code.
     const code = declareNonFinite(d.code);
     dumpShader(d.label, code);
     const module = this.device.createShaderModule({ code, label: d.label });

@@ -9,7 +9,7 @@ import { ARITHMETIC_ROWS, type BinaryFn, type BinaryRow, mapBinary } from "../cp
 import { f32 } from "../cpu/views.ts";
 import { broadcastShapes, expectDType, sameShape } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
-import { broadcastIndexExpr, runElementwise } from "../wgsl.ts";
+import { broadcastIndexExpr, runElementwise } from "./wgsl.ts";
 
 /** The binary ops by name. */
 export const BINARY = {

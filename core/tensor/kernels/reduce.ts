@@ -8,7 +8,7 @@ import { reduceInto } from "../cpu/reduce.ts";
 import { f32 } from "../cpu/views.ts";
 import { sameShape, stridesOf } from "../shape.ts";
 import { bufferOf, emptyTensor, type Tensor, viewOf } from "../tensor.ts";
-import { declareBindings, f32Literal, gridFor, linearIndex } from "../wgsl.ts";
+import { declareBindings, f32Literal, gridFor, linearIndex } from "./wgsl.ts";
 
 const REDUCE_WG = 64;
 

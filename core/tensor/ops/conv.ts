@@ -1,5 +1,5 @@
 /**
- * 2-D convolutions (NCHW, f32) as implicit GEMMs on the one GEMM template (`gemm.ts`): im2col
+ * 2-D convolutions (NCHW, f32) as implicit GEMMs on the one GEMM template (`kernels/gemm.ts`): im2col
  * happens inside the `readA`/`readB` hooks (0 for padding and out-of-range taps), the scatter to
  * NCHW, bias and activation inside `writeC`. Three GEMM shapes serve everything:
  *
@@ -27,7 +27,7 @@ import {
   type ConvGeometry,
   convWeightGradCpu,
 } from "../cpu/conv.ts";
-import { runGemm } from "../gemm.ts";
+import { runGemm } from "../kernels/gemm.ts";
 import { ACTIVATION_WGSL, activationWgsl } from "../kernels/activation.ts";
 import { expectDType, expectRank } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";

@@ -19,7 +19,7 @@ import {
 import { f32 } from "../cpu/views.ts";
 import { broadcastShapes, expectDType, sameShape } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
-import { broadcastIndexExpr, f32Bits, runElementwise } from "../wgsl.ts";
+import { broadcastIndexExpr, f32Bits, runElementwise } from "../kernels/wgsl.ts";
 import { ACTIVATION_WGSL, ACTIVATIONS, type UnaryRule } from "../kernels/activation.ts";
 import { BINARY, binaryKernel } from "../kernels/binary.ts";
 import { sumTo } from "../kernels/reduce.ts";

@@ -23,7 +23,7 @@ import { record } from "../autograd.ts";
 import { cpu, gpu, onCpu } from "../backend.ts";
 import { attentionBackward, attentionForward } from "../cpu/attention.ts";
 import { bufferOf, emptyTensor, type Tensor } from "../tensor.ts";
-import { broadcastIndexExpr, f32Literal } from "../wgsl.ts";
+import { broadcastIndexExpr, f32Literal } from "../kernels/wgsl.ts";
 
 /** Largest head dimension (D and Dv) the fused kernels accept. */
 export const FLASH_MAX_DIM = 128;

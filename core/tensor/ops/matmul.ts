@@ -7,10 +7,10 @@
 import { isGradEnabled, record } from "../autograd.ts";
 import { onCpu } from "../backend.ts";
 import { linearCpu, matmulCpu } from "../cpu/matmul.ts";
-import { runGemm } from "../gemm.ts";
+import { runGemm } from "../kernels/gemm.ts";
 import { broadcastShapes, expectDType } from "../shape.ts";
 import { emptyTensor, sizeOf, type Tensor } from "../tensor.ts";
-import { broadcastIndexExpr } from "../wgsl.ts";
+import { broadcastIndexExpr } from "../kernels/wgsl.ts";
 import { ACTIVATION_WGSL, activationWgsl, type FusedActivation } from "../kernels/activation.ts";
 import { gelu, relu, silu } from "./elementwise.ts";
 import { sum, sumTo } from "./reduce.ts";

@@ -3,9 +3,9 @@
  * pipeline cache is keyed by source), and loops are unrolled here in TypeScript where it
  * matters, since WGSL compilers do not unroll for us.
  */
-import { gpu } from "./backend.ts";
-import type { Access } from "./webgpu_backend.ts";
-import { bufferOf, type DType, type Tensor } from "./tensor.ts";
+import { gpu } from "../backend.ts";
+import type { Access } from "../webgpu_backend.ts";
+import { bufferOf, type DType, type Tensor } from "../tensor.ts";
 import { nonFiniteF32 } from "./wgsl_nonfinite.ts";
 
 /** Threads per workgroup for one-thread-per-element kernels. */

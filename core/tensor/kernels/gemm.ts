@@ -7,9 +7,9 @@
  * Each workgroup computes a TM x TN tile of C, each thread a 4x4 register tile; A and B tiles are
  * staged through workgroup memory as vec4 rows so the inner loop is 2 vec4 loads per 16 FMAs.
  */
-import { gpu } from "./backend.ts";
-import type { Access } from "./webgpu_backend.ts";
-import { bufferOf, emptyTensor, type Tensor } from "./tensor.ts";
+import { gpu } from "../backend.ts";
+import type { Access } from "../webgpu_backend.ts";
+import { bufferOf, emptyTensor, type Tensor } from "../tensor.ts";
 
 /** A binding of the GEMM kernel: a tensor and how WGSL sees it. */
 export interface GemmBinding {

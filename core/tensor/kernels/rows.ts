@@ -5,7 +5,7 @@
  */
 import { gpu } from "../backend.ts";
 import { bufferOf, type Tensor } from "../tensor.ts";
-import { declareBindings, f32Literal, gridFor, linearIndex } from "../wgsl.ts";
+import { declareBindings, f32Literal, gridFor, linearIndex } from "./wgsl.ts";
 
 /** Threads per row workgroup. */
 export const RW = 64;
