@@ -107,9 +107,7 @@ async function create(choice: BackendChoice): Promise<WebGpuBackend | CpuBackend
  * const x = ones([2, 2]);
  * ```
  */
-export async function initBackend(
-  opts: { backend?: BackendChoice } = {},
-): Promise<WebGpuBackend | CpuBackend> {
+export async function initBackend(opts: { backend?: BackendChoice } = {}): Promise<void> {
   if (instance) {
     const want = opts.backend;
     if (want && want !== "auto" && want !== instance.kind) {
@@ -117,7 +115,7 @@ export async function initBackend(
         `initBackend: the ${instance.kind} backend is already running; one backend per process.`,
       );
     }
-    return instance;
+    return;
   }
   const choice = opts.backend ?? choiceFromEnv() ?? "auto";
   pending ??= create(choice);
@@ -126,7 +124,6 @@ export async function initBackend(
   } finally {
     pending = null;
   }
-  return instance;
 }
 
 /**
