@@ -3,12 +3,13 @@
  * input requiring a gradient records a `GradNode` with its vector-Jacobian product; `backward()`
  * walks the graph in reverse topological order and accumulates gradients into the leaves.
  *
- * This file needs no op file: gradients are summed with the binary kernel and copied with
- * tensor copies, so it works whichever engine file a program imports first. Every op file and
+ * This file needs no op file, only kernels (`kernels/binary.ts`, `kernels/fill.ts`), so it works
+ * whichever engine file a program imports first. Every op file and
  * `creation.ts` import it, which installs `Tensor.backward`.
  */
 import { binaryKernel } from "./kernels/binary.ts";
-import { emptyTensor, type GradNode, setBackwardHook, type Tensor } from "./tensor.ts";
+import { copyKernel, fillKernel } from "./kernels/fill.ts";
+import { type GradNode, setBackwardHook, type Tensor } from "./tensor.ts";
 
 let gradEnabled = true;
 
@@ -57,20 +58,6 @@ function addGrads(a: Tensor, b: Tensor): Tensor {
   return binaryKernel("add", a, b);
 }
 
-/** A copy of `t` in a buffer of its own. */
-function copyOf(t: Tensor): Tensor {
-  const out = emptyTensor(t.shape, t.dtype);
-  out.copyFrom(t);
-  return out;
-}
-
-/** The seed gradient d(root)/d(root) = 1. */
-function onesLike(t: Tensor): Tensor {
-  const out = emptyTensor(t.shape);
-  out.write(new Float32Array(t.size).fill(1));
-  return out;
-}
-
 function topologicalOrder(root: Tensor): Tensor[] {
   const order: Tensor[] = [];
   const seen = new Set<Tensor>();
@@ -108,7 +95,7 @@ function backward(root: Tensor, gradOut?: Tensor): void {
   const grads = new Map<Tensor, Tensor>();
   noGrad(() => {
     // Never hand the caller's own tensor to a leaf: it may dispose it (or we would keep it).
-    grads.set(root, gradOut ? copyOf(gradOut) : onesLike(root));
+    grads.set(root, gradOut ? copyKernel(gradOut) : fillKernel(root.shape, 1));
     for (const t of topologicalOrder(root)) {
       const g = grads.get(t);
       if (!g) continue;
@@ -121,7 +108,7 @@ function backward(root: Tensor, gradOut?: Tensor): void {
         } else {
           // The same gradient tensor can reach two leaves (y = a + b): each needs its own copy,
           // or zeroing one leaf's gradient would free the other's.
-          t.grad = (g.kept ? copyOf(g) : g).keep();
+          t.grad = (g.kept ? copyKernel(g) : g).keep();
         }
         continue;
       }
