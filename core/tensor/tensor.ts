@@ -22,10 +22,20 @@ export interface GradNode {
   backward: (gradOut: Tensor) => (Tensor | null)[];
 }
 
+/** Reads a storage's device buffer (set by `Storage`'s static block). */
+let deviceBufferOf: (s: Storage) => DeviceBuffer;
+
 /** A refcounted device buffer shared by a tensor and its reshaped views. */
 export class Storage {
   refs = 1;
-  constructor(readonly buffer: DeviceBuffer, readonly bytes: number) {}
+  /** Private: kernels reach it through `bufferOf`, which `mod.ts` does not export. */
+  readonly #buffer: DeviceBuffer;
+  static {
+    deviceBufferOf = (s) => s.#buffer;
+  }
+  constructor(buffer: DeviceBuffer, readonly bytes: number) {
+    this.#buffer = buffer;
+  }
 }
 
 let nextId = 0;
@@ -84,7 +94,7 @@ export class Tensor {
     this.#disposed = true;
     this.node = null;
     for (let i = scopeStack.length - 1; i >= 0; i--) scopeStack[i].delete(this);
-    if (--this.storage.refs === 0) backend().free(this.storage.buffer);
+    if (--this.storage.refs === 0) backend().free(deviceBufferOf(this.storage));
   }
 
   /**
@@ -183,7 +193,7 @@ export class Tensor {
  */
 export function bufferOf(t: Tensor): DeviceBuffer {
   if (t.disposed) throw new Error(`Tensor #${t.id} [${t.shape}] was used after dispose().`);
-  return t.storage.buffer;
+  return deviceBufferOf(t.storage);
 }
 
 /**
