@@ -21,6 +21,7 @@ import {
   onesLike,
   rand,
   randn,
+  readMany,
   reshape,
   scope,
   setRngState,
@@ -405,4 +406,20 @@ Deno.test("backward with an explicit gradOut on a non-scalar output", async () =
   y.backward(tensor([1, 0, 2], [3]));
   assertClose(await x.grad!.read(), [Math.E, 0, 2 * Math.exp(3)], { label: "dx" });
   for (const t of [x, y, x.grad!]) t.dispose();
+});
+
+Deno.test("assign() overwrites a tensor in place from a tensor or a host array; readMany reads many", async () => {
+  const p = tensor([1, 2, 3, 4], [2, 2]);
+  const src = tensor([5, 6, 7, 8], [4]); // same size, other shape: values in row-major order
+  assert.equal(p.assign(src), p);
+  assert.deepEqual([...(await p.read())], [5, 6, 7, 8]);
+  p.assign(new Float32Array([9, 10, 11, 12]));
+  assert.deepEqual([...(await p.read())], [9, 10, 11, 12]);
+  p.assign(p); // a no-op
+  assert.throws(() => p.assign(new Float32Array(3)), /Tensor.assign: 3 values do not fit/);
+  assert.throws(() => p.assign(new Int32Array(4)), /Tensor.write/);
+  const [a, b] = await readMany([p, src]);
+  assert.deepEqual([...new Float32Array(a)], [9, 10, 11, 12]);
+  assert.deepEqual([...new Float32Array(b)], [5, 6, 7, 8]);
+  for (const t of [p, src]) t.dispose();
 });
