@@ -10,6 +10,8 @@
  * @module
  */
 import {
+  type AdapterSummary,
+  adapterSummary,
   builtins,
   checkPngSize,
   type Components,
@@ -19,10 +21,10 @@ import {
   fetchReader,
   flush,
   type GeneratedImages,
-  getAdapter,
   imageVariations,
   initBackend,
   loadPipeline,
+  NoAdapterError,
   settled,
   tensorToImages,
   textToImage,
@@ -61,6 +63,14 @@ const REQUIRED_LIMITS: Record<string, number> = {
 
 let pipeline: Components | null = null;
 
+/** Vendor, architecture and description, each once (browsers may leave any of them empty). */
+function adapterName(a: AdapterSummary): string {
+  const parts = [a.vendor, a.architecture].filter(Boolean);
+  const vendor = parts.join(" ");
+  if (!vendor || !a.description.startsWith(vendor)) parts.push(a.description);
+  return parts.join(" ").trim() || "unnamed adapter";
+}
+
 async function load(weights: string): Promise<void> {
   if (!scope.navigator.gpu) {
     throw new PageError(
@@ -69,16 +79,21 @@ async function load(weights: string): Promise<void> {
         "Firefox/Safari with WebGPU enabled, over http://127.0.0.1 or https.",
     );
   }
-  const adapter = await getAdapter();
-  if (!adapter) {
+  post({ type: "status", text: "Starting WebGPU..." });
+  try {
+    await initBackend({ backend: "webgpu" });
+  } catch (e) {
+    if (!(e instanceof NoAdapterError)) throw e;
     throw new PageError(
       "no-adapter",
       "WebGPU is available but the browser gave no adapter (GPU blocklisted or disabled). " +
         "Check chrome://gpu, or start Chrome with --enable-unsafe-webgpu.",
     );
   }
+  // The engine requests the device with the adapter's own values of these limits.
+  const adapter = adapterSummary()!;
   for (const [name, min] of Object.entries(REQUIRED_LIMITS)) {
-    const have = (adapter.limits as unknown as Record<string, number>)[name];
+    const have = adapter.limits[name];
     if (have < min) {
       throw new PageError(
         "adapter-limit",
@@ -86,8 +101,6 @@ async function load(weights: string): Promise<void> {
       );
     }
   }
-  post({ type: "status", text: "Starting WebGPU..." });
-  await initBackend({ backend: "webgpu" });
   post({
     type: "status",
     text: `Loading weights from ${new URL(weights, scope.location.href)}...`,
@@ -98,11 +111,9 @@ async function load(weights: string): Promise<void> {
   } catch (e) {
     throw new PageError("weights", `Cannot load the weights: ${(e as Error).message}`);
   }
-  const info = adapter.info;
   post({
     type: "ready",
-    adapter: [info.vendor, info.architecture, info.description].filter(Boolean).join(" ") ||
-      "unnamed adapter",
+    adapter: adapterName(adapter),
     imageSize: pipeline.decoder.imageSize,
     contextLength: pipeline.tokenizer.contextLength,
     samplers: pipeline.registry.names("sampler"),

@@ -25,7 +25,7 @@ export {
   sync,
 } from "./backend.ts";
 export type { BackendChoice, EngineStats } from "./backend.ts";
-export { adapterSummary, getAdapter, NoAdapterError } from "./device.ts";
+export { adapterSummary, NoAdapterError } from "./device.ts";
 export type { AdapterSummary } from "./device.ts";
 export { readMany, scope, sizeOf, Tensor } from "./tensor.ts";
 export type { DType, GradNode } from "./tensor.ts";
