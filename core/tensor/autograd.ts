@@ -3,9 +3,9 @@
  * input requiring a gradient records a `GradNode` with its vector-Jacobian product; `backward()`
  * walks the graph in reverse topological order and accumulates gradients into the leaves.
  *
- * This file needs no op file, only kernels (`kernels/binary.ts`, `kernels/fill.ts`), so it works
- * whichever engine file a program imports first. Every op file and
- * `creation.ts` import it, which installs `Tensor.backward`.
+ * This file needs no op file, only kernels (`kernels/binary.ts`, `kernels/fill.ts`), so it
+ * works whichever engine file a program imports first. Every op file that records gradients
+ * and `creation.ts` import it, which installs `Tensor.backward`.
  */
 import { binaryKernel } from "./kernels/binary.ts";
 import { copyKernel, fillKernel } from "./kernels/fill.ts";

@@ -236,8 +236,10 @@ export async function readMany(tensors: readonly Tensor[]): Promise<ArrayBuffer[
 
 let backwardHook: ((t: Tensor, g?: Tensor) => void) | null = null;
 
-/** Installed by `autograd.ts`, which every op file and `creation.ts` import (`autograd.ts`
- * needs this file, so this file cannot import it back). */
+/**
+ * Installed by `autograd.ts`, which every op file that records gradients and `creation.ts`
+ * import (`autograd.ts` needs this file, so this file cannot import it back).
+ */
 export function setBackwardHook(fn: (t: Tensor, g?: Tensor) => void): void {
   backwardHook = fn;
 }
