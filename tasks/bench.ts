@@ -54,12 +54,12 @@ const DEMO_BATCH = 16;
 
 async function time(fn: () => void, reps: number): Promise<number> {
   fn(); // warm-up: compiles pipelines
-  await T.backend().sync();
+  await T.sync();
   const samples: number[] = [];
   for (let r = 0; r < reps; r++) {
     const t0 = performance.now();
     fn();
-    await T.backend().sync();
+    await T.sync();
     samples.push(performance.now() - t0);
   }
   samples.sort((a, b) => a - b);
@@ -256,7 +256,7 @@ export async function runBench(args: string[]): Promise<Result[]> {
   }
   if (json !== undefined) {
     const summary = {
-      backend: T.backend().kind,
+      backend: T.backendKind(),
       device,
       adapter: T.adapterSummary(),
       date: new Date().toISOString(),

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import {
-  backend,
+  engineStats,
   initBackend,
   manualSeed,
   noGrad,
@@ -297,9 +297,9 @@ Deno.test({
       opt.zeroGrad();
       clip.clampLogitScale();
       // GPU memory reaches a steady state: no new buffers or live tensors after the first steps.
-      if (step === 2) steady = backend().stats();
+      if (step === 2) steady = engineStats();
     }
-    const end = backend().stats();
+    const end = engineStats();
     assert.equal(end.inUse, steady!.inUse);
     assert.equal(end.created, steady!.created);
     const finalLoss = await last!.item();

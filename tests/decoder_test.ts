@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import {
-  backend,
   bernoulli,
   concat,
+  engineStats,
   full,
   initBackend,
   manualSeed,
@@ -286,8 +286,8 @@ Deno.test("decoderLoss() falls when a tiny decoder trains on generated shapes", 
     });
     losses.push(loss);
     // GPU memory stays flat: only the kept per-step losses accumulate.
-    if (step === 10) inUse = backend().stats().inUse - losses.length;
-    if (step === steps - 1) assert.equal(backend().stats().inUse - losses.length, inUse);
+    if (step === 10) inUse = engineStats().inUse - losses.length;
+    if (step === steps - 1) assert.equal(engineStats().inUse - losses.length, inUse);
   }
   const values = await scope(() => concat(losses.map((l) => reshape(l, [1])), 0)).read();
   const avg = (a: ArrayLike<number>): number => Array.from(a).reduce((s, v) => s + v, 0) / a.length;

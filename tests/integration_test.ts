@@ -16,7 +16,7 @@ import { CheckpointError } from "../core/train/checkpoint.ts";
 import { type MetricsRecord, readMetrics } from "../core/train/metrics.ts";
 import { trainLoop } from "../core/train/loop.ts";
 import { setupStage } from "../core/train/stages.ts";
-import { backend } from "../core/tensor/mod.ts";
+import { engineStats } from "../core/tensor/mod.ts";
 import { errorLine } from "../tasks/_cli.ts";
 import { runEval } from "../tasks/eval.ts";
 import { runSample } from "../tasks/sample.ts";
@@ -354,7 +354,7 @@ export const constantSchedule = definePlugin({
             stageDir: join(dir, "decoder"),
             maxSteps: 5,
             print: () => {},
-            onStep: () => created.push(backend().stats().created),
+            onStep: () => created.push(engineStats().created),
           });
         } finally {
           setup.dispose();

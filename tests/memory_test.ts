@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import "./_support/check.ts";
 import { LayerNorm, Linear, Module, TransformerBlock } from "../core/nn/mod.ts";
 import { Adam, clipGradNorm, Ema, learningRateAt } from "../core/optim/mod.ts";
-import { backend, manualSeed, mse, randn, scope, type Tensor } from "../core/tensor/mod.ts";
+import { engineStats, manualSeed, mse, randn, scope, type Tensor } from "../core/tensor/mod.ts";
 
 class Small extends Module {
   readonly inp: Linear;
@@ -36,7 +36,7 @@ Deno.test("50 training steps inside scope allocate no new GPU buffers or pipelin
   const opt = new Adam(model.parameters(), { lr: 1e-3, weightDecay: 0.01, decoupled: true });
   const ema = new Ema(model.parameters(), 0.99, { warmup: true });
   const losses: number[] = [];
-  let after1 = backend().stats();
+  let after1 = engineStats();
   for (let step = 0; step < 50; step++) {
     const loss = scope(() => {
       const l = mse(model.forward(x), y);
@@ -51,9 +51,9 @@ Deno.test("50 training steps inside scope allocate no new GPU buffers or pipelin
     ema.update();
     if (step % 10 === 0 || step === 49) losses.push(await loss.item());
     loss.dispose();
-    if (step === 0) after1 = backend().stats();
+    if (step === 0) after1 = engineStats();
   }
-  const end = backend().stats();
+  const end = engineStats();
   assert.equal(
     end.created,
     after1.created,

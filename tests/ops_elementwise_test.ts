@@ -8,11 +8,11 @@ import {
   add,
   affine,
   arange,
-  backend,
   bernoulli,
   clamp,
   cos,
   div,
+  engineStats,
   equal,
   exp,
   full,
@@ -477,7 +477,7 @@ Deno.test({
       where(greater(x, c), x, y),
     ];
     for (const t of calls(0.25)) t.dispose();
-    const before = backend().stats().pipelines;
+    const before = engineStats().pipelines;
     for (const c of [1.5, -2, 3.75, 1e-3, -7.125, 0.3]) {
       const out = calls(c);
       assertClose(await out[0].read(), [0.5, -1.5, 2, 3].map((v) => Math.fround(c) * v - c), {
@@ -486,7 +486,7 @@ Deno.test({
       assert.deepEqual([...(await out[5].read())], Array(4).fill(Math.trunc(c)), `full i32 ${c}`);
       for (const t of out) t.dispose();
     }
-    assert.equal(backend().stats().pipelines, before, "no pipeline compiled for new constants");
+    assert.equal(engineStats().pipelines, before, "no pipeline compiled for new constants");
     x.dispose();
     y.dispose();
   },

@@ -300,3 +300,20 @@ Deno.test("matmul and linear reject mismatched shapes and dtypes naming op and s
   assert.throws(() => linear(a, v), /linear.*\[2,3\].*\[3\]/);
   for (const t of [a, b, v, i, ba, bb, w]) t.dispose();
 });
+
+Deno.test("linear(): the fused epilogue (sampling) and the separate op (training) agree", async () => {
+  // Both take the activation from the one table: the fused path with no gradient recorded,
+  // the unfused one (GEMM, then the activation op) when the inputs need gradients.
+  const xs = randomArray(5 * 16, 31, -4, 4), ws = randomArray(8 * 16, 32), bs = randomArray(8, 33);
+  for (const act of ["relu", "gelu", "silu"] as Activation[]) {
+    const y = noGrad(() =>
+      scope(() => linear(tensor(xs, [5, 16]), tensor(ws, [8, 16]), tensor(bs, [8]), act))
+    );
+    const fused = await y.read();
+    y.dispose();
+    const x = param(xs, [5, 16]), w = param(ws, [8, 16]), b = param(bs, [8]);
+    const unfused = await scope(() => linear(x, w, b, act)).read();
+    for (const t of [x, w, b]) t.dispose();
+    assertClose(fused, unfused, { label: `linear ${act}`, atol: 1e-6, rtol: 1e-6 });
+  }
+});

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { assertClose, randomArray } from "./_support/check.ts";
 import { Adam, clipGradNorm, Ema, learningRateAt } from "../core/optim/mod.ts";
-import { backend, onCpu, type Tensor, tensor } from "../core/tensor/mod.ts";
+import { onCpu, type Tensor, tensor } from "../core/tensor/mod.ts";
 
 const rd = async (t: Tensor): Promise<Float32Array> => (await t.read()) as Float32Array;
 
@@ -66,7 +66,7 @@ for (
     const expected = adamReference(p0, [g1, g2], opts);
     assertClose(await rd(p), expected, { atol: 1e-6, rtol: 1e-5, label: `${name} step 2` });
     // Restore the state after step 1 into a fresh optimizer: the same second step follows.
-    backend().write(p.buffer, pAfter1);
+    p.write(pAfter1);
     const opt2 = new Adam([p], { lr: 0.01, beta1: 0.9, beta2: 0.99, weightDecay: wd, decoupled });
     opt2.loadStateDict(saved);
     opt2.step();
@@ -165,7 +165,7 @@ Deno.test("Ema: values after 3 updates (constant and warmed-up decay), swap, cop
   const steps = [[3, 4], [5, 0], [-1, 2]];
   const ref = [1, 2], refWarm = [1, 2];
   for (const [n, values] of steps.entries()) {
-    backend().write(p.buffer, Float32Array.from(values));
+    p.write(Float32Array.from(values));
     ema.update();
     warm.update();
     const dw = Math.min(0.9, (1 + n) / (10 + n));

@@ -7,9 +7,9 @@ import assert from "node:assert/strict";
 import {
   add,
   arange,
-  backend,
   bernoulli,
   clone,
+  engineStats,
   exp,
   full,
   getRngState,
@@ -21,6 +21,7 @@ import {
   onesLike,
   rand,
   randn,
+  readMany,
   reshape,
   scope,
   setRngState,
@@ -288,9 +289,9 @@ Deno.test("pool created count stops growing across identical scoped steps", asyn
   };
   const first = await step();
   await step();
-  const before = backend().stats();
+  const before = engineStats();
   for (let i = 0; i < 5; i++) assert.equal(await step(), first, "same result every step");
-  const after = backend().stats();
+  const after = engineStats();
   assert.equal(after.created, before.created, "no new buffers after warm-up");
   assert.equal(after.inUse, before.inUse, "no buffers leak");
   assert.ok(after.reused > before.reused);
@@ -299,25 +300,25 @@ Deno.test("pool created count stops growing across identical scoped steps", asyn
 });
 
 Deno.test("dispose returns buffers to the pool and is idempotent; use after dispose throws", () => {
-  const before = backend().stats().inUse;
+  const before = engineStats().inUse;
   const t = zeros([10]);
-  assert.equal(backend().stats().inUse, before + 1);
+  assert.equal(engineStats().inUse, before + 1);
   t.dispose();
   t.dispose();
-  assert.equal(backend().stats().inUse, before);
+  assert.equal(engineStats().inUse, before);
   assert.throws(() => exp(t), /after dispose/);
 });
 
 Deno.test("a reshape view sharing storage survives disposal of its base, and frees with the last view", async () => {
-  const before = backend().stats().inUse;
+  const before = engineStats().inUse;
   const x = tensor([1, 2, 3, 4], [2, 2]);
   const v = reshape(x, [4]);
   assert.equal(v.storage, x.storage);
   x.dispose();
-  assert.equal(backend().stats().inUse, before + 1, "storage still held by the view");
+  assert.equal(engineStats().inUse, before + 1, "storage still held by the view");
   assert.deepEqual([...(await v.read())], [1, 2, 3, 4]);
   v.dispose();
-  assert.equal(backend().stats().inUse, before, "released with the last view");
+  assert.equal(engineStats().inUse, before, "released with the last view");
 });
 
 // ---- autograd mechanics ------------------------------------------------------------------------
@@ -405,4 +406,20 @@ Deno.test("backward with an explicit gradOut on a non-scalar output", async () =
   y.backward(tensor([1, 0, 2], [3]));
   assertClose(await x.grad!.read(), [Math.E, 0, 2 * Math.exp(3)], { label: "dx" });
   for (const t of [x, y, x.grad!]) t.dispose();
+});
+
+Deno.test("assign() overwrites a tensor in place from a tensor or a host array; readMany reads many", async () => {
+  const p = tensor([1, 2, 3, 4], [2, 2]);
+  const src = tensor([5, 6, 7, 8], [4]); // same size, other shape: values in row-major order
+  assert.equal(p.assign(src), p);
+  assert.deepEqual([...(await p.read())], [5, 6, 7, 8]);
+  p.assign(new Float32Array([9, 10, 11, 12]));
+  assert.deepEqual([...(await p.read())], [9, 10, 11, 12]);
+  p.assign(p); // a no-op
+  assert.throws(() => p.assign(new Float32Array(3)), /Tensor.assign: 3 values do not fit/);
+  assert.throws(() => p.assign(new Int32Array(4)), /Tensor.write/);
+  const [a, b] = await readMany([p, src]);
+  assert.deepEqual([...new Float32Array(a)], [9, 10, 11, 12]);
+  assert.deepEqual([...new Float32Array(b)], [5, 6, 7, 8]);
+  for (const t of [p, src]) t.dispose();
 });

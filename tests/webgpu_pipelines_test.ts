@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import "./_support/check.ts";
 import { tinyUNetOptions } from "./_support/tiny_unet.ts";
-import { backend, full, manualSeed, noGrad, onCpu, tensor } from "../core/tensor/mod.ts";
+import { engineStats, full, manualSeed, noGrad, onCpu, tensor } from "../core/tensor/mod.ts";
 import { UNetDecoder } from "../plugins/decoders/mod.ts";
 import { DdimSampler, DdpmSampler, guidedPredictor } from "../plugins/samplers/mod.ts";
 import { cosineBetas, NoiseSchedule } from "../plugins/schedules/mod.ts";
@@ -32,7 +32,7 @@ Deno.test({
       const counts: number[] = [];
       noGrad(() =>
         sampler.sample(guidedPredictor(decoder, cond, 2), [B, 3, 8, 8], schedule, {
-          onStep: () => counts.push(backend().stats().pipelines),
+          onStep: () => counts.push(engineStats().pipelines),
         }).dispose()
       );
       assert.ok(counts.length >= 10, `${sampler.name}: ran ${counts.length} steps`);

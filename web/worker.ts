@@ -3,14 +3,15 @@
  * and posts images back, so the page's main thread never waits on the model (recording a
  * sampler's steps is one long synchronous block). Bundled by `deno task serve` (tasks/serve.ts).
  *
- * Progress follows the GPU, not the queue: after each recorded step the backend submits it and
- * `queue.onSubmittedWorkDone()` reports when the GPU has finished it
- * (https://www.w3.org/TR/webgpu/#dom-gpuqueue-onsubmittedworkdone).
+ * Progress follows the GPU, not the queue: after each recorded step the engine submits it
+ * (`flush()`) and `settled()` reports when the GPU has finished it (it waits for
+ * `queue.onSubmittedWorkDone()`, https://www.w3.org/TR/webgpu/#dom-gpuqueue-onsubmittedworkdone).
  *
  * @module
  */
 import {
-  backend,
+  type AdapterSummary,
+  adapterSummary,
   builtins,
   checkPngSize,
   type Components,
@@ -18,12 +19,13 @@ import {
   decodePngRgb,
   downsampleRgb,
   fetchReader,
+  flush,
   type GeneratedImages,
-  getAdapter,
-  getDevice,
   imageVariations,
   initBackend,
   loadPipeline,
+  NoAdapterError,
+  settled,
   tensorToImages,
   textToImage,
   toNchw,
@@ -61,6 +63,14 @@ const REQUIRED_LIMITS: Record<string, number> = {
 
 let pipeline: Components | null = null;
 
+/** Vendor, architecture and description, each once (browsers may leave any of them empty). */
+function adapterName(a: AdapterSummary): string {
+  const parts = [a.vendor, a.architecture].filter(Boolean);
+  const vendor = parts.join(" ");
+  if (!vendor || !a.description.startsWith(vendor)) parts.push(a.description);
+  return parts.join(" ").trim() || "unnamed adapter";
+}
+
 async function load(weights: string): Promise<void> {
   if (!scope.navigator.gpu) {
     throw new PageError(
@@ -69,16 +79,21 @@ async function load(weights: string): Promise<void> {
         "Firefox/Safari with WebGPU enabled, over http://127.0.0.1 or https.",
     );
   }
-  const adapter = await getAdapter();
-  if (!adapter) {
+  post({ type: "status", text: "Starting WebGPU..." });
+  try {
+    await initBackend({ backend: "webgpu" });
+  } catch (e) {
+    if (!(e instanceof NoAdapterError)) throw e;
     throw new PageError(
       "no-adapter",
       "WebGPU is available but the browser gave no adapter (GPU blocklisted or disabled). " +
         "Check chrome://gpu, or start Chrome with --enable-unsafe-webgpu.",
     );
   }
+  // The engine requests the device with the adapter's own values of these limits.
+  const adapter = adapterSummary()!;
   for (const [name, min] of Object.entries(REQUIRED_LIMITS)) {
-    const have = (adapter.limits as unknown as Record<string, number>)[name];
+    const have = adapter.limits[name];
     if (have < min) {
       throw new PageError(
         "adapter-limit",
@@ -86,8 +101,6 @@ async function load(weights: string): Promise<void> {
       );
     }
   }
-  post({ type: "status", text: "Starting WebGPU..." });
-  await initBackend({ backend: "webgpu" });
   post({
     type: "status",
     text: `Loading weights from ${new URL(weights, scope.location.href)}...`,
@@ -98,11 +111,9 @@ async function load(weights: string): Promise<void> {
   } catch (e) {
     throw new PageError("weights", `Cannot load the weights: ${(e as Error).message}`);
   }
-  const info = adapter.info;
   post({
     type: "ready",
-    adapter: [info.vendor, info.architecture, info.description].filter(Boolean).join(" ") ||
-      "unnamed adapter",
+    adapter: adapterName(adapter),
     imageSize: pipeline.decoder.imageSize,
     contextLength: pipeline.tokenizer.contextLength,
     samplers: pipeline.registry.names("sampler"),
@@ -118,7 +129,7 @@ async function withSampler(p: Components, name: string): Promise<Components> {
 }
 
 /** Sampling options with a progress callback that reports queued and GPU-finished steps. */
-function options(id: number, s: SampleSettings, device: GPUDevice) {
+function options(id: number, s: SampleSettings) {
   return {
     n: s.n,
     guidance: s.guidance,
@@ -126,10 +137,8 @@ function options(id: number, s: SampleSettings, device: GPUDevice) {
     seed: s.seed,
     onStep(step: number, total: number) {
       post({ type: "progress", id, phase: "queued", step, total });
-      backend().flush(); // submit this step now, so its completion can be observed
-      device.queue.onSubmittedWorkDone().then(() =>
-        post({ type: "progress", id, phase: "done", step, total })
-      );
+      flush(); // submit this step now, so its completion can be observed
+      settled().then(() => post({ type: "progress", id, phase: "done", step, total }));
     },
   };
 }
@@ -174,7 +183,6 @@ async function handle(req: Request): Promise<void> {
   if (req.type === "load") return await load(req.weights);
   if (!pipeline) throw new PageError("internal", "The model is not loaded yet.");
   const started = performance.now();
-  const device = await getDevice();
   const p = await withSampler(pipeline, req.sampler);
   if (req.type === "generate") {
     const caption = req.caption.trim();
@@ -188,10 +196,10 @@ async function handle(req: Request): Promise<void> {
     if (unseen?.length) {
       post({ type: "status", text: `Never seen in training: ${unseen.join(", ")}` });
     }
-    reply(req.id, await textToImage(p, [caption], options(req.id, req, device)), started);
+    reply(req.id, await textToImage(p, [caption], options(req.id, req)), started);
   } else {
     const image = inputImage(req.png, p.decoder.imageSize);
-    reply(req.id, await imageVariations(p, image, options(req.id, req, device)), started);
+    reply(req.id, await imageVariations(p, image, options(req.id, req)), started);
   }
 }
 

@@ -1,5 +1,5 @@
 /**
  * Sinusoidal timestep embeddings for the diffusion models: a tensor op
- * (`core/tensor/ops/timestep.ts`), re-exported here for the layers that use it.
+ * of the engine, re-exported here for the layers that use it.
  */
-export { timestepEmbedding } from "../tensor/ops/timestep.ts";
+export { timestepEmbedding } from "../tensor/mod.ts";

@@ -5,9 +5,7 @@
  * per step and shared by every parameter's kernel, so WebGPU pipelines are compiled once and
  * reused.
  */
-import { backend, noGrad, type Tensor, zeros } from "../tensor/mod.ts";
-import { adamUpdate } from "../tensor/ops/optim.ts";
-import { emptyTensor } from "../tensor/tensor.ts";
+import { adamUpdate, noGrad, type Tensor, zeros } from "../tensor/mod.ts";
 
 /** Hyperparameters of `Adam`. */
 export interface AdamOptions {
@@ -53,8 +51,7 @@ export function copyInto(dst: Tensor, src: Tensor | Float32Array, what: string):
       `${what}: has ${n} elements but the parameter has ${dst.size} ([${dst.shape}]).`,
     );
   }
-  if (src instanceof Float32Array) backend().write(dst.buffer, src);
-  else if (src !== dst) backend().copy(src.buffer, 0, dst.buffer, 0, n * 4);
+  dst.assign(src);
 }
 
 /**
@@ -108,7 +105,7 @@ export class Adam {
     }
     this.#m = this.params.map((p) => zeros(p.shape).keep());
     this.#v = this.params.map((p) => zeros(p.shape).keep());
-    this.#scalars = emptyTensor([4]).keep();
+    this.#scalars = zeros([4]).keep();
   }
 
   /** Applies one update with the given learning rate (default: the constructor's). */
@@ -117,8 +114,7 @@ export class Adam {
     const t = this.stepCount;
     // Bias corrections in float64 on the host (Kingma & Ba 2015, Algorithm 1).
     const bc1 = 1 - this.beta1 ** t, bc2 = 1 - this.beta2 ** t;
-    backend().write(
-      this.#scalars.buffer,
+    this.#scalars.write(
       new Float32Array([lr, 1 / bc1, 1 / Math.sqrt(bc2), lr * this.weightDecay]),
     );
     const hyper = {

@@ -5,6 +5,7 @@
  */
 import {
   add,
+  clipScale,
   noGrad,
   reshape,
   scope,
@@ -14,7 +15,6 @@ import {
   type Tensor,
   zeros,
 } from "../tensor/mod.ts";
-import { clipScale } from "../tensor/ops/optim.ts";
 
 /**
  * Scales the gradients of `params` so their global L2 norm is at most `maxNorm`. Returns the

@@ -4,9 +4,7 @@
  * per-update decay lives in a one-element tensor so the WebGPU pipeline is reused as the decay
  * warms up.
  */
-import { backend, clone, noGrad, type Tensor } from "../tensor/mod.ts";
-import { emaUpdate, swapValues } from "../tensor/ops/optim.ts";
-import { emptyTensor } from "../tensor/tensor.ts";
+import { clone, emaUpdate, noGrad, swapValues, type Tensor, zeros } from "../tensor/mod.ts";
 import { copyInto } from "./adam.ts";
 
 /** Options for `Ema`. */
@@ -58,7 +56,7 @@ export class Ema {
     this.decay = decay;
     this.warmup = opts.warmup ?? false;
     this.#shadow = noGrad(() => this.params.map((p) => clone(p).keep()));
-    this.#decayBuf = emptyTensor([1]).keep();
+    this.#decayBuf = zeros([1]).keep();
   }
 
   /** The decay the next `update()` uses. */
@@ -69,7 +67,7 @@ export class Ema {
 
   /** shadow = d * shadow + (1 - d) * param for every parameter (one kernel each). */
   update(): void {
-    backend().write(this.#decayBuf.buffer, new Float32Array([this.currentDecay()]));
+    this.#decayBuf.write(new Float32Array([this.currentDecay()]));
     this.updates++;
     this.params.forEach((p, k) => emaUpdate(this.#shadow[k], p, this.#decayBuf));
   }

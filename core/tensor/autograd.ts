@@ -2,7 +2,13 @@
  * Reverse-mode automatic differentiation (a tape of nodes, as in micrograd): every op that has an
  * input requiring a gradient records a `GradNode` with its vector-Jacobian product; `backward()`
  * walks the graph in reverse topological order and accumulates gradients into the leaves.
+ *
+ * This file needs no op file, only kernels (`kernels/binary.ts`, `kernels/fill.ts`), so it
+ * works whichever engine file a program imports first. Every op file that records gradients
+ * and `creation.ts` import it, which installs `Tensor.backward`.
  */
+import { binaryKernel } from "./kernels/binary.ts";
+import { copyKernel, fillKernel } from "./kernels/fill.ts";
 import { type GradNode, setBackwardHook, type Tensor } from "./tensor.ts";
 
 let gradEnabled = true;
@@ -47,20 +53,9 @@ export function record(
   return out;
 }
 
-// The ops module provides these (set in ops/_install.ts) to avoid an import cycle.
-let onesLike: ((t: Tensor) => Tensor) | null = null;
-let addFn: ((a: Tensor, b: Tensor) => Tensor) | null = null;
-let cloneFn: ((t: Tensor) => Tensor) | null = null;
-
-/** Wires the few ops autograd itself needs. */
-export function installAutogradOps(
-  ones: (t: Tensor) => Tensor,
-  add: (a: Tensor, b: Tensor) => Tensor,
-  clone: (t: Tensor) => Tensor,
-): void {
-  onesLike = ones;
-  addFn = add;
-  cloneFn = clone;
+/** A same-shape sum of two gradients (no tape). */
+function addGrads(a: Tensor, b: Tensor): Tensor {
+  return binaryKernel("add", a, b);
 }
 
 function topologicalOrder(root: Tensor): Tensor[] {
@@ -100,20 +95,20 @@ function backward(root: Tensor, gradOut?: Tensor): void {
   const grads = new Map<Tensor, Tensor>();
   noGrad(() => {
     // Never hand the caller's own tensor to a leaf: it may dispose it (or we would keep it).
-    grads.set(root, gradOut ? cloneFn!(gradOut) : onesLike!(root));
+    grads.set(root, gradOut ? copyKernel(gradOut) : fillKernel(root.shape, 1));
     for (const t of topologicalOrder(root)) {
       const g = grads.get(t);
       if (!g) continue;
       if (!t.node) {
         // A leaf: accumulate into .grad, which outlives the step's scope.
         if (t.grad) {
-          const sum = addFn!(t.grad, g);
+          const sum = addGrads(t.grad, g);
           t.grad.dispose();
           t.grad = sum.keep();
         } else {
           // The same gradient tensor can reach two leaves (y = a + b): each needs its own copy,
           // or zeroing one leaf's gradient would free the other's.
-          t.grad = (g.kept ? cloneFn!(g) : g).keep();
+          t.grad = (g.kept ? copyKernel(g) : g).keep();
         }
         continue;
       }
@@ -132,7 +127,7 @@ function backward(root: Tensor, gradOut?: Tensor): void {
           );
         }
         const prev = grads.get(input);
-        grads.set(input, prev ? addFn!(prev, gi) : gi);
+        grads.set(input, prev ? addGrads(prev, gi) : gi);
       });
     }
   });

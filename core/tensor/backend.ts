@@ -1,8 +1,12 @@
 /**
- * Choosing and reaching the backend. Two backends implement the same narrow interface (allocate,
- * free, write, read, copy, sync, stats): WebGPU (`webgpu_backend.ts`, kernels generated as WGSL)
- * and the CPU (`cpu/backend.ts`, WebAssembly SIMD kernels on worker threads). Ops ask `onCpu()`
- * and run the matching kernel; nothing above the ops knows which backend runs.
+ * Choosing and reaching the backend. Two backends implement the same narrow interface
+ * (`Backend`: allocate, free, write, read, copy, flush, sync, settled, stats): WebGPU
+ * (`webgpu_backend.ts`, kernels generated as WGSL and launched with `dispatch`) and the CPU
+ * (`cpu/backend.ts`, TypeScript loops and WebAssembly SIMD kernels on worker threads, run as
+ * they are called). Ops ask `onCpu()` and run the matching kernel. Nothing outside
+ * `core/tensor/` sees the backend object: `mod.ts` exports the engine-level functions below
+ * (`flush`, `sync`, `settled`, `engineStats`, `backendKind`) instead. docs/engine.md describes
+ * the surface.
  */
 import { adapterLine, getAdapter, getDevice } from "./device.ts";
 import { WebGpuBackend } from "./webgpu_backend.ts";
@@ -35,8 +39,13 @@ export interface Backend {
     dstOffset: number,
     bytes: number,
   ): void;
+  /** Submits the ops recorded so far without waiting (WebGPU batches them; the CPU has none). */
   flush(): void;
+  /** Flushes, waits until every op has finished, and throws the first device error seen. */
   sync(): Promise<void>;
+  /** Resolves when the work submitted so far has finished; no flush, no error report. */
+  settled(): Promise<void>;
+  /** Pool and kernel counters. */
   stats(): PoolStats & { pipelines: number; dispatches: number; submits: number };
 }
 
@@ -98,9 +107,7 @@ async function create(choice: BackendChoice): Promise<WebGpuBackend | CpuBackend
  * const x = ones([2, 2]);
  * ```
  */
-export async function initBackend(
-  opts: { backend?: BackendChoice } = {},
-): Promise<WebGpuBackend | CpuBackend> {
+export async function initBackend(opts: { backend?: BackendChoice } = {}): Promise<void> {
   if (instance) {
     const want = opts.backend;
     if (want && want !== "auto" && want !== instance.kind) {
@@ -108,7 +115,7 @@ export async function initBackend(
         `initBackend: the ${instance.kind} backend is already running; one backend per process.`,
       );
     }
-    return instance;
+    return;
   }
   const choice = opts.backend ?? choiceFromEnv() ?? "auto";
   pending ??= create(choice);
@@ -117,7 +124,6 @@ export async function initBackend(
   } finally {
     pending = null;
   }
-  return instance;
 }
 
 /**
@@ -153,6 +159,42 @@ export function backend(): Backend {
   }
   return instance;
 }
+
+/** Which backend runs: `"webgpu"` or `"cpu"` (after `initBackend()`). */
+export function backendKind(): "webgpu" | "cpu" {
+  return backend().kind;
+}
+
+/**
+ * Submits the work recorded so far without waiting for it (WebGPU batches dispatches into one
+ * submission; the CPU backend runs ops as they are called, so there it does nothing). For code
+ * that reports progress as the device finishes steps.
+ */
+export function flush(): void {
+  backend().flush();
+}
+
+/** Resolves when every op recorded so far has finished on the device (flushes first). */
+export function sync(): Promise<void> {
+  return backend().sync();
+}
+
+/**
+ * Resolves when the work already submitted has finished on the device, without flushing and
+ * without reporting device errors (those stay for the next read or `sync()`). With `flush()`,
+ * for progress reports that follow the device.
+ */
+export function settled(): Promise<void> {
+  return backend().settled();
+}
+
+/** Memory-pool and kernel counters of the running backend (buffers, pipelines, dispatches). */
+export function engineStats(): EngineStats {
+  return backend().stats();
+}
+
+/** What `engineStats()` returns. */
+export type EngineStats = PoolStats & { pipelines: number; dispatches: number; submits: number };
 
 /** Whether ops run on the CPU backend. */
 export function onCpu(): boolean {

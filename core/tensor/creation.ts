@@ -3,11 +3,14 @@
  * the device by a counter-based generator (so no random data crosses the bus, and a seed plus a
  * counter reproduce any draw exactly, bit for bit the same uniforms on the GPU and the CPU).
  */
-import { backend, cpu, onCpu } from "./backend.ts";
+// Imported for its effect: installs `Tensor.backward` for programs that import no op file.
+import "./autograd.ts";
+import { cpu, onCpu } from "./backend.ts";
 import { fillBernoulli, fillRand, fillRandn } from "./cpu/elementwise.ts";
 import { f32, i32, u32 } from "./cpu/views.ts";
 import { type DType, emptyTensor, sizeOf, type Tensor } from "./tensor.ts";
-import { f32Bits, runElementwise } from "./wgsl.ts";
+import { bitsOf, fillKernel } from "./kernels/fill.ts";
+import { f32Bits, runElementwise } from "./kernels/wgsl.ts";
 
 /**
  * A tensor holding `data` (copied to the GPU in one write).
@@ -36,34 +39,13 @@ export function tensor(
     ? (data instanceof Int32Array ? data : Int32Array.from(data))
     : (data instanceof Uint32Array ? data : Uint32Array.from(data));
   const t = emptyTensor(s, dt);
-  if (typed.length > 0) backend().write(t.buffer, typed);
+  if (typed.length > 0) t.write(typed);
   return t;
-}
-
-/** The 32-bit pattern of `value` as a `dtype` element (floats rounded, integers wrapped). */
-function bitsOf(value: number, dtype: DType): number {
-  if (dtype === "f32") return f32Bits(value)[0];
-  return dtype === "i32" ? (value | 0) >>> 0 : value >>> 0;
 }
 
 /** A tensor filled with `value`. */
 export function full(shape: readonly number[], value: number, dtype: DType = "f32"): Tensor {
-  const t = emptyTensor(shape, dtype);
-  const bits = bitsOf(value, dtype);
-  if (onCpu()) {
-    u32(t).fill(bits);
-    cpu().countOp();
-    return t;
-  }
-  // The value travels as its bit pattern in a buffer: one pipeline per dtype for every value.
-  runElementwise({
-    label: "fill",
-    n: t.size,
-    bindings: [{ binding: { name: "O", type: dtype, access: "read_write" }, tensor: t }],
-    scalars: Uint32Array.of(bits),
-    body: `  O[i] = bitcast<${dtype}>(S[0u]);`,
-  });
-  return t;
+  return fillKernel(shape, value, dtype);
 }
 
 /** Zeros. */

@@ -1,6 +1,7 @@
 /**
- * The tensor engine: tensors on WebGPU, their ops with reverse-mode gradients, scopes for GPU
- * memory, and the backend. Import from here.
+ * The tensor engine: tensors on WebGPU or the CPU, their ops with reverse-mode gradients, scopes
+ * for device memory, and the choice of backend. Code outside `core/tensor/` imports the engine
+ * from here only: device buffers, WGSL and the backend object stay inside.
  *
  * @example
  * ```ts
@@ -9,30 +10,24 @@
  * const x = randn([4, 8]);
  * ```
  */
-import { installAutogradOps } from "./autograd.ts";
-import { onesLike } from "./creation.ts";
-import { add } from "./ops/elementwise.ts";
-import { clone } from "./ops/view.ts";
-
-installAutogradOps(onesLike, add, clone);
-
 export {
   adapterLine,
-  backend,
   BACKEND_CHOICES,
+  backendKind,
   closeBackend,
-  CpuBackend,
   deviceLine,
+  engineStats,
+  flush,
   initBackend,
   onCpu,
   parseBackendChoice,
-  WebGpuBackend,
+  settled,
+  sync,
 } from "./backend.ts";
-export type { Backend, BackendChoice, DeviceBuffer } from "./backend.ts";
-export type { Access, Dispatch } from "./webgpu_backend.ts";
-export { adapterSummary, getAdapter, getDevice, NoAdapterError } from "./device.ts";
+export type { BackendChoice, EngineStats } from "./backend.ts";
+export { adapterSummary, NoAdapterError } from "./device.ts";
 export type { AdapterSummary } from "./device.ts";
-export { scope, sizeOf, Tensor } from "./tensor.ts";
+export { readMany, scope, sizeOf, Tensor } from "./tensor.ts";
 export type { DType, GradNode } from "./tensor.ts";
 export { isGradEnabled, noGrad, record } from "./autograd.ts";
 export * from "./creation.ts";

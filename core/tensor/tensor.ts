@@ -22,10 +22,20 @@ export interface GradNode {
   backward: (gradOut: Tensor) => (Tensor | null)[];
 }
 
+/** Reads a storage's device buffer (set by `Storage`'s static block). */
+let deviceBufferOf: (s: Storage) => DeviceBuffer;
+
 /** A refcounted device buffer shared by a tensor and its reshaped views. */
 export class Storage {
   refs = 1;
-  constructor(readonly buffer: DeviceBuffer, readonly bytes: number) {}
+  /** Private: kernels reach it through `bufferOf`, which `mod.ts` does not export. */
+  readonly #buffer: DeviceBuffer;
+  static {
+    deviceBufferOf = (s) => s.#buffer;
+  }
+  constructor(buffer: DeviceBuffer, readonly bytes: number) {
+    this.#buffer = buffer;
+  }
 }
 
 let nextId = 0;
@@ -63,15 +73,6 @@ export class Tensor {
     return this.shape.length;
   }
 
-  /** The device buffer: a GPUBuffer on WebGPU, a block of WebAssembly memory on the CPU
-   * (throws after dispose). */
-  get buffer(): DeviceBuffer {
-    if (this.#disposed) {
-      throw new Error(`Tensor #${this.id} [${this.shape}] was used after dispose().`);
-    }
-    return this.storage.buffer;
-  }
-
   get disposed(): boolean {
     return this.#disposed;
   }
@@ -93,7 +94,7 @@ export class Tensor {
     this.#disposed = true;
     this.node = null;
     for (let i = scopeStack.length - 1; i >= 0; i--) scopeStack[i].delete(this);
-    if (--this.storage.refs === 0) backend().free(this.storage.buffer);
+    if (--this.storage.refs === 0) backend().free(deviceBufferOf(this.storage));
   }
 
   /**
@@ -112,7 +113,33 @@ export class Tensor {
           `fit ${this.dtype} tensor [${this.shape}].`,
       );
     }
-    if (data.length > 0) backend().write(this.buffer, data, offset * 4);
+    if (data.length > 0) backend().write(bufferOf(this), data, offset * 4);
+  }
+
+  /**
+   * Overwrites every element in place with `src`'s values (a tensor of the same size and dtype,
+   * or a host array of the same length and element type), ordered after every op recorded so
+   * far. Shapes may differ; the values are taken in row-major order. Records no gradient: this
+   * is how optimizers, the EMA and weight loading change parameters.
+   *
+   * @example
+   * ```ts
+   * param.assign(shadow);                       // copy another tensor's values
+   * param.assign(new Float32Array(param.size)); // upload host values
+   * ```
+   */
+  assign(src: Tensor | Float32Array | Int32Array | Uint32Array): this {
+    const n = src instanceof Tensor ? src.size : src.length;
+    if (n !== this.size) {
+      throw new Error(
+        `Tensor.assign: ${n} values do not fit ${this.dtype} tensor [${this.shape}] ` +
+          `(${this.size} elements).`,
+      );
+    }
+    if (src instanceof Tensor) {
+      if (src !== this) this.copyFrom(src);
+    } else this.write(src);
+    return this;
   }
 
   /** Copies all of `src`'s elements into this tensor at element `offset` (same dtype). */
@@ -123,12 +150,12 @@ export class Tensor {
           `${this.dtype} [${this.shape}].`,
       );
     }
-    backend().copy(src.buffer, 0, this.buffer, offset * 4, src.size * 4);
+    if (src.size > 0) backend().copy(bufferOf(src), 0, bufferOf(this), offset * 4, src.size * 4);
   }
 
   /** Copies the data back to the CPU. */
   async read(): Promise<TypedArrayFor<this["dtype"]>> {
-    const bytes = await backend().read(this.buffer, this.size * 4);
+    const bytes = await backend().read(bufferOf(this), this.size * 4);
     return (this.dtype === "f32"
       ? new Float32Array(bytes)
       : this.dtype === "i32"
@@ -146,7 +173,12 @@ export class Tensor {
 
   /** Reverse-mode differentiation from this tensor (see `autograd.ts`). */
   backward(gradOut?: Tensor): void {
-    backwardHook!(this, gradOut);
+    if (!backwardHook) {
+      throw new Error(
+        "backward(): autograd is not loaded; import the engine from core/tensor/mod.ts.",
+      );
+    }
+    backwardHook(this, gradOut);
   }
 
   toString(): string {
@@ -154,9 +186,60 @@ export class Tensor {
   }
 }
 
+/**
+ * The device buffer under a tensor: a GPUBuffer on WebGPU, a block of WebAssembly memory on the
+ * CPU (throws after dispose). For kernels inside the engine only: `mod.ts` does not export it,
+ * so code outside the engine reads and writes tensors through their methods.
+ */
+export function bufferOf(t: Tensor): DeviceBuffer {
+  if (t.disposed) throw new Error(`Tensor #${t.id} [${t.shape}] was used after dispose().`);
+  return deviceBufferOf(t.storage);
+}
+
+/**
+ * Copies many tensors back to the host with few round trips: tensors are packed into staging
+ * blocks of at most 64 MiB on the device and each block is read at once (reading each tensor
+ * alone costs a round trip, ~10 ms of polling on Deno's WebGPU, which adds up over hundreds of
+ * parameters). Returns each tensor's bytes, in order.
+ */
+export async function readMany(tensors: readonly Tensor[]): Promise<ArrayBuffer[]> {
+  const out: ArrayBuffer[] = new Array(tensors.length);
+  const limit = 64 * 1024 * 1024;
+  let i = 0;
+  while (i < tensors.length) {
+    let j = i, bytes = 0;
+    while (j < tensors.length && (j === i || bytes + tensors[j].size * 4 <= limit)) {
+      bytes += tensors[j].size * 4;
+      j++;
+    }
+    const b = backend();
+    const staging = b.allocate(Math.max(bytes, 4));
+    try {
+      let offset = 0;
+      for (let k = i; k < j; k++) {
+        b.copy(bufferOf(tensors[k]), 0, staging, offset, tensors[k].size * 4);
+        offset += tensors[k].size * 4;
+      }
+      const all = await b.read(staging, bytes);
+      offset = 0;
+      for (let k = i; k < j; k++) {
+        out[k] = all.slice(offset, offset + tensors[k].size * 4);
+        offset += tensors[k].size * 4;
+      }
+    } finally {
+      b.free(staging);
+    }
+    i = j;
+  }
+  return out;
+}
+
 let backwardHook: ((t: Tensor, g?: Tensor) => void) | null = null;
 
-/** Installed by `autograd.ts` (breaks the import cycle between tensors and ops). */
+/**
+ * Installed by `autograd.ts`, which every op file that records gradients and `creation.ts`
+ * import (`autograd.ts` needs this file, so this file cannot import it back).
+ */
 export function setBackwardHook(fn: (t: Tensor, g?: Tensor) => void): void {
   backwardHook = fn;
 }

@@ -6,7 +6,7 @@
  * the GPU until somebody reads a value back.
  */
 import { BufferPool, type PoolStats } from "./pool.ts";
-import { declareNonFinite } from "./wgsl_nonfinite.ts";
+import { declareNonFinite } from "./kernels/wgsl_nonfinite.ts";
 import { readEnv } from "./env.ts";
 
 /**
@@ -177,6 +177,11 @@ export class WebGpuBackend {
     this.#raise();
   }
 
+  /** Resolves when the work submitted so far has finished (no flush, no error report). */
+  settled(): Promise<void> {
+    return this.device.queue.onSubmittedWorkDone();
+  }
+
   /** Pool, pipeline and dispatch counters. */
   stats(): PoolStats & { pipelines: number; dispatches: number; submits: number } {
     return {
@@ -210,7 +215,7 @@ export class WebGpuBackend {
       this.#layouts.set(layoutKey, layout);
     }
     this.device.pushErrorScope("validation");
-    // NaN/infinity reads need their variables declared (wgsl_nonfinite.ts); the key stays d.code.
+    // NaN/infinity reads need their variables declared (kernels/wgsl_nonfinite.ts); the key stays d.code.
     const code = declareNonFinite(d.code);
     dumpShader(d.label, code);
     const module = this.device.createShaderModule({ code, label: d.label });

@@ -43,7 +43,7 @@ import { Sha256 } from "../io/sha256.ts";
 import type { Module } from "../nn/module.ts";
 import type { Adam } from "../optim/adam.ts";
 import type { Ema } from "../optim/ema.ts";
-import { backend, type RngState, type Tensor } from "../tensor/mod.ts";
+import { readMany, type RngState, type Tensor } from "../tensor/mod.ts";
 
 /** Bumped whenever the checkpoint layout or metadata changes incompatibly. */
 export const CHECKPOINT_FORMAT_VERSION = 1;
@@ -172,36 +172,8 @@ export function stepDirName(step: number): string {
  * const [w, b] = await readTensors([layer.weight, layer.bias]);
  * ```
  */
-export async function readTensors(tensors: readonly Tensor[]): Promise<ArrayBuffer[]> {
-  const out: ArrayBuffer[] = new Array(tensors.length);
-  const limit = 64 * 1024 * 1024;
-  let i = 0;
-  while (i < tensors.length) {
-    let j = i, bytes = 0;
-    while (j < tensors.length && (j === i || bytes + tensors[j].size * 4 <= limit)) {
-      bytes += tensors[j].size * 4;
-      j++;
-    }
-    const b = backend();
-    const staging = b.allocate(Math.max(bytes, 4));
-    try {
-      let offset = 0;
-      for (let k = i; k < j; k++) {
-        b.copy(tensors[k].buffer, 0, staging, offset, tensors[k].size * 4);
-        offset += tensors[k].size * 4;
-      }
-      const all = await b.read(staging, bytes);
-      offset = 0;
-      for (let k = i; k < j; k++) {
-        out[k] = all.slice(offset, offset + tensors[k].size * 4);
-        offset += tensors[k].size * 4;
-      }
-    } finally {
-      b.free(staging);
-    }
-    i = j;
-  }
-  return out;
+export function readTensors(tensors: readonly Tensor[]): Promise<ArrayBuffer[]> {
+  return readMany(tensors);
 }
 
 function entryOf(t: Tensor, data: ArrayBuffer): TensorEntry {

@@ -63,7 +63,13 @@ export class CpuBackend {
   /** Nothing is queued on the CPU. */
   flush(): void {}
 
+  /** Ops run as they are called: everything has finished already. */
   sync(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** As `sync()`. */
+  settled(): Promise<void> {
     return Promise.resolve();
   }
 

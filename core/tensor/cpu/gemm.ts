@@ -7,10 +7,14 @@
  * the pool; `gemmReference`, a plain TypeScript loop, runs where WebAssembly SIMD is missing.
  */
 import { cpu } from "../backend.ts";
+import { activate, type FusedActivation } from "../kernels/activation.ts";
 import { cpuKernels } from "./runtime.ts";
 
 /** Activations the epilogue can apply after the bias. */
-export type GemmActivation = "none" | "relu" | "gelu" | "silu";
+export type GemmActivation = FusedActivation;
+
+/** The epilogue's activation on one value (the TypeScript twin of the activation table). */
+export { activate };
 
 /**
  * One (batched) GEMM. Addresses are byte offsets into the CPU memory; leading dimensions and
@@ -46,23 +50,6 @@ export interface GemmArgs {
    * (a hint; only where lda is not a large power of two, whose rows would alias in the cache).
    */
   directA?: boolean;
-}
-
-const GELU_K = 0.7978845608028654;
-
-/** Applies `activation` to one value (GELU tanh form as in `ops/elementwise.ts`). */
-export function activate(v: number, activation: GemmActivation): number {
-  switch (activation) {
-    case "relu":
-      // NaN stays NaN, as in the SIMD epilogue and the unfused relu (Math.max).
-      return v > 0 || v !== v ? v : 0;
-    case "gelu":
-      return 0.5 * v * (1 + Math.tanh(GELU_K * (v + 0.044715 * v * v * v)));
-    case "silu":
-      return v / (1 + Math.exp(-v));
-    default:
-      return v;
-  }
 }
 
 /**

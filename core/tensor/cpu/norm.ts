@@ -10,6 +10,7 @@
  * are the fallback.
  */
 import { cpu } from "../backend.ts";
+import { ACTIVATIONS } from "../kernels/activation.ts";
 import { kernelsFor, runKernel, threadsFor } from "./parallel.ts";
 
 /** Flags of the WebAssembly norm kernels. */
@@ -54,11 +55,10 @@ function rowRstd(x: Float32Array, o: number, L: number, mu: number, eps: number)
   return 1 / Math.sqrt(a / L + eps);
 }
 
-/** d loss / d z of the fused SiLU y = z sigmoid(z) at z, given d loss / d y = g. */
-function siluGrad(z: number, g: number): number {
-  const sg = 1 / (1 + Math.exp(-z));
-  return g * sg * (1 + z * (1 - sg));
-}
+/** The fused SiLU and its gradient (d loss / d z at z, given d loss / d y = g), from the one
+ * activation table. */
+const siluF = ACTIVATIONS.silu.f;
+const siluGrad = (z: number, g: number): number => ACTIVATIONS.silu.df(z, 0, g);
 
 /** Weight and bias as arrays over every channel (1 and 0 where absent: one shape for the JIT). */
 function affineOf(lay: NormLayout, p: NormParams): { w: Float32Array; b: Float32Array } {
@@ -120,7 +120,7 @@ function normRow(
     if (silu) {
       for (; j < end; j++) {
         const z = (x[j] - mu) * a + bc;
-        y[j] = z / (1 + Math.exp(-z));
+        y[j] = siluF(z);
       }
     } else {
       for (; j < end; j++) y[j] = (x[j] - mu) * a + bc;

@@ -1,5 +1,5 @@
 /**
- * Row kernels of the CPU backend, the twins of the WGSL row kernels in `ops/_rows.ts`: softmax
+ * Row kernels of the CPU backend, the twins of the WGSL row kernels in `kernels/rows.ts`: softmax
  * and log-softmax of one row with its gradient, and a row's log-sum-exp (shared by softmax,
  * cross-entropy and attention). Each works on one row of a Float32Array at an element offset;
  * row statistics (max, sum of exponentials) accumulate in float64.

@@ -6,7 +6,7 @@
  * quieten NaN payloads of integer data).
  */
 import { cpu } from "../backend.ts";
-import type { Tensor } from "../tensor.ts";
+import { bufferOf, type Tensor } from "../tensor.ts";
 import type { CpuBuffer } from "./memory.ts";
 import { cpuKernels } from "./runtime.ts";
 
@@ -18,7 +18,7 @@ export interface Strided {
 
 /** The element offset of a tensor in the whole memory viewed as 4-byte words. */
 export function wordOffset(t: Tensor): number {
-  return (t.buffer as CpuBuffer).offset / 4; // not >> 2: addresses reach 4 GiB, past int32
+  return (bufferOf(t) as CpuBuffer).offset / 4; // not >> 2: addresses reach 4 GiB, past int32
 }
 
 /** The whole memory as int32 words (take it after allocating the outputs). */

@@ -1,5 +1,5 @@
 /**
- * 2-D convolutions (NCHW, f32) as implicit GEMMs on the one GEMM template (`gemm.ts`): im2col
+ * 2-D convolutions (NCHW, f32) as implicit GEMMs on the one GEMM template (`kernels/gemm.ts`): im2col
  * happens inside the `readA`/`readB` hooks (0 for padding and out-of-range taps), the scatter to
  * NCHW, bias and activation inside `writeC`. Three GEMM shapes serve everything:
  *
@@ -27,14 +27,16 @@ import {
   type ConvGeometry,
   convWeightGradCpu,
 } from "../cpu/conv.ts";
-import { runGemm } from "../gemm.ts";
+import { runGemm } from "../kernels/gemm.ts";
+import { ACTIVATION_WGSL, activationWgsl } from "../kernels/activation.ts";
 import { expectDType, expectRank } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
 import { relu, silu } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
 
-/** Activations conv2d can fuse into its epilogue. */
+/** Activations conv2d can fuse into its epilogue (formulas: `kernels/activation.ts`). */
 export type ConvActivation = "none" | "relu" | "silu";
+const CONV_ACTIVATIONS: readonly string[] = ["none", "relu", "silu"] satisfies ConvActivation[];
 
 /** Options for `conv2d`. */
 export interface Conv2dOptions {
@@ -78,12 +80,6 @@ export function conv2dPair(
 
 /** Batch size, stride, padding and kernel size of a convolution. */
 type Geometry = ConvGeometry;
-
-const ACT: Record<ConvActivation, (v: string) => string> = {
-  none: (v) => v,
-  relu: (v) => `max(${v}, 0.0)`,
-  silu: (v) => `${v} / (1.0 + exp(-${v}))`,
-};
 
 /** WGSL lines splitting `n` (an index over batch x plane) into nb, pixel row/col. */
 function splitPixel(n: string, h: number, w: number, ys: string, xs: string): string {
@@ -181,6 +177,7 @@ function convGemm(
     N: NN,
     K,
     batch: 1,
+    prelude: act === "none" ? undefined : ACTIVATION_WGSL,
     bindings: [
       { name: "X", tensor: x, access: "read" },
       { name: "WT", tensor: w, access: "read", type: vecW ? "vec4<f32>" : "f32" },
@@ -201,7 +198,7 @@ function convGemm(
     writeC: `  let nb = n / ${Ho * Wo}u;
   let q = n % ${Ho * Wo}u;
   let y = v${bias ? " + BIAS[m]" : ""};
-  Y[(nb * ${O}u + m) * ${Ho * Wo}u + q] = ${ACT[act]("y")};`,
+  Y[(nb * ${O}u + m) * ${Ho * Wo}u + q] = ${activationWgsl(act, "y")};`,
   });
   return out;
 }
@@ -349,7 +346,9 @@ export function conv2d(
   const [sy, sx] = conv2dPair(op, "stride", opts.stride ?? 1, 1);
   const [py, px] = conv2dPair(op, "padding", opts.padding ?? 0, 0);
   const activation = opts.activation ?? "none";
-  if (!(activation in ACT)) throw new Error(`${op}: unknown activation "${activation}".`);
+  if (!CONV_ACTIVATIONS.includes(activation)) {
+    throw new Error(`${op}: unknown activation "${activation}".`);
+  }
   const [N, C, H, W] = x.shape;
   const [O, Cw, kh, kw] = w.shape;
   if (C !== Cw) {

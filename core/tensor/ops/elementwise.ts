@@ -9,98 +9,23 @@
 import { record } from "../autograd.ts";
 import { cpu, onCpu } from "../backend.ts";
 import {
-  ARITHMETIC_ROWS,
-  type BinaryFn,
-  type BinaryRow,
   mapAffine,
-  mapBinary,
   mapUnary,
   mapUnaryGrad,
   mapWhere,
-  type UnaryFn,
-  type UnaryGradFn,
   unaryGradKernel,
   unaryKernel,
 } from "../cpu/elementwise.ts";
 import { f32 } from "../cpu/views.ts";
 import { broadcastShapes, expectDType, sameShape } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
-import { broadcastIndexExpr, f32Bits, runElementwise } from "../wgsl.ts";
-import { sumTo } from "./reduce.ts";
-
-/** WGSL helpers shared by the unary kernels (erf per Abramowitz & Stegun 7.1.26, |err| < 1.5e-7;
- * tanh written from exp(-2|x|) so large inputs cannot overflow to NaN). Their TypeScript twins
- * follow. */
-const MATH_PRELUDE = `
-fn safe_tanh(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }
-fn square_f(x: f32) -> f32 { return x * x; }
-fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
-fn erf_approx(x: f32) -> f32 {
-  let t = 1.0 / (1.0 + 0.3275911 * abs(x));
-  let p = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
-  return sign(x) * (1.0 - p * exp(-x * x));
-}`;
-
-function safeTanh(x: number): number {
-  const e = Math.exp(-2 * Math.abs(x));
-  return Math.sign(x) * (1 - e) / (1 + e);
-}
-
-function sigmoidOf(x: number): number {
-  return 1 / (1 + Math.exp(-x));
-}
-
-function erfApprox(x: number): number {
-  const t = 1 / (1 + 0.3275911 * Math.abs(x));
-  const p = t *
-    (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
-  return Math.sign(x) * (1 - p * Math.exp(-x * x));
-}
-
-// GELU, tanh approximation (Hendrycks & Gimpel 2016): 0.5 x (1 + tanh(k (x + 0.044715 x^3))).
-const GELU_K = "0.7978845608028654";
-const K = 0.7978845608028654;
-/** The tanh of the GELU approximation, and its derivative factor (0.134145 = 3 * 0.044715). */
-const geluTanh = (x: number): number => safeTanh(K * (x + 0.044715 * x * x * x));
-const geluGrad = (x: number, g: number): number => {
-  const t = geluTanh(x);
-  return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * K * (1 + 0.134145 * x * x));
-};
-
-// The activations' twins by name: each also gets a CPU loop of its own in the table, so V8
-// inlines the twin there (the shared loop of `mapUnary` calls it megamorphically, at several
-// times the cost; see `cpu/elementwise.ts`).
-const reluF: UnaryFn = (x) => Math.max(x, 0);
-const reluDf: UnaryGradFn = (x, _y, g) => x > 0 ? g : 0;
-const geluF: UnaryFn = (x) => 0.5 * x * (1 + geluTanh(x));
-const geluDf: UnaryGradFn = (x, _y, g) => geluGrad(x, g);
-const geluErfF: UnaryFn = (x) => 0.5 * x * (1 + erfApprox(x * 0.7071067811865476));
-const geluErfDf: UnaryGradFn = (x, _y, g) =>
-  g * (0.5 * (1 + erfApprox(x * 0.7071067811865476)) +
-    x * 0.3989422804014327 * Math.exp(-0.5 * x * x));
-const siluF: UnaryFn = (x) => x * sigmoidOf(x);
-const siluDf: UnaryGradFn = (x, _y, g) => g * sigmoidOf(x) * (1 + x * (1 - sigmoidOf(x)));
-
-/**
- * One unary op, as WGSL for the GPU and as its TypeScript twin for the CPU (same formula).
- * WGSL sees `x`, and in the backward also `y` (the forward output) and `g` (the output
- * gradient); `s0`, `s1`, ... are the call's scalars (see `unary`).
- */
-interface UnaryRule {
-  /** Forward, WGSL. */
-  forward: string;
-  /** Forward, TypeScript. */
-  f: UnaryFn;
-  /** d(out)/d(x) times `g`, WGSL (absent: no gradient). */
-  backward?: string;
-  /** The same, TypeScript. */
-  df?: UnaryGradFn;
-  /** Optional whole-tensor CPU loops replacing `f` / `df` for speed (see `cpu/elementwise.ts`). */
-  map?: (x: Float32Array, y: Float32Array) => void;
-  mapGrad?: (x: Float32Array, y: Float32Array, g: Float32Array, gx: Float32Array) => void;
-}
+import { broadcastIndexExpr, f32Bits, runElementwise } from "../kernels/wgsl.ts";
+import { ACTIVATION_WGSL, ACTIVATIONS, type UnaryRule } from "../kernels/activation.ts";
+import { BINARY, binaryKernel } from "../kernels/binary.ts";
+import { sumTo } from "../kernels/reduce.ts";
 
 const UNARY = {
+  ...ACTIVATIONS,
   neg: {
     forward: "-x",
     f: (x) => -x,
@@ -138,80 +63,6 @@ const UNARY = {
     f: (x) => 1 / Math.sqrt(x),
     backward: "g * -0.5 * y * y * y",
     df: (_x, y, g) => g * -0.5 * y * y * y,
-  },
-  tanh: {
-    forward: "safe_tanh(x)",
-    f: safeTanh,
-    backward: "g * (1.0 - y * y)",
-    df: (_x, y, g) => g * (1 - y * y),
-  },
-  sigmoid: {
-    forward: "sigmoid(x)",
-    f: sigmoidOf,
-    backward: "g * y * (1.0 - y)",
-    df: (_x, y, g) => g * y * (1 - y),
-    map: (x, y) => {
-      if (unaryKernel("sigmoid", x, y)) return;
-      for (let i = 0; i < y.length; i++) y[i] = sigmoidOf(x[i]);
-    },
-    mapGrad: (x, y, g, gx) => {
-      if (unaryGradKernel("sigmoid", x, y, g, gx)) return;
-      for (let i = 0; i < gx.length; i++) gx[i] = g[i] * y[i] * (1 - y[i]);
-    },
-  },
-  relu: {
-    forward: "max(x, 0.0)",
-    f: reluF,
-    backward: "select(0.0, g, x > 0.0)",
-    df: reluDf,
-    map: (x, y) => {
-      for (let i = 0; i < y.length; i++) y[i] = reluF(x[i]);
-    },
-    mapGrad: (x, y, g, gx) => {
-      for (let i = 0; i < gx.length; i++) gx[i] = reluDf(x[i], y[i], g[i]);
-    },
-  },
-  gelu: {
-    forward: `0.5 * x * (1.0 + safe_tanh(${GELU_K} * (x + 0.044715 * x * x * x)))`,
-    f: geluF,
-    backward: `g * (0.5 * (1.0 + safe_tanh(${GELU_K} * (x + 0.044715 * x * x * x))) + 0.5 * x * ` +
-      `(1.0 - square_f(safe_tanh(${GELU_K} * (x + 0.044715 * x * x * x)))) * ${GELU_K} * (1.0 + 0.134145 * x * x))`,
-    df: geluDf,
-    map: (x, y) => {
-      if (unaryKernel("gelu", x, y)) return;
-      for (let i = 0; i < y.length; i++) y[i] = geluF(x[i]);
-    },
-    mapGrad: (x, y, g, gx) => {
-      if (unaryGradKernel("gelu", x, y, g, gx)) return;
-      for (let i = 0; i < gx.length; i++) gx[i] = geluDf(x[i], y[i], g[i]);
-    },
-  },
-  gelu_erf: {
-    forward: "0.5 * x * (1.0 + erf_approx(x * 0.7071067811865476))",
-    f: geluErfF,
-    backward:
-      "g * (0.5 * (1.0 + erf_approx(x * 0.7071067811865476)) + x * 0.3989422804014327 * exp(-0.5 * x * x))",
-    df: geluErfDf,
-    map: (x, y) => {
-      for (let i = 0; i < y.length; i++) y[i] = geluErfF(x[i]);
-    },
-    mapGrad: (x, y, g, gx) => {
-      for (let i = 0; i < gx.length; i++) gx[i] = geluErfDf(x[i], y[i], g[i]);
-    },
-  },
-  silu: {
-    forward: "x * sigmoid(x)",
-    f: siluF,
-    backward: "g * sigmoid(x) * (1.0 + x * (1.0 - sigmoid(x)))",
-    df: siluDf,
-    map: (x, y) => {
-      if (unaryKernel("silu", x, y)) return;
-      for (let i = 0; i < y.length; i++) y[i] = siluF(x[i]);
-    },
-    mapGrad: (x, y, g, gx) => {
-      if (unaryGradKernel("silu", x, y, g, gx)) return;
-      for (let i = 0; i < gx.length; i++) gx[i] = siluDf(x[i], y[i], g[i]);
-    },
   },
   sin: {
     forward: "sin(x)",
@@ -269,7 +120,7 @@ function unary(op: string, x: Tensor, rule: UnaryRule, scalars: number[] = []): 
     runElementwise({
       label: op,
       n: x.size,
-      prelude: MATH_PRELUDE,
+      prelude: ACTIVATION_WGSL,
       bindings: [
         { binding: { name: "X", type: "f32", access: "read" }, tensor: x },
         { binding: { name: "Y", type: "f32", access: "read_write" }, tensor: y },
@@ -300,7 +151,7 @@ function unaryGrad(
   runElementwise({
     label: `${op}_grad`,
     n: x.size,
-    prelude: MATH_PRELUDE,
+    prelude: ACTIVATION_WGSL,
     bindings: [
       { binding: { name: "X", type: "f32", access: "read" }, tensor: x },
       { binding: { name: "Y", type: "f32", access: "read" }, tensor: y },
@@ -397,50 +248,6 @@ export function affine(x: Tensor, a: number, b: number): Tensor {
 }
 
 type Operand = Tensor | number;
-
-/** The binary ops: WGSL of `a` and `b` beside the TypeScript twin (and, for arithmetic, the
- * twin's own row loop on the CPU). */
-const BINARY = {
-  add: { wgsl: "a + b", f: (a, b) => a + b, row: ARITHMETIC_ROWS.add },
-  sub: { wgsl: "a - b", f: (a, b) => a - b, row: ARITHMETIC_ROWS.sub },
-  mul: { wgsl: "a * b", f: (a, b) => a * b, row: ARITHMETIC_ROWS.mul },
-  div: { wgsl: "a / b", f: (a, b) => a / b, row: ARITHMETIC_ROWS.div },
-  maximum: { wgsl: "max(a, b)", f: Math.max },
-  minimum: { wgsl: "min(a, b)", f: Math.min },
-  greater: { wgsl: "select(0.0, 1.0, a > b)", f: (a, b) => a > b ? 1 : 0 },
-  greaterEqual: { wgsl: "select(0.0, 1.0, a >= b)", f: (a, b) => a >= b ? 1 : 0 },
-  less: { wgsl: "select(0.0, 1.0, a < b)", f: (a, b) => a < b ? 1 : 0 },
-  lessEqual: { wgsl: "select(0.0, 1.0, a <= b)", f: (a, b) => a <= b ? 1 : 0 },
-  equal: { wgsl: "select(0.0, 1.0, a == b)", f: (a, b) => a === b ? 1 : 0 },
-} satisfies Record<string, { wgsl: string; f: BinaryFn; row?: BinaryRow }>;
-
-type BinaryOp = keyof typeof BINARY;
-
-function binaryKernel(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
-  expectDType(op, "a", a, "f32");
-  expectDType(op, "b", b, "f32");
-  const shape = broadcastShapes(op, a.shape, b.shape);
-  const out = emptyTensor(shape);
-  if (onCpu()) {
-    const rule: { f: BinaryFn; row?: BinaryRow } = BINARY[op];
-    mapBinary(f32(a), a.shape, f32(b), b.shape, f32(out), shape, rule.f, rule.row);
-    cpu().countOp();
-    return out;
-  }
-  const ia = sameShape(a.shape, shape) ? "i" : broadcastIndexExpr(shape, a.shape);
-  const ib = sameShape(b.shape, shape) ? "i" : broadcastIndexExpr(shape, b.shape);
-  runElementwise({
-    label: op,
-    n: out.size,
-    bindings: [
-      { binding: { name: "A", type: "f32", access: "read" }, tensor: a },
-      { binding: { name: "B", type: "f32", access: "read" }, tensor: b },
-      { binding: { name: "O", type: "f32", access: "read_write" }, tensor: out },
-    ],
-    body: `  let a = A[${ia}];\n  let b = B[${ib}];\n  O[i] = ${BINARY[op].wgsl};`,
-  });
-  return out;
-}
 
 /** a + b with broadcasting. */
 export function add(a: Operand, b: Operand): Tensor {

@@ -8,7 +8,7 @@
 import { record } from "../autograd.ts";
 import { expectDType, normalizeAxis, sameShape } from "../shape.ts";
 import { emptyTensor, sizeOf, type Tensor } from "../tensor.ts";
-import { f32Literal, runElementwise } from "../wgsl.ts";
+import { f32Literal, runElementwise } from "../kernels/wgsl.ts";
 import { cpu, onCpu } from "../backend.ts";
 import {
   embeddingGrad,

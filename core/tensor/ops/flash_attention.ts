@@ -22,8 +22,8 @@
 import { record } from "../autograd.ts";
 import { cpu, gpu, onCpu } from "../backend.ts";
 import { attentionBackward, attentionForward } from "../cpu/attention.ts";
-import { emptyTensor, type Tensor } from "../tensor.ts";
-import { broadcastIndexExpr, f32Literal } from "../wgsl.ts";
+import { bufferOf, emptyTensor, type Tensor } from "../tensor.ts";
+import { broadcastIndexExpr, f32Literal } from "../kernels/wgsl.ts";
 
 /** Largest head dimension (D and Dv) the fused kernels accept. */
 export const FLASH_MAX_DIM = 128;
@@ -133,7 +133,10 @@ function dispatch(label: string, code: string, bufs: Buf[], workgroups: [number,
   gpu().dispatch({
     label,
     code,
-    bindings: bufs.map((b) => ({ buffer: b.tensor.buffer, access: b.rw ? "read_write" : "read" })),
+    bindings: bufs.map((b) => ({
+      buffer: bufferOf(b.tensor),
+      access: b.rw ? "read_write" : "read",
+    })),
     workgroups,
   });
 }

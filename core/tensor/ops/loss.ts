@@ -9,8 +9,8 @@ import { f32, i32 } from "../cpu/views.ts";
 import { expectDType, expectRank, sameShape } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
 import { tensor } from "../creation.ts";
-import { f32Literal, runElementwise } from "../wgsl.ts";
-import { dispatchRows, rowMaxSumExp } from "./_rows.ts";
+import { f32Literal, runElementwise } from "../kernels/wgsl.ts";
+import { dispatchRows, rowMaxSumExp } from "../kernels/rows.ts";
 import { square, sub } from "./elementwise.ts";
 import { mean, sum } from "./reduce.ts";
 

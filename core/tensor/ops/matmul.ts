@@ -7,10 +7,11 @@
 import { isGradEnabled, record } from "../autograd.ts";
 import { onCpu } from "../backend.ts";
 import { linearCpu, matmulCpu } from "../cpu/matmul.ts";
-import { runGemm } from "../gemm.ts";
+import { runGemm } from "../kernels/gemm.ts";
 import { broadcastShapes, expectDType } from "../shape.ts";
 import { emptyTensor, sizeOf, type Tensor } from "../tensor.ts";
-import { broadcastIndexExpr } from "../wgsl.ts";
+import { broadcastIndexExpr } from "../kernels/wgsl.ts";
+import { ACTIVATION_WGSL, activationWgsl, type FusedActivation } from "../kernels/activation.ts";
 import { gelu, relu, silu } from "./elementwise.ts";
 import { sum, sumTo } from "./reduce.ts";
 import { reshape } from "./view.ts";
@@ -168,15 +169,8 @@ function matmulGpu(
   });
 }
 
-/** Activations the linear epilogue can fuse. */
-export type Activation = "none" | "relu" | "gelu" | "silu";
-
-const EPILOGUE: Record<Activation, string> = {
-  none: "r",
-  relu: "max(r, 0.0)",
-  gelu: "0.5 * r * (1.0 + safe_tanh(0.7978845608028654 * (r + 0.044715 * r * r * r)))",
-  silu: "r / (1.0 + exp(-r))",
-};
+/** Activations the linear epilogue can fuse (formulas: `kernels/activation.ts`). */
+export type Activation = FusedActivation;
 
 /** The WGSL path of `linear`: one GEMM dispatch with the bias and `act` in the epilogue. */
 function linearGpu(
@@ -201,14 +195,15 @@ function linearGpu(
     K: inF,
     batch: 1,
     bindings,
-    prelude:
-      "fn safe_tanh(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }",
+    prelude: act === "none" ? undefined : ACTIVATION_WGSL,
     readA: readHook("X", "0u", rows, inF, false, "m", "k"),
     readB: readHook("W", "0u", inF, outF, true, "k", "n"),
     readA4: vecRead("X", "0u", rows, inF, false, "m", "k") ?? undefined,
     readB4: vecRead("W", "0u", inF, outF, true, "k", "n") ?? undefined,
     // The epilogue names its input `r` (WGSL forbids redeclaring the parameter `v`).
-    writeC: `  let r = v${bias ? " + BIAS[n]" : ""};\n  Y[m * ${outF}u + n] = ${EPILOGUE[act]};`,
+    writeC: `  let r = v${bias ? " + BIAS[n]" : ""};\n  Y[m * ${outF}u + n] = ${
+      activationWgsl(act, "r")
+    };`,
   });
 }
 

@@ -11,3 +11,5 @@ export * from "./attention.ts";
 export * from "./loss.ts";
 export * from "./embedding.ts";
 export * from "./dropout.ts";
+export * from "./optim.ts";
+export * from "./timestep.ts";

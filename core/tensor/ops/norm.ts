@@ -12,8 +12,9 @@ import { normBackward, normForward, type NormLayout } from "../cpu/norm.ts";
 import { f32 } from "../cpu/views.ts";
 import { expectDType, sameShape } from "../shape.ts";
 import { emptyTensor, sizeOf, type Tensor } from "../tensor.ts";
-import { f32Literal } from "../wgsl.ts";
-import { dispatchRows, reduceWorkgroup, type RowBinding, RW } from "./_rows.ts";
+import { f32Literal } from "../kernels/wgsl.ts";
+import { ACTIVATION_WGSL } from "../kernels/activation.ts";
+import { dispatchRows, reduceWorkgroup, type RowBinding, RW } from "../kernels/rows.ts";
 import { add, affine, mul, rsqrt, sub } from "./elementwise.ts";
 import { mean, sum, sumTo, variance } from "./reduce.ts";
 import { reshape } from "./view.ts";
@@ -76,6 +77,7 @@ function rowNorm(s: RowNormSpec): Tensor {
   dispatchRows({
     label: s.op,
     rows,
+    prelude: silu ? ACTIVATION_WGSL : undefined,
     scratch: ["red", "red2"],
     bindings: [
       { name: "X", tensor: x, access: "read" },
@@ -96,7 +98,7 @@ ${reduceWorkgroup("sum", { red: "a2" })}  let rstd = inverseSqrt(red[0] / ${f32L
     });
   for (var j = lid; j < ${L}u; j += ${RW}u) {
     var z = (X[base + j] - mu) * rstd * ${w} + ${b};
-    ${silu ? "z = z / (1.0 + exp(-z));" : ""}
+    ${silu ? "z = act_silu(z);" : ""}
     Y[base + j] = z;
   }
   if (lid == 0u) { MEAN[row] = mu; RSTD[row] = rstd; }`,
@@ -111,6 +113,7 @@ ${reduceWorkgroup("sum", { red: "a2" })}  let rstd = inverseSqrt(red[0] / ${f32L
     dispatchRows({
       label: `${s.op}_grad`,
       rows,
+      prelude: silu ? ACTIVATION_WGSL : undefined,
       scratch: ["red", "red2"],
       bindings: [
         { name: "X", tensor: x, access: "read" },
@@ -132,8 +135,7 @@ ${reduceWorkgroup("sum", { red: "a2" })}  let rstd = inverseSqrt(red[0] / ${f32L
     ${
         silu
           ? `let z = xh * ${w} + ${b};
-    let sg = 1.0 / (1.0 + exp(-z));
-    let gzj = G[base + j] * sg * (1.0 + z * (1.0 - sg));`
+    let gzj = act_silu_grad(z, 0.0, G[base + j]);`
           : "let gzj = G[base + j];"
       }
     ${gz ? "GZ[base + j] = gzj;" : ""}
@@ -149,8 +151,7 @@ ${reduceWorkgroup("sum", { red: "a1", red2: "a2" })}  let m1 = red[0] / ${f32Lit
     ${
         silu
           ? `let z = xh * ${w} + ${b};
-    let sg = 1.0 / (1.0 + exp(-z));
-    let gzj = G[base + j] * sg * (1.0 + z * (1.0 - sg));`
+    let gzj = act_silu_grad(z, 0.0, G[base + j]);`
           : "let gzj = G[base + j];"
       }
     DX[base + j] = rstd * (gzj * ${w} - m1 - xh * m2);

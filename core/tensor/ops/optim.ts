@@ -8,7 +8,7 @@
 import { cpu, onCpu } from "../backend.ts";
 import { f32 } from "../cpu/views.ts";
 import type { Tensor } from "../tensor.ts";
-import { f32Literal, runElementwise } from "../wgsl.ts";
+import { f32Literal, runElementwise } from "../kernels/wgsl.ts";
 
 const fr = Math.fround;
 

@@ -20,7 +20,7 @@ import {
 import * as view from "../cpu/views.ts";
 import { expectDType, expectRank } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
-import { f32Literal, runElementwise } from "../wgsl.ts";
+import { f32Literal, runElementwise } from "../kernels/wgsl.ts";
 import { conv2dPair } from "./conv.ts";
 
 type Pair = number | readonly [number, number];

@@ -16,8 +16,8 @@ import { softmaxGradRows, softmaxRows } from "../cpu/rows.ts";
 import { f32 } from "../cpu/views.ts";
 import { expectDType, normalizeAxis } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
-import { f32Literal } from "../wgsl.ts";
-import { dispatchRows, reduceWorkgroup, rowMaxSumExp, RW } from "./_rows.ts";
+import { f32Literal } from "../kernels/wgsl.ts";
+import { dispatchRows, reduceWorkgroup, rowMaxSumExp, RW } from "../kernels/rows.ts";
 import { permute } from "./view.ts";
 
 /** Options of `softmax` and `logSoftmax`. */

@@ -7,7 +7,7 @@
 import { cpu, onCpu } from "../backend.ts";
 import { f32 } from "../cpu/views.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
-import { f32Literal, runElementwise } from "../wgsl.ts";
+import { f32Literal, runElementwise } from "../kernels/wgsl.ts";
 
 /**
  * Embeds timesteps t (f32 [B], may be fractional) as [B, dim]: with half = floor(dim / 2) and

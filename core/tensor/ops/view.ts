@@ -7,10 +7,10 @@
 import { record } from "../autograd.ts";
 import { normalizeAxis, sameShape, stridesOf } from "../shape.ts";
 import { emptyTensor, sizeOf, type Tensor, viewOf } from "../tensor.ts";
-import { runElementwise } from "../wgsl.ts";
+import { runElementwise } from "../kernels/wgsl.ts";
 import { cpu, onCpu } from "../backend.ts";
 import { copyStrided, type Strided, wordOffset, words, zeroWords } from "../cpu/view.ts";
-import { sumTo } from "./reduce.ts";
+import { sumTo } from "../kernels/reduce.ts";
 
 /** WGSL lines defining `c0..c{n-1}`, the coordinates of linear index `i` in `shape`. */
 function coordLines(shape: readonly number[]): string {

@@ -3,9 +3,9 @@
  * pipeline cache is keyed by source), and loops are unrolled here in TypeScript where it
  * matters, since WGSL compilers do not unroll for us.
  */
-import { gpu } from "./backend.ts";
-import type { Access } from "./webgpu_backend.ts";
-import type { DType, Tensor } from "./tensor.ts";
+import { gpu } from "../backend.ts";
+import type { Access } from "../webgpu_backend.ts";
+import { bufferOf, type DType, type Tensor } from "../tensor.ts";
 import { nonFiniteF32 } from "./wgsl_nonfinite.ts";
 
 /** Threads per workgroup for one-thread-per-element kernels. */
@@ -118,7 +118,10 @@ export function runElementwise(opts: {
   if (opts.n === 0) return;
   const grid = gridFor(opts.n);
   const declared = opts.bindings.map((b) => b.binding);
-  const buffers = opts.bindings.map((b) => ({ buffer: b.tensor.buffer, access: b.binding.access }));
+  const buffers = opts.bindings.map((b) => ({
+    buffer: bufferOf(b.tensor),
+    access: b.binding.access,
+  }));
   if (opts.scalars) {
     declared.push({ name: "S", type: "u32", access: "read" });
     buffers.push({ buffer: scalarBuffer(opts.scalars), access: "read" });

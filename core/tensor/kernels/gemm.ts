@@ -7,9 +7,9 @@
  * Each workgroup computes a TM x TN tile of C, each thread a 4x4 register tile; A and B tiles are
  * staged through workgroup memory as vec4 rows so the inner loop is 2 vec4 loads per 16 FMAs.
  */
-import { gpu } from "./backend.ts";
-import type { Access } from "./webgpu_backend.ts";
-import { emptyTensor, type Tensor } from "./tensor.ts";
+import { gpu } from "../backend.ts";
+import type { Access } from "../webgpu_backend.ts";
+import { bufferOf, emptyTensor, type Tensor } from "../tensor.ts";
 
 /** A binding of the GEMM kernel: a tensor and how WGSL sees it. */
 export interface GemmBinding {
@@ -250,13 +250,13 @@ export function runGemm(spec: GemmSpec): void {
   }
   const splits = splitCount(spec);
   const { code, workgroups } = gemmSourceSplit(spec, splits);
-  const bindings = spec.bindings.map((b) => ({ buffer: b.tensor.buffer, access: b.access }));
+  const bindings = spec.bindings.map((b) => ({ buffer: bufferOf(b.tensor), access: b.access }));
   if (splits === 1) {
     gpu().dispatch({ label: spec.label, code, bindings, workgroups });
     return;
   }
   const part = emptyTensor([splits * spec.batch * spec.M * spec.N]);
-  const withPart = [...bindings, { buffer: part.buffer, access: "read_write" as Access }];
+  const withPart = [...bindings, { buffer: bufferOf(part), access: "read_write" as Access }];
   gpu().dispatch({ label: spec.label, code, bindings: withPart, workgroups });
   gpu().dispatch({
     label: `${spec.label}_splitk`,

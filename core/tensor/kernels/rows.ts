@@ -4,8 +4,8 @@
  * workgroup tree reductions of the threads' partial results.
  */
 import { gpu } from "../backend.ts";
-import type { Tensor } from "../tensor.ts";
-import { declareBindings, f32Literal, gridFor, linearIndex } from "../wgsl.ts";
+import { bufferOf, type Tensor } from "../tensor.ts";
+import { declareBindings, f32Literal, gridFor, linearIndex } from "./wgsl.ts";
 
 /** Threads per row workgroup. */
 export const RW = 64;
@@ -84,7 +84,7 @@ ${body}
   gpu().dispatch({
     label,
     code,
-    bindings: bindings.map((b) => ({ buffer: b.tensor.buffer, access: b.access })),
+    bindings: bindings.map((b) => ({ buffer: bufferOf(b.tensor), access: b.access })),
     workgroups: grid,
   });
 }
