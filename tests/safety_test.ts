@@ -25,7 +25,7 @@ import { initBackend } from "../core/tensor/mod.ts";
 import { BpeTokenizer, shortCaption } from "../plugins/tokenizers/bpe.ts";
 import { numberFlag, seedFlag, UsageError } from "../tasks/_cli.ts";
 import { hugePng } from "./_support/huge_png.ts";
-import { assertOneLineError, type Cli, cli } from "./_support/cli.ts";
+import { assertOneLineError, cli } from "./_support/cli.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SHIPPED = join(ROOT, "weights", "default");
