@@ -20,7 +20,7 @@ export * from "./core/tensor/mod.ts";
 export * from "./core/io/mod.ts";
 export * from "./core/registry.ts";
 export * from "./core/config.ts";
-export * from "./core/builtins.ts";
+export * from "./plugins/mod.ts";
 export * from "./core/components.ts";
 export * from "./core/pipeline.ts";
 export { toNchw } from "./datasets/flip.ts";

@@ -21,11 +21,14 @@ export * from "./core/io/mod.ts";
 export * from "./core/registry.ts";
 export * from "./core/config.ts";
 export * from "./core/config_file.ts";
-export * from "./core/builtins.ts";
+export * from "./plugins/mod.ts";
 export * from "./core/components.ts";
 export * from "./core/pipeline.ts";
 export * from "./core/train/mod.ts";
 export * from "./datasets/mod.ts";
+// Both core (labels of any type) and datasets (shapes labels) name a CaptionedImage; the public
+// name keeps meaning the shapes one, as before. Core's is `CaptionedImage<Label>` in components.ts.
+export type { CaptionedImage } from "./datasets/mod.ts";
 export * from "./plugins/tokenizers/mod.ts";
 export * from "./plugins/encoders/mod.ts";
 export * from "./plugins/priors/mod.ts";

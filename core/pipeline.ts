@@ -7,14 +7,18 @@
  * @module
  */
 import type {
+  CaptionedImage,
   ClipConditioning,
   Decoder,
   DecoderConditioning,
   ImageEncoder,
+  ImageTextDataset,
+  NoiseSchedule,
   Prior,
   Sampler,
   TextEncoder,
   TokenBatch,
+  Tokenizer,
 } from "./components.ts";
 import {
   type ComponentSlot,
@@ -48,13 +52,9 @@ import {
   type LoadedCheckpoint,
   loadModuleWeights,
 } from "./train/checkpoint.ts";
-import { ClipModel, l2Normalize, tokenBatch } from "../plugins/encoders/clip.ts";
-import { conditionalPredictor, guidedPredictor } from "../plugins/samplers/guidance.ts";
-import type { NoiseSchedule } from "../plugins/schedules/mod.ts";
-import type { ImageTextDataset } from "../plugins/datasets/shapes.ts";
-import type { Tokenizer } from "../plugins/tokenizers/bpe.ts";
-import type { CaptionedImage } from "../datasets/mod.ts";
-import { toNchw } from "../datasets/mod.ts";
+import { ClipModel, l2Normalize, tokenBatch } from "./clip.ts";
+import { conditionalPredictor, guidedPredictor } from "./diffusion/guidance.ts";
+import { toNchw } from "./data/images.ts";
 
 /** A prior component (the interface plus the Module base every shipped prior has). */
 export type PriorModel = Prior & Module;

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { z } from "../core/deps.ts";
 import { definePlugin, type PluginKind, Registry } from "../core/registry.ts";
 import { SCHEDULE_PLUGINS } from "../plugins/schedules/mod.ts";
-import { builtins } from "../core/builtins.ts";
+import { builtins } from "../plugins/mod.ts";
 import {
   ConfigError,
   describePlugins,

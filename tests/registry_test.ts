@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { z } from "../core/deps.ts";
 import { definePlugin, editDistance, nearestName, Registry } from "../core/registry.ts";
-import { builtins } from "../core/builtins.ts";
+import { builtins } from "../plugins/mod.ts";
 import { loadPluginModule } from "../core/config.ts";
-import { NoiseSchedule } from "../plugins/schedules/mod.ts";
+import { NoiseSchedule } from "../core/diffusion/mod.ts";
 
 const unet = definePlugin({
   kind: "decoder",

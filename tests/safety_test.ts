@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { builtins } from "../core/builtins.ts";
+import { builtins } from "../plugins/mod.ts";
 import { parseConfig } from "../core/config.ts";
 import { loadConfig } from "../core/config_file.ts";
 import { exists } from "../core/io/mod.ts";
@@ -25,7 +25,7 @@ import { initBackend } from "../core/tensor/mod.ts";
 import { BpeTokenizer, shortCaption } from "../plugins/tokenizers/bpe.ts";
 import { numberFlag, seedFlag, UsageError } from "../tasks/_cli.ts";
 import { hugePng } from "./_support/huge_png.ts";
-import { assertOneLineError, type Cli, cli } from "./_support/cli.ts";
+import { assertOneLineError, cli } from "./_support/cli.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SHIPPED = join(ROOT, "weights", "default");

@@ -7,10 +7,9 @@
  * @module
  */
 import type { Components } from "../pipeline.ts";
-import { l2Normalize, tokenBatch } from "../../plugins/encoders/clip.ts";
-import type { ClipModel } from "../../plugins/encoders/clip.ts";
-import { conditionalPredictor, guidedPredictor } from "../../plugins/samplers/guidance.ts";
-import type { Tokenizer } from "../../plugins/tokenizers/bpe.ts";
+import { type ClipModel, l2Normalize, tokenBatch } from "../clip.ts";
+import { conditionalPredictor, guidedPredictor } from "../diffusion/guidance.ts";
+import type { Tokenizer } from "../components.ts";
 import { full, manualSeed, noGrad, scope, tensor } from "../tensor/mod.ts";
 import { meanCov, symmetricEigen } from "./linalg.ts";
 

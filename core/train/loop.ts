@@ -19,7 +19,7 @@ import {
   type Tensor,
   zeros,
 } from "../tensor/mod.ts";
-import { deriveSeed } from "../../datasets/mod.ts";
+import { deriveSeed } from "../data/rng.ts";
 import {
   CHECKPOINT_FORMAT_VERSION,
   type LoadedCheckpoint,

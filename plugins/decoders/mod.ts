@@ -22,15 +22,7 @@ export {
   type ConditionerOutput,
   DecoderConditioner,
 } from "./conditioning.ts";
-export {
-  decoderLoss,
-  type DecoderLossOptions,
-  minSnrWeights,
-  UNetDecoder,
-  unetDecoder,
-  type UNetOptions,
-  unetOptions,
-} from "./unet.ts";
+export { UNetDecoder, unetDecoder, type UNetOptions, unetOptions } from "./unet.ts";
 
 /** The decoder plugins shipped with the project. */
 export const DECODER_PLUGINS: PluginDefinition[] = [unetDecoder];

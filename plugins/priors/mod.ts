@@ -1,6 +1,6 @@
 /**
- * Diffusion priors p(z_i | y) (thesis section 3.4): the "transformer" plugin, candidate
- * selection and the Table 4.2 evaluation.
+ * Diffusion priors p(z_i | y) (thesis section 3.4): the "transformer" plugin and candidate
+ * selection. The Table 4.2 evaluation works for any prior: core/eval/prior.ts.
  *
  * @module
  */
@@ -16,13 +16,6 @@ export {
   transformerPriorOptions,
 } from "./transformer_prior.ts";
 export { selectCandidates } from "./select.ts";
-export {
-  evaluatePrior,
-  type EvaluatePriorOptions,
-  type PriorEvalSet,
-  type PriorMetrics,
-  THESIS_TABLE_4_2,
-} from "./evaluate.ts";
 
 /** The prior plugins shipped with the project. */
 export const PRIOR_PLUGINS: PluginDefinition[] = [transformerPrior];

@@ -40,13 +40,13 @@ import {
   unsqueeze,
   zeros,
 } from "../../core/tensor/mod.ts";
-import type { NoiseSchedule } from "../schedules/mod.ts";
 import {
   gatherSteps,
+  type NoiseSchedule,
   posteriorMeanVariance,
   qSample,
   randomSteps,
-} from "../schedules/diffusion.ts";
+} from "../../core/diffusion/mod.ts";
 import { selectCandidates } from "./select.ts";
 
 /** Number of input tokens: pooled text, text embedding, timestep, noisy embedding, query. */

@@ -8,7 +8,7 @@ import { z } from "../../core/deps.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
 import { add, affine, randn, sub, type Tensor } from "../../core/tensor/mod.ts";
 import type { NoisePredictor, Sampler, SamplerRunOptions } from "../../core/components.ts";
-import type { NoiseSchedule } from "../schedules/mod.ts";
+import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
 import { predictX0, runReverse, scheduleFor } from "./ddpm.ts";
 
 /** Options of one DDIM step. */

@@ -18,7 +18,7 @@ import {
   type Tensor,
 } from "../../core/tensor/mod.ts";
 import type { NoisePredictor, Sampler, SamplerRunOptions } from "../../core/components.ts";
-import type { NoiseSchedule } from "../schedules/mod.ts";
+import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
 
 /** Options of one DDPM step. */
 export interface DdpmStepOptions {

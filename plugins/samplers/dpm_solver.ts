@@ -17,7 +17,7 @@ import { z } from "../../core/deps.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
 import { add, affine, noGrad, randn, scope, type Tensor } from "../../core/tensor/mod.ts";
 import type { NoisePredictor, Sampler, SamplerRunOptions } from "../../core/components.ts";
-import type { NoiseSchedule } from "../schedules/mod.ts";
+import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
 import { predictX0, scheduleFor } from "./ddpm.ts";
 
 /** lambda = log(alpha / sigma) at step `i` of `schedule` (Lu et al. 2022, section 2). */

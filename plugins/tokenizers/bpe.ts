@@ -10,6 +10,7 @@
 
 import { z } from "../../core/deps.ts";
 import type { PluginContext, PluginDefinition } from "../../core/registry.ts";
+import type { Tokenizer } from "../../core/components.ts";
 
 /** Id of the padding token. */
 export const PAD_ID: number = 0;
@@ -44,35 +45,6 @@ export interface BpeOptions {
    * `train` records so that {@link BpeTokenizer.unseenWords} can name what a caption adds.
    */
   words?: readonly string[];
-}
-
-/** The interface every tokenizer plugin provides. */
-export interface Tokenizer {
-  /** Size of the id space (ids are < vocabSize): the text encoder's embedding table size. */
-  readonly vocabSize: number;
-  /** Tokens per encoded row, start and end included. */
-  readonly contextLength: number;
-  /** Id of the padding token. */
-  readonly padId: number;
-  /** Id of the start token. */
-  readonly startId: number;
-  /** Id of the end token. */
-  readonly endId: number;
-  /** One padded row of `contextLength` ids. */
-  encode(text: string): Int32Array;
-  /** Rows of `contextLength` ids, contiguous. */
-  encodeBatch(texts: readonly string[]): Int32Array;
-  /** Text of a row of ids. */
-  decode(ids: ArrayLike<number>): string;
-  /** Position of the end token in each row. */
-  endIndices(ids: Int32Array): Int32Array;
-  /** JSON form to store in checkpoints. */
-  toJSON(): unknown;
-  /**
-   * The words of `text` that the training captions never contained (the model learned nothing
-   * about them), or undefined when the tokenizer does not know its training words.
-   */
-  unseenWords?(text: string): string[] | undefined;
 }
 
 /** Lower-cases and collapses whitespace: the text the tokenizer actually sees. */

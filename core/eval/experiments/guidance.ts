@@ -8,8 +8,9 @@
  * @module
  */
 import { loadPipeline, textToImage } from "../../pipeline.ts";
-import { imagesToNchw, loadOrTrainProbe, scoreImages } from "../probe.ts";
-import type { ProbeScores } from "../score.ts";
+import { imagesToNchw } from "../../data/images.ts";
+import { loadOrTrainProbe, scoreImages } from "../../../datasets/probe.ts";
+import type { ProbeScores } from "../../../datasets/score.ts";
 import { imageEmbeddings } from "../embed.ts";
 import { sampleMetrics } from "../metrics.ts";
 import { linePanels, type LinePoint } from "../plot.ts";

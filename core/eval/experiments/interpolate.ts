@@ -9,7 +9,7 @@
  * @module
  */
 import { loadPipeline } from "../../pipeline.ts";
-import { imagesToNchw } from "../probe.ts";
+import { imagesToNchw } from "../../data/images.ts";
 import { cosine, decodeEmbeddings, imageEmbeddings, lerp, slerp } from "../embed.ts";
 import { linePanels } from "../plot.ts";
 import {

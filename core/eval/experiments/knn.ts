@@ -7,7 +7,7 @@
  * @module
  */
 import { loadPipeline, textToImage } from "../../pipeline.ts";
-import { imagesToNchw } from "../probe.ts";
+import { imagesToNchw } from "../../data/images.ts";
 import { imageEmbeddings, nearest } from "../embed.ts";
 import {
   type Experiment,

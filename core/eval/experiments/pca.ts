@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { loadClip, revalidateStoredConfig } from "../../pipeline.ts";
 import { loadCheckpoint } from "../../train/checkpoint.ts";
 import { COLOURS } from "../../../datasets/mod.ts";
-import { imagesToNchw } from "../probe.ts";
+import { imagesToNchw } from "../../data/images.ts";
 import { imageEmbeddings, pca, textEmbeddings } from "../embed.ts";
 import { scatter, type ScatterPoint } from "../plot.ts";
 import { type Experiment, loadSplit, round } from "./common.ts";

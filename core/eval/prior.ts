@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { derangement } from "../../core/host_random.ts";
-import type { Prior } from "../../core/components.ts";
+import { derangement } from "../host_random.ts";
+import type { Prior } from "../components.ts";
 import {
   add,
   concat,
@@ -23,8 +23,8 @@ import {
   type Tensor,
   tensor,
   zeros,
-} from "../../core/tensor/mod.ts";
-import type { NoiseSchedule } from "../schedules/mod.ts";
+} from "../tensor/mod.ts";
+import type { NoiseSchedule } from "../diffusion/mod.ts";
 
 /** The four Table 4.2 numbers (mean cosine similarities). */
 export interface PriorMetrics {

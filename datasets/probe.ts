@@ -2,18 +2,18 @@
  * A ground-truth probe: a small CNN trained on the shapes data's own labels as a multi-label
  * classifier over the 17 x 6 (colour, shape) pairs, a figure-count logit and the size word of
  * each pair (17 x 6 x 3 logits). It scores any image
- * (generated or real) against its caption with `core/eval/score.ts`. Trained
+ * (generated or real) against its caption with `score.ts`. Trained
  * with Adam for a fixed number of steps and cached in `<run>/probe/` so later evals reuse it.
  *
  * @module
  */
 import { join } from "node:path";
-import type { ResolvedConfig } from "../config.ts";
-import { exists, readSafetensors, type TensorMap, writeSafetensors } from "../io/mod.ts";
-import { writeTextAtomic } from "../io/mod.ts";
-import { Conv2d, GroupNorm, Linear, Module } from "../nn/mod.ts";
-import { Adam } from "../optim/mod.ts";
-import type { Registry } from "../registry.ts";
+import type { ResolvedConfig } from "../core/config.ts";
+import { exists, readSafetensors, type TensorMap, writeSafetensors } from "../core/io/mod.ts";
+import { writeTextAtomic } from "../core/io/mod.ts";
+import { Conv2d, GroupNorm, Linear, Module } from "../core/nn/mod.ts";
+import { Adam } from "../core/optim/mod.ts";
+import type { Registry } from "../core/registry.ts";
 import {
   abs,
   adaptiveAvgPool2d,
@@ -35,9 +35,12 @@ import {
   sum,
   type Tensor,
   tensor,
-} from "../tensor/mod.ts";
-import { type CaptionedImage, COLOUR_NAMES, Rng, SHAPES, toNchw } from "../../datasets/mod.ts";
-import { createDataset } from "../pipeline.ts";
+} from "../core/tensor/mod.ts";
+import { imagesToNchw, toNchw } from "../core/data/images.ts";
+import { Rng } from "../core/data/rng.ts";
+import { asShapesData, COLOUR_NAMES, SHAPES } from "./shapes.ts";
+import type { CaptionedImage } from "./shapes.ts";
+import { createDataset } from "../core/pipeline.ts";
 import {
   decodePrediction,
   labelTargets,
@@ -343,22 +346,6 @@ export async function scoreImages(
   return summarizeScores(preds.map((p, i) => scoreCaption(p, captions[i])));
 }
 
-/**
- * NCHW float images in [-1, 1] of captioned RGB images (not flipped).
- *
- * @example
- * ```ts
- * const x = imagesToNchw(testSplit);
- * ```
- */
-export function imagesToNchw(data: readonly CaptionedImage[]): Float32Array {
-  if (data.length === 0) return new Float32Array(0);
-  const { width: w, height: h } = data[0];
-  const out = new Float32Array(data.length * 3 * w * h);
-  data.forEach((d, i) => toNchw(d.image, w, h, out, i * 3 * w * h, false));
-  return out;
-}
-
 /** The dataset config with its train split enlarged to the probe's count (shapes data only). */
 function probeDatasetConfig(config: ResolvedConfig, trainCount: number): ResolvedConfig {
   const d = config.components.dataset;
@@ -446,7 +433,7 @@ export async function loadOrTrainProbe(
     }
   }
   const trainSet = await createDataset(probeDatasetConfig(config, options.trainCount), registry);
-  const train = await trainSet.split("train");
+  const train = asShapesData(await trainSet.split("train"));
   const test = await trainSet.split("test", 512);
   const t0 = performance.now();
   hooks.print?.(`probe: training on ${train.length} labelled images for ${options.steps} steps`);

@@ -24,8 +24,8 @@ import {
   type Tensor,
   tensor,
   unsqueeze,
-} from "../../core/tensor/mod.ts";
-import type { NoiseSchedule, ScheduleArray } from "../schedules/mod.ts";
+} from "../tensor/mod.ts";
+import type { NoiseSchedule, ScheduleArray } from "./schedule.ts";
 
 /** A gatherable per-step table: a schedule coefficient or the original timestep indices. */
 export type StepTable = ScheduleArray | "timesteps";

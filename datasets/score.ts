@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { parseCaption } from "../../datasets/captions.ts";
+import { parseCaption } from "./captions.ts";
 import {
   COLOUR_NAMES,
   type ColourName,
@@ -15,7 +15,7 @@ import {
   SHAPES,
   SIZE_WORDS,
   type SizeWord,
-} from "../../datasets/shapes.ts";
+} from "./shapes.ts";
 
 /** Number of (colour, shape) pairs: 17 colours x 6 shapes. */
 export const PAIR_COUNT: number = COLOUR_NAMES.length * SHAPES.length;

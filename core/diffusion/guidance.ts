@@ -4,22 +4,13 @@
  *
  * @module
  */
-import {
-  add,
-  affine,
-  concat,
-  full,
-  noGrad,
-  slice,
-  sub,
-  type Tensor,
-} from "../../core/tensor/mod.ts";
+import { add, affine, concat, full, noGrad, slice, sub, type Tensor } from "../tensor/mod.ts";
 import type {
   Decoder,
   DecoderConditioning,
   EncodedConditioning,
   NoisePredictor,
-} from "../../core/components.ts";
+} from "../components.ts";
 
 /**
  * eps_u + s (eps_c - eps_u) (thesis Algorithm 3, line 6).
