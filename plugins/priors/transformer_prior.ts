@@ -179,7 +179,8 @@ export class TransformerPrior extends Module implements Prior {
 
   /**
    * Norm of the embeddings the diffusion runs on: 1, or sqrt(E) with `scaleEmbeddings` (unit
-   * vectors have per-component variance 1/E, far below the noise's 1; see SPEC section 3).
+   * vectors have per-component variance 1/E, far below the unit variance of the noise added in
+   * q(z_t | z_0), so without scaling the signal is drowned within the first few steps).
    *
    * @example
    * ```ts
@@ -280,7 +281,8 @@ export class TransformerPrior extends Module implements Prior {
   }
 
   /**
-   * Algorithm 5 with the posterior-mean step (SPEC section 3): z_T ~ N(0, I); for each step,
+   * Thesis Algorithm 5 with the posterior-mean step (thesis eq. 2.8; the thesis code added noise to
+   * the x_0 prediction instead, see README): z_T ~ N(0, I); for each step,
    * x_0 = f(z_t, t), z_{t-1} = c1 x_0 + c2 z_t + sqrt(beta-tilde_t) eps (no noise at the last
    * step, whose output is x_0 itself). `candidates` chains per caption run as one batch and the
    * sample with the largest dot product with the text embedding is kept (selected on the GPU).
