@@ -9,13 +9,13 @@ const unet = definePlugin({
   kind: "decoder",
   name: "unet",
   options: z.object({ channels: z.array(z.number().int()).default([64, 128, 256]) }).strict(),
-  create: (o) => ({ channels: o.channels }),
+  create: (o) => ({ channels: o.channels }) as never, // stand-ins: plain values, not components
 });
 const vit = definePlugin({
   kind: "decoder",
   name: "vit",
   options: z.object({}).strict(),
-  create: () => "vit",
+  create: () => "vit" as never,
 });
 
 Deno.test("Registry.register() rejects a duplicate kind and name", () => {

@@ -6,6 +6,7 @@
  */
 import { ClipModel } from "../clip.ts";
 import type {
+  ComponentKinds,
   Decoder,
   ImageEncoder,
   ImageTextDataset,
@@ -14,9 +15,17 @@ import type {
   TextEncoder,
   Tokenizer,
 } from "../components.ts";
-import type { ComponentSlot, ResolvedConfig, TrainStage } from "../config.ts";
+import {
+  COMPONENT_SLOTS,
+  type ComponentSlot,
+  type ResolvedConfig,
+  type TrainStage,
+} from "../config.ts";
 import type { Module } from "../nn/module.ts";
-import type { Registry } from "../registry.ts";
+import type { PluginContextOf, Registry, SizeContext } from "../registry.ts";
+
+/** The plugin kind a config slot takes (`priorSchedule` -> `schedule`). */
+export type SlotKind<S extends ComponentSlot> = (typeof COMPONENT_SLOTS)[S];
 
 /** A prior component (the interface plus the Module base every shipped prior has). */
 export type PriorModel = Prior & Module;
@@ -31,30 +40,35 @@ export const STAGE_SLOTS: Readonly<Record<TrainStage, readonly ComponentSlot[]>>
 /** The CLIP slots (what the prior and decoder stages need from the clip checkpoint). */
 export const CLIP_SLOTS: readonly ComponentSlot[] = STAGE_SLOTS.clip;
 
-/** Context handed to every plugin's `create`: what components need from the tokenizer. */
-function contextFor(tokenizer?: Tokenizer): Record<string, unknown> {
+/** Context handed to a model plugin's `create`: the sizes it takes from the tokenizer. */
+function contextFor(tokenizer?: Tokenizer): SizeContext {
   return tokenizer
     ? { tokenizer, vocabSize: tokenizer.vocabSize, contextLength: tokenizer.contextLength }
     : {};
 }
 
 /**
- * Creates the component in a config slot through the registry.
+ * Creates the component in a config slot through the registry, typed as the component of the
+ * slot's kind (or as a subtype named explicitly).
  *
  * @example
  * ```ts
- * const schedule = await createComponent<NoiseSchedule>(config, registry, "decoderSchedule");
+ * const schedule = await createComponent(config, registry, "decoderSchedule");
+ * schedule.numSteps; // a NoiseSchedule
  * ```
  */
-export async function createComponent<T>(
+export async function createComponent<
+  T extends ComponentKinds[SlotKind<S>],
+  S extends ComponentSlot = ComponentSlot,
+>(
   config: ResolvedConfig,
   registry: Registry,
-  slot: ComponentSlot,
-  context: Record<string, unknown> = {},
+  slot: S,
+  context: PluginContextOf<SlotKind<S>> = {} as PluginContextOf<SlotKind<S>>,
 ): Promise<T> {
   const c = config.components[slot];
-  const kind = slot === "priorSchedule" || slot === "decoderSchedule" ? "schedule" : slot;
-  return await registry.use<T>(kind, c.plugin, c.options, context);
+  const kind: SlotKind<S> = COMPONENT_SLOTS[slot];
+  return await registry.use<T, SlotKind<S>>(kind, c.plugin, c.options, context);
 }
 
 /**

@@ -6,7 +6,7 @@
  * @module
  */
 import { z } from "../../core/deps.ts";
-import { definePlugin, type PluginContext, type PluginDefinition } from "../../core/registry.ts";
+import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
 import type { TextEncoder, TokenBatch } from "../../core/components.ts";
 import { Module, normalInit } from "../../core/nn/module.ts";
 import { Embedding, LayerNorm, Linear, TransformerBlock } from "../../core/nn/mod.ts";
@@ -155,7 +155,7 @@ export const textTransformerPlugin: PluginDefinition<
   name: "transformer",
   description: "CLIP text encoder: causal pre-LN transformer, end-token projection (thesis 3.2.1)",
   options: textTransformerOptions,
-  create: (o, context: PluginContext) =>
+  create: (o, context) =>
     new TextTransformer({
       ...o,
       vocabSize: positiveInt(context.vocabSize, "context.vocabSize") ?? o.vocabSize,

@@ -9,7 +9,7 @@
  */
 
 import { z } from "../../core/deps.ts";
-import type { PluginContext, PluginDefinition } from "../../core/registry.ts";
+import type { PluginDefinition, TokenizerSource } from "../../core/registry.ts";
 import type { Tokenizer } from "../../core/components.ts";
 
 /** Id of the padding token. */
@@ -446,13 +446,8 @@ function mergePair(ids: number[], a: number, b: number, id: number): number[] {
   return out;
 }
 
-/** What {@link bpeTokenizerPlugin}'s create() may receive. */
-export interface TokenizerContext extends PluginContext {
-  /** Training captions: a new vocabulary is learned from them. */
-  readonly captions?: Iterable<string>;
-  /** A saved vocabulary (BpeTokenizer.toJSON()), e.g. from a checkpoint; wins over captions. */
-  readonly state?: unknown;
-}
+/** What {@link bpeTokenizerPlugin}'s create() may receive: the tokenizer kind's context. */
+export type TokenizerContext = TokenizerSource;
 
 /** Options schema of {@link bpeTokenizerPlugin} (strict, with defaults). */
 export const bpeTokenizerOptions: z.ZodObject<
