@@ -38,7 +38,10 @@ export const MAX_LOGIT_SCALE = 100;
  *
  * @example
  * ```ts
- * const z = l2Normalize(embeddings); // [B, E], unit rows
+ * import type { Tensor } from "./tensor/mod.ts";
+ * function unitRows(embeddings: Tensor): Tensor {
+ *   return l2Normalize(embeddings); // [B, E], unit rows
+ * }
  * ```
  */
 export function l2Normalize(x: Tensor, eps = 1e-12): Tensor {
@@ -53,7 +56,10 @@ export function l2Normalize(x: Tensor, eps = 1e-12): Tensor {
  *
  * @example
  * ```ts
- * const loss = clipLoss(imageEmb, textEmb, model.logitScale); // scalar tensor
+ * import type { Tensor } from "./tensor/mod.ts";
+ * function loss(model: ClipModel, imageEmb: Tensor, textEmb: Tensor): Tensor {
+ *   return clipLoss(imageEmb, textEmb, model.logitScale); // scalar tensor
+ * }
  * ```
  */
 export function clipLoss(imageEmb: Tensor, textEmb: Tensor, logitScale: Tensor | number): Tensor {
@@ -99,9 +105,17 @@ export interface ClipModelOptions {
  *
  * @example
  * ```ts
- * const clip = new ClipModel(textEncoder, imageEncoder);
- * scope(() => clip.loss(images, tokens).backward());
- * opt.step(); opt.zeroGrad(); clip.clampLogitScale();
+ * import type { ImageEncoder, TextEncoder, TokenBatch } from "./components.ts";
+ * import { Adam } from "./optim/adam.ts";
+ * import { scope, type Tensor } from "./tensor/mod.ts";
+ * function trainStep(text: TextEncoder, image: ImageEncoder, images: Tensor, tokens: TokenBatch) {
+ *   const clip = new ClipModel(text, image);
+ *   const opt = new Adam(clip.parameters(), { lr: 3e-4 });
+ *   scope(() => clip.loss(images, tokens).backward());
+ *   opt.step();
+ *   opt.zeroGrad();
+ *   clip.clampLogitScale();
+ * }
  * ```
  */
 export class ClipModel extends Module {
@@ -197,7 +211,8 @@ export interface ClipParameterCounts {
  *
  * @example
  * ```ts
- * console.log(describeParameterCounts(clip.parameterCounts()));
+ * const text = describeParameterCounts({ text: 319168, image: 1000, logitScale: 1, total: 320169 });
+ * text.split("\n")[0]; // "text encoder      319,168"
  * ```
  */
 export function describeParameterCounts(c: ClipParameterCounts): string {
@@ -215,7 +230,10 @@ export function describeParameterCounts(c: ClipParameterCounts): string {
  *
  * @example
  * ```ts
- * const tokens = tokenBatch(tokenizer, ["a red circle", "a blue square"]);
+ * import type { TokenBatch, Tokenizer } from "./components.ts";
+ * function tokens(tokenizer: Tokenizer): TokenBatch {
+ *   return tokenBatch(tokenizer, ["a red circle", "a blue square"]); // ids i32 [2, T]
+ * }
  * ```
  */
 export function tokenBatch(tokenizer: Tokenizer, captions: readonly string[]): TokenBatch {
@@ -228,8 +246,11 @@ export function tokenBatch(tokenizer: Tokenizer, captions: readonly string[]): T
  *
  * @example
  * ```ts
- * const ids = tokenizer.encodeBatch(captions);
- * const tokens = tokenBatchFromIds(ids, tokenizer.endIndices(ids), captions.length);
+ * import type { TokenBatch, Tokenizer } from "./components.ts";
+ * function tokens(tokenizer: Tokenizer, captions: string[]): TokenBatch {
+ *   const ids = tokenizer.encodeBatch(captions);
+ *   return tokenBatchFromIds(ids, tokenizer.endIndices(ids), captions.length);
+ * }
  * ```
  */
 export function tokenBatchFromIds(ids: Int32Array, endIndex: Int32Array, rows: number): TokenBatch {

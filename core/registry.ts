@@ -220,8 +220,7 @@ export function formatZodIssues(issues: readonly z.core.$ZodIssue[]): string[] {
  * @example
  * ```ts
  * const registry = new Registry();
- * // registry.register(myPlugin);
- * registry.list("schedule");
+ * registry.list("schedule"); // [] until plugins are registered
  * ```
  */
 export class Registry {
@@ -232,7 +231,10 @@ export class Registry {
    *
    * @example
    * ```ts
-   * new Registry().register({ kind: "sampler", name: "x", options: z.object({}).strict(), create: () => 0 });
+   * import { z } from "./deps.ts";
+   * import type { Sampler } from "./components.ts";
+   * const noop: Sampler = { name: "noop", sample: () => { throw new Error("not a real sampler"); } };
+   * new Registry().register({ kind: "sampler", name: "x", options: z.object({}).strict(), create: () => noop });
    * ```
    */
   register(def: PluginDefinition): this {
@@ -269,8 +271,11 @@ export class Registry {
    *
    * @example
    * ```ts
-   * // registry.lookup("decoder", "unte");
-   * // Error: Unknown decoder plugin "unte". Did you mean "unet"? Valid: unet
+   * try {
+   *   new Registry().lookup("decoder", "unte");
+   * } catch (e) {
+   *   (e as Error).message; // 'Unknown decoder plugin "unte". No decoder plugins are registered'
+   * }
    * ```
    */
   lookup(kind: PluginKind, name: string): PluginDefinition {
@@ -333,9 +338,15 @@ export class Registry {
    *
    * @example
    * ```ts
-   * import { cosineSchedule } from "../plugins/schedules/cosine.ts";
-   * const registry = new Registry().register(cosineSchedule);
-   * const schedule = await registry.use("schedule", "cosine", { steps: 300 });
+   * import { z } from "./deps.ts";
+   * import { NoiseSchedule } from "./diffusion/schedule.ts";
+   * const registry = new Registry().register(definePlugin({
+   *   kind: "schedule",
+   *   name: "flat",
+   *   options: z.object({ steps: z.number().int().positive().default(10) }).strict(),
+   *   create: (o) => new NoiseSchedule(new Float64Array(o.steps).fill(0.02)),
+   * }));
+   * const schedule = await registry.use("schedule", "flat", { steps: 300 }); // a NoiseSchedule
    * schedule.numSteps; // 300
    * ```
    */

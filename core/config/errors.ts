@@ -15,7 +15,8 @@ export class ConfigError extends Error {
   /**
    * @example
    * ```ts
-   * throw new ConfigError(["config.json: name: missing (expected string)"]);
+   * const error = new ConfigError(["config.json: name: missing (expected string)"]);
+   * error.problems.length; // 1
    * ```
    */
   constructor(problems: string | string[]) {

@@ -15,8 +15,11 @@ import { isPluginDefinition, type PluginDefinition, type Registry } from "../reg
  *
  * @example
  * ```ts
- * // await loadPluginModule(registry, "./my_schedule.ts");
- * // await loadPluginModule(registry, "https://example.com/plugins/mod.ts"); // needs --allow-import
+ * import { Registry } from "../registry.ts";
+ * async function load(registry: Registry) {
+ *   await loadPluginModule(registry, "./my_schedule.ts");
+ *   await loadPluginModule(registry, "https://example.com/plugins/mod.ts"); // needs --allow-import
+ * }
  * ```
  */
 export async function loadPluginModule(
@@ -81,9 +84,17 @@ function describeType(s: Record<string, unknown>): string {
  *
  * @example
  * ```ts
- * // console.log(describePlugins(builtins()));
- * // schedule/cosine  Cosine schedule (Nichol & Dhariwal 2021, eq. 17)
- * //     steps: integer = 1000  Number of diffusion steps T
+ * import { z } from "../deps.ts";
+ * import { NoiseSchedule } from "../diffusion/schedule.ts";
+ * import { definePlugin, Registry } from "../registry.ts";
+ * const registry = new Registry().register(definePlugin({
+ *   kind: "schedule",
+ *   name: "flat",
+ *   description: "Constant betas",
+ *   options: z.object({ steps: z.number().int().default(10).describe("Steps T") }).strict(),
+ *   create: (o) => new NoiseSchedule(new Float64Array(o.steps).fill(0.02)),
+ * }));
+ * describePlugins(registry); // "schedule/flat  Constant betas\n    steps: integer = 10  Steps T"
  * ```
  */
 export function describePlugins(registry: Registry): string {

@@ -158,7 +158,9 @@ function componentSchema(registry: Registry, kind: PluginKind): z.ZodType {
  *
  * @example
  * ```ts
- * // const result = configSchema(builtins()).safeParse(JSON.parse(text));
+ * import { Registry } from "../registry.ts";
+ * const result = configSchema(new Registry()).safeParse({ name: "x" });
+ * result.success; // false: no plugin of any kind is registered
  * ```
  */
 export function configSchema(registry: Registry): z.ZodType {
@@ -191,7 +193,9 @@ export function configSchema(registry: Registry): z.ZodType {
  *
  * @example
  * ```ts
- * // await Deno.writeTextFile("config.schema.json", JSON.stringify(configJsonSchema(builtins())));
+ * import { Registry } from "../registry.ts";
+ * const schema = configJsonSchema(new Registry());
+ * schema.type; // "object"
  * ```
  */
 export function configJsonSchema(registry: Registry): Record<string, unknown> {

@@ -57,7 +57,10 @@ export const SHARED_SIZES: readonly {
  *
  * @example
  * ```ts
- * sharedSizeProblems(config); // [] for every shipped preset
+ * import type { ResolvedConfig } from "./schema.ts";
+ * function problems(config: ResolvedConfig): string[] {
+ *   return sharedSizeProblems(config); // [] for every shipped preset
+ * }
  * ```
  */
 export function sharedSizeProblems(config: ResolvedConfig): string[] {
@@ -88,7 +91,10 @@ export function sharedSizeProblems(config: ResolvedConfig): string[] {
  *
  * @example
  * ```ts
- * // const config = validateConfig(checkpointMetadata.config, builtins(), "checkpoint");
+ * import type { Registry } from "../registry.ts";
+ * function fromCheckpoint(stored: unknown, registry: Registry) {
+ *   return validateConfig(stored, registry, "checkpoint", { crossChecks: false });
+ * }
  * ```
  */
 export function validateConfig(
@@ -114,8 +120,12 @@ export function validateConfig(
  *
  * @example
  * ```ts
- * // parseConfig('{ "name": "x", "components": { ... } }', builtins(), "config.json");
- * // ConfigError: config.json: components.decoder.plugin: unknown plugin "unte"; did you mean "unet"? valid: unet
+ * import { Registry } from "../registry.ts";
+ * try {
+ *   parseConfig('{ "name": "x", "components": {} }', new Registry(), "config.json");
+ * } catch (e) {
+ *   (e as Error).message; // "config.json: components.tokenizer: ..." (one line per problem)
+ * }
  * ```
  */
 export function parseConfig(
@@ -131,7 +141,10 @@ export function parseConfig(
  *
  * @example
  * ```ts
- * // console.log(resolvedConfigJson(config));
+ * import type { ResolvedConfig } from "./schema.ts";
+ * function print(config: ResolvedConfig): void {
+ *   console.log(resolvedConfigJson(config));
+ * }
  * ```
  */
 export function resolvedConfigJson(config: ResolvedConfig): string {

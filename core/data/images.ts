@@ -12,8 +12,8 @@ import type { CaptionedImage } from "../components.ts";
  *
  * @example
  * ```ts
- * const x = new Float32Array(3 * 32 * 32);
- * toNchw(sample.image, 32, 32, x);
+ * const rgb = new Uint8Array(2 * 2 * 3).fill(255); // a white 2x2 image
+ * const x = toNchw(rgb, 2, 2); // Float32Array(12), every value 1
  * ```
  */
 export function toNchw(
@@ -43,7 +43,7 @@ export function toNchw(
  *
  * @example
  * ```ts
- * const rgb = fromNchw(x, 32, 32);
+ * const rgb = fromNchw(new Float32Array([-1, 0, 1]), 1, 1); // Uint8Array [0, 128, 255]
  * ```
  */
 export function fromNchw(x: Float32Array, width: number, height: number, offset = 0): Uint8Array {
@@ -63,7 +63,8 @@ export function fromNchw(x: Float32Array, width: number, height: number, offset 
  *
  * @example
  * ```ts
- * const x = imagesToNchw(testSplit);
+ * const image = { image: new Uint8Array(12), width: 2, height: 2, caption: "black" };
+ * const x = imagesToNchw([image, image]); // Float32Array(24), every value -1
  * ```
  */
 export function imagesToNchw(data: readonly CaptionedImage[]): Float32Array {

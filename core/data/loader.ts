@@ -39,7 +39,9 @@ export interface LoaderOptions<Label = unknown> {
  * @throws Error naming the data (`name`) and the index of the first bad image.
  * @example
  * ```ts
- * checkImages(generateSplit({ count: 8, size: 16 }), { name: "shapes", imageSize: 16 });
+ * const image = { image: new Uint8Array(16 * 16 * 3), width: 16, height: 16, caption: "grey" };
+ * checkImages([image, image], { name: "mine", imageSize: 16 }); // passes
+ * // checkImages([{ ...image, image: new Uint8Array(3) }]) throws: "Dataset: image 0 has 3 bytes; ..."
  * ```
  */
 export function checkImages(
@@ -119,8 +121,17 @@ export class DataLoader<Label = unknown> {
    * (`checkImages`), or the batch size is invalid.
    * @example
    * ```ts
-   * const loader = new DataLoader(generateSplit({ count: 1000 }), { batchSize: 64, seed: 1, flip: true });
-   * for (const batch of loader.batches()) { ... }
+   * const data = Array.from({ length: 10 }, (_, i) => ({
+   *   image: new Uint8Array(4 * 4 * 3).fill(i),
+   *   width: 4,
+   *   height: 4,
+   *   caption: `image ${i} at the left`,
+   * }));
+   * const loader = new DataLoader(data, { batchSize: 4, seed: 1, flip: true });
+   * for (const batch of loader.batches()) {
+   *   batch.shape; // [4, 3, 4, 4]
+   *   if (batch.step === 2) break;
+   * }
    * ```
    */
   constructor(data: readonly CaptionedImage<Label>[], options: LoaderOptions<Label>) {
@@ -154,7 +165,9 @@ export class DataLoader<Label = unknown> {
    *
    * @example
    * ```ts
-   * loader.order(0)[0]; // index of the first image seen
+   * function first(loader: DataLoader): number {
+   *   return loader.order(0)[0]; // index of the first image seen
+   * }
    * ```
    */
   order(epoch: number): Uint32Array {
@@ -180,8 +193,10 @@ export class DataLoader<Label = unknown> {
    *
    * @example
    * ```ts
-   * const b = loader.batch(0);
-   * b.shape; // [64, 3, 32, 32]
+   * function firstBatch(loader: DataLoader) {
+   *   const b = loader.batch(0);
+   *   return b.shape; // e.g. [64, 3, 32, 32]
+   * }
    * ```
    */
   batch(step: number): Batch<Label> {
@@ -217,7 +232,9 @@ export class DataLoader<Label = unknown> {
    *
    * @example
    * ```ts
-   * for (const batch of loader.batches(resumeStep)) { if (batch.step >= total) break; }
+   * function resume(loader: DataLoader, resumeStep: number, total: number) {
+   *   for (const batch of loader.batches(resumeStep)) if (batch.step >= total) break;
+   * }
    * ```
    */
   *batches(startStep = 0): Generator<Batch<Label>> {

@@ -26,7 +26,9 @@ export interface DecoderLossOptions {
  *
  * @example
  * ```ts
- * minSnrWeights(schedule, 5)[0]; // small: step 0 is almost clean
+ * import { NoiseSchedule } from "./schedule.ts";
+ * const schedule = new NoiseSchedule(new Float64Array(100).fill(0.02));
+ * minSnrWeights(schedule, 5)[0]; // about 0.1: step 0 is almost clean
  * ```
  */
 export function minSnrWeights(schedule: NoiseSchedule, gamma: number): Float32Array {
@@ -46,7 +48,12 @@ export function minSnrWeights(schedule: NoiseSchedule, gamma: number): Float32Ar
  *
  * @example
  * ```ts
- * const loss = scope(() => decoderLoss(unet, x0, cond, schedule));
+ * import type { Decoder, DecoderConditioning } from "../components.ts";
+ * import { scope, type Tensor } from "../tensor/mod.ts";
+ * import type { NoiseSchedule } from "./schedule.ts";
+ * function step(unet: Decoder, x0: Tensor, cond: DecoderConditioning, schedule: NoiseSchedule) {
+ *   scope(() => decoderLoss(unet, x0, cond, schedule, { minSnrGamma: 5 }).backward());
+ * }
  * ```
  */
 export function decoderLoss(
