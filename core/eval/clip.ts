@@ -22,8 +22,12 @@ export interface RankedCaption {
  *
  * @example
  * ```ts
- * const ranked = await rankCaptions(clip, tokenizer, image, ["a red circle", "a blue square"]);
- * ranked[0].caption; // the best match
+ * import type { ClipModel } from "../clip.ts";
+ * import type { Tokenizer } from "../components.ts";
+ * async function best(clip: ClipModel, tokenizer: Tokenizer, image: Float32Array) {
+ *   const ranked = await rankCaptions(clip, tokenizer, image, ["a red circle", "a blue square"]);
+ *   return ranked[0].caption; // the best match
+ * }
  * ```
  */
 export async function rankCaptions(
@@ -112,9 +116,15 @@ export interface ClipEvalResult {
  *
  * @example
  * ```ts
- * const test = new DataLoader(generateSplit({ split: "test" }), { batchSize: 2000 }).batch(0);
- * const r = await evaluateClip(clip, tokenizer, test);
- * console.log(r.top1, THESIS_TABLE_4_1.top1);
+ * import type { ClipModel } from "../clip.ts";
+ * import type { Tokenizer } from "../components.ts";
+ * import { DataLoader } from "../data/loader.ts";
+ * import type { CaptionedImage } from "../components.ts";
+ * async function table41(clip: ClipModel, tokenizer: Tokenizer, testSplit: CaptionedImage[]) {
+ *   const test = new DataLoader(testSplit, { batchSize: testSplit.length }).batch(0);
+ *   const r = await evaluateClip(clip, tokenizer, test);
+ *   console.log(r.top1, THESIS_TABLE_4_1.top1);
+ * }
  * ```
  */
 export async function evaluateClip(

@@ -81,8 +81,12 @@ function cosineSum(a: Tensor, b: Tensor): Tensor {
  *
  * @example
  * ```ts
- * const m = await evaluatePrior(prior, testSet, schedule.respace(64), { batchSize: 128 });
- * console.log(m.imageSimilarity, THESIS_TABLE_4_2.imageSimilarity);
+ * import type { Prior } from "../components.ts";
+ * import type { NoiseSchedule } from "../diffusion/mod.ts";
+ * async function table42(prior: Prior, testSet: PriorEvalSet, schedule: NoiseSchedule) {
+ *   const m = await evaluatePrior(prior, testSet, schedule.respace(64), { batchSize: 128 });
+ *   console.log(m.imageSimilarity, THESIS_TABLE_4_2.imageSimilarity);
+ * }
  * ```
  */
 export async function evaluatePrior(

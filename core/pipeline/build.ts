@@ -53,8 +53,12 @@ function contextFor(tokenizer?: Tokenizer): SizeContext {
  *
  * @example
  * ```ts
- * const schedule = await createComponent(config, registry, "decoderSchedule");
- * schedule.numSteps; // a NoiseSchedule
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * async function schedule(config: ResolvedConfig, registry: Registry) {
+ *   const schedule = await createComponent(config, registry, "decoderSchedule");
+ *   return schedule.numSteps; // a NoiseSchedule
+ * }
  * ```
  */
 export async function createComponent<
@@ -76,7 +80,11 @@ export async function createComponent<
  *
  * @example
  * ```ts
- * const train = await (await createDataset(config, registry)).split("train");
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * async function train(config: ResolvedConfig, registry: Registry) {
+ *   return await (await createDataset(config, registry)).split("train");
+ * }
  * ```
  */
 export function createDataset(
@@ -91,7 +99,12 @@ export function createDataset(
  *
  * @example
  * ```ts
- * const tok = await createTokenizer(config, registry, { captions: train.map((s) => s.caption) });
+ * import type { CaptionedImage } from "../components.ts";
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * async function tokenizer(config: ResolvedConfig, registry: Registry, train: CaptionedImage[]) {
+ *   return await createTokenizer(config, registry, { captions: train.map((s) => s.caption) });
+ * }
  * ```
  */
 export function createTokenizer(
@@ -107,7 +120,12 @@ export function createTokenizer(
  *
  * @example
  * ```ts
- * const clip = await createClip(config, registry, tokenizer);
+ * import type { Tokenizer } from "../components.ts";
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * async function fresh(config: ResolvedConfig, registry: Registry, tokenizer: Tokenizer) {
+ *   return await createClip(config, registry, tokenizer); // fresh weights
+ * }
  * ```
  */
 export async function createClip(
@@ -126,7 +144,12 @@ export async function createClip(
  *
  * @example
  * ```ts
- * const prior = await createPrior(config, registry, tokenizer);
+ * import type { Tokenizer } from "../components.ts";
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * async function fresh(config: ResolvedConfig, registry: Registry, tokenizer: Tokenizer) {
+ *   return await createPrior(config, registry, tokenizer); // fresh weights
+ * }
  * ```
  */
 export function createPrior(
@@ -142,7 +165,12 @@ export function createPrior(
  *
  * @example
  * ```ts
- * const decoder = await createDecoder(config, registry, tokenizer);
+ * import type { Tokenizer } from "../components.ts";
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * async function fresh(config: ResolvedConfig, registry: Registry, tokenizer: Tokenizer) {
+ *   return await createDecoder(config, registry, tokenizer); // fresh weights
+ * }
  * ```
  */
 export function createDecoder(
@@ -158,7 +186,11 @@ export function createDecoder(
  *
  * @example
  * ```ts
- * const sampler = await createSampler(config, registry, "ddim");
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * async function ddim(config: ResolvedConfig, registry: Registry) {
+ *   return await createSampler(config, registry, "ddim");
+ * }
  * ```
  */
 export async function createSampler(
@@ -178,7 +210,10 @@ export async function createSampler(
  *
  * @example
  * ```ts
- * decoderNullRate(config); // 0.2
+ * import type { ResolvedConfig } from "../config.ts";
+ * function dropRate(config: ResolvedConfig): number {
+ *   return decoderNullRate(config); // 0.2 in the thesis preset
+ * }
  * ```
  */
 export function decoderNullRate(config: ResolvedConfig): number {

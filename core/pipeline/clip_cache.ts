@@ -25,7 +25,12 @@ import {
  *
  * @example
  * ```ts
- * const cond = noGrad(() => clipConditioning(clip, tokens));
+ * import type { ClipModel } from "../clip.ts";
+ * import type { TokenBatch } from "../components.ts";
+ * import { noGrad } from "../tensor/mod.ts";
+ * function condition(clip: ClipModel, tokens: TokenBatch) {
+ *   return noGrad(() => clipConditioning(clip, tokens));
+ * }
  * ```
  */
 export function clipConditioning(clip: ClipModel, tokens: TokenBatch): ClipConditioning {
@@ -60,7 +65,11 @@ function copyRows(dst: Tensor, src: Tensor, offset: number): void {
  *
  * @example
  * ```ts
- * const cache = await buildClipCache(clip, tokenizer, train, 64);
+ * import type { ClipModel } from "../clip.ts";
+ * import type { CaptionedImage, Tokenizer } from "../components.ts";
+ * function cache(clip: ClipModel, tokenizer: Tokenizer, train: CaptionedImage[]): ClipCache {
+ *   return buildClipCache(clip, tokenizer, train, 64);
+ * }
  * ```
  */
 export function buildClipCache(
@@ -117,7 +126,10 @@ export function buildClipCache(
  *
  * @example
  * ```ts
- * const { cond, imageEmbedding } = gatherClipCache(cache, batch.indices);
+ * function batchOf(cache: ClipCache, indices: number[]) {
+ *   const { cond, imageEmbedding } = gatherClipCache(cache, indices);
+ *   return { cond, imageEmbedding }; // the prior's conditioning and target
+ * }
  * ```
  */
 export function gatherClipCache(

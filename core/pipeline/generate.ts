@@ -61,7 +61,10 @@ export interface GeneratedImages {
  *
  * @example
  * ```ts
- * unseenWords(pipeline, ["a purple dragon"]); // e.g. ["dragon"]
+ * import type { Components } from "./load.ts";
+ * function unknown(pipeline: Components) {
+ *   return unseenWords(pipeline, ["a purple dragon"]); // e.g. ["dragon"]
+ * }
  * ```
  */
 export function unseenWords(p: Components, captions: readonly string[]): string[] | undefined {
@@ -220,8 +223,11 @@ async function readImages(
  *
  * @example
  * ```ts
- * const out = await textToImage(pipeline, ["a red circle"], { n: 4, guidance: 2 });
- * out.shape; // [4, 3, 32, 32]
+ * import type { Components } from "./load.ts";
+ * async function circles(pipeline: Components) {
+ *   const out = await textToImage(pipeline, ["a red circle"], { n: 4, guidance: 2 });
+ *   return out.shape; // [4, 3, 32, 32] for a 32x32 decoder
+ * }
  * ```
  */
 export async function textToImage(
@@ -261,7 +267,10 @@ export async function textToImage(
  *
  * @example
  * ```ts
- * const out = await imageVariations(pipeline, nchwImage, { n: 4 });
+ * import type { Components } from "./load.ts";
+ * async function variations(pipeline: Components, nchwImage: Float32Array) {
+ *   return await imageVariations(pipeline, nchwImage, { n: 4 });
+ * }
  * ```
  */
 export async function imageVariations(

@@ -58,7 +58,11 @@ export interface Components {
  *
  * @example
  * ```ts
- * const config = await revalidateStoredConfig(ckpt.meta.config, registry, ckpt.dir);
+ * import type { Registry } from "../registry.ts";
+ * import type { LoadedCheckpoint } from "../train/checkpoint.ts";
+ * async function configOf(ckpt: LoadedCheckpoint, registry: Registry) {
+ *   return await revalidateStoredConfig(ckpt.meta.config, registry, ckpt.dir);
+ * }
  * ```
  */
 export async function revalidateStoredConfig(
@@ -106,7 +110,14 @@ export async function revalidateStoredConfig(
  *
  * @example
  * ```ts
- * const { clip, tokenizer } = await loadClip(await loadCheckpoint("runs/tiny/clip", "clip"), config, registry);
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * import { loadCheckpoint } from "../train/checkpoint.ts";
+ * async function clipOf(config: ResolvedConfig, registry: Registry) {
+ *   const ckpt = await loadCheckpoint("runs/tiny/clip", "clip");
+ *   const { clip, tokenizer } = await loadClip(ckpt, config, registry);
+ *   return { clip, tokenizer };
+ * }
  * ```
  */
 export async function loadClip(
@@ -135,7 +146,10 @@ export async function loadClip(
  *
  * @example
  * ```ts
- * const pipeline = await loadPipeline("runs/tiny", builtins());
+ * import type { Registry } from "../registry.ts";
+ * async function tiny(registry: Registry): Promise<Components> {
+ *   return await loadPipeline("runs/tiny", registry); // e.g. builtins() from plugins/mod.ts
+ * }
  * ```
  */
 export async function loadPipeline(

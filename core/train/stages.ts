@@ -128,7 +128,11 @@ async function loadTrainedClip(
  *
  * @example
  * ```ts
- * const setup = await setupStage("clip", { config, registry, outDir: "runs/tiny" });
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * async function clip(config: ResolvedConfig, registry: Registry) {
+ *   return await setupStage("clip", { config, registry, outDir: "runs/tiny" });
+ * }
  * ```
  */
 export async function setupStage(

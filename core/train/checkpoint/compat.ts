@@ -22,8 +22,12 @@ const HARMLESS_TRAIN_KEYS = new Set(["logEvery", "checkpointEvery", "keepLast", 
  *
  * @example
  * ```ts
- * configMismatch(ckpt.meta.config, config, ["tokenizer", "textEncoder"], "clip");
- * // ["components.textEncoder.options.width"]
+ * import type { ResolvedConfig } from "../../config.ts";
+ * import type { LoadedCheckpoint } from "./format.ts";
+ * function changed(ckpt: LoadedCheckpoint, config: ResolvedConfig): string[] {
+ *   return configMismatch(ckpt.meta.config, config, ["tokenizer", "textEncoder"], "clip");
+ *   // e.g. ["components.textEncoder.options.width"]
+ * }
  * ```
  */
 export function configMismatch(
@@ -54,7 +58,11 @@ export function configMismatch(
  *
  * @example
  * ```ts
- * assertConfigMatches(ckpt, config, ["tokenizer", "textEncoder", "imageEncoder"]);
+ * import type { ResolvedConfig } from "../../config.ts";
+ * import type { LoadedCheckpoint } from "./format.ts";
+ * function check(ckpt: LoadedCheckpoint, config: ResolvedConfig): void {
+ *   assertConfigMatches(ckpt, config, ["tokenizer", "textEncoder", "imageEncoder"]);
+ * }
  * ```
  */
 export function assertConfigMatches(
@@ -79,7 +87,10 @@ export function assertConfigMatches(
  *
  * @example
  * ```ts
- * clipIdentity(await loadCheckpoint("runs/tiny/clip", "clip")); // { step: 300, id: "9f2c..." }
+ * import type { LoadedCheckpoint } from "./format.ts";
+ * function identity(clipCheckpoint: LoadedCheckpoint) {
+ *   return clipIdentity(clipCheckpoint); // e.g. { step: 300, id: "9f2c..." }
+ * }
  * ```
  */
 export function clipIdentity(clip: LoadedCheckpoint): ClipIdentity {
@@ -105,9 +116,12 @@ function describeClip(c: ClipIdentity): string {
  *
  * @example
  * ```ts
- * assertSameClip([priorCkpt, decoderCkpt], clipCkpt, "runs/tiny");
- * // CheckpointError: decoder in runs/tiny was trained with CLIP step 1500 (id ab12...) but
- * // runs/tiny/clip is now step 2500 (id cd34...); retrain the decoder (...)
+ * import type { LoadedCheckpoint } from "./format.ts";
+ * function check(priorCkpt: LoadedCheckpoint, decoderCkpt: LoadedCheckpoint, clipCkpt: LoadedCheckpoint) {
+ *   assertSameClip([priorCkpt, decoderCkpt], clipCkpt, "runs/tiny");
+ *   // CheckpointError: decoder in runs/tiny was trained with CLIP step 1500 (id ab12...) but
+ *   // runs/tiny/clip is now step 2500 (id cd34...); retrain the decoder (...)
+ * }
  * ```
  */
 export function assertSameClip(

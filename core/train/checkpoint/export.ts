@@ -37,7 +37,9 @@ export interface ExportOptions {
  *
  * @example
  * ```ts
- * await exportInferenceCheckpoint("runs/demo/decoder", "weights/default/decoder", { half: true });
+ * async function ship() {
+ *   await exportInferenceCheckpoint("runs/demo/decoder", "out/weights/decoder", { half: true });
+ * }
  * ```
  */
 export async function exportInferenceCheckpoint(

@@ -42,7 +42,8 @@ export class CheckpointError extends Error {
   /**
    * @example
    * ```ts
-   * throw new CheckpointError(`No checkpoint in "runs/tiny/clip"`);
+   * const error = new CheckpointError(`No checkpoint in "runs/tiny/clip"`);
+   * error.name; // "CheckpointError"
    * ```
    */
   constructor(message: string) {
@@ -164,7 +165,11 @@ export async function exists(path: string): Promise<boolean> {
  *
  * @example
  * ```ts
- * await listSteps("runs/tiny/clip"); // [100, 200]
+ * const dir = await Deno.makeTempDir();
+ * await Deno.mkdir(`${dir}/step-00000100`);
+ * await Deno.mkdir(`${dir}/step-00000200`);
+ * await listSteps(dir); // [100, 200]
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function listSteps(stageDir: string): Promise<number[]> {

@@ -37,7 +37,9 @@ import {
  *
  * @example
  * ```ts
- * await resolveStepDir("runs/tiny/clip"); // "runs/tiny/clip/step-00000300"
+ * async function latest() {
+ *   return await resolveStepDir("runs/tiny/clip"); // e.g. "runs/tiny/clip/step-00000300"
+ * }
  * ```
  */
 export async function resolveStepDir(
@@ -115,8 +117,10 @@ export function oneLine(e: unknown): string {
  *
  * @example
  * ```ts
- * const ckpt = await loadCheckpoint("runs/tiny/clip", "clip");
- * ckpt.meta.step; // 300
+ * async function steps() {
+ *   const ckpt = await loadCheckpoint("runs/tiny/clip", "clip");
+ *   return ckpt.meta.step; // e.g. 300
+ * }
  * ```
  */
 export async function loadCheckpoint(
@@ -199,7 +203,11 @@ function writeTensor(t: Tensor, data: Float32Array): void {
  *
  * @example
  * ```ts
- * loadModuleWeights(decoder, ckpt, { ema: true });
+ * import type { Module } from "../../nn/module.ts";
+ * import type { LoadedCheckpoint } from "./format.ts";
+ * function restore(decoder: Module, ckpt: LoadedCheckpoint): void {
+ *   loadModuleWeights(decoder, ckpt, { ema: true });
+ * }
  * ```
  */
 export function loadModuleWeights(

@@ -19,7 +19,11 @@ import { asF32, oneLine } from "./load.ts";
  * @throws CheckpointError naming the checkpoint.
  * @example
  * ```ts
- * assertResumable(await loadCheckpoint("runs/tiny/clip", "clip"), config.train.clip.ema !== null);
+ * import type { ResolvedConfig } from "../../config.ts";
+ * import type { LoadedCheckpoint } from "./format.ts";
+ * function check(ckpt: LoadedCheckpoint, config: ResolvedConfig): void {
+ *   assertResumable(ckpt, config.train.clip.ema !== null);
+ * }
  * ```
  */
 export function assertResumable(ckpt: LoadedCheckpoint, withEma: boolean): void {
@@ -42,7 +46,13 @@ export function assertResumable(ckpt: LoadedCheckpoint, withEma: boolean): void 
  *
  * @example
  * ```ts
- * loadTrainingState(ckpt, model, optimizer, ema);
+ * import type { Module } from "../../nn/module.ts";
+ * import type { Adam } from "../../optim/adam.ts";
+ * import type { Ema } from "../../optim/ema.ts";
+ * import type { LoadedCheckpoint } from "./format.ts";
+ * function restore(ckpt: LoadedCheckpoint, model: Module, optimizer: Adam, ema: Ema | null) {
+ *   loadTrainingState(ckpt, model, optimizer, ema);
+ * }
  * ```
  */
 export function loadTrainingState(

@@ -32,7 +32,11 @@ import {
  *
  * @example
  * ```ts
- * const [w, b] = await readTensors([layer.weight, layer.bias]);
+ * import type { Linear } from "../../nn/linear.ts";
+ * async function read(layer: Linear) {
+ *   const [w, b] = await readTensors([layer.weight, layer.bias!]);
+ *   return { w, b }; // ArrayBuffers
+ * }
  * ```
  */
 export async function readTensors(tensors: readonly Tensor[]): Promise<ArrayBuffer[]> {
@@ -108,7 +112,10 @@ export function weightsHash(weights: TensorMap): string {
  *
  * @example
  * ```ts
- * await saveCheckpoint({ stageDir: "runs/tiny/clip", meta, model, optimizer, resume, keepLast: 3 });
+ * import type { SaveCheckpointOptions } from "./format.ts";
+ * async function save(options: Omit<SaveCheckpointOptions, "stageDir" | "keepLast">) {
+ *   return await saveCheckpoint({ ...options, stageDir: "runs/tiny/clip", keepLast: 3 });
+ * }
  * ```
  */
 export async function saveCheckpoint(options: SaveCheckpointOptions): Promise<string> {
