@@ -8,10 +8,12 @@
  * @example
  * ```ts
  * import { builtins, fetchReader, initBackend, loadPipeline, textToImage } from "./browser.ts";
- * await initBackend({ backend: "webgpu" });
- * const reader = fetchReader({ base: location.href });
- * const p = await loadPipeline("weights/", builtins(), { reader });
- * const out = await textToImage(p, ["a red circle"], { n: 1, steps: 20 });
+ * async function inThePage() {
+ *   await initBackend({ backend: "webgpu" });
+ *   const reader = fetchReader({ base: location.href });
+ *   const p = await loadPipeline("weights/", builtins(), { reader });
+ *   return await textToImage(p, ["a red circle"], { n: 1, steps: 20 });
+ * }
  * ```
  *
  * @module

@@ -7,9 +7,11 @@
  * @example
  * ```ts
  * import { builtins, initBackend, loadPipeline, textToImage } from "./mod.ts";
- * await initBackend();
- * const pipeline = await loadPipeline("runs/tiny", builtins());
- * const out = await textToImage(pipeline, ["a red circle"], { n: 4 });
+ * async function circles() {
+ *   await initBackend();
+ *   const pipeline = await loadPipeline("weights/default", builtins());
+ *   return await textToImage(pipeline, ["a red circle"], { n: 4 });
+ * }
  * ```
  *
  * @module
@@ -23,6 +25,10 @@ export * from "./core/config.ts";
 export * from "./core/config_file.ts";
 export * from "./plugins/mod.ts";
 export * from "./core/components.ts";
+export * from "./core/diffusion/mod.ts";
+export * from "./core/clip.ts";
+export * from "./core/eval/clip.ts";
+export * from "./core/eval/prior.ts";
 export * from "./core/pipeline.ts";
 export * from "./core/train/mod.ts";
 export * from "./datasets/mod.ts";

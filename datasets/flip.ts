@@ -14,6 +14,8 @@ export { fromNchw, toNchw } from "../core/data/images.ts";
  *
  * @example
  * ```ts
+ * import { generateSample } from "./generate.ts";
+ * const sample = generateSample(0, { size: 16 });
  * const mirrored = flipImage(sample.image, sample.width, sample.height);
  * ```
  */
@@ -37,6 +39,8 @@ export function flipImage(rgb: Uint8Array, width: number, height: number): Uint8
  *
  * @example
  * ```ts
+ * import { generateSample } from "./generate.ts";
+ * const [label] = generateSample(0).labels;
  * flipLabel(label).bbox; // [128 - x2, y1, 128 - x1, y2]
  * ```
  */
@@ -57,7 +61,9 @@ export function flipLabel(label: FigureLabel): FigureLabel {
  *
  * @example
  * ```ts
- * flipSample(sample).caption; // "a red circle at the top right" for "... top left"
+ * import { generateSample } from "./generate.ts";
+ * const sample = generateSample(0, { set: 2, size: 16 });
+ * flipSample(sample).caption; // "... top right" for "... top left"
  * ```
  */
 export function flipSample<T extends CaptionedImage>(sample: T): T {

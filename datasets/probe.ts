@@ -113,8 +113,11 @@ export interface ProbeInfo {
  *
  * @example
  * ```ts
- * const probe = new ShapeProbe(16);
- * const logits = probe.forward(images); // [B, 126]
+ * import type { Tensor } from "../core/tensor/mod.ts";
+ * function logits(images: Tensor): Tensor {
+ *   const probe = new ShapeProbe(16);
+ *   return probe.forward(images); // [B, PROBE_LOGITS]
+ * }
  * ```
  */
 export class ShapeProbe extends Module {
@@ -187,7 +190,10 @@ export class ShapeProbe extends Module {
  *
  * @example
  * ```ts
- * const loss = bceWithLogits(logits, targets); // scalar
+ * import type { Tensor } from "../core/tensor/mod.ts";
+ * function loss(logits: Tensor, targets: Tensor): Tensor {
+ *   return bceWithLogits(logits, targets); // scalar
+ * }
  * ```
  */
 export function bceWithLogits(logits: Tensor, targets: Tensor): Tensor {
@@ -225,7 +231,11 @@ function writeTargets(sample: CaptionedImage, out: Float32Array, row: number): v
  *
  * @example
  * ```ts
- * const { probe, loss } = await trainProbe(train, { ...DEFAULT_PROBE_OPTIONS, imageSize: 16 });
+ * import type { CaptionedImage } from "./shapes.ts";
+ * async function train16(train: CaptionedImage[]) {
+ *   const { probe, loss } = await trainProbe(train, { ...DEFAULT_PROBE_OPTIONS, imageSize: 16 });
+ *   return { probe, loss };
+ * }
  * ```
  */
 export async function trainProbe(
@@ -292,7 +302,9 @@ export async function trainProbe(
  *
  * @example
  * ```ts
- * const preds = await predictProbe(probe, images, count);
+ * async function predict(probe: ShapeProbe, images: Float32Array, count: number) {
+ *   return await predictProbe(probe, images, count); // one prediction per image
+ * }
  * ```
  */
 export async function predictProbe(
@@ -333,8 +345,10 @@ export async function predictProbe(
  *
  * @example
  * ```ts
- * const s = await scoreImages(probe, generated, captions);
- * console.log(s.exact);
+ * async function score(probe: ShapeProbe, generated: Float32Array, captions: string[]) {
+ *   const s = await scoreImages(probe, generated, captions);
+ *   console.log(s.exact);
+ * }
  * ```
  */
 export async function scoreImages(
@@ -398,7 +412,14 @@ async function loadProbe(dir: string, options: ProbeOptions): Promise<ShapeProbe
  *
  * @example
  * ```ts
- * const { probe, info, trained } = await loadOrTrainProbe("runs/tiny", config, registry, { steps: 600 });
+ * import type { ResolvedConfig } from "../core/config.ts";
+ * import type { Registry } from "../core/registry.ts";
+ * async function probeOf(config: ResolvedConfig, registry: Registry) {
+ *   const { probe, info, trained } = await loadOrTrainProbe("runs/tiny", config, registry, {
+ *     steps: 600,
+ *   });
+ *   return { probe, info, trained };
+ * }
  * ```
  */
 export async function loadOrTrainProbe(

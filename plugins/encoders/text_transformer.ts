@@ -36,9 +36,19 @@ export interface TextTransformerOptions {
  *
  * @example
  * ```ts
- * const enc = new TextTransformer({ vocabSize: 512, contextLength: 33, width: 64, heads: 16,
- *   layers: 8, mlpRatio: 2, embedDim: 256 });
- * const { embedding, sequence } = enc.encode(tokens); // [B, 256], [B, 33, 64]
+ * import type { TokenBatch } from "../../core/components.ts";
+ * function encode(tokens: TokenBatch) {
+ *   const enc = new TextTransformer({
+ *     vocabSize: 512,
+ *     contextLength: 33,
+ *     width: 64,
+ *     heads: 16,
+ *     layers: 8,
+ *     mlpRatio: 2,
+ *     embedDim: 256,
+ *   });
+ *   return enc.encode(tokens); // { embedding: [B, 256], sequence: [B, 33, 64] }
+ * }
  * ```
  */
 export class TextTransformer extends Module implements TextEncoder {

@@ -98,8 +98,12 @@ export interface PriorNetworkConditioning extends ClipConditioning {
  *
  * @example
  * ```ts
- * const prior = new TransformerPrior({ ...transformerPriorOptions.parse({}) });
- * const loss = prior.loss({ textSequence, textEmbedding }, imageEmbedding, schedule);
+ * import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
+ * import type { Tensor } from "../../core/tensor/mod.ts";
+ * function loss(textSequence: Tensor, textEmbedding: Tensor, image: Tensor, schedule: NoiseSchedule) {
+ *   const prior = new TransformerPrior(transformerPriorOptions.parse({}));
+ *   return prior.loss({ textSequence, textEmbedding }, image, schedule);
+ * }
  * ```
  */
 export class TransformerPrior extends Module implements Prior {
@@ -139,7 +143,9 @@ export class TransformerPrior extends Module implements Prior {
    *
    * @example
    * ```ts
-   * const prior = new TransformerPrior(transformerPriorOptions.parse({ layers: 2 }));
+   * function small(): TransformerPrior {
+   *   return new TransformerPrior(transformerPriorOptions.parse({ layers: 2 }));
+   * }
    * ```
    */
   constructor(options: TransformerPriorOptions) {
@@ -184,7 +190,9 @@ export class TransformerPrior extends Module implements Prior {
    *
    * @example
    * ```ts
-   * prior.embeddingScale; // 1
+   * function scale(prior: TransformerPrior): number {
+   *   return prior.embeddingScale; // 1, or sqrt(E) with scaleEmbeddings
+   * }
    * ```
    */
   get embeddingScale(): number {
@@ -197,7 +205,10 @@ export class TransformerPrior extends Module implements Prior {
    *
    * @example
    * ```ts
-   * const x0 = prior.forward({ textSequence, textEmbedding }, xt, t); // [B, E]
+   * import type { Tensor } from "../../core/tensor/mod.ts";
+   * function x0(prior: TransformerPrior, textSequence: Tensor, textEmbedding: Tensor, xt: Tensor, t: Tensor) {
+   *   return prior.forward({ textSequence, textEmbedding }, xt, t); // [B, E]
+   * }
    * ```
    */
   forward(cond: PriorNetworkConditioning, xt: Tensor, t: Tensor): Tensor {
@@ -210,7 +221,11 @@ export class TransformerPrior extends Module implements Prior {
    *
    * @example
    * ```ts
-   * const { prediction, hidden } = prior.forwardTokens(cond, xt, t);
+   * import type { Tensor } from "../../core/tensor/mod.ts";
+   * function tokens(prior: TransformerPrior, cond: PriorNetworkConditioning, xt: Tensor, t: Tensor) {
+   *   const { prediction, hidden } = prior.forwardTokens(cond, xt, t);
+   *   return { prediction, hidden };
+   * }
    * ```
    */
   forwardTokens(
@@ -264,7 +279,12 @@ export class TransformerPrior extends Module implements Prior {
    *
    * @example
    * ```ts
-   * const loss = scope(() => prior.loss(cond, imageEmbedding, schedule));
+   * import type { ClipConditioning } from "../../core/components.ts";
+   * import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
+   * import { scope, type Tensor } from "../../core/tensor/mod.ts";
+   * function step(prior: TransformerPrior, cond: ClipConditioning, image: Tensor, s: NoiseSchedule) {
+   *   scope(() => prior.loss(cond, image, s).backward());
+   * }
    * ```
    */
   loss(cond: ClipConditioning, imageEmbedding: Tensor, schedule: NoiseSchedule): Tensor {
@@ -293,7 +313,11 @@ export class TransformerPrior extends Module implements Prior {
    *
    * @example
    * ```ts
-   * const z = prior.sample(cond, schedule.respace(64), { candidates: 2 }); // [B, E]
+   * import type { ClipConditioning } from "../../core/components.ts";
+   * import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
+   * function sample(prior: TransformerPrior, cond: ClipConditioning, schedule: NoiseSchedule) {
+   *   return prior.sample(cond, schedule.respace(64), { candidates: 2 }); // [B, E]
+   * }
    * ```
    */
   sample(

@@ -145,6 +145,7 @@ export class BpeTokenizer implements Tokenizer {
    * @example
    * ```ts
    * const bytesOnly = new BpeTokenizer([], { vocabSize: 260, contextLength: 64 });
+   * bytesOnly.encode("hi").length; // 64
    * ```
    */
   constructor(merges: readonly (readonly [number, number])[], options: BpeOptions = {}) {
@@ -243,6 +244,7 @@ export class BpeTokenizer implements Tokenizer {
    *
    * @example
    * ```ts
+   * const tok = BpeTokenizer.train(["a red circle", "the blue square"], { vocabSize: 300 });
    * tok.tokenize("a red circle"); // e.g. [263, 270, 281]
    * ```
    */
@@ -282,6 +284,7 @@ export class BpeTokenizer implements Tokenizer {
    * @throws Error when the text is too long and overflow is "error".
    * @example
    * ```ts
+   * const tok = BpeTokenizer.train(["a red circle", "the blue square"], { vocabSize: 300 });
    * const row = tok.encode("a red circle"); // Int32Array(33)
    * ```
    */
@@ -316,7 +319,8 @@ export class BpeTokenizer implements Tokenizer {
    *
    * @example
    * ```ts
-   * const ids = tok.encodeBatch(batch.captions); // Int32Array(B * 33)
+   * const tok = BpeTokenizer.train(["a red circle", "the blue square"], { vocabSize: 300 });
+   * const ids = tok.encodeBatch(["a red circle", "the blue square"]); // Int32Array(2 * 33)
    * ```
    */
   encodeBatch(texts: readonly string[]): Int32Array {
@@ -330,6 +334,7 @@ export class BpeTokenizer implements Tokenizer {
    *
    * @example
    * ```ts
+   * const tok = BpeTokenizer.train(["a red circle", "the blue square"], { vocabSize: 300 });
    * tok.decode(tok.encode("A  Red circle")); // "a red circle"
    * ```
    */
@@ -360,7 +365,8 @@ export class BpeTokenizer implements Tokenizer {
    *
    * @example
    * ```ts
-   * tok.endIndices(tok.encodeBatch(["a red circle"])); // Int32Array [4] or similar
+   * const tok = BpeTokenizer.train(["a red circle", "the blue square"], { vocabSize: 300 });
+   * tok.endIndices(tok.encodeBatch(["a red circle"])); // Int32Array [position of the end token]
    * ```
    */
   endIndices(ids: Int32Array): Int32Array {
@@ -385,7 +391,8 @@ export class BpeTokenizer implements Tokenizer {
    *
    * @example
    * ```ts
-   * new TextDecoder().decode(tok.tokenBytes(300)); // e.g. " circle"
+   * const tok = BpeTokenizer.train(["a red circle", "the blue square"], { vocabSize: 300 });
+   * new TextDecoder().decode(tok.tokenBytes(300)); // the bytes of a merge, e.g. " circle"
    * ```
    */
   tokenBytes(id: number): Uint8Array {
@@ -397,7 +404,9 @@ export class BpeTokenizer implements Tokenizer {
    *
    * @example
    * ```ts
+   * const tok = BpeTokenizer.train(["a red circle", "the blue square"], { vocabSize: 300 });
    * const copy = BpeTokenizer.fromJSON(JSON.parse(JSON.stringify(tok)));
+   * copy.vocabSize === tok.vocabSize; // true
    * ```
    */
   toJSON(): BpeJson {
@@ -418,7 +427,9 @@ export class BpeTokenizer implements Tokenizer {
    * @throws Error describing the first problem when the JSON is not a saved tokenizer.
    * @example
    * ```ts
-   * const tok = BpeTokenizer.fromJSON(checkpoint.metadata.tokenizer);
+   * function restore(state: unknown): BpeTokenizer {
+   *   return BpeTokenizer.fromJSON(state); // e.g. a checkpoint's stored tokenizer
+   * }
    * ```
    */
   static fromJSON(json: unknown): BpeTokenizer {
@@ -481,6 +492,7 @@ export interface BpeTokenizerPlugin
  *
  * @example
  * ```ts
+ * const captions = ["a red circle", "the blue square"];
  * const tok = bpeTokenizerPlugin.create(bpeTokenizerPlugin.options.parse({}), { captions });
  * ```
  */
