@@ -24,5 +24,8 @@ export {
 } from "./conditioning.ts";
 export { UNetDecoder, unetDecoder, type UNetOptions, unetOptions } from "./unet.ts";
 
+// Moved to core/diffusion/loss.ts; re-exported for code that imported them from here.
+export { decoderLoss, type DecoderLossOptions, minSnrWeights } from "../../core/diffusion/loss.ts";
+
 /** The decoder plugins shipped with the project. */
 export const DECODER_PLUGINS: PluginDefinition[] = [unetDecoder];

@@ -11,6 +11,10 @@ import { resnetPlugin } from "./resnet.ts";
 export * from "./text_transformer.ts";
 export * from "./resnet.ts";
 
+// Moved to core/clip.ts and core/eval/clip.ts; re-exported for code that imported them from here.
+export * from "../../core/clip.ts";
+export * from "../../core/eval/clip.ts";
+
 /** The encoder plugins shipped with the project. */
 export const ENCODER_PLUGINS: PluginDefinition[] = [
   textTransformerPlugin,

@@ -17,5 +17,14 @@ export {
 } from "./transformer_prior.ts";
 export { selectCandidates } from "./select.ts";
 
+// Moved to core/eval/prior.ts; re-exported for code that imported them from here.
+export {
+  evaluatePrior,
+  type EvaluatePriorOptions,
+  type PriorEvalSet,
+  type PriorMetrics,
+  THESIS_TABLE_4_2,
+} from "../../core/eval/prior.ts";
+
 /** The prior plugins shipped with the project. */
 export const PRIOR_PLUGINS: PluginDefinition[] = [transformerPrior];

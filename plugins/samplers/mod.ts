@@ -37,5 +37,14 @@ export {
   logSnrSteps,
 } from "./dpm_solver.ts";
 
+// Moved to core/diffusion/guidance.ts; re-exported for code that imported them from here.
+export {
+  combineGuidance,
+  conditionalPredictor,
+  doubleConditioning,
+  guidedNoise,
+  guidedPredictor,
+} from "../../core/diffusion/guidance.ts";
+
 /** The sampler plugins shipped with the project. */
 export const SAMPLER_PLUGINS: PluginDefinition[] = [ddpmSampler, ddimSampler, dpmSolverSampler];

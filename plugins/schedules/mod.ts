@@ -10,6 +10,19 @@ import { linearSchedule } from "./linear.ts";
 
 export { cosineAlphaBar, cosineBetas, cosineOptions, cosineSchedule } from "./cosine.ts";
 export { linearBetas, linearOptions, linearSchedule } from "./linear.ts";
+// Moved to core/diffusion/; re-exported so that plugin modules importing them from here keep working.
+export {
+  gatherSteps,
+  NoiseSchedule,
+  oneHotSteps,
+  type Posterior,
+  posteriorMeanVariance,
+  qSample,
+  randomSteps,
+  type ScheduleArray,
+  scheduleTable,
+  type StepTable,
+} from "../../core/diffusion/mod.ts";
 
 /** The schedule plugins shipped with the project. */
 export const SCHEDULE_PLUGINS: PluginDefinition[] = [cosineSchedule, linearSchedule];
