@@ -136,7 +136,11 @@ export async function hasWebGpuAdapter(): Promise<boolean> {
 if (import.meta.main) {
   const extra = Deno.args;
   const halves: Half[] = [await run("all tests, default backend (auto)", null, ["tests/"], extra)];
-  halves.push(await run("doc-comment examples", null, docTestFiles(), ["--doc", ...extra]));
+  // Each example is a module of its own; most of their time is starting them, so run them in
+  // parallel (one worker per core).
+  halves.push(
+    await run("doc-comment examples", null, docTestFiles(), ["--doc", "--parallel", ...extra]),
+  );
   if (await hasWebGpuAdapter()) {
     // Every WGSL module the engine tests compile is kept, so that Chromium's compiler (Tint)
     // can check them too: Deno's (Naga) accepts some WGSL that the WGSL spec, and Tint, reject.
