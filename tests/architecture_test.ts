@@ -82,6 +82,17 @@ Deno.test("architecture: imports run one way", () => {
         to,
         "core imports only core (plugins reach it through the registry and core/components.ts)",
       );
+      // The framework (kinds, registry, config, diffusion, data, CLIP, nn, optim, io) sits below
+      // the pipeline, training and evaluation that use it.
+      const upper = (p: string): boolean =>
+        p === "core/pipeline.ts" || ["core/pipeline/", "core/train/", "core/eval/"]
+          .some((d) => p.startsWith(d));
+      rule(
+        upper(from) || !upper(to),
+        from,
+        to,
+        "core's framework modules do not import the pipeline, training or evaluation",
+      );
       // The engine at the bottom: the tensor layer imports nothing of the layers above it.
       if (from.startsWith("core/tensor/")) {
         rule(
