@@ -8,10 +8,12 @@
  * @example
  * ```ts
  * import { builtins, fetchReader, initBackend, loadPipeline, textToImage } from "./browser.ts";
- * await initBackend({ backend: "webgpu" });
- * const reader = fetchReader({ base: location.href });
- * const p = await loadPipeline("weights/", builtins(), { reader });
- * const out = await textToImage(p, ["a red circle"], { n: 1, steps: 20 });
+ * async function inThePage() {
+ *   await initBackend({ backend: "webgpu" });
+ *   const reader = fetchReader({ base: location.href });
+ *   const p = await loadPipeline("weights/", builtins(), { reader });
+ *   return await textToImage(p, ["a red circle"], { n: 1, steps: 20 });
+ * }
  * ```
  *
  * @module
@@ -20,7 +22,7 @@ export * from "./core/tensor/mod.ts";
 export * from "./core/io/mod.ts";
 export * from "./core/registry.ts";
 export * from "./core/config.ts";
-export * from "./core/builtins.ts";
+export * from "./plugins/mod.ts";
 export * from "./core/components.ts";
 export * from "./core/pipeline.ts";
 export { toNchw } from "./datasets/flip.ts";

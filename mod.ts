@@ -7,9 +7,11 @@
  * @example
  * ```ts
  * import { builtins, initBackend, loadPipeline, textToImage } from "./mod.ts";
- * await initBackend();
- * const pipeline = await loadPipeline("runs/tiny", builtins());
- * const out = await textToImage(pipeline, ["a red circle"], { n: 4 });
+ * async function circles() {
+ *   await initBackend();
+ *   const pipeline = await loadPipeline("weights/default", builtins());
+ *   return await textToImage(pipeline, ["a red circle"], { n: 4 });
+ * }
  * ```
  *
  * @module
@@ -21,11 +23,18 @@ export * from "./core/io/mod.ts";
 export * from "./core/registry.ts";
 export * from "./core/config.ts";
 export * from "./core/config_file.ts";
-export * from "./core/builtins.ts";
+export * from "./plugins/mod.ts";
 export * from "./core/components.ts";
+export * from "./core/diffusion/mod.ts";
+export * from "./core/clip.ts";
+export * from "./core/eval/clip.ts";
+export * from "./core/eval/prior.ts";
 export * from "./core/pipeline.ts";
 export * from "./core/train/mod.ts";
 export * from "./datasets/mod.ts";
+// Both core (labels of any type) and datasets (shapes labels) name a CaptionedImage; the public
+// name keeps meaning the shapes one, as before. Core's is `CaptionedImage<Label>` in components.ts.
+export type { CaptionedImage } from "./datasets/mod.ts";
 export * from "./plugins/tokenizers/mod.ts";
 export * from "./plugins/encoders/mod.ts";
 export * from "./plugins/priors/mod.ts";

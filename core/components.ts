@@ -1,14 +1,82 @@
 /**
- * The interfaces each plugin kind implements. Tasks (train, sample, eval) only talk to these,
- * so any plugin of a kind can replace the shipped one by editing the config.
+ * The interfaces each plugin kind implements (`ComponentKinds` maps each kind to its interface).
+ * The pipeline, training and evaluation only talk to these, so any plugin of a kind can replace
+ * the shipped one by editing the config.
  *
  * Shapes: B batch, T context length, W text width, E CLIP embedding size, C/H/W image.
+ *
+ * @module
  */
 import type { Module } from "./nn/module.ts";
 import type { Tensor } from "./tensor/mod.ts";
-import type { NoiseSchedule } from "../plugins/schedules/mod.ts";
+import type { NoiseSchedule } from "./diffusion/schedule.ts";
 
-export type { Tokenizer } from "../plugins/tokenizers/bpe.ts";
+export type { NoiseSchedule };
+
+/** The interface every tokenizer plugin provides. */
+export interface Tokenizer {
+  /** Size of the id space (ids are < vocabSize): the text encoder's embedding table size. */
+  readonly vocabSize: number;
+  /** Tokens per encoded row, start and end included. */
+  readonly contextLength: number;
+  /** Id of the padding token. */
+  readonly padId: number;
+  /** Id of the start token. */
+  readonly startId: number;
+  /** Id of the end token. */
+  readonly endId: number;
+  /** One padded row of `contextLength` ids. */
+  encode(text: string): Int32Array;
+  /** Rows of `contextLength` ids, contiguous. */
+  encodeBatch(texts: readonly string[]): Int32Array;
+  /** Text of a row of ids. */
+  decode(ids: ArrayLike<number>): string;
+  /** Position of the end token in each row. */
+  endIndices(ids: Int32Array): Int32Array;
+  /** JSON form to store in checkpoints. */
+  toJSON(): unknown;
+  /**
+   * The words of `text` that the training captions never contained (the model learned nothing
+   * about them), or undefined when the tokenizer does not know its training words.
+   */
+  unseenWords?(text: string): string[] | undefined;
+}
+
+/** A dataset split: training, held-out test, and zero-shot (colour-shape pairs unseen in training). */
+export type DatasetSplit = "train" | "test" | "zeroshot";
+
+/**
+ * An RGB image with its caption and, for generated data, ground-truth labels whose type belongs
+ * to the dataset (the shapes datasets use `FigureLabel`; core never reads them).
+ */
+export interface CaptionedImage<Label = unknown> {
+  /** RGB bytes, row-major, height x width x 3. */
+  image: Uint8Array;
+  /** Width in pixels. */
+  width: number;
+  /** Height in pixels. */
+  height: number;
+  /** The text caption. */
+  caption: string;
+  /** Per-figure ground truth; absent for user data. */
+  labels?: Label[];
+}
+
+/** What a dataset plugin creates: captioned images by split, all of one size. */
+export interface ImageTextDataset {
+  /** Image side in pixels. */
+  readonly imageSize: number;
+  /** Whether training batches are flipped at random (captions fixed up). */
+  readonly flip: boolean;
+  /** The images of a split ("train", "test" or "zeroshot"), at most `limit` of them. */
+  split(name: DatasetSplit, limit?: number): Promise<CaptionedImage[]>;
+}
+
+/**
+ * A noise schedule (the "schedule" kind): a `NoiseSchedule` built from the plugin's betas. The
+ * tables it derives are the diffusion maths every prior, decoder and sampler shares.
+ */
+export type Schedule = NoiseSchedule;
 
 /** Token ids of a batch of captions, on the GPU. */
 export interface TokenBatch {
@@ -121,4 +189,19 @@ export interface SamplerRunOptions {
   clipDenoised?: boolean;
   /** Called after each step (progress). */
   onStep?: (step: number, total: number) => void;
+}
+
+/**
+ * The component each plugin kind creates: what `Registry.use(kind, ...)` returns and what a
+ * `definePlugin({ kind, create })` must build.
+ */
+export interface ComponentKinds {
+  tokenizer: Tokenizer;
+  textEncoder: TextEncoder;
+  imageEncoder: ImageEncoder;
+  prior: Prior;
+  decoder: Decoder;
+  schedule: Schedule;
+  sampler: Sampler;
+  dataset: ImageTextDataset;
 }

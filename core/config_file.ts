@@ -91,7 +91,10 @@ async function readConfigTree(path: string, chain: readonly string[]): Promise<u
  *
  * @example
  * ```ts
- * // const config = await loadConfig("configs/tiny.jsonc", builtins());
+ * import type { Registry } from "./registry.ts";
+ * async function tiny(registry: Registry) {
+ *   return await loadConfig("presets/tiny.jsonc", registry);
+ * }
  * ```
  */
 export async function loadConfig(path: string, registry: Registry): Promise<ResolvedConfig> {

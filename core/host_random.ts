@@ -1,6 +1,6 @@
 /**
  * Small seeded generators on the host, for evaluation pairings and test data (dataset
- * generation has its own generator in datasets/rng.ts, pinned for byte-identical data).
+ * generation has its own generator in core/data/rng.ts, pinned for byte-identical data).
  *
  * @module
  */

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { ComponentKinds, Tokenizer } from "./components.ts";
 import type { z } from "./deps.ts";
 
 /** Every kind of plugin, in data-flow order. */
@@ -24,8 +25,9 @@ export type PluginKind = typeof PLUGIN_KINDS[number];
 export type OptionsSchema = z.ZodObject;
 
 /**
- * What `create` receives besides its options. Open on purpose: tasks pass what components need
- * (the registry to build sub-components, a GPU device, a seed, ...).
+ * What `create` receives besides its options, for every kind: the registry it was created from.
+ * Open on purpose (a third-party caller may pass more); what each kind is given is typed by
+ * `PluginContexts`.
  */
 export interface PluginContext {
   /** The registry the plugin was created from. */
@@ -33,11 +35,50 @@ export interface PluginContext {
   readonly [key: string]: unknown;
 }
 
-/** A plugin definition (see `definePlugin`). */
+/**
+ * The sizes a model component takes from the components built before it. The pipeline passes
+ * the trained tokenizer's; each is optional so that a component can be built on its own.
+ */
+export interface SizeContext extends PluginContext {
+  /** The tokenizer the component reads ids of. */
+  readonly tokenizer?: Tokenizer;
+  /** Size of the tokenizer's id space (the embedding table's rows). */
+  readonly vocabSize?: number;
+  /** Tokens per caption, start and end included. */
+  readonly contextLength?: number;
+}
+
+/** What a tokenizer plugin's `create` receives: captions to learn from, or a saved vocabulary. */
+export interface TokenizerSource extends PluginContext {
+  /** Training captions: a new vocabulary is learned from them. */
+  readonly captions?: Iterable<string>;
+  /** A saved vocabulary (the tokenizer's `toJSON()`), e.g. from a checkpoint; wins over captions. */
+  readonly state?: unknown;
+}
+
+/** The context each plugin kind's `create` receives (besides `PluginContext`'s registry). */
+export interface PluginContexts {
+  tokenizer: TokenizerSource;
+  textEncoder: SizeContext;
+  imageEncoder: SizeContext;
+  prior: SizeContext;
+  decoder: SizeContext;
+  schedule: Record<never, never>;
+  sampler: Record<never, never>;
+  dataset: Record<never, never>;
+}
+
+/** The context a plugin of kind `K` is created with. */
+export type PluginContextOf<K extends PluginKind> = PluginContext & PluginContexts[K];
+
+/**
+ * A plugin definition (see `definePlugin`): `create` builds the component of its kind,
+ * `ComponentKinds[K]` (a plugin may return a subtype with more members).
+ */
 export interface PluginDefinition<
   K extends PluginKind = PluginKind,
   O extends OptionsSchema = OptionsSchema,
-  T = unknown,
+  T = ComponentKinds[K],
 > {
   /** The kind of component this plugin makes. */
   readonly kind: K;
@@ -53,25 +94,33 @@ export interface PluginDefinition<
    * working directory.
    */
   readonly pathOptions?: readonly string[];
-  /** Builds the component from validated options. */
-  create(options: z.output<O>, context: PluginContext): T | Promise<T>;
+  /** Builds the component from validated options and the context of its kind. */
+  create(options: z.output<O>, context: PluginContextOf<K>): T | Promise<T>;
 }
 
 /**
- * Identity helper that lets TypeScript infer the options type of `create` from `options`.
+ * Identity helper that types a definition by its kind: `create` receives the options its schema
+ * validates and the context of its kind (`PluginContexts`), and must return the kind's component
+ * (`ComponentKinds`), so a schedule plugin that returns no `NoiseSchedule` does not compile.
  *
  * @example
  * ```ts
  * import { z } from "./deps.ts";
+ * import { NoiseSchedule } from "./diffusion/schedule.ts";
  * const plugin = definePlugin({
  *   kind: "schedule",
  *   name: "constant",
  *   options: z.object({ steps: z.number().int().positive().default(10) }).strict(),
- *   create: (o) => o.steps,
+ *   create: (o) => new NoiseSchedule(new Float64Array(o.steps).fill(0.02)),
  * });
+ * new Registry().register(plugin);
  * ```
  */
-export function definePlugin<K extends PluginKind, O extends OptionsSchema, T>(
+export function definePlugin<
+  K extends PluginKind,
+  O extends OptionsSchema,
+  T extends ComponentKinds[K],
+>(
   def: PluginDefinition<K, O, T>,
 ): PluginDefinition<K, O, T> {
   return def;
@@ -171,8 +220,7 @@ export function formatZodIssues(issues: readonly z.core.$ZodIssue[]): string[] {
  * @example
  * ```ts
  * const registry = new Registry();
- * // registry.register(myPlugin);
- * registry.list("schedule");
+ * registry.list("schedule"); // [] until plugins are registered
  * ```
  */
 export class Registry {
@@ -183,7 +231,10 @@ export class Registry {
    *
    * @example
    * ```ts
-   * new Registry().register({ kind: "sampler", name: "x", options: z.object({}).strict(), create: () => 0 });
+   * import { z } from "./deps.ts";
+   * import type { Sampler } from "./components.ts";
+   * const noop: Sampler = { name: "noop", sample: () => { throw new Error("not a real sampler"); } };
+   * new Registry().register({ kind: "sampler", name: "x", options: z.object({}).strict(), create: () => noop });
    * ```
    */
   register(def: PluginDefinition): this {
@@ -220,8 +271,11 @@ export class Registry {
    *
    * @example
    * ```ts
-   * // registry.lookup("decoder", "unte");
-   * // Error: Unknown decoder plugin "unte". Did you mean "unet"? Valid: unet
+   * try {
+   *   new Registry().lookup("decoder", "unte");
+   * } catch (e) {
+   *   (e as Error).message; // 'Unknown decoder plugin "unte". No decoder plugins are registered'
+   * }
    * ```
    */
   lookup(kind: PluginKind, name: string): PluginDefinition {
@@ -278,18 +332,29 @@ export class Registry {
   }
 
   /**
-   * Validates `options` against the plugin's schema (filling defaults) and creates the component.
+   * Validates `options` against the plugin's schema (filling defaults) and creates the component:
+   * typed as the kind's component (`use("schedule", ...)` is a `NoiseSchedule`), or as a subtype
+   * named explicitly (`use<DdimSampler>("sampler", "ddim")`) for a plugin's own members.
    *
    * @example
    * ```ts
-   * // const schedule = await registry.use<NoiseSchedule>("schedule", "cosine", { steps: 300 });
+   * import { z } from "./deps.ts";
+   * import { NoiseSchedule } from "./diffusion/schedule.ts";
+   * const registry = new Registry().register(definePlugin({
+   *   kind: "schedule",
+   *   name: "flat",
+   *   options: z.object({ steps: z.number().int().positive().default(10) }).strict(),
+   *   create: (o) => new NoiseSchedule(new Float64Array(o.steps).fill(0.02)),
+   * }));
+   * const schedule = await registry.use("schedule", "flat", { steps: 300 }); // a NoiseSchedule
+   * schedule.numSteps; // 300
    * ```
    */
-  async use<T = unknown>(
-    kind: PluginKind,
+  async use<T extends ComponentKinds[K], K extends PluginKind = PluginKind>(
+    kind: K,
     name: string,
     options: unknown = {},
-    context: PluginContext = {},
+    context: PluginContextOf<K> = {} as PluginContextOf<K>,
   ): Promise<T> {
     const def = this.lookup(kind, name);
     const parsed = def.options.safeParse(options ?? {});

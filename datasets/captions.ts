@@ -15,6 +15,8 @@ import {
   type SizeWord,
 } from "./shapes.ts";
 
+export { swapLeftRight } from "../core/data/images.ts";
+
 /** A determiner. */
 export type Determiner = "a" | "an" | "the";
 
@@ -130,19 +132,4 @@ export function parseCaption(caption: string): CaptionParts[] {
     if (words[i] !== "and") fail(i, `"and" or the end`);
     i++;
   }
-}
-
-/**
- * Swaps the words "left" and "right" (for horizontal flips); other text is unchanged.
- *
- * @example
- * ```ts
- * swapLeftRight("a red circle at the top left"); // "a red circle at the top right"
- * ```
- */
-export function swapLeftRight(text: string): string {
-  return text.replace(/\b(left|right)\b/gi, (w) => {
-    const swapped = w.toLowerCase() === "left" ? "right" : "left";
-    return w[0] === w[0].toUpperCase() ? swapped[0].toUpperCase() + swapped.slice(1) : swapped;
-  });
 }

@@ -52,8 +52,10 @@ function fileExists(path: string): boolean {
  * @throws Error saying where to put the files when they are missing, or naming a damaged file.
  * @example
  * ```ts
- * const test = readCifar10("data/cifar-10-batches-bin", { split: "test" });
- * test[0].caption; // "cat"
+ * function firstTest() {
+ *   const test = readCifar10("data/cifar-10-batches-bin", { split: "test" });
+ *   return test[0].caption; // "cat"
+ * }
  * ```
  */
 export function readCifar10(dir: string, options: Cifar10Options = {}): CifarImage[] {

@@ -51,7 +51,9 @@ function reason(e: unknown): string {
  * @throws Error with the folder quoted when it is not empty or not usable.
  * @example
  * ```ts
- * checkOutputFolder("data/shapes1-train");
+ * const dir = await Deno.makeTempDir();
+ * checkOutputFolder(`${dir}/shapes1-train`); // a new folder: fine
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function checkOutputFolder(dir: string): void {
@@ -75,7 +77,10 @@ export function checkOutputFolder(dir: string): void {
  * @throws Error when the folder exists and is not empty, or cannot be written.
  * @example
  * ```ts
- * await writeFolder("data/shapes1-train", generateSplit({ count: 100 }));
+ * import { generateSplit } from "./generate.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeFolder(`${dir}/shapes1-train`, generateSplit({ count: 4, size: 16 }));
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeFolder(dir: string, samples: readonly CaptionedImage[]): Promise<void> {
@@ -161,7 +166,9 @@ function toRgb(png: ReturnType<typeof decodePng>, path: string): Uint8Array {
  *   undecodable image, or an image of the wrong size.
  * @example
  * ```ts
- * const data = await readFolder("data/my-images", { size: 32 });
+ * async function mine() {
+ *   return await readFolder("data/my-images", { size: 32 }); // PNGs + captions.jsonl
+ * }
  * ```
  */
 export async function readFolder(

@@ -61,7 +61,7 @@ export const DEFAULT_SEED = "unclip-shapes";
  * @throws Error with the offending value quoted and the valid choices.
  * @example
  * ```ts
- * const { set, split } = checkSetAndSplit("1", "train");
+ * const { set, split } = checkSetAndSplit("1", "train"); // 1, "train"
  * ```
  */
 export function checkSetAndSplit(
@@ -164,7 +164,7 @@ function placeFigures(rng: Rng, count: number, set: DatasetId, split: SplitName)
  *
  * @example
  * ```ts
- * const s = generateSample(0, { set: 2, split: "test" });
+ * const s = generateSample(0, { set: 2, split: "test", size: 16 });
  * console.log(s.caption, s.labels[0].position);
  * ```
  */
@@ -198,8 +198,8 @@ export function generateSample(index: number, options: GenerateOptions = {}): Sh
  *
  * @example
  * ```ts
- * const train = generateSplit({ set: 1, split: "train", size: 32 });
- * train.length; // 20000
+ * const train = generateSplit({ set: 1, split: "train", size: 16, count: 8 });
+ * train.length; // 8 (without count: the thesis's 20,000)
  * ```
  */
 export function generateSplit(options: GenerateOptions = {}): ShapeSample[] {

@@ -1,218 +1,39 @@
 /**
- * Shuffled, seeded mini-batches. The data order depends only on (seed, epoch), and every batch
- * only on (seed, step), so a run resumed at step k sees exactly the batches it would have seen.
+ * The seeded batch loader for the shapes data: core's `DataLoader` (core/data/loader.ts) with
+ * the shapes labels mirrored along with flipped images.
  * @module
  */
 
-import { toNchw } from "./flip.ts";
-import { swapLeftRight } from "./captions.ts";
+import {
+  type Batch as CoreBatch,
+  checkImages,
+  DataLoader as CoreDataLoader,
+  type LoaderOptions as CoreLoaderOptions,
+} from "../core/data/loader.ts";
 import { flipLabel } from "./flip.ts";
-import { deriveSeed, Rng, type Seed } from "./rng.ts";
 import type { CaptionedImage, FigureLabel } from "./shapes.ts";
 
+export { checkImages };
+
 /** Options of {@link DataLoader}. */
-export interface LoaderOptions {
-  /** Images per batch. */
-  batchSize: number;
-  /** Shuffling and flip seed (default 0). */
-  seed?: Seed;
-  /** Random horizontal flips with p = 0.5, fixing "left"/"right" in captions and labels. */
-  flip?: boolean;
-  /** Drop the incomplete last batch of an epoch (default true, so that shapes stay fixed). */
-  dropLast?: boolean;
-  /** Names the data in errors, e.g. `Dataset "shapes", train split` (default "Dataset"). */
-  name?: string;
-  /** The side every image must have (default: the first image's size). */
-  imageSize?: number;
-}
+export type LoaderOptions = CoreLoaderOptions<FigureLabel>;
+
+/** One batch of shapes images, labels flipped with their images. */
+export type Batch = CoreBatch<FigureLabel>;
 
 /**
- * Checks that every image has the same size (`imageSize` when given, else the first image's) and
- * holds exactly width x height x 3 bytes. A dataset plugin that returns other byte lengths would
- * otherwise train without any error: `toNchw` reads missing bytes as NaN and ignores extra ones.
+ * Seeded shuffling batch loader over shapes images: random flips also mirror the figure labels.
  *
- * @throws Error naming the data (`name`) and the index of the first bad image.
  * @example
  * ```ts
- * checkImages(generateSplit({ count: 8, size: 16 }), { name: "shapes", imageSize: 16 });
+ * import { generateSplit } from "./generate.ts";
+ * const loader = new DataLoader(generateSplit({ count: 64, size: 16 }), { batchSize: 8, flip: true });
+ * loader.batch(0).shape; // [8, 3, 16, 16]
  * ```
  */
-export function checkImages(
-  data: readonly CaptionedImage[],
-  options: { name?: string; imageSize?: number } = {},
-): void {
-  const name = options.name ?? "Dataset";
-  const w = options.imageSize ?? data[0]?.width;
-  const h = options.imageSize ?? data[0]?.height;
-  const expected = options.imageSize !== undefined ? "the dataset's imageSize" : "the first image";
-  data.forEach((d, i) => {
-    if (d.width !== w || d.height !== h) {
-      throw new Error(
-        `${name}: image ${i} is ${d.width}x${d.height}, expected ${w}x${h} like ${expected}`,
-      );
-    }
-    checkImageBytes(d, i, name);
-  });
-}
-
-function checkImageBytes(d: CaptionedImage, index: number, name: string): void {
-  const bytes = d.width * d.height * 3;
-  if (d.image?.length !== bytes) {
-    throw new Error(
-      `${name}: image ${index} has ${d.image?.length} bytes; ` +
-        `expected ${d.width} x ${d.height} x 3 = ${bytes}`,
-    );
-  }
-}
-
-/** One batch, ready to upload: a single contiguous float32 array. */
-export interface Batch {
-  /** NCHW float32 in [-1, 1]. */
-  images: Float32Array;
-  /** [B, 3, H, W]. */
-  shape: [number, number, number, number];
-  /** Captions (with "left"/"right" swapped for flipped images). */
-  captions: string[];
-  /** Per image: figure labels (flipped with the image), or undefined for unlabelled data. */
-  labels: (FigureLabel[] | undefined)[];
-  /** Dataset indices of the images. */
-  indices: number[];
-  /** Global step this batch belongs to. */
-  step: number;
-  /** Epoch of the step. */
-  epoch: number;
-}
-
-/** Seeded shuffling batch loader over an in-memory list of same-sized images. */
-export class DataLoader {
-  /** The images. */
-  readonly data: readonly CaptionedImage[];
-  /** Images per batch. */
-  readonly batchSize: number;
-  /** Shuffling and flip seed. */
-  readonly seed: Seed;
-  /** Whether images are flipped at random. */
-  readonly flip: boolean;
-  /** Whether the incomplete last batch of an epoch is dropped. */
-  readonly dropLast: boolean;
-  /** Image width. */
-  readonly width: number;
-  /** Image height. */
-  readonly height: number;
-  /** Batches per epoch. */
-  readonly stepsPerEpoch: number;
-  /** Names the data in errors. */
-  readonly name: string;
-  #orderEpoch = -1;
-  #order: Uint32Array = new Uint32Array(0);
-
-  /**
-   * Creates a loader.
-   *
-   * @throws Error when the data is empty, an image has another size or byte length
-   * (`checkImages`), or the batch size is invalid.
-   * @example
-   * ```ts
-   * const loader = new DataLoader(generateSplit({ count: 1000 }), { batchSize: 64, seed: 1, flip: true });
-   * for (const batch of loader.batches()) { ... }
-   * ```
-   */
+export class DataLoader extends CoreDataLoader<FigureLabel> {
+  /** Creates a loader (see core's `DataLoader`); `flipLabel` defaults to the shapes one. */
   constructor(data: readonly CaptionedImage[], options: LoaderOptions) {
-    const { batchSize } = options;
-    if (!Number.isInteger(batchSize) || batchSize < 1) {
-      throw new Error(`Batch size "${batchSize}" is not a positive integer`);
-    }
-    if (data.length === 0) throw new Error("The dataset is empty");
-    this.data = data;
-    this.batchSize = batchSize;
-    this.seed = options.seed ?? 0;
-    this.flip = options.flip ?? false;
-    this.dropLast = options.dropLast ?? true;
-    this.name = options.name ?? "Dataset";
-    this.width = options.imageSize ?? data[0].width;
-    this.height = options.imageSize ?? data[0].height;
-    checkImages(data, { name: this.name, imageSize: options.imageSize });
-    this.stepsPerEpoch = this.dropLast
-      ? Math.floor(data.length / batchSize)
-      : Math.ceil(data.length / batchSize);
-    if (this.stepsPerEpoch === 0) {
-      throw new Error(
-        `Batch size "${batchSize}" is larger than the dataset (${data.length} images)`,
-      );
-    }
-  }
-
-  /**
-   * The data order (a permutation of indices) of an epoch.
-   *
-   * @example
-   * ```ts
-   * loader.order(0)[0]; // index of the first image seen
-   * ```
-   */
-  order(epoch: number): Uint32Array {
-    if (epoch !== this.#orderEpoch) {
-      const n = this.data.length;
-      const perm = new Uint32Array(n);
-      for (let i = 0; i < n; i++) perm[i] = i;
-      const rng = new Rng(deriveSeed(this.seed, "order", epoch));
-      for (let i = n - 1; i > 0; i--) {
-        const j = Math.floor(rng.next() * (i + 1));
-        const t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-      }
-      this.#order = perm;
-      this.#orderEpoch = epoch;
-    }
-    return this.#order;
-  }
-
-  /**
-   * The batch of a global step (epoch = floor(step / stepsPerEpoch)).
-   *
-   * @example
-   * ```ts
-   * const b = loader.batch(0);
-   * b.shape; // [64, 3, 32, 32]
-   * ```
-   */
-  batch(step: number): Batch {
-    const epoch = Math.floor(step / this.stepsPerEpoch);
-    const within = step - epoch * this.stepsPerEpoch;
-    const order = this.order(epoch);
-    const from = within * this.batchSize;
-    const to = Math.min(from + this.batchSize, order.length);
-    const b = to - from;
-    const { width: w, height: h } = this;
-    const images = new Float32Array(b * 3 * w * h);
-    const captions: string[] = [];
-    const labels: (FigureLabel[] | undefined)[] = [];
-    const indices: number[] = [];
-    const rng = new Rng(deriveSeed(this.seed, "flip", step));
-    for (let k = 0; k < b; k++) {
-      const index = order[from + k];
-      const item = this.data[index];
-      // Checked again per batch (one comparison): the arrays are the plugin's to mutate.
-      checkImageBytes(item, index, this.name);
-      const flip = this.flip && rng.next() < 0.5;
-      toNchw(item.image, w, h, images, k * 3 * w * h, flip);
-      captions.push(flip ? swapLeftRight(item.caption) : item.caption);
-      labels.push(flip ? item.labels?.map(flipLabel) : item.labels);
-      indices.push(index);
-    }
-    return { images, shape: [b, 3, h, w], captions, labels, indices, step, epoch };
-  }
-
-  /**
-   * Endless batches from `startStep` on (pass the saved step to resume).
-   *
-   * @example
-   * ```ts
-   * for (const batch of loader.batches(resumeStep)) { if (batch.step >= total) break; }
-   * ```
-   */
-  *batches(startStep = 0): Generator<Batch> {
-    for (let step = startStep;; step++) yield this.batch(step);
+    super(data, { flipLabel, ...options });
   }
 }

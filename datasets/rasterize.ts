@@ -86,8 +86,14 @@ function fillFigure(fig: FigureLabel, id: number): void {
  *
  * @example
  * ```ts
- * const rgb = rasterize([{ shape: "circle", colour: "red", size: "large",
- *   bbox: [10, 10, 110, 110], position: null, rotation: null }], 32);
+ * const rgb = rasterize([{
+ *   shape: "circle",
+ *   colour: "red",
+ *   size: "large",
+ *   bbox: [10, 10, 110, 110],
+ *   position: null,
+ *   rotation: null,
+ * }], 32); // Uint8Array(32 * 32 * 3)
  * ```
  */
 export function rasterize(

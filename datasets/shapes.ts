@@ -3,6 +3,8 @@
  * @module
  */
 
+import type { CaptionedImage as CoreCaptionedImage } from "../core/components.ts";
+
 /** Side of the canvas the figures are drawn on, in pixels. */
 export const CANVAS_SIZE = 128;
 
@@ -114,18 +116,21 @@ export interface FigureLabel {
   rotation: number | null;
 }
 
-/** An RGB image with its caption and (for generated data) per-figure labels. */
-export interface CaptionedImage {
-  /** RGB bytes, row-major, height x width x 3. */
-  image: Uint8Array;
-  /** Width in pixels. */
-  width: number;
-  /** Height in pixels. */
-  height: number;
-  /** The text caption. */
-  caption: string;
-  /** Per-figure ground truth; absent for user data and CIFAR-10. */
-  labels?: FigureLabel[];
+/** A captioned image of the shapes data: its labels are `FigureLabel`s. */
+export type CaptionedImage = CoreCaptionedImage<FigureLabel>;
+
+/**
+ * A dataset split seen as shapes data. Core types dataset labels as `unknown`; the shipped dataset
+ * plugins ("shapes", and "folder", which validates labels against the shapes schema when it reads
+ * them) label images with `FigureLabel`s.
+ *
+ * @example
+ * ```ts
+ * asShapesData([]); // []
+ * ```
+ */
+export function asShapesData(data: CoreCaptionedImage[]): CaptionedImage[] {
+  return data as CaptionedImage[];
 }
 
 /** True when (colour, shape) is one of the zero-shot exclusions. */

@@ -7,7 +7,7 @@
  */
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
-import { builtins } from "../core/builtins.ts";
+import { builtins } from "../plugins/mod.ts";
 import type { Registry } from "../core/registry.ts";
 import {
   type BackendChoice,

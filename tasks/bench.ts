@@ -20,7 +20,7 @@ import {
 } from "./_cli.ts";
 import * as T from "../core/tensor/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";
-import { builtins } from "../core/builtins.ts";
+import { builtins } from "../plugins/mod.ts";
 import { loadConfig } from "../core/config_file.ts";
 import {
   createClip,
@@ -31,10 +31,10 @@ import {
   loadPipeline,
 } from "../core/pipeline.ts";
 import { Adam } from "../core/optim/mod.ts";
-import { tokenBatch } from "../plugins/encoders/mod.ts";
-import { decoderLoss } from "../plugins/decoders/mod.ts";
-import { doubleConditioning } from "../plugins/samplers/mod.ts";
-import type { NoiseSchedule } from "../plugins/schedules/mod.ts";
+import { tokenBatch } from "../core/clip.ts";
+import { decoderLoss } from "../core/diffusion/mod.ts";
+import { doubleConditioning } from "../core/diffusion/mod.ts";
+import type { NoiseSchedule } from "../core/diffusion/mod.ts";
 
 interface Result {
   name: string;

@@ -25,22 +25,24 @@ import {
   loadModuleWeights,
 } from "../core/train/checkpoint.ts";
 import { CLIP_SLOTS } from "../core/pipeline.ts";
-import { type CaptionedImage, checkImages, type SplitName, toNchw } from "../datasets/mod.ts";
+import {
+  asShapesData,
+  type CaptionedImage,
+  checkImages,
+  type SplitName,
+  toNchw,
+} from "../datasets/mod.ts";
 import {
   type ClipEvalResult,
   type ClipEvalSet,
   evaluateClip,
   THESIS_TABLE_4_1,
-} from "../plugins/encoders/clip.ts";
-import { evaluatePrior, type PriorMetrics, THESIS_TABLE_4_2 } from "../plugins/priors/evaluate.ts";
-import type { NoiseSchedule } from "../plugins/schedules/mod.ts";
-import {
-  DEFAULT_PROBE_STEPS,
-  imagesToNchw,
-  loadOrTrainProbe,
-  scoreImages,
-} from "../core/eval/probe.ts";
-import type { ProbeScores } from "../core/eval/score.ts";
+} from "../core/eval/clip.ts";
+import { evaluatePrior, type PriorMetrics, THESIS_TABLE_4_2 } from "../core/eval/prior.ts";
+import type { NoiseSchedule } from "../core/diffusion/mod.ts";
+import { DEFAULT_PROBE_STEPS, loadOrTrainProbe, scoreImages } from "../datasets/probe.ts";
+import { imagesToNchw } from "../core/data/images.ts";
+import type { ProbeScores } from "../datasets/score.ts";
 import {
   BACKEND_HELP,
   checkOutputFile,
@@ -170,7 +172,7 @@ async function loadSplit(
   // Wrong sizes or byte lengths would be misread silently (as in training; see checkImages).
   const name = `Dataset "${config.components.dataset.plugin}", ${split} split`;
   checkImages(data, { name, imageSize: dataset.imageSize });
-  return data;
+  return asShapesData(data);
 }
 
 /**

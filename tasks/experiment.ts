@@ -8,11 +8,7 @@
 import { join } from "node:path";
 import { exists, writeFileAtomic, writeTextAtomic } from "../core/io/mod.ts";
 import { deviceLine } from "../core/tensor/mod.ts";
-import {
-  experimentByName,
-  type ExperimentFile,
-  EXPERIMENTS,
-} from "../core/eval/experiments/mod.ts";
+import { experimentByName, type ExperimentFile, EXPERIMENTS } from "../experiments/mod.ts";
 import {
   BACKEND_HELP,
   checkOutputFile,

@@ -7,8 +7,8 @@
  */
 import { join } from "node:path";
 import { exists, writeTextAtomic } from "../core/io/mod.ts";
-import { findExperiments, lossChart, renderHtml, renderMarkdown } from "../core/eval/report.ts";
-import { EXPERIMENTS } from "../core/eval/experiments/mod.ts";
+import { findExperiments, lossChart, renderHtml, renderMarkdown } from "../experiments/report.ts";
+import { EXPERIMENTS } from "../experiments/mod.ts";
 import {
   BACKEND_FLAG,
   BACKEND_HELP,

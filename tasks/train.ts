@@ -4,7 +4,7 @@
  * @module
  */
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import { builtins } from "../core/builtins.ts";
+import { builtins } from "../plugins/mod.ts";
 import { describePlugins, resolvedConfigJson, type TrainStage } from "../core/config.ts";
 import { loadConfig } from "../core/config_file.ts";
 import { STAGE_SLOTS } from "../core/pipeline.ts";

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { builtins } from "../core/builtins.ts";
+import { builtins } from "../plugins/mod.ts";
 import { loadConfig } from "../core/config_file.ts";
 import { readMetrics } from "../core/train/metrics.ts";
 import { hasWebGpuAdapter } from "../tools/test.ts";

@@ -18,20 +18,15 @@ import { derangement } from "../core/host_random.ts";
 import { DataLoader, generateSplit } from "../datasets/mod.ts";
 import { BpeTokenizer } from "../plugins/tokenizers/bpe.ts";
 import {
-  clipLoss,
-  clipMetrics,
-  ClipModel,
-  evaluateClip,
-  rankCaptions,
   ResNetEncoder,
   type ResNetOptions,
   resnetPlugin,
   TextTransformer,
   type TextTransformerOptions,
   textTransformerPlugin,
-  tokenBatch,
-  tokenBatchFromIds,
 } from "../plugins/encoders/mod.ts";
+import { clipLoss, ClipModel, tokenBatch, tokenBatchFromIds } from "../core/clip.ts";
+import { clipMetrics, evaluateClip, rankCaptions } from "../core/eval/clip.ts";
 
 await initBackend();
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { z } from "../core/deps.ts";
 import { definePlugin, type PluginKind, Registry } from "../core/registry.ts";
 import { SCHEDULE_PLUGINS } from "../plugins/schedules/mod.ts";
-import { builtins } from "../core/builtins.ts";
+import { builtins } from "../plugins/mod.ts";
 import {
   ConfigError,
   describePlugins,
@@ -30,7 +30,7 @@ function testRegistry(): Registry {
       kind,
       name,
       options: z.object({ width: z.number().int().positive().default(64) }).strict(),
-      create: (o) => o,
+      create: (o) => o as never, // a stand-in: its options, not a component
     });
   for (const kind of ["tokenizer", "textEncoder", "imageEncoder", "prior", "sampler", "dataset"]) {
     r.register(stub(kind as PluginKind, "basic"));
@@ -44,7 +44,7 @@ function testRegistry(): Registry {
       timeEmbedDim: z.number().int().positive().default(32),
       upsample: z.enum(["transposed", "nearest"]).default("transposed"),
     }).strict(),
-    create: (o) => o,
+    create: (o) => o as never, // a stand-in: its options, not a component
   }));
   return r;
 }
@@ -396,7 +396,7 @@ Deno.test("shared sizes: only options a plugin has are compared; stored configs 
       kind,
       name: "sized",
       options: z.object({ imageSize: z.number().int().positive().default(16) }).strict(),
-      create: (o) => o,
+      create: (o) => o as never, // a stand-in: its options, not a component
     });
   r.register(sized("dataset"));
   r.register(sized("imageEncoder"));

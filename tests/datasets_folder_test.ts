@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { builtins } from "../core/builtins.ts";
+import { builtins } from "../plugins/mod.ts";
 import { loadConfig } from "../core/config_file.ts";
 import { encodePng } from "../core/deps.ts";
 import { checkPngSize, pngSize } from "../core/io/png.ts";

@@ -16,16 +16,12 @@ import {
   tensor,
 } from "../core/tensor/mod.ts";
 import { Adam } from "../core/optim/mod.ts";
-import { builtins } from "../core/builtins.ts";
+import { builtins } from "../plugins/mod.ts";
 import type { DecoderConditioning } from "../core/components.ts";
-import {
-  clampGroups,
-  decoderLoss,
-  minSnrWeights,
-  UNetDecoder,
-  type UNetOptions,
-} from "../plugins/decoders/mod.ts";
-import { cosineBetas, NoiseSchedule } from "../plugins/schedules/mod.ts";
+import { clampGroups, UNetDecoder, type UNetOptions } from "../plugins/decoders/mod.ts";
+import { decoderLoss, minSnrWeights } from "../core/diffusion/mod.ts";
+import { cosineBetas } from "../plugins/schedules/mod.ts";
+import { NoiseSchedule } from "../core/diffusion/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";
 import { hostRandom } from "./_support/check.ts";
 import { tinyUNetOptions } from "./_support/tiny_unet.ts";

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { builtins } from "../core/builtins.ts";
+import { builtins } from "../plugins/mod.ts";
 import { loadConfig } from "../core/config_file.ts";
 import { decodePngRgb, encodeRgbPng } from "../core/io/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";

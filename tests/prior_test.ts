@@ -14,18 +14,14 @@ import {
   tensor,
 } from "../core/tensor/mod.ts";
 import { Adam } from "../core/optim/mod.ts";
-import { cosineBetas, NoiseSchedule } from "../plugins/schedules/mod.ts";
-import {
-  gatherSteps,
-  posteriorMeanVariance,
-  qSample,
-  randomSteps,
-} from "../plugins/schedules/diffusion.ts";
+import { cosineBetas } from "../plugins/schedules/mod.ts";
+import { NoiseSchedule } from "../core/diffusion/mod.ts";
+import { gatherSteps, posteriorMeanVariance, qSample, randomSteps } from "../core/diffusion/mod.ts";
 import { selectCandidates } from "../plugins/priors/select.ts";
-import { evaluatePrior, THESIS_TABLE_4_2 } from "../plugins/priors/evaluate.ts";
+import { evaluatePrior, THESIS_TABLE_4_2 } from "../core/eval/prior.ts";
 import { derangement } from "../core/host_random.ts";
 import { TransformerPrior, transformerPriorOptions } from "../plugins/priors/transformer_prior.ts";
-import { builtins } from "../core/builtins.ts";
+import { builtins } from "../plugins/mod.ts";
 
 const schedule = new NoiseSchedule(cosineBetas(1000));
 

@@ -14,15 +14,15 @@ import {
   scoreCaption,
   SIZE_LOGITS,
   summarizeScores,
-} from "../core/eval/score.ts";
+} from "../datasets/score.ts";
 import type { SizeWord } from "../datasets/shapes.ts";
 import {
   bceWithLogits,
   DEFAULT_PROBE_OPTIONS,
-  imagesToNchw,
   scoreImages,
   trainProbe,
-} from "../core/eval/probe.ts";
+} from "../datasets/probe.ts";
+import { imagesToNchw } from "../core/data/images.ts";
 import { initBackend, tensor } from "../core/tensor/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";
 

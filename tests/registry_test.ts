@@ -1,21 +1,21 @@
 import assert from "node:assert/strict";
 import { z } from "../core/deps.ts";
 import { definePlugin, editDistance, nearestName, Registry } from "../core/registry.ts";
-import { builtins } from "../core/builtins.ts";
+import { builtins } from "../plugins/mod.ts";
 import { loadPluginModule } from "../core/config.ts";
-import { NoiseSchedule } from "../plugins/schedules/mod.ts";
+import { NoiseSchedule } from "../core/diffusion/mod.ts";
 
 const unet = definePlugin({
   kind: "decoder",
   name: "unet",
   options: z.object({ channels: z.array(z.number().int()).default([64, 128, 256]) }).strict(),
-  create: (o) => ({ channels: o.channels }),
+  create: (o) => ({ channels: o.channels }) as never, // stand-ins: plain values, not components
 });
 const vit = definePlugin({
   kind: "decoder",
   name: "vit",
   options: z.object({}).strict(),
-  create: () => "vit",
+  create: () => "vit" as never,
 });
 
 Deno.test("Registry.register() rejects a duplicate kind and name", () => {

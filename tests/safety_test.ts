@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { builtins } from "../core/builtins.ts";
+import { builtins } from "../plugins/mod.ts";
 import { parseConfig } from "../core/config.ts";
 import { loadConfig } from "../core/config_file.ts";
 import { exists } from "../core/io/mod.ts";

@@ -11,12 +11,11 @@ import {
   type Tensor,
   tensor,
 } from "../core/tensor/mod.ts";
-import { builtins } from "../core/builtins.ts";
+import { builtins } from "../plugins/mod.ts";
 import type { DecoderConditioning, NoisePredictor, Sampler } from "../core/components.ts";
-import { cosineBetas, NoiseSchedule } from "../plugins/schedules/mod.ts";
+import { cosineBetas } from "../plugins/schedules/mod.ts";
+import { NoiseSchedule } from "../core/diffusion/mod.ts";
 import {
-  combineGuidance,
-  conditionalPredictor,
   DdimSampler,
   ddimSigma,
   ddimStep,
@@ -24,10 +23,10 @@ import {
   ddpmStep,
   dpmSolver2mStep,
   DpmSolverSampler,
-  guidedNoise,
   halfLogSnr,
   logSnrSteps,
 } from "../plugins/samplers/mod.ts";
+import { combineGuidance, conditionalPredictor, guidedNoise } from "../core/diffusion/mod.ts";
 import { UNetDecoder } from "../plugins/decoders/mod.ts";
 import { hostRandom } from "./_support/check.ts";
 import { tinyUNetOptions } from "./_support/tiny_unet.ts";

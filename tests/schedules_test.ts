@@ -1,11 +1,7 @@
 import assert from "node:assert/strict";
-import {
-  cosineAlphaBar,
-  cosineBetas,
-  linearBetas,
-  NoiseSchedule,
-} from "../plugins/schedules/mod.ts";
-import { builtins } from "../core/builtins.ts";
+import { cosineAlphaBar, cosineBetas, linearBetas } from "../plugins/schedules/mod.ts";
+import { NoiseSchedule } from "../core/diffusion/mod.ts";
+import { builtins } from "../plugins/mod.ts";
 
 const close = (a: number, b: number, tol = 1e-12, what = ""): void => {
   assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${what}: ${a} != ${b}`);

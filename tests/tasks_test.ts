@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { builtins } from "../core/builtins.ts";
+import { builtins } from "../plugins/mod.ts";
 import { ConfigError } from "../core/config.ts";
 import { loadConfig } from "../core/config_file.ts";
 import { CheckpointError } from "../core/train/checkpoint.ts";

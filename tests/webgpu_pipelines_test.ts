@@ -9,8 +9,10 @@ import "./_support/check.ts";
 import { tinyUNetOptions } from "./_support/tiny_unet.ts";
 import { engineStats, full, manualSeed, noGrad, onCpu, tensor } from "../core/tensor/mod.ts";
 import { UNetDecoder } from "../plugins/decoders/mod.ts";
-import { DdimSampler, DdpmSampler, guidedPredictor } from "../plugins/samplers/mod.ts";
-import { cosineBetas, NoiseSchedule } from "../plugins/schedules/mod.ts";
+import { DdimSampler, DdpmSampler } from "../plugins/samplers/mod.ts";
+import { guidedPredictor } from "../core/diffusion/mod.ts";
+import { cosineBetas } from "../plugins/schedules/mod.ts";
+import { NoiseSchedule } from "../core/diffusion/mod.ts";
 
 Deno.test({
   name: "sampling creates no new WebGPU pipelines after its first step (DDPM and DDIM)",

@@ -7,10 +7,9 @@
  * @module
  */
 import type { Components } from "../pipeline.ts";
-import { l2Normalize, tokenBatch } from "../../plugins/encoders/clip.ts";
-import type { ClipModel } from "../../plugins/encoders/clip.ts";
-import { conditionalPredictor, guidedPredictor } from "../../plugins/samplers/guidance.ts";
-import type { Tokenizer } from "../../plugins/tokenizers/bpe.ts";
+import { type ClipModel, l2Normalize, tokenBatch } from "../clip.ts";
+import { conditionalPredictor, guidedPredictor } from "../diffusion/guidance.ts";
+import type { Tokenizer } from "../components.ts";
 import { full, manualSeed, noGrad, scope, tensor } from "../tensor/mod.ts";
 import { meanCov, symmetricEigen } from "./linalg.ts";
 
@@ -20,7 +19,12 @@ import { meanCov, symmetricEigen } from "./linalg.ts";
  *
  * @example
  * ```ts
- * const rows = await imageEmbeddings(p.clip, imagesToNchw(test), test.length);
+ * import type { Components } from "../pipeline.ts";
+ * import type { CaptionedImage } from "../components.ts";
+ * import { imagesToNchw } from "../data/images.ts";
+ * async function rows(p: Components, test: CaptionedImage[]) {
+ *   return await imageEmbeddings(p.clip, imagesToNchw(test), test.length); // unit rows
+ * }
  * ```
  */
 export async function imageEmbeddings(
@@ -63,7 +67,10 @@ export async function imageEmbeddings(
  *
  * @example
  * ```ts
- * const rows = await textEmbeddings(p.clip, p.tokenizer, ["a red circle"]);
+ * import type { Components } from "../pipeline.ts";
+ * async function rows(p: Components) {
+ *   return await textEmbeddings(p.clip, p.tokenizer, ["a red circle"]); // [Float32Array(E)]
+ * }
  * ```
  */
 export async function textEmbeddings(
@@ -111,7 +118,10 @@ export interface DecodeOptions {
  *
  * @example
  * ```ts
- * const images = await decodeEmbeddings(p, [slerp(a, b, 0.5)], { steps: 50 });
+ * import type { Components } from "../pipeline.ts";
+ * async function halfway(p: Components, a: Float32Array, b: Float32Array) {
+ *   return await decodeEmbeddings(p, [slerp(a, b, 0.5)], { steps: 50 }); // NCHW of one image
+ * }
  * ```
  */
 export async function decodeEmbeddings(
@@ -216,7 +226,8 @@ export interface Pca {
  *
  * @example
  * ```ts
- * const p = pca(embeddings, 2); p.explained; // e.g. [0.12, 0.10]
+ * const p = pca([[0, 0, 1], [1, 0, 0], [0, 1, 0], [1, 1, 1]], 2);
+ * p.explained; // the share of variance along each of the 2 components
  * ```
  */
 export function pca(rows: readonly ArrayLike<number>[], k = 2): Pca {
@@ -243,7 +254,7 @@ export function pca(rows: readonly ArrayLike<number>[], k = 2): Pca {
  *
  * @example
  * ```ts
- * nearest(sample, trainEmbeddings, 3); // [{ index, distance }, ...]
+ * nearest([0, 0], [[3, 4], [1, 0], [0, 2]], 2); // [{ index: 1, distance: 1 }, { index: 2, distance: 2 }]
  * ```
  */
 export function nearest(

@@ -123,7 +123,8 @@ export interface KidOptions {
  *
  * @example
  * ```ts
- * kid(realFeatures, fakeFeatures).mean;
+ * const real = [[0], [1], [2], [3]], fake = [[1], [2], [3], [4]];
+ * kid(real, fake).mean; // unbiased MMD^2 averaged over subsets
  * ```
  */
 export function kid(
@@ -218,7 +219,8 @@ export interface PrecisionRecall {
  *
  * @example
  * ```ts
- * const { precision, recall, f1 } = precisionRecall(real, fake);
+ * const real = [[0], [1], [2], [3]], fake = [[0.5], [1.5], [9]];
+ * const { precision, recall, f1 } = precisionRecall(real, fake, 1); // 2 of 3 fakes are near real
  * ```
  */
 export function precisionRecall(real: Rows, fake: Rows, k = 3): PrecisionRecall {
@@ -264,7 +266,8 @@ export interface SampleMetrics {
  *
  * @example
  * ```ts
- * const m = sampleMetrics(realEmb, fakeEmb, "clip-image");
+ * const realEmb = [[0, 1], [1, 0], [1, 1], [0, 0]], fakeEmb = [[0, 1], [1, 0], [1, 1], [0, 0.5]];
+ * const m = sampleMetrics(realEmb, fakeEmb, "clip-image", { k: 1 }); // FID, KID, precision, recall
  * ```
  */
 export function sampleMetrics(

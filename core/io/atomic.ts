@@ -72,9 +72,11 @@ export async function syncDir(dir: string): Promise<void> {
  * @example
  * ```ts
  * import { writeFileAtomic } from "./atomic.ts";
- * await writeFileAtomic("/tmp/x.bin", new Uint8Array([1, 2, 3]));
+ * const dir = await Deno.makeTempDir();
+ * await writeFileAtomic(`${dir}/x.bin`, new Uint8Array([1, 2, 3]));
  * // Large outputs can be streamed as chunks:
- * await writeFileAtomic("/tmp/y.bin", [new Uint8Array([1]), new Uint8Array([2, 3])]);
+ * await writeFileAtomic(`${dir}/y.bin`, [new Uint8Array([1]), new Uint8Array([2, 3])]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeFileAtomic(path: string, data: WriteSource): Promise<void> {
@@ -94,7 +96,9 @@ export async function writeFileAtomic(path: string, data: WriteSource): Promise<
  * @example
  * ```ts
  * import { writeTextAtomic } from "./atomic.ts";
- * await writeTextAtomic("/tmp/config.json", JSON.stringify({ steps: 10 }));
+ * const dir = await Deno.makeTempDir();
+ * await writeTextAtomic(`${dir}/config.json`, JSON.stringify({ steps: 10 }));
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeTextAtomic(path: string, text: string): Promise<void> {

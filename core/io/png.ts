@@ -82,7 +82,7 @@ export function checkPngSize(
  * ```ts
  * import { encodeRgbPng } from "./png.ts";
  * const png = encodeRgbPng(new Uint8Array([255, 0, 0, 0, 0, 255]), 2, 1); // red, blue
- * await Deno.writeFile("/tmp/x.png", png);
+ * png.length > 8; // true: a PNG signature, then chunks
  * ```
  */
 export function encodeRgbPng(pixels: Uint8Array, width: number, height: number): Uint8Array {
@@ -104,8 +104,9 @@ export function encodeRgbPng(pixels: Uint8Array, width: number, height: number):
  *
  * @example
  * ```ts
- * import { decodePngRgb } from "./png.ts";
- * const { width, height, data } = decodePngRgb(await Deno.readFile("/tmp/x.png"));
+ * import { decodePngRgb, encodeRgbPng } from "./png.ts";
+ * const png = encodeRgbPng(new Uint8Array([255, 0, 0, 0, 0, 255]), 2, 1);
+ * const { width, height, data } = decodePngRgb(png); // 2, 1, Uint8Array [255, 0, 0, 0, 0, 255]
  * ```
  */
 export function decodePngRgb(bytes: Uint8Array): RgbImage {

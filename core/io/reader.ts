@@ -39,7 +39,9 @@ export interface WeightReader {
  *
  * @example
  * ```ts
- * const text = await fileReader().readText("runs/tiny/clip/latest");
+ * async function latest(): Promise<string> {
+ *   return await fileReader().readText("runs/tiny/clip/latest"); // e.g. "step-00000300"
+ * }
  * ```
  */
 export function fileReader(): WeightReader {
@@ -69,8 +71,10 @@ export function fileReader(): WeightReader {
  *
  * @example
  * ```ts
- * const reader = fetchReader();
- * const latest = await reader.readText("http://127.0.0.1:8000/weights/clip/latest");
+ * async function latest(): Promise<string> {
+ *   const reader = fetchReader();
+ *   return await reader.readText("http://127.0.0.1:8000/weights/clip/latest");
+ * }
  * ```
  */
 export function fetchReader(

@@ -360,9 +360,11 @@ export function decodeSafetensors(bytes: Uint8Array, source?: string): Safetenso
  * @example
  * ```ts
  * import { writeSafetensors } from "./safetensors.ts";
- * await writeSafetensors("/tmp/model.safetensors", {
+ * const dir = await Deno.makeTempDir();
+ * await writeSafetensors(`${dir}/model.safetensors`, {
  *   w: { dtype: "F32", shape: [1], data: new Float32Array([0.5]) },
  * }, { format_version: "1" });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeSafetensors(
@@ -379,8 +381,13 @@ export async function writeSafetensors(
  *
  * @example
  * ```ts
- * import { readSafetensors } from "./safetensors.ts";
- * const { tensors, metadata } = await readSafetensors("/tmp/model.safetensors");
+ * import { readSafetensors, writeSafetensors } from "./safetensors.ts";
+ * const dir = await Deno.makeTempDir();
+ * const w = { dtype: "F32" as const, shape: [1], data: new Float32Array([0.5]) };
+ * await writeSafetensors(`${dir}/model.safetensors`, { w }, { step: "1" });
+ * const { tensors, metadata } = await readSafetensors(`${dir}/model.safetensors`);
+ * tensors.w.data; // Float32Array [0.5]; metadata.step === "1"
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readSafetensors(

@@ -80,10 +80,12 @@ export function planShards(tensors: TensorMap, maxShardBytes: number): string[][
  * @example
  * ```ts
  * import { writeShardedSafetensors } from "./sharded.ts";
+ * const dir = await Deno.makeTempDir();
  * const w = { dtype: "F32" as const, shape: [4], data: new Float32Array(4) };
- * await writeShardedSafetensors("/tmp", "model", { a: w, b: w }, { step: "1" }, {
+ * await writeShardedSafetensors(dir, "model", { a: w, b: w }, { step: "1" }, {
  *   maxShardBytes: 16,
  * }); // ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeShardedSafetensors(
@@ -164,8 +166,13 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  *
  * @example
  * ```ts
- * import { readShardedSafetensors } from "./sharded.ts";
- * const { tensors, metadata } = await readShardedSafetensors("/tmp", "model");
+ * import { readShardedSafetensors, writeShardedSafetensors } from "./sharded.ts";
+ * const dir = await Deno.makeTempDir();
+ * const w = { dtype: "F32" as const, shape: [4], data: new Float32Array(4) };
+ * await writeShardedSafetensors(dir, "model", { a: w, b: w }, {}, { maxShardBytes: 16 });
+ * const { tensors } = await readShardedSafetensors(dir, "model");
+ * Object.keys(tensors); // ["a", "b"]
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readShardedSafetensors(

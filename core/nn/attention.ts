@@ -37,8 +37,11 @@ export interface AttentionForwardOptions {
  *
  * @example
  * ```ts
- * const attn = new MultiheadAttention(128, 4, { kvDim: 64 });
- * const y = attn.forward(x, { context: textTokens }); // [B, T, 128]
+ * import type { Tensor } from "../tensor/mod.ts";
+ * function attend(x: Tensor, textTokens: Tensor): Tensor {
+ *   const attn = new MultiheadAttention(128, 4, { kvDim: 64 });
+ *   return attn.forward(x, { context: textTokens }); // [B, T, 128]
+ * }
  * ```
  */
 export class MultiheadAttention extends Module {

@@ -23,8 +23,11 @@ export interface Conv2dLayerOptions {
  *
  * @example
  * ```ts
- * const conv = new Conv2d(3, 32, 3, { padding: 1 });
- * const h = conv.forward(images); // [B, 32, H, W]
+ * import type { Tensor } from "../tensor/mod.ts";
+ * function features(images: Tensor): Tensor {
+ *   const conv = new Conv2d(3, 32, 3, { padding: 1 });
+ *   return conv.forward(images); // [B, 32, H, W]
+ * }
  * ```
  */
 export class Conv2d extends Module {
@@ -83,7 +86,11 @@ export interface ConvTranspose2dLayerOptions extends Conv2dLayerOptions {
  *
  * @example
  * ```ts
- * const up = new ConvTranspose2d(64, 32, 4, { stride: 2, padding: 1 }); // doubles H and W
+ * import type { Tensor } from "../tensor/mod.ts";
+ * function upsample(x: Tensor): Tensor {
+ *   const up = new ConvTranspose2d(64, 32, 4, { stride: 2, padding: 1 }); // doubles H and W
+ *   return up.forward(x);
+ * }
  * ```
  */
 export class ConvTranspose2d extends Module {

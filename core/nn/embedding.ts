@@ -16,8 +16,11 @@ export interface EmbeddingOptions {
  *
  * @example
  * ```ts
- * const tok = new Embedding(vocabSize, 256, { std: 0.02 });
- * const h = tok.forward(ids); // ids i32 [B, T] -> [B, T, 256]
+ * import type { Tensor } from "../tensor/mod.ts";
+ * function embed(ids: Tensor, vocabSize: number): Tensor {
+ *   const tok = new Embedding(vocabSize, 256, { std: 0.02 });
+ *   return tok.forward(ids); // ids i32 [B, T] -> [B, T, 256]
+ * }
  * ```
  */
 export class Embedding extends Module {

@@ -16,8 +16,11 @@ export interface LinearOptions {
  *
  * @example
  * ```ts
- * const fc = new Linear(64, 256);
- * const h = fc.forward(x, "gelu"); // [..., 256]
+ * import type { Tensor } from "../tensor/mod.ts";
+ * function project(x: Tensor): Tensor {
+ *   const fc = new Linear(64, 256);
+ *   return fc.forward(x, "gelu"); // [..., 256]
+ * }
  * ```
  */
 export class Linear extends Module {

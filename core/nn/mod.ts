@@ -5,7 +5,10 @@
  *
  * @example
  * ```ts
- * import { Linear, TransformerBlock } from "./core/nn/mod.ts";
+ * import { Linear, TransformerBlock } from "./mod.ts";
+ * function layers() {
+ *   return [new Linear(64, 256), new TransformerBlock(256, 8, { causal: true })];
+ * }
  * ```
  */
 export { Module, normalInit, uniformInit } from "./module.ts";

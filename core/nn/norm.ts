@@ -16,8 +16,11 @@ export interface GroupNormLayerOptions {
  *
  * @example
  * ```ts
- * const norm = new GroupNorm(32, 128);
- * const h = norm.forward(x, { silu: true });
+ * import type { Tensor } from "../tensor/mod.ts";
+ * function normalise(x: Tensor): Tensor {
+ *   const norm = new GroupNorm(32, 128);
+ *   return norm.forward(x, { silu: true });
+ * }
  * ```
  */
 export class GroupNorm extends Module {
@@ -65,8 +68,11 @@ export interface LayerNormLayerOptions {
  *
  * @example
  * ```ts
- * const ln = new LayerNorm(256);
- * const h = ln.forward(x); // x [B, T, 256]
+ * import type { Tensor } from "../tensor/mod.ts";
+ * function normalise(x: Tensor): Tensor {
+ *   const ln = new LayerNorm(256);
+ *   return ln.forward(x); // x [B, T, 256]
+ * }
  * ```
  */
 export class LayerNorm extends Module {
@@ -107,9 +113,13 @@ export interface BatchNorm2dOptions {
  *
  * @example
  * ```ts
- * const bn = new BatchNorm2d(16);
- * const h = bn.forward(x);    // training: batch statistics
- * bn.eval(); bn.forward(x);   // running statistics
+ * import type { Tensor } from "../tensor/mod.ts";
+ * function normalise(x: Tensor): Tensor {
+ *   const bn = new BatchNorm2d(16);
+ *   bn.forward(x); // training: batch statistics
+ *   bn.eval();
+ *   return bn.forward(x); // running statistics
+ * }
  * ```
  */
 export class BatchNorm2d extends Module {

@@ -22,8 +22,11 @@ export interface TransformerBlockOptions {
  *
  * @example
  * ```ts
- * const block = new TransformerBlock(256, 8, { causal: true });
- * const h = block.forward(x); // [B, T, 256]
+ * import type { Tensor } from "../tensor/mod.ts";
+ * function encode(x: Tensor): Tensor {
+ *   const block = new TransformerBlock(256, 8, { causal: true });
+ *   return block.forward(x); // [B, T, 256]
+ * }
  * ```
  */
 export class TransformerBlock extends Module {

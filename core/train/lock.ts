@@ -17,7 +17,8 @@ export class LockError extends Error {
   /**
    * @example
    * ```ts
-   * throw new LockError("runs/tiny is in use", 1234);
+   * const error = new LockError("runs/tiny is in use", 1234);
+   * error.pid; // 1234
    * ```
    */
   constructor(message: string, pid: number | null) {
@@ -87,8 +88,14 @@ function tryCreate(path: string): boolean {
  *
  * @example
  * ```ts
- * const lock = acquireRunLock("runs/tiny", console.log);
- * try { ... } finally { lock.release(); }
+ * const dir = await Deno.makeTempDir();
+ * const lock = acquireRunLock(dir, console.log);
+ * try {
+ *   // ... train into dir
+ * } finally {
+ *   lock.release();
+ * }
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function acquireRunLock(dir: string, note: (line: string) => void): RunLock {

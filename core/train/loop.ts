@@ -19,7 +19,7 @@ import {
   type Tensor,
   zeros,
 } from "../tensor/mod.ts";
-import { deriveSeed } from "../../datasets/mod.ts";
+import { deriveSeed } from "../data/rng.ts";
 import {
   CHECKPOINT_FORMAT_VERSION,
   type LoadedCheckpoint,
@@ -75,8 +75,13 @@ export interface TrainLoopResult {
  *
  * @example
  * ```ts
- * const setup = await setupStage("clip", { config, registry, outDir });
- * const result = await trainLoop({ stage: "clip", config, setup, stageDir: `${outDir}/clip` });
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * import { setupStage } from "./stages.ts";
+ * async function trainClip(config: ResolvedConfig, registry: Registry, outDir: string) {
+ *   const setup = await setupStage("clip", { config, registry, outDir });
+ *   return await trainLoop({ stage: "clip", config, setup, stageDir: `${outDir}/clip` });
+ * }
  * ```
  */
 export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopResult> {

@@ -26,8 +26,11 @@ export interface MetricsRecord {
  *
  * @example
  * ```ts
- * const log = await MetricsLog.open("runs/tiny/clip/metrics.jsonl", { truncateAfter: 0 });
- * await log.append({ stage: "clip", step: 1, loss: 2.1, lr: 3e-4, stepsPerSecond: 2, elapsedSeconds: 0.5, time: new Date().toISOString() });
+ * const dir = await Deno.makeTempDir();
+ * const log = await MetricsLog.open(`${dir}/metrics.jsonl`, { truncateAfter: 0 });
+ * const time = new Date().toISOString();
+ * await log.append({ stage: "clip", step: 1, loss: 2.1, lr: 3e-4, stepsPerSecond: 2, elapsedSeconds: 0.5, time });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class MetricsLog {
@@ -44,7 +47,9 @@ export class MetricsLog {
    *
    * @example
    * ```ts
-   * const log = await MetricsLog.open("metrics.jsonl", { truncateAfter: 500 });
+   * async function resumeAt500(path: string) {
+   *   return await MetricsLog.open(path, { truncateAfter: 500 }); // keeps steps <= 500
+   * }
    * ```
    */
   static async open(path: string, options: { truncateAfter?: number } = {}): Promise<MetricsLog> {
@@ -61,7 +66,9 @@ export class MetricsLog {
    *
    * @example
    * ```ts
-   * await log.append(record);
+   * async function log(metrics: MetricsLog, record: MetricsRecord) {
+   *   await metrics.append(record);
+   * }
    * ```
    */
   async append(record: MetricsRecord): Promise<void> {
@@ -75,7 +82,9 @@ export class MetricsLog {
  *
  * @example
  * ```ts
- * const losses = (await readMetrics("runs/tiny/clip/metrics.jsonl")).map((r) => r.loss);
+ * async function losses(path: string): Promise<number[]> {
+ *   return (await readMetrics(path)).map((r) => r.loss); // [] when the file does not exist
+ * }
  * ```
  */
 export async function readMetrics(path: string): Promise<MetricsRecord[]> {

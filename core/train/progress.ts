@@ -76,7 +76,8 @@ export class RateMeter {
    *
    * @example
    * ```ts
-   * meter.lap(20);
+   * const meter = new RateMeter(0);
+   * meter.lap(20); // steps per second since step 0
    * ```
    */
   lap(step: number, now: number = performance.now()): number {

@@ -7,16 +7,14 @@
  * @module
  */
 import { join } from "node:path";
-import type { Decoder } from "../components.ts";
+import type { Decoder, NoiseSchedule, Tokenizer } from "../components.ts";
 import type { ResolvedConfig, TrainStage } from "../config.ts";
 import type { Module } from "../nn/module.ts";
 import type { Registry } from "../registry.ts";
 import { bernoulli, manualSeed, noGrad, type Tensor, tensor } from "../tensor/mod.ts";
-import { type Batch, checkImages, DataLoader } from "../../datasets/mod.ts";
-import { type ClipModel, l2Normalize, tokenBatch } from "../../plugins/encoders/clip.ts";
-import { decoderLoss } from "../../plugins/decoders/unet.ts";
-import type { NoiseSchedule } from "../../plugins/schedules/mod.ts";
-import type { Tokenizer } from "../../plugins/tokenizers/bpe.ts";
+import { type Batch, checkImages, DataLoader } from "../data/loader.ts";
+import { type ClipModel, l2Normalize, tokenBatch } from "../clip.ts";
+import { decoderLoss } from "../diffusion/loss.ts";
 import {
   buildClipCache,
   CLIP_SLOTS,
@@ -130,7 +128,11 @@ async function loadTrainedClip(
  *
  * @example
  * ```ts
- * const setup = await setupStage("clip", { config, registry, outDir: "runs/tiny" });
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * async function clip(config: ResolvedConfig, registry: Registry) {
+ *   return await setupStage("clip", { config, registry, outDir: "runs/tiny" });
+ * }
  * ```
  */
 export async function setupStage(

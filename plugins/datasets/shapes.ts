@@ -6,22 +6,10 @@
  */
 import { z } from "../../core/deps.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
-import {
-  type CaptionedImage,
-  generateSplit,
-  readFolder,
-  type SplitName,
-} from "../../datasets/mod.ts";
+import type { ImageTextDataset } from "../../core/components.ts";
+import { generateSplit, readFolder } from "../../datasets/mod.ts";
 
-/** What a dataset plugin creates: captioned images by split, all of one size. */
-export interface ImageTextDataset {
-  /** Image side in pixels. */
-  readonly imageSize: number;
-  /** Whether training batches are flipped at random (captions fixed up). */
-  readonly flip: boolean;
-  /** The images of a split ("train", "test" or "zeroshot"), at most `limit` of them. */
-  split(name: SplitName, limit?: number): Promise<CaptionedImage[]>;
-}
+export type { ImageTextDataset };
 
 /** Validated options of the "shapes" dataset plugin. */
 export interface ShapesDatasetOptions {

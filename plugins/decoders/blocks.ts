@@ -121,8 +121,8 @@ export class ResBlock extends Module {
   forward(x: Tensor, emb: Tensor): Tensor {
     const B = x.shape[0];
     let h = this.#conv1.forward(this.#norm1.forward(x, { silu: true }));
-    // SPEC section 3: the time embedding is projected (SiLU then linear, as ADM) and added after
-    // the first activation + conv, broadcast over the spatial positions.
+    // The time embedding is projected (SiLU then linear, as ADM: Dhariwal & Nichol 2021) and added
+    // after the first activation + conv, broadcast over the spatial positions.
     const e = this.#emb.forward(silu(emb));
     h = add(h, reshape(e, [B, this.outChannels, 1, 1]));
     h = this.#norm2.forward(h, { silu: true });

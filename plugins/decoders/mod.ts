@@ -22,15 +22,10 @@ export {
   type ConditionerOutput,
   DecoderConditioner,
 } from "./conditioning.ts";
-export {
-  decoderLoss,
-  type DecoderLossOptions,
-  minSnrWeights,
-  UNetDecoder,
-  unetDecoder,
-  type UNetOptions,
-  unetOptions,
-} from "./unet.ts";
+export { UNetDecoder, unetDecoder, type UNetOptions, unetOptions } from "./unet.ts";
+
+// Moved to core/diffusion/loss.ts; re-exported for code that imported them from here.
+export { decoderLoss, type DecoderLossOptions, minSnrWeights } from "../../core/diffusion/loss.ts";
 
 /** The decoder plugins shipped with the project. */
 export const DECODER_PLUGINS: PluginDefinition[] = [unetDecoder];

@@ -1,7 +1,7 @@
 /**
  * The decoder: a GLIDE-style U-Net predicting the noise in x_t given the caption and the CLIP
- * image embedding (thesis section 3.3, Figure 3.5), its training loss
- * (Algorithm 2) and the "unet" decoder plugin.
+ * image embedding (thesis section 3.3, Figure 3.5), and the "unet" decoder plugin. Its training
+ * loss (Algorithm 2) is `decoderLoss` in core/diffusion/loss.ts: it works for any decoder.
  *
  * @module
  */
@@ -9,16 +9,8 @@ import { z } from "../../core/deps.ts";
 import { Conv2d, GroupNorm, Linear, timestepEmbedding } from "../../core/nn/mod.ts";
 import { Module } from "../../core/nn/module.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
-import { add, concat, mean, mse, mul, randn, reshape, type Tensor } from "../../core/tensor/mod.ts";
+import { add, concat, type Tensor } from "../../core/tensor/mod.ts";
 import type { Decoder, DecoderConditioning, EncodedConditioning } from "../../core/components.ts";
-import type { NoiseSchedule } from "../schedules/mod.ts";
-import {
-  derivedTable,
-  gatherSteps,
-  gatherTable,
-  qSample,
-  randomSteps,
-} from "../schedules/diffusion.ts";
 import {
   AttentionBlock,
   clampGroups,
@@ -307,68 +299,6 @@ export class UNetDecoder extends Module implements Decoder {
   get embDim(): number {
     return this.#embDim;
   }
-}
-
-/** Options of `decoderLoss`. */
-export interface DecoderLossOptions {
-  /** Use these timestep indices (of `schedule`, f32 [B]) instead of drawing them. */
-  timesteps?: Tensor;
-  /** Weight each sample by min(SNR_t, gamma) / SNR_t (min-SNR-gamma); null/absent = L_simple. */
-  minSnrGamma?: number | null;
-}
-
-/**
- * Min-SNR-gamma weights of an eps-predicting model per step of `schedule` (Hang et al. 2023,
- * "Efficient Diffusion Training via Min-SNR Weighting Strategy", eq. 8 for eps targets):
- * w_t = min(SNR_t, gamma) / SNR_t with SNR_t = abar_t / (1 - abar_t). High-SNR (nearly clean)
- * steps, whose eps targets are easy and whose gradients conflict with the noisy steps', count
- * less; steps with SNR <= gamma keep weight 1.
- *
- * @example
- * ```ts
- * minSnrWeights(schedule, 5)[0]; // small: step 0 is almost clean
- * ```
- */
-export function minSnrWeights(schedule: NoiseSchedule, gamma: number): Float32Array {
-  const w = new Float32Array(schedule.numSteps);
-  for (let i = 0; i < schedule.numSteps; i++) {
-    const snr = schedule.alphaBar[i] / (1 - schedule.alphaBar[i]);
-    w[i] = Math.min(snr, gamma) / snr;
-  }
-  return w;
-}
-
-/**
- * Algorithm 2 (thesis section 3.3.2; Ho et al. 2020, Algorithm 1): t ~ U{0..T-1}, eps ~ N(0, I),
- * x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (eq. 2.4), loss = MSE(eps_theta(x_t, t), eps)
- * (L_simple, eq. 2.14). Timesteps and noise come from the engine's seeded GPU generator and the
- * coefficients are gathered on the GPU (the helpers the prior uses): no upload, no readback.
- *
- * @example
- * ```ts
- * const loss = scope(() => decoderLoss(unet, x0, cond, schedule));
- * ```
- */
-export function decoderLoss(
-  decoder: Decoder,
-  x0: Tensor,
-  cond: DecoderConditioning,
-  schedule: NoiseSchedule,
-  options: DecoderLossOptions = {},
-): Tensor {
-  const t = options.timesteps ?? randomSteps(x0.shape[0], schedule.numSteps);
-  const eps = randn(x0.shape);
-  const xt = qSample(x0, t, eps, schedule);
-  // The model sees the original schedule's timestep (respaced schedules keep them).
-  const B = x0.shape[0];
-  const modelT = reshape(gatherSteps(schedule, "timesteps", t), [B]);
-  const predicted = decoder.predictNoise(xt, modelT, cond);
-  const gamma = options.minSnrGamma ?? null;
-  if (gamma === null) return mse(predicted, eps);
-  // Per-sample MSE [B, 1] times the step's weight, averaged over the batch.
-  const weights = derivedTable(schedule, `minSnr${gamma}`, () => minSnrWeights(schedule, gamma));
-  const perSample = mean(reshape(mse(predicted, eps, "none"), [B, -1]), 1, true);
-  return mean(mul(perSample, gatherTable(schedule, weights, t)));
 }
 
 /** The "unet" decoder plugin. `context.vocabSize` (from the tokenizer) overrides `vocabSize`. */

@@ -1,6 +1,6 @@
 /**
- * CLIP (thesis 3.2): the text and image encoder plugins, the model with its contrastive loss,
- * evaluation (thesis Table 4.1) and zero-shot caption ranking.
+ * CLIP's towers (thesis 3.2): the text and image encoder plugins. The model that combines them,
+ * with its contrastive loss, is core/clip.ts; its evaluation is core/eval/clip.ts.
  *
  * @module
  */
@@ -10,7 +10,10 @@ import { resnetPlugin } from "./resnet.ts";
 
 export * from "./text_transformer.ts";
 export * from "./resnet.ts";
-export * from "./clip.ts";
+
+// Moved to core/clip.ts and core/eval/clip.ts; re-exported for code that imported them from here.
+export * from "../../core/clip.ts";
+export * from "../../core/eval/clip.ts";
 
 /** The encoder plugins shipped with the project. */
 export const ENCODER_PLUGINS: PluginDefinition[] = [

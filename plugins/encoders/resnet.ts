@@ -109,9 +109,18 @@ export class ResidualBlock extends Module {
  *
  * @example
  * ```ts
- * const enc = new ResNetEncoder({ widths: [32, 64, 128, 192], stem: 16, strides: [1, 2, 2, 2],
- *   embedDim: 256, imageSize: 32, norm: "batch" });
- * const z = enc.encode(images); // [B, 3, 32, 32] -> [B, 256]
+ * import type { Tensor } from "../../core/tensor/mod.ts";
+ * function embed(images: Tensor): Tensor {
+ *   const enc = new ResNetEncoder({
+ *     widths: [32, 64, 128, 192],
+ *     stem: 16,
+ *     strides: [1, 2, 2, 2],
+ *     embedDim: 256,
+ *     imageSize: 32,
+ *     norm: "batch",
+ *   });
+ *   return enc.encode(images); // [B, 3, 32, 32] -> [B, 256]
+ * }
  * ```
  */
 export class ResNetEncoder extends Module implements ImageEncoder {

@@ -6,7 +6,7 @@
  * @module
  */
 import { z } from "../../core/deps.ts";
-import { definePlugin, type PluginContext, type PluginDefinition } from "../../core/registry.ts";
+import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
 import type { TextEncoder, TokenBatch } from "../../core/components.ts";
 import { Module, normalInit } from "../../core/nn/module.ts";
 import { Embedding, LayerNorm, Linear, TransformerBlock } from "../../core/nn/mod.ts";
@@ -36,9 +36,19 @@ export interface TextTransformerOptions {
  *
  * @example
  * ```ts
- * const enc = new TextTransformer({ vocabSize: 512, contextLength: 33, width: 64, heads: 16,
- *   layers: 8, mlpRatio: 2, embedDim: 256 });
- * const { embedding, sequence } = enc.encode(tokens); // [B, 256], [B, 33, 64]
+ * import type { TokenBatch } from "../../core/components.ts";
+ * function encode(tokens: TokenBatch) {
+ *   const enc = new TextTransformer({
+ *     vocabSize: 512,
+ *     contextLength: 33,
+ *     width: 64,
+ *     heads: 16,
+ *     layers: 8,
+ *     mlpRatio: 2,
+ *     embedDim: 256,
+ *   });
+ *   return enc.encode(tokens); // { embedding: [B, 256], sequence: [B, 33, 64] }
+ * }
  * ```
  */
 export class TextTransformer extends Module implements TextEncoder {
@@ -155,7 +165,7 @@ export const textTransformerPlugin: PluginDefinition<
   name: "transformer",
   description: "CLIP text encoder: causal pre-LN transformer, end-token projection (thesis 3.2.1)",
   options: textTransformerOptions,
-  create: (o, context: PluginContext) =>
+  create: (o, context) =>
     new TextTransformer({
       ...o,
       vocabSize: positiveInt(context.vocabSize, "context.vocabSize") ?? o.vocabSize,

@@ -1,6 +1,6 @@
 /**
- * Diffusion priors p(z_i | y) (thesis section 3.4): the "transformer" plugin, candidate
- * selection and the Table 4.2 evaluation.
+ * Diffusion priors p(z_i | y) (thesis section 3.4): the "transformer" plugin and candidate
+ * selection. The Table 4.2 evaluation works for any prior: core/eval/prior.ts.
  *
  * @module
  */
@@ -16,13 +16,15 @@ export {
   transformerPriorOptions,
 } from "./transformer_prior.ts";
 export { selectCandidates } from "./select.ts";
+
+// Moved to core/eval/prior.ts; re-exported for code that imported them from here.
 export {
   evaluatePrior,
   type EvaluatePriorOptions,
   type PriorEvalSet,
   type PriorMetrics,
   THESIS_TABLE_4_2,
-} from "./evaluate.ts";
+} from "../../core/eval/prior.ts";
 
 /** The prior plugins shipped with the project. */
 export const PRIOR_PLUGINS: PluginDefinition[] = [transformerPrior];

@@ -27,7 +27,10 @@ import {
  *
  * @example
  * ```ts
- * const best = selectCandidates(samples, textEmbedding, 2); // [B, E]
+ * import type { Tensor } from "../../core/tensor/mod.ts";
+ * function best(samples: Tensor, textEmbedding: Tensor): Tensor {
+ *   return selectCandidates(samples, textEmbedding, 2); // [B, E] from [2B, E]
+ * }
  * ```
  */
 export function selectCandidates(

@@ -40,13 +40,13 @@ import {
   unsqueeze,
   zeros,
 } from "../../core/tensor/mod.ts";
-import type { NoiseSchedule } from "../schedules/mod.ts";
 import {
   gatherSteps,
+  type NoiseSchedule,
   posteriorMeanVariance,
   qSample,
   randomSteps,
-} from "../schedules/diffusion.ts";
+} from "../../core/diffusion/mod.ts";
 import { selectCandidates } from "./select.ts";
 
 /** Number of input tokens: pooled text, text embedding, timestep, noisy embedding, query. */
@@ -98,8 +98,12 @@ export interface PriorNetworkConditioning extends ClipConditioning {
  *
  * @example
  * ```ts
- * const prior = new TransformerPrior({ ...transformerPriorOptions.parse({}) });
- * const loss = prior.loss({ textSequence, textEmbedding }, imageEmbedding, schedule);
+ * import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
+ * import type { Tensor } from "../../core/tensor/mod.ts";
+ * function loss(textSequence: Tensor, textEmbedding: Tensor, image: Tensor, schedule: NoiseSchedule) {
+ *   const prior = new TransformerPrior(transformerPriorOptions.parse({}));
+ *   return prior.loss({ textSequence, textEmbedding }, image, schedule);
+ * }
  * ```
  */
 export class TransformerPrior extends Module implements Prior {
@@ -139,7 +143,9 @@ export class TransformerPrior extends Module implements Prior {
    *
    * @example
    * ```ts
-   * const prior = new TransformerPrior(transformerPriorOptions.parse({ layers: 2 }));
+   * function small(): TransformerPrior {
+   *   return new TransformerPrior(transformerPriorOptions.parse({ layers: 2 }));
+   * }
    * ```
    */
   constructor(options: TransformerPriorOptions) {
@@ -179,11 +185,14 @@ export class TransformerPrior extends Module implements Prior {
 
   /**
    * Norm of the embeddings the diffusion runs on: 1, or sqrt(E) with `scaleEmbeddings` (unit
-   * vectors have per-component variance 1/E, far below the noise's 1; see SPEC section 3).
+   * vectors have per-component variance 1/E, far below the unit variance of the noise added in
+   * q(z_t | z_0), so without scaling the signal is drowned within the first few steps).
    *
    * @example
    * ```ts
-   * prior.embeddingScale; // 1
+   * function scale(prior: TransformerPrior): number {
+   *   return prior.embeddingScale; // 1, or sqrt(E) with scaleEmbeddings
+   * }
    * ```
    */
   get embeddingScale(): number {
@@ -196,7 +205,10 @@ export class TransformerPrior extends Module implements Prior {
    *
    * @example
    * ```ts
-   * const x0 = prior.forward({ textSequence, textEmbedding }, xt, t); // [B, E]
+   * import type { Tensor } from "../../core/tensor/mod.ts";
+   * function x0(prior: TransformerPrior, textSequence: Tensor, textEmbedding: Tensor, xt: Tensor, t: Tensor) {
+   *   return prior.forward({ textSequence, textEmbedding }, xt, t); // [B, E]
+   * }
    * ```
    */
   forward(cond: PriorNetworkConditioning, xt: Tensor, t: Tensor): Tensor {
@@ -209,7 +221,11 @@ export class TransformerPrior extends Module implements Prior {
    *
    * @example
    * ```ts
-   * const { prediction, hidden } = prior.forwardTokens(cond, xt, t);
+   * import type { Tensor } from "../../core/tensor/mod.ts";
+   * function tokens(prior: TransformerPrior, cond: PriorNetworkConditioning, xt: Tensor, t: Tensor) {
+   *   const { prediction, hidden } = prior.forwardTokens(cond, xt, t);
+   *   return { prediction, hidden };
+   * }
    * ```
    */
   forwardTokens(
@@ -263,7 +279,12 @@ export class TransformerPrior extends Module implements Prior {
    *
    * @example
    * ```ts
-   * const loss = scope(() => prior.loss(cond, imageEmbedding, schedule));
+   * import type { ClipConditioning } from "../../core/components.ts";
+   * import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
+   * import { scope, type Tensor } from "../../core/tensor/mod.ts";
+   * function step(prior: TransformerPrior, cond: ClipConditioning, image: Tensor, s: NoiseSchedule) {
+   *   scope(() => prior.loss(cond, image, s).backward());
+   * }
    * ```
    */
   loss(cond: ClipConditioning, imageEmbedding: Tensor, schedule: NoiseSchedule): Tensor {
@@ -280,7 +301,8 @@ export class TransformerPrior extends Module implements Prior {
   }
 
   /**
-   * Algorithm 5 with the posterior-mean step (SPEC section 3): z_T ~ N(0, I); for each step,
+   * Thesis Algorithm 5 with the posterior-mean step (thesis eq. 2.8; the thesis code added noise to
+   * the x_0 prediction instead, see README): z_T ~ N(0, I); for each step,
    * x_0 = f(z_t, t), z_{t-1} = c1 x_0 + c2 z_t + sqrt(beta-tilde_t) eps (no noise at the last
    * step, whose output is x_0 itself). `candidates` chains per caption run as one batch and the
    * sample with the largest dot product with the text embedding is kept (selected on the GPU).
@@ -291,7 +313,11 @@ export class TransformerPrior extends Module implements Prior {
    *
    * @example
    * ```ts
-   * const z = prior.sample(cond, schedule.respace(64), { candidates: 2 }); // [B, E]
+   * import type { ClipConditioning } from "../../core/components.ts";
+   * import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
+   * function sample(prior: TransformerPrior, cond: ClipConditioning, schedule: NoiseSchedule) {
+   *   return prior.sample(cond, schedule.respace(64), { candidates: 2 }); // [B, E]
+   * }
    * ```
    */
   sample(

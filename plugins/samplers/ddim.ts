@@ -8,7 +8,7 @@ import { z } from "../../core/deps.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
 import { add, affine, randn, sub, type Tensor } from "../../core/tensor/mod.ts";
 import type { NoisePredictor, Sampler, SamplerRunOptions } from "../../core/components.ts";
-import type { NoiseSchedule } from "../schedules/mod.ts";
+import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
 import { predictX0, runReverse, scheduleFor } from "./ddpm.ts";
 
 /** Options of one DDIM step. */
@@ -25,7 +25,10 @@ export interface DdimStepOptions {
  *
  * @example
  * ```ts
- * ddimSigma(schedule, 5, 1); // sqrt(posteriorVariance[5])
+ * import { NoiseSchedule } from "../../core/diffusion/mod.ts";
+ * import { cosineBetas } from "../schedules/cosine.ts";
+ * const schedule = new NoiseSchedule(cosineBetas(10));
+ * ddimSigma(schedule, 5, 1); // sqrt(schedule.posteriorVariance[5])
  * ```
  */
 export function ddimSigma(schedule: NoiseSchedule, i: number, eta: number): number {
@@ -40,7 +43,11 @@ export function ddimSigma(schedule: NoiseSchedule, i: number, eta: number): numb
  *
  * @example
  * ```ts
- * const next = ddimStep(x, eps, schedule, i, null, { eta: 0 });
+ * import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
+ * import type { Tensor } from "../../core/tensor/mod.ts";
+ * function next(x: Tensor, eps: Tensor, schedule: NoiseSchedule, i: number): Tensor {
+ *   return ddimStep(x, eps, schedule, i, null, { eta: 0 });
+ * }
  * ```
  */
 export function ddimStep(
@@ -96,6 +103,7 @@ export class DdimSampler implements Sampler {
    * @example
    * ```ts
    * const sampler = new DdimSampler({ steps: 50, eta: 0 });
+   * sampler.name; // "ddim"
    * ```
    */
   constructor(options: z.input<typeof ddimOptions> = {}) {
@@ -107,7 +115,11 @@ export class DdimSampler implements Sampler {
    *
    * @example
    * ```ts
-   * const images = sampler.sample(predict, [4, 3, 32, 32], schedule, { steps: 50 });
+   * import type { NoisePredictor } from "../../core/components.ts";
+   * import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
+   * function images(sampler: DdimSampler, predict: NoisePredictor, schedule: NoiseSchedule) {
+   *   return sampler.sample(predict, [4, 3, 32, 32], schedule, { steps: 50 });
+   * }
    * ```
    */
   sample(

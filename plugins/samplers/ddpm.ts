@@ -18,7 +18,7 @@ import {
   type Tensor,
 } from "../../core/tensor/mod.ts";
 import type { NoisePredictor, Sampler, SamplerRunOptions } from "../../core/components.ts";
-import type { NoiseSchedule } from "../schedules/mod.ts";
+import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
 
 /** Options of one DDPM step. */
 export interface DdpmStepOptions {
@@ -34,7 +34,11 @@ export interface DdpmStepOptions {
  *
  * @example
  * ```ts
- * const x0 = predictX0(xt, eps, schedule, 10, true);
+ * import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
+ * import type { Tensor } from "../../core/tensor/mod.ts";
+ * function x0(xt: Tensor, eps: Tensor, schedule: NoiseSchedule): Tensor {
+ *   return predictX0(xt, eps, schedule, 10, true);
+ * }
  * ```
  */
 export function predictX0(
@@ -60,7 +64,11 @@ export function predictX0(
  *
  * @example
  * ```ts
- * const next = ddpmStep(x, eps, schedule, i, randn(x.shape));
+ * import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
+ * import { randn, type Tensor } from "../../core/tensor/mod.ts";
+ * function next(x: Tensor, eps: Tensor, schedule: NoiseSchedule, i: number): Tensor {
+ *   return ddpmStep(x, eps, schedule, i, randn(x.shape));
+ * }
  * ```
  */
 export function ddpmStep(
@@ -93,7 +101,9 @@ export function checkStep(schedule: NoiseSchedule, i: number): void {
  *
  * @example
  * ```ts
- * const x0 = runReverse([1, 3, 8, 8], 10, (x, i) => x);
+ * function identity() {
+ *   return runReverse([1, 3, 8, 8], 10, (x) => x); // the starting noise, after 10 steps
+ * }
  * ```
  */
 export function runReverse(
@@ -141,6 +151,7 @@ export class DdpmSampler implements Sampler {
    * @example
    * ```ts
    * const sampler = new DdpmSampler({ clipDenoised: true, clampXt: false });
+   * sampler.name; // "ddpm"
    * ```
    */
   constructor(options: z.input<typeof ddpmOptions> = {}) {
@@ -152,7 +163,13 @@ export class DdpmSampler implements Sampler {
    *
    * @example
    * ```ts
-   * const images = sampler.sample((x, t) => unet.predictNoise(...), [4, 3, 32, 32], schedule);
+   * import type { Decoder, DecoderConditioning } from "../../core/components.ts";
+   * import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
+   * import { full } from "../../core/tensor/mod.ts";
+   * function images(unet: Decoder, cond: DecoderConditioning, schedule: NoiseSchedule) {
+   *   const sampler = new DdpmSampler({ clipDenoised: true, clampXt: false });
+   *   return sampler.sample((x, t) => unet.predictNoise(x, full([4], t), cond), [4, 3, 32, 32], schedule);
+   * }
    * ```
    */
   sample(

@@ -17,7 +17,7 @@ import { z } from "../../core/deps.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
 import { add, affine, noGrad, randn, scope, type Tensor } from "../../core/tensor/mod.ts";
 import type { NoisePredictor, Sampler, SamplerRunOptions } from "../../core/components.ts";
-import type { NoiseSchedule } from "../schedules/mod.ts";
+import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
 import { predictX0, scheduleFor } from "./ddpm.ts";
 
 /** lambda = log(alpha / sigma) at step `i` of `schedule` (Lu et al. 2022, section 2). */
@@ -33,7 +33,11 @@ export function halfLogSnr(schedule: NoiseSchedule, i: number): number {
  *
  * @example
  * ```ts
- * const next = dpmSolver2mStep(x, x0, prevX0, schedule, i);
+ * import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
+ * import type { Tensor } from "../../core/tensor/mod.ts";
+ * function next(x: Tensor, x0: Tensor, prevX0: Tensor | null, schedule: NoiseSchedule, i: number) {
+ *   return dpmSolver2mStep(x, x0, prevX0, schedule, i);
+ * }
  * ```
  */
 export function dpmSolver2mStep(
@@ -68,7 +72,9 @@ export function dpmSolver2mStep(
  *
  * @example
  * ```ts
- * logSnrSteps(new NoiseSchedule(cosineBetas(1000)), 10); // [0, 14, 105, ..., 998, 999]-like
+ * import { NoiseSchedule } from "../../core/diffusion/mod.ts";
+ * import { cosineBetas } from "../schedules/cosine.ts";
+ * logSnrSteps(new NoiseSchedule(cosineBetas(1000)), 10); // 10 steps, evenly spaced in log-SNR
  * ```
  */
 export function logSnrSteps(schedule: NoiseSchedule, steps: number): number[] {
@@ -116,6 +122,7 @@ export class DpmSolverSampler implements Sampler {
    * @example
    * ```ts
    * const sampler = new DpmSolverSampler({ steps: 15 });
+   * sampler.name; // "dpm-solver++"
    * ```
    */
   constructor(options: z.input<typeof dpmSolverOptions> = {}) {
@@ -127,7 +134,11 @@ export class DpmSolverSampler implements Sampler {
    *
    * @example
    * ```ts
-   * const images = sampler.sample(predict, [4, 3, 32, 32], schedule);
+   * import type { NoisePredictor } from "../../core/components.ts";
+   * import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
+   * function images(sampler: DpmSolverSampler, predict: NoisePredictor, schedule: NoiseSchedule) {
+   *   return sampler.sample(predict, [4, 3, 32, 32], schedule);
+   * }
    * ```
    */
   sample(

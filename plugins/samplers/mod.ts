@@ -1,6 +1,6 @@
 /**
  * Reverse-process samplers: DDPM (thesis Algorithm 3), DDIM (Song et al. 2021),
- * DPM-Solver++(2M) (Lu et al. 2022) and classifier-free guidance.
+ * DPM-Solver++(2M) (Lu et al. 2022). Classifier-free guidance is in core/diffusion/guidance.ts.
  *
  * @module
  */
@@ -36,13 +36,15 @@ export {
   halfLogSnr,
   logSnrSteps,
 } from "./dpm_solver.ts";
+
+// Moved to core/diffusion/guidance.ts; re-exported for code that imported them from here.
 export {
   combineGuidance,
   conditionalPredictor,
   doubleConditioning,
   guidedNoise,
   guidedPredictor,
-} from "./guidance.ts";
+} from "../../core/diffusion/guidance.ts";
 
 /** The sampler plugins shipped with the project. */
 export const SAMPLER_PLUGINS: PluginDefinition[] = [ddpmSampler, ddimSampler, dpmSolverSampler];

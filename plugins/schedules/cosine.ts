@@ -5,7 +5,7 @@
  */
 import { z } from "../../core/deps.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
-import { NoiseSchedule } from "./schedule.ts";
+import { NoiseSchedule } from "../../core/diffusion/schedule.ts";
 
 /**
  * alphaBar(t) = f(t) / f(0), f(t) = cos(((t / T) + s) / (1 + s) * pi / 2)^2 (Nichol & Dhariwal

@@ -6,7 +6,7 @@
  */
 import { z } from "../../core/deps.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
-import { NoiseSchedule } from "./schedule.ts";
+import { NoiseSchedule } from "../../core/diffusion/schedule.ts";
 
 /**
  * Betas evenly spaced from `start * 1000 / T` to `end * 1000 / T` (Ho et al. 2020, section 4).

@@ -1,5 +1,6 @@
 /**
- * Noise schedules: the `NoiseSchedule` class and the "cosine" and "linear" plugins.
+ * Noise schedule plugins: "cosine" and "linear". Each builds a `NoiseSchedule` (core/diffusion/)
+ * from its betas.
  *
  * @module
  */
@@ -7,19 +8,21 @@ import type { PluginDefinition } from "../../core/registry.ts";
 import { cosineSchedule } from "./cosine.ts";
 import { linearSchedule } from "./linear.ts";
 
-export { NoiseSchedule, type ScheduleArray } from "./schedule.ts";
 export { cosineAlphaBar, cosineBetas, cosineOptions, cosineSchedule } from "./cosine.ts";
 export { linearBetas, linearOptions, linearSchedule } from "./linear.ts";
+// Moved to core/diffusion/; re-exported so that plugin modules importing them from here keep working.
 export {
   gatherSteps,
+  NoiseSchedule,
   oneHotSteps,
   type Posterior,
   posteriorMeanVariance,
   qSample,
   randomSteps,
+  type ScheduleArray,
   scheduleTable,
   type StepTable,
-} from "./diffusion.ts";
+} from "../../core/diffusion/mod.ts";
 
 /** The schedule plugins shipped with the project. */
 export const SCHEDULE_PLUGINS: PluginDefinition[] = [cosineSchedule, linearSchedule];

@@ -9,7 +9,8 @@
  */
 
 import { z } from "../../core/deps.ts";
-import type { PluginContext, PluginDefinition } from "../../core/registry.ts";
+import type { PluginDefinition, TokenizerSource } from "../../core/registry.ts";
+import type { Tokenizer } from "../../core/components.ts";
 
 /** Id of the padding token. */
 export const PAD_ID: number = 0;
@@ -44,35 +45,6 @@ export interface BpeOptions {
    * `train` records so that {@link BpeTokenizer.unseenWords} can name what a caption adds.
    */
   words?: readonly string[];
-}
-
-/** The interface every tokenizer plugin provides. */
-export interface Tokenizer {
-  /** Size of the id space (ids are < vocabSize): the text encoder's embedding table size. */
-  readonly vocabSize: number;
-  /** Tokens per encoded row, start and end included. */
-  readonly contextLength: number;
-  /** Id of the padding token. */
-  readonly padId: number;
-  /** Id of the start token. */
-  readonly startId: number;
-  /** Id of the end token. */
-  readonly endId: number;
-  /** One padded row of `contextLength` ids. */
-  encode(text: string): Int32Array;
-  /** Rows of `contextLength` ids, contiguous. */
-  encodeBatch(texts: readonly string[]): Int32Array;
-  /** Text of a row of ids. */
-  decode(ids: ArrayLike<number>): string;
-  /** Position of the end token in each row. */
-  endIndices(ids: Int32Array): Int32Array;
-  /** JSON form to store in checkpoints. */
-  toJSON(): unknown;
-  /**
-   * The words of `text` that the training captions never contained (the model learned nothing
-   * about them), or undefined when the tokenizer does not know its training words.
-   */
-  unseenWords?(text: string): string[] | undefined;
 }
 
 /** Lower-cases and collapses whitespace: the text the tokenizer actually sees. */
@@ -173,6 +145,7 @@ export class BpeTokenizer implements Tokenizer {
    * @example
    * ```ts
    * const bytesOnly = new BpeTokenizer([], { vocabSize: 260, contextLength: 64 });
+   * bytesOnly.encode("hi").length; // 64
    * ```
    */
   constructor(merges: readonly (readonly [number, number])[], options: BpeOptions = {}) {
@@ -271,6 +244,7 @@ export class BpeTokenizer implements Tokenizer {
    *
    * @example
    * ```ts
+   * const tok = BpeTokenizer.train(["a red circle", "the blue square"], { vocabSize: 300 });
    * tok.tokenize("a red circle"); // e.g. [263, 270, 281]
    * ```
    */
@@ -310,6 +284,7 @@ export class BpeTokenizer implements Tokenizer {
    * @throws Error when the text is too long and overflow is "error".
    * @example
    * ```ts
+   * const tok = BpeTokenizer.train(["a red circle", "the blue square"], { vocabSize: 300 });
    * const row = tok.encode("a red circle"); // Int32Array(33)
    * ```
    */
@@ -344,7 +319,8 @@ export class BpeTokenizer implements Tokenizer {
    *
    * @example
    * ```ts
-   * const ids = tok.encodeBatch(batch.captions); // Int32Array(B * 33)
+   * const tok = BpeTokenizer.train(["a red circle", "the blue square"], { vocabSize: 300 });
+   * const ids = tok.encodeBatch(["a red circle", "the blue square"]); // Int32Array(2 * 33)
    * ```
    */
   encodeBatch(texts: readonly string[]): Int32Array {
@@ -358,6 +334,7 @@ export class BpeTokenizer implements Tokenizer {
    *
    * @example
    * ```ts
+   * const tok = BpeTokenizer.train(["a red circle", "the blue square"], { vocabSize: 300 });
    * tok.decode(tok.encode("A  Red circle")); // "a red circle"
    * ```
    */
@@ -388,7 +365,8 @@ export class BpeTokenizer implements Tokenizer {
    *
    * @example
    * ```ts
-   * tok.endIndices(tok.encodeBatch(["a red circle"])); // Int32Array [4] or similar
+   * const tok = BpeTokenizer.train(["a red circle", "the blue square"], { vocabSize: 300 });
+   * tok.endIndices(tok.encodeBatch(["a red circle"])); // Int32Array [position of the end token]
    * ```
    */
   endIndices(ids: Int32Array): Int32Array {
@@ -413,7 +391,8 @@ export class BpeTokenizer implements Tokenizer {
    *
    * @example
    * ```ts
-   * new TextDecoder().decode(tok.tokenBytes(300)); // e.g. " circle"
+   * const tok = BpeTokenizer.train(["a red circle", "the blue square"], { vocabSize: 300 });
+   * new TextDecoder().decode(tok.tokenBytes(300)); // the bytes of a merge, e.g. " circle"
    * ```
    */
   tokenBytes(id: number): Uint8Array {
@@ -425,7 +404,9 @@ export class BpeTokenizer implements Tokenizer {
    *
    * @example
    * ```ts
+   * const tok = BpeTokenizer.train(["a red circle", "the blue square"], { vocabSize: 300 });
    * const copy = BpeTokenizer.fromJSON(JSON.parse(JSON.stringify(tok)));
+   * copy.vocabSize === tok.vocabSize; // true
    * ```
    */
   toJSON(): BpeJson {
@@ -446,7 +427,9 @@ export class BpeTokenizer implements Tokenizer {
    * @throws Error describing the first problem when the JSON is not a saved tokenizer.
    * @example
    * ```ts
-   * const tok = BpeTokenizer.fromJSON(checkpoint.metadata.tokenizer);
+   * function restore(state: unknown): BpeTokenizer {
+   *   return BpeTokenizer.fromJSON(state); // e.g. a checkpoint's stored tokenizer
+   * }
    * ```
    */
   static fromJSON(json: unknown): BpeTokenizer {
@@ -474,13 +457,8 @@ function mergePair(ids: number[], a: number, b: number, id: number): number[] {
   return out;
 }
 
-/** What {@link bpeTokenizerPlugin}'s create() may receive. */
-export interface TokenizerContext extends PluginContext {
-  /** Training captions: a new vocabulary is learned from them. */
-  readonly captions?: Iterable<string>;
-  /** A saved vocabulary (BpeTokenizer.toJSON()), e.g. from a checkpoint; wins over captions. */
-  readonly state?: unknown;
-}
+/** What {@link bpeTokenizerPlugin}'s create() may receive: the tokenizer kind's context. */
+export type TokenizerContext = TokenizerSource;
 
 /** Options schema of {@link bpeTokenizerPlugin} (strict, with defaults). */
 export const bpeTokenizerOptions: z.ZodObject<
@@ -514,6 +492,7 @@ export interface BpeTokenizerPlugin
  *
  * @example
  * ```ts
+ * const captions = ["a red circle", "the blue square"];
  * const tok = bpeTokenizerPlugin.create(bpeTokenizerPlugin.options.parse({}), { captions });
  * ```
  */

@@ -6,9 +6,9 @@
  *
  * @module
  */
-import { loadPipeline, textToImage } from "../../pipeline.ts";
-import { imagesToNchw } from "../probe.ts";
-import { imageEmbeddings, nearest } from "../embed.ts";
+import { loadPipeline, textToImage } from "../core/pipeline.ts";
+import { imagesToNchw } from "../core/data/images.ts";
+import { imageEmbeddings, nearest } from "../core/eval/embed.ts";
 import {
   type Experiment,
   ExperimentUsageError,

@@ -8,10 +8,10 @@
  *
  * @module
  */
-import { loadPipeline } from "../../pipeline.ts";
-import { imagesToNchw } from "../probe.ts";
-import { cosine, decodeEmbeddings, imageEmbeddings, lerp, slerp } from "../embed.ts";
-import { linePanels } from "../plot.ts";
+import { loadPipeline } from "../core/pipeline.ts";
+import { imagesToNchw } from "../core/data/images.ts";
+import { cosine, decodeEmbeddings, imageEmbeddings, lerp, slerp } from "../core/eval/embed.ts";
+import { linePanels } from "../core/eval/plot.ts";
 import {
   type Experiment,
   ExperimentUsageError,

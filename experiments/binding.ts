@@ -12,13 +12,14 @@
  * @module
  */
 import { join } from "node:path";
-import { type Components, loadPipeline } from "../../pipeline.ts";
-import { clipIdentity, loadCheckpoint } from "../../train/checkpoint.ts";
-import { imagesToNchw, predictProbe } from "../probe.ts";
-import { scoreCaption } from "../score.ts";
-import { barChart } from "../plot.ts";
-import { type CaptionedImage, parseCaption } from "../../../datasets/mod.ts";
-import { exists } from "../../io/mod.ts";
+import { type Components, loadPipeline } from "../core/pipeline.ts";
+import { clipIdentity, loadCheckpoint } from "../core/train/checkpoint.ts";
+import { predictProbe } from "../datasets/probe.ts";
+import { imagesToNchw } from "../core/data/images.ts";
+import { scoreCaption } from "../datasets/score.ts";
+import { barChart } from "../core/eval/plot.ts";
+import { type CaptionedImage, parseCaption } from "../datasets/mod.ts";
+import { exists } from "../core/io/mod.ts";
 import {
   type Experiment,
   type ExperimentFile,
@@ -29,7 +30,7 @@ import {
   round,
 } from "./common.ts";
 import { generateImages, loadJudge, PROBE_FLAGS, requireJudge } from "./generate.ts";
-import type { ShapeProbe } from "../probe.ts";
+import type { ShapeProbe } from "../datasets/probe.ts";
 
 /** Default two-object captions (and as many one-object ones). */
 export const DEFAULT_BINDING_LIMIT = 32;

@@ -14,10 +14,11 @@
  *
  * @module
  */
-import { loadPipeline } from "../../pipeline.ts";
-import { imagesToNchw, predictProbe, probeLogits, scoreImages } from "../probe.ts";
-import { pairIndex, pairOf, type ProbeScores } from "../score.ts";
-import { barChart } from "../plot.ts";
+import { loadPipeline } from "../core/pipeline.ts";
+import { predictProbe, probeLogits, scoreImages } from "../datasets/probe.ts";
+import { imagesToNchw } from "../core/data/images.ts";
+import { pairIndex, pairOf, type ProbeScores } from "../datasets/score.ts";
+import { barChart } from "../core/eval/plot.ts";
 import {
   type CaptionParts,
   COLOUR_NAMES,
@@ -27,7 +28,7 @@ import {
   Rng,
   type ShapeName,
   SHAPES,
-} from "../../../datasets/mod.ts";
+} from "../datasets/mod.ts";
 import { type Experiment, gridPng, loadSplit, numberList, round } from "./common.ts";
 import { generateImages, loadJudge, PROBE_FLAGS, requireJudge } from "./generate.ts";
 

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { derangement } from "../../core/host_random.ts";
-import type { Prior } from "../../core/components.ts";
+import { derangement } from "../host_random.ts";
+import type { Prior } from "../components.ts";
 import {
   add,
   concat,
@@ -23,8 +23,8 @@ import {
   type Tensor,
   tensor,
   zeros,
-} from "../../core/tensor/mod.ts";
-import type { NoiseSchedule } from "../schedules/mod.ts";
+} from "../tensor/mod.ts";
+import type { NoiseSchedule } from "../diffusion/mod.ts";
 
 /** The four Table 4.2 numbers (mean cosine similarities). */
 export interface PriorMetrics {
@@ -81,8 +81,12 @@ function cosineSum(a: Tensor, b: Tensor): Tensor {
  *
  * @example
  * ```ts
- * const m = await evaluatePrior(prior, testSet, schedule.respace(64), { batchSize: 128 });
- * console.log(m.imageSimilarity, THESIS_TABLE_4_2.imageSimilarity);
+ * import type { Prior } from "../components.ts";
+ * import type { NoiseSchedule } from "../diffusion/mod.ts";
+ * async function table42(prior: Prior, testSet: PriorEvalSet, schedule: NoiseSchedule) {
+ *   const m = await evaluatePrior(prior, testSet, schedule.respace(64), { batchSize: 128 });
+ *   console.log(m.imageSimilarity, THESIS_TABLE_4_2.imageSimilarity);
+ * }
  * ```
  */
 export async function evaluatePrior(

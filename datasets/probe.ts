@@ -2,18 +2,18 @@
  * A ground-truth probe: a small CNN trained on the shapes data's own labels as a multi-label
  * classifier over the 17 x 6 (colour, shape) pairs, a figure-count logit and the size word of
  * each pair (17 x 6 x 3 logits). It scores any image
- * (generated or real) against its caption with `core/eval/score.ts`. Trained
+ * (generated or real) against its caption with `score.ts`. Trained
  * with Adam for a fixed number of steps and cached in `<run>/probe/` so later evals reuse it.
  *
  * @module
  */
 import { join } from "node:path";
-import type { ResolvedConfig } from "../config.ts";
-import { exists, readSafetensors, type TensorMap, writeSafetensors } from "../io/mod.ts";
-import { writeTextAtomic } from "../io/mod.ts";
-import { Conv2d, GroupNorm, Linear, Module } from "../nn/mod.ts";
-import { Adam } from "../optim/mod.ts";
-import type { Registry } from "../registry.ts";
+import type { ResolvedConfig } from "../core/config.ts";
+import { exists, readSafetensors, type TensorMap, writeSafetensors } from "../core/io/mod.ts";
+import { writeTextAtomic } from "../core/io/mod.ts";
+import { Conv2d, GroupNorm, Linear, Module } from "../core/nn/mod.ts";
+import { Adam } from "../core/optim/mod.ts";
+import type { Registry } from "../core/registry.ts";
 import {
   abs,
   adaptiveAvgPool2d,
@@ -35,9 +35,12 @@ import {
   sum,
   type Tensor,
   tensor,
-} from "../tensor/mod.ts";
-import { type CaptionedImage, COLOUR_NAMES, Rng, SHAPES, toNchw } from "../../datasets/mod.ts";
-import { createDataset } from "../pipeline.ts";
+} from "../core/tensor/mod.ts";
+import { imagesToNchw, toNchw } from "../core/data/images.ts";
+import { Rng } from "../core/data/rng.ts";
+import { asShapesData, COLOUR_NAMES, SHAPES } from "./shapes.ts";
+import type { CaptionedImage } from "./shapes.ts";
+import { createDataset } from "../core/pipeline.ts";
 import {
   decodePrediction,
   labelTargets,
@@ -110,8 +113,11 @@ export interface ProbeInfo {
  *
  * @example
  * ```ts
- * const probe = new ShapeProbe(16);
- * const logits = probe.forward(images); // [B, 126]
+ * import type { Tensor } from "../core/tensor/mod.ts";
+ * function logits(images: Tensor): Tensor {
+ *   const probe = new ShapeProbe(16);
+ *   return probe.forward(images); // [B, PROBE_LOGITS]
+ * }
  * ```
  */
 export class ShapeProbe extends Module {
@@ -184,7 +190,10 @@ export class ShapeProbe extends Module {
  *
  * @example
  * ```ts
- * const loss = bceWithLogits(logits, targets); // scalar
+ * import type { Tensor } from "../core/tensor/mod.ts";
+ * function loss(logits: Tensor, targets: Tensor): Tensor {
+ *   return bceWithLogits(logits, targets); // scalar
+ * }
  * ```
  */
 export function bceWithLogits(logits: Tensor, targets: Tensor): Tensor {
@@ -222,7 +231,11 @@ function writeTargets(sample: CaptionedImage, out: Float32Array, row: number): v
  *
  * @example
  * ```ts
- * const { probe, loss } = await trainProbe(train, { ...DEFAULT_PROBE_OPTIONS, imageSize: 16 });
+ * import type { CaptionedImage } from "./shapes.ts";
+ * async function train16(train: CaptionedImage[]) {
+ *   const { probe, loss } = await trainProbe(train, { ...DEFAULT_PROBE_OPTIONS, imageSize: 16 });
+ *   return { probe, loss };
+ * }
  * ```
  */
 export async function trainProbe(
@@ -289,7 +302,9 @@ export async function trainProbe(
  *
  * @example
  * ```ts
- * const preds = await predictProbe(probe, images, count);
+ * async function predict(probe: ShapeProbe, images: Float32Array, count: number) {
+ *   return await predictProbe(probe, images, count); // one prediction per image
+ * }
  * ```
  */
 export async function predictProbe(
@@ -342,8 +357,10 @@ export async function probeLogits(
  *
  * @example
  * ```ts
- * const s = await scoreImages(probe, generated, captions);
- * console.log(s.exact);
+ * async function score(probe: ShapeProbe, generated: Float32Array, captions: string[]) {
+ *   const s = await scoreImages(probe, generated, captions);
+ *   console.log(s.exact);
+ * }
  * ```
  */
 export async function scoreImages(
@@ -353,22 +370,6 @@ export async function scoreImages(
 ): Promise<ProbeScores> {
   const preds = await predictProbe(probe, images, captions.length);
   return summarizeScores(preds.map((p, i) => scoreCaption(p, captions[i])));
-}
-
-/**
- * NCHW float images in [-1, 1] of captioned RGB images (not flipped).
- *
- * @example
- * ```ts
- * const x = imagesToNchw(testSplit);
- * ```
- */
-export function imagesToNchw(data: readonly CaptionedImage[]): Float32Array {
-  if (data.length === 0) return new Float32Array(0);
-  const { width: w, height: h } = data[0];
-  const out = new Float32Array(data.length * 3 * w * h);
-  data.forEach((d, i) => toNchw(d.image, w, h, out, i * 3 * w * h, false));
-  return out;
 }
 
 /**
@@ -437,7 +438,14 @@ async function loadProbe(dir: string, options: ProbeOptions): Promise<ShapeProbe
  *
  * @example
  * ```ts
- * const { probe, info, trained } = await loadOrTrainProbe("runs/tiny", config, registry, { steps: 600 });
+ * import type { ResolvedConfig } from "../core/config.ts";
+ * import type { Registry } from "../core/registry.ts";
+ * async function probeOf(config: ResolvedConfig, registry: Registry) {
+ *   const { probe, info, trained } = await loadOrTrainProbe("runs/tiny", config, registry, {
+ *     steps: 600,
+ *   });
+ *   return { probe, info, trained };
+ * }
  * ```
  */
 export async function loadOrTrainProbe(
@@ -472,7 +480,9 @@ export async function loadOrTrainProbe(
     }
   }
   const source = probeTrainingData(config, options.trainCount);
-  const train = await (await createDataset(source.config, registry)).split(source.split);
+  const train = asShapesData(
+    await (await createDataset(source.config, registry)).split(source.split),
+  );
   const test = await dataset.split("test", 512);
   const t0 = performance.now();
   hooks.print?.(`probe: training on ${train.length} labelled images for ${options.steps} steps`);

@@ -8,12 +8,19 @@
  *
  * @module
  */
-import { loadPipeline } from "../../pipeline.ts";
-import { imagesToNchw, predictProbe } from "../probe.ts";
-import { scoreCaption } from "../score.ts";
-import { cosine, decodeEmbeddings, imageEmbeddings, slerp, textEmbeddings } from "../embed.ts";
-import { linePanels } from "../plot.ts";
-import { parseCaption } from "../../../datasets/mod.ts";
+import { loadPipeline } from "../core/pipeline.ts";
+import { predictProbe } from "../datasets/probe.ts";
+import { imagesToNchw } from "../core/data/images.ts";
+import { scoreCaption } from "../datasets/score.ts";
+import {
+  cosine,
+  decodeEmbeddings,
+  imageEmbeddings,
+  slerp,
+  textEmbeddings,
+} from "../core/eval/embed.ts";
+import { linePanels } from "../core/eval/plot.ts";
+import { parseCaption } from "../datasets/mod.ts";
 import {
   type Experiment,
   ExperimentUsageError,

@@ -7,13 +7,14 @@
  *
  * @module
  */
-import { loadPipeline } from "../../pipeline.ts";
-import { imagesToNchw, scoreImages } from "../probe.ts";
+import { loadPipeline } from "../core/pipeline.ts";
+import { imagesToNchw } from "../core/data/images.ts";
+import { scoreImages } from "../datasets/probe.ts";
+import type { ProbeScores } from "../datasets/score.ts";
 import { generateImages, loadJudge, PROBE_FLAGS, probeOverrides } from "./generate.ts";
-import type { ProbeScores } from "../score.ts";
-import { imageEmbeddings } from "../embed.ts";
-import { sampleMetrics } from "../metrics.ts";
-import { linePanels, type LinePoint } from "../plot.ts";
+import { imageEmbeddings } from "../core/eval/embed.ts";
+import { sampleMetrics } from "../core/eval/metrics.ts";
+import { linePanels, type LinePoint } from "../core/eval/plot.ts";
 import {
   type Experiment,
   type ExperimentFile,

@@ -7,12 +7,12 @@
  * @module
  */
 import { join } from "node:path";
-import { loadClip, revalidateStoredConfig } from "../../pipeline.ts";
-import { loadCheckpoint } from "../../train/checkpoint.ts";
-import { COLOURS } from "../../../datasets/mod.ts";
-import { imagesToNchw } from "../probe.ts";
-import { imageEmbeddings, pca, textEmbeddings } from "../embed.ts";
-import { scatter, type ScatterPoint } from "../plot.ts";
+import { loadClip, revalidateStoredConfig } from "../core/pipeline.ts";
+import { loadCheckpoint } from "../core/train/checkpoint.ts";
+import { COLOURS } from "../datasets/mod.ts";
+import { imagesToNchw } from "../core/data/images.ts";
+import { imageEmbeddings, pca, textEmbeddings } from "../core/eval/embed.ts";
+import { scatter, type ScatterPoint } from "../core/eval/plot.ts";
 import { type Experiment, loadSplit, round } from "./common.ts";
 
 /** Thesis Figure 4.4: variance explained by PC1 and PC2 of the test image embeddings. */

@@ -5,11 +5,11 @@
  *
  * @module
  */
-import type { ResolvedConfig, TrainStage } from "../../config.ts";
-import { encodeRgbPng, imageGrid, tensorToImages } from "../../io/mod.ts";
-import { createDataset } from "../../pipeline.ts";
-import type { Registry } from "../../registry.ts";
-import { type CaptionedImage, checkImages, type SplitName } from "../../../datasets/mod.ts";
+import type { ResolvedConfig, TrainStage } from "../core/config.ts";
+import { encodeRgbPng, imageGrid, tensorToImages } from "../core/io/mod.ts";
+import { createDataset } from "../core/pipeline.ts";
+import type { Registry } from "../core/registry.ts";
+import { asShapesData, type CaptionedImage, checkImages, type SplitName } from "../datasets/mod.ts";
 
 /** A usage problem an experiment finds (bad flag value, --limit beyond the split). */
 export class ExperimentUsageError extends Error {
@@ -97,7 +97,7 @@ export async function loadSplit(
     name: `Dataset "${config.components.dataset.plugin}", ${split} split`,
     imageSize: dataset.imageSize,
   });
-  return data;
+  return asShapesData(data);
 }
 
 /**

@@ -5,12 +5,12 @@
  *
  * @module
  */
-import { type Components, textToImage } from "../../pipeline.ts";
-import { l2Normalize, tokenBatch } from "../../../plugins/encoders/clip.ts";
-import { add, manualSeed, noGrad, scope, sub, type Tensor } from "../../tensor/mod.ts";
-import { loadOrTrainProbe, type ShapeProbe } from "../probe.ts";
-import type { ProbeInfo } from "../probe.ts";
-import type { CaptionedImage } from "../../../datasets/mod.ts";
+import { type Components, textToImage } from "../core/pipeline.ts";
+import { l2Normalize, tokenBatch } from "../core/clip.ts";
+import { add, manualSeed, noGrad, scope, sub, type Tensor } from "../core/tensor/mod.ts";
+import { loadOrTrainProbe, type ShapeProbe } from "../datasets/probe.ts";
+import type { ProbeInfo } from "../datasets/probe.ts";
+import type { CaptionedImage } from "../datasets/mod.ts";
 import { type Experiment, type ExperimentContext, ExperimentUsageError } from "./common.ts";
 
 /** Captions per `textToImage` call (keeps the GPU batch and memory small). */

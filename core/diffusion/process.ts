@@ -24,8 +24,8 @@ import {
   type Tensor,
   tensor,
   unsqueeze,
-} from "../../core/tensor/mod.ts";
-import type { NoiseSchedule, ScheduleArray } from "../schedules/mod.ts";
+} from "../tensor/mod.ts";
+import type { NoiseSchedule, ScheduleArray } from "./schedule.ts";
 
 /** A gatherable per-step table: a schedule coefficient or the original timestep indices. */
 export type StepTable = ScheduleArray | "timesteps";
@@ -49,7 +49,11 @@ function stepRange(n: number): Tensor {
  *
  * @example
  * ```ts
- * const table = scheduleTable(schedule, "sqrtAlphaBar"); // [T, 1]
+ * import type { Tensor } from "../tensor/mod.ts";
+ * import type { NoiseSchedule } from "./schedule.ts";
+ * function table(schedule: NoiseSchedule): Tensor {
+ *   return scheduleTable(schedule, "sqrtAlphaBar"); // [T, 1]
+ * }
  * ```
  */
 export function scheduleTable(schedule: NoiseSchedule, name: StepTable): Tensor {
@@ -66,7 +70,11 @@ export function scheduleTable(schedule: NoiseSchedule, name: StepTable): Tensor 
  *
  * @example
  * ```ts
- * const w = derivedTable(schedule, "minSnr5", () => weightsPerStep); // [T, 1]
+ * import type { Tensor } from "../tensor/mod.ts";
+ * import type { NoiseSchedule } from "./schedule.ts";
+ * function weights(schedule: NoiseSchedule, weightsPerStep: Float32Array): Tensor {
+ *   return derivedTable(schedule, "minSnr5", () => weightsPerStep); // [T, 1]
+ * }
  * ```
  */
 export function derivedTable(
@@ -89,7 +97,10 @@ export function derivedTable(
  *
  * @example
  * ```ts
- * const rows = oneHotSteps(tensor([0, 2], [2]), 3); // [[1,0,0],[0,0,1]]
+ * import { type Tensor, tensor } from "../tensor/mod.ts";
+ * function rows(): Tensor {
+ *   return oneHotSteps(tensor([0, 2], [2]), 3); // [[1, 0, 0], [0, 0, 1]]
+ * }
  * ```
  */
 export function oneHotSteps(t: Tensor, numSteps: number): Tensor {
@@ -105,7 +116,11 @@ export function oneHotSteps(t: Tensor, numSteps: number): Tensor {
  *
  * @example
  * ```ts
- * const c = gatherSteps(schedule, "sqrtAlphaBar", t); // [B, 1]
+ * import type { Tensor } from "../tensor/mod.ts";
+ * import type { NoiseSchedule } from "./schedule.ts";
+ * function coefficients(schedule: NoiseSchedule, t: Tensor): Tensor {
+ *   return gatherSteps(schedule, "sqrtAlphaBar", t); // [B, 1]
+ * }
  * ```
  */
 export function gatherSteps(schedule: NoiseSchedule, name: StepTable, t: Tensor): Tensor {
@@ -123,7 +138,11 @@ export function gatherTable(schedule: NoiseSchedule, table: Tensor, t: Tensor): 
  *
  * @example
  * ```ts
- * const t = randomSteps(8, schedule.numSteps); // f32 [8]
+ * import type { Tensor } from "../tensor/mod.ts";
+ * import type { NoiseSchedule } from "./schedule.ts";
+ * function steps(schedule: NoiseSchedule): Tensor {
+ *   return randomSteps(8, schedule.numSteps); // f32 [8]
+ * }
  * ```
  */
 export function randomSteps(batch: number, numSteps: number): Tensor {
@@ -144,7 +163,11 @@ function perSample(coef: Tensor, x: Tensor): Tensor {
  *
  * @example
  * ```ts
- * const xt = qSample(x0, t, randn(x0.shape), schedule);
+ * import { randn, type Tensor } from "../tensor/mod.ts";
+ * import type { NoiseSchedule } from "./schedule.ts";
+ * function noisy(x0: Tensor, t: Tensor, schedule: NoiseSchedule): Tensor {
+ *   return qSample(x0, t, randn(x0.shape), schedule);
+ * }
  * ```
  */
 export function qSample(x0: Tensor, t: Tensor, noise: Tensor, schedule: NoiseSchedule): Tensor {
@@ -177,7 +200,11 @@ export interface Posterior {
  *
  * @example
  * ```ts
- * const { mean, variance } = posteriorMeanVariance(x0Pred, xt, 10, schedule);
+ * import type { Tensor } from "../tensor/mod.ts";
+ * import type { NoiseSchedule } from "./schedule.ts";
+ * function posterior(x0Pred: Tensor, xt: Tensor, schedule: NoiseSchedule): Posterior {
+ *   return posteriorMeanVariance(x0Pred, xt, 10, schedule); // { mean, variance, logVariance }
+ * }
  * ```
  */
 export function posteriorMeanVariance(

@@ -8,11 +8,11 @@
  *
  * @module
  */
-import { loadPipeline } from "../../pipeline.ts";
-import { scoreImages } from "../probe.ts";
-import { cosine, decodeEmbeddings, textEmbeddings } from "../embed.ts";
-import { barChart } from "../plot.ts";
-import { parseCaption } from "../../../datasets/mod.ts";
+import { loadPipeline } from "../core/pipeline.ts";
+import { scoreImages } from "../datasets/probe.ts";
+import { cosine, decodeEmbeddings, textEmbeddings } from "../core/eval/embed.ts";
+import { barChart } from "../core/eval/plot.ts";
+import { parseCaption } from "../datasets/mod.ts";
 import {
   type Experiment,
   ExperimentUsageError,

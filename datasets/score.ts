@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { parseCaption } from "../../datasets/captions.ts";
+import { parseCaption } from "./captions.ts";
 import {
   COLOUR_NAMES,
   type ColourName,
@@ -15,7 +15,7 @@ import {
   SHAPES,
   SIZE_WORDS,
   type SizeWord,
-} from "../../datasets/shapes.ts";
+} from "./shapes.ts";
 
 /** Number of (colour, shape) pairs: 17 colours x 6 shapes. */
 export const PAIR_COUNT: number = COLOUR_NAMES.length * SHAPES.length;
@@ -116,7 +116,8 @@ export function pairSizeIndex(pair: number, size: SizeWord): number {
  *
  * @example
  * ```ts
- * const { pairs, count } = labelTargets(sample.labels);
+ * import { generateSample } from "./generate.ts";
+ * const { pairs, count } = labelTargets(generateSample(0).labels);
  * ```
  */
 export function labelTargets(labels: readonly FigureLabel[]): ProbePrediction {
@@ -139,7 +140,9 @@ const SECOND_PAIR_MIN_LOGIT = -4;
  *
  * @example
  * ```ts
- * decodePrediction(pairLogits, countLogit); // { pairs: [40], count: 1 }
+ * const pairLogits = new Float32Array(PAIR_COUNT).fill(-5);
+ * pairLogits[pairIndex("red", "circle")] = 5;
+ * decodePrediction(pairLogits, 0.5); // { pairs: [index of red circle], count: 1 }
  * ```
  */
 export function decodePrediction(

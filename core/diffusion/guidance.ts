@@ -4,29 +4,23 @@
  *
  * @module
  */
-import {
-  add,
-  affine,
-  concat,
-  full,
-  noGrad,
-  slice,
-  sub,
-  type Tensor,
-} from "../../core/tensor/mod.ts";
+import { add, affine, concat, full, noGrad, slice, sub, type Tensor } from "../tensor/mod.ts";
 import type {
   Decoder,
   DecoderConditioning,
   EncodedConditioning,
   NoisePredictor,
-} from "../../core/components.ts";
+} from "../components.ts";
 
 /**
  * eps_u + s (eps_c - eps_u) (thesis Algorithm 3, line 6).
  *
  * @example
  * ```ts
- * const eps = combineGuidance(epsCond, epsUncond, 2);
+ * import type { Tensor } from "../tensor/mod.ts";
+ * function guided(epsCond: Tensor, epsUncond: Tensor): Tensor {
+ *   return combineGuidance(epsCond, epsUncond, 2);
+ * }
  * ```
  */
 export function combineGuidance(epsCond: Tensor, epsUncond: Tensor, scale: number): Tensor {
@@ -39,7 +33,10 @@ export function combineGuidance(epsCond: Tensor, epsUncond: Tensor, scale: numbe
  *
  * @example
  * ```ts
- * const doubled = doubleConditioning(cond); // batch 2B
+ * import type { DecoderConditioning } from "../components.ts";
+ * function both(cond: DecoderConditioning): DecoderConditioning {
+ *   return doubleConditioning(cond); // batch 2B
+ * }
  * ```
  */
 export function doubleConditioning(cond: DecoderConditioning): DecoderConditioning {
@@ -60,7 +57,11 @@ export function doubleConditioning(cond: DecoderConditioning): DecoderConditioni
  *
  * @example
  * ```ts
- * const eps = guidedNoise(unet, xt, 120, cond, 2.0);
+ * import type { Decoder, DecoderConditioning } from "../components.ts";
+ * import type { Tensor } from "../tensor/mod.ts";
+ * function eps(unet: Decoder, xt: Tensor, cond: DecoderConditioning): Tensor {
+ *   return guidedNoise(unet, xt, 120, cond, 2.0);
+ * }
  * ```
  */
 export function guidedNoise(
@@ -111,7 +112,12 @@ function rowsOf(cond: DecoderConditioning | EncodedConditioning): number {
  *
  * @example
  * ```ts
- * const images = new DdpmSampler().sample(guidedPredictor(unet, cond, 2), shape, schedule);
+ * import type { Decoder, DecoderConditioning, Sampler } from "../components.ts";
+ * import type { NoiseSchedule } from "./schedule.ts";
+ * function sample(sampler: Sampler, unet: Decoder, cond: DecoderConditioning, schedule: NoiseSchedule) {
+ *   const shape = [cond.keep.shape[0], unet.channels, unet.imageSize, unet.imageSize];
+ *   return sampler.sample(guidedPredictor(unet, cond, 2), shape, schedule);
+ * }
  * ```
  */
 export function guidedPredictor(
@@ -136,7 +142,12 @@ export function guidedPredictor(
  *
  * @example
  * ```ts
- * const images = new DdimSampler({ steps: 50 }).sample(conditionalPredictor(unet, cond), shape, schedule);
+ * import type { Decoder, DecoderConditioning, Sampler } from "../components.ts";
+ * import type { NoiseSchedule } from "./schedule.ts";
+ * function sample(sampler: Sampler, unet: Decoder, cond: DecoderConditioning, schedule: NoiseSchedule) {
+ *   const shape = [cond.keep.shape[0], unet.channels, unet.imageSize, unet.imageSize];
+ *   return sampler.sample(conditionalPredictor(unet, cond), shape, schedule, { steps: 50 });
+ * }
  * ```
  */
 export function conditionalPredictor(decoder: Decoder, cond: DecoderConditioning): NoisePredictor {

@@ -8,10 +8,10 @@
  */
 import { Buffer } from "node:buffer";
 import { join, relative } from "node:path";
-import { exists } from "../io/mod.ts";
-import { readMetrics } from "../train/metrics.ts";
-import { EXPERIMENTS } from "./experiments/mod.ts";
-import { linePanels, type LinePoint } from "./plot.ts";
+import { exists } from "../core/io/mod.ts";
+import { readMetrics } from "../core/train/metrics.ts";
+import { EXPERIMENTS } from "./mod.ts";
+import { linePanels, type LinePoint } from "../core/eval/plot.ts";
 
 /** What the report says about the image metrics' features, on every page. */
 export const FEATURE_NOTE = "FID, KID, precision and recall here are computed on the trained " +

@@ -1,0 +1,206 @@
+/**
+ * The config schema: component slots and their plugin kinds, per-stage training settings with
+ * their defaults, and the zod schema assembled from the registered plugins.
+ *
+ * @module
+ */
+import { z } from "../deps.ts";
+import type { PluginKind, Registry } from "../registry.ts";
+
+/** The component slots of a config and the plugin kind each takes. */
+export const COMPONENT_SLOTS = {
+  tokenizer: "tokenizer",
+  textEncoder: "textEncoder",
+  imageEncoder: "imageEncoder",
+  prior: "prior",
+  decoder: "decoder",
+  priorSchedule: "schedule",
+  decoderSchedule: "schedule",
+  sampler: "sampler",
+  dataset: "dataset",
+} as const satisfies Record<string, PluginKind>;
+
+/** A key of `components`. */
+export type ComponentSlot = keyof typeof COMPONENT_SLOTS;
+
+/** A resolved component: the plugin name and its full options (defaults filled). */
+export interface ComponentConfig {
+  plugin: string;
+  options: Record<string, unknown>;
+}
+
+/** Hyperparameters of one training stage. */
+export interface TrainStageConfig {
+  batchSize: number;
+  steps: number;
+  lr: number;
+  warmupSteps: number;
+  lrSchedule: "constant" | "cosine";
+  /** EMA decay of the weights, or null for no EMA. */
+  ema: number | null;
+  /** Global gradient-norm clip, or null for none. */
+  gradClip: number | null;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  seed: number;
+  checkpointEvery: number;
+  keepLast: number;
+  logEvery: number;
+}
+
+/** The training stages. */
+export type TrainStage = "clip" | "prior" | "decoder";
+
+/** A fully resolved config, as returned by `parseConfig` and `loadConfig`. */
+export interface ResolvedConfig {
+  $schema?: string;
+  name: string;
+  plugins: string[];
+  components: Record<ComponentSlot, ComponentConfig>;
+  train: Record<TrainStage, TrainStageConfig>;
+}
+
+const COMMON_TRAIN = {
+  warmupSteps: 0,
+  lrSchedule: "constant",
+  gradClip: 1,
+  weightDecay: 0,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  seed: 0,
+  keepLast: 3,
+  logEvery: 50,
+} as const;
+
+/** Per-stage training defaults (the thesis's Appendix A). */
+export const TRAIN_DEFAULTS: Readonly<Record<TrainStage, TrainStageConfig>> = {
+  clip: { ...COMMON_TRAIN, batchSize: 256, steps: 2200, lr: 3e-4, ema: null, checkpointEvery: 500 },
+  prior: {
+    ...COMMON_TRAIN,
+    batchSize: 256,
+    steps: 10000,
+    lr: 1e-2,
+    ema: 0.9999,
+    checkpointEvery: 1000,
+  },
+  decoder: {
+    ...COMMON_TRAIN,
+    batchSize: 64,
+    steps: 470000,
+    lr: 1e-3,
+    ema: 0.9999,
+    checkpointEvery: 5000,
+  },
+};
+
+/**
+ * What a config `name` may be: it names the default run folder `runs/<name>`, so it must stay one
+ * plain folder name (a name like "../../escape" would write outside the project). 1 to 64
+ * letters, digits, ".", "_" and "-", starting with a letter or digit, without "..".
+ */
+export const CONFIG_NAME: RegExp = /^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** Schedule slots default to the thesis's cosine schedules (200 prior, 300 decoder steps). */
+const SLOT_DEFAULTS: Partial<Record<ComponentSlot, ComponentConfig>> = {
+  priorSchedule: { plugin: "cosine", options: { steps: 200 } },
+  decoderSchedule: { plugin: "cosine", options: { steps: 300 } },
+};
+
+function trainStageSchema(d: TrainStageConfig): z.ZodType {
+  const int = z.number().int();
+  return z.object({
+    batchSize: int.positive().default(d.batchSize),
+    steps: int.positive().default(d.steps),
+    lr: z.number().positive().default(d.lr),
+    warmupSteps: int.nonnegative().default(d.warmupSteps),
+    lrSchedule: z.enum(["constant", "cosine"]).default(d.lrSchedule),
+    ema: z.number().gt(0).lt(1).nullable().default(d.ema)
+      .describe("EMA decay of the weights used for sampling (with warmup), or null"),
+    gradClip: z.number().positive().nullable().default(d.gradClip),
+    weightDecay: z.number().nonnegative().default(d.weightDecay)
+      .describe("AdamW's decoupled weight decay (applied to every parameter)"),
+    beta1: z.number().gte(0).lt(1).default(d.beta1),
+    beta2: z.number().gte(0).lt(1).default(d.beta2),
+    eps: z.number().min(1e-12).max(1).default(d.eps)
+      .describe("Adam's epsilon, 1e-12 to 1 (smaller values underflow to NaN updates)"),
+    seed: int.nonnegative().default(d.seed),
+    checkpointEvery: int.positive().default(d.checkpointEvery),
+    keepLast: int.positive().default(d.keepLast),
+    logEvery: int.positive().default(d.logEvery),
+  }).strict().prefault({});
+}
+
+function componentSchema(registry: Registry, kind: PluginKind): z.ZodType {
+  const defs = registry.list(kind);
+  if (defs.length === 0) {
+    return z.unknown().superRefine((_, ctx) => {
+      ctx.addIssue({
+        code: "custom",
+        message: `no ${kind} plugins are registered; name a module that defines one in "plugins"`,
+      });
+    });
+  }
+  const options = defs.map((def) =>
+    z.object({
+      plugin: z.literal(def.name),
+      options: def.options.prefault({} as never),
+    }).strict()
+  );
+  return z.discriminatedUnion("plugin", options as unknown as [z.ZodObject, ...z.ZodObject[]]);
+}
+
+/**
+ * The config schema for the plugins in `registry`: per component slot, a discriminated union on
+ * `plugin` over the registered plugins of its kind, each with its strict options schema.
+ *
+ * @example
+ * ```ts
+ * import { Registry } from "../registry.ts";
+ * const result = configSchema(new Registry()).safeParse({ name: "x" });
+ * result.success; // false: no plugin of any kind is registered
+ * ```
+ */
+export function configSchema(registry: Registry): z.ZodType {
+  const components: Record<string, z.ZodType> = {};
+  for (const [slot, kind] of Object.entries(COMPONENT_SLOTS)) {
+    let schema = componentSchema(registry, kind);
+    const fallback = SLOT_DEFAULTS[slot as ComponentSlot];
+    if (fallback && registry.has(kind, fallback.plugin)) schema = schema.prefault(fallback);
+    components[slot] = schema;
+  }
+  return z.object({
+    $schema: z.string().optional(),
+    name: z.string().regex(CONFIG_NAME, {
+      error: (issue) =>
+        `${JSON.stringify(issue.input)} is not a safe run-folder name (it names runs/<name>); ` +
+        `use 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit, without ".."`,
+    }),
+    plugins: z.array(z.string().min(1)).default([]),
+    components: z.object(components).strict(),
+    train: z.object({
+      clip: trainStageSchema(TRAIN_DEFAULTS.clip),
+      prior: trainStageSchema(TRAIN_DEFAULTS.prior),
+      decoder: trainStageSchema(TRAIN_DEFAULTS.decoder),
+    }).strict().prefault({} as never),
+  }).strict();
+}
+
+/**
+ * A JSON Schema of the config for editors (`"$schema"` in a config file).
+ *
+ * @example
+ * ```ts
+ * import { Registry } from "../registry.ts";
+ * const schema = configJsonSchema(new Registry());
+ * schema.type; // "object"
+ * ```
+ */
+export function configJsonSchema(registry: Registry): Record<string, unknown> {
+  return z.toJSONSchema(configSchema(registry), { io: "input", unrepresentable: "any" }) as Record<
+    string,
+    unknown
+  >;
+}

@@ -1,0 +1,91 @@
+/**
+ * Conversions between RGB bytes and the models' [-1, 1] float NCHW layout, and the caption side
+ * of a horizontal flip. Every dataset and every stage uses these; nothing here knows a dataset.
+ *
+ * @module
+ */
+import type { CaptionedImage } from "../components.ts";
+
+/**
+ * Writes an RGB image as planar float32 (C, H, W) in [-1, 1] into `out` at `offset`
+ * (element offset), optionally mirrored left to right on the way.
+ *
+ * @example
+ * ```ts
+ * const rgb = new Uint8Array(2 * 2 * 3).fill(255); // a white 2x2 image
+ * const x = toNchw(rgb, 2, 2); // Float32Array(12), every value 1
+ * ```
+ */
+export function toNchw(
+  rgb: Uint8Array,
+  width: number,
+  height: number,
+  out: Float32Array = new Float32Array(3 * width * height),
+  offset = 0,
+  flip = false,
+): Float32Array {
+  const plane = width * height;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const s = (y * width + (flip ? width - 1 - x : x)) * 3;
+      const d = offset + y * width + x;
+      out[d] = rgb[s] / 127.5 - 1;
+      out[d + plane] = rgb[s + 1] / 127.5 - 1;
+      out[d + 2 * plane] = rgb[s + 2] / 127.5 - 1;
+    }
+  }
+  return out;
+}
+
+/**
+ * Converts planar float32 (C, H, W) in [-1, 1] back to RGB bytes (clamped, rounded); the inverse
+ * of {@link toNchw}, for saving generated images.
+ *
+ * @example
+ * ```ts
+ * const rgb = fromNchw(new Float32Array([-1, 0, 1]), 1, 1); // Uint8Array [0, 128, 255]
+ * ```
+ */
+export function fromNchw(x: Float32Array, width: number, height: number, offset = 0): Uint8Array {
+  const plane = width * height;
+  const out = new Uint8Array(plane * 3);
+  for (let i = 0; i < plane; i++) {
+    for (let c = 0; c < 3; c++) {
+      const v = Math.round((x[offset + c * plane + i] + 1) * 127.5);
+      out[i * 3 + c] = v < 0 ? 0 : v > 255 ? 255 : v;
+    }
+  }
+  return out;
+}
+
+/**
+ * NCHW float images in [-1, 1] of captioned RGB images (not flipped).
+ *
+ * @example
+ * ```ts
+ * const image = { image: new Uint8Array(12), width: 2, height: 2, caption: "black" };
+ * const x = imagesToNchw([image, image]); // Float32Array(24), every value -1
+ * ```
+ */
+export function imagesToNchw(data: readonly CaptionedImage[]): Float32Array {
+  if (data.length === 0) return new Float32Array(0);
+  const { width: w, height: h } = data[0];
+  const out = new Float32Array(data.length * 3 * w * h);
+  data.forEach((d, i) => toNchw(d.image, w, h, out, i * 3 * w * h, false));
+  return out;
+}
+
+/**
+ * Swaps the words "left" and "right" (for horizontal flips); other text is unchanged.
+ *
+ * @example
+ * ```ts
+ * swapLeftRight("a red circle at the top left"); // "a red circle at the top right"
+ * ```
+ */
+export function swapLeftRight(text: string): string {
+  return text.replace(/\b(left|right)\b/gi, (w) => {
+    const swapped = w.toLowerCase() === "left" ? "right" : "left";
+    return w[0] === w[0].toUpperCase() ? swapped[0].toUpperCase() + swapped.slice(1) : swapped;
+  });
+}

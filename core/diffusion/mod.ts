@@ -1,0 +1,30 @@
+/**
+ * Gaussian diffusion maths shared by the prior and the decoder: the `NoiseSchedule` tables
+ * (Ho et al. 2020; Nichol & Dhariwal 2021), the forward process q(x_t | x_0) and the posterior
+ * q(x_{t-1} | x_t, x_0) on the GPU, classifier-free guidance (Ho & Salimans 2022) and the
+ * decoder's training loss. Schedule plugins build a `NoiseSchedule` from their betas; samplers,
+ * priors and decoders import these from here rather than from each other.
+ *
+ * @module
+ */
+export { NoiseSchedule, type ScheduleArray } from "./schedule.ts";
+export {
+  derivedTable,
+  gatherSteps,
+  gatherTable,
+  oneHotSteps,
+  type Posterior,
+  posteriorMeanVariance,
+  qSample,
+  randomSteps,
+  scheduleTable,
+  type StepTable,
+} from "./process.ts";
+export {
+  combineGuidance,
+  conditionalPredictor,
+  doubleConditioning,
+  guidedNoise,
+  guidedPredictor,
+} from "./guidance.ts";
+export { decoderLoss, type DecoderLossOptions, minSnrWeights } from "./loss.ts";

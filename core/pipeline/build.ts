@@ -1,0 +1,222 @@
+/**
+ * Building components from a resolved config through the plugin registry: one function per
+ * slot, each handing the plugin the context it needs (the tokenizer and its sizes).
+ *
+ * @module
+ */
+import { ClipModel } from "../clip.ts";
+import type {
+  ComponentKinds,
+  Decoder,
+  ImageEncoder,
+  ImageTextDataset,
+  Prior,
+  Sampler,
+  TextEncoder,
+  Tokenizer,
+} from "../components.ts";
+import {
+  COMPONENT_SLOTS,
+  type ComponentSlot,
+  type ResolvedConfig,
+  type TrainStage,
+} from "../config.ts";
+import type { Module } from "../nn/module.ts";
+import type { PluginContextOf, Registry, SizeContext } from "../registry.ts";
+
+/** The plugin kind a config slot takes (`priorSchedule` -> `schedule`). */
+export type SlotKind<S extends ComponentSlot> = (typeof COMPONENT_SLOTS)[S];
+
+/** A prior component (the interface plus the Module base every shipped prior has). */
+export type PriorModel = Prior & Module;
+
+/** Component slots each stage's checkpoint depends on (compared against the current config). */
+export const STAGE_SLOTS: Readonly<Record<TrainStage, readonly ComponentSlot[]>> = {
+  clip: ["tokenizer", "textEncoder", "imageEncoder", "dataset"],
+  prior: ["tokenizer", "textEncoder", "imageEncoder", "dataset", "prior", "priorSchedule"],
+  decoder: ["tokenizer", "textEncoder", "imageEncoder", "dataset", "decoder", "decoderSchedule"],
+};
+
+/** The CLIP slots (what the prior and decoder stages need from the clip checkpoint). */
+export const CLIP_SLOTS: readonly ComponentSlot[] = STAGE_SLOTS.clip;
+
+/** Context handed to a model plugin's `create`: the sizes it takes from the tokenizer. */
+function contextFor(tokenizer?: Tokenizer): SizeContext {
+  return tokenizer
+    ? { tokenizer, vocabSize: tokenizer.vocabSize, contextLength: tokenizer.contextLength }
+    : {};
+}
+
+/**
+ * Creates the component in a config slot through the registry, typed as the component of the
+ * slot's kind (or as a subtype named explicitly).
+ *
+ * @example
+ * ```ts
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * async function schedule(config: ResolvedConfig, registry: Registry) {
+ *   const schedule = await createComponent(config, registry, "decoderSchedule");
+ *   return schedule.numSteps; // a NoiseSchedule
+ * }
+ * ```
+ */
+export async function createComponent<
+  T extends ComponentKinds[SlotKind<S>],
+  S extends ComponentSlot = ComponentSlot,
+>(
+  config: ResolvedConfig,
+  registry: Registry,
+  slot: S,
+  context: PluginContextOf<SlotKind<S>> = {} as PluginContextOf<SlotKind<S>>,
+): Promise<T> {
+  const c = config.components[slot];
+  const kind: SlotKind<S> = COMPONENT_SLOTS[slot];
+  return await registry.use<T, SlotKind<S>>(kind, c.plugin, c.options, context);
+}
+
+/**
+ * The dataset of a config.
+ *
+ * @example
+ * ```ts
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * async function train(config: ResolvedConfig, registry: Registry) {
+ *   return await (await createDataset(config, registry)).split("train");
+ * }
+ * ```
+ */
+export function createDataset(
+  config: ResolvedConfig,
+  registry: Registry,
+): Promise<ImageTextDataset> {
+  return createComponent<ImageTextDataset>(config, registry, "dataset");
+}
+
+/**
+ * The tokenizer: restored from `state` (a checkpoint's vocabulary) or trained on `captions`.
+ *
+ * @example
+ * ```ts
+ * import type { CaptionedImage } from "../components.ts";
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * async function tokenizer(config: ResolvedConfig, registry: Registry, train: CaptionedImage[]) {
+ *   return await createTokenizer(config, registry, { captions: train.map((s) => s.caption) });
+ * }
+ * ```
+ */
+export function createTokenizer(
+  config: ResolvedConfig,
+  registry: Registry,
+  from: { captions?: Iterable<string>; state?: unknown },
+): Promise<Tokenizer> {
+  return createComponent<Tokenizer>(config, registry, "tokenizer", { ...from });
+}
+
+/**
+ * A CLIP model from the config's text and image encoders (fresh weights).
+ *
+ * @example
+ * ```ts
+ * import type { Tokenizer } from "../components.ts";
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * async function fresh(config: ResolvedConfig, registry: Registry, tokenizer: Tokenizer) {
+ *   return await createClip(config, registry, tokenizer); // fresh weights
+ * }
+ * ```
+ */
+export async function createClip(
+  config: ResolvedConfig,
+  registry: Registry,
+  tokenizer: Tokenizer,
+): Promise<ClipModel> {
+  const ctx = contextFor(tokenizer);
+  const text = await createComponent<TextEncoder>(config, registry, "textEncoder", ctx);
+  const image = await createComponent<ImageEncoder>(config, registry, "imageEncoder", ctx);
+  return new ClipModel(text, image);
+}
+
+/**
+ * The prior of a config (fresh weights).
+ *
+ * @example
+ * ```ts
+ * import type { Tokenizer } from "../components.ts";
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * async function fresh(config: ResolvedConfig, registry: Registry, tokenizer: Tokenizer) {
+ *   return await createPrior(config, registry, tokenizer); // fresh weights
+ * }
+ * ```
+ */
+export function createPrior(
+  config: ResolvedConfig,
+  registry: Registry,
+  tokenizer: Tokenizer,
+): Promise<PriorModel> {
+  return createComponent<PriorModel>(config, registry, "prior", contextFor(tokenizer));
+}
+
+/**
+ * The decoder of a config (fresh weights).
+ *
+ * @example
+ * ```ts
+ * import type { Tokenizer } from "../components.ts";
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * async function fresh(config: ResolvedConfig, registry: Registry, tokenizer: Tokenizer) {
+ *   return await createDecoder(config, registry, tokenizer); // fresh weights
+ * }
+ * ```
+ */
+export function createDecoder(
+  config: ResolvedConfig,
+  registry: Registry,
+  tokenizer: Tokenizer,
+): Promise<Decoder> {
+  return createComponent<Decoder>(config, registry, "decoder", contextFor(tokenizer));
+}
+
+/**
+ * The config's sampler, or the named sampler plugin with default options.
+ *
+ * @example
+ * ```ts
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * async function ddim(config: ResolvedConfig, registry: Registry) {
+ *   return await createSampler(config, registry, "ddim");
+ * }
+ * ```
+ */
+export async function createSampler(
+  config: ResolvedConfig,
+  registry: Registry,
+  name?: string,
+): Promise<Sampler> {
+  if (name === undefined || name === config.components.sampler.plugin) {
+    return await createComponent<Sampler>(config, registry, "sampler");
+  }
+  return await registry.use<Sampler>("sampler", name, {});
+}
+
+/**
+ * The classifier-free-guidance "drop" rate of the decoder config (thesis Appendix A: 0.2): the
+ * probability that a training sample's text and CLIP conditioning are replaced by the null one.
+ *
+ * @example
+ * ```ts
+ * import type { ResolvedConfig } from "../config.ts";
+ * function dropRate(config: ResolvedConfig): number {
+ *   return decoderNullRate(config); // 0.2 in the thesis preset
+ * }
+ * ```
+ */
+export function decoderNullRate(config: ResolvedConfig): number {
+  const r = config.components.decoder.options.nullRate;
+  return typeof r === "number" ? r : 0.2;
+}

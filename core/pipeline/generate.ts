@@ -1,0 +1,301 @@
+/**
+ * The unCLIP inference pipeline (thesis Figure 3.1): caption -> tokenizer -> CLIP text encoder
+ * -> prior -> decoder with classifier-free guidance -> images, and image variations (DALL-E 2
+ * section 3.1), with the checks of their public options.
+ *
+ * @module
+ */
+import { l2Normalize, tokenBatch } from "../clip.ts";
+import type { DecoderConditioning, TokenBatch } from "../components.ts";
+import type { TrainStage } from "../config.ts";
+import { conditionalPredictor, guidedPredictor } from "../diffusion/guidance.ts";
+import type { Module } from "../nn/module.ts";
+import { concat, full, manualSeed, noGrad, scope, type Tensor, tensor } from "../tensor/mod.ts";
+import { clipConditioning } from "./clip_cache.ts";
+import type { Components } from "./load.ts";
+
+/**
+ * The most images one `textToImage` / `imageVariations` call (and `deno task sample --n`)
+ * produces: larger batches exceed the GPU's workgroup limits (and take minutes with no output).
+ */
+export const MAX_IMAGES = 1024;
+
+/** Options of `textToImage` and `imageVariations`. */
+export interface GenerateImagesOptions {
+  /** Images per caption (default 1). */
+  n?: number;
+  /** Classifier-free guidance scale s of the decoder (default 2; thesis best 2-2.5). */
+  guidance?: number;
+  /** Reverse-process steps of the decoder (respaced; default all). */
+  steps?: number;
+  /** Reverse-process steps of the prior (respaced; default all). */
+  priorSteps?: number;
+  /** Prior candidates per caption (Algorithm 5: 2). */
+  candidates?: number;
+  /** Seed of the GPU generator (default 0). */
+  seed?: number;
+  /** Called after each decoder step. */
+  onStep?: (step: number, total: number) => void;
+}
+
+/** Generated images on the host. */
+export interface GeneratedImages {
+  /** NCHW float32 in [-1, 1]. */
+  images: Float32Array;
+  /** [N, 3, H, W]. */
+  shape: [number, number, number, number];
+  /** The caption of each image. */
+  captions: string[];
+  /**
+   * The captions' words that the training captions never contained (see {@link unseenWords});
+   * absent when the checkpoint does not record its training words (older checkpoints).
+   */
+  unseenWords?: string[];
+}
+
+/**
+ * The words of `captions` that the training captions never contained, in order of appearance: the
+ * model knows only its training vocabulary, so such words ("dragon", emoji, other languages) are
+ * not drawn. Undefined when the tokenizer cannot tell (checkpoints saved before the training
+ * words were recorded, such as weights/default, or a tokenizer plugin without `unseenWords`).
+ *
+ * @example
+ * ```ts
+ * import type { Components } from "./load.ts";
+ * function unknown(pipeline: Components) {
+ *   return unseenWords(pipeline, ["a purple dragon"]); // e.g. ["dragon"]
+ * }
+ * ```
+ */
+export function unseenWords(p: Components, captions: readonly string[]): string[] | undefined {
+  if (!p.tokenizer.unseenWords) return undefined;
+  const words = new Set<string>();
+  for (const c of captions) {
+    const unseen = p.tokenizer.unseenWords(c);
+    if (unseen === undefined) return undefined;
+    for (const w of unseen) words.add(w);
+  }
+  return [...words];
+}
+
+function checkCount(value: unknown, name: string, fallback: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > max) {
+    throw new RangeError(
+      `Option "${name}" must be an integer from 1 to ${max}, got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Validates the options of `textToImage` / `imageVariations` at the public surface, so that a
+ * bad value is a clear error rather than an internal failure or a wrong result. Returns `n`.
+ */
+function checkGenerateOptions(options: GenerateImagesOptions, defaultN: number): number {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`Options must be an object, got ${String(options)}`);
+  }
+  const n = checkCount(options.n, "n", defaultN, MAX_IMAGES);
+  const g = options.guidance;
+  if (g !== undefined && (typeof g !== "number" || !Number.isFinite(g) || g < 0)) {
+    throw new RangeError(`Option "guidance" must be a finite number >= 0, got ${String(g)}`);
+  }
+  checkCount(options.steps, "steps", 1, Number.MAX_SAFE_INTEGER);
+  checkCount(options.priorSteps, "priorSteps", 1, Number.MAX_SAFE_INTEGER);
+  checkCount(options.candidates, "candidates", 1, MAX_IMAGES);
+  const seed = options.seed;
+  if (seed !== undefined && (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)) {
+    throw new RangeError(`Option "seed" must be an integer from 0 to 4294967295, got ${seed}`);
+  }
+  return n;
+}
+
+/** Captions must be a non-empty array of strings. */
+function checkCaptions(captions: unknown): readonly string[] {
+  if (!Array.isArray(captions) || captions.length === 0) {
+    throw new TypeError(
+      `Captions must be a non-empty array of strings, got ${
+        Array.isArray(captions) ? "an empty array" : typeof captions
+      }`,
+    );
+  }
+  const bad = captions.findIndex((c) => typeof c !== "string");
+  if (bad >= 0) {
+    throw new TypeError(`Caption ${bad} must be a string, got ${typeof captions[bad]}`);
+  }
+  return captions;
+}
+
+function decodeImages(
+  p: Components,
+  tokens: TokenBatch,
+  imageEmbedding: Tensor,
+  options: GenerateImagesOptions,
+): Tensor {
+  const B = imageEmbedding.shape[0];
+  const cond: DecoderConditioning = { tokens, imageEmbedding, keep: full([B], 1) };
+  const scale = options.guidance ?? 2;
+  // s = 1 is the conditional prediction alone: skip the unconditional half of the batch.
+  const predict = scale === 1
+    ? conditionalPredictor(p.decoder, cond)
+    : guidedPredictor(p.decoder, cond, scale);
+  const { imageSize: S, channels: C } = p.decoder;
+  return p.sampler.sample(predict, [B, C, S, S], p.decoderSchedule, {
+    steps: options.steps,
+    onStep: options.onStep,
+  });
+}
+
+/**
+ * Sampling produced NaN or infinite values (all-black images otherwise): `cause` names the
+ * stage whose weights are not finite, or says that the weights are finite.
+ */
+export class NonFiniteOutputError extends Error {
+  /** The stage whose weights hold NaN/Inf, or null when every weight is finite. */
+  readonly stage: TrainStage | null;
+  /** Creates the error. */
+  constructor(message: string, stage: TrainStage | null) {
+    super(message);
+    this.name = "NonFiniteOutputError";
+    this.stage = stage;
+  }
+}
+
+/** The first parameter of `m` (dotted name) that holds a NaN or infinite value, if any. */
+async function firstNonFinite(m: Module): Promise<string | undefined> {
+  for (const [name, t] of m.namedParameters()) {
+    if (t.dtype !== "f32") continue;
+    const data = await t.read() as Float32Array;
+    if (!data.every(Number.isFinite)) return name;
+  }
+  return undefined;
+}
+
+/** Throws a `NonFiniteOutputError` naming the likely cause when `images` is not all finite. */
+async function checkFinite(
+  p: Components,
+  images: Float32Array,
+  options: GenerateImagesOptions,
+): Promise<void> {
+  const bad = images.findIndex((v) => !Number.isFinite(v));
+  if (bad < 0) return;
+  const what = Number.isNaN(images[bad]) ? "NaN" : "infinite values";
+  const stages: [TrainStage, Module][] = [["decoder", p.decoder], ["prior", p.prior], [
+    "clip",
+    p.clip,
+  ]];
+  for (const [stage, m] of stages) {
+    const name = await firstNonFinite(m);
+    if (name !== undefined) {
+      throw new NonFiniteOutputError(
+        `Sampling produced ${what}: the ${stage} checkpoint's weights hold NaN/Inf ` +
+          `(first: "${name}"); retrain the ${stage} stage or use another checkpoint`,
+        stage,
+      );
+    }
+  }
+  throw new NonFiniteOutputError(
+    `Sampling produced ${what} although every weight is finite (guidance ` +
+      `${options.guidance ?? 2}); try a guidance scale nearer 2 or more steps`,
+    null,
+  );
+}
+
+async function readImages(
+  p: Components,
+  x: Tensor,
+  captions: string[],
+  options: GenerateImagesOptions,
+): Promise<GeneratedImages> {
+  const data = await x.read() as Float32Array;
+  x.dispose();
+  await checkFinite(p, data, options);
+  const [n, c, h, w] = x.shape;
+  const unseen = unseenWords(p, [...new Set(captions)]);
+  return { images: data, shape: [n, c, h, w], captions, ...(unseen && { unseenWords: unseen }) };
+}
+
+/**
+ * The full unCLIP pipeline (thesis Figure 3.1): captions -> tokens -> CLIP text encoding and
+ * embedding -> prior samples of image embeddings (best of `candidates`, Algorithm 5) -> decoder
+ * with classifier-free guidance -> images. One readback at the end.
+ *
+ * @example
+ * ```ts
+ * import type { Components } from "./load.ts";
+ * async function circles(pipeline: Components) {
+ *   const out = await textToImage(pipeline, ["a red circle"], { n: 4, guidance: 2 });
+ *   return out.shape; // [4, 3, 32, 32] for a 32x32 decoder
+ * }
+ * ```
+ */
+export async function textToImage(
+  p: Components,
+  captions: readonly string[],
+  options: GenerateImagesOptions = {},
+): Promise<GeneratedImages> {
+  checkCaptions(captions);
+  const n = checkGenerateOptions(options, 1);
+  if (captions.length * n > MAX_IMAGES) {
+    throw new RangeError(
+      `${captions.length} captions x n ${n} = ${captions.length * n} images, more than ` +
+        `${MAX_IMAGES} per call; split the captions into several calls`,
+    );
+  }
+  const rows = captions.flatMap((c) => Array.from({ length: n }, () => c));
+  // Encode first so that a too-long caption fails before any GPU work.
+  for (const c of captions) p.tokenizer.encode(c);
+  manualSeed(options.seed ?? 0);
+  const x = noGrad(() =>
+    scope(() => {
+      const tokens = tokenBatch(p.tokenizer, rows);
+      const cond = clipConditioning(p.clip, tokens);
+      const ps = options.priorSteps === undefined || options.priorSteps === p.priorSchedule.numSteps
+        ? p.priorSchedule
+        : p.priorSchedule.respace(options.priorSteps);
+      const z = l2Normalize(p.prior.sample(cond, ps, { candidates: options.candidates ?? 2 }));
+      return decodeImages(p, tokens, z, options);
+    })
+  );
+  return await readImages(p, x, rows, options);
+}
+
+/**
+ * Variations of an image (DALL-E 2 section 3.1): its CLIP image embedding is decoded `n` times.
+ * The decoder's text input is `caption` (default empty).
+ *
+ * @example
+ * ```ts
+ * import type { Components } from "./load.ts";
+ * async function variations(pipeline: Components, nchwImage: Float32Array) {
+ *   return await imageVariations(pipeline, nchwImage, { n: 4 });
+ * }
+ * ```
+ */
+export async function imageVariations(
+  p: Components,
+  image: Float32Array,
+  options: GenerateImagesOptions & { caption?: string } = {},
+): Promise<GeneratedImages> {
+  const n = checkGenerateOptions(options, 4);
+  const caption = options.caption ?? "";
+  if (typeof caption !== "string") {
+    throw new TypeError(`Option "caption" must be a string, got ${typeof caption}`);
+  }
+  p.tokenizer.encode(caption);
+  const S = p.decoder.imageSize;
+  if (image.length !== 3 * S * S) {
+    throw new Error(`Input image has ${image.length / 3} pixels; the decoder expects ${S}x${S}`);
+  }
+  manualSeed(options.seed ?? 0);
+  const rows = Array.from({ length: n }, () => caption);
+  const x = noGrad(() =>
+    scope(() => {
+      const z = l2Normalize(p.clip.encodeImages(tensor(image, [1, 3, S, S])));
+      const zs = concat(Array.from({ length: n }, () => z), 0);
+      return decodeImages(p, tokenBatch(p.tokenizer, rows), zs, options);
+    })
+  );
+  return await readImages(p, x, rows, options);
+}

@@ -1,0 +1,239 @@
+/**
+ * Loading a trained run (`<run>/clip`, `<run>/prior`, `<run>/decoder`) into `Components`: the
+ * stored configs are revalidated against the registry, checked against each other and against
+ * the CLIP each stage was trained with, and every model gets its trained weights.
+ *
+ * @module
+ */
+import type { ClipModel } from "../clip.ts";
+import type { Decoder, NoiseSchedule, Sampler, Tokenizer } from "../components.ts";
+import {
+  CONFIG_NAME,
+  loadPluginModule,
+  type ResolvedConfig,
+  type TrainStage,
+  validateConfig,
+} from "../config.ts";
+import { joinPath as join, readerFor, type WeightReader } from "../io/mod.ts";
+import type { Registry } from "../registry.ts";
+import {
+  assertConfigMatches,
+  assertSameClip,
+  CheckpointError,
+  loadCheckpoint,
+  type LoadedCheckpoint,
+  loadModuleWeights,
+} from "../train/checkpoint.ts";
+import {
+  CLIP_SLOTS,
+  createClip,
+  createComponent,
+  createDecoder,
+  createPrior,
+  createSampler,
+  createTokenizer,
+  type PriorModel,
+} from "./build.ts";
+
+/** Every component an end-to-end run needs, all with trained weights. */
+export interface Components {
+  config: ResolvedConfig;
+  registry: Registry;
+  tokenizer: Tokenizer;
+  clip: ClipModel;
+  prior: PriorModel;
+  decoder: Decoder;
+  priorSchedule: NoiseSchedule;
+  decoderSchedule: NoiseSchedule;
+  sampler: Sampler;
+  /** Steps each model was trained for. */
+  steps: Record<TrainStage, number>;
+  /** Frees every model's GPU memory. */
+  dispose(): void;
+}
+
+/**
+ * Loads the plugin modules a stored config names (relative paths from the current directory)
+ * and validates the config against the registry.
+ *
+ * @example
+ * ```ts
+ * import type { Registry } from "../registry.ts";
+ * import type { LoadedCheckpoint } from "../train/checkpoint.ts";
+ * async function configOf(ckpt: LoadedCheckpoint, registry: Registry) {
+ *   return await revalidateStoredConfig(ckpt.meta.config, registry, ckpt.dir);
+ * }
+ * ```
+ */
+export async function revalidateStoredConfig(
+  stored: unknown,
+  registry: Registry,
+  source: string,
+): Promise<ResolvedConfig> {
+  const plugins = (stored as { plugins?: unknown })?.plugins;
+  if (Array.isArray(plugins)) {
+    for (const spec of plugins) {
+      if (typeof spec !== "string") continue;
+      try {
+        await loadPluginModule(registry, spec);
+      } catch (e) {
+        throw new CheckpointError(
+          `Checkpoint "${source}" needs plugin module "${spec}": ${
+            (e as Error).message.split("\n")[0]
+          }`,
+        );
+      }
+    }
+  }
+  // Checkpoints saved before CONFIG_NAME may carry any name; sampling never makes a folder of
+  // it, so an old name is validated as a placeholder and kept rather than refusing the run.
+  const name = (stored as { name?: unknown } | null)?.name;
+  const oldName = typeof name === "string" && name !== "" && !CONFIG_NAME.test(name);
+  try {
+    // Not re-checked across components: a run trained before those checks must keep loading.
+    const options = { crossChecks: false };
+    if (!oldName) return validateConfig(stored, registry, source, options);
+    const renamed = { ...(stored as object), name: "checkpoint" };
+    const config = validateConfig(renamed, registry, source, options);
+    return { ...config, name: name as string };
+  } catch (e) {
+    throw new CheckpointError(
+      `Checkpoint "${source}" holds a config this version cannot use: ${
+        (e as Error).message.split("\n")[0]
+      }`,
+    );
+  }
+}
+
+/**
+ * Loads the CLIP of a clip checkpoint with its tokenizer (weights on the GPU, eval mode).
+ *
+ * @example
+ * ```ts
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * import { loadCheckpoint } from "../train/checkpoint.ts";
+ * async function clipOf(config: ResolvedConfig, registry: Registry) {
+ *   const ckpt = await loadCheckpoint("runs/tiny/clip", "clip");
+ *   const { clip, tokenizer } = await loadClip(ckpt, config, registry);
+ *   return { clip, tokenizer };
+ * }
+ * ```
+ */
+export async function loadClip(
+  ckpt: LoadedCheckpoint,
+  config: ResolvedConfig,
+  registry: Registry,
+): Promise<{ clip: ClipModel; tokenizer: Tokenizer }> {
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = await createTokenizer(config, registry, { state: ckpt.meta.tokenizer });
+  } catch (e) {
+    throw new CheckpointError(
+      `Checkpoint "${ckpt.dir}" has an unusable tokenizer: ${(e as Error).message.split("\n")[0]}`,
+    );
+  }
+  const clip = await createClip(config, registry, tokenizer);
+  loadModuleWeights(clip, ckpt);
+  clip.eval();
+  return { clip, tokenizer };
+}
+
+/**
+ * Loads a trained run folder (`<run>/clip`, `<run>/prior`, `<run>/decoder`, each through its
+ * `latest` pointer). The config comes from the checkpoints, which must agree with each other;
+ * the prior and decoder get their EMA weights when saved.
+ *
+ * @example
+ * ```ts
+ * import type { Registry } from "../registry.ts";
+ * async function tiny(registry: Registry): Promise<Components> {
+ *   return await loadPipeline("runs/tiny", registry); // e.g. builtins() from plugins/mod.ts
+ * }
+ * ```
+ */
+export async function loadPipeline(
+  runDir: string,
+  registry: Registry,
+  options: { sampler?: string; reader?: WeightReader } = {},
+): Promise<Components> {
+  const reader = options.reader ?? readerFor(runDir);
+  // Folders can be asked about only on a file system; over HTTP a missing stage shows up as
+  // the 404 of its "latest" file, named in the error.
+  if (reader.list) {
+    if (!(await reader.exists(runDir))) {
+      throw new CheckpointError(`Checkpoint folder "${runDir}" does not exist; check --checkpoint`);
+    }
+    for (const stage of ["clip", "prior", "decoder"] as const) {
+      if (!(await reader.exists(join(runDir, stage)))) {
+        throw new CheckpointError(
+          `Checkpoint folder "${runDir}" has no "${stage}" stage; train it with ` +
+            `"deno task train ${stage} --config FILE --out ${runDir}"`,
+        );
+      }
+    }
+  }
+  const clipCkpt = await loadCheckpoint(join(runDir, "clip"), "clip", reader);
+  const priorCkpt = await loadCheckpoint(join(runDir, "prior"), "prior", reader);
+  const decoderCkpt = await loadCheckpoint(join(runDir, "decoder"), "decoder", reader);
+  const config = await revalidateStoredConfig(clipCkpt.meta.config, registry, clipCkpt.dir);
+  const priorConfig = await revalidateStoredConfig(priorCkpt.meta.config, registry, priorCkpt.dir);
+  const decoderConfig = await revalidateStoredConfig(
+    decoderCkpt.meta.config,
+    registry,
+    decoderCkpt.dir,
+  );
+  assertConfigMatches(priorCkpt, config, CLIP_SLOTS);
+  assertConfigMatches(decoderCkpt, config, CLIP_SLOTS);
+  // The prior must sample embeddings of this very CLIP, and the decoder must have learnt them.
+  assertSameClip([priorCkpt, decoderCkpt], clipCkpt, runDir);
+  const tokJson = JSON.stringify(clipCkpt.meta.tokenizer);
+  for (const c of [priorCkpt, decoderCkpt]) {
+    if (JSON.stringify(c.meta.tokenizer) !== tokJson) {
+      throw new CheckpointError(
+        `Checkpoint "${c.dir}" was trained on another CLIP (its tokenizer differs from ` +
+          `"${clipCkpt.dir}"); retrain it from this CLIP`,
+      );
+    }
+  }
+  const { clip, tokenizer } = await loadClip(clipCkpt, config, registry);
+  const prior = await createPrior(priorConfig, registry, tokenizer);
+  loadModuleWeights(prior, priorCkpt, { ema: true });
+  prior.eval();
+  const decoder = await createDecoder(decoderConfig, registry, tokenizer);
+  loadModuleWeights(decoder, decoderCkpt, { ema: true });
+  decoder.eval();
+  const merged: ResolvedConfig = {
+    ...config,
+    components: {
+      ...config.components,
+      prior: priorConfig.components.prior,
+      priorSchedule: priorConfig.components.priorSchedule,
+      decoder: decoderConfig.components.decoder,
+      decoderSchedule: decoderConfig.components.decoderSchedule,
+      sampler: decoderConfig.components.sampler,
+    },
+    train: {
+      clip: config.train.clip,
+      prior: priorConfig.train.prior,
+      decoder: decoderConfig.train.decoder,
+    },
+  };
+  return {
+    config: merged,
+    registry,
+    tokenizer,
+    clip,
+    prior,
+    decoder,
+    priorSchedule: await createComponent<NoiseSchedule>(merged, registry, "priorSchedule"),
+    decoderSchedule: await createComponent<NoiseSchedule>(merged, registry, "decoderSchedule"),
+    sampler: await createSampler(merged, registry, options.sampler),
+    steps: { clip: clipCkpt.meta.step, prior: priorCkpt.meta.step, decoder: decoderCkpt.meta.step },
+    dispose() {
+      clip.dispose();
+      prior.dispose();
+      decoder.dispose();
+    },
+  };
+}

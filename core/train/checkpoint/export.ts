@@ -1,0 +1,85 @@
+/**
+ * Exporting the weights a checkpoint samples with (EMA, optionally float16), without training
+ * state.
+ *
+ * @module
+ */
+import {
+  f32ToF16,
+  joinPath as join,
+  type TensorMap,
+  writeShardedSafetensors,
+  writeTextAtomic,
+} from "../../io/mod.ts";
+import {
+  CheckpointError,
+  exists,
+  LATEST,
+  MAX_SHARD_BYTES,
+  MODEL,
+  RESUME_FILE,
+  stepDirName,
+} from "./format.ts";
+import { asF32, loadCheckpoint } from "./load.ts";
+
+/** Options of `exportInferenceCheckpoint`. */
+export interface ExportOptions {
+  /** Store weights as IEEE half precision (F16), halving the size. */
+  half?: boolean;
+  /** Shard size limit in bytes (default 16 MB). */
+  maxShardBytes?: number;
+}
+
+/**
+ * Writes the weights a checkpoint samples with (EMA weights where it has them) as a stand-alone
+ * step folder in `outStageDir`, without optimizer state: what gets shipped. Metadata (config,
+ * tokenizer, format version, step) is kept, so the result loads like any checkpoint.
+ *
+ * @example
+ * ```ts
+ * async function ship() {
+ *   await exportInferenceCheckpoint("runs/demo/decoder", "out/weights/decoder", { half: true });
+ * }
+ * ```
+ */
+export async function exportInferenceCheckpoint(
+  stageDir: string,
+  outStageDir: string,
+  options: ExportOptions = {},
+): Promise<string> {
+  const ckpt = await loadCheckpoint(stageDir);
+  // CLIP samples (and the prior and decoder trained) with its trained weights, not an EMA of
+  // them (`loadClip`): exporting its EMA would ship a CLIP they never saw under the same id.
+  const useEma = ckpt.meta.stage !== "clip";
+  const tensors: TensorMap = {};
+  for (const [name, entry] of Object.entries(ckpt.weights)) {
+    const ema = useEma ? ckpt.training?.tensors[`ema.${name}`] : undefined;
+    const data = asF32(ema ?? entry, name, ckpt.dir);
+    tensors[name] = options.half
+      ? { dtype: "F16", shape: [...entry.shape], data: f32ToF16(data) }
+      : { dtype: "F32", shape: [...entry.shape], data };
+  }
+  const name = stepDirName(ckpt.meta.step);
+  const final = join(outStageDir, name);
+  if (await exists(final)) {
+    throw new CheckpointError(`"${final}" already exists; choose another output folder`);
+  }
+  await Deno.mkdir(outStageDir, { recursive: true });
+  const tmp = join(outStageDir, `.${name}.tmp-export`);
+  await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  await Deno.mkdir(tmp);
+  await writeShardedSafetensors(tmp, MODEL, tensors, {
+    format_version: String(ckpt.meta.formatVersion),
+    stage: ckpt.meta.stage,
+    step: String(ckpt.meta.step),
+    config: JSON.stringify(ckpt.meta.config),
+    tokenizer: JSON.stringify(ckpt.meta.tokenizer),
+    // The CLIP identity travels with the weights, so exported stages are checked like the run's.
+    ...(ckpt.meta.clip ? { clip: JSON.stringify(ckpt.meta.clip) } : {}),
+    weights: useEma && ckpt.training ? "ema" : "trained",
+  }, { maxShardBytes: options.maxShardBytes ?? MAX_SHARD_BYTES });
+  await writeTextAtomic(join(tmp, RESUME_FILE), JSON.stringify(ckpt.resume, null, 2) + "\n");
+  await Deno.rename(tmp, final);
+  await writeTextAtomic(join(outStageDir, LATEST), name + "\n");
+  return final;
+}
