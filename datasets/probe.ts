@@ -324,8 +324,11 @@ export async function predictProbe(
  *
  * @example
  * ```ts
- * const rows = await probeLogits(probe, images, count);
- * rows[0][pairIndex("red", "circle")] > 0; // the probe sees a red circle in image 0
+ * import { pairIndex } from "./score.ts";
+ * async function seesRedCircle(probe: ShapeProbe, images: Float32Array, count: number) {
+ *   const rows = await probeLogits(probe, images, count);
+ *   return rows[0][pairIndex("red", "circle")] > 0; // the probe sees a red circle in image 0
+ * }
  * ```
  */
 export async function probeLogits(
