@@ -18,6 +18,7 @@ export {
   createSampler,
   createTokenizer,
   decoderNullRate,
+  loadCheckedSplit,
   type PriorModel,
   STAGE_SLOTS,
 } from "./pipeline/build.ts";

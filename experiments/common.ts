@@ -7,9 +7,9 @@
  */
 import type { ResolvedConfig, TrainStage } from "../core/config.ts";
 import { encodeRgbPng, imageGrid, tensorToImages } from "../core/io/mod.ts";
-import { createDataset } from "../core/pipeline.ts";
+import { loadCheckedSplit } from "../core/pipeline.ts";
 import type { Registry } from "../core/registry.ts";
-import { asShapesData, type CaptionedImage, checkImages, type SplitName } from "../datasets/mod.ts";
+import { asShapesData, type CaptionedImage, type SplitName } from "../datasets/mod.ts";
 
 /** A usage problem an experiment finds (bad flag value, --limit beyond the split). */
 export class ExperimentUsageError extends Error {
@@ -82,8 +82,7 @@ export async function loadSplit(
   split: SplitName,
   limit: number | undefined,
 ): Promise<CaptionedImage[]> {
-  const dataset = await createDataset(config, registry);
-  const data = await dataset.split(split, limit);
+  const data = await loadCheckedSplit(config, registry, split, limit);
   if (limit !== undefined && data.length < limit) {
     throw new ExperimentUsageError(
       `--limit ${limit} is more than the ${data.length} images of the ${split} split; ` +
@@ -93,10 +92,6 @@ export async function loadSplit(
   if (data.length < 4) {
     throw new ExperimentUsageError(`The ${split} split has ${data.length} images; need at least 4`);
   }
-  checkImages(data, {
-    name: `Dataset "${config.components.dataset.plugin}", ${split} split`,
-    imageSize: dataset.imageSize,
-  });
   return asShapesData(data);
 }
 

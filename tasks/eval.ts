@@ -10,8 +10,8 @@ import { writeTextAtomic } from "../core/io/mod.ts";
 import {
   buildClipCache,
   createComponent,
-  createDataset,
   createPrior,
+  loadCheckedSplit,
   loadClip,
   loadPipeline,
   revalidateStoredConfig,
@@ -25,13 +25,7 @@ import {
   loadModuleWeights,
 } from "../core/train/checkpoint.ts";
 import { CLIP_SLOTS } from "../core/pipeline.ts";
-import {
-  asShapesData,
-  type CaptionedImage,
-  checkImages,
-  type SplitName,
-  toNchw,
-} from "../datasets/mod.ts";
+import { asShapesData, type CaptionedImage, type SplitName, toNchw } from "../datasets/mod.ts";
 import {
   type ClipEvalResult,
   type ClipEvalSet,
@@ -166,12 +160,8 @@ async function loadSplit(
   split: SplitName,
   limit: number | undefined,
 ): Promise<CaptionedImage[]> {
-  const dataset = await createDataset(config, registry);
-  const data = await dataset.split(split, limit);
+  const data = await loadCheckedSplit(config, registry, split, limit);
   if (data.length < 2) throw new UsageError(`Split "${split}" has ${data.length} images; need 2`);
-  // Wrong sizes or byte lengths would be misread silently (as in training; see checkImages).
-  const name = `Dataset "${config.components.dataset.plugin}", ${split} split`;
-  checkImages(data, { name, imageSize: dataset.imageSize });
   return asShapesData(data);
 }
 

@@ -6,7 +6,9 @@
  */
 import { ClipModel } from "../clip.ts";
 import type {
+  CaptionedImage,
   ComponentKinds,
+  DatasetSplit,
   Decoder,
   ImageEncoder,
   ImageTextDataset,
@@ -21,6 +23,7 @@ import {
   type ResolvedConfig,
   type TrainStage,
 } from "../config.ts";
+import { checkImages } from "../data/loader.ts";
 import type { Module } from "../nn/module.ts";
 import type { PluginContextOf, Registry, SizeContext } from "../registry.ts";
 
@@ -92,6 +95,34 @@ export function createDataset(
   registry: Registry,
 ): Promise<ImageTextDataset> {
   return createComponent<ImageTextDataset>(config, registry, "dataset");
+}
+
+/**
+ * The first `limit` images of a split of the run's dataset (all when undefined), each checked
+ * for its byte length and size (a wrong one would be misread silently, as in training).
+ *
+ * @example
+ * ```ts
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * async function test64(config: ResolvedConfig, registry: Registry) {
+ *   return await loadCheckedSplit(config, registry, "test", 64);
+ * }
+ * ```
+ */
+export async function loadCheckedSplit(
+  config: ResolvedConfig,
+  registry: Registry,
+  split: DatasetSplit,
+  limit: number | undefined,
+): Promise<CaptionedImage[]> {
+  const dataset = await createDataset(config, registry);
+  const data = await dataset.split(split, limit);
+  checkImages(data, {
+    name: `Dataset "${config.components.dataset.plugin}", ${split} split`,
+    imageSize: dataset.imageSize,
+  });
+  return data;
 }
 
 /**
