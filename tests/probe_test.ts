@@ -19,8 +19,11 @@ import type { SizeWord } from "../datasets/shapes.ts";
 import {
   bceWithLogits,
   DEFAULT_PROBE_OPTIONS,
+  dihedralInto,
   imagesToNchw,
+  probeLogits,
   scoreImages,
+  ShapeProbe,
   trainProbe,
 } from "../core/eval/probe.ts";
 import { initBackend, tensor } from "../core/tensor/mod.ts";
@@ -175,6 +178,47 @@ Deno.test("bceWithLogits matches the textbook formula", async () => {
   }
   const got = await bceWithLogits(tensor(z, [2, 3]), tensor(y, [2, 3])).item();
   assert.ok(Math.abs(got - want / 2) < 1e-4, `${got} vs ${want / 2}`);
+});
+
+Deno.test("dihedralInto: the 8 flips and quarter turns of an image are distinct and invertible", () => {
+  const S = 4, img = new Float32Array(2 * S * S).map((_, i) => i);
+  const seen = new Set<string>();
+  for (let k = 0; k < 8; k++) {
+    const out = new Float32Array(img.length);
+    dihedralInto(img, S, k, out);
+    seen.add(out.join(","));
+    // Each channel is moved on its own: channel 1 stays channel 0 plus 16.
+    for (let i = 0; i < S * S; i++) assert.equal(out[S * S + i], out[i] + S * S);
+  }
+  assert.equal(seen.size, 8);
+  // Mirrors undo themselves; a swap of the axes too; bit 2 is the transpose.
+  for (const k of [1, 2, 3, 4]) {
+    const once = new Float32Array(img.length), twice = new Float32Array(img.length);
+    dihedralInto(img, S, k, once);
+    dihedralInto(once, S, k, twice);
+    assert.deepEqual(twice, img);
+  }
+  const t = new Float32Array(img.length);
+  dihedralInto(img, S, 4, t, 0);
+  assert.equal(t[1 * S + 2], img[2 * S + 1]);
+  // `offset` places the result in a batch.
+  const batch = new Float32Array(3 * img.length);
+  dihedralInto(img, S, 0, batch, img.length);
+  assert.deepEqual(batch.subarray(img.length, 2 * img.length), img);
+});
+
+Deno.test("a dihedral probe's logits do not change when the image is flipped or turned", async () => {
+  const S = 8, per = 3 * S * S;
+  const probe = new ShapeProbe(S, 4, false, true);
+  const x = new Float32Array(per).map((_, i) => Math.sin(i * 0.37));
+  const moved = new Float32Array(per);
+  dihedralInto(x, S, 6, moved);
+  const [a] = await probeLogits(probe, x, 1);
+  const [b] = await probeLogits(probe, moved, 1);
+  for (let i = 0; i < a.length; i++) {
+    assert.ok(Math.abs(a[i] - b[i]) < 1e-4, `${i}: ${a[i]} vs ${b[i]}`);
+  }
+  probe.dispose();
 });
 
 // Measured on llvmpipe (2 idle cores): 400 steps of 64 images at 16x16, 27 s; on 512 held-out
