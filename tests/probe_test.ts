@@ -4,6 +4,8 @@
  * rate on held-out real images. Measured values on llvmpipe are in the comments.
  */
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cli } from "./_support/cli.ts";
 import {
   decodePrediction,
   labelTargets,
@@ -245,4 +247,34 @@ Deno.test("probe trained briefly on 16x16 shapes matches held-out real images", 
   assert.ok(s.colour >= 0.5, `colour ${s.colour}`);
   assert.ok(s.count >= 0.85, `count ${s.count}`);
   probe.dispose();
+});
+
+Deno.test("a probe saved before the augment/stem/localHead options is reused, not retrained", async () => {
+  // weights/cpu32/probe/probe.json has no augment, stem or localHead: the defaults it was trained
+  // with. A copy of the run must reuse it (the real-image rates are its stored ones).
+  const root = new URL("..", import.meta.url).pathname;
+  const dir = await Deno.makeTempDir({ prefix: "unclip-probe-" });
+  try {
+    const copy = async (from: string, to: string): Promise<void> => {
+      await Deno.mkdir(to, { recursive: true });
+      for await (const e of Deno.readDir(from)) {
+        if (e.name.startsWith("eval_")) continue;
+        if (e.isDirectory) await copy(join(from, e.name), join(to, e.name));
+        else await Deno.copyFile(join(from, e.name), join(to, e.name));
+      }
+    };
+    await copy(join(root, "weights", "cpu32"), dir);
+    const saved = JSON.parse(await Deno.readTextFile(join(dir, "probe", "probe.json")));
+    assert.equal(saved.options.augment, undefined);
+    const r = await cli("eval", ["probe", "--checkpoint", dir], {
+      env: { UNCLIP_CPU_THREADS: "1" },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /cached/);
+    const out = JSON.parse(await Deno.readTextFile(join(dir, "eval_probe_test.json")));
+    assert.equal(out.trained, false);
+    assert.equal(out.realImages.exact, saved.realTest.exact);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
