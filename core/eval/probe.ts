@@ -97,12 +97,15 @@ export const DEFAULT_PROBE_OPTIONS: Omit<ProbeOptions, "imageSize"> = {
   lr: 3e-3,
   seed: 0,
   trainCount: 20000,
-  augment: "flip",
+  augment: "dihedral",
   stem: false,
-  localHead: false,
+  localHead: true,
 };
 
-/** Version of the files in `<run>/probe/`. */
+/**
+ * Version of the files in `<run>/probe/`. The layers a probe has follow from its options
+ * (`stem`, `localHead`), which are part of the cache key, so adding them needed no new version.
+ */
 export const PROBE_FORMAT_VERSION = 3;
 
 /** Real-image scores of the probe (its ceiling), stored beside its weights. */
@@ -124,6 +127,10 @@ export interface ProbeInfo {
  * a third conv + GroupNorm + ReLU (at >= 32 px one more 2x2 max-pool and conv + GroupNorm + ReLU,
  * so that the receptive field covers the largest figures), global max and mean pooling, then a
  * hidden Linear and a Linear to 102 pair, 17 colour, 6 shape, 1 "two figures" and 306 size logits.
+ * With `localHead` the same logits also come from two 1x1 convolutions at every cell of the last
+ * feature map, max-pooled over the cells and added: with two figures the global pooling mixes
+ * their features, a cell reads the figure it sits on. With `dihedral` the logits are averaged over
+ * the 8 flips and quarter turns of the image when predicting.
  *
  * @example
  * ```ts
@@ -459,8 +466,16 @@ export function imagesToNchw(data: readonly CaptionedImage[]): Float32Array {
 /** Values of options added after format 3 that a probe saved without them was trained with. */
 const LEGACY_OPTIONS: Partial<ProbeOptions> = { augment: "flip", stem: false, localHead: false };
 
-/** Whether saved options (missing keys: `LEGACY_OPTIONS`) equal `options`, in any key order. */
-function sameOptions(saved: Partial<ProbeOptions>, options: ProbeOptions): boolean {
+/**
+ * Whether saved options (a key they lack: the value probes were trained with before it existed)
+ * equal `options`, in any key order: the cache test of `loadOrTrainProbe`.
+ *
+ * @example
+ * ```ts
+ * sameProbeOptions(savedInfo.options, { ...DEFAULT_PROBE_OPTIONS, imageSize: 32 });
+ * ```
+ */
+export function sameProbeOptions(saved: Partial<ProbeOptions>, options: ProbeOptions): boolean {
   const full: Record<string, unknown> = { ...LEGACY_OPTIONS, ...saved };
   const keys = new Set([...Object.keys(full), ...Object.keys(options)]);
   return [...keys].every((k) =>
@@ -552,7 +567,7 @@ export async function loadOrTrainProbe(
       const info = JSON.parse(await Deno.readTextFile(infoPath)) as ProbeInfo;
       if (
         info.format_version === PROBE_FORMAT_VERSION &&
-        sameOptions(info.options, options) &&
+        sameProbeOptions(info.options, options) &&
         JSON.stringify(info.dataset) === JSON.stringify(datasetConfig)
       ) {
         return { probe: await loadProbe(dir, options), info, trained: false };
