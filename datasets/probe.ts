@@ -70,6 +70,20 @@ export interface ProbeOptions {
   seed: number;
   /** Training images generated from the run's dataset config (its train split). */
   trainCount: number;
+  /**
+   * "flip": random horizontal flips; "dihedral": any of the 8 flips and quarter turns (the labels
+   * and the box distribution of the shapes data are invariant to all 8), and at prediction time
+   * the logits averaged over the 8.
+   */
+  augment: "flip" | "dihedral";
+  /** A second 3x3 convolution at full resolution before the first pooling. */
+  stem: boolean;
+  /**
+   * A second head applied at every cell of the last feature map (two 1x1 convolutions), its
+   * logits max-pooled over the cells and added to the global head's: a figure's colour and shape
+   * are read where the figure is, not from features pooled over both figures.
+   */
+  localHead: boolean;
 }
 
 /**
@@ -86,9 +100,16 @@ export const DEFAULT_PROBE_OPTIONS: Omit<ProbeOptions, "imageSize"> = {
   lr: 3e-3,
   seed: 0,
   trainCount: 20000,
+  augment: "dihedral",
+  stem: false,
+  localHead: true,
 };
 
-/** Version of the files in `<run>/probe/`. */
+/**
+ * Version of the files in `<run>/probe/`. 4: trained on every colour-shape pair
+ * (`probeTrainingData`). The layers a probe has follow from its options (`stem`, `localHead`),
+ * which are part of the cache key.
+ */
 export const PROBE_FORMAT_VERSION = 4;
 
 /** Real-image scores of the probe (its ceiling), stored beside its weights. */
@@ -110,6 +131,10 @@ export interface ProbeInfo {
  * a third conv + GroupNorm + ReLU (at >= 32 px one more 2x2 max-pool and conv + GroupNorm + ReLU,
  * so that the receptive field covers the largest figures), global max and mean pooling, then a
  * hidden Linear and a Linear to 102 pair, 17 colour, 6 shape, 1 "two figures" and 306 size logits.
+ * With `localHead` the same logits also come from two 1x1 convolutions at every cell of the last
+ * feature map, max-pooled over the cells and added: with two figures the global pooling mixes
+ * their features, a cell reads the figure it sits on. With `dihedral` the logits are averaged over
+ * the 8 flips and quarter turns of the image when predicting.
  *
  * @example
  * ```ts
@@ -122,6 +147,7 @@ export interface ProbeInfo {
  */
 export class ShapeProbe extends Module {
   readonly conv1: Conv2d;
+  readonly conv1b: Conv2d | null;
   readonly conv2: Conv2d;
   readonly norm2: GroupNorm;
   readonly conv3: Conv2d;
@@ -130,14 +156,24 @@ export class ShapeProbe extends Module {
   readonly norm4: GroupNorm | null;
   readonly hidden: Linear;
   readonly head: Linear;
+  readonly localHidden: Conv2d | null;
+  readonly localOut: Conv2d | null;
 
-  constructor(readonly imageSize: number, readonly width = DEFAULT_PROBE_OPTIONS.width) {
+  constructor(
+    readonly imageSize: number,
+    readonly width = DEFAULT_PROBE_OPTIONS.width,
+    readonly stem = DEFAULT_PROBE_OPTIONS.stem,
+    /** Average the logits over the 8 flips and quarter turns of each image when predicting. */
+    readonly dihedral = false,
+    readonly localHead = false,
+  ) {
     super();
     if (!Number.isInteger(imageSize) || imageSize < 8) {
       throw new Error(`Probe image size ${imageSize} is not an integer >= 8`);
     }
     const w = width, w2 = 2 * width;
     this.conv1 = this.addModule("conv1", new Conv2d(3, w, 3, { padding: 1 }));
+    this.conv1b = stem ? this.addModule("conv1b", new Conv2d(w, w, 3, { padding: 1 })) : null;
     this.conv2 = this.addModule("conv2", new Conv2d(w, w2, 3, { padding: 1 }));
     this.norm2 = this.addModule("norm2", new GroupNorm(4, w2));
     this.conv3 = this.addModule("conv3", new Conv2d(w2, w2, 3, { padding: 1 }));
@@ -147,6 +183,8 @@ export class ShapeProbe extends Module {
     this.norm4 = deep ? this.addModule("norm4", new GroupNorm(4, last)) : null;
     this.hidden = this.addModule("hidden", new Linear(2 * last, 256));
     this.head = this.addModule("head", new Linear(256, PROBE_LOGITS));
+    this.localHidden = localHead ? this.addModule("localHidden", new Conv2d(last, 256, 1)) : null;
+    this.localOut = localHead ? this.addModule("localOut", new Conv2d(256, PROBE_LOGITS, 1)) : null;
   }
 
   /**
@@ -158,7 +196,9 @@ export class ShapeProbe extends Module {
   forward(x: Tensor): Tensor {
     const B = x.shape[0];
     // No norm after conv1: GroupNorm there normalises each image's colour statistics away.
-    let h = maxPool2d(relu(this.conv1.forward(x)), 2);
+    let h = relu(this.conv1.forward(x));
+    if (this.conv1b) h = relu(this.conv1b.forward(h));
+    h = maxPool2d(h, 2);
     h = maxPool2d(relu(this.norm2.forward(this.conv2.forward(h))), 2);
     h = relu(this.norm3.forward(this.conv3.forward(h)));
     if (this.conv4 && this.norm4) {
@@ -166,11 +206,18 @@ export class ShapeProbe extends Module {
     }
     // Global max + mean pooling: "is there a red triangle anywhere" is position-free, so the
     // hidden layer need not learn each feature once per spatial cell.
+    const local = this.localHidden && this.localOut
+      ? reshape(maxPool2d(this.localOut.forward(relu(this.localHidden.forward(h))), h.shape[2]), [
+        B,
+        -1,
+      ])
+      : null;
     h = concat([
       reshape(maxPool2d(h, h.shape[2]), [B, -1]),
       reshape(adaptiveAvgPool2d(h, [1, 1]), [B, -1]),
     ], 1);
-    const raw = this.head.forward(this.hidden.forward(reshape(h, [B, -1]), "relu"));
+    let raw = this.head.forward(this.hidden.forward(reshape(h, [B, -1]), "relu"));
+    if (local) raw = add(raw, local);
     const C = COLOUR_NAMES.length, K = SHAPES.length;
     const pair = add(
       add(
@@ -225,6 +272,30 @@ function writeTargets(sample: CaptionedImage, out: Float32Array, row: number): v
 }
 
 /**
+ * Writes transform `k` (0-7; bit 0 mirrors x, bit 1 mirrors y, bit 2 swaps the axes) of one
+ * planar [C, S, S] image `src` into `dst` at `offset`: the 8 flips and quarter turns.
+ */
+export function dihedralInto(
+  src: Float32Array,
+  S: number,
+  k: number,
+  dst: Float32Array,
+  offset = 0,
+): void {
+  const fx = (k & 1) !== 0, fy = (k & 2) !== 0, swap = (k & 4) !== 0, plane = S * S;
+  for (let c = 0; c < src.length / plane; c++) {
+    const sc = c * plane, dc = offset + c * plane;
+    for (let y = 0; y < S; y++) {
+      const yy = fy ? S - 1 - y : y;
+      for (let x = 0; x < S; x++) {
+        const xx = fx ? S - 1 - x : x;
+        dst[dc + y * S + x] = src[sc + (swap ? xx * S + yy : yy * S + xx)];
+      }
+    }
+  }
+}
+
+/**
  * Trains a probe on labelled images with Adam (random horizontal flips, which keep the labels),
  * the learning rate decaying to zero on a cosine over the last half of the steps. The loss is
  * read back only every 100 steps.
@@ -249,7 +320,13 @@ export async function trainProbe(
     throw new Error(`Probe images are ${data[0].width}px but the probe expects ${S}px`);
   }
   manualSeed(options.seed);
-  const probe = new ShapeProbe(S, options.width);
+  const probe = new ShapeProbe(
+    S,
+    options.width,
+    options.stem,
+    options.augment === "dihedral",
+    options.localHead,
+  );
   // Start the head at roughly the label priors (a pair logit is pair + colour + shape, so about
   // -4; colours about -1.5, shapes -1) instead of 0: otherwise the first few hundred Adam steps
   // are spent walking 120 biases down from log(2) per logit to the label frequencies.
@@ -264,13 +341,19 @@ export async function trainProbe(
   const opt = new Adam(probe.parameters(), { lr: options.lr });
   const rng = new Rng(`probe-${options.seed}`);
   const x = new Float32Array(B * per), y = new Float32Array(B * PROBE_LOGITS);
+  const one = new Float32Array(per);
   let last = NaN;
   try {
     for (let step = 0; step < options.steps; step++) {
       y.fill(0);
       for (let k = 0; k < B; k++) {
         const s = data[Math.floor(rng.next() * data.length)];
-        toNchw(s.image, S, S, x, k * per, rng.next() < 0.5);
+        if (options.augment === "dihedral") {
+          toNchw(s.image, S, S, one, 0, false);
+          dihedralInto(one, S, Math.floor(rng.next() * 8), x, k * per);
+        } else {
+          toNchw(s.image, S, S, x, k * per, rng.next() < 0.5);
+        }
         writeTargets(s, y, k);
       }
       const loss = scope(() => {
@@ -345,11 +428,21 @@ export async function probeLogits(
   const out: Float32Array[] = [];
   for (let i = 0; i < count; i += 128) {
     const b = Math.min(128, count - i);
-    const logits = noGrad(() =>
-      scope(() => probe.forward(tensor(images.subarray(i * per, (i + b) * per), [b, 3, S, S])))
-    );
-    const z = (await logits.read()) as Float32Array;
-    logits.dispose();
+    const chunk = images.subarray(i * per, (i + b) * per);
+    const z = new Float32Array(b * K);
+    const views = probe.dihedral ? 8 : 1;
+    const moved = views > 1 ? new Float32Array(b * per) : chunk;
+    for (let v = 0; v < views; v++) {
+      if (views > 1) {
+        for (let k = 0; k < b; k++) {
+          dihedralInto(chunk.subarray(k * per, (k + 1) * per), S, v, moved, k * per);
+        }
+      }
+      const logits = noGrad(() => scope(() => probe.forward(tensor(moved, [b, 3, S, S]))));
+      const zv = (await logits.read()) as Float32Array;
+      logits.dispose();
+      for (let j = 0; j < zv.length; j++) z[j] += zv[j] / views;
+    }
     for (let k = 0; k < b; k++) out.push(z.slice(k * K, (k + 1) * K));
   }
   return out;
@@ -373,6 +466,26 @@ export async function scoreImages(
 ): Promise<ProbeScores> {
   const preds = await predictProbe(probe, images, captions.length);
   return summarizeScores(preds.map((p, i) => scoreCaption(p, captions[i])));
+}
+
+/** Values of options added after format 3 that a probe saved without them was trained with. */
+const LEGACY_OPTIONS: Partial<ProbeOptions> = { augment: "flip", stem: false, localHead: false };
+
+/**
+ * Whether saved options (a key they lack: the value probes were trained with before it existed)
+ * equal `options`, in any key order: the cache test of `loadOrTrainProbe`.
+ *
+ * @example
+ * ```ts
+ * sameProbeOptions(savedInfo.options, { ...DEFAULT_PROBE_OPTIONS, imageSize: 32 });
+ * ```
+ */
+export function sameProbeOptions(saved: Partial<ProbeOptions>, options: ProbeOptions): boolean {
+  const full: Record<string, unknown> = { ...LEGACY_OPTIONS, ...saved };
+  const keys = new Set([...Object.keys(full), ...Object.keys(options)]);
+  return [...keys].every((k) =>
+    JSON.stringify(full[k]) === JSON.stringify((options as unknown as Record<string, unknown>)[k])
+  );
 }
 
 /**
@@ -410,7 +523,8 @@ function stateToTensors(probe: ShapeProbe, values: Map<string, Float32Array>): T
   return out;
 }
 
-async function saveProbe(dir: string, probe: ShapeProbe, info: ProbeInfo): Promise<void> {
+/** Saves a probe and its info to `dir` (the JSON last: it marks a complete probe). */
+export async function saveProbe(dir: string, probe: ShapeProbe, info: ProbeInfo): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
   const values = new Map<string, Float32Array>();
   for (const [name, t] of probe.stateDict()) values.set(name, (await t.read()) as Float32Array);
@@ -421,9 +535,16 @@ async function saveProbe(dir: string, probe: ShapeProbe, info: ProbeInfo): Promi
   await writeTextAtomic(join(dir, "probe.json"), JSON.stringify(info, null, 2) + "\n");
 }
 
-async function loadProbe(dir: string, options: ProbeOptions): Promise<ShapeProbe> {
+/** Loads a saved probe's weights from `dir` (its `probe.safetensors`). */
+export async function loadProbe(dir: string, options: ProbeOptions): Promise<ShapeProbe> {
   const { tensors } = await readSafetensors(join(dir, "probe.safetensors"));
-  const probe = new ShapeProbe(options.imageSize, options.width);
+  const probe = new ShapeProbe(
+    options.imageSize,
+    options.width,
+    options.stem,
+    options.augment === "dihedral",
+    options.localHead,
+  );
   const values = new Map<string, { shape: readonly number[]; data: Float32Array }>();
   for (const [name, e] of Object.entries(tensors)) {
     if (e.dtype !== "F32") throw new Error(`Probe tensor "${name}" in "${dir}" is not F32`);
@@ -472,7 +593,7 @@ export async function loadOrTrainProbe(
       const info = JSON.parse(await Deno.readTextFile(infoPath)) as ProbeInfo;
       if (
         info.format_version === PROBE_FORMAT_VERSION &&
-        JSON.stringify(info.options) === JSON.stringify(options) &&
+        sameProbeOptions(info.options, options) &&
         JSON.stringify(info.dataset) === JSON.stringify(datasetConfig)
       ) {
         return { probe: await loadProbe(dir, options), info, trained: false };
