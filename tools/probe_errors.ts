@@ -6,8 +6,9 @@
  *   deno run -A tools/probe_errors.ts PROBE_DIR [COUNT]
  */
 import { join } from "node:path";
-import { imagesToNchw, loadProbe, predictProbe, type ProbeOptions } from "../core/eval/probe.ts";
-import { pairIndex, pairOf, scoreCaption, summarizeScores } from "../core/eval/score.ts";
+import { loadProbe, predictProbe, type ProbeOptions } from "../datasets/probe.ts";
+import { imagesToNchw } from "../core/data/images.ts";
+import { pairIndex, pairOf, scoreCaption, summarizeScores } from "../datasets/score.ts";
 import { initBackend } from "../core/tensor/mod.ts";
 import { generateSplit, SHAPES } from "../datasets/mod.ts";
 

@@ -4,13 +4,13 @@
  */
 import {
   DEFAULT_PROBE_OPTIONS,
-  imagesToNchw,
   PROBE_FORMAT_VERSION,
   type ProbeOptions,
   saveProbe,
   scoreImages,
   trainProbe,
-} from "../core/eval/probe.ts";
+} from "../datasets/probe.ts";
+import { imagesToNchw } from "../core/data/images.ts";
 import { initBackend } from "../core/tensor/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";
 
@@ -22,7 +22,14 @@ const options: ProbeOptions = {
   ...JSON.parse(Deno.args[1] ?? "{}"),
 };
 const testCount = Number(Deno.args[2] ?? 1000);
-const train = generateSplit({ set: 1, split: "train", size: 32, count: options.trainCount });
+// The probe's own data (format 4, as loadOrTrainProbe): every colour-shape pair, its own seed.
+const train = generateSplit({
+  set: 1,
+  split: "test",
+  seed: "unclip-shapes/probe",
+  size: 32,
+  count: options.trainCount,
+});
 const test = generateSplit({ set: 1, split: "test", size: 32, count: testCount });
 const t0 = performance.now();
 let tl = t0;
