@@ -477,7 +477,10 @@ const LEGACY_OPTIONS: Partial<ProbeOptions> = { augment: "flip", stem: false, lo
  *
  * @example
  * ```ts
- * sameProbeOptions(savedInfo.options, { ...DEFAULT_PROBE_OPTIONS, imageSize: 32 });
+ * // A probe saved before the per-cell head existed was trained without it:
+ * const { localHead: _, ...saved } = { ...DEFAULT_PROBE_OPTIONS, imageSize: 32 };
+ * const same = sameProbeOptions(saved, { ...saved, imageSize: 32, localHead: false });
+ * if (!same) throw new Error("a missing option means the old behaviour");
  * ```
  */
 export function sameProbeOptions(saved: Partial<ProbeOptions>, options: ProbeOptions): boolean {
