@@ -101,6 +101,7 @@ export async function runReport(
   const html = join(out, "report.html"), markdown = join(out, "report.md");
   const loss = join(out, "report_loss.svg");
   const force = values.force === true;
+  if (values.out !== undefined && !(await exists(out))) await Deno.mkdir(out, { recursive: true });
   for (const f of [html, markdown, loss]) await checkOutputFile(f, { force, flag: "--out" });
 
   if (!values["no-run"]) {
