@@ -341,7 +341,11 @@ Deno.test("experiment: every experiment runs on the shipped weights (tiny limits
           `new Promise((done) => {
             const check = () => {
               const imgs = [...document.images];
-              if (document.readyState !== "complete" || imgs.some((i) => !i.complete)) {
+              // The tab opens on about:blank: wait for the report itself, then its images.
+              if (
+                !location.href.startsWith("file:") || !document.querySelector("h1") ||
+                document.readyState !== "complete" || imgs.some((i) => !i.complete)
+              ) {
                 return setTimeout(check, 50);
               }
               done({

@@ -124,14 +124,17 @@ export async function openPage(binary: string, url: string): Promise<BrowserPage
   await call("Runtime.enable");
   // The page target exists before it has navigated (it may still be about:blank, where WebGPU is
   // missing): wait until the document at `url` has loaded.
+  // file: URLs (and about:blank) have the origin "null": compare whole addresses for them.
   const origin = new URL(url).origin;
+  const where = origin === "null" ? "location.href" : "location.origin";
+  const want = origin === "null" ? new URL(url).href : origin;
   for (let i = 0; i < 300; i++) {
     const m = await call("Runtime.evaluate", {
-      expression: "location.origin + ' ' + document.readyState",
+      expression: `${where} + ' ' + document.readyState`,
       returnByValue: true,
     });
     const value = (m.result as { result?: { value?: string } } | undefined)?.result?.value ?? "";
-    if (value === `${origin} complete`) break;
+    if (value === `${want} complete`) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
