@@ -17,6 +17,8 @@ import {
   type Experiment,
   ExperimentUsageError,
   gridPng,
+  GUIDANCE_FLAG,
+  guidanceScale,
   loadSplit,
   numberList,
   round,
@@ -85,7 +87,7 @@ export const arithmeticExperiment: Experiment = {
       help: `"A - B + C = D; ..." (default the thesis's two: "${DEFAULT_EQUATIONS}")`,
     },
     n: { type: "string", help: "images per equation (default 8)" },
-    guidance: { type: "string", help: "decoder guidance scale (default 2)" },
+    ...GUIDANCE_FLAG,
     ...PROBE_FLAGS,
   },
   async run(ctx) {
@@ -93,7 +95,7 @@ export const arithmeticExperiment: Experiment = {
       (ctx.flags.equations as string | undefined) ?? DEFAULT_EQUATIONS,
     );
     const n = numberList(ctx.flags.n, "n", { integer: true, min: 1, max: 256 })?.[0] ?? 8;
-    const guidance = numberList(ctx.flags.guidance, "guidance", { min: 0, max: 100 })?.[0] ?? 2;
+    const guidance = guidanceScale(ctx.flags);
     const p = await loadPipeline(ctx.checkpoint, ctx.registry, { sampler: ctx.sampler });
     try {
       for (const e of equations) {

@@ -25,8 +25,9 @@ import {
   type ExperimentFile,
   ExperimentUsageError,
   gridPng,
+  GUIDANCE_FLAG,
+  guidanceScale,
   loadSplit,
-  numberList,
   round,
 } from "./common.ts";
 import { generateImages, loadJudge, PROBE_FLAGS, requireJudge } from "./generate.ts";
@@ -101,12 +102,12 @@ export const bindingExperiment: Experiment = {
       type: "string",
       help: "run folder whose decoder sees captions only (presets/cpu32-text-only.jsonc)",
     },
-    guidance: { type: "string", help: "decoder guidance scale (default 2)" },
+    ...GUIDANCE_FLAG,
     ...PROBE_FLAGS,
   },
   async run(ctx) {
     const limit = ctx.limit ?? DEFAULT_BINDING_LIMIT;
-    const guidance = numberList(ctx.flags.guidance, "guidance", { min: 0, max: 100 })?.[0] ?? 2;
+    const guidance = guidanceScale(ctx.flags);
     const variants = (["clip-only", "text-only"] as const)
       .filter((f) => ctx.flags[f] !== undefined)
       .map((f) => ({ flag: f, dir: String(ctx.flags[f]) }));

@@ -157,3 +157,13 @@ export function numberList(
 export function round(x: number): number {
   return Number.isFinite(x) ? Number(x.toPrecision(6)) : x;
 }
+
+/** The `--guidance` flag of the experiments that decode with one guidance scale. */
+export const GUIDANCE_FLAG: Experiment["flags"] = {
+  guidance: { type: "string", help: "decoder guidance scale (default 2)" },
+};
+
+/** The decoder guidance scale of `--guidance` (default 2). */
+export function guidanceScale(flags: Record<string, string | boolean | undefined>): number {
+  return numberList(flags.guidance, "guidance", { min: 0, max: 100 })?.[0] ?? 2;
+}

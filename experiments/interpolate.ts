@@ -16,6 +16,8 @@ import {
   type Experiment,
   ExperimentUsageError,
   gridPng,
+  GUIDANCE_FLAG,
+  guidanceScale,
   loadSplit,
   numberList,
   round,
@@ -31,7 +33,7 @@ export const interpolateExperiment: Experiment = {
     pair: { type: "string", help: "indices of the two test images, e.g. 0,1 (default 0,1)" },
     frames: { type: "string", help: "interpolation points from t=0 to t=1 (default 8)" },
     mode: { type: "string", help: "slerp (default) or lerp" },
-    guidance: { type: "string", help: "decoder guidance scale (default 2)" },
+    ...GUIDANCE_FLAG,
     caption: { type: "string", help: 'decoder text input of every frame (default "")' },
   },
   async run(ctx) {
@@ -45,7 +47,7 @@ export const interpolateExperiment: Experiment = {
     if (mode !== "slerp" && mode !== "lerp") {
       throw new ExperimentUsageError(`--mode "${mode}" must be slerp or lerp`);
     }
-    const guidance = numberList(ctx.flags.guidance, "guidance", { min: 0, max: 100 })?.[0] ?? 2;
+    const guidance = guidanceScale(ctx.flags);
     const caption = (ctx.flags.caption as string | undefined) ?? "";
     const p = await loadPipeline(ctx.checkpoint, ctx.registry, { sampler: ctx.sampler });
     try {

@@ -25,6 +25,8 @@ import {
   type Experiment,
   ExperimentUsageError,
   gridPng,
+  GUIDANCE_FLAG,
+  guidanceScale,
   loadSplit,
   numberList,
   round,
@@ -80,13 +82,13 @@ export const textdiffExperiment: Experiment = {
     ratios: { type: "string", help: "values of r (default 0,0.1,0.2,0.3,0.4,0.5)" },
     mode: { type: "string", help: "lerp (thesis, default) or slerp (DALL-E 2)" },
     n: { type: "string", help: "samples per r, each with its own noise (default 4)" },
-    guidance: { type: "string", help: "decoder guidance scale (default 2)" },
+    ...GUIDANCE_FLAG,
     ...PROBE_FLAGS,
   },
   async run(ctx) {
     const ratios = numberList(ctx.flags.ratios, "ratios", { min: 0, max: 1 }) ?? DEFAULT_RATIOS;
     const n = numberList(ctx.flags.n, "n", { integer: true, min: 1, max: 64 })?.[0] ?? 4;
-    const guidance = numberList(ctx.flags.guidance, "guidance", { min: 0, max: 100 })?.[0] ?? 2;
+    const guidance = guidanceScale(ctx.flags);
     const mode = (ctx.flags.mode as string | undefined) ?? "lerp";
     if (mode !== "lerp" && mode !== "slerp") {
       throw new ExperimentUsageError(`--mode "${mode}" must be lerp or slerp`);

@@ -29,7 +29,14 @@ import {
   type ShapeName,
   SHAPES,
 } from "../datasets/mod.ts";
-import { type Experiment, gridPng, loadSplit, numberList, round } from "./common.ts";
+import {
+  type Experiment,
+  gridPng,
+  GUIDANCE_FLAG,
+  guidanceScale,
+  loadSplit,
+  round,
+} from "./common.ts";
 import { generateImages, loadJudge, PROBE_FLAGS, requireJudge } from "./generate.ts";
 
 /** Default captions per task. */
@@ -80,11 +87,11 @@ export const zeroshotExperiment: Experiment = {
   stages: ["clip", "prior", "decoder"],
   flags: {
     ...PROBE_FLAGS,
-    guidance: { type: "string", help: "decoder guidance scale (default 2)" },
+    ...GUIDANCE_FLAG,
   },
   async run(ctx) {
     const limit = ctx.limit ?? DEFAULT_ZEROSHOT_LIMIT;
-    const guidance = numberList(ctx.flags.guidance, "guidance", { min: 0, max: 100 })?.[0] ?? 2;
+    const guidance = guidanceScale(ctx.flags);
     const p = await loadPipeline(ctx.checkpoint, ctx.registry, { sampler: ctx.sampler });
     try {
       const unseen = await loadSplit(p.config, ctx.registry, "zeroshot", limit);
