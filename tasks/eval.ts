@@ -34,7 +34,12 @@ import {
 } from "../core/eval/clip.ts";
 import { evaluatePrior, type PriorMetrics, THESIS_TABLE_4_2 } from "../core/eval/prior.ts";
 import type { NoiseSchedule } from "../core/diffusion/mod.ts";
-import { DEFAULT_PROBE_STEPS, loadOrTrainProbe, scoreImages } from "../datasets/probe.ts";
+import {
+  DEFAULT_PROBE_OPTIONS,
+  DEFAULT_PROBE_STEPS,
+  loadOrTrainProbe,
+  scoreImages,
+} from "../datasets/probe.ts";
 import { imagesToNchw } from "../core/data/images.ts";
 import type { ProbeScores } from "../datasets/score.ts";
 import {
@@ -75,6 +80,7 @@ Options:
   --sampler NAME     ddpm, ddim or dpm-solver++ for "pipeline" (default: the config's)
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --probe-steps N    training steps of the ground-truth probe (default ${DEFAULT_PROBE_STEPS})
+  --probe-images N   images the probe trains on (default ${DEFAULT_PROBE_OPTIONS.trainCount})
   --out FILE.json    where to write the results (default DIR/eval_<what>_<split>.json); an
                      existing file is kept unless --force
   --force            overwrite the results file if it exists
@@ -183,6 +189,7 @@ export async function runEval(
     split: { type: "string" },
     limit: { type: "string" },
     "probe-steps": { type: "string" },
+    "probe-images": { type: "string" },
   }, "eval");
   if (values.help) {
     print(USAGE);
@@ -208,6 +215,8 @@ export async function runEval(
   const { guidance, steps, seed } = samplingFlags(values);
   const probeSteps = numberFlag(values, "probe-steps", { integer: true, min: 1 }) ??
     DEFAULT_PROBE_STEPS;
+  const probeImages = numberFlag(values, "probe-images", { integer: true, min: 64 });
+  const probeOptions = { steps: probeSteps, ...(probeImages && { trainCount: probeImages }) };
   const out = (values.out as string | undefined) ?? join(checkpoint, `eval_${what}_${split}.json`);
   // Before any work: an existing result (e.g. the shipped weights/default/eval_*.json) is kept
   // unless --force, and the folder must be writable.
@@ -227,7 +236,7 @@ export async function runEval(
       checkpoint,
       config,
       registry,
-      { steps: probeSteps },
+      probeOptions,
       { print },
     );
     try {
@@ -354,7 +363,7 @@ export async function runEval(
           checkpoint,
           p.config,
           registry,
-          { steps: probeSteps },
+          probeOptions,
           { print },
         );
         try {
