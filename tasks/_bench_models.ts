@@ -1,0 +1,182 @@
+/**
+ * The model rows of `deno task bench`: one optimizer step of each model of a preset at its
+ * shapes, and the shipped demo decoder's forward pass and training step at the batch a guided
+ * sampling step runs. Inputs are random tensors of the right shapes.
+ * @module
+ */
+import * as T from "../core/tensor/mod.ts";
+import { generateSplit } from "../datasets/mod.ts";
+import { builtins } from "../plugins/mod.ts";
+import { loadConfig } from "../core/config_file.ts";
+import {
+  createClip,
+  createComponent,
+  createDecoder,
+  createPrior,
+  createTokenizer,
+  loadPipeline,
+} from "../core/pipeline.ts";
+import { Adam } from "../core/optim/mod.ts";
+import { tokenBatch } from "../core/clip.ts";
+import { decoderLoss } from "../core/diffusion/mod.ts";
+import { doubleConditioning } from "../core/diffusion/mod.ts";
+import type { NoiseSchedule } from "../core/diffusion/mod.ts";
+import { errorLine, type Result, type RowRunner, time } from "./_bench_kernels.ts";
+
+/** The first shipped model (16x16, presets/cpu-demo.jsonc), kept as the benchmark decoder. */
+const DEMO_WEIGHTS = new URL("../weights/cpu-demo", import.meta.url).pathname;
+/** Batch of the demo rows: one guided step of `deno task sample --n 8` (cond + uncond). */
+const DEMO_BATCH = 16;
+
+function parameterCount(model: { parameters(): T.Tensor[] }): number {
+  return model.parameters().reduce((n, p) => n + p.size, 0);
+}
+
+/**
+ * The shipped demo decoder (weights/cpu-demo, presets/cpu-demo.jsonc) at batch 16: one forward
+ * pass under noGrad exactly as a guided sampling step calls it (8 images, conditional and
+ * unconditional halves in one batch), and one training step (decoderLoss, backward, Adam) as
+ * `trainingSteps` runs it. Inputs are random of the right shapes; the captions are real.
+ */
+export async function demoRows(
+  reps: number,
+  row: RowRunner,
+): Promise<void> {
+  const forwardName = `decoder forward B${DEMO_BATCH} (cpu-demo)`;
+  const trainName = `train step decoder B${DEMO_BATCH} (cpu-demo)`;
+  let pipeline;
+  try {
+    pipeline = await loadPipeline(DEMO_WEIGHTS, builtins());
+  } catch (e) {
+    for (const name of [forwardName, trainName]) {
+      await row(name, () => Promise.reject(new Error(`loading ${DEMO_WEIGHTS}: ${errorLine(e)}`)));
+    }
+    return;
+  }
+  const { decoder, tokenizer, decoderSchedule } = pipeline;
+  const params = parameterCount(decoder);
+  const half = DEMO_BATCH / 2;
+  const samples = generateSplit({ set: 1, split: "test", count: half, size: decoder.imageSize });
+  const E = pipeline.prior.embedDim;
+  const shape = [DEMO_BATCH, decoder.channels, decoder.imageSize, decoder.imageSize];
+  const held: T.Tensor[] = [];
+  const keep = (t: T.Tensor): T.Tensor => {
+    held.push(t.keep());
+    return t;
+  };
+  try {
+    // What a guided step sees: x_t, one timestep for all, the captions twice (keep 1 then 0).
+    const tokens = tokenBatch(tokenizer, samples.map((s) => s.caption));
+    for (const t of [tokens.ids, tokens.endIndex]) keep(t);
+    const cond8 = { tokens, imageEmbedding: keep(T.randn([half, E])), keep: keep(T.ones([half])) };
+    const cond = T.noGrad(() => doubleConditioning(cond8));
+    for (const t of [cond.tokens.ids, cond.tokens.endIndex, cond.imageEmbedding, cond.keep]) {
+      keep(t);
+    }
+    const xt = keep(T.randn(shape));
+    const timesteps = keep(T.full([DEMO_BATCH], decoderSchedule.numSteps / 2));
+    decoder.eval();
+    await row(forwardName, async () => ({
+      ms: await time(
+        () => T.scope(() => void T.noGrad(() => decoder.predictNoise(xt, timesteps, cond))),
+        reps,
+      ),
+      params,
+    }));
+
+    // Training: x_0 and conditioning of batch 16, every row conditional (as trainingSteps).
+    decoder.train();
+    const trainTokens = tokenBatch(tokenizer, [...samples, ...samples].map((s) => s.caption));
+    for (const t of [trainTokens.ids, trainTokens.endIndex]) keep(t);
+    const trainCond = {
+      tokens: trainTokens,
+      imageEmbedding: keep(T.randn([DEMO_BATCH, E])),
+      keep: keep(T.ones([DEMO_BATCH])),
+    };
+    const x0 = keep(T.randn(shape));
+    await row(trainName, async () => {
+      const opt = new Adam(decoder.parameters(), { lr: 1e-4 });
+      const step = () => {
+        T.scope(() => decoderLoss(decoder, x0, trainCond, decoderSchedule).backward());
+        opt.step();
+        opt.zeroGrad();
+      };
+      return { ms: await time(step, reps), params };
+    });
+  } finally {
+    for (const t of held) t.dispose();
+    pipeline.dispose();
+  }
+}
+
+/**
+ * One optimizer step (forward, backward, Adam) of each model of a preset, on random inputs of
+ * the preset's shapes. Row names match bench/torch_baseline.py for the ratio table.
+ */
+export async function trainingSteps(
+  presetPath: string,
+  batchOverride: number | undefined,
+  reps: number,
+): Promise<Result[]> {
+  const registry = builtins();
+  const config = await loadConfig(presetPath, registry);
+  const samples = generateSplit({ set: 1, split: "train", count: 256, size: 32 });
+  const tokenizer = await createTokenizer(config, registry, {
+    captions: samples.map((s) => s.caption),
+  });
+  const captionsFor = (b: number) =>
+    Array.from({ length: b }, (_, i) => samples[i % samples.length].caption);
+  const results: Result[] = [];
+  const stepper = (model: { parameters(): T.Tensor[] }, loss: () => T.Tensor) => {
+    const opt = new Adam(model.parameters(), { lr: 1e-4 });
+    return () => {
+      T.scope(() => loss().backward());
+      opt.step();
+      opt.zeroGrad();
+    };
+  };
+
+  const clip = await createClip(config, registry, tokenizer);
+  const size = (config.components.imageEncoder.options as { imageSize: number }).imageSize;
+  let B = batchOverride ?? config.train.clip.batchSize;
+  let images = T.randn([B, 3, size, size]).keep();
+  let tokens = tokenBatch(tokenizer, captionsFor(B));
+  results.push({
+    name: `train step clip B${B}`,
+    ms: await time(stepper(clip, () => clip.loss(images, tokens)), reps),
+  });
+  clip.dispose();
+  images.dispose();
+
+  const prior = await createPrior(config, registry, tokenizer);
+  const priorSchedule = await createComponent<NoiseSchedule>(config, registry, "priorSchedule");
+  B = batchOverride ?? config.train.prior.batchSize;
+  const E = prior.embedDim;
+  const width = (config.components.textEncoder.options as { width: number }).width;
+  const cond = {
+    textSequence: T.randn([B, tokenizer.contextLength, width]).keep(),
+    textEmbedding: T.randn([B, E]).keep(),
+  };
+  const imageEmbedding = T.randn([B, E]).keep();
+  results.push({
+    name: `train step prior B${B}`,
+    ms: await time(stepper(prior, () => prior.loss(cond, imageEmbedding, priorSchedule)), reps),
+  });
+  prior.dispose();
+
+  const decoder = await createDecoder(config, registry, tokenizer);
+  const decoderSchedule = await createComponent<NoiseSchedule>(config, registry, "decoderSchedule");
+  B = batchOverride ?? config.train.decoder.batchSize;
+  images = T.randn([B, decoder.channels, decoder.imageSize, decoder.imageSize]).keep();
+  tokens = tokenBatch(tokenizer, captionsFor(B));
+  const decoderCond = { tokens, imageEmbedding: T.randn([B, E]).keep(), keep: T.ones([B]).keep() };
+  results.push({
+    name: `train step decoder B${B}`,
+    ms: await time(
+      stepper(decoder, () => decoderLoss(decoder, images, decoderCond, decoderSchedule)),
+      reps,
+    ),
+  });
+  decoder.dispose();
+  return results;
+}
