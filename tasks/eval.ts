@@ -1,47 +1,15 @@
 /**
  * `deno task eval <clip|prior|pipeline> --checkpoint DIR [...]`: the thesis's evaluations
  * (Table 4.1 for CLIP, Table 4.2 for the prior) and a CLIP-retrieval score of generated images.
+ * This file holds the command line; each evaluation has a file of its own: `_eval_clip_prior.ts`,
+ * `_eval_probe.ts`, `_eval_pipeline.ts`, with what they share in `_eval_common.ts`.
  *
  * @module
  */
 import { join } from "node:path";
-import type { ResolvedConfig } from "../core/config.ts";
 import { writeTextAtomic } from "../core/io/mod.ts";
-import {
-  buildClipCache,
-  createComponent,
-  createPrior,
-  loadCheckedSplit,
-  loadClip,
-  loadPipeline,
-  revalidateStoredConfig,
-  textToImage,
-} from "../core/pipeline.ts";
-import type { Registry } from "../core/registry.ts";
-import {
-  assertConfigMatches,
-  assertSameClip,
-  loadCheckpoint,
-  loadModuleWeights,
-} from "../core/train/checkpoint.ts";
-import { CLIP_SLOTS } from "../core/pipeline.ts";
-import { asShapesData, type CaptionedImage, type SplitName, toNchw } from "../datasets/mod.ts";
-import {
-  type ClipEvalResult,
-  type ClipEvalSet,
-  evaluateClip,
-  THESIS_TABLE_4_1,
-} from "../core/eval/clip.ts";
-import { evaluatePrior, type PriorMetrics, THESIS_TABLE_4_2 } from "../core/eval/prior.ts";
-import type { NoiseSchedule } from "../core/diffusion/mod.ts";
-import {
-  DEFAULT_PROBE_OPTIONS,
-  DEFAULT_PROBE_STEPS,
-  loadOrTrainProbe,
-  scoreImages,
-} from "../datasets/probe.ts";
-import { imagesToNchw } from "../core/data/images.ts";
-import type { ProbeScores } from "../datasets/score.ts";
+import type { SplitName } from "../datasets/mod.ts";
+import { DEFAULT_PROBE_OPTIONS, DEFAULT_PROBE_STEPS } from "../datasets/probe.ts";
 import {
   BACKEND_HELP,
   checkOutputFile,
@@ -53,6 +21,10 @@ import {
   samplingFlags,
   UsageError,
 } from "./_cli.ts";
+import type { EvalContext } from "./_eval_common.ts";
+import { evalClipOrPrior } from "./_eval_clip_prior.ts";
+import { evalProbe } from "./_eval_probe.ts";
+import { evalPipeline } from "./_eval_pipeline.ts";
 
 const USAGE = `Usage: deno task eval <clip|prior|probe|pipeline> --checkpoint DIR [options]
 
@@ -97,78 +69,6 @@ export interface EvalResult {
   split: SplitName;
   path: string;
   results: Record<string, unknown>;
-}
-
-function evalSet(data: readonly CaptionedImage[]): ClipEvalSet {
-  const { width: w, height: h } = data[0];
-  const images = new Float32Array(data.length * 3 * w * h);
-  data.forEach((d, i) => toNchw(d.image, w, h, images, i * 3 * w * h, false));
-  return { images, shape: [data.length, 3, h, w], captions: data.map((d) => d.caption) };
-}
-
-/**
- * The probe's rates as a table: one column, or generated beside real (the real column is the
- * probe's ceiling).
- */
-function probeTable(title: string, a: ProbeScores, real: ProbeScores | null): string {
-  const rows: [string, keyof ProbeScores][] = [
-    ["exact: just the captioned colour-shape pairs", "exact"],
-    ["colours right", "colour"],
-    ["shapes right", "shape"],
-    ["figure count right", "count"],
-    ["exact, squares=rectangles, circles=ellipses", "lenient"],
-  ];
-  const cells = rows.map(([name, k]): [string, string, string] => [
-    name,
-    fmt(a[k], true),
-    real ? fmt(real[k], true) : "",
-  ]);
-  cells.push([
-    `size words right (${a.sizeImages} captions with one)`,
-    fmt(a.size, true),
-    real ? fmt(real.size, true) : "",
-  ]);
-  const text = table(title, cells).replace(
-    "ours".padStart(9),
-    (real ? "generated" : "real").padStart(9),
-  );
-  return real
-    ? text.replace("thesis".padStart(9), "real".padStart(9))
-    : text.replace("thesis".padStart(9), "");
-}
-
-function fmt(x: number, percent = false): string {
-  return percent ? `${(x * 100).toFixed(2)}%` : x.toFixed(3);
-}
-
-function table(title: string, rows: [string, string, string][]): string {
-  const w0 = Math.max(...rows.map((r) => r[0].length), 6);
-  const lines = [title, `  ${"".padEnd(w0)}  ${"ours".padStart(9)}  ${"thesis".padStart(9)}`];
-  for (const [name, ours, thesis] of rows) {
-    lines.push(`  ${name.padEnd(w0)}  ${ours.padStart(9)}  ${thesis.padStart(9)}`);
-  }
-  return lines.join("\n");
-}
-
-function clipRows(r: ClipEvalResult, ref: ClipEvalResult | null): [string, string, string][] {
-  const t = (x: number | undefined, p = false): string => (x === undefined ? "-" : fmt(x, p));
-  return [
-    ["image-text cosine similarity", fmt(r.meanCosine), t(ref?.meanCosine)],
-    ["random pairs cosine similarity", fmt(r.meanRandomCosine), t(ref?.meanRandomCosine)],
-    ["top-1 accuracy", fmt(r.top1, true), t(ref?.top1, true)],
-    ["top-5 accuracy", fmt(r.top5, true), t(ref?.top5, true)],
-  ];
-}
-
-async function loadSplit(
-  config: ResolvedConfig,
-  registry: Registry,
-  split: SplitName,
-  limit: number | undefined,
-): Promise<CaptionedImage[]> {
-  const data = await loadCheckedSplit(config, registry, split, limit);
-  if (data.length < 2) throw new UsageError(`Split "${split}" has ${data.length} images; need 2`);
-  return asShapesData(data);
 }
 
 /**
@@ -223,194 +123,20 @@ export async function runEval(
   await checkOutputFile(out, { force: values.force === true, flag: "--out" });
 
   const { registry, sampler: samplerName } = await openSampling(values, print);
-  let results: Record<string, unknown>;
-
-  if (what === "probe") {
-    const clipCkpt = await loadCheckpoint(join(checkpoint, "clip"), "clip");
-    const config = await revalidateStoredConfig(clipCkpt.meta.config, registry, clipCkpt.dir);
-    const data = await loadSplit(config, registry, split as SplitName, limit);
-    if (!data.every((d) => d.labels)) {
-      throw new UsageError(`The ${split} split has no ground-truth labels: no probe can judge it`);
-    }
-    const { probe, info, trained } = await loadOrTrainProbe(
-      checkpoint,
-      config,
-      registry,
-      probeOptions,
-      { print },
-    );
-    try {
-      const real = await scoreImages(probe, imagesToNchw(data), data.map((d) => d.caption));
-      print(probeTable(
-        `Ground-truth probe on ${data.length} real ${split} images (${info.options.steps} steps, ` +
-          `${trained ? `trained now in ${info.seconds.toFixed(0)} s` : "cached"})`,
-        real,
-        null,
-      ));
-      results = { probe: info, realImages: real, trained };
-    } finally {
-      probe.dispose();
-    }
-  } else if (what === "clip" || what === "prior") {
-    const clipCkpt = await loadCheckpoint(join(checkpoint, "clip"), "clip");
-    const config = await revalidateStoredConfig(clipCkpt.meta.config, registry, clipCkpt.dir);
-    const data = await loadSplit(config, registry, split as SplitName, limit);
-    const { clip, tokenizer } = await loadClip(clipCkpt, config, registry);
-    try {
-      if (what === "clip") {
-        const r = await evaluateClip(clip, tokenizer, evalSet(data), { seed });
-        print(table(
-          `CLIP, ${split} split (${r.count} pairs; step ${clipCkpt.meta.step}) vs thesis Table 4.1:`,
-          clipRows(r, split === "test" ? THESIS_TABLE_4_1 : null),
-        ));
-        results = { clip: r, thesis: THESIS_TABLE_4_1, step: clipCkpt.meta.step };
-      } else {
-        const priorCkpt = await loadCheckpoint(join(checkpoint, "prior"), "prior");
-        assertConfigMatches(priorCkpt, config, CLIP_SLOTS);
-        assertSameClip([priorCkpt], clipCkpt, checkpoint);
-        const pconfig = await revalidateStoredConfig(
-          priorCkpt.meta.config,
-          registry,
-          priorCkpt.dir,
-        );
-        const prior = await createPrior(pconfig, registry, tokenizer);
-        const cache = buildClipCache(clip, tokenizer, data);
-        try {
-          loadModuleWeights(prior, priorCkpt, { ema: true });
-          prior.eval();
-          const schedule = await createComponent<NoiseSchedule>(pconfig, registry, "priorSchedule");
-          const m: PriorMetrics = await evaluatePrior(prior, cache, schedule, { seed });
-          const ref = THESIS_TABLE_4_2;
-          const t = (x: number): string => (split === "test" ? fmt(x) : "-");
-          print(table(
-            `Prior, ${split} split (${data.length} captions; step ${priorCkpt.meta.step}) vs thesis Table 4.2:`,
-            [
-              ["generated vs text embedding", fmt(m.textSimilarity), t(ref.textSimilarity)],
-              ["generated vs true image embedding", fmt(m.imageSimilarity), t(ref.imageSimilarity)],
-              [
-                "baseline: text vs true image",
-                fmt(m.baselineSimilarity),
-                t(ref.baselineSimilarity),
-              ],
-              ["generated vs random text", fmt(m.randomSimilarity), t(ref.randomSimilarity)],
-            ],
-          ));
-          results = { prior: m, thesis: ref, step: priorCkpt.meta.step, count: data.length };
-        } finally {
-          prior.dispose();
-          cache.dispose();
-        }
-      }
-    } finally {
-      clip.dispose();
-    }
-  } else {
-    const p = await loadPipeline(checkpoint, registry, { sampler: samplerName });
-    try {
-      const data = await loadSplit(p.config, registry, split as SplitName, limit);
-      const captions = data.map((d) => d.caption);
-      const S = p.decoder.imageSize;
-      if (data[0].width !== S) {
-        throw new UsageError(
-          `Split images are ${data[0].width}px but the decoder makes ${S}px images`,
-        );
-      }
-      const per = 3 * S * S;
-      const generated = new Float32Array(captions.length * per);
-      const chunk = 16;
-      const t0 = performance.now();
-      for (let i = 0; i < captions.length; i += chunk) {
-        const part = captions.slice(i, i + chunk);
-        const g = await textToImage(p, part, { n: 1, guidance, steps, seed: seed + i });
-        generated.set(g.images, i * per);
-        print(
-          `pipeline: generated ${Math.min(i + chunk, captions.length)}/${captions.length} images`,
-        );
-      }
-      const seconds = (performance.now() - t0) / 1000;
-      const gen = await evaluateClip(p.clip, p.tokenizer, {
-        images: generated,
-        shape: [captions.length, 3, S, S],
-        captions,
-      }, { seed });
-      const real = await evaluateClip(p.clip, p.tokenizer, evalSet(data), { seed });
-      const rows = (a: ClipEvalResult, b: ClipEvalResult): [string, string, string][] => [
-        ["CLIP top-1 retrieval of the true caption", fmt(a.top1, true), fmt(b.top1, true)],
-        ["CLIP top-5 retrieval of the true caption", fmt(a.top5, true), fmt(b.top5, true)],
-        ["cosine similarity with the true caption", fmt(a.meanCosine), fmt(b.meanCosine)],
-        [
-          "cosine similarity with a random caption",
-          fmt(a.meanRandomCosine),
-          fmt(b.meanRandomCosine),
-        ],
-      ];
-      const text = table(
-        `Pipeline, ${split} split (${captions.length} captions, guidance ${guidance}, ` +
-          `${seconds.toFixed(0)} s): generated images scored by the trained CLIP`,
-        rows(gen, real),
-      ).replace("ours".padStart(9), "generated".padStart(9)).replace(
-        "thesis".padStart(9),
-        "real".padStart(9),
-      );
-      print(text);
-      print(
-        "  (The thesis has no such number; its image metrics, FID/KID with Inception, need " +
-          "weights that cannot be downloaded here.)",
-      );
-      let probeResults: Record<string, unknown> | null = null;
-      if (data.every((d) => d.labels)) {
-        const { probe, info, trained } = await loadOrTrainProbe(
-          checkpoint,
-          p.config,
-          registry,
-          probeOptions,
-          { print },
-        );
-        try {
-          const pg = await scoreImages(probe, generated, captions);
-          const pr = await scoreImages(probe, imagesToNchw(data), captions);
-          print(probeTable(
-            `ground-truth probe (trained on the data's labels; ${info.options.steps} steps, ` +
-              `${trained ? "trained now" : "cached"}; exact match on real test images ` +
-              `${fmt(info.realTest.exact, true)})`,
-            pg,
-            pr,
-          ));
-          print(
-            "  (The real column is the probe's ceiling: it is right this often on true images.)",
-          );
-          probeResults = {
-            metric: "a CNN probe trained on the dataset's ground-truth labels predicts the " +
-              "(colour, shape) pairs, figure count and each pair's size word of each image; " +
-              "exact = the caption's set of pairs and its number of figures; lenient = exact " +
-              "with squares counted as rectangles and circles as ellipses; size = every size " +
-              "word of the caption right, over the captions that have one",
-            generated: pg,
-            realImages: pr,
-            probe: info,
-          };
-        } finally {
-          probe.dispose();
-        }
-      } else {
-        print("  (The split has no ground-truth labels: the probe table is skipped.)");
-      }
-      results = {
-        metric: "CLIP retrieval of generated images: for each generated image, the rank of its " +
-          "caption among all captions of the split by the trained CLIP's cosine similarity",
-        generated: gen,
-        realImages: real,
-        guidance,
-        sampler: p.sampler.name,
-        steps: steps ?? null,
-        seconds,
-        modelSteps: p.steps,
-        probe: probeResults,
-      };
-    } finally {
-      p.dispose();
-    }
-  }
+  const ctx: EvalContext = {
+    checkpoint,
+    registry,
+    split: split as SplitName,
+    limit,
+    seed,
+    probeOptions,
+    print,
+  };
+  const results = what === "probe"
+    ? await evalProbe(ctx)
+    : what === "pipeline"
+    ? await evalPipeline(ctx, { sampler: samplerName, guidance, steps })
+    : await evalClipOrPrior(what, ctx);
   const report = { what, split, checkpoint, limit: limit ?? null, ...results };
   await writeTextAtomic(out, JSON.stringify(report, null, 2) + "\n");
   print(`Wrote ${out}`);

@@ -1,0 +1,86 @@
+/**
+ * `deno task eval clip` and `deno task eval prior`: the thesis's evaluations of the trained CLIP
+ * (Table 4.1: cosine similarities of true and random pairs, top-1 and top-5 retrieval) and of the
+ * prior (Table 4.2: sampled image embeddings against the text, true image and random text
+ * embeddings), printed beside the thesis's numbers.
+ * @module
+ */
+import { join } from "node:path";
+import type { NoiseSchedule } from "../core/diffusion/mod.ts";
+import { evaluateClip, THESIS_TABLE_4_1 } from "../core/eval/clip.ts";
+import { evaluatePrior, type PriorMetrics, THESIS_TABLE_4_2 } from "../core/eval/prior.ts";
+import {
+  buildClipCache,
+  CLIP_SLOTS,
+  createComponent,
+  createPrior,
+  loadClip,
+  revalidateStoredConfig,
+} from "../core/pipeline.ts";
+import {
+  assertConfigMatches,
+  assertSameClip,
+  loadCheckpoint,
+  loadModuleWeights,
+} from "../core/train/checkpoint.ts";
+import { clipRows, type EvalContext, evalSet, fmt, loadSplit, table } from "./_eval_common.ts";
+
+/** Evaluates the run's CLIP, or its prior with that CLIP; returns the results to store. */
+export async function evalClipOrPrior(
+  what: "clip" | "prior",
+  ctx: EvalContext,
+): Promise<Record<string, unknown>> {
+  const { checkpoint, registry, split, limit, seed, print } = ctx;
+  const clipCkpt = await loadCheckpoint(join(checkpoint, "clip"), "clip");
+  const config = await revalidateStoredConfig(clipCkpt.meta.config, registry, clipCkpt.dir);
+  const data = await loadSplit(config, registry, split, limit);
+  const { clip, tokenizer } = await loadClip(clipCkpt, config, registry);
+  try {
+    if (what === "clip") {
+      const r = await evaluateClip(clip, tokenizer, evalSet(data), { seed });
+      print(table(
+        `CLIP, ${split} split (${r.count} pairs; step ${clipCkpt.meta.step}) vs thesis Table 4.1:`,
+        clipRows(r, split === "test" ? THESIS_TABLE_4_1 : null),
+      ));
+      return { clip: r, thesis: THESIS_TABLE_4_1, step: clipCkpt.meta.step };
+    } else {
+      const priorCkpt = await loadCheckpoint(join(checkpoint, "prior"), "prior");
+      assertConfigMatches(priorCkpt, config, CLIP_SLOTS);
+      assertSameClip([priorCkpt], clipCkpt, checkpoint);
+      const pconfig = await revalidateStoredConfig(
+        priorCkpt.meta.config,
+        registry,
+        priorCkpt.dir,
+      );
+      const prior = await createPrior(pconfig, registry, tokenizer);
+      const cache = buildClipCache(clip, tokenizer, data);
+      try {
+        loadModuleWeights(prior, priorCkpt, { ema: true });
+        prior.eval();
+        const schedule = await createComponent<NoiseSchedule>(pconfig, registry, "priorSchedule");
+        const m: PriorMetrics = await evaluatePrior(prior, cache, schedule, { seed });
+        const ref = THESIS_TABLE_4_2;
+        const t = (x: number): string => (split === "test" ? fmt(x) : "-");
+        print(table(
+          `Prior, ${split} split (${data.length} captions; step ${priorCkpt.meta.step}) vs thesis Table 4.2:`,
+          [
+            ["generated vs text embedding", fmt(m.textSimilarity), t(ref.textSimilarity)],
+            ["generated vs true image embedding", fmt(m.imageSimilarity), t(ref.imageSimilarity)],
+            [
+              "baseline: text vs true image",
+              fmt(m.baselineSimilarity),
+              t(ref.baselineSimilarity),
+            ],
+            ["generated vs random text", fmt(m.randomSimilarity), t(ref.randomSimilarity)],
+          ],
+        ));
+        return { prior: m, thesis: ref, step: priorCkpt.meta.step, count: data.length };
+      } finally {
+        prior.dispose();
+        cache.dispose();
+      }
+    }
+  } finally {
+    clip.dispose();
+  }
+}

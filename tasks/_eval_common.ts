@@ -1,0 +1,112 @@
+/**
+ * What the evaluations of `deno task eval` share: the options every one receives, loading the
+ * evaluated split, and the text tables they print (ours beside the thesis's, or generated beside
+ * real images).
+ * @module
+ */
+import type { ResolvedConfig } from "../core/config.ts";
+import type { ClipEvalResult, ClipEvalSet } from "../core/eval/clip.ts";
+import { loadCheckedSplit } from "../core/pipeline.ts";
+import type { Registry } from "../core/registry.ts";
+import { asShapesData, type CaptionedImage, type SplitName, toNchw } from "../datasets/mod.ts";
+import type { ProbeOptions } from "../datasets/probe.ts";
+import type { ProbeScores } from "../datasets/score.ts";
+import { UsageError } from "./_cli.ts";
+
+/** What every evaluation receives from the command line. */
+export interface EvalContext {
+  /** The run folder (clip/, prior/, decoder/). */
+  checkpoint: string;
+  /** The registry of the run's plugins. */
+  registry: Registry;
+  /** The split evaluated. */
+  split: SplitName;
+  /** The first N images of the split, or all. */
+  limit: number | undefined;
+  /** Seed of the random pairs and of sampling. */
+  seed: number;
+  /** Training options of the ground-truth probe that differ from its defaults. */
+  probeOptions: Partial<ProbeOptions>;
+  /** Prints one line of the report. */
+  print: (line: string) => void;
+}
+
+/** A split as CLIP's evaluation takes it: NCHW images in [-1, 1] and their captions. */
+export function evalSet(data: readonly CaptionedImage[]): ClipEvalSet {
+  const { width: w, height: h } = data[0];
+  const images = new Float32Array(data.length * 3 * w * h);
+  data.forEach((d, i) => toNchw(d.image, w, h, images, i * 3 * w * h, false));
+  return { images, shape: [data.length, 3, h, w], captions: data.map((d) => d.caption) };
+}
+
+/**
+ * The probe's rates as a table: one column, or generated beside real (the real column is the
+ * probe's ceiling).
+ */
+export function probeTable(title: string, a: ProbeScores, real: ProbeScores | null): string {
+  const rows: [string, keyof ProbeScores][] = [
+    ["exact: just the captioned colour-shape pairs", "exact"],
+    ["colours right", "colour"],
+    ["shapes right", "shape"],
+    ["figure count right", "count"],
+    ["exact, squares=rectangles, circles=ellipses", "lenient"],
+  ];
+  const cells = rows.map(([name, k]): [string, string, string] => [
+    name,
+    fmt(a[k], true),
+    real ? fmt(real[k], true) : "",
+  ]);
+  cells.push([
+    `size words right (${a.sizeImages} captions with one)`,
+    fmt(a.size, true),
+    real ? fmt(real.size, true) : "",
+  ]);
+  const text = table(title, cells).replace(
+    "ours".padStart(9),
+    (real ? "generated" : "real").padStart(9),
+  );
+  return real
+    ? text.replace("thesis".padStart(9), "real".padStart(9))
+    : text.replace("thesis".padStart(9), "");
+}
+
+/** A number with 3 decimals, or a rate as a percentage. */
+export function fmt(x: number, percent = false): string {
+  return percent ? `${(x * 100).toFixed(2)}%` : x.toFixed(3);
+}
+
+/** A titled table of rows (name, ours, thesis), the value columns right-aligned. */
+export function table(title: string, rows: [string, string, string][]): string {
+  const w0 = Math.max(...rows.map((r) => r[0].length), 6);
+  const lines = [title, `  ${"".padEnd(w0)}  ${"ours".padStart(9)}  ${"thesis".padStart(9)}`];
+  for (const [name, ours, thesis] of rows) {
+    lines.push(`  ${name.padEnd(w0)}  ${ours.padStart(9)}  ${thesis.padStart(9)}`);
+  }
+  return lines.join("\n");
+}
+
+/** The rows of thesis Table 4.1 for a CLIP result, beside a reference result when given. */
+export function clipRows(
+  r: ClipEvalResult,
+  ref: ClipEvalResult | null,
+): [string, string, string][] {
+  const t = (x: number | undefined, p = false): string => (x === undefined ? "-" : fmt(x, p));
+  return [
+    ["image-text cosine similarity", fmt(r.meanCosine), t(ref?.meanCosine)],
+    ["random pairs cosine similarity", fmt(r.meanRandomCosine), t(ref?.meanRandomCosine)],
+    ["top-1 accuracy", fmt(r.top1, true), t(ref?.top1, true)],
+    ["top-5 accuracy", fmt(r.top5, true), t(ref?.top5, true)],
+  ];
+}
+
+/** The labelled split evaluated (at least 2 images), checked against the run's config. */
+export async function loadSplit(
+  config: ResolvedConfig,
+  registry: Registry,
+  split: SplitName,
+  limit: number | undefined,
+): Promise<CaptionedImage[]> {
+  const data = await loadCheckedSplit(config, registry, split, limit);
+  if (data.length < 2) throw new UsageError(`Split "${split}" has ${data.length} images; need 2`);
+  return asShapesData(data);
+}
