@@ -46,12 +46,6 @@ export const DOC_TEST_ROOTS = ["core", "plugins", "datasets", "mod.ts", "browser
  */
 export const DOC_TESTS_PENDING = [
   "core/tensor/",
-  "core/optim/",
-  "core/eval/plot.ts",
-  "core/eval/plot_deps.ts",
-  "plugins/decoders/blocks.ts",
-  "plugins/decoders/conditioning.ts",
-  "plugins/decoders/unet.ts",
 ];
 
 /** The files whose doc examples run: `DOC_TEST_ROOTS` less `DOC_TESTS_PENDING`, sorted. */

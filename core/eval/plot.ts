@@ -14,8 +14,12 @@ const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
  *
  * @example
  * ```ts
- * const svg = await renderSvg({ data: { values: [{ x: 1, y: 2 }] }, mark: "point",
- *   encoding: { x: { field: "x", type: "quantitative" }, y: { field: "y", type: "quantitative" } } });
+ * const svg = await renderSvg({
+ *   data: { values: [{ x: 1, y: 2 }] },
+ *   mark: "point",
+ *   encoding: { x: { field: "x", type: "quantitative" }, y: { field: "y", type: "quantitative" } },
+ * });
+ * svg.startsWith("<svg"); // true
  * ```
  */
 export async function renderSvg(spec: Record<string, unknown>): Promise<string> {
@@ -45,7 +49,13 @@ export interface LinePoint {
  *
  * @example
  * ```ts
- * await linePanels([{ x: 1, y: 3.2, series: "FID" }], { x: "guidance scale s", title: "..." });
+ * const points = [
+ *   { x: 1, y: 3.2, series: "FID" },
+ *   { x: 3, y: 2.1, series: "FID" },
+ *   { x: 1, y: 0.61, series: "recall" },
+ *   { x: 3, y: 0.48, series: "recall" },
+ * ];
+ * const svg = await linePanels(points, { x: "guidance scale s", title: "Metrics by guidance" });
  * ```
  */
 export function linePanels(
@@ -94,7 +104,15 @@ export interface ScatterPoint {
  *
  * @example
  * ```ts
- * await scatter(points, { x: "PC1 (12.3%)", y: "PC2 (10.1%)", legend: "shape" });
+ * const points = [
+ *   { x: 0.5, y: -1.2, group: "circle", kind: "image" },
+ *   { x: -0.8, y: 0.3, group: "square", kind: "text" },
+ * ];
+ * const svg = await scatter(
+ *   points,
+ *   { x: "PC1 (12.3%)", y: "PC2 (10.1%)", legend: "shape" },
+ *   { circle: "#d62728", square: "#1f77b4" },
+ * );
  * ```
  */
 export function scatter(
@@ -145,7 +163,10 @@ export interface BarPoint {
  *
  * @example
  * ```ts
- * await barChart([{ group: "unseen pairs", bar: "generated", value: 0.4 }], { y: "rate" });
+ * const svg = await barChart([
+ *   { group: "unseen pairs", bar: "generated", value: 0.4 },
+ *   { group: "unseen pairs", bar: "real", value: 0.9 },
+ * ], { y: "rate" });
  * ```
  */
 export function barChart(

@@ -63,10 +63,15 @@ export function copyInto(dst: Tensor, src: Tensor | Float32Array, what: string):
  *
  * @example
  * ```ts
- * const opt = new Adam(model.parameters(), { lr: 3e-4, weightDecay: 0.01, decoupled: true });
- * scope(() => { loss(model).backward(); });
- * opt.step();
- * opt.zeroGrad();
+ * import type { Module } from "../nn/mod.ts";
+ * import { scope, type Tensor } from "../tensor/mod.ts";
+ * function trainStep(model: Module, loss: (m: Module) => Tensor): Adam {
+ *   const opt = new Adam(model.parameters(), { lr: 3e-4, weightDecay: 0.01, decoupled: true });
+ *   scope(() => loss(model).backward());
+ *   opt.step();
+ *   opt.zeroGrad();
+ *   return opt;
+ * }
  * ```
  */
 export class Adam {

@@ -23,8 +23,13 @@ import {
  *
  * @example
  * ```ts
- * const norm = clipGradNorm(model.parameters(), 1.0);
- * opt.step();
+ * import type { Module } from "../nn/mod.ts";
+ * import type { Adam } from "./adam.ts";
+ * function clippedStep(model: Module, opt: Adam): void {
+ *   const norm = clipGradNorm(model.parameters(), 1.0); // [1], the norm before clipping
+ *   opt.step();
+ *   norm.dispose();
+ * }
  * ```
  */
 export function clipGradNorm(params: Tensor[], maxNorm: number): Tensor {

@@ -30,9 +30,17 @@ export interface EmaState {
  *
  * @example
  * ```ts
- * const ema = new Ema(model.parameters(), 0.9999);
- * opt.step(); ema.update();
- * ema.swap(); evaluate(model); ema.swap(); // evaluate with EMA weights, then restore
+ * import type { Module } from "../nn/mod.ts";
+ * import type { Adam } from "./adam.ts";
+ * function stepAndEvaluate(model: Module, opt: Adam, evaluate: (m: Module) => void): Ema {
+ *   const ema = new Ema(model.parameters(), 0.9999);
+ *   opt.step();
+ *   ema.update();
+ *   ema.swap(); // evaluate with the EMA weights,
+ *   evaluate(model);
+ *   ema.swap(); // then restore the training weights
+ *   return ema;
+ * }
  * ```
  */
 export class Ema {

@@ -25,8 +25,19 @@ export interface LrScheduleOptions {
  *
  * @example
  * ```ts
- * const lr = learningRateAt(step, { lr: 3e-4, warmupSteps: 100, totalSteps: 10000, schedule: "cosine" });
- * opt.step(lr);
+ * const opts = { lr: 3e-4, warmupSteps: 100, totalSteps: 10000, schedule: "cosine" } as const;
+ * learningRateAt(0, opts); // 3e-6: the first warmup step already moves
+ * learningRateAt(99, opts); // 3e-4: the full rate at the end of the warmup
+ * learningRateAt(10000, opts); // 0: the cosine has reached minLr
+ * ```
+ *
+ * With an optimizer, each step's rate is passed to `step`:
+ *
+ * ```ts
+ * import type { Adam } from "./adam.ts";
+ * function scheduledStep(opt: Adam, step: number): void {
+ *   opt.step(learningRateAt(step, { lr: 3e-4, warmupSteps: 100 }));
+ * }
  * ```
  */
 export function learningRateAt(step: number, opts: LrScheduleOptions): number {

@@ -4,7 +4,7 @@
  *
  * @example
  * ```ts
- * import { Adam, clipGradNorm, Ema, learningRateAt } from "./core/optim/mod.ts";
+ * import { Adam, clipGradNorm, Ema, learningRateAt } from "./mod.ts";
  * ```
  */
 export { Adam, copyInto } from "./adam.ts";

@@ -44,7 +44,10 @@ export function clampGroups(groups: number, channels: number): number {
  *
  * @example
  * ```ts
- * zeroParameters(new Linear(4, 4));
+ * import { Linear } from "../../core/nn/mod.ts";
+ * function zeroProjection(): Linear {
+ *   return zeroParameters(new Linear(4, 4)); // outputs 0 until trained
+ * }
  * ```
  */
 export function zeroParameters<M extends Module>(m: M): M {
@@ -83,7 +86,9 @@ export class ResBlock extends Module {
    *
    * @example
    * ```ts
-   * const block = new ResBlock(64, 128, 128, { groups: 32, dropout: 0 });
+   * function block(): ResBlock {
+   *   return new ResBlock(64, 128, 256, { groups: 32, dropout: 0 }); // 64 -> 128 channels
+   * }
    * ```
    */
   constructor(inChannels: number, outChannels: number, embDim: number, opts: ResBlockOptions) {
@@ -115,7 +120,10 @@ export class ResBlock extends Module {
    *
    * @example
    * ```ts
-   * const y = block.forward(x, emb);
+   * import type { Tensor } from "../../core/tensor/mod.ts";
+   * function residual(block: ResBlock, x: Tensor, timeEmbedding: Tensor): Tensor {
+   *   return block.forward(x, timeEmbedding); // [B, outChannels, H, W]
+   * }
    * ```
    */
   forward(x: Tensor, emb: Tensor): Tensor {
@@ -153,7 +161,9 @@ export class AttentionBlock extends Module {
    *
    * @example
    * ```ts
-   * const attn = new AttentionBlock(64, 8, 64, 32);
+   * function attention(): AttentionBlock {
+   *   return new AttentionBlock(64, 8, 512, 32); // 64 channels, 8 heads, 512-wide tokens
+   * }
    * ```
    */
   constructor(channels: number, heads: number, contextDim: number, groups: number) {
@@ -174,7 +184,10 @@ export class AttentionBlock extends Module {
    *
    * @example
    * ```ts
-   * const y = attn.forward(x, tokens);
+   * import type { Tensor } from "../../core/tensor/mod.ts";
+   * function attend(attn: AttentionBlock, x: Tensor, tokens: Tensor): Tensor {
+   *   return attn.forward(x, tokens); // [B, C, H, W]; tokens [B, S, contextDim]
+   * }
    * ```
    */
   forward(x: Tensor, context: Tensor): Tensor {
@@ -207,7 +220,9 @@ export class Downsample extends Module {
    *
    * @example
    * ```ts
-   * const down = new Downsample(64);
+   * function downsample(): Downsample {
+   *   return new Downsample(64);
+   * }
    * ```
    */
   constructor(channels: number) {
@@ -223,7 +238,10 @@ export class Downsample extends Module {
    *
    * @example
    * ```ts
-   * const y = down.forward(x);
+   * import type { Tensor } from "../../core/tensor/mod.ts";
+   * function half(down: Downsample, x: Tensor): Tensor {
+   *   return down.forward(x); // [B, C, 16, 16] -> [B, C, 8, 8]
+   * }
    * ```
    */
   forward(x: Tensor): Tensor {
@@ -248,7 +266,9 @@ export class Upsample extends Module {
    *
    * @example
    * ```ts
-   * const up = new Upsample(128, "nearest");
+   * function upsample(): Upsample {
+   *   return new Upsample(128, "nearest");
+   * }
    * ```
    */
   constructor(channels: number, mode: UpsampleMode) {
@@ -267,7 +287,10 @@ export class Upsample extends Module {
    *
    * @example
    * ```ts
-   * const y = up.forward(x);
+   * import type { Tensor } from "../../core/tensor/mod.ts";
+   * function double(up: Upsample, x: Tensor): Tensor {
+   *   return up.forward(x); // [B, C, 8, 8] -> [B, C, 16, 16]
+   * }
    * ```
    */
   forward(x: Tensor): Tensor {

@@ -90,8 +90,18 @@ export class DecoderConditioner extends Module {
    *
    * @example
    * ```ts
-   * const c = new DecoderConditioner({ vocabSize: 512, contextLength: 33, width: 64, layers: 6,
-   *   heads: 8, clipEmbedDim: 256, clipTokens: 4, embDim: 128 });
+   * function conditioner(): DecoderConditioner {
+   *   return new DecoderConditioner({
+   *     vocabSize: 512,
+   *     contextLength: 33,
+   *     width: 64,
+   *     layers: 6,
+   *     heads: 8,
+   *     clipEmbedDim: 256,
+   *     clipTokens: 4,
+   *     embDim: 128,
+   *   });
+   * }
    * ```
    */
   constructor(options: ConditionerOptions) {
@@ -140,7 +150,12 @@ export class DecoderConditioner extends Module {
    *
    * @example
    * ```ts
-   * const { tokens, pooled } = conditioner.forward(cond);
+   * import type { DecoderConditioning } from "../../core/components.ts";
+   * import type { Tensor } from "../../core/tensor/mod.ts";
+   * function tokensOf(conditioner: DecoderConditioner, cond: DecoderConditioning): Tensor {
+   *   const { tokens } = conditioner.forward(cond);
+   *   return tokens; // [B, contextLength + clipTokens, width]: the attention blocks read them
+   * }
    * ```
    */
   forward(cond: DecoderConditioning): ConditionerOutput {

@@ -131,7 +131,10 @@ export class UNetDecoder extends Module implements Decoder {
    *
    * @example
    * ```ts
-   * const unet = new UNetDecoder(unetOptions.parse({ imageSize: 16, baseChannels: 16 }));
+   * const options = unetOptions.parse({ imageSize: 16, baseChannels: 16 }); // the defaults filled in
+   * function decoder(): UNetDecoder {
+   *   return new UNetDecoder(options); // parameters are tensors: needs a started backend
+   * }
    * ```
    */
   constructor(options: UNetOptions) {
@@ -224,8 +227,12 @@ export class UNetDecoder extends Module implements Decoder {
    *
    * @example
    * ```ts
-   * const encoded = unet.encodeConditioning(cond);
-   * const eps = unet.predictNoise(xt, t, encoded);
+   * import type { DecoderConditioning } from "../../core/components.ts";
+   * import type { Tensor } from "../../core/tensor/mod.ts";
+   * function denoiseTwice(unet: UNetDecoder, x: Tensor, t: Tensor, cond: DecoderConditioning) {
+   *   const encoded = unet.encodeConditioning(cond); // the text transformer runs once
+   *   return [unet.predictNoise(x, t, encoded), unet.predictNoise(x, t, encoded)];
+   * }
    * ```
    */
   encodeConditioning(cond: DecoderConditioning): EncodedConditioning {
@@ -251,7 +258,12 @@ export class UNetDecoder extends Module implements Decoder {
    *
    * @example
    * ```ts
-   * const eps = unet.predictNoise(xt, t, { tokens, imageEmbedding, keep });
+   * import type { TokenBatch } from "../../core/components.ts";
+   * import { ones, type Tensor } from "../../core/tensor/mod.ts";
+   * function eps(unet: UNetDecoder, xt: Tensor, t: Tensor, tokens: TokenBatch, clip: Tensor) {
+   *   const keep = ones([xt.shape[0]]); // 1: every row keeps its condition
+   *   return unet.predictNoise(xt, t, { tokens, imageEmbedding: clip, keep }); // [B, C, H, W]
+   * }
    * ```
    */
   predictNoise(xt: Tensor, t: Tensor, cond: DecoderConditioning | EncodedConditioning): Tensor {
