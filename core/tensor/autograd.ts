@@ -23,7 +23,10 @@ export function isGradEnabled(): boolean {
  *
  * @example
  * ```ts
- * const images = noGrad(() => sampler.sample(model, noise));
+ * import type { Tensor } from "./tensor.ts";
+ * function evaluate(model: { forward(x: Tensor): Tensor }, x: Tensor): Tensor {
+ *   return noGrad(() => model.forward(x)); // nothing is recorded for backward()
+ * }
  * ```
  */
 export function noGrad<T>(fn: () => T): T {

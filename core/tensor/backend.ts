@@ -103,8 +103,11 @@ async function create(choice: BackendChoice): Promise<WebGpuBackend | CpuBackend
  *
  * @example
  * ```ts
- * await initBackend();                  // or initBackend({ backend: "cpu" })
- * const x = ones([2, 2]);
+ * import { ones } from "./creation.ts";
+ * async function start() {
+ *   await initBackend(); // or initBackend({ backend: "cpu" })
+ *   return ones([2, 2]);
+ * }
  * ```
  */
 export async function initBackend(opts: { backend?: BackendChoice } = {}): Promise<void> {
@@ -134,8 +137,10 @@ export async function initBackend(opts: { backend?: BackendChoice } = {}): Promi
  *
  * @example
  * ```ts
- * await closeBackend();
- * Deno.exit(1);
+ * async function fail(): Promise<never> {
+ *   await closeBackend();
+ *   Deno.exit(1);
+ * }
  * ```
  */
 export async function closeBackend(timeoutMs = 10_000): Promise<void> {

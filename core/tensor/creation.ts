@@ -17,7 +17,9 @@ import { f32Bits, runElementwise } from "./kernels/wgsl.ts";
  *
  * @example
  * ```ts
- * const x = tensor([1, 2, 3, 4], [2, 2]);
+ * function square2x2() {
+ *   return tensor([1, 2, 3, 4], [2, 2]); // f32 [2, 2]; needs a started backend
+ * }
  * ```
  */
 export function tensor(

@@ -46,8 +46,10 @@ const LIMITS_TO_RAISE = [
  *
  * @example
  * ```ts
- * const adapter = await getAdapter();
- * console.log(adapter?.info.isFallbackAdapter);
+ * async function isSoftware(): Promise<boolean | undefined> {
+ *   const adapter = await getAdapter();
+ *   return adapter?.info.isFallbackAdapter;
+ * }
  * ```
  */
 export function getAdapter(): Promise<GPUAdapter | null> {
@@ -116,8 +118,10 @@ async function requestDevice(): Promise<GPUDevice> {
  *
  * @example
  * ```ts
- * const device = await getDevice();
- * console.log(adapterSummary()?.description);
+ * async function describe(): Promise<string | undefined> {
+ *   await getDevice();
+ *   return adapterSummary()?.description;
+ * }
  * ```
  */
 export function getDevice(): Promise<GPUDevice> {

@@ -5,9 +5,12 @@
  *
  * @example
  * ```ts
- * import { initBackend, randn, matmul, sum } from "./core/tensor/mod.ts";
- * await initBackend();
- * const x = randn([4, 8]);
+ * import { matmul, randn, sum } from "./mod.ts";
+ * async function gramTotal(): Promise<number> {
+ *   await initBackend(); // once per program: WebGPU on a hardware adapter, else the CPU
+ *   const x = randn([4, 8]);
+ *   return await sum(matmul(x, x, { transB: true })).item();
+ * }
  * ```
  */
 export {

@@ -124,8 +124,10 @@ export class Tensor {
    *
    * @example
    * ```ts
-   * param.assign(shadow);                       // copy another tensor's values
-   * param.assign(new Float32Array(param.size)); // upload host values
+   * function restore(param: Tensor, shadow: Tensor): void {
+   *   param.assign(shadow); // copy another tensor's values
+   *   param.assign(new Float32Array(param.size)); // upload host values
+   * }
    * ```
    */
   assign(src: Tensor | Float32Array | Int32Array | Uint32Array): this {
@@ -292,7 +294,11 @@ function collect(value: unknown, out: Set<Tensor>, depth = 0): void {
  *
  * @example
  * ```ts
- * const loss = scope(() => mse(model.forward(x), y));
+ * import { mse } from "./ops/loss.ts";
+ * function lossOf(model: { forward(x: Tensor): Tensor }, x: Tensor, y: Tensor): Tensor {
+ *   // The forward pass's intermediates are freed when the scope ends; the loss is returned.
+ *   return scope(() => mse(model.forward(x), y));
+ * }
  * ```
  */
 export function scope<T>(fn: () => T): T {

@@ -33,7 +33,10 @@ export interface AttentionOptions {
  *
  * @example
  * ```ts
- * const out = scaledDotProductAttention(q, k, v, { causal: true });
+ * import type { Tensor } from "../mod.ts";
+ * function causalAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
+ *   return scaledDotProductAttention(q, k, v, { causal: true }); // [B, H, T, Dv]
+ * }
  * ```
  */
 export function scaledDotProductAttention(

@@ -332,7 +332,10 @@ function checkInputs(op: string, x: Tensor, w: Tensor): void {
  *
  * @example
  * ```ts
- * const y = conv2d(x, w, b, { padding: 1, activation: "silu" });
+ * import type { Tensor } from "../mod.ts";
+ * function convSilu(x: Tensor, w: Tensor, b: Tensor): Tensor {
+ *   return conv2d(x, w, b, { padding: 1, activation: "silu" }); // 3x3 w: same H and W
+ * }
  * ```
  */
 export function conv2d(

@@ -13,7 +13,10 @@ import { affine, mul } from "./elementwise.ts";
  *
  * @example
  * ```ts
- * const h = dropout(x, 0.1, model.training);
+ * import type { Tensor } from "../mod.ts";
+ * function regularised(x: Tensor, model: { training: boolean }): Tensor {
+ *   return dropout(x, 0.1, model.training); // x itself when not training
+ * }
  * ```
  */
 export function dropout(x: Tensor, p: number, training: boolean, seed?: number): Tensor {

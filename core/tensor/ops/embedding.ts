@@ -28,7 +28,10 @@ const NAN = f32Literal(NaN);
  *
  * @example
  * ```ts
- * const h = embedding(tokenIds, tokenTable); // [B, T] -> [B, T, D]
+ * import type { Tensor } from "../mod.ts";
+ * function embed(tokenIds: Tensor, tokenTable: Tensor): Tensor {
+ *   return embedding(tokenIds, tokenTable); // [B, T] -> [B, T, D]
+ * }
  * ```
  */
 export function embedding(ids: Tensor, table: Tensor): Tensor {

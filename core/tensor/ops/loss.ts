@@ -36,7 +36,10 @@ export interface CrossEntropyOptions {
  *
  * @example
  * ```ts
- * const loss = crossEntropy(logits, [3, 0, 7]);
+ * import type { Tensor } from "../mod.ts";
+ * function classLoss(logits: Tensor): Tensor {
+ *   return crossEntropy(logits, [3, 0, 7]); // logits [3, C], C > 7: a scalar
+ * }
  * ```
  */
 export function crossEntropy(
@@ -124,7 +127,10 @@ ${rowMaxSumExp(C, "X[base + j]")}  if (lid == 0u) {
  *
  * @example
  * ```ts
- * const loss = mse(predictedNoise, noise);
+ * import type { Tensor } from "../mod.ts";
+ * function noiseLoss(predictedNoise: Tensor, noise: Tensor): Tensor {
+ *   return mse(predictedNoise, noise); // a scalar
+ * }
  * ```
  */
 export function mse(a: Tensor, b: Tensor, reduction: Reduction = "mean"): Tensor {

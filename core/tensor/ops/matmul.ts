@@ -82,7 +82,10 @@ function elemType(rows: number, cols: number, trans: boolean): "f32" | "vec4<f32
  *
  * @example
  * ```ts
- * const scores = matmul(q, k, { transB: true }); // [b, h, t, t]
+ * import type { Tensor } from "../mod.ts";
+ * function scores(q: Tensor, k: Tensor): Tensor {
+ *   return matmul(q, k, { transB: true }); // [b, h, t, d] x [b, h, t, d]^T -> [b, h, t, t]
+ * }
  * ```
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {

@@ -188,7 +188,10 @@ function checkParam(
  *
  * @example
  * ```ts
- * const h = layerNorm(x, gamma, beta); // x [B, T, D], gamma and beta [D]
+ * import type { Tensor } from "../mod.ts";
+ * function normalise(x: Tensor, gamma: Tensor, beta: Tensor): Tensor {
+ *   return layerNorm(x, gamma, beta); // x [B, T, D], gamma and beta [D]
+ * }
  * ```
  */
 export function layerNorm(
@@ -232,7 +235,10 @@ export interface GroupNormOptions {
  *
  * @example
  * ```ts
- * const h = groupNorm(x, 32, gamma, beta, 1e-5, { silu: true }); // x [B, C, H, W]
+ * import type { Tensor } from "../mod.ts";
+ * function normSilu(x: Tensor, gamma: Tensor, beta: Tensor): Tensor {
+ *   return groupNorm(x, 32, gamma, beta, 1e-5, { silu: true }); // x [B, C, H, W], C % 32 = 0
+ * }
  * ```
  */
 export function groupNorm(
@@ -295,7 +301,11 @@ export interface BatchNormResult {
  *
  * @example
  * ```ts
- * const { y, runningMean, runningVar } = batchNorm2d(x, rm, rv, gamma, beta, { training: true });
+ * import type { Tensor } from "../mod.ts";
+ * function trainingBatchNorm(x: Tensor, rm: Tensor, rv: Tensor, gamma: Tensor, beta: Tensor) {
+ *   const { y, runningMean, runningVar } = batchNorm2d(x, rm, rv, gamma, beta, { training: true });
+ *   return { y, runningMean, runningVar }; // the caller keeps the new statistics
+ * }
  * ```
  */
 export function batchNorm2d(

@@ -21,8 +21,10 @@ function finish(t: Tensor, x: Tensor, axes: number[], keepdim: boolean): Tensor 
  *
  * @example
  * ```ts
- * const total = sum(x);            // shape []
- * const rows = sum(x, -1, true);   // shape [n, 1]
+ * import type { Tensor } from "../mod.ts";
+ * function totals(x: Tensor): [Tensor, Tensor] {
+ *   return [sum(x), sum(x, -1, true)]; // x [n, m]: shape [] and shape [n, 1]
+ * }
  * ```
  */
 export function sum(x: Tensor, axes?: number | number[], keepdim = false): Tensor {

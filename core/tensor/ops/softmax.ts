@@ -133,7 +133,10 @@ ${reduceWorkgroup("sum", { red: "s" })}  let total = red[0];
  *
  * @example
  * ```ts
- * const p = softmax(scores, -1, { causal: true }); // scores [B, H, T, T]
+ * import type { Tensor } from "../mod.ts";
+ * function causalWeights(scores: Tensor): Tensor {
+ *   return softmax(scores, -1, { causal: true }); // scores [B, H, T, T]
+ * }
  * ```
  */
 export function softmax(x: Tensor, axis = -1, opts: SoftmaxOptions = {}): Tensor {

@@ -17,7 +17,10 @@ import { f32Literal, runElementwise } from "../kernels/wgsl.ts";
  *
  * @example
  * ```ts
- * const emb = timestepEmbedding(tensor([0, 10, 999], [3]), 128); // [3, 128]
+ * import { tensor, type Tensor } from "../mod.ts";
+ * function embedSteps(): Tensor {
+ *   return timestepEmbedding(tensor([0, 10, 999], [3]), 128); // [3, 128]
+ * }
  * ```
  */
 export function timestepEmbedding(t: Tensor, dim: number, maxPeriod = 10000): Tensor {

@@ -76,7 +76,10 @@ function linear(coords: string[], strides: number[]): string {
  *
  * @example
  * ```ts
- * const flat = reshape(images, [batch, -1]);
+ * import type { Tensor } from "../mod.ts";
+ * function flatten(images: Tensor): Tensor {
+ *   return reshape(images, [images.shape[0], -1]); // [B, C, H, W] -> [B, C * H * W]
+ * }
  * ```
  */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -152,7 +155,10 @@ export function transpose(x: Tensor, a = -2, b = -1): Tensor {
  *
  * @example
  * ```ts
- * const firstToken = slice(tokens, 1, 0, 1);
+ * import type { Tensor } from "../mod.ts";
+ * function firstToken(tokens: Tensor): Tensor {
+ *   return slice(tokens, 1, 0, 1); // [B, T, D] -> [B, 1, D]
+ * }
  * ```
  */
 export function slice(x: Tensor, axis: number, start: number, end = Infinity, step = 1): Tensor {
