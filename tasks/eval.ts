@@ -11,6 +11,7 @@ import {
   buildClipCache,
   createComponent,
   createPrior,
+  createPriorSampler,
   loadCheckedSplit,
   loadClip,
   loadPipeline,
@@ -48,6 +49,7 @@ import {
   numberFlag,
   openSampling,
   parseFlags,
+  PRIOR_SAMPLING_HELP,
   runMain,
   SAMPLING_FLAGS,
   samplingFlags,
@@ -78,6 +80,8 @@ Options:
   --guidance S       decoder guidance scale for "pipeline" (default 2)
   --steps N          decoder sampling steps for "pipeline" (default: the sampler's)
   --sampler NAME     ddpm, ddim or dpm-solver++ for "pipeline" (default: the config's)
+${PRIOR_SAMPLING_HELP}
+                     (for "prior" and "pipeline")
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --probe-steps N    training steps of the ground-truth probe (default ${DEFAULT_PROBE_STEPS})
   --probe-images N   images the probe trains on (default ${DEFAULT_PROBE_OPTIONS.trainCount})
@@ -222,7 +226,7 @@ export async function runEval(
   // unless --force, and the folder must be writable.
   await checkOutputFile(out, { force: values.force === true, flag: "--out" });
 
-  const { registry, sampler: samplerName } = await openSampling(values, print);
+  const { registry, load } = await openSampling(values, print);
   let results: Record<string, unknown>;
 
   if (what === "probe") {
@@ -279,7 +283,11 @@ export async function runEval(
           loadModuleWeights(prior, priorCkpt, { ema: true });
           prior.eval();
           const schedule = await createComponent<NoiseSchedule>(pconfig, registry, "priorSchedule");
-          const m: PriorMetrics = await evaluatePrior(prior, cache, schedule, { seed });
+          const m: PriorMetrics = await evaluatePrior(prior, cache, schedule, {
+            seed,
+            sampler: await createPriorSampler(registry, load),
+            guidance: load.priorGuidance,
+          });
           const ref = THESIS_TABLE_4_2;
           const t = (x: number): string => (split === "test" ? fmt(x) : "-");
           print(table(
@@ -305,7 +313,7 @@ export async function runEval(
       clip.dispose();
     }
   } else {
-    const p = await loadPipeline(checkpoint, registry, { sampler: samplerName });
+    const p = await loadPipeline(checkpoint, registry, load);
     try {
       const data = await loadSplit(p.config, registry, split as SplitName, limit);
       const captions = data.map((d) => d.caption);
