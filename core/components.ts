@@ -112,21 +112,45 @@ export interface ClipConditioning {
   textEmbedding: Tensor;
 }
 
-/** Diffusion prior: p(z_i | y) over CLIP image embeddings (thesis 3.4). */
+/**
+ * Diffusion prior: p(z_i | y) over CLIP image embeddings (thesis 3.4). It trains itself
+ * (`loss`, Algorithm 4) and is sampled by any sampler plugin through its `denoiser`
+ * (Algorithm 5; `samplePrior` in core/diffusion/prior_sampling.ts runs the two together).
+ */
 export interface Prior extends Module {
   readonly embedDim: number;
   /** Training loss (Algorithm 4) for normalised image embeddings [B, E]. */
   loss(cond: ClipConditioning, imageEmbedding: Tensor, schedule: NoiseSchedule): Tensor;
-  /** Samples [B, E] image embeddings (Algorithm 5). */
-  sample(cond: ClipConditioning, schedule: NoiseSchedule, options: PriorSampleOptions): Tensor;
+  /**
+   * The network as a sampler drives it for the captions of `cond`: what to sample (`shape`,
+   * candidates included), the predictor with guidance applied, and how to turn the sampler's
+   * result into one embedding per caption. Call in eval mode and under `noGrad`; dispose after.
+   */
+  denoiser(cond: ClipConditioning, options?: PriorSampleOptions): PriorDenoiser;
 }
 
-/** Options of `Prior.sample`. */
+/** Options of `Prior.denoiser`. */
 export interface PriorSampleOptions {
   /** Chains per caption; the one with the highest dot product with the text embedding wins. */
   candidates?: number;
   /** Classifier-free guidance scale (1 = off). */
   guidance?: number;
+}
+
+/** A prior prepared for one sampling run (see `Prior.denoiser`). */
+export interface PriorDenoiser {
+  /** The shape the sampler draws: [candidates * B, E]. */
+  readonly shape: number[];
+  /** What `predict` returns: the thesis prior predicts x_0 (Ramesh et al. 2022, section 2.2). */
+  readonly prediction: PredictionType;
+  /** Whether a sampler may clamp the x_0 estimate to [-1, 1] (false for embeddings). */
+  readonly clipDenoised: boolean;
+  /** The (guided) network output at x_t and an original timestep index. */
+  readonly predict: NoisePredictor;
+  /** The sampler's result [candidates * B, E] -> [B, E] (best candidate, unit scale). */
+  finish(x: Tensor): Tensor;
+  /** Frees the conditioning it holds. */
+  dispose(): void;
 }
 
 /** Conditioning of the decoder for a batch. */
@@ -163,7 +187,16 @@ export interface Decoder extends Module {
   encodeConditioning?(cond: DecoderConditioning): EncodedConditioning;
 }
 
-/** Predicts noise for x_t at one timestep index (of the original schedule). */
+/**
+ * What a denoising network outputs (diffusers' `prediction_type`): the noise eps (the decoder,
+ * thesis Algorithm 3) or the clean sample x_0 (the prior, Algorithm 5).
+ */
+export type PredictionType = "eps" | "x0";
+
+/**
+ * The network's output for x_t at one timestep index of the original schedule: the noise, or
+ * x_0 when the sampler is run with `prediction: "x0"`.
+ */
 export type NoisePredictor = (xt: Tensor, timestep: number) => Tensor;
 
 /** A reverse-process sampler (DDPM, DDIM, ...). */
@@ -187,6 +220,8 @@ export interface SamplerRunOptions {
   steps?: number;
   /** Clamp predicted x_0 to [-1, 1]. */
   clipDenoised?: boolean;
+  /** What the predictor returns (default "eps"). */
+  prediction?: PredictionType;
   /** Called after each step (progress). */
   onStep?: (step: number, total: number) => void;
 }

@@ -24,8 +24,10 @@ export {
 } from "./pipeline/build.ts";
 export {
   type Components,
+  createPriorSampler,
   loadClip,
   loadPipeline,
+  type LoadPipelineOptions,
   revalidateStoredConfig,
 } from "./pipeline/load.ts";
 export {
@@ -40,6 +42,7 @@ export {
   imageVariations,
   MAX_IMAGES,
   NonFiniteOutputError,
+  sampleEmbeddings,
   textToImage,
   unseenWords,
 } from "./pipeline/generate.ts";

@@ -96,7 +96,7 @@ export const arithmeticExperiment: Experiment = {
     );
     const n = numberList(ctx.flags.n, "n", { integer: true, min: 1, max: 256 })?.[0] ?? 8;
     const guidance = guidanceScale(ctx.flags);
-    const p = await loadPipeline(ctx.checkpoint, ctx.registry, { sampler: ctx.sampler });
+    const p = await loadPipeline(ctx.checkpoint, ctx.registry, ctx.load);
     try {
       for (const e of equations) {
         for (const c of [...e.terms.map((t) => t.caption), e.expected]) p.tokenizer.encode(c);

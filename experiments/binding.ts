@@ -138,7 +138,7 @@ export const bindingExperiment: Experiment = {
       }
     }
 
-    const base = await loadPipeline(ctx.checkpoint, ctx.registry, { sampler: ctx.sampler });
+    const base = await loadPipeline(ctx.checkpoint, ctx.registry, ctx.load);
     let judge;
     let two: CaptionedImage[], one: CaptionedImage[];
     try {
@@ -169,7 +169,7 @@ export const bindingExperiment: Experiment = {
       for (const run of [{ flag: "checkpoint", dir: ctx.checkpoint }, ...variants]) {
         const p = run.dir === ctx.checkpoint
           ? base
-          : await loadPipeline(run.dir, ctx.registry, { sampler: ctx.sampler });
+          : await loadPipeline(run.dir, ctx.registry, ctx.load);
         try {
           const t0 = performance.now();
           const options = { guidance, steps: ctx.steps, seed: ctx.seed };

@@ -7,7 +7,7 @@
  */
 import type { ResolvedConfig, TrainStage } from "../core/config.ts";
 import { encodeRgbPng, imageGrid, tensorToImages } from "../core/io/mod.ts";
-import { loadCheckedSplit } from "../core/pipeline.ts";
+import { loadCheckedSplit, type LoadPipelineOptions } from "../core/pipeline.ts";
 import type { Registry } from "../core/registry.ts";
 import { asShapesData, type CaptionedImage, type SplitName } from "../datasets/mod.ts";
 
@@ -33,6 +33,8 @@ export interface ExperimentContext {
   steps: number | undefined;
   /** --sampler (undefined: the config's). */
   sampler: string | undefined;
+  /** What `loadPipeline` takes: --sampler and the prior's --prior-sampler/-steps/-guidance. */
+  load: LoadPipelineOptions;
   /** The experiment's own flags, raw (validated by the experiment). */
   flags: Record<string, string | boolean | undefined>;
   print(line: string): void;

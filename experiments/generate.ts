@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Components, textToImage } from "../core/pipeline.ts";
+import { type Components, sampleEmbeddings, textToImage } from "../core/pipeline.ts";
 import { l2Normalize, tokenBatch } from "../core/clip.ts";
 import { add, manualSeed, noGrad, scope, sub, type Tensor } from "../core/tensor/mod.ts";
 import { loadOrTrainProbe, type ShapeProbe } from "../datasets/probe.ts";
@@ -91,7 +91,7 @@ export async function priorFromTerms(
         emb = emb ? op(emb, ze) : t.sign === 1 ? ze : sub(0, ze);
       }
       const cond = { textSequence: seq!, textEmbedding: l2Normalize(emb!) };
-      return l2Normalize(p.prior.sample(cond, p.priorSchedule, { candidates: 2 }));
+      return l2Normalize(sampleEmbeddings(p, cond));
     })
   );
   const data = (await z.read()) as Float32Array;

@@ -48,7 +48,7 @@ export const guidanceExperiment: Experiment = {
     const scales = numberList(ctx.flags.scales, "scales", { min: 0, max: 100 }) ?? DEFAULT_SCALES;
     probeOverrides(ctx.flags); // bad probe flags fail before any work
     const limit = ctx.limit ?? DEFAULT_GUIDANCE_LIMIT;
-    const p = await loadPipeline(ctx.checkpoint, ctx.registry, { sampler: ctx.sampler });
+    const p = await loadPipeline(ctx.checkpoint, ctx.registry, ctx.load);
     try {
       const dataset = await loadSplit(p.config, ctx.registry, "test", undefined);
       if (limit > dataset.length) {

@@ -49,7 +49,7 @@ export const interpolateExperiment: Experiment = {
     }
     const guidance = guidanceScale(ctx.flags);
     const caption = (ctx.flags.caption as string | undefined) ?? "";
-    const p = await loadPipeline(ctx.checkpoint, ctx.registry, { sampler: ctx.sampler });
+    const p = await loadPipeline(ctx.checkpoint, ctx.registry, ctx.load);
     try {
       const data = await loadSplit(p.config, ctx.registry, "test", undefined);
       if (Math.max(a, b) >= data.length) {

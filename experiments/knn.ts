@@ -47,7 +47,7 @@ export const knnExperiment: Experiment = {
     const guidance = numberList(ctx.flags.guidance, "guidance", { min: 0, max: 100, count: 1 })
       ?.[0] ?? 2;
     const limit = ctx.limit ?? DEFAULT_KNN_LIMIT;
-    const p = await loadPipeline(ctx.checkpoint, ctx.registry, { sampler: ctx.sampler });
+    const p = await loadPipeline(ctx.checkpoint, ctx.registry, ctx.load);
     try {
       const test = await loadSplit(p.config, ctx.registry, "test", limit);
       const train = await loadSplit(p.config, ctx.registry, "train", trainLimit).catch((e) => {

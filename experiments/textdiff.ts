@@ -93,7 +93,7 @@ export const textdiffExperiment: Experiment = {
     if (mode !== "lerp" && mode !== "slerp") {
       throw new ExperimentUsageError(`--mode "${mode}" must be lerp or slerp`);
     }
-    const p = await loadPipeline(ctx.checkpoint, ctx.registry, { sampler: ctx.sampler });
+    const p = await loadPipeline(ctx.checkpoint, ctx.registry, ctx.load);
     try {
       const test = await loadSplit(p.config, ctx.registry, "test", undefined);
       const figures = (i: number) => parseCaption(test[i].caption);

@@ -92,7 +92,7 @@ export const zeroshotExperiment: Experiment = {
   async run(ctx) {
     const limit = ctx.limit ?? DEFAULT_ZEROSHOT_LIMIT;
     const guidance = guidanceScale(ctx.flags);
-    const p = await loadPipeline(ctx.checkpoint, ctx.registry, { sampler: ctx.sampler });
+    const p = await loadPipeline(ctx.checkpoint, ctx.registry, ctx.load);
     try {
       const unseen = await loadSplit(p.config, ctx.registry, "zeroshot", limit);
       const test = await loadSplit(p.config, ctx.registry, "test", undefined);

@@ -9,6 +9,7 @@ import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { builtins } from "../plugins/mod.ts";
 import type { Registry } from "../core/registry.ts";
+import type { LoadPipelineOptions } from "../core/pipeline.ts";
 import {
   type BackendChoice,
   closeBackend,
@@ -240,6 +241,9 @@ export const SAMPLING_FLAGS: Record<string, FlagSpec> = {
   guidance: { type: "string" },
   steps: { type: "string" },
   sampler: { type: "string" },
+  "prior-sampler": { type: "string" },
+  "prior-steps": { type: "string" },
+  "prior-guidance": { type: "string" },
   seed: { type: "string" },
   out: { type: "string" },
   force: { type: "boolean" },
@@ -264,26 +268,44 @@ export function samplingFlags(
   };
 }
 
+/** Help lines of the prior's sampling flags (in every task that samples the prior). */
+export const PRIOR_SAMPLING_HELP =
+  `  --prior-sampler NAME  the prior's sampler: ddpm (default: thesis Algorithm 5), ddim or
+                     dpm-solver++
+  --prior-steps N    prior reverse-process steps (respaced; default: the prior sampler's, else
+                     every step of the prior's schedule)
+  --prior-guidance S classifier-free guidance of the prior (default 1 = off; needs a prior
+                     trained with textDropRate > 0)`;
+
 /**
- * The builtin registry with `--sampler` checked against it, then the backend started and
- * printed.
+ * The builtin registry with `--sampler` and `--prior-sampler` checked against it, the prior's
+ * flags read, then the backend started and printed. `load` is what `loadPipeline` takes.
  *
  * @example
  * ```ts
- * const { registry, sampler } = await openSampling(values, print);
+ * const { registry, sampler, load } = await openSampling(values, print);
  * ```
  */
 export async function openSampling(
   values: ParsedFlags["values"],
   print: (line: string) => void,
-): Promise<{ registry: Registry; sampler: string | undefined }> {
+): Promise<{ registry: Registry; sampler: string | undefined; load: LoadPipelineOptions }> {
   const registry = builtins();
   const sampler = values.sampler as string | undefined;
-  if (sampler !== undefined && !registry.has("sampler", sampler)) {
-    throw new UsageError(registry.unknownPluginMessage("sampler", sampler));
+  const priorSampler = values["prior-sampler"] as string | undefined;
+  for (const name of [sampler, priorSampler]) {
+    if (name !== undefined && !registry.has("sampler", name)) {
+      throw new UsageError(registry.unknownPluginMessage("sampler", name));
+    }
   }
+  const load: LoadPipelineOptions = {
+    sampler,
+    priorSampler,
+    priorSteps: numberFlag(values, "prior-steps", { integer: true, min: 1 }),
+    priorGuidance: numberFlag(values, "prior-guidance", { min: 0 }),
+  };
   await startBackend(values, print);
-  return { registry, sampler };
+  return { registry, sampler, load };
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   CLIP_SLOTS,
   createComponent,
   createPrior,
+  createPriorSampler,
   loadClip,
   revalidateStoredConfig,
 } from "../core/pipeline.ts";
@@ -30,7 +31,7 @@ export async function evalClipOrPrior(
   what: "clip" | "prior",
   ctx: EvalContext,
 ): Promise<Record<string, unknown>> {
-  const { checkpoint, registry, split, limit, seed, print } = ctx;
+  const { checkpoint, registry, split, limit, seed, print, load } = ctx;
   const clipCkpt = await loadCheckpoint(join(checkpoint, "clip"), "clip");
   const config = await revalidateStoredConfig(clipCkpt.meta.config, registry, clipCkpt.dir);
   const data = await loadSplit(config, registry, split, limit);
@@ -58,7 +59,11 @@ export async function evalClipOrPrior(
         loadModuleWeights(prior, priorCkpt, { ema: true });
         prior.eval();
         const schedule = await createComponent<NoiseSchedule>(pconfig, registry, "priorSchedule");
-        const m: PriorMetrics = await evaluatePrior(prior, cache, schedule, { seed });
+        const m: PriorMetrics = await evaluatePrior(prior, cache, schedule, {
+          seed,
+          sampler: await createPriorSampler(registry, load),
+          guidance: load.priorGuidance,
+        });
         const ref = THESIS_TABLE_4_2;
         const t = (x: number): string => (split === "test" ? fmt(x) : "-");
         print(table(

@@ -6,7 +6,7 @@
  */
 import type { ResolvedConfig } from "../core/config.ts";
 import type { ClipEvalResult, ClipEvalSet } from "../core/eval/clip.ts";
-import { loadCheckedSplit } from "../core/pipeline.ts";
+import { loadCheckedSplit, type LoadPipelineOptions } from "../core/pipeline.ts";
 import type { Registry } from "../core/registry.ts";
 import { asShapesData, type CaptionedImage, type SplitName, toNchw } from "../datasets/mod.ts";
 import type { ProbeOptions } from "../datasets/probe.ts";
@@ -25,6 +25,8 @@ export interface EvalContext {
   limit: number | undefined;
   /** Seed of the random pairs and of sampling. */
   seed: number;
+  /** The samplers chosen on the command line (`--sampler`, `--prior-sampler`, ...). */
+  load: LoadPipelineOptions;
   /** Training options of the ground-truth probe that differ from its defaults. */
   probeOptions: Partial<ProbeOptions>;
   /** Prints one line of the report. */

@@ -13,10 +13,8 @@ import { loadOrTrainProbe, scoreImages } from "../datasets/probe.ts";
 import { UsageError } from "./_cli.ts";
 import { type EvalContext, evalSet, fmt, loadSplit, probeTable, table } from "./_eval_common.ts";
 
-/** How the pipeline samples. */
+/** How the decoder samples (the samplers themselves are `EvalContext.load`'s). */
 export interface PipelineSampling {
-  /** The sampler plugin's name (undefined: the config's). */
-  sampler: string | undefined;
   /** Decoder guidance scale. */
   guidance: number;
   /** Decoder sampling steps (undefined: the sampler's). */
@@ -28,9 +26,9 @@ export async function evalPipeline(
   ctx: EvalContext,
   sampling: PipelineSampling,
 ): Promise<Record<string, unknown>> {
-  const { checkpoint, registry, split, limit, seed, print, probeOptions } = ctx;
-  const { sampler: samplerName, guidance, steps } = sampling;
-  const p = await loadPipeline(checkpoint, registry, { sampler: samplerName });
+  const { checkpoint, registry, split, limit, seed, print, probeOptions, load } = ctx;
+  const { guidance, steps } = sampling;
+  const p = await loadPipeline(checkpoint, registry, load);
   try {
     const data = await loadSplit(p.config, registry, split, limit);
     const captions = data.map((d) => d.caption);

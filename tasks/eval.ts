@@ -16,6 +16,7 @@ import {
   numberFlag,
   openSampling,
   parseFlags,
+  PRIOR_SAMPLING_HELP,
   runMain,
   SAMPLING_FLAGS,
   samplingFlags,
@@ -50,6 +51,8 @@ Options:
   --guidance S       decoder guidance scale for "pipeline" (default 2)
   --steps N          decoder sampling steps for "pipeline" (default: the sampler's)
   --sampler NAME     ddpm, ddim or dpm-solver++ for "pipeline" (default: the config's)
+${PRIOR_SAMPLING_HELP}
+                     (for "prior" and "pipeline")
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --probe-steps N    training steps of the ground-truth probe (default ${DEFAULT_PROBE_STEPS})
   --probe-images N   images the probe trains on (default ${DEFAULT_PROBE_OPTIONS.trainCount})
@@ -122,20 +125,21 @@ export async function runEval(
   // unless --force, and the folder must be writable.
   await checkOutputFile(out, { force: values.force === true, flag: "--out" });
 
-  const { registry, sampler: samplerName } = await openSampling(values, print);
+  const { registry, load } = await openSampling(values, print);
   const ctx: EvalContext = {
     checkpoint,
     registry,
     split: split as SplitName,
     limit,
     seed,
+    load,
     probeOptions,
     print,
   };
   const results = what === "probe"
     ? await evalProbe(ctx)
     : what === "pipeline"
-    ? await evalPipeline(ctx, { sampler: samplerName, guidance, steps })
+    ? await evalPipeline(ctx, { guidance, steps })
     : await evalClipOrPrior(what, ctx);
   const report = { what, split, checkpoint, limit: limit ?? null, ...results };
   await writeTextAtomic(out, JSON.stringify(report, null, 2) + "\n");

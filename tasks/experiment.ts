@@ -16,6 +16,7 @@ import {
   numberFlag,
   openSampling,
   parseFlags,
+  PRIOR_SAMPLING_HELP,
   runMain,
   SAMPLING_FLAGS,
   seedFlag,
@@ -46,6 +47,7 @@ Options:
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --steps N          decoder sampling steps (respaced; default: the sampler's)
   --sampler NAME     ddpm, ddim or dpm-solver++ (default: the config's)
+${PRIOR_SAMPLING_HELP}
 ${BACKEND_HELP}
   --debug            print stack traces of errors
   -h, --help         show this help
@@ -183,7 +185,7 @@ export async function runExperiment(
   const force = values.force === true;
   await checkOutputDir(out, force);
 
-  const { registry, sampler } = await openSampling(values, print);
+  const { registry, sampler, load } = await openSampling(values, print);
   const t0 = performance.now();
   const flags: Record<string, string | boolean | undefined> = {};
   for (const f of Object.keys(experiment.flags)) flags[f] = values[f];
@@ -194,6 +196,7 @@ export async function runExperiment(
     seed,
     steps,
     sampler,
+    load,
     flags,
     print,
   });
@@ -206,6 +209,11 @@ export async function runExperiment(
     seed,
     steps: steps ?? null,
     sampler: sampler ?? null,
+    prior: {
+      sampler: load.priorSampler ?? "ddpm",
+      steps: load.priorSteps ?? null,
+      guidance: load.priorGuidance ?? 1,
+    },
     device: deviceLine(),
     seconds: Number(seconds.toFixed(2)),
     files: files.map((f: ExperimentFile) => ({ name: f.name, caption: f.caption })),

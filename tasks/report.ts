@@ -26,6 +26,9 @@ const PASSED: Record<string, FlagSpec> = {
   steps: { type: "string" },
   seed: { type: "string" },
   sampler: { type: "string" },
+  "prior-sampler": { type: "string" },
+  "prior-steps": { type: "string" },
+  "prior-guidance": { type: "string" },
   "clip-only": { type: "string" },
   "text-only": { type: "string" },
   "probe-steps": { type: "string" },
@@ -35,7 +38,16 @@ const PASSED: Record<string, FlagSpec> = {
 };
 
 /** Flags every experiment takes (the rest only where the experiment lists them). */
-const COMMON = new Set(["limit", "steps", "seed", "sampler", "backend"]);
+const COMMON = new Set([
+  "limit",
+  "steps",
+  "seed",
+  "sampler",
+  "prior-sampler",
+  "prior-steps",
+  "prior-guidance",
+  "backend",
+]);
 
 const USAGE = `Usage: deno task report --checkpoint DIR [options]
 
@@ -49,8 +61,9 @@ Options:
   --out DIR          where report.html and report.md go (default DIR)
   --force            overwrite existing report files
   --no-run           only gather the experiments already run
-  --limit N, --steps N, --seed S, --sampler NAME, --clip-only DIR, --text-only DIR,
-  --probe-steps N, --probe-images N, --no-probe
+  --limit N, --steps N, --seed S, --sampler NAME, --prior-sampler NAME, --prior-steps N,
+  --prior-guidance S, --clip-only DIR, --text-only DIR, --probe-steps N, --probe-images N,
+  --no-probe
                      passed on to the experiments that take them (see
                      "deno task experiment --help")
 ${BACKEND_HELP}

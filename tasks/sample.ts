@@ -33,6 +33,7 @@ import {
   numberFlag,
   openSampling,
   parseFlags,
+  PRIOR_SAMPLING_HELP,
   runMain,
   SAMPLING_FLAGS,
   samplingFlags,
@@ -50,6 +51,7 @@ Options:
   --guidance S       classifier-free guidance scale (default 2; the thesis's best is 2-2.5)
   --sampler NAME     ddpm, ddim or dpm-solver++ (default: the config's sampler)
   --steps N          decoder reverse-process steps (respaced; default: the sampler's)
+${PRIOR_SAMPLING_HELP}
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --out FILE.png     output file (default sample.png); an existing file is kept unless --force
   --force            overwrite --out if it exists
@@ -185,8 +187,8 @@ export async function runSample(
     checkpoint = DEFAULT_WEIGHTS;
   }
   const input = image ? await readInputPng(image) : undefined;
-  const { registry, sampler } = await openSampling(values, print);
-  const pipeline: Components = await loadPipeline(checkpoint, registry, { sampler });
+  const { registry, load } = await openSampling(values, print);
+  const pipeline: Components = await loadPipeline(checkpoint, registry, load);
   try {
     const size = pipeline.decoder.imageSize;
     const t0 = performance.now();
@@ -214,7 +216,8 @@ export async function runSample(
     const what = image ? `variations of ${image}` : `"${shortCaption(caption)}"`;
     print(
       `Wrote ${n} image(s) of ${what} to ${out} (${result.width}x${result.height} grid, ` +
-        `${seconds.toFixed(1)} s, guidance ${guidance}, sampler ${pipeline.sampler.name})`,
+        `${seconds.toFixed(1)} s, guidance ${guidance}, sampler ${pipeline.sampler.name}` +
+        (image ? ")" : `, prior sampler ${pipeline.priorSampler.name})`),
     );
     return result;
   } finally {

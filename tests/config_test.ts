@@ -326,32 +326,32 @@ Deno.test("loadConfig(): sizes shared by components must agree, one line naming 
   try {
     const cases: [string, (c: Json) => void, string[]][] = [
       ["decoder imageSize 32, dataset 16", (c) => c.components.decoder.options.imageSize = 32, [
-        "components.decoder.options.imageSize (32) must equal components.dataset.options.imageSize (16); both are the image side in pixels",
+        "components.decoder.options.imageSize is 32 but components.dataset.options.imageSize is 16; both are the image side in pixels, so state it once (on dataset)",
       ]],
       ["imageEncoder imageSize", (c) => c.components.imageEncoder.options.imageSize = 32, [
-        "components.imageEncoder.options.imageSize (32) must equal components.dataset.options.imageSize (16); both are the image side in pixels",
+        "components.imageEncoder.options.imageSize is 32 but components.dataset.options.imageSize is 16; both are the image side in pixels, so state it once (on dataset)",
       ]],
       ["textEncoder contextLength", (c) => c.components.textEncoder.options.contextLength = 16, [
-        "components.textEncoder.options.contextLength (16) must equal components.tokenizer.options.contextLength (33); both are the number of tokens per caption",
+        "components.textEncoder.options.contextLength is 16 but components.tokenizer.options.contextLength is 33; both are the number of tokens per caption, so state it once (on tokenizer)",
       ]],
       ["prior and decoder contextLength", (c) => {
         c.components.prior.options.contextLength = 40;
         c.components.decoder.options.contextLength = 20;
       }, [
-        "components.prior.options.contextLength (40) must equal components.tokenizer.options.contextLength (33); both are the number of tokens per caption",
-        "components.decoder.options.contextLength (20) must equal components.tokenizer.options.contextLength (33); both are the number of tokens per caption",
+        "components.prior.options.contextLength is 40 but components.tokenizer.options.contextLength is 33; both are the number of tokens per caption, so state it once (on tokenizer)",
+        "components.decoder.options.contextLength is 20 but components.tokenizer.options.contextLength is 33; both are the number of tokens per caption, so state it once (on tokenizer)",
       ]],
       ["CLIP embedding size", (c) => {
         c.components.imageEncoder.options.embedDim = 64;
         c.components.prior.options.embedDim = 16;
         c.components.decoder.options.clipEmbedDim = 8;
       }, [
-        "components.imageEncoder.options.embedDim (64) must equal components.textEncoder.options.embedDim (32); both are the CLIP embedding size",
-        "components.prior.options.embedDim (16) must equal components.textEncoder.options.embedDim (32); both are the CLIP embedding size",
-        "components.decoder.options.clipEmbedDim (8) must equal components.textEncoder.options.embedDim (32); both are the CLIP embedding size",
+        "components.imageEncoder.options.embedDim is 64 but components.textEncoder.options.embedDim is 32; both are the CLIP embedding size, so state it once (on textEncoder)",
+        "components.prior.options.embedDim is 16 but components.textEncoder.options.embedDim is 32; both are the CLIP embedding size, so state it once (on textEncoder)",
+        "components.decoder.options.clipEmbedDim is 8 but components.textEncoder.options.embedDim is 32; both are the CLIP embedding size, so state it once (on textEncoder)",
       ]],
       ["text width", (c) => c.components.prior.options.textWidth = 64, [
-        "components.prior.options.textWidth (64) must equal components.textEncoder.options.width (32); both are the width of the CLIP text encoding",
+        "components.prior.options.textWidth is 64 but components.textEncoder.options.width is 32; both are the width of the CLIP text encoding, so state it once (on textEncoder)",
       ]],
       // Checked by the plugins' own schemas, at load rather than when their stage starts.
       ["attention level beyond the levels", (c) => {
@@ -412,7 +412,7 @@ Deno.test("shared sizes: only options a plugin has are compared; stored configs 
     },
   };
   assert.deepEqual(problems(() => parseConfig(JSON.stringify(both), r, "c.json")), [
-    "c.json: components.imageEncoder.options.imageSize (32) must equal components.dataset.options.imageSize (16); both are the image side in pixels",
+    "c.json: components.imageEncoder.options.imageSize is 32 but components.dataset.options.imageSize is 16; both are the image side in pixels, so state it once (on dataset)",
   ]);
   // A checkpoint's stored config is loaded as trained (runs from before the checks keep loading).
   const stored = validateConfig(both, r, "checkpoint", { crossChecks: false });

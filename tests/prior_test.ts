@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { assertClose, hostRandom } from "./_support/check.ts";
 import {
   abs,
+  add,
+  affine,
   concat,
   embedding,
   manualSeed,
@@ -16,7 +18,14 @@ import {
 import { Adam } from "../core/optim/mod.ts";
 import { cosineBetas } from "../plugins/schedules/mod.ts";
 import { NoiseSchedule } from "../core/diffusion/mod.ts";
-import { gatherSteps, posteriorMeanVariance, qSample, randomSteps } from "../core/diffusion/mod.ts";
+import {
+  gatherSteps,
+  posteriorMeanVariance,
+  qSample,
+  randomSteps,
+  samplePrior,
+} from "../core/diffusion/mod.ts";
+import { DdimSampler, DpmSolverSampler } from "../plugins/samplers/mod.ts";
 import { selectCandidates } from "../plugins/priors/select.ts";
 import { evaluatePrior, THESIS_TABLE_4_2 } from "../core/eval/prior.ts";
 import { derangement } from "../core/host_random.ts";
@@ -272,6 +281,61 @@ Deno.test("TransformerPrior.sample() returns [B, E] with candidates and guidance
     () => new TransformerPrior({ ...TINY }).sample(cond, schedule, { guidance: 3 }),
     /textDropRate/,
   );
+  cond.textSequence.dispose();
+  cond.textEmbedding.dispose();
+  prior.dispose();
+});
+
+Deno.test("samplePrior() by default is Algorithm 5; any sampler plugin can drive the prior", async () => {
+  const prior = new TransformerPrior({ ...TINY });
+  prior.eval();
+  const s = new NoiseSchedule(cosineBetas(20)).respace(6);
+  const B = 2, E = TINY.embedDim, K = 2;
+  const cond = {
+    textSequence: tensor(randomArray32(B * 64, 6), [B, 8, 8]).keep(),
+    textEmbedding: tensor(unitRows(B, E, 7), [B, E]).keep(),
+  };
+  // Algorithm 5 written out: K chains per caption (candidate-major), x_0 predicted, posterior
+  // mean (eq. 2.8) plus sqrt(beta-tilde) noise (eq. 2.9) except at the last step, best dot product.
+  manualSeed(21);
+  const reference = noGrad(() =>
+    scope(() => {
+      const repeated = {
+        textSequence: concat([cond.textSequence, cond.textSequence], 0),
+        textEmbedding: concat([cond.textEmbedding, cond.textEmbedding], 0),
+      };
+      let x = randn([K * B, E]);
+      for (let i = s.numSteps - 1; i >= 0; i--) {
+        const x0 = prior.forward(
+          repeated,
+          x,
+          tensor(new Array(K * B).fill(s.timesteps[i]), [K * B]),
+        );
+        const post = posteriorMeanVariance(x0, x, i, s);
+        x = i === 0
+          ? post.mean
+          : add(post.mean, affine(randn(x.shape), Math.sqrt(post.variance), 0));
+      }
+      return selectCandidates(x, cond.textEmbedding, K);
+    })
+  );
+  manualSeed(21);
+  const got = samplePrior(prior, cond, s, { candidates: K });
+  assertClose(await got.read(), await reference.read(), { atol: 1e-5 });
+  got.dispose(), reference.dispose();
+  // DDIM (eta 0) and DPM-Solver++ run the x_0-predicting prior in a few steps, seeded.
+  for (const sampler of [new DdimSampler({ steps: 4 }), new DpmSolverSampler({ steps: 4 })]) {
+    const runs: Float32Array[] = [];
+    for (let k = 0; k < 2; k++) {
+      manualSeed(22);
+      const z = samplePrior(prior, cond, new NoiseSchedule(cosineBetas(20)), { sampler });
+      assert.deepEqual(z.shape, [B, E]);
+      runs.push((await z.read()) as Float32Array);
+      z.dispose();
+    }
+    assert.ok(runs[0].every(Number.isFinite), sampler.name);
+    assert.deepEqual(runs[0], runs[1], `${sampler.name} is not reproducible`);
+  }
   cond.textSequence.dispose();
   cond.textEmbedding.dispose();
   prior.dispose();

@@ -536,11 +536,11 @@ Deno.test("train: sizes components share must agree, checked at config load befo
     const cases: [(c: ConfigJson) => void, RegExp][] = [
       [
         (c) => c.components.decoder.options.imageSize = 32,
-        /: components\.decoder\.options\.imageSize \(32\) must equal components\.dataset\.options\.imageSize \(16\); both are the image side in pixels$/,
+        /: components\.decoder\.options\.imageSize is 32 but components\.dataset\.options\.imageSize is 16; both are the image side in pixels, so state it once \(on dataset\)$/,
       ],
       [
         (c) => c.components.textEncoder.options.contextLength = 16,
-        /: components\.textEncoder\.options\.contextLength \(16\) must equal components\.tokenizer\.options\.contextLength \(33\)/,
+        /: components\.textEncoder\.options\.contextLength is 16 but components\.tokenizer\.options\.contextLength is 33;/,
       ],
       [
         (c) => c.components.decoder.options.attentionLevels = [5],

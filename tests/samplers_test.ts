@@ -309,3 +309,34 @@ Deno.test("guidedNoise() with s = 1 equals the conditional prediction, s = 0 the
   assert.ok(maxDiff(combined, expected) < 1e-5);
   model.dispose();
 });
+
+Deno.test("every sampler takes an x_0-predicting network (prediction: x0) as the same eps one", async () => {
+  const x0 = tensor(uniform(144, 11, -0.9, 0.9), SHAPE);
+  const samplers: Sampler[] = [
+    new DdpmSampler({ steps: 6 }),
+    new DdimSampler({ steps: 6 }),
+    new DdimSampler({ steps: 6, eta: 1 }),
+    new DpmSolverSampler({ steps: 6 }),
+  ];
+  for (const sampler of samplers) {
+    manualSeed(12);
+    const viaEps = sampler.sample(oracle(x0, schedule, []), SHAPE, schedule);
+    manualSeed(12);
+    const seen: number[] = [];
+    const viaX0 = sampler.sample(
+      (_xt, t) => {
+        seen.push(t);
+        return affine(x0, 1, 0);
+      },
+      SHAPE,
+      schedule,
+      { prediction: "x0" },
+    );
+    const [a, b] = [await read(viaEps), await read(viaX0)];
+    assert.ok(maxDiff(a, b) < 1e-4, `${sampler.name}: ${maxDiff(a, b)}`);
+    assert.ok(maxDiff(b, await read(x0)) < 1e-4, `${sampler.name} does not land on x_0`);
+    assert.equal(seen.length, 6);
+    viaEps.dispose(), viaX0.dispose();
+  }
+  x0.dispose();
+});

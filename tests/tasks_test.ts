@@ -132,6 +132,25 @@ Deno.test("runSample() explains that no weights are shipped, and checks its flag
     ]),
     oneLine(UsageError, /Unknown sampler plugin "ddmp". Did you mean "ddpm"\?/),
   );
+  for (
+    const [flag, value, message] of [
+      ["--prior-sampler", "dim", /Unknown sampler plugin "dim". Did you mean "ddim"\?/],
+      ["--prior-steps", "0", /--prior-steps "0" must be at least 1/],
+      ["--prior-guidance", "-1", /--prior-guidance "-1" must be at least 0/],
+    ] as const
+  ) {
+    await assert.rejects(
+      runSample([
+        "a",
+        "--checkpoint",
+        ".",
+        `${flag}=${value}`,
+        "--out",
+        join(Deno.makeTempDirSync(), "x.png"),
+      ]),
+      oneLine(UsageError, message),
+    );
+  }
   await assert.rejects(
     runSample([
       "a",
@@ -152,6 +171,7 @@ Deno.test("runSample() explains that no weights are shipped, and checks its flag
   await runSample(["--help"], help);
   assert.match(help.lines.join("\n"), /--guidance S/);
   assert.match(help.lines.join("\n"), /--backend NAME/);
+  assert.match(help.lines.join("\n"), /--prior-sampler NAME/);
 });
 
 Deno.test("runEval() checks what to evaluate, the split and the checkpoint", async () => {

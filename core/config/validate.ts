@@ -1,93 +1,22 @@
 /**
- * Validating configs: the schema check with one-line errors, the sizes several components must
- * agree on, and comparing two configs.
+ * Validating configs: the schema check with one-line errors, the sizes several components share
+ * (sizes.ts), and comparing two configs.
  *
  * @module
  */
 import type { Registry } from "../registry.ts";
 import { ConfigError, issueLines, pathString } from "./errors.ts";
 import { parseJsonc } from "./jsonc.ts";
-import { type ComponentSlot, configSchema, type ResolvedConfig } from "./schema.ts";
-
-/**
- * Sizes that several components must agree on, as [slot, option] pairs. Each plugin checks its
- * own options, but nothing else sees across components: a decoder imageSize 32 with a dataset
- * imageSize 16 trained on 16x16 images and sampled 32x32 ones, and a textEncoder contextLength
- * differing from the tokenizer's was silently overridden. Options a plugin does not have are
- * skipped, so third-party plugins with other options are not constrained.
- */
-export const SHARED_SIZES: readonly {
-  what: string;
-  at: readonly (readonly [ComponentSlot, string])[];
-}[] = [
-  {
-    what: "number of tokens per caption",
-    at: [
-      ["tokenizer", "contextLength"],
-      ["textEncoder", "contextLength"],
-      ["prior", "contextLength"],
-      ["decoder", "contextLength"],
-    ],
-  },
-  {
-    what: "CLIP embedding size",
-    at: [
-      ["textEncoder", "embedDim"],
-      ["imageEncoder", "embedDim"],
-      ["prior", "embedDim"],
-      ["decoder", "clipEmbedDim"],
-    ],
-  },
-  // The prior reads the CLIP text encoding [B, T, W]. (The decoder's textWidth is the width of
-  // its own text transformer, which reads tokens, so it is free.)
-  {
-    what: "width of the CLIP text encoding",
-    at: [["textEncoder", "width"], ["prior", "textWidth"]],
-  },
-  {
-    what: "image side in pixels",
-    at: [["dataset", "imageSize"], ["imageEncoder", "imageSize"], ["decoder", "imageSize"]],
-  },
-];
-
-/**
- * One line per `SHARED_SIZES` mismatch: each option present compared with the first present
- * one of its group, e.g. `components.decoder.options.imageSize (32) must equal
- * components.dataset.options.imageSize (16); both are the image side in pixels`.
- *
- * @example
- * ```ts
- * import type { ResolvedConfig } from "./schema.ts";
- * function problems(config: ResolvedConfig): string[] {
- *   return sharedSizeProblems(config); // [] for every shipped preset
- * }
- * ```
- */
-export function sharedSizeProblems(config: ResolvedConfig): string[] {
-  const lines: string[] = [];
-  for (const { what, at } of SHARED_SIZES) {
-    const present = at.flatMap(([slot, key]) => {
-      const value = config.components[slot]?.options?.[key];
-      return typeof value === "number"
-        ? [{ path: `components.${slot}.options.${key}`, value }]
-        : [];
-    });
-    const ref = present[0];
-    for (const p of present.slice(1)) {
-      if (p.value === ref.value) continue;
-      lines.push(
-        `${p.path} (${p.value}) must equal ${ref.path} (${ref.value}); both are the ${what}`,
-      );
-    }
-  }
-  return lines;
-}
+import { configSchema, type ResolvedConfig } from "./schema.ts";
+import { fillSharedSizes, sharedSizeProblems } from "./sizes.ts";
 
 /**
  * Validates an already parsed config object; returns it resolved (defaults filled) or throws a
- * `ConfigError` with one line per problem. Sizes shared between components are checked too
- * (`sharedSizeProblems`) unless `crossChecks` is false: stored configs of checkpoints are not
- * re-checked, so that runs trained before these checks keep loading.
+ * `ConfigError` with one line per problem. Sizes shared between components that the config
+ * omits are taken from the components they depend on first (`fillSharedSizes`), and the
+ * resolved sizes are checked to agree (`sharedSizeProblems`) unless `crossChecks` is false:
+ * stored configs of checkpoints are not re-checked, so that runs trained before these checks
+ * keep loading (they state every size, so filling changes nothing in them).
  *
  * @example
  * ```ts
@@ -104,6 +33,7 @@ export function validateConfig(
   options: { crossChecks?: boolean } = {},
 ): ResolvedConfig {
   const schema = configSchema(registry);
+  value = fillSharedSizes(value, registry);
   const result = schema.safeParse(value);
   if (result.success) {
     const config = result.data as ResolvedConfig;

@@ -1,8 +1,9 @@
 /**
  * Gaussian diffusion maths shared by the prior and the decoder: the `NoiseSchedule` tables
  * (Ho et al. 2020; Nichol & Dhariwal 2021), the forward process q(x_t | x_0) and the posterior
- * q(x_{t-1} | x_t, x_0) on the GPU, classifier-free guidance (Ho & Salimans 2022) and the
- * decoder's training loss. Schedule plugins build a `NoiseSchedule` from their betas; samplers,
+ * q(x_{t-1} | x_t, x_0) on the GPU, the reverse process every sampler builds on (the x_0
+ * estimate from an eps or x_0 prediction, the ancestral step, respacing), sampling the prior with
+ * any sampler, classifier-free guidance (Ho & Salimans 2022) and the decoder's training loss. Schedule plugins build a `NoiseSchedule` from their betas; samplers,
  * priors and decoders import these from here rather than from each other.
  *
  * @module
@@ -27,4 +28,16 @@ export {
   guidedNoise,
   guidedPredictor,
 } from "./guidance.ts";
+export {
+  type AncestralOptions,
+  ancestralSample,
+  checkStep,
+  ddpmStep,
+  type DdpmStepOptions,
+  epsFromX0,
+  predictX0,
+  runReverse,
+  scheduleFor,
+} from "./reverse.ts";
+export { samplePrior, type SamplePriorOptions } from "./prior_sampling.ts";
 export { decoderLoss, type DecoderLossOptions, minSnrWeights } from "./loss.ts";

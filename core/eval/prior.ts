@@ -6,7 +6,7 @@
  * @module
  */
 import { derangement } from "../host_random.ts";
-import type { Prior } from "../components.ts";
+import type { Prior, Sampler } from "../components.ts";
 import {
   add,
   concat,
@@ -24,7 +24,7 @@ import {
   tensor,
   zeros,
 } from "../tensor/mod.ts";
-import type { NoiseSchedule } from "../diffusion/mod.ts";
+import { type NoiseSchedule, samplePrior } from "../diffusion/mod.ts";
 
 /** The four Table 4.2 numbers (mean cosine similarities). */
 export interface PriorMetrics {
@@ -64,6 +64,10 @@ export interface EvaluatePriorOptions {
   candidates?: number;
   /** Classifier-free guidance scale (default 1: off). */
   guidance?: number;
+  /** The prior's reverse process (default ancestral DDPM, thesis Algorithm 5). */
+  sampler?: Sampler;
+  /** Prior sampling steps (respaced; default the sampler's, else the schedule's). */
+  steps?: number;
   /** Seeds the derangement and the sampling noise (default 0); the generator is restored after. */
   seed?: number;
 }
@@ -81,8 +85,8 @@ function cosineSum(a: Tensor, b: Tensor): Tensor {
  *
  * @example
  * ```ts
- * import type { Prior } from "../components.ts";
- * import type { NoiseSchedule } from "../diffusion/mod.ts";
+ * import type { Prior, Sampler } from "../components.ts";
+ * import { type NoiseSchedule, samplePrior } from "../diffusion/mod.ts";
  * async function table42(prior: Prior, testSet: PriorEvalSet, schedule: NoiseSchedule) {
  *   const m = await evaluatePrior(prior, testSet, schedule.respace(64), { batchSize: 128 });
  *   console.log(m.imageSimilarity, THESIS_TABLE_4_2.imageSimilarity);
@@ -95,7 +99,7 @@ export async function evaluatePrior(
   schedule: NoiseSchedule,
   options: EvaluatePriorOptions = {},
 ): Promise<PriorMetrics> {
-  const { batchSize = 64, candidates = 2, guidance = 1, seed = 0 } = options;
+  const { batchSize = 64, candidates = 2, guidance = 1, seed = 0, sampler, steps } = options;
   const N = data.textEmbedding.shape[0];
   if (data.imageEmbedding.shape[0] !== N || data.textSequence.shape[0] !== N) {
     throw new Error(
@@ -117,10 +121,11 @@ export async function evaluatePrior(
         noGrad(() => {
           const text = slice(data.textEmbedding, 0, start, end);
           const image = slice(data.imageEmbedding, 0, start, end);
-          const generated = prior.sample(
+          const generated = samplePrior(
+            prior,
             { textSequence: slice(data.textSequence, 0, start, end), textEmbedding: text },
             schedule,
-            { candidates, guidance },
+            { candidates, guidance, sampler, steps },
           );
           const other = embedding(
             tensor(perm.subarray(start, end), [end - start]),

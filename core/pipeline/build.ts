@@ -1,6 +1,9 @@
 /**
  * Building components from a resolved config through the plugin registry: one function per
- * slot, each handing the plugin the context it needs (the tokenizer and its sizes).
+ * slot, each handing the plugin the context it needs (the tokenizer and its sizes). The other
+ * sizes components share (the CLIP embedding size and text width, the image side) reach each
+ * plugin through its options, which validation filled from the component that states them
+ * (core/config/sizes.ts).
  *
  * @module
  */

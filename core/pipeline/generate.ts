@@ -6,9 +6,10 @@
  * @module
  */
 import { l2Normalize, tokenBatch } from "../clip.ts";
-import type { DecoderConditioning, TokenBatch } from "../components.ts";
+import type { ClipConditioning, DecoderConditioning, TokenBatch } from "../components.ts";
 import type { TrainStage } from "../config.ts";
 import { conditionalPredictor, guidedPredictor } from "../diffusion/guidance.ts";
+import { samplePrior } from "../diffusion/prior_sampling.ts";
 import type { Module } from "../nn/module.ts";
 import { concat, full, manualSeed, noGrad, scope, type Tensor, tensor } from "../tensor/mod.ts";
 import { clipConditioning } from "./clip_cache.ts";
@@ -28,8 +29,10 @@ export interface GenerateImagesOptions {
   guidance?: number;
   /** Reverse-process steps of the decoder (respaced; default all). */
   steps?: number;
-  /** Reverse-process steps of the prior (respaced; default all). */
+  /** Reverse-process steps of the prior (respaced; default the pipeline's `priorSampler`'s). */
   priorSteps?: number;
+  /** Guidance scale of the prior (default the pipeline's `priorGuidance`, 1 unless set). */
+  priorGuidance?: number;
   /** Prior candidates per caption (Algorithm 5: 2). */
   candidates?: number;
   /** Seed of the GPU generator (default 0). */
@@ -97,9 +100,11 @@ function checkGenerateOptions(options: GenerateImagesOptions, defaultN: number):
     throw new TypeError(`Options must be an object, got ${String(options)}`);
   }
   const n = checkCount(options.n, "n", defaultN, MAX_IMAGES);
-  const g = options.guidance;
-  if (g !== undefined && (typeof g !== "number" || !Number.isFinite(g) || g < 0)) {
-    throw new RangeError(`Option "guidance" must be a finite number >= 0, got ${String(g)}`);
+  for (const name of ["guidance", "priorGuidance"] as const) {
+    const g = options[name];
+    if (g !== undefined && (typeof g !== "number" || !Number.isFinite(g) || g < 0)) {
+      throw new RangeError(`Option "${name}" must be a finite number >= 0, got ${String(g)}`);
+    }
   }
   checkCount(options.steps, "steps", 1, Number.MAX_SAFE_INTEGER);
   checkCount(options.priorSteps, "priorSteps", 1, Number.MAX_SAFE_INTEGER);
@@ -251,14 +256,38 @@ export async function textToImage(
     scope(() => {
       const tokens = tokenBatch(p.tokenizer, rows);
       const cond = clipConditioning(p.clip, tokens);
-      const ps = options.priorSteps === undefined || options.priorSteps === p.priorSchedule.numSteps
-        ? p.priorSchedule
-        : p.priorSchedule.respace(options.priorSteps);
-      const z = l2Normalize(p.prior.sample(cond, ps, { candidates: options.candidates ?? 2 }));
+      const z = l2Normalize(sampleEmbeddings(p, cond, options));
       return decodeImages(p, tokens, z, options);
     })
   );
   return await readImages(p, x, rows, options);
+}
+
+/**
+ * The prior's image embeddings [B, E] for a text conditioning (not normalised), sampled with the
+ * pipeline's prior sampler and guidance unless `options` override the steps, guidance or
+ * candidates (Algorithm 5: 2 candidates).
+ *
+ * @example
+ * ```ts
+ * import type { ClipConditioning } from "../components.ts";
+ * import type { Components } from "./load.ts";
+ * function embeddings(pipeline: Components, cond: ClipConditioning) {
+ *   return sampleEmbeddings(pipeline, cond, { priorSteps: 25 });
+ * }
+ * ```
+ */
+export function sampleEmbeddings(
+  p: Components,
+  cond: ClipConditioning,
+  options: Pick<GenerateImagesOptions, "priorSteps" | "priorGuidance" | "candidates"> = {},
+): Tensor {
+  return samplePrior(p.prior, cond, p.priorSchedule, {
+    sampler: p.priorSampler,
+    steps: options.priorSteps,
+    guidance: options.priorGuidance ?? p.priorGuidance,
+    candidates: options.candidates ?? 2,
+  });
 }
 
 /**

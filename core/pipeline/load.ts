@@ -35,6 +35,44 @@ import {
   type PriorModel,
 } from "./build.ts";
 
+/** How `loadPipeline` sets up sampling (all optional). */
+export interface LoadPipelineOptions {
+  /** Decoder sampler plugin (default the config's). */
+  sampler?: string;
+  /** Prior sampler plugin (default "ddpm": ancestral, thesis Algorithm 5). */
+  priorSampler?: string;
+  /** Prior sampling steps, respaced (default the sampler's, else the prior schedule's). */
+  priorSteps?: number;
+  /** Prior guidance scale (default 1; other values need a prior trained with text dropping). */
+  priorGuidance?: number;
+  /** Where the weights come from (default: files, or HTTP for URLs). */
+  reader?: WeightReader;
+}
+
+/**
+ * The prior's sampler as `options` ask: the named plugin (default "ddpm", thesis Algorithm 5)
+ * with `priorSteps` as its `steps` option.
+ *
+ * @example
+ * ```ts
+ * import type { Registry } from "../registry.ts";
+ * async function ddim(registry: Registry) {
+ *   return await createPriorSampler(registry, { priorSampler: "ddim", priorSteps: 25 });
+ * }
+ * ```
+ */
+export async function createPriorSampler(
+  registry: Registry,
+  options: Pick<LoadPipelineOptions, "priorSampler" | "priorSteps">,
+): Promise<Sampler> {
+  const steps = options.priorSteps;
+  return await registry.use<Sampler>(
+    "sampler",
+    options.priorSampler ?? "ddpm",
+    steps === undefined ? {} : { steps },
+  );
+}
+
 /** Every component an end-to-end run needs, all with trained weights. */
 export interface Components {
   config: ResolvedConfig;
@@ -45,7 +83,12 @@ export interface Components {
   decoder: Decoder;
   priorSchedule: NoiseSchedule;
   decoderSchedule: NoiseSchedule;
+  /** The decoder's reverse process. */
   sampler: Sampler;
+  /** The prior's reverse process (default ancestral DDPM over every step: Algorithm 5). */
+  priorSampler: Sampler;
+  /** Classifier-free guidance scale of the prior (1 = off, the thesis's choice). */
+  priorGuidance: number;
   /** Steps each model was trained for. */
   steps: Record<TrainStage, number>;
   /** Frees every model's GPU memory. */
@@ -155,7 +198,7 @@ export async function loadClip(
 export async function loadPipeline(
   runDir: string,
   registry: Registry,
-  options: { sampler?: string; reader?: WeightReader } = {},
+  options: LoadPipelineOptions = {},
 ): Promise<Components> {
   const reader = options.reader ?? readerFor(runDir);
   // Folders can be asked about only on a file system; over HTTP a missing stage shows up as
@@ -229,6 +272,8 @@ export async function loadPipeline(
     priorSchedule: await createComponent<NoiseSchedule>(merged, registry, "priorSchedule"),
     decoderSchedule: await createComponent<NoiseSchedule>(merged, registry, "decoderSchedule"),
     sampler: await createSampler(merged, registry, options.sampler),
+    priorSampler: await createPriorSampler(registry, options),
+    priorGuidance: options.priorGuidance ?? 1,
     steps: { clip: clipCkpt.meta.step, prior: priorCkpt.meta.step, decoder: decoderCkpt.meta.step },
     dispose() {
       clip.dispose();

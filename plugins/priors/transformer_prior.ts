@@ -5,7 +5,12 @@
  *
  * @module
  */
-import type { ClipConditioning, Prior, PriorSampleOptions } from "../../core/components.ts";
+import type {
+  ClipConditioning,
+  Prior,
+  PriorDenoiser,
+  PriorSampleOptions,
+} from "../../core/components.ts";
 import { z } from "../../core/deps.ts";
 import {
   LayerNorm,
@@ -33,7 +38,6 @@ import {
   rsqrt,
   scope,
   slice,
-  sub,
   sum,
   tanh,
   type Tensor,
@@ -41,12 +45,13 @@ import {
   zeros,
 } from "../../core/tensor/mod.ts";
 import {
+  combineGuidance,
   gatherSteps,
   type NoiseSchedule,
-  posteriorMeanVariance,
   qSample,
   randomSteps,
 } from "../../core/diffusion/mod.ts";
+import { samplePrior } from "../../core/diffusion/prior_sampling.ts";
 import { selectCandidates } from "./select.ts";
 
 /** Number of input tokens: pooled text, text embedding, timestep, noisy embedding, query. */
@@ -301,15 +306,71 @@ export class TransformerPrior extends Module implements Prior {
   }
 
   /**
-   * Thesis Algorithm 5 with the posterior-mean step (thesis eq. 2.8; the thesis code added noise to
-   * the x_0 prediction instead, see README): z_T ~ N(0, I); for each step,
-   * x_0 = f(z_t, t), z_{t-1} = c1 x_0 + c2 z_t + sqrt(beta-tilde_t) eps (no noise at the last
-   * step, whose output is x_0 itself). `candidates` chains per caption run as one batch and the
-   * sample with the largest dot product with the text embedding is kept (selected on the GPU).
-   * `guidance` s != 1 (needs textDropRate > 0) uses x_0 = x_0(null) + s (x_0(text) - x_0(null)),
-   * both halves in one batch. Steps follow `schedule` (respace it for fewer); the model sees
-   * `schedule.timesteps`. Returns [B, E], divided back to unit scale with `scaleEmbeddings` and
-   * not normalised otherwise.
+   * The prior as a sampler drives it (thesis Algorithm 5): `candidates` chains per caption run
+   * as one batch of [K * B, E] (candidate-major), the network predicts x_0 (no clamping:
+   * embeddings are not images), and `finish` keeps, per caption, the sample with the largest dot
+   * product with the text embedding (selected on the GPU), divided back to unit scale with
+   * `scaleEmbeddings`. `guidance` s != 1 (needs textDropRate > 0) predicts x_0 = x_0(null) +
+   * s (x_0(text) - x_0(null)) (Ho & Salimans 2022, applied to x_0), both halves in one batch;
+   * `renormalizeX0` rescales each prediction to the training embeddings' norm.
+   * `samplePrior` (core/diffusion/prior_sampling.ts) runs it with any sampler.
+   *
+   * @example
+   * ```ts
+   * import type { ClipConditioning } from "../../core/components.ts";
+   * import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
+   * import { samplePrior } from "../../core/diffusion/prior_sampling.ts";
+   * function sample(prior: TransformerPrior, cond: ClipConditioning, schedule: NoiseSchedule) {
+   *   return samplePrior(prior, cond, schedule, { steps: 64, candidates: 2 }); // [B, E]
+   * }
+   * ```
+   */
+  denoiser(cond: ClipConditioning, options: PriorSampleOptions = {}): PriorDenoiser {
+    const K = options.candidates ?? 2;
+    const guidance = options.guidance ?? 1;
+    if (!Number.isInteger(K) || K < 1) {
+      throw new Error(`Candidates "${K}" must be a positive integer`);
+    }
+    if (guidance !== 1 && !this.nullText) {
+      throw new Error(
+        `Guidance "${guidance}" needs a prior trained with textDropRate > 0 (this one has 0); ` +
+          `use guidance 1 or retrain the prior with textDropRate`,
+      );
+    }
+    const B = cond.textEmbedding.shape[0];
+    const repeated = noGrad(() =>
+      scope(() => {
+        let seq = repeatRows(cond.textSequence, K), emb = repeatRows(cond.textEmbedding, K);
+        let keep: Tensor | null = null;
+        if (guidance !== 1) {
+          seq = concat([seq, seq], 0);
+          emb = concat([emb, emb], 0);
+          keep = concat([ones([K * B, 1]), zeros([K * B, 1])], 0);
+        }
+        return { textSequence: seq, textEmbedding: emb, keep };
+      })
+    );
+    return {
+      shape: [K * B, this.embedDim],
+      prediction: "x0",
+      clipDenoised: false,
+      predict: (x, timestep) => this.#predictX0(repeated, x, timestep, guidance),
+      finish: (x) =>
+        scope(() => {
+          const best = selectCandidates(x, cond.textEmbedding, K);
+          return this.options.scaleEmbeddings ? affine(best, 1 / this.embeddingScale, 0) : best;
+        }),
+      dispose() {
+        repeated.textSequence.dispose();
+        repeated.textEmbedding.dispose();
+        repeated.keep?.dispose();
+      },
+    };
+  }
+
+  /**
+   * Samples [B, E] image embeddings with ancestral DDPM over every step of `schedule` (thesis
+   * Algorithm 5; respace the schedule for fewer steps): `samplePrior` without a sampler plugin.
    *
    * @example
    * ```ts
@@ -325,81 +386,29 @@ export class TransformerPrior extends Module implements Prior {
     schedule: NoiseSchedule,
     options: PriorSampleOptions = {},
   ): Tensor {
-    const K = options.candidates ?? 2;
-    const guidance = options.guidance ?? 1;
-    if (!Number.isInteger(K) || K < 1) {
-      throw new Error(`Candidates "${K}" must be a positive integer`);
-    }
-    if (guidance !== 1 && !this.nullText) {
-      throw new Error(
-        `Guidance "${guidance}" needs a prior trained with textDropRate > 0; this one has 0`,
-      );
-    }
-    const B = cond.textEmbedding.shape[0], E = this.embedDim;
-    const wasTraining = this.training;
-    this.eval();
-    try {
-      return noGrad(() => {
-        const repeated = scope(() => {
-          let seq = repeatRows(cond.textSequence, K), emb = repeatRows(cond.textEmbedding, K);
-          let keep: Tensor | null = null;
-          if (guidance !== 1) {
-            seq = concat([seq, seq], 0);
-            emb = concat([emb, emb], 0);
-            keep = concat([ones([K * B, 1]), zeros([K * B, 1])], 0);
-          }
-          return { textSequence: seq, textEmbedding: emb, keep };
-        });
-        let x = randn([K * B, E]);
-        try {
-          for (let i = schedule.numSteps - 1; i >= 0; i--) {
-            const next = scope(() => this.#step(repeated, x, i, schedule, guidance));
-            x.dispose();
-            x = next;
-          }
-          return scope(() => {
-            const best = selectCandidates(x, cond.textEmbedding, K);
-            return this.options.scaleEmbeddings ? affine(best, 1 / this.embeddingScale, 0) : best;
-          });
-        } finally {
-          x.dispose();
-          repeated.textSequence.dispose();
-          repeated.textEmbedding.dispose();
-          repeated.keep?.dispose();
-        }
-      });
-    } finally {
-      this.train(wasTraining);
-    }
+    return samplePrior(this, cond, schedule, options);
   }
 
-  /** One ancestral step of Algorithm 5 (posterior mean, eq. 2.8, plus sqrt(eq. 2.9) noise). */
-  #step(
+  /** The x_0 prediction at one step, guided when `guidance` != 1 (rows: conditional, then null). */
+  #predictX0(
     cond: PriorNetworkConditioning,
     x: Tensor,
-    i: number,
-    schedule: NoiseSchedule,
+    timestep: number,
     guidance: number,
   ): Tensor {
     const n = x.shape[0];
     let x0: Tensor;
     if (guidance !== 1) {
-      const both = this.forward(cond, concat([x, x], 0), full([2 * n], schedule.timesteps[i]));
-      const c = slice(both, 0, 0, n), u = slice(both, 0, n, 2 * n);
-      // Classifier-free guidance (Ho & Salimans 2022) applied to the x_0 prediction.
-      x0 = add(u, affine(sub(c, u), guidance, 0));
+      const both = this.forward(cond, concat([x, x], 0), full([2 * n], timestep));
+      x0 = combineGuidance(slice(both, 0, 0, n), slice(both, 0, n, 2 * n), guidance);
     } else {
-      x0 = this.forward(cond, x, full([n], schedule.timesteps[i]));
+      x0 = this.forward(cond, x, full([n], timestep));
     }
-    if (this.options.renormalizeX0) {
-      x0 = mul(
-        x0,
-        affine(rsqrt(affine(sum(mul(x0, x0), 1, true), 1, 1e-12)), this.embeddingScale, 0),
-      );
-    }
-    const post = posteriorMeanVariance(x0, x, i, schedule);
-    if (i === 0) return post.mean;
-    return add(post.mean, affine(randn(x.shape), Math.sqrt(post.variance), 0));
+    if (!this.options.renormalizeX0) return x0;
+    return mul(
+      x0,
+      affine(rsqrt(affine(sum(mul(x0, x0), 1, true), 1, 1e-12)), this.embeddingScale, 0),
+    );
   }
 }
 

@@ -6,10 +6,20 @@
  */
 import { z } from "../../core/deps.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
-import { add, affine, randn, sub, type Tensor } from "../../core/tensor/mod.ts";
-import type { NoisePredictor, Sampler, SamplerRunOptions } from "../../core/components.ts";
-import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
-import { predictX0, runReverse, scheduleFor } from "./ddpm.ts";
+import { add, affine, randn, type Tensor } from "../../core/tensor/mod.ts";
+import type {
+  NoisePredictor,
+  PredictionType,
+  Sampler,
+  SamplerRunOptions,
+} from "../../core/components.ts";
+import {
+  epsFromX0,
+  type NoiseSchedule,
+  predictX0,
+  runReverse,
+  scheduleFor,
+} from "../../core/diffusion/mod.ts";
 
 /** Options of one DDIM step. */
 export interface DdimStepOptions {
@@ -17,6 +27,8 @@ export interface DdimStepOptions {
   eta?: number;
   /** Clamp the predicted x_0 to [-1, 1] (default true). */
   clipDenoised?: boolean;
+  /** What the network output is: "eps" (default) or "x0". */
+  prediction?: PredictionType;
 }
 
 /**
@@ -38,8 +50,9 @@ export function ddimSigma(schedule: NoiseSchedule, i: number, eta: number): numb
 
 /**
  * One DDIM step (Song et al. 2021, eq. 12): x_{t-1} = sqrt(abar_prev) x_0 +
- * sqrt(1 - abar_prev - sigma^2) eps + sigma z. When x_0 is clamped, eps is recomputed from it
- * (eq. 4 solved for eps) so the update stays consistent. `noise` = null drops sigma z.
+ * sqrt(1 - abar_prev - sigma^2) eps + sigma z. When x_0 is clamped or is what the network
+ * predicts, eps is computed from it (eq. 4 solved for eps) so the update stays consistent.
+ * `noise` = null drops sigma z.
  *
  * @example
  * ```ts
@@ -52,7 +65,7 @@ export function ddimSigma(schedule: NoiseSchedule, i: number, eta: number): numb
  */
 export function ddimStep(
   xt: Tensor,
-  eps: Tensor,
+  output: Tensor,
   schedule: NoiseSchedule,
   i: number,
   noise: Tensor | null,
@@ -60,15 +73,9 @@ export function ddimStep(
 ): Tensor {
   const eta = options.eta ?? 0;
   const clip = options.clipDenoised ?? true;
-  const x0 = predictX0(xt, eps, schedule, i, clip);
-  // eps = (x_t / sqrt(abar_t) - x_0) / sqrt(1 / abar_t - 1).
-  const e = clip
-    ? affine(
-      sub(affine(xt, schedule.sqrtRecipAlphaBar[i], 0), x0),
-      1 / schedule.sqrtRecipM1AlphaBar[i],
-      0,
-    )
-    : eps;
+  const prediction = options.prediction ?? "eps";
+  const x0 = predictX0(xt, output, schedule, i, clip, prediction);
+  const e = clip || prediction === "x0" ? epsFromX0(xt, x0, schedule, i) : output;
   const prev = schedule.alphaBarPrev[i];
   const sigma = ddimSigma(schedule, i, eta);
   let x = add(
@@ -132,6 +139,7 @@ export class DdimSampler implements Sampler {
     const opts = {
       eta: this.options.eta,
       clipDenoised: options.clipDenoised ?? this.options.clipDenoised,
+      prediction: options.prediction,
     };
     return runReverse(
       shape,

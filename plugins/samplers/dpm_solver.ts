@@ -17,8 +17,7 @@ import { z } from "../../core/deps.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
 import { add, affine, noGrad, randn, scope, type Tensor } from "../../core/tensor/mod.ts";
 import type { NoisePredictor, Sampler, SamplerRunOptions } from "../../core/components.ts";
-import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
-import { predictX0, scheduleFor } from "./ddpm.ts";
+import { type NoiseSchedule, predictX0, scheduleFor } from "../../core/diffusion/mod.ts";
 
 /** lambda = log(alpha / sigma) at step `i` of `schedule` (Lu et al. 2022, section 2). */
 export function halfLogSnr(schedule: NoiseSchedule, i: number): number {
@@ -160,7 +159,8 @@ export class DpmSolverSampler implements Sampler {
         const xi: Tensor = x, older: Tensor | null = prevX0;
         const out: { x0: Tensor; next: Tensor } = scope(() =>
           noGrad(() => {
-            const x0 = predictX0(xi, predict(xi, s.timesteps[i]), s, i, clip);
+            const output = predict(xi, s.timesteps[i]);
+            const x0 = predictX0(xi, output, s, i, clip, options.prediction);
             return { x0, next: dpmSolver2mStep(xi, x0, older, s, i) };
           })
         );
