@@ -58,16 +58,7 @@ export class DdpmSampler implements Sampler {
    * @example
    * ```ts
    * import type { Decoder, DecoderConditioning } from "../../core/components.ts";
-   * import { ancestralSample, type NoiseSchedule } from "../../core/diffusion/mod.ts";
-
-export {
-  checkStep,
-  ddpmStep,
-  type DdpmStepOptions,
-  predictX0,
-  runReverse,
-  scheduleFor,
-} from "../../core/diffusion/mod.ts";
+   * import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
    * import { full } from "../../core/tensor/mod.ts";
    * function images(unet: Decoder, cond: DecoderConditioning, schedule: NoiseSchedule) {
    *   const sampler = new DdpmSampler({ clipDenoised: true, clampXt: false });
