@@ -25,34 +25,20 @@ import {
   add,
   affine,
   bernoulli,
-  clone,
   concat,
   expand,
-  full,
   mse,
   mul,
-  noGrad,
-  ones,
   randn,
   reshape,
-  rsqrt,
-  scope,
   slice,
-  sum,
   tanh,
   type Tensor,
   unsqueeze,
-  zeros,
 } from "../../core/tensor/mod.ts";
-import {
-  combineGuidance,
-  gatherSteps,
-  type NoiseSchedule,
-  qSample,
-  randomSteps,
-} from "../../core/diffusion/mod.ts";
+import { gatherSteps, type NoiseSchedule, qSample, randomSteps } from "../../core/diffusion/mod.ts";
 import { samplePrior } from "../../core/diffusion/prior_sampling.ts";
-import { selectCandidates } from "./select.ts";
+import { transformerPriorDenoiser } from "./denoiser.ts";
 
 /** Number of input tokens: pooled text, text embedding, timestep, noisy embedding, query. */
 export const PRIOR_TOKENS = 5;
@@ -306,14 +292,9 @@ export class TransformerPrior extends Module implements Prior {
   }
 
   /**
-   * The prior as a sampler drives it (thesis Algorithm 5): `candidates` chains per caption run
-   * as one batch of [K * B, E] (candidate-major), the network predicts x_0 (no clamping:
-   * embeddings are not images), and `finish` keeps, per caption, the sample with the largest dot
-   * product with the text embedding (selected on the GPU), divided back to unit scale with
-   * `scaleEmbeddings`. `guidance` s != 1 (needs textDropRate > 0) predicts x_0 = x_0(null) +
-   * s (x_0(text) - x_0(null)) (Ho & Salimans 2022, applied to x_0), both halves in one batch;
-   * `renormalizeX0` rescales each prediction to the training embeddings' norm.
-   * `samplePrior` (core/diffusion/prior_sampling.ts) runs it with any sampler.
+   * The prior as a sampler drives it (thesis Algorithm 5): candidate chains, guidance and
+   * scaling as `transformerPriorDenoiser` (./denoiser.ts) describes. `samplePrior`
+   * (core/diffusion/prior_sampling.ts) runs it with any sampler.
    *
    * @example
    * ```ts
@@ -326,46 +307,7 @@ export class TransformerPrior extends Module implements Prior {
    * ```
    */
   denoiser(cond: ClipConditioning, options: PriorSampleOptions = {}): PriorDenoiser {
-    const K = options.candidates ?? 2;
-    const guidance = options.guidance ?? 1;
-    if (!Number.isInteger(K) || K < 1) {
-      throw new Error(`Candidates "${K}" must be a positive integer`);
-    }
-    if (guidance !== 1 && !this.nullText) {
-      throw new Error(
-        `Guidance "${guidance}" needs a prior trained with textDropRate > 0 (this one has 0); ` +
-          `use guidance 1 or retrain the prior with textDropRate`,
-      );
-    }
-    const B = cond.textEmbedding.shape[0];
-    const repeated = noGrad(() =>
-      scope(() => {
-        let seq = repeatRows(cond.textSequence, K), emb = repeatRows(cond.textEmbedding, K);
-        let keep: Tensor | null = null;
-        if (guidance !== 1) {
-          seq = concat([seq, seq], 0);
-          emb = concat([emb, emb], 0);
-          keep = concat([ones([K * B, 1]), zeros([K * B, 1])], 0);
-        }
-        return { textSequence: seq, textEmbedding: emb, keep };
-      })
-    );
-    return {
-      shape: [K * B, this.embedDim],
-      prediction: "x0",
-      clipDenoised: false,
-      predict: (x, timestep) => this.#predictX0(repeated, x, timestep, guidance),
-      finish: (x) =>
-        scope(() => {
-          const best = selectCandidates(x, cond.textEmbedding, K);
-          return this.options.scaleEmbeddings ? affine(best, 1 / this.embeddingScale, 0) : best;
-        }),
-      dispose() {
-        repeated.textSequence.dispose();
-        repeated.textEmbedding.dispose();
-        repeated.keep?.dispose();
-      },
-    };
+    return transformerPriorDenoiser(this, cond, options);
   }
 
   /**
@@ -388,40 +330,11 @@ export class TransformerPrior extends Module implements Prior {
   ): Tensor {
     return samplePrior(this, cond, schedule, options);
   }
-
-  /** The x_0 prediction at one step, guided when `guidance` != 1 (rows: conditional, then null). */
-  #predictX0(
-    cond: PriorNetworkConditioning,
-    x: Tensor,
-    timestep: number,
-    guidance: number,
-  ): Tensor {
-    const n = x.shape[0];
-    let x0: Tensor;
-    if (guidance !== 1) {
-      const both = this.forward(cond, concat([x, x], 0), full([2 * n], timestep));
-      x0 = combineGuidance(slice(both, 0, 0, n), slice(both, 0, n, 2 * n), guidance);
-    } else {
-      x0 = this.forward(cond, x, full([n], timestep));
-    }
-    if (!this.options.renormalizeX0) return x0;
-    return mul(
-      x0,
-      affine(rsqrt(affine(sum(mul(x0, x0), 1, true), 1, 1e-12)), this.embeddingScale, 0),
-    );
-  }
 }
 
 /** keep * token + (1 - keep) * null, for keep [B, 1] and null [width]. */
 function mixNull(token: Tensor, nullToken: Tensor, keep: Tensor): Tensor {
   return add(mul(token, keep), mul(nullToken, affine(keep, -1, 1)));
-}
-
-/** x [B, ...] -> [K * B, ...] (a new tensor), row k * B + b holding x[b]. */
-function repeatRows(x: Tensor, K: number): Tensor {
-  if (K === 1) return clone(x);
-  const expanded = expand(unsqueeze(x, 0), [K, ...x.shape]);
-  return reshape(expanded, [K * x.shape[0], ...x.shape.slice(1)]);
 }
 
 /** The "transformer" prior plugin (thesis section 3.4). */
