@@ -32,8 +32,8 @@ function flows(config: ResolvedConfig): [string, unknown, unknown][] {
   return SHARED_SIZES.flatMap(({ owner, consumers }) =>
     consumers.map(([slot, key]): [string, unknown, unknown] => [
       `${slot}.${key}`,
-      config.components[slot].options[key],
-      config.components[owner[0]].options[owner[1]],
+      config.components[slot]?.options[key],
+      config.components[owner[0]]?.options[owner[1]],
     ])
   );
 }
@@ -67,7 +67,7 @@ function problems(f: () => unknown): string[] {
 
 Deno.test("shared sizes: stated once, on the owner, each flows into every component that depends on it", () => {
   const c = parseConfig(JSON.stringify(onceConfig()), builtins(), "once.json");
-  const o = (slot: keyof typeof c.components) => c.components[slot].options;
+  const o = (slot: keyof typeof c.components) => c.components[slot]!.options;
   assert.deepEqual(
     [o("textEncoder").contextLength, o("prior").contextLength, o("decoder").contextLength],
     [20, 20, 20],

@@ -213,7 +213,7 @@ Deno.test("parseFlags() and numberFlag() parse strictly", () => {
 
 Deno.test("presets/thesis.jsonc holds the thesis's Appendix A settings", async () => {
   const c = await loadConfig("presets/thesis.jsonc", builtins());
-  const o = (slot: keyof typeof c.components) => c.components[slot].options;
+  const o = (slot: keyof typeof c.components) => c.components[slot]!.options;
   assert.deepEqual(
     [
       o("textEncoder").width,
