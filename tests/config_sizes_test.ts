@@ -18,8 +18,8 @@ import {
   parseConfig,
   parseJsonc,
   type ResolvedConfig,
-  SHARED_SIZES,
   sharedSizeProblems,
+  sharedSizesFor,
   validateConfig,
 } from "../core/config.ts";
 import { loadConfig } from "../core/config_file.ts";
@@ -27,9 +27,12 @@ import { STAGE_SLOTS } from "../core/pipeline.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
-/** Every option of `SHARED_SIZES` with the owner's value, as [consumer path, value, owner value]. */
+/**
+ * Every option of `SHARED_SIZES` (`CASCADE_SIZES` with an upsampler) with the owner's value, as
+ * [consumer path, value, owner value].
+ */
 function flows(config: ResolvedConfig): [string, unknown, unknown][] {
-  return SHARED_SIZES.flatMap(({ owner, consumers }) =>
+  return sharedSizesFor(config.components).flatMap(({ owner, consumers }) =>
     consumers.map(([slot, key]): [string, unknown, unknown] => [
       `${slot}.${key}`,
       config.components[slot]?.options[key],
@@ -221,7 +224,7 @@ Deno.test("shipped presets state each shared size once, and every consumer resol
     const raw = parseJsonc(await Deno.readTextFile(path), e.name) as {
       components?: Record<string, { options?: Record<string, unknown> }>;
     };
-    for (const { consumers } of SHARED_SIZES) {
+    for (const { consumers } of sharedSizesFor(raw.components)) {
       for (const [slot, key] of consumers) {
         const stated = raw.components?.[slot]?.options?.[key];
         assert.equal(stated, undefined, `${e.name}: components.${slot}.options.${key} is stated`);

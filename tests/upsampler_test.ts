@@ -34,10 +34,12 @@ import { cosineBetas } from "../plugins/schedules/mod.ts";
 import { builtins } from "../plugins/mod.ts";
 import { loadConfig } from "../core/config_file.ts";
 import { ConfigError, validateConfig } from "../core/config.ts";
-import { loadPipeline, textToImage } from "../core/pipeline.ts";
+import { imageVariations, loadPipeline, textToImage } from "../core/pipeline.ts";
 import { generateSplit } from "../datasets/mod.ts";
 import { runTrain } from "../tasks/train.ts";
+import { runSample } from "../tasks/sample.ts";
 import { hostRandom, param } from "./_support/check.ts";
+import { assertOneLineError, cli } from "./_support/cli.ts";
 
 await initBackend();
 
@@ -220,6 +222,10 @@ Deno.test({
         assert.ok(big.images.every(Number.isFinite));
         const small = await textToImage(p, ["a red circle"], { steps: 2, upsample: false });
         assert.deepEqual(small.shape, [1, 3, 8, 8]);
+        // Variations take an image at CLIP's side (the final 16), not the decoder's 8.
+        const image = new Float32Array(3 * 16 * 16);
+        const vars = await imageVariations(p, image, { n: 1, steps: 2 });
+        assert.deepEqual(vars.shape, [1, 3, 16, 16]);
       } finally {
         p.dispose();
       }
@@ -232,6 +238,14 @@ Deno.test({
         8,
       ]);
       plain.dispose();
+      // The sample task writes the upsampled images, or the decoder's with --no-upsampler.
+      const png = (name: string): string[] => [
+        "a red circle",
+        ...["--checkpoint", run, "--n", "1", "--steps", "2", "--out", join(work, name)],
+      ];
+      const withUp = await runSample(png("up.png"), { print: () => {} });
+      const without = await runSample([...png("plain.png"), "--no-upsampler"], { print: () => {} });
+      assert.ok(withUp!.width > without!.width, `${withUp!.width} vs ${without!.width}`);
     } finally {
       await Deno.remove(work, { recursive: true });
     }
@@ -294,4 +308,25 @@ Deno.test("upsampler config: defaults filled, one-line errors for wrong sizes an
     /train\.upsampler: set, but the config has no components\.upsampler/,
   );
   oneLine(error((c) => c.train.upsampeler = {}), /train\.upsampeler.*did you mean "upsampler"/);
+});
+
+Deno.test("presets/cpu16-up32.jsonc: cpu32 with a 16x16 decoder and a 16 -> 32 upsampler", async () => {
+  const c = await loadConfig(join(ROOT, "presets/cpu16-up32.jsonc"), builtins());
+  const cpu32 = await loadConfig(join(ROOT, "presets/cpu32.jsonc"), builtins());
+  assert.equal(c.components.decoder.options.imageSize, 16);
+  assert.equal(c.components.upsampler?.options.imageSize, 32);
+  assert.equal(c.components.imageEncoder.options.imageSize, 32);
+  assert.deepEqual(c.components.prior, cpu32.components.prior);
+  assert.deepEqual(c.components.textEncoder, cpu32.components.textEncoder);
+  assert.deepEqual(c.components.imageEncoder, cpu32.components.imageEncoder);
+  assert.deepEqual(
+    { ...c.components.decoder.options, imageSize: 32 },
+    cpu32.components.decoder.options,
+  );
+  assert.equal(c.train.upsampler?.steps, 2000);
+});
+
+Deno.test("train upsampler: a config without an upsampler is a one-line error", async () => {
+  const r = await cli("train", ["upsampler", "--config", "presets/cpu32.jsonc"]);
+  assertOneLineError(r, /has no components\.upsampler, so there is no upsampler stage to train/);
 });
