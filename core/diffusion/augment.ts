@@ -39,8 +39,10 @@ export const BLUR_SIGMA_AT_1 = 2;
  *
  * @example
  * ```ts
- * import { zeros } from "../tensor/mod.ts";
- * downsampleArea(zeros([2, 3, 16, 16]), 8).shape; // [2, 3, 8, 8]
+ * import type { Tensor } from "../tensor/mod.ts";
+ * function low(images: Tensor): Tensor {
+ *   return downsampleArea(images, 8); // [B, 3, 16, 16] -> [B, 3, 8, 8]
+ * }
  * ```
  */
 export function downsampleArea(x: Tensor, size: number): Tensor {
@@ -57,8 +59,10 @@ export function downsampleArea(x: Tensor, size: number): Tensor {
  *
  * @example
  * ```ts
- * import { zeros } from "../tensor/mod.ts";
- * upsampleToSize(zeros([1, 3, 8, 8]), 16).shape; // [1, 3, 16, 16]
+ * import type { Tensor } from "../tensor/mod.ts";
+ * function big(lowRes: Tensor): Tensor {
+ *   return upsampleToSize(lowRes, 16); // [B, 3, 8, 8] -> [B, 3, 16, 16]
+ * }
  * ```
  */
 export function upsampleToSize(x: Tensor, size: number): Tensor {
@@ -74,7 +78,10 @@ export function upsampleToSize(x: Tensor, size: number): Tensor {
  *
  * @example
  * ```ts
- * drawLevels(4, 0.5, "noise").shape; // [4]
+ * import type { Tensor } from "../tensor/mod.ts";
+ * function levels(): Tensor {
+ *   return drawLevels(4, 0.5, "noise"); // f32 [4] in [0, 0.5)
+ * }
  * ```
  */
 export function drawLevels(batch: number, max: number, kind: AugmentKind): Tensor {
@@ -107,8 +114,10 @@ function blurAxis(x: Tensor, axis: number, w: Tensor[]): Tensor {
  *
  * @example
  * ```ts
- * import { full, zeros } from "../tensor/mod.ts";
- * augmentLowRes(zeros([2, 3, 8, 8]), full([2], 0.1), "noise").shape; // [2, 3, 8, 8]
+ * import { full, type Tensor } from "../tensor/mod.ts";
+ * function blurred(lowRes: Tensor): Tensor {
+ *   return augmentLowRes(lowRes, full([lowRes.shape[0]], 0.2), "blur");
+ * }
  * ```
  */
 export function augmentLowRes(x: Tensor, level: Tensor, kind: AugmentKind): Tensor {

@@ -74,7 +74,9 @@ export class UNetBody {
    *     upsample: "nearest", dropout: 0, embDim: 16, contextDim: 0,
    *   });
    * }
-   * new Net().parameterCount() > 0; // true
+   * function params(): number {
+   *   return new Net().parameterCount(); // after initBackend()
+   * }
    * ```
    */
   constructor(add: AddModule, o: UNetBodyOptions) {
@@ -131,7 +133,10 @@ export class UNetBody {
    *
    * @example
    * ```ts
-   * const eps = body.forward(xt, emb, tokens);
+   * import type { Tensor } from "../../core/tensor/mod.ts";
+   * function eps(body: UNetBody, xt: Tensor, emb: Tensor, tokens: Tensor): Tensor {
+   *   return body.forward(xt, emb, tokens);
+   * }
    * ```
    */
   forward(x: Tensor, emb: Tensor, context?: Tensor): Tensor {

@@ -107,8 +107,9 @@ export class UNetUpsampler extends Module implements Upsampler {
    *
    * @example
    * ```ts
-   * const up = new UNetUpsampler(upsamplerOptions.parse({ imageSize: 16, lowResSize: 8 }));
-   * up.imageSize; // 16
+   * function small(): UNetUpsampler {
+   *   return new UNetUpsampler(upsamplerOptions.parse({ imageSize: 16, lowResSize: 8 }));
+   * }
    * ```
    */
   constructor(options: UpsamplerOptions) {
@@ -142,7 +143,11 @@ export class UNetUpsampler extends Module implements Upsampler {
    *
    * @example
    * ```ts
-   * const eps = up.predictNoise(xt, t, { lowRes, level });
+   * import { full, type Tensor } from "../../core/tensor/mod.ts";
+   * function eps(up: UNetUpsampler, xt: Tensor, lowRes: Tensor): Tensor {
+   *   const B = xt.shape[0];
+   *   return up.predictNoise(xt, full([B], 10), { lowRes, level: full([B], 0.1) });
+   * }
    * ```
    */
   predictNoise(xt: Tensor, t: Tensor, cond: UpsamplerConditioning): Tensor {
