@@ -188,6 +188,44 @@ export interface Decoder extends Module {
 }
 
 /**
+ * How an upsampler's low-resolution conditioning image is corrupted (conditioning augmentation):
+ * Gaussian noise of standard deviation `level` (Ho et al. 2021, "Cascaded Diffusion Models",
+ * section 3.2), a Gaussian blur of sigma 2 x `level` low-resolution pixels (Ramesh et al. 2022,
+ * Appendix C, first upsampler), or nothing. Applied by core (`augmentLowRes` in
+ * core/diffusion/augment.ts), so every upsampler plugin gets the same maths.
+ */
+export type AugmentKind = "noise" | "blur" | "none";
+
+/** What an upsampler is conditioned on (no text or CLIP: DALL-E 2's upsamplers have none). */
+export interface UpsamplerConditioning {
+  /** [B, C, lowResSize, lowResSize], in [-1, 1], already augmented. */
+  lowRes: Tensor;
+  /** f32 [B]: the augmentation level applied to `lowRes`, in [0, 1] (the network sees it). */
+  level: Tensor;
+}
+
+/**
+ * A diffusion upsampler (DALL-E 2's cascade, Ramesh et al. 2022, section 2.1 / Appendix C; SR3,
+ * Saharia et al. 2021): an epsilon-predicting network p(x | low-res x) at `imageSize`, conditioned
+ * on the image at `lowResSize`. Trains with `decoderLoss` like a decoder; sampled by any sampler.
+ */
+export interface Upsampler extends Module {
+  /** Side of the conditioning image (the decoder's output). */
+  readonly lowResSize: number;
+  /** Side of the output image. */
+  readonly imageSize: number;
+  readonly channels: number;
+  /** The conditioning augmentation it trains with. */
+  readonly augment: AugmentKind;
+  /** Training levels are drawn uniformly from [0, augmentMax]. */
+  readonly augmentMax: number;
+  /** The fixed level used when sampling (a small one; Ho et al. 2021, section 4.2). */
+  readonly sampleAugment: number;
+  /** x_t [B, C, imageSize, imageSize], t f32 [B] (original timestep indices) -> noise. */
+  predictNoise(xt: Tensor, t: Tensor, cond: UpsamplerConditioning): Tensor;
+}
+
+/**
  * What a denoising network outputs (diffusers' `prediction_type`): the noise eps (the decoder,
  * thesis Algorithm 3) or the clean sample x_0 (the prior, Algorithm 5).
  */
@@ -236,6 +274,7 @@ export interface ComponentKinds {
   imageEncoder: ImageEncoder;
   prior: Prior;
   decoder: Decoder;
+  upsampler: Upsampler;
   schedule: Schedule;
   sampler: Sampler;
   dataset: ImageTextDataset;

@@ -119,6 +119,7 @@ export async function loadConfig(path: string, registry: Registry): Promise<Reso
   const base = dirname(resolve(path));
   for (const [slot, kind] of Object.entries(COMPONENT_SLOTS)) {
     const c = config.components[slot as ComponentSlot];
+    if (!c) continue; // an optional slot the config leaves out
     for (const key of registry.lookup(kind, c.plugin).pathOptions ?? []) {
       const value = c.options[key];
       if (typeof value === "string" && !isAbsolute(value)) c.options[key] = resolve(base, value);

@@ -1,10 +1,10 @@
 /**
  * Builds components from a resolved config through the plugin registry, loads a trained run
- * (`<run>/clip`, `<run>/prior`, `<run>/decoder`), and runs the full unCLIP text-to-image
+ * (`<run>/clip`, `<run>/prior`, `<run>/decoder`, optionally `<run>/upsampler`), and runs the full unCLIP text-to-image
  * pipeline (thesis Figure 3.1): caption -> tokenizer -> CLIP text encoder -> prior -> decoder
  * with classifier-free guidance -> images. One file per job under pipeline/: building components
  * (build.ts), loading a run (load.ts), the CLIP conditioning and the embedding cache the prior
- * trains on (clip_cache.ts), and generating images (generate.ts). This module re-exports them.
+ * trains on (clip_cache.ts), generating images (generate.ts) and DALL-E 2's upsampler cascade (upsample.ts). This module re-exports them.
  *
  * @module
  */
@@ -17,6 +17,7 @@ export {
   createPrior,
   createSampler,
   createTokenizer,
+  createUpsampler,
   decoderNullRate,
   loadCheckedSplit,
   type PriorModel,
@@ -40,9 +41,16 @@ export {
   type GeneratedImages,
   type GenerateImagesOptions,
   imageVariations,
+  inputImageSize,
   MAX_IMAGES,
   NonFiniteOutputError,
   sampleEmbeddings,
   textToImage,
   unseenWords,
 } from "./pipeline/generate.ts";
+export {
+  type LoadedUpsampler,
+  loadUpsampler,
+  upsampleImages,
+  type UpsampleOptions,
+} from "./pipeline/upsample.ts";

@@ -13,6 +13,7 @@ export const PLUGIN_KINDS = [
   "imageEncoder",
   "prior",
   "decoder",
+  "upsampler",
   "schedule",
   "sampler",
   "dataset",
@@ -63,6 +64,7 @@ export interface PluginContexts {
   imageEncoder: SizeContext;
   prior: SizeContext;
   decoder: SizeContext;
+  upsampler: Record<never, never>;
   schedule: Record<never, never>;
   sampler: Record<never, never>;
   dataset: Record<never, never>;

@@ -19,6 +19,7 @@ import {
   type Components,
   type GeneratedImages,
   imageVariations,
+  inputImageSize,
   loadPipeline,
   MAX_IMAGES,
   textToImage,
@@ -42,11 +43,11 @@ import {
 
 const USAGE = `Usage: deno task sample "<caption>" [options]
 
-Generates images from a caption with a trained run (CLIP -> prior -> decoder) and writes them
-as one PNG grid.
+Generates images from a caption with a trained run (CLIP -> prior -> decoder, then the
+upsampler when the run has an upsampler/ stage) and writes them as one PNG grid.
 
 Options:
-  --checkpoint DIR   run folder with clip/, prior/, decoder/ (default: weights/default)
+  --checkpoint DIR   run folder with clip/, prior/, decoder/ [, upsampler/] (default: weights/default)
   --n N              images, 1 to 1024 (default 4)
   --guidance S       classifier-free guidance scale (default 2; the thesis's best is 2-2.5)
   --sampler NAME     ddpm, ddim or dpm-solver++ (default: the config's sampler)
@@ -56,6 +57,7 @@ ${PRIOR_SAMPLING_HELP}
   --out FILE.png     output file (default sample.png); an existing file is kept unless --force
   --force            overwrite --out if it exists
   --image FILE.png   decode variations of this image's CLIP embedding instead
+  --no-upsampler     stop at the decoder's images even when the run has an upsampler
 ${BACKEND_HELP}
   --debug            print stack traces of errors
   -h, --help         show this help`;
@@ -100,12 +102,12 @@ async function readInputPng(path: string): Promise<InputPng> {
   }
 }
 
-/** Checks the input image against the decoder's size, then decodes it (downsampled) as NCHW. */
+/** Checks the input image against CLIP's size, then decodes it (downsampled) as NCHW. */
 function decodeInputImage(input: InputPng, size: number): Float32Array {
   const { path, width, height } = input;
   if (width !== height || width % size !== 0) {
     throw new UsageError(
-      `Input image "${path}" is ${width}x${height}; the decoder needs ${size}x${size} ` +
+      `Input image "${path}" is ${width}x${height}; the model needs ${size}x${size} ` +
         `(or a square multiple of it)`,
     );
   }
@@ -155,6 +157,7 @@ export async function runSample(
     ...SAMPLING_FLAGS,
     n: { type: "string" },
     image: { type: "string" },
+    "no-upsampler": { type: "boolean" },
   }, "sample");
   if (values.help) {
     print(USAGE);
@@ -188,9 +191,12 @@ export async function runSample(
   }
   const input = image ? await readInputPng(image) : undefined;
   const { registry, load } = await openSampling(values, print);
-  const pipeline: Components = await loadPipeline(checkpoint, registry, load);
+  const pipeline: Components = await loadPipeline(checkpoint, registry, {
+    ...load,
+    upsampler: values["no-upsampler"] !== true,
+  });
   try {
-    const size = pipeline.decoder.imageSize;
+    const size = inputImageSize(pipeline);
     const t0 = performance.now();
     const opts = { n, guidance, steps, seed };
     try {
@@ -217,6 +223,9 @@ export async function runSample(
     print(
       `Wrote ${n} image(s) of ${what} to ${out} (${result.width}x${result.height} grid, ` +
         `${seconds.toFixed(1)} s, guidance ${guidance}, sampler ${pipeline.sampler.name}` +
+        (pipeline.upsampler
+          ? `, upsampled ${pipeline.upsampler.lowResSize} -> ${pipeline.upsampler.imageSize}`
+          : "") +
         (image ? ")" : `, prior sampler ${pipeline.priorSampler.name})`),
     );
     return result;

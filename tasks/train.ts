@@ -1,11 +1,17 @@
 /**
- * `deno task train <clip|prior|decoder|all> --config FILE [...]`: trains the unCLIP stages.
+ * `deno task train <clip|prior|decoder|upsampler|all> --config FILE [...]`: trains the unCLIP
+ * stages.
  *
  * @module
  */
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { builtins } from "../plugins/mod.ts";
-import { describePlugins, resolvedConfigJson, type TrainStage } from "../core/config.ts";
+import {
+  describePlugins,
+  resolvedConfigJson,
+  stageTrain,
+  type TrainStage,
+} from "../core/config.ts";
 import { loadConfig } from "../core/config_file.ts";
 import { STAGE_SLOTS } from "../core/pipeline.ts";
 import {
@@ -32,14 +38,17 @@ import {
   UsageError,
 } from "./_cli.ts";
 
-const USAGE = `Usage: deno task train <clip|prior|decoder|all> --config FILE [options]
+const USAGE = `Usage: deno task train <clip|prior|decoder|upsampler|all> --config FILE [options]
 
-Trains CLIP, the diffusion prior and/or the decoder. The prior and decoder read the trained
-CLIP from <out>/clip, so train "clip" first (or "all").
+Trains CLIP, the diffusion prior, the decoder and/or (configs with components.upsampler) the
+diffusion upsampler. The prior and decoder read the trained CLIP from <out>/clip, so train
+"clip" first (or "all"); the upsampler needs no CLIP. "all" includes the upsampler when the
+config has one.
 
 Options:
   --config FILE      JSON/JSONC config (e.g. presets/tiny.jsonc, presets/thesis.jsonc)
-  --out DIR          run folder holding DIR/clip, DIR/prior, DIR/decoder (default runs/<name>)
+  --out DIR          run folder holding DIR/clip, DIR/prior, DIR/decoder (and DIR/upsampler)
+                     (default runs/<name>)
   --resume           continue from the latest checkpoint of each stage (same loss curve)
   --max-steps N      stop once a stage has done N steps (resumed steps included), and save
   --max-minutes M    stop a stage after M minutes of this run, and save
@@ -55,7 +64,7 @@ dataset's folders, are relative to the config file). URLs need Deno's import per
 "deno task train" (-A) has; with narrower permissions name the host, e.g.
 deno run --allow-read --allow-write --allow-env --allow-import=example.com tasks/train.ts ...`;
 
-const STAGES: readonly TrainStage[] = ["clip", "prior", "decoder"];
+const STAGES: readonly TrainStage[] = ["clip", "prior", "decoder", "upsampler"];
 
 /** Test hooks of `runTrain`. */
 export interface TrainHooks {
@@ -132,15 +141,25 @@ export async function runTrain(
   if (positionals.length !== 1) {
     throw new UsageError(
       positionals.length === 0
-        ? `Missing the stage to train: clip, prior, decoder or all; see "deno task train --help"`
+        ? `Missing the stage to train: clip, prior, decoder, upsampler or all; see "deno task train --help"`
         : `Expected one stage, got "${positionals.join(" ")}"; see "deno task train --help"`,
     );
   }
   const which = positionals[0];
   if (which !== "all" && !(STAGES as readonly string[]).includes(which)) {
-    throw new UsageError(`Unknown stage "${which}"; choose clip, prior, decoder or all`);
+    throw new UsageError(
+      `Unknown stage "${which}"; choose clip, prior, decoder, upsampler or all`,
+    );
   }
-  const stages = which === "all" ? STAGES : [which as TrainStage];
+  const hasUpsampler = config.components.upsampler !== undefined;
+  if (which === "upsampler" && !hasUpsampler) {
+    throw new UsageError(
+      `${configPath} has no components.upsampler, so there is no upsampler stage to train`,
+    );
+  }
+  const stages = which === "all"
+    ? STAGES.filter((s) => s !== "upsampler" || hasUpsampler)
+    : [which as TrainStage];
   const maxSteps = numberFlag(values, "max-steps", { integer: true, min: 1 });
   const maxMinutes = numberFlag(values, "max-minutes", { positive: true });
   const outDir = (values.out as string | undefined) ?? join("runs", config.name);
@@ -170,11 +189,12 @@ export async function runTrain(
       if (present) {
         const ckpt = await loadCheckpoint(dir, stage);
         assertConfigMatches(ckpt, config, STAGE_SLOTS[stage], stage);
-        assertResumable(ckpt, config.train[stage].ema !== null); // before the backend starts
+        const train = stageTrain(config, stage);
+        assertResumable(ckpt, train.ema !== null); // before the backend starts
         const before = ckpt.meta.config.train?.[stage]?.steps;
-        if (before !== undefined && before !== config.train[stage].steps) {
+        if (before !== undefined && before !== train.steps) {
           print(
-            `${stage}: steps changed from ${before} to ${config.train[stage].steps}; the ` +
+            `${stage}: steps changed from ${before} to ${train.steps}; the ` +
               `learning-rate schedule follows the new total from step ${ckpt.meta.step} on`,
           );
         }
@@ -184,7 +204,9 @@ export async function runTrain(
       }
     }
     // A prior or decoder resumes only on the CLIP it was trained with.
-    const resumed = [...resumeFrom.values()].filter((c) => c !== null && c.meta.stage !== "clip");
+    const resumed = [...resumeFrom.values()].filter((c) =>
+      c !== null && c.meta.stage !== "clip" && c.meta.stage !== "upsampler"
+    );
     if (resumed.length > 0 && await hasCheckpoint(join(outDir, "clip"))) {
       const clip = await loadCheckpoint(join(outDir, "clip"), "clip");
       assertSameClip(resumed as LoadedCheckpoint[], clip, outDir, configPath);
@@ -228,7 +250,7 @@ export async function runTrain(
           log: print,
         });
         for (const line of setup.summary) print(line);
-        const t = config.train[stage];
+        const t = stageTrain(config, stage);
         print(
           `${stage}: batch ${t.batchSize}, ${t.steps} steps, Adam lr ${t.lr} (${t.lrSchedule}` +
             `${t.warmupSteps ? `, ${t.warmupSteps} warmup` : ""}), grad clip ${

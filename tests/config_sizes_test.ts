@@ -18,8 +18,8 @@ import {
   parseConfig,
   parseJsonc,
   type ResolvedConfig,
-  SHARED_SIZES,
   sharedSizeProblems,
+  sharedSizesFor,
   validateConfig,
 } from "../core/config.ts";
 import { loadConfig } from "../core/config_file.ts";
@@ -27,13 +27,16 @@ import { STAGE_SLOTS } from "../core/pipeline.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
-/** Every option of `SHARED_SIZES` with the owner's value, as [consumer path, value, owner value]. */
+/**
+ * Every option of `SHARED_SIZES` (`CASCADE_SIZES` with an upsampler) with the owner's value, as
+ * [consumer path, value, owner value].
+ */
 function flows(config: ResolvedConfig): [string, unknown, unknown][] {
-  return SHARED_SIZES.flatMap(({ owner, consumers }) =>
+  return sharedSizesFor(config.components).flatMap(({ owner, consumers }) =>
     consumers.map(([slot, key]): [string, unknown, unknown] => [
       `${slot}.${key}`,
-      config.components[slot].options[key],
-      config.components[owner[0]].options[owner[1]],
+      config.components[slot]?.options[key],
+      config.components[owner[0]]?.options[owner[1]],
     ])
   );
 }
@@ -67,7 +70,7 @@ function problems(f: () => unknown): string[] {
 
 Deno.test("shared sizes: stated once, on the owner, each flows into every component that depends on it", () => {
   const c = parseConfig(JSON.stringify(onceConfig()), builtins(), "once.json");
-  const o = (slot: keyof typeof c.components) => c.components[slot].options;
+  const o = (slot: keyof typeof c.components) => c.components[slot]!.options;
   assert.deepEqual(
     [o("textEncoder").contextLength, o("prior").contextLength, o("decoder").contextLength],
     [20, 20, 20],
@@ -221,7 +224,7 @@ Deno.test("shipped presets state each shared size once, and every consumer resol
     const raw = parseJsonc(await Deno.readTextFile(path), e.name) as {
       components?: Record<string, { options?: Record<string, unknown> }>;
     };
-    for (const { consumers } of SHARED_SIZES) {
+    for (const { consumers } of sharedSizesFor(raw.components)) {
       for (const [slot, key] of consumers) {
         const stated = raw.components?.[slot]?.options?.[key];
         assert.equal(stated, undefined, `${e.name}: components.${slot}.options.${key} is stated`);

@@ -29,7 +29,10 @@ function oneLine(cls: new (...a: never[]) => Error, re: RegExp) {
 Deno.test("runTrain() --help prints the usage", async () => {
   const out = collect();
   assert.equal(await runTrain(["--help"], out), null);
-  assert.match(out.lines.join("\n"), /Usage: deno task train <clip\|prior\|decoder\|all>/);
+  assert.match(
+    out.lines.join("\n"),
+    /Usage: deno task train <clip\|prior\|decoder\|upsampler\|all>/,
+  );
   assert.match(out.lines.join("\n"), /--max-minutes/);
 });
 
@@ -41,7 +44,7 @@ Deno.test("runTrain() rejects unknown flags, stages and bad numbers in one line"
   );
   await assert.rejects(
     runTrain(["clp", "--config", TINY]),
-    oneLine(UsageError, /Unknown stage "clp"; choose clip, prior, decoder or all/),
+    oneLine(UsageError, /Unknown stage "clp"; choose clip, prior, decoder, upsampler or all/),
   );
   await assert.rejects(runTrain(["--config", TINY]), oneLine(UsageError, /Missing the stage/));
   await assert.rejects(
@@ -213,7 +216,7 @@ Deno.test("parseFlags() and numberFlag() parse strictly", () => {
 
 Deno.test("presets/thesis.jsonc holds the thesis's Appendix A settings", async () => {
   const c = await loadConfig("presets/thesis.jsonc", builtins());
-  const o = (slot: keyof typeof c.components) => c.components[slot].options;
+  const o = (slot: keyof typeof c.components) => c.components[slot]!.options;
   assert.deepEqual(
     [
       o("textEncoder").width,

@@ -14,6 +14,7 @@ export const COMPONENT_SLOTS = {
   imageEncoder: "imageEncoder",
   prior: "prior",
   decoder: "decoder",
+  upsampler: "upsampler",
   priorSchedule: "schedule",
   decoderSchedule: "schedule",
   sampler: "sampler",
@@ -22,6 +23,15 @@ export const COMPONENT_SLOTS = {
 
 /** A key of `components`. */
 export type ComponentSlot = keyof typeof COMPONENT_SLOTS;
+
+/**
+ * Slots a config may leave out: the upsampler (DALL-E 2's cascade) exists only in configs that
+ * name one, and with it the `upsampler` training stage.
+ */
+export const OPTIONAL_SLOTS = ["upsampler"] as const satisfies readonly ComponentSlot[];
+
+/** One of `OPTIONAL_SLOTS`. */
+export type OptionalSlot = (typeof OPTIONAL_SLOTS)[number];
 
 /** A resolved component: the plugin name and its full options (defaults filled). */
 export interface ComponentConfig {
@@ -50,16 +60,44 @@ export interface TrainStageConfig {
   logEvery: number;
 }
 
-/** The training stages. */
-export type TrainStage = "clip" | "prior" | "decoder";
+/** The training stages (`upsampler` only in configs with an upsampler). */
+export type TrainStage = "clip" | "prior" | "decoder" | "upsampler";
+
+/** The stages every config has. */
+export type CoreStage = Exclude<TrainStage, "upsampler">;
 
 /** A fully resolved config, as returned by `parseConfig` and `loadConfig`. */
 export interface ResolvedConfig {
   $schema?: string;
   name: string;
   plugins: string[];
-  components: Record<ComponentSlot, ComponentConfig>;
-  train: Record<TrainStage, TrainStageConfig>;
+  components:
+    & Record<Exclude<ComponentSlot, OptionalSlot>, ComponentConfig>
+    & Partial<Record<OptionalSlot, ComponentConfig>>;
+  /** `upsampler` is present exactly when `components.upsampler` is (defaults filled). */
+  train: Record<CoreStage, TrainStageConfig> & { upsampler?: TrainStageConfig };
+}
+
+/**
+ * The training settings of `stage`; a one-line error for the upsampler stage of a config without
+ * an upsampler.
+ *
+ * @example
+ * ```ts
+ * import type { ResolvedConfig } from "./schema.ts";
+ * function batch(config: ResolvedConfig): number {
+ *   return stageTrain(config, "decoder").batchSize;
+ * }
+ * ```
+ */
+export function stageTrain(config: ResolvedConfig, stage: TrainStage): TrainStageConfig {
+  const t = config.train[stage];
+  if (!t) {
+    throw new Error(
+      `Config "${config.name}" has no ${stage} stage (it needs components.${stage})`,
+    );
+  }
+  return t;
 }
 
 const COMMON_TRAIN = {
@@ -94,6 +132,15 @@ export const TRAIN_DEFAULTS: Readonly<Record<TrainStage, TrainStageConfig>> = {
     ema: 0.9999,
     checkpointEvery: 5000,
   },
+  // Not in the thesis (it has no upsampler): the decoder's settings, for fewer steps.
+  upsampler: {
+    ...COMMON_TRAIN,
+    batchSize: 64,
+    steps: 100000,
+    lr: 1e-3,
+    ema: 0.9999,
+    checkpointEvery: 5000,
+  },
 };
 
 /**
@@ -109,7 +156,15 @@ const SLOT_DEFAULTS: Partial<Record<ComponentSlot, ComponentConfig>> = {
   decoderSchedule: { plugin: "cosine", options: { steps: 300 } },
 };
 
-function trainStageSchema(d: TrainStageConfig): z.ZodType {
+/**
+ * The schema of one stage's training settings, with `d` as its defaults.
+ *
+ * @example
+ * ```ts
+ * const upsampler = trainStageSchema(TRAIN_DEFAULTS.upsampler).parse({}); // every default
+ * ```
+ */
+export function trainStageSchema(d: TrainStageConfig): z.ZodType {
   const int = z.number().int();
   return z.object({
     batchSize: int.positive().default(d.batchSize),
@@ -130,7 +185,7 @@ function trainStageSchema(d: TrainStageConfig): z.ZodType {
     checkpointEvery: int.positive().default(d.checkpointEvery),
     keepLast: int.positive().default(d.keepLast),
     logEvery: int.positive().default(d.logEvery),
-  }).strict().prefault({});
+  }).strict();
 }
 
 function componentSchema(registry: Registry, kind: PluginKind): z.ZodType {
@@ -169,7 +224,8 @@ export function configSchema(registry: Registry): z.ZodType {
     let schema = componentSchema(registry, kind);
     const fallback = SLOT_DEFAULTS[slot as ComponentSlot];
     if (fallback && registry.has(kind, fallback.plugin)) schema = schema.prefault(fallback);
-    components[slot] = schema;
+    const optional = (OPTIONAL_SLOTS as readonly string[]).includes(slot);
+    components[slot] = optional ? schema.optional() : schema;
   }
   return z.object({
     $schema: z.string().optional(),
@@ -181,9 +237,11 @@ export function configSchema(registry: Registry): z.ZodType {
     plugins: z.array(z.string().min(1)).default([]),
     components: z.object(components).strict(),
     train: z.object({
-      clip: trainStageSchema(TRAIN_DEFAULTS.clip),
-      prior: trainStageSchema(TRAIN_DEFAULTS.prior),
-      decoder: trainStageSchema(TRAIN_DEFAULTS.decoder),
+      clip: trainStageSchema(TRAIN_DEFAULTS.clip).prefault({}),
+      prior: trainStageSchema(TRAIN_DEFAULTS.prior).prefault({}),
+      decoder: trainStageSchema(TRAIN_DEFAULTS.decoder).prefault({}),
+      // Filled with its defaults by validateConfig when the config has an upsampler.
+      upsampler: trainStageSchema(TRAIN_DEFAULTS.upsampler).optional(),
     }).strict().prefault({} as never),
   }).strict();
 }

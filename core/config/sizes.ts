@@ -62,6 +62,37 @@ export const SHARED_SIZES: readonly SharedSize[] = [
   },
 ];
 
+/**
+ * The shared sizes of a config with an upsampler (DALL-E 2's cascade): the dataset's image side
+ * is the final one, the upsampler's output; the decoder draws at the upsampler's `lowResSize`.
+ */
+export const CASCADE_SIZES: readonly SharedSize[] = [
+  ...SHARED_SIZES.slice(0, -1),
+  {
+    what: "image side in pixels",
+    owner: ["dataset", "imageSize"],
+    consumers: [["imageEncoder", "imageSize"], ["upsampler", "imageSize"]],
+  },
+  {
+    what: "decoder's image side (the upsampler's low-resolution input)",
+    owner: ["upsampler", "lowResSize"],
+    consumers: [["decoder", "imageSize"]],
+  },
+];
+
+/**
+ * `SHARED_SIZES`, or `CASCADE_SIZES` when the config's components include an upsampler.
+ *
+ * @example
+ * ```ts
+ * sharedSizesFor({ upsampler: { plugin: "unet" } }) === CASCADE_SIZES; // true
+ * ```
+ */
+export function sharedSizesFor(components: unknown): readonly SharedSize[] {
+  const up = isObject(components) ? components.upsampler : undefined;
+  return up === undefined || up === null ? SHARED_SIZES : CASCADE_SIZES;
+}
+
 type Json = Record<string, unknown>;
 
 function isObject(v: unknown): v is Json {
@@ -114,7 +145,7 @@ export function fillSharedSizes(value: unknown, registry: Registry): unknown {
   if (!isObject(value) || !isObject(value.components)) return value;
   const components: Json = { ...value.components };
   const copied = new Set<ComponentSlot>();
-  for (const { owner, consumers } of SHARED_SIZES) {
+  for (const { owner, consumers } of sharedSizesFor(value.components)) {
     let source: number | undefined;
     const [ownerSlot, ownerKey] = owner;
     const o = rawComponent(components, ownerSlot, registry);
@@ -161,7 +192,7 @@ export function fillSharedSizes(value: unknown, registry: Registry): unknown {
  */
 export function sharedSizeProblems(config: ResolvedConfig): string[] {
   const lines: string[] = [];
-  for (const { what, owner, consumers } of SHARED_SIZES) {
+  for (const { what, owner, consumers } of sharedSizesFor(config.components)) {
     const present = [owner, ...consumers].flatMap((at) => {
       const value = config.components[at[0]]?.options?.[at[1]];
       return typeof value === "number" ? [{ at, value }] : [];

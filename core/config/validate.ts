@@ -7,7 +7,13 @@
 import type { Registry } from "../registry.ts";
 import { ConfigError, issueLines, pathString } from "./errors.ts";
 import { parseJsonc } from "./jsonc.ts";
-import { configSchema, type ResolvedConfig } from "./schema.ts";
+import {
+  configSchema,
+  type ResolvedConfig,
+  TRAIN_DEFAULTS,
+  type TrainStageConfig,
+  trainStageSchema,
+} from "./schema.ts";
 import { fillSharedSizes, sharedSizeProblems } from "./sizes.ts";
 
 /**
@@ -37,6 +43,16 @@ export function validateConfig(
   const result = schema.safeParse(value);
   if (result.success) {
     const config = result.data as ResolvedConfig;
+    // The upsampler stage exists exactly when the config has an upsampler.
+    if (config.components.upsampler && !config.train.upsampler) {
+      const defaults = trainStageSchema(TRAIN_DEFAULTS.upsampler).parse({});
+      config.train = { ...config.train, upsampler: defaults as TrainStageConfig };
+    } else if (!config.components.upsampler && config.train.upsampler) {
+      throw new ConfigError([
+        `${sourceName}: train.upsampler: set, but the config has no components.upsampler ` +
+        `(add one, or remove train.upsampler)`,
+      ]);
+    }
     const lines = options.crossChecks === false ? [] : sharedSizeProblems(config);
     if (lines.length > 0) throw new ConfigError(lines.map((line) => `${sourceName}: ${line}`));
     return config;

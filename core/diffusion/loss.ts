@@ -1,13 +1,23 @@
 /**
  * The decoder's training loss (thesis Algorithm 2) with optional min-SNR-gamma weighting. It needs
- * only the `Decoder` interface, so every decoder plugin trains with it.
+ * only `predictNoise` (the `Decoder` interface), so every decoder plugin, and every upsampler,
+ * trains with it.
  *
  * @module
  */
 import { mean, mse, mul, randn, reshape, type Tensor } from "../tensor/mod.ts";
-import type { Decoder, DecoderConditioning } from "../components.ts";
+import type { DecoderConditioning } from "../components.ts";
 import type { NoiseSchedule } from "./schedule.ts";
 import { derivedTable, gatherSteps, gatherTable, qSample, randomSteps } from "./process.ts";
+
+/**
+ * Any network that predicts the noise in x_t given a conditioning of type `C`: a decoder
+ * (`DecoderConditioning`) or an upsampler (`UpsamplerConditioning`).
+ */
+export interface NoisePredictingNetwork<C> {
+  /** x_t [B, ...], t f32 [B] of original timestep indices -> predicted noise shaped like x_t. */
+  predictNoise(xt: Tensor, t: Tensor, cond: C): Tensor;
+}
 
 /** Options of `decoderLoss`. */
 export interface DecoderLossOptions {
@@ -43,23 +53,25 @@ export function minSnrWeights(schedule: NoiseSchedule, gamma: number): Float32Ar
 /**
  * Algorithm 2 (thesis section 3.3.2; Ho et al. 2020, Algorithm 1): t ~ U{0..T-1}, eps ~ N(0, I),
  * x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (eq. 2.4), loss = MSE(eps_theta(x_t, t), eps)
- * (L_simple, eq. 2.14). Timesteps and noise come from the engine's seeded GPU generator and the
+ * (L_simple, eq. 2.14). Any noise-predicting network trains with it (the upsampler too, with its
+ * low-resolution conditioning as `cond`). Timesteps and noise come from the engine's seeded GPU generator and the
  * coefficients are gathered on the GPU (the helpers the prior uses): no upload, no readback.
  *
  * @example
  * ```ts
- * import type { Decoder, DecoderConditioning } from "../components.ts";
+ * import type { DecoderConditioning } from "../components.ts";
  * import { scope, type Tensor } from "../tensor/mod.ts";
  * import type { NoiseSchedule } from "./schedule.ts";
+ * import type { Decoder } from "../components.ts";
  * function step(unet: Decoder, x0: Tensor, cond: DecoderConditioning, schedule: NoiseSchedule) {
  *   scope(() => decoderLoss(unet, x0, cond, schedule, { minSnrGamma: 5 }).backward());
  * }
  * ```
  */
-export function decoderLoss(
-  decoder: Decoder,
+export function decoderLoss<C = DecoderConditioning>(
+  decoder: NoisePredictingNetwork<C>,
   x0: Tensor,
-  cond: DecoderConditioning,
+  cond: C,
   schedule: NoiseSchedule,
   options: DecoderLossOptions = {},
 ): Tensor {

@@ -3,8 +3,10 @@
  * (Ho et al. 2020; Nichol & Dhariwal 2021), the forward process q(x_t | x_0) and the posterior
  * q(x_{t-1} | x_t, x_0) on the GPU, the reverse process every sampler builds on (the x_0
  * estimate from an eps or x_0 prediction, the ancestral step, respacing), sampling the prior with
- * any sampler, classifier-free guidance (Ho & Salimans 2022) and the decoder's training loss. Schedule plugins build a `NoiseSchedule` from their betas; samplers,
- * priors and decoders import these from here rather than from each other.
+ * any sampler, classifier-free guidance (Ho & Salimans 2022), the decoder's training loss, and an
+ * upsampler's low-resolution conditioning with its augmentation. Schedule plugins build a
+ * `NoiseSchedule` from their betas; samplers, priors, decoders and upsamplers import these from
+ * here rather than from each other.
  *
  * @module
  */
@@ -40,4 +42,17 @@ export {
   scheduleFor,
 } from "./reverse.ts";
 export { samplePrior, type SamplePriorOptions } from "./prior_sampling.ts";
-export { decoderLoss, type DecoderLossOptions, minSnrWeights } from "./loss.ts";
+export {
+  decoderLoss,
+  type DecoderLossOptions,
+  minSnrWeights,
+  type NoisePredictingNetwork,
+} from "./loss.ts";
+export {
+  AUGMENT_KINDS,
+  augmentLowRes,
+  BLUR_SIGMA_AT_1,
+  downsampleArea,
+  drawLevels,
+  upsampleToSize,
+} from "./augment.ts";

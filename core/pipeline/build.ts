@@ -19,6 +19,7 @@ import type {
   Sampler,
   TextEncoder,
   Tokenizer,
+  Upsampler,
 } from "../components.ts";
 import {
   COMPONENT_SLOTS,
@@ -41,6 +42,8 @@ export const STAGE_SLOTS: Readonly<Record<TrainStage, readonly ComponentSlot[]>>
   clip: ["tokenizer", "textEncoder", "imageEncoder", "dataset"],
   prior: ["tokenizer", "textEncoder", "imageEncoder", "dataset", "prior", "priorSchedule"],
   decoder: ["tokenizer", "textEncoder", "imageEncoder", "dataset", "decoder", "decoderSchedule"],
+  // The upsampler needs no CLIP: it learns the dataset's images from their own low-res versions.
+  upsampler: ["dataset", "upsampler", "decoderSchedule"],
 };
 
 /** The CLIP slots (what the prior and decoder stages need from the clip checkpoint). */
@@ -77,6 +80,7 @@ export async function createComponent<
   context: PluginContextOf<SlotKind<S>> = {} as PluginContextOf<SlotKind<S>>,
 ): Promise<T> {
   const c = config.components[slot];
+  if (!c) throw new Error(`Config "${config.name}" has no components.${slot}`);
   const kind: SlotKind<S> = COMPONENT_SLOTS[slot];
   return await registry.use<T, SlotKind<S>>(kind, c.plugin, c.options, context);
 }
@@ -213,6 +217,22 @@ export function createDecoder(
   tokenizer: Tokenizer,
 ): Promise<Decoder> {
   return createComponent<Decoder>(config, registry, "decoder", contextFor(tokenizer));
+}
+
+/**
+ * The upsampler of a config (fresh weights); the config must have one.
+ *
+ * @example
+ * ```ts
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { Registry } from "../registry.ts";
+ * async function fresh(config: ResolvedConfig, registry: Registry) {
+ *   return config.components.upsampler ? await createUpsampler(config, registry) : undefined;
+ * }
+ * ```
+ */
+export function createUpsampler(config: ResolvedConfig, registry: Registry): Promise<Upsampler> {
+  return createComponent<Upsampler>(config, registry, "upsampler");
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * The unCLIP inference pipeline (thesis Figure 3.1): caption -> tokenizer -> CLIP text encoder
- * -> prior -> decoder with classifier-free guidance -> images, and image variations (DALL-E 2
- * section 3.1), with the checks of their public options.
+ * -> prior -> decoder with classifier-free guidance -> (upsampler, when the run has DALL-E 2's
+ * cascade) -> images, and image variations (DALL-E 2 section 3.1), with the checks of their
+ * public options.
  *
  * @module
  */
@@ -14,6 +15,7 @@ import type { Module } from "../nn/module.ts";
 import { concat, full, manualSeed, noGrad, scope, type Tensor, tensor } from "../tensor/mod.ts";
 import { clipConditioning } from "./clip_cache.ts";
 import type { Components } from "./load.ts";
+import { upsampleImages } from "./upsample.ts";
 
 /**
  * The most images one `textToImage` / `imageVariations` call (and `deno task sample --n`)
@@ -39,6 +41,10 @@ export interface GenerateImagesOptions {
   seed?: number;
   /** Called after each decoder step. */
   onStep?: (step: number, total: number) => void;
+  /** Run the pipeline's upsampler after the decoder, when it has one (default true). */
+  upsample?: boolean;
+  /** The upsampler's conditioning augmentation level (default its `sampleAugment`). */
+  upsamplerAugment?: number;
 }
 
 /** Generated images on the host. */
@@ -65,6 +71,7 @@ export interface GeneratedImages {
  * @example
  * ```ts
  * import type { Components } from "./load.ts";
+import { upsampleImages } from "./upsample.ts";
  * function unknown(pipeline: Components) {
  *   return unseenWords(pipeline, ["a purple dragon"]); // e.g. ["dragon"]
  * }
@@ -109,6 +116,10 @@ function checkGenerateOptions(options: GenerateImagesOptions, defaultN: number):
   checkCount(options.steps, "steps", 1, Number.MAX_SAFE_INTEGER);
   checkCount(options.priorSteps, "priorSteps", 1, Number.MAX_SAFE_INTEGER);
   checkCount(options.candidates, "candidates", 1, MAX_IMAGES);
+  const level = options.upsamplerAugment;
+  if (level !== undefined && (typeof level !== "number" || !(level >= 0 && level <= 1))) {
+    throw new RangeError(`Option "upsamplerAugment" must be a number from 0 to 1, got ${level}`);
+  }
   const seed = options.seed;
   if (seed !== undefined && (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)) {
     throw new RangeError(`Option "seed" must be an integer from 0 to 4294967295, got ${seed}`);
@@ -146,10 +157,35 @@ function decodeImages(
     ? conditionalPredictor(p.decoder, cond)
     : guidedPredictor(p.decoder, cond, scale);
   const { imageSize: S, channels: C } = p.decoder;
-  return p.sampler.sample(predict, [B, C, S, S], p.decoderSchedule, {
+  const x = p.sampler.sample(predict, [B, C, S, S], p.decoderSchedule, {
     steps: options.steps,
     onStep: options.onStep,
   });
+  if (!p.upsampler || !p.upsamplerSchedule || options.upsample === false) return x;
+  // DALL-E 2's cascade: the decoder's images condition the upsampler (the decoder's sampler
+  // and steps, a fixed small augmentation level).
+  return upsampleImages(p.upsampler, x, p.sampler, p.upsamplerSchedule, {
+    steps: options.steps,
+    augment: options.upsamplerAugment,
+  });
+}
+
+/**
+ * The side of the images CLIP reads (its image encoder's `imageSize`; the decoder's size when
+ * the plugin has no such option): what `imageVariations` takes. With an upsampler it is the
+ * final size, above the decoder's.
+ *
+ * @example
+ * ```ts
+ * import type { Components } from "./load.ts";
+ * function side(pipeline: Components): number {
+ *   return inputImageSize(pipeline); // 32 for presets/cpu16-up32.jsonc
+ * }
+ * ```
+ */
+export function inputImageSize(p: Components): number {
+  const s = p.config.components.imageEncoder.options.imageSize;
+  return typeof s === "number" ? s : p.decoder.imageSize;
 }
 
 /**
@@ -186,10 +222,12 @@ async function checkFinite(
   const bad = images.findIndex((v) => !Number.isFinite(v));
   if (bad < 0) return;
   const what = Number.isNaN(images[bad]) ? "NaN" : "infinite values";
-  const stages: [TrainStage, Module][] = [["decoder", p.decoder], ["prior", p.prior], [
-    "clip",
-    p.clip,
-  ]];
+  const stages: [TrainStage, Module][] = [
+    ...(p.upsampler ? [["upsampler", p.upsampler] as [TrainStage, Module]] : []),
+    ["decoder", p.decoder],
+    ["prior", p.prior],
+    ["clip", p.clip],
+  ];
   for (const [stage, m] of stages) {
     const name = await firstNonFinite(m);
     if (name !== undefined) {
@@ -229,6 +267,7 @@ async function readImages(
  * @example
  * ```ts
  * import type { Components } from "./load.ts";
+import { upsampleImages } from "./upsample.ts";
  * async function circles(pipeline: Components) {
  *   const out = await textToImage(pipeline, ["a red circle"], { n: 4, guidance: 2 });
  *   return out.shape; // [4, 3, 32, 32] for a 32x32 decoder
@@ -272,6 +311,7 @@ export async function textToImage(
  * ```ts
  * import type { ClipConditioning } from "../components.ts";
  * import type { Components } from "./load.ts";
+import { upsampleImages } from "./upsample.ts";
  * function embeddings(pipeline: Components, cond: ClipConditioning) {
  *   return sampleEmbeddings(pipeline, cond, { priorSteps: 25 });
  * }
@@ -292,11 +332,13 @@ export function sampleEmbeddings(
 
 /**
  * Variations of an image (DALL-E 2 section 3.1): its CLIP image embedding is decoded `n` times.
- * The decoder's text input is `caption` (default empty).
+ * The decoder's text input is `caption` (default empty). The image is NCHW at
+ * `inputImageSize(p)` (CLIP's side; the decoder's without an upsampler).
  *
  * @example
  * ```ts
  * import type { Components } from "./load.ts";
+import { upsampleImages } from "./upsample.ts";
  * async function variations(pipeline: Components, nchwImage: Float32Array) {
  *   return await imageVariations(pipeline, nchwImage, { n: 4 });
  * }
@@ -313,9 +355,9 @@ export async function imageVariations(
     throw new TypeError(`Option "caption" must be a string, got ${typeof caption}`);
   }
   p.tokenizer.encode(caption);
-  const S = p.decoder.imageSize;
+  const S = inputImageSize(p);
   if (image.length !== 3 * S * S) {
-    throw new Error(`Input image has ${image.length / 3} pixels; the decoder expects ${S}x${S}`);
+    throw new Error(`Input image has ${image.length / 3} pixels; CLIP expects ${S}x${S}`);
   }
   manualSeed(options.seed ?? 0);
   const rows = Array.from({ length: n }, () => caption);

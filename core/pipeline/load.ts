@@ -1,17 +1,18 @@
 /**
- * Loading a trained run (`<run>/clip`, `<run>/prior`, `<run>/decoder`) into `Components`: the
+ * Loading a trained run (`<run>/clip`, `<run>/prior`, `<run>/decoder`, and `<run>/upsampler` when
+ * the run has DALL-E 2's cascade) into `Components`: the
  * stored configs are revalidated against the registry, checked against each other and against
  * the CLIP each stage was trained with, and every model gets its trained weights.
  *
  * @module
  */
 import type { ClipModel } from "../clip.ts";
-import type { Decoder, NoiseSchedule, Sampler, Tokenizer } from "../components.ts";
+import type { Decoder, NoiseSchedule, Sampler, Tokenizer, Upsampler } from "../components.ts";
 import {
   CONFIG_NAME,
+  type CoreStage,
   loadPluginModule,
   type ResolvedConfig,
-  type TrainStage,
   validateConfig,
 } from "../config.ts";
 import { joinPath as join, readerFor, type WeightReader } from "../io/mod.ts";
@@ -34,6 +35,7 @@ import {
   createTokenizer,
   type PriorModel,
 } from "./build.ts";
+import { loadUpsampler } from "./upsample.ts";
 
 /** How `loadPipeline` sets up sampling (all optional). */
 export interface LoadPipelineOptions {
@@ -47,6 +49,8 @@ export interface LoadPipelineOptions {
   priorGuidance?: number;
   /** Where the weights come from (default: files, or HTTP for URLs). */
   reader?: WeightReader;
+  /** Load `<run>/upsampler` when the run has one (default true); false leaves it out. */
+  upsampler?: boolean;
 }
 
 /**
@@ -89,8 +93,15 @@ export interface Components {
   priorSampler: Sampler;
   /** Classifier-free guidance scale of the prior (1 = off, the thesis's choice). */
   priorGuidance: number;
+  /**
+   * DALL-E 2's diffusion upsampler, when the run has an `upsampler/` stage (and loading it was
+   * not turned off): `textToImage` and `imageVariations` run it after the decoder.
+   */
+  upsampler?: Upsampler;
+  /** The noise schedule the upsampler was trained with (present with `upsampler`). */
+  upsamplerSchedule?: NoiseSchedule;
   /** Steps each model was trained for. */
-  steps: Record<TrainStage, number>;
+  steps: Record<CoreStage, number> & { upsampler?: number };
   /** Frees every model's GPU memory. */
   dispose(): void;
 }
@@ -246,6 +257,16 @@ export async function loadPipeline(
   const decoder = await createDecoder(decoderConfig, registry, tokenizer);
   loadModuleWeights(decoder, decoderCkpt, { ema: true });
   decoder.eval();
+  const revalidate = (stored: unknown, source: string): Promise<ResolvedConfig> =>
+    revalidateStoredConfig(stored, registry, source);
+  const up = options.upsampler === false
+    ? undefined
+    : await loadUpsampler(runDir, config, registry, reader, decoder, revalidate).catch((e) => {
+      clip.dispose();
+      prior.dispose();
+      decoder.dispose();
+      throw e;
+    });
   const merged: ResolvedConfig = {
     ...config,
     components: {
@@ -255,11 +276,13 @@ export async function loadPipeline(
       decoder: decoderConfig.components.decoder,
       decoderSchedule: decoderConfig.components.decoderSchedule,
       sampler: decoderConfig.components.sampler,
+      ...(up && { upsampler: up.component }),
     },
     train: {
       clip: config.train.clip,
       prior: priorConfig.train.prior,
       decoder: decoderConfig.train.decoder,
+      ...(up && { upsampler: up.train }),
     },
   };
   return {
@@ -274,11 +297,18 @@ export async function loadPipeline(
     sampler: await createSampler(merged, registry, options.sampler),
     priorSampler: await createPriorSampler(registry, options),
     priorGuidance: options.priorGuidance ?? 1,
-    steps: { clip: clipCkpt.meta.step, prior: priorCkpt.meta.step, decoder: decoderCkpt.meta.step },
+    ...(up && { upsampler: up.upsampler, upsamplerSchedule: up.schedule }),
+    steps: {
+      clip: clipCkpt.meta.step,
+      prior: priorCkpt.meta.step,
+      decoder: decoderCkpt.meta.step,
+      ...(up && { upsampler: up.step }),
+    },
     dispose() {
       clip.dispose();
       prior.dispose();
       decoder.dispose();
+      up?.upsampler.dispose();
     },
   };
 }

@@ -7,7 +7,7 @@
  * @module
  */
 import { join } from "node:path";
-import type { ResolvedConfig, TrainStage } from "../config.ts";
+import { type ResolvedConfig, stageTrain, type TrainStage } from "../config.ts";
 import { Adam, clipGradNorm, Ema, learningRateAt } from "../optim/mod.ts";
 import {
   add,
@@ -87,7 +87,7 @@ export interface TrainLoopResult {
 export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopResult> {
   const { stage, config, setup, stageDir } = options;
   const print = options.print ?? ((line: string) => console.log(line));
-  const train = config.train[stage];
+  const train = stageTrain(config, stage);
   const target = Math.min(train.steps, options.maxSteps ?? Infinity);
   const model = setup.model;
   const params = model.parameters();
@@ -154,7 +154,7 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
         stage,
         step,
         config,
-        tokenizer: setup.tokenizer.toJSON(),
+        tokenizer: setup.tokenizer?.toJSON() ?? null,
         clip: setup.clip,
       },
       model,

@@ -1,20 +1,29 @@
 /**
- * The three training stages of unCLIP (thesis chapter 3) as step definitions for the loop in
+ * The training stages of unCLIP (thesis chapter 3) as step definitions for the loop in
  * `loop.ts`: CLIP (Algorithm 1, contrastive loss), the diffusion prior (Algorithm 4, on CLIP
- * embeddings cached once before training) and the decoder (Algorithm 2, with conditioning
- * dropped at the null rate for classifier-free guidance).
+ * embeddings cached once before training), the decoder (Algorithm 2, with conditioning dropped
+ * at the null rate for classifier-free guidance) and, for configs with one, DALL-E 2's diffusion
+ * upsampler (eps-MSE on the dataset's images given their own area-downsampled, augmented
+ * low-resolution versions; Ramesh et al. 2022, Appendix C; Ho et al. 2021).
  *
  * @module
  */
 import { join } from "node:path";
-import type { Decoder, NoiseSchedule, Tokenizer } from "../components.ts";
-import type { ResolvedConfig, TrainStage } from "../config.ts";
+import type {
+  CaptionedImage,
+  Decoder,
+  ImageTextDataset,
+  NoiseSchedule,
+  Tokenizer,
+} from "../components.ts";
+import { type ResolvedConfig, stageTrain, type TrainStage } from "../config.ts";
 import type { Module } from "../nn/module.ts";
 import type { Registry } from "../registry.ts";
 import { bernoulli, manualSeed, noGrad, type Tensor, tensor } from "../tensor/mod.ts";
 import { type Batch, checkImages, DataLoader } from "../data/loader.ts";
 import { type ClipModel, l2Normalize, tokenBatch } from "../clip.ts";
 import { decoderLoss } from "../diffusion/loss.ts";
+import { augmentLowRes, downsampleArea, drawLevels } from "../diffusion/augment.ts";
 import {
   buildClipCache,
   CLIP_SLOTS,
@@ -25,6 +34,7 @@ import {
   createDecoder,
   createPrior,
   createTokenizer,
+  createUpsampler,
   decoderNullRate,
   gatherClipCache,
   loadClip,
@@ -45,8 +55,8 @@ export interface StageSetup {
   stage: TrainStage;
   /** What is trained and saved. */
   model: Module;
-  /** The tokenizer (its vocabulary goes into every checkpoint). */
-  tokenizer: Tokenizer;
+  /** The tokenizer (its vocabulary goes into every checkpoint; none for the upsampler). */
+  tokenizer?: Tokenizer;
   /** The CLIP a prior or decoder trains with, recorded in its checkpoints (none for clip). */
   clip?: ClipIdentity;
   /** Seeded batches: batch k is a pure function of (seed, k). */
@@ -84,6 +94,60 @@ export interface StageSetupOptions {
  */
 export interface StageDataLimit {
   trainLimit?: number;
+}
+
+function minSnrOption(options: Record<string, unknown> | undefined): number | null {
+  const gamma = options?.minSnrGamma;
+  return typeof gamma === "number" ? gamma : null;
+}
+
+/**
+ * The upsampler stage: no CLIP. Each batch's images at the dataset's size are the targets; their
+ * area-downsampled versions at `lowResSize`, augmented at levels drawn uniformly from
+ * [0, augmentMax], are the condition (the levels go to the network too).
+ */
+async function upsamplerStage(
+  options: StageSetupOptions,
+  data: CaptionedImage[],
+  dataName: string,
+  dataset: ImageTextDataset,
+): Promise<StageSetup> {
+  const { config, registry } = options;
+  const train = stageTrain(config, "upsampler");
+  const schedule = await createComponent<NoiseSchedule>(config, registry, "decoderSchedule");
+  manualSeed(train.seed);
+  const up = await createUpsampler(config, registry);
+  if (up.imageSize !== dataset.imageSize) {
+    up.dispose();
+    throw new RangeError(
+      `The upsampler's image size ${up.imageSize} is not the dataset's ${dataset.imageSize}`,
+    );
+  }
+  const minSnrGamma = minSnrOption(config.components.upsampler?.options);
+  const loader = new DataLoader(data, {
+    batchSize: train.batchSize,
+    seed: train.seed,
+    name: dataName,
+    imageSize: dataset.imageSize,
+    flip: dataset.flip,
+  });
+  return {
+    stage: "upsampler",
+    model: up,
+    loader,
+    loss: (batch) => {
+      const x0 = tensor(batch.images, batch.shape);
+      const level = drawLevels(batch.shape[0], up.augmentMax, up.augment);
+      const low = downsampleArea(x0, up.lowResSize);
+      const cond = { lowRes: augmentLowRes(low, level, up.augment), level };
+      return decoderLoss(up, x0, cond, schedule, { minSnrGamma });
+    },
+    summary: [
+      `upsampler: ${count(up.parameterCount())} parameters, ${up.lowResSize} -> ` +
+      `${up.imageSize}, augmentation ${up.augment} (levels 0 to ${up.augmentMax})`,
+    ],
+    dispose: () => up.dispose(),
+  };
 }
 
 function count(n: number): string {
@@ -141,7 +205,7 @@ export async function setupStage(
 ): Promise<StageSetup> {
   const { config, registry } = options;
   const log = options.log ?? (() => {});
-  const train = config.train[stage];
+  const train = stageTrain(config, stage);
   const dataset = await createDataset(config, registry);
   const data = await dataset.split("train", options.trainLimit);
   // Every image must be imageSize square and hold width x height x 3 bytes, checked before any
@@ -182,6 +246,8 @@ export async function setupStage(
       dispose: () => clip.dispose(),
     };
   }
+
+  if (stage === "upsampler") return await upsamplerStage(options, data, dataName, dataset);
 
   const { clip, tokenizer, identity } = await loadTrainedClip(options);
   log(`${stage}: using CLIP from step ${identity.step}`);
@@ -233,9 +299,21 @@ export async function setupStage(
   const schedule = await createComponent<NoiseSchedule>(config, registry, "decoderSchedule");
   manualSeed(train.seed);
   const decoder: Decoder = await createDecoder(config, registry, tokenizer);
+  // With an upsampler the decoder draws below the dataset's size: it learns the images
+  // area-downsampled to its own size, while CLIP embeds them at full size (as when sampling).
+  const S = decoder.imageSize;
+  if (dataset.imageSize % S !== 0) {
+    decoder.dispose();
+    clip.dispose();
+    throw new RangeError(
+      `The decoder's image size ${S} does not divide the dataset's ${dataset.imageSize}`,
+    );
+  }
+  if (S !== dataset.imageSize) {
+    log(`decoder: trains at ${S}x${S} on the images area-downsampled from ${dataset.imageSize}`);
+  }
   const nullRate = decoderNullRate(config);
-  const gammaOption = config.components.decoder.options.minSnrGamma;
-  const minSnrGamma = typeof gammaOption === "number" ? gammaOption : null;
+  const minSnrGamma = minSnrOption(config.components.decoder.options);
   const loader = new DataLoader(data, {
     batchSize: train.batchSize,
     seed: train.seed,
@@ -261,7 +339,7 @@ export async function setupStage(
         imageEmbedding: z,
         keep: bernoulli([B], 1 - nullRate),
       };
-      return decoderLoss(decoder, x0, cond, schedule, { minSnrGamma });
+      return decoderLoss(decoder, downsampleArea(x0, S), cond, schedule, { minSnrGamma });
     },
     summary: [`decoder: ${count(decoder.parameterCount())} parameters (CLIP frozen)`],
     dispose: () => {

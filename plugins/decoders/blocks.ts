@@ -153,7 +153,7 @@ export class AttentionBlock extends Module {
   readonly heads: number;
   readonly #norm: GroupNorm;
   readonly #qkv: Linear;
-  readonly #contextKv: Linear;
+  readonly #contextKv?: Linear;
   readonly #proj: Linear;
 
   /**
@@ -175,12 +175,16 @@ export class AttentionBlock extends Module {
     this.heads = heads;
     this.#norm = this.addModule("norm", new GroupNorm(clampGroups(groups, channels), channels));
     this.#qkv = this.addModule("qkv", new Linear(channels, 3 * channels));
-    this.#contextKv = this.addModule("contextKv", new Linear(contextDim, 2 * channels));
+    // contextDim 0: self-attention only (an upsampler has no condition tokens).
+    if (contextDim > 0) {
+      this.#contextKv = this.addModule("contextKv", new Linear(contextDim, 2 * channels));
+    }
     this.#proj = this.addModule("proj", zeroParameters(new Linear(channels, channels)));
   }
 
   /**
-   * x [B, C, H, W], context [B, S, contextDim] -> [B, C, H, W].
+   * x [B, C, H, W], context [B, S, contextDim] (none when built with contextDim 0) ->
+   * [B, C, H, W].
    *
    * @example
    * ```ts
@@ -190,19 +194,30 @@ export class AttentionBlock extends Module {
    * }
    * ```
    */
-  forward(x: Tensor, context: Tensor): Tensor {
+  forward(x: Tensor, context?: Tensor): Tensor {
     const [B, C, H, W] = x.shape;
     const h = permute(reshape(this.#norm.forward(x), [B, C, H * W]), [0, 2, 1]); // [B, HW, C]
     const qkv = this.#qkv.forward(h);
     const q = splitHeads(slice(qkv, 2, 0, C), this.heads);
     const k = splitHeads(slice(qkv, 2, C, 2 * C), this.heads);
     const v = splitHeads(slice(qkv, 2, 2 * C, 3 * C), this.heads);
-    const kv = this.#contextKv.forward(context);
-    // GLIDE (Nichol et al. 2022, section 2.3 / its unet.py): the condition tokens' keys and
-    // values are concatenated before the image positions' own.
-    const ck = splitHeads(slice(kv, 2, 0, C), this.heads);
-    const cv = splitHeads(slice(kv, 2, C, 2 * C), this.heads);
-    const a = scaledDotProductAttention(q, concat([ck, k], 2), concat([cv, v], 2));
+    let a: Tensor;
+    if (this.#contextKv && context) {
+      const kv = this.#contextKv.forward(context);
+      // GLIDE (Nichol et al. 2022, section 2.3 / its unet.py): the condition tokens' keys and
+      // values are concatenated before the image positions' own.
+      const ck = splitHeads(slice(kv, 2, 0, C), this.heads);
+      const cv = splitHeads(slice(kv, 2, C, 2 * C), this.heads);
+      a = scaledDotProductAttention(q, concat([ck, k], 2), concat([cv, v], 2));
+    } else if (this.#contextKv || context) {
+      throw new RangeError(
+        this.#contextKv
+          ? "Attention block needs condition tokens"
+          : "Attention block has no context",
+      );
+    } else {
+      a = scaledDotProductAttention(q, k, v);
+    }
     const out = this.#proj.forward(mergeHeads(a)); // [B, HW, C]
     return add(x, reshape(permute(out, [0, 2, 1]), [B, C, H, W]));
   }

@@ -6,19 +6,12 @@
  * @module
  */
 import { z } from "../../core/deps.ts";
-import { Conv2d, GroupNorm, Linear, timestepEmbedding } from "../../core/nn/mod.ts";
+import { Linear, timestepEmbedding } from "../../core/nn/mod.ts";
 import { Module } from "../../core/nn/module.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
-import { add, concat, type Tensor } from "../../core/tensor/mod.ts";
+import { add, type Tensor } from "../../core/tensor/mod.ts";
 import type { Decoder, DecoderConditioning, EncodedConditioning } from "../../core/components.ts";
-import {
-  AttentionBlock,
-  clampGroups,
-  Downsample,
-  ResBlock,
-  Upsample,
-  zeroParameters,
-} from "./blocks.ts";
+import { UNetBody } from "./unet_body.ts";
 import { type ConditionerOutput, CONDITIONING_INPUTS, DecoderConditioner } from "./conditioning.ts";
 
 /** The U-Net's encoded conditioning: the conditioner's output, computed once per sample. */
@@ -117,14 +110,7 @@ export class UNetDecoder extends Module implements Decoder {
   readonly #timeMlp1: Linear;
   readonly #timeMlp2: Linear;
   readonly #conditioner: DecoderConditioner;
-  readonly #inConv: Conv2d;
-  readonly #down: { res?: ResBlock; attn?: AttentionBlock; down?: Downsample }[] = [];
-  readonly #mid1: ResBlock;
-  readonly #midAttn: AttentionBlock;
-  readonly #mid2: ResBlock;
-  readonly #up: { res: ResBlock; attn?: AttentionBlock; up?: Upsample }[] = [];
-  readonly #outNorm: GroupNorm;
-  readonly #outConv: Conv2d;
+  readonly #body: UNetBody;
 
   /**
    * Builds the U-Net with freshly initialised parameters (zero-initialised output layers).
@@ -152,11 +138,7 @@ export class UNetDecoder extends Module implements Decoder {
     if (o.timeEmbedDim % 2 !== 0) {
       throw new RangeError(`Time embedding size "${o.timeEmbedDim}" must be even`);
     }
-    const attnLevels = new Set(o.attentionLevels ?? o.channelMults.map((_, i) => i));
     const embDim = this.#embDim = 4 * o.timeEmbedDim;
-    const ctx = o.textWidth;
-    const rb = { groups: o.groups, dropout: o.dropout };
-    const attn = (c: number): AttentionBlock => new AttentionBlock(c, o.heads, ctx, o.groups);
 
     // Time: sinusoidal embedding (thesis eqs. 3.2-3.3) then an MLP (Ho et al. 2020's code).
     this.#timeMlp1 = this.addModule("timeMlp1", new Linear(o.timeEmbedDim, embDim));
@@ -175,50 +157,16 @@ export class UNetDecoder extends Module implements Decoder {
         inputs: o.conditioning,
       }),
     );
-
-    let ch = o.baseChannels;
-    this.#inConv = this.addModule("inConv", new Conv2d(o.channels, ch, 3, { padding: 1 }));
-    const skips: number[] = [ch];
-    for (let level = 0; level < levels; level++) {
-      const out = o.baseChannels * o.channelMults[level];
-      for (let i = 0; i < o.resBlocksPerLevel; i++) {
-        const n = this.#down.length;
-        const res = this.addModule(`down.${n}.res`, new ResBlock(ch, out, embDim, rb));
-        ch = out;
-        const a = attnLevels.has(level) ? this.addModule(`down.${n}.attn`, attn(ch)) : undefined;
-        this.#down.push({ res, attn: a });
-        skips.push(ch);
-      }
-      if (level < levels - 1) {
-        const n = this.#down.length;
-        this.#down.push({ down: this.addModule(`down.${n}.down`, new Downsample(ch)) });
-        skips.push(ch);
-      }
-    }
-    this.#mid1 = this.addModule("mid1", new ResBlock(ch, ch, embDim, rb));
-    this.#midAttn = this.addModule("midAttn", attn(ch));
-    this.#mid2 = this.addModule("mid2", new ResBlock(ch, ch, embDim, rb));
-    for (let level = levels - 1; level >= 0; level--) {
-      const out = o.baseChannels * o.channelMults[level];
-      for (let i = 0; i <= o.resBlocksPerLevel; i++) {
-        const n = this.#up.length;
-        const res = this.addModule(
-          `up.${n}.res`,
-          new ResBlock(ch + skips.pop()!, out, embDim, rb),
-        );
-        ch = out;
-        const a = attnLevels.has(level) ? this.addModule(`up.${n}.attn`, attn(ch)) : undefined;
-        const up = level > 0 && i === o.resBlocksPerLevel
-          ? this.addModule(`up.${n}.up`, new Upsample(ch, o.upsample))
-          : undefined;
-        this.#up.push({ res, attn: a, up });
-      }
-    }
-    this.#outNorm = this.addModule("outNorm", new GroupNorm(clampGroups(o.groups, ch), ch));
-    this.#outConv = this.addModule(
-      "outConv",
-      zeroParameters(new Conv2d(ch, o.channels, 3, { padding: 1 })),
-    );
+    // Registered after the conditioner, in the order of the first version.
+    this.#body = new UNetBody((name, m) => this.addModule(name, m), {
+      ...o,
+      inChannels: o.channels,
+      outChannels: o.channels,
+      attentionLevels: o.attentionLevels ?? o.channelMults.map((_, i) => i),
+      midAttention: true,
+      embDim,
+      contextDim: o.textWidth,
+    });
   }
 
   /**
@@ -284,23 +232,7 @@ export class UNetDecoder extends Module implements Decoder {
     // embedding is not (the thesis ablation found that worse).
     emb = add(emb, pooled);
 
-    let h = this.#inConv.forward(xt);
-    const hs: Tensor[] = [h];
-    for (const b of this.#down) {
-      if (b.down) h = b.down.forward(h);
-      else {
-        h = b.res!.forward(h, emb);
-        if (b.attn) h = b.attn.forward(h, tokens);
-      }
-      hs.push(h);
-    }
-    h = this.#mid2.forward(this.#midAttn.forward(this.#mid1.forward(h, emb), tokens), emb);
-    for (const b of this.#up) {
-      h = b.res.forward(concat([h, hs.pop()!], 1), emb);
-      if (b.attn) h = b.attn.forward(h, tokens);
-      if (b.up) h = b.up.forward(h);
-    }
-    return this.#outConv.forward(this.#outNorm.forward(h, { silu: true }));
+    return this.#body.forward(xt, emb, tokens);
   }
 
   get #levels(): number {
