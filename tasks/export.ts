@@ -14,9 +14,9 @@ const STAGES = ["clip", "prior", "decoder"];
 
 const USAGE = `Usage: deno task export --checkpoint DIR --out DIR [--half]
 
-Copies what sampling needs from a trained run (clip/, prior/, decoder/): the EMA weights where the
-run kept them, the config and the tokenizer vocabulary, without optimizer state. The run's
-eval_*.json files are copied too.
+Copies what sampling needs from a trained run (clip/, prior/, decoder/, and upsampler/ when it
+has one): the EMA weights where the run kept them, the config and the tokenizer vocabulary,
+without optimizer state. The run's eval_*.json files are copied too.
 
 Options:
   --checkpoint DIR   trained run folder
@@ -68,11 +68,13 @@ export async function runExport(
     );
   }
   evalFiles.sort();
+  // The cascade's upsampler (DALL-E 2 section 2.1) travels when the run has one.
+  const stages = await exists(join(from, "upsampler")) ? [...STAGES, "upsampler"] : STAGES;
   const outInfo = await Deno.stat(to).catch(() => null);
   if (outInfo && !outInfo.isDirectory) throw new UsageError(`--out "${to}" is a file`);
   if (outInfo) {
     const clashes: string[] = [];
-    for (const name of [...STAGES, ...evalFiles]) {
+    for (const name of [...stages, ...evalFiles]) {
       if (await exists(join(to, name))) clashes.push(name);
     }
     if (clashes.length > 0) {
@@ -95,21 +97,21 @@ export async function runExport(
   const written: string[] = [];
   try {
     const steps: string[] = [];
-    for (const stage of STAGES) {
+    for (const stage of stages) {
       const dir = await exportInferenceCheckpoint(join(from, stage), join(tmp, stage), { half });
       steps.push(join(to, stage, basename(dir)));
     }
     for (const name of evalFiles) await Deno.copyFile(join(from, name), join(tmp, name));
     if (outInfo) {
       // --out exists without these entries (e.g. only a README): move each one in atomically.
-      for (const name of [...STAGES, ...evalFiles]) {
+      for (const name of [...stages, ...evalFiles]) {
         await Deno.rename(join(tmp, name), join(to, name));
       }
       await Deno.remove(tmp);
     } else {
       await Deno.rename(tmp, to);
     }
-    STAGES.forEach((stage, i) => print(`${stage}: wrote ${steps[i]}`));
+    stages.forEach((stage, i) => print(`${stage}: wrote ${steps[i]}`));
     for (const name of evalFiles) print(`copied ${name}`);
     written.push(...steps);
   } catch (e) {

@@ -38,6 +38,7 @@ import { imageVariations, loadPipeline, textToImage } from "../core/pipeline.ts"
 import { generateSplit } from "../datasets/mod.ts";
 import { runTrain } from "../tasks/train.ts";
 import { runSample } from "../tasks/sample.ts";
+import { runExport } from "../tasks/export.ts";
 import { hostRandom, param } from "./_support/check.ts";
 import { assertOneLineError, cli } from "./_support/cli.ts";
 
@@ -246,6 +247,17 @@ Deno.test({
       const withUp = await runSample(png("up.png"), { print: () => {} });
       const without = await runSample([...png("plain.png"), "--no-upsampler"], { print: () => {} });
       assert.ok(withUp!.width > without!.width, `${withUp!.width} vs ${without!.width}`);
+      // Export carries the upsampler, and the exported run samples through it.
+      const exported = join(work, "exported");
+      await runExport(["--checkpoint", run, "--out", exported], quiet.print);
+      const e = await loadPipeline(exported, builtins());
+      try {
+        assert.equal(e.steps.upsampler, 4);
+        const x = await textToImage(e, ["a red circle"], { steps: 2 });
+        assert.deepEqual(x.shape, [1, 3, 16, 16]);
+      } finally {
+        e.dispose();
+      }
     } finally {
       await Deno.remove(work, { recursive: true });
     }
