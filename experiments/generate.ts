@@ -8,7 +8,7 @@
 import { type Components, sampleEmbeddings, textToImage } from "../core/pipeline.ts";
 import { l2Normalize, tokenBatch } from "../core/clip.ts";
 import { add, manualSeed, noGrad, scope, sub, type Tensor } from "../core/tensor/mod.ts";
-import { loadOrTrainProbe, type ShapeProbe } from "../datasets/probe.ts";
+import { DEFAULT_PROBE_OPTIONS, loadOrTrainProbe, type ShapeProbe } from "../datasets/probe.ts";
 import type { ProbeInfo } from "../datasets/probe.ts";
 import type { CaptionedImage } from "../datasets/mod.ts";
 import { type Experiment, type ExperimentContext, ExperimentUsageError } from "./common.ts";
@@ -103,7 +103,10 @@ export async function priorFromTerms(
 /** The probe flags of the experiments that judge images with it. */
 export const PROBE_FLAGS: Experiment["flags"] = {
   "probe-steps": { type: "string", help: "training steps of the ground-truth probe" },
-  "probe-images": { type: "string", help: "training images of the probe (default 20000)" },
+  "probe-images": {
+    type: "string",
+    help: `training images of the probe (default ${DEFAULT_PROBE_OPTIONS.trainCount})`,
+  },
   "no-probe": { type: "boolean", help: "skip the ground-truth probe" },
 };
 
