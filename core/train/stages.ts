@@ -102,6 +102,26 @@ function minSnrOption(options: Record<string, unknown> | undefined): number | nu
 }
 
 /**
+ * The stage's batch loader over `data`: the stage's batch size and seed, with the data's name for
+ * error messages about bad images.
+ */
+function stageLoader(
+  data: CaptionedImage[],
+  train: { batchSize: number; seed: number },
+  dataName: string,
+  imageSize: number,
+  flip: boolean,
+): DataLoader {
+  return new DataLoader(data, {
+    batchSize: train.batchSize,
+    seed: train.seed,
+    name: dataName,
+    imageSize,
+    flip,
+  });
+}
+
+/**
  * The upsampler stage: no CLIP. Each batch's images at the dataset's size are the targets; their
  * area-downsampled versions at `lowResSize`, augmented at levels drawn uniformly from
  * [0, augmentMax], are the condition (the levels go to the network too).
@@ -124,13 +144,7 @@ async function upsamplerStage(
     );
   }
   const minSnrGamma = minSnrOption(config.components.upsampler?.options);
-  const loader = new DataLoader(data, {
-    batchSize: train.batchSize,
-    seed: train.seed,
-    name: dataName,
-    imageSize: dataset.imageSize,
-    flip: dataset.flip,
-  });
+  const loader = stageLoader(data, train, dataName, dataset.imageSize, dataset.flip);
   return {
     stage: "upsampler",
     model: up,
@@ -226,13 +240,7 @@ export async function setupStage(
     );
     manualSeed(train.seed);
     const clip = await createClip(config, registry, tokenizer);
-    const loader = new DataLoader(data, {
-      batchSize: train.batchSize,
-      seed: train.seed,
-      name: dataName,
-      imageSize: dataset.imageSize,
-      flip: dataset.flip,
-    });
+    const loader = stageLoader(data, train, dataName, dataset.imageSize, dataset.flip);
     return {
       stage,
       model: clip,
@@ -270,13 +278,7 @@ export async function setupStage(
     manualSeed(train.seed);
     const prior: PriorModel = await createPrior(config, registry, tokenizer);
     // Cached embeddings belong to unflipped images, so the prior's batches are not flipped.
-    const loader = new DataLoader(data, {
-      batchSize: train.batchSize,
-      seed: train.seed,
-      name: dataName,
-      imageSize: dataset.imageSize,
-      flip: false,
-    });
+    const loader = stageLoader(data, train, dataName, dataset.imageSize, false);
     return {
       stage,
       model: prior,
@@ -314,13 +316,7 @@ export async function setupStage(
   }
   const nullRate = decoderNullRate(config);
   const minSnrGamma = minSnrOption(config.components.decoder.options);
-  const loader = new DataLoader(data, {
-    batchSize: train.batchSize,
-    seed: train.seed,
-    name: dataName,
-    imageSize: dataset.imageSize,
-    flip: dataset.flip,
-  });
+  const loader = stageLoader(data, train, dataName, dataset.imageSize, dataset.flip);
   clip.eval();
   return {
     stage,
