@@ -54,7 +54,10 @@ export interface BindingScores {
  *
  * @example
  * ```ts
- * const s = await bindingScores(probe, images, captions);
+ * import type { ShapeProbe } from "../datasets/probe.ts";
+ * async function rates(probe: ShapeProbe, images: Float32Array, captions: string[]) {
+ *   return await bindingScores(probe, images, captions); // exact and misbound rates
+ * }
  * ```
  */
 export async function bindingScores(

@@ -75,7 +75,11 @@ export interface Experiment {
  *
  * @example
  * ```ts
- * const test = await loadSplit(config, registry, "test", 64);
+ * import type { ResolvedConfig } from "../core/config.ts";
+ * import type { Registry } from "../core/registry.ts";
+ * async function test64(config: ResolvedConfig, registry: Registry) {
+ *   return await loadSplit(config, registry, "test", 64);
+ * }
  * ```
  */
 export async function loadSplit(
@@ -102,7 +106,9 @@ export async function loadSplit(
  *
  * @example
  * ```ts
- * const png = gridPng(images, 16, 16, { columns: 8 });
+ * function grid(images: Float32Array): Uint8Array {
+ *   return gridPng(images, 16, 16, 8); // 16 images of 16x16 pixels, 8 per row
+ * }
  * ```
  */
 export function gridPng(

@@ -33,7 +33,10 @@ export interface GenerateOptions {
  *
  * @example
  * ```ts
- * const images = await generateImages(p, ["a red circle"], { seed: 0 });
+ * import type { Components } from "../core/pipeline.ts";
+ * async function circles(p: Components): Promise<Float32Array> {
+ *   return await generateImages(p, ["a red circle"], { seed: 0 });
+ * }
  * ```
  */
 export async function generateImages(
@@ -67,8 +70,11 @@ export type TextTerms = readonly { sign: 1 | -1; caption: string }[];
  *
  * @example
  * ```ts
- * const z = await priorFromTerms(p, [{ sign: 1, caption: "a black rectangle" },
- *   { sign: -1, caption: "black" }, { sign: 1, caption: "red" }], 8, 0);
+ * import type { Components } from "../core/pipeline.ts";
+ * async function redRectangle(p: Components): Promise<Float32Array[]> {
+ *   return await priorFromTerms(p, [{ sign: 1, caption: "a black rectangle" },
+ *     { sign: -1, caption: "black" }, { sign: 1, caption: "red" }], 8, 0);
+ * }
  * ```
  */
 export async function priorFromTerms(

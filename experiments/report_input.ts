@@ -46,7 +46,10 @@ export interface ReportInput {
  *
  * @example
  * ```ts
- * const { found, missing } = await findExperiments("runs/tiny");
+ * async function ran(runDir: string): Promise<string[]> {
+ *   const { found } = await findExperiments(runDir);
+ *   return found.map((f) => f.doc.experiment);
+ * }
  * ```
  */
 export async function findExperiments(
@@ -82,7 +85,9 @@ export async function findExperiments(
  *
  * @example
  * ```ts
- * const svg = await lossChart("runs/tiny");
+ * async function losses(runDir: string): Promise<string | null> {
+ *   return await lossChart(runDir); // null when no stage has a metrics log
+ * }
  * ```
  */
 export async function lossChart(runDir: string): Promise<string | null> {

@@ -57,7 +57,11 @@ function settings(doc: ExperimentDoc): string {
  *
  * @example
  * ```ts
- * const html = await renderHtml({ runDir, found, missing, lossSvg });
+ * import { findExperiments, lossChart } from "./report_input.ts";
+ * async function page(runDir: string): Promise<string> {
+ *   const { found, missing } = await findExperiments(runDir);
+ *   return await renderHtml({ runDir, found, missing, lossSvg: await lossChart(runDir) });
+ * }
  * ```
  */
 export async function renderHtml(input: ReportInput): Promise<string> {
@@ -119,7 +123,10 @@ ${parts.join("\n")}
  *
  * @example
  * ```ts
- * const md = renderMarkdown({ runDir, found, missing, lossSvg }, runDir);
+ * import type { ReportInput } from "./report_input.ts";
+ * function markdown(input: ReportInput): string {
+ *   return renderMarkdown(input, input.runDir); // figures linked relative to the run folder
+ * }
  * ```
  */
 export function renderMarkdown(input: ReportInput, outDir: string, lossFile?: string): string {

@@ -41,7 +41,8 @@ export const DEFAULT_RATIOS = [0, 0.1, 0.2, 0.3, 0.4, 0.5];
  *
  * @example
  * ```ts
- * textDiffPath(zi, zt, zt2, [0, 0.5], "lerp");
+ * const image = [1, 0, 0], from = [0.6, 0.8, 0], to = [0.6, 0, 0.8];
+ * textDiffPath(image, from, to, [0, 0.5], "lerp").length; // 2 embeddings, r = 0 and r = 0.5
  * ```
  */
 export function textDiffPath(

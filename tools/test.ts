@@ -37,7 +37,14 @@ export const ENGINE_TESTS = [
  * Examples that need a trained run, a model or a GPU are written as typed functions that are
  * checked but not called.
  */
-export const DOC_TEST_ROOTS = ["core", "plugins", "datasets", "mod.ts", "browser.ts"];
+export const DOC_TEST_ROOTS = [
+  "core",
+  "plugins",
+  "datasets",
+  "experiments",
+  "mod.ts",
+  "browser.ts",
+];
 
 /**
  * Files under `DOC_TEST_ROOTS` whose examples are not checked yet. Remove an entry once its
