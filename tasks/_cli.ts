@@ -23,7 +23,9 @@ export class UsageError extends Error {
   /**
    * @example
    * ```ts
-   * throw new UsageError(`Unknown stage "clp"; choose clip, prior, decoder or all`);
+   * function checkStage(stage: string): void {
+   *   if (stage !== "clip") throw new UsageError(`Unknown stage "${stage}"; choose clip, prior, decoder or all`);
+   * }
    * ```
    */
   constructor(message: string) {
@@ -56,7 +58,9 @@ export const BACKEND_HELP =
  *
  * @example
  * ```ts
- * await startBackend(values, console.log); // "Device: CPU (WebAssembly SIMD, 2 threads) (...)"
+ * async function start(values: ParsedFlags["values"]): Promise<void> {
+ *   await startBackend(values, console.log); // "Device: CPU (WebAssembly SIMD, 2 threads) (...)"
+ * }
  * ```
  */
 export async function startBackend(
@@ -99,6 +103,8 @@ export interface ParsedFlags {
  * const { values, positionals } = parseFlags(["clip", "--config", "a.jsonc"], {
  *   config: { type: "string" },
  * }, "train");
+ * positionals[0]; // "clip"
+ * values.config; // "a.jsonc"
  * ```
  */
 export function parseFlags(
@@ -128,7 +134,7 @@ export function parseFlags(
  *
  * @example
  * ```ts
- * intFlag(values, "n", { min: 1 }); // 4 for --n 4
+ * numberFlag({ n: "4" }, "n", { integer: true, min: 1 }); // 4
  * ```
  */
 export function numberFlag(
@@ -187,7 +193,9 @@ export function seedFlag(values: ParsedFlags["values"]): number {
  *
  * @example
  * ```ts
- * await checkOutputFile("sample.png", { force: false, flag: "--out" });
+ * async function checkOut(path: string): Promise<void> {
+ *   await checkOutputFile(path, { force: false, flag: "--out" }); // throws if it exists
+ * }
  * ```
  */
 export async function checkOutputFile(
@@ -255,7 +263,7 @@ export const SAMPLING_FLAGS: Record<string, FlagSpec> = {
  *
  * @example
  * ```ts
- * const { guidance, steps, seed } = samplingFlags(values);
+ * samplingFlags({ guidance: "2.5" }); // { guidance: 2.5, steps: undefined, seed: 0 }
  * ```
  */
 export function samplingFlags(
@@ -283,7 +291,10 @@ export const PRIOR_SAMPLING_HELP =
  *
  * @example
  * ```ts
- * const { registry, sampler, load } = await openSampling(values, print);
+ * async function open(values: ParsedFlags["values"]) {
+ *   const { registry, load } = await openSampling(values, console.log);
+ *   return { registry, load }; // load: what loadPipeline takes
+ * }
  * ```
  */
 export async function openSampling(
@@ -337,7 +348,9 @@ export function errorLine(e: unknown): string {
  *
  * @example
  * ```ts
- * if (import.meta.main) await runMain(runTrain);
+ * async function main(run: (args: string[]) => Promise<unknown>): Promise<void> {
+ *   await runMain(run); // in a task file: if (import.meta.main) await main(runTrain)
+ * }
  * ```
  */
 export async function runMain(

@@ -60,7 +60,9 @@ ${BACKEND_HELP}
  *
  * @example
  * ```ts
- * await runBench(["--quick", "--only", "matmul", "--reps", "2"]);
+ * async function quickMatmul() {
+ *   return await runBench(["--quick", "--only", "matmul", "--reps", "2"]);
+ * }
  * ```
  */
 export async function runBench(args: string[]): Promise<Result[]> {

@@ -79,7 +79,9 @@ export interface EvalResult {
  *
  * @example
  * ```ts
- * await runEval(["clip", "--checkpoint", "runs/tiny", "--limit", "64"]);
+ * async function table41() {
+ *   return await runEval(["clip", "--checkpoint", "runs/tiny", "--limit", "64"]);
+ * }
  * ```
  */
 export async function runEval(

@@ -122,7 +122,9 @@ async function removePrevious(out: string, name: string): Promise<void> {
  *
  * @example
  * ```ts
- * await runExperiment(["pca", "--checkpoint", "runs/tiny", "--limit", "64"]);
+ * async function pca() {
+ *   return await runExperiment(["pca", "--checkpoint", "runs/tiny", "--limit", "64"]);
+ * }
  * ```
  */
 export async function runExperiment(

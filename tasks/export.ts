@@ -30,7 +30,9 @@ Options:
  *
  * @example
  * ```ts
- * await runExport(["--checkpoint", "runs/demo", "--out", "weights/default", "--half"]);
+ * async function shipDemo() {
+ *   return await runExport(["--checkpoint", "runs/demo", "--out", "weights/default", "--half"]);
+ * }
  * ```
  */
 export async function runExport(

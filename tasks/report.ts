@@ -83,7 +83,9 @@ export interface ReportRun {
  *
  * @example
  * ```ts
- * await runReport(["--checkpoint", "runs/tiny"]);
+ * async function report() {
+ *   return await runReport(["--checkpoint", "runs/tiny"]);
+ * }
  * ```
  */
 export async function runReport(

@@ -129,7 +129,10 @@ function decodeInputImage(input: InputPng, size: number): Float32Array {
  *
  * @example
  * ```ts
- * await writeGrid(generated, "sample.png");
+ * import type { GeneratedImages } from "../core/pipeline.ts";
+ * async function save(generated: GeneratedImages) {
+ *   return await writeGrid(generated, "sample.png");
+ * }
  * ```
  */
 export async function writeGrid(g: GeneratedImages, path: string): Promise<SampleResult> {
@@ -144,7 +147,9 @@ export async function writeGrid(g: GeneratedImages, path: string): Promise<Sampl
  *
  * @example
  * ```ts
- * await runSample(["a red circle", "--checkpoint", "runs/tiny", "--out", "/tmp/x.png"]);
+ * async function circle() {
+ *   return await runSample(["a red circle", "--checkpoint", "runs/tiny", "--out", "/tmp/x.png"]);
+ * }
  * ```
  */
 export async function runSample(

@@ -71,9 +71,11 @@ async function fileResponse(path: string | null, head: boolean): Promise<Respons
  *
  * @example
  * ```ts
- * const server = await startWebServer({ checkpoint: "weights/default", port: 0 });
- * console.log(server.url);
- * await server.close();
+ * async function serveOnce(): Promise<void> {
+ *   const server = await startWebServer({ checkpoint: "weights/default", port: 0, host: "127.0.0.1" });
+ *   console.log(server.url);
+ *   await server.close();
+ * }
  * ```
  */
 export async function startWebServer(

@@ -96,7 +96,9 @@ async function hasCheckpoint(dir: string): Promise<boolean> {
  *
  * @example
  * ```ts
- * await runTrain(["all", "--config", "presets/tiny.jsonc", "--max-steps", "5", "--out", "/tmp/run"]);
+ * async function fiveSteps() {
+ *   return await runTrain(["all", "--config", "presets/tiny.jsonc", "--max-steps", "5", "--out", "/tmp/run"]);
+ * }
  * ```
  */
 export async function runTrain(

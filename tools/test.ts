@@ -42,6 +42,7 @@ export const DOC_TEST_ROOTS = [
   "plugins",
   "datasets",
   "experiments",
+  "tasks",
   "mod.ts",
   "browser.ts",
 ];
