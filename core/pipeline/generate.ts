@@ -71,7 +71,6 @@ export interface GeneratedImages {
  * @example
  * ```ts
  * import type { Components } from "./load.ts";
-import { upsampleImages } from "./upsample.ts";
  * function unknown(pipeline: Components) {
  *   return unseenWords(pipeline, ["a purple dragon"]); // e.g. ["dragon"]
  * }
@@ -267,7 +266,6 @@ async function readImages(
  * @example
  * ```ts
  * import type { Components } from "./load.ts";
-import { upsampleImages } from "./upsample.ts";
  * async function circles(pipeline: Components) {
  *   const out = await textToImage(pipeline, ["a red circle"], { n: 4, guidance: 2 });
  *   return out.shape; // [4, 3, 32, 32] for a 32x32 decoder
@@ -311,7 +309,6 @@ export async function textToImage(
  * ```ts
  * import type { ClipConditioning } from "../components.ts";
  * import type { Components } from "./load.ts";
-import { upsampleImages } from "./upsample.ts";
  * function embeddings(pipeline: Components, cond: ClipConditioning) {
  *   return sampleEmbeddings(pipeline, cond, { priorSteps: 25 });
  * }
@@ -338,7 +335,6 @@ export function sampleEmbeddings(
  * @example
  * ```ts
  * import type { Components } from "./load.ts";
-import { upsampleImages } from "./upsample.ts";
  * async function variations(pipeline: Components, nchwImage: Float32Array) {
  *   return await imageVariations(pipeline, nchwImage, { n: 4 });
  * }
