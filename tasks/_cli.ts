@@ -300,7 +300,7 @@ export const PRIOR_SAMPLING_HELP =
 export async function openSampling(
   values: ParsedFlags["values"],
   print: (line: string) => void,
-): Promise<{ registry: Registry; sampler: string | undefined; load: LoadPipelineOptions }> {
+): Promise<{ registry: Registry; load: LoadPipelineOptions }> {
   const registry = builtins();
   const sampler = values.sampler as string | undefined;
   const priorSampler = values["prior-sampler"] as string | undefined;
@@ -316,7 +316,7 @@ export async function openSampling(
     priorGuidance: numberFlag(values, "prior-guidance", { min: 0 }),
   };
   await startBackend(values, print);
-  return { registry, sampler, load };
+  return { registry, load };
 }
 
 /**

@@ -187,7 +187,8 @@ export async function runExperiment(
   const force = values.force === true;
   await checkOutputDir(out, force);
 
-  const { registry, sampler, load } = await openSampling(values, print);
+  const { registry, load } = await openSampling(values, print);
+  const sampler = load.sampler;
   const t0 = performance.now();
   const flags: Record<string, string | boolean | undefined> = {};
   for (const f of Object.keys(experiment.flags)) flags[f] = values[f];

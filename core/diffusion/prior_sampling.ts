@@ -37,30 +37,25 @@ export function samplePrior(
   schedule: NoiseSchedule,
   options: SamplePriorOptions = {},
 ): Tensor {
+  const denoiser = noGrad(() => prior.denoiser(cond, options));
   const wasTraining = prior.training;
   prior.eval();
   try {
     return noGrad(() => {
-      const denoiser = prior.denoiser(cond, options);
-      try {
-        const run = {
-          steps: options.steps,
-          prediction: denoiser.prediction,
-          clipDenoised: denoiser.clipDenoised,
-        };
-        const x = options.sampler
-          ? options.sampler.sample(denoiser.predict, denoiser.shape, schedule, run)
-          : ancestralSample(denoiser.predict, denoiser.shape, schedule, run);
-        try {
-          return denoiser.finish(x);
-        } finally {
-          x.dispose();
-        }
-      } finally {
-        denoiser.dispose();
-      }
+      const run = {
+        steps: options.steps,
+        prediction: denoiser.prediction,
+        clipDenoised: denoiser.clipDenoised,
+      };
+      const x = options.sampler
+        ? options.sampler.sample(denoiser.predict, denoiser.shape, schedule, run)
+        : ancestralSample(denoiser.predict, denoiser.shape, schedule, run);
+      const embeddings = denoiser.finish(x);
+      x.dispose();
+      return embeddings;
     });
   } finally {
+    denoiser.dispose();
     prior.train(wasTraining);
   }
 }
