@@ -239,6 +239,29 @@ Deno.test({
     });
 
     await t.step(
+      "a checkpoint saved before an option existed resumes with its default",
+      async () => {
+        // `conditioning` came after the first decoders were trained: their stored config lacks it,
+        // and its default ("clip+text") is what they were trained with.
+        const old = join(WORK, "older-version");
+        await copyDir(join(RUN, "clip"), join(old, "clip"));
+        await copyDir(join(RUN, "decoder"), join(old, "decoder"));
+        const index = join(old, "decoder", "step-00000004", "model.safetensors.index.json");
+        const json = JSON.parse(await Deno.readTextFile(index));
+        const stored = JSON.parse(json.metadata.config);
+        assert.equal(stored.components.decoder.options.conditioning, "clip+text");
+        delete stored.components.decoder.options.conditioning;
+        json.metadata.config = JSON.stringify(stored);
+        await Deno.writeTextFile(index, JSON.stringify(json));
+        const r = await runTrain(
+          ["decoder", "--config", CONFIG, "--out", old, "--max-steps", "5", "--resume"],
+          quiet,
+        );
+        assert.deepEqual(r?.results.map((x) => [x.stage, x.step]), [["decoder", 5]]);
+      },
+    );
+
+    await t.step(
       "a corrupt checkpoint is a one-line error (in-process and from the CLI)",
       async () => {
         const bad = join(WORK, "corrupt");
