@@ -21,7 +21,7 @@ import { tokenBatch } from "../core/clip.ts";
 import { decoderLoss } from "../core/diffusion/mod.ts";
 import { doubleConditioning } from "../core/diffusion/mod.ts";
 import type { NoiseSchedule } from "../core/diffusion/mod.ts";
-import { errorLine, type Result, type RowRunner, time } from "./_bench_kernels.ts";
+import { failureReason, type Result, type RowRunner, time } from "./_bench_kernels.ts";
 
 /** The first shipped model (16x16, presets/cpu-demo.jsonc), kept as the benchmark decoder. */
 const DEMO_WEIGHTS = new URL("../weights/cpu-demo", import.meta.url).pathname;
@@ -49,7 +49,10 @@ export async function demoRows(
     pipeline = await loadPipeline(DEMO_WEIGHTS, builtins());
   } catch (e) {
     for (const name of [forwardName, trainName]) {
-      await row(name, () => Promise.reject(new Error(`loading ${DEMO_WEIGHTS}: ${errorLine(e)}`)));
+      await row(
+        name,
+        () => Promise.reject(new Error(`loading ${DEMO_WEIGHTS}: ${failureReason(e)}`)),
+      );
     }
     return;
   }

@@ -24,7 +24,7 @@ import {
   attentionRows,
   convRows,
   dataRows,
-  errorLine,
+  failureReason,
   matmulRows,
   type Result,
   type RowRunner,
@@ -127,7 +127,7 @@ export async function runBench(args: string[]): Promise<Result[]> {
     try {
       report({ name, ...(await measure()) });
     } catch (e) {
-      report({ name, ms: NaN, error: errorLine(e) });
+      report({ name, ms: NaN, error: failureReason(e) });
     }
   };
 
@@ -138,7 +138,7 @@ export async function runBench(args: string[]): Promise<Result[]> {
     try {
       for (const r of await trainingSteps(preset, trainBatch, reps)) report(r);
     } catch (e) {
-      report({ name: `train steps (${presetName})`, ms: NaN, error: errorLine(e) });
+      report({ name: `train steps (${presetName})`, ms: NaN, error: failureReason(e) });
     }
   }
   if (want("demo")) await demoRows(reps, row);
