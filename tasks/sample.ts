@@ -58,6 +58,7 @@ ${PRIOR_SAMPLING_HELP}
   --force            overwrite --out if it exists
   --image FILE.png   decode variations of this image's CLIP embedding instead
   --no-upsampler     stop at the decoder's images even when the run has an upsampler
+  --upsampler-steps N  the upsampler's reverse-process steps (respaced; default: --steps)
 ${BACKEND_HELP}
   --debug            print stack traces of errors
   -h, --help         show this help`;
@@ -163,6 +164,7 @@ export async function runSample(
     n: { type: "string" },
     image: { type: "string" },
     "no-upsampler": { type: "boolean" },
+    "upsampler-steps": { type: "string" },
   }, "sample");
   if (values.help) {
     print(USAGE);
@@ -180,6 +182,10 @@ export async function runSample(
   const caption = positionals[0] ?? "";
   const n = numberFlag(values, "n", { integer: true, min: 1, max: MAX_IMAGES }) ?? 4;
   const { guidance, steps, seed } = samplingFlags(values);
+  const upsamplerSteps = numberFlag(values, "upsampler-steps", { integer: true, min: 1 });
+  if (upsamplerSteps !== undefined && values["no-upsampler"] === true) {
+    throw new UsageError(`--upsampler-steps and --no-upsampler contradict each other; drop one`);
+  }
   const out = (values.out as string | undefined) ?? "sample.png";
   if (!out.toLowerCase().endsWith(".png")) throw new UsageError(`--out "${out}" must end in .png`);
   // Before any work: an existing --out is kept unless --force, and the folder must be writable.
@@ -203,7 +209,12 @@ export async function runSample(
   try {
     const size = inputImageSize(pipeline);
     const t0 = performance.now();
-    const opts = { n, guidance, steps, seed };
+    if (upsamplerSteps !== undefined && !pipeline.upsampler) {
+      throw new UsageError(
+        `--upsampler-steps: "${checkpoint}" has no upsampler/ stage; drop the flag`,
+      );
+    }
+    const opts = { n, guidance, steps, seed, upsamplerSteps };
     try {
       pipeline.tokenizer.encode(caption);
     } catch (e) {

@@ -221,6 +221,17 @@ Deno.test({
         const big = await textToImage(p, ["a red circle"], { steps: 2, seed: 1 });
         assert.deepEqual(big.shape, [1, 3, 16, 16]);
         assert.ok(big.images.every(Number.isFinite));
+        // The upsampler runs the decoder's sampler with `steps`, or with `upsamplerSteps`.
+        const seen: (number | undefined)[] = [];
+        const sample = p.sampler.sample.bind(p.sampler);
+        p.sampler.sample = (predict, shape, schedule, opts) => {
+          seen.push(opts?.steps);
+          return sample(predict, shape, schedule, opts);
+        };
+        await textToImage(p, ["a red circle"], { steps: 2 });
+        await textToImage(p, ["a red circle"], { steps: 2, upsamplerSteps: 3 });
+        assert.deepEqual(seen, [2, 2, 2, 3]);
+        p.sampler.sample = sample;
         const small = await textToImage(p, ["a red circle"], { steps: 2, upsample: false });
         assert.deepEqual(small.shape, [1, 3, 8, 8]);
         // Variations take an image at CLIP's side (the final 16), not the decoder's 8.
@@ -247,6 +258,14 @@ Deno.test({
       const withUp = await runSample(png("up.png"), { print: () => {} });
       const without = await runSample([...png("plain.png"), "--no-upsampler"], { print: () => {} });
       assert.ok(withUp!.width > without!.width, `${withUp!.width} vs ${without!.width}`);
+      await assert.rejects(
+        runSample([...png("x.png"), "--no-upsampler", "--upsampler-steps", "3"], quiet),
+        /--upsampler-steps and --no-upsampler contradict each other/,
+      );
+      await assert.rejects(
+        runSample([...png("x.png"), "--upsampler-steps", "0"], quiet),
+        /--upsampler-steps/,
+      );
       // Export carries the upsampler, and the exported run samples through it.
       const exported = join(work, "exported");
       await runExport(["--checkpoint", run, "--out", exported], quiet.print);

@@ -45,6 +45,8 @@ export interface GenerateImagesOptions {
   upsample?: boolean;
   /** The upsampler's conditioning augmentation level (default its `sampleAugment`). */
   upsamplerAugment?: number;
+  /** Reverse-process steps of the upsampler (respaced; default `steps`). */
+  upsamplerSteps?: number;
 }
 
 /** Generated images on the host. */
@@ -114,6 +116,7 @@ function checkGenerateOptions(options: GenerateImagesOptions, defaultN: number):
   }
   checkCount(options.steps, "steps", 1, Number.MAX_SAFE_INTEGER);
   checkCount(options.priorSteps, "priorSteps", 1, Number.MAX_SAFE_INTEGER);
+  checkCount(options.upsamplerSteps, "upsamplerSteps", 1, Number.MAX_SAFE_INTEGER);
   checkCount(options.candidates, "candidates", 1, MAX_IMAGES);
   const level = options.upsamplerAugment;
   if (level !== undefined && (typeof level !== "number" || !(level >= 0 && level <= 1))) {
@@ -161,10 +164,10 @@ function decodeImages(
     onStep: options.onStep,
   });
   if (!p.upsampler || !p.upsamplerSchedule || options.upsample === false) return x;
-  // DALL-E 2's cascade: the decoder's images condition the upsampler (the decoder's sampler
-  // and steps, a fixed small augmentation level).
+  // DALL-E 2's cascade: the decoder's images condition the upsampler (the decoder's sampler,
+  // its steps unless told otherwise, a fixed small augmentation level).
   return upsampleImages(p.upsampler, x, p.sampler, p.upsamplerSchedule, {
-    steps: options.steps,
+    steps: options.upsamplerSteps ?? options.steps,
     augment: options.upsamplerAugment,
   });
 }
