@@ -94,7 +94,10 @@ worker.addEventListener("message", (e: MessageEvent<Reply>) => {
     samplerSelect.value = r.defaultSampler;
     caption.maxLength = 500;
     caption.title = `At most ${r.contextLength - 2} tokens`;
-    say(`Ready: ${r.imageSize}x${r.imageSize} images, trained with ${r.decoderSteps} steps.`);
+    say(
+      `Ready: ${r.imageSize}x${r.imageSize} images; the decoder's noise schedule has ` +
+        `${r.decoderSteps} steps.`,
+    );
     setBusy(false);
   } else if (r.type === "status") {
     say(r.text, r.text.startsWith("Never seen") ? "warn" : "info");

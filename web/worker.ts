@@ -23,6 +23,7 @@ import {
   type GeneratedImages,
   imageVariations,
   initBackend,
+  inputImageSize,
   loadPipeline,
   NoAdapterError,
   settled,
@@ -114,7 +115,8 @@ async function load(weights: string): Promise<void> {
   post({
     type: "ready",
     adapter: adapterName(adapter),
-    imageSize: pipeline.decoder.imageSize,
+    // The final side: the upsampler's when the weights have one (DALL-E 2's cascade).
+    imageSize: inputImageSize(pipeline),
     contextLength: pipeline.tokenizer.contextLength,
     samplers: pipeline.registry.names("sampler"),
     defaultSampler: pipeline.config.components.sampler.plugin,
@@ -143,7 +145,7 @@ function options(id: number, s: SampleSettings) {
   };
 }
 
-/** The uploaded PNG as the decoder's NCHW input (square, a multiple of its size). */
+/** The uploaded PNG as CLIP's NCHW input (square, a multiple of its size). */
 function inputImage(png: Uint8Array, size: number): Float32Array {
   let dims;
   try {
@@ -198,7 +200,7 @@ async function handle(req: Request): Promise<void> {
     }
     reply(req.id, await textToImage(p, [caption], options(req.id, req)), started);
   } else {
-    const image = inputImage(req.png, p.decoder.imageSize);
+    const image = inputImage(req.png, inputImageSize(p));
     reply(req.id, await imageVariations(p, image, options(req.id, req)), started);
   }
 }
