@@ -29,6 +29,8 @@ import { assertOneLineError, cli } from "./_support/cli.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SHIPPED = join(ROOT, "weights", "default");
+/** The preset the shipped weights were trained with (the last stage's, for --resume checks). */
+const SHIPPED_PRESET = join(ROOT, "presets", "cpu32-7k.jsonc");
 
 Deno.test("seeds: decimal integers 0..2^32-1 only; 4294967296 and 0x10 are usage errors", async () => {
   assert.equal(seedFlag({}), 0);
@@ -673,7 +675,7 @@ Deno.test("train --resume of exported weights (no training state): one line, exi
     const r = await cli("train", [
       "clip",
       "--config",
-      join(ROOT, "presets/cpu-demo.jsonc"),
+      SHIPPED_PRESET,
       "--out",
       run,
       "--resume",

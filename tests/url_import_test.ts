@@ -110,9 +110,10 @@ Deno.test({
     const host = `127.0.0.1:${server.addr.port}`;
     const cwd = await Deno.makeTempDir();
     try {
-      // The snippet loads runs/tiny (the quick start's run): the shipped weights stand in.
+      // The snippet loads runs/tiny (the quick start's run): the shipped 16x16 demo weights (the
+      // tiny preset's models) stand in.
       await Deno.mkdir(join(cwd, "runs"));
-      await Deno.symlink(join(ROOT, "weights", "default"), join(cwd, "runs", "tiny"));
+      await Deno.symlink(join(ROOT, "weights", "cpu-demo"), join(cwd, "runs", "tiny"));
       const [, , ...args] = command.replaceAll("YOUR-HOST", host).split(/\s+/);
       // The test server speaks plain HTTP.
       const source = code.replaceAll("https://YOUR-HOST", `http://${host}`);
