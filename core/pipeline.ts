@@ -38,12 +38,14 @@ export {
   gatherClipCache,
 } from "./pipeline/clip_cache.ts";
 export {
+  decodeImages,
   type GeneratedImages,
   type GenerateImagesOptions,
   imageVariations,
   inputImageSize,
   MAX_IMAGES,
   NonFiniteOutputError,
+  outputImageSize,
   sampleEmbeddings,
   textToImage,
   unseenWords,

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { loadPipeline } from "../core/pipeline.ts";
+import { loadPipeline, outputImageSize } from "../core/pipeline.ts";
 import { scoreImages } from "../datasets/probe.ts";
 import { cosine, decodeEmbeddings, textEmbeddings } from "../core/eval/embed.ts";
 import { barChart } from "../core/eval/plot.ts";
@@ -104,7 +104,7 @@ export const arithmeticExperiment: Experiment = {
       const test = await loadSplit(p.config, ctx.registry, "test", undefined);
       const judge = await loadJudge(ctx, p, test);
       try {
-        const S = p.decoder.imageSize, per = 3 * S * S;
+        const S = outputImageSize(p), per = 3 * S * S;
         const rows = [];
         const grid = new Float32Array(equations.length * 2 * n * per);
         for (const [q, e] of equations.entries()) {

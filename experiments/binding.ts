@@ -12,7 +12,7 @@
  * @module
  */
 import { join } from "node:path";
-import { type Components, loadPipeline } from "../core/pipeline.ts";
+import { type Components, loadPipeline, outputImageSize } from "../core/pipeline.ts";
 import { clipIdentity, loadCheckpoint } from "../core/train/checkpoint.ts";
 import { predictProbe } from "../datasets/probe.ts";
 import { imagesToNchw } from "../core/data/images.ts";
@@ -160,7 +160,7 @@ export const bindingExperiment: Experiment = {
       throw e;
     }
     try {
-      const S = base.decoder.imageSize, per = 3 * S * S;
+      const S = outputImageSize(base), per = 3 * S * S;
       const twoCaptions = two.map((d) => d.caption), oneCaptions = one.map((d) => d.caption);
       const real = {
         twoObjects: await bindingScores(judge.probe, imagesToNchw(two), twoCaptions),

@@ -5,7 +5,12 @@
  *
  * @module
  */
-import { type Components, sampleEmbeddings, textToImage } from "../core/pipeline.ts";
+import {
+  type Components,
+  outputImageSize,
+  sampleEmbeddings,
+  textToImage,
+} from "../core/pipeline.ts";
 import { l2Normalize, tokenBatch } from "../core/clip.ts";
 import { add, manualSeed, noGrad, scope, sub, type Tensor } from "../core/tensor/mod.ts";
 import { DEFAULT_PROBE_OPTIONS, loadOrTrainProbe, type ShapeProbe } from "../datasets/probe.ts";
@@ -44,7 +49,7 @@ export async function generateImages(
   captions: readonly string[],
   options: GenerateOptions,
 ): Promise<Float32Array> {
-  const S = p.decoder.imageSize, per = 3 * S * S;
+  const S = outputImageSize(p), per = 3 * S * S;
   const images = new Float32Array(captions.length * per);
   for (let i = 0; i < captions.length; i += BATCH) {
     const g = await textToImage(p, captions.slice(i, i + BATCH), {

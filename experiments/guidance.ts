@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { loadPipeline } from "../core/pipeline.ts";
+import { loadPipeline, outputImageSize } from "../core/pipeline.ts";
 import { imagesToNchw } from "../core/data/images.ts";
 import { scoreImages } from "../datasets/probe.ts";
 import type { ProbeScores } from "../datasets/score.ts";
@@ -59,9 +59,9 @@ export const guidanceExperiment: Experiment = {
       }
       const data = dataset.slice(0, limit);
       const captions = data.map((d) => d.caption);
-      const S = p.decoder.imageSize;
+      const S = outputImageSize(p);
       if (data[0].width !== S) {
-        throw new Error(`Test images are ${data[0].width}px but the decoder makes ${S}px images`);
+        throw new Error(`Test images are ${data[0].width}px but the pipeline makes ${S}px images`);
       }
       const realImages = imagesToNchw(data);
       const real = await imageEmbeddings(p.clip, realImages, data.length);

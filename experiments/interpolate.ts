@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { loadPipeline } from "../core/pipeline.ts";
+import { loadPipeline, outputImageSize } from "../core/pipeline.ts";
 import { imagesToNchw } from "../core/data/images.ts";
 import { cosine, decodeEmbeddings, imageEmbeddings, lerp, slerp } from "../core/eval/embed.ts";
 import { linePanels } from "../core/eval/plot.ts";
@@ -57,7 +57,7 @@ export const interpolateExperiment: Experiment = {
           `--pair ${a},${b}: the test split has ${data.length} images; use indices below ${data.length}`,
         );
       }
-      const S = p.decoder.imageSize;
+      const S = outputImageSize(p);
       const ends = imagesToNchw([data[a], data[b]]);
       const [za, zb] = await imageEmbeddings(p.clip, ends, 2);
       const ts = Array.from({ length: frames }, (_, i) => i / (frames - 1));

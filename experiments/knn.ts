@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { loadPipeline, textToImage } from "../core/pipeline.ts";
+import { loadPipeline, outputImageSize, textToImage } from "../core/pipeline.ts";
 import { imagesToNchw } from "../core/data/images.ts";
 import { imageEmbeddings, nearest } from "../core/eval/embed.ts";
 import {
@@ -55,7 +55,7 @@ export const knnExperiment: Experiment = {
           ? new ExperimentUsageError(e.message.replaceAll("--limit", "--train-limit"))
           : e;
       });
-      const S = p.decoder.imageSize;
+      const S = outputImageSize(p);
       const captions = test.map((d) => d.caption);
       const per = 3 * S * S;
       const samples = new Float32Array(captions.length * per);

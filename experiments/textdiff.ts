@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { loadPipeline } from "../core/pipeline.ts";
+import { loadPipeline, outputImageSize } from "../core/pipeline.ts";
 import { predictProbe } from "../datasets/probe.ts";
 import { imagesToNchw } from "../core/data/images.ts";
 import { scoreCaption } from "../datasets/score.ts";
@@ -129,7 +129,7 @@ export const textdiffExperiment: Experiment = {
       const [zFrom, zTo] = await textEmbeddings(p.clip, p.tokenizer, [source.caption, to]);
       const path = textDiffPath(zi, zFrom, zTo, ratios, mode);
       // n samples per r: sample k has the same noise at every r (seed + k).
-      const S = p.decoder.imageSize, per = 3 * S * S;
+      const S = outputImageSize(p), per = 3 * S * S;
       const images = new Float32Array(n * ratios.length * per);
       for (let k = 0; k < n; k++) {
         const row = await decodeEmbeddings(p, path, {

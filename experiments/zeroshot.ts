@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { loadPipeline } from "../core/pipeline.ts";
+import { loadPipeline, outputImageSize } from "../core/pipeline.ts";
 import { predictProbe, probeLogits, scoreImages } from "../datasets/probe.ts";
 import { imagesToNchw } from "../core/data/images.ts";
 import { pairIndex, pairOf, type ProbeScores } from "../datasets/score.ts";
@@ -98,7 +98,7 @@ export const zeroshotExperiment: Experiment = {
       const test = await loadSplit(p.config, ctx.registry, "test", undefined);
       const judge = requireJudge(await loadJudge(ctx, p, test), "zeroshot");
       try {
-        const S = p.decoder.imageSize, per = 3 * S * S;
+        const S = outputImageSize(p), per = 3 * S * S;
         const gen = (captions: readonly string[]) =>
           generateImages(p, captions, { guidance, steps: ctx.steps, seed: ctx.seed });
         const grids: { name: string; images: Float32Array; count: number; caption: string }[] = [];

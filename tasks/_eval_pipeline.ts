@@ -8,7 +8,7 @@
  */
 import { imagesToNchw } from "../core/data/images.ts";
 import { type ClipEvalResult, evaluateClip } from "../core/eval/clip.ts";
-import { loadPipeline, textToImage } from "../core/pipeline.ts";
+import { loadPipeline, outputImageSize, textToImage } from "../core/pipeline.ts";
 import { loadOrTrainProbe, scoreImages } from "../datasets/probe.ts";
 import { UsageError } from "./_cli.ts";
 import { type EvalContext, evalSet, fmt, loadSplit, probeTable, table } from "./_eval_common.ts";
@@ -32,10 +32,10 @@ export async function evalPipeline(
   try {
     const data = await loadSplit(p.config, registry, split, limit);
     const captions = data.map((d) => d.caption);
-    const S = p.decoder.imageSize;
+    const S = outputImageSize(p);
     if (data[0].width !== S) {
       throw new UsageError(
-        `Split images are ${data[0].width}px but the decoder makes ${S}px images`,
+        `Split images are ${data[0].width}px but the pipeline makes ${S}px images`,
       );
     }
     const per = 3 * S * S;

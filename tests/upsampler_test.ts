@@ -34,7 +34,9 @@ import { cosineBetas } from "../plugins/schedules/mod.ts";
 import { builtins } from "../plugins/mod.ts";
 import { loadConfig } from "../core/config_file.ts";
 import { ConfigError, validateConfig } from "../core/config.ts";
-import { imageVariations, loadPipeline, textToImage } from "../core/pipeline.ts";
+import { imageVariations, loadPipeline, outputImageSize, textToImage } from "../core/pipeline.ts";
+import { decodeEmbeddings } from "../core/eval/embed.ts";
+import { runEval } from "../tasks/eval.ts";
 import { generateSplit } from "../datasets/mod.ts";
 import { runTrain } from "../tasks/train.ts";
 import { runSample } from "../tasks/sample.ts";
@@ -234,6 +236,11 @@ Deno.test({
         p.sampler.sample = sample;
         const small = await textToImage(p, ["a red circle"], { steps: 2, upsample: false });
         assert.deepEqual(small.shape, [1, 3, 8, 8]);
+        // The experiments' decoding from given embeddings goes through the upsampler too.
+        assert.equal(outputImageSize(p), 16);
+        const z = Array.from({ length: p.clip.embedDim }, (_, i) => Math.sin(i + 1));
+        const decoded = await decodeEmbeddings(p, [z], { steps: 2 });
+        assert.equal(decoded.length, 3 * 16 * 16);
         // Variations take an image at CLIP's side (the final 16), not the decoder's 8.
         const image = new Float32Array(3 * 16 * 16);
         const vars = await imageVariations(p, image, { n: 1, steps: 2 });
@@ -243,6 +250,7 @@ Deno.test({
       }
       const plain = await loadPipeline(run, builtins(), { upsampler: false });
       assert.equal(plain.upsampler, undefined);
+      assert.equal(outputImageSize(plain), 8);
       assert.deepEqual((await textToImage(plain, ["a red circle"], { steps: 2 })).shape, [
         1,
         3,
@@ -266,6 +274,17 @@ Deno.test({
         runSample([...png("x.png"), "--upsampler-steps", "0"], quiet),
         /--upsampler-steps/,
       );
+      // eval pipeline scores the upsampled images against the split's (16x16) real ones.
+      const pipe = await runEval(
+        ["pipeline", "--checkpoint", run, "--limit", "2", "--steps", "2", ...[
+          "--probe-steps",
+          "20",
+          "--probe-images",
+          "64",
+        ]],
+        quiet,
+      );
+      assert.equal((pipe?.results.generated as Record<string, number>).count, 2);
       // Export carries the upsampler, and the exported run samples through it.
       const exported = join(work, "exported");
       await runExport(["--checkpoint", run, "--out", exported], quiet.print);

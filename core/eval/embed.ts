@@ -6,11 +6,10 @@
  *
  * @module
  */
-import type { Components } from "../pipeline.ts";
+import { type Components, decodeImages } from "../pipeline.ts";
 import { type ClipModel, l2Normalize, tokenBatch } from "../clip.ts";
-import { conditionalPredictor, guidedPredictor } from "../diffusion/guidance.ts";
 import type { Tokenizer } from "../components.ts";
-import { full, manualSeed, noGrad, scope, tensor } from "../tensor/mod.ts";
+import { manualSeed, noGrad, scope, tensor } from "../tensor/mod.ts";
 import { meanCov, symmetricEigen } from "./linalg.ts";
 
 /**
@@ -113,7 +112,7 @@ export interface DecodeOptions {
 
 /**
  * Decodes one image per CLIP image embedding (rows are L2-normalised first) with the decoder and
- * classifier-free guidance: `imageVariations` for given embeddings (DALL-E 2 section 3.1-3.2).
+ * classifier-free guidance, then the upsampler when the pipeline runs one: `imageVariations` for given embeddings (DALL-E 2 section 3.1-3.2).
  * Returns NCHW float32 in [-1, 1]; non-finite values are an error.
  *
  * @example
@@ -142,13 +141,7 @@ export async function decodeEmbeddings(
     scope(() => {
       const tokens = tokenBatch(p.tokenizer, Array.from({ length: B }, () => caption));
       const imageEmbedding = l2Normalize(tensor(flat, [B, E]));
-      const cond = { tokens, imageEmbedding, keep: full([B], 1) };
-      const s = options.guidance ?? 2;
-      const predict = s === 1
-        ? conditionalPredictor(p.decoder, cond)
-        : guidedPredictor(p.decoder, cond, s);
-      const { imageSize: S, channels: C } = p.decoder;
-      return p.sampler.sample(predict, [B, C, S, S], p.decoderSchedule, { steps: options.steps });
+      return decodeImages(p, tokens, imageEmbedding, options);
     })
   );
   const data = (await x.read()) as Float32Array;

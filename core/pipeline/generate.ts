@@ -145,7 +145,22 @@ function checkCaptions(captions: unknown): readonly string[] {
   return captions;
 }
 
-function decodeImages(
+/**
+ * The decoder half of unCLIP for given image embeddings (one row per image) and token rows:
+ * guided sampling with the pipeline's sampler, then its upsampler when it runs one. Inside a
+ * `scope` and `noGrad`; returns the NCHW images on the device.
+ *
+ * @example
+ * ```ts
+ * import type { Components } from "./load.ts";
+ * import type { TokenBatch } from "../components.ts";
+ * import type { Tensor } from "../tensor/mod.ts";
+ * function decode(p: Components, tokens: TokenBatch, z: Tensor): Tensor {
+ *   return decodeImages(p, tokens, z, { guidance: 2, steps: 50 });
+ * }
+ * ```
+ */
+export function decodeImages(
   p: Components,
   tokens: TokenBatch,
   imageEmbedding: Tensor,
@@ -170,6 +185,22 @@ function decodeImages(
     steps: options.upsamplerSteps ?? options.steps,
     augment: options.upsamplerAugment,
   });
+}
+
+/**
+ * The side of the images `textToImage` and `imageVariations` return: the upsampler's when the
+ * pipeline runs one (DALL-E 2's cascade), else the decoder's.
+ *
+ * @example
+ * ```ts
+ * import type { Components } from "./load.ts";
+ * function side(pipeline: Components): number {
+ *   return outputImageSize(pipeline); // 32 for presets/cpu16-up32.jsonc, 16 without its upsampler
+ * }
+ * ```
+ */
+export function outputImageSize(p: Components): number {
+  return p.upsampler?.imageSize ?? p.decoder.imageSize;
 }
 
 /**
