@@ -14,12 +14,18 @@ import {
   createDecoder,
   createPrior,
   createTokenizer,
+  createUpsampler,
   loadPipeline,
 } from "../core/pipeline.ts";
 import { Adam } from "../core/optim/mod.ts";
 import { tokenBatch } from "../core/clip.ts";
-import { decoderLoss } from "../core/diffusion/mod.ts";
-import { doubleConditioning } from "../core/diffusion/mod.ts";
+import {
+  augmentLowRes,
+  decoderLoss,
+  doubleConditioning,
+  downsampleArea,
+  drawLevels,
+} from "../core/diffusion/mod.ts";
 import type { NoiseSchedule } from "../core/diffusion/mod.ts";
 import { failureReason, type Result, type RowRunner, time } from "./_bench_kernels.ts";
 
@@ -113,8 +119,8 @@ export async function demoRows(
 }
 
 /**
- * One optimizer step (forward, backward, Adam) of each model of a preset, on random inputs of
- * the preset's shapes. Row names match bench/torch_baseline.py for the ratio table.
+ * One optimizer step (forward, backward, Adam) of each model of a preset (the upsampler too when
+ * it has one), on random inputs of the preset's shapes. Row names match bench/torch_baseline.py for the ratio table.
  */
 export async function trainingSteps(
   presetPath: string,
@@ -181,5 +187,30 @@ export async function trainingSteps(
     ),
   });
   decoder.dispose();
+  images.dispose();
+
+  // DALL-E 2's cascade: the upsampler's step on images of the final size, conditioned on their
+  // own area-downsampled, augmented versions (as `train upsampler` does).
+  if (config.components.upsampler) {
+    const up = await createUpsampler(config, registry);
+    B = batchOverride ?? config.train.upsampler?.batchSize ?? B;
+    const x0 = T.randn([B, up.channels, up.imageSize, up.imageSize]).keep();
+    results.push({
+      name: `train step upsampler B${B}`,
+      ms: await time(
+        stepper(up, () => {
+          const level = drawLevels(B, up.augmentMax, up.augment);
+          const cond = {
+            lowRes: augmentLowRes(downsampleArea(x0, up.lowResSize), level, up.augment),
+            level,
+          };
+          return decoderLoss(up, x0, cond, decoderSchedule);
+        }),
+        reps,
+      ),
+    });
+    up.dispose();
+    x0.dispose();
+  }
   return results;
 }
