@@ -57,7 +57,10 @@ export function fwdBwd(f: () => T.Tensor): () => void {
     });
 }
 
-/** The first line of an error's message: a failing row's reason (the CLI's `errorLine` is for exit messages). */
+/**
+ * The first line of an error's message: a failing row's reason (the CLI's `errorLine` is for
+ * exit messages).
+ */
 export function failureReason(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split("\n")[0];
 }

@@ -120,7 +120,8 @@ export async function demoRows(
 
 /**
  * One optimizer step (forward, backward, Adam) of each model of a preset (the upsampler too when
- * it has one), on random inputs of the preset's shapes. Row names match bench/torch_baseline.py for the ratio table.
+ * it has one), on random inputs of the preset's shapes. Row names match bench/torch_baseline.py
+ * for the ratio table.
  */
 export async function trainingSteps(
   presetPath: string,

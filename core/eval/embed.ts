@@ -112,7 +112,8 @@ export interface DecodeOptions {
 
 /**
  * Decodes one image per CLIP image embedding (rows are L2-normalised first) with the decoder and
- * classifier-free guidance, then the upsampler when the pipeline runs one: `imageVariations` for given embeddings (DALL-E 2 section 3.1-3.2).
+ * classifier-free guidance, then the upsampler when the pipeline runs one: `imageVariations` for
+ * given embeddings (DALL-E 2 section 3.1-3.2).
  * Returns NCHW float32 in [-1, 1]; non-finite values are an error.
  *
  * @example
