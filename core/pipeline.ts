@@ -29,6 +29,7 @@ export {
   loadClip,
   loadPipeline,
   type LoadPipelineOptions,
+  loadResolvedCheckpoint,
   revalidateStoredConfig,
 } from "./pipeline/load.ts";
 export {

@@ -19,13 +19,7 @@ import {
 } from "../core/pipeline.ts";
 import { Adam } from "../core/optim/mod.ts";
 import { tokenBatch } from "../core/clip.ts";
-import {
-  augmentLowRes,
-  decoderLoss,
-  doubleConditioning,
-  downsampleArea,
-  drawLevels,
-} from "../core/diffusion/mod.ts";
+import { decoderLoss, doubleConditioning, upsamplerLoss } from "../core/diffusion/mod.ts";
 import type { NoiseSchedule } from "../core/diffusion/mod.ts";
 import { failureReason, type Result, type RowRunner, time } from "./_bench_kernels.ts";
 
@@ -199,14 +193,7 @@ export async function trainingSteps(
     results.push({
       name: `train step upsampler B${B}`,
       ms: await time(
-        stepper(up, () => {
-          const level = drawLevels(B, up.augmentMax, up.augment);
-          const cond = {
-            lowRes: augmentLowRes(downsampleArea(x0, up.lowResSize), level, up.augment),
-            level,
-          };
-          return decoderLoss(up, x0, cond, decoderSchedule);
-        }),
+        stepper(up, () => upsamplerLoss(up, x0, decoderSchedule)),
         reps,
       ),
     });

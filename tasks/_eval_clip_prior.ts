@@ -16,12 +16,11 @@ import {
   createPrior,
   createPriorSampler,
   loadClip,
-  revalidateStoredConfig,
+  loadResolvedCheckpoint,
 } from "../core/pipeline.ts";
 import {
   assertConfigMatches,
   assertSameClip,
-  loadCheckpoint,
   loadModuleWeights,
 } from "../core/train/checkpoint.ts";
 import { clipRows, type EvalContext, evalSet, fmt, loadSplit, table } from "./_eval_common.ts";
@@ -32,8 +31,8 @@ export async function evalClipOrPrior(
   ctx: EvalContext,
 ): Promise<Record<string, unknown>> {
   const { checkpoint, registry, split, limit, seed, print, load } = ctx;
-  const clipCkpt = await loadCheckpoint(join(checkpoint, "clip"), "clip");
-  const config = await revalidateStoredConfig(clipCkpt.meta.config, registry, clipCkpt.dir);
+  const clipCkpt = await loadResolvedCheckpoint(join(checkpoint, "clip"), "clip", registry);
+  const config = clipCkpt.meta.config;
   const data = await loadSplit(config, registry, split, limit);
   const { clip, tokenizer } = await loadClip(clipCkpt, config, registry);
   try {
@@ -45,14 +44,10 @@ export async function evalClipOrPrior(
       ));
       return { clip: r, thesis: THESIS_TABLE_4_1, step: clipCkpt.meta.step };
     } else {
-      const priorCkpt = await loadCheckpoint(join(checkpoint, "prior"), "prior");
+      const priorCkpt = await loadResolvedCheckpoint(join(checkpoint, "prior"), "prior", registry);
       assertConfigMatches(priorCkpt, config, CLIP_SLOTS);
       assertSameClip([priorCkpt], clipCkpt, checkpoint);
-      const pconfig = await revalidateStoredConfig(
-        priorCkpt.meta.config,
-        registry,
-        priorCkpt.dir,
-      );
+      const pconfig = priorCkpt.meta.config;
       const prior = await createPrior(pconfig, registry, tokenizer);
       const cache = buildClipCache(clip, tokenizer, data);
       try {

@@ -13,7 +13,7 @@ import {
   type TrainStage,
 } from "../core/config.ts";
 import { loadConfig } from "../core/config_file.ts";
-import { revalidateStoredConfig, STAGE_SLOTS } from "../core/pipeline.ts";
+import { loadResolvedCheckpoint, STAGE_SLOTS } from "../core/pipeline.ts";
 import {
   assertConfigMatches,
   assertResumable,
@@ -189,12 +189,7 @@ export async function runTrain(
         );
       }
       if (present) {
-        const saved = await loadCheckpoint(dir, stage);
-        // Resolved through today's schemas: an option added since the checkpoint was saved is
-        // absent from its stored config, and its default (which keeps the old behaviour) is
-        // what it was trained with.
-        const stored = await revalidateStoredConfig(saved.meta.config, registry, saved.dir);
-        const ckpt = { ...saved, meta: { ...saved.meta, config: stored } };
+        const ckpt = await loadResolvedCheckpoint(dir, stage, registry);
         assertConfigMatches(ckpt, config, STAGE_SLOTS[stage], stage);
         const train = stageTrain(config, stage);
         assertResumable(ckpt, train.ema !== null); // before the backend starts

@@ -26,6 +26,7 @@ import {
   inputImageSize,
   loadPipeline,
   NoAdapterError,
+  outputImageSize,
   settled,
   tensorToImages,
   textToImage,
@@ -116,7 +117,7 @@ async function load(weights: string): Promise<void> {
     type: "ready",
     adapter: adapterName(adapter),
     // The final side: the upsampler's when the weights have one (DALL-E 2's cascade).
-    imageSize: inputImageSize(pipeline),
+    imageSize: outputImageSize(pipeline),
     contextLength: pipeline.tokenizer.contextLength,
     samplers: pipeline.registry.names("sampler"),
     defaultSampler: pipeline.config.components.sampler.plugin,

@@ -6,9 +6,10 @@
  * @module
  */
 import { mean, mse, mul, randn, reshape, type Tensor } from "../tensor/mod.ts";
-import type { DecoderConditioning } from "../components.ts";
+import type { DecoderConditioning, Upsampler } from "../components.ts";
 import type { NoiseSchedule } from "./schedule.ts";
 import { derivedTable, gatherSteps, gatherTable, qSample, randomSteps } from "./process.ts";
+import { augmentLowRes, downsampleArea, drawLevels } from "./augment.ts";
 
 /**
  * Any network that predicts the noise in x_t given a conditioning of type `C`: a decoder
@@ -88,4 +89,31 @@ export function decoderLoss<C = DecoderConditioning>(
   const weights = derivedTable(schedule, `minSnr${gamma}`, () => minSnrWeights(schedule, gamma));
   const perSample = mean(reshape(mse(predicted, eps, "none"), [B, -1]), 1, true);
   return mean(mul(perSample, gatherTable(schedule, weights, t)));
+}
+
+/**
+ * The upsampler's training loss (DALL-E 2 section 2.1, Ho et al. 2021 section 4.2): `decoderLoss`
+ * on images `x0` at the final size, conditioned on their own area-downsampled versions at
+ * `lowResSize`, augmented at levels drawn per image uniformly from [0, augmentMax].
+ *
+ * @example
+ * ```ts
+ * import type { Upsampler } from "../components.ts";
+ * import { scope, type Tensor } from "../tensor/mod.ts";
+ * import type { NoiseSchedule } from "./schedule.ts";
+ * function step(up: Upsampler, x0: Tensor, schedule: NoiseSchedule) {
+ *   scope(() => upsamplerLoss(up, x0, schedule, { minSnrGamma: 5 }).backward());
+ * }
+ * ```
+ */
+export function upsamplerLoss(
+  upsampler: Upsampler,
+  x0: Tensor,
+  schedule: NoiseSchedule,
+  options: DecoderLossOptions = {},
+): Tensor {
+  const level = drawLevels(x0.shape[0], upsampler.augmentMax, upsampler.augment);
+  const low = downsampleArea(x0, upsampler.lowResSize);
+  const cond = { lowRes: augmentLowRes(low, level, upsampler.augment), level };
+  return decoderLoss(upsampler, x0, cond, schedule, options);
 }

@@ -47,6 +47,7 @@ export {
   type DecoderLossOptions,
   minSnrWeights,
   type NoisePredictingNetwork,
+  upsamplerLoss,
 } from "./loss.ts";
 export {
   AUGMENT_KINDS,

@@ -13,6 +13,7 @@ import {
   type CoreStage,
   loadPluginModule,
   type ResolvedConfig,
+  type TrainStage,
   validateConfig,
 } from "../config.ts";
 import { joinPath as join, readerFor, type WeightReader } from "../io/mod.ts";
@@ -160,6 +161,31 @@ export async function revalidateStoredConfig(
 }
 
 /**
+ * `loadCheckpoint` with its stored config resolved by `revalidateStoredConfig`: an option added
+ * since the checkpoint was saved is absent from what it stored, and its default (which keeps the
+ * old behaviour) is what it was trained with. Config checks (`assertConfigMatches`) then compare
+ * resolved configs on both sides.
+ *
+ * @example
+ * ```ts
+ * import type { Registry } from "../registry.ts";
+ * async function decoderOf(registry: Registry) {
+ *   return await loadResolvedCheckpoint("runs/tiny/decoder", "decoder", registry);
+ * }
+ * ```
+ */
+export async function loadResolvedCheckpoint(
+  dir: string,
+  stage: TrainStage,
+  registry: Registry,
+  reader?: WeightReader,
+): Promise<LoadedCheckpoint> {
+  const ckpt = await loadCheckpoint(dir, stage, reader);
+  const config = await revalidateStoredConfig(ckpt.meta.config, registry, ckpt.dir);
+  return { ...ckpt, meta: { ...ckpt.meta, config } };
+}
+
+/**
  * Loads the CLIP of a clip checkpoint with its tokenizer (weights on the GPU, eval mode).
  *
  * @example
@@ -227,16 +253,14 @@ export async function loadPipeline(
       }
     }
   }
-  const clipCkpt = await loadCheckpoint(join(runDir, "clip"), "clip", reader);
-  const priorCkpt = await loadCheckpoint(join(runDir, "prior"), "prior", reader);
-  const decoderCkpt = await loadCheckpoint(join(runDir, "decoder"), "decoder", reader);
-  const config = await revalidateStoredConfig(clipCkpt.meta.config, registry, clipCkpt.dir);
-  const priorConfig = await revalidateStoredConfig(priorCkpt.meta.config, registry, priorCkpt.dir);
-  const decoderConfig = await revalidateStoredConfig(
-    decoderCkpt.meta.config,
-    registry,
-    decoderCkpt.dir,
-  );
+  const load = (stage: TrainStage) =>
+    loadResolvedCheckpoint(join(runDir, stage), stage, registry, reader);
+  const clipCkpt = await load("clip");
+  const priorCkpt = await load("prior");
+  const decoderCkpt = await load("decoder");
+  const config = clipCkpt.meta.config;
+  const priorConfig = priorCkpt.meta.config;
+  const decoderConfig = decoderCkpt.meta.config;
   assertConfigMatches(priorCkpt, config, CLIP_SLOTS);
   assertConfigMatches(decoderCkpt, config, CLIP_SLOTS);
   // The prior must sample embeddings of this very CLIP, and the decoder must have learnt them.
@@ -257,11 +281,10 @@ export async function loadPipeline(
   const decoder = await createDecoder(decoderConfig, registry, tokenizer);
   loadModuleWeights(decoder, decoderCkpt, { ema: true });
   decoder.eval();
-  const revalidate = (stored: unknown, source: string): Promise<ResolvedConfig> =>
-    revalidateStoredConfig(stored, registry, source);
+  const loadResolved = (dir: string) => loadResolvedCheckpoint(dir, "upsampler", registry, reader);
   const up = options.upsampler === false
     ? undefined
-    : await loadUpsampler(runDir, config, registry, reader, decoder, revalidate).catch((e) => {
+    : await loadUpsampler(runDir, config, registry, reader, decoder, loadResolved).catch((e) => {
       clip.dispose();
       prior.dispose();
       decoder.dispose();

@@ -15,7 +15,7 @@ import { clamp, full, type Tensor } from "../tensor/mod.ts";
 import {
   assertConfigMatches,
   CheckpointError,
-  loadCheckpoint,
+  type LoadedCheckpoint,
   loadModuleWeights,
 } from "../train/checkpoint.ts";
 import { createComponent, createUpsampler } from "./build.ts";
@@ -36,7 +36,7 @@ export interface LoadedUpsampler {
 /**
  * Loads `<run>/upsampler` (EMA weights, eval mode) when the run has one, else undefined. The
  * checkpoint must be of the run's dataset, and its low-resolution side the decoder's size.
- * `revalidate` is load.ts's stored-config check (passed in to keep the import one way).
+ * `loadResolved` is load.ts's `loadResolvedCheckpoint` (passed in to keep the import one way).
  *
  * @example
  * ```ts
@@ -44,8 +44,10 @@ export interface LoadedUpsampler {
  * import type { ResolvedConfig } from "../config.ts";
  * import type { WeightReader } from "../io/mod.ts";
  * import type { Registry } from "../registry.ts";
+ * import { loadResolvedCheckpoint } from "./load.ts";
  * async function up(c: ResolvedConfig, r: Registry, reader: WeightReader, decoder: Decoder) {
- *   return await loadUpsampler("runs/up", c, r, reader, decoder, async (s) => s as ResolvedConfig);
+ *   const load = (dir: string) => loadResolvedCheckpoint(dir, "upsampler", r, reader);
+ *   return await loadUpsampler("runs/up", c, r, reader, decoder, load);
  * }
  * ```
  */
@@ -55,14 +57,14 @@ export async function loadUpsampler(
   registry: Registry,
   reader: WeightReader,
   decoder: Decoder,
-  revalidate: (stored: unknown, source: string) => Promise<ResolvedConfig>,
+  loadResolved: (dir: string) => Promise<LoadedCheckpoint>,
 ): Promise<LoadedUpsampler | undefined> {
   const dir = join(runDir, "upsampler");
   // On a file system the folder tells; over HTTP its "latest" file (a 404 means none).
   const present = reader.list ? await reader.exists(dir) : await reader.exists(join(dir, "latest"));
   if (!present) return undefined;
-  const ckpt = await loadCheckpoint(dir, "upsampler", reader);
-  const upConfig = await revalidate(ckpt.meta.config, ckpt.dir);
+  const ckpt = await loadResolved(dir);
+  const upConfig = ckpt.meta.config;
   assertConfigMatches(ckpt, config, ["dataset"]);
   const component = upConfig.components.upsampler;
   const train = upConfig.train.upsampler;

@@ -22,8 +22,8 @@ import type { Registry } from "../registry.ts";
 import { bernoulli, manualSeed, noGrad, type Tensor, tensor } from "../tensor/mod.ts";
 import { type Batch, checkImages, DataLoader } from "../data/loader.ts";
 import { type ClipModel, l2Normalize, tokenBatch } from "../clip.ts";
-import { decoderLoss } from "../diffusion/loss.ts";
-import { augmentLowRes, downsampleArea, drawLevels } from "../diffusion/augment.ts";
+import { decoderLoss, upsamplerLoss } from "../diffusion/loss.ts";
+import { downsampleArea } from "../diffusion/augment.ts";
 import {
   buildClipCache,
   CLIP_SLOTS,
@@ -38,6 +38,7 @@ import {
   decoderNullRate,
   gatherClipCache,
   loadClip,
+  loadResolvedCheckpoint,
   type PriorModel,
 } from "../pipeline.ts";
 import {
@@ -46,7 +47,6 @@ import {
   CheckpointError,
   type ClipIdentity,
   clipIdentity,
-  loadCheckpoint,
   type LoadedCheckpoint,
 } from "./checkpoint.ts";
 
@@ -150,11 +150,7 @@ async function upsamplerStage(
     model: up,
     loader,
     loss: (batch) => {
-      const x0 = tensor(batch.images, batch.shape);
-      const level = drawLevels(batch.shape[0], up.augmentMax, up.augment);
-      const low = downsampleArea(x0, up.lowResSize);
-      const cond = { lowRes: augmentLowRes(low, level, up.augment), level };
-      return decoderLoss(up, x0, cond, schedule, { minSnrGamma });
+      return upsamplerLoss(up, tensor(batch.images, batch.shape), schedule, { minSnrGamma });
     },
     summary: [
       `upsampler: ${count(up.parameterCount())} parameters, ${up.lowResSize} -> ` +
@@ -174,7 +170,7 @@ async function loadTrainedClip(
   const dir = join(o.outDir, "clip");
   let ckpt: LoadedCheckpoint;
   try {
-    ckpt = await loadCheckpoint(dir, "clip");
+    ckpt = await loadResolvedCheckpoint(dir, "clip", o.registry);
   } catch (e) {
     if (e instanceof CheckpointError && /does not exist|no "latest"/.test(e.message)) {
       throw new CheckpointError(
