@@ -161,6 +161,13 @@ export interface DecoderConditioning {
   imageEmbedding: Tensor;
   /** f32 [B]: 1 keeps the condition, 0 replaces text and embedding by the null condition. */
   keep: Tensor;
+  /**
+   * f32 [B], training only: 0 also replaces the caption alone by its null condition (DALL-E 2
+   * drops the caption 50% of the time, Ramesh et al. 2022, section 2.1). Absent = 1.
+   */
+  keepText?: Tensor;
+  /** f32 [B], training only: 0 also replaces the CLIP embedding alone (DALL-E 2: 10%). */
+  keepClip?: Tensor;
 }
 
 /**

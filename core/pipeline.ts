@@ -18,6 +18,8 @@ export {
   createSampler,
   createTokenizer,
   createUpsampler,
+  type DecoderDropRates,
+  decoderDropRates,
   decoderNullRate,
   loadCheckedSplit,
   type PriorModel,

@@ -372,6 +372,14 @@ Deno.test("loadConfig(): sizes shared by components must agree, one line naming 
       ["decoder text heads", (c) => c.components.decoder.options.textHeads = 3, [
         "components.decoder.options.textHeads: 3 heads do not divide textWidth 32",
       ]],
+      ["caption dropped alone from a CLIP-only decoder", (c) => {
+        c.components.decoder.options.conditioning = "clip";
+        c.components.decoder.options.textDropRate = 0.5;
+        c.components.decoder.options.clipToTime = true;
+      }, [
+        'components.decoder.options.textDropRate: needs conditioning "clip+text" (it is "clip"); use nullRate',
+        'components.decoder.options.clipToTime: needs conditioning "clip+text" (it is "clip")',
+      ]],
       ["prior heads", (c) => c.components.prior.options.heads = 3, [
         "components.prior.options.heads: heads must divide width",
       ]],

@@ -190,6 +190,61 @@ Deno.test("UNetDecoder conditioning: clip-only ignores the caption, text-only th
   x.dispose(), xs.dispose(), t.dispose();
 });
 
+Deno.test("UNetDecoder DALL-E 2 conditioning: caption and CLIP dropped apart, CLIP to the time embedding", async () => {
+  // Ramesh et al. 2022, section 2.1: the caption is dropped alone 50% of the time, the CLIP
+  // embedding alone 10%, and the embedding's projection is added to the time embedding.
+  manualSeed(13);
+  const x = randn([1, 3, 8, 8]);
+  const xs = concat([x, x], 0);
+  const t = full([2], 31);
+  const model = new UNetDecoder(tinyOptions(8, { attentionLevels: [0, 1], clipToTime: true }));
+  const plain = new UNetDecoder(tinyOptions(8, { attentionLevels: [0, 1] }));
+  const names = [...model.namedParameters()].map(([n]) => n);
+  assert.ok(names.includes("conditioner.clipPooledProj.weight"), names.join(", "));
+  // Linear(clipEmbedDim 8 -> time embedding 4 x 8): weights and bias.
+  assert.equal(model.parameterCount() - plain.parameterCount(), 8 * 32 + 32);
+  plain.dispose();
+  perturbZeroInit(model, 14);
+  const a = conditioning(2, 40), b = conditioning(2, 41);
+  const ones = tensor(new Float32Array([1, 1]), [2]), zeros2 = tensor(new Float32Array(2), [2]);
+  const predict = (c: DecoderConditioning) =>
+    noGrad(() => scope(() => model.predictNoise(xs, t, c))).read();
+  const full0 = await predict({ ...a, keep: zeros2 });
+  // keepText = 0: the caption no longer matters, the embedding still does.
+  const noText = {
+    tokens: a.tokens,
+    imageEmbedding: a.imageEmbedding,
+    keep: ones,
+    keepText: zeros2,
+  };
+  assert.deepEqual(await predict({ ...noText, tokens: b.tokens }), await predict(noText));
+  assert.notDeepEqual(
+    await predict({ ...noText, imageEmbedding: b.imageEmbedding }),
+    await predict(noText),
+  );
+  // keepClip = 0: the embedding no longer matters (tokens nor time embedding), the caption does.
+  const noClip = {
+    tokens: a.tokens,
+    imageEmbedding: a.imageEmbedding,
+    keep: ones,
+    keepClip: zeros2,
+  };
+  assert.deepEqual(
+    await predict({ ...noClip, imageEmbedding: b.imageEmbedding }),
+    await predict(noClip),
+  );
+  assert.notDeepEqual(await predict({ ...noClip, tokens: b.tokens }), await predict(noClip));
+  // Both dropped apart is the null condition that guidance samples with (keep = 0).
+  assert.deepEqual(await predict({ ...a, keep: ones, keepText: zeros2, keepClip: zeros2 }), full0);
+  assert.notDeepEqual(await predict(a), full0);
+  assert.throws(
+    () => model.encodeConditioning({ ...a, keepText: tensor(new Float32Array(3), [3]) }),
+    /keepText has shape \[3\]; expected \[2\]/,
+  );
+  for (const v of [ones, zeros2, x, xs, t]) v.dispose();
+  model.dispose();
+});
+
 Deno.test("UNetDecoder.encodeConditioning(): encoded once, the same prediction as raw conditioning", async () => {
   manualSeed(8);
   const model = new UNetDecoder(tinyOptions(8, { attentionLevels: [0, 1] }));

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { builtins } from "../plugins/mod.ts";
 import { ConfigError } from "../core/config.ts";
 import { loadConfig } from "../core/config_file.ts";
+import { decoderDropRates } from "../core/pipeline.ts";
 import { CheckpointError } from "../core/train/checkpoint.ts";
 import { errorLine, numberFlag, parseFlags, UsageError } from "../tasks/_cli.ts";
 import { runEval } from "../tasks/eval.ts";
@@ -241,6 +242,15 @@ Deno.test("presets/thesis.jsonc holds the thesis's Appendix A settings", async (
     6,
     0.2,
   ]);
+  // Classifier-free guidance drops caption and CLIP together (thesis); DALL-E 2 also apart.
+  assert.deepEqual(decoderDropRates(c), { both: 0.2, text: 0, clip: 0 });
+  const apart = structuredClone(c);
+  Object.assign(apart.components.decoder.options, {
+    nullRate: 0,
+    textDropRate: 0.5,
+    clipDropRate: 0.1,
+  });
+  assert.deepEqual(decoderDropRates(apart), { both: 0, text: 0.5, clip: 0.1 });
   assert.deepEqual([o("priorSchedule").steps, o("decoderSchedule").steps], [200, 300]);
   assert.equal(c.components.priorSchedule.plugin, "cosine");
   assert.equal(o("tokenizer").contextLength, 33);

@@ -274,3 +274,33 @@ export function decoderNullRate(config: ResolvedConfig): number {
   const r = config.components.decoder.options.nullRate;
   return typeof r === "number" ? r : 0.2;
 }
+
+/** The decoder's three classifier-free-guidance drop rates at training (`decoderDropRates`). */
+export interface DecoderDropRates {
+  /** Caption and CLIP embedding dropped together (`nullRate`; the thesis's 0.2). */
+  both: number;
+  /** Caption dropped alone (`textDropRate`; DALL-E 2's 0.5, Ramesh et al. 2022, section 2.1). */
+  text: number;
+  /** CLIP embedding dropped alone (`clipDropRate`; DALL-E 2's 0.1). */
+  clip: number;
+}
+
+/**
+ * The decoder config's drop rates; the three draws are independent, so a sample is fully
+ * unconditional with probability 1 - (1 - both)(1 - text)(1 - clip). Options a decoder plugin
+ * does not have count as the thesis's (0.2 together, nothing apart).
+ *
+ * @example
+ * ```ts
+ * import type { ResolvedConfig } from "../config.ts";
+ * function captionKept(config: ResolvedConfig): number {
+ *   const { both, text } = decoderDropRates(config);
+ *   return (1 - both) * (1 - text); // 0.8 in the thesis preset
+ * }
+ * ```
+ */
+export function decoderDropRates(config: ResolvedConfig): DecoderDropRates {
+  const options = config.components.decoder.options;
+  const rate = (key: string): number => typeof options[key] === "number" ? options[key] : 0;
+  return { both: decoderNullRate(config), text: rate("textDropRate"), clip: rate("clipDropRate") };
+}

@@ -35,7 +35,7 @@ import {
   createPrior,
   createTokenizer,
   createUpsampler,
-  decoderNullRate,
+  decoderDropRates,
   gatherClipCache,
   loadClip,
   loadResolvedCheckpoint,
@@ -310,7 +310,7 @@ export async function setupStage(
   if (S !== dataset.imageSize) {
     log(`decoder: trains at ${S}x${S} on the images area-downsampled from ${dataset.imageSize}`);
   }
-  const nullRate = decoderNullRate(config);
+  const drop = decoderDropRates(config);
   const minSnrGamma = minSnrOption(config.components.decoder.options);
   const loader = stageLoader(data, train, dataName, dataset.imageSize, dataset.flip);
   clip.eval();
@@ -321,7 +321,8 @@ export async function setupStage(
     clip: identity,
     loader,
     // Thesis Algorithm 2 with classifier-free guidance training (section 3.3.3): text and CLIP
-    // embedding are dropped together with probability nullRate (keep ~ Bernoulli(1 - nullRate)).
+    // embedding are dropped together with probability nullRate (keep ~ Bernoulli(1 - nullRate));
+    // DALL-E 2's recipe (Ramesh et al. 2022, section 2.1) also drops each alone.
     loss: (batch) => {
       const x0 = tensor(batch.images, batch.shape);
       const z = noGrad(() => l2Normalize(clip.encodeImages(x0)));
@@ -329,7 +330,9 @@ export async function setupStage(
       const cond = {
         tokens: tokenBatch(tokenizer, batch.captions),
         imageEmbedding: z,
-        keep: bernoulli([B], 1 - nullRate),
+        keep: bernoulli([B], 1 - drop.both),
+        ...(drop.text > 0 ? { keepText: bernoulli([B], 1 - drop.text) } : {}),
+        ...(drop.clip > 0 ? { keepClip: bernoulli([B], 1 - drop.clip) } : {}),
       };
       return decoderLoss(decoder, downsampleArea(x0, S), cond, schedule, { minSnrGamma });
     },

@@ -50,6 +50,12 @@ export interface ConditionerOptions {
   clipTokens: number;
   /** Width of the U-Net's time embedding, which the pooled text feature is added to. */
   embDim: number;
+  /**
+   * With "clip+text", also add a projection of the CLIP embedding to the time embedding, beside
+   * the caption's end token (DALL-E 2, Ramesh et al. 2022, section 2.1; default false, the thesis's
+   * Figure 3.6, where only the caption reaches it).
+   */
+  clipToTime?: boolean;
 }
 
 /** What the U-Net consumes. */
@@ -136,7 +142,7 @@ export class DecoderConditioner extends Module {
         proj: clipProj,
         // DALL-E 2 section 2.1 also adds a projection of the CLIP embedding to the time
         // embedding; with text, the caption's end token takes that place (thesis Figure 3.6).
-        pooledProj: inputs === "clip"
+        pooledProj: inputs === "clip" || (options.clipToTime && inputs === "clip+text")
           ? this.addModule("clipPooledProj", new Linear(options.clipEmbedDim, options.embDim))
           : undefined,
         // Algorithm 2 sets the dropped embedding to 0; we start there and let it learn.
@@ -171,9 +177,15 @@ export class DecoderConditioner extends Module {
           `imageEmbedding [${cond.imageEmbedding.shape}]`,
       );
     }
-    // Null condition: x' = keep * x + (1 - keep) * null, per row (Algorithm 2, line 7).
-    const k2 = reshape(cond.keep, [B, 1]);
-    const k3 = reshape(cond.keep, [B, 1, 1]);
+    for (const [name, k] of [["keepText", cond.keepText], ["keepClip", cond.keepClip]] as const) {
+      if (k && k.size !== B) {
+        throw new RangeError(`Conditioning ${name} has shape [${k.shape}]; expected [${B}]`);
+      }
+    }
+    // Null condition: x' = keep * x + (1 - keep) * null, per row (Algorithm 2, line 7). DALL-E 2
+    // also drops the caption and the CLIP embedding apart (keepText, keepClip; training only).
+    const keepText = cond.keepText ? mul(cond.keep, cond.keepText) : cond.keep;
+    const keepClip = cond.keepClip ? mul(cond.keep, cond.keepClip) : cond.keep;
     const mix = (x: Tensor, nul: Tensor, k: Tensor): Tensor =>
       add(mul(x, k), mul(nul, affine(k, -1, 1)));
 
@@ -186,15 +198,19 @@ export class DecoderConditioner extends Module {
       const seq = t.finalNorm.forward(h); // [B, T, W]
       // Thesis 3.3.1 / GLIDE: the last (end) token's output summarises the caption.
       const last = takeAlong(seq, endIndex); // [B, W]
-      tokens.push(mix(seq, t.nullText, k3));
-      pooled = t.pooledProj.forward(mix(last, t.nullPooled, k2));
+      tokens.push(mix(seq, t.nullText, reshape(keepText, [B, 1, 1])));
+      pooled = t.pooledProj.forward(mix(last, t.nullPooled, reshape(keepText, [B, 1])));
     }
     if (this.#clip) {
       const c = this.#clip;
-      const clip = mix(cond.imageEmbedding, c.nullClip, k2);
-      // DALL-E 2 (Ramesh et al. 2022, section 2.1): the CLIP embedding becomes K extra tokens.
+      const clip = mix(cond.imageEmbedding, c.nullClip, reshape(keepClip, [B, 1]));
+      // DALL-E 2 (Ramesh et al. 2022, section 2.1): the CLIP embedding becomes K extra tokens and,
+      // for CLIP-only decoders or with clipToTime, is added to the time embedding.
       tokens.push(reshape(c.proj.forward(clip), [B, K, W]));
-      if (c.pooledProj) pooled = c.pooledProj.forward(clip);
+      if (c.pooledProj) {
+        const p = c.pooledProj.forward(clip);
+        pooled = pooled ? add(pooled, p) : p;
+      }
     }
     return {
       tokens: tokens.length === 1 ? tokens[0] : concat(tokens, 1),

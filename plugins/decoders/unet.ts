@@ -51,6 +51,12 @@ export const unetOptions = z.object({
     ),
   nullRate: z.number().min(0).max(1).default(0.2)
     .describe("Probability of the null condition at training (read by the trainer)"),
+  textDropRate: z.number().min(0).max(1).default(0)
+    .describe("Probability of dropping the caption alone at training (DALL-E 2: 0.5)"),
+  clipDropRate: z.number().min(0).max(1).default(0)
+    .describe("Probability of dropping the CLIP embedding alone at training (DALL-E 2: 0.1)"),
+  clipToTime: z.boolean().default(false)
+    .describe("Also add the CLIP embedding's projection to the time embedding (DALL-E 2)"),
   minSnrGamma: z.number().positive().nullable().default(null)
     .describe("Min-SNR-gamma loss weighting (Hang et al. 2023; 5 is theirs); null = L_simple"),
 }).strict().superRefine((o, ctx) => {
@@ -88,6 +94,17 @@ export const unetOptions = z.object({
     problem(["textHeads"], `${o.textHeads} heads do not divide textWidth ${o.textWidth}`);
   }
   if (o.timeEmbedDim % 2 !== 0) problem(["timeEmbedDim"], `${o.timeEmbedDim} must be even`);
+  // Dropping one input alone, or adding CLIP to the time embedding beside the caption, needs both.
+  if (o.conditioning !== "clip+text") {
+    for (const key of ["textDropRate", "clipDropRate"] as const) {
+      if (o[key] > 0) {
+        problem([key], `needs conditioning "clip+text" (it is "${o.conditioning}"); use nullRate`);
+      }
+    }
+    if (o.clipToTime) {
+      problem(["clipToTime"], `needs conditioning "clip+text" (it is "${o.conditioning}")`);
+    }
+  }
 });
 
 /** Validated options of the U-Net. */
@@ -155,6 +172,7 @@ export class UNetDecoder extends Module implements Decoder {
         clipTokens: o.clipTokens,
         embDim,
         inputs: o.conditioning,
+        clipToTime: o.clipToTime,
       }),
     );
     // Registered after the conditioner, in the order of the first version.
