@@ -49,6 +49,7 @@ export {
   MAX_IMAGES,
   NonFiniteOutputError,
   outputImageSize,
+  reconstructImages,
   sampleEmbeddings,
   textToImage,
   unseenWords,

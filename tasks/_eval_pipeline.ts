@@ -8,13 +8,26 @@
  */
 import { imagesToNchw } from "../core/data/images.ts";
 import { type ClipEvalResult, evaluateClip } from "../core/eval/clip.ts";
-import { loadPipeline, outputImageSize, textToImage } from "../core/pipeline.ts";
+import { loadPipeline, outputImageSize, reconstructImages, textToImage } from "../core/pipeline.ts";
 import { loadOrTrainProbe, scoreImages } from "../datasets/probe.ts";
 import { UsageError } from "./_cli.ts";
 import { type EvalContext, evalSet, fmt, loadSplit, probeTable, table } from "./_eval_common.ts";
 
+/**
+ * Where the decoder's conditioning comes from: the caption and the prior's embedding (the whole
+ * pipeline), the caption and the real image's own CLIP embedding (a perfect prior), or the real
+ * image's embedding with an empty caption (variations, DALL-E 2 section 3.1: what the decoder
+ * draws from the embedding alone).
+ */
+export const PIPELINE_SOURCES = ["prior", "image", "variations"] as const;
+
+/** One of `PIPELINE_SOURCES`. */
+export type PipelineSource = typeof PIPELINE_SOURCES[number];
+
 /** How the decoder samples (the samplers themselves are `EvalContext.load`'s). */
 export interface PipelineSampling {
+  /** The decoder's conditioning (default "prior"). */
+  from?: PipelineSource;
   /** Decoder guidance scale. */
   guidance: number;
   /** Decoder sampling steps (undefined: the sampler's). */
@@ -28,6 +41,7 @@ export async function evalPipeline(
 ): Promise<Record<string, unknown>> {
   const { checkpoint, registry, split, limit, seed, print, probeOptions, load } = ctx;
   const { guidance, steps } = sampling;
+  const from = sampling.from ?? "prior";
   const p = await loadPipeline(checkpoint, registry, load);
   try {
     const data = await loadSplit(p.config, registry, split, limit);
@@ -41,10 +55,19 @@ export async function evalPipeline(
     const per = 3 * S * S;
     const generated = new Float32Array(captions.length * per);
     const chunk = 16;
+    const realNchw = imagesToNchw(data);
     const t0 = performance.now();
     for (let i = 0; i < captions.length; i += chunk) {
       const part = captions.slice(i, i + chunk);
-      const g = await textToImage(p, part, { n: 1, guidance, steps, seed: seed + i });
+      const options = { guidance, steps, seed: seed + i };
+      const g = from !== "prior"
+        ? await reconstructImages(
+          p,
+          realNchw.subarray(i * per, (i + part.length) * per),
+          from === "variations" ? part.map(() => "") : part,
+          options,
+        )
+        : await textToImage(p, part, { n: 1, ...options });
       generated.set(g.images, i * per);
       print(
         `pipeline: generated ${Math.min(i + chunk, captions.length)}/${captions.length} images`,
@@ -67,8 +90,13 @@ export async function evalPipeline(
         fmt(b.meanRandomCosine),
       ],
     ];
+    const source = from === "prior"
+      ? ""
+      : from === "image"
+      ? ", decoded from the real images' CLIP embeddings"
+      : ", variations: the real images' CLIP embeddings, empty captions";
     const text = table(
-      `Pipeline, ${split} split (${captions.length} captions, guidance ${guidance}, ` +
+      `Pipeline, ${split} split (${captions.length} captions${source}, guidance ${guidance}, ` +
         `${seconds.toFixed(0)} s): generated images scored by the trained CLIP`,
       rows(gen, real),
     ).replace("ours".padStart(9), "generated".padStart(9)).replace(
@@ -91,7 +119,7 @@ export async function evalPipeline(
       );
       try {
         const pg = await scoreImages(probe, generated, captions);
-        const pr = await scoreImages(probe, imagesToNchw(data), captions);
+        const pr = await scoreImages(probe, realNchw, captions);
         print(probeTable(
           `ground-truth probe (trained on the data's labels; ${info.options.steps} steps, ` +
             `${trained ? "trained now" : "cached"}; exact match on real test images ` +
@@ -123,6 +151,7 @@ export async function evalPipeline(
         "caption among all captions of the split by the trained CLIP's cosine similarity",
       generated: gen,
       realImages: real,
+      from,
       guidance,
       sampler: p.sampler.name,
       steps: steps ?? null,

@@ -25,7 +25,7 @@ import {
 import type { EvalContext } from "./_eval_common.ts";
 import { evalClipOrPrior } from "./_eval_clip_prior.ts";
 import { evalProbe } from "./_eval_probe.ts";
-import { evalPipeline } from "./_eval_pipeline.ts";
+import { evalPipeline, PIPELINE_SOURCES, type PipelineSource } from "./_eval_pipeline.ts";
 
 const USAGE = `Usage: deno task eval <clip|prior|probe|pipeline> --checkpoint DIR [options]
 
@@ -51,12 +51,17 @@ Options:
   --guidance S       decoder guidance scale for "pipeline" (default 2)
   --steps N          decoder sampling steps for "pipeline" (default: the sampler's)
   --sampler NAME     ddpm, ddim or dpm-solver++ for "pipeline" (default: the config's)
+  --from SOURCE      the decoder's conditioning for "pipeline": prior (default; the caption
+                     and the prior's embedding), image (the caption and the real image's own
+                     CLIP embedding: a perfect prior) or variations (the real image's CLIP
+                     embedding and an empty caption: what the decoder takes from CLIP alone)
 ${PRIOR_SAMPLING_HELP}
                      (for "prior" and "pipeline")
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --probe-steps N    training steps of the ground-truth probe (default ${DEFAULT_PROBE_STEPS})
   --probe-images N   images the probe trains on (default ${DEFAULT_PROBE_OPTIONS.trainCount})
-  --out FILE.json    where to write the results (default DIR/eval_<what>_<split>.json); an
+  --out FILE.json    where to write the results (default DIR/eval_<what>_<split>.json, with
+                     --from image or variations DIR/eval_pipeline_<from>_<split>.json); an
                      existing file is kept unless --force
   --force            overwrite the results file if it exists
 ${BACKEND_HELP}
@@ -95,6 +100,7 @@ export async function runEval(
     limit: { type: "string" },
     "probe-steps": { type: "string" },
     "probe-images": { type: "string" },
+    from: { type: "string" },
   }, "eval");
   if (values.help) {
     print(USAGE);
@@ -118,11 +124,20 @@ export async function runEval(
   const limit = numberFlag(values, "limit", { integer: true, min: 2 }) ??
     (what === "pipeline" ? 200 : undefined);
   const { guidance, steps, seed } = samplingFlags(values);
+  const from = values.from as string | undefined;
+  if (from !== undefined) {
+    if (what !== "pipeline") throw new UsageError(`--from is for "eval pipeline", not "${what}"`);
+    if (!(PIPELINE_SOURCES as readonly string[]).includes(from)) {
+      throw new UsageError(`Unknown --from "${from}"; choose ${PIPELINE_SOURCES.join(", ")}`);
+    }
+  }
   const probeSteps = numberFlag(values, "probe-steps", { integer: true, min: 1 }) ??
     DEFAULT_PROBE_STEPS;
   const probeImages = numberFlag(values, "probe-images", { integer: true, min: 64 });
   const probeOptions = { steps: probeSteps, ...(probeImages && { trainCount: probeImages }) };
-  const out = (values.out as string | undefined) ?? join(checkpoint, `eval_${what}_${split}.json`);
+  const source = from && from !== "prior" ? `_${from}` : "";
+  const out = (values.out as string | undefined) ??
+    join(checkpoint, `eval_${what}${source}_${split}.json`);
   // Before any work: an existing result (e.g. the shipped weights/default/eval_*.json) is kept
   // unless --force, and the folder must be writable.
   await checkOutputFile(out, { force: values.force === true, flag: "--out" });
@@ -141,7 +156,7 @@ export async function runEval(
   const results = what === "probe"
     ? await evalProbe(ctx)
     : what === "pipeline"
-    ? await evalPipeline(ctx, { guidance, steps })
+    ? await evalPipeline(ctx, { guidance, steps, from: from as PipelineSource | undefined })
     : await evalClipOrPrior(what, ctx);
   const report = { what, split, checkpoint, limit: limit ?? null, ...results };
   await writeTextAtomic(out, JSON.stringify(report, null, 2) + "\n");

@@ -17,6 +17,13 @@ import { type MetricsRecord, readMetrics } from "../core/train/metrics.ts";
 import { trainLoop } from "../core/train/loop.ts";
 import { setupStage } from "../core/train/stages.ts";
 import { engineStats } from "../core/tensor/mod.ts";
+import { imagesToNchw } from "../core/data/images.ts";
+import {
+  imageVariations,
+  inputImageSize,
+  loadPipeline,
+  reconstructImages,
+} from "../core/pipeline.ts";
 import { errorLine } from "../tasks/_cli.ts";
 import { runEval } from "../tasks/eval.ts";
 import { runSample } from "../tasks/sample.ts";
@@ -315,6 +322,54 @@ Deno.test({
       assert.ok(g.top1 >= 0 && g.top1 <= 1 && g.top5 === 1); // top-5 of 2 captions
       assert.ok(JSON.parse(await Deno.readTextFile(join(RUN, "eval_pipeline_test.json"))).metric);
     });
+
+    await t.step(
+      "eval pipeline --from image|variations decodes the real images' embeddings",
+      async () => {
+        for (const from of ["image", "variations"]) {
+          const r = await runEval(
+            [
+              ...["pipeline", "--checkpoint", RUN, "--limit", "2", "--steps", "2", "--from", from],
+              ...["--probe-steps", "20"], // the probe the step above trained
+            ],
+            quiet,
+          );
+          assert.equal(r?.path, join(RUN, `eval_pipeline_${from}_test.json`));
+          assert.equal(r?.results.from, from);
+          assert.equal((r?.results.generated as Record<string, number>).count, 2);
+        }
+        assert.equal(
+          JSON.parse(await Deno.readTextFile(join(RUN, "eval_pipeline_test.json"))).from,
+          "prior",
+        );
+        await assert.rejects(
+          () => runEval(["pipeline", "--checkpoint", RUN, "--from", "text"], quiet),
+          /Unknown --from "text"; choose prior, image, variations/,
+        );
+        await assert.rejects(
+          () => runEval(["prior", "--checkpoint", RUN, "--from", "image"], quiet),
+          /--from is for "eval pipeline", not "prior"/,
+        );
+        // The library path: one image's embedding decoded with an empty caption is a variation.
+        const p = await loadPipeline(RUN, builtins());
+        try {
+          const S = inputImageSize(p);
+          const item = imagesToNchw(generateSplit({ split: "test", size: S, count: 1 }));
+          const options = { steps: 3, seed: 7 };
+          const a = await reconstructImages(p, item, [""], options);
+          const b = await imageVariations(p, item, { ...options, n: 1 });
+          assert.deepEqual(a.images, b.images);
+          const captioned = await reconstructImages(p, item, ["a red circle"], options);
+          assert.notDeepEqual(captioned.images, a.images);
+          await assert.rejects(
+            () => reconstructImages(p, item, ["", ""], options),
+            /expects 2 image/,
+          );
+        } finally {
+          p.dispose();
+        }
+      },
+    );
 
     await t.step(
       "a noise schedule from a third-party plugin file trains a decoder step",

@@ -384,17 +384,76 @@ export async function imageVariations(
   if (typeof caption !== "string") {
     throw new TypeError(`Option "caption" must be a string, got ${typeof caption}`);
   }
-  p.tokenizer.encode(caption);
-  const S = inputImageSize(p);
-  if (image.length !== 3 * S * S) {
-    throw new Error(`Input image has ${image.length / 3} pixels; CLIP expects ${S}x${S}`);
+  return await decodeClipEmbeddingsOf(
+    p,
+    image,
+    1,
+    Array.from({ length: n }, () => caption),
+    options,
+  );
+}
+
+/**
+ * Decodes each image's own CLIP image embedding once, with the decoder's text input the image's
+ * entry of `captions` ("" for none): the pipeline with a perfect prior, or, with empty captions,
+ * what the decoder draws from the embedding alone (`eval pipeline --from image|variations`).
+ * `images` holds `captions.length` NCHW images at `inputImageSize(p)`.
+ *
+ * @example
+ * ```ts
+ * import type { Components } from "./load.ts";
+ * async function withTrueEmbeddings(pipeline: Components, two: Float32Array) {
+ *   return await reconstructImages(pipeline, two, ["a red circle", ""]);
+ * }
+ * ```
+ */
+export async function reconstructImages(
+  p: Components,
+  images: Float32Array,
+  captions: readonly string[],
+  options: GenerateImagesOptions = {},
+): Promise<GeneratedImages> {
+  checkGenerateOptions(options, 1);
+  if (options.n !== undefined && options.n !== 1) {
+    throw new RangeError(`reconstructImages() decodes each image once; got n ${options.n}`);
   }
+  if (!Array.isArray(captions) || captions.some((c) => typeof c !== "string")) {
+    throw new TypeError('Captions must be an array of strings ("" for none)');
+  }
+  if (captions.length < 1 || captions.length > MAX_IMAGES) {
+    throw new RangeError(
+      `Expected 1 to ${MAX_IMAGES} captions, one per image; got ${captions.length}`,
+    );
+  }
+  return await decodeClipEmbeddingsOf(p, images, captions.length, [...captions], options);
+}
+
+/**
+ * The shared path of the two above: embeds `count` NCHW images with CLIP and decodes the
+ * embeddings with the rows' captions: one row per image, or one image for every row.
+ */
+async function decodeClipEmbeddingsOf(
+  p: Components,
+  images: Float32Array,
+  count: number,
+  rows: string[],
+  options: GenerateImagesOptions,
+): Promise<GeneratedImages> {
+  for (const c of new Set(rows)) p.tokenizer.encode(c);
+  const S = inputImageSize(p);
+  if (images.length !== count * 3 * S * S) {
+    throw new Error(
+      `Input holds ${images.length / 3} pixels per channel; CLIP expects ${count} image(s) of ` +
+        `${S}x${S}`,
+    );
+  }
+  const repeat = rows.length / count;
+  if (repeat !== 1 && count !== 1) throw new RangeError(`${rows.length} rows for ${count} images`);
   manualSeed(options.seed ?? 0);
-  const rows = Array.from({ length: n }, () => caption);
   const x = noGrad(() =>
     scope(() => {
-      const z = l2Normalize(p.clip.encodeImages(tensor(image, [1, 3, S, S])));
-      const zs = concat(Array.from({ length: n }, () => z), 0);
+      const z = l2Normalize(p.clip.encodeImages(tensor(images, [count, 3, S, S])));
+      const zs = repeat === 1 ? z : concat(Array.from({ length: repeat }, () => z), 0);
       return decodeImages(p, tokenBatch(p.tokenizer, rows), zs, options);
     })
   );
