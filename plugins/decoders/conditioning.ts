@@ -141,7 +141,8 @@ export class DecoderConditioner extends Module {
       this.#clip = {
         proj: clipProj,
         // DALL-E 2 section 2.1 also adds a projection of the CLIP embedding to the time
-        // embedding; with text, the caption's end token takes that place (thesis Figure 3.6).
+        // embedding; with text, the caption's end token takes that place (thesis Figure 3.6)
+        // unless clipToTime adds both.
         pooledProj: inputs === "clip" || (options.clipToTime && inputs === "clip+text")
           ? this.addModule("clipPooledProj", new Linear(options.clipEmbedDim, options.embDim))
           : undefined,
