@@ -144,6 +144,11 @@ Deno.test("exportInferenceCheckpoint() keeps the EMA weights, in float32 or floa
     const ckpt = await loadCheckpoint(out, "decoder");
     assert.equal(ckpt.training, null);
     assert.equal(ckpt.meta.step, 3);
+    assert.equal(ckpt.meta.exportedWeights, "ema");
+    // Exporting the export again keeps the label (its shadow weights are its only weights).
+    const again = join(dir, half ? "half-again" : "full-again");
+    await exportInferenceCheckpoint(out, again, { half });
+    assert.equal((await loadCheckpoint(again, "decoder")).meta.exportedWeights, "ema");
     manualSeed(5);
     const fresh = new Tiny();
     loadModuleWeights(fresh, ckpt, { ema: true });

@@ -239,7 +239,7 @@ Deno.test("shipped presets resolve to the configs their shipped weights were tra
   const shipped: [string, string][] = [
     ["cpu32", "cpu32"],
     ["cpu-demo", "cpu-demo"],
-    ["default", "cpu32-7k"],
+    ["default", "cpu32-dalle2-7k"],
   ];
   for (const [weights, preset] of shipped) {
     const current = await loadConfig(join(ROOT, "presets", `${preset}.jsonc`), builtins());

@@ -76,7 +76,8 @@ export async function exportInferenceCheckpoint(
     tokenizer: JSON.stringify(ckpt.meta.tokenizer),
     // The CLIP identity travels with the weights, so exported stages are checked like the run's.
     ...(ckpt.meta.clip ? { clip: JSON.stringify(ckpt.meta.clip) } : {}),
-    weights: useEma && ckpt.training ? "ema" : "trained",
+    // An export of an export has no training state but keeps its label.
+    weights: useEma && (ckpt.training || ckpt.meta.exportedWeights === "ema") ? "ema" : "trained",
   }, { maxShardBytes: options.maxShardBytes ?? MAX_SHARD_BYTES });
   await writeTextAtomic(join(tmp, RESUME_FILE), JSON.stringify(ckpt.resume, null, 2) + "\n");
   await Deno.rename(tmp, final);

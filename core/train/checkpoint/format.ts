@@ -99,6 +99,11 @@ export interface CheckpointMeta {
    * recorded: those load and resume as before, unchecked.
    */
   clip?: ClipIdentity;
+  /**
+   * What an exported checkpoint's weights are (`exportInferenceCheckpoint`): the EMA shadow
+   * weights or the trained ones. Absent in training checkpoints.
+   */
+  exportedWeights?: "ema" | "trained";
 }
 
 /** A checkpoint read from disk (weights on the host). */

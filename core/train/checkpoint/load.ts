@@ -154,6 +154,7 @@ export async function loadCheckpoint(
     tokenizer: parseJsonField(md.tokenizer, "tokenizer", dir),
   };
   if (md.clip !== undefined) meta.clip = parseClipIdentity(md.clip, dir);
+  if (md.weights === "ema" || md.weights === "trained") meta.exportedWeights = md.weights;
   if (stage !== undefined && meta.stage !== stage) {
     throw new CheckpointError(
       `Checkpoint "${dir}" is a "${meta.stage}" checkpoint, expected "${stage}"`,
