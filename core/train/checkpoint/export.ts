@@ -52,8 +52,12 @@ export async function exportInferenceCheckpoint(
   // them (`loadClip`): exporting its EMA would ship a CLIP they never saw under the same id.
   const useEma = ckpt.meta.stage !== "clip";
   const tensors: TensorMap = {};
+  // The label says what was written: EMA shadows taken from the training state, or the weights of
+  // an earlier export that were EMA shadows already.
+  let wroteEma = useEma && ckpt.meta.exportedWeights === "ema";
   for (const [name, entry] of Object.entries(ckpt.weights)) {
     const ema = useEma ? ckpt.training?.tensors[`ema.${name}`] : undefined;
+    if (ema) wroteEma = true;
     const data = asF32(ema ?? entry, name, ckpt.dir);
     tensors[name] = options.half
       ? { dtype: "F16", shape: [...entry.shape], data: f32ToF16(data) }
@@ -76,8 +80,7 @@ export async function exportInferenceCheckpoint(
     tokenizer: JSON.stringify(ckpt.meta.tokenizer),
     // The CLIP identity travels with the weights, so exported stages are checked like the run's.
     ...(ckpt.meta.clip ? { clip: JSON.stringify(ckpt.meta.clip) } : {}),
-    // An export of an export has no training state but keeps its label.
-    weights: useEma && (ckpt.training || ckpt.meta.exportedWeights === "ema") ? "ema" : "trained",
+    weights: wroteEma ? "ema" : "trained",
   }, { maxShardBytes: options.maxShardBytes ?? MAX_SHARD_BYTES });
   await writeTextAtomic(join(tmp, RESUME_FILE), JSON.stringify(ckpt.resume, null, 2) + "\n");
   await Deno.rename(tmp, final);
