@@ -278,8 +278,8 @@ export function samplingFlags(
 
 /** Help lines of the prior's sampling flags (in every task that samples the prior). */
 export const PRIOR_SAMPLING_HELP =
-  `  --prior-sampler NAME  the prior's sampler: ddpm (default: thesis Algorithm 5), ddim or
-                     dpm-solver++
+  `  --prior-sampler NAME  the prior's sampler: ddpm (default: thesis Algorithm 5), ddim,
+                     dpm-solver++ or dpm-solver++-sde
   --prior-steps N    prior reverse-process steps (respaced; default: the prior sampler's, else
                      every step of the prior's schedule)
   --prior-guidance S classifier-free guidance of the prior (default 1 = off; needs a prior

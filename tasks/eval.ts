@@ -50,7 +50,8 @@ Options:
   --limit N          evaluate the first N images of the split (pipeline default: 200)
   --guidance S       decoder guidance scale for "pipeline" (default 2)
   --steps N          decoder sampling steps for "pipeline" (default: the sampler's)
-  --sampler NAME     ddpm, ddim or dpm-solver++ for "pipeline" (default: the config's)
+  --sampler NAME     ddpm, ddim, dpm-solver++ or dpm-solver++-sde for "pipeline" (default:
+                     the config's)
   --from SOURCE      the decoder's conditioning for "pipeline": prior (default; the caption
                      and the prior's embedding), image (the caption and the real image's own
                      CLIP embedding: a perfect prior) or variations (the real image's CLIP

@@ -46,7 +46,7 @@ Options:
   --limit N          test images or captions to use (at least 4; default: the experiment's)
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --steps N          decoder sampling steps (respaced; default: the sampler's)
-  --sampler NAME     ddpm, ddim or dpm-solver++ (default: the config's)
+  --sampler NAME     ddpm, ddim, dpm-solver++ or dpm-solver++-sde (default: the config's)
 ${PRIOR_SAMPLING_HELP}
 ${BACKEND_HELP}
   --debug            print stack traces of errors

@@ -50,7 +50,8 @@ Options:
   --checkpoint DIR   run folder with clip/, prior/, decoder/ [, upsampler/] (default: weights/default)
   --n N              images, 1 to 1024 (default 4)
   --guidance S       classifier-free guidance scale (default 2; the thesis's best is 2-2.5)
-  --sampler NAME     ddpm, ddim or dpm-solver++ (default: the config's sampler)
+  --sampler NAME     ddpm, ddim, dpm-solver++ or dpm-solver++-sde (default: the
+                     config's sampler)
   --steps N          decoder reverse-process steps (respaced; default: the sampler's)
 ${PRIOR_SAMPLING_HELP}
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)

@@ -21,6 +21,7 @@ import {
   ddimStep,
   DdpmSampler,
   ddpmStep,
+  dpmSolver2mSdeStep,
   dpmSolver2mStep,
   DpmSolverSampler,
   halfLogSnr,
@@ -206,6 +207,68 @@ Deno.test("dpmSolver2mStep() is Algorithm 2 of Lu et al. 2022", async () => {
   assert.ok(maxDiff(second, step(D)) < 1e-5);
 });
 
+Deno.test("dpmSolver2mSdeStep(): first order is DDPM's posterior step, second adds the 2M term", async () => {
+  const n = 16;
+  const xs = uniform(n, 21, -2, 2), eps = uniform(n, 22, -2, 2), prev = uniform(n, 23);
+  const z = uniform(n, 24, -2, 2);
+  for (const i of [1, 20, 48]) {
+    const [sde, ddpm, sde2, x0] = await Promise.all(
+      scope(() => {
+        const x = tensor(xs, [n]), e = tensor(eps, [n]), noise = tensor(z, [n]);
+        // The data prediction DDPM makes from eps (no clamping on either side).
+        const ab = schedule.alphaBar[i];
+        const x0 = affine(sub(x, affine(e, Math.sqrt(1 - ab), 0)), 1 / Math.sqrt(ab), 0);
+        const p = tensor(prev, [n]);
+        return [
+          dpmSolver2mSdeStep(x, x0, null, schedule, i, noise),
+          ddpmStep(x, e, schedule, i, noise, { clipDenoised: false }),
+          dpmSolver2mSdeStep(x, x0, p, schedule, i, noise),
+          x0,
+        ];
+      }).map(read),
+    );
+    assert.ok(maxDiff(sde, ddpm) < 1e-4, `step ${i}: ${maxDiff(sde, ddpm)}`);
+    // The second order replaces x0 by D = x0 + (x0 - prev) / (2 r): the update moves by
+    // alpha_t (1 - e^{-2h}) (D - x0).
+    const lam = (k: number) => halfLogSnr(schedule, k);
+    const h = lam(i - 1) - lam(i), r = (lam(i) - lam(i + 1)) / h;
+    const coef = Math.sqrt(schedule.alphaBar[i - 1]) * -Math.expm1(-2 * h);
+    const expected = sde.map((v, j) => v + coef * (x0[j] - prev[j]) / (2 * r));
+    assert.ok(maxDiff(sde2, expected) < 1e-4, `step ${i}: ${maxDiff(sde2, expected)}`);
+  }
+});
+
+Deno.test("DpmSolverSampler (stochastic) with the true x_0 returns x_0 and uses fresh noise", async () => {
+  const x0 = tensor(uniform(144, 6, -0.9, 0.9), SHAPE);
+  const target = await read(x0);
+  const seen: number[] = [];
+  const sampler = new DpmSolverSampler({ steps: 8 }, { stochastic: true });
+  assert.equal(sampler.name, "dpm-solver++-sde");
+  manualSeed(3);
+  const out = sampler.sample(oracle(x0, schedule, seen), SHAPE, schedule);
+  assert.ok(maxDiff(await read(out), target) < 1e-4);
+  assert.deepEqual(seen, [...logSnrSteps(schedule, 8)].reverse());
+  // Two seeds: the same x_0 at the end, different paths (the noise is drawn at every step).
+  const paths: Float32Array[] = [];
+  for (const seed of [1, 2]) {
+    manualSeed(seed);
+    let third: Promise<Float32Array> | null = null, calls = 0;
+    const truth = oracle(x0, schedule, []);
+    const o = sampler.sample(
+      (xt, t) => {
+        if (++calls === 3) third = xt.read() as Promise<Float32Array>;
+        return truth(xt, t);
+      },
+      SHAPE,
+      schedule,
+    );
+    paths.push(await third!);
+    o.dispose();
+  }
+  assert.ok(maxDiff(paths[0], paths[1]) > 0.1);
+  out.dispose(), x0.dispose();
+});
+
 Deno.test("DpmSolverSampler solves the ODE of Gaussian data better than DDIM in 10 steps", async () => {
   // Data ~ N(0, c^2): the exact data prediction is E[x_0 | x_t] = alpha c^2 x_t / (alpha^2 c^2 +
   // sigma^2), and the probability-flow ODE maps x_T to x_0 = c x_T / sqrt(alpha_T^2 c^2 + sigma_T^2).
@@ -261,6 +324,9 @@ Deno.test("sampler plugins are registered with defaults", async () => {
   assert.equal(ddim.options.clipDenoised, true);
   const dpm = await registry.use<DpmSolverSampler>("sampler", "dpm-solver++", {});
   assert.equal(dpm.options.steps, 20);
+  const sde = await registry.use<DpmSolverSampler>("sampler", "dpm-solver++-sde", { steps: 25 });
+  assert.equal(sde.stochastic, true);
+  assert.equal(sde.options.steps, 25);
   await assert.rejects(registry.use("sampler", "ddim", { eat: 1 }), /Invalid options/);
 });
 
@@ -317,6 +383,7 @@ Deno.test("every sampler takes an x_0-predicting network (prediction: x0) as the
     new DdimSampler({ steps: 6 }),
     new DdimSampler({ steps: 6, eta: 1 }),
     new DpmSolverSampler({ steps: 6 }),
+    new DpmSolverSampler({ steps: 6 }, { stochastic: true }),
   ];
   for (const sampler of samplers) {
     manualSeed(12);

@@ -11,6 +11,14 @@
  * and the multistep method replaces x_theta by the extrapolation
  *   D = (1 + 1 / (2 r)) x_theta(s) - 1 / (2 r) x_theta(previous), r = h_previous / h.
  *
+ * The "dpm-solver++-sde" plugin solves the reverse SDE instead (SDE-DPM-Solver++(2M), Lu et al.
+ * 2022, section 5 and Appendix; the "midpoint" form of their code):
+ *   x_t = (sigma_t / sigma_s) e^{-h} x_s + alpha_t (1 - e^{-2h}) D + sigma_t sqrt(1 - e^{-2h}) z
+ * with z ~ N(0, I) fresh at each step. Its first-order form (D = x_theta) is exactly DDPM's
+ * ancestral step with the posterior variance beta-tilde (thesis Algorithm 3), so it keeps DDPM's
+ * fresh noise, which washes out what an imperfect model gets wrong, and adds the second-order
+ * correction that lets fewer steps do.
+ *
  * @module
  */
 import { z } from "../../core/deps.ts";
@@ -53,12 +61,7 @@ export function dpmSolver2mStep(
   const h = lambdaT - lambdaS;
   const sigmaRatio = Math.sqrt((1 - schedule.alphaBar[i - 1]) / (1 - schedule.alphaBar[i]));
   const alphaT = Math.sqrt(schedule.alphaBar[i - 1]);
-  let d = x0;
-  if (prevX0 !== null && i + 1 < schedule.numSteps) {
-    const hPrev = lambdaS - halfLogSnr(schedule, i + 1);
-    const r = hPrev / h;
-    d = add(affine(x0, 1 + 1 / (2 * r), 0), affine(prevX0, -1 / (2 * r), 0));
-  }
+  const d = extrapolated(x0, prevX0, schedule, i, h);
   // -alpha_t (e^{-h} - 1) = alpha_t (1 - e^{-h}), written with expm1 for small h.
   return add(affine(x, sigmaRatio, 0), affine(d, -alphaT * Math.expm1(-h), 0));
 }
@@ -98,7 +101,68 @@ export function logSnrSteps(schedule: NoiseSchedule, steps: number): number[] {
   return out;
 }
 
-/** Options of the "dpm-solver++" sampler plugin. */
+/**
+ * One SDE-DPM-Solver++(2M) update from step `i` to step `i - 1` (see the module comment), with
+ * `noise` z ~ N(0, I) of x's shape. As in `dpmSolver2mStep`, `prevX0` = null gives the first
+ * order (DDPM's posterior step) and i = 0 returns `x0`.
+ *
+ * @example
+ * ```ts
+ * import type { NoiseSchedule } from "../../core/diffusion/mod.ts";
+ * import type { Tensor } from "../../core/tensor/mod.ts";
+ * function next(x: Tensor, x0: Tensor, z: Tensor, schedule: NoiseSchedule, i: number) {
+ *   return dpmSolver2mSdeStep(x, x0, null, schedule, i, z);
+ * }
+ * ```
+ */
+export function dpmSolver2mSdeStep(
+  x: Tensor,
+  x0: Tensor,
+  prevX0: Tensor | null,
+  schedule: NoiseSchedule,
+  i: number,
+  noise: Tensor,
+): Tensor {
+  if (i === 0) return x0;
+  const h = halfLogSnr(schedule, i - 1) - halfLogSnr(schedule, i);
+  const sigmaS = Math.sqrt(1 - schedule.alphaBar[i]);
+  const sigmaT = Math.sqrt(1 - schedule.alphaBar[i - 1]);
+  const alphaT = Math.sqrt(schedule.alphaBar[i - 1]);
+  const d = extrapolated(x0, prevX0, schedule, i, h);
+  // 1 - e^{-2h}, written with expm1 for small h.
+  const oneMinus = -Math.expm1(-2 * h);
+  return add(
+    add(affine(x, (sigmaT / sigmaS) * Math.exp(-h), 0), affine(d, alphaT * oneMinus, 0)),
+    affine(noise, sigmaT * Math.sqrt(oneMinus), 0),
+  );
+}
+
+/** Below this ratio of consecutive log-SNR steps the multistep update falls back to first order. */
+const MIN_STEP_RATIO = 0.5;
+
+/**
+ * The multistep data prediction D = (1 + 1 / (2 r)) x0 - 1 / (2 r) prevX0, r = h_prev / h, or
+ * `x0` itself (first order) without a previous prediction (first step), at the schedule's noisy
+ * end, or where the step is more than twice as long in log-SNR as the one before (r < 1/2).
+ * Lu et al. space steps so that r stays near 1; steps evenly spaced in time end with r = 0.25
+ * (step 1 of 25 on the cosine schedule), where the weight 1 + 1 / (2 r) = 3 would amplify
+ * whatever the two predictions disagree on into visible grain. Like their "lower order final",
+ * the first order is the safe choice there.
+ */
+function extrapolated(
+  x0: Tensor,
+  prevX0: Tensor | null,
+  schedule: NoiseSchedule,
+  i: number,
+  h: number,
+): Tensor {
+  if (prevX0 === null || i + 1 >= schedule.numSteps) return x0;
+  const r = (halfLogSnr(schedule, i) - halfLogSnr(schedule, i + 1)) / h;
+  if (r < MIN_STEP_RATIO) return x0;
+  return add(affine(x0, 1 + 1 / (2 * r), 0), affine(prevX0, -1 / (2 * r), 0));
+}
+
+/** Options of the "dpm-solver++" and "dpm-solver++-sde" sampler plugins. */
 export const dpmSolverOptions = z.object({
   steps: z.number().int().positive().default(20)
     .describe("Model calls (the schedule is respaced to this many steps); 10-20 are enough"),
@@ -108,12 +172,17 @@ export const dpmSolverOptions = z.object({
     .describe("Clamp each data prediction to [-1, 1] (simple thresholding, Lu et al. 2022)"),
 }).strict();
 
-/** DPM-Solver++(2M) over `schedule.respace(steps)`; the predictor gets ORIGINAL timesteps. */
+/**
+ * DPM-Solver++(2M) over `schedule.respace(steps)`, or with `stochastic` its SDE form; the
+ * predictor gets ORIGINAL timesteps.
+ */
 export class DpmSolverSampler implements Sampler {
-  /** Plugin name. */
-  readonly name = "dpm-solver++";
+  /** Plugin name: "dpm-solver++", or "dpm-solver++-sde" for the stochastic form. */
+  readonly name: "dpm-solver++" | "dpm-solver++-sde";
   /** Validated options. */
   readonly options: z.output<typeof dpmSolverOptions>;
+  /** Whether each step adds fresh noise (SDE-DPM-Solver++(2M)). */
+  readonly stochastic: boolean;
 
   /**
    * Creates the sampler; options are validated against `dpmSolverOptions`.
@@ -122,10 +191,16 @@ export class DpmSolverSampler implements Sampler {
    * ```ts
    * const sampler = new DpmSolverSampler({ steps: 15 });
    * sampler.name; // "dpm-solver++"
+   * new DpmSolverSampler({ steps: 25 }, { stochastic: true }).name; // "dpm-solver++-sde"
    * ```
    */
-  constructor(options: z.input<typeof dpmSolverOptions> = {}) {
+  constructor(
+    options: z.input<typeof dpmSolverOptions> = {},
+    { stochastic = false }: { stochastic?: boolean } = {},
+  ) {
     this.options = dpmSolverOptions.parse(options);
+    this.stochastic = stochastic;
+    this.name = stochastic ? "dpm-solver++-sde" : "dpm-solver++";
   }
 
   /**
@@ -161,7 +236,10 @@ export class DpmSolverSampler implements Sampler {
           noGrad(() => {
             const output = predict(xi, s.timesteps[i]);
             const x0 = predictX0(xi, output, s, i, clip, options.prediction);
-            return { x0, next: dpmSolver2mStep(xi, x0, older, s, i) };
+            const next = this.stochastic && i > 0
+              ? dpmSolver2mSdeStep(xi, x0, older, s, i, randn(xi.shape))
+              : dpmSolver2mStep(xi, x0, older, s, i);
+            return { x0, next };
           })
         );
         out.x0.keep();
@@ -193,4 +271,17 @@ export const dpmSolverSampler: PluginDefinition<
   description: "DPM-Solver++(2M) (Lu et al. 2022): clean samples in 10-20 model calls",
   options: dpmSolverOptions,
   create: (o) => new DpmSolverSampler(o),
+});
+
+/** The "dpm-solver++-sde" sampler plugin: SDE-DPM-Solver++(2M), DDPM's noise with a 2nd order. */
+export const dpmSolverSdeSampler: PluginDefinition<
+  "sampler",
+  typeof dpmSolverOptions,
+  DpmSolverSampler
+> = definePlugin({
+  kind: "sampler",
+  name: "dpm-solver++-sde",
+  description: "SDE-DPM-Solver++(2M) (Lu et al. 2022): ancestral noise, second-order steps",
+  options: dpmSolverOptions,
+  create: (o) => new DpmSolverSampler(o, { stochastic: true }),
 });

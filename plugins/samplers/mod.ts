@@ -1,13 +1,13 @@
 /**
  * Reverse-process samplers: DDPM (thesis Algorithm 3), DDIM (Song et al. 2021),
- * DPM-Solver++(2M) (Lu et al. 2022). Classifier-free guidance is in core/diffusion/guidance.ts.
+ * DPM-Solver++(2M) and its SDE form (Lu et al. 2022). Classifier-free guidance is in core/diffusion/guidance.ts.
  *
  * @module
  */
 import type { PluginDefinition } from "../../core/registry.ts";
 import { ddimSampler } from "./ddim.ts";
 import { ddpmSampler } from "./ddpm.ts";
-import { dpmSolverSampler } from "./dpm_solver.ts";
+import { dpmSolverSampler, dpmSolverSdeSampler } from "./dpm_solver.ts";
 
 export {
   checkStep,
@@ -29,10 +29,12 @@ export {
   type DdimStepOptions,
 } from "./ddim.ts";
 export {
+  dpmSolver2mSdeStep,
   dpmSolver2mStep,
   dpmSolverOptions,
   DpmSolverSampler,
   dpmSolverSampler,
+  dpmSolverSdeSampler,
   halfLogSnr,
   logSnrSteps,
 } from "./dpm_solver.ts";
@@ -47,4 +49,9 @@ export {
 } from "../../core/diffusion/guidance.ts";
 
 /** The sampler plugins shipped with the project. */
-export const SAMPLER_PLUGINS: PluginDefinition[] = [ddpmSampler, ddimSampler, dpmSolverSampler];
+export const SAMPLER_PLUGINS: PluginDefinition[] = [
+  ddpmSampler,
+  ddimSampler,
+  dpmSolverSampler,
+  dpmSolverSdeSampler,
+];
