@@ -92,6 +92,7 @@ worker.addEventListener("message", (e: MessageEvent<Reply>) => {
     $("adapter").textContent = r.adapter;
     samplerSelect.replaceChildren(...r.samplers.map((name) => new Option(name, name)));
     samplerSelect.value = r.defaultSampler;
+    $<HTMLInputElement>("steps").value = String(r.defaultSteps ?? r.decoderSteps);
     caption.maxLength = 500;
     caption.title = `At most ${r.contextLength - 2} tokens`;
     say(

@@ -38,6 +38,8 @@ export type Reply =
     contextLength: number;
     samplers: string[];
     defaultSampler: string;
+    /** The default sampler's steps as the weights' config sets them (undefined: every step). */
+    defaultSteps: number | undefined;
     decoderSteps: number;
   }
   | { type: "status"; text: string }

@@ -121,8 +121,15 @@ async function load(weights: string): Promise<void> {
     contextLength: pipeline.tokenizer.contextLength,
     samplers: pipeline.registry.names("sampler"),
     defaultSampler: pipeline.config.components.sampler.plugin,
+    defaultSteps: samplerSteps(pipeline.config.components.sampler.options),
     decoderSteps: pipeline.decoderSchedule.numSteps,
   });
+}
+
+/** The `steps` option of a sampler config, when it sets one. */
+function samplerSteps(options: Record<string, unknown> | undefined): number | undefined {
+  const steps = options?.steps;
+  return typeof steps === "number" ? steps : undefined;
 }
 
 /** The pipeline with the requested sampler. */
