@@ -27,14 +27,17 @@ export type RowRunner = (
   measure: () => Promise<Omit<Result, "name">>,
 ) => Promise<void>;
 
-/** Median milliseconds of `reps` runs of `fn`, each waited for on the device, after a warm-up. */
-export async function time(fn: () => void, reps: number): Promise<number> {
-  fn(); // warm-up: compiles pipelines
+/**
+ * Median milliseconds of `reps` runs of `fn` (awaited when it returns a promise), each waited for
+ * on the device, after a warm-up.
+ */
+export async function time(fn: () => void | Promise<unknown>, reps: number): Promise<number> {
+  await fn(); // warm-up: compiles pipelines
   await T.sync();
   const samples: number[] = [];
   for (let r = 0; r < reps; r++) {
     const t0 = performance.now();
-    fn();
+    await fn();
     await T.sync();
     samples.push(performance.now() - t0);
   }

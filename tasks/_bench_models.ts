@@ -13,9 +13,11 @@ import {
   createComponent,
   createDecoder,
   createPrior,
+  createSampler,
   createTokenizer,
   createUpsampler,
   loadPipeline,
+  textToImage,
 } from "../core/pipeline.ts";
 import { Adam } from "../core/optim/mod.ts";
 import { tokenBatch } from "../core/clip.ts";
@@ -25,6 +27,10 @@ import { failureReason, type Result, type RowRunner, time } from "./_bench_kerne
 
 /** The first shipped model (16x16, presets/cpu-demo.jsonc), kept as the benchmark decoder. */
 const DEMO_WEIGHTS = new URL("../weights/cpu-demo", import.meta.url).pathname;
+/** The default weights, what `deno task sample` uses without --checkpoint. */
+const DEFAULT_WEIGHTS = new URL("../weights/default", import.meta.url).pathname;
+/** The faster setting the sample rows time beside the weights' own sampler (docs/training.md). */
+const FAST_SAMPLER = { name: "dpm-solver++-sde", steps: 15 };
 /** Batch of the demo rows: one guided step of `deno task sample --n 8` (cond + uncond). */
 const DEMO_BATCH = 16;
 
@@ -108,6 +114,43 @@ export async function demoRows(
     });
   } finally {
     for (const t of held) t.dispose();
+    pipeline.dispose();
+  }
+}
+
+/**
+ * `deno task sample "a large red circle" --n 8` without its process start and PNG writing: the
+ * whole `textToImage` of 8 images (tokenizer, CLIP, the prior with 2 candidates, the guided
+ * decoder at batch 16) with weights/default, once with the sampler its config sets and once with
+ * SDE-DPM-Solver++(2M) over 15 steps. Issue 16's target is under 10 s on the 2-core machine.
+ */
+export async function sampleRows(reps: number, row: RowRunner): Promise<void> {
+  let pipeline;
+  try {
+    pipeline = await loadPipeline(DEFAULT_WEIGHTS, builtins());
+  } catch (e) {
+    await row(
+      "sample 8 images (weights/default)",
+      () => Promise.reject(new Error(`loading ${DEFAULT_WEIGHTS}: ${failureReason(e)}`)),
+    );
+    return;
+  }
+  try {
+    const own = pipeline.config.components.sampler;
+    const fast = {
+      ...pipeline,
+      sampler: await createSampler(pipeline.config, pipeline.registry, FAST_SAMPLER.name),
+    };
+    const settings = [
+      { name: `${own.plugin} ${own.options?.steps ?? "all"}`, p: pipeline, steps: undefined },
+      { name: `${FAST_SAMPLER.name} ${FAST_SAMPLER.steps}`, p: fast, steps: FAST_SAMPLER.steps },
+    ];
+    for (const { name, p, steps } of settings) {
+      await row(`sample 8 images (weights/default, ${name})`, async () => ({
+        ms: await time(() => textToImage(p, ["a large red circle"], { n: 8, steps }), reps),
+      }));
+    }
+  } finally {
     pipeline.dispose();
   }
 }

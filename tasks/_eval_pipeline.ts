@@ -155,6 +155,7 @@ export async function evalPipeline(
       guidance,
       sampler: p.sampler.name,
       steps: steps ?? null,
+      seed,
       seconds,
       modelSteps: p.steps,
       probe: probeResults,

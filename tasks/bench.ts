@@ -29,15 +29,23 @@ import {
   type Result,
   type RowRunner,
 } from "./_bench_kernels.ts";
-import { demoRows, trainingSteps } from "./_bench_models.ts";
+import { demoRows, sampleRows, trainingSteps } from "./_bench_models.ts";
 
 /** The row groups `--only` selects from, in the order they run. */
-export const BENCH_GROUPS = ["matmul", "conv", "attention", "train", "demo", "data"] as const;
+export const BENCH_GROUPS = [
+  "matmul",
+  "conv",
+  "attention",
+  "train",
+  "demo",
+  "sample",
+  "data",
+] as const;
 
 const USAGE = `Usage: deno task bench [options]
 
 Times the hot kernels at the thesis's shapes, one training step of each model of a preset, and
-the 16x16 demo decoder (weights/cpu-demo); every figure is the median of --reps timed runs
+the 16x16 demo decoder (weights/cpu-demo) and sampling 8 images with weights/default; every figure is the median of --reps timed runs
 after a warm-up.
 
 Options:
@@ -46,7 +54,8 @@ ${BACKEND_HELP}
   --batch N          conv batch size (default 64, the thesis decoder's; 8 with --quick)
   --reps N           timed repetitions per row (default 5; 2 with --quick)
   --only LIST        comma-separated row groups: ${BENCH_GROUPS.join(",")}
-                     ("demo": the shipped demo decoder, forward and training step at batch 16)
+                     ("demo": the shipped demo decoder, forward and training step at batch 16;
+                     "sample": 8 images from weights/default, as "deno task sample --n 8")
   --preset NAME      preset of the "train" rows: a name in presets/ or a path (default thesis)
   --train-batch N    batch size of the "train" rows (default: the preset's; 4 with --quick)
   --json FILE        also write the device line and every row as JSON (compare with
@@ -142,6 +151,7 @@ export async function runBench(args: string[]): Promise<Result[]> {
     }
   }
   if (want("demo")) await demoRows(reps, row);
+  if (want("sample")) await sampleRows(reps, row);
   if (want("data")) await dataRows(row);
   if (json !== undefined) {
     const summary = {

@@ -242,7 +242,7 @@ Deno.test("DpmSolverSampler (stochastic) with the true x_0 returns x_0 and uses 
   const x0 = tensor(uniform(144, 6, -0.9, 0.9), SHAPE);
   const target = await read(x0);
   const seen: number[] = [];
-  const sampler = new DpmSolverSampler({ steps: 8 }, { stochastic: true });
+  const sampler = new DpmSolverSampler({ steps: 8, spacing: "logsnr" }, { stochastic: true });
   assert.equal(sampler.name, "dpm-solver++-sde");
   manualSeed(3);
   const out = sampler.sample(oracle(x0, schedule, seen), SHAPE, schedule);
@@ -324,9 +324,9 @@ Deno.test("sampler plugins are registered with defaults", async () => {
   assert.equal(ddim.options.clipDenoised, true);
   const dpm = await registry.use<DpmSolverSampler>("sampler", "dpm-solver++", {});
   assert.equal(dpm.options.steps, 20);
-  const sde = await registry.use<DpmSolverSampler>("sampler", "dpm-solver++-sde", { steps: 25 });
+  const sde = await registry.use<DpmSolverSampler>("sampler", "dpm-solver++-sde", {});
   assert.equal(sde.stochastic, true);
-  assert.equal(sde.options.steps, 25);
+  assert.deepEqual([sde.options.steps, sde.options.spacing], [15, "uniform"]);
   await assert.rejects(registry.use("sampler", "ddim", { eat: 1 }), /Invalid options/);
 });
 

@@ -162,7 +162,7 @@ function extrapolated(
   return add(affine(x0, 1 + 1 / (2 * r), 0), affine(prevX0, -1 / (2 * r), 0));
 }
 
-/** Options of the "dpm-solver++" and "dpm-solver++-sde" sampler plugins. */
+/** Options of the "dpm-solver++" sampler plugin. */
 export const dpmSolverOptions = z.object({
   steps: z.number().int().positive().default(20)
     .describe("Model calls (the schedule is respaced to this many steps); 10-20 are enough"),
@@ -171,6 +171,18 @@ export const dpmSolverOptions = z.object({
   clipDenoised: z.boolean().default(true)
     .describe("Clamp each data prediction to [-1, 1] (simple thresholding, Lu et al. 2022)"),
 }).strict();
+
+/**
+ * Options of the "dpm-solver++-sde" sampler plugin: as "dpm-solver++", but 15 steps evenly spaced
+ * in time by default. On weights/default that spacing scored like DDPM at 10-25 steps, while
+ * log-SNR spacing left grain (docs/training.md, "Sampling steps and samplers").
+ */
+export const dpmSolverSdeOptions = dpmSolverOptions.extend({
+  steps: z.number().int().positive().default(15)
+    .describe("Model calls (the schedule is respaced to this many steps)"),
+  spacing: z.enum(["logsnr", "uniform"]).default("uniform")
+    .describe("Steps evenly spaced in time (DDPM's respacing) or in half log-SNR"),
+});
 
 /**
  * DPM-Solver++(2M) over `schedule.respace(steps)`, or with `stochastic` its SDE form; the
@@ -185,7 +197,8 @@ export class DpmSolverSampler implements Sampler {
   readonly stochastic: boolean;
 
   /**
-   * Creates the sampler; options are validated against `dpmSolverOptions`.
+   * Creates the sampler; options are validated against `dpmSolverOptions`, or with `stochastic`
+   * against `dpmSolverSdeOptions` (other defaults).
    *
    * @example
    * ```ts
@@ -198,7 +211,7 @@ export class DpmSolverSampler implements Sampler {
     options: z.input<typeof dpmSolverOptions> = {},
     { stochastic = false }: { stochastic?: boolean } = {},
   ) {
-    this.options = dpmSolverOptions.parse(options);
+    this.options = (stochastic ? dpmSolverSdeOptions : dpmSolverOptions).parse(options);
     this.stochastic = stochastic;
     this.name = stochastic ? "dpm-solver++-sde" : "dpm-solver++";
   }
@@ -276,12 +289,12 @@ export const dpmSolverSampler: PluginDefinition<
 /** The "dpm-solver++-sde" sampler plugin: SDE-DPM-Solver++(2M), DDPM's noise with a 2nd order. */
 export const dpmSolverSdeSampler: PluginDefinition<
   "sampler",
-  typeof dpmSolverOptions,
+  typeof dpmSolverSdeOptions,
   DpmSolverSampler
 > = definePlugin({
   kind: "sampler",
   name: "dpm-solver++-sde",
   description: "SDE-DPM-Solver++(2M) (Lu et al. 2022): ancestral noise, second-order steps",
-  options: dpmSolverOptions,
+  options: dpmSolverSdeOptions,
   create: (o) => new DpmSolverSampler(o, { stochastic: true }),
 });

@@ -34,6 +34,7 @@ export {
   dpmSolverOptions,
   DpmSolverSampler,
   dpmSolverSampler,
+  dpmSolverSdeOptions,
   dpmSolverSdeSampler,
   halfLogSnr,
   logSnrSteps,
