@@ -212,7 +212,7 @@ Deno.test("bench: bad --reps, --batch, --only and --json are one-line usage erro
     [["--reps", "0x2"], /--reps "0x2" is not an integer/],
     [
       ["--only", "foo"],
-      /--only: unknown group "foo"; valid: matmul, conv, attention, train, demo, data/,
+      /--only: unknown group "foo"; valid: matmul, conv, attention, train, demo, sample, data/,
     ],
     [["--only", "matmul,"], /--only: unknown group ""/],
     [["--json", "/no/such/folder/b.json"], /Output folder "\/no\/such\/folder" does not exist/],
