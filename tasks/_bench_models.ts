@@ -1,7 +1,8 @@
 /**
  * The model rows of `deno task bench`: one optimizer step of each model of a preset at its
- * shapes, and the shipped demo decoder's forward pass and training step at the batch a guided
- * sampling step runs. Inputs are random tensors of the right shapes.
+ * shapes, the shipped demo decoder's forward pass and training step at the batch a guided
+ * sampling step runs (inputs are random tensors of the right shapes), and the whole sampling of 8
+ * images with weights/default.
  * @module
  */
 import * as T from "../core/tensor/mod.ts";

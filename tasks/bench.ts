@@ -1,12 +1,14 @@
 /**
  * `deno task bench [--backend auto|webgpu|cpu] [--quick] [--batch N] [--reps N] [--only LIST]
  * [--preset NAME] [--train-batch N] [--json FILE]`: throughput of the hot kernels at the thesis's
- * shapes, of a preset's training steps and of the shipped demo decoder, with the device line.
+ * shapes, of a preset's training steps, of the shipped demo decoder and of sampling 8 images with
+ * weights/default, with the device line.
  * Every figure is the median of timed repetitions after a warm-up (pipelines compile on first
  * use), measured to device completion. A row whose ops fail (for example a kernel the chosen
  * backend lacks) is reported as "failed: <reason>" and the bench goes on. Row names match
  * bench/torch_baseline.py; bench/compare.ts puts the two JSON files side by side. The rows are in
- * `_bench_kernels.ts` (kernels, data) and `_bench_models.ts` (training steps, the demo decoder).
+ * `_bench_kernels.ts` (kernels, data) and `_bench_models.ts` (training steps, the demo decoder,
+ * sampling).
  */
 import { exists, writeTextAtomic } from "../core/io/mod.ts";
 import {
@@ -44,9 +46,9 @@ export const BENCH_GROUPS = [
 
 const USAGE = `Usage: deno task bench [options]
 
-Times the hot kernels at the thesis's shapes, one training step of each model of a preset, and
-the 16x16 demo decoder (weights/cpu-demo) and sampling 8 images with weights/default; every figure is the median of --reps timed runs
-after a warm-up.
+Times the hot kernels at the thesis's shapes, one training step of each model of a preset, the
+16x16 demo decoder (weights/cpu-demo) and sampling 8 images with weights/default; every figure is
+the median of --reps timed runs after a warm-up.
 
 Options:
 ${BACKEND_HELP}

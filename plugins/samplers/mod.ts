@@ -1,6 +1,7 @@
 /**
  * Reverse-process samplers: DDPM (thesis Algorithm 3), DDIM (Song et al. 2021),
- * DPM-Solver++(2M) and its SDE form (Lu et al. 2022). Classifier-free guidance is in core/diffusion/guidance.ts.
+ * DPM-Solver++(2M) and its SDE form (Lu et al. 2022). Classifier-free guidance is in
+ * core/diffusion/guidance.ts.
  *
  * @module
  */
