@@ -41,6 +41,7 @@ export {
   gatherClipCache,
 } from "./pipeline/clip_cache.ts";
 export {
+  bestOfCandidates,
   decodeImages,
   type GeneratedImages,
   type GenerateImagesOptions,

@@ -32,6 +32,8 @@ export interface PipelineSampling {
   guidance: number;
   /** Decoder sampling steps (undefined: the sampler's). */
   steps: number | undefined;
+  /** Decoder candidates per caption, the best by CLIP kept (undefined: 1, no reranking). */
+  rerank?: number;
 }
 
 /** Generates images for the split's captions and scores them; returns the results to store. */
@@ -40,7 +42,7 @@ export async function evalPipeline(
   sampling: PipelineSampling,
 ): Promise<Record<string, unknown>> {
   const { checkpoint, registry, split, limit, seed, print, probeOptions, load } = ctx;
-  const { guidance, steps } = sampling;
+  const { guidance, steps, rerank } = sampling;
   const from = sampling.from ?? "prior";
   const p = await loadPipeline(checkpoint, registry, load);
   try {
@@ -67,7 +69,7 @@ export async function evalPipeline(
           from === "variations" ? part.map(() => "") : part,
           options,
         )
-        : await textToImage(p, part, { n: 1, ...options });
+        : await textToImage(p, part, { n: 1, rerank, ...options });
       generated.set(g.images, i * per);
       print(
         `pipeline: generated ${Math.min(i + chunk, captions.length)}/${captions.length} images`,
@@ -155,6 +157,7 @@ export async function evalPipeline(
       guidance,
       sampler: p.sampler.name,
       steps: steps ?? null,
+      rerank: rerank ?? 1,
       seed,
       seconds,
       modelSteps: p.steps,

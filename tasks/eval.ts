@@ -50,6 +50,8 @@ Options:
   --limit N          evaluate the first N images of the split (pipeline default: 200)
   --guidance S       decoder guidance scale for "pipeline" (default 2)
   --steps N          decoder sampling steps for "pipeline" (default: the sampler's)
+  --rerank K         "pipeline": K decoder candidates per caption, the one CLIP matches best
+                     kept (default 1; K times the decoder's work)
   --sampler NAME     ddpm, ddim, dpm-solver++ or dpm-solver++-sde for "pipeline" (default:
                      the config's)
   --from SOURCE      the decoder's conditioning for "pipeline": prior (default; the caption
@@ -102,6 +104,7 @@ export async function runEval(
     "probe-steps": { type: "string" },
     "probe-images": { type: "string" },
     from: { type: "string" },
+    rerank: { type: "string" },
   }, "eval");
   if (values.help) {
     print(USAGE);
@@ -125,7 +128,11 @@ export async function runEval(
   const limit = numberFlag(values, "limit", { integer: true, min: 2 }) ??
     (what === "pipeline" ? 200 : undefined);
   const { guidance, steps, seed } = samplingFlags(values);
+  const rerank = numberFlag(values, "rerank", { integer: true, min: 1, max: 64 });
   const from = values.from as string | undefined;
+  if (rerank !== undefined && (what !== "pipeline" || (from ?? "prior") !== "prior")) {
+    throw new UsageError(`--rerank is for "eval pipeline" from the prior (text to image)`);
+  }
   if (from !== undefined) {
     if (what !== "pipeline") throw new UsageError(`--from is for "eval pipeline", not "${what}"`);
     if (!(PIPELINE_SOURCES as readonly string[]).includes(from)) {
@@ -157,7 +164,12 @@ export async function runEval(
   const results = what === "probe"
     ? await evalProbe(ctx)
     : what === "pipeline"
-    ? await evalPipeline(ctx, { guidance, steps, from: from as PipelineSource | undefined })
+    ? await evalPipeline(ctx, {
+      guidance,
+      steps,
+      rerank,
+      from: from as PipelineSource | undefined,
+    })
     : await evalClipOrPrior(what, ctx);
   const report = { what, split, checkpoint, limit: limit ?? null, ...results };
   await writeTextAtomic(out, JSON.stringify(report, null, 2) + "\n");

@@ -53,6 +53,8 @@ Options:
   --sampler NAME     ddpm, ddim, dpm-solver++ or dpm-solver++-sde (default: the
                      config's sampler)
   --steps N          decoder reverse-process steps (respaced; default: the sampler's)
+  --rerank K         draw K candidates per image and keep the one CLIP matches best to the
+                     caption (K times the decoder's work; default 1)
 ${PRIOR_SAMPLING_HELP}
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --out FILE.png     output file (default sample.png); an existing file is kept unless --force
@@ -166,6 +168,7 @@ export async function runSample(
     image: { type: "string" },
     "no-upsampler": { type: "boolean" },
     "upsampler-steps": { type: "string" },
+    rerank: { type: "string" },
   }, "sample");
   if (values.help) {
     print(USAGE);
@@ -184,6 +187,13 @@ export async function runSample(
   const n = numberFlag(values, "n", { integer: true, min: 1, max: MAX_IMAGES }) ?? 4;
   const { guidance, steps, seed } = samplingFlags(values);
   const upsamplerSteps = numberFlag(values, "upsampler-steps", { integer: true, min: 1 });
+  const rerank = numberFlag(values, "rerank", { integer: true, min: 1, max: MAX_IMAGES });
+  if (rerank !== undefined && image) {
+    throw new UsageError(`--rerank scores images against the caption; drop it with --image`);
+  }
+  if (rerank !== undefined && n * rerank > MAX_IMAGES) {
+    throw new UsageError(`--n ${n} x --rerank ${rerank} draws more than ${MAX_IMAGES} images`);
+  }
   if (upsamplerSteps !== undefined && values["no-upsampler"] === true) {
     throw new UsageError(`--upsampler-steps and --no-upsampler contradict each other; drop one`);
   }
@@ -232,7 +242,7 @@ export async function runSample(
       const x = decodeInputImage(input, size);
       generated = await imageVariations(pipeline, x, { ...opts, caption });
     } else {
-      generated = await textToImage(pipeline, [caption], opts);
+      generated = await textToImage(pipeline, [caption], { ...opts, rerank });
     }
     const seconds = (performance.now() - t0) / 1000;
     const result = await writeGrid(generated, out);

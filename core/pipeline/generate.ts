@@ -12,7 +12,17 @@ import type { TrainStage } from "../config.ts";
 import { conditionalPredictor, guidedPredictor } from "../diffusion/guidance.ts";
 import { samplePrior } from "../diffusion/prior_sampling.ts";
 import type { Module } from "../nn/module.ts";
-import { concat, full, manualSeed, noGrad, scope, type Tensor, tensor } from "../tensor/mod.ts";
+import {
+  concat,
+  full,
+  manualSeed,
+  mul,
+  noGrad,
+  scope,
+  sum,
+  type Tensor,
+  tensor,
+} from "../tensor/mod.ts";
 import { clipConditioning } from "./clip_cache.ts";
 import type { Components } from "./load.ts";
 import { upsampleImages } from "./upsample.ts";
@@ -37,6 +47,13 @@ export interface GenerateImagesOptions {
   priorGuidance?: number;
   /** Prior candidates per caption (Algorithm 5: 2). */
   candidates?: number;
+  /**
+   * Decoder candidates per returned image (default 1): each image is drawn this many times and
+   * the one whose CLIP image embedding is closest to its caption's text embedding is kept
+   * (reranking, as DALL-E (Ramesh et al. 2021) reranks with CLIP). Costs this many times the
+   * decoder's work. `textToImage` only.
+   */
+  rerank?: number;
   /** Seed of the GPU generator (default 0). */
   seed?: number;
   /** Called after each decoder step. */
@@ -118,6 +135,7 @@ function checkGenerateOptions(options: GenerateImagesOptions, defaultN: number):
   checkCount(options.priorSteps, "priorSteps", 1, Number.MAX_SAFE_INTEGER);
   checkCount(options.upsamplerSteps, "upsamplerSteps", 1, Number.MAX_SAFE_INTEGER);
   checkCount(options.candidates, "candidates", 1, MAX_IMAGES);
+  checkCount(options.rerank, "rerank", 1, MAX_IMAGES);
   const level = options.upsamplerAugment;
   if (level !== undefined && (typeof level !== "number" || !(level >= 0 && level <= 1))) {
     throw new RangeError(`Option "upsamplerAugment" must be a number from 0 to 1, got ${level}`);
@@ -127,6 +145,15 @@ function checkGenerateOptions(options: GenerateImagesOptions, defaultN: number):
     throw new RangeError(`Option "seed" must be an integer from 0 to 4294967295, got ${seed}`);
   }
   return n;
+}
+
+/** Reranking needs a caption per image to score against: only `textToImage` offers it. */
+function rejectRerank(options: GenerateImagesOptions, fn: string): void {
+  if (options.rerank !== undefined && options.rerank !== 1) {
+    throw new RangeError(
+      `${fn}() does not rerank (got rerank ${options.rerank}); use textToImage()`,
+    );
+  }
 }
 
 /** Captions must be a non-empty array of strings. */
@@ -313,25 +340,77 @@ export async function textToImage(
 ): Promise<GeneratedImages> {
   checkCaptions(captions);
   const n = checkGenerateOptions(options, 1);
-  if (captions.length * n > MAX_IMAGES) {
+  const k = options.rerank ?? 1;
+  const drawn = captions.length * n * k;
+  if (drawn > MAX_IMAGES) {
     throw new RangeError(
-      `${captions.length} captions x n ${n} = ${captions.length * n} images, more than ` +
-        `${MAX_IMAGES} per call; split the captions into several calls`,
+      `${captions.length} captions x n ${n}${k > 1 ? ` x rerank ${k}` : ""} = ${drawn} ` +
+        `images, more than ${MAX_IMAGES} per call; split the captions into several calls`,
     );
   }
-  const rows = captions.flatMap((c) => Array.from({ length: n }, () => c));
+  // Each caption's n images, each drawn k times: k consecutive rows per returned image.
+  const rows = captions.flatMap((c) => Array.from({ length: n * k }, () => c));
   // Encode first so that a too-long caption fails before any GPU work.
   for (const c of captions) p.tokenizer.encode(c);
   manualSeed(options.seed ?? 0);
-  const x = noGrad(() =>
+  const { x, scores } = noGrad(() =>
     scope(() => {
       const tokens = tokenBatch(p.tokenizer, rows);
       const cond = clipConditioning(p.clip, tokens);
       const z = l2Normalize(sampleEmbeddings(p, cond, options));
-      return decodeImages(p, tokens, z, options);
+      const x = decodeImages(p, tokens, z, options);
+      return { x, scores: k > 1 ? clipScores(p, x, cond.textEmbedding) : null };
     })
   );
-  return await readImages(p, x, rows, options);
+  const all = await readImages(p, x, rows, options);
+  if (scores === null) return all;
+  const s = await scores.read() as Float32Array;
+  scores.dispose();
+  return keepRows(all, bestOfCandidates(s, k));
+}
+
+/**
+ * Cosine similarity [B] of each image's CLIP image embedding with its row of `textEmbedding`
+ * (L2-normalised [B, E]): the score CLIP reranking sorts by. Inside `noGrad` and a `scope`.
+ */
+function clipScores(p: Components, images: Tensor, textEmbedding: Tensor): Tensor {
+  return sum(mul(l2Normalize(p.clip.encodeImages(images)), textEmbedding), 1);
+}
+
+/**
+ * The row index of the best score in each group of `k` consecutive scores (the first one on a
+ * tie): which of k candidates CLIP reranking keeps for each returned image.
+ *
+ * @example
+ * ```ts
+ * bestOfCandidates(Float32Array.of(0.1, 0.7, 0.3, 0.9, 0.2, 0.4), 3); // [1, 3]
+ * ```
+ */
+export function bestOfCandidates(scores: ArrayLike<number>, k: number): number[] {
+  if (!Number.isInteger(k) || k < 1 || scores.length % k !== 0) {
+    throw new RangeError(`${scores.length} scores do not split into groups of ${k}`);
+  }
+  const best: number[] = [];
+  for (let g = 0; g < scores.length; g += k) {
+    let b = g;
+    for (let i = g + 1; i < g + k; i++) if (scores[i] > scores[b]) b = i;
+    best.push(b);
+  }
+  return best;
+}
+
+/** The images (and their captions) of `generated` at `indices`, in that order. */
+function keepRows(generated: GeneratedImages, indices: readonly number[]): GeneratedImages {
+  const [, c, h, w] = generated.shape;
+  const per = c * h * w;
+  const images = new Float32Array(indices.length * per);
+  indices.forEach((r, i) => images.set(generated.images.subarray(r * per, (r + 1) * per), i * per));
+  return {
+    ...generated,
+    images,
+    shape: [indices.length, c, h, w],
+    captions: indices.map((r) => generated.captions[r]),
+  };
 }
 
 /**
@@ -380,6 +459,7 @@ export async function imageVariations(
   options: GenerateImagesOptions & { caption?: string } = {},
 ): Promise<GeneratedImages> {
   const n = checkGenerateOptions(options, 4);
+  rejectRerank(options, "imageVariations");
   const caption = options.caption ?? "";
   if (typeof caption !== "string") {
     throw new TypeError(`Option "caption" must be a string, got ${typeof caption}`);
@@ -417,6 +497,7 @@ export async function reconstructImages(
   if (options.n !== undefined && options.n !== 1) {
     throw new RangeError(`reconstructImages() decodes each image once; got n ${options.n}`);
   }
+  rejectRerank(options, "reconstructImages");
   if (!Array.isArray(captions) || captions.some((c) => typeof c !== "string")) {
     throw new TypeError('Captions must be an array of strings ("" for none)');
   }
