@@ -36,6 +36,9 @@ export interface PipelineSampling {
   rerank?: number;
 }
 
+/** Captions per `textToImage` call: with `rerank` K, K times as many images are drawn at once. */
+export const CAPTIONS_PER_CALL = 16;
+
 /** Generates images for the split's captions and scores them; returns the results to store. */
 export async function evalPipeline(
   ctx: EvalContext,
@@ -56,7 +59,7 @@ export async function evalPipeline(
     }
     const per = 3 * S * S;
     const generated = new Float32Array(captions.length * per);
-    const chunk = 16;
+    const chunk = CAPTIONS_PER_CALL;
     const realNchw = imagesToNchw(data);
     const t0 = performance.now();
     for (let i = 0; i < captions.length; i += chunk) {

@@ -25,7 +25,13 @@ import {
 import type { EvalContext } from "./_eval_common.ts";
 import { evalClipOrPrior } from "./_eval_clip_prior.ts";
 import { evalProbe } from "./_eval_probe.ts";
-import { evalPipeline, PIPELINE_SOURCES, type PipelineSource } from "./_eval_pipeline.ts";
+import {
+  CAPTIONS_PER_CALL,
+  evalPipeline,
+  PIPELINE_SOURCES,
+  type PipelineSource,
+} from "./_eval_pipeline.ts";
+import { MAX_IMAGES } from "../core/pipeline.ts";
 
 const USAGE = `Usage: deno task eval <clip|prior|probe|pipeline> --checkpoint DIR [options]
 
@@ -128,7 +134,9 @@ export async function runEval(
   const limit = numberFlag(values, "limit", { integer: true, min: 2 }) ??
     (what === "pipeline" ? 200 : undefined);
   const { guidance, steps, seed } = samplingFlags(values);
-  const rerank = numberFlag(values, "rerank", { integer: true, min: 1, max: 64 });
+  // Each call draws CAPTIONS_PER_CALL x rerank images, at most MAX_IMAGES (64 candidates).
+  const maxRerank = MAX_IMAGES / CAPTIONS_PER_CALL;
+  const rerank = numberFlag(values, "rerank", { integer: true, min: 1, max: maxRerank });
   const from = values.from as string | undefined;
   if (rerank !== undefined && (what !== "pipeline" || (from ?? "prior") !== "prior")) {
     throw new UsageError(`--rerank is for "eval pipeline" from the prior (text to image)`);

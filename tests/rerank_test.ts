@@ -14,6 +14,7 @@ import {
   reconstructImages,
   textToImage,
 } from "../core/pipeline.ts";
+import { cosine } from "../core/eval/embed.ts";
 import { assertOneLineError, cli } from "./_support/cli.ts";
 
 await initBackend();
@@ -21,17 +22,6 @@ await initBackend();
 const DEMO = new URL("../weights/cpu-demo", import.meta.url).pathname;
 /** Few steps: the candidates only need to differ, not to be good. */
 const FAST = { steps: 2, priorSteps: 2, seed: 5 };
-
-/** Host cosine of two vectors in float64. */
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0, aa = 0, bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 
 Deno.test("bestOfCandidates() picks the best score of each group of k, the first on a tie", () => {
   assert.deepEqual(bestOfCandidates([0.1, 0.7, 0.3, 0.9, 0.2, 0.4], 3), [1, 3]);
