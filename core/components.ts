@@ -186,8 +186,14 @@ export interface Decoder extends Module {
   readonly imageSize: number;
   readonly channels: number;
   /**
-   * x_t [B, C, H, W], t f32 [B] (original timestep indices) -> predicted noise. `cond` may be
-   * the result of `encodeConditioning` (sampling) or raw conditioning (training).
+   * What `predictNoise` returns: the noise ("eps", the thesis's choice and the default when
+   * absent) or the velocity ("v"). Training targets and samplers follow it.
+   */
+  readonly prediction?: Exclude<PredictionType, "x0">;
+  /**
+   * x_t [B, C, H, W], t f32 [B] (original timestep indices) -> predicted noise (or v, see
+   * `prediction`). `cond` may be the result of `encodeConditioning` (sampling) or raw
+   * conditioning (training).
    */
   predictNoise(xt: Tensor, t: Tensor, cond: DecoderConditioning | EncodedConditioning): Tensor;
   /** Encodes the step-independent conditioning once per sample (optional). */
@@ -228,15 +234,19 @@ export interface Upsampler extends Module {
   readonly augmentMax: number;
   /** The fixed level used when sampling (a small one; Ho et al. 2021, section 4.2). */
   readonly sampleAugment: number;
-  /** x_t [B, C, imageSize, imageSize], t f32 [B] (original timestep indices) -> noise. */
+  /** What `predictNoise` returns: "eps" (the default when absent) or the velocity "v". */
+  readonly prediction?: Exclude<PredictionType, "x0">;
+  /** x_t [B, C, imageSize, imageSize], t f32 [B] (original timestep indices) -> noise (or v). */
   predictNoise(xt: Tensor, t: Tensor, cond: UpsamplerConditioning): Tensor;
 }
 
 /**
  * What a denoising network outputs (diffusers' `prediction_type`): the noise eps (the decoder,
- * thesis Algorithm 3) or the clean sample x_0 (the prior, Algorithm 5).
+ * thesis Algorithm 3), the clean sample x_0 (the prior, Algorithm 5), or the velocity v =
+ * sqrt(abar_t) eps - sqrt(1 - abar_t) x_0 (Salimans & Ho 2022, "Progressive Distillation",
+ * section 4), a decoder option.
  */
-export type PredictionType = "eps" | "x0";
+export type PredictionType = "eps" | "x0" | "v";
 
 /**
  * The network's output for x_t at one timestep index of the original schedule: the noise, or

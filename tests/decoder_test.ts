@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  affine,
   bernoulli,
   concat,
   engineStats,
@@ -11,6 +12,7 @@ import {
   randn,
   reshape,
   scope,
+  sub,
   sum,
   type Tensor,
   tensor,
@@ -269,6 +271,7 @@ Deno.test("unet plugin: thesis defaults, context vocabSize wins, parameter count
   assert.equal(model.options.vocabSize, 100);
   assert.deepEqual(model.options.channelMults, [1, 2, 4]);
   assert.equal(model.imageSize, 32);
+  assert.equal(model.prediction, "eps"); // the thesis's noise prediction unless asked
   // Thesis preset (1 residual block per level): 12.1M parameters (thesis Table 4.3: ~10M).
   const count = model.parameterCount();
   console.log(`thesis-preset U-Net parameters: ${count}`);
@@ -276,6 +279,10 @@ Deno.test("unet plugin: thesis defaults, context vocabSize wins, parameter count
   model.dispose();
   await assert.rejects(
     registry.use("decoder", "unet", { chanels: 3 }),
+    /Invalid options for decoder plugin "unet"/,
+  );
+  await assert.rejects(
+    registry.use("decoder", "unet", { prediction: "x0" }),
     /Invalid options for decoder plugin "unet"/,
   );
 });
@@ -385,4 +392,49 @@ Deno.test("decoderLoss() with minSnrGamma weights each step by min(SNR, gamma) /
     assert.ok(Math.abs(weighted - w[i] * plain) <= 1e-4 * plain, `step ${i}`);
   }
   model.dispose();
+});
+
+Deno.test("decoderLoss() with prediction v scores the velocity, min-SNR weighted as eps in x_0 terms", async () => {
+  const schedule = new NoiseSchedule(cosineBetas(50));
+  const wEps = minSnrWeights(schedule, 5), wV = minSnrWeights(schedule, 5, "v");
+  for (const i of [0, 10, 25, 49]) {
+    const snr = schedule.alphaBar[i] / (1 - schedule.alphaBar[i]);
+    assert.ok(Math.abs(wV[i] - Math.min(snr, 5) / (snr + 1)) < 1e-6);
+    // The v error is the eps error / sqrt(abar) (Salimans & Ho 2022): weights differ by abar.
+    assert.ok(Math.abs(wV[i] - wEps[i] * schedule.alphaBar[i]) < 1e-6 * Math.max(1, wEps[i]));
+  }
+  const x0 = randn([2, 3, 4, 4]).keep();
+  const cond = conditioning(2, 3);
+  for (const i of [3, 30, 49]) {
+    const ab = schedule.alphaBar[i];
+    // A fixed "network" eps_hat(x_t) and the same estimate written as a velocity:
+    // v_hat = sqrt(abar) eps_hat - sqrt(1 - abar) x0_hat = (eps_hat - sqrt(1 - abar) x_t) / sqrt(abar).
+    const epsHat = (xt: Tensor) => affine(xt, 0.3, 0.1);
+    const asEps = { predictNoise: (xt: Tensor) => epsHat(xt) };
+    const asV = {
+      predictNoise: (xt: Tensor) =>
+        affine(sub(epsHat(xt), affine(xt, Math.sqrt(1 - ab), 0)), 1 / Math.sqrt(ab), 0),
+    };
+    const loss = async (
+      net: typeof asEps,
+      prediction: "eps" | "v",
+      minSnrGamma: number | null,
+    ) => {
+      manualSeed(11); // the same noise for every call
+      const l = scope(() =>
+        decoderLoss(net, x0, cond, schedule, { timesteps: full([2], i), minSnrGamma, prediction })
+      );
+      const v = (await l.read())[0];
+      l.dispose();
+      return v;
+    };
+    const eps = await loss(asEps, "eps", null), v = await loss(asV, "v", null);
+    assert.ok(
+      Math.abs(v - eps / ab) <= 1e-3 * v,
+      `step ${i}: L_v ${v} vs L_eps / abar ${eps / ab}`,
+    );
+    const eps5 = await loss(asEps, "eps", 5), v5 = await loss(asV, "v", 5);
+    assert.ok(Math.abs(v5 - eps5) <= 1e-3 * eps5, `step ${i}: min-SNR ${v5} vs ${eps5}`);
+  }
+  x0.dispose();
 });

@@ -376,34 +376,54 @@ Deno.test("guidedNoise() with s = 1 equals the conditional prediction, s = 0 the
   model.dispose();
 });
 
-Deno.test("every sampler takes an x_0-predicting network (prediction: x0) as the same eps one", async () => {
+/**
+ * The oracle's output written as what an x_0- or v-predicting network returns: x_0 itself, or
+ * v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0 (Salimans & Ho 2022, section 4).
+ */
+function oracleAs(
+  prediction: "x0" | "v",
+  x0: Tensor,
+  schedule: NoiseSchedule,
+  seen: number[],
+): NoisePredictor {
+  const eps = oracle(x0, schedule, seen);
+  if (prediction === "x0") {
+    return (xt, t) => (eps(xt, t).dispose(), affine(x0, 1, 0));
+  }
+  return (xt, t) => {
+    const ab = schedule.alphaBar[t];
+    return sub(affine(eps(xt, t), Math.sqrt(ab), 0), affine(x0, Math.sqrt(1 - ab), 0));
+  };
+}
+
+Deno.test("every sampler takes an x_0- or v-predicting network as the same eps one", async () => {
   const x0 = tensor(uniform(144, 11, -0.9, 0.9), SHAPE);
   const samplers: Sampler[] = [
     new DdpmSampler({ steps: 6 }),
     new DdimSampler({ steps: 6 }),
     new DdimSampler({ steps: 6, eta: 1 }),
+    new DdimSampler({ steps: 6, clipDenoised: false }),
     new DpmSolverSampler({ steps: 6 }),
     new DpmSolverSampler({ steps: 6 }, { stochastic: true }),
   ];
   for (const sampler of samplers) {
     manualSeed(12);
     const viaEps = sampler.sample(oracle(x0, schedule, []), SHAPE, schedule);
-    manualSeed(12);
-    const seen: number[] = [];
-    const viaX0 = sampler.sample(
-      (_xt, t) => {
-        seen.push(t);
-        return affine(x0, 1, 0);
-      },
-      SHAPE,
-      schedule,
-      { prediction: "x0" },
-    );
-    const [a, b] = [await read(viaEps), await read(viaX0)];
-    assert.ok(maxDiff(a, b) < 1e-4, `${sampler.name}: ${maxDiff(a, b)}`);
-    assert.ok(maxDiff(b, await read(x0)) < 1e-4, `${sampler.name} does not land on x_0`);
-    assert.equal(seen.length, 6);
-    viaEps.dispose(), viaX0.dispose();
+    const a = await read(viaEps);
+    viaEps.dispose();
+    for (const prediction of ["x0", "v"] as const) {
+      manualSeed(12);
+      const seen: number[] = [];
+      const out = sampler.sample(oracleAs(prediction, x0, schedule, seen), SHAPE, schedule, {
+        prediction,
+      });
+      const b = await read(out);
+      const what = `${sampler.name} (${prediction})`;
+      assert.ok(maxDiff(a, b) < 1e-4, `${what}: ${maxDiff(a, b)}`);
+      assert.ok(maxDiff(b, await read(x0)) < 1e-4, `${what} does not land on x_0`);
+      assert.equal(seen.length, 6);
+      out.dispose();
+    }
   }
   x0.dispose();
 });

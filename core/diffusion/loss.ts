@@ -1,14 +1,22 @@
 /**
- * The decoder's training loss (thesis Algorithm 2) with optional min-SNR-gamma weighting. It needs
+ * The decoder's training loss (thesis Algorithm 2) with optional min-SNR-gamma weighting, for
+ * noise (eps) or velocity (v) predicting networks. It needs
  * only `predictNoise` (the `Decoder` interface), so every decoder plugin, and every upsampler,
  * trains with it.
  *
  * @module
  */
 import { mean, mse, mul, randn, reshape, type Tensor } from "../tensor/mod.ts";
-import type { DecoderConditioning, Upsampler } from "../components.ts";
+import type { DecoderConditioning, PredictionType, Upsampler } from "../components.ts";
 import type { NoiseSchedule } from "./schedule.ts";
-import { derivedTable, gatherSteps, gatherTable, qSample, randomSteps } from "./process.ts";
+import {
+  derivedTable,
+  gatherSteps,
+  gatherTable,
+  qSample,
+  randomSteps,
+  velocity,
+} from "./process.ts";
 import { augmentLowRes, downsampleArea, drawLevels } from "./augment.ts";
 
 /**
@@ -24,16 +32,19 @@ export interface NoisePredictingNetwork<C> {
 export interface DecoderLossOptions {
   /** Use these timestep indices (of `schedule`, f32 [B]) instead of drawing them. */
   timesteps?: Tensor;
-  /** Weight each sample by min(SNR_t, gamma) / SNR_t (min-SNR-gamma); null/absent = L_simple. */
+  /** Weight each sample by min-SNR-gamma (see `minSnrWeights`); null/absent = L_simple. */
   minSnrGamma?: number | null;
+  /** What the network predicts, so what it is scored against: "eps" (default) or "v". */
+  prediction?: Exclude<PredictionType, "x0">;
 }
 
 /**
- * Min-SNR-gamma weights of an eps-predicting model per step of `schedule` (Hang et al. 2023,
- * "Efficient Diffusion Training via Min-SNR Weighting Strategy", eq. 8 for eps targets):
- * w_t = min(SNR_t, gamma) / SNR_t with SNR_t = abar_t / (1 - abar_t). High-SNR (nearly clean)
- * steps, whose eps targets are easy and whose gradients conflict with the noisy steps', count
- * less; steps with SNR <= gamma keep weight 1.
+ * Min-SNR-gamma weights per step of `schedule` (Hang et al. 2023, "Efficient Diffusion Training
+ * via Min-SNR Weighting Strategy", section 3.4) with SNR_t = abar_t / (1 - abar_t): for eps
+ * targets w_t = min(SNR_t, gamma) / SNR_t, for v targets min(SNR_t, gamma) / (SNR_t + 1). The
+ * v error is the eps error times sqrt((SNR_t + 1) / SNR_t), so both weight the x_0 error
+ * identically. High-SNR (nearly clean) steps, whose gradients conflict with the noisy steps',
+ * count less.
  *
  * @example
  * ```ts
@@ -42,11 +53,15 @@ export interface DecoderLossOptions {
  * minSnrWeights(schedule, 5)[0]; // about 0.1: step 0 is almost clean
  * ```
  */
-export function minSnrWeights(schedule: NoiseSchedule, gamma: number): Float32Array {
+export function minSnrWeights(
+  schedule: NoiseSchedule,
+  gamma: number,
+  prediction: Exclude<PredictionType, "x0"> = "eps",
+): Float32Array {
   const w = new Float32Array(schedule.numSteps);
   for (let i = 0; i < schedule.numSteps; i++) {
     const snr = schedule.alphaBar[i] / (1 - schedule.alphaBar[i]);
-    w[i] = Math.min(snr, gamma) / snr;
+    w[i] = Math.min(snr, gamma) / (prediction === "v" ? snr + 1 : snr);
   }
   return w;
 }
@@ -54,7 +69,8 @@ export function minSnrWeights(schedule: NoiseSchedule, gamma: number): Float32Ar
 /**
  * Algorithm 2 (thesis section 3.3.2; Ho et al. 2020, Algorithm 1): t ~ U{0..T-1}, eps ~ N(0, I),
  * x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (eq. 2.4), loss = MSE(eps_theta(x_t, t), eps)
- * (L_simple, eq. 2.14). Any noise-predicting network trains with it (the upsampler too, with its
+ * (L_simple, eq. 2.14), or MSE against the velocity `velocity(x0, t, eps)` for a v-predicting
+ * network (Salimans & Ho 2022). Any noise-predicting network trains with it (the upsampler too, with its
  * low-resolution conditioning as `cond`). Timesteps and noise come from the engine's seeded GPU generator and the
  * coefficients are gathered on the GPU (the helpers the prior uses): no upload, no readback.
  *
@@ -83,11 +99,17 @@ export function decoderLoss<C = DecoderConditioning>(
   const B = x0.shape[0];
   const modelT = reshape(gatherSteps(schedule, "timesteps", t), [B]);
   const predicted = decoder.predictNoise(xt, modelT, cond);
+  const prediction = options.prediction ?? "eps";
+  const target = prediction === "v" ? velocity(x0, t, eps, schedule) : eps;
   const gamma = options.minSnrGamma ?? null;
-  if (gamma === null) return mse(predicted, eps);
+  if (gamma === null) return mse(predicted, target);
   // Per-sample MSE [B, 1] times the step's weight, averaged over the batch.
-  const weights = derivedTable(schedule, `minSnr${gamma}`, () => minSnrWeights(schedule, gamma));
-  const perSample = mean(reshape(mse(predicted, eps, "none"), [B, -1]), 1, true);
+  const weights = derivedTable(
+    schedule,
+    `minSnr${gamma}-${prediction}`,
+    () => minSnrWeights(schedule, gamma, prediction),
+  );
+  const perSample = mean(reshape(mse(predicted, target, "none"), [B, -1]), 1, true);
   return mean(mul(perSample, gatherTable(schedule, weights, t)));
 }
 

@@ -22,6 +22,7 @@ export {
   randomSteps,
   scheduleTable,
   type StepTable,
+  velocity,
 } from "./process.ts";
 export {
   combineGuidance,

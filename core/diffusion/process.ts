@@ -181,6 +181,26 @@ export function qSample(x0: Tensor, t: Tensor, noise: Tensor, schedule: NoiseSch
   return add(mul(x0, a), mul(noise, b));
 }
 
+/**
+ * The velocity target of a v-predicting network at steps t (f32 [B]): v = sqrt(abar_t) eps -
+ * sqrt(1 - abar_t) x_0 (Salimans & Ho 2022, "Progressive Distillation", section 4 and Appendix
+ * D), shaped like x0. It is x_t's rate of change along the circle x_t = cos(phi) x_0 + sin(phi)
+ * eps: mostly eps at low noise, mostly -x_0 at high noise, where an eps target says little.
+ *
+ * @example
+ * ```ts
+ * import type { Tensor } from "../tensor/mod.ts";
+ * import type { NoiseSchedule } from "./schedule.ts";
+ * function target(x0: Tensor, t: Tensor, eps: Tensor, schedule: NoiseSchedule): Tensor {
+ *   return velocity(x0, t, eps, schedule); // [B, C, H, W]
+ * }
+ * ```
+ */
+export function velocity(x0: Tensor, t: Tensor, noise: Tensor, schedule: NoiseSchedule): Tensor {
+  // q_sample's coefficients with the roles swapped: sqrt(abar) eps + sqrt(1 - abar) (-x_0).
+  return qSample(noise, t, affine(x0, -1, 0), schedule);
+}
+
 /** The posterior q(x_{t-1} | x_t, x_0) at one step. */
 export interface Posterior {
   /** mu-tilde_t, shaped like x_t. */

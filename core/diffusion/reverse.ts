@@ -21,9 +21,9 @@ export function checkStep(schedule: NoiseSchedule, i: number): void {
 
 /**
  * x_0 estimated at step `i` of `schedule` from the network's `output`: the output itself when the
- * network predicts x_0 (the prior, Ramesh et al. 2022 section 2.2), else x_0 = (x_t -
- * sqrt(1 - abar_t) eps) / sqrt(abar_t) (Ho et al. 2020 eq. 4 solved for x_0); optionally clamped
- * to [-1, 1].
+ * network predicts x_0 (the prior, Ramesh et al. 2022 section 2.2), sqrt(abar_t) x_t -
+ * sqrt(1 - abar_t) v for a v-predicting one, else x_0 = (x_t - sqrt(1 - abar_t) eps) /
+ * sqrt(abar_t) (Ho et al. 2020 eq. 4 solved for x_0); optionally clamped to [-1, 1].
  *
  * @example
  * ```ts
@@ -43,10 +43,22 @@ export function predictX0(
   prediction: PredictionType = "eps",
 ): Tensor {
   checkStep(schedule, i);
-  const x0 = prediction === "x0" ? output : sub(
-    affine(xt, schedule.sqrtRecipAlphaBar[i], 0),
-    affine(output, schedule.sqrtRecipM1AlphaBar[i], 0),
-  );
+  let x0: Tensor;
+  if (prediction === "x0") x0 = output;
+  else if (prediction === "v") {
+    // v = sqrt(abar) eps - sqrt(1 - abar) x_0 and x_t = sqrt(abar) x_0 + sqrt(1 - abar) eps give
+    // x_0 = sqrt(abar) x_t - sqrt(1 - abar) v (Salimans & Ho 2022, section 4): no division, so
+    // well conditioned even where abar_t is near 0.
+    x0 = sub(
+      affine(xt, schedule.sqrtAlphaBar[i], 0),
+      affine(output, schedule.sqrtOneMinusAlphaBar[i], 0),
+    );
+  } else {
+    x0 = sub(
+      affine(xt, schedule.sqrtRecipAlphaBar[i], 0),
+      affine(output, schedule.sqrtRecipM1AlphaBar[i], 0),
+    );
+  }
   return clip ? clamp(x0, -1, 1) : x0;
 }
 

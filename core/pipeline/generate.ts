@@ -203,6 +203,7 @@ export function decodeImages(
   const { imageSize: S, channels: C } = p.decoder;
   const x = p.sampler.sample(predict, [B, C, S, S], p.decoderSchedule, {
     steps: options.steps,
+    prediction: p.decoder.prediction ?? "eps",
     onStep: options.onStep,
   });
   if (!p.upsampler || !p.upsamplerSchedule || options.upsample === false) return x;

@@ -130,6 +130,6 @@ export function upsampleImages(
     (xt, timestep) => up.predictNoise(xt, full([B], timestep), cond),
     [B, up.channels, S, S],
     schedule,
-    { steps: options.steps, onStep: options.onStep },
+    { steps: options.steps, onStep: options.onStep, prediction: up.prediction ?? "eps" },
   );
 }

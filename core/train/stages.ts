@@ -150,7 +150,10 @@ async function upsamplerStage(
     model: up,
     loader,
     loss: (batch) => {
-      return upsamplerLoss(up, tensor(batch.images, batch.shape), schedule, { minSnrGamma });
+      return upsamplerLoss(up, tensor(batch.images, batch.shape), schedule, {
+        minSnrGamma,
+        prediction: up.prediction ?? "eps",
+      });
     },
     summary: [
       `upsampler: ${count(up.parameterCount())} parameters, ${up.lowResSize} -> ` +
@@ -334,7 +337,10 @@ export async function setupStage(
         ...(drop.text > 0 ? { keepText: bernoulli([B], 1 - drop.text) } : {}),
         ...(drop.clip > 0 ? { keepClip: bernoulli([B], 1 - drop.clip) } : {}),
       };
-      return decoderLoss(decoder, downsampleArea(x0, S), cond, schedule, { minSnrGamma });
+      return decoderLoss(decoder, downsampleArea(x0, S), cond, schedule, {
+        minSnrGamma,
+        prediction: decoder.prediction ?? "eps",
+      });
     },
     summary: [`decoder: ${count(decoder.parameterCount())} parameters (CLIP frozen)`],
     dispose: () => {

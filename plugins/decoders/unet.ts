@@ -59,6 +59,8 @@ export const unetOptions = z.object({
     .describe("Also add the CLIP embedding's projection to the time embedding (DALL-E 2)"),
   minSnrGamma: z.number().positive().nullable().default(null)
     .describe("Min-SNR-gamma loss weighting (Hang et al. 2023; 5 is theirs); null = L_simple"),
+  prediction: z.enum(["eps", "v"]).default("eps")
+    .describe('Output: the noise "eps" (thesis) or the velocity "v" (Salimans & Ho 2022)'),
 }).strict().superRefine((o, ctx) => {
   // Checked when the config loads: the constructor (which checks too) runs only when the decoder
   // stage starts, after CLIP and the prior have trained.
@@ -121,6 +123,8 @@ export class UNetDecoder extends Module implements Decoder {
   readonly imageSize: number;
   /** Feature channels (image channels for the U-Net). */
   readonly channels: number;
+  /** What `predictNoise` returns: the noise or the velocity (the `prediction` option). */
+  readonly prediction: "eps" | "v";
   /** The options it was built with. */
   readonly options: UNetOptions;
   readonly #embDim: number;
@@ -146,6 +150,7 @@ export class UNetDecoder extends Module implements Decoder {
     this.options = o;
     this.imageSize = o.imageSize;
     this.channels = o.channels;
+    this.prediction = o.prediction;
     const levels = o.channelMults.length;
     if (o.imageSize % 2 ** (levels - 1) !== 0) {
       throw new RangeError(
@@ -220,7 +225,8 @@ export class UNetDecoder extends Module implements Decoder {
   }
 
   /**
-   * Predicts the noise in x_t [B, C, H, W] at original timestep indices t (f32 [B]).
+   * Predicts the noise in x_t [B, C, H, W] at original timestep indices t (f32 [B]), or the
+   * velocity v when built with `prediction: "v"`.
    *
    * @example
    * ```ts

@@ -52,6 +52,8 @@ export const upsamplerOptions = z.object({
     .describe("The fixed augmentation level applied when sampling"),
   minSnrGamma: z.number().positive().nullable().default(null)
     .describe("Min-SNR-gamma loss weighting (read by the trainer); null = L_simple"),
+  prediction: z.enum(["eps", "v"]).default("eps")
+    .describe('Output: the noise "eps" or the velocity "v" (Salimans & Ho 2022)'),
 }).strict().superRefine((o, ctx) => {
   const problem = (path: (string | number)[], message: string): void =>
     ctx.addIssue({ code: "custom", path, message });
@@ -94,6 +96,8 @@ export class UNetUpsampler extends Module implements Upsampler {
   readonly augment: AugmentKind;
   readonly augmentMax: number;
   readonly sampleAugment: number;
+  /** What `predictNoise` returns: the noise or the velocity (the `prediction` option). */
+  readonly prediction: "eps" | "v";
   /** The options it was built with. */
   readonly options: UpsamplerOptions;
   readonly #timeMlp1: Linear;
@@ -122,6 +126,7 @@ export class UNetUpsampler extends Module implements Upsampler {
     this.augment = o.augment;
     this.augmentMax = o.augment === "none" ? 0 : o.augmentMax;
     this.sampleAugment = o.augment === "none" ? 0 : o.sampleAugment;
+    this.prediction = o.prediction;
     const embDim = 4 * o.timeEmbedDim;
     this.#timeMlp1 = this.addModule("timeMlp1", new Linear(o.timeEmbedDim, embDim));
     this.#timeMlp2 = this.addModule("timeMlp2", new Linear(embDim, embDim));

@@ -75,7 +75,7 @@ export function ddimStep(
   const clip = options.clipDenoised ?? true;
   const prediction = options.prediction ?? "eps";
   const x0 = predictX0(xt, output, schedule, i, clip, prediction);
-  const e = clip || prediction === "x0" ? epsFromX0(xt, x0, schedule, i) : output;
+  const e = clip || prediction !== "eps" ? epsFromX0(xt, x0, schedule, i) : output;
   const prev = schedule.alphaBarPrev[i];
   const sigma = ddimSigma(schedule, i, eta);
   let x = add(
