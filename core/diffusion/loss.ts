@@ -1,8 +1,7 @@
 /**
  * The decoder's training loss (thesis Algorithm 2) with optional min-SNR-gamma weighting, for
- * noise (eps) or velocity (v) predicting networks. It needs
- * only `predictNoise` (the `Decoder` interface), so every decoder plugin, and every upsampler,
- * trains with it.
+ * noise (eps) or velocity (v) predicting networks. It needs only `predictNoise` (the `Decoder`
+ * interface), so every decoder plugin, and every upsampler, trains with it.
  *
  * @module
  */
@@ -70,9 +69,10 @@ export function minSnrWeights(
  * Algorithm 2 (thesis section 3.3.2; Ho et al. 2020, Algorithm 1): t ~ U{0..T-1}, eps ~ N(0, I),
  * x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (eq. 2.4), loss = MSE(eps_theta(x_t, t), eps)
  * (L_simple, eq. 2.14), or MSE against the velocity `velocity(x0, t, eps)` for a v-predicting
- * network (Salimans & Ho 2022). Any noise-predicting network trains with it (the upsampler too, with its
- * low-resolution conditioning as `cond`). Timesteps and noise come from the engine's seeded GPU generator and the
- * coefficients are gathered on the GPU (the helpers the prior uses): no upload, no readback.
+ * network (Salimans & Ho 2022). Any noise-predicting network trains with it (the upsampler too,
+ * with its low-resolution conditioning as `cond`). Timesteps and noise come from the engine's
+ * seeded generator and the coefficients are gathered on the device (the helpers the prior
+ * uses): no upload, no readback.
  *
  * @example
  * ```ts
