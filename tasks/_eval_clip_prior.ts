@@ -30,10 +30,10 @@ export async function evalClipOrPrior(
   what: "clip" | "prior",
   ctx: EvalContext,
 ): Promise<Record<string, unknown>> {
-  const { checkpoint, registry, split, limit, seed, print, load } = ctx;
+  const { checkpoint, registry, split, seed, print, load } = ctx;
   const clipCkpt = await loadResolvedCheckpoint(join(checkpoint, "clip"), "clip", registry);
   const config = clipCkpt.meta.config;
-  const data = await loadSplit(config, registry, split, limit);
+  const data = await loadSplit(config, registry, ctx);
   const { clip, tokenizer } = await loadClip(clipCkpt, config, registry);
   try {
     if (what === "clip") {

@@ -23,6 +23,8 @@ export interface EvalContext {
   split: SplitName;
   /** The first N images of the split, or all. */
   limit: number | undefined;
+  /** Whether `limit` came from `--limit` (a split smaller than it is then a usage error). */
+  limitGiven: boolean;
   /** Seed of the random pairs and of sampling. */
   seed: number;
   /** The samplers chosen on the command line (`--sampler`, `--prior-sampler`, ...). */
@@ -101,14 +103,23 @@ export function clipRows(
   ];
 }
 
-/** The labelled split evaluated (at least 2 images), checked against the run's config. */
+/**
+ * The labelled split evaluated (at least 2 images), checked against the run's config: its first
+ * `ctx.limit` images, fewer only when the limit is a default rather than `--limit`.
+ */
 export async function loadSplit(
   config: ResolvedConfig,
   registry: Registry,
-  split: SplitName,
-  limit: number | undefined,
+  ctx: Pick<EvalContext, "split" | "limit" | "limitGiven">,
 ): Promise<CaptionedImage[]> {
+  const { split, limit } = ctx;
   const data = await loadCheckedSplit(config, registry, split, limit);
+  if (ctx.limitGiven && limit !== undefined && data.length < limit) {
+    throw new UsageError(
+      `--limit ${limit} is more than the ${data.length} images of the ${split} split; ` +
+        `use --limit ${data.length} or less`,
+    );
+  }
   if (data.length < 2) throw new UsageError(`Split "${split}" has ${data.length} images; need 2`);
   return asShapesData(data);
 }

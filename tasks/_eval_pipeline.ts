@@ -44,12 +44,12 @@ export async function evalPipeline(
   ctx: EvalContext,
   sampling: PipelineSampling,
 ): Promise<Record<string, unknown>> {
-  const { checkpoint, registry, split, limit, seed, print, probeOptions, load } = ctx;
+  const { checkpoint, registry, split, seed, print, probeOptions, load } = ctx;
   const { guidance, steps, rerank } = sampling;
   const from = sampling.from ?? "prior";
   const p = await loadPipeline(checkpoint, registry, load);
   try {
-    const data = await loadSplit(p.config, registry, split, limit);
+    const data = await loadSplit(p.config, registry, ctx);
     const captions = data.map((d) => d.caption);
     const S = outputImageSize(p);
     if (data[0].width !== S) {

@@ -14,10 +14,10 @@ import { type EvalContext, loadSplit, probeTable } from "./_eval_common.ts";
 
 /** Scores the run's ground-truth probe on real images; returns the results to store. */
 export async function evalProbe(ctx: EvalContext): Promise<Record<string, unknown>> {
-  const { checkpoint, registry, split, limit, print, probeOptions } = ctx;
+  const { checkpoint, registry, split, print, probeOptions } = ctx;
   const clipCkpt = await loadCheckpoint(join(checkpoint, "clip"), "clip");
   const config = await revalidateStoredConfig(clipCkpt.meta.config, registry, clipCkpt.dir);
-  const data = await loadSplit(config, registry, split, limit);
+  const data = await loadSplit(config, registry, ctx);
   if (!data.every((d) => d.labels)) {
     throw new UsageError(`The ${split} split has no ground-truth labels: no probe can judge it`);
   }

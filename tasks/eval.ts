@@ -164,6 +164,7 @@ export async function runEval(
     registry,
     split: split as SplitName,
     limit,
+    limitGiven: values.limit !== undefined,
     seed,
     load,
     probeOptions,

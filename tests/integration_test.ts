@@ -306,6 +306,11 @@ Deno.test({
       assert.equal(json.clip.count, 16);
       assert.equal(json.thesis.top1, 0.8371);
       assert.ok(lines.some((l) => /top-1 accuracy .* 83\.71%/.test(l)));
+      // --limit beyond the split is a usage error (the pipeline's default 200 is not).
+      await assert.rejects(
+        runEval(["clip", "--checkpoint", RUN, "--limit", "17"], quiet),
+        (e) => /--limit 17 is more than the 16 images of the test split/.test(errorLine(e)),
+      );
 
       // Two captions keep the prior and decoder batches at the shapes sampling already used.
       const prior = await runEval(["prior", "--checkpoint", RUN, "--limit", "2"], quiet);
