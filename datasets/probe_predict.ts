@@ -12,8 +12,11 @@ import {
   type ProbePrediction,
   type ProbeScores,
   scoreCaption,
+  type ShapeOutcome,
+  shapeOutcomes,
   summarizeScores,
 } from "./score.ts";
+import type { ShapeName } from "./shapes.ts";
 import { COUNT_LOGIT, dihedralInto, PROBE_LOGITS, type ShapeProbe } from "./probe_model.ts";
 
 /**
@@ -87,7 +90,8 @@ export async function probeLogits(
 }
 
 /**
- * Scores NCHW images against their captions with the probe.
+ * Scores NCHW images against their captions with the probe: the rates of `summarizeScores` and,
+ * per captioned shape, what was drawn (`shapeOutcomes`).
  *
  * @example
  * ```ts
@@ -102,7 +106,10 @@ export async function scoreImages(
   probe: ShapeProbe,
   images: Float32Array,
   captions: readonly string[],
-): Promise<ProbeScores> {
+): Promise<ProbeScores & { byShape: Record<ShapeName, ShapeOutcome> }> {
   const preds = await predictProbe(probe, images, captions.length);
-  return summarizeScores(preds.map((p, i) => scoreCaption(p, captions[i])));
+  return {
+    ...summarizeScores(preds.map((p, i) => scoreCaption(p, captions[i]))),
+    byShape: shapeOutcomes(preds, captions),
+  };
 }

@@ -245,3 +245,58 @@ export function summarizeScores(scores: readonly ImageScore[]): ProbeScores {
     sizeImages: sized.length,
   };
 }
+
+/** How the images of the captions that name one shape fare (`shapeOutcomes`). */
+export interface ShapeOutcome {
+  /** Captions naming the shape. */
+  captions: number;
+  /** Fraction of those images in which the probe sees the shape (in any colour). */
+  shown: number;
+  /**
+   * The images of one-figure captions naming the shape, counted by what the probe sees: a
+   * single shape's name, "none" (no pair) or "several" (more than one shape).
+   */
+  singleFigure: Record<string, number>;
+}
+
+/**
+ * Per captioned shape, how often its image shows it and, for one-figure captions, which shape
+ * is drawn instead: where the shape errors of `summarizeScores` come from.
+ *
+ * @example
+ * ```ts
+ * const seen = { pairs: [pairIndex("red", "circle")], count: 1 };
+ * shapeOutcomes([seen], ["a red ellipse"]).ellipse.singleFigure; // { circle: 1 }
+ * ```
+ */
+export function shapeOutcomes(
+  predictions: readonly ProbePrediction[],
+  captions: readonly string[],
+): Record<ShapeName, ShapeOutcome> {
+  if (predictions.length !== captions.length) {
+    throw new Error(`${predictions.length} predictions for ${captions.length} captions`);
+  }
+  const hits = new Map<ShapeName, { captions: number; shown: number; single: Map<string, number> }>(
+    SHAPES.map((s) => [s, { captions: 0, shown: 0, single: new Map() }]),
+  );
+  predictions.forEach((p, i) => {
+    const parts = parseCaption(captions[i]);
+    const drawn = new Set(p.pairs.map((k) => pairOf(k)[1]));
+    for (const shape of new Set(parts.map((q) => q.shape))) {
+      const h = hits.get(shape)!;
+      h.captions++;
+      if (drawn.has(shape)) h.shown++;
+      if (parts.length === 1) {
+        const what = drawn.size === 0 ? "none" : drawn.size > 1 ? "several" : [...drawn][0];
+        h.single.set(what, (h.single.get(what) ?? 0) + 1);
+      }
+    }
+  });
+  return Object.fromEntries(
+    [...hits].map(([shape, h]) => [shape, {
+      captions: h.captions,
+      shown: h.captions === 0 ? 0 : h.shown / h.captions,
+      singleFigure: Object.fromEntries([...h.single].sort((a, b) => b[1] - a[1])),
+    }]),
+  ) as Record<ShapeName, ShapeOutcome>;
+}

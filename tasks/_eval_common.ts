@@ -10,7 +10,8 @@ import { loadCheckedSplit, type LoadPipelineOptions } from "../core/pipeline.ts"
 import type { Registry } from "../core/registry.ts";
 import { asShapesData, type CaptionedImage, type SplitName, toNchw } from "../datasets/mod.ts";
 import type { ProbeOptions } from "../datasets/probe.ts";
-import type { ProbeScores } from "../datasets/score.ts";
+import type { ProbeScores, ShapeOutcome } from "../datasets/score.ts";
+import { type ShapeName, SHAPES } from "../datasets/shapes.ts";
 import { UsageError } from "./_cli.ts";
 
 /** What every evaluation receives from the command line. */
@@ -72,6 +73,29 @@ export function probeTable(title: string, a: ProbeScores, real: ProbeScores | nu
   return real
     ? text.replace("thesis".padStart(9), "real".padStart(9))
     : text.replace("thesis".padStart(9), "");
+}
+
+/**
+ * Per captioned shape: how often the generated and the real images show it, and what the
+ * generated images of one-figure captions show (most common first).
+ */
+export function shapeOutcomeTable(
+  generated: Record<ShapeName, ShapeOutcome>,
+  real: Record<ShapeName, ShapeOutcome>,
+): string {
+  const lines = [
+    "  shape shown when captioned: generated / real (captions); one-figure captions' generated images show",
+  ];
+  for (const shape of SHAPES) {
+    const g = generated[shape], r = real[shape];
+    const shows = Object.entries(g.singleFigure).map(([k, n]) => `${k} ${n}`).join(", ");
+    lines.push(
+      `    ${shape.padEnd(10)} ${fmt(g.shown, true).padStart(7)} / ${
+        fmt(r.shown, true).padStart(7)
+      } (${g.captions})  ${shows || "-"}`,
+    );
+  }
+  return lines.join("\n");
 }
 
 /** A number with 3 decimals, or a rate as a percentage. */

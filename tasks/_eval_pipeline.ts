@@ -11,7 +11,15 @@ import { type ClipEvalResult, evaluateClip } from "../core/eval/clip.ts";
 import { loadPipeline, outputImageSize, reconstructImages, textToImage } from "../core/pipeline.ts";
 import { loadOrTrainProbe, scoreImages } from "../datasets/probe.ts";
 import { UsageError } from "./_cli.ts";
-import { type EvalContext, evalSet, fmt, loadSplit, probeTable, table } from "./_eval_common.ts";
+import {
+  type EvalContext,
+  evalSet,
+  fmt,
+  loadSplit,
+  probeTable,
+  shapeOutcomeTable,
+  table,
+} from "./_eval_common.ts";
 
 /**
  * Where the decoder's conditioning comes from: the caption and the prior's embedding (the whole
@@ -135,6 +143,7 @@ export async function evalPipeline(
         print(
           "  (The real column is the probe's ceiling: it is right this often on true images.)",
         );
+        print(shapeOutcomeTable(pg.byShape, pr.byShape));
         probeResults = {
           metric: "a CNN probe trained on the dataset's ground-truth labels predicts the " +
             "(colour, shape) pairs, figure count and each pair's size word of each image; " +

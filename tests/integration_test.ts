@@ -12,6 +12,7 @@ import { builtins } from "../plugins/mod.ts";
 import { loadConfig } from "../core/config_file.ts";
 import { decodePngRgb, encodeRgbPng } from "../core/io/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";
+import { SHAPES } from "../datasets/shapes.ts";
 import { CheckpointError } from "../core/train/checkpoint.ts";
 import { type MetricsRecord, readMetrics } from "../core/train/metrics.ts";
 import { trainLoop } from "../core/train/loop.ts";
@@ -325,7 +326,14 @@ Deno.test({
       const g = pipe?.results.generated as Record<string, number>;
       assert.equal(g.count, 2);
       assert.ok(g.top1 >= 0 && g.top1 <= 1 && g.top5 === 1); // top-5 of 2 captions
-      assert.ok(JSON.parse(await Deno.readTextFile(join(RUN, "eval_pipeline_test.json"))).metric);
+      const stored = JSON.parse(await Deno.readTextFile(join(RUN, "eval_pipeline_test.json")));
+      assert.ok(stored.metric);
+      // The probe's per-shape breakdown is stored beside its rates.
+      const byShape: Record<string, { captions: number }> = stored.probe.generated.byShape;
+      assert.deepEqual(Object.keys(byShape).sort(), [...SHAPES].sort());
+      // Two captions, each naming one or two shapes.
+      const named = Object.values(byShape).reduce((n, s) => n + s.captions, 0);
+      assert.ok(named >= 2 && named <= 4, `${named}`);
     });
 
     await t.step(

@@ -14,6 +14,7 @@ import {
   pairOf,
   pairSizeIndex,
   scoreCaption,
+  shapeOutcomes,
   SIZE_LOGITS,
   summarizeScores,
 } from "../datasets/score.ts";
@@ -133,6 +134,37 @@ Deno.test("scoreCaption: two-figure captions and duplicates", () => {
     ]),
     { pairs: [red], count: 2, sizes: ["small"] },
   );
+});
+
+Deno.test("shapeOutcomes: per captioned shape, how often it is shown and what replaces it", () => {
+  const see = (...pairs: [Parameters<typeof pairIndex>[0], Parameters<typeof pairIndex>[1]][]) => ({
+    pairs: pairs.map(([c, k]) => pairIndex(c, k)).sort((a, b) => a - b),
+    count: pairs.length,
+  });
+  const out = shapeOutcomes(
+    [
+      see(["red", "circle"]), // right
+      see(["red", "ellipse"]), // a circle drawn as an ellipse
+      see(), // nothing seen
+      see(["red", "circle"], ["blue", "square"]), // several shapes
+      see(["blue", "square"], ["green", "triangle"]), // two figures: not in singleFigure
+    ],
+    [
+      "a red circle",
+      "a red circle",
+      "a large red circle",
+      "a red circle",
+      "a blue square and a red circle",
+    ],
+  );
+  assert.equal(out.circle.captions, 5);
+  assert.equal(out.circle.shown, 2 / 5);
+  assert.deepEqual(out.circle.singleFigure, { circle: 1, ellipse: 1, none: 1, several: 1 });
+  assert.equal(out.square.captions, 1);
+  assert.equal(out.square.shown, 1);
+  assert.deepEqual(out.square.singleFigure, {});
+  assert.deepEqual(out.pentagon, { captions: 0, shown: 0, singleFigure: {} });
+  assert.throws(() => shapeOutcomes([see()], []), /1 predictions for 0 captions/);
 });
 
 Deno.test("decodePrediction thresholds at logit 0, keeps the best one and at most two", () => {
