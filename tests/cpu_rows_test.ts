@@ -3,7 +3,8 @@
  * unary.ts) against the TypeScript loops they replace (which run when given arrays outside the
  * CPU memory), on shapes large enough to split across threads and with odd lengths (vector
  * tails): softmax and log-softmax with a causal limit and a fully masked row, layer and group
- * norm with the fused SiLU forward and backward, and the activations with their gradients.
+ * norm with the fused SiLU forward and backward, the activations with their gradients, and binary
+ * arithmetic on same-shape and periodically broadcast operands.
  * Runs with `UNCLIP_BACKEND=cpu`; ignored on WebGPU and where the kernels did not load.
  */
 import { assertClose, hostRandom } from "./_support/check.ts";
@@ -11,7 +12,17 @@ import { cpu, onCpu } from "../core/tensor/backend.ts";
 import { cpuKernels } from "../core/tensor/cpu/runtime.ts";
 import { normBackward, normForward, type NormLayout } from "../core/tensor/cpu/norm.ts";
 import { softmaxGradRows, type SoftmaxRows, softmaxRows } from "../core/tensor/cpu/rows.ts";
-import { type KernelUnary, unaryGradKernel, unaryKernel } from "../core/tensor/cpu/elementwise.ts";
+import {
+  ARITHMETIC_ROWS,
+  arithmeticKernel,
+  type KernelArithmetic,
+  type KernelUnary,
+  mapBinary,
+  periodicBroadcast,
+  unaryGradKernel,
+  unaryKernel,
+} from "../core/tensor/cpu/elementwise.ts";
+import assert from "node:assert/strict";
 
 const ignore = !onCpu() || !cpuKernels();
 
@@ -190,6 +201,57 @@ for (const op of Object.keys(unaryRef) as KernelUnary[]) {
         rtol: 1e-5,
         label: `${op} backward`,
       });
+    },
+  });
+}
+
+Deno.test("cpu rows: periodicBroadcast finds bias and row-vector broadcasts, and only those", () => {
+  assert.deepEqual(periodicBroadcast([8, 16, 4, 4], [1, 16, 1, 1]), { inner: 16, period: 16 });
+  assert.deepEqual(periodicBroadcast([8, 16, 4, 4], [8, 16, 1, 1]), { inner: 16, period: 128 });
+  assert.deepEqual(periodicBroadcast([8, 16, 4, 4], [16, 1, 1]), { inner: 16, period: 16 });
+  assert.deepEqual(periodicBroadcast([1, 3, 1, 5], [3, 1, 1]), { inner: 5, period: 3 });
+  assert.deepEqual(periodicBroadcast([5, 7], [7]), { inner: 1, period: 7 });
+  assert.deepEqual(periodicBroadcast([5, 7], [1]), { inner: 35, period: 1 });
+  assert.deepEqual(periodicBroadcast([4, 3, 5], [4, 1, 5]), null);
+  assert.deepEqual(periodicBroadcast([4, 3], [2, 4, 3]), null);
+});
+
+/** [output shape, a's shape, b's shape]: same shapes, then broadcasts on either side. */
+const arithmeticCases: [number[], number[], number[]][] = [
+  [[100003], [100003], [100003]],
+  [[7, 5], [7, 5], [7, 5]],
+  [[16, 24, 17, 19], [16, 24, 17, 19], [1, 24, 1, 1]],
+  [[16, 24, 17, 19], [16, 24, 1, 1], [16, 24, 17, 19]],
+  [[300, 333], [300, 333], [333]],
+  [[300, 333], [1], [300, 333]],
+  [[3, 5, 7], [3, 5, 7], [3, 1, 1]],
+];
+
+for (const op of Object.keys(ARITHMETIC_ROWS) as KernelArithmetic[]) {
+  Deno.test({
+    name: `cpu rows: ${op} kernel against the TypeScript loop, same shapes and broadcasts`,
+    ignore,
+    fn() {
+      for (const [outShape, aShape, bShape] of arithmeticCases) {
+        const size = (s: number[]) => s.reduce((x, y) => x * y, 1);
+        const a = random(size(aShape), 11), b = random(size(bShape), 12);
+        b[0] = 0; // x / 0 and 0 / 0 must come out as in the loop (inf, NaN)
+        a[0] = 0;
+        const n = size(outShape);
+        const ref = new Float32Array(n);
+        mapBinary(a, aShape, b, bShape, ref, outShape, () => NaN, ARITHMETIC_ROWS[op]);
+        const [am, bm, om] = inMemory(a, b, new Float32Array(n).fill(NaN));
+        const label = `${op} ${aShape} with ${bShape}`;
+        assert.deepEqual(arithmeticKernel(op, am, aShape, bm, bShape, om, outShape), true, label);
+        assertMatch(om, ref, { atol: 0, rtol: 1e-6, label });
+      }
+      // A broadcast the kernels do not cover is left to the loop.
+      const [am, bm, om] = inMemory(random(60, 1), random(12, 2), new Float32Array(60));
+      assert.deepEqual(arithmeticKernel(op, am, [3, 4, 5], bm, [3, 4, 1], om, [3, 4, 5]), true);
+      assert.deepEqual(
+        arithmeticKernel(op, am, [3, 4, 5], bm.subarray(0, 15), [3, 1, 5], om, [3, 4, 5]),
+        false,
+      );
     },
   });
 }

@@ -14,7 +14,10 @@
  * 0.6 ns/element when one op owns the loop, 7-10 when several share it). The hottest ops,
  * tensor-scalar affine and binary arithmetic, therefore have loops of their own below; the
  * exp-heavy activations (exp, sigmoid, SiLU, GELU) have WebAssembly SIMD kernels
- * (`assembly/unary.ts`: a vector exp instead of Math.exp's ~20 ns per call), see `unaryKernel`.
+ * (`assembly/unary.ts`: a vector exp instead of Math.exp's ~20 ns per call), see `unaryKernel`,
+ * and so does binary arithmetic on same-shape operands and per-channel or row-vector broadcasts
+ * (`assembly/binary.ts`, `arithmeticKernel`): four lanes and every thread, where the row loops
+ * run on one.
  */
 import { kernelsFor, runKernel } from "./parallel.ts";
 
@@ -50,6 +53,88 @@ export function unaryGradKernel(
   if (!k) return false;
   const args = [UNARY_KERNELS[op], ...[x, y, g, gx].map((v) => v.byteOffset), gx.length];
   runKernel(k, "unary_backward", args, gx.length);
+  return true;
+}
+
+/** The arithmetic ops with a WebAssembly kernel, by their op codes in `assembly/binary.ts`. */
+const ARITHMETIC_KERNELS = { add: 0, sub: 1, mul: 2, div: 3 } as const;
+export type KernelArithmetic = keyof typeof ARITHMETIC_KERNELS;
+
+/**
+ * How an operand of shape `shape` repeats over an output of shape `outShape` when it is a
+ * periodic broadcast: output element i reads its element (i / inner) % period. That holds when
+ * the operand's dimensions other than 1 (aligned right, as in NumPy) are one consecutive block of
+ * the output's (dimensions of size 1 in the output aside): `period` is the block's size and
+ * `inner` the output's size after it. A per-channel bias [1, C, 1, 1] over [B, C, H, W] gives
+ * inner H W and period C; a row vector [D] over [N, D] gives inner 1 and period D. Null for
+ * other broadcasts (e.g. [B, 1, W] over [B, H, W]).
+ *
+ * @example
+ * ```ts
+ * periodicBroadcast([8, 16, 4, 4], [1, 16, 1, 1]); // { inner: 16, period: 16 }
+ * ```
+ */
+export function periodicBroadcast(
+  outShape: readonly number[],
+  shape: readonly number[],
+): { inner: number; period: number } | null {
+  const offset = outShape.length - shape.length;
+  if (offset < 0) return null;
+  // Walk the output's dimensions: broadcast ones, then the operand's block, then broadcast ones.
+  let phase = 0; // 0 before the block, 1 in it, 2 after it
+  let period = 1, inner = 1;
+  for (let d = 0; d < outShape.length; d++) {
+    const size = outShape[d];
+    if (size === 1) continue;
+    const own = d < offset ? 1 : shape[d - offset];
+    if (own === size) {
+      if (phase === 2) return null;
+      phase = 1;
+      period *= size;
+    } else {
+      if (own !== 1) return null;
+      if (phase === 1) phase = 2;
+      if (phase === 2) inner *= size;
+    }
+  }
+  // No block: a scalar (or all-ones shape) repeats over the whole output.
+  if (phase === 0) return { inner: outShape.reduce((x, y) => x * y, 1), period: 1 };
+  return { inner, period };
+}
+
+/**
+ * out = a op b by the WebAssembly kernels (on the thread pool when large), for operands of the
+ * same size or one full operand and one periodic broadcast (`periodicBroadcast`). Returns false,
+ * having done nothing, for other broadcasts or where the kernels are not loaded: the caller's
+ * TypeScript loop (`mapBinary`) runs instead.
+ */
+export function arithmeticKernel(
+  op: KernelArithmetic,
+  a: Float32Array,
+  aShape: readonly number[],
+  b: Float32Array,
+  bShape: readonly number[],
+  out: Float32Array,
+  outShape: readonly number[],
+): boolean {
+  const n = out.length;
+  if (n === 0) return false;
+  const code = ARITHMETIC_KERNELS[op];
+  if (a.length === n && b.length === n) {
+    const k = kernelsFor(a, b, out);
+    if (!k) return false;
+    runKernel(k, "binary_same", [code, a.byteOffset, b.byteOffset, out.byteOffset, n], n);
+    return true;
+  }
+  const swapped = a.length !== n;
+  const [full, bc, bcShape] = swapped ? [b, a, aShape] : [a, b, bShape];
+  if (full.length !== n) return false;
+  const plan = periodicBroadcast(outShape, bcShape);
+  if (!plan || plan.period !== bc.length) return false;
+  const k = kernelsFor(full, bc, out);
+  if (!k) return false;
+  const args = [code, swapped ? 1 : 0, full.byteOffset, bc.byteOffset, out.byteOffset, n];
+  runKernel(k, "binary_broadcast", [...args, plan.inner, plan.period], n);
   return true;
 }
 

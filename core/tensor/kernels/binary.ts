@@ -5,7 +5,14 @@
  * twin (and, for arithmetic, the twin's own row loop on the CPU).
  */
 import { cpu, onCpu } from "../backend.ts";
-import { ARITHMETIC_ROWS, type BinaryFn, type BinaryRow, mapBinary } from "../cpu/elementwise.ts";
+import {
+  ARITHMETIC_ROWS,
+  arithmeticKernel,
+  type BinaryFn,
+  type BinaryRow,
+  type KernelArithmetic,
+  mapBinary,
+} from "../cpu/elementwise.ts";
 import { f32 } from "../cpu/views.ts";
 import { broadcastShapes, expectDType, sameShape } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
@@ -35,7 +42,10 @@ export function binaryKernel(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const out = emptyTensor(shape);
   if (onCpu()) {
     const rule: { f: BinaryFn; row?: BinaryRow } = BINARY[op];
-    mapBinary(f32(a), a.shape, f32(b), b.shape, f32(out), shape, rule.f, rule.row);
+    const [av, bv, ov] = [f32(a), f32(b), f32(out)];
+    const wasm = op in ARITHMETIC_ROWS &&
+      arithmeticKernel(op as KernelArithmetic, av, a.shape, bv, b.shape, ov, shape);
+    if (!wasm) mapBinary(av, a.shape, bv, b.shape, ov, shape, rule.f, rule.row);
     cpu().countOp();
     return out;
   }

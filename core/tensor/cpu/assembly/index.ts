@@ -4,6 +4,7 @@
 export { gemm_batches, gemm_tiles, scratch_bytes, shared_bytes } from "./gemm";
 export { exp_f32 } from "./math";
 export { unary_backward, unary_forward } from "./unary";
+export { binary_broadcast, binary_same } from "./binary";
 export { norm_backward, norm_forward } from "./norm";
 export { softmax_grad_row, softmax_grad_rows, softmax_row, softmax_rows } from "./rows";
 export * from "./conv";

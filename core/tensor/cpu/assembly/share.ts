@@ -1,7 +1,8 @@
-// Work sharing for the layout kernels (`conv.ts`, `view.ts`): a kernel's units of work (rows,
-// planes) are cut into chunks that the threads claim from an atomic counter, as the GEMM's
-// rectangles are, so a thread that the OS keeps off the CPU holds up at most one chunk and
-// never the whole static share it would otherwise own. Not re-exported from index.ts.
+// Work sharing. The elementwise kernels (`unary.ts`, `binary.ts`) give each thread one contiguous
+// range of the array (`share`). The layout kernels (`conv.ts`, `view.ts`) cut their units of work
+// (rows, planes) into chunks that the threads claim from an atomic counter, as the GEMM's
+// rectangles are, so a thread that the OS keeps off the CPU holds up at most one chunk and never
+// the whole static share it would otherwise own. Not re-exported from index.ts.
 
 /** Chunks per thread: small enough to balance, large enough that claiming costs nothing. */
 const CHUNKS_PER_THREAD: i32 = 8;
@@ -25,4 +26,13 @@ const CHUNKS_PER_THREAD: i32 = 8;
   const v = load<i32>(counter);
   store<i32>(counter, v + 1);
   return v;
+}
+
+/** The range [lo, hi) of n elements that thread tid of nthreads does (multiples of 16). */
+// @ts-ignore: decorator
+@inline export function share(n: i32, tid: i32, nthreads: i32): i64 {
+  const per = ((n + nthreads - 1) / nthreads + 15) & ~15;
+  const lo = min(n, tid * per);
+  const hi = min(n, lo + per);
+  return (<i64>lo << 32) | <i64>hi;
 }

@@ -4,6 +4,7 @@
 // ops/elementwise.ts. Threads split the array into contiguous ranges.
 
 import { exp4, gelu4, geluTanh4, madd4, sigmoid4, silu4 } from "./math";
+import { share } from "./share";
 
 export const UNARY_EXP: i32 = 0;
 export const UNARY_SIGMOID: i32 = 1;
@@ -40,15 +41,6 @@ const GELU_K: f32 = 0.7978845608028654;
     f32x4.mul(f32x4.splat(GELU_K), madd4(f32x4.splat(0.134145), f32x4.mul(x, x), one)),
   );
   return f32x4.mul(g, f32x4.add(madd4(half, t, half), d));
-}
-
-/** The range [lo, hi) of n elements that thread tid of nthreads does (multiples of 16). */
-// @ts-ignore: decorator
-@inline function share(n: i32, tid: i32, nthreads: i32): i64 {
-  const per = ((n + nthreads - 1) / nthreads + 15) & ~15;
-  const lo = min(n, tid * per);
-  const hi = min(n, lo + per);
-  return (<i64>lo << 32) | <i64>hi;
 }
 
 // @ts-ignore: decorator
