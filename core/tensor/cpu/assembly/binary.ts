@@ -105,6 +105,18 @@ export function binary_same(
   }
 }
 
+/** `broadcastRange` with op and `swapped` as constants (one specialised loop per pair). */
+// @ts-ignore: decorator
+@inline function broadcastOps(
+  swapped: bool, op: i32, full: usize, bc: usize, out: usize,
+  inner: i32, period: i32, lo: i32, hi: i32,
+): void {
+  if (op == BINARY_ADD) broadcastRange(BINARY_ADD, swapped, full, bc, out, inner, period, lo, hi);
+  else if (op == BINARY_SUB) broadcastRange(BINARY_SUB, swapped, full, bc, out, inner, period, lo, hi);
+  else if (op == BINARY_MUL) broadcastRange(BINARY_MUL, swapped, full, bc, out, inner, period, lo, hi);
+  else broadcastRange(BINARY_DIV, swapped, full, bc, out, inner, period, lo, hi);
+}
+
 /**
  * out = full op bc (or bc op full when `swapped` is 1) over n outputs, where output i reads
  * full[i] and bc[(i / inner) % period] (byte addresses); this thread's share.
@@ -115,15 +127,6 @@ export function binary_broadcast(
 ): void {
   const s = share(n, tid, nthreads);
   const lo = <i32>(s >> 32), hi = <i32>s;
-  if (swapped != 0) {
-    if (op == BINARY_SUB) broadcastRange(BINARY_SUB, true, full, bc, out, inner, period, lo, hi);
-    else if (op == BINARY_DIV) broadcastRange(BINARY_DIV, true, full, bc, out, inner, period, lo, hi);
-    else if (op == BINARY_ADD) broadcastRange(BINARY_ADD, true, full, bc, out, inner, period, lo, hi);
-    else broadcastRange(BINARY_MUL, true, full, bc, out, inner, period, lo, hi);
-  } else {
-    if (op == BINARY_SUB) broadcastRange(BINARY_SUB, false, full, bc, out, inner, period, lo, hi);
-    else if (op == BINARY_DIV) broadcastRange(BINARY_DIV, false, full, bc, out, inner, period, lo, hi);
-    else if (op == BINARY_ADD) broadcastRange(BINARY_ADD, false, full, bc, out, inner, period, lo, hi);
-    else broadcastRange(BINARY_MUL, false, full, bc, out, inner, period, lo, hi);
-  }
+  if (swapped != 0) broadcastOps(true, op, full, bc, out, inner, period, lo, hi);
+  else broadcastOps(false, op, full, bc, out, inner, period, lo, hi);
 }
