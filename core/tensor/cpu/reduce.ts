@@ -1,8 +1,18 @@
 /**
  * Reductions of the CPU backend (sum and max over any set of axes). The input is read once, in
  * memory order; sums accumulate in float64, so the result is the exactly rounded sum for any
- * realistic length (the GPU's tree reduction in float32 is slightly less accurate).
+ * realistic length (the GPU's tree reduction in float32 is slightly less accurate). Large sums
+ * run in the WebAssembly kernel `sum_rows` (`assembly/reduce.ts`, four lanes, every thread) on
+ * the same plan; small ones and max stay with the loops here.
  */
+import { cpu } from "../backend.ts";
+import { kernelsFor, threadsFor } from "./parallel.ts";
+
+/**
+ * Inputs of at least this many elements are summed by the WebAssembly kernel; below it the
+ * setup (scratch, views, the call) is not worth it next to the loop.
+ */
+const KERNEL_MIN_ELEMENTS = 4096;
 
 /** Dimensions merged into runs that are all reduced or all kept, outermost first. */
 interface ReducePlan {
@@ -48,6 +58,9 @@ export function reduceInto(
   out: Float32Array,
 ): void {
   if (out.length === 0) return;
+  if (kind === "sum" && x.length >= KERNEL_MIN_ELEMENTS) {
+    if (sumKernel(x, planReduce(shape, axes), out)) return;
+  }
   const acc = new Float64Array(out.length).fill(kind === "sum" ? 0 : -Infinity);
   if (x.length > 0) {
     const plan = planReduce(shape, axes);
@@ -77,6 +90,40 @@ function sumRows(x: Float32Array, plan: ReducePlan, acc: Float64Array): void {
     }
     o = nextOffset(dims, outStrides, count, o);
   }
+}
+
+/**
+ * `sumRows` by the WebAssembly kernel: each thread sums its range of rows into its own float64
+ * accumulators, added up here. Returns false, having done nothing, where the kernels are not
+ * loaded.
+ */
+function sumKernel(x: Float32Array, plan: ReducePlan, out: Float32Array): boolean {
+  const k = kernelsFor(x, out);
+  if (!k) return false;
+  const { dims, outStrides, reduced } = plan;
+  const outer = dims.length - 1, inner = dims[outer], nOut = out.length;
+  const threads = threadsFor(k, x.length);
+  // Addresses first: growing the scratch may replace the memory's buffer (and the views).
+  const xAt = x.byteOffset, outAt = out.byteOffset;
+  // Scratch: outer dims, their output strides, odometer digits per thread (i32), then the
+  // threads' float64 accumulators.
+  const header = Math.ceil(((2 + threads) * outer * 4) / 8) * 8;
+  const base = k.scratch(header + threads * nOut * 8);
+  const buffer = cpu().mem.buffer;
+  const ints = new Int32Array(buffer, base, 2 * outer);
+  ints.set(dims.slice(0, outer));
+  ints.set(outStrides.slice(0, outer), outer);
+  const acc = new Float64Array(buffer, base + header, threads * nOut).fill(0);
+  const rowsArgs = [xAt, x.length / inner, inner, reduced[outer] ? 1 : 0];
+  const planArgs = [outer, base, base + 4 * outer, base + 8 * outer, base + header, nOut];
+  k.pool.run("sum_rows", [...rowsArgs, ...planArgs], threads);
+  const result = new Float32Array(buffer, outAt, nOut);
+  for (let i = 0; i < nOut; i++) {
+    let s = acc[i];
+    for (let t = 1; t < threads; t++) s += acc[t * nOut + i];
+    result[i] = s;
+  }
+  return true;
 }
 
 /** As `sumRows`, with max; NaN propagates (Math.max). */

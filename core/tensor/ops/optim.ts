@@ -2,25 +2,18 @@
  * Fused in-place updates for the optimizers (`core/optim`): one kernel per parameter for Adam /
  * AdamW, the EMA of the weights, swapping two tensors' values, and scaling a gradient by a
  * clipping factor. Each has a WGSL kernel and a CPU loop computing the same float32 formula in
- * the same order (Math.fround after every operation). These write their first argument in place
- * and record no gradient.
+ * the same order (`cpu/optim.ts`: WebAssembly kernels or Math.fround after every operation). These
+ * write their first argument in place and record no gradient.
  */
 import { cpu, onCpu } from "../backend.ts";
+import { adamArrays, type AdamHyper, emaArrays, scaleArray } from "../cpu/optim.ts";
 import { f32 } from "../cpu/views.ts";
 import type { Tensor } from "../tensor.ts";
 import { f32Literal, runElementwise } from "../kernels/wgsl.ts";
 
 const fr = Math.fround;
 
-/** The constant hyperparameters of an Adam update (the per-step ones live in `scalars`). */
-export interface AdamHyper {
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  /** AdamW: p *= 1 - lr * wd before the step, instead of adding wd * p to the gradient. */
-  decoupled: boolean;
-}
+export type { AdamHyper };
 
 function expectSameSize(op: string, a: Tensor, b: Tensor): void {
   if (a.size !== b.size) {
@@ -74,24 +67,10 @@ ${decay}  P[i] = p - S[0] * S[1] * m / (sqrt(v) * S[2] + ${f32Literal(h.eps)});`
   });
 }
 
-/** The CPU twin of `adamGpu`: the same float32 operations in the same order. */
+/** The CPU twin of `adamGpu` (cpu/optim.ts). */
 function adamCpu(p: Tensor, g: Tensor, m: Tensor, v: Tensor, s: Tensor, h: AdamHyper): void {
   cpu().countOp();
-  const P = f32(p), G = f32(g), M = f32(m), V = f32(v), S = f32(s);
-  const b1 = fr(h.beta1), b2 = fr(h.beta2), ob1 = fr(1 - h.beta1), ob2 = fr(1 - h.beta2);
-  const eps = fr(h.eps), wd = fr(h.weightDecay);
-  const l2 = h.weightDecay !== 0 && !h.decoupled, decoupled = h.weightDecay !== 0 && h.decoupled;
-  const rate = fr(S[0] * S[1]), keep = fr(1 - S[3]), vScale = S[2];
-  for (let i = 0; i < P.length; i++) {
-    const pi = P[i];
-    const gi = l2 ? fr(G[i] + fr(wd * pi)) : G[i];
-    const mi = fr(fr(b1 * M[i]) + fr(ob1 * gi));
-    const vi = fr(fr(b2 * V[i]) + fr(fr(ob2 * gi) * gi));
-    M[i] = mi;
-    V[i] = vi;
-    const q = decoupled ? fr(pi * keep) : pi;
-    P[i] = q - fr(fr(rate * mi) / fr(fr(fr(Math.sqrt(vi)) * vScale) + eps));
-  }
+  adamArrays(f32(p), f32(g), f32(m), f32(v), f32(s), h);
 }
 
 /** shadow = d * shadow + (1 - d) * p in place, d = decay[0] (a one-element tensor). */
@@ -99,8 +78,7 @@ export function emaUpdate(shadow: Tensor, p: Tensor, decay: Tensor): void {
   expectSameSize("emaUpdate", shadow, p);
   if (onCpu()) {
     cpu().countOp();
-    const S = f32(shadow), P = f32(p), d = f32(decay)[0], od = fr(1 - d);
-    for (let i = 0; i < S.length; i++) S[i] = fr(d * S[i]) + fr(od * P[i]);
+    emaArrays(f32(shadow), f32(p), f32(decay)[0]);
     return;
   }
   runElementwise({
@@ -146,9 +124,7 @@ export function swapValues(a: Tensor, b: Tensor): void {
 export function clipScale(g: Tensor, norm: Tensor, maxNorm: number): void {
   if (onCpu()) {
     cpu().countOp();
-    const G = f32(g);
-    const scale = Math.min(1, fr(fr(maxNorm) / fr(f32(norm)[0] + fr(1e-6))));
-    for (let i = 0; i < G.length; i++) G[i] *= scale;
+    scaleArray(f32(g), Math.min(1, fr(fr(maxNorm) / fr(f32(norm)[0] + fr(1e-6)))));
     return;
   }
   runElementwise({

@@ -9,3 +9,5 @@ export { norm_backward, norm_forward } from "./norm";
 export { softmax_grad_row, softmax_grad_rows, softmax_row, softmax_rows } from "./rows";
 export * from "./conv";
 export * from "./view";
+export { adam_update, ema_update, scale_in_place } from "./optim";
+export { sum_rows } from "./reduce";
