@@ -252,6 +252,7 @@ export const SAMPLING_FLAGS: Record<string, FlagSpec> = {
   "prior-sampler": { type: "string" },
   "prior-steps": { type: "string" },
   "prior-guidance": { type: "string" },
+  "raw-decoder": { type: "boolean" },
   seed: { type: "string" },
   out: { type: "string" },
   force: { type: "boolean" },
@@ -285,6 +286,11 @@ export const PRIOR_SAMPLING_HELP =
   --prior-guidance S classifier-free guidance of the prior (default 1 = off; needs a prior
                      trained with textDropRate > 0)`;
 
+/** Help line of `--raw-decoder` (in every task that samples a trained run). */
+export const RAW_DECODER_HELP =
+  `  --raw-decoder      the decoder's raw weights instead of their EMA (a run's checkpoint,
+                     not an exported model)`;
+
 /**
  * The builtin registry with `--sampler` and `--prior-sampler` checked against it, the prior's
  * flags read, then the backend started and printed. `load` is what `loadPipeline` takes.
@@ -314,6 +320,7 @@ export async function openSampling(
     priorSampler,
     priorSteps: numberFlag(values, "prior-steps", { integer: true, min: 1 }),
     priorGuidance: numberFlag(values, "prior-guidance", { min: 0 }),
+    rawDecoder: values["raw-decoder"] === true,
   };
   await startBackend(values, print);
   return { registry, load };

@@ -173,6 +173,7 @@ export async function evalPipeline(
       seed,
       seconds,
       modelSteps: p.steps,
+      decoderWeights: p.decoderWeights,
       probe: probeResults,
     };
   } finally {

@@ -17,6 +17,7 @@ import {
   openSampling,
   parseFlags,
   PRIOR_SAMPLING_HELP,
+  RAW_DECODER_HELP,
   runMain,
   SAMPLING_FLAGS,
   samplingFlags,
@@ -66,12 +67,14 @@ Options:
                      embedding and an empty caption: what the decoder takes from CLIP alone)
 ${PRIOR_SAMPLING_HELP}
                      (for "prior" and "pipeline")
+${RAW_DECODER_HELP}
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --probe-steps N    training steps of the ground-truth probe (default ${DEFAULT_PROBE_STEPS})
   --probe-images N   images the probe trains on (default ${DEFAULT_PROBE_OPTIONS.trainCount})
   --out FILE.json    where to write the results (default DIR/eval_<what>_<split>.json, with
-                     --from image or variations DIR/eval_pipeline_<from>_<split>.json); an
-                     existing file is kept unless --force
+                     --from image or variations DIR/eval_pipeline_<from>_<split>.json, with
+                     --raw-decoder "_raw" before the split); an existing file is kept unless
+                     --force
   --force            overwrite the results file if it exists
 ${BACKEND_HELP}
   --debug            print stack traces of errors
@@ -147,11 +150,15 @@ export async function runEval(
       throw new UsageError(`Unknown --from "${from}"; choose ${PIPELINE_SOURCES.join(", ")}`);
     }
   }
+  const rawDecoder = values["raw-decoder"] === true;
+  if (rawDecoder && what !== "pipeline") {
+    throw new UsageError(`--raw-decoder is for "eval pipeline", not "${what}"`);
+  }
   const probeSteps = numberFlag(values, "probe-steps", { integer: true, min: 1 }) ??
     DEFAULT_PROBE_STEPS;
   const probeImages = numberFlag(values, "probe-images", { integer: true, min: 64 });
   const probeOptions = { steps: probeSteps, ...(probeImages && { trainCount: probeImages }) };
-  const source = from && from !== "prior" ? `_${from}` : "";
+  const source = (from && from !== "prior" ? `_${from}` : "") + (rawDecoder ? "_raw" : "");
   const out = (values.out as string | undefined) ??
     join(checkpoint, `eval_${what}${source}_${split}.json`);
   // Before any work: an existing result (e.g. the shipped weights/default/eval_*.json) is kept

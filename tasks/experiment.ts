@@ -17,6 +17,7 @@ import {
   openSampling,
   parseFlags,
   PRIOR_SAMPLING_HELP,
+  RAW_DECODER_HELP,
   runMain,
   SAMPLING_FLAGS,
   seedFlag,
@@ -48,6 +49,7 @@ Options:
   --steps N          decoder sampling steps (respaced; default: the sampler's)
   --sampler NAME     ddpm, ddim, dpm-solver++ or dpm-solver++-sde (default: the config's)
 ${PRIOR_SAMPLING_HELP}
+${RAW_DECODER_HELP}
 ${BACKEND_HELP}
   --debug            print stack traces of errors
   -h, --help         show this help

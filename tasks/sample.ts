@@ -35,6 +35,7 @@ import {
   openSampling,
   parseFlags,
   PRIOR_SAMPLING_HELP,
+  RAW_DECODER_HELP,
   runMain,
   SAMPLING_FLAGS,
   samplingFlags,
@@ -56,6 +57,7 @@ Options:
   --rerank K         draw K candidates per image and keep the one CLIP matches best to the
                      caption (K times the decoder's work; default 1)
 ${PRIOR_SAMPLING_HELP}
+${RAW_DECODER_HELP}
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --out FILE.png     output file (default sample.png); an existing file is kept unless --force
   --force            overwrite --out if it exists
@@ -250,6 +252,7 @@ export async function runSample(
     print(
       `Wrote ${n} image(s) of ${what} to ${out} (${result.width}x${result.height} grid, ` +
         `${seconds.toFixed(1)} s, guidance ${guidance}, sampler ${pipeline.sampler.name}` +
+        (pipeline.decoderWeights === "raw" ? ", raw decoder weights" : "") +
         (pipeline.upsampler
           ? `, upsampled ${pipeline.upsampler.lowResSize} -> ${pipeline.upsampler.imageSize}`
           : "") +

@@ -27,6 +27,7 @@ import {
 } from "../core/pipeline.ts";
 import { errorLine } from "../tasks/_cli.ts";
 import { runEval } from "../tasks/eval.ts";
+import { runExport } from "../tasks/export.ts";
 import { runSample } from "../tasks/sample.ts";
 import { runTrain } from "../tasks/train.ts";
 
@@ -383,6 +384,46 @@ Deno.test({
         }
       },
     );
+
+    await t.step("--raw-decoder loads the decoder's raw weights instead of their EMA", async () => {
+      const ema = await loadPipeline(RUN, builtins());
+      const raw = await loadPipeline(RUN, builtins(), { rawDecoder: true });
+      try {
+        assert.equal(ema.decoderWeights, "ema");
+        assert.equal(raw.decoderWeights, "raw");
+        // The tiny preset's EMA (0.99) after 4 steps is not the weights themselves.
+        const a = await ema.decoder.parameters()[0].read();
+        const b = await raw.decoder.parameters()[0].read();
+        assert.notDeepEqual(Array.from(a), Array.from(b));
+      } finally {
+        ema.dispose();
+        raw.dispose();
+      }
+      const r = await runEval(
+        [
+          ...["pipeline", "--checkpoint", RUN, "--limit", "2", "--steps", "2", "--raw-decoder"],
+          ...["--probe-steps", "20"], // the probe the steps above trained
+        ],
+        quiet,
+      );
+      assert.equal(r?.path, join(RUN, "eval_pipeline_raw_test.json"));
+      assert.equal(r?.results.decoderWeights, "raw");
+      assert.equal(
+        JSON.parse(await Deno.readTextFile(join(RUN, "eval_pipeline_test.json"))).decoderWeights,
+        "ema",
+      );
+      await assert.rejects(
+        () => runEval(["clip", "--checkpoint", RUN, "--raw-decoder"], quiet),
+        /--raw-decoder is for "eval pipeline", not "clip"/,
+      );
+      // An exported model keeps only the EMA: asking for the raw weights is an error.
+      const exported = join(WORK, "exported");
+      await runExport(["--checkpoint", RUN, "--out", exported], quiet.print);
+      await assert.rejects(
+        () => loadPipeline(exported, builtins(), { rawDecoder: true }),
+        (e) => e instanceof CheckpointError && /has only the EMA/.test(e.message),
+      );
+    });
 
     await t.step(
       "a noise schedule from a third-party plugin file trains a decoder step",

@@ -52,6 +52,12 @@ export interface LoadPipelineOptions {
   reader?: WeightReader;
   /** Load `<run>/upsampler` when the run has one (default true); false leaves it out. */
   upsampler?: boolean;
+  /**
+   * Load the decoder's raw weights instead of their exponential moving average (default false:
+   * the EMA, what training keeps for sampling). Needs a checkpoint saved by `train`, which holds
+   * both; an exported model has only the EMA.
+   */
+  rawDecoder?: boolean;
 }
 
 /**
@@ -76,6 +82,22 @@ export async function createPriorSampler(
     options.priorSampler ?? "ddpm",
     steps === undefined ? {} : { steps },
   );
+}
+
+/**
+ * The decoder weights to load: the EMA where the checkpoint has one, unless `raw` asks for the
+ * raw weights, which only a checkpoint with training state holds.
+ */
+function chooseDecoderWeights(ckpt: LoadedCheckpoint, raw: boolean): "ema" | "raw" {
+  const tensors = ckpt.training ? Object.keys(ckpt.training.tensors) : [];
+  const hasEma = tensors.some((name) => name.startsWith("ema."));
+  if (raw && !ckpt.training) {
+    throw new CheckpointError(
+      `Checkpoint "${ckpt.dir}" has only the EMA of the decoder's weights (an exported model); ` +
+        `the raw weights are in the checkpoints of the run that trained it`,
+    );
+  }
+  return raw || !hasEma ? "raw" : "ema";
 }
 
 /** Every component an end-to-end run needs, all with trained weights. */
@@ -103,6 +125,11 @@ export interface Components {
   upsamplerSchedule?: NoiseSchedule;
   /** Steps each model was trained for. */
   steps: Record<CoreStage, number> & { upsampler?: number };
+  /**
+   * Which of the decoder's weights were loaded: the EMA, or the raw ones (asked for with
+   * `rawDecoder`, or the only ones a checkpoint trained without an EMA has).
+   */
+  decoderWeights: "ema" | "raw";
   /** Frees every model's GPU memory. */
   dispose(): void;
 }
@@ -278,8 +305,9 @@ export async function loadPipeline(
   const prior = await createPrior(priorConfig, registry, tokenizer);
   loadModuleWeights(prior, priorCkpt, { ema: true });
   prior.eval();
+  const decoderWeights = chooseDecoderWeights(decoderCkpt, options.rawDecoder === true);
   const decoder = await createDecoder(decoderConfig, registry, tokenizer);
-  loadModuleWeights(decoder, decoderCkpt, { ema: true });
+  loadModuleWeights(decoder, decoderCkpt, { ema: decoderWeights === "ema" });
   decoder.eval();
   const loadResolved = (dir: string) => loadResolvedCheckpoint(dir, "upsampler", registry, reader);
   const up = options.upsampler === false
@@ -327,6 +355,7 @@ export async function loadPipeline(
       decoder: decoderCkpt.meta.step,
       ...(up && { upsampler: up.step }),
     },
+    decoderWeights,
     dispose() {
       clip.dispose();
       prior.dispose();
