@@ -253,6 +253,7 @@ export const SAMPLING_FLAGS: Record<string, FlagSpec> = {
   "prior-steps": { type: "string" },
   "prior-guidance": { type: "string" },
   "raw-decoder": { type: "boolean" },
+  "sampler-options": { type: "string" },
   seed: { type: "string" },
   out: { type: "string" },
   force: { type: "boolean" },
@@ -285,6 +286,53 @@ export const PRIOR_SAMPLING_HELP =
                      every step of the prior's schedule)
   --prior-guidance S classifier-free guidance of the prior (default 1 = off; needs a prior
                      trained with textDropRate > 0)`;
+
+/**
+ * `--sampler-options KEY=VALUE,...`: options of the decoder's sampler plugin over the config's
+ * (`true`/`false` are booleans, numbers numbers, anything else a string), or undefined when absent.
+ * The plugin checks names and values when the pipeline loads.
+ *
+ * @example
+ * ```ts
+ * samplerOptionsFlag({ "sampler-options": "eta=0.5,spacing=uniform" }); // { eta: 0.5, spacing: "uniform" }
+ * ```
+ */
+export function samplerOptionsFlag(
+  values: ParsedFlags["values"],
+): Record<string, unknown> | undefined {
+  const raw = values["sampler-options"];
+  if (raw === undefined) return undefined;
+  const options: Record<string, unknown> = {};
+  for (const item of String(raw).split(",")) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\S(?:.*\S)?)\s*$/.exec(item);
+    if (!m) {
+      throw new UsageError(
+        `--sampler-options: "${item}" is not KEY=VALUE (e.g. --sampler-options eta=0.5,spacing=uniform)`,
+      );
+    }
+    const [, key, text] = m;
+    if (key in options) throw new UsageError(`--sampler-options: "${key}" is given twice`);
+    const n = Number(text);
+    options[key] = text === "true"
+      ? true
+      : text === "false"
+      ? false
+      : Number.isFinite(n)
+      ? n
+      : text;
+  }
+  return options;
+}
+
+/** `--sampler-options` as given, for a log line: "eta=0.5,spacing=uniform". */
+export function samplerOptionsText(options: Record<string, unknown>): string {
+  return Object.entries(options).map(([k, v]) => `${k}=${v}`).join(",");
+}
+
+/** Help line of `--sampler-options` (in every task that samples a trained run). */
+export const SAMPLER_OPTIONS_HELP =
+  `  --sampler-options KEY=VALUE,...  options of the decoder's sampler over the config's, e.g.
+                     eta=1 (ddim), spacing=uniform (dpm-solver++), clipDenoised=false`;
 
 /** Help line of `--raw-decoder` (in every task that samples a trained run). */
 export const RAW_DECODER_HELP =
@@ -321,6 +369,7 @@ export async function openSampling(
     priorSteps: numberFlag(values, "prior-steps", { integer: true, min: 1 }),
     priorGuidance: numberFlag(values, "prior-guidance", { min: 0 }),
     rawDecoder: values["raw-decoder"] === true,
+    samplerOptions: samplerOptionsFlag(values),
   };
   await startBackend(values, print);
   return { registry, load };

@@ -168,6 +168,7 @@ export async function evalPipeline(
       from,
       guidance,
       sampler: p.sampler.name,
+      samplerOptions: load.samplerOptions ?? null,
       steps: steps ?? null,
       rerank: rerank ?? 1,
       seed,

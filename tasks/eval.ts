@@ -19,6 +19,7 @@ import {
   PRIOR_SAMPLING_HELP,
   RAW_DECODER_HELP,
   runMain,
+  SAMPLER_OPTIONS_HELP,
   SAMPLING_FLAGS,
   samplingFlags,
   UsageError,
@@ -68,6 +69,7 @@ Options:
 ${PRIOR_SAMPLING_HELP}
                      (for "prior" and "pipeline")
 ${RAW_DECODER_HELP}
+${SAMPLER_OPTIONS_HELP}
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --probe-steps N    training steps of the ground-truth probe (default ${DEFAULT_PROBE_STEPS})
   --probe-images N   images the probe trains on (default ${DEFAULT_PROBE_OPTIONS.trainCount})

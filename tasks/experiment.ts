@@ -19,6 +19,7 @@ import {
   PRIOR_SAMPLING_HELP,
   RAW_DECODER_HELP,
   runMain,
+  SAMPLER_OPTIONS_HELP,
   SAMPLING_FLAGS,
   seedFlag,
   UsageError,
@@ -50,6 +51,7 @@ Options:
   --sampler NAME     ddpm, ddim, dpm-solver++ or dpm-solver++-sde (default: the config's)
 ${PRIOR_SAMPLING_HELP}
 ${RAW_DECODER_HELP}
+${SAMPLER_OPTIONS_HELP}
 ${BACKEND_HELP}
   --debug            print stack traces of errors
   -h, --help         show this help
@@ -214,6 +216,8 @@ export async function runExperiment(
     seed,
     steps: steps ?? null,
     sampler: sampler ?? null,
+    samplerOptions: load.samplerOptions ?? null,
+    rawDecoder: load.rawDecoder === true,
     prior: {
       sampler: load.priorSampler ?? "ddpm",
       steps: load.priorSteps ?? null,

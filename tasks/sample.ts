@@ -37,6 +37,8 @@ import {
   PRIOR_SAMPLING_HELP,
   RAW_DECODER_HELP,
   runMain,
+  SAMPLER_OPTIONS_HELP,
+  samplerOptionsText,
   SAMPLING_FLAGS,
   samplingFlags,
   UsageError,
@@ -58,6 +60,7 @@ Options:
                      caption (K times the decoder's work; default 1)
 ${PRIOR_SAMPLING_HELP}
 ${RAW_DECODER_HELP}
+${SAMPLER_OPTIONS_HELP}
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --out FILE.png     output file (default sample.png); an existing file is kept unless --force
   --force            overwrite --out if it exists
@@ -252,6 +255,7 @@ export async function runSample(
     print(
       `Wrote ${n} image(s) of ${what} to ${out} (${result.width}x${result.height} grid, ` +
         `${seconds.toFixed(1)} s, guidance ${guidance}, sampler ${pipeline.sampler.name}` +
+        (load.samplerOptions ? ` (${samplerOptionsText(load.samplerOptions)})` : "") +
         (pipeline.decoderWeights === "raw" ? ", raw decoder weights" : "") +
         (pipeline.upsampler
           ? `, upsampled ${pipeline.upsampler.lowResSize} -> ${pipeline.upsampler.imageSize}`

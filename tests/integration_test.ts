@@ -106,6 +106,22 @@ Deno.test({
       assert.deepEqual([r.width, r.height, r.count], [38, 20, 2]);
     });
 
+    await t.step("sample --sampler-options sets the sampler's options", async () => {
+      const out = join(WORK, "ddim_eta.png");
+      const lines: string[] = [];
+      const args = ["a red circle", "--checkpoint", RUN, "--n", "1", "--steps", "2"];
+      await runSample(
+        [...args, "--sampler", "ddim", "--sampler-options", "eta=1", "--out", out],
+        { print: (l) => lines.push(l) },
+      );
+      assert.ok(lines.some((l) => /sampler ddim \(eta=1\)/.test(l)), lines.join("\n"));
+      assert.ok((await Deno.stat(out)).size > 0);
+      await assert.rejects(
+        () => runSample([...args, "--sampler-options", "etta=1", "--out", out, "--force"], quiet),
+        /Sampler "ddpm" has no option "etta"; its options are steps, clipDenoised, clampXt/,
+      );
+    });
+
     await t.step("sample --image decodes variations of an input PNG", async () => {
       // A 32x32 shapes image: twice the decoder's side, so it is box-downsampled to 16x16.
       const [img] = generateSplit({ split: "test", count: 1, size: 32 });

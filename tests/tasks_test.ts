@@ -5,7 +5,14 @@ import { ConfigError } from "../core/config.ts";
 import { loadConfig } from "../core/config_file.ts";
 import { decoderDropRates } from "../core/pipeline.ts";
 import { CheckpointError } from "../core/train/checkpoint.ts";
-import { errorLine, numberFlag, parseFlags, UsageError } from "../tasks/_cli.ts";
+import {
+  errorLine,
+  numberFlag,
+  parseFlags,
+  samplerOptionsFlag,
+  UsageError,
+} from "../tasks/_cli.ts";
+import { createSampler } from "../core/pipeline/build.ts";
 import { runEval } from "../tasks/eval.ts";
 import { DEFAULT_WEIGHTS, runSample } from "../tasks/sample.ts";
 import { runTrain } from "../tasks/train.ts";
@@ -213,6 +220,48 @@ Deno.test("parseFlags() and numberFlag() parse strictly", () => {
   assert.throws(() => numberFlag({ g: "1.5" }, "g", { integer: true }), /not an integer/);
   assert.throws(() => numberFlag({ g: "-1" }, "g", { positive: true }), /must be positive/);
   assert.throws(() => parseFlags(["--n"], { n: { type: "string" } }, "t"), UsageError);
+});
+
+Deno.test("--sampler-options parses KEY=VALUE lists into typed sampler options", () => {
+  assert.equal(samplerOptionsFlag({}), undefined);
+  assert.deepEqual(
+    samplerOptionsFlag({ "sampler-options": "eta=0.5, spacing=uniform,clipDenoised=false" }),
+    { eta: 0.5, spacing: "uniform", clipDenoised: false },
+  );
+  for (const bad of ["eta", "eta=", "=1", "eta=1,,steps=2", "1x=2"]) {
+    assert.throws(
+      () => samplerOptionsFlag({ "sampler-options": bad }),
+      (e) => e instanceof UsageError && /is not KEY=VALUE/.test(e.message),
+      bad,
+    );
+  }
+  assert.throws(() => samplerOptionsFlag({ "sampler-options": "eta=1,eta=0" }), /given twice/);
+});
+
+Deno.test("createSampler() applies option overrides over the config's, and checks names", async () => {
+  const registry = builtins();
+  const config = await loadConfig("presets/cpu32.jsonc", registry); // ddpm, 50 steps
+  type WithOptions = { name: string; options: Record<string, unknown> };
+  const own = await createSampler(config, registry, undefined, { clampXt: true });
+  assert.deepEqual(
+    [
+      own.name,
+      (own as unknown as WithOptions).options.steps,
+      (own as unknown as WithOptions).options.clampXt,
+    ],
+    ["ddpm", 50, true],
+  );
+  // Another plugin starts from its own defaults, not the config's options.
+  const ddim = await createSampler(config, registry, "ddim", { eta: 1 }) as unknown as WithOptions;
+  assert.deepEqual([ddim.name, ddim.options.eta, ddim.options.steps], ["ddim", 1, undefined]);
+  await assert.rejects(
+    () => createSampler(config, registry, "ddim", { etta: 1 }),
+    /Sampler "ddim" has no option "etta"; its options are steps, eta, clipDenoised/,
+  );
+  await assert.rejects(
+    () => createSampler(config, registry, "ddim", { eta: "high" }),
+    /Invalid options for sampler plugin "ddim": eta/,
+  );
 });
 
 Deno.test("presets/thesis.jsonc holds the thesis's Appendix A settings", async () => {

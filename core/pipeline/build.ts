@@ -236,7 +236,8 @@ export function createUpsampler(config: ResolvedConfig, registry: Registry): Pro
 }
 
 /**
- * The config's sampler, or the named sampler plugin with default options.
+ * The config's sampler, or the named sampler plugin with default options; `overrides` replace
+ * options of either (a name the plugin does not have is an error, not silently dropped).
  *
  * @example
  * ```ts
@@ -251,11 +252,20 @@ export async function createSampler(
   config: ResolvedConfig,
   registry: Registry,
   name?: string,
+  overrides: Record<string, unknown> = {},
 ): Promise<Sampler> {
-  if (name === undefined || name === config.components.sampler.plugin) {
-    return await createComponent<Sampler>(config, registry, "sampler");
+  const own = config.components.sampler;
+  const plugin = name ?? own.plugin;
+  const shape = (registry.lookup("sampler", plugin).options as { shape?: object }).shape;
+  const unknown = shape ? Object.keys(overrides).filter((k) => !(k in shape)) : [];
+  if (shape && unknown.length > 0) {
+    throw new Error(
+      `Sampler "${plugin}" has no option "${unknown[0]}"; its options are ` +
+        Object.keys(shape).join(", "),
+    );
   }
-  return await registry.use<Sampler>("sampler", name, {});
+  const base = plugin === own.plugin ? own.options ?? {} : {};
+  return await registry.use<Sampler>("sampler", plugin, { ...base, ...overrides });
 }
 
 /**

@@ -42,6 +42,11 @@ import { loadUpsampler } from "./upsample.ts";
 export interface LoadPipelineOptions {
   /** Decoder sampler plugin (default the config's). */
   sampler?: string;
+  /**
+   * Options of the decoder's sampler, over the config's when it is the config's plugin (e.g.
+   * `{ eta: 1 }` for DDIM); names the plugin does not have are an error.
+   */
+  samplerOptions?: Record<string, unknown>;
   /** Prior sampler plugin (default "ddpm": ancestral, thesis Algorithm 5). */
   priorSampler?: string;
   /** Prior sampling steps, respaced (default the sampler's, else the prior schedule's). */
@@ -345,7 +350,7 @@ export async function loadPipeline(
     decoder,
     priorSchedule: await createComponent<NoiseSchedule>(merged, registry, "priorSchedule"),
     decoderSchedule: await createComponent<NoiseSchedule>(merged, registry, "decoderSchedule"),
-    sampler: await createSampler(merged, registry, options.sampler),
+    sampler: await createSampler(merged, registry, options.sampler, options.samplerOptions),
     priorSampler: await createPriorSampler(registry, options),
     priorGuidance: options.priorGuidance ?? 1,
     ...(up && { upsampler: up.upsampler, upsamplerSchedule: up.schedule }),
