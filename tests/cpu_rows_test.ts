@@ -7,8 +7,8 @@
  * arithmetic on same-shape and periodically broadcast operands.
  * Runs with `UNCLIP_BACKEND=cpu`; ignored on WebGPU and where the kernels did not load.
  */
-import { assertClose, hostRandom } from "./_support/check.ts";
-import { cpu, onCpu } from "../core/tensor/backend.ts";
+import { assertClose } from "./_support/check.ts";
+import { onCpu } from "../core/tensor/backend.ts";
 import { cpuKernels } from "../core/tensor/cpu/runtime.ts";
 import { normBackward, normForward, type NormLayout } from "../core/tensor/cpu/norm.ts";
 import { softmaxGradRows, type SoftmaxRows, softmaxRows } from "../core/tensor/cpu/rows.ts";
@@ -23,26 +23,9 @@ import {
   unaryKernel,
 } from "../core/tensor/cpu/elementwise.ts";
 import assert from "node:assert/strict";
+import { inMemory, random } from "./_support/cpu_arrays.ts";
 
 const ignore = !onCpu() || !cpuKernels();
-
-function random(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  const r = hostRandom(seed);
-  return Float32Array.from({ length: n }, () => lo + (hi - lo) * r());
-}
-
-/** Copies of `arrays` in the CPU memory (one block, allocated before any view is taken). */
-function inMemory(...arrays: Float32Array[]): Float32Array[] {
-  const total = arrays.reduce((s, a) => s + a.length, 0);
-  const buf = cpu().allocate(Math.max(4, total * 4));
-  let at = buf.offset;
-  return arrays.map((a) => {
-    const v = new Float32Array(cpu().mem.buffer, at, a.length);
-    v.set(a);
-    at += a.length * 4;
-    return v;
-  });
-}
 
 /**
  * `assertClose`, where non-finite values (NaN, infinities) must match exactly: they are checked
