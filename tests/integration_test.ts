@@ -439,6 +439,20 @@ Deno.test({
         () => loadPipeline(exported, builtins(), { rawDecoder: true }),
         (e) => e instanceof CheckpointError && /has only the EMA/.test(e.message),
       );
+      // Its weights are the EMA the export wrote, and say so.
+      const fromExport = await loadPipeline(exported, builtins());
+      try {
+        assert.equal(fromExport.decoderWeights, "ema");
+        const a = await fromExport.decoder.parameters()[0].read();
+        const ema2 = await loadPipeline(RUN, builtins());
+        try {
+          assert.deepEqual(Array.from(a), Array.from(await ema2.decoder.parameters()[0].read()));
+        } finally {
+          ema2.dispose();
+        }
+      } finally {
+        fromExport.dispose();
+      }
     });
 
     await t.step(

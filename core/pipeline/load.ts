@@ -90,18 +90,22 @@ export async function createPriorSampler(
 }
 
 /**
- * The decoder weights to load: the EMA where the checkpoint has one, unless `raw` asks for the
- * raw weights, which only a checkpoint with training state holds.
+ * The decoder weights to load, and what they are: the EMA where the checkpoint has one, unless
+ * `raw` asks for the raw weights, which only a checkpoint with training state holds. An exported
+ * checkpoint has no training state; its weights are what the export wrote (its `weights` label:
+ * the EMA where the run kept one).
  */
 function chooseDecoderWeights(ckpt: LoadedCheckpoint, raw: boolean): "ema" | "raw" {
-  const tensors = ckpt.training ? Object.keys(ckpt.training.tensors) : [];
-  const hasEma = tensors.some((name) => name.startsWith("ema."));
-  if (raw && !ckpt.training) {
-    throw new CheckpointError(
-      `Checkpoint "${ckpt.dir}" has only the EMA of the decoder's weights (an exported model); ` +
-        `the raw weights are in the checkpoints of the run that trained it`,
-    );
+  if (!ckpt.training) {
+    if (raw && ckpt.meta.exportedWeights !== "trained") {
+      throw new CheckpointError(
+        `Checkpoint "${ckpt.dir}" has only the EMA of the decoder's weights (an exported ` +
+          `model); the raw weights are in the checkpoints of the run that trained it`,
+      );
+    }
+    return ckpt.meta.exportedWeights === "trained" ? "raw" : "ema";
   }
+  const hasEma = Object.keys(ckpt.training.tensors).some((name) => name.startsWith("ema."));
   return raw || !hasEma ? "raw" : "ema";
 }
 
