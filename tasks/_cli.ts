@@ -312,16 +312,16 @@ export function samplerOptionsFlag(
     }
     const [, key, text] = m;
     if (key in options) throw new UsageError(`--sampler-options: "${key}" is given twice`);
-    const n = Number(text);
-    options[key] = text === "true"
-      ? true
-      : text === "false"
-      ? false
-      : Number.isFinite(n)
-      ? n
-      : text;
+    options[key] = optionValue(text);
   }
   return options;
+}
+
+/** A `--sampler-options` value: `true`/`false` as booleans, a finite number as a number, else the text. */
+function optionValue(text: string): unknown {
+  if (text === "true" || text === "false") return text === "true";
+  const n = Number(text);
+  return Number.isFinite(n) ? n : text;
 }
 
 /** `--sampler-options` as given, for a log line: "eta=0.5,spacing=uniform". */
