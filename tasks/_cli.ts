@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { builtins } from "../plugins/mod.ts";
 import type { Registry } from "../core/registry.ts";
 import type { LoadPipelineOptions } from "../core/pipeline.ts";
+import { checkGuidanceInterval, type GuidanceInterval } from "../core/diffusion/mod.ts";
 import {
   type BackendChoice,
   closeBackend,
@@ -247,6 +248,7 @@ export async function checkOutputFile(
 export const SAMPLING_FLAGS: Record<string, FlagSpec> = {
   checkpoint: { type: "string" },
   guidance: { type: "string" },
+  "guidance-interval": { type: "string" },
   steps: { type: "string" },
   sampler: { type: "string" },
   "prior-sampler": { type: "string" },
@@ -261,21 +263,57 @@ export const SAMPLING_FLAGS: Record<string, FlagSpec> = {
 };
 
 /**
- * `--guidance` (default 2), `--steps` (default: the sampler's) and `--seed` (default 0).
+ * `--guidance` (default 2), `--guidance-interval LO,HI` (default: every step), `--steps`
+ * (default: the sampler's) and `--seed` (default 0).
  *
  * @example
  * ```ts
- * samplingFlags({ guidance: "2.5" }); // { guidance: 2.5, steps: undefined, seed: 0 }
+ * samplingFlags({ guidance: "2.5" }); // { guidance: 2.5, guidanceInterval: undefined, steps: undefined, seed: 0 }
  * ```
  */
-export function samplingFlags(
-  values: ParsedFlags["values"],
-): { guidance: number; steps: number | undefined; seed: number } {
+export function samplingFlags(values: ParsedFlags["values"]): {
+  guidance: number;
+  guidanceInterval: GuidanceInterval | undefined;
+  steps: number | undefined;
+  seed: number;
+} {
   return {
     guidance: numberFlag(values, "guidance", { min: 0 }) ?? 2,
+    guidanceInterval: guidanceIntervalFlag(values),
     steps: numberFlag(values, "steps", { integer: true, min: 1 }),
     seed: seedFlag(values),
   };
+}
+
+/** Help line of `--guidance-interval` (sample, eval). */
+export const GUIDANCE_INTERVAL_HELP =
+  `  --guidance-interval LO,HI  guide only where t / T of the decoder's schedule is from LO to
+                     HI (1 = pure noise); elsewhere one conditional pass, half the work
+                     (default 0,1: every step)`;
+
+/**
+ * `--guidance-interval LO,HI`: two fractions 0 <= LO < HI <= 1, or undefined when absent.
+ *
+ * @example
+ * ```ts
+ * guidanceIntervalFlag({ "guidance-interval": "0.4,1" }); // [0.4, 1]
+ * ```
+ */
+export function guidanceIntervalFlag(
+  values: ParsedFlags["values"],
+): GuidanceInterval | undefined {
+  const raw = values["guidance-interval"];
+  if (raw === undefined) return undefined;
+  const parts = String(raw).split(",").map((v) => v.trim());
+  const numbers = parts.map((v) => (v === "" ? NaN : Number(v)));
+  try {
+    return checkGuidanceInterval(numbers, "--guidance-interval");
+  } catch {
+    throw new UsageError(
+      `--guidance-interval "${raw}" must be two fractions LO,HI from 0 to 1 with LO < HI ` +
+        `(e.g. 0.4,1)`,
+    );
+  }
 }
 
 /** Help lines of the prior's sampling flags (in every task that samples the prior). */

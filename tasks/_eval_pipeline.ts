@@ -11,6 +11,7 @@ import { type ClipEvalResult, evaluateClip } from "../core/eval/clip.ts";
 import { loadPipeline, outputImageSize, reconstructImages, textToImage } from "../core/pipeline.ts";
 import { loadOrTrainProbe, scoreImages } from "../datasets/probe.ts";
 import { UsageError } from "./_cli.ts";
+import { FULL_GUIDANCE_INTERVAL, type GuidanceInterval } from "../core/diffusion/mod.ts";
 import {
   type EvalContext,
   evalSet,
@@ -38,6 +39,8 @@ export interface PipelineSampling {
   from?: PipelineSource;
   /** Decoder guidance scale. */
   guidance: number;
+  /** Where the decoder's guidance applies (undefined: every step). */
+  guidanceInterval?: GuidanceInterval;
   /** Decoder sampling steps (undefined: the sampler's). */
   steps: number | undefined;
   /** Decoder candidates per caption, the best by CLIP kept (undefined: 1, no reranking). */
@@ -53,7 +56,7 @@ export async function evalPipeline(
   sampling: PipelineSampling,
 ): Promise<Record<string, unknown>> {
   const { checkpoint, registry, split, seed, print, probeOptions, load } = ctx;
-  const { guidance, steps, rerank } = sampling;
+  const { guidance, guidanceInterval, steps, rerank } = sampling;
   const from = sampling.from ?? "prior";
   const p = await loadPipeline(checkpoint, registry, load);
   try {
@@ -72,7 +75,7 @@ export async function evalPipeline(
     const t0 = performance.now();
     for (let i = 0; i < captions.length; i += chunk) {
       const part = captions.slice(i, i + chunk);
-      const options = { guidance, steps, seed: seed + i };
+      const options = { guidance, guidanceInterval, steps, seed: seed + i };
       const g = from !== "prior"
         ? await reconstructImages(
           p,
@@ -109,7 +112,8 @@ export async function evalPipeline(
       ? ", decoded from the real images' CLIP embeddings"
       : ", variations: the real images' CLIP embeddings, empty captions";
     const text = table(
-      `Pipeline, ${split} split (${captions.length} captions${source}, guidance ${guidance}, ` +
+      `Pipeline, ${split} split (${captions.length} captions${source}, guidance ${guidance}` +
+        `${guidanceInterval ? ` over t/T ${guidanceInterval.join("-")}` : ""}, ` +
         `${seconds.toFixed(0)} s): generated images scored by the trained CLIP`,
       rows(gen, real),
     ).replace("ours".padStart(9), "generated".padStart(9)).replace(
@@ -167,6 +171,7 @@ export async function evalPipeline(
       realImages: real,
       from,
       guidance,
+      guidanceInterval: guidanceInterval ?? FULL_GUIDANCE_INTERVAL,
       sampler: p.sampler.name,
       samplerOptions: load.samplerOptions ?? null,
       steps: steps ?? null,

@@ -13,6 +13,7 @@ import { DEFAULT_PROBE_OPTIONS, DEFAULT_PROBE_STEPS } from "../datasets/probe.ts
 import {
   BACKEND_HELP,
   checkOutputFile,
+  GUIDANCE_INTERVAL_HELP,
   numberFlag,
   openSampling,
   parseFlags,
@@ -57,6 +58,7 @@ Options:
   --split NAME       test (default) or zeroshot (unseen colour-shape pairs)
   --limit N          evaluate the first N images of the split (pipeline default: 200)
   --guidance S       decoder guidance scale for "pipeline" (default 2)
+${GUIDANCE_INTERVAL_HELP}
   --steps N          decoder sampling steps for "pipeline" (default: the sampler's)
   --rerank K         "pipeline": K decoder candidates per caption, the one CLIP matches best
                      kept (default 1; K times the decoder's work)
@@ -138,7 +140,10 @@ export async function runEval(
   if (!checkpoint) throw new UsageError(`Missing --checkpoint DIR; see "deno task eval --help"`);
   const limit = numberFlag(values, "limit", { integer: true, min: 2 }) ??
     (what === "pipeline" ? 200 : undefined);
-  const { guidance, steps, seed } = samplingFlags(values);
+  const { guidance, guidanceInterval, steps, seed } = samplingFlags(values);
+  if (guidanceInterval && what !== "pipeline") {
+    throw new UsageError(`--guidance-interval is for "eval pipeline", not "${what}"`);
+  }
   // Each call draws CAPTIONS_PER_CALL x rerank images, at most MAX_IMAGES (64 candidates).
   const maxRerank = MAX_IMAGES / CAPTIONS_PER_CALL;
   const rerank = numberFlag(values, "rerank", { integer: true, min: 1, max: maxRerank });
@@ -184,6 +189,7 @@ export async function runEval(
     : what === "pipeline"
     ? await evalPipeline(ctx, {
       guidance,
+      guidanceInterval,
       steps,
       rerank,
       from: from as PipelineSource | undefined,

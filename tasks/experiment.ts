@@ -140,7 +140,8 @@ export async function runExperiment(
   for (const e of EXPERIMENTS) {
     for (const [f, s] of Object.entries(e.flags)) own[f] = { type: s.type };
   }
-  const { guidance: _g, ...sampling } = SAMPLING_FLAGS;
+  // Guidance is each experiment's own business (the guidance sweep sets it).
+  const { guidance: _g, "guidance-interval": _gi, ...sampling } = SAMPLING_FLAGS;
   const { values, positionals } = parseFlags(args, {
     ...sampling,
     ...own,

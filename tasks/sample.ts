@@ -31,6 +31,7 @@ import { toNchw } from "../datasets/mod.ts";
 import {
   BACKEND_HELP,
   checkOutputFile,
+  GUIDANCE_INTERVAL_HELP,
   numberFlag,
   openSampling,
   parseFlags,
@@ -53,6 +54,7 @@ Options:
   --checkpoint DIR   run folder with clip/, prior/, decoder/ [, upsampler/] (default: weights/default)
   --n N              images, 1 to 1024 (default 4)
   --guidance S       classifier-free guidance scale (default 2; the thesis's best is 2-2.5)
+${GUIDANCE_INTERVAL_HELP}
   --sampler NAME     ddpm, ddim, dpm-solver++ or dpm-solver++-sde (default: the
                      config's sampler)
   --steps N          decoder reverse-process steps (respaced; default: the sampler's)
@@ -190,7 +192,7 @@ export async function runSample(
   }
   const caption = positionals[0] ?? "";
   const n = numberFlag(values, "n", { integer: true, min: 1, max: MAX_IMAGES }) ?? 4;
-  const { guidance, steps, seed } = samplingFlags(values);
+  const { guidance, guidanceInterval, steps, seed } = samplingFlags(values);
   const upsamplerSteps = numberFlag(values, "upsampler-steps", { integer: true, min: 1 });
   const rerank = numberFlag(values, "rerank", { integer: true, min: 1, max: MAX_IMAGES });
   if (rerank !== undefined && image) {
@@ -230,7 +232,7 @@ export async function runSample(
         `--upsampler-steps: "${checkpoint}" has no upsampler/ stage; drop the flag`,
       );
     }
-    const opts = { n, guidance, steps, seed, upsamplerSteps };
+    const opts = { n, guidance, guidanceInterval, steps, seed, upsamplerSteps };
     try {
       pipeline.tokenizer.encode(caption);
     } catch (e) {
@@ -254,7 +256,9 @@ export async function runSample(
     const what = image ? `variations of ${image}` : `"${shortCaption(caption)}"`;
     print(
       `Wrote ${n} image(s) of ${what} to ${out} (${result.width}x${result.height} grid, ` +
-        `${seconds.toFixed(1)} s, guidance ${guidance}, sampler ${pipeline.sampler.name}` +
+        `${seconds.toFixed(1)} s, guidance ${guidance}` +
+        (guidanceInterval ? ` over t/T ${guidanceInterval.join("-")}` : "") +
+        `, sampler ${pipeline.sampler.name}` +
         (load.samplerOptions ? ` (${samplerOptionsText(load.samplerOptions)})` : "") +
         (pipeline.decoderWeights === "raw" ? ", raw decoder weights" : "") +
         (pipeline.upsampler

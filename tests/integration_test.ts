@@ -122,6 +122,25 @@ Deno.test({
       );
     });
 
+    await t.step("sample --guidance-interval guides part of the steps", async () => {
+      const args = ["a red circle", "--checkpoint", RUN, "--n", "1", "--steps", "4"];
+      const draw = async (extra: string[], name: string) => {
+        const lines: string[] = [];
+        const out = join(WORK, name);
+        await runSample([...args, ...extra, "--out", out], { print: (l) => lines.push(l) });
+        return { png: decodePngRgb(await Deno.readFile(out)).data, lines };
+      };
+      const every = await draw([], "gi_every.png");
+      const same = await draw(["--guidance-interval", "0,1"], "gi_same.png");
+      const part = await draw(["--guidance-interval", "0.5,1"], "gi_part.png");
+      assert.deepEqual(same.png, every.png, "0,1 is every step, the default");
+      assert.notDeepEqual(part.png, every.png, "unguided low-noise steps change the image");
+      assert.ok(
+        part.lines.some((l) => /guidance 2 over t\/T 0\.5-1,/.test(l)),
+        part.lines.join("\n"),
+      );
+    });
+
     await t.step("sample --image decodes variations of an input PNG", async () => {
       // A 32x32 shapes image: twice the decoder's side, so it is box-downsampled to 16x16.
       const [img] = generateSplit({ split: "test", count: 1, size: 32 });
@@ -345,6 +364,11 @@ Deno.test({
       assert.ok(g.top1 >= 0 && g.top1 <= 1 && g.top5 === 1); // top-5 of 2 captions
       const stored = JSON.parse(await Deno.readTextFile(join(RUN, "eval_pipeline_test.json")));
       assert.ok(stored.metric);
+      assert.deepEqual(stored.guidanceInterval, [0, 1]); // the default: every step
+      await assert.rejects(
+        () => runEval(["prior", "--checkpoint", RUN, "--guidance-interval", "0.4,1"], quiet),
+        /--guidance-interval is for "eval pipeline", not "prior"/,
+      );
       // The probe's per-shape breakdown is stored beside its rates.
       const byShape: Record<string, { captions: number }> = stored.probe.generated.byShape;
       assert.deepEqual(Object.keys(byShape).sort(), [...SHAPES].sort());

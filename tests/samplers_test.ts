@@ -27,7 +27,14 @@ import {
   halfLogSnr,
   logSnrSteps,
 } from "../plugins/samplers/mod.ts";
-import { combineGuidance, conditionalPredictor, guidedNoise } from "../core/diffusion/mod.ts";
+import {
+  checkGuidanceInterval,
+  combineGuidance,
+  conditionalPredictor,
+  FULL_GUIDANCE_INTERVAL,
+  guidedNoise,
+  guidedPredictor,
+} from "../core/diffusion/mod.ts";
 import { UNetDecoder } from "../plugins/decoders/mod.ts";
 import { hostRandom } from "./_support/check.ts";
 import { tinyUNetOptions } from "./_support/tiny_unet.ts";
@@ -330,7 +337,8 @@ Deno.test("sampler plugins are registered with defaults", async () => {
   await assert.rejects(registry.use("sampler", "ddim", { eat: 1 }), /Invalid options/);
 });
 
-Deno.test("guidedNoise() with s = 1 equals the conditional prediction, s = 0 the unconditional", async () => {
+/** A tiny U-Net whose output depends on its condition, a batch of 3 conditions and an x_t. */
+function conditionedTinyDecoder() {
   manualSeed(21);
   const T = 5, B = 3;
   const model = new UNetDecoder(tinyUNetOptions({ attentionLevels: [0], contextLength: T }));
@@ -350,6 +358,11 @@ Deno.test("guidedNoise() with s = 1 equals the conditional prediction, s = 0 the
     keep: full([B], keep),
   });
   const x = tensor(uniform(B * 3 * 64, 24), [B, 3, 8, 8]);
+  return { model, cond, x, B };
+}
+
+Deno.test("guidedNoise() with s = 1 equals the conditional prediction, s = 0 the unconditional", async () => {
+  const { model, cond, x, B } = conditionedTinyDecoder();
   // Sampling runs without gradients (fused kernels), as here.
   const [g1, g0, g2, c, u, p] = await Promise.all(
     noGrad(() =>
@@ -373,6 +386,42 @@ Deno.test("guidedNoise() with s = 1 equals the conditional prediction, s = 0 the
     scope(() => combineGuidance(tensor(c, [c.length]), tensor(u, [u.length]), 2.5)),
   );
   assert.ok(maxDiff(combined, expected) < 1e-5);
+  model.dispose();
+});
+
+Deno.test("guidedPredictor() guides only inside its interval: one conditional pass outside", async () => {
+  const { model, cond, x } = conditionedTinyDecoder();
+  // T = 20: timestep 12 is t/T = 0.6 (inside [0.4, 1]), timestep 4 is 0.2 (outside).
+  const limit = { interval: [0.4, 1] as const, timesteps: 20 };
+  const [inside, outside, guided12, cond4, full12] = await Promise.all(
+    noGrad(() =>
+      scope(() => {
+        const limited = guidedPredictor(model, cond(1), 2.5, limit);
+        const everywhere = guidedPredictor(model, cond(1), 2.5, {
+          interval: FULL_GUIDANCE_INTERVAL,
+          timesteps: 20,
+        });
+        return [
+          limited(x, 12),
+          limited(x, 4),
+          guidedNoise(model, x, 12, cond(1), 2.5),
+          conditionalPredictor(model, cond(1))(x, 4),
+          everywhere(x, 12),
+        ];
+      })
+    ).map(read),
+  );
+  assert.deepEqual(inside, guided12);
+  assert.deepEqual(full12, guided12);
+  assert.deepEqual(outside, cond4);
+  const unguided4 = await read(noGrad(() => scope(() => guidedNoise(model, x, 4, cond(1), 2.5))));
+  assert.ok(maxDiff(outside, unguided4) > 1e-3, "outside the interval guidance must be off");
+  for (const bad of [[0.5, 0.5], [-0.1, 1], [0, 1.5], [0.4], [NaN, 1], "0,1"]) {
+    assert.throws(
+      () => checkGuidanceInterval(bad, "guidanceInterval"),
+      /guidanceInterval must be two fractions lo < hi from 0 to 1/,
+    );
+  }
   model.dispose();
 });
 

@@ -7,6 +7,7 @@ import { decoderDropRates } from "../core/pipeline.ts";
 import { CheckpointError } from "../core/train/checkpoint.ts";
 import {
   errorLine,
+  guidanceIntervalFlag,
   numberFlag,
   parseFlags,
   samplerOptionsFlag,
@@ -236,6 +237,18 @@ Deno.test("--sampler-options parses KEY=VALUE lists into typed sampler options",
     );
   }
   assert.throws(() => samplerOptionsFlag({ "sampler-options": "eta=1,eta=0" }), /given twice/);
+});
+
+Deno.test("--guidance-interval parses LO,HI fractions and rejects anything else", () => {
+  assert.equal(guidanceIntervalFlag({}), undefined);
+  assert.deepEqual(guidanceIntervalFlag({ "guidance-interval": "0.4, 1" }), [0.4, 1]);
+  for (const bad of ["0.4", "0.4,", "1,0.4", "0.5,0.5", "-0.1,1", "0,2", "a,b", "0,0.5,1"]) {
+    assert.throws(
+      () => guidanceIntervalFlag({ "guidance-interval": bad }),
+      (e) => e instanceof UsageError && /must be two fractions LO,HI from 0 to 1/.test(e.message),
+      bad,
+    );
+  }
 });
 
 Deno.test("createSampler() applies option overrides over the config's, and checks names", async () => {

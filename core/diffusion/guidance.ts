@@ -109,6 +109,8 @@ function rowsOf(cond: DecoderConditioning | EncodedConditioning): number {
 
 /**
  * A `NoisePredictor` for samplers that applies classifier-free guidance with scale `scale`.
+ * With `limit`, only at the timesteps inside its interval; elsewhere the conditional prediction
+ * alone, one pass instead of two (guidance in a limited interval, Kynkäänniemi et al. 2024).
  *
  * @example
  * ```ts
@@ -124,9 +126,14 @@ export function guidedPredictor(
   decoder: Decoder,
   cond: DecoderConditioning,
   scale: number,
+  limit?: GuidanceLimit,
 ): NoisePredictor {
   const doubled = encodeOnce(decoder, doubleConditioning(cond));
+  const outside = limit && !coversSchedule(limit.interval)
+    ? conditionalPredictor(decoder, cond)
+    : null;
   return (xt, timestep) => {
+    if (outside && !inInterval(limit!, timestep)) return outside(xt, timestep);
     if (2 * xt.shape[0] !== rowsOf(doubled)) {
       throw new RangeError(
         `Conditioning has ${rowsOf(doubled) / 2} rows for a batch of ${xt.shape[0]} images`,
@@ -134,6 +141,54 @@ export function guidedPredictor(
     }
     return guidedFromDoubled(decoder, xt, timestep, doubled, scale);
   };
+}
+
+/**
+ * The part of the reverse process where guidance applies, as fractions t / T of the training
+ * schedule's T steps (0 = the last denoising step, 1 = pure noise): [lo, hi].
+ */
+export type GuidanceInterval = readonly [lo: number, hi: number];
+
+/** A guidance interval with the length T of the schedule its fractions refer to. */
+export interface GuidanceLimit {
+  interval: GuidanceInterval;
+  /** T, the training schedule's number of steps (`NoiseSchedule.numSteps`). */
+  timesteps: number;
+}
+
+/** Guidance at every step: the thesis's Algorithm 3. */
+export const FULL_GUIDANCE_INTERVAL: GuidanceInterval = [0, 1];
+
+function coversSchedule([lo, hi]: GuidanceInterval): boolean {
+  return lo <= 0 && hi >= 1;
+}
+
+function inInterval({ interval: [lo, hi], timesteps }: GuidanceLimit, timestep: number): boolean {
+  const f = timestep / timesteps;
+  return f >= lo && f <= hi;
+}
+
+/**
+ * Checks a guidance interval: two finite fractions 0 <= lo < hi <= 1. Throws a RangeError
+ * naming `what` otherwise.
+ *
+ * @example
+ * ```ts
+ * checkGuidanceInterval([0.4, 1], "guidanceInterval"); // fine
+ * ```
+ */
+export function checkGuidanceInterval(interval: unknown, what: string): GuidanceInterval {
+  const ok = Array.isArray(interval) && interval.length === 2 &&
+    interval.every((v) => typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= 1) &&
+    interval[0] < interval[1];
+  if (!ok) {
+    throw new RangeError(
+      `${what} must be two fractions lo < hi from 0 to 1 (e.g. [0.4, 1]), got ${
+        JSON.stringify(interval)
+      }`,
+    );
+  }
+  return interval as unknown as GuidanceInterval;
 }
 
 /**

@@ -25,9 +25,13 @@ export {
   velocity,
 } from "./process.ts";
 export {
+  checkGuidanceInterval,
   combineGuidance,
   conditionalPredictor,
   doubleConditioning,
+  FULL_GUIDANCE_INTERVAL,
+  type GuidanceInterval,
+  type GuidanceLimit,
   guidedNoise,
   guidedPredictor,
 } from "./guidance.ts";

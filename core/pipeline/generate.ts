@@ -9,7 +9,13 @@
 import { l2Normalize, tokenBatch } from "../clip.ts";
 import type { ClipConditioning, DecoderConditioning, TokenBatch } from "../components.ts";
 import type { TrainStage } from "../config.ts";
-import { conditionalPredictor, guidedPredictor } from "../diffusion/guidance.ts";
+import {
+  checkGuidanceInterval,
+  conditionalPredictor,
+  FULL_GUIDANCE_INTERVAL,
+  type GuidanceInterval,
+  guidedPredictor,
+} from "../diffusion/guidance.ts";
 import { samplePrior } from "../diffusion/prior_sampling.ts";
 import type { Module } from "../nn/module.ts";
 import {
@@ -39,6 +45,13 @@ export interface GenerateImagesOptions {
   n?: number;
   /** Classifier-free guidance scale s of the decoder (default 2; thesis best 2-2.5). */
   guidance?: number;
+  /**
+   * Where along the decoder's reverse process guidance applies, as fractions t / T of its
+   * training schedule (1 = pure noise): [lo, hi], default [0, 1] (every step, thesis Algorithm
+   * 3). Outside it each step runs the conditional pass alone, half the work (Kynkäänniemi et al.
+   * 2024); docs/training.md measures [0.4, 1] on weights/default.
+   */
+  guidanceInterval?: GuidanceInterval;
   /** Reverse-process steps of the decoder (respaced; default all). */
   steps?: number;
   /** Reverse-process steps of the prior (respaced; default the pipeline's `priorSampler`'s). */
@@ -131,6 +144,9 @@ function checkGenerateOptions(options: GenerateImagesOptions, defaultN: number):
       throw new RangeError(`Option "${name}" must be a finite number >= 0, got ${String(g)}`);
     }
   }
+  if (options.guidanceInterval !== undefined) {
+    checkGuidanceInterval(options.guidanceInterval, 'Option "guidanceInterval"');
+  }
   checkCount(options.steps, "steps", 1, Number.MAX_SAFE_INTEGER);
   checkCount(options.priorSteps, "priorSteps", 1, Number.MAX_SAFE_INTEGER);
   checkCount(options.upsamplerSteps, "upsamplerSteps", 1, Number.MAX_SAFE_INTEGER);
@@ -199,7 +215,10 @@ export function decodeImages(
   // s = 1 is the conditional prediction alone: skip the unconditional half of the batch.
   const predict = scale === 1
     ? conditionalPredictor(p.decoder, cond)
-    : guidedPredictor(p.decoder, cond, scale);
+    : guidedPredictor(p.decoder, cond, scale, {
+      interval: options.guidanceInterval ?? FULL_GUIDANCE_INTERVAL,
+      timesteps: p.decoderSchedule.numSteps,
+    });
   const { imageSize: S, channels: C } = p.decoder;
   const x = p.sampler.sample(predict, [B, C, S, S], p.decoderSchedule, {
     steps: options.steps,
