@@ -129,11 +129,12 @@ export function guidedPredictor(
   limit?: GuidanceLimit,
 ): NoisePredictor {
   const doubled = encodeOnce(decoder, doubleConditioning(cond));
-  const outside = limit && !coversSchedule(limit.interval)
-    ? conditionalPredictor(decoder, cond)
+  // Outside a partial interval: the conditional pass alone.
+  const unguided = limit && !coversSchedule(limit.interval)
+    ? { limit, predict: conditionalPredictor(decoder, cond) }
     : null;
   return (xt, timestep) => {
-    if (outside && !inInterval(limit!, timestep)) return outside(xt, timestep);
+    if (unguided && !inInterval(unguided.limit, timestep)) return unguided.predict(xt, timestep);
     if (2 * xt.shape[0] !== rowsOf(doubled)) {
       throw new RangeError(
         `Conditioning has ${rowsOf(doubled) / 2} rows for a batch of ${xt.shape[0]} images`,
