@@ -91,7 +91,8 @@ export async function probeLogits(
 
 /**
  * Scores NCHW images against their captions with the probe: the rates of `summarizeScores` and,
- * per captioned shape, what was drawn (`shapeOutcomes`).
+ * per captioned shape, what was drawn (`shapeOutcomes`), and which images are exact (`exactByImage`,
+ * "1" or "0" per image in order).
  *
  * @example
  * ```ts
@@ -106,10 +107,14 @@ export async function scoreImages(
   probe: ShapeProbe,
   images: Float32Array,
   captions: readonly string[],
-): Promise<ProbeScores & { byShape: Record<ShapeName, ShapeOutcome> }> {
+): Promise<ProbeScores & { byShape: Record<ShapeName, ShapeOutcome>; exactByImage: string }> {
   const preds = await predictProbe(probe, images, captions.length);
+  const scores = preds.map((p, i) => scoreCaption(p, captions[i]));
   return {
-    ...summarizeScores(preds.map((p, i) => scoreCaption(p, captions[i]))),
+    ...summarizeScores(scores),
     byShape: shapeOutcomes(preds, captions),
+    // One character per image, "1" where it is exact: two evals of the same captions and seed
+    // can then be compared image by image (a paired comparison, far less noisy than the rates).
+    exactByImage: scores.map((s) => (s.exact ? "1" : "0")).join(""),
   };
 }

@@ -279,6 +279,8 @@ Deno.test("probe trained briefly on 16x16 shapes matches held-out real images", 
       `colour ${s.colour}, shape ${s.shape}, count ${s.count}`,
   );
   assert.ok(s.exact >= 0.08, `exact ${s.exact}`);
+  assert.match(s.exactByImage, /^[01]{512}$/);
+  assert.equal(s.exactByImage.replaceAll("0", "").length / 512, s.exact);
   assert.ok(s.colour >= 0.5, `colour ${s.colour}`);
   assert.ok(s.count >= 0.85, `count ${s.count}`);
   probe.dispose();
