@@ -285,6 +285,19 @@ export function samplingFlags(values: ParsedFlags["values"]): {
   };
 }
 
+/**
+ * The decoder's guidance for a log line: "guidance 2", or "guidance 2 over t/T 0.4-1" when it
+ * applies only over part of the schedule.
+ *
+ * @example
+ * ```ts
+ * guidanceText(2, [0.4, 1]); // "guidance 2 over t/T 0.4-1"
+ * ```
+ */
+export function guidanceText(guidance: number, interval?: GuidanceInterval): string {
+  return `guidance ${guidance}` + (interval ? ` over t/T ${interval.join("-")}` : "");
+}
+
 /** Help line of `--guidance-interval` (sample, eval). */
 export const GUIDANCE_INTERVAL_HELP =
   `  --guidance-interval LO,HI  guide only where t / T of the decoder's schedule is from LO to

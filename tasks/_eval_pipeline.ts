@@ -10,7 +10,7 @@ import { imagesToNchw } from "../core/data/images.ts";
 import { type ClipEvalResult, evaluateClip } from "../core/eval/clip.ts";
 import { loadPipeline, outputImageSize, reconstructImages, textToImage } from "../core/pipeline.ts";
 import { loadOrTrainProbe, scoreImages } from "../datasets/probe.ts";
-import { UsageError } from "./_cli.ts";
+import { guidanceText, UsageError } from "./_cli.ts";
 import { FULL_GUIDANCE_INTERVAL, type GuidanceInterval } from "../core/diffusion/mod.ts";
 import {
   type EvalContext,
@@ -112,8 +112,8 @@ export async function evalPipeline(
       ? ", decoded from the real images' CLIP embeddings"
       : ", variations: the real images' CLIP embeddings, empty captions";
     const text = table(
-      `Pipeline, ${split} split (${captions.length} captions${source}, guidance ${guidance}` +
-        `${guidanceInterval ? ` over t/T ${guidanceInterval.join("-")}` : ""}, ` +
+      `Pipeline, ${split} split (${captions.length} captions${source}, ` +
+        `${guidanceText(guidance, guidanceInterval)}, ` +
         `${seconds.toFixed(0)} s): generated images scored by the trained CLIP`,
       rows(gen, real),
     ).replace("ours".padStart(9), "generated".padStart(9)).replace(

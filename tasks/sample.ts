@@ -32,6 +32,7 @@ import {
   BACKEND_HELP,
   checkOutputFile,
   GUIDANCE_INTERVAL_HELP,
+  guidanceText,
   numberFlag,
   openSampling,
   parseFlags,
@@ -256,9 +257,8 @@ export async function runSample(
     const what = image ? `variations of ${image}` : `"${shortCaption(caption)}"`;
     print(
       `Wrote ${n} image(s) of ${what} to ${out} (${result.width}x${result.height} grid, ` +
-        `${seconds.toFixed(1)} s, guidance ${guidance}` +
-        (guidanceInterval ? ` over t/T ${guidanceInterval.join("-")}` : "") +
-        `, sampler ${pipeline.sampler.name}` +
+        `${seconds.toFixed(1)} s, ${guidanceText(guidance, guidanceInterval)}, ` +
+        `sampler ${pipeline.sampler.name}` +
         (load.samplerOptions ? ` (${samplerOptionsText(load.samplerOptions)})` : "") +
         (pipeline.decoderWeights === "raw" ? ", raw decoder weights" : "") +
         (pipeline.upsampler
