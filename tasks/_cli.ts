@@ -292,10 +292,12 @@ export function samplingFlags(values: ParsedFlags["values"]): {
  * @example
  * ```ts
  * guidanceText(2, [0.4, 1]); // "guidance 2 over t/T 0.4-1"
+ * guidanceText(2, [0, 1]); // "guidance 2" (every step)
  * ```
  */
 export function guidanceText(guidance: number, interval?: GuidanceInterval): string {
-  return `guidance ${guidance}` + (interval ? ` over t/T ${interval.join("-")}` : "");
+  const partial = interval !== undefined && (interval[0] > 0 || interval[1] < 1);
+  return `guidance ${guidance}` + (partial ? ` over t/T ${interval.join("-")}` : "");
 }
 
 /** Help line of `--guidance-interval` (sample, eval). */

@@ -27,6 +27,7 @@ import {
 } from "./_cli.ts";
 import type { EvalContext } from "./_eval_common.ts";
 import { evalClipOrPrior } from "./_eval_clip_prior.ts";
+import { evalCompare } from "./_eval_compare.ts";
 import { evalProbe } from "./_eval_probe.ts";
 import {
   CAPTIONS_PER_CALL,
@@ -37,6 +38,7 @@ import {
 import { MAX_IMAGES } from "../core/pipeline.ts";
 
 const USAGE = `Usage: deno task eval <clip|prior|probe|pipeline> --checkpoint DIR [options]
+       deno task eval compare A.json B.json
 
   clip      thesis Table 4.1: image-text cosine similarity of true and random pairs, top-1 and
             top-5 retrieval of the true caption among all captions of the split
@@ -52,6 +54,9 @@ const USAGE = `Usage: deno task eval <clip|prior|probe|pipeline> --checkpoint DI
             scores the same images with a ground-truth probe: a small CNN trained on the
             data's labels (cached in DIR/probe/) says which (colour, shape) pairs and how many
             figures each image shows; "exact" means exactly the captioned ones.
+  compare   two "pipeline" results of the same captions and probe: their rates side by side,
+            and the exact-match verdicts paired caption by caption (how many only A or only B
+            got right, the difference with a 95% interval, McNemar's exact p-value)
 
 Options:
   --checkpoint DIR   run folder with clip/, prior/, decoder/
@@ -123,14 +128,24 @@ export async function runEval(
     print(USAGE);
     return null;
   }
+  if (positionals[0] === "compare") {
+    const given = Object.keys(values).filter((k) => values[k] !== undefined && k !== "debug");
+    if (positionals.length !== 3 || given.length > 0) {
+      throw new UsageError(`"eval compare" takes two eval pipeline JSON files and no options`);
+    }
+    await evalCompare(positionals[1], positionals[2], print);
+    return null;
+  }
   if (positionals.length !== 1) {
     throw new UsageError(
-      `Expected what to evaluate: clip, prior or pipeline; see "deno task eval --help"`,
+      `Expected what to evaluate: clip, prior, probe, pipeline or compare; see "deno task eval --help"`,
     );
   }
   const what = positionals[0] as What;
   if (!(WHATS as readonly string[]).includes(what)) {
-    throw new UsageError(`Unknown evaluation "${positionals[0]}"; choose clip, prior or pipeline`);
+    throw new UsageError(
+      `Unknown evaluation "${positionals[0]}"; choose clip, prior, probe, pipeline or compare`,
+    );
   }
   const split = (values.split as string | undefined) ?? "test";
   if (split !== "test" && split !== "zeroshot") {

@@ -1,7 +1,8 @@
 /**
  * FID, KID and improved precision/recall (core/eval/metrics.ts) against closed forms, hand
  * computations and a reference computed with numpy/scipy (pytorch-fid's formula), and the
- * Jacobi eigendecomposition they rest on.
+ * Jacobi eigendecomposition they rest on; the paired comparison of two models' verdicts
+ * (core/eval/paired.ts) against exact binomial tails.
  *
  * @module
  */
@@ -18,6 +19,7 @@ import {
   precisionRecall,
   sampleMetrics,
 } from "../core/eval/metrics.ts";
+import { comparePaired, mcnemarExactP } from "../core/eval/paired.ts";
 
 function close(a: number, b: number, tol: number, what = ""): void {
   assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b} (tol ${tol})`);
@@ -202,4 +204,51 @@ Deno.test("sampleMetrics: all five numbers, near zero FID/KID for two draws of o
   assert.ok(shifted.kid > same.kid + 0.1);
   assert.ok(same.precision > 0.9 && same.recall > 0.9, JSON.stringify(same));
   assert.ok(shifted.precision < same.precision && shifted.recall < same.recall);
+});
+
+Deno.test("mcnemarExactP() matches exact binomial tails (Python fractions), capped at 1", () => {
+  // 2 * sum_{i<=min} C(n, i) / 2^n computed with exact fractions.
+  const cases: [number, number, number][] = [
+    [2, 10, 0.03857421875],
+    [12, 17, 0.45825831964612007],
+    [0, 5, 0.0625],
+    [30, 60, 0.002060265680963076],
+    [1500, 1600, 0.07537169707532781],
+    [7, 7, 1],
+    [8, 7, 1],
+    [0, 0, 1],
+  ];
+  for (const [a, b, p] of cases) {
+    close(mcnemarExactP(a, b), p, 1e-12 * Math.max(1, p), `p(${a}, ${b})`);
+    assert.equal(mcnemarExactP(b, a), mcnemarExactP(a, b), "symmetric");
+  }
+  assert.equal(mcnemarExactP(0, 1100), 0, "2^-1099 underflows to 0, not NaN");
+  assert.throws(() => mcnemarExactP(-1, 3), RangeError);
+  assert.throws(() => mcnemarExactP(1.5, 3), RangeError);
+});
+
+Deno.test("comparePaired() counts discordant pairs; its interval is Wald's for paired rates", () => {
+  // 10 items: both right on 3, only A on 1, only B on 4, neither on 2.
+  const a = [1, 1, 1, 1, 0, 0, 0, 0, 0, 0].map(Boolean);
+  const b = [1, 1, 1, 0, 1, 1, 1, 1, 0, 0].map(Boolean);
+  const c = comparePaired(a, b);
+  assert.equal(c.items, 10);
+  assert.equal(c.rateA, 0.4);
+  assert.equal(c.rateB, 0.7);
+  assert.equal(c.onlyA, 1);
+  assert.equal(c.onlyB, 4);
+  close(c.difference, 0.3, 1e-15, "difference");
+  // se = sqrt((0.1 + 0.4 - 0.3^2) / 10) = sqrt(0.041)
+  const se = Math.sqrt(0.041);
+  close(c.interval95[0], 0.3 - 1.959963984540054 * se, 1e-12, "low");
+  close(c.interval95[1], 0.3 + 1.959963984540054 * se, 1e-12, "high");
+  close(c.pValue, 2 * (1 + 5) / 32, 1e-15, "p");
+  // Identical verdicts: no difference, a zero-width interval, p = 1.
+  const same = comparePaired(a, a);
+  assert.deepEqual([same.difference, ...same.interval95, same.pValue], [0, 0, 0, 1]);
+  // All of B's wins: the interval stays within [-1, 1].
+  const all = comparePaired([false, false], [true, true]);
+  assert.deepEqual(all.interval95, [1, 1]);
+  assert.throws(() => comparePaired([true], [true, false]), RangeError);
+  assert.throws(() => comparePaired([], []), RangeError);
 });

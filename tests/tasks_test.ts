@@ -8,6 +8,7 @@ import { CheckpointError } from "../core/train/checkpoint.ts";
 import {
   errorLine,
   guidanceIntervalFlag,
+  guidanceText,
   numberFlag,
   parseFlags,
   samplerOptionsFlag,
@@ -204,6 +205,68 @@ Deno.test("runEval() checks what to evaluate, the split and the checkpoint", asy
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("runEval() compare pairs two pipeline results caption by caption, or says why not", async () => {
+  const base = JSON.parse(
+    await Deno.readTextFile("docs/results/default_sampling/eval_pipeline_test_by_image.json"),
+  );
+  const dir = await Deno.makeTempDir();
+  const write = async (name: string, edit: (r: typeof base) => void): Promise<string> => {
+    const r = structuredClone(base);
+    edit(r);
+    await Deno.writeTextFile(join(dir, name), JSON.stringify(r));
+    return join(dir, name);
+  };
+  const a = await write("a.json", () => {});
+  // B: right on the first 8 captions A missed, wrong on the first 2 A got right.
+  const b = await write("b.json", (r) => {
+    const bits = [...r.probe.generated.exactByImage as string];
+    const wrong = bits.flatMap((x, i) => (x === "0" ? [i] : [])).slice(0, 8);
+    const right = bits.flatMap((x, i) => (x === "1" ? [i] : [])).slice(0, 2);
+    for (const i of wrong) bits[i] = "1";
+    for (const i of right) bits[i] = "0";
+    r.probe.generated.exactByImage = bits.join("");
+    r.probe.generated.exact += 6 / 200;
+    r.checkpoint = "runs/other";
+  });
+  const out = collect();
+  assert.equal(await runEval(["compare", a, b], out), null);
+  const text = out.lines.join("\n");
+  assert.match(text, /first 200 test captions/);
+  assert.match(text, /B {2}.*runs\/other \(decoder step 7000\), ddpm, guidance 2, seed 0/);
+  assert.match(
+    text,
+    /exact: just the captioned colour-shape pairs +32\.50% +35\.50% +\+3\.00 +90\.50%/,
+  );
+  assert.match(text, /only A right on 2, only B on 8 of 200; B - A = \+3\.00 points/);
+  assert.match(text, /McNemar exact p = 0\.109/); // 2 * (1 + 10 + 45) / 1024
+
+  const refusals: [string, (r: typeof base) => void, RegExp][] = [
+    ["split.json", (r) => (r.split = "zeroshot"), /of the test split, .* of zeroshot/],
+    ["short.json", (r) => {
+      r.probe.generated.exactByImage = r.probe.generated.exactByImage.slice(0, 100);
+    }, /scores 200 captions, .* 100: evaluate both with the same --limit/],
+    ["probe.json", (r) => (r.probe.probe.options.steps = 1), /different probes or on different/],
+    ["old.json", (r) => delete r.probe.generated.exactByImage, /no per-caption verdicts/],
+    ["clip.json", (r) => (r.what = "clip"), /not an "eval pipeline" result/],
+  ];
+  for (const [name, edit, re] of refusals) {
+    await assert.rejects(runEval(["compare", a, await write(name, edit)]), oneLine(UsageError, re));
+  }
+  await Deno.writeTextFile(join(dir, "bad.json"), "{");
+  await assert.rejects(
+    runEval(["compare", a, join(dir, "bad.json")]),
+    oneLine(UsageError, /is not JSON/),
+  );
+  await assert.rejects(
+    runEval(["compare", a, join(dir, "none.json")]),
+    oneLine(UsageError, /not found/),
+  );
+  for (const args of [["compare", a], ["compare", a, b, "--seed", "1"]]) {
+    await assert.rejects(runEval(args), oneLine(UsageError, /takes two eval pipeline JSON/));
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("errorLine() makes one line of any error", () => {
   assert.equal(errorLine(new Error("Boom\n  at x")), "Error: Boom; at x");
   assert.equal(
@@ -239,7 +302,7 @@ Deno.test("--sampler-options parses KEY=VALUE lists into typed sampler options",
   assert.throws(() => samplerOptionsFlag({ "sampler-options": "eta=1,eta=0" }), /given twice/);
 });
 
-Deno.test("--guidance-interval parses LO,HI fractions and rejects anything else", () => {
+Deno.test("--guidance-interval parses LO,HI fractions and rejects anything else; guidanceText names it", () => {
   assert.equal(guidanceIntervalFlag({}), undefined);
   assert.deepEqual(guidanceIntervalFlag({ "guidance-interval": "0.4, 1" }), [0.4, 1]);
   for (const bad of ["0.4", "0.4,", "1,0.4", "0.5,0.5", "-0.1,1", "0,2", "a,b", "0,0.5,1"]) {
@@ -249,6 +312,9 @@ Deno.test("--guidance-interval parses LO,HI fractions and rejects anything else"
       bad,
     );
   }
+  assert.equal(guidanceText(2, [0.4, 1]), "guidance 2 over t/T 0.4-1");
+  assert.equal(guidanceText(2, [0, 1]), "guidance 2", "every step: no interval to name");
+  assert.equal(guidanceText(3), "guidance 3");
 });
 
 Deno.test("createSampler() applies option overrides over the config's, and checks names", async () => {

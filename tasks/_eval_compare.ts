@@ -1,0 +1,183 @@
+/**
+ * `deno task eval compare A.json B.json`: two `eval pipeline` results of the same captions,
+ * compared. The probe's rates and CLIP's top-1 side by side, and the exact-match verdicts paired
+ * caption by caption (`exactByImage`): how many captions only A or only B got exactly right, the
+ * difference with a 95% interval and McNemar's exact p-value (core/eval/paired.ts).
+ * @module
+ */
+import { comparePaired, type PairedComparison } from "../core/eval/paired.ts";
+import { guidanceText, UsageError } from "./_cli.ts";
+import { fmt } from "./_eval_common.ts";
+
+/** The parts of an `eval pipeline` JSON the comparison reads. */
+interface PipelineResult {
+  path: string;
+  split: string;
+  checkpoint: string;
+  sampler: string;
+  steps: number | null;
+  guidance: number;
+  guidanceInterval?: [number, number];
+  seed: number;
+  from?: string;
+  rerank?: number;
+  modelSteps?: { decoder?: number };
+  clipTop1: number;
+  generated: Record<string, number | string>;
+  real: Record<string, number | string>;
+  probe: unknown;
+}
+
+/** The rows of the side-by-side table: label and key of the probe's scores. */
+const RATE_ROWS: [string, string][] = [
+  ["exact: just the captioned colour-shape pairs", "exact"],
+  ["colours right", "colour"],
+  ["shapes right", "shape"],
+  ["figure count right", "count"],
+  ["exact, squares=rectangles, circles=ellipses", "lenient"],
+  ["size words right", "size"],
+];
+
+/** Reads one `eval pipeline` JSON, checking it has what a paired comparison needs. */
+async function readPipelineResult(path: string): Promise<PipelineResult> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new UsageError(`${path} not found; give two "deno task eval pipeline" JSON files`);
+    }
+    throw e;
+  }
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new UsageError(`${path} is not JSON; give two "deno task eval pipeline" JSON files`);
+  }
+  if (json?.what !== "pipeline") {
+    throw new UsageError(`${path} is not an "eval pipeline" result (what: ${json?.what})`);
+  }
+  const probe = json.probe as
+    | {
+      generated?: Record<string, number | string>;
+      realImages?: Record<string, number | string>;
+      probe?: unknown;
+    }
+    | undefined;
+  const byImage = probe?.generated?.exactByImage;
+  if (typeof byImage !== "string" || !/^[01]+$/.test(byImage)) {
+    throw new UsageError(
+      `${path} has no per-caption verdicts (probe.generated.exactByImage): evaluations ` +
+        `written before they were recorded, or of a split without labels, cannot be paired; ` +
+        `run "deno task eval pipeline" again`,
+    );
+  }
+  return {
+    path,
+    split: String(json.split),
+    checkpoint: String(json.checkpoint),
+    sampler: String(json.sampler),
+    steps: (json.steps as number | null) ?? null,
+    guidance: json.guidance as number,
+    guidanceInterval: json.guidanceInterval as [number, number] | undefined,
+    seed: json.seed as number,
+    from: json.from as string | undefined,
+    rerank: json.rerank as number | undefined,
+    modelSteps: json.modelSteps as { decoder?: number } | undefined,
+    clipTop1: (json.generated as { top1: number }).top1,
+    generated: probe!.generated!,
+    real: probe!.realImages!,
+    probe: probe!.probe,
+  };
+}
+
+/** One line saying what produced a result. */
+function describe(r: PipelineResult): string {
+  const decoderStep = r.modelSteps?.decoder !== undefined
+    ? ` (decoder step ${r.modelSteps.decoder})`
+    : "";
+  const parts = [
+    `${r.checkpoint}${decoderStep}`,
+    `${r.sampler}${r.steps ? ` ${r.steps} steps` : ""}`,
+    guidanceText(r.guidance, r.guidanceInterval),
+    `seed ${r.seed}`,
+  ];
+  if (r.from && r.from !== "prior") parts.push(`from ${r.from}`);
+  if (r.rerank && r.rerank > 1) parts.push(`rerank ${r.rerank}`);
+  return parts.join(", ");
+}
+
+/** A signed difference in percentage points. */
+function points(x: number): string {
+  return `${x >= 0 ? "+" : ""}${(x * 100).toFixed(2)}`;
+}
+
+/**
+ * Compares two `eval pipeline` JSON files; prints the tables and returns the paired comparison
+ * of the exact-match verdicts. Refuses (UsageError) results that are not of the same captions
+ * scored by the same probe.
+ */
+export async function evalCompare(
+  pathA: string,
+  pathB: string,
+  print: (line: string) => void,
+): Promise<PairedComparison> {
+  const a = await readPipelineResult(pathA), b = await readPipelineResult(pathB);
+  if (a.split !== b.split) {
+    throw new UsageError(`${pathA} is of the ${a.split} split, ${pathB} of ${b.split}`);
+  }
+  const byImageA = String(a.generated.exactByImage), byImageB = String(b.generated.exactByImage);
+  if (byImageA.length !== byImageB.length) {
+    throw new UsageError(
+      `${pathA} scores ${byImageA.length} captions, ${pathB} ${byImageB.length}: ` +
+        `evaluate both with the same --limit`,
+    );
+  }
+  // The same probe on the same real images gives the same verdicts: different ones mean other
+  // captions or another judge, and the pairs would not be pairs.
+  if (
+    JSON.stringify(a.probe) !== JSON.stringify(b.probe) ||
+    a.real.exactByImage !== b.real.exactByImage
+  ) {
+    throw new UsageError(
+      `${pathA} and ${pathB} were scored by different probes or on different captions ` +
+        `(their real images' verdicts differ); compare evaluations of one probe`,
+    );
+  }
+  const c = comparePaired(
+    [...byImageA].map((x) => x === "1"),
+    [...byImageB].map((x) => x === "1"),
+  );
+  print(`Paired comparison on the first ${c.items} ${a.split} captions (one probe):`);
+  print(`  A  ${a.path}: ${describe(a)}`);
+  print(`  B  ${b.path}: ${describe(b)}`);
+  const rows: [string, number, number, number][] = RATE_ROWS.map(([label, key]) => [
+    label,
+    a.generated[key] as number,
+    b.generated[key] as number,
+    a.real[key] as number,
+  ]);
+  const w0 = Math.max(...rows.map((r) => r[0].length), "CLIP top-1 retrieval".length);
+  print(
+    `  ${"".padEnd(w0)}  ${"A".padStart(8)}  ${"B".padStart(8)}  ${"B - A".padStart(8)}` +
+      `  ${"real".padStart(8)}`,
+  );
+  for (const [label, x, y, real] of rows) {
+    print(
+      `  ${label.padEnd(w0)}  ${fmt(x, true).padStart(8)}  ${fmt(y, true).padStart(8)}  ` +
+        `${points(y - x).padStart(8)}  ${fmt(real, true).padStart(8)}`,
+    );
+  }
+  print(
+    `  ${"CLIP top-1 retrieval".padEnd(w0)}  ${fmt(a.clipTop1, true).padStart(8)}  ` +
+      `${fmt(b.clipTop1, true).padStart(8)}  ${points(b.clipTop1 - a.clipTop1).padStart(8)}`,
+  );
+  const [lo, hi] = c.interval95;
+  print(
+    `Exact, caption by caption: only A right on ${c.onlyA}, only B on ${c.onlyB} of ` +
+      `${c.items}; B - A = ${points(c.difference)} points (95% interval ${points(lo)} to ` +
+      `${points(hi)}); McNemar exact p = ${c.pValue.toPrecision(3)}`,
+  );
+  return c;
+}
