@@ -107,8 +107,40 @@ export async function convRows(batch: number, reps: number, row: RowRunner): Pro
         }
       });
     }
+    if (T.onCpu()) await winogradRows(conv2d, reps, row);
   } else {
     console.log("conv2d: not available in this build");
+  }
+}
+
+/**
+ * On the CPU backend: the forward of the shipped decoder's widest 3x3 convolutions (batch 16,
+ * one guided sampling step of 8 images) by Winograd F(2x2, 3x3), the default, and by im2col +
+ * GEMM, the path it replaced. GFLOP/s count direct convolution's flops for both.
+ */
+async function winogradRows(
+  conv2d: (x: T.Tensor, w: T.Tensor, b: T.Tensor | null, o: { padding: number }) => T.Tensor,
+  reps: number,
+  row: RowRunner,
+): Promise<void> {
+  for (const [c, o, hw] of [[64, 64, 32], [96, 32, 32], [128, 64, 16]]) {
+    for (const winograd of [true, false]) {
+      const path = winograd ? "winograd" : "im2col";
+      await row(`conv2d 3x3 fwd B16 ${c}->${o} ${hw}x${hw} (${path})`, async () => {
+        const x = T.randn([16, c, hw, hw]), w = T.affine(T.randn([o, c, 3, 3]), 0.05, 0);
+        const before = T.useWinograd(winograd);
+        try {
+          const forward = () =>
+            T.noGrad(() => T.scope(() => void conv2d(x, w, null, { padding: 1 })));
+          const ms = await time(forward, reps);
+          return { ms, gflops: (2 * 16 * c * o * 9 * hw * hw) / ms / 1e6 };
+        } finally {
+          T.useWinograd(before);
+          x.dispose();
+          w.dispose();
+        }
+      });
+    }
   }
 }
 

@@ -465,6 +465,44 @@ Deno.test("conv2d() and convTranspose2d() over batches larger than one im2col ch
   assertClose(got.data, ref2.data, { atol: 1e-4, label: "chunked convTranspose2d" });
 });
 
+Deno.test("3x3 same convolutions with many channels (Winograd on the CPU) match the references", async () => {
+  // On the CPU these take Winograd's F(2x2, 3x3): odd sizes leave half tiles at the right and
+  // bottom; the gradient of x and the stride-1 transposed convolution are its adjoint; the last
+  // shape's scratch (16 x (16 + 16) x 48 x 48 floats an image) runs as chunks of 7 and 1 images.
+  const configs: { x: Shape4; w: Shape4; act?: "relu" | "silu"; atol: number }[] = [
+    { x: [2, 16, 7, 9], w: [24, 16, 3, 3], act: "silu", atol: 1e-4 },
+    { x: [3, 20, 8, 8], w: [16, 20, 3, 3], act: "relu", atol: 1e-4 },
+    { x: [1, 32, 1, 5], w: [17, 32, 3, 3], atol: 1e-4 },
+    { x: [8, 16, 96, 96], w: [16, 16, 3, 3], atol: 1e-3 },
+  ];
+  for (const [i, c] of configs.entries()) {
+    const x = randomArray(size(c.x), 180 + i), w = randomArray(size(c.w), 190 + i);
+    const b = randomArray(c.w[0], 200 + i);
+    const ref = refConv2d(x, c.x, w, c.w, b, 1, 1, c.act);
+    const [xt, wt, bt] = [t(x, c.x), t(w, c.w), t(b, [c.w[0]])];
+    for (const p of [xt, wt, bt]) p.requiresGrad = true;
+    const g = randomArray(size(ref.shape), 210 + i);
+    const y = scope(() => {
+      const y = conv2d(xt, wt, bt, { padding: 1, activation: c.act });
+      if (!c.act) y.backward(t(g, ref.shape));
+      return y;
+    });
+    assertClose(await y.read(), ref.data, { atol: c.atol, label: `conv2d config ${i}` });
+    if (!c.act) {
+      const grads = refConv2dGrads(x, c.x, w, c.w, g, 1, 1);
+      assertClose(await xt.grad!.read(), grads.gx, { atol: c.atol, label: `grad x config ${i}` });
+      // The transposed convolution of g with the same filters is that gradient (no bias).
+      const tr = await run(
+        (gg, ww) => convTranspose2d(gg, ww, null, { padding: 1 }),
+        [{ data: g, shape: ref.shape }, { data: w, shape: c.w }],
+      );
+      assertClose(tr.data, grads.gx, { atol: c.atol, label: `convTranspose2d config ${i}` });
+    }
+    for (const p of [xt, wt, bt]) p.grad?.dispose();
+    for (const v of [xt, wt, bt, y]) v.dispose();
+  }
+});
+
 // ---- errors ----------------------------------------------------------------------------------
 
 Deno.test("conv and pool ops reject bad input with clear errors", () => {

@@ -1,6 +1,6 @@
 /**
  * Reading the engine's environment variables (`UNCLIP_BACKEND`, `UNCLIP_CPU_KERNELS`,
- * `UNCLIP_CPU_THREADS`) where the runtime may deny access or have no `Deno` at all (a browser).
+ * `UNCLIP_CPU_THREADS`, `UNCLIP_CPU_WINOGRAD`) where the runtime may deny access or have no `Deno` at all (a browser).
  */
 
 /** The variable's value, or undefined when unset, not permitted, or not running in Deno. */

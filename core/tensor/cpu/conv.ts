@@ -11,6 +11,9 @@
  *   by the zeros a "dilate the input, then convolve" formulation would insert.
  * - `convWeightGradCpu`: dW = g cols(x)^T, summed over images by accumulating GEMMs.
  *
+ * 3x3 stride-1 "same" convolutions with enough channels, forward and adjoint, take Winograd's
+ * F(2x2, 3x3) instead (`winograd.ts`): 2.25x fewer multiplications.
+ *
  * The batch is folded into the GEMMs' N (or K) dimension, images*Ho*Wo, so the products stay
  * large even for small deep feature maps; images are processed in chunks whose im2col scratch
  * stays under `COLS_BUDGET`. A 1x1 stride-1 unpadded convolution needs no im2col: each image
@@ -22,6 +25,12 @@ import { gemm, GEMM_ACTIVATIONS, GEMM_PARALLEL_MIN_FLOPS, type GemmActivation } 
 import { cpuKernels } from "./runtime.ts";
 import { runLayoutKernel } from "./view.ts";
 import { addr } from "./views.ts";
+import {
+  winogradApplies,
+  winogradConv,
+  winogradFloatsPerImage,
+  type WinogradShape,
+} from "./winograd.ts";
 
 /** Stride, padding and kernel size of a convolution (`n` is the batch size). */
 export interface ConvGeometry {
@@ -40,6 +49,11 @@ const COLS_BUDGET = 1 << 23;
 /** Images per chunk when each image needs `perImage` scratch elements (at least one). */
 function chunkImages(n: number, perImage: number): number {
   return Math.max(1, Math.min(n, Math.floor(COLS_BUDGET / Math.max(1, perImage))));
+}
+
+/** Images per chunk of the Winograd path (its scratch within `COLS_BUDGET`). */
+function chunkWinograd(s: WinogradShape): number {
+  return chunkImages(s.B, winogradFloatsPerImage(s));
 }
 
 /** Whether the convolution is a per-pixel matrix product (1x1 kernel, stride 1, no padding). */
@@ -235,6 +249,12 @@ export function convForwardCpu(
     });
     return out;
   }
+  const [, , H, W] = x.shape;
+  if (winogradApplies(g, C, O, H, W, Ho, Wo)) {
+    const shape = { B, C, O, H, W };
+    winogradConv(x, w, bias, activation, false, shape, chunkWinograd(shape), out);
+    return out;
+  }
   if (O <= PIXEL_MAJOR_MAX_O && fusedForward(x, w, g, Ho, Wo, out, bias, activation)) return out;
   const nb = chunkImages(B, K * P);
   const cols = emptyTensor([K * nb * P]);
@@ -397,6 +417,11 @@ export function convAdjointCpu(
       bias: bias ? addr(bias) : undefined,
       biasPerRow: true,
     });
+    return out;
+  }
+  if (winogradApplies(g, Ci, Co, Hi, Wi, Ho, Wo)) {
+    const shape = { B, C: Ci, O: Co, H: Hi, W: Wi };
+    winogradConv(inp, w, bias, "none", true, shape, chunkWinograd(shape), out);
     return out;
   }
   fillChannels(out, bias);

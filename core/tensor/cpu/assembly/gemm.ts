@@ -482,15 +482,12 @@ function epilogue(
     let j = 0;
     // Bias and activation four at a time (GELU and SiLU by the float32 vector code of math.ts,
     // as the unfused ops' kernels in unary.ts compute them).
-    const zero = f32x4.splat(0), rb = f32x4.splat(rowBias);
+    const rb = f32x4.splat(rowBias);
     for (; j + 4 <= nc; j += 4) {
       const o = <usize>j * 4;
       let v = v128.load(row + o);
       if (hasBias) v = f32x4.add(v, perRow ? rb : v128.load(colBias + o));
-      if (act == ACT_RELU) v = f32x4.max(v, zero);
-      else if (act == ACT_GELU) v = gelu4(v);
-      else if (act == ACT_SILU) v = silu4(v);
-      v128.store(row + o, v);
+      v128.store(row + o, activate4(v, act));
     }
     for (; j < nc; j++) {
       const o = <usize>j * 4;
@@ -501,9 +498,18 @@ function epilogue(
   }
 }
 
+/** Four values through the activation (GELU and SiLU by the float32 vector code of math.ts). */
+// @ts-ignore: decorator
+@inline export function activate4(v: v128, act: i32): v128 {
+  if (act == ACT_RELU) return f32x4.max(v, f32x4.splat(0));
+  if (act == ACT_GELU) return gelu4(v);
+  if (act == ACT_SILU) return silu4(v);
+  return v;
+}
+
 /** One value through the activation: ReLU exactly, GELU and SiLU by the vector code (lane 0). */
 // @ts-ignore: decorator
-@inline function activate(x: f32, act: i32): f32 {
+@inline export function activate(x: f32, act: i32): f32 {
   const v = <f64>x;
   // NaN stays NaN, as f32x4.max above and the unfused relu (Math.max) leave it.
   if (act == ACT_RELU) return v > 0 || x != x ? x : 0;

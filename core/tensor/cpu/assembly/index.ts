@@ -11,3 +11,9 @@ export * from "./conv";
 export * from "./view";
 export { adam_update, ema_update, scale_in_place } from "./optim";
 export { sum_rows } from "./reduce";
+export {
+  winograd_filter,
+  winograd_input,
+  winograd_input_scratch,
+  winograd_output,
+} from "./winograd";

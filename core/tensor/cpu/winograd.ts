@@ -1,0 +1,155 @@
+/**
+ * 3x3, stride-1, padding-1 convolutions on the CPU backend by Winograd's minimal filtering
+ * F(2x2, 3x3) (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural Networks"): the
+ * filters and the input's 4x4 patches are transformed (`assembly/winograd.ts`), sixteen GEMMs
+ * [O, C] x [C, tiles] do the channel sums (one `gemm` call, batch 16), and each 2x2 output tile
+ * is transformed back with the bias and activation. 16 multiplications per tile and channel
+ * pair against im2col's 36: most of the U-Net's work is such convolutions.
+ *
+ * The same path serves the adjoint (the input gradient of such a convolution, and a stride-1
+ * transposed convolution): it is the forward convolution with the filters transposed and turned
+ * by 180 degrees, which the filter transform does as it reads them.
+ */
+import { readEnv } from "../env.ts";
+import { emptyTensor, type Tensor } from "../tensor.ts";
+import { gemm, GEMM_ACTIVATIONS, type GemmActivation } from "./gemm.ts";
+import { cpuKernels } from "./runtime.ts";
+import { runLayoutKernel } from "./view.ts";
+import { addr } from "./views.ts";
+
+/**
+ * Fewest input and output channels for the Winograd path: below them the GEMMs are too thin to
+ * pay for the transforms (the U-Net's first and last convolutions, 3 channels, keep im2col).
+ */
+export const WINOGRAD_MIN_CHANNELS = 16;
+
+/** Below this many floats a transform runs on the calling thread alone (as conv.ts's copies). */
+const PARALLEL_MIN_FLOATS = 1 << 17;
+
+/** Whether the path is on: `useWinograd`'s setting, else `UNCLIP_CPU_WINOGRAD` (default on). */
+let enabled: boolean | undefined;
+
+function winogradEnabled(): boolean {
+  if (enabled === undefined) {
+    const v = readEnv("UNCLIP_CPU_WINOGRAD");
+    if (v !== undefined && v !== "" && v !== "0" && v !== "1") {
+      throw new Error(`UNCLIP_CPU_WINOGRAD: "${v}" is not 0 (im2col + GEMM) or 1 (Winograd).`);
+    }
+    enabled = v !== "0";
+  }
+  return enabled;
+}
+
+/**
+ * Turns the Winograd path on (the default) or off, so that benchmarks and tests can compare it
+ * with im2col + GEMM on the same convolution (`UNCLIP_CPU_WINOGRAD=0` turns it off for a whole
+ * process). Returns the previous setting.
+ *
+ * @example
+ * ```ts
+ * const before = useWinograd(false); // im2col + GEMM for every convolution
+ * useWinograd(before);
+ * ```
+ */
+export function useWinograd(on: boolean): boolean {
+  const before = winogradEnabled();
+  enabled = on;
+  return before;
+}
+
+/** The shape of a convolution as the Winograd path sees it. */
+export interface WinogradShape {
+  /** Images. */
+  B: number;
+  /** Input channels (of the forward convolution the path computes). */
+  C: number;
+  /** Output channels. */
+  O: number;
+  /** Height and width, the same for input and output. */
+  H: number;
+  W: number;
+}
+
+/**
+ * Whether a convolution of kernel kh x kw, strides sy, sx and padding py, px from H x W to
+ * Ho x Wo, with C and O channels, takes the Winograd path.
+ */
+export function winogradApplies(
+  g: { sy: number; sx: number; py: number; px: number; kh: number; kw: number },
+  C: number,
+  O: number,
+  H: number,
+  W: number,
+  Ho: number,
+  Wo: number,
+): boolean {
+  return winogradEnabled() && cpuKernels() !== null && g.kh === 3 && g.kw === 3 && g.sy === 1 &&
+    g.sx === 1 && g.py === 1 && g.px === 1 && Ho === H && Wo === W &&
+    C >= WINOGRAD_MIN_CHANNELS && O >= WINOGRAD_MIN_CHANNELS;
+}
+
+/** Scratch floats per image: V [16, C, tiles] and M [16, O, tiles]. */
+export function winogradFloatsPerImage(s: WinogradShape): number {
+  return 16 * (s.C + s.O) * Math.ceil(s.H / 2) * Math.ceil(s.W / 2);
+}
+
+/**
+ * y [B, O, H, W] = conv(x [B, C, H, W], w) (+ bias[o], -> activation) into `out`, for `w`
+ * [O, C, 3, 3], or with `adjoint` for `w` [C, O, 3, 3] the transposed convolution (conv2d's
+ * input gradient). Images go `chunk` at a time (the scratch of `winogradFloatsPerImage` each).
+ */
+export function winogradConv(
+  x: Tensor,
+  w: Tensor,
+  bias: Tensor | null,
+  activation: GemmActivation,
+  adjoint: boolean,
+  s: WinogradShape,
+  chunk: number,
+  out: Tensor,
+): void {
+  const { B, C, O, H, W } = s;
+  const tiles = Math.ceil(H / 2) * Math.ceil(W / 2);
+  const u = emptyTensor([16 * O * C]);
+  layout("winograd_filter", [addr(w), O, C, adjoint ? 1 : 0, addr(u)], 16 * O * C);
+  const nb = Math.min(B, chunk);
+  const v = emptyTensor([16 * C * nb * tiles]);
+  // + 4: the output transform reads M four tiles at a time, past the last tile of a row.
+  const m = emptyTensor([16 * O * nb * tiles + 4]);
+  const act = GEMM_ACTIVATIONS[activation];
+  // The input transform's per-thread rows (see `winograd_input`).
+  const kernels = cpuKernels()!;
+  const e = kernels.exports as unknown as Record<string, (...a: number[]) => number>;
+  const rows = emptyTensor([kernels.pool.size * e.winograd_input_scratch(W)]);
+  for (let n0 = 0; n0 < B; n0 += nb) {
+    const cnt = Math.min(nb, B - n0), T = cnt * tiles;
+    const src = addr(x) + n0 * C * H * W * 4;
+    layout("winograd_input", [src, C, H, W, cnt, addr(v), addr(rows)], 16 * C * T);
+    // M[k] [O, T] = U[k] [O, C] V[k] [C, T], k = 0..15.
+    gemm({
+      M: O,
+      N: T,
+      K: C,
+      a: addr(u),
+      lda: C,
+      b: addr(v),
+      ldb: T,
+      c: addr(m),
+      ldc: T,
+      batch: 16,
+      strideA: O * C,
+      strideB: C * T,
+      strideC: O * T,
+    });
+    const dst = addr(out) + n0 * O * H * W * 4;
+    const args = [addr(m), O, H, W, cnt, bias ? addr(bias) : 0, act, dst];
+    layout("winograd_output", args, 16 * O * T);
+  }
+  for (const t of [u, v, m, rows]) t.dispose();
+}
+
+function layout(name: string, args: number[], floats: number): void {
+  if (!runLayoutKernel(name, args, floats >= PARALLEL_MIN_FLOATS)) {
+    throw new Error(`winograd: the CPU kernels are missing (${name})`);
+  }
+}
