@@ -11,10 +11,12 @@ import {
   convTranspose2d,
   maxPool2d,
   noGrad,
+  onCpu,
   scope,
   type Tensor,
   tensor,
   upsampleNearest2d,
+  useWinograd,
 } from "../core/tensor/mod.ts";
 
 type Arr = ArrayLike<number>;
@@ -491,6 +493,10 @@ Deno.test("3x3 same convolutions with many channels (Winograd on the CPU) match 
     if (!c.act) {
       const grads = refConv2dGrads(x, c.x, w, c.w, g, 1, 1);
       assertClose(await xt.grad!.read(), grads.gx, { atol: c.atol, label: `grad x config ${i}` });
+      // Summed over every tile of every image: a looser bound for the largest.
+      const wtol = c.atol * 10;
+      assertClose(await wt.grad!.read(), grads.gw, { atol: wtol, label: `grad w config ${i}` });
+      assertClose(await bt.grad!.read(), grads.gb, { atol: wtol, label: `grad bias config ${i}` });
       // The transposed convolution of g with the same filters is that gradient (no bias).
       const tr = await run(
         (gg, ww) => convTranspose2d(gg, ww, null, { padding: 1 }),
@@ -500,6 +506,30 @@ Deno.test("3x3 same convolutions with many channels (Winograd on the CPU) match 
     }
     for (const p of [xt, wt, bt]) p.grad?.dispose();
     for (const v of [xt, wt, bt, y]) v.dispose();
+  }
+  // The transposed convolution's weight gradient runs the same path with the roles swapped; on
+  // the CPU it must agree with im2col + GEMM.
+  if (onCpu()) {
+    const xs: Shape4 = [2, 16, 9, 6], ws: Shape4 = [16, 20, 3, 3];
+    const x = randomArray(size(xs), 220), w = randomArray(size(ws), 221);
+    const g = randomArray(2 * 20 * 9 * 6, 222);
+    const gradW = async (winograd: boolean) => {
+      const before = useWinograd(winograd);
+      const wt = t(w, ws);
+      wt.requiresGrad = true;
+      scope(() =>
+        convTranspose2d(t(x, xs), wt, null, { padding: 1 }).backward(t(g, [2, 20, 9, 6]))
+      );
+      const got = await wt.grad!.read();
+      wt.grad!.dispose();
+      wt.dispose();
+      useWinograd(before);
+      return got;
+    };
+    assertClose(await gradW(true), await gradW(false), {
+      atol: 1e-4,
+      label: "convTranspose2d grad w, Winograd vs im2col",
+    });
   }
 });
 

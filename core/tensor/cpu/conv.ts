@@ -11,7 +11,7 @@
  *   by the zeros a "dilate the input, then convolve" formulation would insert.
  * - `convWeightGradCpu`: dW = g cols(x)^T, summed over images by accumulating GEMMs.
  *
- * 3x3 stride-1 "same" convolutions with enough channels, forward and adjoint, take Winograd's
+ * 3x3 stride-1 "same" convolutions with enough channels, forward, adjoint and weight gradient, take Winograd's
  * F(2x2, 3x3) instead (`winograd.ts`): 2.25x fewer multiplications.
  *
  * The batch is folded into the GEMMs' N (or K) dimension, images*Ho*Wo, so the products stay
@@ -30,6 +30,7 @@ import {
   winogradConv,
   winogradFloatsPerImage,
   type WinogradShape,
+  winogradWeightGrad,
 } from "./winograd.ts";
 
 /** Stride, padding and kernel size of a convolution (`n` is the batch size). */
@@ -514,6 +515,11 @@ export function convWeightGradCpu(gout: Tensor, x: Tensor, g: ConvGeometry): Ten
   cpu().countOp();
   if (B * P === 0) {
     cpu().mem.f32.fill(0, at(out), at(out) + out.size);
+    return out;
+  }
+  if (winogradApplies(g, Ci, Co, x.shape[2], x.shape[3], Hg, Wg)) {
+    const shape = { B, C: Ci, O: Co, H: Hg, W: Wg };
+    winogradWeightGrad(gout, x, shape, chunkWinograd(shape), out);
     return out;
   }
   const direct = pointwise(g);

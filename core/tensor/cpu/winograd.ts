@@ -8,7 +8,8 @@
  *
  * The same path serves the adjoint (the input gradient of such a convolution, and a stride-1
  * transposed convolution): it is the forward convolution with the filters transposed and turned
- * by 180 degrees, which the filter transform does as it reads them.
+ * by 180 degrees, which the filter transform does as it reads them. The weight gradient runs the
+ * transforms the other way round (`winogradWeightGrad`).
  */
 import { readEnv } from "../env.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
@@ -117,10 +118,7 @@ export function winogradConv(
   // + 4: the output transform reads M four tiles at a time, past the last tile of a row.
   const m = emptyTensor([16 * O * nb * tiles + 4]);
   const act = GEMM_ACTIVATIONS[activation];
-  // The input transform's per-thread rows (see `winograd_input`).
-  const kernels = cpuKernels()!;
-  const e = kernels.exports as unknown as Record<string, (...a: number[]) => number>;
-  const rows = emptyTensor([kernels.pool.size * e.winograd_input_scratch(W)]);
+  const rows = inputScratch(W);
   for (let n0 = 0; n0 < B; n0 += nb) {
     const cnt = Math.min(nb, B - n0), T = cnt * tiles;
     const src = addr(x) + n0 * C * H * W * 4;
@@ -146,6 +144,60 @@ export function winogradConv(
     layout("winograd_output", args, 16 * O * T);
   }
   for (const t of [u, v, m, rows]) t.dispose();
+}
+
+/**
+ * dW [O, C, 3, 3] into `out` for the convolution y = conv(x [B, C, H, W], w) with output gradient
+ * gout [B, O, H, W]: dW = G^T [sum over tiles of (A e A^T) ⊙ (B^T d B)] G per filter (see
+ * `assembly/winograd.ts`), the tile sums as sixteen GEMMs accumulated over chunks of images.
+ */
+export function winogradWeightGrad(
+  gout: Tensor,
+  x: Tensor,
+  s: WinogradShape,
+  chunk: number,
+  out: Tensor,
+): void {
+  const { B, C, O, H, W } = s;
+  const tiles = Math.ceil(H / 2) * Math.ceil(W / 2);
+  const nb = Math.min(B, chunk);
+  const v = emptyTensor([16 * C * nb * tiles]);
+  const e = emptyTensor([16 * O * nb * tiles]);
+  const d = emptyTensor([16 * O * C]);
+  const rows = inputScratch(W);
+  for (let n0 = 0; n0 < B; n0 += nb) {
+    const cnt = Math.min(nb, B - n0), T = cnt * tiles;
+    const xs = addr(x) + n0 * C * H * W * 4, gs = addr(gout) + n0 * O * H * W * 4;
+    layout("winograd_input", [xs, C, H, W, cnt, addr(v), addr(rows)], 16 * C * T);
+    layout("winograd_grad_output", [gs, O, H, W, cnt, addr(e)], 16 * O * T);
+    // D[k] [O, C] (+)= E[k] [O, T] V[k]^T, V[k] stored [C, T].
+    gemm({
+      M: O,
+      N: C,
+      K: T,
+      a: addr(e),
+      lda: T,
+      b: addr(v),
+      ldb: T,
+      transB: true,
+      c: addr(d),
+      ldc: C,
+      batch: 16,
+      strideA: O * T,
+      strideB: C * T,
+      strideC: O * C,
+      accumulate: n0 > 0,
+    });
+  }
+  layout("winograd_filter_grad", [addr(d), O, C, addr(out)], 16 * O * C);
+  for (const t of [v, e, d, rows]) t.dispose();
+}
+
+/** The input transform's per-thread rows (see `winograd_input`). */
+function inputScratch(W: number): Tensor {
+  const kernels = cpuKernels()!;
+  const e = kernels.exports as unknown as Record<string, (...a: number[]) => number>;
+  return emptyTensor([kernels.pool.size * e.winograd_input_scratch(W)]);
 }
 
 function layout(name: string, args: number[], floats: number): void {

@@ -13,6 +13,8 @@ export { adam_update, ema_update, scale_in_place } from "./optim";
 export { sum_rows } from "./reduce";
 export {
   winograd_filter,
+  winograd_filter_grad,
+  winograd_grad_output,
   winograd_input,
   winograd_input_scratch,
   winograd_output,

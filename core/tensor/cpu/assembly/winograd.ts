@@ -246,3 +246,135 @@ export function winograd_output(
   if (r == 0) return f32x4.add(f32x4.add(v128.load(m + <usize>s * kStride), m1), m2);
   return f32x4.sub(f32x4.sub(m1, m2), v128.load(m + <usize>(12 + s) * kStride));
 }
+
+// The weight gradient. Forward, y_t = A^T [U ⊙ V_t] A per tile t, with U = G w G^T; so for an
+// output gradient e_t (2x2) dL/dw = G^T [sum_t (A e_t A^T) ⊙ V_t] G: the output gradient's tiles
+// transformed by A e A^T (`winograd_grad_output`), sixteen GEMMs [O, T] x [T, C] summing over the
+// tiles (`winograd.ts` one folder up), and G^T . G back to 3x3 (`winograd_filter_grad`).
+
+/**
+ * E [16, O, T] from an output gradient g [cnt, O, H, W] (at `src`): each 2x2 tile e (zeros past
+ * an odd H or W) as A e A^T, with A e A^T = rows (e0, e0 + e1, e0 - e1, -e1) of e, then the same
+ * over each row's two columns. Four neighbouring tiles at a time, one per lane.
+ */
+export function winograd_grad_output(
+  src: usize, O: i32, H: i32, W: i32, cnt: i32, dst: usize,
+  counter: usize, tid: i32, nthreads: i32,
+): void {
+  const TH = (H + 1) >> 1, TW = (W + 1) >> 1, tiles = TH * TW;
+  const kStride = <usize>O * <usize>cnt * <usize>tiles * 4;
+  const planes = cnt * O;
+  const size = chunkSize(planes, nthreads);
+  for (let u = nextChunk(counter, nthreads, -1); u * size < planes; u = nextChunk(counter, nthreads, u)) {
+    const p1 = min(planes, (u + 1) * size);
+    for (let p = u * size; p < p1; p++) {
+      const i = p / O, o = p % O;
+      const plane = src + <usize>p * <usize>(H * W) * 4;
+      const first = dst + (<usize>o * <usize>cnt * <usize>tiles + <usize>(i * tiles)) * 4;
+      for (let ty = 0; ty < TH; ty++) {
+        const y = 2 * ty;
+        for (let tx = 0; tx < TW; tx += 4) {
+          const x = 2 * tx, lanes = min(4, TW - tx);
+          const row0 = plane + <usize>(y * W + x) * 4;
+          // Lane q: the tile's left and right pixel of each of its two rows.
+          const full = lanes == 4 && x + 8 <= W;
+          const l0 = tilePixels(row0, W - x, full, 0), r0 = tilePixels(row0, W - x, full, 1);
+          const second = y + 1 < H;
+          const row1 = row0 + <usize>W * 4;
+          const zero = f32x4.splat(0);
+          const l1 = second ? tilePixels(row1, W - x, full, 0) : zero;
+          const r1 = second ? tilePixels(row1, W - x, full, 1) : zero;
+          // Rows of A e: (e0, e0 + e1, e0 - e1, -e1), each a (left, right) pair.
+          const out = first + <usize>(ty * TW + tx) * 4;
+          gradRow(out, 0, kStride, l0, r0, lanes);
+          gradRow(out, 4, kStride, f32x4.add(l0, l1), f32x4.add(r0, r1), lanes);
+          gradRow(out, 8, kStride, f32x4.sub(l0, l1), f32x4.sub(r0, r1), lanes);
+          gradRow(out, 12, kStride, f32x4.neg(l1), f32x4.neg(r1), lanes);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Lane q: pixel 2q + j of a row (j = 0 left, 1 right), zero at or past `room` pixels. With
+ * `full` (8 pixels in the row) two vector loads and one shuffle.
+ */
+// @ts-ignore: decorator
+@inline function tilePixels(row: usize, room: i32, full: bool, j: i32): v128 {
+  if (full) {
+    const lo = v128.load(row), hi = v128.load(row + 16);
+    return j ? v128.shuffle<f32>(lo, hi, 1, 3, 5, 7) : v128.shuffle<f32>(lo, hi, 0, 2, 4, 6);
+  }
+  return f32x4(
+    rowPixel(row, room, j),
+    rowPixel(row, room, 2 + j),
+    rowPixel(row, room, 4 + j),
+    rowPixel(row, room, 6 + j),
+  );
+}
+
+// @ts-ignore: decorator
+@inline function rowPixel(row: usize, room: i32, x: i32): f32 {
+  return x < room ? load<f32>(row + <usize>x * 4) : 0;
+}
+
+/** Values k0 .. k0 + 3 of four tiles: a row (a, b) of A e times A^T, (a, a + b, a - b, -b). */
+// @ts-ignore: decorator
+@inline function gradRow(out: usize, k0: i32, kStride: usize, a: v128, b: v128, lanes: i32): void {
+  storeTiles(out + <usize>k0 * kStride, a, lanes);
+  storeTiles(out + <usize>(k0 + 1) * kStride, f32x4.add(a, b), lanes);
+  storeTiles(out + <usize>(k0 + 2) * kStride, f32x4.sub(a, b), lanes);
+  storeTiles(out + <usize>(k0 + 3) * kStride, f32x4.neg(b), lanes);
+}
+
+/**
+ * dW [O, C, 3, 3] (at `dst`) from the summed products D [16, O, C] (at `src`): G^T D G per
+ * filter, with G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1].
+ */
+export function winograd_filter_grad(
+  src: usize, O: i32, C: i32, dst: usize,
+  counter: usize, tid: i32, nthreads: i32,
+): void {
+  const filters = O * C, plane = <usize>filters * 4;
+  const size = chunkSize(filters, nthreads);
+  for (let u = nextChunk(counter, nthreads, -1); u * size < filters; u = nextChunk(counter, nthreads, u)) {
+    const f1 = min(filters, (u + 1) * size);
+    for (let f = u * size; f < f1; f++) {
+      const d = src + <usize>f * 4;
+      // Rows r of D as vectors (columns s in the lanes), then G^T over the rows.
+      const d0 = filterLanes(d, 0, plane), d1 = filterLanes(d, 4, plane);
+      const d2 = filterLanes(d, 8, plane), d3 = filterLanes(d, 12, plane);
+      const half = f32x4.splat(HALF);
+      const q0 = f32x4.add(d0, f32x4.mul(half, f32x4.add(d1, d2)));
+      const q1 = f32x4.mul(half, f32x4.sub(d1, d2));
+      const q2 = f32x4.add(d3, f32x4.mul(half, f32x4.add(d1, d2)));
+      // Then G over each row's four columns: (c0 + (c1 + c2) / 2, (c1 - c2) / 2, c3 + (c1 + c2) / 2).
+      const out = dst + <usize>f * 36;
+      filterGradRow(out, q0);
+      filterGradRow(out + 12, q1);
+      filterGradRow(out + 24, q2);
+    }
+  }
+}
+
+/** D[k0 .. k0 + 3] of one filter as a vector (its entries lie `plane` bytes apart). */
+// @ts-ignore: decorator
+@inline function filterLanes(d: usize, k0: i32, plane: usize): v128 {
+  return f32x4(
+    load<f32>(d + <usize>k0 * plane),
+    load<f32>(d + <usize>(k0 + 1) * plane),
+    load<f32>(d + <usize>(k0 + 2) * plane),
+    load<f32>(d + <usize>(k0 + 3) * plane),
+  );
+}
+
+/** One row of the 3x3 gradient from a row (c0, c1, c2, c3) of G^T D. */
+// @ts-ignore: decorator
+@inline function filterGradRow(out: usize, c: v128): void {
+  const c0 = f32x4.extract_lane(c, 0), c1 = f32x4.extract_lane(c, 1);
+  const c2 = f32x4.extract_lane(c, 2), c3 = f32x4.extract_lane(c, 3);
+  store<f32>(out, c0 + HALF * (c1 + c2));
+  store<f32>(out + 4, HALF * (c1 - c2));
+  store<f32>(out + 8, c3 + HALF * (c1 + c2));
+}
