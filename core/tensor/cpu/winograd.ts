@@ -91,7 +91,12 @@ export function winogradApplies(
 
 /** Scratch floats per image: V [16, C, tiles] and M [16, O, tiles]. */
 export function winogradFloatsPerImage(s: WinogradShape): number {
-  return 16 * (s.C + s.O) * Math.ceil(s.H / 2) * Math.ceil(s.W / 2);
+  return 16 * (s.C + s.O) * tileCount(s);
+}
+
+/** 2x2 output tiles per image (half tiles at an odd right or bottom edge). */
+function tileCount(s: WinogradShape): number {
+  return Math.ceil(s.H / 2) * Math.ceil(s.W / 2);
 }
 
 /**
@@ -110,7 +115,7 @@ export function winogradConv(
   out: Tensor,
 ): void {
   const { B, C, O, H, W } = s;
-  const tiles = Math.ceil(H / 2) * Math.ceil(W / 2);
+  const tiles = tileCount(s);
   const u = emptyTensor([16 * O * C]);
   layout("winograd_filter", [addr(w), O, C, adjoint ? 1 : 0, addr(u)], 16 * O * C);
   const nb = Math.min(B, chunk);
@@ -159,7 +164,7 @@ export function winogradWeightGrad(
   out: Tensor,
 ): void {
   const { B, C, O, H, W } = s;
-  const tiles = Math.ceil(H / 2) * Math.ceil(W / 2);
+  const tiles = tileCount(s);
   const nb = Math.min(B, chunk);
   const v = emptyTensor([16 * C * nb * tiles]);
   const e = emptyTensor([16 * O * nb * tiles]);
