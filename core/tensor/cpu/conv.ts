@@ -11,8 +11,8 @@
  *   by the zeros a "dilate the input, then convolve" formulation would insert.
  * - `convWeightGradCpu`: dW = g cols(x)^T, summed over images by accumulating GEMMs.
  *
- * 3x3 stride-1 "same" convolutions with enough channels, forward, adjoint and weight gradient, take Winograd's
- * F(2x2, 3x3) instead (`winograd.ts`): 2.25x fewer multiplications.
+ * 3x3 stride-1 "same" convolutions with enough channels take Winograd's F(2x2, 3x3) instead, in
+ * all three functions (`winograd.ts`): 2.25x fewer multiplications.
  *
  * The batch is folded into the GEMMs' N (or K) dimension, images*Ho*Wo, so the products stay
  * large even for small deep feature maps; images are processed in chunks whose im2col scratch
@@ -23,7 +23,7 @@ import { cpu } from "../backend.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
 import { gemm, GEMM_ACTIVATIONS, GEMM_PARALLEL_MIN_FLOPS, type GemmActivation } from "./gemm.ts";
 import { cpuKernels } from "./runtime.ts";
-import { runLayoutKernel } from "./view.ts";
+import { runFloatsKernel } from "./view.ts";
 import { addr } from "./views.ts";
 import {
   winogradApplies,
@@ -149,20 +149,6 @@ function foldBatchTs(
   }
 }
 
-/**
- * Below this many floats written a layout kernel runs on the calling thread alone. One thread
- * writes about 5 floats per ns (im2col of 16 x 32 x 16 x 16 images, 3x3: 1.18 M floats in
- * 235 us on a 2-core EPYC) and a worker round trip costs about 8 us, so a split pays off only
- * when each share is well over that: from about 128 K floats. (The machine the kernels were
- * written on was shared and busy, so the two-thread side could not be timed cleanly.)
- */
-const PARALLEL_MIN_FLOATS = 1 << 17;
-
-/** Runs a layout kernel of `assembly/conv.ts` that writes `floats` floats; false without wasm. */
-function runLayout(name: string, args: number[], floats: number): boolean {
-  return runLayoutKernel(name, args, floats >= PARALLEL_MIN_FLOATS);
-}
-
 /** im2col of images n0..n0+cnt of x into cols (see `im2colTs`). */
 function im2col(
   x: Tensor,
@@ -176,7 +162,7 @@ function im2col(
   const [, C, H, W] = x.shape, { sy, sx, py, px, kh, kw } = g;
   const src = addr(x) + n0 * C * H * W * 4, floats = C * kh * kw * cnt * Ho * Wo;
   const args = [src, C, H, W, sy, sx, py, px, kh, kw, Ho, Wo, cnt, addr(cols)];
-  if (runLayout("im2col", args, floats)) return;
+  if (runFloatsKernel("im2col", args, floats)) return;
   im2colTs(cpu().mem.f32, at(x), x.shape.slice(1), g, Ho, Wo, n0, cnt, at(cols), false);
 }
 
@@ -193,21 +179,21 @@ function col2imAdd(
   const [, C, H, W] = y.shape, { sy, sx, py, px, kh, kw } = g;
   const dst = addr(y) + n0 * C * H * W * 4, floats = C * kh * kw * cnt * Hi * Wi;
   const args = [addr(cols), C, H, W, sy, sx, py, px, kh, kw, Hi, Wi, cnt, dst];
-  if (runLayout("col2im_add", args, floats)) return;
+  if (runFloatsKernel("col2im_add", args, floats)) return;
   im2colTs(cpu().mem.f32, at(y), y.shape.slice(1), g, Hi, Wi, n0, cnt, at(cols), true);
 }
 
 /** Images n0..n0+cnt of t [n, Ch, P] -> channel-major [Ch, cnt*P] in `major`. */
 function foldBatch(t: Tensor, Ch: number, P: number, n0: number, cnt: number, major: Tensor) {
   const args = [addr(t) + n0 * Ch * P * 4, Ch, P, cnt, addr(major), 1];
-  if (runLayout("fold_batch", args, Ch * P * cnt)) return;
+  if (runFloatsKernel("fold_batch", args, Ch * P * cnt)) return;
   foldBatchTs(cpu().mem.f32, at(t), Ch, P, n0, cnt, at(major), true);
 }
 
 /** Channel-major [Ch, cnt*P] in `major` -> images n0..n0+cnt of t [n, Ch, P]. */
 function unfoldBatch(major: Tensor, Ch: number, P: number, n0: number, cnt: number, t: Tensor) {
   const args = [addr(t) + n0 * Ch * P * 4, Ch, P, cnt, addr(major), 0];
-  if (runLayout("fold_batch", args, Ch * P * cnt)) return;
+  if (runFloatsKernel("fold_batch", args, Ch * P * cnt)) return;
   foldBatchTs(cpu().mem.f32, at(t), Ch, P, n0, cnt, at(major), false);
 }
 
@@ -374,7 +360,7 @@ function pixelMajorForward(
       activation,
     });
     const args = [addr(tmp), P, O, cnt, addr(out) + n0 * O * P * 4];
-    runLayout("unfold_pixels", args, cnt * P * O);
+    runFloatsKernel("unfold_pixels", args, cnt * P * O);
   }
   tmp.dispose();
 }

@@ -88,7 +88,7 @@ const WASM_RANK = 6;
 /**
  * From this many words a copy is split across the thread pool: one thread copies about 11 words
  * per ns (contiguous runs) and a worker round trip costs about 8 us, so smaller copies gain
- * nothing from a second thread (see also PARALLEL_MIN_FLOATS in conv.ts).
+ * nothing from a second thread (see also PARALLEL_MIN_FLOATS below).
  */
 const PARALLEL_MIN_WORDS = 1 << 18;
 
@@ -128,4 +128,21 @@ export function runLayoutKernel(name: string, args: number[], parallel: boolean)
   }
   k.pool.run(name, [...args, counter], threads);
   return true;
+}
+
+/**
+ * Below this many floats written a layout kernel runs on the calling thread alone. One thread
+ * writes about 5 floats per ns (im2col of 16 x 32 x 16 x 16 images, 3x3: 1.18 M floats in
+ * 235 us on a 2-core EPYC) and a worker round trip costs about 8 us, so a split pays off only
+ * when each share is well over that: from about 128 K floats. (The machine the kernels were
+ * written on was shared and busy, so the two-thread side could not be timed cleanly.)
+ */
+const PARALLEL_MIN_FLOATS = 1 << 17;
+
+/**
+ * Runs a layout kernel (`assembly/conv.ts`, `assembly/winograd.ts`) that writes `floats` floats,
+ * on the pool from `PARALLEL_MIN_FLOATS`; false where the WebAssembly kernels did not load.
+ */
+export function runFloatsKernel(name: string, args: number[], floats: number): boolean {
+  return runLayoutKernel(name, args, floats >= PARALLEL_MIN_FLOATS);
 }

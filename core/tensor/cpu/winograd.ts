@@ -15,7 +15,7 @@ import { readEnv } from "../env.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
 import { gemm, GEMM_ACTIVATIONS, type GemmActivation } from "./gemm.ts";
 import { cpuKernels } from "./runtime.ts";
-import { runLayoutKernel } from "./view.ts";
+import { runFloatsKernel } from "./view.ts";
 import { addr } from "./views.ts";
 
 /**
@@ -23,9 +23,6 @@ import { addr } from "./views.ts";
  * pay for the transforms (the U-Net's first and last convolutions, 3 channels, keep im2col).
  */
 export const WINOGRAD_MIN_CHANNELS = 16;
-
-/** Below this many floats a transform runs on the calling thread alone (as conv.ts's copies). */
-const PARALLEL_MIN_FLOATS = 1 << 17;
 
 /** Whether the path is on: `useWinograd`'s setting, else `UNCLIP_CPU_WINOGRAD` (default on). */
 let enabled: boolean | undefined;
@@ -206,7 +203,7 @@ function inputScratch(W: number): Tensor {
 }
 
 function layout(name: string, args: number[], floats: number): void {
-  if (!runLayoutKernel(name, args, floats >= PARALLEL_MIN_FLOATS)) {
+  if (!runFloatsKernel(name, args, floats)) {
     throw new Error(`winograd: the CPU kernels are missing (${name})`);
   }
 }
