@@ -175,9 +175,11 @@ export async function evalCompare(
   );
   const [lo, hi] = c.interval95;
   print(
-    `Exact, caption by caption: only A right on ${c.onlyA}, only B on ${c.onlyB} of ` +
-      `${c.items}; B - A = ${points(c.difference)} points (95% interval ${points(lo)} to ` +
-      `${points(hi)}); McNemar exact p = ${c.pValue.toPrecision(3)}`,
+    c.onlyA + c.onlyB === 0
+      ? `Exact, caption by caption: A and B agree on all ${c.items} captions (McNemar p = 1)`
+      : `Exact, caption by caption: only A right on ${c.onlyA}, only B on ${c.onlyB} of ` +
+        `${c.items}; B - A = ${points(c.difference)} points (95% interval ${points(lo)} to ` +
+        `${points(hi)}); McNemar exact p = ${c.pValue.toPrecision(3)}`,
   );
   return c;
 }

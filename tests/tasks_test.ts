@@ -239,6 +239,9 @@ Deno.test("runEval() compare pairs two pipeline results caption by caption, or s
   );
   assert.match(text, /only A right on 2, only B on 8 of 200; B - A = \+3\.00 points/);
   assert.match(text, /McNemar exact p = 0\.109/); // 2 * (1 + 10 + 45) / 1024
+  const same = collect();
+  await runEval(["compare", a, a], same);
+  assert.match(same.lines.at(-1)!, /A and B agree on all 200 captions/);
 
   const refusals: [string, (r: typeof base) => void, RegExp][] = [
     ["split.json", (r) => (r.split = "zeroshot"), /of the test split, .* of zeroshot/],
