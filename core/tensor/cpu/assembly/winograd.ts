@@ -67,6 +67,18 @@ export function winograd_filter(
   store<f32>(out + at + 3 * plane, c);
 }
 
+/** Bytes between the blocks k and k + 1 of a [16, channels, cnt * tiles] transform. */
+// @ts-ignore: decorator
+@inline function transformStride(channels: i32, cnt: i32, tiles: i32): usize {
+  return <usize>channels * <usize>cnt * <usize>tiles * 4;
+}
+
+/** Address of block 0's value for channel `ch`, the first tile of image `i`. */
+// @ts-ignore: decorator
+@inline function firstTile(buf: usize, ch: i32, cnt: i32, tiles: i32, i: i32): usize {
+  return buf + (<usize>ch * <usize>cnt * <usize>tiles + <usize>(i * tiles)) * 4;
+}
+
 /**
  * Floats of `winograd_input`'s scratch per thread for images W wide: four patch rows, each with
  * a zero column on the left and zeros past the right edge to the end of the last group of four
@@ -96,7 +108,7 @@ export function winograd_input(
   counter: usize, tid: i32, nthreads: i32,
 ): void {
   const TH = (H + 1) >> 1, TW = (W + 1) >> 1, tiles = TH * TW;
-  const kStride = <usize>C * <usize>cnt * <usize>tiles * 4; // bytes from V[k] to V[k + 1]
+  const kStride = transformStride(C, cnt, tiles); // bytes from V[k] to V[k + 1]
   const Wp = paddedWidth(W), rowBytes = <usize>Wp * 4;
   const rows = scratch + <usize>tid * <usize>winograd_input_scratch(W) * 4;
   memory.fill(rows, 0, 4 * rowBytes);
@@ -107,7 +119,7 @@ export function winograd_input(
     for (let p = u * size; p < p1; p++) {
       const i = p / C, c = p % C;
       const plane = src + <usize>p * <usize>(H * W) * 4;
-      const first = dst + (<usize>c * <usize>cnt * <usize>tiles + <usize>(i * tiles)) * 4;
+      const first = firstTile(dst, c, cnt, tiles, i);
       for (let ty = 0; ty < TH; ty++) {
         // Patch rows 2ty-1 .. 2ty+2 into the scratch, image column x at x + 1; rows outside
         // the image are zeros (the columns outside it stay zero from the fill above).
@@ -180,7 +192,7 @@ export function winograd_output(
   counter: usize, tid: i32, nthreads: i32,
 ): void {
   const TH = (H + 1) >> 1, TW = (W + 1) >> 1, tiles = TH * TW;
-  const kStride = <usize>O * <usize>cnt * <usize>tiles * 4;
+  const kStride = transformStride(O, cnt, tiles);
   const planes = cnt * O;
   const size = chunkSize(planes, nthreads);
   for (let u = nextChunk(counter, nthreads, -1); u * size < planes; u = nextChunk(counter, nthreads, u)) {
@@ -189,7 +201,7 @@ export function winograd_output(
       const i = p / O, o = p % O;
       const b = f32x4.splat(bias ? load<f32>(bias + <usize>o * 4) : 0);
       const plane = dst + <usize>p * <usize>(H * W) * 4;
-      const first = src + (<usize>o * <usize>cnt * <usize>tiles + <usize>(i * tiles)) * 4;
+      const first = firstTile(src, o, cnt, tiles, i);
       for (let ty = 0; ty < TH; ty++) {
         for (let tx = 0; tx < TW; tx += 4) {
           const m = first + <usize>(ty * TW + tx) * 4;
@@ -262,7 +274,7 @@ export function winograd_grad_output(
   counter: usize, tid: i32, nthreads: i32,
 ): void {
   const TH = (H + 1) >> 1, TW = (W + 1) >> 1, tiles = TH * TW;
-  const kStride = <usize>O * <usize>cnt * <usize>tiles * 4;
+  const kStride = transformStride(O, cnt, tiles);
   const planes = cnt * O;
   const size = chunkSize(planes, nthreads);
   for (let u = nextChunk(counter, nthreads, -1); u * size < planes; u = nextChunk(counter, nthreads, u)) {
@@ -270,7 +282,7 @@ export function winograd_grad_output(
     for (let p = u * size; p < p1; p++) {
       const i = p / O, o = p % O;
       const plane = src + <usize>p * <usize>(H * W) * 4;
-      const first = dst + (<usize>o * <usize>cnt * <usize>tiles + <usize>(i * tiles)) * 4;
+      const first = firstTile(dst, o, cnt, tiles, i);
       for (let ty = 0; ty < TH; ty++) {
         const y = 2 * ty;
         for (let tx = 0; tx < TW; tx += 4) {
