@@ -19,10 +19,15 @@ import { runFloatsKernel } from "./view.ts";
 import { addr } from "./views.ts";
 
 /**
- * Fewest input and output channels for the Winograd path: below them the GEMMs are too thin to
- * pay for the transforms (the U-Net's first and last convolutions, 3 channels, keep im2col).
+ * Fewest input and output channels each, and together, for the Winograd path: below them its
+ * GEMMs are too thin to pay for the transforms. Measured on the 2-core Intel VM (2026-12-03,
+ * forward, and forward + weight gradient): 16 -> 16 channels at 16x16 was 1.2-1.4x slower than
+ * im2col, 16 -> 32 and 32 -> 16 at 32x32 level, 32 -> 32 and wider 1.2-4x faster. The U-Net's
+ * first and last convolutions (3 channels) keep im2col.
  */
 export const WINOGRAD_MIN_CHANNELS = 16;
+/** See `WINOGRAD_MIN_CHANNELS`. */
+export const WINOGRAD_MIN_CHANNEL_SUM = 48;
 
 /** Whether the path is on: `useWinograd`'s setting, else `UNCLIP_CPU_WINOGRAD` (default on). */
 let enabled: boolean | undefined;
@@ -83,7 +88,7 @@ export function winogradApplies(
 ): boolean {
   return winogradEnabled() && cpuKernels() !== null && g.kh === 3 && g.kw === 3 && g.sy === 1 &&
     g.sx === 1 && g.py === 1 && g.px === 1 && Ho === H && Wo === W &&
-    C >= WINOGRAD_MIN_CHANNELS && O >= WINOGRAD_MIN_CHANNELS;
+    C >= WINOGRAD_MIN_CHANNELS && O >= WINOGRAD_MIN_CHANNELS && C + O >= WINOGRAD_MIN_CHANNEL_SUM;
 }
 
 /** Scratch floats per image: V [16, C, tiles] and M [16, O, tiles]. */
