@@ -23,9 +23,18 @@ interface PipelineResult {
   rerank?: number;
   modelSteps?: { decoder?: number };
   clipTop1: number;
+  /** The probe's exact verdict per caption, in order (`probe.generated.exactByImage`). */
+  exactByImage: boolean[];
   generated: Record<string, number | string>;
   real: Record<string, number | string>;
   probe: unknown;
+}
+
+/** The `probe` section of an `eval pipeline` JSON: scores of generated and real images. */
+interface ProbeSection {
+  generated?: Record<string, number | string>;
+  realImages?: Record<string, number | string>;
+  probe?: unknown;
 }
 
 /** The rows of the side-by-side table: label and key of the probe's scores. */
@@ -58,13 +67,7 @@ async function readPipelineResult(path: string): Promise<PipelineResult> {
   if (json?.what !== "pipeline") {
     throw new UsageError(`${path} is not an "eval pipeline" result (what: ${json?.what})`);
   }
-  const probe = json.probe as
-    | {
-      generated?: Record<string, number | string>;
-      realImages?: Record<string, number | string>;
-      probe?: unknown;
-    }
-    | undefined;
+  const probe = json.probe as ProbeSection | undefined;
   const byImage = probe?.generated?.exactByImage;
   if (typeof byImage !== "string" || !/^[01]+$/.test(byImage)) {
     throw new UsageError(
@@ -86,6 +89,7 @@ async function readPipelineResult(path: string): Promise<PipelineResult> {
     rerank: json.rerank as number | undefined,
     modelSteps: json.modelSteps as { decoder?: number } | undefined,
     clipTop1: (json.generated as { top1: number }).top1,
+    exactByImage: [...byImage].map((x) => x === "1"),
     generated: probe!.generated!,
     real: probe!.realImages!,
     probe: probe!.probe,
@@ -127,10 +131,9 @@ export async function evalCompare(
   if (a.split !== b.split) {
     throw new UsageError(`${pathA} is of the ${a.split} split, ${pathB} of ${b.split}`);
   }
-  const byImageA = String(a.generated.exactByImage), byImageB = String(b.generated.exactByImage);
-  if (byImageA.length !== byImageB.length) {
+  if (a.exactByImage.length !== b.exactByImage.length) {
     throw new UsageError(
-      `${pathA} scores ${byImageA.length} captions, ${pathB} ${byImageB.length}: ` +
+      `${pathA} scores ${a.exactByImage.length} captions, ${pathB} ${b.exactByImage.length}: ` +
         `evaluate both with the same --limit`,
     );
   }
@@ -145,10 +148,7 @@ export async function evalCompare(
         `(their real images' verdicts differ); compare evaluations of one probe`,
     );
   }
-  const c = comparePaired(
-    [...byImageA].map((x) => x === "1"),
-    [...byImageB].map((x) => x === "1"),
-  );
+  const c = comparePaired(a.exactByImage, b.exactByImage);
   print(`Paired comparison on the first ${c.items} ${a.split} captions (one probe):`);
   print(`  A  ${a.path}: ${describe(a)}`);
   print(`  B  ${b.path}: ${describe(b)}`);
