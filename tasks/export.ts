@@ -12,7 +12,7 @@ import { parseFlags, runMain, UsageError } from "./_cli.ts";
 
 const STAGES = ["clip", "prior", "decoder"];
 
-const USAGE = `Usage: deno task export --checkpoint DIR --out DIR [--half]
+const USAGE = `Usage: deno task export --checkpoint DIR --out DIR [--half] [--ema DECAY]
 
 Copies what sampling needs from a trained run (clip/, prior/, decoder/, and upsampler/ when it
 has one): the EMA weights where the run kept them, the config and the tokenizer vocabulary,
@@ -23,6 +23,8 @@ Options:
   --out DIR          new folder, or one that holds none of the stages and eval files to write
                      (its parent must exist); on any error nothing is written
   --half             store weights as float16 (half the size)
+  --ema DECAY        write the EMA of this decay (one of train.<stage>.extraEma) for the stages
+                     that kept it, their usual EMA for the others; at least one must have it
   -h, --help         show this help`;
 
 /**
@@ -43,6 +45,7 @@ export async function runExport(
     checkpoint: { type: "string" },
     out: { type: "string" },
     half: { type: "boolean" },
+    ema: { type: "string" },
   }, "export");
   if (values.help) {
     print(USAGE);
@@ -54,6 +57,13 @@ export async function runExport(
     throw new UsageError('Both --checkpoint and --out are needed; see "deno task export --help"');
   }
   const half = values.half === true;
+  const emaText = values.ema as string | undefined;
+  const emaDecay = emaText === undefined ? undefined : Number(emaText);
+  if (emaDecay !== undefined && !(emaText!.trim() !== "" && emaDecay > 0 && emaDecay < 1)) {
+    throw new UsageError(
+      `--ema must be an EMA decay between 0 and 1 (such as 0.9999), got "${emaText}"`,
+    );
+  }
 
   // Before any work: --out must not hold any stage or results file this export writes (the
   // shipped weights/default included), and its parent folder must exist.
@@ -99,9 +109,25 @@ export async function runExport(
   const written: string[] = [];
   try {
     const steps: string[] = [];
+    const what: string[] = [];
     for (const stage of stages) {
-      const dir = await exportInferenceCheckpoint(join(from, stage), join(tmp, stage), { half });
-      steps.push(join(to, stage, basename(dir)));
+      const done = await exportInferenceCheckpoint(join(from, stage), join(tmp, stage), {
+        half,
+        emaDecay,
+      });
+      steps.push(join(to, stage, basename(done.dir)));
+      what.push(
+        done.weights === "trained"
+          ? "trained weights"
+          : `EMA${done.emaDecay === null ? "" : ` ${done.emaDecay}`}`,
+      );
+    }
+    if (emaDecay !== undefined && !what.includes(`EMA ${emaDecay}`)) {
+      throw new UsageError(
+        `No stage of "${from}" kept an EMA of decay ${emaDecay} (they kept: ${
+          [...new Set(what)].join(", ")
+        }); list it in train.<stage>.extraEma before training (nothing was written)`,
+      );
     }
     for (const name of evalFiles) await Deno.copyFile(join(from, name), join(tmp, name));
     if (outInfo) {
@@ -113,7 +139,7 @@ export async function runExport(
     } else {
       await Deno.rename(tmp, to);
     }
-    stages.forEach((stage, i) => print(`${stage}: wrote ${steps[i]}`));
+    stages.forEach((stage, i) => print(`${stage}: wrote ${steps[i]} (${what[i]})`));
     for (const name of evalFiles) print(`copied ${name}`);
     written.push(...steps);
   } catch (e) {

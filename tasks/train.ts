@@ -258,7 +258,8 @@ export async function runTrain(
             `${t.warmupSteps ? `, ${t.warmupSteps} warmup` : ""}), grad clip ${
               t.gradClip ?? "off"
             }, ` +
-            `EMA ${t.ema ?? "off"}, checkpoint every ${t.checkpointEvery}`,
+            `EMA ${[t.ema ?? "off", ...t.extraEma].join(" + ")}, ` +
+            `checkpoint every ${t.checkpointEvery}`,
         );
         let result: TrainLoopResult;
         try {

@@ -169,6 +169,103 @@ Deno.test("exportInferenceCheckpoint() keeps the EMA weights, in float32 or floa
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("further EMAs (extraEma): saved beside the EMA, resumed, started afresh when missing, exported by decay", async () => {
+  const dir = await Deno.makeTempDir();
+  const meta = { stage: "decoder" as const };
+  manualSeed(11);
+  const model = new Tiny();
+  const opt = new Adam(model.parameters(), { lr: 1e-2 });
+  const ema = new Ema(model.parameters(), 0.9);
+  const slow = new Ema(model.parameters(), 0.99, { warmup: true });
+  const fast = new Ema(model.parameters(), 0.5);
+  for (let i = 0; i < 3; i++) {
+    trainOnce(model, opt, ema);
+    slow.update();
+  }
+  fast.update();
+  await saveCheckpoint({
+    stageDir: join(dir, "run"),
+    meta: {
+      formatVersion: CHECKPOINT_FORMAT_VERSION,
+      step: 3,
+      config: CONFIG,
+      tokenizer: null,
+      ...meta,
+    },
+    model,
+    optimizer: opt,
+    ema,
+    extraEmas: [slow, fast],
+    resume: resumeState(3),
+    keepLast: 3,
+  });
+  const ckpt = await loadCheckpoint(join(dir, "run"), "decoder");
+  assert.deepEqual(JSON.parse(ckpt.training!.metadata.extra_ema_updates), { "0.99": 3, "0.5": 1 });
+  const trained = await flat(model.parameters());
+  const shadows = {
+    ema: await flat(ema.stateDict().shadow),
+    slow: await flat(slow.stateDict().shadow),
+    fast: await flat(fast.stateDict().shadow),
+  };
+  // The three averages differ from each other and from the weights (else the test proves nothing).
+  assert.notDeepEqual(shadows.slow, shadows.ema);
+  assert.notDeepEqual(shadows.slow, shadows.fast);
+  assert.notDeepEqual(shadows.slow, trained);
+
+  // Resume: the saved further EMA comes back with its count; one the checkpoint lacks (added to
+  // the config since) starts from the restored weights, and its decay is returned.
+  manualSeed(12);
+  const fresh = new Tiny();
+  const slow2 = new Ema(fresh.parameters(), 0.99, { warmup: true });
+  const added = new Ema(fresh.parameters(), 0.999, { warmup: true });
+  loadModuleWeights(fresh, ckpt);
+  const started = loadTrainingState(ckpt, fresh, null, null, [slow2, added]);
+  assert.deepEqual(started, [0.999]);
+  assert.equal(slow2.updates, 3);
+  assert.deepEqual(await flat(slow2.stateDict().shadow), shadows.slow);
+  assert.equal(added.updates, 0);
+  assert.deepEqual(await flat(added.stateDict().shadow), trained);
+
+  // Export: the default EMA, a further one by its decay (recorded in the metadata, and kept when
+  // the export is exported again), and the default EMA when the stage did not keep the decay.
+  const exported = async (name: string, emaDecay?: number) => {
+    const out = join(dir, name);
+    const done = await exportInferenceCheckpoint(join(dir, "run"), out, { emaDecay });
+    const loaded = await loadCheckpoint(out, "decoder");
+    const m = new Tiny();
+    loadModuleWeights(m, loaded);
+    const values = await flat(m.parameters());
+    m.dispose();
+    return { done, meta: loaded.meta, values };
+  };
+  const plain = await exported("plain");
+  assert.deepEqual(plain.values, shadows.ema);
+  assert.equal(plain.done.weights, "ema");
+  const picked = await exported("slow", 0.99);
+  assert.deepEqual(picked.values, shadows.slow);
+  assert.deepEqual([picked.done.emaDecay, picked.meta.exportedEmaDecay], [0.99, 0.99]);
+  const again = await exportInferenceCheckpoint(join(dir, "slow"), join(dir, "again"));
+  assert.deepEqual([again.weights, again.emaDecay], ["ema", 0.99]);
+  assert.deepEqual((await exported("fast", 0.5)).values, shadows.fast);
+  const missing = await exported("missing", 0.7);
+  assert.deepEqual(missing.values, shadows.ema);
+  assert.notEqual(missing.done.emaDecay, 0.7);
+
+  // A corrupt count table is reported, not guessed around.
+  const broken = {
+    ...ckpt,
+    training: { ...ckpt.training!, metadata: { ...ckpt.training!.metadata } },
+  };
+  broken.training.metadata.extra_ema_updates = "[1]";
+  assert.throws(
+    () => loadTrainingState(broken, fresh, null, null, [slow2]),
+    (e: Error) => e instanceof CheckpointError && /extra_ema_updates/.test(e.message),
+  );
+  for (const x of [model, fresh]) x.dispose();
+  for (const x of [opt, ema, slow, fast, slow2, added]) x.dispose();
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("CLIP identity: clip checkpoints record step and weights hash; prior/decoder the CLIP they trained with", async () => {
   const dir = await Deno.makeTempDir();
   const disposeAll = (x: { model: Tiny; opt: Adam; ema: Ema }) => {
@@ -364,10 +461,11 @@ Deno.test("configMismatch() lists differing fields, ignoring logging cadence and
   const a = structuredClone(CONFIG);
   const b = structuredClone(CONFIG) as unknown as {
     components: { tokenizer: { options: { vocabSize: number } } };
-    train: { clip: { lr: number; logEvery: number; steps: number } };
+    train: { clip: { lr: number; logEvery: number; steps: number; extraEma: number[] } };
   };
   b.train.clip.logEvery = 1;
   b.train.clip.steps += 1000; // a resumed run may be extended or shortened
+  b.train.clip.extraEma = [0.9999]; // a further EMA may be added (it starts at the resumed step)
   assert.deepEqual(configMismatch(a, b as unknown as ResolvedConfig, ["tokenizer"], "clip"), []);
   b.components.tokenizer.options.vocabSize = 400;
   b.train.clip.lr = 1;

@@ -156,6 +156,28 @@ Deno.test("parseConfig() reports wrong types and values, one line each", () => {
   assert.deepEqual(missing, ["c: name: missing (expected string)"]);
 });
 
+Deno.test("parseConfig() checks extraEma: decays in (0, 1), none repeated, only beside an ema", () => {
+  const withTrain = (decoder: Record<string, unknown>) =>
+    problems(() =>
+      parseConfig(JSON.stringify({ ...valid, train: { decoder } }), testRegistry(), "c")
+    );
+  const ok = parseConfig(
+    JSON.stringify({ ...valid, train: { decoder: { ema: 0.999, extraEma: [0.9999, 0.99] } } }),
+    testRegistry(),
+  );
+  assert.deepEqual(ok.train.decoder.extraEma, [0.9999, 0.99]);
+  assert.deepEqual(parseConfig(JSON.stringify(valid), testRegistry()).train.prior.extraEma, []);
+  assert.deepEqual(withTrain({ ema: 0.999, extraEma: [0.99, 0.999] }), [
+    "c: train.decoder.extraEma[1]: 0.999 is listed twice (with `ema` or in extraEma); remove the repeat",
+  ]);
+  assert.deepEqual(withTrain({ ema: null, extraEma: [0.99] }), [
+    "c: train.decoder.extraEma: needs `ema` set too (the EMA sampling uses); set ema or remove extraEma",
+  ]);
+  assert.equal(withTrain({ extraEma: [1] }).length, 1);
+  assert.match(withTrain({ extraEma: [1] })[0], /^c: train\.decoder\.extraEma\[0\]: too big/);
+  assert.match(withTrain({ extraEma: 0.99 })[0], /^c: train\.decoder\.extraEma: expected array/);
+});
+
 Deno.test("parseConfig() says when a kind has no plugins", () => {
   const p = problems(() => parseConfig(JSON.stringify(valid), schedulesOnly(), "c"));
   assert.ok(
@@ -181,7 +203,7 @@ Deno.test("parseConfig() accepts JSONC comments and trailing commas", () => {
   }`;
   const p = problems(() => parseConfig(text, testRegistry(), "c.jsonc"));
   assert.deepEqual(p, [
-    "c.jsonc: train.decoder.note//not a comment: unknown key; valid keys: batchSize, steps, lr, warmupSteps, lrSchedule, ema, gradClip, weightDecay, beta1, beta2, eps, seed, checkpointEvery, keepLast, logEvery",
+    "c.jsonc: train.decoder.note//not a comment: unknown key; valid keys: batchSize, steps, lr, warmupSteps, lrSchedule, ema, extraEma, gradClip, weightDecay, beta1, beta2, eps, seed, checkpointEvery, keepLast, logEvery",
   ]);
   const c = parseConfig(text.replace(`"note//not a comment": 1`, `"steps": 7`), testRegistry());
   assert.deepEqual(c.components.decoder.options.channels, [1, 2]);

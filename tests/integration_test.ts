@@ -13,7 +13,7 @@ import { loadConfig } from "../core/config_file.ts";
 import { decodePngRgb, encodeRgbPng } from "../core/io/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";
 import { SHAPES } from "../datasets/shapes.ts";
-import { CheckpointError } from "../core/train/checkpoint.ts";
+import { CheckpointError, loadCheckpoint } from "../core/train/checkpoint.ts";
 import { type MetricsRecord, readMetrics } from "../core/train/metrics.ts";
 import { trainLoop } from "../core/train/loop.ts";
 import { setupStage } from "../core/train/stages.ts";
@@ -198,6 +198,83 @@ Deno.test({
       const dec = await readMetrics(join(d, "decoder", "metrics.jsonl"));
       assert.deepEqual(losses(dec, 2), losses(full.decoder, 2));
     });
+
+    await t.step(
+      "extraEma keeps further EMAs (added on resume too) and export --ema ships one",
+      async () => {
+        const full = await readMetrics(join(RUN, "decoder", "metrics.jsonl"));
+        const config = (extraEma: number[]) =>
+          writeConfig(join(WORK, `extra-ema-${extraEma.length}.json`), (c) => {
+            c.train.decoder.extraEma = extraEma;
+          });
+        const d = join(WORK, "extra-ema");
+        for (const stage of ["clip", "prior"]) await copyDir(join(RUN, stage), join(d, stage));
+        await runTrain(
+          ["decoder", "--config", await config([0.05]), "--out", d, "--max-steps", "2"],
+          quiet,
+        );
+        const lines: string[] = [];
+        await runTrain(
+          ["decoder", "--config", await config([0.05, 0.9]), "--out", d, "--max-steps", "4"]
+            .concat("--resume"),
+          { print: (l) => lines.push(l) },
+        );
+        assert.ok(lines.some((l) => /EMA 0\.99 \+ 0\.05 \+ 0\.9,/.test(l)), lines.join("\n"));
+        assert.ok(
+          lines.includes("decoder: EMA 0.9 is not in the checkpoint; it starts at step 2"),
+          lines.join("\n"),
+        );
+        // The further EMAs only watch: the loss curve is the plain run's.
+        const dec = await readMetrics(join(d, "decoder", "metrics.jsonl"));
+        assert.deepEqual(losses(dec, 0), losses(full, 0));
+        const ckpt = await loadCheckpoint(join(d, "decoder"), "decoder");
+        assert.deepEqual(JSON.parse(ckpt.training!.metadata.extra_ema_updates), {
+          "0.05": 4,
+          "0.9": 2,
+        });
+
+        const printed: string[] = [];
+        const out = join(WORK, "extra-ema-export");
+        await runExport(["--checkpoint", d, "--out", out, "--ema", "0.05"], (l) => printed.push(l));
+        assert.ok(
+          printed.some((l) => /^decoder: wrote .* \(EMA 0\.05\)$/.test(l)),
+          printed.join("\n"),
+        );
+        assert.ok(
+          printed.some((l) => /^prior: wrote .* \(EMA 0\.99\)$/.test(l)),
+          printed.join("\n"),
+        );
+        assert.ok(printed.some((l) => /^clip: wrote .* \(trained weights\)$/.test(l)));
+        const exported = await loadCheckpoint(join(out, "decoder"), "decoder");
+        // Every parameter is the 0.05 average (buffers keep their values), not the 0.99 one: both
+        // start with the warm-up decay (1 + n) / (10 + n), 0.1 at the first update.
+        const training = ckpt.training!.tensors;
+        let differs = 0;
+        for (const [name, entry] of Object.entries(exported.weights)) {
+          const shadow = training[`ema[0.05].${name}`] ?? ckpt.weights[name];
+          assert.deepEqual(entry.data, shadow.data, name);
+          if (
+            training[`ema.${name}`] && String(entry.data) !== String(training[`ema.${name}`].data)
+          ) {
+            differs++;
+          }
+        }
+        assert.ok(differs > 0);
+        // A decay no stage kept, or no decay at all: one line, nothing written.
+        const none = join(WORK, "extra-ema-none");
+        await assert.rejects(
+          () => runExport(["--checkpoint", d, "--out", none, "--ema", "0.7"], quiet.print),
+          /No stage of ".*" kept an EMA of decay 0\.7 .*\(nothing was written\)$/,
+        );
+        await assert.rejects(
+          () => runExport(["--checkpoint", d, "--out", none, "--ema", "1"], quiet.print),
+          /--ema must be an EMA decay between 0 and 1 \(such as 0\.9999\), got "1"/,
+        );
+        assert.equal(await Deno.stat(none).catch(() => null), null);
+        const parent = [...Deno.readDirSync(WORK)].map((e) => e.name);
+        assert.ok(!parent.some((n) => n.includes("tmp-export")), parent.join(", "));
+      },
+    );
 
     await t.step("--max-minutes and an interrupt stop after a step and save", async () => {
       const out = join(WORK, "stopped");

@@ -48,6 +48,11 @@ export interface TrainStageConfig {
   lrSchedule: "constant" | "cosine";
   /** EMA decay of the weights, or null for no EMA. */
   ema: number | null;
+  /**
+   * Further EMA decays kept beside `ema` (saved in checkpoints, not used for sampling), so that
+   * one run can compare EMA lengths: `deno task export --ema D` ships one of them.
+   */
+  extraEma: number[];
   /** Global gradient-norm clip, or null for none. */
   gradClip: number | null;
   weightDecay: number;
@@ -102,7 +107,7 @@ export function stageTrain(config: ResolvedConfig, stage: TrainStage): TrainStag
 
 const COMMON_TRAIN = {
   warmupSteps: 0,
-  lrSchedule: "constant",
+  lrSchedule: "constant" as const,
   gradClip: 1,
   weightDecay: 0,
   beta1: 0.9,
@@ -111,7 +116,8 @@ const COMMON_TRAIN = {
   seed: 0,
   keepLast: 3,
   logEvery: 50,
-} as const;
+  extraEma: [] as number[],
+};
 
 /** Per-stage training defaults (the thesis's Appendix A). */
 export const TRAIN_DEFAULTS: Readonly<Record<TrainStage, TrainStageConfig>> = {
@@ -174,6 +180,11 @@ export function trainStageSchema(d: TrainStageConfig): z.ZodType {
     lrSchedule: z.enum(["constant", "cosine"]).default(d.lrSchedule),
     ema: z.number().gt(0).lt(1).nullable().default(d.ema)
       .describe("EMA decay of the weights used for sampling (with warmup), or null"),
+    extraEma: z.array(z.number().gt(0).lt(1)).max(8).default(() => [...d.extraEma])
+      .describe(
+        "further EMA decays kept in checkpoints beside `ema`, to compare from one run " +
+          "(`deno task export --ema D` ships one)",
+      ),
     gradClip: z.number().positive().nullable().default(d.gradClip),
     weightDecay: z.number().nonnegative().default(d.weightDecay)
       .describe("AdamW's decoupled weight decay (applied to every parameter)"),
@@ -185,7 +196,27 @@ export function trainStageSchema(d: TrainStageConfig): z.ZodType {
     checkpointEvery: int.positive().default(d.checkpointEvery),
     keepLast: int.positive().default(d.keepLast),
     logEvery: int.positive().default(d.logEvery),
-  }).strict();
+  }).strict().superRefine((t, ctx) => {
+    const decays = t.extraEma ?? [];
+    if (decays.length > 0 && t.ema === null) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["extraEma"],
+        message: "needs `ema` set too (the EMA sampling uses); set ema or remove extraEma",
+      });
+    }
+    const seen = new Set<number>(t.ema === null ? [] : [t.ema]);
+    decays.forEach((decay, i) => {
+      if (seen.has(decay)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["extraEma", i],
+          message: `${decay} is listed twice (with \`ema\` or in extraEma); remove the repeat`,
+        });
+      }
+      seen.add(decay);
+    });
+  });
 }
 
 function componentSchema(registry: Registry, kind: PluginKind): z.ZodType {

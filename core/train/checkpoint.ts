@@ -29,4 +29,8 @@ export {
   clipIdentity,
   configMismatch,
 } from "./checkpoint/compat.ts";
-export { exportInferenceCheckpoint, type ExportOptions } from "./checkpoint/export.ts";
+export {
+  type ExportedStage,
+  exportInferenceCheckpoint,
+  type ExportOptions,
+} from "./checkpoint/export.ts";

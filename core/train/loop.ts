@@ -104,12 +104,19 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
   // Warmup, decay_n = min(decay, (1 + n) / (10 + n)): without it a 0.9999 average of a 10K-step
   // run would still hold 37% of the random initialisation ("only noise after training").
   const ema = train.ema !== null ? new Ema(params, train.ema, { warmup: true }) : null;
+  // Further decays to compare from this one run (`extraEma`); saved, never sampled with.
+  const extraEmas = train.extraEma.map((decay) => new Ema(params, decay, { warmup: true }));
   let step = 0;
   let elapsedBefore = 0;
   const resume = options.resumeFrom;
   if (resume) {
     loadModuleWeights(model, resume);
-    loadTrainingState(resume, model, optimizer, ema);
+    const started = loadTrainingState(resume, model, optimizer, ema, extraEmas);
+    for (const decay of started) {
+      print(
+        `${stage}: EMA ${decay} is not in the checkpoint; it starts at step ${resume.resume.step}`,
+      );
+    }
     setRngState(resume.resume.rng);
     step = resume.resume.step;
     elapsedBefore = resume.resume.elapsedSeconds ?? 0;
@@ -160,6 +167,7 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
       model,
       optimizer,
       ema,
+      extraEmas,
       resume: state,
       keepLast: train.keepLast,
     });
@@ -208,6 +216,7 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
         optimizer.zeroGrad();
         setup.afterStep?.();
         ema?.update();
+        for (const extra of extraEmas) extra.update();
         return noGrad(() => add(lossSum, reshape(loss, [1])));
       }).keep();
       lossSum.dispose();
@@ -241,6 +250,7 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
     lossSum.dispose();
     optimizer.dispose();
     ema?.dispose();
+    for (const extra of extraEmas) extra.dispose();
   }
   return { stage, step, reason, checkpoint: lastSaved, lastLoss };
 }

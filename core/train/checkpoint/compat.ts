@@ -12,8 +12,16 @@ import { CheckpointError, type ClipIdentity, type LoadedCheckpoint } from "./for
  * Train settings that may change between runs without changing the model or its loss curve so
  * far. `steps` is one: a resumed run may be extended or shortened (the learning-rate schedule
  * then follows the new total from the resumed step on; `train` says so when it changed).
+ * `extraEma` is another: the further EMAs only watch the weights (one added on resume starts
+ * then; one removed is no longer saved).
  */
-const HARMLESS_TRAIN_KEYS = new Set(["logEvery", "checkpointEvery", "keepLast", "steps"]);
+const HARMLESS_TRAIN_KEYS = new Set([
+  "logEvery",
+  "checkpointEvery",
+  "keepLast",
+  "steps",
+  "extraEma",
+]);
 
 /**
  * Config paths at which a checkpoint's stored config and the current one differ, restricted to

@@ -14,6 +14,7 @@ import {
 import {
   CheckpointError,
   exists,
+  extraEmaKey,
   LATEST,
   MAX_SHARD_BYTES,
   MODEL,
@@ -28,12 +29,28 @@ export interface ExportOptions {
   half?: boolean;
   /** Shard size limit in bytes (default 16 MB). */
   maxShardBytes?: number;
+  /**
+   * Which EMA to write: the config's `ema` (the default) or one of its `extraEma` decays. A stage
+   * that did not keep this decay writes its default EMA (see `ExportedStage.emaDecay`).
+   */
+  emaDecay?: number;
+}
+
+/** What `exportInferenceCheckpoint` wrote. */
+export interface ExportedStage {
+  /** The new step folder. */
+  dir: string;
+  /** EMA shadow weights or the trained weights. */
+  weights: "ema" | "trained";
+  /** The decay of the EMA written, or null for trained weights or an unrecorded decay. */
+  emaDecay: number | null;
 }
 
 /**
- * Writes the weights a checkpoint samples with (EMA weights where it has them) as a stand-alone
- * step folder in `outStageDir`, without optimizer state: what gets shipped. Metadata (config,
- * tokenizer, format version, step) is kept, so the result loads like any checkpoint.
+ * Writes the weights a checkpoint samples with (EMA weights where it has them; `emaDecay` picks
+ * one of the further EMAs instead) as a stand-alone step folder in `outStageDir`, without
+ * optimizer state: what gets shipped. Metadata (config, tokenizer, format version, step) is kept,
+ * so the result loads like any checkpoint.
  *
  * @example
  * ```ts
@@ -46,18 +63,29 @@ export async function exportInferenceCheckpoint(
   stageDir: string,
   outStageDir: string,
   options: ExportOptions = {},
-): Promise<string> {
+): Promise<ExportedStage> {
   const ckpt = await loadCheckpoint(stageDir);
   // CLIP samples (and the prior and decoder trained) with its trained weights, not an EMA of
   // them (`loadClip`): exporting its EMA would ship a CLIP they never saw under the same id.
   const useEma = ckpt.meta.stage !== "clip";
+  const training = ckpt.training?.tensors ?? {};
+  // The config's EMA is stored as ema.<name>, a further one as ema[<decay>].<name>.
+  const primaryDecay = ckpt.meta.config.train[ckpt.meta.stage]?.ema ?? null;
+  const wanted = options.emaDecay;
+  const extra = wanted !== undefined && wanted !== primaryDecay &&
+    Object.keys(training).some((key) => key.startsWith(extraEmaKey(wanted, "")));
+  const emaName = (name: string): string => extra ? extraEmaKey(wanted!, name) : `ema.${name}`;
   const tensors: TensorMap = {};
   // The label says what was written: EMA shadows taken from the training state, or the weights of
   // an earlier export that were EMA shadows already.
   let wroteEma = useEma && ckpt.meta.exportedWeights === "ema";
+  let emaDecay = wroteEma ? ckpt.meta.exportedEmaDecay ?? null : null;
   for (const [name, entry] of Object.entries(ckpt.weights)) {
-    const ema = useEma ? ckpt.training?.tensors[`ema.${name}`] : undefined;
-    if (ema) wroteEma = true;
+    const ema = useEma ? training[emaName(name)] : undefined;
+    if (ema) {
+      wroteEma = true;
+      emaDecay = extra ? wanted! : primaryDecay;
+    }
     const data = asF32(ema ?? entry, name, ckpt.dir);
     tensors[name] = options.half
       ? { dtype: "F16", shape: [...entry.shape], data: f32ToF16(data) }
@@ -81,9 +109,10 @@ export async function exportInferenceCheckpoint(
     // The CLIP identity travels with the weights, so exported stages are checked like the run's.
     ...(ckpt.meta.clip ? { clip: JSON.stringify(ckpt.meta.clip) } : {}),
     weights: wroteEma ? "ema" : "trained",
+    ...(wroteEma && emaDecay !== null ? { ema_decay: String(emaDecay) } : {}),
   }, { maxShardBytes: options.maxShardBytes ?? MAX_SHARD_BYTES });
   await writeTextAtomic(join(tmp, RESUME_FILE), JSON.stringify(ckpt.resume, null, 2) + "\n");
   await Deno.rename(tmp, final);
   await writeTextAtomic(join(outStageDir, LATEST), name + "\n");
-  return final;
+  return { dir: final, weights: wroteEma ? "ema" : "trained", emaDecay };
 }

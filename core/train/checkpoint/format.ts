@@ -9,7 +9,8 @@
  * step-00000500/
  *   model.safetensors.index.json          Hugging Face style index (+ metadata below)
  *   model-00001-of-0000N.safetensors      weights, shards of at most 16 MB
- *   training.safetensors                  Adam moments (adam.m.* / adam.v.*) and EMA (ema.*)
+ *   training.safetensors                  Adam moments (adam.m.* / adam.v.*), EMA (ema.*) and
+ *                                         the further EMAs of `extraEma` (ema[<decay>].*)
  *   resume.json                           step, GPU RNG state, data-loader step, elapsed time
  * metrics.jsonl                           one JSON line per logged step (core/train/metrics.ts)
  * ```
@@ -104,6 +105,8 @@ export interface CheckpointMeta {
    * weights or the trained ones. Absent in training checkpoints.
    */
   exportedWeights?: "ema" | "trained";
+  /** The decay of the EMA an exported checkpoint's weights are (absent when not recorded). */
+  exportedEmaDecay?: number;
 }
 
 /** A checkpoint read from disk (weights on the host). */
@@ -130,6 +133,8 @@ export interface SaveCheckpointOptions {
   optimizer?: Adam | null;
   /** EMA whose shadow weights are saved (in `model.parameters()` order). */
   ema?: Ema | null;
+  /** The further EMAs of `train.<stage>.extraEma`, saved beside `ema` (see `extraEmaKey`). */
+  extraEmas?: readonly Ema[];
   resume: ResumeState;
   /** Step folders to keep (the newest). */
   keepLast: number;
@@ -142,6 +147,23 @@ export const LATEST = "latest";
 export const MODEL = "model";
 export const TRAINING_FILE = "training.safetensors";
 export const RESUME_FILE = "resume.json";
+
+/** Training-file metadata: the update count of each further EMA, as JSON `{ "<decay>": n }`. */
+export const EXTRA_EMA_UPDATES = "extra_ema_updates";
+
+/**
+ * The training-file name of a further EMA's shadow of parameter `name` (`train.<stage>.extraEma`);
+ * the decay is written as JavaScript prints it, in brackets so it cannot be read as part of the
+ * parameter name.
+ *
+ * @example
+ * ```ts
+ * extraEmaKey(0.9999, "out.weight"); // "ema[0.9999].out.weight"
+ * ```
+ */
+export function extraEmaKey(decay: number, name: string): string {
+  return `ema[${decay}].${name}`;
+}
 
 /**
  * The folder name of a step: `step-00000500`.

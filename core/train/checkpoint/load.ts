@@ -155,6 +155,8 @@ export async function loadCheckpoint(
   };
   if (md.clip !== undefined) meta.clip = parseClipIdentity(md.clip, dir);
   if (md.weights === "ema" || md.weights === "trained") meta.exportedWeights = md.weights;
+  const emaDecay = Number(md.ema_decay);
+  if (md.ema_decay !== undefined && emaDecay > 0 && emaDecay < 1) meta.exportedEmaDecay = emaDecay;
   if (stage !== undefined && meta.stage !== stage) {
     throw new CheckpointError(
       `Checkpoint "${dir}" is a "${meta.stage}" checkpoint, expected "${stage}"`,

@@ -7,7 +7,12 @@
 import type { Module } from "../../nn/module.ts";
 import type { Adam } from "../../optim/adam.ts";
 import type { Ema } from "../../optim/ema.ts";
-import { CheckpointError, type LoadedCheckpoint } from "./format.ts";
+import {
+  CheckpointError,
+  EXTRA_EMA_UPDATES,
+  extraEmaKey,
+  type LoadedCheckpoint,
+} from "./format.ts";
 import { asF32, oneLine } from "./load.ts";
 
 /**
@@ -42,7 +47,9 @@ export function assertResumable(ckpt: LoadedCheckpoint, withEma: boolean): void 
 }
 
 /**
- * Restores Adam moments and EMA shadow weights saved by `saveCheckpoint`.
+ * Restores Adam moments and EMA shadow weights saved by `saveCheckpoint`. A further EMA
+ * (`extraEmas`) the checkpoint does not hold, one added to the config since, starts afresh from the
+ * module's current (just restored) weights with its decay warm-up; its decay is returned.
  *
  * @example
  * ```ts
@@ -60,7 +67,8 @@ export function loadTrainingState(
   model: Module,
   optimizer: Adam | null,
   ema: Ema | null,
-): void {
+  extraEmas: readonly Ema[] = [],
+): number[] {
   const names = model.namedParameters().map(([n]) => n);
   const t = ckpt.training;
   const get = (key: string): Float32Array => {
@@ -82,8 +90,43 @@ export function loadTrainingState(
         shadow: names.map((n) => get(`ema.${n}`)),
       });
     }
+    const started: number[] = [];
+    const counts = extraEmas.length > 0 ? extraEmaUpdates(ckpt) : {};
+    for (const extra of extraEmas) {
+      const updates = counts[String(extra.decay)];
+      if (updates === undefined) {
+        extra.loadStateDict({ updates: 0, shadow: extra.params });
+        started.push(extra.decay);
+      } else {
+        extra.loadStateDict({
+          updates,
+          shadow: names.map((n) => get(extraEmaKey(extra.decay, n))),
+        });
+      }
+    }
+    return started;
   } catch (e) {
     if (e instanceof CheckpointError) throw e;
     throw new CheckpointError(`Checkpoint "${ckpt.dir}" does not fit the optimizer: ${oneLine(e)}`);
   }
+}
+
+/** The further EMAs' update counts by decay (`EXTRA_EMA_UPDATES`), `{}` when there are none. */
+function extraEmaUpdates(ckpt: LoadedCheckpoint): Record<string, number> {
+  const text = ckpt.training?.metadata[EXTRA_EMA_UPDATES];
+  if (text === undefined) return {};
+  let counts: unknown;
+  try {
+    counts = JSON.parse(text);
+  } catch {
+    counts = null;
+  }
+  const valid = typeof counts === "object" && counts !== null && !Array.isArray(counts) &&
+    Object.values(counts).every((n) => Number.isInteger(n) && (n as number) >= 0);
+  if (!valid) {
+    throw new CheckpointError(
+      `Checkpoint "${ckpt.dir}" is corrupt: ${EXTRA_EMA_UPDATES} is not a JSON object of counts`,
+    );
+  }
+  return counts as Record<string, number>;
 }

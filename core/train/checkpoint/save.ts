@@ -16,6 +16,8 @@ import { Sha256 } from "../../io/sha256.ts";
 import { readMany, type Tensor } from "../../tensor/mod.ts";
 import {
   exists,
+  EXTRA_EMA_UPDATES,
+  extraEmaKey,
   LATEST,
   listSteps,
   MAX_SHARD_BYTES,
@@ -91,7 +93,7 @@ export function weightsHash(weights: TensorMap): string {
  * ```
  */
 export async function saveCheckpoint(options: SaveCheckpointOptions): Promise<string> {
-  const { stageDir, meta, model, optimizer, ema, resume } = options;
+  const { stageDir, meta, model, optimizer, ema, extraEmas = [], resume } = options;
   await Deno.mkdir(stageDir, { recursive: true });
   const names = model.namedParameters().map(([n]) => n);
   // Read everything back before touching the disk.
@@ -108,6 +110,15 @@ export async function saveCheckpoint(options: SaveCheckpointOptions): Promise<st
     const s = ema.stateDict();
     s.shadow.forEach((t, i) => trainingNamed.push([`ema.${names[i]}`, t]));
     trainingMeta.ema_updates = String(s.updates);
+  }
+  if (extraEmas.length > 0) {
+    const updates: Record<string, number> = {};
+    for (const extra of extraEmas) {
+      const s = extra.stateDict();
+      s.shadow.forEach((t, i) => trainingNamed.push([extraEmaKey(extra.decay, names[i]), t]));
+      updates[String(extra.decay)] = s.updates;
+    }
+    trainingMeta[EXTRA_EMA_UPDATES] = JSON.stringify(updates);
   }
   const training = await tensorMap(trainingNamed);
   // A CLIP's identity is its step and the hash of what is saved; a prior or decoder records the
