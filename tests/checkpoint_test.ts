@@ -169,65 +169,76 @@ Deno.test("exportInferenceCheckpoint() keeps the EMA weights, in float32 or floa
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("further EMAs (extraEma): saved beside the EMA, resumed, started afresh when missing, exported by decay", async () => {
+Deno.test("further EMAs (extraEma): saved beside the EMA, resumed, started afresh or dropped, exported by decay", async () => {
   const dir = await Deno.makeTempDir();
-  const meta = { stage: "decoder" as const };
+  // A decoder whose config's EMA decay is 0.9 (what the export writes by default).
+  const config = { ...CONFIG, train: { ...CONFIG.train, decoder: { ema: 0.9 } } } as ResolvedConfig;
   manualSeed(11);
   const model = new Tiny();
   const opt = new Adam(model.parameters(), { lr: 1e-2 });
   const ema = new Ema(model.parameters(), 0.9);
   const slow = new Ema(model.parameters(), 0.99, { warmup: true });
   const fast = new Ema(model.parameters(), 0.5);
+  // 0.55 shares 0.5's leading digits: its key must not be taken for 0.5's.
+  const near = new Ema(model.parameters(), 0.55);
   for (let i = 0; i < 3; i++) {
     trainOnce(model, opt, ema);
     slow.update();
+    if (i === 0) fast.update();
+    if (i === 2) near.update();
   }
-  fast.update();
   await saveCheckpoint({
     stageDir: join(dir, "run"),
     meta: {
       formatVersion: CHECKPOINT_FORMAT_VERSION,
       step: 3,
-      config: CONFIG,
+      config,
       tokenizer: null,
-      ...meta,
+      stage: "decoder",
     },
     model,
     optimizer: opt,
     ema,
-    extraEmas: [slow, fast],
+    extraEmas: [slow, fast, near],
     resume: resumeState(3),
     keepLast: 3,
   });
   const ckpt = await loadCheckpoint(join(dir, "run"), "decoder");
-  assert.deepEqual(JSON.parse(ckpt.training!.metadata.extra_ema_updates), { "0.99": 3, "0.5": 1 });
+  assert.deepEqual(JSON.parse(ckpt.training!.metadata.extra_emas), [
+    { decay: 0.99, updates: 3, warmup: true },
+    { decay: 0.5, updates: 1, warmup: false },
+    { decay: 0.55, updates: 1, warmup: false },
+  ]);
   const trained = await flat(model.parameters());
   const shadows = {
     ema: await flat(ema.stateDict().shadow),
     slow: await flat(slow.stateDict().shadow),
     fast: await flat(fast.stateDict().shadow),
+    near: await flat(near.stateDict().shadow),
   };
-  // The three averages differ from each other and from the weights (else the test proves nothing).
-  assert.notDeepEqual(shadows.slow, shadows.ema);
-  assert.notDeepEqual(shadows.slow, shadows.fast);
+  // The averages differ from each other and from the weights (else the test proves nothing).
+  for (const [a, b] of [["slow", "ema"], ["slow", "fast"], ["fast", "near"]] as const) {
+    assert.notDeepEqual(shadows[a], shadows[b], `${a} vs ${b}`);
+  }
   assert.notDeepEqual(shadows.slow, trained);
 
-  // Resume: the saved further EMA comes back with its count; one the checkpoint lacks (added to
-  // the config since) starts from the restored weights, and its decay is returned.
+  // Resume: a saved further EMA comes back with its count and warm-up; one the checkpoint lacks
+  // (added to the config since) starts from the restored weights without warm-up; saved ones no
+  // longer configured are reported as dropped.
   manualSeed(12);
   const fresh = new Tiny();
-  const slow2 = new Ema(fresh.parameters(), 0.99, { warmup: true });
+  const slow2 = new Ema(fresh.parameters(), 0.99);
   const added = new Ema(fresh.parameters(), 0.999, { warmup: true });
   loadModuleWeights(fresh, ckpt);
-  const started = loadTrainingState(ckpt, fresh, null, null, [slow2, added]);
-  assert.deepEqual(started, [0.999]);
-  assert.equal(slow2.updates, 3);
+  const extras = loadTrainingState(ckpt, fresh, null, null, [slow2, added]);
+  assert.deepEqual(extras, { started: [0.999], dropped: [0.5, 0.55] });
+  assert.deepEqual([slow2.updates, slow2.warmup], [3, true]);
   assert.deepEqual(await flat(slow2.stateDict().shadow), shadows.slow);
-  assert.equal(added.updates, 0);
+  assert.deepEqual([added.updates, added.warmup, added.currentDecay()], [0, false, 0.999]);
   assert.deepEqual(await flat(added.stateDict().shadow), trained);
 
-  // Export: the default EMA, a further one by its decay (recorded in the metadata, and kept when
-  // the export is exported again), and the default EMA when the stage did not keep the decay.
+  // Export: the config's EMA (its decay recorded), a further one by its decay (kept when the export
+  // is exported again), the config's EMA when asked for its own decay or for one not kept.
   const exported = async (name: string, emaDecay?: number) => {
     const out = join(dir, name);
     const done = await exportInferenceCheckpoint(join(dir, "run"), out, { emaDecay });
@@ -240,29 +251,36 @@ Deno.test("further EMAs (extraEma): saved beside the EMA, resumed, started afres
   };
   const plain = await exported("plain");
   assert.deepEqual(plain.values, shadows.ema);
-  assert.equal(plain.done.weights, "ema");
+  assert.deepEqual([plain.done.weights, plain.done.emaDecay, plain.meta.exportedEmaDecay], [
+    "ema",
+    0.9,
+    0.9,
+  ]);
   const picked = await exported("slow", 0.99);
   assert.deepEqual(picked.values, shadows.slow);
   assert.deepEqual([picked.done.emaDecay, picked.meta.exportedEmaDecay], [0.99, 0.99]);
   const again = await exportInferenceCheckpoint(join(dir, "slow"), join(dir, "again"));
   assert.deepEqual([again.weights, again.emaDecay], ["ema", 0.99]);
   assert.deepEqual((await exported("fast", 0.5)).values, shadows.fast);
-  const missing = await exported("missing", 0.7);
-  assert.deepEqual(missing.values, shadows.ema);
-  assert.notEqual(missing.done.emaDecay, 0.7);
+  assert.deepEqual((await exported("near", 0.55)).values, shadows.near);
+  for (const [name, decay] of [["own", 0.9], ["missing", 0.7]] as const) {
+    const got = await exported(name, decay);
+    assert.deepEqual(got.values, shadows.ema, name);
+    assert.equal(got.done.emaDecay, 0.9, name);
+  }
 
-  // A corrupt count table is reported, not guessed around.
+  // A corrupt state list is reported, not guessed around.
   const broken = {
     ...ckpt,
     training: { ...ckpt.training!, metadata: { ...ckpt.training!.metadata } },
   };
-  broken.training.metadata.extra_ema_updates = "[1]";
+  broken.training.metadata.extra_emas = "[1]";
   assert.throws(
     () => loadTrainingState(broken, fresh, null, null, [slow2]),
-    (e: Error) => e instanceof CheckpointError && /extra_ema_updates/.test(e.message),
+    (e: Error) => e instanceof CheckpointError && /extra_emas is not a list/.test(e.message),
   );
   for (const x of [model, fresh]) x.dispose();
-  for (const x of [opt, ema, slow, fast, slow2, added]) x.dispose();
+  for (const x of [opt, ema, slow, fast, near, slow2, added]) x.dispose();
   await Deno.remove(dir, { recursive: true });
 });
 

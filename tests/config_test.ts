@@ -176,6 +176,16 @@ Deno.test("parseConfig() checks extraEma: decays in (0, 1), none repeated, only 
   assert.equal(withTrain({ extraEma: [1] }).length, 1);
   assert.match(withTrain({ extraEma: [1] })[0], /^c: train\.decoder\.extraEma\[0\]: too big/);
   assert.match(withTrain({ extraEma: 0.99 })[0], /^c: train\.decoder\.extraEma: expected array/);
+  // CLIP samples with its trained weights: further averages of it would never be used.
+  const clip = problems(() =>
+    parseConfig(
+      JSON.stringify({ ...valid, train: { clip: { ema: 0.9, extraEma: [0.99] } } }),
+      testRegistry(),
+      "c",
+    )
+  );
+  assert.equal(clip.length, 1);
+  assert.match(clip[0], /^c: train\.clip\.extraEma: CLIP samples .* remove it$/);
 });
 
 Deno.test("parseConfig() says when a kind has no plugins", () => {
@@ -203,7 +213,7 @@ Deno.test("parseConfig() accepts JSONC comments and trailing commas", () => {
   }`;
   const p = problems(() => parseConfig(text, testRegistry(), "c.jsonc"));
   assert.deepEqual(p, [
-    "c.jsonc: train.decoder.note//not a comment: unknown key; valid keys: batchSize, steps, lr, warmupSteps, lrSchedule, ema, extraEma, gradClip, weightDecay, beta1, beta2, eps, seed, checkpointEvery, keepLast, logEvery",
+    "c.jsonc: train.decoder.note//not a comment: unknown key; valid keys: batchSize, steps, lr, warmupSteps, lrSchedule, ema, emaWarmup, extraEma, gradClip, weightDecay, beta1, beta2, eps, seed, checkpointEvery, keepLast, logEvery",
   ]);
   const c = parseConfig(text.replace(`"note//not a comment": 1`, `"steps": 7`), testRegistry());
   assert.deepEqual(c.components.decoder.options.channels, [1, 2]);

@@ -204,7 +204,7 @@ Deno.test({
       async () => {
         const full = await readMetrics(join(RUN, "decoder", "metrics.jsonl"));
         const config = (extraEma: number[]) =>
-          writeConfig(join(WORK, `extra-ema-${extraEma.length}.json`), (c) => {
+          writeConfig(join(WORK, `extra-ema-${extraEma.join("-")}.json`), (c) => {
             c.train.decoder.extraEma = extraEma;
           });
         const d = join(WORK, "extra-ema");
@@ -221,17 +221,20 @@ Deno.test({
         );
         assert.ok(lines.some((l) => /EMA 0\.99 \+ 0\.05 \+ 0\.9,/.test(l)), lines.join("\n"));
         assert.ok(
-          lines.includes("decoder: EMA 0.9 is not in the checkpoint; it starts at step 2"),
+          lines.includes(
+            "decoder: EMA 0.9 is not in the checkpoint; it starts at step 2, from these " +
+              "weights, without warm-up",
+          ),
           lines.join("\n"),
         );
         // The further EMAs only watch: the loss curve is the plain run's.
         const dec = await readMetrics(join(d, "decoder", "metrics.jsonl"));
         assert.deepEqual(losses(dec, 0), losses(full, 0));
         const ckpt = await loadCheckpoint(join(d, "decoder"), "decoder");
-        assert.deepEqual(JSON.parse(ckpt.training!.metadata.extra_ema_updates), {
-          "0.05": 4,
-          "0.9": 2,
-        });
+        assert.deepEqual(JSON.parse(ckpt.training!.metadata.extra_emas), [
+          { decay: 0.05, updates: 4, warmup: true },
+          { decay: 0.9, updates: 2, warmup: false },
+        ]);
 
         const printed: string[] = [];
         const out = join(WORK, "extra-ema-export");
@@ -246,8 +249,9 @@ Deno.test({
         );
         assert.ok(printed.some((l) => /^clip: wrote .* \(trained weights\)$/.test(l)));
         const exported = await loadCheckpoint(join(out, "decoder"), "decoder");
-        // Every parameter is the 0.05 average (buffers keep their values), not the 0.99 one: both
-        // start with the warm-up decay (1 + n) / (10 + n), 0.1 at the first update.
+        // Every parameter is the 0.05 average (buffers keep their values), not the 0.99 one. (A
+        // decay above the warm-up's (1 + n) / (10 + n), 0.1-0.31 over these four updates, would
+        // give the same average as 0.99 here: hence 0.05.)
         const training = ckpt.training!.tensors;
         let differs = 0;
         for (const [name, entry] of Object.entries(exported.weights)) {
@@ -273,6 +277,22 @@ Deno.test({
         assert.equal(await Deno.stat(none).catch(() => null), null);
         const parent = [...Deno.readDirSync(WORK)].map((e) => e.name);
         assert.ok(!parent.some((n) => n.includes("tmp-export")), parent.join(", "));
+        // Dropping a decay from the config on resume says so.
+        const more: string[] = [];
+        await runTrain(
+          ["decoder", "--config", await config([0.9]), "--out", d, "--max-steps", "5", "--resume"],
+          { print: (l) => more.push(l) },
+        );
+        assert.ok(
+          more.includes(
+            "decoder: EMA 0.05 is in the checkpoint but not in extraEma; no longer kept",
+          ),
+          more.join("\n"),
+        );
+        const last = await loadCheckpoint(join(d, "decoder"), "decoder");
+        assert.deepEqual(JSON.parse(last.training!.metadata.extra_emas), [
+          { decay: 0.9, updates: 3, warmup: false },
+        ]);
       },
     );
 

@@ -48,6 +48,8 @@ export interface TrainStageConfig {
   lrSchedule: "constant" | "cosine";
   /** EMA decay of the weights, or null for no EMA. */
   ema: number | null;
+  /** Warm every EMA's decay up as min(decay, (1 + n) / (10 + n)) after n updates. */
+  emaWarmup: boolean;
   /**
    * Further EMA decays kept beside `ema` (saved in checkpoints, not used for sampling), so that
    * one run can compare EMA lengths: `deno task export --ema D` ships one of them.
@@ -117,6 +119,7 @@ const COMMON_TRAIN = {
   keepLast: 3,
   logEvery: 50,
   extraEma: [] as number[],
+  emaWarmup: true,
 };
 
 /** Per-stage training defaults (the thesis's Appendix A). */
@@ -180,6 +183,11 @@ export function trainStageSchema(d: TrainStageConfig): z.ZodType {
     lrSchedule: z.enum(["constant", "cosine"]).default(d.lrSchedule),
     ema: z.number().gt(0).lt(1).nullable().default(d.ema)
       .describe("EMA decay of the weights used for sampling (with warmup), or null"),
+    emaWarmup: z.boolean().default(d.emaWarmup).describe(
+      "warm each EMA's decay up as min(decay, (1 + n) / (10 + n)) after n updates (so a decay " +
+        "d is only reached after (10d - 1) / (1 - d) updates: 8,990 for 0.999); false: d from " +
+        "the first update",
+    ),
     extraEma: z.array(z.number().gt(0).lt(1)).max(8).default(() => [...d.extraEma])
       .describe(
         "further EMA decays kept in checkpoints beside `ema`, to compare from one run " +

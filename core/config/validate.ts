@@ -53,6 +53,12 @@ export function validateConfig(
         `(add one, or remove train.upsampler)`,
       ]);
     }
+    if (config.train.clip.extraEma.length > 0) {
+      throw new ConfigError([
+        `${sourceName}: train.clip.extraEma: CLIP samples (and the prior and decoder train) with ` +
+        `its trained weights, so further averages of them are never used; remove it`,
+      ]);
+    }
     const lines = options.crossChecks === false ? [] : sharedSizeProblems(config);
     if (lines.length > 0) throw new ConfigError(lines.map((line) => `${sourceName}: ${line}`));
     return config;

@@ -21,6 +21,8 @@ export interface EmaOptions {
 export interface EmaState {
   /** Updates applied so far. */
   updates: number;
+  /** Whether the decay warms up (see `EmaOptions.warmup`). */
+  warmup: boolean;
   /** Shadow weights in parameter order. */
   shadow: Tensor[];
 }
@@ -48,8 +50,8 @@ export class Ema {
   readonly params: Tensor[];
   /** Target decay. */
   readonly decay: number;
-  /** Whether the decay warms up. */
-  readonly warmup: boolean;
+  /** Whether the decay warms up (restored by `loadStateDict` when the state says). */
+  warmup: boolean;
   /** Updates applied so far. */
   updates = 0;
   #shadow: Tensor[];
@@ -103,13 +105,18 @@ export class Ema {
     this.swap();
   }
 
-  /** The update count and the shadow weights (the EMA's own tensors: do not dispose). */
+  /** The update count, warm-up and shadow weights (the EMA's own tensors: do not dispose). */
   stateDict(): EmaState {
-    return { updates: this.updates, shadow: [...this.#shadow] };
+    return { updates: this.updates, warmup: this.warmup, shadow: [...this.#shadow] };
   }
 
-  /** Restores a state from `stateDict()` (tensors or host arrays, in parameter order). */
-  loadStateDict(state: { updates: number; shadow: (Tensor | Float32Array)[] }): void {
+  /**
+   * Restores a state from `stateDict()` (tensors or host arrays, in parameter order); the
+   * warm-up setting only when the state has one.
+   */
+  loadStateDict(
+    state: { updates: number; warmup?: boolean; shadow: (Tensor | Float32Array)[] },
+  ): void {
     if (state.shadow.length !== this.#shadow.length) {
       throw new Error(
         `Ema.loadStateDict: state has ${state.shadow.length} tensors, tracking ${this.#shadow.length}.`,
@@ -117,6 +124,7 @@ export class Ema {
     }
     state.shadow.forEach((s, k) => copyInto(this.#shadow[k], s, `Ema.loadStateDict: shadow[${k}]`));
     this.updates = state.updates;
+    if (state.warmup !== undefined) this.warmup = state.warmup;
   }
 
   /** Frees the shadow weights. */

@@ -22,7 +22,7 @@ export {
 } from "./checkpoint/format.ts";
 export { readTensors, saveCheckpoint, weightsHash } from "./checkpoint/save.ts";
 export { loadCheckpoint, loadModuleWeights, resolveStepDir } from "./checkpoint/load.ts";
-export { assertResumable, loadTrainingState } from "./checkpoint/resume.ts";
+export { assertResumable, type ExtraEmaResume, loadTrainingState } from "./checkpoint/resume.ts";
 export {
   assertConfigMatches,
   assertSameClip,

@@ -101,21 +101,27 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
     // AdamW (Loshchilov & Hutter 2019): decay applied to the weights, not added to the gradient.
     decoupled: true,
   });
-  // Warmup, decay_n = min(decay, (1 + n) / (10 + n)): without it a 0.9999 average of a 10K-step
-  // run would still hold 37% of the random initialisation ("only noise after training").
-  const ema = train.ema !== null ? new Ema(params, train.ema, { warmup: true }) : null;
+  // Warmup (`emaWarmup`, default on), decay_n = min(decay, (1 + n) / (10 + n)): without it a
+  // 0.9999 average of a 10K-step run would still hold 37% of the random initialisation ("only
+  // noise after training"). With it a decay d takes effect only after (10d - 1) / (1 - d) updates.
+  const warmup = train.emaWarmup;
+  const ema = train.ema !== null ? new Ema(params, train.ema, { warmup }) : null;
   // Further decays to compare from this one run (`extraEma`); saved, never sampled with.
-  const extraEmas = train.extraEma.map((decay) => new Ema(params, decay, { warmup: true }));
+  const extraEmas = train.extraEma.map((decay) => new Ema(params, decay, { warmup }));
   let step = 0;
   let elapsedBefore = 0;
   const resume = options.resumeFrom;
   if (resume) {
     loadModuleWeights(model, resume);
-    const started = loadTrainingState(resume, model, optimizer, ema, extraEmas);
-    for (const decay of started) {
+    const extras = loadTrainingState(resume, model, optimizer, ema, extraEmas);
+    for (const decay of extras.started) {
       print(
-        `${stage}: EMA ${decay} is not in the checkpoint; it starts at step ${resume.resume.step}`,
+        `${stage}: EMA ${decay} is not in the checkpoint; it starts at step ` +
+          `${resume.resume.step}, from these weights, without warm-up`,
       );
+    }
+    for (const decay of extras.dropped) {
+      print(`${stage}: EMA ${decay} is in the checkpoint but not in extraEma; no longer kept`);
     }
     setRngState(resume.resume.rng);
     step = resume.resume.step;

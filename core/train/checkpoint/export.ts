@@ -79,7 +79,8 @@ export async function exportInferenceCheckpoint(
   // The label says what was written: EMA shadows taken from the training state, or the weights of
   // an earlier export that were EMA shadows already.
   let wroteEma = useEma && ckpt.meta.exportedWeights === "ema";
-  let emaDecay = wroteEma ? ckpt.meta.exportedEmaDecay ?? null : null;
+  // Exports made before decays were recorded could only hold the config's EMA.
+  let emaDecay = wroteEma ? ckpt.meta.exportedEmaDecay ?? primaryDecay : null;
   for (const [name, entry] of Object.entries(ckpt.weights)) {
     const ema = useEma ? training[emaName(name)] : undefined;
     if (ema) {

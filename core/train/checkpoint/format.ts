@@ -148,8 +148,18 @@ export const MODEL = "model";
 export const TRAINING_FILE = "training.safetensors";
 export const RESUME_FILE = "resume.json";
 
-/** Training-file metadata: the update count of each further EMA, as JSON `{ "<decay>": n }`. */
-export const EXTRA_EMA_UPDATES = "extra_ema_updates";
+/**
+ * Training-file metadata: the further EMAs' states, as a JSON array of `{ decay, updates,
+ * warmup }` (see `ExtraEmaState`).
+ */
+export const EXTRA_EMAS = "extra_emas";
+
+/** What `EXTRA_EMAS` records of one further EMA (its shadow weights are tensors). */
+export interface ExtraEmaState {
+  decay: number;
+  updates: number;
+  warmup: boolean;
+}
 
 /**
  * The training-file name of a further EMA's shadow of parameter `name` (`train.<stage>.extraEma`);

@@ -9,8 +9,9 @@ import type { Adam } from "../../optim/adam.ts";
 import type { Ema } from "../../optim/ema.ts";
 import {
   CheckpointError,
-  EXTRA_EMA_UPDATES,
+  EXTRA_EMAS,
   extraEmaKey,
+  type ExtraEmaState,
   type LoadedCheckpoint,
 } from "./format.ts";
 import { asF32, oneLine } from "./load.ts";
@@ -46,10 +47,19 @@ export function assertResumable(ckpt: LoadedCheckpoint, withEma: boolean): void 
   }
 }
 
+/** What `loadTrainingState` did with the further EMAs (decays). */
+export interface ExtraEmaResume {
+  /** Configured but not in the checkpoint: started afresh from the restored weights. */
+  started: number[];
+  /** In the checkpoint but no longer configured: dropped (and no longer saved). */
+  dropped: number[];
+}
+
 /**
  * Restores Adam moments and EMA shadow weights saved by `saveCheckpoint`. A further EMA
  * (`extraEmas`) the checkpoint does not hold, one added to the config since, starts afresh from the
- * module's current (just restored) weights with its decay warm-up; its decay is returned.
+ * module's current (just restored) weights, at its constant decay: the decay warm-up exists to
+ * forget a random initialisation, and these weights are trained.
  *
  * @example
  * ```ts
@@ -68,7 +78,7 @@ export function loadTrainingState(
   optimizer: Adam | null,
   ema: Ema | null,
   extraEmas: readonly Ema[] = [],
-): number[] {
+): ExtraEmaResume {
   const names = model.namedParameters().map(([n]) => n);
   const t = ckpt.training;
   const get = (key: string): Float32Array => {
@@ -90,43 +100,49 @@ export function loadTrainingState(
         shadow: names.map((n) => get(`ema.${n}`)),
       });
     }
+    const saved = savedExtraEmas(ckpt);
     const started: number[] = [];
-    const counts = extraEmas.length > 0 ? extraEmaUpdates(ckpt) : {};
     for (const extra of extraEmas) {
-      const updates = counts[String(extra.decay)];
-      if (updates === undefined) {
-        extra.loadStateDict({ updates: 0, shadow: extra.params });
+      const state = saved.find((s) => s.decay === extra.decay);
+      if (state === undefined) {
+        extra.loadStateDict({ updates: 0, warmup: false, shadow: extra.params });
         started.push(extra.decay);
       } else {
         extra.loadStateDict({
-          updates,
+          updates: state.updates,
+          warmup: state.warmup,
           shadow: names.map((n) => get(extraEmaKey(extra.decay, n))),
         });
       }
     }
-    return started;
+    const dropped = saved.map((s) => s.decay).filter((d) => !extraEmas.some((e) => e.decay === d));
+    return { started, dropped };
   } catch (e) {
     if (e instanceof CheckpointError) throw e;
     throw new CheckpointError(`Checkpoint "${ckpt.dir}" does not fit the optimizer: ${oneLine(e)}`);
   }
 }
 
-/** The further EMAs' update counts by decay (`EXTRA_EMA_UPDATES`), `{}` when there are none. */
-function extraEmaUpdates(ckpt: LoadedCheckpoint): Record<string, number> {
-  const text = ckpt.training?.metadata[EXTRA_EMA_UPDATES];
-  if (text === undefined) return {};
-  let counts: unknown;
+/** The further EMAs a checkpoint holds (`EXTRA_EMAS`), none when it has no such entry. */
+function savedExtraEmas(ckpt: LoadedCheckpoint): ExtraEmaState[] {
+  const text = ckpt.training?.metadata[EXTRA_EMAS];
+  if (text === undefined) return [];
+  let states: unknown;
   try {
-    counts = JSON.parse(text);
+    states = JSON.parse(text);
   } catch {
-    counts = null;
+    states = null;
   }
-  const valid = typeof counts === "object" && counts !== null && !Array.isArray(counts) &&
-    Object.values(counts).every((n) => Number.isInteger(n) && (n as number) >= 0);
+  const valid = Array.isArray(states) &&
+    states.every((s) =>
+      typeof s?.decay === "number" && s.decay > 0 && s.decay < 1 &&
+      Number.isInteger(s.updates) && s.updates >= 0 && typeof s.warmup === "boolean"
+    );
   if (!valid) {
     throw new CheckpointError(
-      `Checkpoint "${ckpt.dir}" is corrupt: ${EXTRA_EMA_UPDATES} is not a JSON object of counts`,
+      `Checkpoint "${ckpt.dir}" is corrupt: ${EXTRA_EMAS} is not a list of { decay, updates, ` +
+        `warmup }; resume an earlier step folder (or point "latest" at one)`,
     );
   }
-  return counts as Record<string, number>;
+  return states as ExtraEmaState[];
 }

@@ -16,8 +16,9 @@ import { Sha256 } from "../../io/sha256.ts";
 import { readMany, type Tensor } from "../../tensor/mod.ts";
 import {
   exists,
-  EXTRA_EMA_UPDATES,
+  EXTRA_EMAS,
   extraEmaKey,
+  type ExtraEmaState,
   LATEST,
   listSteps,
   MAX_SHARD_BYTES,
@@ -112,13 +113,13 @@ export async function saveCheckpoint(options: SaveCheckpointOptions): Promise<st
     trainingMeta.ema_updates = String(s.updates);
   }
   if (extraEmas.length > 0) {
-    const updates: Record<string, number> = {};
+    const states: ExtraEmaState[] = [];
     for (const extra of extraEmas) {
       const s = extra.stateDict();
       s.shadow.forEach((t, i) => trainingNamed.push([extraEmaKey(extra.decay, names[i]), t]));
-      updates[String(extra.decay)] = s.updates;
+      states.push({ decay: extra.decay, updates: s.updates, warmup: s.warmup });
     }
-    trainingMeta[EXTRA_EMA_UPDATES] = JSON.stringify(updates);
+    trainingMeta[EXTRA_EMAS] = JSON.stringify(states);
   }
   const training = await tensorMap(trainingNamed);
   // A CLIP's identity is its step and the hash of what is saved; a prior or decoder records the
