@@ -47,10 +47,11 @@ export const guidanceExperiment: Experiment = {
   async run(ctx) {
     const scales = numberList(ctx.flags.scales, "scales", { min: 0, max: 100 }) ?? DEFAULT_SCALES;
     probeOverrides(ctx.flags); // bad probe flags fail before any work
-    const limit = ctx.limit ?? DEFAULT_GUIDANCE_LIMIT;
     const p = await loadPipeline(ctx.checkpoint, ctx.registry, ctx.load);
     try {
       const dataset = await loadSplit(p.config, ctx.registry, "test", undefined);
+      // Without --limit, the default or the whole split when it is smaller (the tiny preset's 64).
+      const limit = ctx.limit ?? Math.min(DEFAULT_GUIDANCE_LIMIT, dataset.length);
       if (limit > dataset.length) {
         throw new ExperimentUsageError(
           `--limit ${limit} is more than the ${dataset.length} images of the test split; ` +
