@@ -27,6 +27,7 @@ import { trainLoop, type TrainLoopResult } from "../core/train/loop.ts";
 import { acquireRunLock } from "../core/train/lock.ts";
 import { exists } from "../core/io/mod.ts";
 import { setupStage } from "../core/train/stages.ts";
+import { emaWarmupUpdates } from "../core/optim/mod.ts";
 import {
   BACKEND_FLAG,
   BACKEND_HELP,
@@ -261,6 +262,15 @@ export async function runTrain(
             `EMA ${[t.ema ?? "off", ...t.extraEma].join(" + ")}, ` +
             `checkpoint every ${t.checkpointEvery}`,
         );
+        const warmupUpdates = t.ema !== null && t.emaWarmup ? emaWarmupUpdates(t.ema) : 0;
+        if (warmupUpdates > t.steps) {
+          print(
+            `${stage}: EMA ${t.ema} is not reached in ${t.steps} steps (its warm-up, min(d, ` +
+              `(1 + n) / (10 + n)), lasts ${warmupUpdates} updates), so the average is the ` +
+              `warm-up's own (mean age a tenth of the steps); "emaWarmup": false keeps the decay ` +
+              `from the first update`,
+          );
+        }
         let result: TrainLoopResult;
         try {
           result = await trainLoop({

@@ -220,6 +220,13 @@ Deno.test({
           { print: (l) => lines.push(l) },
         );
         assert.ok(lines.some((l) => /EMA 0\.99 \+ 0\.05 \+ 0\.9,/.test(l)), lines.join("\n"));
+        // The tiny preset's 300 steps end long before its 0.99 takes over from the warm-up.
+        assert.ok(
+          lines.some((l) =>
+            /^decoder: EMA 0\.99 is not reached in 300 steps .* 890 updates/.test(l)
+          ),
+          lines.join("\n"),
+        );
         assert.ok(
           lines.includes(
             "decoder: EMA 0.9 is not in the checkpoint; it starts at step 2, from these " +

@@ -1,7 +1,7 @@
 /** Optimizers: Adam/AdamW against float64 updates, clipping, schedules, EMA and state round trips. */
 import assert from "node:assert/strict";
 import { assertClose, randomArray } from "./_support/check.ts";
-import { Adam, clipGradNorm, Ema, learningRateAt } from "../core/optim/mod.ts";
+import { Adam, clipGradNorm, Ema, emaWarmupUpdates, learningRateAt } from "../core/optim/mod.ts";
 import { onCpu, type Tensor, tensor } from "../core/tensor/mod.ts";
 
 const rd = async (t: Tensor): Promise<Float32Array> => (await t.read()) as Float32Array;
@@ -156,6 +156,25 @@ Deno.test("learningRateAt: linear warmup, then constant or cosine to zero", () =
   assert.equal(learningRateAt(50, c), 0);
   assert.ok(Math.abs(learningRateAt(9, { ...c, minLr: 0.2 }) - 0.6) < 1e-12, "floor");
   assert.throws(() => learningRateAt(5, { lr: 1, schedule: "cosine" }), /totalSteps/);
+});
+
+Deno.test("emaWarmupUpdates: the updates after which the warm-up reaches the decay", () => {
+  assert.deepEqual([0.999, 0.9995, 0.9999, 0.5, 0.1, 0.05].map(emaWarmupUpdates), [
+    8990,
+    17990,
+    89990,
+    8,
+    0,
+    0,
+  ]);
+  // The warm-up decay itself: below 0.99 one update before, 0.99 from then on.
+  const ema = new Ema([], 0.99, { warmup: true });
+  const n = emaWarmupUpdates(0.99);
+  ema.updates = n - 1;
+  assert.ok(ema.currentDecay() < 0.99);
+  ema.updates = n;
+  assert.equal(ema.currentDecay(), 0.99);
+  ema.dispose();
 });
 
 Deno.test("Ema: values after 3 updates (constant and warmed-up decay), swap, copyTo, state", async () => {

@@ -28,6 +28,25 @@ export interface EmaState {
 }
 
 /**
+ * The updates after which a warmed-up EMA (`EmaOptions.warmup`) reaches `decay`: the least n with
+ * (1 + n) / (10 + n) >= decay, i.e. (10 decay - 1) / (1 - decay) rounded up (8,990 for 0.999).
+ *
+ * @example
+ * ```ts
+ * emaWarmupUpdates(0.999); // 8990
+ * ```
+ */
+export function emaWarmupUpdates(decay: number): number {
+  // The closed form, then settled against the very expression `currentDecay` evaluates, so that
+  // float rounding of the formula cannot put it one update off.
+  const reached = (n: number) => (1 + n) / (10 + n) >= decay;
+  let n = Math.max(0, Math.round((10 * decay - 1) / (1 - decay)));
+  while (!reached(n)) n++;
+  while (n > 0 && reached(n - 1)) n--;
+  return n;
+}
+
+/**
  * Shadow copies of `params` updated as shadow = d * shadow + (1 - d) * p.
  *
  * @example
