@@ -54,7 +54,7 @@ export interface TrainStageConfig {
    * Further EMA decays kept beside `ema` (saved in checkpoints, not used for sampling), so that
    * one run can compare EMA lengths: `deno task export --ema D` ships one of them.
    */
-  extraEma: number[];
+  extraEma: readonly number[];
   /** Global gradient-norm clip, or null for none. */
   gradClip: number | null;
   weightDecay: number;
@@ -118,7 +118,7 @@ const COMMON_TRAIN = {
   seed: 0,
   keepLast: 3,
   logEvery: 50,
-  extraEma: [] as number[],
+  extraEma: Object.freeze([]) as readonly number[],
   emaWarmup: true,
 };
 
