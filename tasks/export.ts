@@ -110,12 +110,14 @@ export async function runExport(
   try {
     const steps: string[] = [];
     const what: string[] = [];
+    const keptDecays: number[][] = [];
     for (const stage of stages) {
       const done = await exportInferenceCheckpoint(join(from, stage), join(tmp, stage), {
         half,
         emaDecay,
       });
       steps.push(join(to, stage, basename(done.dir)));
+      keptDecays.push(done.keptDecays);
       what.push(
         done.weights === "trained"
           ? "trained weights"
@@ -123,10 +125,12 @@ export async function runExport(
       );
     }
     if (emaDecay !== undefined && !what.includes(`EMA ${emaDecay}`)) {
+      const kept = stages.map((stage, i) =>
+        `${stage}: ${keptDecays[i].length > 0 ? keptDecays[i].join(", ") : "none"}`
+      );
       throw new UsageError(
-        `No stage of "${from}" kept an EMA of decay ${emaDecay} (they kept: ${
-          [...new Set(what)].join(", ")
-        }); list it in train.<stage>.extraEma before training (nothing was written)`,
+        `No stage of "${from}" kept an EMA of decay ${emaDecay} (${kept.join("; ")}); list it ` +
+          `in train.<stage>.extraEma before training (nothing was written)`,
       );
     }
     for (const name of evalFiles) await Deno.copyFile(join(from, name), join(tmp, name));

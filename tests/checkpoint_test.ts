@@ -251,6 +251,7 @@ Deno.test("further EMAs (extraEma): saved beside the EMA, resumed, started afres
   };
   const plain = await exported("plain");
   assert.deepEqual(plain.values, shadows.ema);
+  assert.deepEqual(plain.done.keptDecays, [0.5, 0.55, 0.9, 0.99]);
   assert.deepEqual([plain.done.weights, plain.done.emaDecay, plain.meta.exportedEmaDecay], [
     "ema",
     0.9,
@@ -260,7 +261,7 @@ Deno.test("further EMAs (extraEma): saved beside the EMA, resumed, started afres
   assert.deepEqual(picked.values, shadows.slow);
   assert.deepEqual([picked.done.emaDecay, picked.meta.exportedEmaDecay], [0.99, 0.99]);
   const again = await exportInferenceCheckpoint(join(dir, "slow"), join(dir, "again"));
-  assert.deepEqual([again.weights, again.emaDecay], ["ema", 0.99]);
+  assert.deepEqual([again.weights, again.emaDecay, again.keptDecays], ["ema", 0.99, [0.99]]);
   assert.deepEqual((await exported("fast", 0.5)).values, shadows.fast);
   assert.deepEqual((await exported("near", 0.55)).values, shadows.near);
   for (const [name, decay] of [["own", 0.9], ["missing", 0.7]] as const) {

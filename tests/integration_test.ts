@@ -275,7 +275,7 @@ Deno.test({
         const none = join(WORK, "extra-ema-none");
         await assert.rejects(
           () => runExport(["--checkpoint", d, "--out", none, "--ema", "0.7"], quiet.print),
-          /No stage of ".*" kept an EMA of decay 0\.7 .*\(nothing was written\)$/,
+          /No stage of ".*" kept an EMA of decay 0\.7 \(clip: none; prior: 0\.99; decoder: 0\.05, 0\.9, 0\.99\); .*\(nothing was written\)$/,
         );
         await assert.rejects(
           () => runExport(["--checkpoint", d, "--out", none, "--ema", "1"], quiet.print),

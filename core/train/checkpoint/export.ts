@@ -44,6 +44,8 @@ export interface ExportedStage {
   weights: "ema" | "trained";
   /** The decay of the EMA written, or null for trained weights or an unrecorded decay. */
   emaDecay: number | null;
+  /** The EMA decays the stage could have written, ascending (none for CLIP: it ships trained weights). */
+  keptDecays: number[];
 }
 
 /**
@@ -92,6 +94,15 @@ export async function exportInferenceCheckpoint(
       ? { dtype: "F16", shape: [...entry.shape], data: f32ToF16(data) }
       : { dtype: "F32", shape: [...entry.shape], data };
   }
+  const kept = new Set<number>();
+  if (useEma) {
+    if (wroteEma && emaDecay !== null && !extra) kept.add(emaDecay);
+    for (const key of Object.keys(training)) {
+      if (key.startsWith("ema.") && primaryDecay !== null) kept.add(primaryDecay);
+      const further = /^ema\[([^\]]+)\]\./.exec(key);
+      if (further) kept.add(Number(further[1]));
+    }
+  }
   const name = stepDirName(ckpt.meta.step);
   const final = join(outStageDir, name);
   if (await exists(final)) {
@@ -115,5 +126,6 @@ export async function exportInferenceCheckpoint(
   await writeTextAtomic(join(tmp, RESUME_FILE), JSON.stringify(ckpt.resume, null, 2) + "\n");
   await Deno.rename(tmp, final);
   await writeTextAtomic(join(outStageDir, LATEST), name + "\n");
-  return { dir: final, weights: wroteEma ? "ema" : "trained", emaDecay };
+  const keptDecays = [...kept].sort((a, b) => a - b);
+  return { dir: final, weights: wroteEma ? "ema" : "trained", emaDecay, keptDecays };
 }
