@@ -7,6 +7,7 @@
 import {
   type ColourName,
   COLOURS,
+  type FigureLabel,
   type Position,
   POSITIONS,
   type ShapeName,
@@ -132,4 +133,78 @@ export function parseCaption(caption: string): CaptionParts[] {
     if (words[i] !== "and") fail(i, `"and" or the end`);
     i++;
   }
+}
+
+/**
+ * Whether `caption` is true of an image with figure labels `labels`: as many figures, and a
+ * one-to-one matching in which each phrase names its figure's colour and shape, and its size and
+ * position when the phrase gives them (figure order and determiners do not matter). Several
+ * captions of a split can be true of one image ("a red square" and "a large red square"): what
+ * bounds caption retrieval.
+ *
+ * @example
+ * ```ts
+ * const label = {
+ *   shape: "square", colour: "red", size: "large", bbox: [0, 0, 90, 90], position: null,
+ *   rotation: null,
+ * } as const;
+ * captionTrueOf("a red square", [label]); // true
+ * captionTrueOf("a small red square", [label]); // false
+ * ```
+ */
+export function captionTrueOf(caption: string, labels: readonly FigureLabel[]): boolean {
+  return partsTrueOf(parseCaption(caption), labels);
+}
+
+/** `captionTrueOf` for a parsed caption. */
+function partsTrueOf(parts: readonly CaptionParts[], labels: readonly FigureLabel[]): boolean {
+  if (parts.length !== labels.length) return false;
+  const fits = (p: CaptionParts, l: FigureLabel): boolean =>
+    p.colour === l.colour && p.shape === l.shape && (p.size === null || p.size === l.size) &&
+    (p.position === null || p.position === l.position);
+  const used = new Array<boolean>(labels.length).fill(false);
+  const match = (k: number): boolean => {
+    if (k === parts.length) return true;
+    for (let j = 0; j < labels.length; j++) {
+      if (used[j] || !fits(parts[k], labels[j])) continue;
+      used[j] = true;
+      if (match(k + 1)) return true;
+      used[j] = false;
+    }
+    return false;
+  };
+  return match(0);
+}
+
+/**
+ * `captionTrueOf` over a split: `(caption, i)` says whether `caption` is true of image i. Null when
+ * the split is not shapes data: an image without figure labels, or a caption outside the grammar.
+ *
+ * @example
+ * ```ts
+ * shapesCaptionTruth([{ caption: "a cat", labels: null }]); // null
+ * ```
+ */
+export function shapesCaptionTruth(
+  data: readonly { caption: string; labels?: unknown }[],
+): ((caption: string, image: number) => boolean) | null {
+  const labelled = data.every((d) =>
+    Array.isArray(d.labels) && d.labels.length > 0 &&
+    d.labels.every((l) =>
+      typeof l?.colour === "string" && typeof l?.shape === "string" && typeof l?.size === "string"
+    )
+  );
+  if (!labelled) return null;
+  const parsed = new Map<string, CaptionParts[]>();
+  try {
+    for (const d of data) parsed.set(d.caption, parseCaption(d.caption));
+  } catch {
+    return null;
+  }
+  const labels = data.map((d) => d.labels as FigureLabel[]);
+  return (caption, image) => {
+    let parts = parsed.get(caption);
+    if (parts === undefined) parsed.set(caption, parts = parseCaption(caption));
+    return partsTrueOf(parts, labels[image]);
+  };
 }

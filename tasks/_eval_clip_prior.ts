@@ -23,6 +23,7 @@ import {
   assertSameClip,
   loadModuleWeights,
 } from "../core/train/checkpoint.ts";
+import { shapesCaptionTruth } from "../datasets/captions.ts";
 import { clipRows, type EvalContext, evalSet, fmt, loadSplit, table } from "./_eval_common.ts";
 
 /** Evaluates the run's CLIP, or its prior with that CLIP; returns the results to store. */
@@ -37,7 +38,9 @@ export async function evalClipOrPrior(
   const { clip, tokenizer } = await loadClip(clipCkpt, config, registry);
   try {
     if (what === "clip") {
-      const r = await evaluateClip(clip, tokenizer, evalSet(data), { seed });
+      // On shapes data, retrieval is also scored against every caption true of the image.
+      const captionTrueOf = shapesCaptionTruth(data) ?? undefined;
+      const r = await evaluateClip(clip, tokenizer, evalSet(data), { seed, captionTrueOf });
       print(table(
         `CLIP, ${split} split (${r.count} pairs; step ${clipCkpt.meta.step}) vs thesis Table 4.1:`,
         clipRows(r, split === "test" ? THESIS_TABLE_4_1 : null),

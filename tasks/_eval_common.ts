@@ -124,6 +124,10 @@ export function clipRows(
     ["random pairs cosine similarity", fmt(r.meanRandomCosine), t(ref?.meanRandomCosine)],
     ["top-1 accuracy", fmt(r.top1, true), t(ref?.top1, true)],
     ["top-5 accuracy", fmt(r.top5, true), t(ref?.top5, true)],
+    ...(r.top1AnyTrue === undefined || r.top1Ceiling === undefined ? [] : [
+      ["top-1, any caption true of the image", fmt(r.top1AnyTrue, true), "-"],
+      ["top-1 ceiling (true captions tied)", fmt(r.top1Ceiling, true), "-"],
+    ] as [string, string, string][]),
   ];
 }
 

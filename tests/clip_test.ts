@@ -250,6 +250,28 @@ Deno.test("clipMetrics() scores retrieval by caption text and pairs random capti
   assert.ok(Math.abs(r.meanCosine - (1 + 1 + 0.6) / 3) < 1e-6);
 });
 
+Deno.test("clipMetrics() with captionTrueOf: top-1 of any true caption, and the ties' ceiling", () => {
+  const e = (x: number, y: number): Float32Array => new Float32Array([x, y]);
+  const captions = ["a red square", "a large red square", "a blue circle", "a blue circle"];
+  // Image 0 (a large red square captioned "a red square") retrieves "a large red square": wrong
+  // by text, true of the image. Image 2 retrieves "a red square": false of it.
+  const trueOf = (caption: string, image: number) =>
+    image < 2 ? caption.includes("red square") : caption === "a blue circle";
+  const r = clipMetrics(
+    [e(0, 1), e(0, 1), e(0.8, 0.6), e(-1, 0)],
+    [e(1, 0), e(0, 1), e(-1, 0), e(-1, 0)],
+    captions,
+    0,
+    trueOf,
+  );
+  assert.equal(r.top1, 2 / 4); // images 1 and 3
+  assert.equal(r.top1AnyTrue, 3 / 4); // and image 0
+  // Images 0 and 1 have two distinct true captions, 2 and 3 one ("a blue circle", twice).
+  assert.equal(r.top1Ceiling, (0.5 + 0.5 + 1 + 1) / 4);
+  const plain = clipMetrics([e(1, 0)], [e(1, 0)], ["a red square"]);
+  assert.deepEqual([plain.top1AnyTrue, plain.top1Ceiling], [undefined, undefined]);
+});
+
 Deno.test({
   name: "ClipModel trains on shapes: held-out top-1 retrieval far above chance",
   sanitizeResources: false,

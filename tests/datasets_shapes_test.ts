@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   CANVAS_SIZE,
+  captionTrueOf,
   COLOURS,
   generateSample,
   generateSplit,
@@ -8,6 +9,7 @@ import {
   parseCaption,
   positionWord,
   rasterize,
+  shapesCaptionTruth,
   sizeWord,
   SPLIT_COUNTS,
 } from "../datasets/mod.ts";
@@ -223,4 +225,33 @@ Deno.test("parseCaption() reads the grammar and names the caption in errors", ()
   );
   assert.throws(() => parseCaption("a red circle or a cat"), /expected "and" or the end at word 4/);
   assert.throws(() => parseCaption(""), /Caption "" is malformed/);
+});
+
+Deno.test("captionTrueOf(): count, colour and shape always; size and position when given; any order", () => {
+  const fig = (shape: string, colour: string, size: string, position: string | null = null) =>
+    ({ shape, colour, size, position, bbox: [0, 0, 1, 1], rotation: null }) as never;
+  const two = [fig("square", "red", "large"), fig("circle", "blue", "small")];
+  assert.ok(captionTrueOf("a red square and the blue circle", two));
+  assert.ok(captionTrueOf("the small blue circle and a large red square", two));
+  assert.ok(!captionTrueOf("a red square", two)); // one figure named, two drawn
+  assert.ok(!captionTrueOf("a small red square and the blue circle", two));
+  assert.ok(!captionTrueOf("a red rectangle and the blue circle", two));
+  assert.ok(!captionTrueOf("a blue square and the red circle", two)); // colours swapped
+  const placed = [fig("triangle", "green", "medium", "top left")];
+  assert.ok(captionTrueOf("a green triangle at the top left", placed));
+  assert.ok(captionTrueOf("a medium green triangle", placed));
+  assert.ok(!captionTrueOf("a green triangle at the top", placed));
+  // Two identical figures: each phrase needs its own figure.
+  const same = [fig("circle", "red", "small"), fig("circle", "red", "large")];
+  assert.ok(captionTrueOf("a small red circle and the large red circle", same));
+  assert.ok(!captionTrueOf("a small red circle and the small red circle", same));
+});
+
+Deno.test("shapesCaptionTruth(): only for shapes labels and captions in the grammar", () => {
+  const data = generateSplit({ set: 1, split: "test", size: 16, count: 8 });
+  const truth = shapesCaptionTruth(data);
+  assert.ok(truth);
+  data.forEach((d, i) => assert.ok(truth(d.caption, i), d.caption));
+  assert.equal(shapesCaptionTruth([{ caption: "a red circle", labels: null }]), null);
+  assert.equal(shapesCaptionTruth([{ caption: "a cat", labels: data[0].labels }]), null);
 });

@@ -447,6 +447,10 @@ Deno.test({
       assert.equal(json.clip.count, 16);
       assert.equal(json.thesis.top1, 0.8371);
       assert.ok(lines.some((l) => /top-1 accuracy .* 83\.71%/.test(l)));
+      // Shapes data: retrieval is also scored against every caption true of the image.
+      assert.ok(json.clip.top1AnyTrue >= json.clip.top1, JSON.stringify(json.clip));
+      assert.ok(json.clip.top1Ceiling > 0 && json.clip.top1Ceiling <= 1);
+      assert.ok(lines.some((l) => /top-1 ceiling \(true captions tied\)/.test(l)));
       // --limit beyond the split is a usage error (the pipeline's default 200 is not).
       await assert.rejects(
         runEval(["clip", "--checkpoint", RUN, "--limit", "17"], quiet),

@@ -85,6 +85,11 @@ export interface ClipEvalOptions {
   batchSize?: number;
   /** Seed of the fixed derangement that pairs images with random captions (default 0). */
   seed?: number;
+  /**
+   * Whether a caption is true of image i (for the shapes data: `shapesCaptionTruth`). With it
+   * the result adds `top1AnyTrue` and `top1Ceiling`.
+   */
+  captionTrueOf?: (caption: string, image: number) => boolean;
 }
 
 /** The four numbers of thesis Table 4.1, plus the number of test pairs. */
@@ -99,6 +104,17 @@ export interface ClipEvalResult {
   top1: number;
   /** Fraction of images whose true caption text is among the 5 best-scoring captions. */
   top5: number;
+  /**
+   * With `captionTrueOf`: fraction of images whose best-scoring caption is true of them (their
+   * own, or another the split holds that is as true: "a red square" for a large red square).
+   */
+  top1AnyTrue?: number;
+  /**
+   * With `captionTrueOf`: the top-1 a CLIP would reach that found exactly the captions true of
+   * each image and chose among them at random: the mean over images of 1 / (distinct captions
+   * of the split true of it). How far the split's ambiguity alone keeps top-1 below 100%.
+   */
+  top1Ceiling?: number;
 }
 
 /**
@@ -178,7 +194,7 @@ export async function evaluateClip(
   } finally {
     model.train(wasTraining);
   }
-  return clipMetrics(imageEmb, textEmb, captions, options.seed ?? 0);
+  return clipMetrics(imageEmb, textEmb, captions, options.seed ?? 0, options.captionTrueOf);
 }
 
 /**
@@ -195,6 +211,7 @@ export function clipMetrics(
   textEmb: readonly Float32Array[],
   captions: readonly string[],
   seed = 0,
+  captionTrueOf?: (caption: string, image: number) => boolean,
 ): ClipEvalResult {
   const N = imageEmb.length;
   if (N === 0 || textEmb.length !== N || captions.length !== N) {
@@ -207,9 +224,11 @@ export function clipMetrics(
     for (let k = 0; k < a.length; k++) s += a[k] * b[k];
     return s;
   };
-  const key = captions.map((c) => c.toLowerCase().replace(/\s+/g, " ").trim());
+  const key = captions.map(normalise);
   const perm = N > 1 ? derangement(N, seed) : null;
-  let cosine = 0, random = 0, top1 = 0, top5 = 0;
+  let cosine = 0, random = 0, top1 = 0, top5 = 0, anyTrue = 0, ceiling = 0;
+  // One caption per distinct text, for the ceiling.
+  const distinct = [...new Map(captions.map((c, i) => [key[i], c])).entries()];
   const scores = new Float64Array(N);
   for (let i = 0; i < N; i++) {
     cosine += dot(imageEmb[i], textEmb[i]);
@@ -218,6 +237,14 @@ export function clipMetrics(
     const best = topK(scores, 5);
     if (best.length && key[best[0]] === key[i]) top1++;
     if (best.some((j) => key[j] === key[i])) top5++;
+    if (captionTrueOf) {
+      if (best.length && (key[best[0]] === key[i] || captionTrueOf(captions[best[0]], i))) {
+        anyTrue++;
+      }
+      // Its own caption counts once, whatever the predicate says of it.
+      const others = distinct.filter(([k, c]) => k !== key[i] && captionTrueOf(c, i));
+      ceiling += 1 / (1 + others.length);
+    }
   }
   return {
     count: N,
@@ -225,7 +252,13 @@ export function clipMetrics(
     meanRandomCosine: random / N,
     top1: top1 / N,
     top5: top5 / N,
+    ...(captionTrueOf ? { top1AnyTrue: anyTrue / N, top1Ceiling: ceiling / N } : {}),
   };
+}
+
+/** A caption's text as retrieval compares it: lower case, whitespace collapsed. */
+function normalise(caption: string): string {
+  return caption.toLowerCase().replace(/\s+/g, " ").trim();
 }
 
 /** Indices of the k largest scores, best first (ties: lower index first). */
