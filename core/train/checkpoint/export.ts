@@ -82,7 +82,8 @@ export async function exportInferenceCheckpoint(
   // an earlier export that were EMA shadows already.
   let wroteEma = useEma && ckpt.meta.exportedWeights === "ema";
   // Exports made before decays were recorded could only hold the config's EMA.
-  let emaDecay = wroteEma ? ckpt.meta.exportedEmaDecay ?? primaryDecay : null;
+  const exportedDecay = wroteEma ? ckpt.meta.exportedEmaDecay ?? primaryDecay : null;
+  let emaDecay = exportedDecay;
   for (const [name, entry] of Object.entries(ckpt.weights)) {
     const ema = useEma ? training[emaName(name)] : undefined;
     if (ema) {
@@ -94,14 +95,12 @@ export async function exportInferenceCheckpoint(
       ? { dtype: "F16", shape: [...entry.shape], data: f32ToF16(data) }
       : { dtype: "F32", shape: [...entry.shape], data };
   }
-  const kept = new Set<number>();
-  if (useEma) {
-    if (wroteEma && emaDecay !== null && !extra) kept.add(emaDecay);
-    for (const key of Object.keys(training)) {
-      if (key.startsWith("ema.") && primaryDecay !== null) kept.add(primaryDecay);
-      const further = /^ema\[([^\]]+)\]\./.exec(key);
-      if (further) kept.add(Number(further[1]));
-    }
+  // The decays the stage holds: an export's own, the config's (ema.*), the further ones (ema[d].*).
+  const kept = new Set<number>(exportedDecay === null ? [] : [exportedDecay]);
+  for (const key of useEma ? Object.keys(training) : []) {
+    if (key.startsWith("ema.") && primaryDecay !== null) kept.add(primaryDecay);
+    const further = /^ema\[([^\]]+)\]\./.exec(key);
+    if (further) kept.add(Number(further[1]));
   }
   const name = stepDirName(ckpt.meta.step);
   const final = join(outStageDir, name);
