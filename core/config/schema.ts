@@ -182,7 +182,7 @@ export function trainStageSchema(d: TrainStageConfig): z.ZodType {
     warmupSteps: int.nonnegative().default(d.warmupSteps),
     lrSchedule: z.enum(["constant", "cosine"]).default(d.lrSchedule),
     ema: z.number().gt(0).lt(1).nullable().default(d.ema)
-      .describe("EMA decay of the weights used for sampling (with warmup), or null"),
+      .describe("EMA decay of the weights used for sampling (see emaWarmup), or null"),
     emaWarmup: z.boolean().default(d.emaWarmup).describe(
       "warm each EMA's decay up as min(decay, (1 + n) / (10 + n)) after n updates (so a decay " +
         "d is only reached after (10d - 1) / (1 - d) updates: 8,990 for 0.999); false: d from " +
