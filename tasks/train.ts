@@ -265,10 +265,9 @@ export async function runTrain(
         const warmupUpdates = t.ema !== null && t.emaWarmup ? emaWarmupUpdates(t.ema) : 0;
         if (warmupUpdates > t.steps) {
           print(
-            `${stage}: EMA ${t.ema} is not reached in ${t.steps} steps (its warm-up, min(d, ` +
-              `(1 + n) / (10 + n)), lasts ${warmupUpdates} updates), so the average is the ` +
-              `warm-up's own (mean age a tenth of the steps); "emaWarmup": false keeps the decay ` +
-              `from the first update`,
+            `${stage}: EMA ${t.ema} stays in its warm-up, decay (1 + n) / (10 + n), for all ` +
+              `${t.steps} steps (${t.ema} needs ${warmupUpdates}); "emaWarmup": false uses it ` +
+              `from the start`,
           );
         }
         let result: TrainLoopResult;
