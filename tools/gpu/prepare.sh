@@ -3,7 +3,9 @@
 # session carries to the device machine, which has no network:
 #   .gpu/deno.xz      this machine's deno binary, xz-compressed (x86-64; unpacked there by run.sh)
 #   .gl/*.deb         the Vulkan loader and GL/EGL vendor-neutral libraries (device README recipe)
-#   node_modules/     the project's npm packages, complete for `deno run --cached-only`
+#   .gpu/node_modules the npm packages the GPU run imports (fast-png, zod and their dependencies),
+#                     not the build-only ones (assemblyscript and its 94 MB binaryen, vega for
+#                     figures); run.sh uses it as node_modules/ with --node-modules-dir=manual
 # and prints what the run tool will send (tree + carried paths), which must stay under 64 MiB.
 # Idempotent: rerunning refreshes deno.xz only when the deno binary changed.
 set -euo pipefail
@@ -43,20 +45,36 @@ if ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
 fi
 ls .gl/libvulkan1_*.deb >/dev/null
 
-# 4. npm packages vendored into node_modules/ (deno.json sets "nodeModulesDir": "auto").
+# 4. npm packages for the run: a node_modules/ holding only the runtime imports of core/deps.ts,
+#    installed from this machine's cache into a scratch project and moved to .gpu/node_modules.
+#    (The project's own node_modules/ also holds the wasm and figure tool chains: 130+ MiB.)
 deno install --quiet
-# Proof that nothing beyond node_modules/ is needed: with an empty DENO_DIR, --cached-only and
-# (where unshare works) no network at all, the tasks run.sh calls must still load (--help).
-EMPTY="$(mktemp -d)"
-trap 'rm -rf "$EMPTY"' EXIT
+PKG="$(mktemp -d)"
+trap 'rm -rf "$PKG"' EXIT
+grep -o '"npm:[^"]*"' core/deps.ts | tr -d '"' | grep -E '^npm:(fast-png|zod)@' |
+  awk 'BEGIN { printf "{ \"nodeModulesDir\": \"auto\", \"imports\": {" }
+       { n = $0; sub(/^npm:/, "", n); sub(/@[^@]*$/, "", n); printf "%s\"%s\": \"%s\"", (NR > 1 ? ", " : ""), n, $0 }
+       END { print "} }" }' >"$PKG/deno.json"
+printf 'import "fast-png";\nimport "zod";\n' >"$PKG/main.ts"
+(cd "$PKG" && deno install --quiet --entrypoint main.ts)
+rm -rf .gpu/node_modules
+cp -a "$PKG/node_modules" .gpu/node_modules
+# Proof that nothing beyond it is needed: a copy of the tree with .gpu/node_modules as its
+# node_modules, an empty DENO_DIR, --cached-only --node-modules-dir=manual and (where unshare
+# works) no network: the tasks run.sh calls must still load (--help).
+EMPTY="$PKG/deno_dir" TREE="$PKG/tree"
+mkdir -p "$EMPTY" "$TREE"
+git ls-files -z --cached --others --exclude-standard | xargs -0 -r cp --parents -t "$TREE" --
+cp -a .gpu/node_modules "$TREE/node_modules"
 NONET=()
 unshare -n true 2>/dev/null && NONET=(unshare -n)
 for f in tasks/bench.ts tasks/train.ts tools/gpu/report.ts; do
   rc=0
-  DENO_DIR="$EMPTY" "${NONET[@]}" deno run -A --cached-only "$f" --help >/dev/null 2>"$EMPTY/err" || rc=$?
+  (cd "$TREE" && DENO_DIR="$EMPTY" "${NONET[@]}" deno run -A --cached-only --node-modules-dir=manual \
+    "$f" --help >/dev/null 2>"$PKG/err") || rc=$?
   if [ $rc -ne 0 ] && [ $rc -ne 64 ]; then
-    cat "$EMPTY/err" >&2
-    echo "prepare.sh: $f does not load offline from node_modules/" >&2
+    cat "$PKG/err" >&2
+    echo "prepare.sh: $f does not load offline from .gpu/node_modules/" >&2
     exit 1
   fi
 done
@@ -67,10 +85,10 @@ tree_bytes=$(git ls-files -z --cached --others --exclude-standard | xargs -0 -r 
   awk '{s+=$1} END {print s+0}')
 shared_bytes=0
 [ -d shared ] && shared_bytes=$(du -sb shared | cut -f1)
-carry_bytes=$(du -sb .gpu .gl node_modules | awk '{s+=$1} END {print s}')
+carry_bytes=$(du -sb .gpu .gl | awk '{s+=$1} END {print s}')
 total=$((tree_bytes + shared_bytes + carry_bytes))
 echo "carry:"
-du -sh .gpu .gl node_modules .gpu/deno.xz
+du -sh .gpu .gl .gpu/deno.xz .gpu/node_modules
 printf 'tree %.1f MiB + carry %.1f MiB = %.1f MiB (limit 64 MiB)\n' \
   "$(echo "$tree_bytes/1048576" | bc -l)" "$(echo "$carry_bytes/1048576" | bc -l)" \
   "$(echo "$((total))/1048576" | bc -l)"
@@ -78,4 +96,4 @@ if [ "$total" -ge "$LIMIT" ]; then
   echo "prepare.sh: over the 64 MiB limit" >&2
   exit 1
 fi
-echo 'ready: run with carry [".gpu", ".gl", "node_modules"] (see docs/gpu.md)'
+echo 'ready: run with carry [".gpu", ".gl"] (see docs/gpu.md)'

@@ -50,6 +50,14 @@ if [ -s .gpu/deno.xz ]; then
 fi
 command -v deno >/dev/null || { echo "run.sh: no deno (run tools/gpu/prepare.sh, carry .gpu)"; exit 1; }
 deno --version | head -1
+# The npm packages prepare.sh put in .gpu/node_modules (the runtime ones only) serve as
+# node_modules/ where there is none; deno reads them as they are (--node-modules-dir=manual), since
+# the lockfile's build-only packages are not there.
+if [ ! -d node_modules ] && [ -d .gpu/node_modules ]; then
+  ln -s .gpu/node_modules node_modules
+fi
+[ -d node_modules ] || { echo "run.sh: no node_modules (run tools/gpu/prepare.sh, carry .gpu)"; exit 1; }
+DRUN=(deno run -A --cached-only --node-modules-dir=manual)
 if ls .gl/*.deb >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && [ "${SKIP_GL:-0}" = 0 ]; then
   # device README recipe, every run: the loader and glvnd libraries the NVIDIA ICD needs
   for f in .gl/*.deb; do dpkg -x "$f" /; done
@@ -59,7 +67,7 @@ ldconfig -p | grep -E 'libvulkan.so.1|libGLX_nvidia|libnvidia-glcore' | head -5
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>/dev/null
 
 step "adapter"
-probe() { timeout -k 5 "$(cap 60)" deno run -A --cached-only tools/gpu/adapter.ts "$OUT/adapter.json"; }
+probe() { timeout -k 5 "$(cap 60)" "${DRUN[@]}" tools/gpu/adapter.ts "$OUT/adapter.json"; }
 probe
 rc=$?
 if [ $rc -ne 0 ] && [ $ALLOW_SW -eq 0 ]; then
@@ -78,7 +86,7 @@ if [ $rc -ne 0 ] && [ $ALLOW_SW -eq 0 ]; then
   rc=$?
   if [ $rc -ne 0 ]; then
     echo "still no hardware adapter; loader diagnostics:"
-    VK_LOADER_DEBUG=error,warn,driver timeout 30 deno run -A --cached-only tools/gpu/adapter.ts 2>&1 |
+    VK_LOADER_DEBUG=error,warn,driver timeout 30 "${DRUN[@]}" tools/gpu/adapter.ts 2>&1 |
       head -60
   fi
 fi
@@ -90,10 +98,10 @@ if [ $HW -eq 1 ] && [ $SKIP_BENCH -eq 0 ]; then
   for part in matmul:100 conv:100 attention:60 train:120; do
     name=${part%%:*} t=${part##*:}
     step "deno bench --only $name (timeout $(cap "$t")s)"
-    timeout -k 5 "$(cap "$t")" deno run -A --cached-only tasks/bench.ts --backend webgpu $QUICK --only "$name" \
+    timeout -k 5 "$(cap "$t")" "${DRUN[@]}" tasks/bench.ts --backend webgpu $QUICK --only "$name" \
       --json "/tmp/bench_$name.json" || { echo "bench $name failed (rc $?)"; FAIL=1; }
   done
-  deno eval --cached-only '
+  deno eval --cached-only --node-modules-dir=manual '
     const parts = ["matmul", "conv", "attention", "train"].flatMap((n) => {
       try { return [JSON.parse(Deno.readTextFileSync(`/tmp/bench_${n}.json`))]; } catch { return []; }
     });
@@ -120,7 +128,7 @@ if [ ${#TRAIN[@]} -gt 0 ] && [ $HW -eq 1 ]; then
   t=$(($(left) - 45)) # 45 s: graceful stop + packing
   if [ $t -gt 20 ]; then
     step "train ${TRAIN[*]} (SIGINT after ${t}s)"
-    timeout -s INT -k 30 "$t" deno run -A --cached-only tasks/train.ts --backend webgpu "${TRAIN[@]}" ||
+    timeout -s INT -k 30 "$t" "${DRUN[@]}" tasks/train.ts --backend webgpu "${TRAIN[@]}" ||
       { echo "train exited rc $?"; }
     if [ -d /tmp/run ]; then
       tar czf /tmp/run.tgz -C /tmp/run . && ls -la /tmp/run.tgz
