@@ -88,7 +88,7 @@ shared_bytes=0
 carry_bytes=$(du -sb .gpu .gl | awk '{s+=$1} END {print s}')
 total=$((tree_bytes + shared_bytes + carry_bytes))
 echo "carry:"
-du -sh .gpu .gl .gpu/deno.xz .gpu/node_modules
+du -sh .gpu/deno.xz .gpu/node_modules .gl
 printf 'tree %.1f MiB + carry %.1f MiB = %.1f MiB (limit 64 MiB)\n' \
   "$(echo "$tree_bytes/1048576" | bc -l)" "$(echo "$carry_bytes/1048576" | bc -l)" \
   "$(echo "$((total))/1048576" | bc -l)"
