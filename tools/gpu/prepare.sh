@@ -45,17 +45,17 @@ if ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
 fi
 ls .gl/libvulkan1_*.deb >/dev/null
 
-# 4. npm packages for the run: a node_modules/ holding only the runtime imports of core/deps.ts,
+# 4. npm packages for the run: a node_modules/ holding only the npm imports of core/deps.ts,
 #    installed from this machine's cache into a scratch project and moved to .gpu/node_modules.
 #    (The project's own node_modules/ also holds the wasm and figure tool chains: 130+ MiB.)
 deno install --quiet
 PKG="$(mktemp -d)"
 trap 'rm -rf "$PKG"' EXIT
-grep -o '"npm:[^"]*"' core/deps.ts | tr -d '"' | grep -E '^npm:(fast-png|zod)@' |
-  awk 'BEGIN { printf "{ \"nodeModulesDir\": \"auto\", \"imports\": {" }
-       { n = $0; sub(/^npm:/, "", n); sub(/@[^@]*$/, "", n); printf "%s\"%s\": \"%s\"", (NR > 1 ? ", " : ""), n, $0 }
-       END { print "} }" }' >"$PKG/deno.json"
-printf 'import "fast-png";\nimport "zod";\n' >"$PKG/main.ts"
+# Every npm: import of core/deps.ts (the runtime's; plots import theirs in core/eval/plot_deps.ts).
+grep -o '"npm:[^"]*"' core/deps.ts | tr -d '"' | sort -u >"$PKG/specs"
+[ -s "$PKG/specs" ] || { echo "prepare.sh: no npm: imports found in core/deps.ts" >&2; exit 1; }
+awk '{ printf "import \"%s\";\n", $0 }' "$PKG/specs" >"$PKG/main.ts"
+echo '{ "nodeModulesDir": "auto" }' >"$PKG/deno.json"
 (cd "$PKG" && deno install --quiet --entrypoint main.ts)
 rm -rf .gpu/node_modules
 cp -a "$PKG/node_modules" .gpu/node_modules
