@@ -144,10 +144,11 @@ export function parseCaption(caption: string): CaptionParts[] {
  *
  * @example
  * ```ts
- * const label = {
+ * import type { FigureLabel } from "./shapes.ts";
+ * const label: FigureLabel = {
  *   shape: "square", colour: "red", size: "large", bbox: [0, 0, 90, 90], position: null,
  *   rotation: null,
- * } as const;
+ * };
  * captionTrueOf("a red square", [label]); // true
  * captionTrueOf("a small red square", [label]); // false
  * ```
