@@ -262,12 +262,16 @@ export async function runTrain(
             `EMA ${[t.ema ?? "off", ...t.extraEma].join(" + ")}, ` +
             `checkpoint every ${t.checkpointEvery}`,
         );
-        const warmupUpdates = t.ema !== null && t.emaWarmup ? emaWarmupUpdates(t.ema) : 0;
-        if (warmupUpdates > t.steps) {
+        // Decays the warm-up never hands over to: each such EMA is the warm-up's own average, so
+        // several of them (extraEma from a fresh start) would all be the same one.
+        const unreached = (t.emaWarmup && t.ema !== null ? [t.ema, ...t.extraEma] : [])
+          .filter((d) => emaWarmupUpdates(d) > t.steps);
+        if (unreached.length > 0) {
           print(
-            `${stage}: EMA ${t.ema} stays in its warm-up, decay (1 + n) / (10 + n), for all ` +
-              `${t.steps} steps (${t.ema} needs ${warmupUpdates}); "emaWarmup": false uses it ` +
-              `from the start`,
+            `${stage}: EMA ${unreached.join(", ")} ${unreached.length > 1 ? "stay" : "stays"} ` +
+              `in the warm-up, decay (1 + n) / (10 + n), for all ${t.steps} steps (` +
+              `${unreached.map((d) => `${d} needs ${emaWarmupUpdates(d)}`).join(", ")}); ` +
+              `"emaWarmup": false uses ${unreached.length > 1 ? "them" : "it"} from the start`,
           );
         }
         let result: TrainLoopResult;

@@ -223,7 +223,7 @@ Deno.test({
         // The tiny preset's 300 steps end long before its 0.99 takes over from the warm-up.
         assert.ok(
           lines.some((l) =>
-            /^decoder: EMA 0\.99 stays in its warm-up, .* for all 300 steps \(0\.99 needs 890\)/
+            /^decoder: EMA 0\.99 stays in the warm-up, .* for all 300 steps \(0\.99 needs 890\); "emaWarmup": false uses it/
               .test(l)
           ),
           lines.join("\n"),
@@ -288,7 +288,8 @@ Deno.test({
         // Dropping a decay from the config on resume says so.
         const more: string[] = [];
         await runTrain(
-          ["decoder", "--config", await config([0.9]), "--out", d, "--max-steps", "5", "--resume"],
+          ["decoder", "--config", await config([0.9, 0.995]), "--out", d, "--max-steps", "5"]
+            .concat("--resume"),
           { print: (l) => more.push(l) },
         );
         assert.ok(
@@ -297,9 +298,18 @@ Deno.test({
           ),
           more.join("\n"),
         );
+        // Both decays above the warm-up over 300 steps are named (0.9 is reached at 80).
+        assert.ok(
+          more.some((l) =>
+            /^decoder: EMA 0\.99, 0\.995 stay in the warm-up, .*\(0\.99 needs 890, 0\.995 needs 1790\); "emaWarmup": false uses them/
+              .test(l)
+          ),
+          more.join("\n"),
+        );
         const last = await loadCheckpoint(join(d, "decoder"), "decoder");
         assert.deepEqual(JSON.parse(last.training!.metadata.extra_emas), [
           { decay: 0.9, updates: 3, warmup: false },
+          { decay: 0.995, updates: 1, warmup: false },
         ]);
       },
     );
