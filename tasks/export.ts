@@ -7,7 +7,7 @@
  */
 import { basename, dirname, join, resolve } from "node:path";
 import { exists } from "../core/io/mod.ts";
-import { exportInferenceCheckpoint } from "../core/train/checkpoint.ts";
+import { type ExportedStage, exportInferenceCheckpoint } from "../core/train/checkpoint.ts";
 import { parseFlags, runMain, UsageError } from "./_cli.ts";
 
 const STAGES = ["clip", "prior", "decoder"];
@@ -108,31 +108,32 @@ export async function runExport(
   await Deno.mkdir(tmp);
   const written: string[] = [];
   try {
-    const steps: string[] = [];
-    const what: string[] = [];
-    const keptDecays: number[][] = [];
+    const done: ExportedStage[] = [];
     for (const stage of stages) {
-      const done = await exportInferenceCheckpoint(join(from, stage), join(tmp, stage), {
-        half,
-        emaDecay,
-      });
-      steps.push(join(to, stage, basename(done.dir)));
-      keptDecays.push(done.keptDecays);
-      what.push(
-        done.weights === "trained"
-          ? "trained weights"
-          : `EMA${done.emaDecay === null ? "" : ` ${done.emaDecay}`}`,
+      done.push(
+        await exportInferenceCheckpoint(join(from, stage), join(tmp, stage), {
+          half,
+          emaDecay,
+        }),
       );
     }
-    if (emaDecay !== undefined && !what.includes(`EMA ${emaDecay}`)) {
+    if (
+      emaDecay !== undefined && !done.some((d) => d.weights === "ema" && d.emaDecay === emaDecay)
+    ) {
       const kept = stages.map((stage, i) =>
-        `${stage}: ${keptDecays[i].length > 0 ? keptDecays[i].join(", ") : "none"}`
+        `${stage}: ${done[i].keptDecays.length > 0 ? done[i].keptDecays.join(", ") : "none"}`
       );
       throw new UsageError(
         `No stage of "${from}" kept an EMA of decay ${emaDecay} (${kept.join("; ")}); list it ` +
           `in train.<stage>.extraEma before training (nothing was written)`,
       );
     }
+    const steps = stages.map((stage, i) => join(to, stage, basename(done[i].dir)));
+    const what = done.map((d) =>
+      d.weights === "trained"
+        ? "trained weights"
+        : `EMA${d.emaDecay === null ? "" : ` ${d.emaDecay}`}`
+    );
     for (const name of evalFiles) await Deno.copyFile(join(from, name), join(tmp, name));
     if (outInfo) {
       // --out exists without these entries (e.g. only a README): move each one in atomically.
