@@ -27,7 +27,6 @@ import { trainLoop, type TrainLoopResult } from "../core/train/loop.ts";
 import { acquireRunLock } from "../core/train/lock.ts";
 import { exists } from "../core/io/mod.ts";
 import { setupStage } from "../core/train/stages.ts";
-import { emaWarmupUpdates } from "../core/optim/mod.ts";
 import {
   BACKEND_FLAG,
   BACKEND_HELP,
@@ -262,18 +261,6 @@ export async function runTrain(
             `EMA ${[t.ema ?? "off", ...t.extraEma].join(" + ")}, ` +
             `checkpoint every ${t.checkpointEvery}`,
         );
-        // Decays the warm-up never hands over to: each such EMA is the warm-up's own average, so
-        // several of them (extraEma from a fresh start) would all be the same one.
-        const unreached = (t.emaWarmup && t.ema !== null ? [t.ema, ...t.extraEma] : [])
-          .filter((d) => emaWarmupUpdates(d) > t.steps);
-        if (unreached.length > 0) {
-          print(
-            `${stage}: EMA ${unreached.join(", ")} ${unreached.length > 1 ? "stay" : "stays"} ` +
-              `in the warm-up, decay (1 + n) / (10 + n), for all ${t.steps} steps (` +
-              `${unreached.map((d) => `${d} needs ${emaWarmupUpdates(d)}`).join(", ")}); ` +
-              `"emaWarmup": false uses ${unreached.length > 1 ? "them" : "it"} from the start`,
-          );
-        }
         let result: TrainLoopResult;
         try {
           result = await trainLoop({

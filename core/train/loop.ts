@@ -8,7 +8,7 @@
  */
 import { join } from "node:path";
 import { type ResolvedConfig, stageTrain, type TrainStage } from "../config.ts";
-import { Adam, clipGradNorm, Ema, learningRateAt } from "../optim/mod.ts";
+import { Adam, clipGradNorm, Ema, emaWarmupUpdates, learningRateAt } from "../optim/mod.ts";
 import {
   add,
   getRngState,
@@ -127,6 +127,21 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
     step = resume.resume.step;
     elapsedBefore = resume.resume.elapsedSeconds ?? 0;
     print(`${stage}: resuming from step ${step} (${resume.dir})`);
+  }
+  // Decays the warm-up never hands over to: each such EMA is the warm-up's own average, so several
+  // of them (extraEma from a fresh start) would all be the same one. One started on resume has no
+  // warm-up (its flag, restored above, says so) and is not named.
+  const unreached = [...(ema ? [ema] : []), ...extraEmas]
+    .filter((e) => e.warmup && emaWarmupUpdates(e.decay) > train.steps)
+    .map((e) => e.decay);
+  if (unreached.length > 0) {
+    const many = unreached.length > 1;
+    print(
+      `${stage}: EMA ${unreached.join(", ")} ${many ? "stay" : "stays"} in the warm-up, ` +
+        `decay (1 + n) / (10 + n), for all ${train.steps} steps (` +
+        `${unreached.map((d) => `${d} needs ${emaWarmupUpdates(d)}`).join(", ")}); ` +
+        `"emaWarmup": false uses ${many ? "them" : "it"} from the start`,
+    );
   }
   await Deno.mkdir(stageDir, { recursive: true });
   const metrics = await MetricsLog.open(join(stageDir, "metrics.jsonl"), { truncateAfter: step });
