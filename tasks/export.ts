@@ -1,7 +1,8 @@
 /**
  * `deno task export --checkpoint DIR --out DIR [--half]`: the sampling weights of a trained run
  * (EMA weights where kept, no optimizer state), optionally in half precision, in the same layout,
- * plus the run's evaluation JSON files. This is how `weights/default` is made.
+ * plus the run's evaluation JSON files and cached ground-truth probe. This is how `weights/default`
+ * is made.
  *
  * @module
  */
@@ -11,12 +12,14 @@ import { type ExportedStage, exportInferenceCheckpoint } from "../core/train/che
 import { parseFlags, runMain, UsageError } from "./_cli.ts";
 
 const STAGES = ["clip", "prior", "decoder"];
+const PROBE_DIR = "probe";
 
 const USAGE = `Usage: deno task export --checkpoint DIR --out DIR [--half] [--ema DECAY]
 
 Copies what sampling needs from a trained run (clip/, prior/, decoder/, and upsampler/ when it
 has one): the EMA weights where the run kept them, the config and the tokenizer vocabulary,
-without optimizer state. The run's eval_*.json files are copied too.
+without optimizer state. The run's eval_*.json files and its cached ground-truth probe (probe/,
+which "eval pipeline" would otherwise train again) are copied too.
 
 Options:
   --checkpoint DIR   trained run folder
@@ -82,11 +85,16 @@ export async function runExport(
   evalFiles.sort();
   // The cascade's upsampler (DALL-E 2 section 2.1) travels when the run has one.
   const stages = await exists(join(from, "upsampler")) ? [...STAGES, "upsampler"] : STAGES;
+  // The probe `eval pipeline` trains once and caches (datasets/probe_cache.ts): an export scored
+  // with the same probe is comparable with its run, and skips the probe's training.
+  const extras = await exists(join(from, PROBE_DIR, "probe.json"))
+    ? [...evalFiles, PROBE_DIR]
+    : evalFiles;
   const outInfo = await Deno.stat(to).catch(() => null);
   if (outInfo && !outInfo.isDirectory) throw new UsageError(`--out "${to}" is a file`);
   if (outInfo) {
     const clashes: string[] = [];
-    for (const name of [...stages, ...evalFiles]) {
+    for (const name of [...stages, ...extras]) {
       if (await exists(join(to, name))) clashes.push(name);
     }
     if (clashes.length > 0) {
@@ -135,9 +143,12 @@ export async function runExport(
         : `EMA${d.emaDecay === null ? "" : ` ${d.emaDecay}`}`
     );
     for (const name of evalFiles) await Deno.copyFile(join(from, name), join(tmp, name));
+    if (extras.includes(PROBE_DIR)) {
+      await copyFlatFolder(join(from, PROBE_DIR), join(tmp, PROBE_DIR));
+    }
     if (outInfo) {
       // --out exists without these entries (e.g. only a README): move each one in atomically.
-      for (const name of [...stages, ...evalFiles]) {
+      for (const name of [...stages, ...extras]) {
         await Deno.rename(join(tmp, name), join(to, name));
       }
       await Deno.remove(tmp);
@@ -145,13 +156,23 @@ export async function runExport(
       await Deno.rename(tmp, to);
     }
     stages.forEach((stage, i) => print(`${stage}: wrote ${steps[i]} (${what[i]})`));
-    for (const name of evalFiles) print(`copied ${name}`);
+    for (const name of extras) {
+      print(`copied ${name === PROBE_DIR ? "probe/ (the ground-truth probe)" : name}`);
+    }
     written.push(...steps);
   } catch (e) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
     throw e;
   }
   return written;
+}
+
+/** Copies the files of a folder without subfolders (the probe's JSON and weights). */
+async function copyFlatFolder(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to);
+  for await (const entry of Deno.readDir(from)) {
+    if (entry.isFile) await Deno.copyFile(join(from, entry.name), join(to, entry.name));
+  }
 }
 
 if (import.meta.main) await runMain(runExport);

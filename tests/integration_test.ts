@@ -579,6 +579,13 @@ Deno.test({
       // An exported model keeps only the EMA: asking for the raw weights is an error.
       const exported = join(WORK, "exported");
       await runExport(["--checkpoint", RUN, "--out", exported], quiet.print);
+      // The cached probe travels with the export, so scoring it does not train the probe again.
+      for (const file of ["probe.json", "probe.safetensors"]) {
+        assert.deepEqual(
+          await Deno.readFile(join(exported, "probe", file)),
+          await Deno.readFile(join(RUN, "probe", file)),
+        );
+      }
       await assert.rejects(
         () => loadPipeline(exported, builtins(), { rawDecoder: true }),
         (e) => e instanceof CheckpointError && /has only the EMA/.test(e.message),
