@@ -13,6 +13,7 @@ import { parseFlags, runMain, UsageError } from "./_cli.ts";
 
 const STAGES = ["clip", "prior", "decoder"];
 const PROBE_DIR = "probe";
+const PROBE_FILES = ["probe.json", "probe.safetensors"];
 
 const USAGE = `Usage: deno task export --checkpoint DIR --out DIR [--half] [--ema DECAY]
 
@@ -87,9 +88,8 @@ export async function runExport(
   const stages = await exists(join(from, "upsampler")) ? [...STAGES, "upsampler"] : STAGES;
   // The probe `eval pipeline` trains once and caches (datasets/probe_cache.ts): an export scored
   // with the same probe is comparable with its run, and skips the probe's training.
-  const extras = await exists(join(from, PROBE_DIR, "probe.json"))
-    ? [...evalFiles, PROBE_DIR]
-    : evalFiles;
+  const hasProbe = await Promise.all(PROBE_FILES.map((f) => exists(join(from, PROBE_DIR, f))));
+  const extras = hasProbe.every(Boolean) ? [...evalFiles, PROBE_DIR] : evalFiles;
   const outInfo = await Deno.stat(to).catch(() => null);
   if (outInfo && !outInfo.isDirectory) throw new UsageError(`--out "${to}" is a file`);
   if (outInfo) {
@@ -144,7 +144,7 @@ export async function runExport(
     );
     for (const name of evalFiles) await Deno.copyFile(join(from, name), join(tmp, name));
     if (extras.includes(PROBE_DIR)) {
-      await copyFlatFolder(join(from, PROBE_DIR), join(tmp, PROBE_DIR));
+      await copyProbe(join(from, PROBE_DIR), join(tmp, PROBE_DIR));
     }
     if (outInfo) {
       // --out exists without these entries (e.g. only a README): move each one in atomically.
@@ -167,12 +167,10 @@ export async function runExport(
   return written;
 }
 
-/** Copies the files of a folder without subfolders (the probe's JSON and weights). */
-async function copyFlatFolder(from: string, to: string): Promise<void> {
+/** Copies a cached probe: its weights and the JSON that says how it was trained (probe_cache.ts). */
+async function copyProbe(from: string, to: string): Promise<void> {
   await Deno.mkdir(to);
-  for await (const entry of Deno.readDir(from)) {
-    if (entry.isFile) await Deno.copyFile(join(from, entry.name), join(to, entry.name));
-  }
+  for (const name of PROBE_FILES) await Deno.copyFile(join(from, name), join(to, name));
 }
 
 if (import.meta.main) await runMain(runExport);

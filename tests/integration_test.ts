@@ -298,8 +298,8 @@ Deno.test({
           ),
           more.join("\n"),
         );
-        // Only the warmed-up decay the 300 steps never reach is named: 0.9 is reached at 80, and
-        // 0.995, started on this resume, has no warm-up.
+        // Only the warmed-up decay the 300 steps never reach is named: 0.9 (started on the resume
+        // before) and 0.995 (on this one) have no warm-up.
         assert.ok(
           more.some((l) =>
             /^decoder: EMA 0\.99 stays in the warm-up, .*\(0\.99 needs 890\); "emaWarmup": false uses it/
