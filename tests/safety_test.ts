@@ -172,9 +172,10 @@ Deno.test("export: refuses an --out that holds these stages; a failed export wri
     const names = [...Deno.readDirSync(join(work, "new"))].map((e) => e.name).sort();
     assert.deepEqual(
       names,
-      // The stages and the eval results travel; README, report.md and experiments/ do not.
+      // The stages, the eval results and the cached probe travel; README, report.md and
+      // experiments/ do not.
       [...before.keys()].filter((k) => /^eval_[^/]*\.json$/.test(k))
-        .concat(["clip", "decoder", "prior"]).sort(),
+        .concat(["clip", "decoder", "prior", "probe"]).sort(),
     );
     await Deno.mkdir(join(work, "readme"));
     await Deno.writeTextFile(join(work, "readme", "README.md"), "mine");
