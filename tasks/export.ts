@@ -88,8 +88,9 @@ export async function runExport(
   const stages = await exists(join(from, "upsampler")) ? [...STAGES, "upsampler"] : STAGES;
   // The probe `eval pipeline` trains once and caches (datasets/probe_cache.ts): an export scored
   // with the same probe is comparable with its run, and skips the probe's training.
-  const hasProbe = await Promise.all(PROBE_FILES.map((f) => exists(join(from, PROBE_DIR, f))));
-  const extras = hasProbe.every(Boolean) ? [...evalFiles, PROBE_DIR] : evalFiles;
+  const withProbe = (await Promise.all(PROBE_FILES.map((f) => exists(join(from, PROBE_DIR, f)))))
+    .every(Boolean);
+  const extras = withProbe ? [...evalFiles, PROBE_DIR] : evalFiles;
   const outInfo = await Deno.stat(to).catch(() => null);
   if (outInfo && !outInfo.isDirectory) throw new UsageError(`--out "${to}" is a file`);
   if (outInfo) {
@@ -143,9 +144,7 @@ export async function runExport(
         : `EMA${d.emaDecay === null ? "" : ` ${d.emaDecay}`}`
     );
     for (const name of evalFiles) await Deno.copyFile(join(from, name), join(tmp, name));
-    if (extras.includes(PROBE_DIR)) {
-      await copyProbe(join(from, PROBE_DIR), join(tmp, PROBE_DIR));
-    }
+    if (withProbe) await copyProbe(join(from, PROBE_DIR), join(tmp, PROBE_DIR));
     if (outInfo) {
       // --out exists without these entries (e.g. only a README): move each one in atomically.
       for (const name of [...stages, ...extras]) {
