@@ -1,7 +1,14 @@
 /** Optimizers: Adam/AdamW against float64 updates, clipping, schedules, EMA and state round trips. */
 import assert from "node:assert/strict";
 import { assertClose, randomArray } from "./_support/check.ts";
-import { Adam, clipGradNorm, Ema, emaWarmupUpdates, learningRateAt } from "../core/optim/mod.ts";
+import {
+  Adam,
+  clipGradNorm,
+  Ema,
+  emaWarmupNote,
+  emaWarmupUpdates,
+  learningRateAt,
+} from "../core/optim/mod.ts";
 import { onCpu, type Tensor, tensor } from "../core/tensor/mod.ts";
 
 const rd = async (t: Tensor): Promise<Float32Array> => (await t.read()) as Float32Array;
@@ -175,6 +182,20 @@ Deno.test("emaWarmupUpdates: the updates after which the warm-up reaches the dec
   ema.updates = n;
   assert.equal(ema.currentDecay(), 0.99);
   ema.dispose();
+});
+
+Deno.test("emaWarmupNote: names every decay the warm-up keeps, singular and plural", () => {
+  assert.equal(emaWarmupNote("decoder", [], 300), null);
+  assert.equal(
+    emaWarmupNote("decoder", [0.99], 300),
+    "decoder: EMA 0.99 stays in the warm-up, decay (1 + n) / (10 + n), for all 300 steps " +
+      '(0.99 needs 890); "emaWarmup": false uses it from the start',
+  );
+  assert.equal(
+    emaWarmupNote("prior", [0.999, 0.9995], 7000),
+    "prior: EMA 0.999, 0.9995 stay in the warm-up, decay (1 + n) / (10 + n), for all 7000 steps " +
+      '(0.999 needs 8990, 0.9995 needs 17990); "emaWarmup": false uses them from the start',
+  );
 });
 
 Deno.test("Ema: values after 3 updates (constant and warmed-up decay), swap, copyTo, state", async () => {

@@ -47,6 +47,27 @@ export function emaWarmupUpdates(decay: number): number {
 }
 
 /**
+ * The training log's note on decays a run's warm-up never hands over to (`decays`: those of the
+ * warmed-up EMAs whose `emaWarmupUpdates` exceed `steps`), or null when there are none. Each such
+ * EMA is the warm-up's own average, so several of them would all be the same one.
+ *
+ * @example
+ * ```ts
+ * emaWarmupNote("decoder", [0.999], 7000);
+ * // 'decoder: EMA 0.999 stays in the warm-up, decay (1 + n) / (10 + n), for all 7000 steps
+ * //  (0.999 needs 8990); "emaWarmup": false uses it from the start'
+ * ```
+ */
+export function emaWarmupNote(stage: string, decays: number[], steps: number): string | null {
+  if (decays.length === 0) return null;
+  const many = decays.length > 1;
+  return `${stage}: EMA ${decays.join(", ")} ${many ? "stay" : "stays"} in the warm-up, ` +
+    `decay (1 + n) / (10 + n), for all ${steps} steps (` +
+    `${decays.map((d) => `${d} needs ${emaWarmupUpdates(d)}`).join(", ")}); ` +
+    `"emaWarmup": false uses ${many ? "them" : "it"} from the start`;
+}
+
+/**
  * Shadow copies of `params` updated as shadow = d * shadow + (1 - d) * p.
  *
  * @example

@@ -12,5 +12,5 @@ export type { AdamOptions, AdamState, AdamStateInput } from "./adam.ts";
 export { clipGradNorm } from "./clip_grad.ts";
 export { learningRateAt } from "./lr_schedule.ts";
 export type { LrScheduleOptions } from "./lr_schedule.ts";
-export { Ema, emaWarmupUpdates } from "./ema.ts";
+export { Ema, emaWarmupNote, emaWarmupUpdates } from "./ema.ts";
 export type { EmaOptions, EmaState } from "./ema.ts";

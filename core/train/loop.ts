@@ -8,7 +8,14 @@
  */
 import { join } from "node:path";
 import { type ResolvedConfig, stageTrain, type TrainStage } from "../config.ts";
-import { Adam, clipGradNorm, Ema, emaWarmupUpdates, learningRateAt } from "../optim/mod.ts";
+import {
+  Adam,
+  clipGradNorm,
+  Ema,
+  emaWarmupNote,
+  emaWarmupUpdates,
+  learningRateAt,
+} from "../optim/mod.ts";
 import {
   add,
   getRngState,
@@ -134,15 +141,8 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
   const unreached = [...(ema ? [ema] : []), ...extraEmas]
     .filter((e) => e.warmup && emaWarmupUpdates(e.decay) > train.steps)
     .map((e) => e.decay);
-  if (unreached.length > 0) {
-    const many = unreached.length > 1;
-    print(
-      `${stage}: EMA ${unreached.join(", ")} ${many ? "stay" : "stays"} in the warm-up, ` +
-        `decay (1 + n) / (10 + n), for all ${train.steps} steps (` +
-        `${unreached.map((d) => `${d} needs ${emaWarmupUpdates(d)}`).join(", ")}); ` +
-        `"emaWarmup": false uses ${many ? "them" : "it"} from the start`,
-    );
-  }
+  const warmupNote = emaWarmupNote(stage, unreached, train.steps);
+  if (warmupNote) print(warmupNote);
   await Deno.mkdir(stageDir, { recursive: true });
   const metrics = await MetricsLog.open(join(stageDir, "metrics.jsonl"), { truncateAfter: step });
 
