@@ -8,10 +8,12 @@
 import { noGrad, scope, tensor } from "../core/tensor/mod.ts";
 import {
   decodePrediction,
+  type FigureScores,
   PAIR_COUNT,
   type ProbePrediction,
   type ProbeScores,
   scoreCaption,
+  scoresByFigures,
   type ShapeOutcome,
   shapeOutcomes,
   summarizeScores,
@@ -90,9 +92,9 @@ export async function probeLogits(
 }
 
 /**
- * Scores NCHW images against their captions with the probe: the rates of `summarizeScores` and,
- * per captioned shape, what was drawn (`shapeOutcomes`), and which images are exact (`exactByImage`,
- * "1" or "0" per image in order).
+ * Scores NCHW images against their captions with the probe: the rates of `summarizeScores`, the
+ * same per captioned figure count (`scoresByFigures`), per captioned shape what was drawn
+ * (`shapeOutcomes`), and which images are exact (`exactByImage`, "1" or "0" per image in order).
  *
  * @example
  * ```ts
@@ -107,11 +109,18 @@ export async function scoreImages(
   probe: ShapeProbe,
   images: Float32Array,
   captions: readonly string[],
-): Promise<ProbeScores & { byShape: Record<ShapeName, ShapeOutcome>; exactByImage: string }> {
+): Promise<
+  ProbeScores & {
+    byFigures: Record<string, FigureScores>;
+    byShape: Record<ShapeName, ShapeOutcome>;
+    exactByImage: string;
+  }
+> {
   const preds = await predictProbe(probe, images, captions.length);
   const scores = preds.map((p, i) => scoreCaption(p, captions[i]));
   return {
     ...summarizeScores(scores),
+    byFigures: scoresByFigures(scores, captions),
     byShape: shapeOutcomes(preds, captions),
     // One character per image, "1" where it is exact: two evals of the same captions and seed
     // can then be compared image by image (a paired comparison, far less noisy than the rates).

@@ -246,6 +246,50 @@ export function summarizeScores(scores: readonly ImageScore[]): ProbeScores {
   };
 }
 
+/** `ProbeScores` of the captions with one figure count, and how often the pairs are mixed up. */
+export interface FigureScores extends ProbeScores {
+  /**
+   * Fraction with the captioned colours, shapes and count but not its pairs: each colour drawn on
+   * the other figure's shape (attribute binding; only possible with two figures).
+   */
+  swapped: number;
+}
+
+/**
+ * `summarizeScores` over the captions of each figure count ("1", "2"; counts with no caption are
+ * left out), plus the binding errors (`FigureScores.swapped`). Two-figure captions must also bind
+ * each colour to its shape, which DALL-E 2's CLIP-embedding conditioning is known to do poorly
+ * (Ramesh et al. 2022, section 7); one-figure captions cannot fail that way.
+ *
+ * @example
+ * ```ts
+ * const ok = { exact: true, colour: true, shape: true, count: true, lenient: true, size: null };
+ * const swap = { ...ok, exact: false, lenient: false };
+ * const by = scoresByFigures([ok, swap], ["a red circle", "a red circle and a blue square"]);
+ * by["2"].swapped; // 1
+ * ```
+ */
+export function scoresByFigures(
+  scores: readonly ImageScore[],
+  captions: readonly string[],
+): Record<string, FigureScores> {
+  if (scores.length !== captions.length) {
+    throw new Error(`${scores.length} scores for ${captions.length} captions`);
+  }
+  const groups = new Map<number, ImageScore[]>();
+  scores.forEach((s, i) => {
+    const figures = parseCaption(captions[i]).length;
+    groups.set(figures, [...(groups.get(figures) ?? []), s]);
+  });
+  return Object.fromEntries(
+    [...groups].sort((a, b) => a[0] - b[0]).map(([figures, group]) => [String(figures), {
+      ...summarizeScores(group),
+      swapped: group.filter((s) => s.count && s.colour && s.shape && !s.exact).length /
+        group.length,
+    }]),
+  );
+}
+
 /** How the images of the captions that name one shape fare (`shapeOutcomes`). */
 export interface ShapeOutcome {
   /** Captions naming the shape. */

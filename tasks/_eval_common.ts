@@ -10,7 +10,7 @@ import { loadCheckedSplit, type LoadPipelineOptions } from "../core/pipeline.ts"
 import type { Registry } from "../core/registry.ts";
 import { asShapesData, type CaptionedImage, type SplitName, toNchw } from "../datasets/mod.ts";
 import type { ProbeOptions } from "../datasets/probe.ts";
-import type { ProbeScores, ShapeOutcome } from "../datasets/score.ts";
+import type { FigureScores, ProbeScores, ShapeOutcome } from "../datasets/score.ts";
 import { type ShapeName, SHAPES } from "../datasets/shapes.ts";
 import { UsageError } from "./_cli.ts";
 
@@ -73,6 +73,29 @@ export function probeTable(title: string, a: ProbeScores, real: ProbeScores | nu
   return real
     ? text.replace("thesis".padStart(9), "real".padStart(9))
     : text.replace("thesis".padStart(9), "");
+}
+
+/**
+ * The probe's rates per captioned figure count, generated / real: where the exact-match errors
+ * are, and how many of the two-figure ones are colours bound to the wrong shapes (`swapped`).
+ */
+export function figureCountTable(
+  generated: Record<string, FigureScores>,
+  real: Record<string, FigureScores>,
+): string {
+  const lines = [
+    "  by captioned figures, generated / real: exact, colours, shapes, count, colours on the wrong shapes",
+  ];
+  for (const [figures, g] of Object.entries(generated)) {
+    const r = real[figures];
+    const cell = (k: keyof FigureScores) =>
+      `${fmt(g[k], true).padStart(7)} / ${fmt(r[k], true).padStart(7)}`;
+    lines.push(
+      `    ${figures} figure${figures === "1" ? " " : "s"} (${g.images})`.padEnd(22) +
+        [cell("exact"), cell("colour"), cell("shape"), cell("count"), cell("swapped")].join("  "),
+    );
+  }
+  return lines.join("\n");
 }
 
 /**

@@ -15,6 +15,7 @@ import { FULL_GUIDANCE_INTERVAL, type GuidanceInterval } from "../core/diffusion
 import {
   type EvalContext,
   evalSet,
+  figureCountTable,
   fmt,
   loadSplit,
   probeTable,
@@ -147,6 +148,7 @@ export async function evalPipeline(
         print(
           "  (The real column is the probe's ceiling: it is right this often on true images.)",
         );
+        print(figureCountTable(pg.byFigures, pr.byFigures));
         print(shapeOutcomeTable(pg.byShape, pr.byShape));
         probeResults = {
           metric: "a CNN probe trained on the dataset's ground-truth labels predicts the " +

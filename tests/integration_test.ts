@@ -495,6 +495,9 @@ Deno.test({
       // Two captions, each naming one or two shapes.
       const named = Object.values(byShape).reduce((n, s) => n + s.captions, 0);
       assert.ok(named >= 2 && named <= 4, `${named}`);
+      // And per captioned figure count: the two captions, split by their figures.
+      const byFigures: Record<string, { images: number }> = stored.probe.generated.byFigures;
+      assert.equal(Object.values(byFigures).reduce((n, g) => n + g.images, 0), 2);
     });
 
     await t.step(

@@ -14,6 +14,7 @@ import {
   pairOf,
   pairSizeIndex,
   scoreCaption,
+  scoresByFigures,
   shapeOutcomes,
   SIZE_LOGITS,
   summarizeScores,
@@ -167,6 +168,41 @@ Deno.test("shapeOutcomes: per captioned shape, how often it is shown and what re
   assert.throws(() => shapeOutcomes([see()], []), /1 predictions for 0 captions/);
 });
 
+Deno.test("scoresByFigures: rates per captioned figure count, and colours on the wrong shapes", () => {
+  const see = (...pairs: [Parameters<typeof pairIndex>[0], Parameters<typeof pairIndex>[1]][]) => ({
+    pairs: pairs.map(([c, k]) => pairIndex(c, k)).sort((a, b) => a - b),
+    count: pairs.length,
+  });
+  const captions = [
+    "a red circle",
+    "a small red circle",
+    "a red circle and a blue square",
+    "a red circle and a blue square",
+    "a red circle and a blue square",
+  ];
+  const scores = [
+    see(["red", "circle"]), // right
+    see(["blue", "circle"]), // wrong colour
+    see(["red", "circle"], ["blue", "square"]), // right
+    see(["blue", "circle"], ["red", "square"]), // the colours swapped between the shapes
+    see(["red", "circle"]), // one figure short
+  ].map((p, i) => scoreCaption(p, captions[i]));
+  const by = scoresByFigures(scores, captions);
+  assert.deepEqual(Object.keys(by), ["1", "2"]);
+  assert.equal(by["1"].images, 2);
+  assert.equal(by["1"].exact, 0.5);
+  assert.equal(by["1"].colour, 0.5);
+  assert.equal(by["1"].swapped, 0);
+  assert.equal(by["2"].images, 3);
+  assert.equal(by["2"].exact, 1 / 3);
+  assert.equal(by["2"].count, 2 / 3);
+  assert.equal(by["2"].swapped, 1 / 3);
+  // Each group's rates are summarizeScores' over its captions.
+  const { swapped: _, ...rates } = by["2"];
+  assert.deepEqual(rates, summarizeScores(scores.slice(2)));
+  assert.throws(() => scoresByFigures(scores, []), /5 scores for 0 captions/);
+});
+
 Deno.test("decodePrediction thresholds at logit 0, keeps the best one and at most two", () => {
   const z = new Float32Array(PAIR_COUNT).fill(-5);
   assert.deepEqual(decodePrediction(z, -1), { pairs: [0], count: 1 }); // none above 0: the best
@@ -281,6 +317,9 @@ Deno.test("probe trained briefly on 16x16 shapes matches held-out real images", 
   assert.ok(s.exact >= 0.08, `exact ${s.exact}`);
   assert.match(s.exactByImage, /^[01]{512}$/);
   assert.equal(s.exactByImage.replaceAll("0", "").length / 512, s.exact);
+  // Every caption in exactly one figure-count group; one figure cannot mix up its colours.
+  assert.equal(s.byFigures["1"].images + s.byFigures["2"].images, 512);
+  assert.equal(s.byFigures["1"].swapped, 0);
   assert.ok(s.colour >= 0.5, `colour ${s.colour}`);
   assert.ok(s.count >= 0.85, `count ${s.count}`);
   probe.dispose();
