@@ -249,7 +249,7 @@ export function summarizeScores(scores: readonly ImageScore[]): ProbeScores {
 /** `ProbeScores` of the captions with one figure count, and how often the pairs are mixed up. */
 export interface FigureScores extends ProbeScores {
   /**
-   * Fraction with the captioned colours, shapes and count but not its pairs: each colour drawn on
+   * Fraction with the captioned colours, shapes and count but not the caption's pairs: each colour drawn on
    * the other figure's shape (attribute binding; only possible with two figures).
    */
   swapped: number;
@@ -279,7 +279,9 @@ export function scoresByFigures(
   const groups = new Map<number, ImageScore[]>();
   scores.forEach((s, i) => {
     const figures = parseCaption(captions[i]).length;
-    groups.set(figures, [...(groups.get(figures) ?? []), s]);
+    const group = groups.get(figures);
+    if (group) group.push(s);
+    else groups.set(figures, [s]);
   });
   return Object.fromEntries(
     [...groups].sort((a, b) => a[0] - b[0]).map(([figures, group]) => [String(figures), {

@@ -77,7 +77,8 @@ export function probeTable(title: string, a: ProbeScores, real: ProbeScores | nu
 
 /**
  * The probe's rates per captioned figure count, generated / real: where the exact-match errors
- * are, and how many of the two-figure ones are colours bound to the wrong shapes (`swapped`).
+ * are, and how many of the two-figure ones are colours bound to the wrong shapes (`swapped`). Both
+ * come from the same captions, so they hold the same groups.
  */
 export function figureCountTable(
   generated: Record<string, FigureScores>,

@@ -48,8 +48,8 @@ export function emaWarmupUpdates(decay: number): number {
 
 /**
  * The training log's note on decays a run's warm-up never hands over to (`decays`: those of the
- * warmed-up EMAs whose `emaWarmupUpdates` exceed `steps`), or null when there are none. Each such
- * EMA is the warm-up's own average, so several of them would all be the same one.
+ * warmed-up EMAs whose `emaWarmupUpdates` exceed `steps`), or null when there are none. Such EMAs
+ * all follow the warm-up's decay (1 + n) / (10 + n) to the end, so several of them are identical.
  *
  * @example
  * ```ts
