@@ -27,15 +27,26 @@ interface PipelineResult {
   exactByImage: boolean[];
   generated: Record<string, number | string>;
   real: Record<string, number | string>;
+  /** The probe's rates per captioned figure count, when recorded (`probe.*.byFigures`). */
+  generatedByFigures?: Record<string, Record<string, number>>;
+  realByFigures?: Record<string, Record<string, number>>;
   probe: unknown;
 }
 
 /** The `probe` section of an `eval pipeline` JSON: scores of generated and real images. */
 interface ProbeSection {
-  generated?: Record<string, number | string>;
-  realImages?: Record<string, number | string>;
+  generated?: Record<string, number | string> & FigureSection;
+  realImages?: Record<string, number | string> & FigureSection;
   probe?: unknown;
 }
+
+/** Rates per captioned figure count, in results written since they were recorded. */
+interface FigureSection {
+  byFigures?: Record<string, Record<string, number>>;
+}
+
+/** The per-figure-count rows: label and key of the group's scores. */
+const FIGURE_ROWS: [string, string][] = [["exact", "exact"], ["colours right", "colour"]];
 
 /** The rows of the side-by-side table: label and key of the probe's scores. */
 const RATE_ROWS: [string, string][] = [
@@ -92,6 +103,8 @@ async function readPipelineResult(path: string): Promise<PipelineResult> {
     exactByImage: [...byImage].map((x) => x === "1"),
     generated: probe!.generated!,
     real: probe!.realImages!,
+    generatedByFigures: probe!.generated!.byFigures,
+    realByFigures: probe!.realImages?.byFigures,
     probe: probe!.probe,
   };
 }
@@ -158,6 +171,16 @@ export async function evalCompare(
     b.generated[key] as number,
     a.real[key] as number,
   ]);
+  // Where both results split the captions by their figures (the same captions: the same groups).
+  const [ga, gb, gr] = [a.generatedByFigures, b.generatedByFigures, a.realByFigures];
+  if (ga && gb && gr) {
+    for (const figures of Object.keys(ga).filter((k) => gb[k] && gr[k])) {
+      for (const [label, key] of FIGURE_ROWS) {
+        const name = `${figures} figure${figures === "1" ? "" : "s"}: ${label}`;
+        rows.push([name, ga[figures][key], gb[figures][key], gr[figures][key]]);
+      }
+    }
+  }
   const w0 = Math.max(...rows.map((r) => r[0].length), "CLIP top-1 retrieval".length);
   print(
     `  ${"".padEnd(w0)}  ${"A".padStart(8)}  ${"B".padStart(8)}  ${"B - A".padStart(8)}` +

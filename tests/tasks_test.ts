@@ -238,6 +238,28 @@ Deno.test("runEval() compare pairs two pipeline results caption by caption, or s
     /exact: just the captioned colour-shape pairs +32\.50% +35\.50% +\+3\.00 +90\.50%/,
   );
   assert.match(text, /only A right on 2, only B on 8 of 200; B - A = \+3\.00 points/);
+  assert.doesNotMatch(text, /figures?: exact/); // neither result splits by figures
+  // Results that split the captions by their figures get a row per group.
+  const figuresA = await write("fa.json", (r) => {
+    const group = (exact: number, colour: number) => ({ exact, colour });
+    r.probe.generated.byFigures = { "1": group(0.5, 0.9), "2": group(0.1, 0.4) };
+    r.probe.realImages.byFigures = { "1": group(0.96, 1), "2": group(0.84, 1) };
+  });
+  const figuresB = await write("fb.json", (r) => {
+    r.probe.generated.byFigures = {
+      "1": { exact: 0.45, colour: 1 },
+      "2": { exact: 0.2, colour: 0.5 },
+    };
+    r.probe.realImages.byFigures = {
+      "1": { exact: 0.96, colour: 1 },
+      "2": { exact: 0.84, colour: 1 },
+    };
+  });
+  const split = collect();
+  await runEval(["compare", figuresA, figuresB], split);
+  const splitText = split.lines.join("\n");
+  assert.match(splitText, /1 figure: exact +50\.00% +45\.00% +-5\.00 +96\.00%/);
+  assert.match(splitText, /2 figures: colours right +40\.00% +50\.00% +\+10\.00 +100\.00%/);
   assert.match(text, /McNemar exact p = 0\.109/); // 2 * (1 + 10 + 45) / 1024
   const same = collect();
   await runEval(["compare", a, a], same);
