@@ -249,8 +249,8 @@ export function summarizeScores(scores: readonly ImageScore[]): ProbeScores {
 /** `ProbeScores` of the captions with one figure count, and how often the pairs are mixed up. */
 export interface FigureScores extends ProbeScores {
   /**
-   * Fraction with the captioned colours, shapes and count but not the caption's pairs: each colour drawn on
-   * the other figure's shape (attribute binding; only possible with two figures).
+   * Fraction with the captioned colours, shapes and count but not the caption's pairs: each colour
+   * drawn on the other figure's shape (attribute binding; only possible with two figures).
    */
   swapped: number;
 }

@@ -6,6 +6,7 @@
  * @module
  */
 import { comparePaired, type PairedComparison } from "../core/eval/paired.ts";
+import type { FigureScores } from "../datasets/score.ts";
 import { guidanceText, UsageError } from "./_cli.ts";
 import { fmt } from "./_eval_common.ts";
 
@@ -28,8 +29,8 @@ interface PipelineResult {
   generated: Record<string, number | string>;
   real: Record<string, number | string>;
   /** The probe's rates per captioned figure count, when recorded (`probe.*.byFigures`). */
-  generatedByFigures?: Record<string, Record<string, number>>;
-  realByFigures?: Record<string, Record<string, number>>;
+  generatedByFigures?: Record<string, FigureScores>;
+  realByFigures?: Record<string, FigureScores>;
   probe: unknown;
 }
 
@@ -42,11 +43,14 @@ interface ProbeSection {
 
 /** Rates per captioned figure count, in results written since they were recorded. */
 interface FigureSection {
-  byFigures?: Record<string, Record<string, number>>;
+  byFigures?: Record<string, FigureScores>;
 }
 
 /** The per-figure-count rows: label and key of the group's scores. */
-const FIGURE_ROWS: [string, string][] = [["exact", "exact"], ["colours right", "colour"]];
+const FIGURE_ROWS: [string, keyof FigureScores][] = [
+  ["exact", "exact"],
+  ["colours right", "colour"],
+];
 
 /** The rows of the side-by-side table: label and key of the probe's scores. */
 const RATE_ROWS: [string, string][] = [

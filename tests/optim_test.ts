@@ -185,14 +185,17 @@ Deno.test("emaWarmupUpdates: the updates after which the warm-up reaches the dec
 });
 
 Deno.test("emaWarmupNote: names every decay the warm-up keeps, singular and plural", () => {
+  const warm = (...decays: number[]) => decays.map((decay) => ({ decay, warmup: true }));
   assert.equal(emaWarmupNote("decoder", [], 300), null);
+  // Reached within the run (0.9 at 80 updates), or without warm-up: not named.
+  assert.equal(emaWarmupNote("decoder", [...warm(0.9), { decay: 0.99, warmup: false }], 300), null);
   assert.equal(
-    emaWarmupNote("decoder", [0.99], 300),
+    emaWarmupNote("decoder", warm(0.99), 300),
     "decoder: EMA 0.99 stays in the warm-up, decay (1 + n) / (10 + n), for all 300 steps " +
       '(0.99 needs 890); "emaWarmup": false uses it from the start',
   );
   assert.equal(
-    emaWarmupNote("prior", [0.999, 0.9995], 7000),
+    emaWarmupNote("prior", warm(0.999, 0.9995), 7000),
     "prior: EMA 0.999, 0.9995 stay in the warm-up, decay (1 + n) / (10 + n), for all 7000 steps " +
       '(0.999 needs 8990, 0.9995 needs 17990); "emaWarmup": false uses them from the start',
   );

@@ -47,18 +47,25 @@ export function emaWarmupUpdates(decay: number): number {
 }
 
 /**
- * The training log's note on decays a run's warm-up never hands over to (`decays`: those of the
- * warmed-up EMAs whose `emaWarmupUpdates` exceed `steps`), or null when there are none. Such EMAs
+ * The training log's note on the EMAs a run of `steps` steps never takes out of the warm-up (those
+ * with `warmup` whose `emaWarmupUpdates` exceed `steps`), or null when there are none. Such EMAs
  * all follow the warm-up's decay (1 + n) / (10 + n) to the end, so several of them are identical.
+ * An EMA without warm-up (one started on a resume) is never named.
  *
  * @example
  * ```ts
- * emaWarmupNote("decoder", [0.999], 7000);
+ * emaWarmupNote("decoder", [{ decay: 0.999, warmup: true }], 7000);
  * // 'decoder: EMA 0.999 stays in the warm-up, decay (1 + n) / (10 + n), for all 7000 steps
  * //  (0.999 needs 8990); "emaWarmup": false uses it from the start'
  * ```
  */
-export function emaWarmupNote(stage: string, decays: number[], steps: number): string | null {
+export function emaWarmupNote(
+  stage: string,
+  emas: readonly { decay: number; warmup: boolean }[],
+  steps: number,
+): string | null {
+  const decays = emas.filter((e) => e.warmup && emaWarmupUpdates(e.decay) > steps)
+    .map((e) => e.decay);
   if (decays.length === 0) return null;
   const many = decays.length > 1;
   return `${stage}: EMA ${decays.join(", ")} ${many ? "stay" : "stays"} in the warm-up, ` +

@@ -8,14 +8,7 @@
  */
 import { join } from "node:path";
 import { type ResolvedConfig, stageTrain, type TrainStage } from "../config.ts";
-import {
-  Adam,
-  clipGradNorm,
-  Ema,
-  emaWarmupNote,
-  emaWarmupUpdates,
-  learningRateAt,
-} from "../optim/mod.ts";
+import { Adam, clipGradNorm, Ema, emaWarmupNote, learningRateAt } from "../optim/mod.ts";
 import {
   add,
   getRngState,
@@ -138,10 +131,7 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
   // Decays the warm-up never hands over to: each such EMA is the warm-up's own average, so several
   // of them (extraEma from a fresh start) would all be the same one. One started on resume has no
   // warm-up (its flag, restored above, says so) and is not named.
-  const unreached = [...(ema ? [ema] : []), ...extraEmas]
-    .filter((e) => e.warmup && emaWarmupUpdates(e.decay) > train.steps)
-    .map((e) => e.decay);
-  const warmupNote = emaWarmupNote(stage, unreached, train.steps);
+  const warmupNote = emaWarmupNote(stage, [...(ema ? [ema] : []), ...extraEmas], train.steps);
   if (warmupNote) print(warmupNote);
   await Deno.mkdir(stageDir, { recursive: true });
   const metrics = await MetricsLog.open(join(stageDir, "metrics.jsonl"), { truncateAfter: step });
