@@ -235,6 +235,23 @@ Deno.test("shipped presets state each shared size once, and every consumer resol
   }
 });
 
+Deno.test("the experiment configs recorded in docs/results still load and resolve", async () => {
+  // Each measured recipe keeps its config beside its results; a renamed or retyped option would
+  // otherwise leave a documented command that no longer runs.
+  const results = join(ROOT, "docs", "results");
+  let checked = 0;
+  for (const folder of Deno.readDirSync(results)) {
+    if (!folder.isDirectory) continue;
+    for (const e of Deno.readDirSync(join(results, folder.name))) {
+      if (!e.name.endsWith(".jsonc")) continue;
+      const c = await loadConfig(join(results, folder.name, e.name), builtins());
+      assert.deepEqual(sharedSizeProblems(c), [], `${folder.name}/${e.name}`);
+      checked++;
+    }
+  }
+  assert.ok(checked >= 10, `only ${checked} configs found under docs/results`);
+});
+
 Deno.test("shipped presets resolve to the configs their shipped weights were trained with", async () => {
   const shipped: [string, string][] = [
     ["cpu32", "cpu32"],
