@@ -8,6 +8,7 @@ small PyTorch modules that follow the thesis's chapter 3 and plugins/ (see the c
 
     python3 bench/torch_baseline.py [--quick] [--json FILE] [--device cuda|cpu] [--reps N]
                                     [--threads N] [--only matmul,conv,attention,train,demo]
+                                    [--timing synced|pipelined]
 
 TF32 is OFF everywhere (matmul and cuDNN), so every figure is true fp32. --quick uses small
 shapes and few repetitions so the script can be tested on a CPU (PyTorch >= 1.13). The "demo"
@@ -39,11 +40,22 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+PIPELINED = False  # --timing pipelined: set in main()
+
+
 def time_ms(fn, device, reps, warmup):
-    """Median wall-clock ms of fn(), each repetition synchronised (as tasks/bench.ts does)."""
+    """Median wall-clock ms of fn(), each repetition synchronised (as tasks/bench.ts does); with
+    --timing pipelined, the mean of reps runs back to back with one sync at the end (as
+    tasks/bench.ts --timing pipelined)."""
     for _ in range(warmup):
         fn()
     sync(device)
+    if PIPELINED:
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        sync(device)
+        return (time.perf_counter() - t0) * 1e3 / reps
     samples = []
     for _ in range(reps):
         t0 = time.perf_counter()
@@ -451,7 +463,11 @@ def main():
     ap.add_argument("--threads", type=int, help="torch.set_num_threads (CPU); default torch's")
     ap.add_argument("--cudnn-benchmark", action="store_true",
                     help="let cuDNN pick algorithms (default off: plain eager)")
+    ap.add_argument("--timing", choices=["synced", "pipelined"], default="synced",
+                    help="synced: median of synchronised runs; pipelined: mean of back-to-back runs")
     a = ap.parse_args()
+    global PIPELINED
+    PIPELINED = a.timing == "pipelined"
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -482,6 +498,7 @@ def main():
         "quick": a.quick,
         "batch": batch,
         "reps": reps,
+        "timing": a.timing,
         "results": results,
     }
 

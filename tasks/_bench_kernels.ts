@@ -17,6 +17,10 @@ export interface Result {
   gflops?: number;
   /** Parameter count of the model a training or forward row runs. */
   params?: number;
+  /** Pipelined timing: host milliseconds per repetition (see `Timing`). */
+  hostMs?: number;
+  /** Kernel launches per repetition. */
+  dispatches?: number;
   /** Why the row failed (its ops threw). */
   error?: string;
 }
@@ -28,12 +32,66 @@ export type RowRunner = (
 ) => Promise<void>;
 
 /**
- * Median milliseconds of `reps` runs of `fn` (awaited when it returns a promise), each waited for
- * on the device, after a warm-up.
+ * How repetitions are timed. "synced" (the default): each one waited for on the device, the
+ * median; the sync's round trip is counted in every repetition (in Deno's WebGPU on an NVIDIA H200
+ * that floor is ~11 ms, measured, against microseconds for a CUDA sync; see docs/benchmarks.md).
+ * "pipelined": repetitions recorded back to back and one sync at the end, the mean, with at least
+ * --reps of them and as many more as make the sync under 5% of the total: device throughput, as a
+ * training loop that reads its loss only every few steps sees it.
  */
-export async function time(fn: () => void | Promise<unknown>, reps: number): Promise<number> {
+export type TimingMode = "synced" | "pipelined";
+
+/** A timed row's figures. */
+export interface Timing {
+  /** Milliseconds per repetition (median when synced, mean when pipelined). */
+  ms: number;
+  /** Pipelined only: mean milliseconds the host spent recording one repetition (before the
+   * final sync). Close to `ms` when the host, not the device, limits the row. */
+  hostMs?: number;
+  /** Kernel launches per repetition. */
+  dispatches?: number;
+}
+
+let timingMode: TimingMode = "synced";
+
+/** The sync round trip pipelined timing amortises (ms; see `time`). */
+const SYNC_FLOOR_MS = 12;
+
+/** Sets how `time` measures; returns the previous mode. */
+export function setTimingMode(mode: TimingMode): TimingMode {
+  const before = timingMode;
+  timingMode = mode;
+  return before;
+}
+
+/** `reps` runs of `fn` (awaited when it returns a promise) after a warm-up, timed as set by
+ * `setTimingMode`. */
+export async function time(fn: () => void | Promise<unknown>, reps: number): Promise<Timing> {
   await fn(); // warm-up: compiles pipelines
   await T.sync();
+  const launchesPer = (before: number, n: number): Pick<Timing, "dispatches"> => {
+    const d = (T.engineStats().dispatches - before) / n;
+    return d > 0 ? { dispatches: d } : {};
+  };
+  if (timingMode === "pipelined") {
+    // The one sync at the end costs a round trip (~11 ms in Deno's WebGPU, even with nothing
+    // queued: measured on llvmpipe and on an H200); more repetitions until it is under 5% of the
+    // total, so that the mean is the device's rate and not the sync's.
+    let n = reps;
+    for (;;) {
+      const before = T.engineStats().dispatches;
+      const t0 = performance.now();
+      for (let r = 0; r < n; r++) await fn();
+      const host = performance.now() - t0;
+      await T.sync();
+      const total = performance.now() - t0;
+      if (total >= 20 * SYNC_FLOOR_MS || n >= 1000) {
+        return { ms: total / n, hostMs: host / n, ...launchesPer(before, n) };
+      }
+      n = Math.min(1000, Math.ceil((n * 20 * SYNC_FLOOR_MS) / Math.max(total, 1e-3)));
+    }
+  }
+  const before = T.engineStats().dispatches;
   const samples: number[] = [];
   for (let r = 0; r < reps; r++) {
     const t0 = performance.now();
@@ -42,7 +100,21 @@ export async function time(fn: () => void | Promise<unknown>, reps: number): Pro
     samples.push(performance.now() - t0);
   }
   samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)];
+  return { ms: samples[Math.floor(samples.length / 2)], ...launchesPer(before, reps) };
+}
+
+/** Median milliseconds of an empty device sync (nothing recorded): the floor under every synced
+ * row. */
+export async function syncRoundTrip(reps: number): Promise<Timing> {
+  await T.sync();
+  const samples: number[] = [];
+  for (let r = 0; r < Math.max(reps, 5); r++) {
+    const t0 = performance.now();
+    await T.sync();
+    samples.push(performance.now() - t0);
+  }
+  samples.sort((a, b) => a - b);
+  return { ms: samples[Math.floor(samples.length / 2)] };
 }
 
 /** Marks the tensors as leaves that need gradients. */
@@ -74,8 +146,8 @@ export async function matmulRows(quick: boolean, reps: number, row: RowRunner): 
     await row(`matmul ${n}x${n}x${n}`, async () => {
       const a = T.randn([n, n]), b = T.randn([n, n]);
       try {
-        const ms = await time(() => T.scope(() => void T.matmul(a, b)), reps);
-        return { ms, gflops: (2 * n ** 3) / ms / 1e6 };
+        const t = await time(() => T.scope(() => void T.matmul(a, b)), reps);
+        return { ...t, gflops: (2 * n ** 3) / t.ms / 1e6 };
       } finally {
         a.dispose();
         b.dispose();
@@ -97,10 +169,10 @@ export async function convRows(batch: number, reps: number, row: RowRunner): Pro
           T.affine(T.randn([c, c, 3, 3]), 0.05, 0),
         );
         try {
-          const ms = await time(fwdBwd(() => conv2d(x, w, null, { padding: 1 })), reps);
+          const t = await time(fwdBwd(() => conv2d(x, w, null, { padding: 1 })), reps);
           // forward 2*B*C*C*9*HW, backward twice that (input and weight gradients)
           const flops = 3 * 2 * batch * c * c * 9 * hw * hw;
-          return { ms, gflops: flops / ms / 1e6 };
+          return { ...t, gflops: flops / t.ms / 1e6 };
         } finally {
           x.dispose();
           w.dispose();
@@ -132,8 +204,8 @@ async function winogradRows(
         try {
           const forward = () =>
             T.noGrad(() => T.scope(() => void conv2d(x, w, null, { padding: 1 })));
-          const ms = await time(forward, reps);
-          return { ms, gflops: (2 * 16 * c * o * 9 * hw * hw) / ms / 1e6 };
+          const t = await time(forward, reps);
+          return { ...t, gflops: (2 * 16 * c * o * 9 * hw * hw) / t.ms / 1e6 };
         } finally {
           T.useWinograd(before);
           x.dispose();
@@ -157,7 +229,7 @@ export async function attentionRows(reps: number, row: RowRunner): Promise<void>
         T.randn([1, 1, 1024, 64]),
       );
       try {
-        return { ms: await time(fwdBwd(() => sdpa(q, k, v)), reps) };
+        return await time(fwdBwd(() => sdpa(q, k, v)), reps);
       } finally {
         for (const t of [q, k, v]) t.dispose();
       }

@@ -87,10 +87,10 @@ export async function demoRows(
     const timesteps = keep(T.full([DEMO_BATCH], decoderSchedule.numSteps / 2));
     decoder.eval();
     await row(forwardName, async () => ({
-      ms: await time(
+      ...(await time(
         () => T.scope(() => void T.noGrad(() => decoder.predictNoise(xt, timesteps, cond))),
         reps,
-      ),
+      )),
       params,
     }));
 
@@ -111,7 +111,7 @@ export async function demoRows(
         opt.step();
         opt.zeroGrad();
       };
-      return { ms: await time(step, reps), params };
+      return { ...(await time(step, reps)), params };
     });
   } finally {
     for (const t of held) t.dispose();
@@ -148,7 +148,7 @@ export async function sampleRows(reps: number, row: RowRunner): Promise<void> {
     ];
     for (const { name, p, steps } of settings) {
       await row(`sample 8 images (weights/default, ${name})`, async () => ({
-        ms: await time(() => textToImage(p, ["a large red circle"], { n: 8, steps }), reps),
+        ...(await time(() => textToImage(p, ["a large red circle"], { n: 8, steps }), reps)),
       }));
     }
   } finally {
@@ -191,7 +191,7 @@ export async function trainingSteps(
   let tokens = tokenBatch(tokenizer, captionsFor(B));
   results.push({
     name: `train step clip B${B}`,
-    ms: await time(stepper(clip, () => clip.loss(images, tokens)), reps),
+    ...(await time(stepper(clip, () => clip.loss(images, tokens)), reps)),
   });
   clip.dispose();
   images.dispose();
@@ -208,7 +208,7 @@ export async function trainingSteps(
   const imageEmbedding = T.randn([B, E]).keep();
   results.push({
     name: `train step prior B${B}`,
-    ms: await time(stepper(prior, () => prior.loss(cond, imageEmbedding, priorSchedule)), reps),
+    ...(await time(stepper(prior, () => prior.loss(cond, imageEmbedding, priorSchedule)), reps)),
   });
   prior.dispose();
 
@@ -220,10 +220,10 @@ export async function trainingSteps(
   const decoderCond = { tokens, imageEmbedding: T.randn([B, E]).keep(), keep: T.ones([B]).keep() };
   results.push({
     name: `train step decoder B${B}`,
-    ms: await time(
+    ...(await time(
       stepper(decoder, () => decoderLoss(decoder, images, decoderCond, decoderSchedule)),
       reps,
-    ),
+    )),
   });
   decoder.dispose();
   images.dispose();
@@ -236,10 +236,10 @@ export async function trainingSteps(
     const x0 = T.randn([B, up.channels, up.imageSize, up.imageSize]).keep();
     results.push({
       name: `train step upsampler B${B}`,
-      ms: await time(
+      ...(await time(
         stepper(up, () => upsamplerLoss(up, x0, decoderSchedule)),
         reps,
-      ),
+      )),
     });
     up.dispose();
     x0.dispose();

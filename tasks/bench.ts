@@ -1,14 +1,14 @@
 /**
  * `deno task bench [--backend auto|webgpu|cpu] [--quick] [--batch N] [--reps N] [--only LIST]
- * [--preset NAME] [--train-batch N] [--json FILE]`: throughput of the hot kernels at the thesis's
- * shapes, of a preset's training steps, of the shipped demo decoder and of sampling 8 images with
- * weights/default, with the device line.
+ * [--timing synced|pipelined] [--preset NAME] [--train-batch N] [--json FILE]`: throughput of the
+ * hot kernels at the thesis's shapes, of a preset's training steps, of the shipped demo decoder
+ * and of sampling 8 images with weights/default, with the device line.
  * Every figure is the median of timed repetitions after a warm-up (pipelines compile on first
- * use), measured to device completion. A row whose ops fail (for example a kernel the chosen
- * backend lacks) is reported as "failed: <reason>" and the bench goes on. Row names match
- * bench/torch_baseline.py; bench/compare.ts puts the two JSON files side by side. The rows are in
- * `_bench_kernels.ts` (kernels, data) and `_bench_models.ts` (training steps, the demo decoder,
- * sampling).
+ * use), each measured to device completion; `--timing pipelined` times them back to back with one
+ * sync instead. A row whose ops fail (for example a kernel the chosen backend lacks) is reported
+ * as "failed: <reason>" and the bench goes on. Row names match bench/torch_baseline.py;
+ * bench/compare.ts puts the two JSON files side by side. The rows are in `_bench_kernels.ts`
+ * (kernels, data) and `_bench_models.ts` (training steps, the demo decoder, sampling).
  */
 import { exists, writeTextAtomic } from "../core/io/mod.ts";
 import {
@@ -30,6 +30,9 @@ import {
   matmulRows,
   type Result,
   type RowRunner,
+  setTimingMode,
+  syncRoundTrip,
+  type TimingMode,
 } from "./_bench_kernels.ts";
 import { demoRows, sampleRows, trainingSteps } from "./_bench_models.ts";
 
@@ -48,13 +51,18 @@ const USAGE = `Usage: deno task bench [options]
 
 Times the hot kernels at the thesis's shapes, one training step of each model of a preset, the
 16x16 demo decoder (weights/cpu-demo) and sampling 8 images with weights/default; every figure is
-the median of --reps timed runs after a warm-up.
+the median of --reps timed runs after a warm-up (see --timing).
 
 Options:
 ${BACKEND_HELP}
   --quick            smaller conv batch (8), train batch 4 and 2 repetitions, for slow devices
   --batch N          conv batch size (default 64, the thesis decoder's; 8 with --quick)
   --reps N           timed repetitions per row (default 5; 2 with --quick)
+  --timing MODE      synced (default): each repetition waited for on the device, the median;
+                     pipelined: repetitions back to back and one sync, the mean (device
+                     throughput; --reps or more, enough to make Deno's ~11 ms sync under 5%),
+                     with the host's recording time per repetition beside it. A "sync round
+                     trip" row comes first either way
   --only LIST        comma-separated row groups: ${BENCH_GROUPS.join(",")}
                      ("demo": the shipped demo decoder, forward and training step at batch 16;
                      "sample": 8 images from weights/default, as "deno task sample --n 8")
@@ -84,6 +92,7 @@ export async function runBench(args: string[]): Promise<Result[]> {
     preset: { type: "string" },
     "train-batch": { type: "string" },
     reps: { type: "string" },
+    timing: { type: "string" },
     json: { type: "string" },
     ...BACKEND_FLAG,
   }, "bench");
@@ -109,6 +118,10 @@ export async function runBench(args: string[]): Promise<Result[]> {
       );
     }
   }
+  const timing = (values.timing as string | undefined) ?? "synced";
+  if (timing !== "synced" && timing !== "pipelined") {
+    throw new UsageError(`--timing "${timing}": use synced or pipelined`);
+  }
   const presetName = (values.preset as string | undefined) ?? "thesis";
   const preset = presetName.includes("/") ? presetName : `presets/${presetName}.jsonc`;
   if ((!only || only.includes("train")) && !(await exists(preset))) {
@@ -131,7 +144,9 @@ export async function runBench(args: string[]): Promise<Result[]> {
       return;
     }
     const g = r.gflops !== undefined ? `${r.gflops.toFixed(2).padStart(9)} GFLOP/s` : "";
-    console.log(`${r.name.padEnd(44)} ${r.ms.toFixed(2).padStart(10)} ms ${g}`);
+    const host = r.hostMs !== undefined ? `  host ${r.hostMs.toFixed(2)} ms` : "";
+    const launches = r.dispatches !== undefined ? `  ${Math.round(r.dispatches)} dispatches` : "";
+    console.log(`${r.name.padEnd(44)} ${r.ms.toFixed(2).padStart(10)} ms ${g}${host}${launches}`);
   };
   /** Runs one row; a throw becomes a "failed" row instead of ending the bench. */
   const row: RowRunner = async (name, measure) => {
@@ -142,6 +157,8 @@ export async function runBench(args: string[]): Promise<Result[]> {
     }
   };
 
+  setTimingMode(timing as TimingMode);
+  await row("sync round trip", () => syncRoundTrip(reps));
   if (want("matmul")) await matmulRows(quick, reps, row);
   if (want("conv")) await convRows(batch, reps, row);
   if (want("attention")) await attentionRows(reps, row);
@@ -163,6 +180,7 @@ export async function runBench(args: string[]): Promise<Result[]> {
       date: new Date().toISOString(),
       batch,
       reps,
+      timing,
       results,
     };
     await writeTextAtomic(json, JSON.stringify(summary, null, 2));

@@ -51,7 +51,7 @@ Options:
                      (default runs/<name>)
   --resume           continue from the latest checkpoint of each stage (same loss curve)
   --max-steps N      stop once a stage has done N steps (resumed steps included), and save
-  --max-minutes M    stop a stage after M minutes of this run, and save
+  --max-minutes M    stop once a stage has run M minutes, and save (later stages do not start)
   --print-config     print the resolved config (all defaults filled in) and exit
   --list-plugins     list every plugin with its options and defaults, and exit
 ${BACKEND_HELP}

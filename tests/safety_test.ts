@@ -220,6 +220,7 @@ Deno.test("bench: bad --reps, --batch, --only and --json are one-line usage erro
     [["--json", "/proc/b.json"], /Output folder "\/proc" is not writable/],
     [["--bogus"], /Unknown flag "--bogus"; see "deno task bench --help"/],
     [["--backend", "gpu"], /unknown backend "gpu"/],
+    [["--timing", "fast"], /--timing "fast": use synced or pipelined/],
   ];
   for (const [args, re] of cases) {
     const r = await cli("bench", args);
@@ -227,7 +228,7 @@ Deno.test("bench: bad --reps, --batch, --only and --json are one-line usage erro
     assert.equal(r.stdout, "", `${args.join(" ")}: nothing runs`);
   }
   const help = await cli("bench", ["--help"]);
-  for (const flag of ["--reps", "--batch", "--only", "--preset", "--train-batch", "--json"]) {
+  for (const flag of ["--reps", "--batch", "--only", "--timing", "--preset", "--train-batch"]) {
     assert.ok(help.stdout.includes(flag), flag);
   }
   const dir = await Deno.makeTempDir();
@@ -237,6 +238,25 @@ Deno.test("bench: bad --reps, --batch, --only and --json are one-line usage erro
     assert.equal(ok.code, 0, ok.stderr);
     const rows = JSON.parse(await Deno.readTextFile(json)).results;
     assert.ok(rows.length > 0 && rows.every((r: { ms: number }) => r.ms > 0), ok.stdout);
+    // pipelined: the host's recording time and the launches per repetition beside each kernel row
+    const piped = await cli("bench", [
+      "--quick",
+      "--only",
+      "matmul",
+      "--reps",
+      "1",
+      "--timing",
+      "pipelined",
+      "--json",
+      json,
+    ]);
+    assert.equal(piped.code, 0, piped.stderr);
+    const pipedRows: { name: string; ms: number; hostMs?: number; dispatches?: number }[] =
+      JSON.parse(await Deno.readTextFile(json)).results;
+    assert.equal(pipedRows[0].name, "sync round trip");
+    for (const r of pipedRows.filter((r) => r.name.startsWith("matmul"))) {
+      assert.ok(r.hostMs! > 0 && r.hostMs! <= r.ms && r.dispatches === 1, JSON.stringify(r));
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -12,11 +12,16 @@ interface Row {
   name: string;
   ms: number;
   gflops?: number;
+  /** Pipelined timing: host milliseconds per repetition (tasks/bench.ts). */
+  hostMs?: number;
+  /** Kernel launches per repetition (tasks/bench.ts, WebGPU). */
+  dispatches?: number;
 }
 
 interface BenchFile {
   adapter?: { description?: string; features?: string[] } | null;
   date?: string;
+  timing?: string;
   results: Row[];
 }
 
@@ -24,6 +29,7 @@ interface TorchFile {
   device?: string;
   torch?: string;
   date?: string;
+  timing?: string;
   results: Row[];
 }
 
@@ -36,6 +42,16 @@ function target(name: string): number | undefined {
 }
 
 const fmt = (x: number | undefined, d = 2) => x === undefined ? "-" : x.toFixed(d);
+
+/** How both sides timed their repetitions (tasks/bench.ts and torch_baseline.py --timing). */
+function timingLine(ours: BenchFile, torch: TorchFile): string {
+  const say = (t: string | undefined) =>
+    t === "pipelined"
+      ? "means of repetitions run back to back, one sync at the end"
+      : "medians of synchronised repetitions";
+  const a = say(ours.timing), b = say(torch.timing);
+  return a === b ? `Both: ${a}, after warm-up` : `Ours: ${a}; PyTorch: ${b}; after warm-up`;
+}
 
 /** The markdown section; exported for tests. */
 export function reportMarkdown(
@@ -55,13 +71,13 @@ export function reportMarkdown(
         Object.entries(adapter.watched).map(([k, v]) => `${k} ${v ? "yes" : "no"}`).join(", ")
       })`
       : ""),
-    `PyTorch ${
-      torch.torch ?? "?"
-    } eager fp32, TF32 off. Medians of synchronised repetitions after ` +
-    "warm-up; ratio = ours / PyTorch time (lower is better, 1 = parity).",
+    `PyTorch ${torch.torch ?? "?"} eager fp32, TF32 off. ${timingLine(ours, torch)}; ` +
+    "ratio = ours / PyTorch time (lower is better, 1 = parity); host ms = our time to record " +
+    "one repetition (pipelined timing only), dispatches = our kernel launches per repetition.",
     "",
-    "| benchmark | ours ms | PyTorch ms | ours GFLOP/s | PyTorch GFLOP/s | ours/PyTorch | target |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    "| benchmark | ours ms | PyTorch ms | ours GFLOP/s | PyTorch GFLOP/s | ours/PyTorch | target " +
+    "| host ms | dispatches |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
   ];
   const theirs = new Map(torch.results.map((r) => [r.name, r]));
   const seen = new Set<string>();
@@ -75,7 +91,8 @@ export function reportMarkdown(
       : `<= ${tg}x: ${ratio <= tg ? "met" : "missed"}`;
     lines.push(
       `| ${r.name} | ${fmt(r.ms)} | ${fmt(t?.ms)} | ${fmt(r.gflops, 1)} | ${fmt(t?.gflops, 1)} | ` +
-        `${ratio === undefined ? "-" : ratio.toFixed(2) + "x"} | ${verdict} |`,
+        `${ratio === undefined ? "-" : ratio.toFixed(2) + "x"} | ${verdict} | ${fmt(r.hostMs)} | ` +
+        `${fmt(r.dispatches, 0)} |`,
     );
   }
   for (const t of torch.results) {
@@ -83,7 +100,7 @@ export function reportMarkdown(
     const tg = target(t.name);
     lines.push(
       `| ${t.name} | not measured | ${fmt(t.ms)} | - | ${fmt(t.gflops, 1)} | - | ` +
-        `${tg ? `<= ${tg}x` : ""} |`,
+        `${tg ? `<= ${tg}x` : ""} | - | - |`,
     );
   }
   return lines.join("\n") + "\n";

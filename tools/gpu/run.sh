@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine, in the repo root, in one `run` call (docs/gpu.md has the exact call):
 #   bash tools/gpu/run.sh [--quick] [--budget S] [--allow-software] [--skip-bench] [--skip-torch]
-#                         [-- TRAIN_ARGS...]
+#                         [--timing synced|pipelined] [-- TRAIN_ARGS...]
 # 1. unpacks .gpu/deno.xz to /tmp/deno and the .gl/*.deb Vulkan loader (device README recipe);
 # 2. probes the WebGPU adapter -> $OUT/adapter.json; if none or only a software one, points the
 #    loader at NVIDIA's ICD (VK_DRIVER_FILES) and probes again;
-# 3. tasks/bench.ts at the thesis shapes (matmul, conv, attention, each under its own timeout)
-#    -> $OUT/bench.json;
-# 4. bench/torch_baseline.py -> $OUT/torch.json;
+# 3. tasks/bench.ts at the thesis shapes (matmul, conv, attention, train, each under its own
+#    timeout; --timing is passed on) -> $OUT/bench.json, then tools/gpu/host_costs.ts (the host
+#    cost of the WebGPU calls a kernel launch makes, into run.log);
+# 4. bench/torch_baseline.py (same --timing) -> $OUT/torch.json;
 # 5. optionally tasks/train.ts TRAIN_ARGS (e.g. all --config presets/thesis.jsonc --max-minutes 3
 #    --out /tmp/run --resume), stopped with SIGINT (graceful save) before the budget ends; the
 #    run folder comes back as $OUT/run.tgz (split in 15 MB parts run.tgz.part-a? if larger).
@@ -20,7 +21,7 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
 OUT="${OUT:-/tmp/gpu_out}"
 mkdir -p "$OUT"
-BUDGET=510 QUICK="" ALLOW_SW=0 SKIP_BENCH=0 SKIP_TORCH=0 TRAIN=()
+BUDGET=510 QUICK="" ALLOW_SW=0 SKIP_BENCH=0 SKIP_TORCH=0 TIMING=synced TRAIN=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=--quick ;;
@@ -28,6 +29,7 @@ while [ $# -gt 0 ]; do
     --allow-software) ALLOW_SW=1 ;;
     --skip-bench) SKIP_BENCH=1 ;;
     --skip-torch) SKIP_TORCH=1 ;;
+    --timing) TIMING="$2"; shift ;;
     --) shift; TRAIN=("$@"); break ;;
     *) echo "run.sh: unknown option $1" >&2; exit 64 ;;
   esac
@@ -97,19 +99,25 @@ if [ $HW -eq 1 ] && [ $SKIP_BENCH -eq 0 ]; then
   # One timeout per section, so a slow section cannot lose the others' numbers.
   for part in matmul:100 conv:100 attention:60 train:120; do
     name=${part%%:*} t=${part##*:}
-    step "deno bench --only $name (timeout $(cap "$t")s)"
+    step "deno bench --only $name --timing $TIMING (timeout $(cap "$t")s)"
     timeout -k 5 "$(cap "$t")" "${DRUN[@]}" tasks/bench.ts --backend webgpu $QUICK --only "$name" \
-      --json "/tmp/bench_$name.json" || { echo "bench $name failed (rc $?)"; FAIL=1; }
+      --timing "$TIMING" --json "/tmp/bench_$name.json" || { echo "bench $name failed (rc $?)"; FAIL=1; }
   done
   deno eval --cached-only --node-modules-dir=manual '
     const parts = ["matmul", "conv", "attention", "train"].flatMap((n) => {
-      try { return [JSON.parse(Deno.readTextFileSync(`/tmp/bench_${n}.json`))]; } catch { return []; }
+      try {
+        const p = JSON.parse(Deno.readTextFileSync(`/tmp/bench_${n}.json`));
+        // every part starts with its own "sync round trip" row: keep the first one only
+        return [{ ...p, results: p.results.filter((r) => n === "matmul" || r.name !== "sync round trip") }];
+      } catch { return []; }
     });
     if (parts.length) {
       const out = { ...parts[0], date: new Date().toISOString(), results: parts.flatMap((p) => p.results) };
       Deno.writeTextFileSync(Deno.args[0], JSON.stringify(out, null, 2));
       console.log(`bench.json: ${out.results.length} results`);
     }' "$OUT/bench.json"
+  step "host costs of WebGPU calls (timeout $(cap 30)s)"
+  timeout -k 5 "$(cap 30)" "${DRUN[@]}" tools/gpu/host_costs.ts || echo "host_costs failed (rc $?)"
 elif [ $HW -eq 0 ]; then
   echo "skipping deno bench: no hardware adapter"
   FAIL=2
