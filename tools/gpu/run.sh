@@ -125,7 +125,8 @@ fi
 
 if [ $SKIP_TORCH -eq 0 ]; then
   step "torch baseline (timeout $(cap 150)s)"
-  timeout -k 5 "$(cap 150)" "${PYTHON:-python3}" bench/torch_baseline.py $QUICK --json "$OUT/torch.json" ||
+  timeout -k 5 "$(cap 150)" "${PYTHON:-python3}" bench/torch_baseline.py $QUICK --timing "$TIMING" \
+    --json "$OUT/torch.json" ||
     { echo "torch baseline failed (rc $?)"; [ $FAIL -eq 0 ] && FAIL=1; }
 fi
 
