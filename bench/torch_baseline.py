@@ -543,14 +543,24 @@ def main():
         div = 16 if a.quick else 1  # --quick: batch / 16
         treps = 2 if a.quick else max(5, reps // 2)
 
-        def step_timer(model, loss_fn):
+        def step_timer(model, loss_fn, max_norm=None):
             opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8)
 
             def step():
                 opt.zero_grad(set_to_none=True)
                 loss_fn().backward()
+                if max_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
                 opt.step()
             return step
+
+        def step_rows(name, model, loss_fn):
+            """The step, then the same with clipping by the global norm 1 (the presets' gradClip),
+            as tasks/bench.ts's "... + grad clip" rows."""
+            for max_norm in (None, 1.0):
+                ms = time_ms(step_timer(model, loss_fn, max_norm), dev, treps, warm)
+                label = name if max_norm is None else f"{name} + grad clip"
+                report({"name": label, "ms": ms, "params": params(model)})
 
         def params(m):
             return sum(p.numel() for p in m.parameters())
@@ -559,8 +569,7 @@ def main():
         clip = Clip().to(dev)
         imgs = torch.randn(B, 3, 32, 32, device=dev)
         toks = torch.randint(0, 512, (B, 33), device=dev)
-        ms = time_ms(step_timer(clip, lambda: clip.loss(imgs, toks)), dev, treps, warm)
-        report({"name": f"train step clip B{B}", "ms": ms, "params": params(clip)})
+        step_rows(f"train step clip B{B}", clip, lambda: clip.loss(imgs, toks))
         del clip
 
         prior = Prior().to(dev)
@@ -574,8 +583,7 @@ def main():
             ab = abar[t][:, None]
             xt = ab.sqrt() * x0 + (1 - ab).sqrt() * torch.randn_like(x0)
             return F.mse_loss(prior(enc, temb, t, xt), x0)
-        ms = time_ms(step_timer(prior, prior_loss), dev, treps, warm)
-        report({"name": f"train step prior B{B}", "ms": ms, "params": params(prior)})
+        step_rows(f"train step prior B{B}", prior, prior_loss)
         del prior
 
         Bd = 64 // div
@@ -591,8 +599,7 @@ def main():
             eps = torch.randn_like(x0i)
             xt = ab.sqrt() * x0i + (1 - ab).sqrt() * eps
             return F.mse_loss(unet(xt, t, dtoks, cemb), eps)
-        ms = time_ms(step_timer(unet, dec_loss), dev, treps, warm)
-        report({"name": f"train step decoder B{Bd}", "ms": ms, "params": params(unet)})
+        step_rows(f"train step decoder B{Bd}", unet, dec_loss)
 
     if want("demo"):
         demo_rows(dev, reps, warm, report)

@@ -20,7 +20,7 @@ import {
   loadPipeline,
   textToImage,
 } from "../core/pipeline.ts";
-import { Adam } from "../core/optim/mod.ts";
+import { Adam, gradNorm } from "../core/optim/mod.ts";
 import { tokenBatch } from "../core/clip.ts";
 import { decoderLoss, doubleConditioning, upsamplerLoss } from "../core/diffusion/mod.ts";
 import type { NoiseSchedule } from "../core/diffusion/mod.ts";
@@ -175,13 +175,34 @@ export async function trainingSteps(
   const captionsFor = (b: number) =>
     Array.from({ length: b }, (_, i) => samples[i % samples.length].caption);
   const results: Result[] = [];
-  const stepper = (model: { parameters(): T.Tensor[] }, loss: () => T.Tensor) => {
-    const opt = new Adam(model.parameters(), { lr: 1e-4 });
-    return () => {
-      T.scope(() => loss().backward());
-      opt.step();
-      opt.zeroGrad();
-    };
+  /** Two rows per model: forward, backward and Adam; then the same with clipping by the global
+   * norm (1, the presets' `gradClip`) as the train loop does it (`gradNorm`, folded into Adam). */
+  const stepRows = async (
+    name: string,
+    model: { parameters(): T.Tensor[] },
+    loss: () => T.Tensor,
+  ): Promise<void> => {
+    for (const maxNorm of [null, 1]) {
+      const opt = new Adam(model.parameters(), { lr: 1e-4 });
+      const step = () => {
+        T.scope(() => {
+          loss().backward();
+          opt.step(
+            undefined,
+            maxNorm === null ? undefined : { norm: gradNorm(model.parameters()), maxNorm },
+          );
+        });
+        opt.zeroGrad();
+      };
+      try {
+        results.push({
+          name: maxNorm === null ? name : `${name} + grad clip`,
+          ...(await time(step, reps)),
+        });
+      } finally {
+        opt.dispose();
+      }
+    }
   };
 
   const clip = await createClip(config, registry, tokenizer);
@@ -189,10 +210,7 @@ export async function trainingSteps(
   let B = batchOverride ?? config.train.clip.batchSize;
   let images = T.randn([B, 3, size, size]).keep();
   let tokens = tokenBatch(tokenizer, captionsFor(B));
-  results.push({
-    name: `train step clip B${B}`,
-    ...(await time(stepper(clip, () => clip.loss(images, tokens)), reps)),
-  });
+  await stepRows(`train step clip B${B}`, clip, () => clip.loss(images, tokens));
   clip.dispose();
   images.dispose();
 
@@ -206,10 +224,11 @@ export async function trainingSteps(
     textEmbedding: T.randn([B, E]).keep(),
   };
   const imageEmbedding = T.randn([B, E]).keep();
-  results.push({
-    name: `train step prior B${B}`,
-    ...(await time(stepper(prior, () => prior.loss(cond, imageEmbedding, priorSchedule)), reps)),
-  });
+  await stepRows(
+    `train step prior B${B}`,
+    prior,
+    () => prior.loss(cond, imageEmbedding, priorSchedule),
+  );
   prior.dispose();
 
   const decoder = await createDecoder(config, registry, tokenizer);
@@ -218,13 +237,11 @@ export async function trainingSteps(
   images = T.randn([B, decoder.channels, decoder.imageSize, decoder.imageSize]).keep();
   tokens = tokenBatch(tokenizer, captionsFor(B));
   const decoderCond = { tokens, imageEmbedding: T.randn([B, E]).keep(), keep: T.ones([B]).keep() };
-  results.push({
-    name: `train step decoder B${B}`,
-    ...(await time(
-      stepper(decoder, () => decoderLoss(decoder, images, decoderCond, decoderSchedule)),
-      reps,
-    )),
-  });
+  await stepRows(
+    `train step decoder B${B}`,
+    decoder,
+    () => decoderLoss(decoder, images, decoderCond, decoderSchedule),
+  );
   decoder.dispose();
   images.dispose();
 
@@ -234,13 +251,7 @@ export async function trainingSteps(
     const up = await createUpsampler(config, registry);
     B = batchOverride ?? config.train.upsampler?.batchSize ?? B;
     const x0 = T.randn([B, up.channels, up.imageSize, up.imageSize]).keep();
-    results.push({
-      name: `train step upsampler B${B}`,
-      ...(await time(
-        stepper(up, () => upsamplerLoss(up, x0, decoderSchedule)),
-        reps,
-      )),
-    });
+    await stepRows(`train step upsampler B${B}`, up, () => upsamplerLoss(up, x0, decoderSchedule));
     up.dispose();
     x0.dispose();
   }

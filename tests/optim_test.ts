@@ -7,9 +7,10 @@ import {
   Ema,
   emaWarmupNote,
   emaWarmupUpdates,
+  gradNorm,
   learningRateAt,
 } from "../core/optim/mod.ts";
-import { onCpu, type Tensor, tensor } from "../core/tensor/mod.ts";
+import { accumulateSquares, onCpu, type Tensor, tensor, zeros } from "../core/tensor/mod.ts";
 
 const rd = async (t: Tensor): Promise<Float32Array> => (await t.read()) as Float32Array;
 
@@ -149,6 +150,54 @@ Deno.test("clipGradNorm scales gradients to the max norm, leaves small ones alon
   assert.ok(Math.abs((await norm2.item()) - 1) < 1e-5, "norm after clipping is 1");
   assertClose(await rd(b.grad!), [0, 4 * s, 0], { label: "unchanged below max" });
   for (const t of [norm, norm2, a.grad!, b.grad!, a, b]) t.dispose();
+});
+
+Deno.test("gradNorm: the global L2 norm of gradients of many sizes, one launch each", async () => {
+  // Sizes below, at and far above the kernel's 256 threads, and a parameter without a gradient.
+  const sizes = [1, 255, 256, 257, 5000, 70001];
+  const grads = sizes.map((n, k) => randomArray(n, 10 + k, -1, 1));
+  const params = grads.map((g) => paramWithGrad(new Float64Array(g.length), g));
+  const bare = tensor(new Float32Array(3), [3]).keep();
+  let expected = 0;
+  for (const g of grads) for (const x of g) expected += Math.fround(x) ** 2;
+  const norm = gradNorm([...params, bare]);
+  assert.deepEqual(norm.shape, [1]);
+  assertClose(await rd(norm), [Math.sqrt(expected)], { rtol: 1e-5, label: "norm" });
+  const total = tensor(new Float32Array([2]), [1]).keep();
+  accumulateSquares(total, params[1].grad!);
+  let part = 2;
+  for (const x of grads[1]) part += Math.fround(x) ** 2;
+  assertClose(await rd(total), [part], { rtol: 1e-5, label: "added to what was there" });
+  const two = zeros([2]).keep();
+  assert.throws(() => accumulateSquares(two, params[0].grad!), /total must have one element/);
+  for (const t of [norm, total, two, bare, ...params.map((p) => p.grad!), ...params]) t.dispose();
+});
+
+Deno.test("Adam.step with clip = clipGradNorm then step, and leaves the gradients as they were", async () => {
+  const p0 = [randomArray(300, 21), randomArray(7, 22)];
+  const g0 = [randomArray(300, 23, -2, 2), randomArray(7, 24, -2, 2)];
+  for (const maxNorm of [1, 1e6]) { // clipping, and a norm below the limit (factor 1)
+    const a = p0.map((p, k) => paramWithGrad(p, g0[k])),
+      b = p0.map((p, k) => paramWithGrad(p, g0[k]));
+    const optA = new Adam(a, { lr: 0.01 }), optB = new Adam(b, { lr: 0.01 });
+    clipGradNorm(a, maxNorm).dispose();
+    optA.step();
+    const norm = gradNorm(b);
+    optB.step(undefined, { norm, maxNorm });
+    for (let k = 0; k < 2; k++) {
+      assertClose(await rd(b[k]), await rd(a[k]), {
+        atol: 1e-6,
+        rtol: 1e-5,
+        label: `p${k} ${maxNorm}`,
+      });
+      assertClose(await rd(b[k].grad!), Float32Array.from(g0[k]), { atol: 0, rtol: 0, label: `grad ${k} untouched` });
+    }
+    for (const t of [norm, ...a.map((p) => p.grad!), ...b.map((p) => p.grad!), ...a, ...b]) {
+      t.dispose();
+    }
+    optA.dispose();
+    optB.dispose();
+  }
 });
 
 Deno.test("learningRateAt: linear warmup, then constant or cosine to zero", () => {

@@ -5,7 +5,7 @@
  * per step and shared by every parameter's kernel, so WebGPU pipelines are compiled once and
  * reused.
  */
-import { adamUpdate, noGrad, type Tensor, zeros } from "../tensor/mod.ts";
+import { adamUpdate, type GradClip, noGrad, type Tensor, zeros } from "../tensor/mod.ts";
 
 /** Hyperparameters of `Adam`. */
 export interface AdamOptions {
@@ -113,8 +113,13 @@ export class Adam {
     this.#scalars = zeros([4]).keep();
   }
 
-  /** Applies one update with the given learning rate (default: the constructor's). */
-  step(lr: number = this.lr): void {
+  /**
+   * Applies one update with the given learning rate (default: the constructor's). With `clip`
+   * (the global norm from `gradNorm` and the largest norm let through) every gradient is read as
+   * scaled by min(1, maxNorm / (norm + 1e-6)), as after `clipGradNorm`, but left unchanged: the
+   * scaling costs no launches of its own.
+   */
+  step(lr: number = this.lr, clip?: GradClip): void {
     this.stepCount++;
     const t = this.stepCount;
     // Bias corrections in float64 on the host (Kingma & Ba 2015, Algorithm 1).
@@ -131,7 +136,7 @@ export class Adam {
     };
     noGrad(() => {
       this.params.forEach((p, k) => {
-        if (p.grad) adamUpdate(p, p.grad, this.#m[k], this.#v[k], this.#scalars, hyper);
+        if (p.grad) adamUpdate(p, p.grad, this.#m[k], this.#v[k], this.#scalars, hyper, clip);
       });
     });
   }

@@ -9,7 +9,7 @@
  */
 export { Adam, copyInto } from "./adam.ts";
 export type { AdamOptions, AdamState, AdamStateInput } from "./adam.ts";
-export { clipGradNorm } from "./clip_grad.ts";
+export { clipGradNorm, gradNorm } from "./clip_grad.ts";
 export { learningRateAt } from "./lr_schedule.ts";
 export type { LrScheduleOptions } from "./lr_schedule.ts";
 export { Ema, emaWarmupNote, emaWarmupUpdates } from "./ema.ts";

@@ -8,7 +8,7 @@
  */
 import { join } from "node:path";
 import { type ResolvedConfig, stageTrain, type TrainStage } from "../config.ts";
-import { Adam, clipGradNorm, Ema, emaWarmupNote, learningRateAt } from "../optim/mod.ts";
+import { Adam, Ema, emaWarmupNote, gradNorm, learningRateAt } from "../optim/mod.ts";
 import {
   add,
   getRngState,
@@ -222,8 +222,11 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
       const next = scope(() => {
         const loss = setup.loss(batch, index);
         loss.backward();
-        if (train.gradClip !== null) clipGradNorm(params, train.gradClip);
-        optimizer.step(lr);
+        // Clipping by the global norm, folded into the update (Adam.step): no launches of its own.
+        const clip = train.gradClip === null
+          ? undefined
+          : { norm: gradNorm(params), maxNorm: train.gradClip };
+        optimizer.step(lr, clip);
         optimizer.zeroGrad();
         setup.afterStep?.();
         ema?.update();

@@ -68,7 +68,7 @@ const scalarBuffers = new Map<string, GPUBuffer>();
  * so repeated constants cost nothing; a new one is written while mapped at creation, which
  * needs no queue write, hence no flush of the recorded dispatches.
  */
-function scalarBuffer(bits: Uint32Array): GPUBuffer {
+export function scalarBuffer(bits: Uint32Array): GPUBuffer {
   const key = bits.join(",");
   const hit = scalarBuffers.get(key);
   if (hit) {

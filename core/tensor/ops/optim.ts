@@ -1,15 +1,16 @@
 /**
  * Fused in-place updates for the optimizers (`core/optim`): one kernel per parameter for Adam /
- * AdamW, the EMA of the weights, swapping two tensors' values, and scaling a gradient by a
- * clipping factor. Each has a WGSL kernel and a CPU loop computing the same float32 formula in
+ * AdamW (optionally with the gradient-clipping factor folded in), the EMA of the weights, swapping
+ * two tensors' values, scaling a gradient by a clipping factor, and adding a gradient's sum of
+ * squares to a running total (the global norm in one launch per gradient). Each has a WGSL kernel and a CPU loop computing the same float32 formula in
  * the same order (`cpu/optim.ts`: WebAssembly kernels or Math.fround after every operation). These
  * write their first argument in place and record no gradient.
  */
-import { cpu, onCpu } from "../backend.ts";
+import { cpu, gpu, onCpu } from "../backend.ts";
 import { adamArrays, type AdamHyper, emaArrays, scaleArray } from "../cpu/optim.ts";
 import { f32 } from "../cpu/views.ts";
-import type { Tensor } from "../tensor.ts";
-import { f32Literal, runElementwise } from "../kernels/wgsl.ts";
+import { bufferOf, type Tensor } from "../tensor.ts";
+import { f32Literal, runElementwise, scalarBuffer } from "../kernels/wgsl.ts";
 
 const fr = Math.fround;
 
@@ -35,17 +36,39 @@ export function adamUpdate(
   v: Tensor,
   scalars: Tensor,
   h: AdamHyper,
+  clip?: GradClip,
 ): void {
   for (const t of [g, m, v]) expectSameSize("adamUpdate", p, t);
-  if (onCpu()) adamCpu(p, g, m, v, scalars, h);
-  else adamGpu(p, g, m, v, scalars, h);
+  if (onCpu()) adamCpu(p, g, m, v, scalars, h, clip);
+  else adamGpu(p, g, m, v, scalars, h, clip);
 }
 
-function adamGpu(p: Tensor, g: Tensor, m: Tensor, v: Tensor, s: Tensor, h: AdamHyper): void {
+/**
+ * Gradient clipping folded into `adamUpdate`: the gradient is read as g * min(1, maxNorm /
+ * (norm[0] + 1e-6)), `clipScale`'s factor, and left unchanged in memory. One launch per parameter
+ * fewer than `clipScale` and then the update.
+ */
+export interface GradClip {
+  /** The global gradient norm, a one-element tensor (`clipGradNorm`'s `gradNorm`). */
+  norm: Tensor;
+  /** The largest norm let through. */
+  maxNorm: number;
+}
+
+function adamGpu(
+  p: Tensor,
+  g: Tensor,
+  m: Tensor,
+  v: Tensor,
+  s: Tensor,
+  h: AdamHyper,
+  clip?: GradClip,
+): void {
   const b1 = f32Literal(h.beta1), b2 = f32Literal(h.beta2);
   const ob1 = f32Literal(1 - h.beta1), ob2 = f32Literal(1 - h.beta2);
   const wd = h.weightDecay;
-  const grad = wd !== 0 && !h.decoupled ? `G[i] + ${f32Literal(wd)} * P[i]` : "G[i]";
+  const clipped = clip ? `G[i] * min(1.0, ${f32Literal(clip.maxNorm)} / (N[0] + 1e-6))` : "G[i]";
+  const grad = wd !== 0 && !h.decoupled ? `${clipped} + ${f32Literal(wd)} * P[i]` : clipped;
   const decay = wd !== 0 && h.decoupled ? "  p = p * (1.0 - S[3]);\n" : "";
   runElementwise({
     label: h.decoupled ? "adamw" : "adam",
@@ -56,6 +79,12 @@ function adamGpu(p: Tensor, g: Tensor, m: Tensor, v: Tensor, s: Tensor, h: AdamH
       { binding: { name: "M", type: "f32", access: "read_write" }, tensor: m },
       { binding: { name: "V", type: "f32", access: "read_write" }, tensor: v },
       { binding: { name: "S", type: "f32", access: "read" }, tensor: s },
+      ...(clip
+        ? [{
+          binding: { name: "N", type: "f32" as const, access: "read" as const },
+          tensor: clip.norm,
+        }]
+        : []),
     ],
     body: `  let g = ${grad};
   let m = ${b1} * M[i] + ${ob1} * g;
@@ -67,10 +96,30 @@ ${decay}  P[i] = p - S[0] * S[1] * m / (sqrt(v) * S[2] + ${f32Literal(h.eps)});`
   });
 }
 
-/** The CPU twin of `adamGpu` (cpu/optim.ts). */
-function adamCpu(p: Tensor, g: Tensor, m: Tensor, v: Tensor, s: Tensor, h: AdamHyper): void {
+/** The CPU twin of `adamGpu` (cpu/optim.ts); a clipped gradient is scaled in a scratch copy, so
+ * the gradient itself stays as it was, as on WebGPU. */
+function adamCpu(
+  p: Tensor,
+  g: Tensor,
+  m: Tensor,
+  v: Tensor,
+  s: Tensor,
+  h: AdamHyper,
+  clip?: GradClip,
+): void {
   cpu().countOp();
-  adamArrays(f32(p), f32(g), f32(m), f32(v), f32(s), h);
+  if (!clip) return adamArrays(f32(p), f32(g), f32(m), f32(v), f32(s), h);
+  const factor = Math.min(1, fr(fr(clip.maxNorm) / fr(f32(clip.norm)[0] + fr(1e-6))));
+  const block = cpu().allocate(g.size * 4); // first: growing the memory detaches older views
+  try {
+    const at = block.offset / 4;
+    const scaled = cpu().mem.f32.subarray(at, at + g.size);
+    scaled.set(f32(g));
+    scaleArray(scaled, factor);
+    adamArrays(f32(p), scaled, f32(m), f32(v), f32(s), h);
+  } finally {
+    cpu().free(block);
+  }
 }
 
 /** shadow = d * shadow + (1 - d) * p in place, d = decay[0] (a one-element tensor). */
@@ -135,5 +184,56 @@ export function clipScale(g: Tensor, norm: Tensor, maxNorm: number): void {
       { binding: { name: "N", type: "f32", access: "read" }, tensor: norm },
     ],
     body: `  G[i] = G[i] * min(1.0, ${f32Literal(maxNorm)} / (N[0] + 1e-6));`,
+  });
+}
+
+/**
+ * total[0] += sum of g[i]^2, in place (`total` a one-element tensor): a gradient's share of the
+ * global L2 norm in one launch (one workgroup strides over g and reduces in workgroup memory; the
+ * length travels as a scalar, so every gradient shares one pipeline). Launches run in order, so
+ * a loop over the gradients accumulates their total.
+ */
+export function accumulateSquares(total: Tensor, g: Tensor): void {
+  if (total.size !== 1) {
+    throw new Error(`accumulateSquares: total must have one element, got [${total.shape}].`);
+  }
+  if (onCpu()) {
+    cpu().countOp();
+    const G = f32(g);
+    let acc = 0;
+    for (let i = 0; i < G.length; i++) acc += G[i] * G[i];
+    const T = f32(total);
+    T[0] = fr(T[0] + fr(acc));
+    return;
+  }
+  if (g.size === 0) return;
+  gpu().dispatch({
+    label: "accumulate_squares",
+    code: `@group(0) @binding(0) var<storage, read_write> T: array<f32>;
+@group(0) @binding(1) var<storage, read> G: array<f32>;
+@group(0) @binding(2) var<storage, read> S: array<u32>;
+var<workgroup> part: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) l: u32) {
+  let n = S[0];
+  var acc = 0.0;
+  for (var i = l; i < n; i += 256u) {
+    let x = G[i];
+    acc += x * x;
+  }
+  part[l] = acc;
+  workgroupBarrier();
+  for (var half = 128u; half > 0u; half >>= 1u) {
+    if (l < half) { part[l] += part[l + half]; }
+    workgroupBarrier();
+  }
+  if (l == 0u) { T[0] = T[0] + part[0]; }
+}`,
+    bindings: [
+      { buffer: bufferOf(total), access: "read_write" },
+      { buffer: bufferOf(g), access: "read" },
+      { buffer: scalarBuffer(new Uint32Array([g.size])), access: "read" },
+    ],
+    workgroups: [1],
   });
 }
