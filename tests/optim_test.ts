@@ -190,7 +190,11 @@ Deno.test("Adam.step with clip = clipGradNorm then step, and leaves the gradient
         rtol: 1e-5,
         label: `p${k} ${maxNorm}`,
       });
-      assertClose(await rd(b[k].grad!), Float32Array.from(g0[k]), { atol: 0, rtol: 0, label: `grad ${k} untouched` });
+      assertClose(await rd(b[k].grad!), Float32Array.from(g0[k]), {
+        atol: 0,
+        rtol: 0,
+        label: `grad ${k} untouched`,
+      });
     }
     for (const t of [norm, ...a.map((p) => p.grad!), ...b.map((p) => p.grad!), ...a, ...b]) {
       t.dispose();
