@@ -55,7 +55,8 @@ export interface GradClip {
   maxNorm: number;
 }
 
-function adamGpu(
+/** `adamUpdate`'s arguments, as its two backends take them. */
+type AdamArgs = [
   p: Tensor,
   g: Tensor,
   m: Tensor,
@@ -63,7 +64,9 @@ function adamGpu(
   s: Tensor,
   h: AdamHyper,
   clip?: GradClip,
-): void {
+];
+
+function adamGpu(...[p, g, m, v, s, h, clip]: AdamArgs): void {
   const b1 = f32Literal(h.beta1), b2 = f32Literal(h.beta2);
   const ob1 = f32Literal(1 - h.beta1), ob2 = f32Literal(1 - h.beta2);
   const wd = h.weightDecay;
@@ -98,15 +101,7 @@ ${decay}  P[i] = p - S[0] * S[1] * m / (sqrt(v) * S[2] + ${f32Literal(h.eps)});`
 
 /** The CPU twin of `adamGpu` (cpu/optim.ts); a clipped gradient is scaled in a scratch copy, so
  * the gradient itself stays as it was, as on WebGPU. */
-function adamCpu(
-  p: Tensor,
-  g: Tensor,
-  m: Tensor,
-  v: Tensor,
-  s: Tensor,
-  h: AdamHyper,
-  clip?: GradClip,
-): void {
+function adamCpu(...[p, g, m, v, s, h, clip]: AdamArgs): void {
   cpu().countOp();
   if (!clip) return adamArrays(f32(p), f32(g), f32(m), f32(v), f32(s), h);
   const factor = Math.min(1, fr(fr(clip.maxNorm) / fr(f32(clip.norm)[0] + fr(1e-6))));
