@@ -21,6 +21,8 @@ export interface Result {
   hostMs?: number;
   /** Kernel launches per repetition. */
   dispatches?: number;
+  /** WebGPU: the share of launches that reused a cached bind group. */
+  bindGroupReuse?: number;
   /** Why the row failed (its ops threw). */
   error?: string;
 }
@@ -50,6 +52,8 @@ export interface Timing {
   hostMs?: number;
   /** Kernel launches per repetition. */
   dispatches?: number;
+  /** WebGPU: the share of those launches that reused a cached bind group. */
+  bindGroupReuse?: number;
 }
 
 let timingMode: TimingMode = "synced";
@@ -69,9 +73,17 @@ export function setTimingMode(mode: TimingMode): TimingMode {
 export async function time(fn: () => void | Promise<unknown>, reps: number): Promise<Timing> {
   await fn(); // warm-up: compiles pipelines
   await T.sync();
-  const launchesPer = (before: number, n: number): Pick<Timing, "dispatches"> => {
-    const d = (T.engineStats().dispatches - before) / n;
-    return d > 0 ? { dispatches: d } : {};
+  const launchesPer = (
+    before: T.EngineStats,
+    n: number,
+  ): Pick<Timing, "dispatches" | "bindGroupReuse"> => {
+    const after = T.engineStats();
+    const d = after.dispatches - before.dispatches;
+    if (d <= 0) return {};
+    const hits = after.bindGroupHits === undefined
+      ? {}
+      : { bindGroupReuse: (after.bindGroupHits - (before.bindGroupHits ?? 0)) / d };
+    return { dispatches: d / n, ...hits };
   };
   if (timingMode === "pipelined") {
     // The one sync at the end costs a round trip (~11 ms in Deno's WebGPU, even with nothing
@@ -79,7 +91,7 @@ export async function time(fn: () => void | Promise<unknown>, reps: number): Pro
     // total, so that the mean is the device's rate and not the sync's.
     let n = reps;
     for (;;) {
-      const before = T.engineStats().dispatches;
+      const before = T.engineStats();
       const t0 = performance.now();
       for (let r = 0; r < n; r++) await fn();
       const host = performance.now() - t0;
@@ -91,7 +103,7 @@ export async function time(fn: () => void | Promise<unknown>, reps: number): Pro
       n = Math.min(1000, Math.ceil((n * 20 * SYNC_FLOOR_MS) / Math.max(total, 1e-3)));
     }
   }
-  const before = T.engineStats().dispatches;
+  const before = T.engineStats();
   const samples: number[] = [];
   for (let r = 0; r < reps; r++) {
     const t0 = performance.now();

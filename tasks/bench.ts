@@ -145,7 +145,12 @@ export async function runBench(args: string[]): Promise<Result[]> {
     }
     const g = r.gflops !== undefined ? `${r.gflops.toFixed(2).padStart(9)} GFLOP/s` : "";
     const host = r.hostMs !== undefined ? `  host ${r.hostMs.toFixed(2)} ms` : "";
-    const launches = r.dispatches !== undefined ? `  ${Math.round(r.dispatches)} dispatches` : "";
+    const reuse = r.bindGroupReuse !== undefined
+      ? ` (${Math.round(100 * r.bindGroupReuse)}% reused bind groups)`
+      : "";
+    const launches = r.dispatches !== undefined
+      ? `  ${Math.round(r.dispatches)} dispatches${reuse}`
+      : "";
     console.log(`${r.name.padEnd(44)} ${r.ms.toFixed(2).padStart(10)} ms ${g}${host}${launches}`);
   };
   /** Runs one row; a throw becomes a "failed" row instead of ending the bench. */

@@ -1,13 +1,15 @@
 /**
  * GPU memory reaches a steady state: 50 training steps of a small model (Linear + LayerNorm +
- * TransformerBlock, Adam), each inside `scope`, create no new pool buffers after the first step,
- * and the optimizer's fused kernels compile no new pipelines after it either.
+ * TransformerBlock, Adam), each inside `scope`, create no new pool buffers after the first steps,
+ * the optimizer's fused kernels compile no new pipelines after them either, and on WebGPU the
+ * launches reuse their bind groups (the pool hands out the same buffers in the same order).
  */
 import assert from "node:assert/strict";
 import "./_support/check.ts";
 import { LayerNorm, Linear, Module, TransformerBlock } from "../core/nn/mod.ts";
 import { Adam, clipGradNorm, Ema, gradNorm, learningRateAt } from "../core/optim/mod.ts";
 import { engineStats, manualSeed, mse, randn, scope, type Tensor } from "../core/tensor/mod.ts";
+import { SizeClassPool } from "../core/tensor/pool.ts";
 
 class Small extends Module {
   readonly inp: Linear;
@@ -68,6 +70,12 @@ Deno.test("50 training steps inside scope allocate no new GPU buffers or pipelin
   );
   assert.equal(end.inUse, after1.inUse, "buffers in use stay constant");
   assert.equal(end.pipelines, after1.pipelines, "no pipeline compiled after the first step");
+  if (end.bindGroupHits !== undefined) {
+    // WebGPU: the pool hands each step's tensors the same buffers, so bind groups are reused
+    const reuse = (end.bindGroupHits - after1.bindGroupHits!) /
+      (end.dispatches - after1.dispatches);
+    assert.ok(reuse > 0.95, `bind groups reused by ${(100 * reuse).toFixed(1)}% of launches`);
+  }
   assert.ok(
     losses.every(Number.isFinite) && losses.at(-1)! < losses[0],
     `loss decreases: ${losses}`,
@@ -77,4 +85,18 @@ Deno.test("50 training steps inside scope allocate no new GPU buffers or pipelin
   ema.dispose();
   x.dispose();
   y.dispose();
+});
+
+Deno.test("the pool hands out the free item created first, whatever order they were freed in", () => {
+  let made = 0;
+  const pool = new SizeClassPool((size) => ({ size, id: made++ }));
+  const [a, b, c] = [0, 1, 2].map(() => pool.take(64).item);
+  for (const item of [c, a, b]) pool.put(item, 64);
+  assert.deepEqual([0, 1, 2].map(() => pool.take(64).item.id), [0, 1, 2]);
+  pool.put(b, 64);
+  pool.put(a, 64);
+  const d = pool.take(128).item; // another size class: a new item
+  assert.deepEqual([d.id, pool.take(64).item.id, pool.take(64).item.id], [3, 0, 1]);
+  const s = pool.stats();
+  assert.deepEqual([s.created, s.reused, s.inUse], [4, 5, 4]);
 });

@@ -198,8 +198,14 @@ export function engineStats(): EngineStats {
   return backend().stats();
 }
 
-/** What `engineStats()` returns. */
-export type EngineStats = PoolStats & { pipelines: number; dispatches: number; submits: number };
+/** What `engineStats()` returns (`bindGroupHits`, WebGPU only: launches that reused a cached
+ * bind group). */
+export type EngineStats = PoolStats & {
+  pipelines: number;
+  dispatches: number;
+  submits: number;
+  bindGroupHits?: number;
+};
 
 /** Whether ops run on the CPU backend. */
 export function onCpu(): boolean {

@@ -31,9 +31,16 @@ export function sizeClass(bytes: number): number {
  * Free lists by size class with their counters: the bookkeeping of both backends' pools (the
  * WebGPU buffer pool below, the CPU backend's heap in `cpu/memory.ts`). `make` creates a new item
  * of a class's size when no free one is left.
+ *
+ * A request gets the free item created first (each free list is kept sorted by creation order),
+ * not the one freed last: then a step that allocates and frees the same sequence as the step
+ * before, from the same free items, gets the same item for each tensor every time, so the WebGPU
+ * backend's bind groups (one per kernel and set of buffers) can be reused from step to step.
  */
-export class SizeClassPool<T> {
-  #free = new Map<number, T[]>();
+export class SizeClassPool<T extends object> {
+  /** Free items by size class, newest first (the oldest is popped). */
+  #free = new Map<number, { item: T; serial: number }[]>();
+  #serials = new WeakMap<T, number>();
   #stats: PoolStats = { created: 0, reused: 0, inUse: 0, bytesReserved: 0 };
 
   constructor(private make: (size: number) => T) {}
@@ -44,9 +51,10 @@ export class SizeClassPool<T> {
     this.#stats.inUse++;
     if (list && list.length > 0) {
       this.#stats.reused++;
-      return { item: list.pop()!, reused: true };
+      return { item: list.pop()!.item, reused: true };
     }
     const item = this.make(size);
+    this.#serials.set(item, this.#stats.created);
     this.#stats.created++;
     this.#stats.bytesReserved += size;
     return { item, reused: false };
@@ -55,9 +63,17 @@ export class SizeClassPool<T> {
   /** Hands an item of size class `size` back to its free list. */
   put(item: T, size: number): void {
     this.#stats.inUse--;
-    const list = this.#free.get(size);
-    if (list) list.push(item);
-    else this.#free.set(size, [item]);
+    const entry = { item, serial: this.#serials.get(item) ?? -1 };
+    let list = this.#free.get(size);
+    if (!list) this.#free.set(size, list = []);
+    // Binary search for the place that keeps the list sorted by serial, descending.
+    let lo = 0, hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (list[mid].serial > entry.serial) lo = mid + 1;
+      else hi = mid;
+    }
+    list.splice(lo, 0, entry);
   }
 
   /** Empties the free lists, no longer counting their bytes as reserved; returns their items. */
@@ -65,7 +81,7 @@ export class SizeClassPool<T> {
     const items: T[] = [];
     for (const [size, list] of this.#free) {
       this.#stats.bytesReserved -= size * list.length;
-      items.push(...list);
+      for (const { item } of list) items.push(item);
     }
     this.#free.clear();
     return items;

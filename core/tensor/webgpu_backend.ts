@@ -45,12 +45,25 @@ export interface Dispatch {
 
 const MAX_DISPATCHES_PER_SUBMIT = 512;
 
+/**
+ * Bind groups kept for reuse, least recently used dropped first. Creating one is the dearest host
+ * call of a launch (13-22 us on an H200's host, tools/gpu/host_costs.ts, of 25-30 us in all), and
+ * a training step launches the same kernels on the same pooled buffers step after step (the pool
+ * hands them out in a fixed order, see pool.ts). `UNCLIP_BIND_GROUP_CACHE=0` turns it off.
+ */
+const BIND_GROUP_CACHE_SIZE = readEnv("UNCLIP_BIND_GROUP_CACHE") === "0" ? 0 : 8192;
+
 /** The WebGPU backend. Obtain it with `await initBackend()`, then `gpu()` in WGSL code paths. */
 export class WebGpuBackend {
   readonly kind = "webgpu" as const;
   readonly pool: BufferPool;
-  #pipelines = new Map<string, GPUComputePipeline>();
+  #pipelines = new Map<string, { pipeline: GPUComputePipeline; layoutKey: string }>();
   #layouts = new Map<string, GPUBindGroupLayout>();
+  /** Bind groups by layout and buffer ids, least recently used first. */
+  #bindGroups = new Map<string, GPUBindGroup>();
+  #bufferIds = new WeakMap<GPUBuffer, number>();
+  #nextBufferId = 1;
+  #bindGroupHits = 0;
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
   #pending = 0;
@@ -138,15 +151,8 @@ export class WebGpuBackend {
 
   /** Records one kernel launch; submits when the batch is full. */
   dispatch(d: Dispatch): void {
-    const pipeline = this.#pipeline(d);
-    const entries = d.bindings.map((b, i) => ({
-      binding: i,
-      resource: { buffer: b.buffer as GPUBuffer },
-    }));
-    const bindGroup = this.device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries,
-    });
+    const { pipeline, layoutKey } = this.#pipeline(d);
+    const bindGroup = this.#bindGroup(layoutKey, d.bindings);
     if (!this.#pass) {
       this.#encoder ??= this.device.createCommandEncoder();
       this.#pass = this.#encoder.beginComputePass();
@@ -182,14 +188,60 @@ export class WebGpuBackend {
     return this.device.queue.onSubmittedWorkDone();
   }
 
-  /** Pool, pipeline and dispatch counters. */
-  stats(): PoolStats & { pipelines: number; dispatches: number; submits: number } {
+  /** Pool, pipeline, dispatch and bind-group counters. */
+  stats(): PoolStats & {
+    pipelines: number;
+    dispatches: number;
+    submits: number;
+    bindGroupHits: number;
+  } {
     return {
       ...this.pool.stats(),
       pipelines: this.#pipelines.size,
       dispatches: this.#dispatchCount,
       submits: this.#submitCount,
+      bindGroupHits: this.#bindGroupHits,
     };
+  }
+
+  /**
+   * The bind group of these buffers under the layout `layoutKey` names: cached, or made. Layouts
+   * are explicit and shared by access pattern, so one group serves every kernel of that pattern.
+   * A cached group may name a buffer the pool has since destroyed (`trim`); such a buffer is
+   * never bound again, so its group is never asked for, and ages out.
+   */
+  #bindGroup(layoutKey: string, bindings: Dispatch["bindings"]): GPUBindGroup {
+    let key = layoutKey;
+    for (const b of bindings) {
+      const buffer = b.buffer as GPUBuffer;
+      let id = this.#bufferIds.get(buffer);
+      if (id === undefined) {
+        id = this.#nextBufferId++;
+        this.#bufferIds.set(buffer, id);
+      }
+      key += ":" + id;
+    }
+    const cached = this.#bindGroups.get(key);
+    if (cached) {
+      this.#bindGroupHits++;
+      this.#bindGroups.delete(key); // re-inserted: most recently used last
+      this.#bindGroups.set(key, cached);
+      return cached;
+    }
+    const group = this.device.createBindGroup({
+      layout: this.#layouts.get(layoutKey)!,
+      entries: bindings.map((b, i) => ({
+        binding: i,
+        resource: { buffer: b.buffer as GPUBuffer },
+      })),
+    });
+    if (BIND_GROUP_CACHE_SIZE > 0) {
+      this.#bindGroups.set(key, group);
+      if (this.#bindGroups.size > BIND_GROUP_CACHE_SIZE) {
+        this.#bindGroups.delete(this.#bindGroups.keys().next().value!);
+      }
+    }
+    return group;
   }
 
   #endPass(): void {
@@ -199,7 +251,7 @@ export class WebGpuBackend {
     }
   }
 
-  #pipeline(d: Dispatch): GPUComputePipeline {
+  #pipeline(d: Dispatch): { pipeline: GPUComputePipeline; layoutKey: string } {
     const cached = this.#pipelines.get(d.code);
     if (cached) return cached;
     const layoutKey = d.bindings.map((b) => (b.access === "read" ? "r" : "w")).join("");
@@ -232,7 +284,8 @@ export class WebGpuBackend {
         );
       }
     });
-    this.#pipelines.set(d.code, pipeline);
-    return pipeline;
+    const entry = { pipeline, layoutKey };
+    this.#pipelines.set(d.code, entry);
+    return entry;
   }
 }
