@@ -46,7 +46,8 @@ PIPELINED = False  # --timing pipelined: set in main()
 def time_ms(fn, device, reps, warmup):
     """Median wall-clock ms of fn(), each repetition synchronised (as tasks/bench.ts does); with
     --timing pipelined, the mean of reps runs back to back with one sync at the end (as
-    tasks/bench.ts --timing pipelined)."""
+    tasks/bench.ts --timing pipelined, which also adds repetitions until its ~11 ms WebGPU sync is
+    under 5% of the total; a CUDA sync costs microseconds, so reps are kept as they are here)."""
     for _ in range(warmup):
         fn()
     sync(device)

@@ -74,7 +74,7 @@ Deno.test("50 training steps inside scope allocate no new GPU buffers or pipelin
     // WebGPU: the pool hands each step's tensors the same buffers, so bind groups are reused
     const reuse = (end.bindGroupHits - after1.bindGroupHits!) /
       (end.dispatches - after1.dispatches);
-    assert.ok(reuse > 0.95, `bind groups reused by ${(100 * reuse).toFixed(1)}% of launches`);
+    assert.ok(reuse > 0.9, `bind groups reused by ${(100 * reuse).toFixed(1)}% of launches`);
   }
   assert.ok(
     losses.every(Number.isFinite) && losses.at(-1)! < losses[0],

@@ -176,19 +176,33 @@ Deno.test("gradNorm: the global L2 norm of gradients of many sizes, one launch e
 Deno.test("Adam.step with clip = clipGradNorm then step, and leaves the gradients as they were", async () => {
   const p0 = [randomArray(300, 21), randomArray(7, 22)];
   const g0 = [randomArray(300, 23, -2, 2), randomArray(7, 24, -2, 2)];
-  for (const maxNorm of [1, 1e6]) { // clipping, and a norm below the limit (factor 1)
+  let total = 0;
+  for (const g of g0) for (const x of g) total += Math.fround(x) ** 2;
+  // eps 1: Adam's first step, lr * g / (|g| + eps), would otherwise hardly depend on g's scale.
+  // Clipping (factor ~0.05) and a limit above the norm (factor 1); plain Adam and Adam + L2.
+  for (const [maxNorm, weightDecay] of [[1, 0], [1, 0.1], [1e6, 0]]) {
+    const factor = Math.min(1, maxNorm / (Math.sqrt(total) + 1e-6));
     const a = p0.map((p, k) => paramWithGrad(p, g0[k])),
       b = p0.map((p, k) => paramWithGrad(p, g0[k]));
-    const optA = new Adam(a, { lr: 0.01 }), optB = new Adam(b, { lr: 0.01 });
+    const opts = { lr: 0.01, eps: 1, weightDecay };
+    const optA = new Adam(a, opts), optB = new Adam(b, opts);
     clipGradNorm(a, maxNorm).dispose();
     optA.step();
     const norm = gradNorm(b);
     optB.step(undefined, { norm, maxNorm });
+    const label = `maxNorm ${maxNorm}, wd ${weightDecay}`;
     for (let k = 0; k < 2; k++) {
       assertClose(await rd(b[k]), await rd(a[k]), {
         atol: 1e-6,
         rtol: 1e-5,
-        label: `p${k} ${maxNorm}`,
+        label: `p${k} ${label}`,
+      });
+      // the first moment after one step: (1 - b1) * (g * factor + wd * p)
+      const m = Float64Array.from(g0[k], (g, i) => 0.1 * (g * factor + weightDecay * p0[k][i]));
+      assertClose(await rd(optB.stateDict().m[k]), m, {
+        atol: 1e-6,
+        rtol: 1e-4,
+        label: `m${k} ${label}`,
       });
       assertClose(await rd(b[k].grad!), Float32Array.from(g0[k]), {
         atol: 0,
@@ -202,7 +216,19 @@ Deno.test("Adam.step with clip = clipGradNorm then step, and leaves the gradient
     optA.dispose();
     optB.dispose();
   }
+  const p = paramWithGrad([1], [1]), norm = gradNorm([p]), opt = new Adam([p], { lr: 0.01 });
+  for (const maxNorm of [0, -1, NaN]) {
+    assert.throws(() => opt.step(undefined, { norm, maxNorm }), /maxNorm must be positive/);
+  }
+  assert.throws(() => opt.step(undefined, { norm: p0Tensor(), maxNorm: 1 }), /one element/);
+  for (const t of [norm, p.grad!, p]) t.dispose();
+  opt.dispose();
 });
+
+/** A two-element tensor, not a norm. */
+function p0Tensor(): Tensor {
+  return tensor(new Float32Array(2), [2]);
+}
 
 Deno.test("learningRateAt: linear warmup, then constant or cosine to zero", () => {
   const o = { lr: 1, warmupSteps: 4, totalSteps: 14 };

@@ -17,7 +17,7 @@ import {
 
 /**
  * The global L2 norm of the gradients of `params` as a one-element tensor (shape [1]), left on
- * the device: one launch per gradient (`accumulateSquares`) and one square root. Parameters
+ * the device: a zero, one launch per gradient (`accumulateSquares`) and a square root. Parameters
  * without a gradient are ignored.
  */
 export function gradNorm(params: Tensor[]): Tensor {

@@ -38,7 +38,7 @@ export function sizeClass(bytes: number): number {
  * backend's bind groups (one per kernel and set of buffers) can be reused from step to step.
  */
 export class SizeClassPool<T extends object> {
-  /** Free items by size class, newest first (the oldest is popped). */
+  /** Free items by size class, sorted by creation serial, highest first (the lowest is popped). */
   #free = new Map<number, { item: T; serial: number }[]>();
   #serials = new WeakMap<T, number>();
   #stats: PoolStats = { created: 0, reused: 0, inUse: 0, bytesReserved: 0 };

@@ -1,7 +1,7 @@
 /**
  * `deno run -A tools/gpu/host_costs.ts [--n N]`: what the host pays, in Deno's WebGPU, for the
- * calls every kernel launch of the engine makes (core/tensor/webgpu_backend.ts: a bind group per
- * dispatch, setPipeline, setBindGroup, dispatchWorkgroups, a submit every few hundred launches),
+ * calls a kernel launch of the engine makes (core/tensor/webgpu_backend.ts: a bind group, cached
+ * since 2026-12-04, setPipeline, setBindGroup, dispatchWorkgroups, a submit every 512 launches),
  * and what a device round trip costs (onSubmittedWorkDone, mapAsync of 4 bytes). On a real GPU a
  * training step of ~1,000-2,000 launches can be bound by these host costs rather than by the
  * kernels; tasks/bench.ts --timing pipelined reports a step's host time beside its device time,
@@ -87,7 +87,8 @@ line("createBindGroup (3 buffers)", perCall(N, (i) => bindGroup(i)));
   line(`device time of those ${N} dispatches, per dispatch`, ((performance.now() - t1) * 1000) / N);
 }
 {
-  // The engine's path: a fresh bind group per launch, a submit every 256 launches.
+  // A launch as the engine makes it without its bind-group cache: a fresh bind group each, a
+  // submit every 512 launches.
   const t0 = performance.now();
   let encoder = device.createCommandEncoder();
   let pass = encoder.beginComputePass();
@@ -95,7 +96,7 @@ line("createBindGroup (3 buffers)", perCall(N, (i) => bindGroup(i)));
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup(i));
     pass.dispatchWorkgroups(16);
-    if ((i + 1) % 256 === 0) {
+    if ((i + 1) % 512 === 0) {
       pass.end();
       device.queue.submit([encoder.finish()]);
       encoder = device.createCommandEncoder();
@@ -107,8 +108,8 @@ line("createBindGroup (3 buffers)", perCall(N, (i) => bindGroup(i)));
   const host = performance.now() - t0;
   await device.queue.onSubmittedWorkDone();
   const total = performance.now() - t0;
-  line("engine-style launch, host (bind group each, submit per 256)", (host * 1000) / N);
-  line("engine-style launch, to device completion", (total * 1000) / N);
+  line("uncached launch, host (bind group each, submit per 512)", (host * 1000) / N);
+  line("uncached launch, to device completion", (total * 1000) / N);
 }
 line(
   "writeBuffer 4 KiB",

@@ -29,7 +29,9 @@ while [ $# -gt 0 ]; do
     --allow-software) ALLOW_SW=1 ;;
     --skip-bench) SKIP_BENCH=1 ;;
     --skip-torch) SKIP_TORCH=1 ;;
-    --timing) TIMING="$2"; shift ;;
+    --timing)
+      case "${2:-}" in synced | pipelined) TIMING="$2" ;; *) echo "run.sh: --timing synced|pipelined" >&2; exit 64 ;; esac
+      shift ;;
     --) shift; TRAIN=("$@"); break ;;
     *) echo "run.sh: unknown option $1" >&2; exit 64 ;;
   esac

@@ -2,9 +2,10 @@
  * Fused in-place updates for the optimizers (`core/optim`): one kernel per parameter for Adam /
  * AdamW (optionally with the gradient-clipping factor folded in), the EMA of the weights, swapping
  * two tensors' values, scaling a gradient by a clipping factor, and adding a gradient's sum of
- * squares to a running total (the global norm in one launch per gradient). Each has a WGSL kernel and a CPU loop computing the same float32 formula in
- * the same order (`cpu/optim.ts`: WebAssembly kernels or Math.fround after every operation). These
- * write their first argument in place and record no gradient.
+ * squares to a running total (the global norm in one launch per gradient). Each has a WGSL kernel
+ * and a CPU loop computing the same float32 formula in the same order (`cpu/optim.ts`: WebAssembly
+ * kernels or Math.fround after every operation), except the sum of squares (see
+ * `accumulateSquares`). These write their first argument in place and record no gradient.
  */
 import { cpu, gpu, onCpu } from "../backend.ts";
 import { adamArrays, type AdamHyper, emaArrays, scaleArray } from "../cpu/optim.ts";
@@ -39,6 +40,12 @@ export function adamUpdate(
   clip?: GradClip,
 ): void {
   for (const t of [g, m, v]) expectSameSize("adamUpdate", p, t);
+  if (clip && !(clip.maxNorm > 0)) {
+    throw new Error(`adamUpdate: clip.maxNorm must be positive, got ${clip.maxNorm}.`);
+  }
+  if (clip && clip.norm.size !== 1) {
+    throw new Error(`adamUpdate: clip.norm must have one element, got [${clip.norm.shape}].`);
+  }
   if (onCpu()) adamCpu(p, g, m, v, scalars, h, clip);
   else adamGpu(p, g, m, v, scalars, h, clip);
 }
@@ -49,7 +56,7 @@ export function adamUpdate(
  * fewer than `clipScale` and then the update.
  */
 export interface GradClip {
-  /** The global gradient norm, a one-element tensor (`clipGradNorm`'s `gradNorm`). */
+  /** The global gradient norm, a one-element tensor (`gradNorm` in core/optim). */
   norm: Tensor;
   /** The largest norm let through. */
   maxNorm: number;
@@ -105,6 +112,7 @@ function adamCpu(...[p, g, m, v, s, h, clip]: AdamArgs): void {
   cpu().countOp();
   if (!clip) return adamArrays(f32(p), f32(g), f32(m), f32(v), f32(s), h);
   const factor = Math.min(1, fr(fr(clip.maxNorm) / fr(f32(clip.norm)[0] + fr(1e-6))));
+  if (factor === 1) return adamArrays(f32(p), f32(g), f32(m), f32(v), f32(s), h);
   const block = cpu().allocate(g.size * 4); // first: growing the memory detaches older views
   try {
     const at = block.offset / 4;
@@ -186,7 +194,10 @@ export function clipScale(g: Tensor, norm: Tensor, maxNorm: number): void {
  * total[0] += sum of g[i]^2, in place (`total` a one-element tensor): a gradient's share of the
  * global L2 norm in one launch (one workgroup strides over g and reduces in workgroup memory; the
  * length travels as a scalar, so every gradient shares one pipeline). Launches run in order, so
- * a loop over the gradients accumulates their total.
+ * a loop over the gradients accumulates their total. One workgroup reads at one compute unit's
+ * bandwidth: right for the launch-bound sizes here (tensors up to a few million elements); a
+ * two-stage reduction would suit far larger ones. The CPU twin sums in float64 (an exception to
+ * this module's same-order rule: the WGSL tree order is not reproduced).
  */
 export function accumulateSquares(total: Tensor, g: Tensor): void {
   if (total.size !== 1) {
