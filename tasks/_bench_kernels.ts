@@ -7,22 +7,14 @@
 import * as T from "../core/tensor/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";
 
-/** One row of the bench. */
-export interface Result {
+/** One row of the bench: its timing (`ms` NaN when the row failed) and what else it reports. */
+export interface Result extends Timing {
   /** The row's name, as bench/torch_baseline.py spells it. */
   name: string;
-  /** Median milliseconds; NaN when the row failed. */
-  ms: number;
   /** Throughput of a kernel row. */
   gflops?: number;
   /** Parameter count of the model a training or forward row runs. */
   params?: number;
-  /** Pipelined timing: host milliseconds per repetition (see `Timing`). */
-  hostMs?: number;
-  /** Kernel launches per repetition. */
-  dispatches?: number;
-  /** WebGPU: the share of launches that reused a cached bind group. */
-  bindGroupReuse?: number;
   /** Why the row failed (its ops threw). */
   error?: string;
 }
@@ -62,11 +54,15 @@ let timingMode: TimingMode = "synced";
  * and on an H200, the bench's first row; see `time`). */
 const SYNC_FLOOR_MS = 12;
 
-/** Sets how `time` measures; returns the previous mode. */
-export function setTimingMode(mode: TimingMode): TimingMode {
-  const before = timingMode;
+/** Sets how `time` measures. */
+export function setTimingMode(mode: TimingMode): void {
   timingMode = mode;
-  return before;
+}
+
+/** The median of some samples (sorted in place). */
+function median(samples: number[]): number {
+  samples.sort((a, b) => a - b);
+  return samples[Math.floor(samples.length / 2)];
 }
 
 /** `reps` runs of `fn` (awaited when it returns a promise) after a warm-up, timed as set by
@@ -113,8 +109,7 @@ export async function time(fn: () => void | Promise<unknown>, reps: number): Pro
     await T.sync();
     samples.push(performance.now() - t0);
   }
-  samples.sort((a, b) => a - b);
-  return { ms: samples[Math.floor(samples.length / 2)], ...launchesPer(before, reps) };
+  return { ms: median(samples), ...launchesPer(before, reps) };
 }
 
 /** Median milliseconds of an empty device sync (nothing recorded): the floor under every synced
@@ -127,8 +122,7 @@ export async function syncRoundTrip(reps: number): Promise<Timing> {
     await T.sync();
     samples.push(performance.now() - t0);
   }
-  samples.sort((a, b) => a - b);
-  return { ms: samples[Math.floor(samples.length / 2)] };
+  return { ms: median(samples) };
 }
 
 /** Marks the tensors as leaves that need gradients. */

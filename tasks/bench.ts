@@ -118,10 +118,11 @@ export async function runBench(args: string[]): Promise<Result[]> {
       );
     }
   }
-  const timing = (values.timing as string | undefined) ?? "synced";
-  if (timing !== "synced" && timing !== "pipelined") {
-    throw new UsageError(`--timing "${timing}": use synced or pipelined`);
+  const timingFlag = (values.timing as string | undefined) ?? "synced";
+  if (timingFlag !== "synced" && timingFlag !== "pipelined") {
+    throw new UsageError(`--timing "${timingFlag}": use synced or pipelined`);
   }
+  const timing: TimingMode = timingFlag;
   const presetName = (values.preset as string | undefined) ?? "thesis";
   const preset = presetName.includes("/") ? presetName : `presets/${presetName}.jsonc`;
   if ((!only || only.includes("train")) && !(await exists(preset))) {
@@ -162,7 +163,7 @@ export async function runBench(args: string[]): Promise<Result[]> {
     }
   };
 
-  setTimingMode(timing as TimingMode);
+  setTimingMode(timing);
   await row("sync round trip", () => syncRoundTrip(reps));
   if (want("matmul")) await matmulRows(quick, reps, row);
   if (want("conv")) await convRows(batch, reps, row);

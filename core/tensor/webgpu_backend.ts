@@ -47,10 +47,10 @@ const MAX_DISPATCHES_PER_SUBMIT = 512;
 
 /**
  * Bind groups kept for reuse, least recently used dropped first. Creating one is the dearest host
- * call of a launch (13-22 us on an H200's host, tools/gpu/host_costs.ts, of 14-25 us for the WebGPU
- * calls of an uncached launch), and
- * a training step launches the same kernels on the same pooled buffers step after step (the pool
- * hands them out in a fixed order, see pool.ts). `UNCLIP_BIND_GROUP_CACHE=0` turns it off.
+ * call of a launch (13-22 us on an H200's host, tools/gpu/host_costs.ts, of 14-25 us for all the
+ * WebGPU calls of an uncached launch), and a training step launches the same kernels on the same
+ * pooled buffers step after step (the pool hands them out in a fixed order, see pool.ts).
+ * `UNCLIP_BIND_GROUP_CACHE=0` turns it off.
  */
 const BIND_GROUP_CACHE_SIZE = readEnv("UNCLIP_BIND_GROUP_CACHE") === "0" ? 0 : 8192;
 

@@ -77,7 +77,7 @@ function adamGpu(...[p, g, m, v, s, h, clip]: AdamArgs): void {
   const b1 = f32Literal(h.beta1), b2 = f32Literal(h.beta2);
   const ob1 = f32Literal(1 - h.beta1), ob2 = f32Literal(1 - h.beta2);
   const wd = h.weightDecay;
-  const clipped = clip ? `G[i] * min(1.0, ${f32Literal(clip.maxNorm)} / (N[0] + 1e-6))` : "G[i]";
+  const clipped = clip ? `G[i] * ${clipFactorWgsl(clip.maxNorm)}` : "G[i]";
   const grad = wd !== 0 && !h.decoupled ? `${clipped} + ${f32Literal(wd)} * P[i]` : clipped;
   const decay = wd !== 0 && h.decoupled ? "  p = p * (1.0 - S[3]);\n" : "";
   runElementwise({
@@ -111,7 +111,7 @@ ${decay}  P[i] = p - S[0] * S[1] * m / (sqrt(v) * S[2] + ${f32Literal(h.eps)});`
 function adamCpu(...[p, g, m, v, s, h, clip]: AdamArgs): void {
   cpu().countOp();
   if (!clip) return adamArrays(f32(p), f32(g), f32(m), f32(v), f32(s), h);
-  const factor = Math.min(1, fr(fr(clip.maxNorm) / fr(f32(clip.norm)[0] + fr(1e-6))));
+  const factor = clipFactor(clip.norm, clip.maxNorm);
   if (factor === 1) return adamArrays(f32(p), f32(g), f32(m), f32(v), f32(s), h);
   const block = cpu().allocate(g.size * 4); // first: growing the memory detaches older views
   try {
@@ -169,6 +169,17 @@ export function swapValues(a: Tensor, b: Tensor): void {
   });
 }
 
+/** The clipping factor min(1, maxNorm / (norm + 1e-6)) of PyTorch's `clip_grad_norm_`, in WGSL
+ * (the norm bound as `N`), for `clipScale` and the clipped Adam update. */
+function clipFactorWgsl(maxNorm: number): string {
+  return `min(1.0, ${f32Literal(maxNorm)} / (N[0] + 1e-6))`;
+}
+
+/** The same factor on the CPU, in float32 as the WGSL computes it. */
+function clipFactor(norm: Tensor, maxNorm: number): number {
+  return Math.min(1, fr(fr(maxNorm) / fr(f32(norm)[0] + fr(1e-6))));
+}
+
 /**
  * g *= min(1, maxNorm / (norm[0] + 1e-6)) in place, norm a one-element tensor: the scaling of
  * PyTorch's `clip_grad_norm_`, with the norm left on the device.
@@ -176,7 +187,7 @@ export function swapValues(a: Tensor, b: Tensor): void {
 export function clipScale(g: Tensor, norm: Tensor, maxNorm: number): void {
   if (onCpu()) {
     cpu().countOp();
-    scaleArray(f32(g), Math.min(1, fr(fr(maxNorm) / fr(f32(norm)[0] + fr(1e-6)))));
+    scaleArray(f32(g), clipFactor(norm, maxNorm));
     return;
   }
   runElementwise({
@@ -186,7 +197,7 @@ export function clipScale(g: Tensor, norm: Tensor, maxNorm: number): void {
       { binding: { name: "G", type: "f32", access: "read_write" }, tensor: g },
       { binding: { name: "N", type: "f32", access: "read" }, tensor: norm },
     ],
-    body: `  G[i] = G[i] * min(1.0, ${f32Literal(maxNorm)} / (N[0] + 1e-6));`,
+    body: `  G[i] = G[i] * ${clipFactorWgsl(maxNorm)};`,
   });
 }
 
