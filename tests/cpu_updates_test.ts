@@ -66,16 +66,25 @@ for (const [name, hyper, step] of ADAM_CASES) {
         v[0] = 0;
         m[0] = 0;
         const scalars = Float32Array.from(step);
-        const ref = [p, g, m, v].map((a) => a.slice());
-        adamArrays(ref[0], ref[1], ref[2], ref[3], scalars, hyper);
-        const [pm, gm, mm, vm] = inMemory(p, g, m, v);
-        adamArrays(pm, gm, mm, vm, scalars, hyper);
-        assertSameBits(pm, ref[0], `${name} p, n=${n}`);
-        assertSameBits(mm, ref[2], `${name} m, n=${n}`);
-        assertSameBits(vm, ref[3], `${name} v, n=${n}`);
-        assertSameBits(gm, g, `${name} leaves g, n=${n}`);
-        // The update moved the parameters (a kernel that did nothing would fail above too).
-        assert.notDeepEqual(Array.from(pm.subarray(1, 5)), Array.from(p.subarray(1, 5)));
+        // 1: no clipping; 0.3721: the gradient read through a clipping factor.
+        for (const gradScale of [1, 0.3721]) {
+          const ref = [p, g, m, v].map((a) => a.slice());
+          adamArrays(ref[0], ref[1], ref[2], ref[3], scalars, hyper, gradScale);
+          const [pm, gm, mm, vm] = inMemory(p, g, m, v);
+          adamArrays(pm, gm, mm, vm, scalars, hyper, gradScale);
+          const label = `${name} x${gradScale}`;
+          assertSameBits(pm, ref[0], `${label} p, n=${n}`);
+          assertSameBits(mm, ref[2], `${label} m, n=${n}`);
+          assertSameBits(vm, ref[3], `${label} v, n=${n}`);
+          assertSameBits(gm, g, `${label} leaves g, n=${n}`);
+          // The update moved the parameters (a kernel that did nothing would fail above too).
+          assert.notDeepEqual(Array.from(pm.subarray(1, 5)), Array.from(p.subarray(1, 5)));
+          // The scale reached the first moment: m = b1 m + (1 - b1) g', g' = g s (+ wd p with L2
+          // decay), to float32 rounding.
+          const l2 = hyper.decoupled ? 0 : hyper.weightDecay * p[1];
+          const expectM1 = hyper.beta1 * m[1] + (1 - hyper.beta1) * (g[1] * gradScale + l2);
+          assert.ok(Math.abs(mm[1] - expectM1) < 1e-6 * Math.abs(expectM1) + 1e-9, label);
+        }
       }
     },
   });

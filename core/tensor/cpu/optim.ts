@@ -22,7 +22,9 @@ export interface AdamHyper {
 
 /**
  * One Adam / AdamW step on P in place, with gradient G and moments M, V (in place); `scalars` is
- * [lr, 1 / (1 - b1^t), 1 / sqrt(1 - b2^t), lr * wd] (see `adamUpdate` in ops/optim.ts).
+ * [lr, 1 / (1 - b1^t), 1 / sqrt(1 - b2^t), lr * wd] (see `adamUpdate` in ops/optim.ts). The
+ * gradient is read as G * gradScale (the gradient-clipping factor) and left unchanged; a scale of
+ * 1 is an exact product, so the unclipped update keeps its bits.
  */
 export function adamArrays(
   P: Float32Array,
@@ -31,21 +33,24 @@ export function adamArrays(
   V: Float32Array,
   scalars: ArrayLike<number>,
   h: AdamHyper,
+  gradScale = 1,
 ): void {
   const b1 = fr(h.beta1), b2 = fr(h.beta2), ob1 = fr(1 - h.beta1), ob2 = fr(1 - h.beta2);
   const eps = fr(h.eps), wd = fr(h.weightDecay);
   const l2 = h.weightDecay !== 0 && !h.decoupled, decoupled = h.weightDecay !== 0 && h.decoupled;
   const rate = fr(scalars[0] * scalars[1]), keep = fr(1 - scalars[3]), vScale = fr(scalars[2]);
+  const gs = fr(gradScale);
   const k = kernelsFor(P, G, M, V);
   if (k) {
     const at = [P, G, M, V].map((t) => t.byteOffset);
     const flags = (l2 ? 1 : 0) | (decoupled ? 2 : 0);
-    const hyper = [b1, b2, ob1, ob2, eps, wd, rate, keep, vScale, flags];
+    const hyper = [b1, b2, ob1, ob2, eps, wd, rate, keep, vScale, gs, flags];
     return runKernel(k, "adam_update", [...at, P.length, ...hyper], P.length);
   }
   for (let i = 0; i < P.length; i++) {
     const pi = P[i];
-    const gi = l2 ? fr(G[i] + fr(wd * pi)) : G[i];
+    const g = fr(G[i] * gs);
+    const gi = l2 ? fr(g + fr(wd * pi)) : g;
     const mi = fr(fr(b1 * M[i]) + fr(ob1 * gi));
     const vi = fr(fr(b2 * V[i]) + fr(fr(ob2 * gi) * gi));
     M[i] = mi;

@@ -106,23 +106,12 @@ ${decay}  P[i] = p - S[0] * S[1] * m / (sqrt(v) * S[2] + ${f32Literal(h.eps)});`
   });
 }
 
-/** The CPU twin of `adamGpu` (cpu/optim.ts); a clipped gradient is scaled in a scratch copy, so
- * the gradient itself stays as it was, as on WebGPU. */
+/** The CPU twin of `adamGpu` (cpu/optim.ts): the clipping factor scales the gradient as it is
+ * read, so the gradient itself stays as it was, as on WebGPU. */
 function adamCpu(...[p, g, m, v, s, h, clip]: AdamArgs): void {
   cpu().countOp();
-  if (!clip) return adamArrays(f32(p), f32(g), f32(m), f32(v), f32(s), h);
-  const factor = clipFactor(clip.norm, clip.maxNorm);
-  if (factor === 1) return adamArrays(f32(p), f32(g), f32(m), f32(v), f32(s), h);
-  const block = cpu().allocate(g.size * 4); // first: growing the memory detaches older views
-  try {
-    const at = block.offset / 4;
-    const scaled = cpu().mem.f32.subarray(at, at + g.size);
-    scaled.set(f32(g));
-    scaleArray(scaled, factor);
-    adamArrays(f32(p), scaled, f32(m), f32(v), f32(s), h);
-  } finally {
-    cpu().free(block);
-  }
+  const factor = clip ? clipFactor(clip.norm, clip.maxNorm) : 1;
+  adamArrays(f32(p), f32(g), f32(m), f32(v), f32(s), h, factor);
 }
 
 /** shadow = d * shadow + (1 - d) * p in place, d = decay[0] (a one-element tensor). */

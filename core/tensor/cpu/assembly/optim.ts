@@ -14,13 +14,14 @@ const ADAM_DECOUPLED: i32 = 2;
 
 /**
  * One Adam / AdamW step over this thread's share of n floats (ops/optim.ts, `adamUpdate`):
+ * g = g gScale (the gradient-clipping factor; 1, an exact product, when not clipping);
  * g' = g + wd p (L2); m = b1 m + ob1 g'; v = b2 v + (ob2 g') g'; p = p keep (AdamW);
  * p -= (rate m) / (sqrt(v) vScale + eps).
  */
 export function adam_update(
   p: usize, g: usize, m: usize, v: usize, n: i32,
   b1: f32, b2: f32, ob1: f32, ob2: f32, eps: f32, wd: f32,
-  rate: f32, keep: f32, vScale: f32, flags: i32,
+  rate: f32, keep: f32, vScale: f32, gScale: f32, flags: i32,
   tid: i32, nthreads: i32,
 ): void {
   const s = share(n, tid, nthreads);
@@ -28,12 +29,12 @@ export function adam_update(
   const l2 = (flags & ADAM_L2) != 0, decoupled = (flags & ADAM_DECOUPLED) != 0;
   const B1 = f32x4.splat(b1), B2 = f32x4.splat(b2), OB1 = f32x4.splat(ob1), OB2 = f32x4.splat(ob2);
   const EPS = f32x4.splat(eps), WD = f32x4.splat(wd), RATE = f32x4.splat(rate);
-  const KEEP = f32x4.splat(keep), VS = f32x4.splat(vScale);
+  const KEEP = f32x4.splat(keep), VS = f32x4.splat(vScale), GS = f32x4.splat(gScale);
   let i = lo;
   for (; i + 4 <= hi; i += 4) {
     const o = <usize>i << 2;
     const pi = v128.load(p + o);
-    let gi = v128.load(g + o);
+    let gi = f32x4.mul(v128.load(g + o), GS);
     if (l2) gi = f32x4.add(gi, f32x4.mul(WD, pi));
     const mi = f32x4.add(f32x4.mul(B1, v128.load(m + o)), f32x4.mul(OB1, gi));
     const vi = f32x4.add(f32x4.mul(B2, v128.load(v + o)), f32x4.mul(f32x4.mul(OB2, gi), gi));
@@ -46,7 +47,7 @@ export function adam_update(
   for (; i < hi; i++) {
     const o = <usize>i << 2;
     const pi = load<f32>(p + o);
-    let gi = load<f32>(g + o);
+    let gi = load<f32>(g + o) * gScale;
     if (l2) gi = gi + wd * pi;
     const mi = b1 * load<f32>(m + o) + ob1 * gi;
     const vi = b2 * load<f32>(v + o) + (ob2 * gi) * gi;
