@@ -252,6 +252,24 @@ Deno.test("the experiment configs recorded in docs/results still load and resolv
   assert.ok(checked >= 10, `only ${checked} configs found under docs/results`);
 });
 
+Deno.test("the GPU decoder sweep's configs load, resolve and train a decoder only", async () => {
+  // tools/gpu/run.sh --sweep trains each on weights/default's CLIP and prior, on a machine where a
+  // config error would cost a call of the 15 lent minutes.
+  const sweep = join(ROOT, "tools", "gpu", "sweep");
+  const names = [...Deno.readDirSync(sweep)].map((e) => e.name).filter((n) => n.endsWith(".jsonc"));
+  assert.ok(names.length >= 4, names.join(" "));
+  const base = await loadConfig(join(ROOT, "presets", "cpu32-dalle2-7k.jsonc"), builtins());
+  for (const name of names) {
+    const c = await loadConfig(join(sweep, name), builtins());
+    assert.deepEqual(sharedSizeProblems(c), [], name);
+    // The base's CLIP and prior are reused as they are: only the decoder and its training differ.
+    for (const slot of ["tokenizer", "textEncoder", "imageEncoder", "prior", "dataset"] as const) {
+      assert.deepEqual(c.components[slot], base.components[slot], `${name}: ${slot}`);
+    }
+    assert.deepEqual(c.train.clip, base.train.clip, `${name}: train.clip`);
+  }
+});
+
 Deno.test("shipped presets resolve to the configs their shipped weights were trained with", async () => {
   const shipped: [string, string][] = [
     ["cpu32", "cpu32"],

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine, in the repo root, in one `run` call (docs/gpu.md has the exact call):
 #   bash tools/gpu/run.sh [--quick] [--budget S] [--allow-software] [--skip-bench] [--skip-torch]
-#                         [--timing synced|pipelined] [-- TRAIN_ARGS...]
+#                         [--timing synced|pipelined] [--sweep CONFIGS [--sweep-base DIR]
+#                         [--sweep-steps N] [--sweep-limit N]] [-- TRAIN_ARGS...]
 # 1. unpacks .gpu/deno.xz to /tmp/deno and the .gl/*.deb Vulkan loader (device README recipe);
 # 2. probes the WebGPU adapter -> $OUT/adapter.json; if none or only a software one, points the
 #    loader at NVIDIA's ICD (VK_DRIVER_FILES) and probes again;
@@ -13,6 +14,15 @@
 #    --out /tmp/run --resume), stopped with SIGINT (graceful save) before the budget ends; the
 #    run folder comes back as $OUT/run.tgz (split in 15 MB parts run.tgz.part-a? if larger).
 #    A previous session's run folder carried as .gpu/run.tgz is unpacked to /tmp/run first.
+# 6. optionally a decoder sweep (--sweep a.jsonc,b.jsonc,...): every config's decoder trained at
+#    once, each in its own process (a small decoder's step is bound by the host, which has 16
+#    cores), on the CLIP and prior of --sweep-base (default weights/default), stopped with SIGINT
+#    in time to leave 200 s; then each exported (--half) and scored by `eval pipeline` on the test
+#    and zero-shot splits with the base's probe -> $OUT/sweep.tgz (per config: the float16
+#    decoder, metrics.jsonl, eval JSONs, logs; in 15 MB parts sweep.tgz.part-? if larger) and a
+#    summary table in run.log.
+#    --sweep-steps N adds --max-steps N and --sweep-limit N gives eval --limit N (dry runs);
+#    SWEEP_BACKEND=cpu runs the sweep on the CPU backend (a dry run here, where llvmpipe is slow).
 # Everything is logged to $OUT/run.log. The whole script stays inside --budget seconds (default
 # 510, for a call with timeout_s 570..600). Exit: 0 all good, 1 some step failed, 2 no hardware
 # adapter (the torch baseline still runs).
@@ -22,6 +32,8 @@ cd "$ROOT"
 OUT="${OUT:-/tmp/gpu_out}"
 mkdir -p "$OUT"
 BUDGET=510 QUICK="" ALLOW_SW=0 SKIP_BENCH=0 SKIP_TORCH=0 TIMING=synced TRAIN=()
+SWEEP="" SWEEP_BASE=weights/default SWEEP_STEPS="" SWEEP_LIMIT=""
+SWEEP_BACKEND="${SWEEP_BACKEND:-webgpu}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=--quick ;;
@@ -29,6 +41,10 @@ while [ $# -gt 0 ]; do
     --allow-software) ALLOW_SW=1 ;;
     --skip-bench) SKIP_BENCH=1 ;;
     --skip-torch) SKIP_TORCH=1 ;;
+    --sweep) SWEEP="$2"; shift ;;
+    --sweep-base) SWEEP_BASE="$2"; shift ;;
+    --sweep-steps) SWEEP_STEPS="$2"; shift ;;
+    --sweep-limit) SWEEP_LIMIT="$2"; shift ;;
     --timing)
       case "${2:-}" in synced | pipelined) TIMING="$2" ;; *) echo "run.sh: --timing synced|pipelined" >&2; exit 64 ;; esac
       shift ;;
@@ -156,6 +172,65 @@ if [ ${#TRAIN[@]} -gt 0 ] && [ $HW -eq 1 ]; then
     fi
   else
     echo "no time left to train ($(left)s left)"
+  fi
+fi
+
+# One config of the sweep: train its decoder on a copy of the base's CLIP and prior until SIGINT
+# after $3 seconds (or --sweep-steps), export it in float16, score it on both splits.
+sweep_one() {
+  local cfg=$1 name=$2 train_s=$3 dir=/tmp/sweep/$2 keep=/tmp/sweep_out/$2
+  mkdir -p "$dir" "$keep"
+  cp -r "$SWEEP_BASE/clip" "$SWEEP_BASE/prior" "$SWEEP_BASE/probe" "$dir/"
+  cp "$cfg" "$keep/"
+  timeout -s INT -k 30 "$train_s" "${DRUN[@]}" tasks/train.ts decoder --backend "$SWEEP_BACKEND" \
+    --config "$cfg" --out "$dir" ${SWEEP_STEPS:+--max-steps "$SWEEP_STEPS"} >"$keep/train.log" 2>&1
+  echo "train rc $?" >>"$keep/train.log"
+  cp "$dir/decoder/metrics.jsonl" "$keep/" 2>/dev/null
+  "${DRUN[@]}" tasks/export.ts --checkpoint "$dir" --out "$keep/weights" --half >"$keep/export.log" 2>&1 ||
+    { echo "$name: export failed"; return 1; }
+  for split in test zeroshot; do
+    timeout -k 5 "$(cap 80)" "${DRUN[@]}" tasks/eval.ts pipeline --backend "$SWEEP_BACKEND" \
+      --checkpoint "$keep/weights" --split "$split" ${SWEEP_LIMIT:+--limit "$SWEEP_LIMIT"} \
+      --out "$keep/eval_pipeline_$split.json" >"$keep/eval_$split.log" 2>&1 ||
+      echo "$name: eval $split failed (rc $?)"
+  done
+  # The base's stages and probe are in the repository: bring back the decoder only.
+  rm -rf "$keep/weights/clip" "$keep/weights/prior" "$keep/weights/probe"
+}
+
+if [ -n "$SWEEP" ] && [ $HW -eq 1 ]; then
+  IFS=, read -r -a CONFIGS <<<"$SWEEP"
+  t=$(($(left) - 200)) # 200 s: graceful stop, export, two evals, packing
+  if [ $t -gt 20 ]; then
+    step "decoder sweep of ${#CONFIGS[@]} configs on $SWEEP_BASE (training stopped after ${t}s)"
+    pids=()
+    for cfg in "${CONFIGS[@]}"; do
+      name=$(basename "$cfg" .jsonc)
+      sweep_one "$cfg" "$name" "$t" &
+      pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || FAIL=1; done
+    tar czf /tmp/sweep.tgz -C /tmp/sweep_out . && ls -la /tmp/sweep.tgz
+    sz=$(stat -c %s /tmp/sweep.tgz)
+    if [ "$sz" -le $((15 * 1024 * 1024)) ]; then
+      cp /tmp/sweep.tgz "$OUT/sweep.tgz"
+    elif [ "$sz" -le $((45 * 1024 * 1024)) ]; then
+      split -b 15M -a 1 /tmp/sweep.tgz "$OUT/sweep.tgz.part-"
+    else
+      echo "sweep.tgz is $sz bytes: bringing back the metrics and evals only"
+      tar czf "$OUT/sweep.tgz" -C /tmp/sweep_out --exclude='*.safetensors' .
+    fi
+    deno eval --cached-only --node-modules-dir=manual '
+      const pct = (x) => x === undefined ? "-" : (100 * x).toFixed(1).padStart(5);
+      console.log("config                              steps  exact  colour  shape  count  lenient  zs exact");
+      for (const e of [...Deno.readDirSync("/tmp/sweep_out")].sort((a, b) => a.name < b.name ? -1 : 1)) {
+        const read = (f) => { try { return JSON.parse(Deno.readTextFileSync(`/tmp/sweep_out/${e.name}/${f}`)); } catch { return undefined; } };
+        const t = read("eval_pipeline_test.json"), z = read("eval_pipeline_zeroshot.json");
+        const g = t?.probe?.generated ?? {};
+        console.log(`${e.name.padEnd(34)} ${String(t?.modelSteps?.decoder ?? "-").padStart(6)}  ${pct(g.exact)}  ${pct(g.colour)}  ${pct(g.shape)}  ${pct(g.count)}  ${pct(g.lenient)}    ${pct(z?.probe?.generated?.exact)}`);
+      }'
+  else
+    echo "no time left for the sweep ($(left)s left)"
   fi
 fi
 
