@@ -188,12 +188,13 @@ sweep_one() {
   cp "$dir/decoder/metrics.jsonl" "$keep/" 2>/dev/null
   "${DRUN[@]}" tasks/export.ts --checkpoint "$dir" --out "$keep/weights" --half >"$keep/export.log" 2>&1 ||
     { echo "$name: export failed"; return 1; }
-  for split in test zeroshot; do
-    timeout -k 5 "$(cap 80)" "${DRUN[@]}" tasks/eval.ts pipeline --backend "$SWEEP_BACKEND" \
+  for split in test zeroshot; do # both at once: the probe is cached, nothing is shared
+    { timeout -k 5 "$(cap 120)" "${DRUN[@]}" tasks/eval.ts pipeline --backend "$SWEEP_BACKEND" \
       --checkpoint "$keep/weights" --split "$split" ${SWEEP_LIMIT:+--limit "$SWEEP_LIMIT"} \
       --out "$keep/eval_pipeline_$split.json" >"$keep/eval_$split.log" 2>&1 ||
-      echo "$name: eval $split failed (rc $?)"
+      echo "$name: eval $split failed (rc $?)"; } &
   done
+  wait
   # The base's stages and probe are in the repository: bring back the decoder only.
   rm -rf "$keep/weights/clip" "$keep/weights/prior" "$keep/weights/probe"
 }
