@@ -148,6 +148,23 @@ if [ $SKIP_TORCH -eq 0 ]; then
     { echo "torch baseline failed (rc $?)"; [ $FAIL -eq 0 ] && FAIL=1; }
 fi
 
+# Packs folder $1 into $OUT/$2: whole if it is at most 15 MB, in 15 MB parts $2.part-? up to 45 MB
+# (what a call can bring back), else without the weights (metrics, evals and logs only).
+pack_back() {
+  local dir=$1 name=$2
+  tar czf "/tmp/$name" -C "$dir" . && ls -la "/tmp/$name"
+  local sz
+  sz=$(stat -c %s "/tmp/$name")
+  if [ "$sz" -le $((15 * 1024 * 1024)) ]; then
+    cp "/tmp/$name" "$OUT/$name"
+  elif [ "$sz" -le $((45 * 1024 * 1024)) ]; then
+    split -b 15M -a 1 "/tmp/$name" "$OUT/$name.part-"
+  else
+    echo "$name is $sz bytes: too large to bring back; keeping everything but the weights"
+    tar czf "$OUT/$name" -C "$dir" --exclude='*.bin' --exclude='*.safetensors' .
+  fi
+}
+
 if [ ${#TRAIN[@]} -gt 0 ] && [ $HW -eq 1 ]; then
   if [ -s .gpu/run.tgz ]; then
     mkdir -p /tmp/run && tar xzf .gpu/run.tgz -C /tmp/run && echo "unpacked .gpu/run.tgz to /tmp/run"
@@ -158,16 +175,7 @@ if [ ${#TRAIN[@]} -gt 0 ] && [ $HW -eq 1 ]; then
     timeout -s INT -k 30 "$t" "${DRUN[@]}" tasks/train.ts --backend webgpu "${TRAIN[@]}" ||
       { echo "train exited rc $?"; }
     if [ -d /tmp/run ]; then
-      tar czf /tmp/run.tgz -C /tmp/run . && ls -la /tmp/run.tgz
-      sz=$(stat -c %s /tmp/run.tgz)
-      if [ "$sz" -le $((15 * 1024 * 1024)) ]; then
-        cp /tmp/run.tgz "$OUT/run.tgz"
-      elif [ "$sz" -le $((45 * 1024 * 1024)) ]; then
-        split -b 15M -a 1 /tmp/run.tgz "$OUT/run.tgz.part-"
-      else
-        echo "run.tgz is $sz bytes: too large to bring back; keeping metrics only"
-        tar czf "$OUT/run.tgz" -C /tmp/run --exclude='*.bin' --exclude='*.safetensors' .
-      fi
+      pack_back /tmp/run run.tgz
       find /tmp/run -name '*.jsonl' | head -3 | while read -r f; do echo "$f:"; tail -2 "$f"; done
     fi
   else
@@ -211,16 +219,7 @@ if [ -n "$SWEEP" ] && [ $HW -eq 1 ]; then
       pids+=($!)
     done
     for p in "${pids[@]}"; do wait "$p" || FAIL=1; done
-    tar czf /tmp/sweep.tgz -C /tmp/sweep_out . && ls -la /tmp/sweep.tgz
-    sz=$(stat -c %s /tmp/sweep.tgz)
-    if [ "$sz" -le $((15 * 1024 * 1024)) ]; then
-      cp /tmp/sweep.tgz "$OUT/sweep.tgz"
-    elif [ "$sz" -le $((45 * 1024 * 1024)) ]; then
-      split -b 15M -a 1 /tmp/sweep.tgz "$OUT/sweep.tgz.part-"
-    else
-      echo "sweep.tgz is $sz bytes: bringing back the metrics and evals only"
-      tar czf "$OUT/sweep.tgz" -C /tmp/sweep_out --exclude='*.safetensors' .
-    fi
+    pack_back /tmp/sweep_out sweep.tgz
     deno eval --cached-only --node-modules-dir=manual '
       const pct = (x) => x === undefined ? "-" : (100 * x).toFixed(1).padStart(5);
       console.log("config                              steps  exact  colour  shape  count  lenient  zs exact");
