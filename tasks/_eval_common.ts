@@ -9,6 +9,7 @@ import type { ClipEvalResult, ClipEvalSet } from "../core/eval/clip.ts";
 import { loadCheckedSplit, type LoadPipelineOptions } from "../core/pipeline.ts";
 import type { Registry } from "../core/registry.ts";
 import { asShapesData, type CaptionedImage, type SplitName, toNchw } from "../datasets/mod.ts";
+import type { DrawnFigures, FigureCounts } from "../datasets/figure_count.ts";
 import type { ProbeOptions } from "../datasets/probe.ts";
 import type { FigureScores, ProbeScores, ShapeOutcome } from "../datasets/score.ts";
 import { type ShapeName, SHAPES } from "../datasets/shapes.ts";
@@ -94,6 +95,30 @@ export function figureCountTable(
     lines.push(
       `    ${figures} figure${figures === "1" ? " " : "s"} (${g.images})`.padEnd(22) +
         [cell("exact"), cell("colour"), cell("shape"), cell("count"), cell("swapped")].join("  "),
+    );
+  }
+  return lines.join("\n");
+}
+
+/**
+ * The figures counted from the pixels (`figureCounts`: regions away from the grey background),
+ * generated / real: how often the count is the caption's, and the images showing 0, 1, 2 and 3 or
+ * more regions, per captioned figure count. Unlike the probe's count head it sees a third figure.
+ */
+export function drawnFiguresTable(generated: FigureCounts, real: FigureCounts): string {
+  const lines = [
+    `  figures counted from the pixels (regions ${generated.threshold} from the grey background, ` +
+    `at least ${generated.minPixels} pixels), generated / real: count right; images with 0, 1, 2, 3+ regions`,
+    `    all (${Object.values(generated.byFigures).reduce((n, g) => n + g.images, 0)})`.padEnd(22) +
+    `${fmt(generated.right, true).padStart(7)} / ${fmt(real.right, true).padStart(7)}`,
+  ];
+  const counts = (h: DrawnFigures["histogram"]) => `${h["0"]}, ${h["1"]}, ${h["2"]}, ${h["3+"]}`;
+  for (const [figures, g] of Object.entries(generated.byFigures)) {
+    const r = real.byFigures[figures];
+    lines.push(
+      `    ${figures} figure${figures === "1" ? " " : "s"} (${g.images})`.padEnd(22) +
+        `${fmt(g.right, true).padStart(7)} / ${fmt(r.right, true).padStart(7)}   ` +
+        `${counts(g.histogram)} / ${counts(r.histogram)}`,
     );
   }
   return lines.join("\n");

@@ -6,6 +6,7 @@
  * @module
  */
 import { comparePaired, type PairedComparison } from "../core/eval/paired.ts";
+import type { FigureCounts } from "../datasets/figure_count.ts";
 import type { FigureScores } from "../datasets/score.ts";
 import { guidanceText, UsageError } from "./_cli.ts";
 import { fmt } from "./_eval_common.ts";
@@ -31,6 +32,8 @@ interface PipelineResult {
   /** The probe's rates per captioned figure count, when recorded (`probe.*.byFigures`). */
   generatedByFigures?: Record<string, FigureScores>;
   realByFigures?: Record<string, FigureScores>;
+  /** Figures counted from the pixels, when recorded (`probe.figuresCounted`). */
+  figuresCounted?: { generated: FigureCounts; realImages: FigureCounts };
   probe: unknown;
 }
 
@@ -38,6 +41,7 @@ interface PipelineResult {
 interface ProbeSection {
   generated?: Record<string, number | string> & FigureSection;
   realImages?: Record<string, number | string> & FigureSection;
+  figuresCounted?: { generated: FigureCounts; realImages: FigureCounts };
   probe?: unknown;
 }
 
@@ -109,6 +113,7 @@ async function readPipelineResult(path: string): Promise<PipelineResult> {
     real: probe!.realImages!,
     generatedByFigures: probe!.generated!.byFigures,
     realByFigures: probe!.realImages?.byFigures,
+    figuresCounted: probe!.figuresCounted,
     probe: probe!.probe,
   };
 }
@@ -184,6 +189,15 @@ export async function evalCompare(
         rows.push([name, ga[figures][key], gb[figures][key], gr[figures][key]]);
       }
     }
+  }
+  const [ca, cb] = [a.figuresCounted, b.figuresCounted];
+  if (ca && cb) {
+    rows.push([
+      "figures counted from the pixels right",
+      ca.generated.right,
+      cb.generated.right,
+      ca.realImages.right,
+    ]);
   }
   const w0 = Math.max(...rows.map((r) => r[0].length), "CLIP top-1 retrieval".length);
   print(

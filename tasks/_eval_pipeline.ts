@@ -10,9 +10,11 @@ import { imagesToNchw } from "../core/data/images.ts";
 import { type ClipEvalResult, evaluateClip } from "../core/eval/clip.ts";
 import { loadPipeline, outputImageSize, reconstructImages, textToImage } from "../core/pipeline.ts";
 import { loadOrTrainProbe, scoreImages } from "../datasets/probe.ts";
+import { figureCounts } from "../datasets/figure_count.ts";
 import { guidanceText, UsageError } from "./_cli.ts";
 import { FULL_GUIDANCE_INTERVAL, type GuidanceInterval } from "../core/diffusion/mod.ts";
 import {
+  drawnFiguresTable,
   type EvalContext,
   evalSet,
   figureCountTable,
@@ -150,6 +152,11 @@ export async function evalPipeline(
         );
         print(figureCountTable(pg.byFigures, pr.byFigures));
         print(shapeOutcomeTable(pg.byShape, pr.byShape));
+        const drawn = {
+          generated: figureCounts(generated, S, captions),
+          realImages: figureCounts(realNchw, S, captions),
+        };
+        print(drawnFiguresTable(drawn.generated, drawn.realImages));
         probeResults = {
           metric: "a CNN probe trained on the dataset's ground-truth labels predicts the " +
             "(colour, shape) pairs, figure count and each pair's size word of each image; " +
@@ -159,6 +166,11 @@ export async function evalPipeline(
           generated: pg,
           realImages: pr,
           probe: info,
+          figuresCounted: {
+            metric: "connected regions (8-neighbourhood) of pixels away from the grey " +
+              "background, at least minPixels large: figures drawn, with no learned model",
+            ...drawn,
+          },
         };
       } finally {
         probe.dispose();

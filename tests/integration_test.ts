@@ -498,6 +498,13 @@ Deno.test({
       // And per captioned figure count: the two captions, split by their figures.
       const byFigures: Record<string, { images: number }> = stored.probe.generated.byFigures;
       assert.equal(Object.values(byFigures).reduce((n, g) => n + g.images, 0), 2);
+      // And the figures counted from the pixels, for the generated and the real images.
+      const counted = stored.probe.figuresCounted;
+      for (const side of [counted.generated, counted.realImages]) {
+        const groups: { images: number }[] = Object.values(side.byFigures);
+        assert.equal(groups.reduce((n, g) => n + g.images, 0), 2);
+        assert.ok(side.right >= 0 && side.right <= 1);
+      }
     });
 
     await t.step(

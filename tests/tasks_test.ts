@@ -260,6 +260,21 @@ Deno.test("runEval() compare pairs two pipeline results caption by caption, or s
   const splitText = split.lines.join("\n");
   assert.match(splitText, /1 figure: exact +50\.00% +45\.00% +-5\.00 +96\.00%/);
   assert.match(splitText, /2 figures: colours right +40\.00% +50\.00% +\+10\.00 +100\.00%/);
+  assert.doesNotMatch(splitText, /counted from the pixels/); // neither result counts them
+  // Results that count the figures from the pixels get that row.
+  const counted = (right: number) => ({ right, byFigures: {}, threshold: 0.35, minPixels: 3 });
+  const countedA = await write("ca.json", (r) => {
+    r.probe.figuresCounted = { generated: counted(0.8), realImages: counted(0.97) };
+  });
+  const countedB = await write("cb.json", (r) => {
+    r.probe.figuresCounted = { generated: counted(0.9), realImages: counted(0.97) };
+  });
+  const pixels = collect();
+  await runEval(["compare", countedA, countedB], pixels);
+  assert.match(
+    pixels.lines.join("\n"),
+    /figures counted from the pixels right +80\.00% +90\.00% +\+10\.00 +97\.00%/,
+  );
   assert.match(text, /McNemar exact p = 0\.109/); // 2 * (1 + 10 + 45) / 1024
   const same = collect();
   await runEval(["compare", a, a], same);
