@@ -222,12 +222,12 @@ if [ -n "$SWEEP" ] && [ $HW -eq 1 ]; then
     pack_back /tmp/sweep_out sweep.tgz
     deno eval --cached-only --node-modules-dir=manual '
       const pct = (x) => x === undefined ? "-" : (100 * x).toFixed(1).padStart(5);
-      console.log("config                              steps  exact  colour  shape  count  lenient  zs exact");
+      console.log("config                              steps  exact  colour  shape  count  pixels  lenient  zs exact");
       for (const e of [...Deno.readDirSync("/tmp/sweep_out")].sort((a, b) => a.name < b.name ? -1 : 1)) {
         const read = (f) => { try { return JSON.parse(Deno.readTextFileSync(`/tmp/sweep_out/${e.name}/${f}`)); } catch { return undefined; } };
         const t = read("eval_pipeline_test.json"), z = read("eval_pipeline_zeroshot.json");
         const g = t?.probe?.generated ?? {};
-        console.log(`${e.name.padEnd(34)} ${String(t?.modelSteps?.decoder ?? "-").padStart(6)}  ${pct(g.exact)}  ${pct(g.colour)}  ${pct(g.shape)}  ${pct(g.count)}  ${pct(g.lenient)}    ${pct(z?.probe?.generated?.exact)}`);
+        console.log(`${e.name.padEnd(34)} ${String(t?.modelSteps?.decoder ?? "-").padStart(6)}  ${pct(g.exact)}  ${pct(g.colour)}  ${pct(g.shape)}  ${pct(g.count)}   ${pct(t?.probe?.figuresCounted?.generated?.right)}  ${pct(g.lenient)}    ${pct(z?.probe?.generated?.exact)}`);
       }'
   else
     echo "no time left for the sweep ($(left)s left)"
