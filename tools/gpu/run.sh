@@ -221,7 +221,7 @@ if [ -n "$SWEEP" ] && [ $HW -eq 1 ]; then
     for p in "${pids[@]}"; do wait "$p" || FAIL=1; done
     pack_back /tmp/sweep_out sweep.tgz
     deno eval --cached-only --node-modules-dir=manual '
-      const pct = (x) => x === undefined ? "-" : (100 * x).toFixed(1).padStart(5);
+      const pct = (x) => (x === undefined ? "-" : (100 * x).toFixed(1)).padStart(5);
       console.log("config                              steps  exact  colour  shape  count  pixels  lenient  zs exact");
       for (const e of [...Deno.readDirSync("/tmp/sweep_out")].sort((a, b) => a.name < b.name ? -1 : 1)) {
         const read = (f) => { try { return JSON.parse(Deno.readTextFileSync(`/tmp/sweep_out/${e.name}/${f}`)); } catch { return undefined; } };
