@@ -33,15 +33,18 @@ interface PipelineResult {
   generatedByFigures?: Record<string, FigureScores>;
   realByFigures?: Record<string, FigureScores>;
   /** Figures counted from the pixels, when recorded (`probe.figuresCounted`). */
-  figuresCounted?: { generated: FigureCounts; realImages: FigureCounts };
+  figuresCounted?: FiguresCounted;
   probe: unknown;
 }
+
+/** Figures counted from the pixels of the generated and the real images. */
+type FiguresCounted = { generated: FigureCounts; realImages: FigureCounts };
 
 /** The `probe` section of an `eval pipeline` JSON: scores of generated and real images. */
 interface ProbeSection {
   generated?: Record<string, number | string> & FigureSection;
   realImages?: Record<string, number | string> & FigureSection;
-  figuresCounted?: { generated: FigureCounts; realImages: FigureCounts };
+  figuresCounted?: FiguresCounted;
   probe?: unknown;
 }
 
