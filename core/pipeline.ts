@@ -54,6 +54,7 @@ export {
   sampleEmbeddings,
   textToImage,
   unseenWords,
+  upsampleRealImages,
 } from "./pipeline/generate.ts";
 export {
   type LoadedUpsampler,

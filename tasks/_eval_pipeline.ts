@@ -8,7 +8,13 @@
  */
 import { imagesToNchw } from "../core/data/images.ts";
 import { type ClipEvalResult, evaluateClip } from "../core/eval/clip.ts";
-import { loadPipeline, outputImageSize, reconstructImages, textToImage } from "../core/pipeline.ts";
+import {
+  loadPipeline,
+  outputImageSize,
+  reconstructImages,
+  textToImage,
+  upsampleRealImages,
+} from "../core/pipeline.ts";
 import { loadOrTrainProbe, scoreImages } from "../datasets/probe.ts";
 import { figureCounts } from "../datasets/figure_count.ts";
 import { guidanceText, UsageError } from "./_cli.ts";
@@ -29,9 +35,10 @@ import {
  * Where the decoder's conditioning comes from: the caption and the prior's embedding (the whole
  * pipeline), the caption and the real image's own CLIP embedding (a perfect prior), or the real
  * image's embedding with an empty caption (variations, DALL-E 2 section 3.1: what the decoder
- * draws from the embedding alone).
+ * draws from the embedding alone); or no decoder at all: the real image area-downsampled to the
+ * decoder's size, upsampled by a cascade's upsampler ("downsampled": the cascade's ceiling).
  */
-export const PIPELINE_SOURCES = ["prior", "image", "variations"] as const;
+export const PIPELINE_SOURCES = ["prior", "image", "variations", "downsampled"] as const;
 
 /** One of `PIPELINE_SOURCES`. */
 export type PipelineSource = typeof PIPELINE_SOURCES[number];
@@ -73,16 +80,25 @@ export async function evalPipeline(
     }
     const per = 3 * S * S;
     const generated = new Float32Array(captions.length * per);
+    if (from === "downsampled" && !p.upsampler) {
+      throw new UsageError(
+        `--from downsampled runs a cascade's upsampler, and ${checkpoint} has none ` +
+          `(no ${checkpoint}/upsampler); use --from prior, image or variations`,
+      );
+    }
     const chunk = CAPTIONS_PER_CALL;
     const realNchw = imagesToNchw(data);
     const t0 = performance.now();
     for (let i = 0; i < captions.length; i += chunk) {
       const part = captions.slice(i, i + chunk);
       const options = { guidance, guidanceInterval, steps, seed: seed + i };
-      const g = from !== "prior"
+      const real = realNchw.subarray(i * per, (i + part.length) * per);
+      const g = from === "downsampled"
+        ? await upsampleRealImages(p, real, part.length, options)
+        : from !== "prior"
         ? await reconstructImages(
           p,
-          realNchw.subarray(i * per, (i + part.length) * per),
+          real,
           from === "variations" ? part.map(() => "") : part,
           options,
         )
@@ -113,10 +129,13 @@ export async function evalPipeline(
       ? ""
       : from === "image"
       ? ", decoded from the real images' CLIP embeddings"
-      : ", variations: the real images' CLIP embeddings, empty captions";
+      : from === "variations"
+      ? ", variations: the real images' CLIP embeddings, empty captions"
+      : `, no decoder: the real images area-downsampled to ${p.decoder.imageSize}x` +
+        `${p.decoder.imageSize} and upsampled`;
     const text = table(
       `Pipeline, ${split} split (${captions.length} captions${source}, ` +
-        `${guidanceText(guidance, guidanceInterval)}, ` +
+        `${from === "downsampled" ? "" : `${guidanceText(guidance, guidanceInterval)}, `}` +
         `${seconds.toFixed(0)} s): generated images scored by the trained CLIP`,
       rows(gen, real),
     ).replace("ours".padStart(9), "generated".padStart(9)).replace(

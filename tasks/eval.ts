@@ -73,6 +73,8 @@ ${GUIDANCE_INTERVAL_HELP}
                      and the prior's embedding), image (the caption and the real image's own
                      CLIP embedding: a perfect prior) or variations (the real image's CLIP
                      embedding and an empty caption: what the decoder takes from CLIP alone)
+                     or, for a cascade, downsampled (no decoder: the real image area-averaged
+                     to the decoder's size and upsampled: the upsampler's ceiling)
 ${PRIOR_SAMPLING_HELP}
                      (for "prior" and "pipeline")
 ${RAW_DECODER_HELP}
@@ -81,7 +83,7 @@ ${SAMPLER_OPTIONS_HELP}
   --probe-steps N    training steps of the ground-truth probe (default ${DEFAULT_PROBE_STEPS})
   --probe-images N   images the probe trains on (default ${DEFAULT_PROBE_OPTIONS.trainCount})
   --out FILE.json    where to write the results (default DIR/eval_<what>_<split>.json, with
-                     --from image or variations DIR/eval_pipeline_<from>_<split>.json, with
+                     --from other than prior DIR/eval_pipeline_<from>_<split>.json, with
                      --raw-decoder "_raw" before the split); an existing file is kept unless
                      --force
   --force            overwrite the results file if it exists
@@ -170,6 +172,13 @@ export async function runEval(
     if (what !== "pipeline") throw new UsageError(`--from is for "eval pipeline", not "${what}"`);
     if (!(PIPELINE_SOURCES as readonly string[]).includes(from)) {
       throw new UsageError(`Unknown --from "${from}"; choose ${PIPELINE_SOURCES.join(", ")}`);
+    }
+    if (from === "downsampled") {
+      for (const flag of ["guidance", "guidance-interval", "raw-decoder"]) {
+        if (values[flag] !== undefined && values[flag] !== false) {
+          throw new UsageError(`--${flag} is for the decoder, and --from downsampled runs none`);
+        }
+      }
     }
   }
   const rawDecoder = values["raw-decoder"] === true;

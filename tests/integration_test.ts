@@ -531,6 +531,10 @@ Deno.test({
           /Unknown --from "text"; choose prior, image, variations/,
         );
         await assert.rejects(
+          () => runEval(["pipeline", "--checkpoint", RUN, "--from", "downsampled"], quiet),
+          /--from downsampled runs a cascade's upsampler, and .* has none/,
+        );
+        await assert.rejects(
           () => runEval(["prior", "--checkpoint", RUN, "--from", "image"], quiet),
           /--from is for "eval pipeline", not "prior"/,
         );

@@ -13,6 +13,7 @@ import {
   manualSeed,
   mean,
   mul,
+  noGrad,
   randn,
   reshape,
   scope,
@@ -34,7 +35,14 @@ import { cosineBetas } from "../plugins/schedules/mod.ts";
 import { builtins } from "../plugins/mod.ts";
 import { loadConfig } from "../core/config_file.ts";
 import { ConfigError, validateConfig } from "../core/config.ts";
-import { imageVariations, loadPipeline, outputImageSize, textToImage } from "../core/pipeline.ts";
+import {
+  imageVariations,
+  loadPipeline,
+  outputImageSize,
+  textToImage,
+  upsampleImages,
+  upsampleRealImages,
+} from "../core/pipeline.ts";
 import { decodeEmbeddings } from "../core/eval/embed.ts";
 import { runEval } from "../tasks/eval.ts";
 import { generateSplit } from "../datasets/mod.ts";
@@ -285,6 +293,49 @@ Deno.test({
         quiet,
       );
       assert.equal((pipe?.results.generated as Record<string, number>).count, 2);
+      // The upsampler alone on real images: its condition is their area average at the
+      // decoder's side, sampled as the cascade samples (same seed, same images).
+      const up = await loadPipeline(run, builtins());
+      try {
+        const real = Float32Array.from({ length: 2 * 3 * 16 * 16 }, (_, i) => Math.sin(i / 7));
+        const got = await upsampleRealImages(up, real, 2, { steps: 2, seed: 5 });
+        assert.deepEqual(got.shape, [2, 3, 16, 16]);
+        manualSeed(5);
+        const expected = await noGrad(() =>
+          upsampleImages(
+            up.upsampler!,
+            downsampleArea(tensor(real, [2, 3, 16, 16]), 8),
+            up.sampler,
+            up.upsamplerSchedule!,
+            { steps: 2 },
+          )
+        ).read();
+        assert.deepEqual(got.images, expected);
+        await assert.rejects(
+          () => upsampleRealImages(up, real.subarray(0, 3 * 8 * 8), 1),
+          /expected 1 image\(s\) of 3x16x16/,
+        );
+      } finally {
+        up.dispose();
+      }
+      const ceiling = await runEval(
+        [
+          ...["pipeline", "--checkpoint", run, "--limit", "2", "--steps", "2"],
+          ...["--from", "downsampled", "--probe-steps", "20", "--probe-images", "64"],
+        ],
+        quiet,
+      );
+      assert.equal(ceiling?.path, join(run, "eval_pipeline_downsampled_test.json"));
+      assert.equal(ceiling?.results.from, "downsampled");
+      assert.equal((ceiling?.results.generated as Record<string, number>).count, 2);
+      await assert.rejects(
+        () =>
+          runEval(
+            ["pipeline", "--checkpoint", run, "--from", "downsampled", "--guidance", "3"],
+            quiet,
+          ),
+        /--guidance is for the decoder, and --from downsampled runs none/,
+      );
       // Export carries the upsampler, and the exported run samples through it.
       const exported = join(work, "exported");
       await runExport(["--checkpoint", run, "--out", exported], quiet.print);

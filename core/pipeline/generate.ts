@@ -16,6 +16,7 @@ import {
   type GuidanceInterval,
   guidedPredictor,
 } from "../diffusion/guidance.ts";
+import { downsampleArea } from "../diffusion/augment.ts";
 import { samplePrior } from "../diffusion/prior_sampling.ts";
 import type { Module } from "../nn/module.ts";
 import {
@@ -527,6 +528,55 @@ export async function reconstructImages(
     );
   }
   return await decodeClipEmbeddingsOf(p, images, captions.length, [...captions], options);
+}
+
+/**
+ * DALL-E 2's upsampler alone: area-downsamples `count` NCHW images at `inputImageSize(p)` (real
+ * images, in [-1, 1]) to the decoder's size, as the upsampler was trained (its condition is each
+ * image's own area average), and upsamples them back with the pipeline's sampler. What comes back
+ * is what the cascade would draw from a perfect decoder: its ceiling. Throws when the pipeline has
+ * no upsampler. `options.upsamplerSteps` (else `steps`), `upsamplerAugment` and `seed` apply.
+ *
+ * @example
+ * ```ts
+ * import type { Components } from "./load.ts";
+ * async function ceiling(cascade: Components, real: Float32Array, count: number) {
+ *   return (await upsampleRealImages(cascade, real, count)).shape; // [count, 3, 32, 32]
+ * }
+ * ```
+ */
+export async function upsampleRealImages(
+  p: Components,
+  images: Float32Array,
+  count: number,
+  options: GenerateImagesOptions = {},
+): Promise<GeneratedImages> {
+  checkGenerateOptions(options, 1);
+  const up = p.upsampler, schedule = p.upsamplerSchedule;
+  if (!up || !schedule) {
+    throw new Error("This pipeline has no upsampler: only a cascade's runs can upsample images");
+  }
+  if (!Number.isInteger(count) || count < 1 || count > MAX_IMAGES) {
+    throw new RangeError(`Expected 1 to ${MAX_IMAGES} images, got ${count}`);
+  }
+  const S = inputImageSize(p);
+  if (images.length !== count * up.channels * S * S) {
+    throw new Error(
+      `Input holds ${images.length} values; expected ${count} image(s) of ` +
+        `${up.channels}x${S}x${S}`,
+    );
+  }
+  manualSeed(options.seed ?? 0);
+  const x = noGrad(() =>
+    scope(() => {
+      const lowRes = downsampleArea(tensor(images, [count, up.channels, S, S]), up.lowResSize);
+      return upsampleImages(up, lowRes, p.sampler, schedule, {
+        steps: options.upsamplerSteps ?? options.steps,
+        augment: options.upsamplerAugment,
+      });
+    })
+  );
+  return await readImages(p, x, Array.from({ length: count }, () => ""), options);
 }
 
 /**
