@@ -70,6 +70,13 @@ export async function evalPipeline(
   const from = sampling.from ?? "prior";
   const p = await loadPipeline(checkpoint, registry, load);
   try {
+    // Before the split is generated: without an upsampler there is nothing to score.
+    if (from === "downsampled" && !p.upsampler) {
+      throw new UsageError(
+        `--from downsampled runs a cascade's upsampler, and ${checkpoint} has none ` +
+          `(no ${checkpoint}/upsampler); use --from prior, image or variations`,
+      );
+    }
     const data = await loadSplit(p.config, registry, ctx);
     const captions = data.map((d) => d.caption);
     const S = outputImageSize(p);
@@ -80,12 +87,6 @@ export async function evalPipeline(
     }
     const per = 3 * S * S;
     const generated = new Float32Array(captions.length * per);
-    if (from === "downsampled" && !p.upsampler) {
-      throw new UsageError(
-        `--from downsampled runs a cascade's upsampler, and ${checkpoint} has none ` +
-          `(no ${checkpoint}/upsampler); use --from prior, image or variations`,
-      );
-    }
     const chunk = CAPTIONS_PER_CALL;
     const realNchw = imagesToNchw(data);
     const t0 = performance.now();
