@@ -300,6 +300,55 @@ export function guidanceText(guidance: number, interval?: GuidanceInterval): str
   return `guidance ${guidance}` + (partial ? ` over t/T ${interval.join("-")}` : "");
 }
 
+/** The flags of a cascade's upsampler (`sample`, `eval pipeline`). */
+export const UPSAMPLER_FLAGS: Record<string, FlagSpec> = {
+  "upsampler-steps": { type: "string" },
+  "upsampler-augment": { type: "string" },
+};
+
+/** Help lines of `UPSAMPLER_FLAGS`. */
+export const UPSAMPLER_HELP =
+  `  --upsampler-steps N  a cascade's upsampler: reverse-process steps (respaced; default: --steps)
+  --upsampler-augment L  a cascade's upsampler: the noise level, 0 to 1, of its low-resolution
+                     condition (DALL-E 2's conditioning augmentation; default: the level
+                     its config samples with, sampleAugment)`;
+
+/**
+ * `--upsampler-steps` and `--upsampler-augment`, each undefined when absent.
+ *
+ * @example
+ * ```ts
+ * upsamplerFlags({ "upsampler-augment": "0.2" }); // { upsamplerSteps: undefined, upsamplerAugment: 0.2 }
+ * ```
+ */
+export function upsamplerFlags(values: ParsedFlags["values"]): {
+  upsamplerSteps: number | undefined;
+  upsamplerAugment: number | undefined;
+} {
+  return {
+    upsamplerSteps: numberFlag(values, "upsampler-steps", { integer: true, min: 1 }),
+    upsamplerAugment: numberFlag(values, "upsampler-augment", { min: 0, max: 1 }),
+  };
+}
+
+/**
+ * A one-line error when upsampler flags (as `upsamplerFlags` read them) are given for a run
+ * without an upsampler, or with it switched off: they would be silently ignored.
+ */
+export function checkUpsamplerFlags(
+  flags: ReturnType<typeof upsamplerFlags>,
+  hasUpsampler: boolean,
+  why: string,
+): void {
+  if (hasUpsampler) return;
+  const given = flags.upsamplerSteps !== undefined
+    ? "--upsampler-steps"
+    : flags.upsamplerAugment !== undefined
+    ? "--upsampler-augment"
+    : undefined;
+  if (given) throw new UsageError(`${given}: ${why}; drop the flag`);
+}
+
 /** Help line of `--guidance-interval` (sample, eval). */
 export const GUIDANCE_INTERVAL_HELP =
   `  --guidance-interval LO,HI  guide only where t / T of the decoder's schedule is from LO to

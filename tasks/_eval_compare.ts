@@ -18,8 +18,9 @@ interface PipelineResult {
   checkpoint: string;
   sampler: string;
   steps: number | null;
-  guidance: number;
-  guidanceInterval?: [number, number];
+  /** Null for `--from downsampled`, which runs no decoder. */
+  guidance: number | null;
+  guidanceInterval?: [number, number] | null;
   seed: number;
   from?: string;
   rerank?: number;
@@ -104,8 +105,8 @@ async function readPipelineResult(path: string): Promise<PipelineResult> {
     checkpoint: String(json.checkpoint),
     sampler: String(json.sampler),
     steps: (json.steps as number | null) ?? null,
-    guidance: json.guidance as number,
-    guidanceInterval: json.guidanceInterval as [number, number] | undefined,
+    guidance: (json.guidance as number | null | undefined) ?? null,
+    guidanceInterval: json.guidanceInterval as [number, number] | null | undefined,
     seed: json.seed as number,
     from: json.from as string | undefined,
     rerank: json.rerank as number | undefined,
@@ -129,7 +130,7 @@ function describe(r: PipelineResult): string {
   const parts = [
     `${r.checkpoint}${decoderStep}`,
     `${r.sampler}${r.steps ? ` ${r.steps} steps` : ""}`,
-    guidanceText(r.guidance, r.guidanceInterval),
+    r.guidance === null ? "no decoder" : guidanceText(r.guidance, r.guidanceInterval ?? undefined),
     `seed ${r.seed}`,
   ];
   if (r.from && r.from !== "prior") parts.push(`from ${r.from}`);

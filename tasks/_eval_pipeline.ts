@@ -17,7 +17,7 @@ import {
 } from "../core/pipeline.ts";
 import { loadOrTrainProbe, scoreImages } from "../datasets/probe.ts";
 import { figureCounts } from "../datasets/figure_count.ts";
-import { guidanceText, UsageError } from "./_cli.ts";
+import { checkUpsamplerFlags, guidanceText, UsageError } from "./_cli.ts";
 import { FULL_GUIDANCE_INTERVAL, type GuidanceInterval } from "../core/diffusion/mod.ts";
 import {
   drawnFiguresTable,
@@ -55,6 +55,10 @@ export interface PipelineSampling {
   steps: number | undefined;
   /** Decoder candidates per caption, the best by CLIP kept (undefined: 1, no reranking). */
   rerank?: number;
+  /** A cascade's upsampler: its reverse-process steps (undefined: `steps`). */
+  upsamplerSteps?: number;
+  /** A cascade's upsampler: its condition's augmentation level (undefined: its config's). */
+  upsamplerAugment?: number;
 }
 
 /** Captions per `textToImage` call: with `rerank` K, K times as many images are drawn at once. */
@@ -66,7 +70,7 @@ export async function evalPipeline(
   sampling: PipelineSampling,
 ): Promise<Record<string, unknown>> {
   const { checkpoint, registry, split, seed, print, probeOptions, load } = ctx;
-  const { guidance, guidanceInterval, steps, rerank } = sampling;
+  const { guidance, guidanceInterval, steps, rerank, upsamplerSteps, upsamplerAugment } = sampling;
   const from = sampling.from ?? "prior";
   const p = await loadPipeline(checkpoint, registry, load);
   try {
@@ -77,6 +81,11 @@ export async function evalPipeline(
           `(no ${checkpoint}/upsampler); use --from prior, image or variations`,
       );
     }
+    checkUpsamplerFlags(
+      { upsamplerSteps, upsamplerAugment },
+      p.upsampler !== undefined,
+      `${checkpoint} has no upsampler/ stage`,
+    );
     const data = await loadSplit(p.config, registry, ctx);
     const captions = data.map((d) => d.caption);
     const S = outputImageSize(p);
@@ -92,7 +101,14 @@ export async function evalPipeline(
     const t0 = performance.now();
     for (let i = 0; i < captions.length; i += chunk) {
       const part = captions.slice(i, i + chunk);
-      const options = { guidance, guidanceInterval, steps, seed: seed + i };
+      const options = {
+        guidance,
+        guidanceInterval,
+        steps,
+        upsamplerSteps,
+        upsamplerAugment,
+        seed: seed + i,
+      };
       const real = realNchw.subarray(i * per, (i + part.length) * per);
       const g = from === "downsampled"
         ? await upsampleRealImages(p, real, part.length, options)
@@ -204,12 +220,19 @@ export async function evalPipeline(
       generated: gen,
       realImages: real,
       from,
-      guidance,
-      guidanceInterval: guidanceInterval ?? FULL_GUIDANCE_INTERVAL,
+      // --from downsampled runs no decoder: no guidance to record.
+      guidance: from === "downsampled" ? null : guidance,
+      guidanceInterval: from === "downsampled" ? null : guidanceInterval ?? FULL_GUIDANCE_INTERVAL,
       sampler: p.sampler.name,
       samplerOptions: load.samplerOptions ?? null,
       steps: steps ?? null,
       rerank: rerank ?? 1,
+      upsampler: p.upsampler
+        ? {
+          steps: upsamplerSteps ?? steps ?? null,
+          augment: upsamplerAugment ?? p.upsampler.sampleAugment,
+        }
+        : null,
       seed,
       seconds,
       modelSteps: p.steps,

@@ -23,6 +23,9 @@ import {
   SAMPLER_OPTIONS_HELP,
   SAMPLING_FLAGS,
   samplingFlags,
+  UPSAMPLER_FLAGS,
+  UPSAMPLER_HELP,
+  upsamplerFlags,
   UsageError,
 } from "./_cli.ts";
 import type { EvalContext } from "./_eval_common.ts";
@@ -79,6 +82,8 @@ ${PRIOR_SAMPLING_HELP}
                      (for "prior" and "pipeline")
 ${RAW_DECODER_HELP}
 ${SAMPLER_OPTIONS_HELP}
+${UPSAMPLER_HELP}
+                     (for "pipeline" on a run with an upsampler/ stage)
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --probe-steps N    training steps of the ground-truth probe (default ${DEFAULT_PROBE_STEPS})
   --probe-images N   images the probe trains on (default ${DEFAULT_PROBE_OPTIONS.trainCount})
@@ -125,6 +130,7 @@ export async function runEval(
     "probe-images": { type: "string" },
     from: { type: "string" },
     rerank: { type: "string" },
+    ...UPSAMPLER_FLAGS,
   }, "eval");
   if (values.help) {
     print(USAGE);
@@ -181,6 +187,12 @@ export async function runEval(
       }
     }
   }
+  const { upsamplerSteps, upsamplerAugment } = upsamplerFlags(values);
+  for (const flag of Object.keys(UPSAMPLER_FLAGS)) {
+    if (values[flag] !== undefined && what !== "pipeline") {
+      throw new UsageError(`--${flag} is for "eval pipeline", not "${what}"`);
+    }
+  }
   const rawDecoder = values["raw-decoder"] === true;
   if (rawDecoder && what !== "pipeline") {
     throw new UsageError(`--raw-decoder is for "eval pipeline", not "${what}"`);
@@ -217,6 +229,8 @@ export async function runEval(
       steps,
       rerank,
       from: from as PipelineSource | undefined,
+      upsamplerSteps,
+      upsamplerAugment,
     })
     : await evalClipOrPrior(what, ctx);
   const report = { what, split, checkpoint, limit: limit ?? null, ...results };

@@ -31,6 +31,7 @@ import { toNchw } from "../datasets/mod.ts";
 import {
   BACKEND_HELP,
   checkOutputFile,
+  checkUpsamplerFlags,
   GUIDANCE_INTERVAL_HELP,
   guidanceText,
   numberFlag,
@@ -43,6 +44,9 @@ import {
   samplerOptionsText,
   SAMPLING_FLAGS,
   samplingFlags,
+  UPSAMPLER_FLAGS,
+  UPSAMPLER_HELP,
+  upsamplerFlags,
   UsageError,
 } from "./_cli.ts";
 
@@ -69,7 +73,7 @@ ${SAMPLER_OPTIONS_HELP}
   --force            overwrite --out if it exists
   --image FILE.png   decode variations of this image's CLIP embedding instead
   --no-upsampler     stop at the decoder's images even when the run has an upsampler
-  --upsampler-steps N  the upsampler's reverse-process steps (respaced; default: --steps)
+${UPSAMPLER_HELP}
 ${BACKEND_HELP}
   --debug            print stack traces of errors
   -h, --help         show this help`;
@@ -175,7 +179,7 @@ export async function runSample(
     n: { type: "string" },
     image: { type: "string" },
     "no-upsampler": { type: "boolean" },
-    "upsampler-steps": { type: "string" },
+    ...UPSAMPLER_FLAGS,
     rerank: { type: "string" },
   }, "sample");
   if (values.help) {
@@ -194,7 +198,7 @@ export async function runSample(
   const caption = positionals[0] ?? "";
   const n = numberFlag(values, "n", { integer: true, min: 1, max: MAX_IMAGES }) ?? 4;
   const { guidance, guidanceInterval, steps, seed } = samplingFlags(values);
-  const upsamplerSteps = numberFlag(values, "upsampler-steps", { integer: true, min: 1 });
+  const upsampling = upsamplerFlags(values);
   const rerank = numberFlag(values, "rerank", { integer: true, min: 1, max: MAX_IMAGES });
   if (rerank !== undefined && image) {
     throw new UsageError(`--rerank scores images against the caption; drop it with --image`);
@@ -202,9 +206,11 @@ export async function runSample(
   if (rerank !== undefined && n * rerank > MAX_IMAGES) {
     throw new UsageError(`--n ${n} x --rerank ${rerank} draws more than ${MAX_IMAGES} images`);
   }
-  if (upsamplerSteps !== undefined && values["no-upsampler"] === true) {
-    throw new UsageError(`--upsampler-steps and --no-upsampler contradict each other; drop one`);
-  }
+  checkUpsamplerFlags(
+    upsampling,
+    values["no-upsampler"] !== true,
+    "--no-upsampler runs no upsampler",
+  );
   const out = (values.out as string | undefined) ?? "sample.png";
   if (!out.toLowerCase().endsWith(".png")) throw new UsageError(`--out "${out}" must end in .png`);
   // Before any work: an existing --out is kept unless --force, and the folder must be writable.
@@ -228,12 +234,12 @@ export async function runSample(
   try {
     const size = inputImageSize(pipeline);
     const t0 = performance.now();
-    if (upsamplerSteps !== undefined && !pipeline.upsampler) {
-      throw new UsageError(
-        `--upsampler-steps: "${checkpoint}" has no upsampler/ stage; drop the flag`,
-      );
-    }
-    const opts = { n, guidance, guidanceInterval, steps, seed, upsamplerSteps };
+    checkUpsamplerFlags(
+      upsampling,
+      pipeline.upsampler !== undefined,
+      `"${checkpoint}" has no upsampler/ stage`,
+    );
+    const opts = { n, guidance, guidanceInterval, steps, seed, ...upsampling };
     try {
       pipeline.tokenizer.encode(caption);
     } catch (e) {

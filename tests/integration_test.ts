@@ -538,6 +538,14 @@ Deno.test({
           () => runEval(["prior", "--checkpoint", RUN, "--from", "image"], quiet),
           /--from is for "eval pipeline", not "prior"/,
         );
+        await assert.rejects(
+          () => runEval(["pipeline", "--checkpoint", RUN, "--upsampler-steps", "3"], quiet),
+          /--upsampler-steps: .* has no upsampler\/ stage; drop the flag/,
+        );
+        await assert.rejects(
+          () => runEval(["clip", "--checkpoint", RUN, "--upsampler-augment", "0.2"], quiet),
+          /--upsampler-augment is for "eval pipeline", not "clip"/,
+        );
         // The library path: one image's embedding decoded with an empty caption is a variation.
         const p = await loadPipeline(RUN, builtins());
         try {

@@ -276,11 +276,19 @@ Deno.test({
       assert.ok(withUp!.width > without!.width, `${withUp!.width} vs ${without!.width}`);
       await assert.rejects(
         runSample([...png("x.png"), "--no-upsampler", "--upsampler-steps", "3"], quiet),
-        /--upsampler-steps and --no-upsampler contradict each other/,
+        /--upsampler-steps: --no-upsampler runs no upsampler; drop the flag/,
       );
       await assert.rejects(
         runSample([...png("x.png"), "--upsampler-steps", "0"], quiet),
         /--upsampler-steps/,
+      );
+      await assert.rejects(
+        runSample([...png("x.png"), "--no-upsampler", "--upsampler-augment", "0.2"], quiet),
+        /--upsampler-augment: --no-upsampler runs no upsampler; drop the flag/,
+      );
+      await assert.rejects(
+        runSample([...png("x.png"), "--upsampler-augment", "1.5"], quiet),
+        /--upsampler-augment "1.5" must be at most 1/,
       );
       // eval pipeline scores the upsampled images against the split's (16x16) real ones.
       const pipe = await runEval(
@@ -328,6 +336,22 @@ Deno.test({
       assert.equal(ceiling?.path, join(run, "eval_pipeline_downsampled_test.json"));
       assert.equal(ceiling?.results.from, "downsampled");
       assert.equal((ceiling?.results.generated as Record<string, number>).count, 2);
+      // No decoder ran: no guidance recorded; the upsampler's steps and augmentation are.
+      assert.equal(ceiling?.results.guidance, null);
+      assert.deepEqual(ceiling?.results.upsampler, { steps: 2, augment: 0.1 });
+      // --upsampler-augment reaches the upsampler: a clean condition gives other images.
+      const clean = await runEval(
+        [
+          ...["pipeline", "--checkpoint", run, "--limit", "2", "--steps", "2"],
+          ...["--from", "downsampled", "--upsampler-augment", "0"],
+          ...["--probe-steps", "20", "--probe-images", "64", "--out", join(work, "clean.json")],
+        ],
+        quiet,
+      );
+      assert.deepEqual(clean?.results.upsampler, { steps: 2, augment: 0 });
+      const cosine = (r: typeof clean) =>
+        (r?.results.generated as Record<string, number>).meanCosine;
+      assert.notEqual(cosine(clean), cosine(ceiling));
       await assert.rejects(
         () =>
           runEval(
