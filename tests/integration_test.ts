@@ -539,7 +539,11 @@ Deno.test({
           /--from is for "eval pipeline", not "prior"/,
         );
         await assert.rejects(
-          () => runEval(["pipeline", "--checkpoint", RUN, "--upsampler-steps", "3"], quiet),
+          () =>
+            runEval([
+              ...["pipeline", "--checkpoint", RUN, "--upsampler-steps", "3"],
+              ...["--out", join(RUN, "eval_never_written.json")],
+            ], quiet),
           /--upsampler-steps: .* has no upsampler\/ stage; drop the flag/,
         );
         await assert.rejects(
