@@ -274,6 +274,12 @@ Deno.test({
       const withUp = await runSample(png("up.png"), { print: () => {} });
       const without = await runSample([...png("plain.png"), "--no-upsampler"], { print: () => {} });
       assert.ok(withUp!.width > without!.width, `${withUp!.width} vs ${without!.width}`);
+      // --upsampler-augment reaches the upsampler: a clean condition gives other pixels.
+      await runSample([...png("clean.png"), "--upsampler-augment", "0"], { print: () => {} });
+      assert.notDeepEqual(
+        await Deno.readFile(join(work, "clean.png")),
+        await Deno.readFile(join(work, "up.png")),
+      );
       await assert.rejects(
         runSample([...png("x.png"), "--no-upsampler", "--upsampler-steps", "3"], quiet),
         /--upsampler-steps: --no-upsampler runs no upsampler; drop the flag/,
