@@ -20,7 +20,7 @@ interface PipelineResult {
   steps: number | null;
   /** Null for `--from downsampled`, which runs no decoder. */
   guidance: number | null;
-  guidanceInterval?: [number, number] | null;
+  guidanceInterval?: [number, number];
   seed: number;
   from?: string;
   rerank?: number;
@@ -106,7 +106,7 @@ async function readPipelineResult(path: string): Promise<PipelineResult> {
     sampler: String(json.sampler),
     steps: (json.steps as number | null) ?? null,
     guidance: (json.guidance as number | null | undefined) ?? null,
-    guidanceInterval: json.guidanceInterval as [number, number] | null | undefined,
+    guidanceInterval: (json.guidanceInterval ?? undefined) as [number, number] | undefined,
     seed: json.seed as number,
     from: json.from as string | undefined,
     rerank: json.rerank as number | undefined,
@@ -130,7 +130,7 @@ function describe(r: PipelineResult): string {
   const parts = [
     `${r.checkpoint}${decoderStep}`,
     `${r.sampler}${r.steps ? ` ${r.steps} steps` : ""}`,
-    r.guidance === null ? "no decoder" : guidanceText(r.guidance, r.guidanceInterval ?? undefined),
+    r.guidance === null ? "no decoder" : guidanceText(r.guidance, r.guidanceInterval),
     `seed ${r.seed}`,
   ];
   if (r.from && r.from !== "prior") parts.push(`from ${r.from}`);

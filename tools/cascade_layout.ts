@@ -10,7 +10,7 @@
  */
 import { imagesToNchw } from "../core/data/images.ts";
 import { upsampleToSize } from "../core/diffusion/mod.ts";
-import { loadPipeline, outputImageSize, textToImage } from "../core/pipeline.ts";
+import { loadPipeline, outputImageSize, textToImage, upsampleImages } from "../core/pipeline.ts";
 import { initBackend, noGrad, tensor } from "../core/tensor/mod.ts";
 import { figureCounts } from "../datasets/figure_count.ts";
 import { loadOrTrainProbe, scoreImages } from "../datasets/probe.ts";
@@ -24,20 +24,30 @@ if (!run) throw new Error("Usage: deno run -A tools/cascade_layout.ts RUN_DIR [C
 const count = Number(Deno.args[1] ?? 200);
 const registry = builtins();
 const p = await loadPipeline(run, registry);
-if (!p.upsampler) throw new Error(`${run} has no upsampler/: not a cascade`);
+const { upsampler, upsamplerSchedule } = p;
+if (!upsampler || !upsamplerSchedule) {
+  throw new Error(`${run} has no upsampler/: not a cascade`);
+}
 const S = outputImageSize(p), L = p.decoder.imageSize;
 const data = await loadSplit(p.config, registry, { split: "test", limit: count, limitGiven: true });
 const captions = data.map((d) => d.caption);
 const blocks = new Float32Array(count * 3 * S * S), upsampled = new Float32Array(blocks.length);
 for (let i = 0; i < count; i += CAPTIONS_PER_CALL) {
   const part = captions.slice(i, i + CAPTIONS_PER_CALL);
-  const options = { guidance: 2, seed: i };
-  // The same noise as eval pipeline: the decoder's images alone, then through the upsampler.
-  const low = await textToImage(p, part, { ...options, upsample: false });
-  const enlarged = noGrad(() => upsampleToSize(tensor(low.images, [part.length, 3, L, L]), S));
+  // The decoder's images alone, then the upsampler on them: the random stream continues where
+  // textToImage stopped, so this draws what eval pipeline's one call draws (same seed).
+  const low = await textToImage(p, part, { guidance: 2, seed: i, upsample: false });
+  const [enlarged, up] = noGrad(() => {
+    const x = tensor(low.images, [part.length, 3, L, L]);
+    return [
+      upsampleToSize(x, S),
+      upsampleImages(upsampler, x, p.sampler, upsamplerSchedule),
+    ];
+  });
   blocks.set(await enlarged.read() as Float32Array, i * 3 * S * S);
+  upsampled.set(await up.read() as Float32Array, i * 3 * S * S);
   enlarged.dispose();
-  upsampled.set((await textToImage(p, part, options)).images, i * 3 * S * S);
+  up.dispose();
 }
 const { probe } = await loadOrTrainProbe(run, p.config, registry);
 try {
