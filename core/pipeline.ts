@@ -43,6 +43,7 @@ export {
 export {
   bestOfCandidates,
   decodeImages,
+  decoderGuidance,
   type GeneratedImages,
   type GenerateImagesOptions,
   imageVariations,

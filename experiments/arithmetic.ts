@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { loadPipeline, outputImageSize } from "../core/pipeline.ts";
+import { decoderGuidance, loadPipeline, outputImageSize } from "../core/pipeline.ts";
 import { scoreImages } from "../datasets/probe.ts";
 import { cosine, decodeEmbeddings, textEmbeddings } from "../core/eval/embed.ts";
 import { barChart } from "../core/eval/plot.ts";
@@ -18,7 +18,7 @@ import {
   ExperimentUsageError,
   gridPng,
   GUIDANCE_FLAG,
-  guidanceScale,
+  guidanceFlag,
   loadSplit,
   numberList,
   round,
@@ -95,8 +95,9 @@ export const arithmeticExperiment: Experiment = {
       (ctx.flags.equations as string | undefined) ?? DEFAULT_EQUATIONS,
     );
     const n = numberList(ctx.flags.n, "n", { integer: true, min: 1, max: 256 })?.[0] ?? 8;
-    const guidance = guidanceScale(ctx.flags);
+    const givenGuidance = guidanceFlag(ctx.flags);
     const p = await loadPipeline(ctx.checkpoint, ctx.registry, ctx.load);
+    const guidance = decoderGuidance(p, { guidance: givenGuidance });
     try {
       for (const e of equations) {
         for (const c of [...e.terms.map((t) => t.caption), e.expected]) p.tokenizer.encode(c);

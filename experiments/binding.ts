@@ -12,7 +12,12 @@
  * @module
  */
 import { join } from "node:path";
-import { type Components, loadPipeline, outputImageSize } from "../core/pipeline.ts";
+import {
+  type Components,
+  decoderGuidance,
+  loadPipeline,
+  outputImageSize,
+} from "../core/pipeline.ts";
 import { clipIdentity, loadCheckpoint } from "../core/train/checkpoint.ts";
 import { predictProbe } from "../datasets/probe.ts";
 import { imagesToNchw } from "../core/data/images.ts";
@@ -26,7 +31,7 @@ import {
   ExperimentUsageError,
   gridPng,
   GUIDANCE_FLAG,
-  guidanceScale,
+  guidanceFlag,
   loadSplit,
   round,
 } from "./common.ts";
@@ -110,7 +115,7 @@ export const bindingExperiment: Experiment = {
   },
   async run(ctx) {
     const limit = ctx.limit ?? DEFAULT_BINDING_LIMIT;
-    const guidance = guidanceScale(ctx.flags);
+    const givenGuidance = guidanceFlag(ctx.flags);
     const variants = (["clip-only", "text-only"] as const)
       .filter((f) => ctx.flags[f] !== undefined)
       .map((f) => ({ flag: f, dir: String(ctx.flags[f]) }));
@@ -142,6 +147,7 @@ export const bindingExperiment: Experiment = {
     }
 
     const base = await loadPipeline(ctx.checkpoint, ctx.registry, ctx.load);
+    const guidance = decoderGuidance(base, { guidance: givenGuidance });
     let judge;
     let two: CaptionedImage[], one: CaptionedImage[];
     try {

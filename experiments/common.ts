@@ -168,10 +168,18 @@ export function round(x: number): number {
 
 /** The `--guidance` flag of the experiments that decode with one guidance scale. */
 export const GUIDANCE_FLAG: Experiment["flags"] = {
-  guidance: { type: "string", help: "decoder guidance scale (default 2)" },
+  guidance: {
+    type: "string",
+    help: "decoder guidance scale (default: the model config's sampling.guidance, 2 unless set)",
+  },
 };
 
-/** The decoder guidance scale of `--guidance` (default 2). */
-export function guidanceScale(flags: Record<string, string | boolean | undefined>): number {
-  return numberList(flags.guidance, "guidance", { min: 0, max: 100 })?.[0] ?? 2;
+/**
+ * The decoder guidance scale of `--guidance`, checked before any work (undefined when absent:
+ * `decoderGuidance` then gives the model config's `sampling.guidance`).
+ */
+export function guidanceFlag(
+  flags: Record<string, string | boolean | undefined>,
+): number | undefined {
+  return numberList(flags.guidance, "guidance", { min: 0, max: 100, count: 1 })?.[0];
 }

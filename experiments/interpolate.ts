@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { loadPipeline, outputImageSize } from "../core/pipeline.ts";
+import { decoderGuidance, loadPipeline, outputImageSize } from "../core/pipeline.ts";
 import { imagesToNchw } from "../core/data/images.ts";
 import { cosine, decodeEmbeddings, imageEmbeddings, lerp, slerp } from "../core/eval/embed.ts";
 import { linePanels } from "../core/eval/plot.ts";
@@ -17,7 +17,7 @@ import {
   ExperimentUsageError,
   gridPng,
   GUIDANCE_FLAG,
-  guidanceScale,
+  guidanceFlag,
   loadSplit,
   numberList,
   round,
@@ -47,9 +47,10 @@ export const interpolateExperiment: Experiment = {
     if (mode !== "slerp" && mode !== "lerp") {
       throw new ExperimentUsageError(`--mode "${mode}" must be slerp or lerp`);
     }
-    const guidance = guidanceScale(ctx.flags);
+    const givenGuidance = guidanceFlag(ctx.flags);
     const caption = (ctx.flags.caption as string | undefined) ?? "";
     const p = await loadPipeline(ctx.checkpoint, ctx.registry, ctx.load);
+    const guidance = decoderGuidance(p, { guidance: givenGuidance });
     try {
       const data = await loadSplit(p.config, ctx.registry, "test", undefined);
       if (Math.max(a, b) >= data.length) {

@@ -6,13 +6,15 @@
  *
  * @module
  */
-import { loadPipeline, outputImageSize, textToImage } from "../core/pipeline.ts";
+import { decoderGuidance, loadPipeline, outputImageSize, textToImage } from "../core/pipeline.ts";
 import { imagesToNchw } from "../core/data/images.ts";
 import { imageEmbeddings, nearest } from "../core/eval/embed.ts";
 import {
   type Experiment,
   ExperimentUsageError,
   gridPng,
+  GUIDANCE_FLAG,
+  guidanceFlag,
   loadSplit,
   numberList,
   round,
@@ -36,7 +38,7 @@ export const knnExperiment: Experiment = {
   stages: ["clip", "prior", "decoder"],
   flags: {
     "train-limit": { type: "string", help: "search the first N training images (default all)" },
-    guidance: { type: "string", help: "decoder guidance scale (default 2)" },
+    ...GUIDANCE_FLAG,
   },
   async run(ctx) {
     const trainLimit = numberList(ctx.flags["train-limit"], "train-limit", {
@@ -44,10 +46,10 @@ export const knnExperiment: Experiment = {
       min: NEIGHBOURS,
       count: 1,
     })?.[0];
-    const guidance = numberList(ctx.flags.guidance, "guidance", { min: 0, max: 100, count: 1 })
-      ?.[0] ?? 2;
+    const givenGuidance = guidanceFlag(ctx.flags);
     const limit = ctx.limit ?? DEFAULT_KNN_LIMIT;
     const p = await loadPipeline(ctx.checkpoint, ctx.registry, ctx.load);
+    const guidance = decoderGuidance(p, { guidance: givenGuidance });
     try {
       const test = await loadSplit(p.config, ctx.registry, "test", limit);
       const train = await loadSplit(p.config, ctx.registry, "train", trainLimit).catch((e) => {

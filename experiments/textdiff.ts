@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { loadPipeline, outputImageSize } from "../core/pipeline.ts";
+import { decoderGuidance, loadPipeline, outputImageSize } from "../core/pipeline.ts";
 import { predictProbe } from "../datasets/probe.ts";
 import { imagesToNchw } from "../core/data/images.ts";
 import { scoreCaption } from "../datasets/score.ts";
@@ -26,7 +26,7 @@ import {
   ExperimentUsageError,
   gridPng,
   GUIDANCE_FLAG,
-  guidanceScale,
+  guidanceFlag,
   loadSplit,
   numberList,
   round,
@@ -89,12 +89,13 @@ export const textdiffExperiment: Experiment = {
   async run(ctx) {
     const ratios = numberList(ctx.flags.ratios, "ratios", { min: 0, max: 1 }) ?? DEFAULT_RATIOS;
     const n = numberList(ctx.flags.n, "n", { integer: true, min: 1, max: 64 })?.[0] ?? 4;
-    const guidance = guidanceScale(ctx.flags);
+    const givenGuidance = guidanceFlag(ctx.flags);
     const mode = (ctx.flags.mode as string | undefined) ?? "lerp";
     if (mode !== "lerp" && mode !== "slerp") {
       throw new ExperimentUsageError(`--mode "${mode}" must be lerp or slerp`);
     }
     const p = await loadPipeline(ctx.checkpoint, ctx.registry, ctx.load);
+    const guidance = decoderGuidance(p, { guidance: givenGuidance });
     try {
       const test = await loadSplit(p.config, ctx.registry, "test", undefined);
       const figures = (i: number) => parseCaption(test[i].caption);

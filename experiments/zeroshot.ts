@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { loadPipeline, outputImageSize } from "../core/pipeline.ts";
+import { decoderGuidance, loadPipeline, outputImageSize } from "../core/pipeline.ts";
 import { predictProbe, probeLogits, scoreImages } from "../datasets/probe.ts";
 import { imagesToNchw } from "../core/data/images.ts";
 import { pairIndex, pairOf, type ProbeScores } from "../datasets/score.ts";
@@ -33,7 +33,7 @@ import {
   type Experiment,
   gridPng,
   GUIDANCE_FLAG,
-  guidanceScale,
+  guidanceFlag,
   loadSplit,
   round,
 } from "./common.ts";
@@ -91,8 +91,9 @@ export const zeroshotExperiment: Experiment = {
   },
   async run(ctx) {
     const limit = ctx.limit ?? DEFAULT_ZEROSHOT_LIMIT;
-    const guidance = guidanceScale(ctx.flags);
+    const givenGuidance = guidanceFlag(ctx.flags);
     const p = await loadPipeline(ctx.checkpoint, ctx.registry, ctx.load);
+    const guidance = decoderGuidance(p, { guidance: givenGuidance });
     try {
       const unseen = await loadSplit(p.config, ctx.registry, "zeroshot", limit);
       const test = await loadSplit(p.config, ctx.registry, "test", undefined);

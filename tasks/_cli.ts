@@ -263,8 +263,9 @@ export const SAMPLING_FLAGS: Record<string, FlagSpec> = {
 };
 
 /**
- * `--guidance` (default 2), `--guidance-interval LO,HI` (default: every step), `--steps`
- * (default: the sampler's) and `--seed` (default 0).
+ * `--guidance` (default undefined: the model config's `sampling.guidance`, 2 unless set),
+ * `--guidance-interval LO,HI` (default: every step), `--steps` (default: the sampler's) and
+ * `--seed` (default 0).
  *
  * @example
  * ```ts
@@ -272,13 +273,13 @@ export const SAMPLING_FLAGS: Record<string, FlagSpec> = {
  * ```
  */
 export function samplingFlags(values: ParsedFlags["values"]): {
-  guidance: number;
+  guidance: number | undefined;
   guidanceInterval: GuidanceInterval | undefined;
   steps: number | undefined;
   seed: number;
 } {
   return {
-    guidance: numberFlag(values, "guidance", { min: 0 }) ?? 2,
+    guidance: numberFlag(values, "guidance", { min: 0 }),
     guidanceInterval: guidanceIntervalFlag(values),
     steps: numberFlag(values, "steps", { integer: true, min: 1 }),
     seed: seedFlag(values),

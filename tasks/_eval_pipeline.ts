@@ -9,6 +9,7 @@
 import { imagesToNchw } from "../core/data/images.ts";
 import { type ClipEvalResult, evaluateClip } from "../core/eval/clip.ts";
 import {
+  decoderGuidance,
   loadPipeline,
   outputImageSize,
   reconstructImages,
@@ -47,8 +48,8 @@ export type PipelineSource = typeof PIPELINE_SOURCES[number];
 export interface PipelineSampling {
   /** The decoder's conditioning (default "prior"). */
   from?: PipelineSource;
-  /** Decoder guidance scale. */
-  guidance: number;
+  /** Decoder guidance scale (undefined: the model config's `sampling.guidance`). */
+  guidance: number | undefined;
   /** Where the decoder's guidance applies (undefined: every step). */
   guidanceInterval?: GuidanceInterval;
   /** Decoder sampling steps (undefined: the sampler's). */
@@ -70,10 +71,11 @@ export async function evalPipeline(
   sampling: PipelineSampling,
 ): Promise<Record<string, unknown>> {
   const { checkpoint, registry, split, seed, print, probeOptions, load } = ctx;
-  const { guidance, guidanceInterval, steps, rerank, upsamplerSteps, upsamplerAugment } = sampling;
+  const { guidanceInterval, steps, rerank, upsamplerSteps, upsamplerAugment } = sampling;
   const from = sampling.from ?? "prior";
   const p = await loadPipeline(checkpoint, registry, load);
   try {
+    const guidance = decoderGuidance(p, sampling);
     // Before the split is generated: without an upsampler there is nothing to score.
     if (from === "downsampled" && !p.upsampler) {
       throw new UsageError(

@@ -65,7 +65,8 @@ Options:
   --checkpoint DIR   run folder with clip/, prior/, decoder/
   --split NAME       test (default) or zeroshot (unseen colour-shape pairs)
   --limit N          evaluate the first N images of the split (pipeline default: 200)
-  --guidance S       decoder guidance scale for "pipeline" (default 2)
+  --guidance S       decoder guidance scale for "pipeline" (default: the model config's
+                     sampling.guidance, 2 unless set)
 ${GUIDANCE_INTERVAL_HELP}
   --steps N          decoder sampling steps for "pipeline" (default: the sampler's)
   --rerank K         "pipeline": K decoder candidates per caption, the one CLIP matches best

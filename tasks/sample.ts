@@ -17,6 +17,7 @@ import {
 } from "../core/io/mod.ts";
 import {
   type Components,
+  decoderGuidance,
   type GeneratedImages,
   imageVariations,
   inputImageSize,
@@ -58,7 +59,8 @@ upsampler when the run has an upsampler/ stage) and writes them as one PNG grid.
 Options:
   --checkpoint DIR   run folder with clip/, prior/, decoder/ [, upsampler/] (default: weights/default)
   --n N              images, 1 to 1024 (default 4)
-  --guidance S       classifier-free guidance scale (default 2; the thesis's best is 2-2.5)
+  --guidance S       classifier-free guidance scale (default: the model's, its config's
+                     sampling.guidance, 2 unless set; the thesis's best is 2-2.5)
 ${GUIDANCE_INTERVAL_HELP}
   --sampler NAME     ddpm, ddim, dpm-solver++ or dpm-solver++-sde (default: the
                      config's sampler)
@@ -263,7 +265,8 @@ export async function runSample(
     const what = image ? `variations of ${image}` : `"${shortCaption(caption)}"`;
     print(
       `Wrote ${n} image(s) of ${what} to ${out} (${result.width}x${result.height} grid, ` +
-        `${seconds.toFixed(1)} s, ${guidanceText(guidance, guidanceInterval)}, ` +
+        `${seconds.toFixed(1)} s, ` +
+        `${guidanceText(decoderGuidance(pipeline, opts), guidanceInterval)}, ` +
         `sampler ${pipeline.sampler.name}` +
         (load.samplerOptions ? ` (${samplerOptionsText(load.samplerOptions)})` : "") +
         (pipeline.decoderWeights === "raw" ? ", raw decoder weights" : "") +

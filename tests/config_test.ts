@@ -85,7 +85,7 @@ Deno.test("parseConfig() fills every default", () => {
   assert.deepEqual(c.components.tokenizer, { plugin: "basic", options: { width: 64 } });
   assert.deepEqual(c.components.priorSchedule, {
     plugin: "cosine",
-    options: { steps: 200, s: 0.008, maxBeta: 0.999 },
+    options: { steps: 200, s: 0.008, maxBeta: 0.999, logSnrShift: 0 },
   });
   assert.equal(c.components.decoderSchedule.options.steps, 300);
   assert.deepEqual(c.plugins, []);
@@ -512,4 +512,21 @@ Deno.test('loadConfig(): "extends" lays a variant over its base; bad bases are o
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("parseConfig() fills sampling.guidance (2) and checks it", () => {
+  const withSampling = (sampling: unknown) =>
+    problems(() => parseConfig(JSON.stringify({ ...valid, sampling }), testRegistry(), "c"));
+  assert.deepEqual(parseConfig(JSON.stringify(valid), testRegistry()).sampling, { guidance: 2 });
+  const set = parseConfig(
+    JSON.stringify({ ...valid, sampling: { guidance: 2.5 } }),
+    testRegistry(),
+  );
+  assert.deepEqual(set.sampling, { guidance: 2.5 });
+  assert.equal(withSampling({ guidance: -1 }).length, 1);
+  assert.match(withSampling({ guidance: -1 })[0], /^c: sampling\.guidance: too small/);
+  assert.match(withSampling({ guidance: "2" })[0], /^c: sampling\.guidance: expected number/);
+  assert.deepEqual(withSampling({ guidanse: 2 }), [
+    'c: sampling.guidanse: unknown key; did you mean "guidance"?',
+  ]);
 });

@@ -32,6 +32,23 @@ Deno.test("cosineBetas() reproduce the closed-form alphaBar (Nichol & Dhariwal e
   close(cosineAlphaBar(0, T), 1);
 });
 
+Deno.test("cosineBetas() with logSnrShift move every step's log-SNR by the shift (simple diffusion)", () => {
+  const T = 1000, k = 2 * Math.log(16 / 32);
+  const logit = (a: number): number => Math.log(a / (1 - a));
+  const plain = new NoiseSchedule(cosineBetas(T));
+  const shifted = new NoiseSchedule(cosineBetas(T, 0.008, 0.999, k));
+  // Before the 0.999 clip, prod(1 - beta) telescopes to the shifted alphaBar(t + 1).
+  for (const i of [0, 1, 10, 100, 500, 900, 990]) {
+    close(logit(shifted.alphaBar[i]) - logit(plain.alphaBar[i]), k, 1e-6, `log-SNR at ${i}`);
+    close(shifted.alphaBar[i], cosineAlphaBar(i + 1, T, 0.008, k), 1e-9, `alphaBar[${i}]`);
+    assert.ok(shifted.alphaBar[i] < plain.alphaBar[i], "a negative shift adds noise");
+  }
+  close(cosineAlphaBar(0, T, 0.008, k), 1);
+  assert.ok(cosineAlphaBar(T, T, 0.008, k) < 1e-30, "all noise at t = T");
+  assert.deepEqual(cosineBetas(50, 0.008, 0.999, 0), cosineBetas(50));
+  assert.equal(Math.max(...cosineBetas(T, 0.008, 0.999, k)), 0.999);
+});
+
 Deno.test("cosineBetas() are clipped at maxBeta", () => {
   const betas = cosineBetas(1000);
   assert.equal(Math.max(...betas), 0.999);
@@ -146,4 +163,7 @@ Deno.test("schedule plugins validate their options", async () => {
   const lin = await r.use<NoiseSchedule>("schedule", "linear", { steps: 100 });
   close(lin.betas[0], 1e-3);
   await assert.rejects(() => r.use("schedule", "cosine", { steps: -1 }), /steps/);
+  const shifted = await r.use<NoiseSchedule>("schedule", "cosine", { logSnrShift: -1.386 });
+  assert.deepEqual(shifted.betas, cosineBetas(1000, 0.008, 0.999, -1.386));
+  await assert.rejects(() => r.use("schedule", "cosine", { logSnrShift: "2" }), /logSnrShift/);
 });

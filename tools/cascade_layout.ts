@@ -3,7 +3,8 @@
  * upsampler) enlarged to the final side as blocks, scored by the run's cached ground-truth probe
  * and by the figures counted from the pixels, beside the same images after the upsampler. The
  * captions, seeds and guidance are those of `eval pipeline` (200 test captions, seed 0 + i per
- * call of 16, guidance 2), so the upsampled row repeats the run's eval_pipeline_test.json
+ * call of 16, the run's default guidance: 2 unless its config sets `sampling.guidance`), so the
+ * upsampled row repeats the run's eval_pipeline_test.json
  * (docs/results/upsampler_ceiling).
  *
  *   deno run -A tools/cascade_layout.ts RUN_DIR [COUNT]
@@ -36,7 +37,7 @@ for (let i = 0; i < count; i += CAPTIONS_PER_CALL) {
   const part = captions.slice(i, i + CAPTIONS_PER_CALL);
   // The decoder's images alone, then the upsampler on them: the random stream continues where
   // textToImage stopped, so this draws what eval pipeline's one call draws (same seed).
-  const low = await textToImage(p, part, { guidance: 2, seed: i, upsample: false });
+  const low = await textToImage(p, part, { seed: i, upsample: false });
   const [enlarged, up] = noGrad(() => {
     const x = tensor(low.images, [part.length, 3, L, L]);
     return [

@@ -93,6 +93,7 @@ worker.addEventListener("message", (e: MessageEvent<Reply>) => {
     samplerSelect.replaceChildren(...r.samplers.map((name) => new Option(name, name)));
     samplerSelect.value = r.defaultSampler;
     $<HTMLInputElement>("steps").value = String(r.defaultSteps ?? r.decoderSteps);
+    $<HTMLInputElement>("guidance").value = String(r.defaultGuidance);
     caption.maxLength = 500;
     caption.title = `At most ${r.contextLength - 2} tokens`;
     say(

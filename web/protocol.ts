@@ -40,6 +40,8 @@ export type Reply =
     defaultSampler: string;
     /** The default sampler's steps as the weights' config sets them (undefined: every step). */
     defaultSteps: number | undefined;
+    /** The decoder's guidance scale as the weights' config sets it (`sampling.guidance`). */
+    defaultGuidance: number;
     decoderSteps: number;
   }
   | { type: "status"; text: string }

@@ -122,6 +122,7 @@ async function load(weights: string): Promise<void> {
     samplers: pipeline.registry.names("sampler"),
     defaultSampler: pipeline.config.components.sampler.plugin,
     defaultSteps: samplerSteps(pipeline.config.components.sampler.options),
+    defaultGuidance: pipeline.config.sampling.guidance,
     decoderSteps: pipeline.decoderSchedule.numSteps,
   });
 }

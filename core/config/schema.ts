@@ -67,6 +67,18 @@ export interface TrainStageConfig {
   logEvery: number;
 }
 
+/**
+ * Sampling defaults stored with a model, so that `sample`, `eval`, `serve` and `textToImage` use
+ * the settings measured best for it; a flag or option given at sampling time wins.
+ */
+export interface SamplingConfig {
+  /** The decoder's classifier-free guidance scale s (thesis section 2.4; its best: 2-2.5). */
+  guidance: number;
+}
+
+/** The defaults of `sampling`: the thesis's guidance scale 2. */
+export const SAMPLING_DEFAULTS: Readonly<SamplingConfig> = { guidance: 2 };
+
 /** The training stages (`upsampler` only in configs with an upsampler). */
 export type TrainStage = "clip" | "prior" | "decoder" | "upsampler";
 
@@ -83,6 +95,8 @@ export interface ResolvedConfig {
     & Partial<Record<OptionalSlot, ComponentConfig>>;
   /** `upsampler` is present exactly when `components.upsampler` is (defaults filled). */
   train: Record<CoreStage, TrainStageConfig> & { upsampler?: TrainStageConfig };
+  /** Sampling defaults of the model (defaults filled). */
+  sampling: SamplingConfig;
 }
 
 /**
@@ -282,6 +296,12 @@ export function configSchema(registry: Registry): z.ZodType {
       // Filled with its defaults by validateConfig when the config has an upsampler.
       upsampler: trainStageSchema(TRAIN_DEFAULTS.upsampler).optional(),
     }).strict().prefault({} as never),
+    sampling: z.object({
+      guidance: z.number().finite().nonnegative().default(SAMPLING_DEFAULTS.guidance).describe(
+        "the decoder's classifier-free guidance scale when sampling does not name one " +
+          "(--guidance, textToImage's `guidance`); 1 = no guidance",
+      ),
+    }).strict().prefault({}),
   }).strict();
 }
 

@@ -44,7 +44,10 @@ export const MAX_IMAGES = 1024;
 export interface GenerateImagesOptions {
   /** Images per caption (default 1). */
   n?: number;
-  /** Classifier-free guidance scale s of the decoder (default 2; thesis best 2-2.5). */
+  /**
+   * Classifier-free guidance scale s of the decoder (default: the model config's
+   * `sampling.guidance`, 2 unless the config sets it; thesis best 2-2.5).
+   */
   guidance?: number;
   /**
    * Where along the decoder's reverse process guidance applies, as fractions t / T of its
@@ -190,6 +193,23 @@ function checkCaptions(captions: unknown): readonly string[] {
 }
 
 /**
+ * The decoder's guidance scale for `options`: theirs, else the model config's default
+ * (`sampling.guidance`).
+ *
+ * @example
+ * ```ts
+ * import type { Components } from "./load.ts";
+ * const scaleOf = (p: Components): number => decoderGuidance(p, {}); // 2 unless the config says
+ * ```
+ */
+export function decoderGuidance(
+  p: Pick<Components, "config">,
+  options: Pick<GenerateImagesOptions, "guidance">,
+): number {
+  return options.guidance ?? p.config.sampling.guidance;
+}
+
+/**
  * The decoder half of unCLIP for given image embeddings (one row per image) and token rows:
  * guided sampling with the pipeline's sampler, then its upsampler when it runs one. Inside a
  * `scope` and `noGrad`; returns the NCHW images on the device.
@@ -212,7 +232,7 @@ export function decodeImages(
 ): Tensor {
   const B = imageEmbedding.shape[0];
   const cond: DecoderConditioning = { tokens, imageEmbedding, keep: full([B], 1) };
-  const scale = options.guidance ?? 2;
+  const scale = decoderGuidance(p, options);
   // s = 1 is the conditional prediction alone: skip the unconditional half of the batch.
   const predict = scale === 1
     ? conditionalPredictor(p.decoder, cond)
@@ -321,7 +341,7 @@ async function checkFinite(
   }
   throw new NonFiniteOutputError(
     `Sampling produced ${what} although every weight is finite (guidance ` +
-      `${options.guidance ?? 2}); try a guidance scale nearer 2 or more steps`,
+      `${decoderGuidance(p, options)}); try a guidance scale nearer 2 or more steps`,
     null,
   );
 }

@@ -344,6 +344,8 @@ export async function loadPipeline(
       decoder: decoderConfig.train.decoder,
       ...(up && { upsampler: up.train }),
     },
+    // Guidance belongs to the decoder: its checkpoint's config holds the model's default.
+    sampling: decoderConfig.sampling,
   };
   return {
     config: merged,
