@@ -24,6 +24,8 @@ interface PipelineResult {
   seed: number;
   from?: string;
   rerank?: number;
+  /** A cascade's decoder scored alone (`--no-upsampler`): its side, enlarged as blocks. */
+  enlargedFrom: number | null;
   modelSteps?: { decoder?: number };
   clipTop1: number;
   /** The probe's exact verdict per caption, in order (`probe.generated.exactByImage`). */
@@ -110,6 +112,7 @@ async function readPipelineResult(path: string): Promise<PipelineResult> {
     seed: json.seed as number,
     from: json.from as string | undefined,
     rerank: json.rerank as number | undefined,
+    enlargedFrom: (json.enlargedFrom as number | null | undefined) ?? null,
     modelSteps: json.modelSteps as { decoder?: number } | undefined,
     clipTop1: (json.generated as { top1: number }).top1,
     exactByImage: [...byImage].map((x) => x === "1"),
@@ -135,6 +138,7 @@ function describe(r: PipelineResult): string {
   ];
   if (r.from && r.from !== "prior") parts.push(`from ${r.from}`);
   if (r.rerank && r.rerank > 1) parts.push(`rerank ${r.rerank}`);
+  if (r.enlargedFrom !== null) parts.push(`no upsampler (${r.enlargedFrom}px enlarged)`);
   return parts.join(", ");
 }
 

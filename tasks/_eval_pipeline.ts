@@ -62,6 +62,30 @@ export interface PipelineSampling {
   upsamplerAugment?: number;
 }
 
+/**
+ * NCHW RGB images of side `from` enlarged to side `to` (a multiple of it), each pixel repeated as
+ * a block: nearest-neighbour, so nothing is drawn that the images do not hold.
+ *
+ * @example
+ * ```ts
+ * enlargeBlocks(new Float32Array([1, 2, 3]), 1, 2); // each channel's pixel as a 2x2 block
+ * ```
+ */
+export function enlargeBlocks(images: Float32Array, from: number, to: number): Float32Array {
+  const f = to / from, planes = images.length / (from * from);
+  if (!Number.isInteger(f) || !Number.isInteger(planes)) {
+    throw new RangeError(`Cannot enlarge ${images.length} values of side ${from} to ${to}`);
+  }
+  const out = new Float32Array(planes * to * to);
+  for (let c = 0; c < planes; c++) {
+    for (let y = 0; y < to; y++) {
+      const row = c * from * from + Math.floor(y / f) * from;
+      for (let x = 0; x < to; x++) out[(c * to + y) * to + x] = images[row + Math.floor(x / f)];
+    }
+  }
+  return out;
+}
+
 /** Captions per `textToImage` call: with `rerank` K, K times as many images are drawn at once. */
 export const CAPTIONS_PER_CALL = 16;
 
@@ -90,11 +114,12 @@ export async function evalPipeline(
     );
     const data = await loadSplit(p.config, registry, ctx);
     const captions = data.map((d) => d.caption);
-    const S = outputImageSize(p);
-    if (data[0].width !== S) {
-      throw new UsageError(
-        `Split images are ${data[0].width}px but the pipeline makes ${S}px images`,
-      );
+    // The split's side; with --no-upsampler a cascade's decoder makes smaller images, each pixel
+    // then enlarged to a block so that CLIP and the probe see them at the side they know.
+    const S = data[0].width, made = outputImageSize(p);
+    const enlarge = load.upsampler === false && made < S && S % made === 0;
+    if (made !== S && !enlarge) {
+      throw new UsageError(`Split images are ${S}px but the pipeline makes ${made}px images`);
     }
     const per = 3 * S * S;
     const generated = new Float32Array(captions.length * per);
@@ -122,7 +147,7 @@ export async function evalPipeline(
           options,
         )
         : await textToImage(p, part, { n: 1, rerank, ...options });
-      generated.set(g.images, i * per);
+      generated.set(enlarge ? enlargeBlocks(g.images, made, S) : g.images, i * per);
       print(
         `pipeline: generated ${Math.min(i + chunk, captions.length)}/${captions.length} images`,
       );
@@ -144,14 +169,18 @@ export async function evalPipeline(
         fmt(b.meanRandomCosine),
       ],
     ];
-    const source = from === "prior"
-      ? ""
-      : from === "image"
-      ? ", decoded from the real images' CLIP embeddings"
-      : from === "variations"
-      ? ", variations: the real images' CLIP embeddings, empty captions"
-      : `, no decoder: the real images area-downsampled to ${p.decoder.imageSize}x` +
-        `${p.decoder.imageSize} and upsampled`;
+    const source = (enlarge
+      ? `, the decoder's ${made}x${made} images as ${S / made}x` +
+        `${S / made} blocks, no upsampler`
+      : "") +
+      (from === "prior"
+        ? ""
+        : from === "image"
+        ? ", decoded from the real images' CLIP embeddings"
+        : from === "variations"
+        ? ", variations: the real images' CLIP embeddings, empty captions"
+        : `, no decoder: the real images area-downsampled to ${p.decoder.imageSize}x` +
+          `${p.decoder.imageSize} and upsampled`);
     const text = table(
       `Pipeline, ${split} split (${captions.length} captions${source}, ` +
         `${from === "downsampled" ? "" : `${guidanceText(guidance, guidanceInterval)}, `}` +
@@ -235,6 +264,8 @@ export async function evalPipeline(
           augment: upsamplerAugment ?? p.upsampler.sampleAugment,
         }
         : null,
+      // --no-upsampler on a cascade: the decoder's side, each pixel a block of the split's side.
+      enlargedFrom: enlarge ? made : null,
       seed,
       seconds,
       modelSteps: p.steps,

@@ -13,6 +13,7 @@ import { DEFAULT_PROBE_OPTIONS, DEFAULT_PROBE_STEPS } from "../datasets/probe.ts
 import {
   BACKEND_HELP,
   checkOutputFile,
+  checkUpsamplerFlags,
   GUIDANCE_INTERVAL_HELP,
   numberFlag,
   openSampling,
@@ -85,6 +86,8 @@ ${RAW_DECODER_HELP}
 ${SAMPLER_OPTIONS_HELP}
 ${UPSAMPLER_HELP}
                      (for "pipeline" on a run with an upsampler/ stage)
+  --no-upsampler     "pipeline" on a cascade: score its decoder alone, each image enlarged to
+                     the split's side as blocks (results in ..._no_upsampler_<split>.json)
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --probe-steps N    training steps of the ground-truth probe (default ${DEFAULT_PROBE_STEPS})
   --probe-images N   images the probe trains on (default ${DEFAULT_PROBE_OPTIONS.trainCount})
@@ -131,6 +134,7 @@ export async function runEval(
     "probe-images": { type: "string" },
     from: { type: "string" },
     rerank: { type: "string" },
+    "no-upsampler": { type: "boolean" },
     ...UPSAMPLER_FLAGS,
   }, "eval");
   if (values.help) {
@@ -198,11 +202,26 @@ export async function runEval(
   if (rawDecoder && what !== "pipeline") {
     throw new UsageError(`--raw-decoder is for "eval pipeline", not "${what}"`);
   }
+  const noUpsampler = values["no-upsampler"] === true;
+  if (noUpsampler) {
+    if (what !== "pipeline") {
+      throw new UsageError(`--no-upsampler is for "eval pipeline", not "${what}"`);
+    }
+    if (from === "downsampled") {
+      throw new UsageError(`--from downsampled scores the upsampler; drop --no-upsampler`);
+    }
+    checkUpsamplerFlags(
+      { upsamplerSteps, upsamplerAugment },
+      false,
+      "--no-upsampler runs no upsampler",
+    );
+  }
   const probeSteps = numberFlag(values, "probe-steps", { integer: true, min: 1 }) ??
     DEFAULT_PROBE_STEPS;
   const probeImages = numberFlag(values, "probe-images", { integer: true, min: 64 });
   const probeOptions = { steps: probeSteps, ...(probeImages && { trainCount: probeImages }) };
-  const source = (from && from !== "prior" ? `_${from}` : "") + (rawDecoder ? "_raw" : "");
+  const source = (from && from !== "prior" ? `_${from}` : "") + (rawDecoder ? "_raw" : "") +
+    (noUpsampler ? "_no_upsampler" : "");
   const out = (values.out as string | undefined) ??
     join(checkpoint, `eval_${what}${source}_${split}.json`);
   // Before any work: an existing result (e.g. the shipped weights/default/eval_*.json) is kept
@@ -217,7 +236,8 @@ export async function runEval(
     limit,
     limitGiven: values.limit !== undefined,
     seed,
-    load,
+    // --no-upsampler: a cascade's decoder alone, its images enlarged to the split's side.
+    load: noUpsampler ? { ...load, upsampler: false } : load,
     probeOptions,
     print,
   };

@@ -45,6 +45,7 @@ import {
 } from "../core/pipeline.ts";
 import { decodeEmbeddings } from "../core/eval/embed.ts";
 import { runEval } from "../tasks/eval.ts";
+import { enlargeBlocks } from "../tasks/_eval_pipeline.ts";
 import { generateSplit } from "../datasets/mod.ts";
 import { runTrain } from "../tasks/train.ts";
 import { runSample } from "../tasks/sample.ts";
@@ -366,6 +367,37 @@ Deno.test({
           ),
         /--guidance is for the decoder, and --from downsampled runs none/,
       );
+      // --no-upsampler scores the cascade's decoder alone: its 8x8 images as 2x2 blocks.
+      const alone = await runEval(
+        [
+          ...["pipeline", "--checkpoint", run, "--limit", "2", "--steps", "2", "--no-upsampler"],
+          ...["--probe-steps", "20", "--probe-images", "64"],
+        ],
+        quiet,
+      );
+      assert.equal(alone?.path, join(run, "eval_pipeline_no_upsampler_test.json"));
+      assert.equal(alone?.results.enlargedFrom, 8);
+      assert.equal(alone?.results.upsampler, null);
+      assert.equal(pipe?.results.enlargedFrom, null);
+      assert.notEqual(cosine(alone), cosine(pipe));
+      for (
+        const [extra, message] of [
+          [
+            ["--from", "downsampled"],
+            /--from downsampled scores the upsampler; drop --no-upsampler/,
+          ],
+          [["--upsampler-steps", "3"], /--upsampler-steps: --no-upsampler runs no upsampler/],
+        ] as const
+      ) {
+        await assert.rejects(
+          () => runEval(["pipeline", "--checkpoint", run, "--no-upsampler", ...extra], quiet),
+          message,
+        );
+      }
+      await assert.rejects(
+        () => runEval(["clip", "--checkpoint", run, "--no-upsampler"], quiet),
+        /--no-upsampler is for "eval pipeline", not "clip"/,
+      );
       // Export carries the upsampler, and the exported run samples through it.
       const exported = join(work, "exported");
       await runExport(["--checkpoint", run, "--out", exported], quiet.print);
@@ -381,6 +413,20 @@ Deno.test({
       await Deno.remove(work, { recursive: true });
     }
   },
+});
+
+Deno.test("enlargeBlocks() repeats each pixel of each channel as a block", () => {
+  // Two channels of a 2x2 image -> 4x4.
+  const image = new Float32Array([1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.deepEqual(
+    [...enlargeBlocks(image, 2, 4)],
+    [
+      ...[1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4],
+      ...[5, 5, 6, 6, 5, 5, 6, 6, 7, 7, 8, 8, 7, 7, 8, 8],
+    ],
+  );
+  assert.deepEqual(enlargeBlocks(image, 2, 2), image);
+  assert.throws(() => enlargeBlocks(image, 2, 3), /Cannot enlarge 8 values of side 2 to 3/);
 });
 
 Deno.test("upsampler config: defaults filled, one-line errors for wrong sizes and stray stages", async () => {
