@@ -298,6 +298,10 @@ Deno.test("shipped presets resolve to the configs their shipped weights were tra
           `weights/${weights}/${stage}: components.${slot}`,
         );
       }
+      // The decoder's stored sampling defaults are what sample and eval use for the weights.
+      if (stage === "decoder") {
+        assert.deepEqual(stored.sampling, current.sampling, `weights/${weights}: sampling`);
+      }
     }
   }
 });
