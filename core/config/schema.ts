@@ -72,7 +72,7 @@ export interface TrainStageConfig {
  * the settings measured best for it; a flag or option given at sampling time wins.
  */
 export interface SamplingConfig {
-  /** The decoder's classifier-free guidance scale s (thesis section 2.1.3; section 4.2: best 2-2.5). */
+  /** The decoder's classifier-free guidance scale s (thesis 2.1.3; its best 2-2.5: 4.2). */
   guidance: number;
 }
 
