@@ -7,7 +7,7 @@
  * @module
  */
 import { join } from "node:path";
-import { writeTextAtomic } from "../core/io/mod.ts";
+import { exists, writeTextAtomic } from "../core/io/mod.ts";
 import type { SplitName } from "../datasets/mod.ts";
 import { DEFAULT_PROBE_OPTIONS, DEFAULT_PROBE_STEPS } from "../datasets/probe.ts";
 import {
@@ -222,6 +222,10 @@ export async function runEval(
   const probeOptions = { steps: probeSteps, ...(probeImages && { trainCount: probeImages }) };
   const source = (from && from !== "prior" ? `_${from}` : "") + (rawDecoder ? "_raw" : "") +
     (noUpsampler ? "_no_upsampler" : "");
+  // Before the output check, whose default path lies inside the checkpoint folder.
+  if (!(await exists(checkpoint))) {
+    throw new UsageError(`Checkpoint folder "${checkpoint}" does not exist; check --checkpoint`);
+  }
   const out = (values.out as string | undefined) ??
     join(checkpoint, `eval_${what}${source}_${split}.json`);
   // Before any work: an existing result (e.g. the shipped weights/default/eval_*.json) is kept

@@ -203,6 +203,11 @@ Deno.test("runEval() checks what to evaluate, the split and the checkpoint", asy
     oneLine(CheckpointError, /does not exist; check the path or train first/),
   );
   await Deno.remove(dir, { recursive: true });
+  // A folder that does not exist is named as the checkpoint, not as the output's folder.
+  await assert.rejects(
+    runEval(["clip", "--checkpoint", join(dir, "nope")]),
+    oneLine(UsageError, /Checkpoint folder ".*nope" does not exist; check --checkpoint/),
+  );
 });
 
 Deno.test("runEval() compare pairs two pipeline results caption by caption, or says why not", async () => {
