@@ -6,6 +6,7 @@
  * @module
  */
 import { dirname } from "node:path";
+import { exists } from "../core/io/mod.ts";
 import { parseArgs } from "node:util";
 import { builtins } from "../plugins/mod.ts";
 import type { Registry } from "../core/registry.ts";
@@ -242,6 +243,21 @@ export async function checkOutputFile(
     );
   }
   await Deno.remove(probe).catch(() => {});
+}
+
+/**
+ * A one-line usage error when the `--checkpoint` folder does not exist, for tasks that must know
+ * before other checks (an output path inside it, a stage folder).
+ *
+ * @example
+ * ```ts
+ * await checkCheckpointFolder("weights/default"); // resolves: the shipped weights exist
+ * ```
+ */
+export async function checkCheckpointFolder(checkpoint: string): Promise<void> {
+  if (!(await exists(checkpoint))) {
+    throw new UsageError(`Checkpoint folder "${checkpoint}" does not exist; check --checkpoint`);
+  }
 }
 
 /** The flags of the tasks that sample a trained run (`sample`, `eval`). */

@@ -6,7 +6,7 @@
  * each image shows).
  * @module
  */
-import { imagesToNchw } from "../core/data/images.ts";
+import { enlargeBlocks, imagesToNchw } from "../core/data/images.ts";
 import { type ClipEvalResult, evaluateClip } from "../core/eval/clip.ts";
 import {
   decoderGuidance,
@@ -63,27 +63,26 @@ export interface PipelineSampling {
 }
 
 /**
- * NCHW RGB images of side `from` enlarged to side `to` (a multiple of it), each pixel repeated as
- * a block: nearest-neighbour, so nothing is drawn that the images do not hold.
- *
- * @example
- * ```ts
- * enlargeBlocks(new Float32Array([1, 2, 3]), 1, 2); // each channel's pixel as a 2x2 block
- * ```
+ * What the decoder was given, for the results table's title: nothing for the default (caption and
+ * prior), else the source, and with `enlarged` the sides of a cascade's decoder scored alone.
  */
-export function enlargeBlocks(images: Float32Array, from: number, to: number): Float32Array {
-  const f = to / from, planes = images.length / (from * from);
-  if (!Number.isInteger(f) || !Number.isInteger(planes)) {
-    throw new RangeError(`Cannot enlarge ${images.length} values of side ${from} to ${to}`);
-  }
-  const out = new Float32Array(planes * to * to);
-  for (let c = 0; c < planes; c++) {
-    for (let y = 0; y < to; y++) {
-      const row = c * from * from + Math.floor(y / f) * from;
-      for (let x = 0; x < to; x++) out[(c * to + y) * to + x] = images[row + Math.floor(x / f)];
-    }
-  }
-  return out;
+function sourceText(
+  from: PipelineSource,
+  decoderSide: number,
+  enlarged?: { from: number; to: number },
+): string {
+  const f = enlarged && enlarged.to / enlarged.from;
+  const alone = enlarged
+    ? `, the decoder's ${enlarged.from}x${enlarged.from} images as ${f}x${f} blocks, no upsampler`
+    : "";
+  const sources: Record<PipelineSource, string> = {
+    prior: "",
+    image: ", decoded from the real images' CLIP embeddings",
+    variations: ", variations: the real images' CLIP embeddings, empty captions",
+    downsampled: `, no decoder: the real images area-downsampled to ${decoderSide}x` +
+      `${decoderSide} and upsampled`,
+  };
+  return alone + sources[from];
 }
 
 /** Captions per `textToImage` call: with `rerank` K, K times as many images are drawn at once. */
@@ -169,18 +168,11 @@ export async function evalPipeline(
         fmt(b.meanRandomCosine),
       ],
     ];
-    const source = (enlarge
-      ? `, the decoder's ${made}x${made} images as ${S / made}x` +
-        `${S / made} blocks, no upsampler`
-      : "") +
-      (from === "prior"
-        ? ""
-        : from === "image"
-        ? ", decoded from the real images' CLIP embeddings"
-        : from === "variations"
-        ? ", variations: the real images' CLIP embeddings, empty captions"
-        : `, no decoder: the real images area-downsampled to ${p.decoder.imageSize}x` +
-          `${p.decoder.imageSize} and upsampled`);
+    const source = sourceText(
+      from,
+      p.decoder.imageSize,
+      enlarge ? { from: made, to: S } : undefined,
+    );
     const text = table(
       `Pipeline, ${split} split (${captions.length} captions${source}, ` +
         `${from === "downsampled" ? "" : `${guidanceText(guidance, guidanceInterval)}, `}` +

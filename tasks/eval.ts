@@ -7,11 +7,12 @@
  * @module
  */
 import { join } from "node:path";
-import { exists, writeTextAtomic } from "../core/io/mod.ts";
+import { writeTextAtomic } from "../core/io/mod.ts";
 import type { SplitName } from "../datasets/mod.ts";
 import { DEFAULT_PROBE_OPTIONS, DEFAULT_PROBE_STEPS } from "../datasets/probe.ts";
 import {
   BACKEND_HELP,
+  checkCheckpointFolder,
   checkOutputFile,
   checkUpsamplerFlags,
   GUIDANCE_INTERVAL_HELP,
@@ -223,9 +224,7 @@ export async function runEval(
   const source = (from && from !== "prior" ? `_${from}` : "") + (rawDecoder ? "_raw" : "") +
     (noUpsampler ? "_no_upsampler" : "");
   // Before the output check, whose default path lies inside the checkpoint folder.
-  if (!(await exists(checkpoint))) {
-    throw new UsageError(`Checkpoint folder "${checkpoint}" does not exist; check --checkpoint`);
-  }
+  await checkCheckpointFolder(checkpoint);
   const out = (values.out as string | undefined) ??
     join(checkpoint, `eval_${what}${source}_${split}.json`);
   // Before any work: an existing result (e.g. the shipped weights/default/eval_*.json) is kept

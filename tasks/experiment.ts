@@ -11,6 +11,7 @@ import { deviceLine } from "../core/tensor/mod.ts";
 import { experimentByName, type ExperimentFile, EXPERIMENTS } from "../experiments/mod.ts";
 import {
   BACKEND_HELP,
+  checkCheckpointFolder,
   checkOutputFile,
   type FlagSpec,
   numberFlag,
@@ -175,9 +176,7 @@ export async function runExperiment(
   const limit = numberFlag(values, "limit", { integer: true, min: 4 });
   const steps = numberFlag(values, "steps", { integer: true, min: 1 });
   const seed = seedFlag(values);
-  if (!(await exists(checkpoint))) {
-    throw new UsageError(`Checkpoint folder "${checkpoint}" does not exist; check --checkpoint`);
-  }
+  await checkCheckpointFolder(checkpoint);
   for (const stage of experiment.stages) {
     if (!(await exists(join(checkpoint, stage)))) {
       throw new UsageError(

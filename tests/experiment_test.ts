@@ -13,6 +13,7 @@ import { runExperiment } from "../tasks/experiment.ts";
 import { runReport } from "../tasks/report.ts";
 import { assertOneLineError, type Cli, cli as runTask } from "./_support/cli.ts";
 import { findChromium, openPage } from "./_support/chromium.ts";
+import { copyDir } from "./_support/files.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 // The 16x16 demo weights: small enough that all four experiments run in seconds.
@@ -21,14 +22,7 @@ const SHIPPED = join(ROOT, "weights", "cpu-demo");
 /** A throwaway copy of the shipped weights (experiments and the probe write into the run). */
 async function copyWeights(): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "unclip-exp-" });
-  const copy = async (from: string, to: string): Promise<void> => {
-    await Deno.mkdir(to, { recursive: true });
-    for await (const e of Deno.readDir(from)) {
-      if (e.isDirectory) await copy(join(from, e.name), join(to, e.name));
-      else await Deno.copyFile(join(from, e.name), join(to, e.name));
-    }
-  };
-  await copy(SHIPPED, dir);
+  await copyDir(SHIPPED, dir);
   return dir;
 }
 

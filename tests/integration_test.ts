@@ -26,6 +26,7 @@ import {
   reconstructImages,
 } from "../core/pipeline.ts";
 import { errorLine } from "../tasks/_cli.ts";
+import { copyDir } from "./_support/files.ts";
 import { runEval } from "../tasks/eval.ts";
 import { runExport } from "../tasks/export.ts";
 import { runSample } from "../tasks/sample.ts";
@@ -56,14 +57,6 @@ const RUN = join(WORK, "run");
 
 function losses(records: MetricsRecord[], from: number): [number, number][] {
   return records.filter((r) => r.step > from).map((r) => [r.step, r.loss]);
-}
-
-async function copyDir(from: string, to: string): Promise<void> {
-  await Deno.mkdir(to, { recursive: true });
-  for await (const e of Deno.readDir(from)) {
-    if (e.isDirectory) await copyDir(join(from, e.name), join(to, e.name));
-    else await Deno.copyFile(join(from, e.name), join(to, e.name));
-  }
 }
 
 Deno.test({

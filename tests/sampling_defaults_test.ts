@@ -9,6 +9,7 @@ import { initBackend } from "../core/tensor/mod.ts";
 import { decoderGuidance, loadPipeline, textToImage } from "../core/pipeline.ts";
 import { runSample } from "../tasks/sample.ts";
 import { runEval } from "../tasks/eval.ts";
+import { copyDir } from "./_support/files.ts";
 
 await initBackend();
 
@@ -19,7 +20,7 @@ const quiet = { print: () => {} };
 /** A copy of weights/cpu-demo whose decoder checkpoint stores `sampling` in its config. */
 async function demoWithSampling(sampling: Record<string, unknown>): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "unclip-sampling-" });
-  await new Deno.Command("cp", { args: ["-r", `${DEMO}/.`, dir] }).output();
+  await copyDir(DEMO, dir);
   const step = (await Deno.readTextFile(join(dir, "decoder", "latest"))).trim();
   const indexPath = join(dir, "decoder", step, "model.safetensors.index.json");
   const index = JSON.parse(await Deno.readTextFile(indexPath));

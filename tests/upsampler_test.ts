@@ -45,7 +45,7 @@ import {
 } from "../core/pipeline.ts";
 import { decodeEmbeddings } from "../core/eval/embed.ts";
 import { runEval } from "../tasks/eval.ts";
-import { enlargeBlocks } from "../tasks/_eval_pipeline.ts";
+import { enlargeBlocks } from "../core/data/images.ts";
 import { generateSplit } from "../datasets/mod.ts";
 import { runTrain } from "../tasks/train.ts";
 import { runSample } from "../tasks/sample.ts";

@@ -76,6 +76,30 @@ export function imagesToNchw(data: readonly CaptionedImage[]): Float32Array {
 }
 
 /**
+ * NCHW RGB images of side `from` enlarged to side `to` (a multiple of it), each pixel repeated as
+ * a block: nearest-neighbour, so nothing is drawn that the images do not hold.
+ *
+ * @example
+ * ```ts
+ * enlargeBlocks(new Float32Array([1, 2, 3]), 1, 2); // each channel's pixel as a 2x2 block
+ * ```
+ */
+export function enlargeBlocks(images: Float32Array, from: number, to: number): Float32Array {
+  const f = to / from, planes = images.length / (from * from);
+  if (!Number.isInteger(f) || !Number.isInteger(planes)) {
+    throw new RangeError(`Cannot enlarge ${images.length} values of side ${from} to ${to}`);
+  }
+  const out = new Float32Array(planes * to * to);
+  for (let c = 0; c < planes; c++) {
+    for (let y = 0; y < to; y++) {
+      const row = c * from * from + Math.floor(y / f) * from;
+      for (let x = 0; x < to; x++) out[(c * to + y) * to + x] = images[row + Math.floor(x / f)];
+    }
+  }
+  return out;
+}
+
+/**
  * Swaps the words "left" and "right" (for horizontal flips); other text is unchanged.
  *
  * @example
