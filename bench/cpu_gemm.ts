@@ -30,6 +30,11 @@ const SHAPES: Shape[] = [
   { label: "conv", M: 128, N: 2048, K: 1152 },
   { label: "conv", M: 256, N: 2048, K: 2304 },
   { label: "conv dW (A^T)", M: 64, N: 576, K: 8192, transB: true },
+  // Winograd F(2x2, 3x3): sixteen [O, C] x [C, tiles] products per convolution (B 32, the
+  // decoder's 32 channels at 32x32 and 64 at 16x16), and the weight gradient's [O, T] x [T, C].
+  { label: "winograd", M: 32, N: 8192, K: 32, batch: 16 },
+  { label: "winograd", M: 64, N: 2048, K: 64, batch: 16 },
+  { label: "winograd dW", M: 32, N: 32, K: 8192, batch: 16, transB: true },
   { label: "linear", M: 64, N: 512, K: 64 },
   { label: "linear", M: 256, N: 256, K: 256, transB: true },
   { label: "linear", M: 512, N: 16, K: 512 },

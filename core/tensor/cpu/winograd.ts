@@ -118,12 +118,13 @@ export function winogradConv(
 ): void {
   const { B, C, O, H, W } = s;
   const tiles = tileCount(s);
-  const u = emptyTensor([16 * O * C]);
+  const uBlock = blockFloats(O, C);
+  const u = emptyTensor([16 * uBlock]);
   layout("winograd_filter", [addr(w), O, C, adjoint ? 1 : 0, addr(u)], 16 * O * C);
   const nb = Math.min(B, chunk);
-  const v = emptyTensor([16 * C * nb * tiles]);
+  const v = emptyTensor([16 * blockFloats(C, nb * tiles)]);
   // + 4: the output transform reads M four tiles at a time, past the last tile of a row.
-  const m = emptyTensor([16 * O * nb * tiles + 4]);
+  const m = emptyTensor([16 * blockFloats(O, nb * tiles) + 4]);
   const act = GEMM_ACTIVATIONS[activation];
   const rows = inputScratch(W);
   for (let n0 = 0; n0 < B; n0 += nb) {
@@ -142,9 +143,9 @@ export function winogradConv(
       c: addr(m),
       ldc: T,
       batch: 16,
-      strideA: O * C,
-      strideB: C * T,
-      strideC: O * T,
+      strideA: uBlock,
+      strideB: blockFloats(C, T),
+      strideC: blockFloats(O, T),
     });
     const dst = addr(out) + n0 * O * H * W * 4;
     const args = [addr(m), O, H, W, cnt, bias ? addr(bias) : 0, act, dst];
@@ -168,9 +169,10 @@ export function winogradWeightGrad(
   const { B, C, O, H, W } = s;
   const tiles = tileCount(s);
   const nb = Math.min(B, chunk);
-  const v = emptyTensor([16 * C * nb * tiles]);
-  const e = emptyTensor([16 * O * nb * tiles]);
-  const d = emptyTensor([16 * O * C]);
+  const v = emptyTensor([16 * blockFloats(C, nb * tiles)]);
+  const e = emptyTensor([16 * blockFloats(O, nb * tiles)]);
+  const dBlock = blockFloats(O, C);
+  const d = emptyTensor([16 * dBlock]);
   const rows = inputScratch(W);
   for (let n0 = 0; n0 < B; n0 += nb) {
     const cnt = Math.min(nb, B - n0), T = cnt * tiles;
@@ -190,9 +192,9 @@ export function winogradWeightGrad(
       c: addr(d),
       ldc: C,
       batch: 16,
-      strideA: O * T,
-      strideB: C * T,
-      strideC: O * C,
+      strideA: blockFloats(O, T),
+      strideB: blockFloats(C, T),
+      strideC: dBlock,
       accumulate: n0 > 0,
     });
   }
@@ -200,11 +202,22 @@ export function winogradWeightGrad(
   for (const t of [v, e, d, rows]) t.dispose();
 }
 
+/** The kernels' exports that size buffers (they return numbers and run on this thread). */
+function sizing(): Record<string, (...a: number[]) => number> {
+  return cpuKernels()!.exports as unknown as Record<string, (...a: number[]) => number>;
+}
+
 /** The input transform's per-thread rows (see `winograd_input`). */
 function inputScratch(W: number): Tensor {
-  const kernels = cpuKernels()!;
-  const e = kernels.exports as unknown as Record<string, (...a: number[]) => number>;
-  return emptyTensor([kernels.pool.size * e.winograd_input_scratch(W)]);
+  return emptyTensor([cpuKernels()!.pool.size * sizing().winograd_input_scratch(W)]);
+}
+
+/**
+ * Floats from block k to block k + 1 of a [16, rows, cols] transform: a cache line more than
+ * rows x cols, so that the sixteen blocks do not share cache sets (`winograd_block_floats`).
+ */
+function blockFloats(rows: number, cols: number): number {
+  return sizing().winograd_block_floats(rows, cols);
 }
 
 function layout(name: string, args: number[], floats: number): void {

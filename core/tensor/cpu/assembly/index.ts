@@ -12,6 +12,7 @@ export * from "./view";
 export { adam_update, ema_update, scale_in_place } from "./optim";
 export { sum_rows } from "./reduce";
 export {
+  winograd_block_floats,
   winograd_filter,
   winograd_filter_grad,
   winograd_grad_output,

@@ -13,7 +13,8 @@
 // the results differ from direct convolution by rounding alone.
 //
 // Layouts: V [16, C, T] and M [16, O, T] with T = images x tiles (tile t = image * TH * TW +
-// ty * TW + tx, TH = ceil(H / 2), TW = ceil(W / 2)); U [16, O, C]. Pointers are byte addresses;
+// ty * TW + tx, TH = ceil(H / 2), TW = ceil(W / 2)); U [16, O, C]; each block k padded by a cache
+// line (`winograd_block_floats`). Pointers are byte addresses;
 // each kernel takes `(args..., counter, tid, nthreads)` and its threads claim chunks of units
 // from the counter (see share.ts): filters, input planes (image, c) or output planes (image, o).
 import { chunkSize, nextChunk } from "./share";
@@ -30,7 +31,7 @@ export function winograd_filter(
   w: usize, O: i32, C: i32, adjoint: i32, dst: usize,
   counter: usize, tid: i32, nthreads: i32,
 ): void {
-  const filters = O * C, plane = <usize>filters * 4;
+  const filters = O * C, plane = <usize>winograd_block_floats(O, C) * 4;
   const size = chunkSize(filters, nthreads);
   for (let u = nextChunk(counter, nthreads, -1); u * size < filters; u = nextChunk(counter, nthreads, u)) {
     const f1 = min(filters, (u + 1) * size);
@@ -67,10 +68,22 @@ export function winograd_filter(
   store<f32>(out + at + 3 * plane, c);
 }
 
+/**
+ * Floats from the start of block k of a [16, rows, cols] transform (V, M, E, U or D) to the start
+ * of block k + 1: rows * cols and one cache line more. Blocks exactly rows * cols apart are a
+ * power of two bytes apart at the U-Net's shapes (32 channels x 8,192 tiles: 1 MiB), so the
+ * sixteen blocks a kernel writes or reads side by side fall into the same cache sets, and sixteen
+ * streams overflow L1's eight ways: the transforms ran at a seventh of the store bandwidth.
+ * `winograd.ts` one folder up sizes and strides the buffers and the GEMMs by this.
+ */
+export function winograd_block_floats(rows: i32, cols: i32): i32 {
+  return rows * cols + 16;
+}
+
 /** Bytes between the blocks k and k + 1 of a [16, channels, cnt * tiles] transform. */
 // @ts-ignore: decorator
 @inline function transformStride(channels: i32, cnt: i32, tiles: i32): usize {
-  return <usize>channels * <usize>cnt * <usize>tiles * 4;
+  return <usize>winograd_block_floats(channels, cnt * tiles) * 4;
 }
 
 /** Address of block 0's value for channel `ch`, the first tile of image `i`. */
@@ -133,39 +146,49 @@ export function winograd_input(
           const at = rows + <usize>(2 * tx) * 4;
           const out = first + <usize>(ty * TW + tx) * 4;
           const lanes = min(4, TW - tx);
-          // B^T over the patch rows: (a0 - a2, a1 + a2, a2 - a1, a1 - a3), each row 4 values.
-          for (let s = 0; s < 4; s++) {
-            const r0 = rowTimesB(at, s), r1 = rowTimesB(at + rowBytes, s);
-            const r2 = rowTimesB(at + 2 * rowBytes, s), r3 = rowTimesB(at + 3 * rowBytes, s);
-            storeTiles(out + <usize>s * kStride, f32x4.sub(r0, r2), lanes);
-            storeTiles(out + <usize>(4 + s) * kStride, f32x4.add(r1, r2), lanes);
-            storeTiles(out + <usize>(8 + s) * kStride, f32x4.sub(r2, r1), lanes);
-            storeTiles(out + <usize>(12 + s) * kStride, f32x4.sub(r1, r3), lanes);
-          }
+          // Each patch row's taps are loaded once (lane q of t_j: the row's value 2q + j, two
+          // vector loads and a shuffle of their even or odd lanes), and the row times B is
+          // (t0 - t2, t1 + t2, t2 - t1, t1 - t3).
+          let lo = v128.load(at), hi = v128.load(at + 16);
+          let mid = v128.load(at + 8), top = v128.load(at + 24);
+          let t0 = v128.shuffle<f32>(lo, hi, 0, 2, 4, 6), t1 = v128.shuffle<f32>(lo, hi, 1, 3, 5, 7);
+          let t2 = v128.shuffle<f32>(mid, top, 0, 2, 4, 6), t3 = v128.shuffle<f32>(mid, top, 1, 3, 5, 7);
+          const a0 = f32x4.sub(t0, t2), a1 = f32x4.add(t1, t2), a2 = f32x4.sub(t2, t1), a3 = f32x4.sub(t1, t3);
+          lo = v128.load(at + rowBytes); hi = v128.load(at + rowBytes + 16);
+          mid = v128.load(at + rowBytes + 8); top = v128.load(at + rowBytes + 24);
+          t0 = v128.shuffle<f32>(lo, hi, 0, 2, 4, 6); t1 = v128.shuffle<f32>(lo, hi, 1, 3, 5, 7);
+          t2 = v128.shuffle<f32>(mid, top, 0, 2, 4, 6); t3 = v128.shuffle<f32>(mid, top, 1, 3, 5, 7);
+          const b0 = f32x4.sub(t0, t2), b1 = f32x4.add(t1, t2), b2 = f32x4.sub(t2, t1), b3 = f32x4.sub(t1, t3);
+          lo = v128.load(at + 2 * rowBytes); hi = v128.load(at + 2 * rowBytes + 16);
+          mid = v128.load(at + 2 * rowBytes + 8); top = v128.load(at + 2 * rowBytes + 24);
+          t0 = v128.shuffle<f32>(lo, hi, 0, 2, 4, 6); t1 = v128.shuffle<f32>(lo, hi, 1, 3, 5, 7);
+          t2 = v128.shuffle<f32>(mid, top, 0, 2, 4, 6); t3 = v128.shuffle<f32>(mid, top, 1, 3, 5, 7);
+          const c0 = f32x4.sub(t0, t2), c1 = f32x4.add(t1, t2), c2 = f32x4.sub(t2, t1), c3 = f32x4.sub(t1, t3);
+          lo = v128.load(at + 3 * rowBytes); hi = v128.load(at + 3 * rowBytes + 16);
+          mid = v128.load(at + 3 * rowBytes + 8); top = v128.load(at + 3 * rowBytes + 24);
+          t0 = v128.shuffle<f32>(lo, hi, 0, 2, 4, 6); t1 = v128.shuffle<f32>(lo, hi, 1, 3, 5, 7);
+          t2 = v128.shuffle<f32>(mid, top, 0, 2, 4, 6); t3 = v128.shuffle<f32>(mid, top, 1, 3, 5, 7);
+          const d0 = f32x4.sub(t0, t2), d1 = f32x4.add(t1, t2), d2 = f32x4.sub(t2, t1), d3 = f32x4.sub(t1, t3);
+          // B^T over the rows, column by column: (r0 - r2, r1 + r2, r2 - r1, r1 - r3).
+          inputColumn(out, 0, kStride, a0, b0, c0, d0, lanes);
+          inputColumn(out, 1, kStride, a1, b1, c1, d1, lanes);
+          inputColumn(out, 2, kStride, a2, b2, c2, d2, lanes);
+          inputColumn(out, 3, kStride, a3, b3, c3, d3, lanes);
         }
       }
     }
   }
 }
 
-/**
- * Column s of (patch row) B for four tiles, lane q the patch at row[2q ..]: with d_j the row's
- * values, (d0 - d2, d1 + d2, d2 - d1, d1 - d3)[s].
- */
+/** Values s, 4 + s, 8 + s and 12 + s of four tiles from column s of the patch rows times B. */
 // @ts-ignore: decorator
-@inline function rowTimesB(row: usize, s: i32): v128 {
-  if (s == 0) return f32x4.sub(taps(row, 0), taps(row, 2));
-  if (s == 1) return f32x4.add(taps(row, 1), taps(row, 2));
-  if (s == 2) return f32x4.sub(taps(row, 2), taps(row, 1));
-  return f32x4.sub(taps(row, 1), taps(row, 3));
-}
-
-/** Lane q: row[2q + j]; two vector loads and a shuffle of their even or odd lanes. */
-// @ts-ignore: decorator
-@inline function taps(row: usize, j: i32): v128 {
-  const at = row + <usize>(j & 2) * 4;
-  const lo = v128.load(at), hi = v128.load(at + 16);
-  return j & 1 ? v128.shuffle<f32>(lo, hi, 1, 3, 5, 7) : v128.shuffle<f32>(lo, hi, 0, 2, 4, 6);
+@inline function inputColumn(
+  out: usize, s: i32, kStride: usize, r0: v128, r1: v128, r2: v128, r3: v128, lanes: i32,
+): void {
+  storeTiles(out + <usize>s * kStride, f32x4.sub(r0, r2), lanes);
+  storeTiles(out + <usize>(4 + s) * kStride, f32x4.add(r1, r2), lanes);
+  storeTiles(out + <usize>(8 + s) * kStride, f32x4.sub(r2, r1), lanes);
+  storeTiles(out + <usize>(12 + s) * kStride, f32x4.sub(r1, r3), lanes);
 }
 
 /** Stores the first `lanes` lanes of v at out (all four as one vector store). */
@@ -348,7 +371,7 @@ export function winograd_filter_grad(
   src: usize, O: i32, C: i32, dst: usize,
   counter: usize, tid: i32, nthreads: i32,
 ): void {
-  const filters = O * C, plane = <usize>filters * 4;
+  const filters = O * C, plane = <usize>winograd_block_floats(O, C) * 4;
   const size = chunkSize(filters, nthreads);
   for (let u = nextChunk(counter, nthreads, -1); u * size < filters; u = nextChunk(counter, nthreads, u)) {
     const f1 = min(filters, (u + 1) * size);
