@@ -36,4 +36,4 @@ export { isGradEnabled, noGrad, record } from "./autograd.ts";
 export * from "./creation.ts";
 export * from "./ops/mod.ts";
 export type { PoolStats } from "./pool.ts";
-export { useWinograd } from "./cpu/winograd.ts";
+export { useWinograd, type WinogradMode } from "./cpu/winograd.ts";

@@ -11,8 +11,8 @@
  *   by the zeros a "dilate the input, then convolve" formulation would insert.
  * - `convWeightGradCpu`: dW = g cols(x)^T, summed over images by accumulating GEMMs.
  *
- * 3x3 stride-1 "same" convolutions with enough channels take Winograd's F(2x2, 3x3) instead, in
- * all three functions (`winograd.ts`): 2.25x fewer multiplications.
+ * 3x3 stride-1 "same" convolutions with enough channels take Winograd's F(2x2, 3x3) or F(4x4, 3x3)
+ * instead, in all three functions (`winograd.ts`): 2.25x or 4x fewer multiplications.
  *
  * The batch is folded into the GEMMs' N (or K) dimension, images*Ho*Wo, so the products stay
  * large even for small deep feature maps; images are processed in chunks whose im2col scratch
@@ -26,10 +26,10 @@ import { cpuKernels } from "./runtime.ts";
 import { runFloatsKernel } from "./view.ts";
 import { addr } from "./views.ts";
 import {
-  winogradApplies,
   winogradConv,
   winogradFloatsPerImage,
   type WinogradShape,
+  winogradTile,
   winogradWeightGrad,
 } from "./winograd.ts";
 
@@ -237,8 +237,9 @@ export function convForwardCpu(
     return out;
   }
   const [, , H, W] = x.shape;
-  if (winogradApplies(g, C, O, H, W, Ho, Wo)) {
-    const shape = { B, C, O, H, W };
+  const tile = winogradTile(g, C, O, H, W, Ho, Wo);
+  if (tile) {
+    const shape = { B, C, O, H, W, tile };
     winogradConv(x, w, bias, activation, false, shape, chunkWinograd(shape), out);
     return out;
   }
@@ -406,8 +407,9 @@ export function convAdjointCpu(
     });
     return out;
   }
-  if (winogradApplies(g, Ci, Co, Hi, Wi, Ho, Wo)) {
-    const shape = { B, C: Ci, O: Co, H: Hi, W: Wi };
+  const tile = winogradTile(g, Ci, Co, Hi, Wi, Ho, Wo);
+  if (tile) {
+    const shape = { B, C: Ci, O: Co, H: Hi, W: Wi, tile };
     winogradConv(inp, w, bias, "none", true, shape, chunkWinograd(shape), out);
     return out;
   }
@@ -503,8 +505,9 @@ export function convWeightGradCpu(gout: Tensor, x: Tensor, g: ConvGeometry): Ten
     cpu().mem.f32.fill(0, at(out), at(out) + out.size);
     return out;
   }
-  if (winogradApplies(g, Ci, Co, x.shape[2], x.shape[3], Hg, Wg)) {
-    const shape = { B, C: Ci, O: Co, H: Hg, W: Wg };
+  const tile = winogradTile(g, Ci, Co, x.shape[2], x.shape[3], Hg, Wg);
+  if (tile) {
+    const shape = { B, C: Ci, O: Co, H: Hg, W: Wg, tile };
     winogradWeightGrad(gout, x, shape, chunkWinograd(shape), out);
     return out;
   }

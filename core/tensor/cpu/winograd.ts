@@ -1,10 +1,15 @@
 /**
  * 3x3, stride-1, padding-1 convolutions on the CPU backend by Winograd's minimal filtering
- * F(2x2, 3x3) (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural Networks"): the
- * filters and the input's 4x4 patches are transformed (`assembly/winograd.ts`), sixteen GEMMs
- * [O, C] x [C, tiles] do the channel sums (one `gemm` call, batch 16), and each 2x2 output tile
- * is transformed back with the bias and activation. 16 multiplications per tile and channel
- * pair against im2col's 36: most of the U-Net's work is such convolutions.
+ * F(2x2, 3x3) or F(4x4, 3x3) (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural
+ * Networks", section 4): the filters and the input's 4x4 (6x6) patches are transformed
+ * (`assembly/winograd.ts`, `assembly/winograd4.ts`), sixteen (thirty-six) GEMMs
+ * [O, C] x [C, tiles] do the channel sums (one `gemm` call, batch 16 or 36), and each 2x2 (4x4)
+ * output tile is transformed back with the bias and activation. F(2x2) makes 4 multiplications
+ * per output pixel and channel pair, F(4x4) 2.25, im2col 9: most of the U-Net's work is such
+ * convolutions. F(4x4) also moves 2.25 transform values per pixel through memory against
+ * F(2x2)'s 4, but its transforms do more arithmetic per value, its tiles waste more at edges that
+ * are not a multiple of 4, and its rounding error is several times larger; `winogradTile` picks
+ * one of the two by shape (measured, see there).
  *
  * The same path serves the adjoint (the input gradient of such a convolution, and a stride-1
  * transposed convolution): it is the forward convolution with the filters transposed and turned
@@ -29,24 +34,42 @@ export const WINOGRAD_MIN_CHANNELS = 16;
 /** See `WINOGRAD_MIN_CHANNELS`. */
 export const WINOGRAD_MIN_CHANNEL_SUM = 48;
 
-/** Whether the path is on: `useWinograd`'s setting, else `UNCLIP_CPU_WINOGRAD` (default on). */
-let enabled: boolean | undefined;
+/**
+ * Which convolutions take the Winograd path: "off" none (im2col + GEMM), "auto" (the default)
+ * F(2x2) or F(4x4) by `winogradTile`'s rule, "2x2" and "4x4" that one wherever the path applies.
+ */
+export type WinogradMode = "off" | "auto" | "2x2" | "4x4";
 
-function winogradEnabled(): boolean {
-  if (enabled === undefined) {
-    const v = readEnv("UNCLIP_CPU_WINOGRAD");
-    if (v !== undefined && v !== "" && v !== "0" && v !== "1") {
-      throw new Error(`UNCLIP_CPU_WINOGRAD: "${v}" is not 0 (im2col + GEMM) or 1 (Winograd).`);
+/** `useWinograd`'s setting, else `UNCLIP_CPU_WINOGRAD`'s (read once). */
+let mode: WinogradMode | undefined;
+
+const ENV_MODES: Record<string, WinogradMode> = {
+  "": "auto",
+  0: "off",
+  1: "auto",
+  2: "2x2",
+  4: "4x4",
+};
+
+function winogradMode(): WinogradMode {
+  if (mode === undefined) {
+    const v = readEnv("UNCLIP_CPU_WINOGRAD") ?? "";
+    if (!Object.hasOwn(ENV_MODES, v)) {
+      throw new Error(
+        `UNCLIP_CPU_WINOGRAD: "${v}" is not 0 (im2col + GEMM), 1 (Winograd, F(2x2) or F(4x4) by ` +
+          `shape), 2 (F(2x2, 3x3) only) or 4 (F(4x4, 3x3) only).`,
+      );
     }
-    enabled = v !== "0";
+    mode = ENV_MODES[v];
   }
-  return enabled;
+  return mode;
 }
 
 /**
- * Turns the Winograd path on (the default) or off, so that benchmarks and tests can compare it
- * with im2col + GEMM on the same convolution (`UNCLIP_CPU_WINOGRAD=0` turns it off for a whole
- * process). Returns the previous setting.
+ * Sets which convolutions take the Winograd path (`true`: "auto", the default; `false`: "off",
+ * im2col + GEMM for every convolution; "2x2" or "4x4" forces that tile size), so that benchmarks
+ * and tests can compare the paths on the same convolution (`UNCLIP_CPU_WINOGRAD=0`, `1`, `2` or
+ * `4` sets it for a whole process). Returns the previous setting.
  *
  * @example
  * ```ts
@@ -54,9 +77,9 @@ function winogradEnabled(): boolean {
  * useWinograd(before);
  * ```
  */
-export function useWinograd(on: boolean): boolean {
-  const before = winogradEnabled();
-  enabled = on;
+export function useWinograd(on: boolean | WinogradMode): WinogradMode {
+  const before = winogradMode();
+  mode = on === true ? "auto" : on === false ? "off" : on;
   return before;
 }
 
@@ -71,13 +94,16 @@ export interface WinogradShape {
   /** Height and width, the same for input and output. */
   H: number;
   W: number;
+  /** Output tile side: F(2x2, 3x3) or F(4x4, 3x3) (`winogradTile`). */
+  tile: 2 | 4;
 }
 
 /**
- * Whether a convolution of kernel kh x kw, strides sy, sx and padding py, px from H x W to
- * Ho x Wo, with C and O channels, takes the Winograd path.
+ * The Winograd tile for a convolution of kernel kh x kw, strides sy, sx and padding py, px from
+ * H x W to Ho x Wo, with C and O channels (of the forward convolution the path computes): 0 when
+ * it keeps im2col + GEMM, else 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3)); see `WINOGRAD4_MIN_SIDE`.
  */
-export function winogradApplies(
+export function winogradTile(
   g: { sy: number; sx: number; py: number; px: number; kh: number; kw: number },
   C: number,
   O: number,
@@ -85,20 +111,40 @@ export function winogradApplies(
   W: number,
   Ho: number,
   Wo: number,
-): boolean {
-  return winogradEnabled() && cpuKernels() !== null && g.kh === 3 && g.kw === 3 && g.sy === 1 &&
-    g.sx === 1 && g.py === 1 && g.px === 1 && Ho === H && Wo === W &&
+): 0 | 2 | 4 {
+  const m = winogradMode();
+  const applies = m !== "off" && cpuKernels() !== null && g.kh === 3 && g.kw === 3 &&
+    g.sy === 1 && g.sx === 1 && g.py === 1 && g.px === 1 && Ho === H && Wo === W &&
     C >= WINOGRAD_MIN_CHANNELS && O >= WINOGRAD_MIN_CHANNELS && C + O >= WINOGRAD_MIN_CHANNEL_SUM;
+  if (!applies) return 0;
+  if (m === "2x2") return 2;
+  if (m === "4x4") return 4;
+  return Math.min(H, W) >= WINOGRAD4_MIN_SIDE ? 4 : 2;
 }
 
-/** Scratch floats per image: V [16, C, tiles] and M [16, O, tiles]. */
+/**
+ * Smallest image side for F(4x4, 3x3) under the default rule (smaller images take F(2x2)).
+ */
+export const WINOGRAD4_MIN_SIDE = 8;
+
+/** Scratch floats per image: V [n, C, tiles] and M [n, O, tiles], n = (tile + 2)^2. */
 export function winogradFloatsPerImage(s: WinogradShape): number {
-  return 16 * (s.C + s.O) * tileCount(s);
+  return blocks(s) * (s.C + s.O) * tileCount(s);
 }
 
-/** 2x2 output tiles per image (half tiles at an odd right or bottom edge). */
+/** Output tiles per image (part tiles at a right or bottom edge not a multiple of the tile). */
 function tileCount(s: WinogradShape): number {
-  return Math.ceil(s.H / 2) * Math.ceil(s.W / 2);
+  return Math.ceil(s.H / s.tile) * Math.ceil(s.W / s.tile);
+}
+
+/** Transform values per tile: 16 for F(2x2, 3x3), 36 for F(4x4, 3x3). */
+function blocks(s: WinogradShape): number {
+  return (s.tile + 2) * (s.tile + 2);
+}
+
+/** The name of a kernel of the shape's tile ("winograd_input", "winograd4_input"). */
+function kernel(s: WinogradShape, name: string): string {
+  return (s.tile === 4 ? "winograd4_" : "winograd_") + name;
 }
 
 /**
@@ -117,21 +163,21 @@ export function winogradConv(
   out: Tensor,
 ): void {
   const { B, C, O, H, W } = s;
-  const tiles = tileCount(s);
+  const tiles = tileCount(s), n = blocks(s);
   const uBlock = blockFloats(O, C);
-  const u = emptyTensor([16 * uBlock]);
-  layout("winograd_filter", [addr(w), O, C, adjoint ? 1 : 0, addr(u)], 16 * O * C);
+  const u = emptyTensor([n * uBlock]);
+  layout(kernel(s, "filter"), [addr(w), O, C, adjoint ? 1 : 0, addr(u)], n * O * C);
   const nb = Math.min(B, chunk);
-  const v = emptyTensor([16 * blockFloats(C, nb * tiles)]);
+  const v = emptyTensor([n * blockFloats(C, nb * tiles)]);
   // + 4: the output transform reads M four tiles at a time, past the last tile of a row.
-  const m = emptyTensor([16 * blockFloats(O, nb * tiles) + 4]);
+  const m = emptyTensor([n * blockFloats(O, nb * tiles) + 4]);
   const act = GEMM_ACTIVATIONS[activation];
-  const rows = inputScratch(W);
+  const rows = inputScratch(s);
   for (let n0 = 0; n0 < B; n0 += nb) {
     const cnt = Math.min(nb, B - n0), T = cnt * tiles;
     const src = addr(x) + n0 * C * H * W * 4;
-    layout("winograd_input", [src, C, H, W, cnt, addr(v), addr(rows)], 16 * C * T);
-    // M[k] [O, T] = U[k] [O, C] V[k] [C, T], k = 0..15.
+    layout(kernel(s, "input"), [src, C, H, W, cnt, addr(v), addr(rows)], n * C * T);
+    // M[k] [O, T] = U[k] [O, C] V[k] [C, T], k = 0..n-1.
     gemm({
       M: O,
       N: T,
@@ -142,14 +188,14 @@ export function winogradConv(
       ldb: T,
       c: addr(m),
       ldc: T,
-      batch: 16,
+      batch: n,
       strideA: uBlock,
       strideB: blockFloats(C, T),
       strideC: blockFloats(O, T),
     });
     const dst = addr(out) + n0 * O * H * W * 4;
     const args = [addr(m), O, H, W, cnt, bias ? addr(bias) : 0, act, dst];
-    layout("winograd_output", args, 16 * O * T);
+    layout(kernel(s, "output"), args, n * O * T);
   }
   for (const t of [u, v, m, rows]) t.dispose();
 }
@@ -157,7 +203,7 @@ export function winogradConv(
 /**
  * dW [O, C, 3, 3] into `out` for the convolution y = conv(x [B, C, H, W], w) with output gradient
  * gout [B, O, H, W]: dW = G^T [sum over tiles of (A e A^T) ⊙ (B^T d B)] G per filter (see
- * `assembly/winograd.ts`), the tile sums as sixteen GEMMs accumulated over chunks of images.
+ * `assembly/winograd.ts`), the tile sums as 16 or 36 GEMMs accumulated over chunks of images.
  */
 export function winogradWeightGrad(
   gout: Tensor,
@@ -167,18 +213,18 @@ export function winogradWeightGrad(
   out: Tensor,
 ): void {
   const { B, C, O, H, W } = s;
-  const tiles = tileCount(s);
+  const tiles = tileCount(s), n = blocks(s);
   const nb = Math.min(B, chunk);
-  const v = emptyTensor([16 * blockFloats(C, nb * tiles)]);
-  const e = emptyTensor([16 * blockFloats(O, nb * tiles)]);
+  const v = emptyTensor([n * blockFloats(C, nb * tiles)]);
+  const e = emptyTensor([n * blockFloats(O, nb * tiles)]);
   const dBlock = blockFloats(O, C);
-  const d = emptyTensor([16 * dBlock]);
-  const rows = inputScratch(W);
+  const d = emptyTensor([n * dBlock]);
+  const rows = inputScratch(s);
   for (let n0 = 0; n0 < B; n0 += nb) {
     const cnt = Math.min(nb, B - n0), T = cnt * tiles;
     const xs = addr(x) + n0 * C * H * W * 4, gs = addr(gout) + n0 * O * H * W * 4;
-    layout("winograd_input", [xs, C, H, W, cnt, addr(v), addr(rows)], 16 * C * T);
-    layout("winograd_grad_output", [gs, O, H, W, cnt, addr(e)], 16 * O * T);
+    layout(kernel(s, "input"), [xs, C, H, W, cnt, addr(v), addr(rows)], n * C * T);
+    layout(kernel(s, "grad_output"), [gs, O, H, W, cnt, addr(e)], n * O * T);
     // D[k] [O, C] (+)= E[k] [O, T] V[k]^T, V[k] stored [C, T].
     gemm({
       M: O,
@@ -191,14 +237,14 @@ export function winogradWeightGrad(
       transB: true,
       c: addr(d),
       ldc: C,
-      batch: 16,
+      batch: n,
       strideA: blockFloats(O, T),
       strideB: blockFloats(C, T),
       strideC: dBlock,
       accumulate: n0 > 0,
     });
   }
-  layout("winograd_filter_grad", [addr(d), O, C, addr(out)], 16 * O * C);
+  layout(kernel(s, "filter_grad"), [addr(d), O, C, addr(out)], n * O * C);
   for (const t of [v, e, d, rows]) t.dispose();
 }
 
@@ -207,14 +253,15 @@ function sizing(): Record<string, (...a: number[]) => number> {
   return cpuKernels()!.exports as unknown as Record<string, (...a: number[]) => number>;
 }
 
-/** The input transform's per-thread rows (see `winograd_input`). */
-function inputScratch(W: number): Tensor {
-  return emptyTensor([cpuKernels()!.pool.size * sizing().winograd_input_scratch(W)]);
+/** The input transform's per-thread rows (see `winograd_input`, `winograd4_input`). */
+function inputScratch(s: WinogradShape): Tensor {
+  const perThread = sizing()[kernel(s, "input_scratch")](s.W);
+  return emptyTensor([cpuKernels()!.pool.size * perThread]);
 }
 
 /**
- * Floats from block k to block k + 1 of a [16, rows, cols] transform: a cache line more than
- * rows x cols, so that the sixteen blocks do not share cache sets (`winograd_block_floats`).
+ * Floats from block k to block k + 1 of a [16 or 36, rows, cols] transform: a cache line more than
+ * rows x cols, so that the blocks do not share cache sets (`winograd_block_floats`).
  */
 function blockFloats(rows: number, cols: number): number {
   return sizing().winograd_block_floats(rows, cols);

@@ -20,3 +20,11 @@ export {
   winograd_input_scratch,
   winograd_output,
 } from "./winograd";
+export {
+  winograd4_filter,
+  winograd4_filter_grad,
+  winograd4_grad_output,
+  winograd4_input,
+  winograd4_input_scratch,
+  winograd4_output,
+} from "./winograd4";

@@ -69,8 +69,8 @@ export function winograd_filter(
 }
 
 /**
- * Floats from the start of block k of a [16, rows, cols] transform (V, M, E, U or D) to the start
- * of block k + 1: rows * cols and one cache line more. Blocks exactly rows * cols apart are a
+ * Floats from the start of block k of a [16, rows, cols] transform (V, M, E, U or D; [36, rows,
+ * cols] for F(4x4, 3x3) in winograd4.ts) to the start of block k + 1: rows * cols and one cache line more. Blocks exactly rows * cols apart are a
  * power of two bytes apart at the U-Net's shapes (32 channels x 8,192 tiles: 1 MiB), so the
  * sixteen blocks a kernel writes or reads side by side fall into the same cache sets, and sixteen
  * streams overflow L1's eight ways: the transforms ran at a seventh of the store bandwidth.
@@ -80,15 +80,15 @@ export function winograd_block_floats(rows: i32, cols: i32): i32 {
   return rows * cols + 16;
 }
 
-/** Bytes between the blocks k and k + 1 of a [16, channels, cnt * tiles] transform. */
+/** Bytes between the blocks k and k + 1 of a [16 or 36, channels, cnt * tiles] transform. */
 // @ts-ignore: decorator
-@inline function transformStride(channels: i32, cnt: i32, tiles: i32): usize {
+@inline export function transformStride(channels: i32, cnt: i32, tiles: i32): usize {
   return <usize>winograd_block_floats(channels, cnt * tiles) * 4;
 }
 
 /** Address of block 0's value for channel `ch`, the first tile of image `i`. */
 // @ts-ignore: decorator
-@inline function firstTile(buf: usize, ch: i32, cnt: i32, tiles: i32, i: i32): usize {
+@inline export function firstTile(buf: usize, ch: i32, cnt: i32, tiles: i32, i: i32): usize {
   return buf + (<usize>ch * <usize>cnt * <usize>tiles + <usize>(i * tiles)) * 4;
 }
 
@@ -193,7 +193,7 @@ export function winograd_input(
 
 /** Stores the first `lanes` lanes of v at out (all four as one vector store). */
 // @ts-ignore: decorator
-@inline function storeTiles(out: usize, v: v128, lanes: i32): void {
+@inline export function storeTiles(out: usize, v: v128, lanes: i32): void {
   if (lanes == 4) {
     v128.store(out, v);
     return;
