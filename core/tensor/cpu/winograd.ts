@@ -101,7 +101,10 @@ export interface WinogradShape {
 /**
  * The Winograd tile for a convolution of kernel kh x kw, strides sy, sx and padding py, px from
  * H x W to Ho x Wo, with C and O channels (of the forward convolution the path computes): 0 when
- * it keeps im2col + GEMM, else 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3)); see `WINOGRAD4_MIN_SIDE`.
+ * it keeps im2col + GEMM, else 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3)). The default rule takes F(4x4)
+ * unless its part tiles at the right and bottom edges cost it more than `WINOGRAD4_MAX_RATIO`
+ * of F(2x2)'s transform values (and GEMM columns) per image: sides that are multiples of 4 give
+ * 36 / 64 = 0.5625, 5 x 7 0.75, 10 x 10 0.81, 6 x 6 1, 1 x 5 1.5.
  */
 export function winogradTile(
   g: { sy: number; sx: number; py: number; px: number; kh: number; kw: number },
@@ -119,13 +122,20 @@ export function winogradTile(
   if (!applies) return 0;
   if (m === "2x2") return 2;
   if (m === "4x4") return 4;
-  return Math.min(H, W) >= WINOGRAD4_MIN_SIDE ? 4 : 2;
+  const f4 = 36 * Math.ceil(H / 4) * Math.ceil(W / 4),
+    f2 = 16 * Math.ceil(H / 2) * Math.ceil(W / 2);
+  return f4 <= WINOGRAD4_MAX_RATIO * f2 ? 4 : 2;
 }
 
 /**
- * Smallest image side for F(4x4, 3x3) under the default rule (smaller images take F(2x2)).
+ * Most transform values F(4x4, 3x3) may need, as a fraction of F(2x2, 3x3)'s, for the default
+ * rule to take it (`winogradTile`). Measured on the 2-core AMD VM beside a training run
+ * (2026-12-05, batch 32, forward, input gradient and weight gradient each, medians of 5-9):
+ * F(4x4) was 25-40% faster at 16x16, 32x32 and 64x64 for 16 to 128 channels, 10-25% at 8x8 and
+ * 12x12 (ratio 0.5625), level to 10% faster at 10x10 (0.81), level at 4x4 (0.5625: one tile an
+ * image), and 10-30% slower at 6x6 (1.0).
  */
-export const WINOGRAD4_MIN_SIDE = 8;
+export const WINOGRAD4_MAX_RATIO = 0.85;
 
 /** Scratch floats per image: V [n, C, tiles] and M [n, O, tiles], n = (tile + 2)^2. */
 export function winogradFloatsPerImage(s: WinogradShape): number {
