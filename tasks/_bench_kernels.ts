@@ -195,8 +195,9 @@ export async function convRows(batch: number, reps: number, row: RowRunner): Pro
 
 /**
  * On the CPU backend: the forward of the shipped decoder's widest 3x3 convolutions (batch 16,
- * one guided sampling step of 8 images) by Winograd F(2x2, 3x3), the default, and by im2col +
- * GEMM, the path it replaced. GFLOP/s count direct convolution's flops for both.
+ * one guided sampling step of 8 images) by Winograd as the default rule picks its tile
+ * ("winograd": F(4x4, 3x3) at these sizes), by F(2x2, 3x3) ("winograd 2x2"), and by im2col +
+ * GEMM, the path Winograd replaced. GFLOP/s count direct convolution's flops for all.
  */
 async function winogradRows(
   conv2d: (x: T.Tensor, w: T.Tensor, b: T.Tensor | null, o: { padding: number }) => T.Tensor,
@@ -204,8 +205,12 @@ async function winogradRows(
   row: RowRunner,
 ): Promise<void> {
   for (const [c, o, hw] of [[64, 64, 32], [96, 32, 32], [128, 64, 16]]) {
-    for (const winograd of [true, false]) {
-      const path = winograd ? "winograd" : "im2col";
+    const paths: [string, T.WinogradMode][] = [
+      ["winograd", "auto"],
+      ["winograd 2x2", "2x2"],
+      ["im2col", "off"],
+    ];
+    for (const [path, winograd] of paths) {
       await row(`conv2d 3x3 fwd B16 ${c}->${o} ${hw}x${hw} (${path})`, async () => {
         const x = T.randn([16, c, hw, hw]), w = T.affine(T.randn([o, c, 3, 3]), 0.05, 0);
         const before = T.useWinograd(winograd);
