@@ -130,8 +130,8 @@ export function winograd_input(
   for (let u = nextChunk(counter, nthreads, -1); u * size < planes; u = nextChunk(counter, nthreads, u)) {
     const p1 = min(planes, (u + 1) * size);
     for (let p = u * size; p < p1; p++) {
-      const i = p / C, c = p % C;
-      const plane = src + <usize>p * <usize>(H * W) * 4;
+      const i = p % cnt, c = p / cnt; // channel-major: V[k] written in one run per channel
+      const plane = src + <usize>(i * C + c) * <usize>(H * W) * 4;
       const first = firstTile(dst, c, cnt, tiles, i);
       for (let ty = 0; ty < TH; ty++) {
         // Patch rows 2ty-1 .. 2ty+2 into the scratch, image column x at x + 1; rows outside
@@ -221,9 +221,9 @@ export function winograd_output(
   for (let u = nextChunk(counter, nthreads, -1); u * size < planes; u = nextChunk(counter, nthreads, u)) {
     const p1 = min(planes, (u + 1) * size);
     for (let p = u * size; p < p1; p++) {
-      const i = p / O, o = p % O;
+      const i = p % cnt, o = p / cnt; // channel-major: M[k] (E[k]) in one run per channel
       const b = f32x4.splat(bias ? load<f32>(bias + <usize>o * 4) : 0);
-      const plane = dst + <usize>p * <usize>(H * W) * 4;
+      const plane = dst + <usize>(i * O + o) * <usize>(H * W) * 4;
       const first = firstTile(src, o, cnt, tiles, i);
       for (let ty = 0; ty < TH; ty++) {
         for (let tx = 0; tx < TW; tx += 4) {
@@ -303,8 +303,8 @@ export function winograd_grad_output(
   for (let u = nextChunk(counter, nthreads, -1); u * size < planes; u = nextChunk(counter, nthreads, u)) {
     const p1 = min(planes, (u + 1) * size);
     for (let p = u * size; p < p1; p++) {
-      const i = p / O, o = p % O;
-      const plane = src + <usize>p * <usize>(H * W) * 4;
+      const i = p % cnt, o = p / cnt; // channel-major: M[k] (E[k]) in one run per channel
+      const plane = src + <usize>(i * O + o) * <usize>(H * W) * 4;
       const first = firstTile(dst, o, cnt, tiles, i);
       for (let ty = 0; ty < TH; ty++) {
         const y = 2 * ty;

@@ -131,8 +131,8 @@ export function winograd4_input(
   for (let u = nextChunk(counter, nthreads, -1); u * size < planes; u = nextChunk(counter, nthreads, u)) {
     const p1 = min(planes, (u + 1) * size);
     for (let p = u * size; p < p1; p++) {
-      const i = p / C, c = p % C;
-      const plane = src + <usize>p * <usize>(H * W) * 4;
+      const i = p % cnt, c = p / cnt; // channel-major: V[k] written in one run per channel
+      const plane = src + <usize>(i * C + c) * <usize>(H * W) * 4;
       const first = firstTile(dst, c, cnt, tiles, i);
       for (let ty = 0; ty < TH; ty++) {
         for (let r = 0; r < 6; r++) {
@@ -234,9 +234,9 @@ export function winograd4_output(
   for (let u = nextChunk(counter, nthreads, -1); u * size < planes; u = nextChunk(counter, nthreads, u)) {
     const p1 = min(planes, (u + 1) * size);
     for (let p = u * size; p < p1; p++) {
-      const i = p / O, o = p % O;
+      const i = p % cnt, o = p / cnt; // channel-major: M[k] (E[k]) in one run per channel
       const b = f32x4.splat(bias ? load<f32>(bias + <usize>o * 4) : 0);
-      const plane = dst + <usize>p * <usize>(H * W) * 4;
+      const plane = dst + <usize>(i * O + o) * <usize>(H * W) * 4;
       const first = firstTile(src, o, cnt, tiles, i);
       for (let ty = 0; ty < TH; ty++) {
         for (let tx = 0; tx < TW; tx += 4) {
@@ -339,8 +339,8 @@ export function winograd4_grad_output(
   for (let u = nextChunk(counter, nthreads, -1); u * size < planes; u = nextChunk(counter, nthreads, u)) {
     const p1 = min(planes, (u + 1) * size);
     for (let p = u * size; p < p1; p++) {
-      const i = p / O, o = p % O;
-      const plane = src + <usize>p * <usize>(H * W) * 4;
+      const i = p % cnt, o = p / cnt; // channel-major: M[k] (E[k]) in one run per channel
+      const plane = src + <usize>(i * O + o) * <usize>(H * W) * 4;
       const first = firstTile(dst, o, cnt, tiles, i);
       for (let ty = 0; ty < TH; ty++) {
         const y = 4 * ty;
