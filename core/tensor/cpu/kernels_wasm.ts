@@ -2,7 +2,7 @@
 // edit: change the AssemblyScript sources and rebuild.
 
 /** SHA-256 of the AssemblyScript sources this build came from. */
-export const SOURCE_HASH = "5ebd4dfd9572def7b61b16a5e038678157a1f726be501af47180376e2361c932";
+export const SOURCE_HASH = "9d1cfd51837b9e6b740de69f2d1a68df113413463ae9d6deda9968dd8452ce87";
 
 /** The compiled kernels, base64: relaxed SIMD or plain SIMD, shared memory or not. */
 export const WASM = {

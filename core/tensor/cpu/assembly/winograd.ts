@@ -17,6 +17,10 @@
 // line (`winograd_block_floats`). Pointers are byte addresses;
 // each kernel takes `(args..., counter, tid, nthreads)` and its threads claim chunks of units
 // from the counter (see share.ts): filters, input planes (image, c) or output planes (image, o).
+// Planes go channel-major (unit p is image p % cnt of channel p / cnt), the order of the
+// transforms' tiles, so that a chunk of planes reads or writes each block in one run; image-major
+// order broke each block into runs of one image's tiles (a few cache lines for F(4x4) at 32x32),
+// too short for the prefetchers, and the output transforms ran at half speed.
 import { chunkSize, nextChunk } from "./share";
 import { activate4 } from "./gemm";
 

@@ -21,7 +21,8 @@
 // ty * TW + tx, TH = ceil(H / 4), TW = ceil(W / 4)); U [36, O, C]; blocks padded by a cache
 // line as F(2x2)'s (`winograd_block_floats`: thirty-six streams side by side would collide in L1
 // sets all the more). Pointers are byte addresses; each kernel takes `(args..., counter, tid,
-// nthreads)` and its threads claim chunks of units from the counter (see share.ts).
+// nthreads)` and its threads claim chunks of units from the counter (see share.ts), planes
+// channel-major as in winograd.ts.
 //
 // Four neighbouring tiles go one per vector lane, as in F(2x2). A tile's pixels are four
 // consecutive floats, so a vector load holds one tile's row: the kernels combine whole rows
