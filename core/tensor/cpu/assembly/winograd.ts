@@ -90,10 +90,22 @@ export function winograd_block_floats(rows: i32, cols: i32): i32 {
   return <usize>winograd_block_floats(channels, cnt * tiles) * 4;
 }
 
-/** Address of block 0's value for channel `ch`, the first tile of image `i`. */
+/**
+ * Image plane of unit p of a transform's loop over cnt images x `channels` (in the channel-major
+ * order above: image p % cnt of channel p / cnt) in the images [cnt, channels, H, W] at `images`.
+ */
 // @ts-ignore: decorator
-@inline export function firstTile(buf: usize, ch: i32, cnt: i32, tiles: i32, i: i32): usize {
-  return buf + (<usize>ch * <usize>cnt * <usize>tiles + <usize>(i * tiles)) * 4;
+@inline export function imagePlane(images: usize, p: i32, cnt: i32, channels: i32, H: i32, W: i32): usize {
+  return images + <usize>((p % cnt) * channels + p / cnt) * <usize>(H * W) * 4;
+}
+
+/**
+ * Address of block 0's value for the first tile of unit p (channel p / cnt, image p % cnt): rows
+ * of a block are channels of cnt x tiles values, so in channel-major order it is p x tiles in.
+ */
+// @ts-ignore: decorator
+@inline export function planeTiles(buf: usize, p: i32, tiles: i32): usize {
+  return buf + <usize>p * <usize>tiles * 4;
 }
 
 /**
@@ -134,9 +146,8 @@ export function winograd_input(
   for (let u = nextChunk(counter, nthreads, -1); u * size < planes; u = nextChunk(counter, nthreads, u)) {
     const p1 = min(planes, (u + 1) * size);
     for (let p = u * size; p < p1; p++) {
-      const i = p % cnt, c = p / cnt; // channel-major: V[k] written in one run per channel
-      const plane = src + <usize>(i * C + c) * <usize>(H * W) * 4;
-      const first = firstTile(dst, c, cnt, tiles, i);
+      const plane = imagePlane(src, p, cnt, C, H, W);
+      const first = planeTiles(dst, p, tiles);
       for (let ty = 0; ty < TH; ty++) {
         // Patch rows 2ty-1 .. 2ty+2 into the scratch, image column x at x + 1; rows outside
         // the image are zeros (the columns outside it stay zero from the fill above).
@@ -225,10 +236,9 @@ export function winograd_output(
   for (let u = nextChunk(counter, nthreads, -1); u * size < planes; u = nextChunk(counter, nthreads, u)) {
     const p1 = min(planes, (u + 1) * size);
     for (let p = u * size; p < p1; p++) {
-      const i = p % cnt, o = p / cnt; // channel-major: M[k] (E[k]) in one run per channel
-      const b = f32x4.splat(bias ? load<f32>(bias + <usize>o * 4) : 0);
-      const plane = dst + <usize>(i * O + o) * <usize>(H * W) * 4;
-      const first = firstTile(src, o, cnt, tiles, i);
+      const b = f32x4.splat(bias ? load<f32>(bias + <usize>(p / cnt) * 4) : 0);
+      const plane = imagePlane(dst, p, cnt, O, H, W);
+      const first = planeTiles(src, p, tiles);
       for (let ty = 0; ty < TH; ty++) {
         for (let tx = 0; tx < TW; tx += 4) {
           const m = first + <usize>(ty * TW + tx) * 4;
@@ -307,9 +317,8 @@ export function winograd_grad_output(
   for (let u = nextChunk(counter, nthreads, -1); u * size < planes; u = nextChunk(counter, nthreads, u)) {
     const p1 = min(planes, (u + 1) * size);
     for (let p = u * size; p < p1; p++) {
-      const i = p % cnt, o = p / cnt; // channel-major: M[k] (E[k]) in one run per channel
-      const plane = src + <usize>(i * O + o) * <usize>(H * W) * 4;
-      const first = firstTile(dst, o, cnt, tiles, i);
+      const plane = imagePlane(src, p, cnt, O, H, W);
+      const first = planeTiles(dst, p, tiles);
       for (let ty = 0; ty < TH; ty++) {
         const y = 2 * ty;
         for (let tx = 0; tx < TW; tx += 4) {

@@ -30,7 +30,7 @@
 // such vectors, no shuffles), and transpose 4x4 once per combined row.
 import { chunkSize, nextChunk } from "./share";
 import { activate4 } from "./gemm";
-import { firstTile, storeTiles, transformStride, winograd_block_floats } from "./winograd";
+import { imagePlane, planeTiles, storeTiles, transformStride, winograd_block_floats } from "./winograd";
 
 const QUARTER: f32 = 0.25;
 const SIXTH: f32 = <f32>(1.0 / 6.0);
@@ -132,9 +132,8 @@ export function winograd4_input(
   for (let u = nextChunk(counter, nthreads, -1); u * size < planes; u = nextChunk(counter, nthreads, u)) {
     const p1 = min(planes, (u + 1) * size);
     for (let p = u * size; p < p1; p++) {
-      const i = p % cnt, c = p / cnt; // channel-major: V[k] written in one run per channel
-      const plane = src + <usize>(i * C + c) * <usize>(H * W) * 4;
-      const first = firstTile(dst, c, cnt, tiles, i);
+      const plane = imagePlane(src, p, cnt, C, H, W);
+      const first = planeTiles(dst, p, tiles);
       for (let ty = 0; ty < TH; ty++) {
         for (let r = 0; r < 6; r++) {
           const y = 4 * ty - 1 + r, to = rows + <usize>r * rowBytes + 4;
@@ -235,10 +234,9 @@ export function winograd4_output(
   for (let u = nextChunk(counter, nthreads, -1); u * size < planes; u = nextChunk(counter, nthreads, u)) {
     const p1 = min(planes, (u + 1) * size);
     for (let p = u * size; p < p1; p++) {
-      const i = p % cnt, o = p / cnt; // channel-major: M[k] (E[k]) in one run per channel
-      const b = f32x4.splat(bias ? load<f32>(bias + <usize>o * 4) : 0);
-      const plane = dst + <usize>(i * O + o) * <usize>(H * W) * 4;
-      const first = firstTile(src, o, cnt, tiles, i);
+      const b = f32x4.splat(bias ? load<f32>(bias + <usize>(p / cnt) * 4) : 0);
+      const plane = imagePlane(dst, p, cnt, O, H, W);
+      const first = planeTiles(src, p, tiles);
       for (let ty = 0; ty < TH; ty++) {
         for (let tx = 0; tx < TW; tx += 4) {
           const m = first + <usize>(ty * TW + tx) * 4;
@@ -340,9 +338,8 @@ export function winograd4_grad_output(
   for (let u = nextChunk(counter, nthreads, -1); u * size < planes; u = nextChunk(counter, nthreads, u)) {
     const p1 = min(planes, (u + 1) * size);
     for (let p = u * size; p < p1; p++) {
-      const i = p % cnt, o = p / cnt; // channel-major: M[k] (E[k]) in one run per channel
-      const plane = src + <usize>(i * O + o) * <usize>(H * W) * 4;
-      const first = firstTile(dst, o, cnt, tiles, i);
+      const plane = imagePlane(src, p, cnt, O, H, W);
+      const first = planeTiles(dst, p, tiles);
       for (let ty = 0; ty < TH; ty++) {
         const y = 4 * ty;
         for (let tx = 0; tx < TW; tx += 4) {
