@@ -74,12 +74,13 @@ Deno.test("ddpmStep() matches the closed-form posterior (thesis eqs. 2.8, 2.9, 2
   const n = 48;
   const xt = uniform(n, 1, -2, 2), eps = uniform(n, 2, -2, 2), z = uniform(n, 3, -2, 2);
   for (const i of [1, 17, 49]) {
-    const [mean, noisy] = await Promise.all(
+    const [mean, noisy, noisyLarge] = await Promise.all(
       scope(() => {
         const x = tensor(xt, [n]), e = tensor(eps, [n]), noise = tensor(z, [n]);
         return [
           ddpmStep(x, e, schedule, i, null, { clipDenoised: false }),
           ddpmStep(x, e, schedule, i, noise, { clipDenoised: false }),
+          ddpmStep(x, e, schedule, i, noise, { clipDenoised: false, variance: "large" }),
         ];
       }).map(read),
     );
@@ -92,6 +93,9 @@ Deno.test("ddpmStep() matches the closed-form posterior (thesis eqs. 2.8, 2.9, 2
     assert.ok(maxDiff(mean, eq215) < 1e-4, `eq. 2.15 at ${i}`);
     const sd = Math.sqrt(schedule.posteriorVariance[i]);
     assert.ok(maxDiff(noisy, expected.map((v, k) => v + sd * z[k])) < 1e-4);
+    // The other bound (Ho et al. 2020, section 3.2): the same mean, sigma_t^2 = beta_t.
+    assert.ok(maxDiff(noisyLarge, expected.map((v, k) => v + Math.sqrt(b) * z[k])) < 1e-4);
+    assert.ok(b > schedule.posteriorVariance[i], `beta_t > beta-tilde_t at ${i}`);
   }
 });
 

@@ -41,6 +41,7 @@ export {
   checkStep,
   ddpmStep,
   type DdpmStepOptions,
+  type ReverseVariance,
   epsFromX0,
   predictX0,
   runReverse,

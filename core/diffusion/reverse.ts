@@ -93,12 +93,21 @@ export interface DdpmStepOptions {
   clampXt?: boolean;
   /** What the network output is: "eps" (default) or "x0". */
   prediction?: PredictionType;
+  /**
+   * The reverse step's fixed variance: "small" (default) is the posterior's beta-tilde_t, "large"
+   * is beta_t, the other bound of Ho et al. 2020 (section 3.2), which Nichol & Dhariwal 2021
+   * (section 3.1, Figure 8) found better when a model trained on L_simple samples with few steps.
+   */
+  variance?: ReverseVariance;
 }
+
+/** Which fixed variance a reverse step adds: beta-tilde_t ("small") or beta_t ("large"). */
+export type ReverseVariance = "small" | "large";
 
 /**
  * One reverse step x_t -> x_{t-1} at step `i` of `schedule`: the posterior mean mu-tilde(x_t, x_0)
- * = c1 x_0 + c2 x_t (thesis eq. 2.8) plus sqrt(beta-tilde_t) * noise (eq. 2.9; no noise at i = 0,
- * whose output is the mean). For an eps-predicting network with no clamping this equals
+ * = c1 x_0 + c2 x_t (thesis eq. 2.8) plus sqrt(beta-tilde_t) * noise (eq. 2.9; sqrt(beta_t) with
+ * `variance: "large"`; no noise at i = 0, whose output is the mean). For an eps-predicting network with no clamping this equals
  * Algorithm 3's 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps) (eq. 2.15); for the
  * x_0-predicting prior it is Algorithm 5's step. Pass `noise` = null for the mean alone.
  *
@@ -122,7 +131,8 @@ export function ddpmStep(
   const x0 = predictX0(xt, output, schedule, i, options.clipDenoised ?? true, options.prediction);
   const posterior = posteriorMeanVariance(x0, xt, i, schedule);
   let x = posterior.mean;
-  if (i > 0 && noise) x = add(x, affine(noise, Math.sqrt(posterior.variance), 0));
+  const variance = options.variance === "large" ? schedule.betas[i] : posterior.variance;
+  if (i > 0 && noise) x = add(x, affine(noise, Math.sqrt(variance), 0));
   return options.clampXt ? clamp(x, -1, 1) : x;
 }
 
@@ -172,6 +182,8 @@ export function scheduleFor(schedule: NoiseSchedule, steps?: number): NoiseSched
 export interface AncestralOptions extends SamplerRunOptions {
   /** Clamp each new x_{t-1} to [-1, 1] (default false). */
   clampXt?: boolean;
+  /** The fixed variance of each step (default "small": beta-tilde_t; see `DdpmStepOptions`). */
+  variance?: ReverseVariance;
 }
 
 /**
@@ -199,6 +211,7 @@ export function ancestralSample(
     clipDenoised: options.clipDenoised ?? true,
     clampXt: options.clampXt ?? false,
     prediction: options.prediction,
+    variance: options.variance,
   };
   return runReverse(
     shape,

@@ -27,6 +27,8 @@ export const ddpmOptions = z.object({
     .describe("Respace to this many steps (default: all of the schedule's)"),
   clipDenoised: z.boolean().default(true).describe("Clamp the predicted x_0 to [-1, 1]"),
   clampXt: z.boolean().default(false).describe("Clamp x_{t-1} to [-1, 1] (the thesis' choice)"),
+  variance: z.enum(["small", "large"]).default("small")
+    .describe("Each step's fixed variance: small = beta-tilde_t (thesis eq. 2.9), large = beta_t"),
 }).strict();
 
 /**
@@ -77,6 +79,7 @@ export class DdpmSampler implements Sampler {
       steps: options.steps ?? this.options.steps,
       clipDenoised: options.clipDenoised ?? this.options.clipDenoised,
       clampXt: this.options.clampXt,
+      variance: this.options.variance,
     });
   }
 }
