@@ -20,7 +20,7 @@ export {
   type ProbeOptions,
   ShapeProbe,
 } from "./probe_model.ts";
-export { bceWithLogits, trainProbe } from "./probe_train.ts";
+export { addGrain, bceWithLogits, trainProbe } from "./probe_train.ts";
 export { predictProbe, probeLogits, scoreImages } from "./probe_predict.ts";
 export {
   loadOrTrainProbe,

@@ -46,7 +46,12 @@ export interface ProbeInfo {
 }
 
 /** Values of options added after format 3 that a probe saved without them was trained with. */
-const LEGACY_OPTIONS: Partial<ProbeOptions> = { augment: "flip", stem: false, localHead: false };
+const LEGACY_OPTIONS: Partial<ProbeOptions> = {
+  augment: "flip",
+  stem: false,
+  localHead: false,
+  noise: 0,
+};
 
 /**
  * Whether saved options (a key they lack: the value probes were trained with before it existed)

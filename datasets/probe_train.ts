@@ -72,7 +72,34 @@ function writeTargets(sample: CaptionedImage, out: Float32Array, row: number): v
 }
 
 /**
- * Trains a probe on labelled images with Adam (random horizontal flips, which keep the labels),
+ * Adds Gaussian noise of standard deviation `sd` to `count` values of `x` from `offset` (the
+ * probe's grain augmentation, `ProbeOptions.noise`, and its robustness check in `eval probe`),
+ * drawn from `rng` by the Box-Muller transform.
+ *
+ * @example
+ * ```ts
+ * import { Rng } from "../core/data/rng.ts";
+ * const x = new Float32Array(12);
+ * addGrain(x, 0, x.length, 0.05, new Rng("grain"));
+ * ```
+ */
+export function addGrain(
+  x: Float32Array,
+  offset: number,
+  count: number,
+  sd: number,
+  rng: Rng,
+): void {
+  for (let i = 0; i < count; i += 2) {
+    const r = sd * Math.sqrt(-2 * Math.log(1 - rng.next())), a = 2 * Math.PI * rng.next();
+    x[offset + i] += r * Math.cos(a);
+    if (i + 1 < count) x[offset + i + 1] += r * Math.sin(a);
+  }
+}
+
+/**
+ * Trains a probe on labelled images with Adam (random horizontal flips, which keep the labels, or
+ * the 8 dihedral views; and Gaussian grain when `options.noise` > 0),
  * the learning rate decaying to zero on a cosine over the last half of the steps. The loss is
  * read back only every 100 steps.
  *
@@ -125,6 +152,7 @@ export async function trainProbe(
         } else {
           toNchw(s.image, S, S, x, k * per, rng.next() < 0.5);
         }
+        if (options.noise > 0) addGrain(x, k * per, per, options.noise * rng.next(), rng);
         writeTargets(s, y, k);
       }
       const loss = scope(() => {

@@ -21,6 +21,7 @@ import {
 } from "../datasets/score.ts";
 import type { SizeWord } from "../datasets/shapes.ts";
 import {
+  addGrain,
   bceWithLogits,
   DEFAULT_PROBE_OPTIONS,
   dihedralInto,
@@ -31,6 +32,7 @@ import {
   trainProbe,
 } from "../datasets/probe.ts";
 import { imagesToNchw } from "../core/data/images.ts";
+import { Rng } from "../core/data/rng.ts";
 import { initBackend, tensor } from "../core/tensor/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";
 
@@ -325,16 +327,39 @@ Deno.test("probe trained briefly on 16x16 shapes matches held-out real images", 
   probe.dispose();
 });
 
+Deno.test("addGrain adds zero-mean Gaussian noise of the given deviation, reproducibly", () => {
+  const n = 40001, sd = 0.05; // odd: the last value takes a cosine draw alone
+  const base = new Float32Array(n + 2).fill(0.25);
+  const x = base.slice();
+  addGrain(x, 1, n, sd, new Rng("grain"));
+  assert.equal(x[0], 0.25); // outside [offset, offset + count): untouched
+  assert.equal(x[n + 1], 0.25);
+  const d = Array.from(x.subarray(1, n + 1), (v) => v - 0.25);
+  const mean = d.reduce((a, b) => a + b, 0) / n;
+  const dev = Math.sqrt(d.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1));
+  assert.ok(Math.abs(mean) < 4 * sd / Math.sqrt(n), `mean ${mean}`);
+  assert.ok(Math.abs(dev / sd - 1) < 0.02, `sd ${dev}`);
+  // Gaussian tails: about 4.6% of draws beyond 2 sd, 0.27% beyond 3.
+  const beyond = (k: number) => d.filter((v) => Math.abs(v) > k * sd).length / n;
+  assert.ok(Math.abs(beyond(2) - 0.0455) < 0.005, `beyond 2 sd: ${beyond(2)}`);
+  assert.ok(Math.abs(beyond(3) - 0.0027) < 0.0015, `beyond 3 sd: ${beyond(3)}`);
+  const again = base.slice();
+  addGrain(again, 1, n, sd, new Rng("grain"));
+  assert.deepEqual(again, x);
+});
+
 Deno.test("saved probe options: missing keys mean the old behaviour, key order is ignored", () => {
   const now = { ...DEFAULT_PROBE_OPTIONS, imageSize: 32 };
-  const { augment: _a, stem: _s, localHead: _l, ...legacy } = now;
-  const old = { ...now, augment: "flip" as const, stem: false, localHead: false };
+  const { augment: _a, stem: _s, localHead: _l, noise: _n, ...legacy } = now;
+  const old = { ...now, augment: "flip" as const, stem: false, localHead: false, noise: 0 };
   assert.ok(sameProbeOptions(legacy, old));
   assert.equal(
     sameProbeOptions(legacy, now),
-    DEFAULT_PROBE_OPTIONS.augment === "flip" &&
-      !DEFAULT_PROBE_OPTIONS.stem && !DEFAULT_PROBE_OPTIONS.localHead,
+    DEFAULT_PROBE_OPTIONS.augment === "flip" && !DEFAULT_PROBE_OPTIONS.stem &&
+      !DEFAULT_PROBE_OPTIONS.localHead && DEFAULT_PROBE_OPTIONS.noise === 0,
   );
+  // A probe trained without grain is not the default judge: eval retrains it.
+  assert.ok(!sameProbeOptions({ ...now, noise: 0 }, now));
   const reversed = Object.fromEntries(Object.entries(now).reverse());
   assert.ok(sameProbeOptions(reversed, now));
   assert.ok(!sameProbeOptions({ ...now, steps: now.steps + 1 }, now));
