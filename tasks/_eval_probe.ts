@@ -50,7 +50,12 @@ export async function evalProbe(ctx: EvalContext): Promise<Record<string, unknow
     for (const sd of GRAIN_LEVELS) {
       const images = imagesToNchw(data);
       addGrain(images, 0, images.length, sd, new Rng(`grain-${sd}`));
-      grained[sd] = await scoreImages(probe, images, captions);
+      const { byFigures: _f, byShape: _s, exactByImage: _e, ...rates } = await scoreImages(
+        probe,
+        images,
+        captions,
+      );
+      grained[sd] = rates;
     }
     const [lo, hi] = GRAIN_LEVELS.map((sd) => grained[sd]);
     const rows: [string, keyof ProbeScores][] = [
