@@ -365,7 +365,7 @@ Deno.test("saved probe options: missing keys mean the old behaviour, key order i
   assert.ok(!sameProbeOptions({ ...now, steps: now.steps + 1 }, now));
 });
 
-Deno.test("the shipped cpu32 probe is reused, not retrained", async () => {
+Deno.test("the shipped cpu32 probe is reused, not retrained, and reads grainy images", async () => {
   // A copy of the run must reuse weights/cpu32/probe (the real-image rates are its stored ones).
   const root = new URL("..", import.meta.url).pathname;
   const dir = await Deno.makeTempDir({ prefix: "unclip-probe-" });
@@ -388,6 +388,14 @@ Deno.test("the shipped cpu32 probe is reused, not retrained", async () => {
     const out = JSON.parse(await Deno.readTextFile(join(dir, "eval_probe_test.json")));
     assert.equal(out.trained, false);
     assert.equal(out.realImages.exact, saved.realTest.exact);
+    // The shipped judge reads real images through faint grain as it reads them clean (a probe
+    // that never saw grain fell to about half its exact rate at 0.02).
+    assert.match(r.stdout, /Gaussian grain \(sd 0\.02 and 0\.05/);
+    for (const sd of ["0.02", "0.05"]) {
+      const grained = out.realImagesGrain[sd];
+      assert.ok(grained.exact >= saved.realTest.exact - 0.05, `grain ${sd}: ${grained.exact}`);
+      assert.ok(grained.colour >= 0.95, `grain ${sd}: colours ${grained.colour}`);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
