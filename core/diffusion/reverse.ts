@@ -107,9 +107,10 @@ export type ReverseVariance = "small" | "large";
 /**
  * One reverse step x_t -> x_{t-1} at step `i` of `schedule`: the posterior mean mu-tilde(x_t, x_0)
  * = c1 x_0 + c2 x_t (thesis eq. 2.8) plus sqrt(beta-tilde_t) * noise (eq. 2.9; sqrt(beta_t) with
- * `variance: "large"`; no noise at i = 0, whose output is the mean). For an eps-predicting network with no clamping this equals
- * Algorithm 3's 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps) (eq. 2.15); for the
- * x_0-predicting prior it is Algorithm 5's step. Pass `noise` = null for the mean alone.
+ * `variance: "large"`; no noise at i = 0, whose output is the mean). For an eps-predicting network
+ * with no clamping this equals Algorithm 3's 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps)
+ * (eq. 2.15); for the x_0-predicting prior it is Algorithm 5's step. Pass `noise` = null for the
+ * mean alone.
  *
  * @example
  * ```ts
