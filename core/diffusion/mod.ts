@@ -41,9 +41,9 @@ export {
   checkStep,
   ddpmStep,
   type DdpmStepOptions,
-  type ReverseVariance,
   epsFromX0,
   predictX0,
+  type ReverseVariance,
   runReverse,
   scheduleFor,
 } from "./reverse.ts";
