@@ -67,13 +67,7 @@ export function probeTable(title: string, a: ProbeScores, real: ProbeScores | nu
     fmt(a.size, true),
     real ? fmt(real.size, true) : "",
   ]);
-  const text = table(title, cells).replace(
-    "ours".padStart(9),
-    (real ? "generated" : "real").padStart(9),
-  );
-  return real
-    ? text.replace("thesis".padStart(9), "real".padStart(9))
-    : text.replace("thesis".padStart(9), "");
+  return table(title, cells, real ? ["generated", "real"] : ["real", ""]);
 }
 
 /**
@@ -152,10 +146,18 @@ export function fmt(x: number, percent = false): string {
   return percent ? `${(x * 100).toFixed(2)}%` : x.toFixed(3);
 }
 
-/** A titled table of rows (name, ours, thesis), the value columns right-aligned. */
-export function table(title: string, rows: [string, string, string][]): string {
+/**
+ * A titled table of rows (name, value, value), the value columns right-aligned under `columns`
+ * (default "ours" and "thesis"; an empty name leaves its column unheaded).
+ */
+export function table(
+  title: string,
+  rows: [string, string, string][],
+  columns: readonly [string, string] = ["ours", "thesis"],
+): string {
   const w0 = Math.max(...rows.map((r) => r[0].length), 6);
-  const lines = [title, `  ${"".padEnd(w0)}  ${"ours".padStart(9)}  ${"thesis".padStart(9)}`];
+  const [a, b] = columns;
+  const lines = [title, `  ${"".padEnd(w0)}  ${a.padStart(9)}  ${b.padStart(9)}`.trimEnd()];
   for (const [name, ours, thesis] of rows) {
     lines.push(`  ${name.padEnd(w0)}  ${ours.padStart(9)}  ${thesis.padStart(9)}`);
   }

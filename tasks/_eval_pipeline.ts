@@ -178,9 +178,7 @@ export async function evalPipeline(
         `${from === "downsampled" ? "" : `${guidanceText(guidance, guidanceInterval)}, `}` +
         `${seconds.toFixed(0)} s): generated images scored by the trained CLIP`,
       rows(gen, real),
-    ).replace("ours".padStart(9), "generated".padStart(9)).replace(
-      "thesis".padStart(9),
-      "real".padStart(9),
+      ["generated", "real"],
     );
     print(text);
     print(

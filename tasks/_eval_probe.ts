@@ -39,7 +39,8 @@ export async function evalProbe(ctx: EvalContext): Promise<Record<string, unknow
   );
   try {
     const captions = data.map((d) => d.caption);
-    const real = await scoreImages(probe, imagesToNchw(data), captions);
+    const clean = imagesToNchw(data);
+    const real = await scoreImages(probe, clean, captions);
     print(probeTable(
       `Ground-truth probe on ${data.length} real ${split} images (${info.options.steps} steps, ` +
         `${trained ? `trained now in ${info.seconds.toFixed(0)} s` : "cached"})`,
@@ -48,7 +49,7 @@ export async function evalProbe(ctx: EvalContext): Promise<Record<string, unknow
     ));
     const grained: Record<string, ProbeScores> = {};
     for (const sd of GRAIN_LEVELS) {
-      const images = imagesToNchw(data);
+      const images = clean.slice();
       addGrain(images, 0, images.length, sd, new Rng(`grain-${sd}`));
       const { byFigures: _f, byShape: _s, exactByImage: _e, ...rates } = await scoreImages(
         probe,
@@ -64,14 +65,12 @@ export async function evalProbe(ctx: EvalContext): Promise<Record<string, unknow
       ["shapes right", "shape"],
       ["figure count right", "count"],
     ];
-    print(
-      table(
-        `The same images with Gaussian grain (sd ${GRAIN_LEVELS.join(" and ")} of [-1, 1]; ` +
-          `its training grain: up to ${info.options.noise ?? 0})`,
-        rows.map(([name, k]) => [name, fmt(lo[k], true), fmt(hi[k], true)]),
-      ).replace("ours".padStart(9), `sd ${GRAIN_LEVELS[0]}`.padStart(9))
-        .replace("thesis".padStart(9), `sd ${GRAIN_LEVELS[1]}`.padStart(9)),
-    );
+    print(table(
+      `The same images with Gaussian grain (sd ${GRAIN_LEVELS.join(" and ")} of [-1, 1]; ` +
+        `its training grain: up to ${info.options.noise ?? 0})`,
+      rows.map(([name, k]) => [name, fmt(lo[k], true), fmt(hi[k], true)]),
+      [`sd ${GRAIN_LEVELS[0]}`, `sd ${GRAIN_LEVELS[1]}`],
+    ));
     return { probe: info, realImages: real, realImagesGrain: grained, trained };
   } finally {
     probe.dispose();
