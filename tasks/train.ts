@@ -50,6 +50,11 @@ Options:
   --out DIR          run folder holding DIR/clip, DIR/prior, DIR/decoder (and DIR/upsampler)
                      (default runs/<name>)
   --resume           continue from the latest checkpoint of each stage (same loss curve)
+  --init-from PATH   start each stage from another run's weights instead of its seed: PATH is a
+                     run folder (PATH/<stage>) or, for one stage, a stage or step folder; the
+                     EMA weights where it has them. Optimizer, EMA, step count and learning-rate
+                     schedule start afresh (fine-tuning, e.g. with a changed loss); a stage that
+                     already has a checkpoint under --out resumes it instead (with --resume)
   --max-steps N      stop once a stage has done N steps (resumed steps included), and save
   --max-minutes M    stop once a stage has run M minutes, and save (later stages do not start)
   --print-config     print the resolved config (all defaults filled in) and exit
@@ -91,6 +96,20 @@ async function hasCheckpoint(dir: string): Promise<boolean> {
 }
 
 /**
+ * The checkpoint `--init-from PATH` names for `stage`: PATH/<stage> of a run folder or, when one
+ * stage is trained, PATH itself (a stage or step folder).
+ */
+async function initSource(path: string, stage: TrainStage, single: boolean): Promise<string> {
+  const staged = join(path, stage);
+  if (await hasCheckpoint(staged)) return staged;
+  if (single && await hasCheckpoint(path)) return path;
+  throw new CheckpointError(
+    `--init-from "${path}" holds no ${stage} checkpoint (looked for ${staged}` +
+      `${single ? ` and ${path} itself` : ""}); name a run folder that trained the ${stage}`,
+  );
+}
+
+/**
  * The train task, callable in-process (tests) and from the CLI. Returns what was trained;
  * throws one-line errors for user mistakes.
  *
@@ -110,6 +129,7 @@ export async function runTrain(
     config: { type: "string" },
     out: { type: "string" },
     resume: { type: "boolean" },
+    "init-from": { type: "string" },
     "max-steps": { type: "string" },
     "max-minutes": { type: "string" },
     "print-config": { type: "boolean" },
@@ -166,6 +186,12 @@ export async function runTrain(
   const maxMinutes = numberFlag(values, "max-minutes", { positive: true });
   const outDir = (values.out as string | undefined) ?? join("runs", config.name);
   const resume = values.resume === true;
+  const initPath = values["init-from"] as string | undefined;
+  if (initPath !== undefined && resolve(initPath) === resolve(outDir)) {
+    throw new UsageError(
+      `--init-from names the --out folder itself; to continue a run use --resume`,
+    );
+  }
 
   // One train run per run folder: a lock file with our pid, removed on every way out.
   const created = !(await exists(outDir));
@@ -180,6 +206,7 @@ export async function runTrain(
   try {
     // Check every stage's folder before any work, so that nothing is overwritten by mistake.
     const resumeFrom = new Map<TrainStage, LoadedCheckpoint | null>();
+    const initFrom = new Map<TrainStage, LoadedCheckpoint>();
     for (const stage of stages) {
       const dir = join(outDir, stage);
       const present = await hasCheckpoint(dir);
@@ -201,8 +228,15 @@ export async function runTrain(
           );
         }
         resumeFrom.set(stage, ckpt);
+        if (initPath !== undefined) {
+          print(`${stage}: ${dir} holds a checkpoint, so it resumes; --init-from is not used`);
+        }
       } else {
         resumeFrom.set(stage, null);
+        if (initPath !== undefined) {
+          const source = await initSource(initPath, stage, stages.length === 1);
+          initFrom.set(stage, await loadCheckpoint(source, stage));
+        }
       }
     }
     // A prior or decoder resumes only on the CLIP it was trained with.
@@ -248,6 +282,7 @@ export async function runTrain(
           registry,
           outDir,
           resumeFrom: from,
+          initFrom: initFrom.get(stage) ?? null,
           configPath,
           log: print,
         });

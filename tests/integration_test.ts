@@ -192,6 +192,84 @@ Deno.test({
       assert.deepEqual(losses(dec, 2), losses(full.decoder, 2));
     });
 
+    await t.step("--init-from starts a stage from another run's EMA weights", async () => {
+      // Another seed and loss: without --init-from its decoder would start far from RUN's.
+      const config = await writeConfig(join(WORK, "finetune.json"), (c) => {
+        c.train.decoder.seed = 7;
+        c.components.decoder.options.minSnrGamma = 5;
+      });
+      const d = join(WORK, "finetune");
+      await copyDir(join(RUN, "clip"), join(d, "clip"));
+      const lines: string[] = [];
+      const args = ["decoder", "--config", config, "--out", d, "--init-from", RUN];
+      await runTrain([...args, "--max-steps", "1"], { print: (l) => lines.push(l) });
+      const source = await loadCheckpoint(join(RUN, "decoder"), "decoder");
+      const tuned = await loadCheckpoint(join(d, "decoder"), "decoder");
+      assert.ok(
+        lines.includes(
+          `decoder: starts from the EMA weights of ${source.dir} (its step 4); optimizer, ` +
+            "EMA, step count and learning-rate schedule start afresh",
+        ),
+        lines.join("\n"),
+      );
+      assert.equal(tuned.meta.step, 1);
+      assert.deepEqual(tuned.meta.initFrom, { dir: source.dir, step: 4 });
+      // One Adam step moves each weight by at most about lr = 1e-3 from where it started.
+      let worst = 0;
+      for (const [name, entry] of Object.entries(tuned.weights)) {
+        const from = (source.training!.tensors[`ema.${name}`] ?? source.weights[name])
+          .data as Float32Array;
+        const now = entry.data as Float32Array;
+        for (let i = 0; i < now.length; i++) worst = Math.max(worst, Math.abs(now[i] - from[i]));
+      }
+      assert.ok(worst > 0 && worst < 1.5e-3, `largest change ${worst}`);
+
+      // Resumed, the run keeps the record of where it started.
+      await runTrain(["decoder", "--config", config, "--out", d, "--max-steps", "2", "--resume"], {
+        print: (l) => lines.push(l),
+      });
+      const resumed = await loadCheckpoint(join(d, "decoder"), "decoder");
+      assert.equal(resumed.meta.step, 2);
+      assert.deepEqual(resumed.meta.initFrom, { dir: source.dir, step: 4 });
+
+      // A run whose CLIP is not the source's is told so.
+      const e = join(WORK, "finetune-other-clip");
+      await copyDir(join(RUN, "clip"), join(e, "clip"));
+      await Deno.writeTextFile(join(e, "clip", "latest"), "step-00000002\n");
+      const notes: string[] = [];
+      await runTrain(
+        ["decoder", "--config", config, "--out", e, "--init-from", join(RUN, "decoder")]
+          .concat("--max-steps", "1"),
+        { print: (l) => notes.push(l) },
+      );
+      assert.ok(
+        notes.some((l) =>
+          /^decoder: note: .* was trained with CLIP step 4 .*, this run's is step 2/.test(l)
+        ),
+        notes.join("\n"),
+      );
+
+      const fails = (extra: string[], out: string, pattern: RegExp) =>
+        assert.rejects(
+          runTrain(["decoder", "--config", config, "--out", out, ...extra], quiet),
+          (err) => pattern.test(errorLine(err)),
+        );
+      const f = join(WORK, "finetune-bad");
+      await copyDir(join(RUN, "clip"), join(f, "clip"));
+      await fails(["--init-from", join(WORK, "nowhere")], f, /holds no decoder checkpoint/);
+      await fails(
+        ["--init-from", join(RUN, "clip")],
+        f,
+        /is a "clip" checkpoint, expected "decoder"/,
+      );
+      await fails(
+        ["--init-from", f],
+        f,
+        /names the --out folder itself; to continue a run use --resume/,
+      );
+      assert.deepEqual([...Deno.readDirSync(f)].map((x) => x.name), ["clip"]);
+    });
+
     await t.step(
       "extraEma keeps further EMAs (added on resume too) and export --ema ships one",
       async () => {

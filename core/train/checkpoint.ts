@@ -13,6 +13,7 @@ export {
   CheckpointError,
   type CheckpointMeta,
   type ClipIdentity,
+  type InitSource,
   listSteps,
   type LoadedCheckpoint,
   MAX_SHARD_BYTES,
@@ -28,6 +29,8 @@ export {
   assertSameClip,
   clipIdentity,
   configMismatch,
+  describeClip,
+  sameClip,
 } from "./checkpoint/compat.ts";
 export {
   type ExportedStage,

@@ -174,6 +174,7 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
         config,
         tokenizer: setup.tokenizer?.toJSON() ?? null,
         clip: setup.clip,
+        ...(setup.initFrom ? { initFrom: setup.initFrom } : {}),
       },
       model,
       optimizer,

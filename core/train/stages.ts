@@ -47,7 +47,11 @@ import {
   CheckpointError,
   type ClipIdentity,
   clipIdentity,
+  describeClip,
+  type InitSource,
   type LoadedCheckpoint,
+  loadModuleWeights,
+  sameClip,
 } from "./checkpoint.ts";
 
 /** A stage ready to train: the model, its data, and the loss of one step. */
@@ -59,6 +63,8 @@ export interface StageSetup {
   tokenizer?: Tokenizer;
   /** The CLIP a prior or decoder trains with, recorded in its checkpoints (none for clip). */
   clip?: ClipIdentity;
+  /** The checkpoint the weights started from (`train --init-from`), recorded in checkpoints. */
+  initFrom?: InitSource;
   /** Seeded batches: batch k is a pure function of (seed, k). */
   loader: DataLoader;
   /**
@@ -82,6 +88,12 @@ export interface StageSetupOptions {
   outDir: string;
   /** The checkpoint being resumed, if any (its tokenizer is reused). */
   resumeFrom?: LoadedCheckpoint | null;
+  /**
+   * A checkpoint of the same stage whose weights (its EMA ones where it has them) replace the
+   * seeded initialisation of a run that is not resumed (`train --init-from`); a clip stage also
+   * takes its tokenizer.
+   */
+  initFrom?: LoadedCheckpoint | null;
   /** The config file, for the retrain command in errors (default "FILE"). */
   configPath?: string;
   /** Progress messages. */
@@ -216,6 +228,47 @@ export async function setupStage(
   stage: TrainStage,
   options: StageSetupOptions & StageDataLimit,
 ): Promise<StageSetup> {
+  const setup = await buildStage(stage, options);
+  const resumed = options.resumeFrom?.meta.initFrom;
+  if (resumed) return { ...setup, initFrom: resumed };
+  const from = options.initFrom;
+  if (!from) return setup;
+  try {
+    if (from.meta.stage !== stage) {
+      throw new CheckpointError(
+        `Checkpoint "${from.dir}" is a "${from.meta.stage}" checkpoint, expected "${stage}"`,
+      );
+    }
+    loadModuleWeights(setup.model, from, { ema: true });
+  } catch (e) {
+    setup.dispose();
+    throw e;
+  }
+  const log = options.log ?? (() => {});
+  const ema = from.meta.exportedWeights === "ema" ||
+    Object.keys(from.training?.tensors ?? {}).some((k) => k.startsWith("ema."));
+  log(
+    `${stage}: starts from the ${
+      ema ? "EMA weights" : "weights"
+    } of ${from.dir} (its step ${from.meta.step}); ` +
+      `optimizer, EMA, step count and learning-rate schedule start afresh`,
+  );
+  // A prior or decoder sees its new CLIP's embeddings from the first step; say when they are not
+  // the ones it learnt on (the fine-tune then adapts it to them).
+  const source = from.meta.clip;
+  if (setup.clip && source && !sameClip(source, setup.clip)) {
+    log(
+      `${stage}: note: ${from.dir} was trained with CLIP ${describeClip(source)}, this run's ` +
+        `is ${describeClip(setup.clip)}; copy its run's clip folder into --out to keep that CLIP`,
+    );
+  }
+  return { ...setup, initFrom: { dir: from.dir, step: from.meta.step } };
+}
+
+async function buildStage(
+  stage: TrainStage,
+  options: StageSetupOptions & StageDataLimit,
+): Promise<StageSetup> {
   const { config, registry } = options;
   const log = options.log ?? (() => {});
   const train = stageTrain(config, stage);
@@ -233,8 +286,8 @@ export async function setupStage(
     const tokenizer = await createTokenizer(
       config,
       registry,
-      options.resumeFrom
-        ? { state: options.resumeFrom.meta.tokenizer }
+      (options.resumeFrom ?? options.initFrom)
+        ? { state: (options.resumeFrom ?? options.initFrom)!.meta.tokenizer }
         : { captions: data.map((d) => d.caption) },
     );
     manualSeed(train.seed);

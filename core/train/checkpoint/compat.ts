@@ -106,12 +106,13 @@ export function clipIdentity(clip: LoadedCheckpoint): ClipIdentity {
 }
 
 /** Whether a recorded CLIP identity names `current` (ids compared when both are known). */
-function sameClip(recorded: ClipIdentity, current: ClipIdentity): boolean {
+export function sameClip(recorded: ClipIdentity, current: ClipIdentity): boolean {
   if (recorded.step !== current.step) return false;
   return recorded.id === undefined || current.id === undefined || recorded.id === current.id;
 }
 
-function describeClip(c: ClipIdentity): string {
+/** A CLIP identity in words, e.g. "step 1500 (id ab12cd34ef56)". */
+export function describeClip(c: ClipIdentity): string {
   return `step ${c.step}${c.id ? ` (id ${c.id.slice(0, 12)})` : ""}`;
 }
 

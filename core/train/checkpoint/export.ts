@@ -119,6 +119,7 @@ export async function exportInferenceCheckpoint(
     tokenizer: JSON.stringify(ckpt.meta.tokenizer),
     // The CLIP identity travels with the weights, so exported stages are checked like the run's.
     ...(ckpt.meta.clip ? { clip: JSON.stringify(ckpt.meta.clip) } : {}),
+    ...(ckpt.meta.initFrom ? { init_from: JSON.stringify(ckpt.meta.initFrom) } : {}),
     weights: wroteEma ? "ema" : "trained",
     ...(wroteEma && emaDecay !== null ? { ema_decay: String(emaDecay) } : {}),
   }, { maxShardBytes: options.maxShardBytes ?? MAX_SHARD_BYTES });

@@ -86,6 +86,15 @@ export interface ClipIdentity {
   id?: string;
 }
 
+/**
+ * The checkpoint a run's weights started from (`train --init-from`): its step folder and step. A
+ * run initialised this way counts its own steps from 0, so the source is recorded beside them.
+ */
+export interface InitSource {
+  dir: string;
+  step: number;
+}
+
 /** Metadata stored with every checkpoint. */
 export interface CheckpointMeta {
   formatVersion: number;
@@ -107,6 +116,8 @@ export interface CheckpointMeta {
   exportedWeights?: "ema" | "trained";
   /** The decay of the EMA an exported checkpoint's weights are (absent when not recorded). */
   exportedEmaDecay?: number;
+  /** Where the run's weights started, when not from its seed (`train --init-from`). */
+  initFrom?: InitSource;
 }
 
 /** A checkpoint read from disk (weights on the host). */

@@ -22,6 +22,7 @@ import {
   CheckpointError,
   type CheckpointMeta,
   type ClipIdentity,
+  type InitSource,
   LATEST,
   type LoadedCheckpoint,
   MODEL,
@@ -106,6 +107,14 @@ function parseClipIdentity(value: string, dir: string): ClipIdentity {
   return c.id === undefined ? { step: c.step } : { step: c.step, id: c.id };
 }
 
+function parseInitSource(value: string, dir: string): InitSource {
+  const c = parseJsonField(value, "init_from", dir) as Partial<InitSource> | null;
+  if (typeof c?.dir !== "string" || typeof c.step !== "number" || !Number.isInteger(c.step)) {
+    throw new CheckpointError(`Checkpoint "${dir}" is corrupt: its init_from is malformed`);
+  }
+  return { dir: c.dir, step: c.step };
+}
+
 export function oneLine(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split("\n")[0];
 }
@@ -154,6 +163,7 @@ export async function loadCheckpoint(
     tokenizer: parseJsonField(md.tokenizer, "tokenizer", dir),
   };
   if (md.clip !== undefined) meta.clip = parseClipIdentity(md.clip, dir);
+  if (md.init_from !== undefined) meta.initFrom = parseInitSource(md.init_from, dir);
   if (md.weights === "ema" || md.weights === "trained") meta.exportedWeights = md.weights;
   const emaDecay = Number(md.ema_decay);
   if (md.ema_decay !== undefined && emaDecay > 0 && emaDecay < 1) meta.exportedEmaDecay = emaDecay;

@@ -138,6 +138,7 @@ export async function saveCheckpoint(options: SaveCheckpointOptions): Promise<st
       config: JSON.stringify(meta.config),
       tokenizer: JSON.stringify(meta.tokenizer),
       ...(clip ? { clip: JSON.stringify(clip) } : {}),
+      ...(meta.initFrom ? { init_from: JSON.stringify(meta.initFrom) } : {}),
     }, { maxShardBytes: options.maxShardBytes ?? MAX_SHARD_BYTES });
     if (trainingNamed.length > 0) {
       await writeSafetensors(join(tmp, TRAINING_FILE), training, trainingMeta);
