@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type {
   CaptionedImage,
   Decoder,
@@ -188,8 +188,14 @@ async function loadTrainedClip(
     ckpt = await loadResolvedCheckpoint(dir, "clip", o.registry);
   } catch (e) {
     if (e instanceof CheckpointError && /does not exist|no "latest"/.test(e.message)) {
+      const source = o.initFrom ? dirname(dirname(o.initFrom.dir)) : null;
       throw new CheckpointError(
-        `No trained CLIP in "${dir}"; train it first: deno task train clip --config FILE --out ${o.outDir}`,
+        `No trained CLIP in "${dir}"; train it first: deno task train clip --config FILE --out ${o.outDir}` +
+          (source
+            ? `, or copy the CLIP of the --init-from run (cp -r ${
+              join(source, "clip")
+            } ${o.outDir}/)`
+            : ""),
       );
     }
     throw e;
@@ -259,7 +265,10 @@ export async function setupStage(
   if (setup.clip && source && !sameClip(source, setup.clip)) {
     log(
       `${stage}: note: ${from.dir} was trained with CLIP ${describeClip(source)}, this run's ` +
-        `is ${describeClip(setup.clip)}; copy its run's clip folder into --out to keep that CLIP`,
+        `is ${
+          describeClip(setup.clip)
+        } (to keep that CLIP, copy its run's clip folder into --out ` +
+        `and train only the ${stage})`,
     );
   }
   return { ...setup, initFrom: { dir: from.dir, step: from.meta.step } };
