@@ -1,0 +1,78 @@
+/**
+ * The decoder's denoising loss on training images against held-out test images: the same
+ * timesteps, noise and full conditioning (caption + the image's own CLIP embedding) for both, so
+ * the gap between them is what the decoder memorised rather than learnt. Unweighted MSE of the
+ * predicted noise (L_simple, thesis Algorithm 2) at ten timesteps spread over the schedule.
+ *
+ *   deno run -A tools/decoder_heldout_loss.ts RUN_DIR [COUNT]
+ */
+import { builtins } from "../plugins/mod.ts";
+import { createDataset, loadPipeline } from "../core/pipeline.ts";
+import { imagesToNchw } from "../core/data/images.ts";
+import { l2Normalize, tokenBatch } from "../core/clip.ts";
+import { decoderLoss } from "../core/diffusion/loss.ts";
+import { full, initBackend, manualSeed, noGrad, scope, tensor } from "../core/tensor/mod.ts";
+import type { CaptionedImage } from "../core/components.ts";
+
+await initBackend();
+const dir = Deno.args[0];
+const count = Number(Deno.args[1] ?? 256);
+const registry = builtins();
+const p = await loadPipeline(dir, registry);
+p.clip.eval();
+p.decoder.eval();
+const dataset = await createDataset(p.config, registry);
+const LEVELS = 10;
+const BATCH = 32;
+
+async function meanLoss(data: CaptionedImage[]): Promise<number[]> {
+  const side = data[0].width;
+  const perLevel = new Array(LEVELS).fill(0);
+  for (let start = 0; start < data.length; start += BATCH) {
+    const rows = data.slice(start, start + BATCH);
+    const B = rows.length;
+    for (let k = 0; k < LEVELS; k++) {
+      // Timestep k of LEVELS, at the middle of its tenth of the schedule; noise seeded by (batch, k).
+      const t = Math.floor(((k + 0.5) / LEVELS) * p.decoderSchedule.numSteps);
+      manualSeed(1000 * start + k);
+      const loss = scope(() =>
+        noGrad(() => {
+          const x0 = tensor(imagesToNchw(rows), [B, 3, side, side]);
+          const cond = {
+            tokens: tokenBatch(p.tokenizer, rows.map((r) => r.caption)),
+            imageEmbedding: l2Normalize(p.clip.encodeImages(x0)),
+            keep: full([B], 1),
+          };
+          return decoderLoss(p.decoder, x0, cond, p.decoderSchedule, {
+            timesteps: full([B], t),
+            prediction: p.decoder.prediction === "v" ? "v" : "eps",
+          });
+        })
+      );
+      perLevel[k] += (await loss.read() as Float32Array)[0] * B;
+      loss.dispose();
+    }
+  }
+  return perLevel.map((s) => s / data.length);
+}
+
+const train = (await dataset.split("train")).slice(0, count);
+const test = (await dataset.split("test")).slice(0, count);
+const a = await meanLoss(train);
+const b = await meanLoss(test);
+const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+console.log(
+  `${dir}: L_simple over ${LEVELS} timesteps, ${train.length} train / ${test.length} test images`,
+);
+console.log(`  level  t/T   train      test       test/train`);
+for (let k = 0; k < LEVELS; k++) {
+  console.log(
+    `  ${k}      ${((k + 0.5) / LEVELS).toFixed(2)}  ${a[k].toFixed(5)}  ${b[k].toFixed(5)}  ${
+      (b[k] / a[k]).toFixed(3)
+    }`,
+  );
+}
+console.log(
+  `  mean         ${mean(a).toFixed(5)}  ${mean(b).toFixed(5)}  ${(mean(b) / mean(a)).toFixed(3)}`,
+);
+p.dispose();
