@@ -268,6 +268,16 @@ Deno.test({
         /names the --out folder itself; to continue a run use --resume/,
       );
       assert.deepEqual([...Deno.readDirSync(f)].map((x) => x.name), ["clip"]);
+      // Without a CLIP in --out the error names the source run's to copy.
+      const g = join(WORK, "finetune-no-clip");
+      await fails(
+        ["--init-from", RUN],
+        g,
+        new RegExp(
+          `or copy the CLIP of the --init-from run \\(cp -r ${join(RUN, "clip")} ${g}/\\)`,
+        ),
+      );
+      await assert.rejects(Deno.stat(g), Deno.errors.NotFound);
     });
 
     await t.step(

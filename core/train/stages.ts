@@ -188,14 +188,14 @@ async function loadTrainedClip(
     ckpt = await loadResolvedCheckpoint(dir, "clip", o.registry);
   } catch (e) {
     if (e instanceof CheckpointError && /does not exist|no "latest"/.test(e.message)) {
+      // The run folder of the --init-from checkpoint (<run>/<stage>/step-N).
       const source = o.initFrom ? dirname(dirname(o.initFrom.dir)) : null;
+      const copy = source
+        ? `, or copy the CLIP of the --init-from run (cp -r ${join(source, "clip")} ${o.outDir}/)`
+        : "";
       throw new CheckpointError(
-        `No trained CLIP in "${dir}"; train it first: deno task train clip --config FILE --out ${o.outDir}` +
-          (source
-            ? `, or copy the CLIP of the --init-from run (cp -r ${
-              join(source, "clip")
-            } ${o.outDir}/)`
-            : ""),
+        `No trained CLIP in "${dir}"; train it first: ` +
+          `deno task train clip --config FILE --out ${o.outDir}${copy}`,
       );
     }
     throw e;
@@ -253,22 +253,19 @@ export async function setupStage(
   const log = options.log ?? (() => {});
   const ema = from.meta.exportedWeights === "ema" ||
     Object.keys(from.training?.tensors ?? {}).some((k) => k.startsWith("ema."));
+  const weights = ema ? "EMA weights" : "weights";
   log(
-    `${stage}: starts from the ${
-      ema ? "EMA weights" : "weights"
-    } of ${from.dir} (its step ${from.meta.step}); ` +
-      `optimizer, EMA, step count and learning-rate schedule start afresh`,
+    `${stage}: starts from the ${weights} of ${from.dir} (its step ${from.meta.step}); ` +
+      "optimizer, EMA, step count and learning-rate schedule start afresh",
   );
   // A prior or decoder sees its new CLIP's embeddings from the first step; say when they are not
   // the ones it learnt on (the fine-tune then adapts it to them).
   const source = from.meta.clip;
   if (setup.clip && source && !sameClip(source, setup.clip)) {
+    const [was, now] = [describeClip(source), describeClip(setup.clip)];
     log(
-      `${stage}: note: ${from.dir} was trained with CLIP ${describeClip(source)}, this run's ` +
-        `is ${
-          describeClip(setup.clip)
-        } (to keep that CLIP, copy its run's clip folder into --out ` +
-        `and train only the ${stage})`,
+      `${stage}: note: ${from.dir} was trained with CLIP ${was}, this run's is ${now} (to keep ` +
+        `that CLIP, copy its run's clip folder into --out and train only the ${stage})`,
     );
   }
   return { ...setup, initFrom: { dir: from.dir, step: from.meta.step } };
