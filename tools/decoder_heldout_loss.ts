@@ -1,8 +1,11 @@
 /**
  * The decoder's denoising loss on training images against held-out test images: the same
  * timesteps, noise and full conditioning (caption + the image's own CLIP embedding) for both, so
- * the gap between them is what the decoder memorised rather than learnt. Unweighted MSE of the
- * predicted noise (L_simple, thesis Algorithm 2) at ten timesteps spread over the schedule.
+ * the gap between them is what the decoder memorised rather than learnt. Then, on the test images,
+ * the same with the caption dropped, the CLIP embedding dropped, and both (the null condition that
+ * guidance starts from): how much each condition tells the decoder at each noise level. Unweighted
+ * MSE of the predicted noise (L_simple, thesis Algorithm 2) at ten timesteps spread over the
+ * schedule.
  *
  *   deno run -A tools/decoder_heldout_loss.ts RUN_DIR [COUNT]
  */
@@ -25,7 +28,15 @@ const dataset = await createDataset(p.config, registry);
 const LEVELS = 10;
 const BATCH = 32;
 
-async function meanLoss(data: CaptionedImage[]): Promise<number[]> {
+/** Which conditions are kept: 1 keeps, 0 replaces by the learned null condition. */
+interface Kept {
+  both: number;
+  text: number;
+  clip: number;
+}
+const FULL: Kept = { both: 1, text: 1, clip: 1 };
+
+async function meanLoss(data: CaptionedImage[], kept: Kept = FULL): Promise<number[]> {
   const side = data[0].width;
   const perLevel = new Array(LEVELS).fill(0);
   for (let start = 0; start < data.length; start += BATCH) {
@@ -41,7 +52,9 @@ async function meanLoss(data: CaptionedImage[]): Promise<number[]> {
           const cond = {
             tokens: tokenBatch(p.tokenizer, rows.map((r) => r.caption)),
             imageEmbedding: l2Normalize(p.clip.encodeImages(x0)),
-            keep: full([B], 1),
+            keep: full([B], kept.both),
+            keepText: full([B], kept.text),
+            keepClip: full([B], kept.clip),
           };
           return decoderLoss(p.decoder, x0, cond, p.decoderSchedule, {
             timesteps: full([B], t),
@@ -60,19 +73,24 @@ const train = (await dataset.split("train")).slice(0, count);
 const test = (await dataset.split("test")).slice(0, count);
 const a = await meanLoss(train);
 const b = await meanLoss(test);
+const noText = await meanLoss(test, { both: 1, text: 0, clip: 1 });
+const noClip = await meanLoss(test, { both: 1, text: 1, clip: 0 });
+const none = await meanLoss(test, { both: 0, text: 1, clip: 1 });
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+const f = (x: number) => x.toFixed(5);
+const r = (x: number, y: number) => (x / y).toFixed(3).padStart(6);
 console.log(
-  `${dir}: L_simple over ${LEVELS} timesteps, ${train.length} train / ${test.length} test images`,
+  `${dir}: L_simple at ${LEVELS} timesteps, ${train.length} train / ${test.length} test images;`,
 );
-console.log(`  level  t/T   train      test       test/train`);
-for (let k = 0; k < LEVELS; k++) {
+console.log(
+  "  test/train: memorised; the ratios after it: test loss without a condition / with all",
+);
+console.log("  t/T   train    test     test/train  no caption  no CLIP  neither");
+const row = (label: string, k: (xs: number[]) => number) =>
   console.log(
-    `  ${k}      ${((k + 0.5) / LEVELS).toFixed(2)}  ${a[k].toFixed(5)}  ${b[k].toFixed(5)}  ${
-      (b[k] / a[k]).toFixed(3)
-    }`,
+    `  ${label}  ${f(k(a))}  ${f(k(b))}  ${r(k(b), k(a))}      ${r(k(noText), k(b))}      ` +
+      `${r(k(noClip), k(b))}   ${r(k(none), k(b))}`,
   );
-}
-console.log(
-  `  mean         ${mean(a).toFixed(5)}  ${mean(b).toFixed(5)}  ${(mean(b) / mean(a)).toFixed(3)}`,
-);
+for (let i = 0; i < LEVELS; i++) row(((i + 0.5) / LEVELS).toFixed(2), (xs) => xs[i]);
+row("mean", mean);
 p.dispose();
