@@ -36,46 +36,67 @@ interface Kept {
 }
 const FULL: Kept = { both: 1, text: 1, clip: 1 };
 
-async function meanLoss(data: CaptionedImage[], kept: Kept = FULL): Promise<number[]> {
+/**
+ * The mean loss per level under each of `variants`, [variant][level]. Each batch's images, tokens
+ * and CLIP embeddings are made once and serve every level and variant; every (batch, level) draws
+ * the same noise for each variant.
+ */
+async function meanLoss(data: CaptionedImage[], variants: Kept[]): Promise<number[][]> {
   const side = data[0].width;
-  const perLevel = new Array(LEVELS).fill(0);
+  const sums = variants.map(() => new Array(LEVELS).fill(0));
   for (let start = 0; start < data.length; start += BATCH) {
     const rows = data.slice(start, start + BATCH);
     const B = rows.length;
+    const batch = scope(() =>
+      noGrad(() => {
+        const x0 = tensor(imagesToNchw(rows), [B, 3, side, side]);
+        const tokens = tokenBatch(p.tokenizer, rows.map((r) => r.caption));
+        return { x0, z: l2Normalize(p.clip.encodeImages(x0)), tokens };
+      })
+    );
     for (let k = 0; k < LEVELS; k++) {
       // Timestep k of LEVELS, at the middle of its tenth of the schedule; noise seeded by (batch, k).
       const t = Math.floor(((k + 0.5) / LEVELS) * p.decoderSchedule.numSteps);
-      manualSeed(1000 * start + k);
-      const loss = scope(() =>
-        noGrad(() => {
-          const x0 = tensor(imagesToNchw(rows), [B, 3, side, side]);
-          const cond = {
-            tokens: tokenBatch(p.tokenizer, rows.map((r) => r.caption)),
-            imageEmbedding: l2Normalize(p.clip.encodeImages(x0)),
-            keep: full([B], kept.both),
-            keepText: full([B], kept.text),
-            keepClip: full([B], kept.clip),
-          };
-          return decoderLoss(p.decoder, x0, cond, p.decoderSchedule, {
-            timesteps: full([B], t),
-            prediction: p.decoder.prediction === "v" ? "v" : "eps",
-          });
-        })
-      );
-      perLevel[k] += (await loss.read() as Float32Array)[0] * B;
-      loss.dispose();
+      for (const [v, kept] of variants.entries()) {
+        manualSeed(1000 * start + k);
+        const loss = scope(() =>
+          noGrad(() =>
+            decoderLoss(
+              p.decoder,
+              batch.x0,
+              {
+                tokens: batch.tokens,
+                imageEmbedding: batch.z,
+                keep: full([B], kept.both),
+                keepText: full([B], kept.text),
+                keepClip: full([B], kept.clip),
+              },
+              p.decoderSchedule,
+              {
+                timesteps: full([B], t),
+                prediction: p.decoder.prediction === "v" ? "v" : "eps",
+              },
+            )
+          )
+        );
+        sums[v][k] += (await loss.read() as Float32Array)[0] * B;
+        loss.dispose();
+      }
     }
+    for (const x of [batch.x0, batch.z, batch.tokens.ids, batch.tokens.endIndex]) x.dispose();
   }
-  return perLevel.map((s) => s / data.length);
+  return sums.map((perLevel) => perLevel.map((s) => s / data.length));
 }
 
 const train = (await dataset.split("train")).slice(0, count);
 const test = (await dataset.split("test")).slice(0, count);
-const a = await meanLoss(train);
-const b = await meanLoss(test);
-const noText = await meanLoss(test, { both: 1, text: 0, clip: 1 });
-const noClip = await meanLoss(test, { both: 1, text: 1, clip: 0 });
-const none = await meanLoss(test, { both: 0, text: 1, clip: 1 });
+const [a] = await meanLoss(train, [FULL]);
+const [b, noText, noClip, none] = await meanLoss(test, [
+  FULL,
+  { both: 1, text: 0, clip: 1 },
+  { both: 1, text: 1, clip: 0 },
+  { both: 0, text: 1, clip: 1 },
+]);
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 const f = (x: number) => x.toFixed(5);
 const r = (x: number, y: number) => (x / y).toFixed(3).padStart(6);

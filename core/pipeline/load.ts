@@ -25,6 +25,7 @@ import {
   loadCheckpoint,
   type LoadedCheckpoint,
   loadModuleWeights,
+  preferredWeights,
 } from "../train/checkpoint.ts";
 import {
   CLIP_SLOTS,
@@ -96,17 +97,13 @@ export async function createPriorSampler(
  * the EMA where the run kept one).
  */
 function chooseDecoderWeights(ckpt: LoadedCheckpoint, raw: boolean): "ema" | "raw" {
-  if (!ckpt.training) {
-    if (raw && ckpt.meta.exportedWeights !== "trained") {
-      throw new CheckpointError(
-        `Checkpoint "${ckpt.dir}" has only the EMA of the decoder's weights (an exported ` +
-          `model); the raw weights are in the checkpoints of the run that trained it`,
-      );
-    }
-    return ckpt.meta.exportedWeights === "trained" ? "raw" : "ema";
+  if (!ckpt.training && raw && ckpt.meta.exportedWeights !== "trained") {
+    throw new CheckpointError(
+      `Checkpoint "${ckpt.dir}" has only the EMA of the decoder's weights (an exported ` +
+        `model); the raw weights are in the checkpoints of the run that trained it`,
+    );
   }
-  const hasEma = Object.keys(ckpt.training.tensors).some((name) => name.startsWith("ema."));
-  return raw || !hasEma ? "raw" : "ema";
+  return raw && ckpt.training ? "raw" : preferredWeights(ckpt);
 }
 
 /** Every component an end-to-end run needs, all with trained weights. */

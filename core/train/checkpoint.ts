@@ -22,7 +22,12 @@ export {
   stepDirName,
 } from "./checkpoint/format.ts";
 export { readTensors, saveCheckpoint, weightsHash } from "./checkpoint/save.ts";
-export { loadCheckpoint, loadModuleWeights, resolveStepDir } from "./checkpoint/load.ts";
+export {
+  loadCheckpoint,
+  loadModuleWeights,
+  preferredWeights,
+  resolveStepDir,
+} from "./checkpoint/load.ts";
 export { assertResumable, type ExtraEmaResume, loadTrainingState } from "./checkpoint/resume.ts";
 export {
   assertConfigMatches,

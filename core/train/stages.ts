@@ -51,6 +51,7 @@ import {
   type InitSource,
   type LoadedCheckpoint,
   loadModuleWeights,
+  preferredWeights,
   sameClip,
 } from "./checkpoint.ts";
 
@@ -89,8 +90,8 @@ export interface StageSetupOptions {
   /** The checkpoint being resumed, if any (its tokenizer is reused). */
   resumeFrom?: LoadedCheckpoint | null;
   /**
-   * A checkpoint of the same stage whose weights (its EMA ones where it has them) replace the
-   * seeded initialisation of a run that is not resumed (`train --init-from`); a clip stage also
+   * A checkpoint of the same stage (loaded as one, `loadCheckpoint(dir, stage)`) whose weights (its
+   * EMA ones where it has them) replace the seeded initialisation of a run that is not resumed (`train --init-from`); a clip stage also
    * takes its tokenizer.
    */
   initFrom?: LoadedCheckpoint | null;
@@ -240,20 +241,13 @@ export async function setupStage(
   const from = options.initFrom;
   if (!from) return setup;
   try {
-    if (from.meta.stage !== stage) {
-      throw new CheckpointError(
-        `Checkpoint "${from.dir}" is a "${from.meta.stage}" checkpoint, expected "${stage}"`,
-      );
-    }
     loadModuleWeights(setup.model, from, { ema: true });
   } catch (e) {
     setup.dispose();
     throw e;
   }
   const log = options.log ?? (() => {});
-  const ema = from.meta.exportedWeights === "ema" ||
-    Object.keys(from.training?.tensors ?? {}).some((k) => k.startsWith("ema."));
-  const weights = ema ? "EMA weights" : "weights";
+  const weights = preferredWeights(from) === "ema" ? "EMA weights" : "weights";
   log(
     `${stage}: starts from the ${weights} of ${from.dir} (its step ${from.meta.step}); ` +
       "optimizer, EMA, step count and learning-rate schedule start afresh",

@@ -205,6 +205,24 @@ export function asF32(entry: TensorEntry, name: string, dir: string): Float32Arr
   return entry.data;
 }
 
+/**
+ * Which weights `loadModuleWeights(module, ckpt, { ema: true })` loads: the EMA shadow weights
+ * where the checkpoint has them, else the trained ones. An exported checkpoint has no training
+ * state; its `weights` label says what the export wrote (one without the label wrote the EMA).
+ *
+ * @example
+ * ```ts
+ * import type { LoadedCheckpoint } from "./format.ts";
+ * function describe(ckpt: LoadedCheckpoint): string {
+ *   return preferredWeights(ckpt) === "ema" ? "EMA weights" : "weights";
+ * }
+ * ```
+ */
+export function preferredWeights(ckpt: LoadedCheckpoint): "ema" | "raw" {
+  if (!ckpt.training) return ckpt.meta.exportedWeights === "trained" ? "raw" : "ema";
+  return Object.keys(ckpt.training.tensors).some((n) => n.startsWith("ema.")) ? "ema" : "raw";
+}
+
 function writeTensor(t: Tensor, data: Float32Array): void {
   t.write(data);
 }
