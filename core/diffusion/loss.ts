@@ -8,14 +8,8 @@
 import { mean, mse, mul, randn, reshape, type Tensor } from "../tensor/mod.ts";
 import type { DecoderConditioning, PredictionType, Upsampler } from "../components.ts";
 import type { NoiseSchedule } from "./schedule.ts";
-import {
-  derivedTable,
-  gatherSteps,
-  gatherTable,
-  qSample,
-  randomSteps,
-  velocity,
-} from "./process.ts";
+import { derivedTable, gatherSteps, gatherTable, qSample, velocity } from "./process.ts";
+import { drawTimesteps, type LogitNormal } from "./timesteps.ts";
 import { augmentLowRes, downsampleArea, drawLevels } from "./augment.ts";
 
 /**
@@ -31,6 +25,11 @@ export interface NoisePredictingNetwork<C> {
 export interface DecoderLossOptions {
   /** Use these timestep indices (of `schedule`, f32 [B]) instead of drawing them. */
   timesteps?: Tensor;
+  /**
+   * Draw the timesteps logit-normally (Esser et al. 2024; core/diffusion/timesteps.ts) instead
+   * of uniformly (null/absent, thesis Algorithm 2).
+   */
+  logitNormal?: LogitNormal | null;
   /** Weight each sample by min-SNR-gamma (see `minSnrWeights`); null/absent = L_simple. */
   minSnrGamma?: number | null;
   /** What the network predicts, so what it is scored against: "eps" (default) or "v". */
@@ -66,7 +65,8 @@ export function minSnrWeights(
 }
 
 /**
- * Algorithm 2 (thesis section 3.3.2; Ho et al. 2020, Algorithm 1): t ~ U{0..T-1}, eps ~ N(0, I),
+ * Algorithm 2 (thesis section 3.3.2; Ho et al. 2020, Algorithm 1): t ~ U{0..T-1} (or
+ * logit-normal, `logitNormal`), eps ~ N(0, I),
  * x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (eq. 2.4), loss = MSE(eps_theta(x_t, t), eps)
  * (L_simple, eq. 2.14), or MSE against the velocity `velocity(x0, t, eps)` for a v-predicting
  * network (Salimans & Ho 2022). Any noise-predicting network trains with it (the upsampler too,
@@ -92,7 +92,8 @@ export function decoderLoss<C = DecoderConditioning>(
   schedule: NoiseSchedule,
   options: DecoderLossOptions = {},
 ): Tensor {
-  const t = options.timesteps ?? randomSteps(x0.shape[0], schedule.numSteps);
+  const t = options.timesteps ??
+    drawTimesteps(x0.shape[0], schedule, options.logitNormal ?? null);
   const eps = randn(x0.shape);
   const xt = qSample(x0, t, eps, schedule);
   // The model sees the original schedule's timestep (respaced schedules keep them).

@@ -1,8 +1,9 @@
 /**
  * Gaussian diffusion maths shared by the prior and the decoder: the `NoiseSchedule` tables
  * (Ho et al. 2020; Nichol & Dhariwal 2021), the forward process q(x_t | x_0) and the posterior
- * q(x_{t-1} | x_t, x_0) on the GPU, the reverse process every sampler builds on (the x_0
- * estimate from an eps or x_0 prediction, the ancestral step, respacing), sampling the prior with
+ * q(x_{t-1} | x_t, x_0) on the GPU, the training timesteps (uniform or logit-normal), the reverse
+ * process every sampler builds on (the x_0 estimate from an eps or x_0 prediction, the ancestral
+ * step, respacing), sampling the prior with
  * any sampler, classifier-free guidance (Ho & Salimans 2022), the decoder's training loss, and an
  * upsampler's low-resolution conditioning with its augmentation. Schedule plugins build a
  * `NoiseSchedule` from their betas; samplers, priors, decoders and upsamplers import these from
@@ -55,6 +56,12 @@ export {
   type NoisePredictingNetwork,
   upsamplerLoss,
 } from "./loss.ts";
+export {
+  checkLogitNormal,
+  drawTimesteps,
+  type LogitNormal,
+  logitNormalStepProbabilities,
+} from "./timesteps.ts";
 export {
   AUGMENT_KINDS,
   augmentLowRes,

@@ -22,7 +22,9 @@ import type { Registry } from "../registry.ts";
 import { bernoulli, manualSeed, noGrad, type Tensor, tensor } from "../tensor/mod.ts";
 import { type Batch, checkImages, DataLoader } from "../data/loader.ts";
 import { type ClipModel, l2Normalize, tokenBatch } from "../clip.ts";
-import { decoderLoss, upsamplerLoss } from "../diffusion/loss.ts";
+import { decoderLoss, type DecoderLossOptions, upsamplerLoss } from "../diffusion/loss.ts";
+import type { LogitNormal } from "../diffusion/timesteps.ts";
+
 import { downsampleArea } from "../diffusion/augment.ts";
 import {
   buildClipCache,
@@ -109,9 +111,24 @@ export interface StageDataLimit {
   trainLimit?: number;
 }
 
-function minSnrOption(options: Record<string, unknown> | undefined): number | null {
+/**
+ * The loss options a decoder's or upsampler's plugin options carry (validated by its schema):
+ * min-SNR-gamma weighting and logit-normal timesteps, each null when off.
+ *
+ * @example
+ * ```ts
+ * lossOptions({ minSnrGamma: 5 }); // { minSnrGamma: 5, logitNormal: null }
+ * ```
+ */
+export function lossOptions(
+  options: Record<string, unknown> | undefined,
+): Pick<DecoderLossOptions, "minSnrGamma" | "logitNormal"> {
   const gamma = options?.minSnrGamma;
-  return typeof gamma === "number" ? gamma : null;
+  const logitNormal = options?.logitNormalTimesteps as LogitNormal | null | undefined;
+  return {
+    minSnrGamma: typeof gamma === "number" ? gamma : null,
+    logitNormal: logitNormal ?? null,
+  };
 }
 
 /**
@@ -156,7 +173,7 @@ async function upsamplerStage(
       `The upsampler's image size ${up.imageSize} is not the dataset's ${dataset.imageSize}`,
     );
   }
-  const minSnrGamma = minSnrOption(config.components.upsampler?.options);
+  const weighting = lossOptions(config.components.upsampler?.options);
   const loader = stageLoader(data, train, dataName, dataset.imageSize, dataset.flip);
   return {
     stage: "upsampler",
@@ -164,7 +181,7 @@ async function upsamplerStage(
     loader,
     loss: (batch) => {
       return upsamplerLoss(up, tensor(batch.images, batch.shape), schedule, {
-        minSnrGamma,
+        ...weighting,
         prediction: up.prediction ?? "eps",
       });
     },
@@ -367,7 +384,7 @@ async function buildStage(
     log(`decoder: trains at ${S}x${S} on the images area-downsampled from ${dataset.imageSize}`);
   }
   const drop = decoderDropRates(config);
-  const minSnrGamma = minSnrOption(config.components.decoder.options);
+  const weighting = lossOptions(config.components.decoder.options);
   const loader = stageLoader(data, train, dataName, dataset.imageSize, dataset.flip);
   clip.eval();
   return {
@@ -391,7 +408,7 @@ async function buildStage(
         ...(drop.clip > 0 ? { keepClip: bernoulli([B], 1 - drop.clip) } : {}),
       };
       return decoderLoss(decoder, downsampleArea(x0, S), cond, schedule, {
-        minSnrGamma,
+        ...weighting,
         prediction: decoder.prediction ?? "eps",
       });
     },

@@ -12,6 +12,7 @@ import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
 import { add, type Tensor } from "../../core/tensor/mod.ts";
 import type { Decoder, DecoderConditioning, EncodedConditioning } from "../../core/components.ts";
 import { UNetBody } from "./unet_body.ts";
+import { lossOptionFields } from "./loss_options.ts";
 import { type ConditionerOutput, CONDITIONING_INPUTS, DecoderConditioner } from "./conditioning.ts";
 
 /** The U-Net's encoded conditioning: the conditioner's output, computed once per sample. */
@@ -57,8 +58,7 @@ export const unetOptions = z.object({
     .describe("Probability of dropping the CLIP embedding alone at training (DALL-E 2: 0.1)"),
   clipToTime: z.boolean().default(false)
     .describe("Also add the CLIP embedding's projection to the time embedding (DALL-E 2)"),
-  minSnrGamma: z.number().positive().nullable().default(null)
-    .describe("Min-SNR-gamma loss weighting (Hang et al. 2023; 5 is theirs); null = L_simple"),
+  ...lossOptionFields,
   prediction: z.enum(["eps", "v"]).default("eps")
     .describe('Output: the noise "eps" (thesis) or the velocity "v" (Salimans & Ho 2022)'),
 }).strict().superRefine((o, ctx) => {

@@ -17,6 +17,7 @@ import { add, affine, concat, type Tensor } from "../../core/tensor/mod.ts";
 import { AUGMENT_KINDS, upsampleToSize } from "../../core/diffusion/mod.ts";
 import type { AugmentKind, Upsampler, UpsamplerConditioning } from "../../core/components.ts";
 import { UNetBody } from "./unet_body.ts";
+import { lossOptionFields } from "./loss_options.ts";
 
 /** Levels in [0, 1] are embedded as timesteps 0..1000, like a 1,000-step schedule's. */
 const LEVEL_SCALE = 1000;
@@ -50,8 +51,7 @@ export const upsamplerOptions = z.object({
     .describe("Training levels are uniform in [0, augmentMax] (noise std; blur sigma / 2 px)"),
   sampleAugment: z.number().min(0).max(1).default(0.1)
     .describe("The fixed augmentation level applied when sampling"),
-  minSnrGamma: z.number().positive().nullable().default(null)
-    .describe("Min-SNR-gamma loss weighting (read by the trainer); null = L_simple"),
+  ...lossOptionFields,
   prediction: z.enum(["eps", "v"]).default("eps")
     .describe('Output: the noise "eps" or the velocity "v" (Salimans & Ho 2022)'),
 }).strict().superRefine((o, ctx) => {

@@ -36,7 +36,8 @@ function sigmoidOf(x: number): number {
   return 1 / (1 + Math.exp(-x));
 }
 
-function erfApprox(x: number): number {
+/** erf(x), Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7). */
+export function erfApprox(x: number): number {
   const t = 1 / (1 + 0.3275911 * Math.abs(x));
   const p = t *
     (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
