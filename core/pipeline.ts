@@ -28,6 +28,7 @@ export {
 export {
   type Components,
   createPriorSampler,
+  type LateDecoderOption,
   loadClip,
   loadPipeline,
   type LoadPipelineOptions,
@@ -53,6 +54,7 @@ export {
   outputImageSize,
   reconstructImages,
   sampleEmbeddings,
+  switchedPredictor,
   textToImage,
   unseenWords,
   upsampleRealImages,

@@ -271,6 +271,8 @@ export const SAMPLING_FLAGS: Record<string, FlagSpec> = {
   "prior-steps": { type: "string" },
   "prior-guidance": { type: "string" },
   "raw-decoder": { type: "boolean" },
+  "late-decoder": { type: "string" },
+  "late-below": { type: "string" },
   "sampler-options": { type: "string" },
   seed: { type: "string" },
   out: { type: "string" },
@@ -458,6 +460,38 @@ export const RAW_DECODER_HELP =
   `  --raw-decoder      the decoder's raw weights instead of their EMA (a run's checkpoint,
                      not an exported model)`;
 
+/** Help lines of `--late-decoder` and `--late-below` (in every task that samples a trained run). */
+export const LATE_DECODER_HELP =
+  `  --late-decoder DIR another run's decoder (same CLIP and schedule) predicts the low-noise steps:
+                     eDiff-I's expert denoisers (docs/training.md, "Two decoders in one reverse
+                     process")
+  --late-below F     where it takes over: the steps with t/T < F, in (0, 1] (default 0.5)`;
+
+/** The switch point `--late-below` gives without a value. */
+export const DEFAULT_LATE_BELOW = 0.5;
+
+/**
+ * `--late-decoder DIR` and `--late-below F` as `LoadPipelineOptions.lateDecoder` (absent without
+ * `--late-decoder`; `--late-below` alone is an error).
+ *
+ * @example
+ * ```ts
+ * lateDecoderFlags({ "late-decoder": "runs/a", "late-below": "0.8" }); // { lateDecoder: { dir: "runs/a", below: 0.8 } }
+ * ```
+ */
+export function lateDecoderFlags(
+  values: ParsedFlags["values"],
+): Pick<LoadPipelineOptions, "lateDecoder"> {
+  const dir = values["late-decoder"] as string | undefined;
+  const below = numberFlag(values, "late-below", { positive: true, max: 1 });
+  if (dir === undefined) {
+    if (below !== undefined) throw new UsageError(`--late-below needs --late-decoder DIR`);
+    return {};
+  }
+  if (dir === "") throw new UsageError(`--late-decoder needs a run folder`);
+  return { lateDecoder: { dir, below: below ?? DEFAULT_LATE_BELOW } };
+}
+
 /**
  * The builtin registry with `--sampler` and `--prior-sampler` checked against it, the prior's
  * flags read, then the backend started and printed. `load` is what `loadPipeline` takes.
@@ -489,6 +523,7 @@ export async function openSampling(
     priorGuidance: numberFlag(values, "prior-guidance", { min: 0 }),
     rawDecoder: values["raw-decoder"] === true,
     samplerOptions: samplerOptionsFlag(values),
+    ...lateDecoderFlags(values),
   };
   await startBackend(values, print);
   return { registry, load };

@@ -168,11 +168,14 @@ export async function evalPipeline(
         fmt(b.meanRandomCosine),
       ],
     ];
+    const late = p.lateDecoder
+      ? `, ${p.lateDecoder.dir}'s decoder below t/T = ${p.lateDecoder.below}`
+      : "";
     const source = sourceText(
       from,
       p.decoder.imageSize,
       enlarge ? { from: made, to: S } : undefined,
-    );
+    ) + late;
     const text = table(
       `Pipeline, ${split} split (${captions.length} captions${source}, ` +
         `${from === "downsampled" ? "" : `${guidanceText(guidance, guidanceInterval)}, `}` +
@@ -260,6 +263,9 @@ export async function evalPipeline(
       seconds,
       modelSteps: p.steps,
       decoderWeights: p.decoderWeights,
+      lateDecoder: p.lateDecoder
+        ? { dir: p.lateDecoder.dir, step: p.lateDecoder.step, below: p.lateDecoder.below }
+        : null,
       probe: probeResults,
     };
   } finally {

@@ -16,6 +16,7 @@ import {
   checkOutputFile,
   checkUpsamplerFlags,
   GUIDANCE_INTERVAL_HELP,
+  LATE_DECODER_HELP,
   numberFlag,
   openSampling,
   parseFlags,
@@ -84,6 +85,7 @@ ${GUIDANCE_INTERVAL_HELP}
 ${PRIOR_SAMPLING_HELP}
                      (for "prior" and "pipeline")
 ${RAW_DECODER_HELP}
+${LATE_DECODER_HELP}
 ${SAMPLER_OPTIONS_HELP}
 ${UPSAMPLER_HELP}
                      (for "pipeline" on a run with an upsampler/ stage)
@@ -94,8 +96,8 @@ ${UPSAMPLER_HELP}
   --probe-images N   images the probe trains on (default ${DEFAULT_PROBE_OPTIONS.trainCount})
   --out FILE.json    where to write the results (default DIR/eval_<what>_<split>.json, with
                      --from other than prior DIR/eval_pipeline_<from>_<split>.json, with
-                     --raw-decoder "_raw" before the split); an existing file is kept unless
-                     --force
+                     --raw-decoder "_raw" and with --late-decoder "_late" before the split);
+                     an existing file is kept unless --force
   --force            overwrite the results file if it exists
 ${BACKEND_HELP}
   --debug            print stack traces of errors
@@ -186,7 +188,7 @@ export async function runEval(
       throw new UsageError(`Unknown --from "${from}"; choose ${PIPELINE_SOURCES.join(", ")}`);
     }
     if (from === "downsampled") {
-      for (const flag of ["guidance", "guidance-interval", "raw-decoder"]) {
+      for (const flag of ["guidance", "guidance-interval", "raw-decoder", "late-decoder"]) {
         if (values[flag] !== undefined && values[flag] !== false) {
           throw new UsageError(`--${flag} is for the decoder, and --from downsampled runs none`);
         }
@@ -200,9 +202,12 @@ export async function runEval(
     }
   }
   const rawDecoder = values["raw-decoder"] === true;
-  if (rawDecoder && what !== "pipeline") {
-    throw new UsageError(`--raw-decoder is for "eval pipeline", not "${what}"`);
+  for (const flag of ["raw-decoder", "late-decoder", "late-below"]) {
+    if (values[flag] !== undefined && values[flag] !== false && what !== "pipeline") {
+      throw new UsageError(`--${flag} is for "eval pipeline", not "${what}"`);
+    }
   }
+  const lateDecoder = values["late-decoder"] !== undefined;
   const noUpsampler = values["no-upsampler"] === true;
   if (noUpsampler) {
     if (what !== "pipeline") {
@@ -222,6 +227,7 @@ export async function runEval(
   const probeImages = numberFlag(values, "probe-images", { integer: true, min: 64 });
   const probeOptions = { steps: probeSteps, ...(probeImages && { trainCount: probeImages }) };
   const source = (from && from !== "prior" ? `_${from}` : "") + (rawDecoder ? "_raw" : "") +
+    (lateDecoder ? "_late" : "") +
     (noUpsampler ? "_no_upsampler" : "");
   // Before the output check, whose default path lies inside the checkpoint folder.
   await checkCheckpointFolder(checkpoint);

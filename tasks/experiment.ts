@@ -14,6 +14,7 @@ import {
   checkCheckpointFolder,
   checkOutputFile,
   type FlagSpec,
+  LATE_DECODER_HELP,
   numberFlag,
   openSampling,
   parseFlags,
@@ -52,6 +53,7 @@ Options:
   --sampler NAME     ddpm, ddim, dpm-solver++ or dpm-solver++-sde (default: the config's)
 ${PRIOR_SAMPLING_HELP}
 ${RAW_DECODER_HELP}
+${LATE_DECODER_HELP}
 ${SAMPLER_OPTIONS_HELP}
 ${BACKEND_HELP}
   --debug            print stack traces of errors

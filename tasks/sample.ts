@@ -35,6 +35,7 @@ import {
   checkUpsamplerFlags,
   GUIDANCE_INTERVAL_HELP,
   guidanceText,
+  LATE_DECODER_HELP,
   numberFlag,
   openSampling,
   parseFlags,
@@ -69,6 +70,7 @@ ${GUIDANCE_INTERVAL_HELP}
                      caption (K times the decoder's work; default 1)
 ${PRIOR_SAMPLING_HELP}
 ${RAW_DECODER_HELP}
+${LATE_DECODER_HELP}
 ${SAMPLER_OPTIONS_HELP}
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --out FILE.png     output file (default sample.png); an existing file is kept unless --force
@@ -270,6 +272,9 @@ export async function runSample(
         `sampler ${pipeline.sampler.name}` +
         (load.samplerOptions ? ` (${samplerOptionsText(load.samplerOptions)})` : "") +
         (pipeline.decoderWeights === "raw" ? ", raw decoder weights" : "") +
+        (pipeline.lateDecoder
+          ? `, ${pipeline.lateDecoder.dir}'s decoder below t/T = ${pipeline.lateDecoder.below}`
+          : "") +
         (pipeline.upsampler
           ? `, upsampled ${pipeline.upsampler.lowResSize} -> ${pipeline.upsampler.imageSize}`
           : "") +

@@ -713,6 +713,70 @@ Deno.test({
       }
     });
 
+    await t.step("--late-decoder hands the low-noise steps to another run's decoder", async () => {
+      // WORK/finetune: RUN's CLIP, a decoder fine-tuned from RUN's (the --init-from step).
+      const tuned = join(WORK, "finetune");
+      const args = ["a red circle", "--checkpoint", RUN, "--n", "2", "--steps", "4"];
+      const draw = async (extra: string[], name: string) => {
+        const lines: string[] = [];
+        const out = join(WORK, name);
+        await runSample([...args, ...extra, "--out", out], { print: (l) => lines.push(l) });
+        return { png: decodePngRgb(await Deno.readFile(out)).data, lines };
+      };
+      const alone = await draw([], "late_alone.png");
+      const itself = await draw(["--late-decoder", RUN, "--late-below", "0.5"], "late_self.png");
+      const late = await draw(["--late-decoder", tuned, "--late-below", "0.5"], "late_tuned.png");
+      const all = await draw(["--late-decoder", tuned, "--late-below", "1"], "late_all.png");
+      assert.deepEqual(itself.png, alone.png, "the run's own decoder as the late one: no change");
+      assert.notDeepEqual(late.png, alone.png, "another decoder below t/T 0.5 changes the images");
+      assert.notDeepEqual(late.png, all.png, "the early steps are still the run's decoder's");
+      assert.ok(
+        late.lines.some((l) =>
+          l.includes(`${join(tuned, "decoder")}`) && /below t\/T = 0\.5/.test(l)
+        ),
+        late.lines.join("\n"),
+      );
+      const p = await loadPipeline(RUN, builtins(), { lateDecoder: { dir: tuned, below: 0.8 } });
+      try {
+        assert.equal(p.lateDecoder?.below, 0.8);
+        assert.equal(p.lateDecoder?.step, 2);
+      } finally {
+        p.dispose();
+      }
+      const r = await runEval(
+        [
+          ...["pipeline", "--checkpoint", RUN, "--limit", "2", "--steps", "2"],
+          ...["--late-decoder", tuned, "--late-below", "0.8", "--probe-steps", "20"],
+        ],
+        quiet,
+      );
+      assert.equal(r?.path, join(RUN, "eval_pipeline_late_test.json"));
+      const recorded = r?.results.lateDecoder as { dir: string; step: number; below: number };
+      assert.deepEqual({ step: recorded.step, below: recorded.below }, { step: 2, below: 0.8 });
+      assert.ok(recorded.dir.startsWith(join(tuned, "decoder")), recorded.dir);
+      const refused = (extra: string[], pattern: RegExp) =>
+        assert.rejects(
+          runSample([...args, ...extra, "--out", join(WORK, "late_bad.png")], quiet),
+          (e) => pattern.test(errorLine(e)),
+        );
+      await refused(["--late-below", "0.5"], /--late-below needs --late-decoder DIR/);
+      await refused(["--late-decoder", tuned, "--late-below", "1.5"], /must be at most 1/);
+      await refused(["--late-decoder", tuned, "--late-below", "0"], /must be positive/);
+      await refused(
+        ["--late-decoder", join(WORK, "nowhere")],
+        /Late decoder ".*nowhere" holds no decoder checkpoint/,
+      );
+      // Its decoder was trained on another CLIP (step 2 of RUN's CLIP run, not step 4).
+      await refused(
+        ["--late-decoder", join(WORK, "finetune-other-clip")],
+        /cannot share the run's reverse process: it was trained with CLIP step 2 .*CLIP is step 4/,
+      );
+      await assert.rejects(
+        () => runEval(["clip", "--checkpoint", RUN, "--late-decoder", tuned], quiet),
+        /--late-decoder is for "eval pipeline", not "clip"/,
+      );
+    });
+
     await t.step(
       "a noise schedule from a third-party plugin file trains a decoder step",
       async () => {

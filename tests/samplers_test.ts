@@ -38,6 +38,7 @@ import {
 import { UNetDecoder } from "../plugins/decoders/mod.ts";
 import { hostRandom } from "./_support/check.ts";
 import { tinyUNetOptions } from "./_support/tiny_unet.ts";
+import { switchedPredictor } from "../core/pipeline.ts";
 
 await initBackend();
 
@@ -479,4 +480,25 @@ Deno.test("every sampler takes an x_0- or v-predicting network as the same eps o
     }
   }
   x0.dispose();
+});
+
+Deno.test("switchedPredictor() gives the steps below the switch to the late network", async () => {
+  const schedule = new NoiseSchedule(cosineBetas(100));
+  const calls: { early: number[]; late: number[] } = { early: [], late: [] };
+  const recorder = (into: number[]): NoisePredictor => (xt, t) => {
+    into.push(t);
+    return affine(xt, 0, 0);
+  };
+  const predict = switchedPredictor(
+    recorder(calls.early),
+    recorder(calls.late),
+    0.3,
+    schedule.numSteps,
+  );
+  const sampler = await builtins().use<Sampler>("sampler", "ddim", { steps: 10 });
+  await scope(() => sampler.sample(predict, [1, 2], schedule)).read();
+  assert.equal(calls.early.length + calls.late.length, 10);
+  assert.ok(calls.late.length > 0 && calls.early.length > 0, JSON.stringify(calls));
+  assert.ok(calls.late.every((t) => t < 30), `late ${calls.late}`);
+  assert.ok(calls.early.every((t) => t >= 30), `early ${calls.early}`);
 });

@@ -7,7 +7,13 @@
  * @module
  */
 import { l2Normalize, tokenBatch } from "../clip.ts";
-import type { ClipConditioning, DecoderConditioning, TokenBatch } from "../components.ts";
+import type {
+  ClipConditioning,
+  Decoder,
+  DecoderConditioning,
+  NoisePredictor,
+  TokenBatch,
+} from "../components.ts";
 import type { TrainStage } from "../config.ts";
 import {
   checkGuidanceInterval,
@@ -210,9 +216,33 @@ export function decoderGuidance(
 }
 
 /**
+ * One reverse process from two networks, as eDiff-I's expert denoisers split the noise levels
+ * (Balaji et al. 2022, section 4): `late` predicts the steps with t / T < `below` (t the training
+ * schedule's index, T its `timesteps`), `early` the noisier rest.
+ *
+ * @example
+ * ```ts
+ * import type { NoisePredictor } from "../components.ts";
+ * function experts(a: NoisePredictor, b: NoisePredictor): NoisePredictor {
+ *   return switchedPredictor(a, b, 0.8, 1000); // b for t < 800
+ * }
+ * ```
+ */
+export function switchedPredictor(
+  early: NoisePredictor,
+  late: NoisePredictor,
+  below: number,
+  timesteps: number,
+): NoisePredictor {
+  const cut = below * timesteps;
+  return (xt, timestep) => (timestep < cut ? late : early)(xt, timestep);
+}
+
+/**
  * The decoder half of unCLIP for given image embeddings (one row per image) and token rows:
- * guided sampling with the pipeline's sampler, then its upsampler when it runs one. Inside a
- * `scope` and `noGrad`; returns the NCHW images on the device.
+ * guided sampling with the pipeline's sampler (its late decoder below `lateDecoder.below`), then
+ * its upsampler when it runs one. Inside a `scope` and `noGrad`; returns the NCHW images on the
+ * device.
  *
  * @example
  * ```ts
@@ -234,12 +264,20 @@ export function decodeImages(
   const cond: DecoderConditioning = { tokens, imageEmbedding, keep: full([B], 1) };
   const scale = decoderGuidance(p, options);
   // s = 1 is the conditional prediction alone: skip the unconditional half of the batch.
-  const predict = scale === 1
-    ? conditionalPredictor(p.decoder, cond)
-    : guidedPredictor(p.decoder, cond, scale, {
+  const predictorOf = (decoder: Decoder) =>
+    scale === 1 ? conditionalPredictor(decoder, cond) : guidedPredictor(decoder, cond, scale, {
       interval: options.guidanceInterval ?? FULL_GUIDANCE_INTERVAL,
       timesteps: p.decoderSchedule.numSteps,
     });
+  const late = p.lateDecoder;
+  const predict = late
+    ? switchedPredictor(
+      predictorOf(p.decoder),
+      predictorOf(late.decoder),
+      late.below,
+      p.decoderSchedule.numSteps,
+    )
+    : predictorOf(p.decoder);
   const { imageSize: S, channels: C } = p.decoder;
   const x = p.sampler.sample(predict, [B, C, S, S], p.decoderSchedule, {
     steps: options.steps,

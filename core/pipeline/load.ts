@@ -22,10 +22,13 @@ import {
   assertConfigMatches,
   assertSameClip,
   CheckpointError,
+  clipIdentity,
+  describeClip,
   loadCheckpoint,
   type LoadedCheckpoint,
   loadModuleWeights,
   preferredWeights,
+  sameClip,
 } from "../train/checkpoint.ts";
 import {
   CLIP_SLOTS,
@@ -64,6 +67,86 @@ export interface LoadPipelineOptions {
    * both; an exported model has only the EMA.
    */
   rawDecoder?: boolean;
+  /**
+   * Another run's decoder that takes over the reverse process at the low-noise steps, as
+   * eDiff-I's expert denoisers split the noise levels between networks (Balaji et al. 2022):
+   * it predicts every step with t / T < `below`, the run's own decoder the steps above. `dir` is
+   * a run folder with a decoder/ stage, or the stage folder itself; the decoder must have been
+   * trained on the run's CLIP, with the same schedule, image size and prediction.
+   */
+  lateDecoder?: LateDecoderOption;
+}
+
+/** `LoadPipelineOptions.lateDecoder`: where the decoder is, and where it takes over. */
+export interface LateDecoderOption {
+  dir: string;
+  /** The fraction t / T of the schedule below which it predicts, in (0, 1]. */
+  below: number;
+}
+
+/**
+ * Loads `LoadPipelineOptions.lateDecoder` (its EMA weights where it has them) and checks it
+ * against the run's CLIP and decoder: the two decoders share one reverse process, so they must
+ * read the same CLIP embeddings and tokens and agree on the schedule, image size and what they
+ * predict.
+ */
+async function loadLateDecoder(
+  option: LateDecoderOption,
+  run: {
+    clipCkpt: LoadedCheckpoint;
+    decoderCkpt: LoadedCheckpoint;
+    decoder: Decoder;
+    tokenizer: Tokenizer;
+  },
+  registry: Registry,
+  reader: WeightReader,
+): Promise<NonNullable<Components["lateDecoder"]>> {
+  const { dir, below } = option;
+  if (!(below > 0 && below <= 1)) {
+    throw new RangeError(`The late decoder's switch point must be in (0, 1] (got ${below})`);
+  }
+  const staged = join(dir, "decoder");
+  const where = reader.list && !(await reader.exists(staged)) ? dir : staged;
+  const ckpt = await loadResolvedCheckpoint(where, "decoder", registry, reader).catch((e) => {
+    throw new CheckpointError(
+      `Late decoder "${dir}" holds no decoder checkpoint (looked for ${staged} and ${dir} ` +
+        `itself): ${(e as Error).message.split("\n")[0]}`,
+    );
+  });
+  const clip = clipIdentity(run.clipCkpt);
+  const problems: string[] = [];
+  if (ckpt.meta.clip && !sameClip(ckpt.meta.clip, clip)) {
+    problems.push(
+      `it was trained with CLIP ${describeClip(ckpt.meta.clip)}, the run's CLIP is ` +
+        describeClip(clip),
+    );
+  }
+  if (JSON.stringify(ckpt.meta.tokenizer) !== JSON.stringify(run.clipCkpt.meta.tokenizer)) {
+    problems.push("its tokenizer is not the run's CLIP's");
+  }
+  const schedule = (c: LoadedCheckpoint) =>
+    JSON.stringify(c.meta.config.components.decoderSchedule);
+  if (schedule(ckpt) !== schedule(run.decoderCkpt)) problems.push("its noise schedule differs");
+  const decoder = await createDecoder(ckpt.meta.config, registry, run.tokenizer);
+  const same = (k: "imageSize" | "channels") => decoder[k] === run.decoder[k];
+  if (!same("imageSize") || !same("channels")) {
+    problems.push(
+      `it makes ${decoder.channels}x${decoder.imageSize}x${decoder.imageSize} images, the ` +
+        `run's decoder ${run.decoder.channels}x${run.decoder.imageSize}x${run.decoder.imageSize}`,
+    );
+  }
+  if ((decoder.prediction ?? "eps") !== (run.decoder.prediction ?? "eps")) {
+    problems.push(`it predicts ${decoder.prediction ?? "eps"}, the run's decoder does not`);
+  }
+  if (problems.length > 0) {
+    decoder.dispose();
+    throw new CheckpointError(
+      `Late decoder ${ckpt.dir} cannot share the run's reverse process: ${problems.join("; ")}`,
+    );
+  }
+  loadModuleWeights(decoder, ckpt, { ema: preferredWeights(ckpt) === "ema" });
+  decoder.eval();
+  return { decoder, below, dir: ckpt.dir, step: ckpt.meta.step };
 }
 
 /**
@@ -136,6 +219,11 @@ export interface Components {
    * `rawDecoder`, or the only ones a checkpoint trained without an EMA has).
    */
   decoderWeights: "ema" | "raw";
+  /**
+   * The decoder that predicts the steps below t / T = `below` (`LoadPipelineOptions.lateDecoder`),
+   * loaded from `dir` (its training step `step`).
+   */
+  lateDecoder?: { decoder: Decoder; below: number; dir: string; step: number };
   /** Frees every model's GPU memory. */
   dispose(): void;
 }
@@ -315,6 +403,19 @@ export async function loadPipeline(
   const decoder = await createDecoder(decoderConfig, registry, tokenizer);
   loadModuleWeights(decoder, decoderCkpt, { ema: decoderWeights === "ema" });
   decoder.eval();
+  const lateDecoder = options.lateDecoder &&
+    await loadLateDecoder(
+      options.lateDecoder,
+      { clipCkpt, decoderCkpt, decoder, tokenizer },
+      registry,
+      reader,
+    )
+      .catch((e) => {
+        clip.dispose();
+        prior.dispose();
+        decoder.dispose();
+        throw e;
+      });
   const loadResolved = (dir: string) => loadResolvedCheckpoint(dir, "upsampler", registry, reader);
   const up = options.upsampler === false
     ? undefined
@@ -364,10 +465,12 @@ export async function loadPipeline(
       ...(up && { upsampler: up.step }),
     },
     decoderWeights,
+    ...(lateDecoder && { lateDecoder }),
     dispose() {
       clip.dispose();
       prior.dispose();
       decoder.dispose();
+      lateDecoder?.decoder.dispose();
       up?.upsampler.dispose();
     },
   };
