@@ -220,6 +220,7 @@ export async function runExperiment(
     sampler: sampler ?? null,
     samplerOptions: load.samplerOptions ?? null,
     rawDecoder: load.rawDecoder === true,
+    lateDecoder: load.lateDecoder ?? null,
     prior: {
       sampler: load.priorSampler ?? "ddpm",
       steps: load.priorSteps ?? null,
