@@ -144,7 +144,12 @@ async function loadLateDecoder(
       `Late decoder ${ckpt.dir} cannot share the run's reverse process: ${problems.join("; ")}`,
     );
   }
-  loadModuleWeights(decoder, ckpt, { ema: preferredWeights(ckpt) === "ema" });
+  try {
+    loadModuleWeights(decoder, ckpt, { ema: preferredWeights(ckpt) === "ema" });
+  } catch (e) {
+    decoder.dispose();
+    throw e;
+  }
   decoder.eval();
   return { decoder, below, dir: ckpt.dir, step: ckpt.meta.step };
 }
@@ -423,6 +428,7 @@ export async function loadPipeline(
       clip.dispose();
       prior.dispose();
       decoder.dispose();
+      lateDecoder?.decoder.dispose();
       throw e;
     });
   const merged: ResolvedConfig = {
