@@ -10,8 +10,15 @@
  *
  * @module
  */
-import { erfApprox } from "../tensor/kernels/activation.ts";
-import { greaterEqual, rand, reshape, sum, type Tensor, unsqueeze } from "../tensor/mod.ts";
+import {
+  erfApprox,
+  greaterEqual,
+  rand,
+  reshape,
+  sum,
+  type Tensor,
+  unsqueeze,
+} from "../tensor/mod.ts";
 import { derivedTable, randomSteps } from "./process.ts";
 import type { NoiseSchedule } from "./schedule.ts";
 
