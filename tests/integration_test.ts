@@ -55,6 +55,14 @@ async function writeConfig(path: string, edit: (c: Json) => void = () => {}): Pr
 const CONFIG = await writeConfig(join(WORK, "config.json"));
 const RUN = join(WORK, "run");
 
+/** `sample` with `args` into WORK/name: the PNG's pixels and the lines it printed. */
+async function drawSample(args: string[], name: string) {
+  const lines: string[] = [];
+  const out = join(WORK, name);
+  await runSample([...args, "--out", out], { print: (l) => lines.push(l) });
+  return { png: decodePngRgb(await Deno.readFile(out)).data, lines };
+}
+
 function losses(records: MetricsRecord[], from: number): [number, number][] {
   return records.filter((r) => r.step > from).map((r) => [r.step, r.loss]);
 }
@@ -117,12 +125,7 @@ Deno.test({
 
     await t.step("sample --guidance-interval guides part of the steps", async () => {
       const args = ["a red circle", "--checkpoint", RUN, "--n", "1", "--steps", "4"];
-      const draw = async (extra: string[], name: string) => {
-        const lines: string[] = [];
-        const out = join(WORK, name);
-        await runSample([...args, ...extra, "--out", out], { print: (l) => lines.push(l) });
-        return { png: decodePngRgb(await Deno.readFile(out)).data, lines };
-      };
+      const draw = (extra: string[], name: string) => drawSample([...args, ...extra], name);
       const every = await draw([], "gi_every.png");
       const same = await draw(["--guidance-interval", "0,1"], "gi_same.png");
       const part = await draw(["--guidance-interval", "0.5,1"], "gi_part.png");
@@ -717,12 +720,7 @@ Deno.test({
       // WORK/finetune: RUN's CLIP, a decoder fine-tuned from RUN's (the --init-from step).
       const tuned = join(WORK, "finetune");
       const args = ["a red circle", "--checkpoint", RUN, "--n", "2", "--steps", "4"];
-      const draw = async (extra: string[], name: string) => {
-        const lines: string[] = [];
-        const out = join(WORK, name);
-        await runSample([...args, ...extra, "--out", out], { print: (l) => lines.push(l) });
-        return { png: decodePngRgb(await Deno.readFile(out)).data, lines };
-      };
+      const draw = (extra: string[], name: string) => drawSample([...args, ...extra], name);
       const alone = await draw([], "late_alone.png");
       const itself = await draw(["--late-decoder", RUN, "--late-below", "0.5"], "late_self.png");
       const late = await draw(["--late-decoder", tuned, "--late-below", "0.5"], "late_tuned.png");
