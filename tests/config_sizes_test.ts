@@ -305,3 +305,26 @@ Deno.test("shipped presets resolve to the configs their shipped weights were tra
     }
   }
 });
+
+Deno.test("weights/default's decoder was trained by the second-cycle preset, from a 7,000-step first cycle", async () => {
+  // Its recipe is two commands (README): train all with cpu32-dalle2-7k, then train decoder
+  // --init-from with cpu32-dalle2-7k-cycle2. The stored config and init_from must say so.
+  const cycle2 = await loadConfig(
+    join(ROOT, "presets", "cpu32-dalle2-7k-cycle2.jsonc"),
+    builtins(),
+  );
+  const first = await loadConfig(join(ROOT, "presets", "cpu32-dalle2-7k.jsonc"), builtins());
+  assert.deepEqual(diffConfigs(cycle2.components, first.components), []);
+  assert.deepEqual(cycle2.sampling, first.sampling);
+  const dir = join(ROOT, "weights", "default", "decoder");
+  const latest = (await Deno.readTextFile(join(dir, "latest"))).trim();
+  const meta = JSON.parse(
+    await Deno.readTextFile(join(dir, latest, "model.safetensors.index.json")),
+  ).metadata;
+  const stored = validateConfig(JSON.parse(meta.config), builtins(), "stored", {
+    crossChecks: false,
+  });
+  assert.deepEqual(stored.train.decoder, cycle2.train.decoder);
+  assert.equal(Number(meta.step), cycle2.train.decoder.steps);
+  assert.equal(JSON.parse(meta.init_from).step, first.train.decoder.steps);
+});
