@@ -191,11 +191,23 @@ export interface Decoder extends Module {
    */
   readonly prediction?: Exclude<PredictionType, "x0">;
   /**
+   * Self-conditioning (Chen et al. 2022; core/diffusion/self_condition.ts): above 0, it reads its
+   * own previous x_0 estimate, which samplers feed it at each step, and this fraction of the
+   * training steps runs the estimating pass first. Absent or 0: not self-conditioned.
+   */
+  readonly selfCondition?: number;
+  /**
    * x_t [B, C, H, W], t f32 [B] (original timestep indices) -> predicted noise (or v, see
    * `prediction`). `cond` may be the result of `encodeConditioning` (sampling) or raw
-   * conditioning (training).
+   * conditioning (training). `estimate`, shaped like x_t, is the previous x_0 estimate a
+   * self-conditioned decoder reads (absent: none yet, zeros); other decoders ignore it.
    */
-  predictNoise(xt: Tensor, t: Tensor, cond: DecoderConditioning | EncodedConditioning): Tensor;
+  predictNoise(
+    xt: Tensor,
+    t: Tensor,
+    cond: DecoderConditioning | EncodedConditioning,
+    estimate?: Tensor,
+  ): Tensor;
   /** Encodes the step-independent conditioning once per sample (optional). */
   encodeConditioning?(cond: DecoderConditioning): EncodedConditioning;
 }

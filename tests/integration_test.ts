@@ -284,6 +284,45 @@ Deno.test({
     });
 
     await t.step(
+      "--init-from into a self-conditioned decoder: the new input starts at zero",
+      async () => {
+        const config = await writeConfig(join(WORK, "selfcond.json"), (c) => {
+          c.components.decoder.options.selfCondition = 0.5;
+        });
+        const d = join(WORK, "selfcond");
+        await copyDir(join(RUN, "clip"), join(d, "clip"));
+        await copyDir(join(RUN, "prior"), join(d, "prior"));
+        const lines: string[] = [];
+        await runTrain(
+          ["decoder", "--config", config, "--out", d, "--init-from", RUN, "--max-steps", "2"],
+          { print: (l) => lines.push(l) },
+        );
+        const source = await loadCheckpoint(join(RUN, "decoder"), "decoder");
+        assert.ok(
+          lines.includes(
+            `decoder: 2 tensors are not in ${source.dir} and keep their seeded initialisation: ` +
+              "selfCondIn.weight, selfCondIn.bias",
+          ),
+          lines.join("\n"),
+        );
+        assert.ok(lines.some((l) => l.endsWith("self-conditioned on 50% of the steps")));
+        const tuned = await loadCheckpoint(join(d, "decoder"), "decoder");
+        assert.deepEqual(tuned.weights["selfCondIn.weight"].shape, [16, 3, 3, 3]);
+        // `sample` feeds it its estimates (core/pipeline/generate.ts) and draws the images.
+        const args = ["a red circle", "--checkpoint", d, "--n", "2", "--steps", "3"];
+        const { png } = await drawSample(args, "selfcond.png");
+        assert.equal(png.length, 38 * 20 * 3);
+        // The other way round, the extra tensors are refused: nothing would read them.
+        const plain = join(WORK, "selfcond-back");
+        await copyDir(join(RUN, "clip"), join(plain, "clip"));
+        await assert.rejects(
+          runTrain(["decoder", "--config", CONFIG, "--out", plain, "--init-from", d], quiet),
+          (err) => /does not fit the model: .*unexpected \["selfCondIn/.test(errorLine(err)),
+        );
+      },
+    );
+
+    await t.step(
       "extraEma keeps further EMAs (added on resume too) and export --ema ships one",
       async () => {
         const full = await readMetrics(join(RUN, "decoder", "metrics.jsonl"));

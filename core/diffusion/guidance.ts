@@ -11,6 +11,7 @@ import type {
   EncodedConditioning,
   NoisePredictor,
 } from "../components.ts";
+import type { SelfConditionedPrediction } from "./self_condition.ts";
 
 /**
  * eps_u + s (eps_c - eps_u) (thesis Algorithm 3, line 6).
@@ -78,16 +79,25 @@ export function guidedNoise(
   return guidedFromDoubled(decoder, xt, timestep, doubleConditioning(cond), scale);
 }
 
-/** `guidedNoise` given the doubled conditioning (raw or encoded once by the decoder). */
+/**
+ * `guidedNoise` given the doubled conditioning (raw or encoded once by the decoder); both halves
+ * read the same x_0 estimate when there is one (self-conditioning).
+ */
 function guidedFromDoubled(
   decoder: Decoder,
   xt: Tensor,
   timestep: number,
   doubled: DecoderConditioning | EncodedConditioning,
   scale: number,
+  estimate?: Tensor | null,
 ): Tensor {
   const B = xt.shape[0];
-  const eps = decoder.predictNoise(concat([xt, xt], 0), full([2 * B], timestep), doubled);
+  const eps = decoder.predictNoise(
+    concat([xt, xt], 0),
+    full([2 * B], timestep),
+    doubled,
+    estimate ? concat([estimate, estimate], 0) : undefined,
+  );
   return combineGuidance(slice(eps, 0, 0, B), slice(eps, 0, B, 2 * B), scale);
 }
 
@@ -128,20 +138,61 @@ export function guidedPredictor(
   scale: number,
   limit?: GuidanceLimit,
 ): NoisePredictor {
+  const predict = guidedPrediction(decoder, cond, scale, limit);
+  return (xt, timestep) => predict(xt, timestep, withoutEstimate(decoder));
+}
+
+/**
+ * `guidedPredictor` that also takes the previous step's x_0 estimate, for a self-conditioned
+ * decoder (wrap it with `selfConditionedPredictor`, core/diffusion/self_condition.ts).
+ *
+ * @example
+ * ```ts
+ * import type { Decoder, DecoderConditioning } from "../components.ts";
+ * import type { NoiseSchedule } from "./schedule.ts";
+ * import { selfConditionedPredictor } from "./self_condition.ts";
+ * function predictor(unet: Decoder, cond: DecoderConditioning, schedule: NoiseSchedule) {
+ *   return selfConditionedPredictor(guidedPrediction(unet, cond, 2), schedule, "eps");
+ * }
+ * ```
+ */
+export function guidedPrediction(
+  decoder: Decoder,
+  cond: DecoderConditioning,
+  scale: number,
+  limit?: GuidanceLimit,
+): SelfConditionedPrediction {
   const doubled = encodeOnce(decoder, doubleConditioning(cond));
   // Outside a partial interval: the conditional pass alone.
   const unguided = limit && !coversSchedule(limit.interval)
-    ? { limit, predict: conditionalPredictor(decoder, cond) }
+    ? { limit, predict: conditionalPrediction(decoder, cond) }
     : null;
-  return (xt, timestep) => {
-    if (unguided && !inInterval(unguided.limit, timestep)) return unguided.predict(xt, timestep);
+  return (xt, timestep, estimate) => {
+    if (unguided && !inInterval(unguided.limit, timestep)) {
+      return unguided.predict(xt, timestep, estimate);
+    }
     if (2 * xt.shape[0] !== rowsOf(doubled)) {
       throw new RangeError(
         `Conditioning has ${rowsOf(doubled) / 2} rows for a batch of ${xt.shape[0]} images`,
       );
     }
-    return guidedFromDoubled(decoder, xt, timestep, doubled, scale);
+    return guidedFromDoubled(decoder, xt, timestep, doubled, scale, estimate);
   };
+}
+
+/**
+ * Samplers call a plain `NoisePredictor` with no estimate; a self-conditioned decoder would then
+ * read zeros at every step, not what it learnt, so it must be sampled through
+ * `selfConditionedPredictor` instead.
+ */
+function withoutEstimate(decoder: Decoder): null {
+  if ((decoder.selfCondition ?? 0) > 0) {
+    throw new RangeError(
+      "The decoder is self-conditioned: sample it through selfConditionedPredictor(" +
+        "guidedPrediction(...) or conditionalPrediction(...), schedule, prediction)",
+    );
+  }
+  return null;
 }
 
 /**
@@ -207,6 +258,29 @@ export function checkGuidanceInterval(interval: unknown, what: string): Guidance
  * ```
  */
 export function conditionalPredictor(decoder: Decoder, cond: DecoderConditioning): NoisePredictor {
+  const predict = conditionalPrediction(decoder, cond);
+  return (xt, timestep) => predict(xt, timestep, withoutEstimate(decoder));
+}
+
+/**
+ * `conditionalPredictor` that also takes the previous step's x_0 estimate (for a
+ * self-conditioned decoder; see `guidedPrediction`).
+ *
+ * @example
+ * ```ts
+ * import type { Decoder, DecoderConditioning } from "../components.ts";
+ * import type { NoiseSchedule } from "./schedule.ts";
+ * import { selfConditionedPredictor } from "./self_condition.ts";
+ * function predictor(unet: Decoder, cond: DecoderConditioning, schedule: NoiseSchedule) {
+ *   return selfConditionedPredictor(conditionalPrediction(unet, cond), schedule, "eps");
+ * }
+ * ```
+ */
+export function conditionalPrediction(
+  decoder: Decoder,
+  cond: DecoderConditioning,
+): SelfConditionedPrediction {
   const encoded = encodeOnce(decoder, cond);
-  return (xt, timestep) => decoder.predictNoise(xt, full([xt.shape[0]], timestep), encoded);
+  return (xt, timestep, estimate) =>
+    decoder.predictNoise(xt, full([xt.shape[0]], timestep), encoded, estimate ?? undefined);
 }

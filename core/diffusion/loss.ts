@@ -5,20 +5,24 @@
  *
  * @module
  */
-import { mean, mse, mul, randn, reshape, type Tensor } from "../tensor/mod.ts";
+import { mean, mse, mul, noGrad, randn, reshape, type Tensor } from "../tensor/mod.ts";
 import type { DecoderConditioning, PredictionType, Upsampler } from "../components.ts";
 import type { NoiseSchedule } from "./schedule.ts";
 import { derivedTable, gatherSteps, gatherTable, qSample, velocity } from "./process.ts";
 import { drawTimesteps, type LogitNormal } from "./timesteps.ts";
 import { augmentLowRes, downsampleArea, drawLevels } from "./augment.ts";
+import { estimateX0 } from "./self_condition.ts";
 
 /**
  * Any network that predicts the noise in x_t given a conditioning of type `C`: a decoder
  * (`DecoderConditioning`) or an upsampler (`UpsamplerConditioning`).
  */
 export interface NoisePredictingNetwork<C> {
-  /** x_t [B, ...], t f32 [B] of original timestep indices -> predicted noise shaped like x_t. */
-  predictNoise(xt: Tensor, t: Tensor, cond: C): Tensor;
+  /**
+   * x_t [B, ...], t f32 [B] of original timestep indices -> predicted noise shaped like x_t;
+   * `estimate` is the x_0 estimate a self-conditioned network reads (see `Decoder`).
+   */
+  predictNoise(xt: Tensor, t: Tensor, cond: C, estimate?: Tensor): Tensor;
 }
 
 /** Options of `decoderLoss`. */
@@ -34,6 +38,12 @@ export interface DecoderLossOptions {
   minSnrGamma?: number | null;
   /** What the network predicts, so what it is scored against: "eps" (default) or "v". */
   prediction?: Exclude<PredictionType, "x0">;
+  /**
+   * Self-condition this step (Chen et al. 2022, section 3.2): a first pass, without gradient,
+   * estimates x_0, and the scored pass reads that estimate. Absent/false: the scored pass reads
+   * no estimate (zeros for a self-conditioned network).
+   */
+  selfCondition?: boolean;
 }
 
 /**
@@ -72,7 +82,8 @@ export function minSnrWeights(
  * network (Salimans & Ho 2022). Any noise-predicting network trains with it (the upsampler too,
  * with its low-resolution conditioning as `cond`). Timesteps and noise come from the engine's
  * seeded generator and the coefficients are gathered on the device (the helpers the prior
- * uses): no upload, no readback.
+ * uses): no upload, no readback. With `selfCondition` the scored pass reads the x_0 estimate of
+ * a first pass run without gradient (self-conditioning, Chen et al. 2022, section 3.2).
  *
  * @example
  * ```ts
@@ -99,8 +110,11 @@ export function decoderLoss<C = DecoderConditioning>(
   // The model sees the original schedule's timestep (respaced schedules keep them).
   const B = x0.shape[0];
   const modelT = reshape(gatherSteps(schedule, "timesteps", t), [B]);
-  const predicted = decoder.predictNoise(xt, modelT, cond);
   const prediction = options.prediction ?? "eps";
+  const estimate = options.selfCondition
+    ? noGrad(() => estimateX0(xt, decoder.predictNoise(xt, modelT, cond), t, schedule, prediction))
+    : undefined;
+  const predicted = decoder.predictNoise(xt, modelT, cond, estimate);
   const target = prediction === "v" ? velocity(x0, t, eps, schedule) : eps;
   const gamma = options.minSnrGamma ?? null;
   if (gamma === null) return mse(predicted, target);

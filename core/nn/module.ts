@@ -90,16 +90,18 @@ export abstract class Module {
 
   /**
    * Copies values into this module's parameters and buffers. Every name must be present with
-   * the same shape; extra or missing names are errors that list them.
+   * the same shape; extra or missing names are errors that list them. With `allowMissing`, names
+   * the values lack keep their current values and are returned (a fine-tune that adds a module).
    */
   loadStateDict(
     values: Map<string, { shape: readonly number[]; data: Float32Array }>,
     write: (t: Tensor, data: Float32Array) => void,
-  ): void {
+    options: { allowMissing?: boolean } = {},
+  ): string[] {
     const own = this.stateDict();
     const missing = [...own.keys()].filter((k) => !values.has(k));
     const extra = [...values.keys()].filter((k) => !own.has(k));
-    if (missing.length || extra.length) {
+    if ((missing.length && !options.allowMissing) || extra.length) {
       throw new Error(
         `State does not match the model: missing ${JSON.stringify(missing.slice(0, 5))}` +
           `${missing.length > 5 ? ` (+${missing.length - 5})` : ""}, unexpected ${
@@ -108,7 +110,8 @@ export abstract class Module {
       );
     }
     for (const [name, t] of own) {
-      const v = values.get(name)!;
+      const v = values.get(name);
+      if (!v) continue;
       if (v.shape.length !== t.shape.length || v.shape.some((d, i) => d !== t.shape[i])) {
         throw new Error(
           `State "${name}" has shape [${v.shape}] but the model expects [${t.shape}].`,
@@ -116,6 +119,7 @@ export abstract class Module {
       }
       write(t, v.data);
     }
+    return missing;
   }
 
   /** Frees every parameter and buffer. */

@@ -17,11 +17,12 @@ import type {
 import type { TrainStage } from "../config.ts";
 import {
   checkGuidanceInterval,
-  conditionalPredictor,
+  conditionalPrediction,
   FULL_GUIDANCE_INTERVAL,
   type GuidanceInterval,
-  guidedPredictor,
+  guidedPrediction,
 } from "../diffusion/guidance.ts";
+import { selfConditionedPredictor, type StatefulPredictor } from "../diffusion/self_condition.ts";
 import { downsampleArea } from "../diffusion/augment.ts";
 import { samplePrior } from "../diffusion/prior_sampling.ts";
 import type { Module } from "../nn/module.ts";
@@ -264,11 +265,20 @@ export function decodeImages(
   const cond: DecoderConditioning = { tokens, imageEmbedding, keep: full([B], 1) };
   const scale = decoderGuidance(p, options);
   // s = 1 is the conditional prediction alone: skip the unconditional half of the batch.
-  const predictorOf = (decoder: Decoder) =>
-    scale === 1 ? conditionalPredictor(decoder, cond) : guidedPredictor(decoder, cond, scale, {
+  const predictionOf = (decoder: Decoder) =>
+    scale === 1 ? conditionalPrediction(decoder, cond) : guidedPrediction(decoder, cond, scale, {
       interval: options.guidanceInterval ?? FULL_GUIDANCE_INTERVAL,
       timesteps: p.decoderSchedule.numSteps,
     });
+  // A self-conditioned decoder reads its estimate of x_0 from its previous step.
+  const stateful: StatefulPredictor[] = [];
+  const predictorOf = (decoder: Decoder): NoisePredictor => {
+    const predict = predictionOf(decoder);
+    if (!((decoder.selfCondition ?? 0) > 0)) return (xt, timestep) => predict(xt, timestep, null);
+    const own = selfConditionedPredictor(predict, p.decoderSchedule, decoder.prediction ?? "eps");
+    stateful.push(own);
+    return own;
+  };
   const late = p.lateDecoder;
   const predict = late
     ? switchedPredictor(
@@ -279,11 +289,16 @@ export function decodeImages(
     )
     : predictorOf(p.decoder);
   const { imageSize: S, channels: C } = p.decoder;
-  const x = p.sampler.sample(predict, [B, C, S, S], p.decoderSchedule, {
-    steps: options.steps,
-    prediction: p.decoder.prediction ?? "eps",
-    onStep: options.onStep,
-  });
+  let x: Tensor;
+  try {
+    x = p.sampler.sample(predict, [B, C, S, S], p.decoderSchedule, {
+      steps: options.steps,
+      prediction: p.decoder.prediction ?? "eps",
+      onStep: options.onStep,
+    });
+  } finally {
+    for (const own of stateful) own.release();
+  }
   if (!p.upsampler || !p.upsamplerSchedule || options.upsample === false) return x;
   // DALL-E 2's cascade: the decoder's images condition the upsampler (the decoder's sampler,
   // its steps unless told otherwise, a fixed small augmentation level).

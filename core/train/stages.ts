@@ -26,6 +26,7 @@ import { decoderLoss, type DecoderLossOptions, upsamplerLoss } from "../diffusio
 import type { LogitNormal } from "../diffusion/timesteps.ts";
 
 import { downsampleArea } from "../diffusion/augment.ts";
+import { selfConditionedStep } from "../diffusion/self_condition.ts";
 import {
   buildClipCache,
   CLIP_SLOTS,
@@ -257,8 +258,9 @@ export async function setupStage(
   if (resumed) return { ...setup, initFrom: resumed };
   const from = options.initFrom;
   if (!from) return setup;
+  let fresh: string[];
   try {
-    loadModuleWeights(setup.model, from, { ema: true });
+    fresh = loadModuleWeights(setup.model, from, { ema: true, allowMissing: true });
   } catch (e) {
     setup.dispose();
     throw e;
@@ -269,6 +271,13 @@ export async function setupStage(
     `${stage}: starts from the ${weights} of ${from.dir} (its step ${from.meta.step}); ` +
       "optimizer, EMA, step count and learning-rate schedule start afresh",
   );
+  // A module the config adds (e.g. the decoder's self-conditioning input) starts from its seed.
+  if (fresh.length) {
+    log(
+      `${stage}: ${fresh.length} tensors are not in ${from.dir} and keep their seeded ` +
+        `initialisation: ${fresh.slice(0, 4).join(", ")}${fresh.length > 4 ? ", ..." : ""}`,
+    );
+  }
   // A prior or decoder sees its new CLIP's embeddings from the first step; say when they are not
   // the ones it learnt on (the fine-tune then adapts it to them).
   const source = from.meta.clip;
@@ -385,6 +394,7 @@ async function buildStage(
   }
   const drop = decoderDropRates(config);
   const weighting = lossOptions(config.components.decoder.options);
+  const selfCondition = decoder.selfCondition ?? 0;
   const loader = stageLoader(data, train, dataName, dataset.imageSize, dataset.flip);
   clip.eval();
   return {
@@ -396,7 +406,7 @@ async function buildStage(
     // Thesis Algorithm 2 with classifier-free guidance training (section 3.3.3): text and CLIP
     // embedding are dropped together with probability nullRate (keep ~ Bernoulli(1 - nullRate));
     // DALL-E 2's recipe (Ramesh et al. 2022, section 2.1) also drops each alone.
-    loss: (batch) => {
+    loss: (batch, step) => {
       const x0 = tensor(batch.images, batch.shape);
       const z = noGrad(() => l2Normalize(clip.encodeImages(x0)));
       const B = batch.shape[0];
@@ -410,9 +420,13 @@ async function buildStage(
       return decoderLoss(decoder, downsampleArea(x0, S), cond, schedule, {
         ...weighting,
         prediction: decoder.prediction ?? "eps",
+        selfCondition: selfCondition > 0 && selfConditionedStep(train.seed, step, selfCondition),
       });
     },
-    summary: [`decoder: ${count(decoder.parameterCount())} parameters (CLIP frozen)`],
+    summary: [
+      `decoder: ${count(decoder.parameterCount())} parameters (CLIP frozen)` +
+      (selfCondition > 0 ? `, self-conditioned on ${selfCondition * 100}% of the steps` : ""),
+    ],
     dispose: () => {
       decoder.dispose();
       clip.dispose();

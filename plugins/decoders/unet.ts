@@ -6,11 +6,13 @@
  * @module
  */
 import { z } from "../../core/deps.ts";
-import { Linear, timestepEmbedding } from "../../core/nn/mod.ts";
+import { Conv2d, Linear, timestepEmbedding } from "../../core/nn/mod.ts";
 import { Module } from "../../core/nn/module.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
 import { add, type Tensor } from "../../core/tensor/mod.ts";
 import type { Decoder, DecoderConditioning, EncodedConditioning } from "../../core/components.ts";
+import { noEstimate } from "../../core/diffusion/mod.ts";
+import { zeroParameters } from "./blocks.ts";
 import { UNetBody } from "./unet_body.ts";
 import { lossOptionFields } from "./loss_options.ts";
 import { type ConditionerOutput, CONDITIONING_INPUTS, DecoderConditioner } from "./conditioning.ts";
@@ -61,6 +63,12 @@ export const unetOptions = z.object({
   ...lossOptionFields,
   prediction: z.enum(["eps", "v"]).default("eps")
     .describe('Output: the noise "eps" (thesis) or the velocity "v" (Salimans & Ho 2022)'),
+  selfCondition: z.number().min(0).max(1).default(0)
+    .describe(
+      "Self-conditioning (Chen et al. 2022): the fraction of training steps that feed the " +
+        "network its own x_0 estimate, which sampling then feeds at every step (theirs: 0.5); " +
+        "0 = off",
+    ),
 }).strict().superRefine((o, ctx) => {
   // Checked when the config loads: the constructor (which checks too) runs only when the decoder
   // stage starts, after CLIP and the prior have trained.
@@ -125,6 +133,8 @@ export class UNetDecoder extends Module implements Decoder {
   readonly channels: number;
   /** What `predictNoise` returns: the noise or the velocity (the `prediction` option). */
   readonly prediction: "eps" | "v";
+  /** The fraction of training steps self-conditioned (0: it reads no x_0 estimate). */
+  readonly selfCondition: number;
   /** The options it was built with. */
   readonly options: UNetOptions;
   readonly #embDim: number;
@@ -132,6 +142,8 @@ export class UNetDecoder extends Module implements Decoder {
   readonly #timeMlp2: Linear;
   readonly #conditioner: DecoderConditioner;
   readonly #body: UNetBody;
+  /** The self-conditioning estimate's input conv (zero-initialised), when self-conditioned. */
+  readonly #estimateIn?: Conv2d;
 
   /**
    * Builds the U-Net with freshly initialised parameters (zero-initialised output layers).
@@ -151,6 +163,7 @@ export class UNetDecoder extends Module implements Decoder {
     this.imageSize = o.imageSize;
     this.channels = o.channels;
     this.prediction = o.prediction;
+    this.selfCondition = o.selfCondition;
     const levels = o.channelMults.length;
     if (o.imageSize % 2 ** (levels - 1) !== 0) {
       throw new RangeError(
@@ -190,6 +203,15 @@ export class UNetDecoder extends Module implements Decoder {
       embDim,
       contextDim: o.textWidth,
     });
+    // Its own conv rather than three more input channels of inConv (the same function): zero at
+    // first, so a decoder fine-tuned into self-conditioning (`train --init-from` a decoder
+    // without it) starts as exactly that decoder.
+    if (o.selfCondition > 0) {
+      this.#estimateIn = this.addModule(
+        "selfCondIn",
+        zeroParameters(new Conv2d(o.channels, o.baseChannels, 3, { padding: 1 })),
+      );
+    }
   }
 
   /**
@@ -238,7 +260,12 @@ export class UNetDecoder extends Module implements Decoder {
    * }
    * ```
    */
-  predictNoise(xt: Tensor, t: Tensor, cond: DecoderConditioning | EncodedConditioning): Tensor {
+  predictNoise(
+    xt: Tensor,
+    t: Tensor,
+    cond: DecoderConditioning | EncodedConditioning,
+    estimate?: Tensor,
+  ): Tensor {
     const [B, C, H, W] = xt.shape;
     if (xt.rank !== 4 || C !== this.channels || H !== W || H % 2 ** (this.#levels - 1) !== 0) {
       throw new RangeError(
@@ -256,7 +283,17 @@ export class UNetDecoder extends Module implements Decoder {
     // embedding is not (the thesis ablation found that worse).
     emb = add(emb, pooled);
 
-    return this.#body.forward(xt, emb, tokens);
+    let inputAdd: Tensor | undefined;
+    if (this.#estimateIn) {
+      if (estimate && estimate.shape.join() !== xt.shape.join()) {
+        throw new RangeError(
+          `Self-conditioning estimate has shape [${estimate.shape}]; expected x_t's [${xt.shape}]`,
+        );
+      }
+      // No estimate yet (the first step, or a training step without one) reads as zeros.
+      inputAdd = this.#estimateIn.forward(estimate ?? noEstimate(xt));
+    }
+    return this.#body.forward(xt, emb, tokens, inputAdd);
   }
 
   get #levels(): number {

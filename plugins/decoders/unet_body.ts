@@ -8,7 +8,7 @@
  */
 import { Conv2d, GroupNorm } from "../../core/nn/mod.ts";
 import type { Module } from "../../core/nn/module.ts";
-import { concat, type Tensor } from "../../core/tensor/mod.ts";
+import { add, concat, type Tensor } from "../../core/tensor/mod.ts";
 import {
   AttentionBlock,
   clampGroups,
@@ -129,7 +129,9 @@ export class UNetBody {
 
   /**
    * x [B, inChannels, S, S], the time embedding [B, embDim] and the condition tokens
-   * [B, K, contextDim] (none for contextDim 0) -> [B, outChannels, S, S].
+   * [B, K, contextDim] (none for contextDim 0) -> [B, outChannels, S, S]. `inputAdd`
+   * [B, baseChannels, S, S], when given, is added to the input conv's output: a second input
+   * through its own conv, as if concatenated to x (the decoder's self-conditioning estimate).
    *
    * @example
    * ```ts
@@ -139,8 +141,9 @@ export class UNetBody {
    * }
    * ```
    */
-  forward(x: Tensor, emb: Tensor, context?: Tensor): Tensor {
+  forward(x: Tensor, emb: Tensor, context?: Tensor, inputAdd?: Tensor): Tensor {
     let h = this.#inConv.forward(x);
+    if (inputAdd) h = add(h, inputAdd);
     const hs: Tensor[] = [h];
     for (const b of this.#down) {
       if (b.down) h = b.down.forward(h);

@@ -230,7 +230,8 @@ function writeTensor(t: Tensor, data: Float32Array): void {
 /**
  * Copies checkpoint weights into a module (every name and shape must match). With `ema: true`
  * the EMA shadow weights replace the trained parameters where the checkpoint has them (for
- * sampling).
+ * sampling). With `allowMissing` the module's parameters the checkpoint lacks keep their values
+ * (`train --init-from` a model without a module this one adds); their names are returned.
  *
  * @example
  * ```ts
@@ -244,8 +245,8 @@ function writeTensor(t: Tensor, data: Float32Array): void {
 export function loadModuleWeights(
   module: Module,
   ckpt: LoadedCheckpoint,
-  options: { ema?: boolean } = {},
-): void {
+  options: { ema?: boolean; allowMissing?: boolean } = {},
+): string[] {
   const values = new Map<string, { shape: readonly number[]; data: Float32Array }>();
   for (const [name, entry] of Object.entries(ckpt.weights)) {
     values.set(name, { shape: entry.shape, data: asF32(entry, name, ckpt.dir) });
@@ -260,7 +261,7 @@ export function loadModuleWeights(
     }
   }
   try {
-    module.loadStateDict(values, writeTensor);
+    return module.loadStateDict(values, writeTensor, { allowMissing: options.allowMissing });
   } catch (e) {
     throw new CheckpointError(`Checkpoint "${ckpt.dir}" does not fit the model: ${oneLine(e)}`);
   }
