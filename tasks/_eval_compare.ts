@@ -2,7 +2,10 @@
  * `deno task eval compare A.json B.json`: two `eval pipeline` results of the same captions,
  * compared. The probe's rates and CLIP's top-1 side by side, and the exact-match verdicts paired
  * caption by caption (`exactByImage`): how many captions only A or only B got exactly right, the
- * difference with a 95% interval and McNemar's exact p-value (core/eval/paired.ts).
+ * difference with a 95% interval and McNemar's exact p-value (core/eval/paired.ts). Each side may
+ * be a comma-separated list (e.g. five noise seeds of each model): the i-th files of A and B are
+ * paired, the rates are the means over the pairs and the verdicts are pooled (one item per
+ * caption and file).
  * @module
  */
 import { comparePaired, type PairedComparison } from "../core/eval/paired.ts";
@@ -22,6 +25,8 @@ interface PipelineResult {
   guidance: number | null;
   guidanceInterval?: [number, number];
   seed: number;
+  /** The seeds of pooled results (`pool`), in order. */
+  seeds?: number[];
   from?: string;
   rerank?: number;
   /** A cascade's decoder scored alone (`--no-upsampler`): its side, enlarged as blocks. */
@@ -125,6 +130,58 @@ async function readPipelineResult(path: string): Promise<PipelineResult> {
   };
 }
 
+/**
+ * Several results of the same captions and probe (e.g. noise seeds) as one: the verdicts
+ * concatenated, every rate the mean over the results (each scores the same number of captions,
+ * and the same captions fall in each figure group, so the mean is the pooled rate).
+ */
+function pool(results: PipelineResult[]): PipelineResult {
+  if (results.length === 1) return results[0];
+  const mean = (f: (r: PipelineResult) => number): number =>
+    results.reduce((sum, r) => sum + f(r), 0) / results.length;
+  const [first] = results;
+  const rates = (f: (r: PipelineResult) => Record<string, number | string>) =>
+    Object.fromEntries(
+      RATE_ROWS.map(([, key]) => [key, mean((r) => f(r)[key] as number)]),
+    );
+  const groups = (f: (r: PipelineResult) => Record<string, FigureScores> | undefined) => {
+    const firstGroups = f(first);
+    if (!firstGroups || results.some((r) => !f(r))) return undefined;
+    return Object.fromEntries(
+      Object.keys(firstGroups).map((figures) => [
+        figures,
+        Object.fromEntries(
+          FIGURE_ROWS.map(([, key]) => [key, mean((r) => f(r)![figures]?.[key] ?? NaN)]),
+        ) as unknown as FigureScores,
+      ]),
+    );
+  };
+  const counted = results.every((r) => r.figuresCounted)
+    ? {
+      generated: {
+        ...first.figuresCounted!.generated,
+        right: mean((r) => r.figuresCounted!.generated.right),
+      },
+      realImages: {
+        ...first.figuresCounted!.realImages,
+        right: mean((r) => r.figuresCounted!.realImages.right),
+      },
+    }
+    : undefined;
+  return {
+    ...first,
+    path: `${first.path} and ${results.length - 1} more`,
+    seeds: results.map((r) => r.seed),
+    clipTop1: mean((r) => r.clipTop1),
+    exactByImage: results.flatMap((r) => r.exactByImage),
+    generated: rates((r) => r.generated),
+    real: rates((r) => r.real),
+    generatedByFigures: groups((r) => r.generatedByFigures),
+    realByFigures: groups((r) => r.realByFigures),
+    figuresCounted: counted,
+  };
+}
+
 /** One line saying what produced a result. */
 function describe(r: PipelineResult): string {
   const decoderStep = r.modelSteps?.decoder !== undefined
@@ -134,7 +191,7 @@ function describe(r: PipelineResult): string {
     `${r.checkpoint}${decoderStep}`,
     `${r.sampler}${r.steps ? ` ${r.steps} steps` : ""}`,
     r.guidance === null ? "no decoder" : guidanceText(r.guidance, r.guidanceInterval),
-    `seed ${r.seed}`,
+    r.seeds ? `seeds ${r.seeds.join(", ")}` : `seed ${r.seed}`,
   ];
   if (r.from && r.from !== "prior") parts.push(`from ${r.from}`);
   if (r.rerank && r.rerank > 1) parts.push(`rerank ${r.rerank}`);
@@ -148,16 +205,66 @@ function points(x: number): string {
 }
 
 /**
- * Compares two `eval pipeline` JSON files; prints the tables and returns the paired comparison
- * of the exact-match verdicts. Refuses (UsageError) results that are not of the same captions
- * scored by the same probe.
+ * Compares two `eval pipeline` JSON files, or two lists of them paired in order (`pathsA[i]`
+ * with `pathsB[i]`, pooled); prints the tables and returns the paired comparison of the
+ * exact-match verdicts. Refuses (UsageError) results that are not of the same captions scored by
+ * the same probe, and lists of different lengths.
  */
 export async function evalCompare(
-  pathA: string,
-  pathB: string,
+  pathsA: string | string[],
+  pathsB: string | string[],
   print: (line: string) => void,
 ): Promise<PairedComparison> {
-  const a = await readPipelineResult(pathA), b = await readPipelineResult(pathB);
+  const [listA, listB] = [pathsA, pathsB].map((p) => (typeof p === "string" ? [p] : p));
+  if (listA.length !== listB.length || listA.length === 0) {
+    throw new UsageError(
+      `"eval compare" pairs the files of A and B in order: A has ${listA.length}, B ` +
+        `${listB.length}`,
+    );
+  }
+  const pairs: [PipelineResult, PipelineResult][] = [];
+  for (let i = 0; i < listA.length; i++) {
+    const pair = [await readPipelineResult(listA[i]), await readPipelineResult(listB[i])];
+    checkPair(pair[0], pair[1]);
+    pairs.push(pair as [PipelineResult, PipelineResult]);
+  }
+  // Every file scores the same captions with the same probe.
+  for (const [r] of pairs.slice(1)) checkPair(pairs[0][0], r);
+  const a = pool(pairs.map(([x]) => x)), b = pool(pairs.map(([, y]) => y));
+  const c = comparePaired(a.exactByImage, b.exactByImage);
+  const captions = pairs[0][0].exactByImage.length;
+  print(
+    pairs.length === 1
+      ? `Paired comparison on the first ${c.items} ${a.split} captions (one probe):`
+      : `Paired comparison on the first ${captions} ${a.split} captions x ${pairs.length} ` +
+        `result pairs, pooled (one probe):`,
+  );
+  print(`  A  ${a.path}: ${describe(a)}`);
+  print(`  B  ${b.path}: ${describe(b)}`);
+  if (pairs.length > 1) {
+    for (const [x, y] of pairs) {
+      const [ra, rb] = [x.generated.exact as number, y.generated.exact as number];
+      const seeds = x.seed === y.seed ? `seed ${x.seed}` : `seeds ${x.seed} / ${y.seed}`;
+      print(`  exact, ${seeds}: A ${fmt(ra, true)}, B ${fmt(rb, true)} (${points(rb - ra)})`);
+    }
+  }
+  printRates(a, b, print);
+  const [lo, hi] = c.interval95;
+  const unit = pairs.length === 1 ? "captions" : "caption-result pairs";
+  print(
+    c.onlyA + c.onlyB === 0
+      ? `Exact, caption by caption: A and B agree on all ${c.items} ${unit} (McNemar p = 1)`
+      : `Exact, caption by caption: only A right on ${c.onlyA}, only B on ${c.onlyB} of ` +
+        `${c.items}${pairs.length === 1 ? "" : ` ${unit}`}; B - A = ${points(c.difference)} ` +
+        `points (95% interval ${points(lo)} to ${points(hi)}); McNemar exact p = ` +
+        c.pValue.toPrecision(3),
+  );
+  return c;
+}
+
+/** Throws a UsageError unless `a` and `b` score the same captions with the same probe. */
+function checkPair(a: PipelineResult, b: PipelineResult): void {
+  const [pathA, pathB] = [a.path, b.path];
   if (a.split !== b.split) {
     throw new UsageError(`${pathA} is of the ${a.split} split, ${pathB} of ${b.split}`);
   }
@@ -178,10 +285,10 @@ export async function evalCompare(
         `(their real images' verdicts differ); compare evaluations of one probe`,
     );
   }
-  const c = comparePaired(a.exactByImage, b.exactByImage);
-  print(`Paired comparison on the first ${c.items} ${a.split} captions (one probe):`);
-  print(`  A  ${a.path}: ${describe(a)}`);
-  print(`  B  ${b.path}: ${describe(b)}`);
+}
+
+/** The side-by-side table of the probe's rates and CLIP's top-1. */
+function printRates(a: PipelineResult, b: PipelineResult, print: (line: string) => void): void {
   const rows: [string, number, number, number][] = RATE_ROWS.map(([label, key]) => [
     label,
     a.generated[key] as number,
@@ -222,13 +329,4 @@ export async function evalCompare(
     `  ${"CLIP top-1 retrieval".padEnd(w0)}  ${fmt(a.clipTop1, true).padStart(8)}  ` +
       `${fmt(b.clipTop1, true).padStart(8)}  ${points(b.clipTop1 - a.clipTop1).padStart(8)}`,
   );
-  const [lo, hi] = c.interval95;
-  print(
-    c.onlyA + c.onlyB === 0
-      ? `Exact, caption by caption: A and B agree on all ${c.items} captions (McNemar p = 1)`
-      : `Exact, caption by caption: only A right on ${c.onlyA}, only B on ${c.onlyB} of ` +
-        `${c.items}; B - A = ${points(c.difference)} points (95% interval ${points(lo)} to ` +
-        `${points(hi)}); McNemar exact p = ${c.pValue.toPrecision(3)}`,
-  );
-  return c;
 }

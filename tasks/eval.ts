@@ -45,6 +45,7 @@ import { MAX_IMAGES } from "../core/pipeline.ts";
 
 const USAGE = `Usage: deno task eval <clip|prior|probe|pipeline> --checkpoint DIR [options]
        deno task eval compare A.json B.json
+       deno task eval compare A0.json,A1.json,... B0.json,B1.json,...
 
   clip      thesis Table 4.1: image-text cosine similarity of true and random pairs, top-1 and
             top-5 retrieval of the true caption among all captions of the split
@@ -62,7 +63,9 @@ const USAGE = `Usage: deno task eval <clip|prior|probe|pipeline> --checkpoint DI
             figures each image shows; "exact" means exactly the captioned ones.
   compare   two "pipeline" results of the same captions and probe: their rates side by side,
             and the exact-match verdicts paired caption by caption (how many only A or only B
-            got right, the difference with a 95% interval, McNemar's exact p-value)
+            got right, the difference with a 95% interval, McNemar's exact p-value). With
+            comma-separated lists (e.g. seeds 0-4 of each) the i-th files are paired and
+            pooled: mean rates, one verdict per caption and file
 
 Options:
   --checkpoint DIR   run folder with clip/, prior/, decoder/
@@ -147,9 +150,12 @@ export async function runEval(
   if (positionals[0] === "compare") {
     const given = Object.keys(values).filter((k) => values[k] !== undefined && k !== "debug");
     if (positionals.length !== 3 || given.length > 0) {
-      throw new UsageError(`"eval compare" takes two eval pipeline JSON files and no options`);
+      throw new UsageError(
+        `"eval compare" takes two eval pipeline JSON files (or two comma-separated lists of ` +
+          `them) and no options`,
+      );
     }
-    await evalCompare(positionals[1], positionals[2], print);
+    await evalCompare(positionals[1].split(","), positionals[2].split(","), print);
     return null;
   }
   if (positionals.length !== 1) {

@@ -16,6 +16,7 @@ import {
 } from "../tasks/_cli.ts";
 import { createSampler } from "../core/pipeline/build.ts";
 import { runEval } from "../tasks/eval.ts";
+import { evalCompare } from "../tasks/_eval_compare.ts";
 import { DEFAULT_WEIGHTS, runSample } from "../tasks/sample.ts";
 import { runTrain } from "../tasks/train.ts";
 
@@ -285,6 +286,25 @@ Deno.test("runEval() compare pairs two pipeline results caption by caption, or s
   await runEval(["compare", a, a], same);
   assert.match(same.lines.at(-1)!, /A and B agree on all 200 captions/);
 
+  // Lists are paired in order and pooled: (a, b) then (b, a) cancel out.
+  const pooled = collect();
+  const c = await evalCompare([a, b], [b, a], pooled.print);
+  assert.deepEqual([c.items, c.onlyA, c.onlyB, c.difference], [400, 10, 10, 0]);
+  const pooledText = pooled.lines.join("\n");
+  assert.match(pooledText, /first 200 test captions x 2 result pairs, pooled/);
+  assert.match(pooledText, /exact, seed 0: A 32\.50%, B 35\.50% \(\+3\.00\)/);
+  assert.match(pooledText, /exact, seed 0: A 35\.50%, B 32\.50% \(-3\.00\)/);
+  assert.match(
+    pooledText,
+    /exact: just the captioned colour-shape pairs +34\.00% +34\.00% +\+0\.00/,
+  );
+  assert.match(pooledText, /only A right on 10, only B on 10 of 400 caption-result pairs/);
+  await runEval(["compare", `${a},${b}`, `${b},${a}`], collect());
+  await assert.rejects(
+    runEval(["compare", `${a},${b}`, a]),
+    oneLine(UsageError, /pairs the files of A and B in order: A has 2, B 1/),
+  );
+
   const refusals: [string, (r: typeof base) => void, RegExp][] = [
     ["split.json", (r) => (r.split = "zeroshot"), /of the test split, .* of zeroshot/],
     ["short.json", (r) => {
@@ -295,7 +315,17 @@ Deno.test("runEval() compare pairs two pipeline results caption by caption, or s
     ["clip.json", (r) => (r.what = "clip"), /not an "eval pipeline" result/],
   ];
   for (const [name, edit, re] of refusals) {
-    await assert.rejects(runEval(["compare", a, await write(name, edit)]), oneLine(UsageError, re));
+    const other = await write(name, edit);
+    await assert.rejects(runEval(["compare", a, other]), oneLine(UsageError, re));
+    // In a list, a pair's mismatch, or a file unlike the first pair's, is refused as well.
+    await assert.rejects(
+      runEval(["compare", `${a},${a}`, `${a},${other}`]),
+      oneLine(UsageError, re),
+    );
+    await assert.rejects(
+      runEval(["compare", `${a},${other}`, `${a},${other}`]),
+      oneLine(UsageError, re),
+    );
   }
   await Deno.writeTextFile(join(dir, "bad.json"), "{");
   await assert.rejects(
