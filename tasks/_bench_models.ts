@@ -242,6 +242,15 @@ export async function trainingSteps(
     decoder,
     () => decoderLoss(decoder, images, decoderCond, decoderSchedule),
   );
+  // A self-conditioned decoder's other steps add a pass without gradient that estimates x_0
+  // (a `selfCondition` share of them; the row above is the rest).
+  if ((decoder.selfCondition ?? 0) > 0) {
+    await stepRows(
+      `train step decoder B${B} (self-conditioned step)`,
+      decoder,
+      () => decoderLoss(decoder, images, decoderCond, decoderSchedule, { selfCondition: true }),
+    );
+  }
   decoder.dispose();
   images.dispose();
 
