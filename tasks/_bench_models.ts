@@ -246,7 +246,7 @@ export async function trainingSteps(
   // (a `selfCondition` share of them; the row above is the rest).
   if ((decoder.selfCondition ?? 0) > 0) {
     await stepRows(
-      `train step decoder B${B} (self-conditioned step)`,
+      `train step decoder B${B} self-cond`,
       decoder,
       () => decoderLoss(decoder, images, decoderCond, decoderSchedule, { selfCondition: true }),
     );
