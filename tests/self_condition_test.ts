@@ -12,6 +12,7 @@ import {
   manualSeed,
   mul,
   noGrad,
+  rand,
   scope,
   type Tensor,
   tensor,
@@ -147,8 +148,12 @@ Deno.test("the U-Net's estimate input starts at zero and, trained, changes the p
   const B = 2;
   manualSeed(11);
   const plain = new UNetDecoder(tinyUNetOptions());
+  const nextDraws = await rand([4]).read();
   manualSeed(11);
   const selfCond = new UNetDecoder(tinyUNetOptions({ selfCondition: 0.5 }));
+  // Its zero-initialised conv leaves the generator where the decoder without it does, so the
+  // two train on the same timesteps and noise.
+  assert.deepEqual(await rand([4]).read(), nextDraws);
   assert.equal(selfCond.parameterCount() - plain.parameterCount(), 3 * 8 * 9 + 8);
   const xt = randomTensor([B, 3, 8, 8], 12);
   const t = tensor([3, 17], [B]);

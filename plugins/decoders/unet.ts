@@ -9,7 +9,7 @@ import { z } from "../../core/deps.ts";
 import { Conv2d, Linear, timestepEmbedding } from "../../core/nn/mod.ts";
 import { Module } from "../../core/nn/module.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
-import { add, type Tensor } from "../../core/tensor/mod.ts";
+import { add, getRngState, setRngState, type Tensor } from "../../core/tensor/mod.ts";
 import type { Decoder, DecoderConditioning, EncodedConditioning } from "../../core/components.ts";
 import { noEstimate } from "../../core/diffusion/mod.ts";
 import { zeroParameters } from "./blocks.ts";
@@ -205,12 +205,16 @@ export class UNetDecoder extends Module implements Decoder {
     });
     // Its own conv rather than three more input channels of inConv (the same function): zero at
     // first, so a decoder fine-tuned into self-conditioning (`train --init-from` a decoder
-    // without it) starts as exactly that decoder.
+    // without it) starts as exactly that decoder. Its random initialisation, overwritten, is
+    // undone in the generator too, so training draws the same timesteps and noise as the same
+    // decoder without it (a controlled comparison).
     if (o.selfCondition > 0) {
+      const rng = getRngState();
       this.#estimateIn = this.addModule(
         "selfCondIn",
         zeroParameters(new Conv2d(o.channels, o.baseChannels, 3, { padding: 1 })),
       );
+      setRngState(rng);
     }
   }
 
