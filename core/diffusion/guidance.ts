@@ -138,8 +138,9 @@ export function guidedPredictor(
   scale: number,
   limit?: GuidanceLimit,
 ): NoisePredictor {
+  refuseSelfConditioned(decoder);
   const predict = guidedPrediction(decoder, cond, scale, limit);
-  return (xt, timestep) => predict(xt, timestep, withoutEstimate(decoder));
+  return (xt, timestep) => predict(xt, timestep, null);
 }
 
 /**
@@ -185,14 +186,13 @@ export function guidedPrediction(
  * read zeros at every step, not what it learnt, so it must be sampled through
  * `selfConditionedPredictor` instead.
  */
-function withoutEstimate(decoder: Decoder): null {
+function refuseSelfConditioned(decoder: Decoder): void {
   if ((decoder.selfCondition ?? 0) > 0) {
     throw new RangeError(
       "The decoder is self-conditioned: sample it through selfConditionedPredictor(" +
         "guidedPrediction(...) or conditionalPrediction(...), schedule, prediction)",
     );
   }
-  return null;
 }
 
 /**
@@ -258,8 +258,9 @@ export function checkGuidanceInterval(interval: unknown, what: string): Guidance
  * ```
  */
 export function conditionalPredictor(decoder: Decoder, cond: DecoderConditioning): NoisePredictor {
+  refuseSelfConditioned(decoder);
   const predict = conditionalPrediction(decoder, cond);
-  return (xt, timestep) => predict(xt, timestep, withoutEstimate(decoder));
+  return (xt, timestep) => predict(xt, timestep, null);
 }
 
 /**

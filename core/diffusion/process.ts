@@ -151,8 +151,8 @@ export function randomSteps(batch: number, numSteps: number): Tensor {
   return sum(greaterEqual(scaled, thresholds), 1);
 }
 
-/** Broadcasts a [B, 1] coefficient against x [B, ...]. */
-function perSample(coef: Tensor, x: Tensor): Tensor {
+/** Broadcasts a [B, 1] coefficient (e.g. from `gatherSteps`) against x [B, ...]. */
+export function perSample(coef: Tensor, x: Tensor): Tensor {
   return x.rank === 2 ? coef : reshape(coef, [x.shape[0], ...x.shape.slice(1).map(() => 1)]);
 }
 

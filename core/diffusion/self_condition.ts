@@ -9,10 +9,10 @@
  *
  * @module
  */
-import { clamp, mul, noGrad, reshape, sub, type Tensor, zeros } from "../tensor/mod.ts";
+import { clamp, mul, noGrad, sub, type Tensor, zeros } from "../tensor/mod.ts";
 import type { NoisePredictor, PredictionType } from "../components.ts";
 import { deriveSeed } from "../data/rng.ts";
-import { gatherSteps } from "./process.ts";
+import { gatherSteps, perSample, type StepTable } from "./process.ts";
 import { predictX0 } from "./reverse.ts";
 import type { NoiseSchedule } from "./schedule.ts";
 
@@ -38,12 +38,10 @@ export function estimateX0(
   schedule: NoiseSchedule,
   prediction: Exclude<PredictionType, "x0">,
 ): Tensor {
-  const B = xt.shape[0];
-  const perSample = (name: Parameters<typeof gatherSteps>[1]): Tensor =>
-    reshape(gatherSteps(schedule, name, t), [B, ...xt.shape.slice(1).map(() => 1)]);
+  const at = (name: StepTable): Tensor => perSample(gatherSteps(schedule, name, t), xt);
   const x0 = prediction === "v"
-    ? sub(mul(xt, perSample("sqrtAlphaBar")), mul(output, perSample("sqrtOneMinusAlphaBar")))
-    : sub(mul(xt, perSample("sqrtRecipAlphaBar")), mul(output, perSample("sqrtRecipM1AlphaBar")));
+    ? sub(mul(xt, at("sqrtAlphaBar")), mul(output, at("sqrtOneMinusAlphaBar")))
+    : sub(mul(xt, at("sqrtRecipAlphaBar")), mul(output, at("sqrtRecipM1AlphaBar")));
   return clamp(x0, -1, 1);
 }
 
