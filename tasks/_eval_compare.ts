@@ -29,6 +29,8 @@ interface PipelineResult {
   seeds?: number[];
   from?: string;
   rerank?: number;
+  /** The prior's sampling, in results written since it was recorded (`--from prior` only). */
+  prior?: { sampler: string; steps: number | null; guidance: number } | null;
   /** A cascade's decoder scored alone (`--no-upsampler`): its side, enlarged as blocks. */
   enlargedFrom: number | null;
   modelSteps?: { decoder?: number };
@@ -117,6 +119,7 @@ async function readPipelineResult(path: string): Promise<PipelineResult> {
     seed: json.seed as number,
     from: json.from as string | undefined,
     rerank: json.rerank as number | undefined,
+    prior: json.prior as PipelineResult["prior"],
     enlargedFrom: (json.enlargedFrom as number | null | undefined) ?? null,
     modelSteps: json.modelSteps as { decoder?: number } | undefined,
     clipTop1: (json.generated as { top1: number }).top1,
@@ -195,6 +198,11 @@ function describe(r: PipelineResult): string {
   ];
   if (r.from && r.from !== "prior") parts.push(`from ${r.from}`);
   if (r.rerank && r.rerank > 1) parts.push(`rerank ${r.rerank}`);
+  const prior = r.prior;
+  if (prior && (prior.sampler !== "ddpm" || prior.steps !== null || prior.guidance !== 1)) {
+    const steps = prior.steps !== null ? ` ${prior.steps} steps` : "";
+    parts.push(`prior ${prior.sampler}${steps}, prior guidance ${prior.guidance}`);
+  }
   if (r.enlargedFrom !== null) parts.push(`no upsampler (${r.enlargedFrom}px enlarged)`);
   return parts.join(", ");
 }

@@ -175,7 +175,8 @@ export async function evalPipeline(
       from,
       p.decoder.imageSize,
       enlarge ? { from: made, to: S } : undefined,
-    ) + late;
+    ) + late +
+      (from === "prior" && p.priorGuidance !== 1 ? `, prior guidance ${p.priorGuidance}` : "");
     const text = table(
       `Pipeline, ${split} split (${captions.length} captions${source}, ` +
         `${from === "downsampled" ? "" : `${guidanceText(guidance, guidanceInterval)}, `}` +
@@ -251,6 +252,15 @@ export async function evalPipeline(
       samplerOptions: load.samplerOptions ?? null,
       steps: steps ?? null,
       rerank: rerank ?? 1,
+      // The prior's reverse process, where one ran (--from prior): its sampler, steps (null =
+      // the sampler's default) and guidance scale (1 = off).
+      prior: from === "prior"
+        ? {
+          sampler: p.priorSampler.name,
+          steps: load.priorSteps ?? null,
+          guidance: p.priorGuidance,
+        }
+        : null,
       upsampler: p.upsampler
         ? {
           steps: upsamplerSteps ?? steps ?? null,

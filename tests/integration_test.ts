@@ -608,6 +608,8 @@ Deno.test({
       const stored = JSON.parse(await Deno.readTextFile(join(RUN, "eval_pipeline_test.json")));
       assert.ok(stored.metric);
       assert.deepEqual(stored.guidanceInterval, [0, 1]); // the default: every step
+      // The prior's sampling: ancestral DDPM over its own steps, unguided.
+      assert.deepEqual(stored.prior, { sampler: "ddpm", steps: null, guidance: 1 });
       await assert.rejects(
         () => runEval(["prior", "--checkpoint", RUN, "--guidance-interval", "0.4,1"], quiet),
         /--guidance-interval is for "eval pipeline", not "prior"/,
@@ -643,6 +645,7 @@ Deno.test({
           );
           assert.equal(r?.path, join(RUN, `eval_pipeline_${from}_test.json`));
           assert.equal(r?.results.from, from);
+          assert.equal(r?.results.prior, null); // no prior ran
           assert.equal((r?.results.generated as Record<string, number>).count, 2);
         }
         assert.equal(

@@ -233,12 +233,17 @@ Deno.test("runEval() compare pairs two pipeline results caption by caption, or s
     r.probe.generated.exactByImage = bits.join("");
     r.probe.generated.exact += 6 / 200;
     r.checkpoint = "runs/other";
+    r.prior = { sampler: "ddpm", steps: null, guidance: 2 };
   });
   const out = collect();
   assert.equal(await runEval(["compare", a, b], out), null);
   const text = out.lines.join("\n");
   assert.match(text, /first 200 test captions/);
-  assert.match(text, /B {2}.*runs\/other \(decoder step 7000\), ddpm, guidance 2, seed 0/);
+  assert.match(
+    text,
+    /B {2}.*runs\/other \(decoder step 7000\), ddpm, guidance 2, seed 0, prior ddpm, prior guidance 2/,
+  );
+  assert.doesNotMatch(text, /A {2}.*prior guidance/); // recorded before it was, or unguided
   assert.match(
     text,
     /exact: just the captioned colour-shape pairs +32\.50% +35\.50% +\+3\.00 +90\.50%/,
