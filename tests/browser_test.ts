@@ -1,8 +1,9 @@
 // The web page in a real browser: headless Chromium (Debian's `chromium`, WebGPU on SwiftShader)
 // loads the page that `deno task serve` serves, generates an image in its worker and must match
-// the Deno pipeline's output for the same seed; bad input and missing weights must show clear
-// messages; Chromium's WGSL compiler (Tint) must reject what the engine avoids. Skipped, with a
-// note, where Chromium is not installed.
+// the Deno pipeline's output for the same seed (the shipped demo weights, and a cascade through
+// its upsampler); bad input and missing weights must show clear messages; Chromium's WGSL
+// compiler (Tint) must reject what the engine avoids. Skipped, with a note, where Chromium is not
+// installed.
 //
 // UNCLIP_WEB_SCREENSHOT=FILE.png saves a screenshot of the page after generation (docs/images/).
 // UNCLIP_WGSL_SWEEP=DIR also compiles every module a run with UNCLIP_WGSL_DUMP=DIR wrote.
@@ -11,6 +12,9 @@ import { builtins, initBackend, loadPipeline, textToImage } from "../browser.ts"
 import { startWebServer } from "../tasks/serve.ts";
 import { findChromium, openPage } from "./_support/chromium.ts";
 import { sweepWgsl } from "../tools/wgsl_sweep.ts";
+import { runTrain } from "../tasks/train.ts";
+import { tinyCascadeConfig } from "./_support/cascade.ts";
+import { join } from "node:path";
 
 const chromium = await findChromium();
 if (!chromium) {
@@ -116,6 +120,58 @@ Deno.test({
     } finally {
       await page.close();
       await server.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "the page runs a cascade's upsampler, as the Deno pipeline does",
+  ...opts,
+  async fn() {
+    // A cascade trained for two steps a stage: the page must find upsampler/ over HTTP and
+    // return 16x16 images, the upsampler's side, equal to Deno's for the same seed.
+    const work = await Deno.makeTempDir({ prefix: "unclip-web-cascade-" });
+    const config = join(work, "config.json");
+    await Deno.writeTextFile(config, JSON.stringify(await tinyCascadeConfig()));
+    const run = join(work, "run");
+    await runTrain(["all", "--config", config, "--out", run, "--max-steps", "2"], {
+      print: () => {},
+    });
+    const server = await startWebServer({ checkpoint: run, port: 0, host: "127.0.0.1" });
+    const page = await openPage(chromium!, server.url);
+    try {
+      await until(page, "globalThis.unclip?.ready || globalThis.unclip?.error", 120);
+      const ready = await page.evaluate<Record<string, unknown>>(STATE);
+      assert.equal(ready.error, null, String(ready.error));
+      const caption = "a red circle";
+      const settings = { n: 1, steps: 2, seed: 3, guidance: 2 };
+      await page.evaluate(setForm({
+        caption,
+        n: "1",
+        steps: String(settings.steps),
+        seed: String(settings.seed),
+        guidance: String(settings.guidance),
+      }));
+      await page.evaluate("document.getElementById('generate').click(), true");
+      await until(page, "globalThis.unclip.last || globalThis.unclip.error", 300);
+      const s = await page.evaluate<Record<string, unknown>>(STATE);
+      assert.equal(s.error, null, String(s.error));
+      assert.deepEqual(await page.evaluate<number[]>("unclip.last.shape"), [1, 3, 16, 16]);
+      const web = await page.evaluate<number[]>("Array.from(unclip.last.images)");
+
+      await initBackend();
+      const p = await loadPipeline(run, builtins());
+      const deno = await textToImage(p, [caption], settings);
+      p.dispose();
+      assert.deepEqual(deno.shape, [1, 3, 16, 16]);
+      const maxDiff = web.reduce((m, v, i) => Math.max(m, Math.abs(v - deno.images[i])), 0);
+      console.log(`cascade: max |Chromium - Deno| = ${maxDiff.toFixed(4)}`);
+      assert(maxDiff < 0.02, `max difference ${maxDiff}`);
+      assert.deepEqual(page.logs.filter((l) => l.startsWith("exception")), []);
+    } finally {
+      await page.close();
+      await server.close();
+      await Deno.remove(work, { recursive: true });
     }
   },
 });

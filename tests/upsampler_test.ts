@@ -52,6 +52,7 @@ import { runSample } from "../tasks/sample.ts";
 import { runExport } from "../tasks/export.ts";
 import { hostRandom, param } from "./_support/check.ts";
 import { assertOneLineError, cli } from "./_support/cli.ts";
+import { tinyCascadeConfig } from "./_support/cascade.ts";
 
 await initBackend();
 
@@ -180,24 +181,6 @@ Deno.test("upsampler: the loss falls over 30 steps on 8 shape images", async () 
 // deno-lint-ignore no-explicit-any
 type Json = Record<string, any>;
 
-/** The tiny preset as a cascade: 16x16 images, the decoder at 8x8, an 8 -> 16 upsampler. */
-async function cascadeConfig(): Promise<Json> {
-  const c = structuredClone(await loadConfig(join(ROOT, "presets/tiny.jsonc"), builtins())) as Json;
-  Object.assign(c.components.dataset.options, { trainCount: 32, testCount: 8 });
-  delete c.components.decoder.options.imageSize; // taken from upsampler.lowResSize
-  c.components.decoder.options.baseChannels = 8;
-  c.components.decoderSchedule.options.steps = 20;
-  c.components.upsampler = {
-    plugin: "unet",
-    options: { lowResSize: 8, baseChannels: 8, channelMults: [1, 2], timeEmbedDim: 8, groups: 4 },
-  };
-  for (const stage of ["clip", "prior", "decoder"]) {
-    Object.assign(c.train[stage], { batchSize: 8, logEvery: 1, checkpointEvery: 2 });
-  }
-  c.train.upsampler = { batchSize: 8, steps: 10, logEvery: 1, checkpointEvery: 2, ema: 0.9 };
-  return c;
-}
-
 Deno.test({
   name: "train upsampler: the stage trains and resumes; the pipeline samples 16x16 through it",
   sanitizeResources: false,
@@ -206,7 +189,7 @@ Deno.test({
     const work = await Deno.makeTempDir({ prefix: "unclip-upsampler-" });
     try {
       const config = join(work, "config.json");
-      await Deno.writeTextFile(config, JSON.stringify(await cascadeConfig()));
+      await Deno.writeTextFile(config, JSON.stringify(await tinyCascadeConfig()));
       const run = join(work, "run");
       const lines: string[] = [];
       const all = await runTrain(["all", "--config", config, "--out", run, "--max-steps", "2"], {
@@ -431,7 +414,7 @@ Deno.test("enlargeBlocks() repeats each pixel of each channel as a block", () =>
 
 Deno.test("upsampler config: defaults filled, one-line errors for wrong sizes and stray stages", async () => {
   const registry = builtins();
-  const base = await cascadeConfig();
+  const base = await tinyCascadeConfig();
   const ok = validateConfig(structuredClone(base), registry, "c.json");
   assert.equal(ok.components.decoder.options.imageSize, 8);
   assert.equal(ok.components.upsampler?.options.imageSize, 16);
