@@ -49,6 +49,24 @@ function setForm(fields: Record<string, string>): string {
     `document.getElementById(k).value = v; return true; })()`;
 }
 
+/** The page's form filled for one generation of `caption`, then its Generate button clicked. */
+async function generate(
+  page: { evaluate<T>(e: string): Promise<T> },
+  caption: string,
+  settings: { n: number; steps: number; seed: number; guidance: number },
+): Promise<void> {
+  await page.evaluate(setForm({
+    caption,
+    n: String(settings.n),
+    steps: String(settings.steps),
+    seed: String(settings.seed),
+    guidance: String(settings.guidance),
+  }));
+  await page.evaluate(
+    "unclip.error = undefined, document.getElementById('generate').click(), true",
+  );
+}
+
 Deno.test({
   name: "the page generates in Chromium what the Deno pipeline generates for the same seed",
   ...opts,
@@ -77,16 +95,7 @@ Deno.test({
 
       const caption = "a large red circle";
       const settings = { n: 1, steps: 4, seed: 7, guidance: 2 };
-      await page.evaluate(setForm({
-        caption,
-        n: "1",
-        steps: String(settings.steps),
-        seed: String(settings.seed),
-        guidance: String(settings.guidance),
-      }));
-      await page.evaluate(
-        "unclip.error = undefined, document.getElementById('generate').click(), true",
-      );
+      await generate(page, caption, settings);
       const t1 = performance.now();
       await until(page, "globalThis.unclip.last || globalThis.unclip.error", 500);
       const genSeconds = (performance.now() - t1) / 1000;
@@ -145,14 +154,7 @@ Deno.test({
       assert.equal(ready.error, null, String(ready.error));
       const caption = "a red circle";
       const settings = { n: 1, steps: 2, seed: 3, guidance: 2 };
-      await page.evaluate(setForm({
-        caption,
-        n: "1",
-        steps: String(settings.steps),
-        seed: String(settings.seed),
-        guidance: String(settings.guidance),
-      }));
-      await page.evaluate("document.getElementById('generate').click(), true");
+      await generate(page, caption, settings);
       await until(page, "globalThis.unclip.last || globalThis.unclip.error", 300);
       const s = await page.evaluate<Record<string, unknown>>(STATE);
       assert.equal(s.error, null, String(s.error));
