@@ -11,6 +11,7 @@
 import { comparePaired, type PairedComparison } from "../core/eval/paired.ts";
 import type { FigureCounts } from "../datasets/figure_count.ts";
 import type { FigureScores } from "../datasets/score.ts";
+import { DEFAULT_PRIOR_SAMPLER } from "../core/pipeline/load.ts";
 import { guidanceText, UsageError } from "./_cli.ts";
 import { fmt } from "./_eval_common.ts";
 
@@ -199,7 +200,10 @@ function describe(r: PipelineResult): string {
   if (r.from && r.from !== "prior") parts.push(`from ${r.from}`);
   if (r.rerank && r.rerank > 1) parts.push(`rerank ${r.rerank}`);
   const prior = r.prior;
-  if (prior && (prior.sampler !== "ddpm" || prior.steps !== null || prior.guidance !== 1)) {
+  if (
+    prior &&
+    (prior.sampler !== DEFAULT_PRIOR_SAMPLER || prior.steps !== null || prior.guidance !== 1)
+  ) {
     const steps = prior.steps !== null ? ` ${prior.steps} steps` : "";
     parts.push(`prior ${prior.sampler}${steps}, prior guidance ${prior.guidance}`);
   }

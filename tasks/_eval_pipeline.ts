@@ -168,6 +168,11 @@ export async function evalPipeline(
         fmt(b.meanRandomCosine),
       ],
     ];
+    // The prior's reverse process, where one ran (--from prior): its sampler, steps (null = the
+    // sampler's default) and guidance scale (1 = off); recorded, and named in the title if guided.
+    const priorSampling = from === "prior"
+      ? { sampler: p.priorSampler.name, steps: load.priorSteps ?? null, guidance: p.priorGuidance }
+      : null;
     const late = p.lateDecoder
       ? `, ${p.lateDecoder.dir}'s decoder below t/T = ${p.lateDecoder.below}`
       : "";
@@ -175,8 +180,9 @@ export async function evalPipeline(
       from,
       p.decoder.imageSize,
       enlarge ? { from: made, to: S } : undefined,
-    ) + late +
-      (from === "prior" && p.priorGuidance !== 1 ? `, prior guidance ${p.priorGuidance}` : "");
+    ) + late + (priorSampling && priorSampling.guidance !== 1
+      ? `, prior guidance ${priorSampling.guidance}`
+      : "");
     const text = table(
       `Pipeline, ${split} split (${captions.length} captions${source}, ` +
         `${from === "downsampled" ? "" : `${guidanceText(guidance, guidanceInterval)}, `}` +
@@ -252,15 +258,7 @@ export async function evalPipeline(
       samplerOptions: load.samplerOptions ?? null,
       steps: steps ?? null,
       rerank: rerank ?? 1,
-      // The prior's reverse process, where one ran (--from prior): its sampler, steps (null =
-      // the sampler's default) and guidance scale (1 = off).
-      prior: from === "prior"
-        ? {
-          sampler: p.priorSampler.name,
-          steps: load.priorSteps ?? null,
-          guidance: p.priorGuidance,
-        }
-        : null,
+      prior: priorSampling,
       upsampler: p.upsampler
         ? {
           steps: upsamplerSteps ?? steps ?? null,

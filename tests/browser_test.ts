@@ -49,6 +49,13 @@ function setForm(fields: Record<string, string>): string {
     `document.getElementById(k).value = v; return true; })()`;
 }
 
+/** The largest |a[i] - b[i]| over two equally long arrays of pixel values. */
+function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
+  return max;
+}
+
 /** The page's form filled for one generation of `caption`, then its Generate button clicked. */
 async function generate(
   page: { evaluate<T>(e: string): Promise<T> },
@@ -113,10 +120,7 @@ Deno.test({
       const deno = await textToImage(p, [caption], settings);
       p.dispose();
       assert.equal(web.length, deno.images.length);
-      let maxDiff = 0;
-      for (let i = 0; i < web.length; i++) {
-        maxDiff = Math.max(maxDiff, Math.abs(web[i] - deno.images[i]));
-      }
+      const maxDiff = maxAbsDifference(web, deno.images);
       console.log(
         `${page.version}, adapter "${s.adapter}": page ready in ${loadSeconds.toFixed(1)} s, ` +
           `1 image (${settings.steps} steps) in ${genSeconds.toFixed(1)} s; ` +
@@ -166,7 +170,7 @@ Deno.test({
       const deno = await textToImage(p, [caption], settings);
       p.dispose();
       assert.deepEqual(deno.shape, [1, 3, 16, 16]);
-      const maxDiff = web.reduce((m, v, i) => Math.max(m, Math.abs(v - deno.images[i])), 0);
+      const maxDiff = maxAbsDifference(web, deno.images);
       console.log(`cascade: max |Chromium - Deno| = ${maxDiff.toFixed(4)}`);
       assert(maxDiff < 0.02, `max difference ${maxDiff}`);
       assert.deepEqual(page.logs.filter((l) => l.startsWith("exception")), []);

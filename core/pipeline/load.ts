@@ -154,8 +154,11 @@ async function loadLateDecoder(
   return { decoder, below, dir: ckpt.dir, step: ckpt.meta.step };
 }
 
+/** The prior's sampler when none is asked for: ancestral DDPM (thesis Algorithm 5). */
+export const DEFAULT_PRIOR_SAMPLER = "ddpm";
+
 /**
- * The prior's sampler as `options` ask: the named plugin (default "ddpm", thesis Algorithm 5)
+ * The prior's sampler as `options` ask: the named plugin (default `DEFAULT_PRIOR_SAMPLER`)
  * with `priorSteps` as its `steps` option.
  *
  * @example
@@ -173,7 +176,7 @@ export async function createPriorSampler(
   const steps = options.priorSteps;
   return await registry.use<Sampler>(
     "sampler",
-    options.priorSampler ?? "ddpm",
+    options.priorSampler ?? DEFAULT_PRIOR_SAMPLER,
     steps === undefined ? {} : { steps },
   );
 }
