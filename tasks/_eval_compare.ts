@@ -26,8 +26,6 @@ interface PipelineResult {
   guidance: number | null;
   guidanceInterval?: [number, number];
   seed: number;
-  /** The seeds of pooled results (`pool`), in order. */
-  seeds?: number[];
   from?: string;
   rerank?: number;
   /** The prior's sampling, in results written since it was recorded (`--from prior` only). */
@@ -175,7 +173,6 @@ function pool(results: PipelineResult[]): PipelineResult {
   return {
     ...first,
     path: `${first.path} and ${results.length - 1} more`,
-    seeds: results.map((r) => r.seed),
     clipTop1: mean((r) => r.clipTop1),
     exactByImage: results.flatMap((r) => r.exactByImage),
     generated: rates((r) => r.generated),
@@ -186,8 +183,21 @@ function pool(results: PipelineResult[]): PipelineResult {
   };
 }
 
-/** One line saying what produced a result. */
-function describe(r: PipelineResult): string {
+/**
+ * One line saying what produced a list of results (one file, or the files pooled on one side):
+ * the settings with the seeds in order, or each file's own when their settings differ.
+ */
+function describe(list: PipelineResult[]): string {
+  const seeds = list.length === 1
+    ? `seed ${list[0].seed}`
+    : `seeds ${list.map((r) => r.seed).join(", ")}`;
+  const shared = new Set(list.map((r) => describeSettings(r, "")));
+  if (shared.size === 1) return describeSettings(list[0], seeds);
+  return `mixed settings: ${list.map((r) => describeSettings(r, `seed ${r.seed}`)).join("; ")}`;
+}
+
+/** The settings of one result, with `seeds` in its place after the guidance ("" leaves it out). */
+function describeSettings(r: PipelineResult, seeds: string): string {
   const decoderStep = r.modelSteps?.decoder !== undefined
     ? ` (decoder step ${r.modelSteps.decoder})`
     : "";
@@ -195,8 +205,8 @@ function describe(r: PipelineResult): string {
     `${r.checkpoint}${decoderStep}`,
     `${r.sampler}${r.steps ? ` ${r.steps} steps` : ""}`,
     r.guidance === null ? "no decoder" : guidanceText(r.guidance, r.guidanceInterval),
-    r.seeds ? `seeds ${r.seeds.join(", ")}` : `seed ${r.seed}`,
   ];
+  if (seeds) parts.push(seeds);
   if (r.from && r.from !== "prior") parts.push(`from ${r.from}`);
   if (r.rerank && r.rerank > 1) parts.push(`rerank ${r.rerank}`);
   const prior = r.prior;
@@ -251,8 +261,8 @@ export async function evalCompare(
       : `Paired comparison on the first ${captions} ${a.split} captions x ${pairs.length} ` +
         `result pairs, pooled (one probe):`,
   );
-  print(`  A  ${a.path}: ${describe(a)}`);
-  print(`  B  ${b.path}: ${describe(b)}`);
+  print(`  A  ${a.path}: ${describe(pairs.map(([x]) => x))}`);
+  print(`  B  ${b.path}: ${describe(pairs.map(([, y]) => y))}`);
   if (pairs.length > 1) {
     for (const [x, y] of pairs) {
       const [ra, rb] = [x.generated.exact as number, y.generated.exact as number];

@@ -304,6 +304,15 @@ Deno.test("runEval() compare pairs two pipeline results caption by caption, or s
     /exact: just the captioned colour-shape pairs +34\.00% +34\.00% +\+0\.00/,
   );
   assert.match(pooledText, /only A right on 10, only B on 10 of 400 caption-result pairs/);
+  // A pooled side is described by each file's settings when they differ (b: another checkpoint
+  // and a guided prior), by one line with the seeds in order when they agree.
+  assert.match(
+    pooledText,
+    /A {2}.*: mixed settings: [^;]*guidance 2, seed 0; runs\/other .*seed 0, prior ddpm, prior guidance 2$/m,
+  );
+  const alike = collect();
+  await evalCompare([a, a], [b, b], alike.print);
+  assert.match(alike.lines.join("\n"), /B {2}.*runs\/other .*guidance 2, seeds 0, 0, prior ddpm/);
   await runEval(["compare", `${a},${b}`, `${b},${a}`], collect());
   await assert.rejects(
     runEval(["compare", `${a},${b}`, a]),
