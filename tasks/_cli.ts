@@ -188,6 +188,41 @@ export function seedFlag(values: ParsedFlags["values"]): number {
   return Number(raw);
 }
 
+/** The most seeds one `--seeds` list may name. */
+export const MAX_SEEDS = 100;
+
+/**
+ * `--seeds LIST`: seeds and ranges of them, comma-separated ("0-4", "0,2,7", "0-2,9"), each a
+ * seed as `--seed` takes it, in the order given; a repeated seed, a range that runs backwards and
+ * more than `MAX_SEEDS` seeds are usage errors. Undefined when the flag is absent.
+ *
+ * @example
+ * ```ts
+ * seedsFlag({ seeds: "0-2,9" }); // [0, 1, 2, 9]
+ * ```
+ */
+export function seedsFlag(values: ParsedFlags["values"]): number[] | undefined {
+  const raw = values.seeds;
+  if (raw === undefined) return undefined;
+  const bad = (why: string) =>
+    new UsageError(`--seeds "${raw}" ${why}; e.g. --seeds 0-4 or --seeds 0,2,7`);
+  if (typeof raw !== "string" || !/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(raw)) {
+    throw bad("must be seeds or ranges of them (decimal integers), comma-separated");
+  }
+  const seeds: number[] = [];
+  for (const part of raw.split(",")) {
+    const [lo, hi = lo] = part.split("-").map(Number);
+    if (hi > MAX_SEED) throw bad(`names a seed above ${MAX_SEED} (2^32 - 1)`);
+    if (hi < lo) throw bad(`has the range ${part}, which runs backwards`);
+    if (seeds.length + hi - lo + 1 > MAX_SEEDS) throw bad(`names more than ${MAX_SEEDS} seeds`);
+    for (let s = lo; s <= hi; s++) {
+      if (seeds.includes(s)) throw bad(`names seed ${s} twice`);
+      seeds.push(s);
+    }
+  }
+  return seeds;
+}
+
 /**
  * Checks before any work that `path` can be written: its folder exists and accepts a new file
  * (probed by creating and removing a hidden file), it is not a folder, and it does not exist

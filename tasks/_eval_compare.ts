@@ -309,33 +309,42 @@ function checkPair(a: PipelineResult, b: PipelineResult): void {
   }
 }
 
-/** The side-by-side table of the probe's rates and CLIP's top-1. */
-function printRates(a: PipelineResult, b: PipelineResult, print: (line: string) => void): void {
-  const rows: [string, number, number, number][] = RATE_ROWS.map(([label, key]) => [
+/**
+ * The rows of the probe's rates, one generated column per result in `sides` and the first's real
+ * images last: the rates, the captions' figure groups where every result has them (the same
+ * captions: the same groups) and the figures counted from the pixels where recorded.
+ */
+function rateRows(sides: PipelineResult[]): [string, ...number[]][] {
+  const [first] = sides;
+  const rows: [string, ...number[]][] = RATE_ROWS.map(([label, key]) => [
     label,
-    a.generated[key] as number,
-    b.generated[key] as number,
-    a.real[key] as number,
+    ...sides.map((s) => s.generated[key] as number),
+    first.real[key] as number,
   ]);
-  // Where both results split the captions by their figures (the same captions: the same groups).
-  const [ga, gb, gr] = [a.generatedByFigures, b.generatedByFigures, a.realByFigures];
-  if (ga && gb && gr) {
-    for (const figures of Object.keys(ga).filter((k) => gb[k] && gr[k])) {
+  const groups = sides.map((s) => s.generatedByFigures);
+  const real = first.realByFigures;
+  if (real && groups.every((g) => g)) {
+    const shared = Object.keys(groups[0]!).filter((k) => real[k] && groups.every((g) => g![k]));
+    for (const figures of shared) {
       for (const [label, key] of FIGURE_ROWS) {
         const name = `${figures} figure${figures === "1" ? "" : "s"}: ${label}`;
-        rows.push([name, ga[figures][key], gb[figures][key], gr[figures][key]]);
+        rows.push([name, ...groups.map((g) => g![figures][key]), real[figures][key]]);
       }
     }
   }
-  const [ca, cb] = [a.figuresCounted, b.figuresCounted];
-  if (ca && cb) {
+  if (sides.every((s) => s.figuresCounted)) {
     rows.push([
       "figures counted from the pixels right",
-      ca.generated.right,
-      cb.generated.right,
-      ca.realImages.right,
+      ...sides.map((s) => s.figuresCounted!.generated.right),
+      first.figuresCounted!.realImages.right,
     ]);
   }
+  return rows;
+}
+
+/** The side-by-side table of the probe's rates and CLIP's top-1. */
+function printRates(a: PipelineResult, b: PipelineResult, print: (line: string) => void): void {
+  const rows = rateRows([a, b]);
   const w0 = Math.max(...rows.map((r) => r[0].length), "CLIP top-1 retrieval".length);
   print(
     `  ${"".padEnd(w0)}  ${"A".padStart(8)}  ${"B".padStart(8)}  ${"B - A".padStart(8)}` +
@@ -350,5 +359,38 @@ function printRates(a: PipelineResult, b: PipelineResult, print: (line: string) 
   print(
     `  ${"CLIP top-1 retrieval".padEnd(w0)}  ${fmt(a.clipTop1, true).padStart(8)}  ` +
       `${fmt(b.clipTop1, true).padStart(8)}  ${points(b.clipTop1 - a.clipTop1).padStart(8)}`,
+  );
+}
+
+/**
+ * `eval pipeline --seeds`: the results of one model at several noise seeds (same captions, one
+ * probe) pooled: exact per seed, then every rate as the mean over the seeds (the pooled rate)
+ * beside the real images', and the `eval compare` line that pairs them with another model's.
+ */
+export async function summarizeSeeds(
+  paths: string[],
+  print: (line: string) => void,
+): Promise<void> {
+  const results: PipelineResult[] = [];
+  for (const path of paths) results.push(await readPipelineResult(path));
+  for (const r of results.slice(1)) checkPair(results[0], r);
+  const pooled = pool(results);
+  print(
+    `Pooled over ${results.length} seeds of the first ${results[0].exactByImage.length} ` +
+      `${pooled.split} captions (one probe): ${describe(results)}`,
+  );
+  for (const r of results) {
+    print(`  exact, seed ${r.seed}: ${fmt(r.generated.exact as number, true)}`);
+  }
+  const rows = rateRows([pooled]);
+  const w0 = Math.max(...rows.map((r) => r[0].length), "CLIP top-1 retrieval".length);
+  print(`  ${"".padEnd(w0)}  ${"pooled".padStart(8)}  ${"real".padStart(8)}`);
+  for (const [label, x, real] of rows) {
+    print(`  ${label.padEnd(w0)}  ${fmt(x, true).padStart(8)}  ${fmt(real, true).padStart(8)}`);
+  }
+  print(`  ${"CLIP top-1 retrieval".padEnd(w0)}  ${fmt(pooled.clipTop1, true).padStart(8)}`);
+  print(
+    `Pair them with another model's results of the same seeds: deno task eval compare ` +
+      `${paths.join(",")} OTHER_SEED${results[0].seed}.json,...`,
   );
 }

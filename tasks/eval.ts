@@ -26,6 +26,7 @@ import {
   SAMPLER_OPTIONS_HELP,
   SAMPLING_FLAGS,
   samplingFlags,
+  seedsFlag,
   UPSAMPLER_FLAGS,
   UPSAMPLER_HELP,
   upsamplerFlags,
@@ -33,7 +34,7 @@ import {
 } from "./_cli.ts";
 import type { EvalContext } from "./_eval_common.ts";
 import { evalClipOrPrior } from "./_eval_clip_prior.ts";
-import { evalCompare } from "./_eval_compare.ts";
+import { evalCompare, summarizeSeeds } from "./_eval_compare.ts";
 import { evalProbe } from "./_eval_probe.ts";
 import {
   CAPTIONS_PER_CALL,
@@ -95,6 +96,9 @@ ${UPSAMPLER_HELP}
   --no-upsampler     "pipeline" on a cascade: score its decoder alone, each image enlarged to
                      the split's side as blocks (results in ..._no_upsampler_<split>.json)
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
+  --seeds LIST       "pipeline" at several noise seeds, e.g. 0-4 or 0,2,7: one results file
+                     per seed (the --out name, or the default, with _seed<S> before .json),
+                     then the rates pooled over the seeds, ready for "eval compare"
   --probe-steps N    training steps of the ground-truth probe (default ${DEFAULT_PROBE_STEPS})
   --probe-images N   images the probe trains on (default ${DEFAULT_PROBE_OPTIONS.trainCount})
   --out FILE.json    where to write the results (default DIR/eval_<what>_<split>.json, with
@@ -109,7 +113,7 @@ ${BACKEND_HELP}
 const WHATS = ["clip", "prior", "probe", "pipeline"] as const;
 type What = typeof WHATS[number];
 
-/** What `runEval` computed and wrote. */
+/** What `runEval` computed and wrote: one results file. */
 export interface EvalResult {
   what: What;
   split: SplitName;
@@ -118,19 +122,21 @@ export interface EvalResult {
 }
 
 /**
- * The eval task, callable in-process (tests) and from the CLI.
+ * The eval task, callable in-process (tests) and from the CLI. Returns one result per file
+ * written (one, or one per seed of `--seeds`), or null for `--help` and `compare`.
  *
  * @example
  * ```ts
  * async function table41() {
- *   return await runEval(["clip", "--checkpoint", "runs/tiny", "--limit", "64"]);
+ *   const [result] = (await runEval(["clip", "--checkpoint", "runs/tiny", "--limit", "64"]))!;
+ *   return result;
  * }
  * ```
  */
 export async function runEval(
   args: string[],
   hooks: { print?: (line: string) => void } = {},
-): Promise<EvalResult | null> {
+): Promise<EvalResult[] | null> {
   const print = hooks.print ?? ((line: string) => console.log(line));
   const { values, positionals } = parseFlags(args, {
     ...SAMPLING_FLAGS,
@@ -140,6 +146,7 @@ export async function runEval(
     "probe-images": { type: "string" },
     from: { type: "string" },
     rerank: { type: "string" },
+    seeds: { type: "string" },
     "no-upsampler": { type: "boolean" },
     ...UPSAMPLER_FLAGS,
   }, "eval");
@@ -178,6 +185,13 @@ export async function runEval(
   const limit = numberFlag(values, "limit", { integer: true, min: 2 }) ??
     (what === "pipeline" ? 200 : undefined);
   const { guidance, guidanceInterval, steps, seed } = samplingFlags(values);
+  const seeds = seedsFlag(values);
+  if (seeds) {
+    if (what !== "pipeline") throw new UsageError(`--seeds is for "eval pipeline", not "${what}"`);
+    if (values.seed !== undefined) {
+      throw new UsageError(`--seed and --seeds both name the noise seed; give one of them`);
+    }
+  }
   if (guidanceInterval && what !== "pipeline") {
     throw new UsageError(`--guidance-interval is for "eval pipeline", not "${what}"`);
   }
@@ -239,40 +253,55 @@ export async function runEval(
   await checkCheckpointFolder(checkpoint);
   const out = (values.out as string | undefined) ??
     join(checkpoint, `eval_${what}${source}_${split}.json`);
+  // One file per seed of --seeds: the name with _seed<S> before its .json.
+  const runs = (seeds ?? [seed]).map((s) => ({
+    seed: s,
+    path: seeds ? out.replace(/(\.json)?$/, (ext) => `_seed${s}${ext}`) : out,
+  }));
   // Before any work: an existing result (e.g. the shipped weights/default/eval_*.json) is kept
   // unless --force, and the folder must be writable.
-  await checkOutputFile(out, { force: values.force === true, flag: "--out" });
+  for (const { path } of runs) {
+    await checkOutputFile(path, { force: values.force === true, flag: "--out" });
+  }
 
   const { registry, load } = await openSampling(values, print);
-  const ctx: EvalContext = {
-    checkpoint,
-    registry,
-    split: split as SplitName,
-    limit,
-    limitGiven: values.limit !== undefined,
-    seed,
-    // --no-upsampler: a cascade's decoder alone, its images enlarged to the split's side.
-    load: noUpsampler ? { ...load, upsampler: false } : load,
-    probeOptions,
-    print,
-  };
-  const results = what === "probe"
-    ? await evalProbe(ctx)
-    : what === "pipeline"
-    ? await evalPipeline(ctx, {
-      guidance,
-      guidanceInterval,
-      steps,
-      rerank,
-      from: from as PipelineSource | undefined,
-      upsamplerSteps,
-      upsamplerAugment,
-    })
-    : await evalClipOrPrior(what, ctx);
-  const report = { what, split, checkpoint, limit: limit ?? null, ...results };
-  await writeTextAtomic(out, JSON.stringify(report, null, 2) + "\n");
-  print(`Wrote ${out}`);
-  return { what, split: split as SplitName, path: out, results: report };
+  const written: EvalResult[] = [];
+  for (const run of runs) {
+    const ctx: EvalContext = {
+      checkpoint,
+      registry,
+      split: split as SplitName,
+      limit,
+      limitGiven: values.limit !== undefined,
+      seed: run.seed,
+      // --no-upsampler: a cascade's decoder alone, its images enlarged to the split's side.
+      load: noUpsampler ? { ...load, upsampler: false } : load,
+      probeOptions,
+      print,
+    };
+    if (seeds) print(`Seed ${run.seed} (${written.length + 1} of ${runs.length}):`);
+    const results = what === "probe"
+      ? await evalProbe(ctx)
+      : what === "pipeline"
+      ? await evalPipeline(ctx, {
+        guidance,
+        guidanceInterval,
+        steps,
+        rerank,
+        from: from as PipelineSource | undefined,
+        upsamplerSteps,
+        upsamplerAugment,
+      })
+      : await evalClipOrPrior(what, ctx);
+    const report = { what, split, checkpoint, limit: limit ?? null, ...results };
+    await writeTextAtomic(run.path, JSON.stringify(report, null, 2) + "\n");
+    print(`Wrote ${run.path}`);
+    written.push({ what, split: split as SplitName, path: run.path, results: report });
+  }
+  if (seeds && written.every((r) => (r.results.probe ?? null) !== null)) {
+    await summarizeSeeds(written.map((r) => r.path), print);
+  }
+  return written;
 }
 
 if (import.meta.main) await runMain(runEval);

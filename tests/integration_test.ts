@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { builtins } from "../plugins/mod.ts";
 import { loadConfig } from "../core/config_file.ts";
-import { decodePngRgb, encodeRgbPng } from "../core/io/mod.ts";
+import { decodePngRgb, encodeRgbPng, exists } from "../core/io/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";
 import { SHAPES } from "../datasets/shapes.ts";
 import { CheckpointError, loadCheckpoint } from "../core/train/checkpoint.ts";
@@ -574,9 +574,9 @@ Deno.test({
     await t.step("eval clip, prior and pipeline print tables and write JSON", async () => {
       const out = join(WORK, "eval.json");
       const lines: string[] = [];
-      const r = await runEval(["clip", "--checkpoint", RUN, "--out", out], {
+      const r = (await runEval(["clip", "--checkpoint", RUN, "--out", out], {
         print: (l) => lines.push(l),
-      });
+      }))?.[0];
       assert.equal(r?.path, out);
       const json = JSON.parse(await Deno.readTextFile(out));
       assert.equal(json.clip.count, 16);
@@ -593,15 +593,15 @@ Deno.test({
       );
 
       // Two captions keep the prior and decoder batches at the shapes sampling already used.
-      const prior = await runEval(["prior", "--checkpoint", RUN, "--limit", "2"], quiet);
+      const prior = (await runEval(["prior", "--checkpoint", RUN, "--limit", "2"], quiet))?.[0];
       const p = prior?.results.prior as Record<string, number>;
       assert.ok(Number.isFinite(p.textSimilarity) && Number.isFinite(p.imageSimilarity));
       assert.equal((prior?.results.thesis as Record<string, number>).imageSimilarity, 0.906);
-      const pipe = await runEval(
+      const pipe = (await runEval(
         // A few probe steps: the probe's own accuracy is tested in probe_test.ts.
         ["pipeline", "--checkpoint", RUN, "--limit", "2", "--steps", "2", "--probe-steps", "20"],
         quiet,
-      );
+      ))?.[0];
       const g = pipe?.results.generated as Record<string, number>;
       assert.equal(g.count, 2);
       assert.ok(g.top1 >= 0 && g.top1 <= 1 && g.top5 === 1); // top-5 of 2 captions
@@ -633,16 +633,56 @@ Deno.test({
     });
 
     await t.step(
+      "eval pipeline --seeds writes one result per seed and pools them",
+      async () => {
+        const lines: string[] = [];
+        const args = ["pipeline", "--checkpoint", RUN, "--limit", "2", "--steps", "2"];
+        const out = join(RUN, "seeds.json");
+        const runs = await runEval(
+          [...args, "--probe-steps", "20", "--seeds", "0-1", "--out", out],
+          { print: (line) => lines.push(line) },
+        );
+        const paths = [0, 1].map((s) => join(RUN, `seeds_seed${s}.json`));
+        assert.deepEqual(runs?.map((r) => r.path), paths);
+        assert.deepEqual(runs?.map((r) => r.results.seed), [0, 1]);
+        // Seed 0 of the list is the plain run's seed 0 (the step above), image for image.
+        const single = JSON.parse(await Deno.readTextFile(join(RUN, "eval_pipeline_test.json")));
+        const first = JSON.parse(await Deno.readTextFile(paths[0]));
+        assert.equal(first.probe.generated.exactByImage, single.probe.generated.exactByImage);
+        assert.equal(first.generated.top1, single.generated.top1);
+        const text = lines.join("\n");
+        assert.match(text, /Pooled over 2 seeds of the first 2 test captions/);
+        assert.match(text, /exact, seed 1: /);
+        assert.match(text, new RegExp(`eval compare ${paths.join(",")} `));
+        // Every file is checked before any work: one that exists stops the run, nothing written.
+        await Deno.writeTextFile(join(RUN, "kept_seed1.json"), "{}");
+        await assert.rejects(
+          () => runEval([...args, "--seeds", "0,1", "--out", join(RUN, "kept.json")], quiet),
+          /kept_seed1\.json/,
+        );
+        assert.equal(await exists(join(RUN, "kept_seed0.json")), false);
+        await assert.rejects(
+          () => runEval([...args, "--seed", "2", "--seeds", "0-1"], quiet),
+          /--seed and --seeds both name the noise seed/,
+        );
+        await assert.rejects(
+          () => runEval(["clip", "--checkpoint", RUN, "--seeds", "0-1"], quiet),
+          /--seeds is for "eval pipeline", not "clip"/,
+        );
+      },
+    );
+
+    await t.step(
       "eval pipeline --from image|variations decodes the real images' embeddings",
       async () => {
         for (const from of ["image", "variations"]) {
-          const r = await runEval(
+          const r = (await runEval(
             [
               ...["pipeline", "--checkpoint", RUN, "--limit", "2", "--steps", "2", "--from", from],
               ...["--probe-steps", "20"], // the probe the step above trained
             ],
             quiet,
-          );
+          ))?.[0];
           assert.equal(r?.path, join(RUN, `eval_pipeline_${from}_test.json`));
           assert.equal(r?.results.from, from);
           assert.equal(r?.results.prior, null); // no prior ran
@@ -711,13 +751,13 @@ Deno.test({
         ema.dispose();
         raw.dispose();
       }
-      const r = await runEval(
+      const r = (await runEval(
         [
           ...["pipeline", "--checkpoint", RUN, "--limit", "2", "--steps", "2", "--raw-decoder"],
           ...["--probe-steps", "20"], // the probe the steps above trained
         ],
         quiet,
-      );
+      ))?.[0];
       assert.equal(r?.path, join(RUN, "eval_pipeline_raw_test.json"));
       assert.equal(r?.results.decoderWeights, "raw");
       assert.equal(
@@ -783,13 +823,13 @@ Deno.test({
       } finally {
         p.dispose();
       }
-      const r = await runEval(
+      const r = (await runEval(
         [
           ...["pipeline", "--checkpoint", RUN, "--limit", "2", "--steps", "2"],
           ...["--late-decoder", tuned, "--late-below", "0.8", "--probe-steps", "20"],
         ],
         quiet,
-      );
+      ))?.[0];
       assert.equal(r?.path, join(RUN, "eval_pipeline_late_test.json"));
       const recorded = r?.results.lateDecoder as { dir: string; step: number; below: number };
       assert.deepEqual({ step: recorded.step, below: recorded.below }, { step: 2, below: 0.8 });

@@ -23,7 +23,7 @@ import {
 import { loadCheckpoint } from "../core/train/checkpoint.ts";
 import { initBackend } from "../core/tensor/mod.ts";
 import { BpeTokenizer, shortCaption } from "../plugins/tokenizers/bpe.ts";
-import { numberFlag, seedFlag, UsageError } from "../tasks/_cli.ts";
+import { MAX_SEEDS, numberFlag, seedFlag, seedsFlag, UsageError } from "../tasks/_cli.ts";
 import { hugePng } from "./_support/huge_png.ts";
 import { assertOneLineError, cli } from "./_support/cli.ts";
 
@@ -37,6 +37,28 @@ Deno.test("seeds: decimal integers 0..2^32-1 only; 4294967296 and 0x10 are usage
   assert.equal(seedFlag({ seed: "4294967295" }), 4294967295);
   for (const bad of ["4294967296", "0x10", "1e3", "-1", "1.5", " 7", ""]) {
     assert.throws(() => seedFlag({ seed: bad }), UsageError, bad);
+  }
+  // --seeds: seeds and ranges in the order given, each as --seed takes it.
+  assert.equal(seedsFlag({}), undefined);
+  assert.deepEqual(seedsFlag({ seeds: "0-4" }), [0, 1, 2, 3, 4]);
+  assert.deepEqual(seedsFlag({ seeds: "7,2,0-1" }), [7, 2, 0, 1]);
+  assert.deepEqual(seedsFlag({ seeds: "4294967295" }), [4294967295]);
+  for (
+    const [bad, why] of [
+      ["0-", /comma-separated/],
+      ["0x1", /comma-separated/],
+      ["1, 2", /comma-separated/],
+      ["", /comma-separated/],
+      ["4-2", /range 4-2, which runs backwards/],
+      ["0-2,1", /seed 1 twice/],
+      ["4294967296", /above 4294967295/],
+      [`0-${MAX_SEEDS}`, /more than 100 seeds/],
+    ] as const
+  ) {
+    assert.throws(
+      () => seedsFlag({ seeds: bad }),
+      (e) => e instanceof UsageError && why.test(e.message),
+    );
   }
   assert.throws(() => numberFlag({ n: "0x10" }, "n", { integer: true }), /not an integer/);
   assert.throws(() => numberFlag({ n: "1e3" }, "n", { integer: true }), /not an integer/);

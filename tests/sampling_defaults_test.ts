@@ -78,7 +78,7 @@ Deno.test("sample and eval pipeline report and record the stored guidance", asyn
 
     const json = join(dir, "eval.json");
     const evalArgs = ["pipeline", "--checkpoint", dir, "--limit", "2", "--steps", "2"];
-    const r = await runEval([...evalArgs, "--probe-steps", "2", "--out", json], quiet);
+    const r = (await runEval([...evalArgs, "--probe-steps", "2", "--out", json], quiet))?.[0];
     assert.equal(r?.results.guidance, 1.5);
   } finally {
     await Deno.remove(dir, { recursive: true });

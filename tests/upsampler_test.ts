@@ -281,7 +281,7 @@ Deno.test({
         /--upsampler-augment "1.5" must be at most 1/,
       );
       // eval pipeline scores the upsampled images against the split's (16x16) real ones.
-      const pipe = await runEval(
+      const pipe = (await runEval(
         ["pipeline", "--checkpoint", run, "--limit", "2", "--steps", "2", ...[
           "--probe-steps",
           "20",
@@ -289,7 +289,7 @@ Deno.test({
           "64",
         ]],
         quiet,
-      );
+      ))?.[0];
       assert.equal((pipe?.results.generated as Record<string, number>).count, 2);
       // The upsampler alone on real images: its condition is their area average at the
       // decoder's side, sampled as the cascade samples (same seed, same images).
@@ -316,13 +316,13 @@ Deno.test({
       } finally {
         up.dispose();
       }
-      const ceiling = await runEval(
+      const ceiling = (await runEval(
         [
           ...["pipeline", "--checkpoint", run, "--limit", "2", "--steps", "2"],
           ...["--from", "downsampled", "--probe-steps", "20", "--probe-images", "64"],
         ],
         quiet,
-      );
+      ))?.[0];
       assert.equal(ceiling?.path, join(run, "eval_pipeline_downsampled_test.json"));
       assert.equal(ceiling?.results.from, "downsampled");
       assert.equal((ceiling?.results.generated as Record<string, number>).count, 2);
@@ -330,14 +330,14 @@ Deno.test({
       assert.equal(ceiling?.results.guidance, null);
       assert.deepEqual(ceiling?.results.upsampler, { steps: 2, augment: 0.1 });
       // --upsampler-augment reaches the upsampler: a clean condition gives other images.
-      const clean = await runEval(
+      const clean = (await runEval(
         [
           ...["pipeline", "--checkpoint", run, "--limit", "2", "--steps", "2"],
           ...["--from", "downsampled", "--upsampler-augment", "0"],
           ...["--probe-steps", "20", "--probe-images", "64", "--out", join(work, "clean.json")],
         ],
         quiet,
-      );
+      ))?.[0];
       assert.deepEqual(clean?.results.upsampler, { steps: 2, augment: 0 });
       const cosine = (r: typeof clean) =>
         (r?.results.generated as Record<string, number>).meanCosine;
@@ -351,13 +351,13 @@ Deno.test({
         /--guidance is for the decoder, and --from downsampled runs none/,
       );
       // --no-upsampler scores the cascade's decoder alone: its 8x8 images as 2x2 blocks.
-      const alone = await runEval(
+      const alone = (await runEval(
         [
           ...["pipeline", "--checkpoint", run, "--limit", "2", "--steps", "2", "--no-upsampler"],
           ...["--probe-steps", "20", "--probe-images", "64"],
         ],
         quiet,
-      );
+      ))?.[0];
       assert.equal(alone?.path, join(run, "eval_pipeline_no_upsampler_test.json"));
       assert.equal(alone?.results.enlargedFrom, 8);
       assert.equal(alone?.results.upsampler, null);
