@@ -5,7 +5,8 @@
  * difference with a 95% interval and McNemar's exact p-value (core/eval/paired.ts). Each side may
  * be a comma-separated list (e.g. five noise seeds of each model): the i-th files of A and B are
  * paired, the rates are the means over the pairs and the verdicts are pooled (one item per
- * caption and file).
+ * caption and file). The same pooling summarises one model's files of `eval pipeline --seeds`
+ * (`summarizeSeeds`).
  * @module
  */
 import { comparePaired, type PairedComparison } from "../core/eval/paired.ts";
