@@ -96,6 +96,11 @@ async function readPipelineResult(path: string): Promise<PipelineResult> {
   } catch {
     throw new UsageError(`${path} is not JSON; give two "deno task eval pipeline" JSON files`);
   }
+  return pipelineResult(json, path);
+}
+
+/** The parts of one `eval pipeline` report (`json`, from `path`) a paired comparison reads. */
+function pipelineResult(json: Record<string, unknown>, path: string): PipelineResult {
   if (json?.what !== "pipeline") {
     throw new UsageError(`${path} is not an "eval pipeline" result (what: ${json?.what})`);
   }
@@ -364,16 +369,16 @@ function printRates(a: PipelineResult, b: PipelineResult, print: (line: string) 
 }
 
 /**
- * `eval pipeline --seeds`: the results of one model at several noise seeds (same captions, one
- * probe) pooled: exact per seed, then every rate as the mean over the seeds (the pooled rate)
+ * `eval pipeline --seeds`: the reports it wrote, of one model at several noise seeds (same
+ * captions, one probe), pooled: exact per seed, then every rate as the mean over the seeds (the pooled rate)
  * beside the real images', and the `eval compare` line that pairs them with another model's.
  */
-export async function summarizeSeeds(
-  paths: string[],
+export function summarizeSeeds(
+  reports: { path: string; results: Record<string, unknown> }[],
   print: (line: string) => void,
-): Promise<void> {
-  const results: PipelineResult[] = [];
-  for (const path of paths) results.push(await readPipelineResult(path));
+): void {
+  const results = reports.map((r) => pipelineResult(r.results, r.path));
+  const paths = reports.map((r) => r.path);
   for (const r of results.slice(1)) checkPair(results[0], r);
   const pooled = pool(results);
   print(

@@ -299,7 +299,7 @@ export async function runEval(
     written.push({ what, split: split as SplitName, path: run.path, results: report });
   }
   if (seeds && written.every((r) => (r.results.probe ?? null) !== null)) {
-    await summarizeSeeds(written.map((r) => r.path), print);
+    summarizeSeeds(written, print);
   }
   return written;
 }
