@@ -14,6 +14,7 @@ import {
   add,
   affine,
   clamp,
+  concat,
   crossEntropy,
   exp,
   matmul,
@@ -54,6 +55,13 @@ export function l2Normalize(x: Tensor, eps = 1e-12): Tensor {
  * is the row-wise cross-entropy averaged over the batch. `logitScale` is s (the log of the
  * inverse temperature), a one-element tensor or a number.
  *
+ * `hardNegatives` [H, E], when given, are the embeddings of H captions true of no image in the
+ * batch (a caption with its figures' colours swapped, say): they join the texts each image is
+ * scored against, so the image direction is a softmax over B + H texts, while the text direction
+ * keeps the B true captions (a hard negative has no image to find). This is NegCLIP's objective
+ * (Yuksekgonul et al. 2023, section 4), which teaches CLIP which attribute goes with which object
+ * instead of a bag of words.
+ *
  * @example
  * ```ts
  * import type { Tensor } from "./tensor/mod.ts";
@@ -62,13 +70,25 @@ export function l2Normalize(x: Tensor, eps = 1e-12): Tensor {
  * }
  * ```
  */
-export function clipLoss(imageEmb: Tensor, textEmb: Tensor, logitScale: Tensor | number): Tensor {
+export function clipLoss(
+  imageEmb: Tensor,
+  textEmb: Tensor,
+  logitScale: Tensor | number,
+  hardNegatives?: Tensor,
+): Tensor {
   if (
     imageEmb.rank !== 2 || textEmb.rank !== 2 || imageEmb.shape[0] !== textEmb.shape[0] ||
     imageEmb.shape[1] !== textEmb.shape[1]
   ) {
     throw new Error(
       `clipLoss needs image and text embeddings of the same shape [B, E], got [${imageEmb.shape}] and [${textEmb.shape}].`,
+    );
+  }
+  if (hardNegatives && (hardNegatives.rank !== 2 || hardNegatives.shape[1] !== textEmb.shape[1])) {
+    throw new Error(
+      `clipLoss needs hard negatives of shape [H, ${
+        textEmb.shape[1]
+      }], got [${hardNegatives.shape}].`,
     );
   }
   const B = imageEmb.shape[0];
@@ -82,7 +102,9 @@ export function clipLoss(imageEmb: Tensor, textEmb: Tensor, logitScale: Tensor |
   };
   const targets = Array.from({ length: B }, (_, k) => k);
   // Algorithm 1, lines 9-11: image-direction and text-direction cross-entropies, averaged.
-  const lossImage = crossEntropy(scaled(i, t), targets);
+  // With hard negatives the image direction also scores each image against them (columns B..).
+  const texts = hardNegatives ? concat([t, l2Normalize(hardNegatives)], 0) : t;
+  const lossImage = crossEntropy(scaled(i, texts), targets);
   const lossText = crossEntropy(scaled(t, i), targets);
   return affine(add(lossImage, lossText), 0.5, 0);
 }
@@ -177,9 +199,19 @@ export class ClipModel extends Module {
     return this.text.encode(tokens);
   }
 
-  /** The scalar contrastive loss of a batch of (image, caption) pairs (Algorithm 1). */
-  loss(images: Tensor, tokens: TokenBatch): Tensor {
-    return clipLoss(this.encodeImages(images), this.encodeText(tokens).embedding, this.logitScale);
+  /**
+   * The scalar contrastive loss of a batch of (image, caption) pairs (Algorithm 1), with the
+   * captions of `hardNegatives` (true of no image in the batch) as further texts for the images
+   * to tell apart from their own (see `clipLoss`).
+   */
+  loss(images: Tensor, tokens: TokenBatch, hardNegatives?: TokenBatch): Tensor {
+    const negatives = hardNegatives ? this.encodeText(hardNegatives).embedding : undefined;
+    return clipLoss(
+      this.encodeImages(images),
+      this.encodeText(tokens).embedding,
+      this.logitScale,
+      negatives,
+    );
   }
 
   /** Parameter counts per tower, as a few printable lines. */

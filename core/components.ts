@@ -70,6 +70,13 @@ export interface ImageTextDataset {
   readonly flip: boolean;
   /** The images of a split ("train", "test" or "zeroshot"), at most `limit` of them. */
   split(name: DatasetSplit, limit?: number): Promise<CaptionedImage[]>;
+  /**
+   * A caption with the same words as `caption` that is true of no image `caption` is true of (its
+   * attributes bound to the wrong objects), or null where the dataset cannot make one: the hard
+   * negatives of CLIP training with `train.clip.hardNegatives` (NegCLIP, Yuksekgonul et al. 2023).
+   * Optional; a dataset without it cannot train with hard negatives.
+   */
+  hardNegative?(caption: string): string | null;
 }
 
 /**

@@ -79,6 +79,38 @@ export function formatCaption(parts: readonly CaptionParts[]): string {
   return parts.map(formatFigure).join(" and ");
 }
 
+/**
+ * A hard negative for CLIP (NegCLIP, Yuksekgonul et al. 2023, section 4): the caption with each
+ * figure's colour moved to the next figure (with two figures, the colours swapped), so the words
+ * are the same and only which colour goes with which shape differs. Null where that caption could
+ * still be true of the image: one figure, a caption that does not parse, all colours equal, or two
+ * figures of one shape (then only a size or position word tells them apart, and the caption may
+ * leave those out). "a"/"an" follow the new colour.
+ *
+ * @example
+ * ```ts
+ * swapColours("a red circle and the orange square"); // "an orange circle and the red square"
+ * swapColours("a red circle"); // null
+ * ```
+ */
+export function swapColours(caption: string): string | null {
+  let parts: CaptionParts[];
+  try {
+    parts = parseCaption(caption);
+  } catch {
+    return null;
+  }
+  if (parts.length < 2) return null;
+  if (new Set(parts.map((p) => p.shape)).size < parts.length) return null;
+  if (new Set(parts.map((p) => p.colour)).size < 2) return null;
+  const moved = parts.map((p, i): CaptionParts => {
+    const colour = parts[(i + 1) % parts.length].colour;
+    const det = p.det === "the" ? "the" : article(p.size ?? colour);
+    return { ...p, det, colour };
+  });
+  return formatCaption(moved);
+}
+
 const SIZE_SET = new Set<string>(SIZE_WORDS);
 const SHAPE_SET = new Set<string>(SHAPES);
 const POSITION_SET = new Set<string>(POSITIONS);

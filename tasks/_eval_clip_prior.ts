@@ -13,6 +13,7 @@ import {
   buildClipCache,
   CLIP_SLOTS,
   createComponent,
+  createDataset,
   createPrior,
   createPriorSampler,
   loadClip,
@@ -38,9 +39,16 @@ export async function evalClipOrPrior(
   const { clip, tokenizer } = await loadClip(clipCkpt, config, registry);
   try {
     if (what === "clip") {
-      // On shapes data, retrieval is also scored against every caption true of the image.
+      // On shapes data, retrieval is also scored against every caption true of the image, and
+      // each image's caption against its hard negative (colours swapped) where the dataset has one.
       const captionTrueOf = shapesCaptionTruth(data) ?? undefined;
-      const r = await evaluateClip(clip, tokenizer, evalSet(data), { seed, captionTrueOf });
+      const dataset = await createDataset(config, registry);
+      const hardNegative = dataset.hardNegative?.bind(dataset);
+      const r = await evaluateClip(clip, tokenizer, evalSet(data), {
+        seed,
+        captionTrueOf,
+        hardNegative,
+      });
       print(table(
         `CLIP, ${split} split (${r.count} pairs; step ${clipCkpt.meta.step}) vs thesis Table 4.1:`,
         clipRows(r, split === "test" ? THESIS_TABLE_4_1 : null),

@@ -179,6 +179,13 @@ export function clipRows(
       ["top-1, any caption true of the image", fmt(r.top1AnyTrue, true), "-"],
       ["top-1 ceiling (true captions tied)", fmt(r.top1Ceiling, true), "-"],
     ] as [string, string, string][]),
+    ...(r.bindingAccuracy === undefined ? [] : [
+      [
+        `own caption over its colours swapped (${r.bindingCount})`,
+        fmt(r.bindingAccuracy, true),
+        "-",
+      ],
+    ] as [string, string, string][]),
   ];
 }
 

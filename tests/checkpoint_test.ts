@@ -486,6 +486,19 @@ Deno.test("configMismatch() lists differing fields, ignoring logging cadence and
   b.train.clip.steps += 1000; // a resumed run may be extended or shortened
   b.train.clip.extraEma = [0.9999]; // a further EMA may be added (it starts at the resumed step)
   assert.deepEqual(configMismatch(a, b as unknown as ResolvedConfig, ["tokenizer"], "clip"), []);
+  // A checkpoint written before a train setting existed trained with its default.
+  const old = structuredClone(CONFIG) as unknown as { train: { clip: Record<string, unknown> } };
+  delete old.train.clip.hardNegatives;
+  const off = structuredClone(CONFIG), hn = structuredClone(CONFIG);
+  off.train.clip.hardNegatives = false;
+  assert.deepEqual(
+    configMismatch(old as unknown as ResolvedConfig, off, ["tokenizer"], "clip"),
+    [],
+  );
+  hn.train.clip.hardNegatives = true;
+  assert.deepEqual(configMismatch(old as unknown as ResolvedConfig, hn, ["tokenizer"], "clip"), [
+    "train.clip.hardNegatives",
+  ]);
   b.components.tokenizer.options.vocabSize = 400;
   b.train.clip.lr = 1;
   assert.deepEqual(configMismatch(a, b as unknown as ResolvedConfig, ["tokenizer"], "clip"), [

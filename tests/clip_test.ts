@@ -15,7 +15,7 @@ import {
 } from "../core/tensor/mod.ts";
 import { Adam } from "../core/optim/mod.ts";
 import { derangement } from "../core/host_random.ts";
-import { DataLoader, generateSplit } from "../datasets/mod.ts";
+import { DataLoader, generateSplit, swapColours } from "../datasets/mod.ts";
 import { BpeTokenizer } from "../plugins/tokenizers/bpe.ts";
 import {
   ResNetEncoder,
@@ -156,6 +156,104 @@ Deno.test("clipLoss() equals the float64 hand computation on a 3x3 case", async 
     assert.ok(Math.abs(await loss.item() - expected) < 1e-5, `scale ${scale}`);
     loss.dispose();
   }
+});
+
+Deno.test("clipLoss() with hard negatives adds them to the image direction only", async () => {
+  // The 3x3 case above plus two hard-negative texts N: the image direction's softmax runs over
+  // [T; N] (3 + 2 columns, targets still the diagonal), the text direction over the 3 images.
+  const I = [[2, 0], [0, 3], [1, 1]], T = [[5, 0], [0, 0.5], [3, 4]], N = [[1, 2], [-1, 1]];
+  const norm = (v: number[]): number[] => v.map((x) => x / Math.hypot(...v));
+  const In = I.map(norm), texts = [...T, ...N].map(norm);
+  const L = In.map((a) => texts.map((b) => 2 * (a[0] * b[0] + a[1] * b[1])));
+  const lse = (row: number[]): number => Math.log(row.reduce((sum, v) => sum + Math.exp(v), 0));
+  const li = [0, 1, 2].reduce((sum, i) => sum + lse(L[i]) - L[i][i], 0) / 3;
+  const lt = [0, 1, 2].reduce((sum, j) => sum + lse(L.map((r) => r[j])) - L[j][j], 0) / 3;
+  const loss = scope(() =>
+    clipLoss(
+      tensor(I.flat(), [3, 2]),
+      tensor(T.flat(), [3, 2]),
+      Math.log(2),
+      tensor(N.flat(), [2, 2]),
+    )
+  );
+  assert.ok(Math.abs(await loss.item() - (li + lt) / 2) < 1e-5);
+  loss.dispose();
+  // A hard negative close to an image's own caption raises the loss; one of the wrong width throws.
+  const near = scope(() =>
+    clipLoss(
+      tensor(I.flat(), [3, 2]),
+      tensor(T.flat(), [3, 2]),
+      Math.log(2),
+      tensor([5, 0.1], [1, 2]),
+    )
+  );
+  const far = scope(() =>
+    clipLoss(
+      tensor(I.flat(), [3, 2]),
+      tensor(T.flat(), [3, 2]),
+      Math.log(2),
+      tensor([-5, 0], [1, 2]),
+    )
+  );
+  assert.ok(await near.item() > await far.item());
+  near.dispose();
+  far.dispose();
+  assert.throws(
+    () =>
+      clipLoss(tensor(I.flat(), [3, 2]), tensor(T.flat(), [3, 2]), 0, tensor([1, 2, 3], [1, 3])),
+    /hard negatives of shape \[H, 2\]/,
+  );
+});
+
+Deno.test("clipLoss()'s gradient into the hard negatives matches finite differences", async () => {
+  // d loss / d N against a float64 central difference of the hand formula of the test above.
+  const I = [[2, 0], [0, 3], [1, 1]], T = [[5, 0], [0, 0.5], [3, 4]], N = [[1, 2], [-1, 1]];
+  const norm = (v: number[]): number[] => v.map((x) => x / Math.hypot(...v));
+  const lse = (row: number[]): number => Math.log(row.reduce((sum, v) => sum + Math.exp(v), 0));
+  const reference = (neg: number[][]): number => {
+    const In = I.map(norm), texts = [...T, ...neg].map(norm);
+    const L = In.map((a) => texts.map((b) => 2 * (a[0] * b[0] + a[1] * b[1])));
+    const li = [0, 1, 2].reduce((sum, i) => sum + lse(L[i]) - L[i][i], 0) / 3;
+    const lt = [0, 1, 2].reduce((sum, j) => sum + lse(L.map((r) => r[j])) - L[j][j], 0) / 3;
+    return (li + lt) / 2;
+  };
+  const n = tensor(N.flat(), [2, 2]);
+  n.requiresGrad = true;
+  const loss = scope(() => {
+    const l = clipLoss(tensor(I.flat(), [3, 2]), tensor(T.flat(), [3, 2]), Math.log(2), n);
+    l.backward();
+    return l;
+  });
+  loss.dispose();
+  const grad = await n.grad!.read();
+  const h = 1e-6;
+  for (let k = 0; k < 4; k++) {
+    const at = (d: number) => N.map((row, r) => row.map((v, c) => (r * 2 + c === k ? v + d : v)));
+    const numeric = (reference(at(h)) - reference(at(-h))) / (2 * h);
+    assert.ok(Math.abs(grad[k] - numeric) < 1e-4, `dN[${k}]: ${grad[k]} vs ${numeric}`);
+  }
+  n.dispose();
+});
+
+Deno.test("ClipModel.loss() scores the images against the hard-negative captions too", async () => {
+  // More texts in the image direction's softmax can only raise the loss.
+  manualSeed(5);
+  const clip = new ClipModel(new TextTransformer(TINY_TEXT), new ResNetEncoder(TINY_IMAGE));
+  clip.eval();
+  const { ids, end } = fakeTokens(3, 12, [4, 7, 9]);
+  const neg = fakeTokens(2, 12, [5, 8]);
+  const images = randn([3, 3, 32, 32]);
+  const [plain, withNegatives] = noGrad(() =>
+    scope(() => [
+      clip.loss(images, tokenBatchFromIds(ids, end, 3)),
+      clip.loss(images, tokenBatchFromIds(ids, end, 3), tokenBatchFromIds(neg.ids, neg.end, 2)),
+    ])
+  );
+  assert.ok(await withNegatives.item() > await plain.item());
+  plain.dispose();
+  withNegatives.dispose();
+  images.dispose();
+  clip.dispose();
 });
 
 Deno.test("clipLoss() is near 0 for perfectly aligned embeddings at scale 100", async () => {
@@ -348,6 +446,26 @@ Deno.test({
     );
     assert.deepEqual(ranked.map((x) => x.caption).sort(), [...candidates].sort());
     assert.ok(ranked.every((x, k) => k === 0 || ranked[k - 1].score >= x.score));
+    // Binding: each image with a colour-swapped caption, its own caption ranked against the swap
+    // one image at a time, agrees with evaluateClip's batched count.
+    const bound = await evaluateClip(clip, tokenizer, held, { hardNegative: swapColours });
+    let wins = 0, pairs = 0;
+    for (const [i, caption] of held.captions.entries()) {
+      const negative = swapColours(caption);
+      if (negative === null) continue;
+      pairs++;
+      const image = held.images.subarray(i * 3 * 16 * 16, (i + 1) * 3 * 16 * 16);
+      const [first] = await rankCaptions(clip, tokenizer, image, [caption, negative]);
+      if (first.caption === caption) wins++;
+    }
+    assert.ok(pairs > 10, `${pairs} test captions with a swap`);
+    assert.equal(bound.bindingCount, pairs);
+    // (One near-tie may round the other way between a batch of 64 images and a batch of one.)
+    assert.ok(
+      Math.abs(bound.bindingAccuracy! * pairs - wins) <= 1,
+      `${bound.bindingAccuracy} vs ${wins}/${pairs}`,
+    );
+    assert.equal(bound.top1, r.top1);
     clip.dispose();
   },
 });

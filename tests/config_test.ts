@@ -186,6 +186,23 @@ Deno.test("parseConfig() checks extraEma: decays in (0, 1), none repeated, only 
   );
   assert.equal(clip.length, 1);
   assert.match(clip[0], /^c: train\.clip\.extraEma: CLIP samples .* remove it$/);
+  // Hard-negative captions are a CLIP loss: any other stage is told so.
+  const hard = problems(() =>
+    parseConfig(
+      JSON.stringify({ ...valid, train: { decoder: { hardNegatives: true } } }),
+      testRegistry(),
+      "c",
+    )
+  );
+  assert.deepEqual(hard.length, 1);
+  assert.match(hard[0], /^c: train\.decoder\.hardNegatives: only CLIP trains on hard-negative/);
+  const on = parseConfig(
+    JSON.stringify({ ...valid, train: { clip: { hardNegatives: true } } }),
+    testRegistry(),
+    "c",
+  );
+  assert.equal(on.train.clip.hardNegatives, true);
+  assert.equal(on.train.decoder.hardNegatives, false);
 });
 
 Deno.test("parseConfig() says when a kind has no plugins", () => {
@@ -213,7 +230,7 @@ Deno.test("parseConfig() accepts JSONC comments and trailing commas", () => {
   }`;
   const p = problems(() => parseConfig(text, testRegistry(), "c.jsonc"));
   assert.deepEqual(p, [
-    "c.jsonc: train.decoder.note//not a comment: unknown key; valid keys: batchSize, steps, lr, warmupSteps, lrSchedule, ema, emaWarmup, extraEma, gradClip, weightDecay, beta1, beta2, eps, seed, checkpointEvery, keepLast, logEvery",
+    "c.jsonc: train.decoder.note//not a comment: unknown key; valid keys: batchSize, steps, lr, warmupSteps, lrSchedule, ema, emaWarmup, extraEma, hardNegatives, gradClip, weightDecay, beta1, beta2, eps, seed, checkpointEvery, keepLast, logEvery",
   ]);
   const c = parseConfig(text.replace(`"note//not a comment": 1`, `"steps": 7`), testRegistry());
   assert.deepEqual(c.components.decoder.options.channels, [1, 2]);

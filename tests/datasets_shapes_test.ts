@@ -12,6 +12,7 @@ import {
   shapesCaptionTruth,
   sizeWord,
   SPLIT_COUNTS,
+  swapColours,
 } from "../datasets/mod.ts";
 
 function concat(samples: { image: Uint8Array }[]): Uint8Array {
@@ -245,6 +246,37 @@ Deno.test("captionTrueOf(): count, colour and shape always; size and position wh
   const same = [fig("circle", "red", "small"), fig("circle", "red", "large")];
   assert.ok(captionTrueOf("a small red circle and the large red circle", same));
   assert.ok(!captionTrueOf("a small red circle and the small red circle", same));
+});
+
+Deno.test("swapColours(): the figures' colours swapped, only where no image fits both", () => {
+  assert.equal(
+    swapColours("a red circle and the orange square"),
+    "an orange circle and the red square",
+  );
+  assert.equal(
+    swapColours("the small green triangle at the top left and an orange pentagon"),
+    "the small orange triangle at the top left and a green pentagon",
+  );
+  // One figure, one colour, one shape twice (only optional words would tell the figures apart),
+  // and captions outside the grammar: no hard negative.
+  for (
+    const caption of [
+      "a red circle",
+      "a red circle and a red square",
+      "a large red circle and a small blue circle",
+      "three red circles",
+    ]
+  ) assert.equal(swapColours(caption), null, caption);
+  // On the test split a swap is never true of the image its caption describes.
+  const test = generateSplit({ set: 1, split: "test", size: 16, count: 300 });
+  let made = 0;
+  for (const s of test) {
+    const negative = swapColours(s.caption);
+    if (negative === null) continue;
+    made++;
+    assert.equal(captionTrueOf(negative, s.labels), false, `${s.caption} -> ${negative}`);
+  }
+  assert.ok(made > 100, `${made} hard negatives from 300 captions`);
 });
 
 Deno.test("shapesCaptionTruth(): only for shapes labels and captions in the grammar", () => {

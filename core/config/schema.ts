@@ -55,6 +55,11 @@ export interface TrainStageConfig {
    * one run can compare EMA lengths: `deno task export --ema D` ships one of them.
    */
   extraEma: readonly number[];
+  /**
+   * CLIP only: also score each image against its batch's captions with the figures' attributes
+   * swapped (the dataset's `hardNegative`; NegCLIP, Yuksekgonul et al. 2023).
+   */
+  hardNegatives: boolean;
   /** Global gradient-norm clip, or null for none. */
   gradClip: number | null;
   weightDecay: number;
@@ -134,6 +139,7 @@ const COMMON_TRAIN = {
   logEvery: 50,
   extraEma: Object.freeze([]) as readonly number[],
   emaWarmup: true,
+  hardNegatives: false,
 };
 
 /** Per-stage training defaults (the thesis's Appendix A). */
@@ -207,6 +213,10 @@ export function trainStageSchema(d: TrainStageConfig): z.ZodType {
         "further EMA decays kept in checkpoints beside `ema`, to compare from one run " +
           "(`deno task export --ema D` ships one)",
       ),
+    hardNegatives: z.boolean().default(d.hardNegatives).describe(
+      "clip stage only: also score each image against its batch's captions with the figures' " +
+        "colours swapped (NegCLIP's hard negatives), so the embedding says which colour is whose",
+    ),
     gradClip: z.number().positive().nullable().default(d.gradClip),
     weightDecay: z.number().nonnegative().default(d.weightDecay)
       .describe("AdamW's decoupled weight decay (applied to every parameter)"),

@@ -59,6 +59,14 @@ export function validateConfig(
         `its trained weights, so further averages of them are never used; remove it`,
       ]);
     }
+    for (const stage of ["prior", "decoder", "upsampler"] as const) {
+      if (config.train[stage]?.hardNegatives) {
+        throw new ConfigError([
+          `${sourceName}: train.${stage}.hardNegatives: only CLIP trains on hard-negative ` +
+          `captions; remove it (or set train.clip.hardNegatives)`,
+        ]);
+      }
+    }
     const lines = options.crossChecks === false ? [] : sharedSizeProblems(config);
     if (lines.length > 0) throw new ConfigError(lines.map((line) => `${sourceName}: ${line}`));
     return config;

@@ -90,6 +90,11 @@ export interface ClipEvalOptions {
    * the result adds `top1AnyTrue` and `top1Ceiling`.
    */
   captionTrueOf?: (caption: string, image: number) => boolean;
+  /**
+   * The dataset's hard-negative maker (`ImageTextDataset.hardNegative`: for the shapes data the
+   * caption with its figures' colours swapped). With it the result adds `bindingAccuracy`.
+   */
+  hardNegative?: (caption: string) => string | null;
 }
 
 /** The four numbers of thesis Table 4.1, plus the number of test pairs. */
@@ -115,6 +120,15 @@ export interface ClipEvalResult {
    * of the split true of it). How far the split's ambiguity alone keeps top-1 below 100%.
    */
   top1Ceiling?: number;
+  /**
+   * With `hardNegative`: of the images whose caption has a hard negative (`bindingCount` of
+   * them), the fraction scored closer to their own caption than to it: whether the embeddings
+   * say which attribute goes with which object (50% is a bag of words; NegCLIP's measure,
+   * Yuksekgonul et al. 2023).
+   */
+  bindingAccuracy?: number;
+  /** With `hardNegative`: how many images `bindingAccuracy` is over. */
+  bindingCount?: number;
 }
 
 /**
@@ -191,10 +205,70 @@ export async function evaluateClip(
         captions.push(...caps);
       }
     }
+    const metrics = clipMetrics(
+      imageEmb,
+      textEmb,
+      captions,
+      options.seed ?? 0,
+      options.captionTrueOf,
+    );
+    if (!options.hardNegative) return metrics;
+    return {
+      ...metrics,
+      ...await bindingAccuracy(
+        model,
+        tokenizer,
+        imageEmb,
+        textEmb,
+        captions,
+        options.hardNegative,
+        batchSize,
+      ),
+    };
   } finally {
     model.train(wasTraining);
   }
-  return clipMetrics(imageEmb, textEmb, captions, options.seed ?? 0, options.captionTrueOf);
+}
+
+/**
+ * How often each image's own caption outscores its hard negative (see `bindingAccuracy` of
+ * `ClipEvalResult`); the model is in eval mode.
+ */
+async function bindingAccuracy(
+  model: ClipModel,
+  tokenizer: Tokenizer,
+  imageEmb: readonly Float32Array[],
+  textEmb: readonly Float32Array[],
+  captions: readonly string[],
+  hardNegative: (caption: string) => string | null,
+  batchSize: number,
+): Promise<{ bindingAccuracy: number; bindingCount: number }> {
+  const pairs = captions.flatMap((c, i) => {
+    const negative = hardNegative(c);
+    return negative === null ? [] : [{ image: i, negative }];
+  });
+  const dot = (a: Float32Array, b: Float32Array): number => {
+    let s = 0;
+    for (let k = 0; k < a.length; k++) s += a[k] * b[k];
+    return s;
+  };
+  const E = model.embedDim;
+  let wins = 0;
+  for (let start = 0; start < pairs.length; start += batchSize) {
+    const chunk = pairs.slice(start, start + batchSize);
+    const z = noGrad(() =>
+      scope(() =>
+        l2Normalize(model.encodeText(tokenBatch(tokenizer, chunk.map((p) => p.negative))).embedding)
+      )
+    );
+    const values = await z.read() as Float32Array;
+    z.dispose();
+    chunk.forEach(({ image }, k) => {
+      const negative = values.subarray(k * E, (k + 1) * E);
+      if (dot(imageEmb[image], textEmb[image]) > dot(imageEmb[image], negative)) wins++;
+    });
+  }
+  return { bindingAccuracy: pairs.length ? wins / pairs.length : 0, bindingCount: pairs.length };
 }
 
 /**

@@ -194,6 +194,32 @@ async function upsamplerStage(
   };
 }
 
+/**
+ * The dataset's hard-negative maker when `train.clip.hardNegatives` asks for one; a one-line
+ * error when the dataset plugin has none.
+ */
+function hardNegativeMaker(
+  config: ResolvedConfig,
+  dataset: ImageTextDataset,
+): ((caption: string) => string | null) | null {
+  if (!stageTrain(config, "clip").hardNegatives) return null;
+  if (!dataset.hardNegative) {
+    throw new Error(
+      `train.clip.hardNegatives: dataset "${config.components.dataset.plugin}" cannot make ` +
+        `hard-negative captions (it has no hardNegative); remove the option or use the shapes dataset`,
+    );
+  }
+  return dataset.hardNegative.bind(dataset);
+}
+
+/** The hard negatives of a batch's captions, one per caption that has one. */
+export function hardNegativeCaptions(
+  captions: readonly string[],
+  make: (caption: string) => string | null,
+): string[] {
+  return captions.map(make).filter((c): c is string => c !== null);
+}
+
 function count(n: number): string {
   return n.toLocaleString("en-US");
 }
@@ -309,6 +335,7 @@ async function buildStage(
   );
 
   if (stage === "clip") {
+    const hardNegative = hardNegativeMaker(config, dataset);
     const tokenizer = await createTokenizer(
       config,
       registry,
@@ -324,9 +351,16 @@ async function buildStage(
       model: clip,
       tokenizer,
       loader,
-      // Thesis Algorithm 1: symmetric cross-entropy over scaled cosine similarities.
-      loss: (batch) =>
-        clip.loss(tensor(batch.images, batch.shape), tokenBatch(tokenizer, batch.captions)),
+      // Thesis Algorithm 1: symmetric cross-entropy over scaled cosine similarities, with the
+      // batch's hard-negative captions as further texts when the config asks for them.
+      loss: (batch) => {
+        const negatives = hardNegative ? hardNegativeCaptions(batch.captions, hardNegative) : [];
+        return clip.loss(
+          tensor(batch.images, batch.shape),
+          tokenBatch(tokenizer, batch.captions),
+          negatives.length > 0 ? tokenBatch(tokenizer, negatives) : undefined,
+        );
+      },
       afterStep: () => clip.clampLogitScale(),
       summary: [`clip: ${count(clip.parameterCount())} parameters`],
       dispose: () => clip.dispose(),

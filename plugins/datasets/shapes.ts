@@ -7,7 +7,7 @@
 import { z } from "../../core/deps.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
 import type { ImageTextDataset } from "../../core/components.ts";
-import { generateSplit, readFolder } from "../../datasets/mod.ts";
+import { generateSplit, readFolder, swapColours } from "../../datasets/mod.ts";
 
 export type { ImageTextDataset };
 
@@ -49,6 +49,8 @@ export const shapesDataset: PluginDefinition<
   create: (o): ImageTextDataset => ({
     imageSize: o.imageSize,
     flip: o.flip,
+    // The colours of the caption's figures swapped (datasets/captions.ts).
+    hardNegative: swapColours,
     split: (name, limit) => {
       const full = name === "train" ? o.trainCount : o.testCount;
       const count = limit !== undefined && (full === undefined || limit < full) ? limit : full;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { diffConfigs, type ResolvedConfig, type TrainStage } from "../../config.ts";
+import { diffConfigs, type ResolvedConfig, TRAIN_DEFAULTS, type TrainStage } from "../../config.ts";
 import { joinPath as join } from "../../io/mod.ts";
 import { CheckpointError, type ClipIdentity, type LoadedCheckpoint } from "./format.ts";
 
@@ -51,7 +51,12 @@ export function configMismatch(
     // may legitimately differ between machines.
     const out: Record<string, unknown> = { components };
     if (trainStage) {
-      const t = { ...(c.train?.[trainStage] ?? {}) } as Record<string, unknown>;
+      // A train setting added after the checkpoint was written is absent from its config and
+      // counts as its default, which is how the checkpoint was trained.
+      const t = { ...TRAIN_DEFAULTS[trainStage], ...(c.train?.[trainStage] ?? {}) } as Record<
+        string,
+        unknown
+      >;
       for (const k of HARMLESS_TRAIN_KEYS) delete t[k];
       out.train = { [trainStage]: t };
     }

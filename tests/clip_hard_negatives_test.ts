@@ -1,0 +1,62 @@
+/**
+ * CLIP training with hard-negative captions (`train.clip.hardNegatives`; NegCLIP, Yuksekgonul
+ * et al. 2023): the clip stage scores each image against its batch's colour-swapped captions too,
+ * and a dataset that cannot make them is refused with a one-line error.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { builtins } from "../plugins/mod.ts";
+import type { ResolvedConfig } from "../core/config.ts";
+import { loadConfig } from "../core/config_file.ts";
+import { setupStage } from "../core/train/stages.ts";
+import { initBackend, scope } from "../core/tensor/mod.ts";
+import { generateSplit, writeFolder } from "../datasets/mod.ts";
+
+await initBackend();
+const registry = builtins();
+
+/** presets/tiny.jsonc with `hardNegatives` set on the clip stage. */
+async function tinyConfig(hardNegatives: boolean): Promise<ResolvedConfig> {
+  const config = await loadConfig("presets/tiny.jsonc", registry);
+  config.train.clip = { ...config.train.clip, hardNegatives, batchSize: 16 };
+  return config;
+}
+
+/** The clip stage's loss on its first batch (the seeded initialisation: the same for both). */
+async function firstLoss(config: ResolvedConfig): Promise<number> {
+  const setup = await setupStage("clip", { config, registry, outDir: "unused", trainLimit: 64 });
+  try {
+    const loss = scope(() => setup.loss(setup.loader.batch(0), 0));
+    const value = await loss.item();
+    loss.dispose();
+    return value;
+  } finally {
+    setup.dispose();
+  }
+}
+
+Deno.test("train.clip.hardNegatives adds the batch's swapped captions to the clip stage's loss", async () => {
+  const plain = await firstLoss(await tinyConfig(false));
+  const hard = await firstLoss(await tinyConfig(true));
+  assert.ok(Number.isFinite(hard));
+  // The same images, captions and weights; more texts for each image to tell its own caption from.
+  assert.ok(hard > plain, `${hard} <= ${plain}`);
+});
+
+Deno.test("train.clip.hardNegatives on a dataset without hardNegative is a one-line error", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const config = await tinyConfig(true);
+    await writeFolder(join(dir, "train"), generateSplit({ count: 16, size: 16 }));
+    config.components.dataset = {
+      plugin: "folder",
+      options: { train: join(dir, "train"), imageSize: 16, flip: false },
+    };
+    await assert.rejects(
+      () => setupStage("clip", { config, registry, outDir: dir }),
+      /^Error: train\.clip\.hardNegatives: dataset "folder" cannot make hard-negative captions .*; remove the option/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
