@@ -8,7 +8,15 @@
 import { join } from "node:path";
 import type { NoiseSchedule } from "../core/diffusion/mod.ts";
 import { evaluateClip, THESIS_TABLE_4_1 } from "../core/eval/clip.ts";
-import { evaluatePrior, type PriorMetrics, THESIS_TABLE_4_2 } from "../core/eval/prior.ts";
+import {
+  evaluatePrior,
+  type EvaluatePriorOptions,
+  priorBindingAccuracy,
+  type PriorMetrics,
+  THESIS_TABLE_4_2,
+} from "../core/eval/prior.ts";
+import type { ClipModel } from "../core/clip.ts";
+import type { CaptionedImage, ImageTextDataset, Prior, Tokenizer } from "../core/components.ts";
 import {
   buildClipCache,
   CLIP_SLOTS,
@@ -70,6 +78,11 @@ export async function evalClipOrPrior(
           sampler: await createPriorSampler(registry, load),
           guidance: load.priorGuidance,
         });
+        const binding = await priorBinding(prior, schedule, clip, tokenizer, data, {
+          seed,
+          sampler: await createPriorSampler(registry, load),
+          guidance: load.priorGuidance,
+        }, await createDataset(config, registry));
         const ref = THESIS_TABLE_4_2;
         const t = (x: number): string => (split === "test" ? fmt(x) : "-");
         print(table(
@@ -83,9 +96,20 @@ export async function evalClipOrPrior(
               t(ref.baselineSimilarity),
             ],
             ["generated vs random text", fmt(m.randomSimilarity), t(ref.randomSimilarity)],
+            ...(binding === null ? [] : [[
+              `own caption's sample nearer the image than its colour swap's (${binding.count})`,
+              fmt(binding.accuracy, true),
+              "-",
+            ] as [string, string, string]]),
           ],
         ));
-        return { prior: m, thesis: ref, step: priorCkpt.meta.step, count: data.length };
+        return {
+          prior: m,
+          thesis: ref,
+          step: priorCkpt.meta.step,
+          count: data.length,
+          ...(binding === null ? {} : { binding }),
+        };
       } finally {
         prior.dispose();
         cache.dispose();
@@ -93,5 +117,35 @@ export async function evalClipOrPrior(
     }
   } finally {
     clip.dispose();
+  }
+}
+
+/**
+ * The prior's binding on the split's captions that have a hard negative (`priorBindingAccuracy`),
+ * or null when the dataset makes none.
+ */
+async function priorBinding(
+  prior: Prior,
+  schedule: NoiseSchedule,
+  clip: ClipModel,
+  tokenizer: Tokenizer,
+  data: readonly CaptionedImage[],
+  options: EvaluatePriorOptions,
+  dataset: ImageTextDataset,
+): Promise<{ accuracy: number; count: number } | null> {
+  if (!dataset.hardNegative) return null;
+  const rows = data.flatMap((d) => {
+    const negative = dataset.hardNegative!(d.caption);
+    return negative === null ? [] : [{ own: d, negative: { ...d, caption: negative } }];
+  });
+  if (rows.length === 0) return null;
+  const own = buildClipCache(clip, tokenizer, rows.map((r) => r.own));
+  const swapped = buildClipCache(clip, tokenizer, rows.map((r) => r.negative));
+  try {
+    const accuracy = await priorBindingAccuracy(prior, own, swapped, schedule, options);
+    return { accuracy, count: rows.length };
+  } finally {
+    own.dispose();
+    swapped.dispose();
   }
 }

@@ -27,7 +27,7 @@ import {
 } from "../core/diffusion/mod.ts";
 import { DdimSampler, DpmSolverSampler } from "../plugins/samplers/mod.ts";
 import { selectCandidates } from "../plugins/priors/select.ts";
-import { evaluatePrior, THESIS_TABLE_4_2 } from "../core/eval/prior.ts";
+import { evaluatePrior, priorBindingAccuracy, THESIS_TABLE_4_2 } from "../core/eval/prior.ts";
 import { derangement } from "../core/host_random.ts";
 import { TransformerPrior, transformerPriorOptions } from "../plugins/priors/transformer_prior.ts";
 import { builtins } from "../plugins/mod.ts";
@@ -428,6 +428,24 @@ Deno.test("a tiny prior learns a text -> image embedding map (cos(gen, image) > 
     `cos(gen, image) ${metrics.imageSimilarity} <= cos(text, image) ${metrics.baselineSimilarity}`,
   );
   assert.ok(Math.abs(metrics.randomSimilarity) < 0.3, `random ${metrics.randomSimilarity}`);
+  // Binding: another item's caption as every row's "hard negative" lands far from the row's image,
+  // so the own caption's sample wins nearly always; the row's own caption as its negative draws
+  // the same noise, so the two samples tie and none wins.
+  const shifted = tensor(Int32Array.from({ length: H }, (_, i) => (i + 1) % H), [H]).keep();
+  const others = {
+    textSequence: reshape(embedding(shifted, reshape(test.textSequence, [H, 64])), [H, 8, 8])
+      .keep(),
+    textEmbedding: embedding(shifted, test.textEmbedding).keep(),
+  };
+  const respaced = schedule.respace(50);
+  const apart = await priorBindingAccuracy(prior, test, others, respaced, { seed: 1 });
+  assert.ok(apart > 0.9, `own caption beat another's on ${apart}`);
+  assert.equal(await priorBindingAccuracy(prior, test, test, respaced, { seed: 1 }), 0);
+  await assert.rejects(
+    () => priorBindingAccuracy(prior, test, train, respaced),
+    /64 captions but 256 hard negatives/,
+  );
+  for (const t of [shifted, others.textSequence, others.textEmbedding]) t.dispose();
   lastLoss!.dispose();
   flatSeq.dispose();
   for (const set of [train, test]) for (const t of Object.values(set)) t.dispose();
