@@ -22,14 +22,17 @@ async function tinyConfig(hardNegatives: boolean): Promise<ResolvedConfig> {
   return config;
 }
 
-/** The clip stage's loss on its first batch (the seeded initialisation: the same for both). */
-async function firstLoss(config: ResolvedConfig): Promise<number> {
+/**
+ * The clip stage's loss on its first batch (the seeded initialisation: the same for both), and
+ * its summary lines.
+ */
+async function firstLoss(config: ResolvedConfig): Promise<{ loss: number; summary: string }> {
   const setup = await setupStage("clip", { config, registry, outDir: "unused", trainLimit: 64 });
   try {
     const loss = scope(() => setup.loss(setup.loader.batch(0), 0));
     const value = await loss.item();
     loss.dispose();
-    return value;
+    return { loss: value, summary: setup.summary.join("\n") };
   } finally {
     setup.dispose();
   }
@@ -38,9 +41,12 @@ async function firstLoss(config: ResolvedConfig): Promise<number> {
 Deno.test("train.clip.hardNegatives adds the batch's swapped captions to the clip stage's loss", async () => {
   const plain = await firstLoss(await tinyConfig(false));
   const hard = await firstLoss(await tinyConfig(true));
-  assert.ok(Number.isFinite(hard));
+  assert.ok(Number.isFinite(hard.loss));
   // The same images, captions and weights; more texts for each image to tell its own caption from.
-  assert.ok(hard > plain, `${hard} <= ${plain}`);
+  assert.ok(hard.loss > plain.loss, `${hard.loss} <= ${plain.loss}`);
+  // The training log says so.
+  assert.match(hard.summary, /hard-negative captions/);
+  assert.doesNotMatch(plain.summary, /hard-negative/);
 });
 
 Deno.test("train.clip.hardNegatives on a dataset without hardNegative is a one-line error", async () => {

@@ -212,14 +212,6 @@ function hardNegativeMaker(
   return dataset.hardNegative.bind(dataset);
 }
 
-/** The hard negatives of a batch's captions, one per caption that has one. */
-export function hardNegativeCaptions(
-  captions: readonly string[],
-  make: (caption: string) => string | null,
-): string[] {
-  return captions.map(make).filter((c): c is string => c !== null);
-}
-
 function count(n: number): string {
   return n.toLocaleString("en-US");
 }
@@ -354,7 +346,9 @@ async function buildStage(
       // Thesis Algorithm 1: symmetric cross-entropy over scaled cosine similarities, with the
       // batch's hard-negative captions as further texts when the config asks for them.
       loss: (batch) => {
-        const negatives = hardNegative ? hardNegativeCaptions(batch.captions, hardNegative) : [];
+        const negatives = hardNegative
+          ? batch.captions.map(hardNegative).filter((c): c is string => c !== null)
+          : [];
         return clip.loss(
           tensor(batch.images, batch.shape),
           tokenBatch(tokenizer, batch.captions),
@@ -362,7 +356,10 @@ async function buildStage(
         );
       },
       afterStep: () => clip.clampLogitScale(),
-      summary: [`clip: ${count(clip.parameterCount())} parameters`],
+      summary: [
+        `clip: ${count(clip.parameterCount())} parameters` +
+        (hardNegative ? "; hard-negative captions (train.clip.hardNegatives)" : ""),
+      ],
       dispose: () => clip.dispose(),
     };
   }
