@@ -247,11 +247,6 @@ async function bindingAccuracy(
     const negative = hardNegative(c);
     return negative === null ? [] : [{ image: i, negative }];
   });
-  const dot = (a: Float32Array, b: Float32Array): number => {
-    let s = 0;
-    for (let k = 0; k < a.length; k++) s += a[k] * b[k];
-    return s;
-  };
   const E = model.embedDim;
   let wins = 0;
   for (let start = 0; start < pairs.length; start += batchSize) {
@@ -293,11 +288,6 @@ export function clipMetrics(
       `Need as many text embeddings and captions as images, got ${N}, ${textEmb.length}, ${captions.length}.`,
     );
   }
-  const dot = (a: Float32Array, b: Float32Array): number => {
-    let s = 0;
-    for (let k = 0; k < a.length; k++) s += a[k] * b[k];
-    return s;
-  };
   const key = captions.map(normalise);
   const perm = N > 1 ? derangement(N, seed) : null;
   let cosine = 0, random = 0, top1 = 0, top5 = 0, anyTrue = 0, ceiling = 0;
@@ -328,6 +318,13 @@ export function clipMetrics(
     top5: top5 / N,
     ...(captionTrueOf ? { top1AnyTrue: anyTrue / N, top1Ceiling: ceiling / N } : {}),
   };
+}
+
+/** The dot product of two rows (float64 sum). */
+function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let k = 0; k < a.length; k++) s += a[k] * b[k];
+  return s;
 }
 
 /** A caption's text as retrieval compares it: lower case, whitespace collapsed. */
