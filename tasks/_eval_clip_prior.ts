@@ -73,16 +73,22 @@ export async function evalClipOrPrior(
         loadModuleWeights(prior, priorCkpt, { ema: true });
         prior.eval();
         const schedule = await createComponent<NoiseSchedule>(pconfig, registry, "priorSchedule");
-        const m: PriorMetrics = await evaluatePrior(prior, cache, schedule, {
+        const sampling: EvaluatePriorOptions = {
           seed,
           sampler: await createPriorSampler(registry, load),
           guidance: load.priorGuidance,
-        });
-        const binding = await priorBinding(prior, schedule, clip, tokenizer, data, {
-          seed,
-          sampler: await createPriorSampler(registry, load),
-          guidance: load.priorGuidance,
-        }, await createDataset(config, registry));
+        };
+        const m: PriorMetrics = await evaluatePrior(prior, cache, schedule, sampling);
+        const dataset = await createDataset(config, registry);
+        const binding = await priorBinding(
+          prior,
+          schedule,
+          clip,
+          tokenizer,
+          data,
+          sampling,
+          dataset,
+        );
         const ref = THESIS_TABLE_4_2;
         const t = (x: number): string => (split === "test" ? fmt(x) : "-");
         print(table(
