@@ -16,14 +16,19 @@ import {
   THESIS_TABLE_4_2,
 } from "../core/eval/prior.ts";
 import type { ClipModel } from "../core/clip.ts";
-import type { CaptionedImage, ImageTextDataset, Prior, Tokenizer } from "../core/components.ts";
+import type { CaptionedImage, Prior, Tokenizer } from "../core/components.ts";
+import { tokenBatch } from "../core/clip.ts";
+import { noGrad, scope } from "../core/tensor/mod.ts";
 import {
   buildClipCache,
   CLIP_SLOTS,
+  type ClipCache,
+  clipConditioning,
   createComponent,
   createDataset,
   createPrior,
   createPriorSampler,
+  gatherClipCache,
   loadClip,
   loadResolvedCheckpoint,
 } from "../core/pipeline.ts";
@@ -45,13 +50,13 @@ export async function evalClipOrPrior(
   const config = clipCkpt.meta.config;
   const data = await loadSplit(config, registry, ctx);
   const { clip, tokenizer } = await loadClip(clipCkpt, config, registry);
+  // Each caption's hard negative (colours swapped), where the dataset makes them: the binding rows.
+  const dataset = await createDataset(config, registry);
+  const hardNegative = dataset.hardNegative?.bind(dataset);
   try {
     if (what === "clip") {
-      // On shapes data, retrieval is also scored against every caption true of the image, and
-      // each image's caption against its hard negative (colours swapped) where the dataset has one.
+      // On shapes data, retrieval is also scored against every caption true of the image.
       const captionTrueOf = shapesCaptionTruth(data) ?? undefined;
-      const dataset = await createDataset(config, registry);
-      const hardNegative = dataset.hardNegative?.bind(dataset);
       const r = await evaluateClip(clip, tokenizer, evalSet(data), {
         seed,
         captionTrueOf,
@@ -79,16 +84,18 @@ export async function evalClipOrPrior(
           guidance: load.priorGuidance,
         };
         const m: PriorMetrics = await evaluatePrior(prior, cache, schedule, sampling);
-        const dataset = await createDataset(config, registry);
-        const binding = await priorBinding(
-          prior,
-          schedule,
-          clip,
-          tokenizer,
-          data,
-          sampling,
-          dataset,
-        );
+        const binding = hardNegative
+          ? await priorBinding(
+            prior,
+            schedule,
+            clip,
+            tokenizer,
+            data,
+            cache,
+            sampling,
+            hardNegative,
+          )
+          : null;
         const ref = THESIS_TABLE_4_2;
         const t = (x: number): string => (split === "test" ? fmt(x) : "-");
         print(table(
@@ -128,7 +135,8 @@ export async function evalClipOrPrior(
 
 /**
  * The prior's binding on the split's captions that have a hard negative (`priorBindingAccuracy`),
- * or null when the dataset makes none.
+ * or null when none has: the own captions' rows are gathered from `cache` (the split's CLIP
+ * encodings), only the hard negatives' text is encoded here.
  */
 async function priorBinding(
   prior: Prior,
@@ -136,22 +144,29 @@ async function priorBinding(
   clip: ClipModel,
   tokenizer: Tokenizer,
   data: readonly CaptionedImage[],
+  cache: ClipCache,
   options: EvaluatePriorOptions,
-  dataset: ImageTextDataset,
+  hardNegative: (caption: string) => string | null,
 ): Promise<{ accuracy: number; count: number } | null> {
-  if (!dataset.hardNegative) return null;
-  const rows = data.flatMap((d) => {
-    const negative = dataset.hardNegative!(d.caption);
-    return negative === null ? [] : [{ own: d, negative: { ...d, caption: negative } }];
+  const rows = data.flatMap((d, i) => {
+    const negative = hardNegative(d.caption);
+    return negative === null ? [] : [{ index: i, negative }];
   });
   if (rows.length === 0) return null;
-  const own = buildClipCache(clip, tokenizer, rows.map((r) => r.own));
-  const swapped = buildClipCache(clip, tokenizer, rows.map((r) => r.negative));
+  // Under scope, so that only the returned tensors outlive the gather and the text encoder.
+  const { own, swapped } = scope(() =>
+    noGrad(() => {
+      const g = gatherClipCache(cache, rows.map((r) => r.index));
+      return {
+        own: { ...g.cond, imageEmbedding: g.imageEmbedding },
+        swapped: clipConditioning(clip, tokenBatch(tokenizer, rows.map((r) => r.negative))),
+      };
+    })
+  );
   try {
     const accuracy = await priorBindingAccuracy(prior, own, swapped, schedule, options);
     return { accuracy, count: rows.length };
   } finally {
-    own.dispose();
-    swapped.dispose();
+    for (const t of [...Object.values(own), ...Object.values(swapped)]) t.dispose();
   }
 }

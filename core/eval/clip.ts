@@ -7,6 +7,7 @@ import { derangement } from "../host_random.ts";
 import type { Tokenizer } from "../components.ts";
 import { type ClipModel, l2Normalize, tokenBatch } from "../clip.ts";
 import { concat, matmul, noGrad, scope, tensor } from "../tensor/mod.ts";
+import { textEmbeddings } from "./embed.ts";
 
 /** One ranked candidate of `rankCaptions`. */
 export interface RankedCaption {
@@ -232,7 +233,7 @@ export async function evaluateClip(
 
 /**
  * How often each image's own caption outscores its hard negative (see `bindingAccuracy` of
- * `ClipEvalResult`); the model is in eval mode.
+ * `ClipEvalResult`).
  */
 async function bindingAccuracy(
   model: ClipModel,
@@ -247,22 +248,11 @@ async function bindingAccuracy(
     const negative = hardNegative(c);
     return negative === null ? [] : [{ image: i, negative }];
   });
-  const E = model.embedDim;
-  let wins = 0;
-  for (let start = 0; start < pairs.length; start += batchSize) {
-    const chunk = pairs.slice(start, start + batchSize);
-    const z = noGrad(() =>
-      scope(() =>
-        l2Normalize(model.encodeText(tokenBatch(tokenizer, chunk.map((p) => p.negative))).embedding)
-      )
-    );
-    const values = await z.read() as Float32Array;
-    z.dispose();
-    chunk.forEach(({ image }, k) => {
-      const negative = values.subarray(k * E, (k + 1) * E);
-      if (dot(imageEmb[image], textEmb[image]) > dot(imageEmb[image], negative)) wins++;
-    });
-  }
+  const negatives = await textEmbeddings(model, tokenizer, pairs.map((p) => p.negative), batchSize);
+  const wins =
+    pairs.filter(({ image }, k) =>
+      dot(imageEmb[image], textEmb[image]) > dot(imageEmb[image], negatives[k])
+    ).length;
   return { bindingAccuracy: pairs.length ? wins / pairs.length : 0, bindingCount: pairs.length };
 }
 

@@ -72,11 +72,16 @@ export interface EvaluatePriorOptions {
   seed?: number;
 }
 
-/** Row-wise cosine similarity of a and b [B, E], summed over the batch -> [1]. */
-function cosineSum(a: Tensor, b: Tensor): Tensor {
+/** Row-wise cosine similarity of a and b [B, E] -> [B]. */
+function rowCosines(a: Tensor, b: Tensor): Tensor {
   const dot = sum(mul(a, b), 1);
   const norms = mul(sum(mul(a, a), 1), sum(mul(b, b), 1));
-  return sum(mul(dot, rsqrt(add(norms, 1e-24))), 0, true);
+  return mul(dot, rsqrt(add(norms, 1e-24)));
+}
+
+/** Row-wise cosine similarity of a and b [B, E], summed over the batch -> [1]. */
+function cosineSum(a: Tensor, b: Tensor): Tensor {
+  return sum(rowCosines(a, b), 0, true);
 }
 
 /**
@@ -206,20 +211,17 @@ export async function priorBindingAccuracy(
           { candidates, guidance, sampler, steps },
         );
       };
-      // Per row: cosine of each sample with the true image embedding, [2, B].
+      // Each sample's cosine with the true image embedding: the own captions' B, then the swaps'.
       const cosines = scope(() =>
         noGrad(() => {
           const image = slice(own.imageEmbedding, 0, start, end);
-          const cos = (g: Tensor): Tensor => {
-            const dot = sum(mul(g, image), 1, true);
-            return mul(dot, rsqrt(add(sum(mul(g, g), 1, true), 1e-24)));
-          };
-          return concat([cos(draw(own)), cos(draw(negatives))], 1);
+          return concat([rowCosines(draw(own), image), rowCosines(draw(negatives), image)], 0);
         })
       );
       const v = await cosines.read();
       cosines.dispose();
-      for (let r = 0; r < end - start; r++) if (v[2 * r] > v[2 * r + 1]) wins++;
+      const B = end - start;
+      for (let r = 0; r < B; r++) if (v[r] > v[B + r]) wins++;
     }
     return wins / N;
   } finally {
