@@ -305,6 +305,7 @@ export const SAMPLING_FLAGS: Record<string, FlagSpec> = {
   "prior-sampler": { type: "string" },
   "prior-steps": { type: "string" },
   "prior-guidance": { type: "string" },
+  "prior-candidates": { type: "string" },
   "raw-decoder": { type: "boolean" },
   "late-decoder": { type: "string" },
   "late-below": { type: "string" },
@@ -441,7 +442,9 @@ export const PRIOR_SAMPLING_HELP =
   --prior-steps N    prior reverse-process steps (respaced; default: the prior sampler's, else
                      every step of the prior's schedule)
   --prior-guidance S classifier-free guidance of the prior (default 1 = off; needs a prior
-                     trained with textDropRate > 0)`;
+                     trained with textDropRate > 0)
+  --prior-candidates K  prior samples per caption, the one nearest the caption's CLIP text
+                     embedding kept (default 2: DALL-E 2 section 2.2, thesis Algorithm 5)`;
 
 /**
  * `--sampler-options KEY=VALUE,...`: options of the decoder's sampler plugin over the config's
@@ -556,6 +559,7 @@ export async function openSampling(
     priorSampler,
     priorSteps: numberFlag(values, "prior-steps", { integer: true, min: 1 }),
     priorGuidance: numberFlag(values, "prior-guidance", { min: 0 }),
+    priorCandidates: numberFlag(values, "prior-candidates", { integer: true, min: 1, max: 64 }),
     rawDecoder: values["raw-decoder"] === true,
     samplerOptions: samplerOptionsFlag(values),
     ...lateDecoderFlags(values),

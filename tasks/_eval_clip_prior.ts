@@ -13,6 +13,8 @@ import {
   type EvaluatePriorOptions,
   priorBindingAccuracy,
   type PriorMetrics,
+  priorSampleSimilarity,
+  sameCaptionSimilarity,
   THESIS_TABLE_4_2,
 } from "../core/eval/prior.ts";
 import type { ClipModel } from "../core/clip.ts";
@@ -82,8 +84,10 @@ export async function evalClipOrPrior(
           seed,
           sampler: await createPriorSampler(registry, load),
           guidance: load.priorGuidance,
+          candidates: load.priorCandidates,
         };
         const m: PriorMetrics = await evaluatePrior(prior, cache, schedule, sampling);
+        const spread = await sampleSpread(prior, schedule, cache, data, sampling);
         const binding = hardNegative
           ? await priorBinding(
             prior,
@@ -109,6 +113,12 @@ export async function evalClipOrPrior(
               t(ref.baselineSimilarity),
             ],
             ["generated vs random text", fmt(m.randomSimilarity), t(ref.randomSimilarity)],
+            ["two samples of one caption (1 = no spread)", fmt(spread.samples), "-"],
+            ...(spread.images === null ? [] : [[
+              `two true images of one caption (${spread.imagePairs} pairs)`,
+              fmt(spread.images),
+              "-",
+            ] as [string, string, string]]),
             ...(binding === null ? [] : [[
               `own caption's sample nearer the image than its colour swap's (${binding.count})`,
               fmt(binding.accuracy, true),
@@ -121,6 +131,7 @@ export async function evalClipOrPrior(
           thesis: ref,
           step: priorCkpt.meta.step,
           count: data.length,
+          spread,
           ...(binding === null ? {} : { binding }),
         };
       } finally {
@@ -131,6 +142,26 @@ export async function evalClipOrPrior(
   } finally {
     clip.dispose();
   }
+}
+
+/**
+ * How far apart the prior's samples for one caption are (two draws compared), beside how far
+ * apart the true image embeddings of the split's images that share a caption are (null where no
+ * caption repeats).
+ */
+async function sampleSpread(
+  prior: Prior,
+  schedule: NoiseSchedule,
+  cache: ClipCache,
+  data: readonly CaptionedImage[],
+  options: EvaluatePriorOptions,
+): Promise<{ samples: number; images: number | null; imagePairs: number }> {
+  const samples = await priorSampleSimilarity(prior, cache, schedule, options);
+  const flat = await cache.imageEmbedding.read();
+  const E = cache.imageEmbedding.shape[1];
+  const rows = data.map((_, i) => flat.subarray(i * E, (i + 1) * E));
+  const images = sameCaptionSimilarity(rows, data.map((d) => d.caption));
+  return { samples, images: images?.similarity ?? null, imagePairs: images?.pairs ?? 0 };
 }
 
 /**

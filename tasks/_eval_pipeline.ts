@@ -169,9 +169,15 @@ export async function evalPipeline(
       ],
     ];
     // The prior's reverse process, where one ran (--from prior): its sampler, steps (null = the
-    // sampler's default) and guidance scale (1 = off); recorded, and named in the title if guided.
+    // sampler's default), guidance scale (1 = off) and candidates per caption; recorded, and
+    // named in the title where not the defaults (guided, or other than 2 candidates).
     const priorSampling = from === "prior"
-      ? { sampler: p.priorSampler.name, steps: load.priorSteps ?? null, guidance: p.priorGuidance }
+      ? {
+        sampler: p.priorSampler.name,
+        steps: load.priorSteps ?? null,
+        guidance: p.priorGuidance,
+        candidates: p.priorCandidates,
+      }
       : null;
     const late = p.lateDecoder
       ? `, ${p.lateDecoder.dir}'s decoder below t/T = ${p.lateDecoder.below}`
@@ -182,7 +188,10 @@ export async function evalPipeline(
       enlarge ? { from: made, to: S } : undefined,
     ) + late + (priorSampling && priorSampling.guidance !== 1
       ? `, prior guidance ${priorSampling.guidance}`
-      : "");
+      : "") +
+      (priorSampling && priorSampling.candidates !== 2
+        ? `, best of ${priorSampling.candidates} prior samples`
+        : "");
     const text = table(
       `Pipeline, ${split} split (${captions.length} captions${source}, ` +
         `${from === "downsampled" ? "" : `${guidanceText(guidance, guidanceInterval)}, `}` +
@@ -196,7 +205,11 @@ export async function evalPipeline(
         "weights that cannot be downloaded here.)",
     );
     let probeResults: Record<string, unknown> | null = null;
-    if (data.every((d) => d.labels)) {
+    if (
+      data.every((d) =>
+        d.labels
+      )
+    ) {
       const { probe, info, trained } = await loadOrTrainProbe(
         checkpoint,
         p.config,

@@ -225,6 +225,7 @@ export async function runExperiment(
       sampler: load.priorSampler ?? "ddpm",
       steps: load.priorSteps ?? null,
       guidance: load.priorGuidance ?? 1,
+      candidates: load.priorCandidates ?? 2,
     },
     device: deviceLine(),
     seconds: Number(seconds.toFixed(2)),

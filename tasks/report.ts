@@ -29,6 +29,7 @@ const PASSED: Record<string, FlagSpec> = {
   "prior-sampler": { type: "string" },
   "prior-steps": { type: "string" },
   "prior-guidance": { type: "string" },
+  "prior-candidates": { type: "string" },
   "clip-only": { type: "string" },
   "text-only": { type: "string" },
   "probe-steps": { type: "string" },
@@ -46,6 +47,7 @@ const COMMON = new Set([
   "prior-sampler",
   "prior-steps",
   "prior-guidance",
+  "prior-candidates",
   "backend",
 ]);
 
@@ -62,7 +64,7 @@ Options:
   --force            overwrite existing report files
   --no-run           only gather the experiments already run
   --limit N, --steps N, --seed S, --sampler NAME, --prior-sampler NAME, --prior-steps N,
-  --prior-guidance S, --clip-only DIR, --text-only DIR, --probe-steps N, --probe-images N,
+  --prior-guidance S, --prior-candidates K, --clip-only DIR, --text-only DIR, --probe-steps N, --probe-images N,
   --no-probe
                      passed on to the experiments that take them (see
                      "deno task experiment --help")

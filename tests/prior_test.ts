@@ -6,11 +6,13 @@ import {
   affine,
   concat,
   embedding,
+  getRngState,
   manualSeed,
   noGrad,
   randn,
   reshape,
   scope,
+  setRngState,
   sum,
   type Tensor,
   tensor,
@@ -27,7 +29,13 @@ import {
 } from "../core/diffusion/mod.ts";
 import { DdimSampler, DpmSolverSampler } from "../plugins/samplers/mod.ts";
 import { selectCandidates } from "../plugins/priors/select.ts";
-import { evaluatePrior, priorBindingAccuracy, THESIS_TABLE_4_2 } from "../core/eval/prior.ts";
+import {
+  evaluatePrior,
+  priorBindingAccuracy,
+  priorSampleSimilarity,
+  sameCaptionSimilarity,
+  THESIS_TABLE_4_2,
+} from "../core/eval/prior.ts";
 import { derangement } from "../core/host_random.ts";
 import { TransformerPrior, transformerPriorOptions } from "../plugins/priors/transformer_prior.ts";
 import { builtins } from "../plugins/mod.ts";
@@ -445,11 +453,45 @@ Deno.test("a tiny prior learns a text -> image embedding map (cos(gen, image) > 
     () => priorBindingAccuracy(prior, test, train, respaced),
     /64 captions but 256 hard negatives/,
   );
-  for (const t of [shifted, others.textSequence, others.textEmbedding]) t.dispose();
+  // Spread: two draws with fresh noise per caption, seeded, compared row by row.
+  const spread = await priorSampleSimilarity(prior, test, respaced, { batchSize: H, seed: 3 });
+  const saved = getRngState();
+  manualSeed(3);
+  const first = samplePrior(prior, test, respaced, { candidates: 2 });
+  const second = samplePrior(prior, test, respaced, { candidates: 2 });
+  setRngState(saved);
+  const [a, b] = [await first.read(), await second.read()];
+  let expected = 0;
+  for (let r = 0; r < H; r++) {
+    let ab = 0, aa = 0, bb = 0;
+    for (let e = r * E; e < (r + 1) * E; e++) {
+      ab += a[e] * b[e];
+      aa += a[e] * a[e];
+      bb += b[e] * b[e];
+    }
+    expected += ab / Math.sqrt(aa * bb) / H;
+  }
+  assertClose([spread], [expected], { atol: 1e-5, label: "two-sample cosine" });
+  // (This tiny prior has collapsed onto its mean, as the shipped one has: the cosine is near 1,
+  // but the draws still differ, so the second one had fresh noise.)
+  assert.ok(a.some((v, i) => v !== b[i]), "two draws identical: the second needs fresh noise");
+  for (const t of [first, second, shifted, others.textSequence, others.textEmbedding]) t.dispose();
   lastLoss!.dispose();
   flatSeq.dispose();
   for (const set of [train, test]) for (const t of Object.values(set)) t.dispose();
   prior.dispose();
+});
+
+Deno.test("sameCaptionSimilarity() averages the cosine over every pair of rows sharing a caption", () => {
+  const rows = [[1, 0, 0], [0.6, 0.8, 0], [0, 0, 2], [0, 0, 1], [0, 3, 4]].map((r) =>
+    new Float32Array(r)
+  );
+  // Pairs: (0, 1) cos 0.6; (2, 3) cos 1, (2, 4) and (3, 4) cos 0.8; row 1's "b" is alone.
+  const got = sameCaptionSimilarity(rows, ["a", "a", "c", "c", "c"]);
+  assert.equal(got?.pairs, 4);
+  assertClose([got!.similarity], [(0.6 + 1 + 0.8 + 0.8) / 4], { atol: 1e-6 });
+  assert.equal(sameCaptionSimilarity(rows.slice(0, 2), ["a", "b"]), null);
+  assert.throws(() => sameCaptionSimilarity(rows, ["a"]), /5 embeddings but 1 captions/);
 });
 
 Deno.test("the transformer prior plugin is registered with the thesis defaults", async () => {

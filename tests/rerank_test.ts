@@ -31,6 +31,28 @@ Deno.test("bestOfCandidates() picks the best score of each group of k, the first
   assert.throws(() => bestOfCandidates([1, 2], 0), /groups of 0/);
 });
 
+Deno.test("loadPipeline's priorCandidates sets how many prior samples textToImage picks from", async () => {
+  const plain = await loadPipeline(DEMO, builtins());
+  const five = await loadPipeline(DEMO, builtins(), { priorCandidates: 5 });
+  try {
+    assert.equal(plain.priorCandidates, 2);
+    assert.equal(five.priorCandidates, 5);
+    const caption = ["a large red circle"];
+    const viaLoad = await textToImage(five, caption, FAST);
+    const viaCall = await textToImage(plain, caption, { ...FAST, candidates: 5 });
+    assert.deepEqual(viaLoad.images, viaCall.images);
+    const two = await textToImage(plain, caption, FAST);
+    assert.notDeepEqual(viaLoad.images, two.images);
+  } finally {
+    plain.dispose();
+    five.dispose();
+  }
+  await assert.rejects(
+    () => loadPipeline(DEMO, builtins(), { priorCandidates: 0 }),
+    /"priorCandidates" must be a positive integer, got 0/,
+  );
+});
+
 Deno.test("textToImage rerank keeps the candidate CLIP scores highest against its caption", async () => {
   const p = await loadPipeline(DEMO, builtins());
   try {

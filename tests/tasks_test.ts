@@ -151,6 +151,9 @@ Deno.test("runSample() explains that no weights are shipped, and checks its flag
       ["--prior-sampler", "dim", /Unknown sampler plugin "dim". Did you mean "ddim"\?/],
       ["--prior-steps", "0", /--prior-steps "0" must be at least 1/],
       ["--prior-guidance", "-1", /--prior-guidance "-1" must be at least 0/],
+      ["--prior-candidates", "0", /--prior-candidates "0" must be at least 1/],
+      ["--prior-candidates", "65", /--prior-candidates "65" must be at most 64/],
+      ["--prior-candidates", "1.5", /--prior-candidates "1.5" is not an integer/],
     ] as const
   ) {
     await assert.rejects(

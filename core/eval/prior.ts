@@ -25,6 +25,7 @@ import {
   zeros,
 } from "../tensor/mod.ts";
 import { type NoiseSchedule, samplePrior } from "../diffusion/mod.ts";
+import { cosine } from "./embed.ts";
 
 /** The four Table 4.2 numbers (mean cosine similarities). */
 export interface PriorMetrics {
@@ -92,6 +93,7 @@ function cosineSum(a: Tensor, b: Tensor): Tensor {
  * ```ts
  * import type { Prior, Sampler } from "../components.ts";
  * import { type NoiseSchedule, samplePrior } from "../diffusion/mod.ts";
+import { cosine } from "./embed.ts";
  * async function table42(prior: Prior, testSet: PriorEvalSet, schedule: NoiseSchedule) {
  *   const m = await evaluatePrior(prior, testSet, schedule.respace(64), { batchSize: 128 });
  *   console.log(m.imageSimilarity, THESIS_TABLE_4_2.imageSimilarity);
@@ -161,6 +163,92 @@ export async function evaluatePrior(
     sums.dispose();
     setRngState(saved);
   }
+}
+
+/**
+ * How much the prior's samples for one caption differ: each caption's embedding is sampled twice
+ * with different noise and the two are compared, the mean cosine over the set. A prior that
+ * samples the caption's image embeddings spreads them as the images do (`sameCaptionSimilarity`
+ * of the true ones); one that has collapsed onto their mean returns nearly the same vector
+ * every time (cosine near 1), which the Table 4.2 similarities do not show: a mean is closer to
+ * each true image embedding on average than any one sample is.
+ *
+ * @example
+ * ```ts
+ * import type { Prior } from "../components.ts";
+ * import type { NoiseSchedule } from "../diffusion/mod.ts";
+ * async function spread(prior: Prior, test: PriorEvalSet, s: NoiseSchedule) {
+ *   return await priorSampleSimilarity(prior, test, s); // e.g. 0.98; 1 = no spread at all
+ * }
+ * ```
+ */
+export async function priorSampleSimilarity(
+  prior: Prior,
+  data: Pick<PriorEvalSet, "textSequence" | "textEmbedding">,
+  schedule: NoiseSchedule,
+  options: EvaluatePriorOptions = {},
+): Promise<number> {
+  const { batchSize = 64, candidates = 2, guidance = 1, seed = 0, sampler, steps } = options;
+  const N = data.textEmbedding.shape[0];
+  if (N === 0) throw new Error("No captions to sample");
+  const saved = getRngState();
+  manualSeed(seed);
+  let total = 0;
+  try {
+    for (let start = 0; start < N; start += batchSize) {
+      const end = Math.min(N, start + batchSize);
+      const sum = scope(() =>
+        noGrad(() => {
+          const cond = {
+            textSequence: slice(data.textSequence, 0, start, end),
+            textEmbedding: slice(data.textEmbedding, 0, start, end),
+          };
+          // The generator runs on between the two draws: the second has fresh noise.
+          const draw = () =>
+            samplePrior(prior, cond, schedule, { candidates, guidance, sampler, steps });
+          return cosineSum(draw(), draw());
+        })
+      );
+      total += (await sum.read())[0];
+      sum.dispose();
+    }
+    return total / N;
+  } finally {
+    setRngState(saved);
+  }
+}
+
+/**
+ * The mean cosine similarity of the true image embeddings of two different images with the same
+ * caption, over every such pair in the set (`embeddings` one row each, `captions` the rows'
+ * captions), and the number of pairs; null when no caption repeats. The spread a prior that
+ * samples should show (`priorSampleSimilarity`).
+ *
+ * @example
+ * ```ts
+ * const e = [new Float32Array([1, 0]), new Float32Array([0.6, 0.8]), new Float32Array([0, 1])];
+ * sameCaptionSimilarity(e, ["a red circle", "a red circle", "a blue square"]); // { similarity: 0.6, pairs: 1 }
+ * ```
+ */
+export function sameCaptionSimilarity(
+  embeddings: readonly ArrayLike<number>[],
+  captions: readonly string[],
+): { similarity: number; pairs: number } | null {
+  if (embeddings.length !== captions.length) {
+    throw new Error(`${embeddings.length} embeddings but ${captions.length} captions`);
+  }
+  const groups = new Map<string, number[]>();
+  captions.forEach((c, i) => groups.set(c, [...(groups.get(c) ?? []), i]));
+  let total = 0, pairs = 0;
+  for (const rows of groups.values()) {
+    for (let a = 0; a < rows.length; a++) {
+      for (let b = a + 1; b < rows.length; b++) {
+        total += cosine(embeddings[rows[a]], embeddings[rows[b]]);
+        pairs++;
+      }
+    }
+  }
+  return pairs === 0 ? null : { similarity: total / pairs, pairs };
 }
 
 /**

@@ -530,7 +530,7 @@ export function sampleEmbeddings(
     sampler: p.priorSampler,
     steps: options.priorSteps,
     guidance: options.priorGuidance ?? p.priorGuidance,
-    candidates: options.candidates ?? 2,
+    candidates: options.candidates ?? p.priorCandidates,
   });
 }
 

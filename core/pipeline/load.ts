@@ -57,6 +57,11 @@ export interface LoadPipelineOptions {
   priorSteps?: number;
   /** Prior guidance scale (default 1; other values need a prior trained with text dropping). */
   priorGuidance?: number;
+  /**
+   * Prior samples per caption, the one with the largest dot product with the caption's CLIP text
+   * embedding kept (default 2, as in DALL-E 2 section 2.2 and thesis Algorithm 5).
+   */
+  priorCandidates?: number;
   /** Where the weights come from (default: files, or HTTP for URLs). */
   reader?: WeightReader;
   /** Load `<run>/upsampler` when the run has one (default true); false leaves it out. */
@@ -213,6 +218,8 @@ export interface Components {
   priorSampler: Sampler;
   /** Classifier-free guidance scale of the prior (1 = off, the thesis's choice). */
   priorGuidance: number;
+  /** Prior samples per caption, the best by dot product with the text embedding kept (2). */
+  priorCandidates: number;
   /**
    * DALL-E 2's diffusion upsampler, when the run has an `upsampler/` stage (and loading it was
    * not turned off): `textToImage` and `imageVariations` run it after the decoder.
@@ -366,6 +373,10 @@ export async function loadPipeline(
   registry: Registry,
   options: LoadPipelineOptions = {},
 ): Promise<Components> {
+  const candidates = options.priorCandidates;
+  if (candidates !== undefined && !(Number.isInteger(candidates) && candidates >= 1)) {
+    throw new RangeError(`Option "priorCandidates" must be a positive integer, got ${candidates}`);
+  }
   const reader = options.reader ?? readerFor(runDir);
   // Folders can be asked about only on a file system; over HTTP a missing stage shows up as
   // the 404 of its "latest" file, named in the error.
@@ -466,6 +477,7 @@ export async function loadPipeline(
     sampler: await createSampler(merged, registry, options.sampler, options.samplerOptions),
     priorSampler: await createPriorSampler(registry, options),
     priorGuidance: options.priorGuidance ?? 1,
+    priorCandidates: options.priorCandidates ?? 2,
     ...(up && { upsampler: up.upsampler, upsamplerSchedule: up.schedule }),
     steps: {
       clip: clipCkpt.meta.step,
