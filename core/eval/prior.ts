@@ -85,6 +85,27 @@ function cosineSum(a: Tensor, b: Tensor): Tensor {
   return sum(rowCosines(a, b), 0, true);
 }
 
+/** Image embeddings [end - start, E] sampled for rows start..end of `set` with `options`. */
+function sampleRows(
+  prior: Prior,
+  set: Pick<PriorEvalSet, "textSequence" | "textEmbedding">,
+  start: number,
+  end: number,
+  schedule: NoiseSchedule,
+  options: EvaluatePriorOptions,
+): Tensor {
+  const { candidates = 2, guidance = 1, sampler, steps } = options;
+  return samplePrior(
+    prior,
+    {
+      textSequence: slice(set.textSequence, 0, start, end),
+      textEmbedding: slice(set.textEmbedding, 0, start, end),
+    },
+    schedule,
+    { candidates, guidance, sampler, steps },
+  );
+}
+
 /**
  * Samples one image embedding per caption and returns the Table 4.2 similarities, averaged over
  * the set. Sums stay on the GPU; there is one readback at the end.
@@ -106,7 +127,7 @@ export async function evaluatePrior(
   schedule: NoiseSchedule,
   options: EvaluatePriorOptions = {},
 ): Promise<PriorMetrics> {
-  const { batchSize = 64, candidates = 2, guidance = 1, seed = 0, sampler, steps } = options;
+  const { batchSize = 64, seed = 0 } = options;
   const N = data.textEmbedding.shape[0];
   if (data.imageEmbedding.shape[0] !== N || data.textSequence.shape[0] !== N) {
     throw new Error(
@@ -128,12 +149,7 @@ export async function evaluatePrior(
         noGrad(() => {
           const text = slice(data.textEmbedding, 0, start, end);
           const image = slice(data.imageEmbedding, 0, start, end);
-          const generated = samplePrior(
-            prior,
-            { textSequence: slice(data.textSequence, 0, start, end), textEmbedding: text },
-            schedule,
-            { candidates, guidance, sampler, steps },
-          );
+          const generated = sampleRows(prior, data, start, end, schedule, options);
           const other = embedding(
             tensor(perm.subarray(start, end), [end - start]),
             data.textEmbedding,
@@ -188,7 +204,7 @@ export async function priorSampleSimilarity(
   schedule: NoiseSchedule,
   options: EvaluatePriorOptions = {},
 ): Promise<number> {
-  const { batchSize = 64, candidates = 2, guidance = 1, seed = 0, sampler, steps } = options;
+  const { batchSize = 64, seed = 0 } = options;
   const N = data.textEmbedding.shape[0];
   if (N === 0) throw new Error("No captions to sample");
   const saved = getRngState();
@@ -199,13 +215,8 @@ export async function priorSampleSimilarity(
       const end = Math.min(N, start + batchSize);
       const sum = scope(() =>
         noGrad(() => {
-          const cond = {
-            textSequence: slice(data.textSequence, 0, start, end),
-            textEmbedding: slice(data.textEmbedding, 0, start, end),
-          };
           // The generator runs on between the two draws: the second has fresh noise.
-          const draw = () =>
-            samplePrior(prior, cond, schedule, { candidates, guidance, sampler, steps });
+          const draw = () => sampleRows(prior, data, start, end, schedule, options);
           return cosineSum(draw(), draw());
         })
       );
@@ -274,7 +285,7 @@ export async function priorBindingAccuracy(
   schedule: NoiseSchedule,
   options: EvaluatePriorOptions = {},
 ): Promise<number> {
-  const { batchSize = 64, candidates = 2, guidance = 1, seed = 0, sampler, steps } = options;
+  const { batchSize = 64, seed = 0 } = options;
   const N = own.textEmbedding.shape[0];
   if (negatives.textEmbedding.shape[0] !== N || negatives.textSequence.shape[0] !== N) {
     throw new Error(
@@ -289,15 +300,7 @@ export async function priorBindingAccuracy(
       const end = Math.min(N, start + batchSize);
       const draw = (set: Pick<PriorEvalSet, "textSequence" | "textEmbedding">): Tensor => {
         manualSeed(seed + start); // the same noise for the caption and its hard negative
-        return samplePrior(
-          prior,
-          {
-            textSequence: slice(set.textSequence, 0, start, end),
-            textEmbedding: slice(set.textEmbedding, 0, start, end),
-          },
-          schedule,
-          { candidates, guidance, sampler, steps },
-        );
+        return sampleRows(prior, set, start, end, schedule, options);
       };
       // Each sample's cosine with the true image embedding: the own captions' B, then the swaps'.
       const cosines = scope(() =>
