@@ -182,16 +182,17 @@ export async function evalPipeline(
     const late = p.lateDecoder
       ? `, ${p.lateDecoder.dir}'s decoder below t/T = ${p.lateDecoder.below}`
       : "";
-    const source = sourceText(
-      from,
-      p.decoder.imageSize,
-      enlarge ? { from: made, to: S } : undefined,
-    ) + late + (priorSampling && priorSampling.guidance !== 1
-      ? `, prior guidance ${priorSampling.guidance}`
-      : "") +
-      (priorSampling && priorSampling.candidates !== 2
+    const priorText = [
+      priorSampling && priorSampling.guidance !== 1
+        ? `, prior guidance ${priorSampling.guidance}`
+        : "",
+      priorSampling && priorSampling.candidates !== 2
         ? `, best of ${priorSampling.candidates} prior samples`
-        : "");
+        : "",
+    ].join("");
+    const source =
+      sourceText(from, p.decoder.imageSize, enlarge ? { from: made, to: S } : undefined) +
+      late + priorText;
     const text = table(
       `Pipeline, ${split} split (${captions.length} captions${source}, ` +
         `${from === "downsampled" ? "" : `${guidanceText(guidance, guidanceInterval)}, `}` +
@@ -205,11 +206,7 @@ export async function evalPipeline(
         "weights that cannot be downloaded here.)",
     );
     let probeResults: Record<string, unknown> | null = null;
-    if (
-      data.every((d) =>
-        d.labels
-      )
-    ) {
+    if (data.every((d) => d.labels)) {
       const { probe, info, trained } = await loadOrTrainProbe(
         checkpoint,
         p.config,

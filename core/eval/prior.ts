@@ -114,7 +114,6 @@ function sampleRows(
  * ```ts
  * import type { Prior, Sampler } from "../components.ts";
  * import { type NoiseSchedule, samplePrior } from "../diffusion/mod.ts";
-import { cosine } from "./embed.ts";
  * async function table42(prior: Prior, testSet: PriorEvalSet, schedule: NoiseSchedule) {
  *   const m = await evaluatePrior(prior, testSet, schedule.respace(64), { batchSize: 128 });
  *   console.log(m.imageSimilarity, THESIS_TABLE_4_2.imageSimilarity);
