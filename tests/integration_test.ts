@@ -597,6 +597,10 @@ Deno.test({
       const p = prior?.results.prior as Record<string, number>;
       assert.ok(Number.isFinite(p.textSimilarity) && Number.isFinite(p.imageSimilarity));
       assert.equal((prior?.results.thesis as Record<string, number>).imageSimilarity, 0.906);
+      // The spread: two samples of a caption compared; two captions of 16 images need not repeat.
+      const spread = prior?.results.spread as { samples: number; imagePairs: number };
+      assert.ok(spread.samples > -1 && spread.samples <= 1 + 1e-6, JSON.stringify(spread));
+      assert.ok(Number.isInteger(spread.imagePairs) && spread.imagePairs >= 0);
       const pipe = (await runEval(
         // A few probe steps: the probe's own accuracy is tested in probe_test.ts.
         ["pipeline", "--checkpoint", RUN, "--limit", "2", "--steps", "2", "--probe-steps", "20"],
@@ -608,8 +612,8 @@ Deno.test({
       const stored = JSON.parse(await Deno.readTextFile(join(RUN, "eval_pipeline_test.json")));
       assert.ok(stored.metric);
       assert.deepEqual(stored.guidanceInterval, [0, 1]); // the default: every step
-      // The prior's sampling: ancestral DDPM over its own steps, unguided.
-      assert.deepEqual(stored.prior, { sampler: "ddpm", steps: null, guidance: 1 });
+      // The prior's sampling: ancestral DDPM over its own steps, unguided, best of 2.
+      assert.deepEqual(stored.prior, { sampler: "ddpm", steps: null, guidance: 1, candidates: 2 });
       await assert.rejects(
         () => runEval(["prior", "--checkpoint", RUN, "--guidance-interval", "0.4,1"], quiet),
         /--guidance-interval is for "eval pipeline", not "prior"/,
