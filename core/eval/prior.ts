@@ -107,6 +107,30 @@ function sampleRows(
 }
 
 /**
+ * Runs `body` on the rows start..end of an N-row set, `batchSize` rows at a time, with the
+ * engine's generator seeded by `seed` and restored afterwards.
+ */
+async function seededBatches(
+  N: number,
+  batchSize: number,
+  seed: number,
+  body: (start: number, end: number) => void | Promise<void>,
+): Promise<void> {
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new Error(`Batch size "${batchSize}" must be a positive integer`);
+  }
+  const saved = getRngState();
+  manualSeed(seed);
+  try {
+    for (let start = 0; start < N; start += batchSize) {
+      await body(start, Math.min(N, start + batchSize));
+    }
+  } finally {
+    setRngState(saved);
+  }
+}
+
+/**
  * Samples one image embedding per caption and returns the Table 4.2 similarities, averaged over
  * the set. Sums stay on the GPU; there is one readback at the end.
  *
@@ -134,16 +158,10 @@ export async function evaluatePrior(
         `text embedding [${data.textEmbedding.shape}], image embedding [${data.imageEmbedding.shape}]`,
     );
   }
-  if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new Error(`Batch size "${batchSize}" must be a positive integer`);
-  }
   const perm = derangement(N, seed);
-  const saved = getRngState();
-  manualSeed(seed);
   let sums = zeros([4]).keep();
   try {
-    for (let start = 0; start < N; start += batchSize) {
-      const end = Math.min(N, start + batchSize);
+    await seededBatches(N, batchSize, seed, (start, end) => {
       const next = scope(() =>
         noGrad(() => {
           const text = slice(data.textEmbedding, 0, start, end);
@@ -166,7 +184,7 @@ export async function evaluatePrior(
       ).keep();
       sums.dispose();
       sums = next;
-    }
+    });
     const s = await sums.read();
     return {
       textSimilarity: s[0] / N,
@@ -176,7 +194,6 @@ export async function evaluatePrior(
     };
   } finally {
     sums.dispose();
-    setRngState(saved);
   }
 }
 
@@ -206,26 +223,19 @@ export async function priorSampleSimilarity(
   const { batchSize = 64, seed = 0 } = options;
   const N = data.textEmbedding.shape[0];
   if (N === 0) throw new Error("No captions to sample");
-  const saved = getRngState();
-  manualSeed(seed);
   let total = 0;
-  try {
-    for (let start = 0; start < N; start += batchSize) {
-      const end = Math.min(N, start + batchSize);
-      const sum = scope(() =>
-        noGrad(() => {
-          // The generator runs on between the two draws: the second has fresh noise.
-          const draw = () => sampleRows(prior, data, start, end, schedule, options);
-          return cosineSum(draw(), draw());
-        })
-      );
-      total += (await sum.read())[0];
-      sum.dispose();
-    }
-    return total / N;
-  } finally {
-    setRngState(saved);
-  }
+  await seededBatches(N, batchSize, seed, async (start, end) => {
+    const sum = scope(() =>
+      noGrad(() => {
+        // The generator runs on between the two draws: the second has fresh noise.
+        const draw = () => sampleRows(prior, data, start, end, schedule, options);
+        return cosineSum(draw(), draw());
+      })
+    );
+    total += (await sum.read())[0];
+    sum.dispose();
+  });
+  return total / N;
 }
 
 /**
@@ -292,29 +302,23 @@ export async function priorBindingAccuracy(
     );
   }
   if (N === 0) throw new Error("No captions with a hard negative to evaluate");
-  const saved = getRngState();
   let wins = 0;
-  try {
-    for (let start = 0; start < N; start += batchSize) {
-      const end = Math.min(N, start + batchSize);
-      const draw = (set: Pick<PriorEvalSet, "textSequence" | "textEmbedding">): Tensor => {
-        manualSeed(seed + start); // the same noise for the caption and its hard negative
-        return sampleRows(prior, set, start, end, schedule, options);
-      };
-      // Each sample's cosine with the true image embedding: the own captions' B, then the swaps'.
-      const cosines = scope(() =>
-        noGrad(() => {
-          const image = slice(own.imageEmbedding, 0, start, end);
-          return concat([rowCosines(draw(own), image), rowCosines(draw(negatives), image)], 0);
-        })
-      );
-      const v = await cosines.read();
-      cosines.dispose();
-      const B = end - start;
-      for (let r = 0; r < B; r++) if (v[r] > v[B + r]) wins++;
-    }
-    return wins / N;
-  } finally {
-    setRngState(saved);
-  }
+  await seededBatches(N, batchSize, seed, async (start, end) => {
+    const draw = (set: Pick<PriorEvalSet, "textSequence" | "textEmbedding">): Tensor => {
+      manualSeed(seed + start); // the same noise for the caption and its hard negative
+      return sampleRows(prior, set, start, end, schedule, options);
+    };
+    // Each sample's cosine with the true image embedding: the own captions' B, then the swaps'.
+    const cosines = scope(() =>
+      noGrad(() => {
+        const image = slice(own.imageEmbedding, 0, start, end);
+        return concat([rowCosines(draw(own), image), rowCosines(draw(negatives), image)], 0);
+      })
+    );
+    const v = await cosines.read();
+    cosines.dispose();
+    const B = end - start;
+    for (let r = 0; r < B; r++) if (v[r] > v[B + r]) wins++;
+  });
+  return wins / N;
 }
