@@ -224,6 +224,76 @@ export class AttentionBlock extends Module {
 }
 
 /**
+ * Cross-attention alone: the H*W positions of a feature map query the conditioning tokens only,
+ * not each other (Stable Diffusion's transformer block keeps the two apart, Rombach et al. 2022,
+ * section 3.3; Imagen reads its text by cross-attention, Saharia et al. 2022, appendix F).
+ * GroupNorm, a query projection, the tokens projected to keys/values, multi-head attention,
+ * zero-initialised output projection, residual. Where `AttentionBlock` lets every position
+ * attend to every other as well, each position here can only fetch what the caption and the CLIP
+ * embedding say: a way to place the caption's colours at a resolution too fine for the global
+ * self-attention's cost (docs/training.md, "Cross-attention at 16x16").
+ */
+export class CrossAttentionBlock extends Module {
+  /** Feature channels (image channels for the U-Net). */
+  readonly channels: number;
+  /** Attention heads. */
+  readonly heads: number;
+  readonly #norm: GroupNorm;
+  readonly #q: Linear;
+  readonly #contextKv: Linear;
+  readonly #proj: Linear;
+
+  /**
+   * Creates the block with freshly initialised parameters.
+   *
+   * @example
+   * ```ts
+   * function crossAttention(): CrossAttentionBlock {
+   *   return new CrossAttentionBlock(64, 4, 64, 8); // 64 channels, 4 heads, 64-wide tokens
+   * }
+   * ```
+   */
+  constructor(channels: number, heads: number, contextDim: number, groups: number) {
+    super();
+    if (channels % heads !== 0) {
+      throw new RangeError(`Attention heads "${heads}" do not divide the ${channels} channels`);
+    }
+    if (contextDim <= 0) {
+      throw new RangeError(`Cross-attention needs condition tokens (contextDim ${contextDim})`);
+    }
+    this.channels = channels;
+    this.heads = heads;
+    this.#norm = this.addModule("norm", new GroupNorm(clampGroups(groups, channels), channels));
+    this.#q = this.addModule("q", new Linear(channels, channels));
+    this.#contextKv = this.addModule("contextKv", new Linear(contextDim, 2 * channels));
+    this.#proj = this.addModule("proj", zeroParameters(new Linear(channels, channels)));
+  }
+
+  /**
+   * x [B, C, H, W], context [B, S, contextDim] -> [B, C, H, W].
+   *
+   * @example
+   * ```ts
+   * import type { Tensor } from "../../core/tensor/mod.ts";
+   * function attend(block: CrossAttentionBlock, x: Tensor, tokens: Tensor): Tensor {
+   *   return block.forward(x, tokens); // [B, C, H, W]; tokens [B, S, contextDim]
+   * }
+   * ```
+   */
+  forward(x: Tensor, context?: Tensor): Tensor {
+    if (!context) throw new RangeError("Cross-attention block needs condition tokens");
+    const [B, C, H, W] = x.shape;
+    const h = permute(reshape(this.#norm.forward(x), [B, C, H * W]), [0, 2, 1]); // [B, HW, C]
+    const q = splitHeads(this.#q.forward(h), this.heads);
+    const kv = this.#contextKv.forward(context);
+    const k = splitHeads(slice(kv, 2, 0, C), this.heads);
+    const v = splitHeads(slice(kv, 2, C, 2 * C), this.heads);
+    const out = this.#proj.forward(mergeHeads(scaledDotProductAttention(q, k, v))); // [B, HW, C]
+    return add(x, reshape(permute(out, [0, 2, 1]), [B, C, H, W]));
+  }
+}
+
+/**
  * Halves the resolution with a stride-2 conv3x3 (thesis section 3.3.1: "the downsampling layer
  * is a normal convolutional layer").
  */

@@ -12,6 +12,7 @@ import { unetUpsampler } from "./upsampler.ts";
 export {
   AttentionBlock,
   clampGroups,
+  CrossAttentionBlock,
   Downsample,
   ResBlock,
   type ResBlockOptions,

@@ -34,6 +34,11 @@ export const unetOptions = z.object({
   heads: z.number().int().positive().default(8).describe("Attention heads in the U-Net"),
   attentionLevels: z.array(z.number().int().nonnegative()).optional()
     .describe("Levels (0 = full resolution) with attention blocks; default every level"),
+  crossAttentionLevels: z.array(z.number().int().nonnegative()).default([])
+    .describe(
+      "Levels with cross-attention blocks instead (positions read the caption and CLIP tokens, " +
+        "not each other); none by default",
+    ),
   groups: z.number().int().positive().default(32)
     .describe("GroupNorm groups (clamped to a divisor of the channel count)"),
   upsample: z.enum(["transposed", "nearest"]).default("transposed")
@@ -91,8 +96,23 @@ export const unetOptions = z.object({
       );
     }
   });
-  // Attention blocks at the chosen levels and in the middle (the last level's channels).
-  const attn = new Set(o.attentionLevels ?? o.channelMults.map((_, i) => i)).add(levels - 1);
+  const attentionLevels = new Set(o.attentionLevels ?? o.channelMults.map((_, i) => i));
+  o.crossAttentionLevels.forEach((level, i) => {
+    if (level >= levels) {
+      problem(
+        ["crossAttentionLevels", i],
+        `level ${level} does not exist: channelMults has ${levels} levels (0 to ${levels - 1})`,
+      );
+    } else if (attentionLevels.has(level)) {
+      problem(
+        ["crossAttentionLevels", i],
+        `level ${level} already has attention blocks (attentionLevels); a level takes one kind`,
+      );
+    }
+  });
+  // Attention blocks at the chosen levels, cross-attention blocks at theirs, and attention in the
+  // middle (the last level's channels).
+  const attn = new Set([...attentionLevels, ...o.crossAttentionLevels]).add(levels - 1);
   for (const level of [...attn].filter((l) => l < levels).sort((a, b) => a - b)) {
     const ch = o.baseChannels * o.channelMults[level];
     if (ch % o.heads !== 0) {

@@ -8,10 +8,11 @@
  */
 import { Conv2d, GroupNorm } from "../../core/nn/mod.ts";
 import type { Module } from "../../core/nn/module.ts";
-import { add, concat, type Tensor } from "../../core/tensor/mod.ts";
+import { add, concat, getRngState, setRngState, type Tensor } from "../../core/tensor/mod.ts";
 import {
   AttentionBlock,
   clampGroups,
+  CrossAttentionBlock,
   Downsample,
   ResBlock,
   Upsample,
@@ -30,6 +31,11 @@ export interface UNetBodyOptions {
   resBlocksPerLevel: number;
   /** Levels with attention blocks after each residual block. */
   attentionLevels: readonly number[];
+  /**
+   * Levels with a cross-attention block (the condition tokens only, `CrossAttentionBlock`) after
+   * each residual block; none by default. A level may not have both kinds.
+   */
+  crossAttentionLevels?: readonly number[];
   /** Whether the middle has an attention block (the decoder's always does). */
   midAttention: boolean;
   heads: number;
@@ -42,6 +48,9 @@ export interface UNetBodyOptions {
   contextDim: number;
 }
 
+/** A block after a residual block: attention over the positions and tokens, or tokens only. */
+type Attention = AttentionBlock | CrossAttentionBlock;
+
 /** Registers a child module on the owner (its protected `addModule`). */
 export type AddModule = <M extends Module>(name: string, m: M) => M;
 
@@ -53,11 +62,11 @@ export type AddModule = <M extends Module>(name: string, m: M) => M;
  */
 export class UNetBody {
   readonly #inConv: Conv2d;
-  readonly #down: { res?: ResBlock; attn?: AttentionBlock; down?: Downsample }[] = [];
+  readonly #down: { res?: ResBlock; attn?: Attention; down?: Downsample }[] = [];
   readonly #mid1: ResBlock;
   readonly #midAttn?: AttentionBlock;
   readonly #mid2: ResBlock;
-  readonly #up: { res: ResBlock; attn?: AttentionBlock; up?: Upsample }[] = [];
+  readonly #up: { res: ResBlock; attn?: Attention; up?: Upsample }[] = [];
   readonly #outNorm: GroupNorm;
   readonly #outConv: Conv2d;
 
@@ -82,9 +91,30 @@ export class UNetBody {
   constructor(add: AddModule, o: UNetBodyOptions) {
     const levels = o.channelMults.length;
     const attnLevels = new Set(o.attentionLevels);
+    const crossLevels = new Set(o.crossAttentionLevels ?? []);
+    for (const level of crossLevels) {
+      if (attnLevels.has(level)) {
+        throw new RangeError(`Level ${level} has both attention and cross-attention blocks`);
+      }
+    }
     const rb = { groups: o.groups, dropout: o.dropout };
     const attn = (c: number): AttentionBlock =>
       new AttentionBlock(c, o.heads, o.contextDim, o.groups);
+    // The block after a residual block at `level` (registered as `<prefix>.attn` or
+    // `<prefix>.xattn`), if any. A cross-attention block's random initialisation is undone in the
+    // generator, so every other parameter starts as in the same U-Net without it (a controlled
+    // comparison, as the decoder's self-conditioning conv).
+    const blockAt = (level: number, prefix: string, c: number): Attention | undefined => {
+      if (attnLevels.has(level)) return add(`${prefix}.attn`, attn(c));
+      if (!crossLevels.has(level)) return undefined;
+      const rng = getRngState();
+      const block = add(
+        `${prefix}.xattn`,
+        new CrossAttentionBlock(c, o.heads, o.contextDim, o.groups),
+      );
+      setRngState(rng);
+      return block;
+    };
     let ch = o.baseChannels;
     this.#inConv = add("inConv", new Conv2d(o.inChannels, ch, 3, { padding: 1 }));
     const skips: number[] = [ch];
@@ -94,8 +124,7 @@ export class UNetBody {
         const n = this.#down.length;
         const res = add(`down.${n}.res`, new ResBlock(ch, out, o.embDim, rb));
         ch = out;
-        const a = attnLevels.has(level) ? add(`down.${n}.attn`, attn(ch)) : undefined;
-        this.#down.push({ res, attn: a });
+        this.#down.push({ res, attn: blockAt(level, `down.${n}`, ch) });
         skips.push(ch);
       }
       if (level < levels - 1) {
@@ -113,7 +142,7 @@ export class UNetBody {
         const n = this.#up.length;
         const res = add(`up.${n}.res`, new ResBlock(ch + skips.pop()!, out, o.embDim, rb));
         ch = out;
-        const a = attnLevels.has(level) ? add(`up.${n}.attn`, attn(ch)) : undefined;
+        const a = blockAt(level, `up.${n}`, ch);
         const up = level > 0 && i === o.resBlocksPerLevel
           ? add(`up.${n}.up`, new Upsample(ch, o.upsample))
           : undefined;
