@@ -11,10 +11,12 @@ import {
   add,
   concat,
   dropout,
+  getRngState,
   mergeHeads,
   permute,
   reshape,
   scaledDotProductAttention,
+  setRngState,
   silu,
   slice,
   splitHeads,
@@ -53,6 +55,29 @@ export function clampGroups(groups: number, channels: number): number {
 export function zeroParameters<M extends Module>(m: M): M {
   for (const p of m.parameters()) p.write(new Float32Array(p.size));
   return m;
+}
+
+/**
+ * Builds a module without moving the engine's generator: its random initialisation is drawn and
+ * then undone, so every module built after it, and training's timesteps and noise, come out as if
+ * it were not there (a module added to a model for a controlled comparison, or to a trained one
+ * with `train --init-from`).
+ *
+ * @example
+ * ```ts
+ * import { Linear } from "../../core/nn/mod.ts";
+ * function extra(): Linear {
+ *   return withoutDrawing(() => zeroParameters(new Linear(4, 4))); // the generator is unmoved
+ * }
+ * ```
+ */
+export function withoutDrawing<M extends Module>(build: () => M): M {
+  const rng = getRngState();
+  try {
+    return build();
+  } finally {
+    setRngState(rng);
+  }
 }
 
 /** Options of `ResBlock`. */
@@ -140,6 +165,17 @@ export class ResBlock extends Module {
   }
 }
 
+/** x [B, C, H, W] normalised and laid out as the attention's rows: [B, H*W, C]. */
+function normalisedPositions(norm: GroupNorm, x: Tensor): Tensor {
+  const [B, C, H, W] = x.shape;
+  return permute(reshape(norm.forward(x), [B, C, H * W]), [0, 2, 1]);
+}
+
+/** The residual of an attention block: x [B, C, H, W] plus its output rows [B, H*W, C]. */
+function addPositions(x: Tensor, out: Tensor): Tensor {
+  return add(x, reshape(permute(out, [0, 2, 1]), x.shape));
+}
+
 /**
  * Self-attention over the H*W positions of a feature map whose keys and values also include the
  * conditioning tokens (thesis Figure 3.8; GLIDE's `encoder_kv`): GroupNorm, qkv projection, the
@@ -195,9 +231,8 @@ export class AttentionBlock extends Module {
    * ```
    */
   forward(x: Tensor, context?: Tensor): Tensor {
-    const [B, C, H, W] = x.shape;
-    const h = permute(reshape(this.#norm.forward(x), [B, C, H * W]), [0, 2, 1]); // [B, HW, C]
-    const qkv = this.#qkv.forward(h);
+    const C = x.shape[1];
+    const qkv = this.#qkv.forward(normalisedPositions(this.#norm, x));
     const q = splitHeads(slice(qkv, 2, 0, C), this.heads);
     const k = splitHeads(slice(qkv, 2, C, 2 * C), this.heads);
     const v = splitHeads(slice(qkv, 2, 2 * C, 3 * C), this.heads);
@@ -218,8 +253,7 @@ export class AttentionBlock extends Module {
     } else {
       a = scaledDotProductAttention(q, k, v);
     }
-    const out = this.#proj.forward(mergeHeads(a)); // [B, HW, C]
-    return add(x, reshape(permute(out, [0, 2, 1]), [B, C, H, W]));
+    return addPositions(x, this.#proj.forward(mergeHeads(a)));
   }
 }
 
@@ -282,14 +316,12 @@ export class CrossAttentionBlock extends Module {
    */
   forward(x: Tensor, context?: Tensor): Tensor {
     if (!context) throw new RangeError("Cross-attention block needs condition tokens");
-    const [B, C, H, W] = x.shape;
-    const h = permute(reshape(this.#norm.forward(x), [B, C, H * W]), [0, 2, 1]); // [B, HW, C]
-    const q = splitHeads(this.#q.forward(h), this.heads);
+    const C = x.shape[1];
+    const q = splitHeads(this.#q.forward(normalisedPositions(this.#norm, x)), this.heads);
     const kv = this.#contextKv.forward(context);
     const k = splitHeads(slice(kv, 2, 0, C), this.heads);
     const v = splitHeads(slice(kv, 2, C, 2 * C), this.heads);
-    const out = this.#proj.forward(mergeHeads(scaledDotProductAttention(q, k, v))); // [B, HW, C]
-    return add(x, reshape(permute(out, [0, 2, 1]), [B, C, H, W]));
+    return addPositions(x, this.#proj.forward(mergeHeads(scaledDotProductAttention(q, k, v))));
   }
 }
 

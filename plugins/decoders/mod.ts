@@ -18,6 +18,7 @@ export {
   type ResBlockOptions,
   Upsample,
   type UpsampleMode,
+  withoutDrawing,
   zeroParameters,
 } from "./blocks.ts";
 export {

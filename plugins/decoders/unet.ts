@@ -9,10 +9,10 @@ import { z } from "../../core/deps.ts";
 import { Conv2d, Linear, timestepEmbedding } from "../../core/nn/mod.ts";
 import { Module } from "../../core/nn/module.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
-import { add, getRngState, setRngState, type Tensor } from "../../core/tensor/mod.ts";
+import { add, type Tensor } from "../../core/tensor/mod.ts";
 import type { Decoder, DecoderConditioning, EncodedConditioning } from "../../core/components.ts";
 import { noEstimate } from "../../core/diffusion/mod.ts";
-import { zeroParameters } from "./blocks.ts";
+import { withoutDrawing, zeroParameters } from "./blocks.ts";
 import { UNetBody } from "./unet_body.ts";
 import { lossOptionFields } from "./loss_options.ts";
 import { type ConditionerOutput, CONDITIONING_INPUTS, DecoderConditioner } from "./conditioning.ts";
@@ -229,12 +229,12 @@ export class UNetDecoder extends Module implements Decoder {
     // undone in the generator too, so training draws the same timesteps and noise as the same
     // decoder without it (a controlled comparison).
     if (o.selfCondition > 0) {
-      const rng = getRngState();
       this.#estimateIn = this.addModule(
         "selfCondIn",
-        zeroParameters(new Conv2d(o.channels, o.baseChannels, 3, { padding: 1 })),
+        withoutDrawing(() =>
+          zeroParameters(new Conv2d(o.channels, o.baseChannels, 3, { padding: 1 }))
+        ),
       );
-      setRngState(rng);
     }
   }
 

@@ -8,7 +8,7 @@
  */
 import { Conv2d, GroupNorm } from "../../core/nn/mod.ts";
 import type { Module } from "../../core/nn/module.ts";
-import { add, concat, getRngState, setRngState, type Tensor } from "../../core/tensor/mod.ts";
+import { add, concat, type Tensor } from "../../core/tensor/mod.ts";
 import {
   AttentionBlock,
   clampGroups,
@@ -17,6 +17,7 @@ import {
   ResBlock,
   Upsample,
   type UpsampleMode,
+  withoutDrawing,
   zeroParameters,
 } from "./blocks.ts";
 
@@ -107,13 +108,10 @@ export class UNetBody {
     const blockAt = (level: number, prefix: string, c: number): Attention | undefined => {
       if (attnLevels.has(level)) return add(`${prefix}.attn`, attn(c));
       if (!crossLevels.has(level)) return undefined;
-      const rng = getRngState();
-      const block = add(
+      return add(
         `${prefix}.xattn`,
-        new CrossAttentionBlock(c, o.heads, o.contextDim, o.groups),
+        withoutDrawing(() => new CrossAttentionBlock(c, o.heads, o.contextDim, o.groups)),
       );
-      setRngState(rng);
-      return block;
     };
     let ch = o.baseChannels;
     this.#inConv = add("inConv", new Conv2d(o.inChannels, ch, 3, { padding: 1 }));
