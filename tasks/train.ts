@@ -11,6 +11,7 @@ import {
   resolvedConfigJson,
   stageTrain,
   type TrainStage,
+  type TrainStageConfig,
 } from "../core/config.ts";
 import { loadConfig } from "../core/config_file.ts";
 import { loadResolvedCheckpoint, STAGE_SLOTS } from "../core/pipeline.ts";
@@ -24,6 +25,7 @@ import {
   resolveStepDir,
 } from "../core/train/checkpoint.ts";
 import { trainLoop, type TrainLoopResult } from "../core/train/loop.ts";
+import { totalSteps, trainCycles } from "../core/train/cycles.ts";
 import { acquireRunLock } from "../core/train/lock.ts";
 import { exists } from "../core/io/mod.ts";
 import { setupStage } from "../core/train/stages.ts";
@@ -55,7 +57,8 @@ Options:
                      EMA weights where it has them. Optimizer, EMA, step count and learning-rate
                      schedule start afresh (fine-tuning, e.g. with a changed loss); a stage that
                      already has a checkpoint under --out resumes it instead (with --resume)
-  --max-steps N      stop once a stage has done N steps (resumed steps included), and save
+  --max-steps N      stop once a stage has done N steps (resumed steps and those of earlier
+                     warm restarts included), and save
   --max-minutes M    stop once a stage has run M minutes, and save (later stages do not start)
   --print-config     print the resolved config (all defaults filled in) and exit
   --list-plugins     list every plugin with its options and defaults, and exit
@@ -83,6 +86,17 @@ export interface TrainHooks {
 export interface TrainRunResult {
   outDir: string;
   results: TrainLoopResult[];
+}
+
+/** The stage's warm restarts for its settings line, e.g. ", then 2 restarts of 3000 steps". */
+function restartsNote(train: TrainStageConfig): string {
+  const restarts = trainCycles(train).slice(1);
+  if (restarts.length === 0) return "";
+  const each = restarts.map((c) =>
+    `${c.steps} at lr ${c.lr}${c.warmupSteps ? ` (${c.warmupSteps} warmup)` : ""}`
+  );
+  return `, then ${restarts.length} warm restart${restarts.length > 1 ? "s" : ""} ` +
+    `(${each.join(", ")}; ${totalSteps(train)} steps in all)`;
 }
 
 async function hasCheckpoint(dir: string): Promise<boolean> {
@@ -220,11 +234,20 @@ export async function runTrain(
         assertConfigMatches(ckpt, config, STAGE_SLOTS[stage], stage);
         const train = stageTrain(config, stage);
         assertResumable(ckpt, train.ema !== null); // before the backend starts
-        const before = ckpt.meta.config.train?.[stage]?.steps;
+        const stored = ckpt.meta.config.train?.[stage];
+        const before = stored?.steps;
         if (before !== undefined && before !== train.steps) {
           print(
             `${stage}: steps changed from ${before} to ${train.steps}; the ` +
               `learning-rate schedule follows the new total from step ${ckpt.meta.step} on`,
+          );
+        }
+        const restartsBefore = JSON.stringify(stored?.restarts ?? []);
+        if (stored && restartsBefore !== JSON.stringify(train.restarts)) {
+          print(
+            `${stage}: restarts changed from ${restartsBefore} to ${
+              JSON.stringify(train.restarts)
+            }; training now ends at step ${totalSteps(train)}`,
           );
         }
         resumeFrom.set(stage, ckpt);
@@ -290,7 +313,7 @@ export async function runTrain(
         const t = stageTrain(config, stage);
         print(
           `${stage}: batch ${t.batchSize}, ${t.steps} steps, Adam lr ${t.lr} (${t.lrSchedule}` +
-            `${t.warmupSteps ? `, ${t.warmupSteps} warmup` : ""}), grad clip ${
+            `${t.warmupSteps ? `, ${t.warmupSteps} warmup` : ""})${restartsNote(t)}, grad clip ${
               t.gradClip ?? "off"
             }, ` +
             `EMA ${[t.ema ?? "off", ...t.extraEma].join(" + ")}, ` +

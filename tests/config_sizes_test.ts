@@ -324,3 +324,25 @@ Deno.test("weights/default's decoder was trained by the cycle preset, from a fin
   assert.equal(meta.step, cycle2.train.decoder.steps);
   assert.equal(meta.initFrom?.step, cycle2.train.decoder.steps);
 });
+
+Deno.test("presets/cpu32-default.jsonc is weights/default's three commands in one", async () => {
+  // The first cycle's config with two restarts, each the cycle preset's schedule; every other
+  // setting is the first cycle's, as it is the cycle preset's (the test above).
+  const load = (name: string) => loadConfig(join(ROOT, "presets", `${name}.jsonc`), builtins());
+  const [recipe, first, cycle2] = await Promise.all(
+    ["cpu32-default", "cpu32-dalle2-7k", "cpu32-dalle2-7k-cycle2"].map(load),
+  );
+  assert.deepEqual(diffConfigs(recipe.components, first.components), []);
+  assert.deepEqual(recipe.sampling, first.sampling);
+  assert.deepEqual(recipe.train.clip, first.train.clip);
+  assert.deepEqual(recipe.train.prior, first.train.prior);
+  const { restarts, ...decoder } = recipe.train.decoder;
+  assert.deepEqual({ ...decoder, restarts: [] }, first.train.decoder);
+  const { steps, lr, warmupSteps } = cycle2.train.decoder;
+  assert.deepEqual(restarts, [{ steps, lr, warmupSteps }, { steps, lr, warmupSteps }]);
+  const schedule = { steps: 0, lr: 0, warmupSteps: 0, checkpointEvery: 0 };
+  assert.deepEqual({ ...cycle2.train.decoder, ...schedule }, {
+    ...first.train.decoder,
+    ...schedule,
+  });
+});

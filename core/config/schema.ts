@@ -70,6 +70,21 @@ export interface TrainStageConfig {
   checkpointEvery: number;
   keepLast: number;
   logEvery: number;
+  /**
+   * Warm restarts after the first `steps` (SGDR, Loshchilov & Hutter 2017): each is one more
+   * learning-rate cycle started from the EMA weights, with a fresh optimizer, EMA and data order,
+   * as `train --init-from` a finished run would (core/train/cycles.ts). Empty: one cycle.
+   */
+  restarts: readonly TrainRestart[];
+}
+
+/** One warm restart of a stage (`train.<stage>.restarts`): its length and schedule. */
+export interface TrainRestart {
+  steps: number;
+  /** Peak learning rate (the stage's `lr` when absent). */
+  lr?: number;
+  /** Linear warmup steps (the stage's `warmupSteps` when absent). */
+  warmupSteps?: number;
 }
 
 /**
@@ -127,6 +142,7 @@ export function stageTrain(config: ResolvedConfig, stage: TrainStage): TrainStag
 }
 
 const COMMON_TRAIN = {
+  restarts: [] as TrainRestart[],
   warmupSteps: 0,
   lrSchedule: "constant" as const,
   gradClip: 1,
@@ -228,7 +244,29 @@ export function trainStageSchema(d: TrainStageConfig): z.ZodType {
     checkpointEvery: int.positive().default(d.checkpointEvery),
     keepLast: int.positive().default(d.keepLast),
     logEvery: int.positive().default(d.logEvery),
+    restarts: z.array(
+      z.object({
+        steps: int.positive(),
+        lr: z.number().positive().optional(),
+        warmupSteps: int.nonnegative().optional(),
+      }).strict(),
+    ).max(16).default(() => [...d.restarts]).describe(
+      "warm restarts after `steps` (SGDR): each one more learning-rate cycle of `steps` " +
+        "(with `lr` and `warmupSteps`, the stage's by default) from the EMA weights, with a fresh " +
+        "optimizer, EMA and data order, as `train --init-from` a finished run would",
+    ),
   }).strict().superRefine((t, ctx) => {
+    (t.restarts ?? []).forEach((r, i) => {
+      const warmup = r.warmupSteps ?? t.warmupSteps ?? d.warmupSteps;
+      if ((t.lrSchedule ?? d.lrSchedule) === "cosine" && r.steps <= warmup) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["restarts", i, "steps"],
+          message: `${r.steps} steps leave nothing after ${warmup} warmup steps for the ` +
+            "cosine; raise steps or lower warmupSteps",
+        });
+      }
+    });
     const decays = t.extraEma ?? [];
     if (decays.length > 0 && t.ema === null) {
       ctx.addIssue({

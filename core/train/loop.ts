@@ -1,6 +1,6 @@
 /**
- * The training loop shared by every stage: Adam with the config's learning-rate schedule,
- * global gradient clipping, EMA, one `scope` per step (flat GPU memory, no readback inside a
+ * The training loop shared by every stage: Adam with the config's learning-rate schedule (and
+ * its warm restarts, `cycles.ts`), global gradient clipping, EMA, one `scope` per step (flat GPU memory, no readback inside a
  * step), the loss read back only every `logEvery` steps, JSONL metrics, periodic atomic
  * checkpoints, exact resume, and graceful stops (Ctrl-C, --max-minutes).
  *
@@ -8,7 +8,7 @@
  */
 import { join } from "node:path";
 import { type ResolvedConfig, stageTrain, type TrainStage } from "../config.ts";
-import { Adam, Ema, emaWarmupNote, gradNorm, learningRateAt } from "../optim/mod.ts";
+import { Adam, Ema, emaWarmupNote, gradNorm } from "../optim/mod.ts";
 import {
   add,
   getRngState,
@@ -28,6 +28,7 @@ import {
   type ResumeState,
   saveCheckpoint,
 } from "./checkpoint.ts";
+import { cycleAt, cycleLearningRate, totalSteps, trainCycles } from "./cycles.ts";
 import { MetricsLog } from "./metrics.ts";
 import { progressLine, RateMeter } from "./progress.ts";
 import type { StageSetup } from "./stages.ts";
@@ -69,9 +70,11 @@ export interface TrainLoopResult {
 }
 
 /**
- * Trains one stage to `config.train[stage].steps` (or `maxSteps`), saving checkpoints every
- * `checkpointEvery` steps and at the end. The learning rate follows `learningRateAt` over the
- * config's full step count, so a run stopped early and resumed follows the same curve.
+ * Trains one stage to `config.train[stage].steps` plus its restarts' (or `maxSteps`), saving
+ * checkpoints every `checkpointEvery` steps and at the end. The learning rate follows
+ * `learningRateAt` over each cycle's full step count, so a run stopped early and resumed follows
+ * the same curve. A restart's first step starts from the EMA weights with a fresh optimizer and
+ * EMA, the random state as right after the model was built, and the batches from the first.
  *
  * @example
  * ```ts
@@ -88,26 +91,37 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
   const { stage, config, setup, stageDir } = options;
   const print = options.print ?? ((line: string) => console.log(line));
   const train = stageTrain(config, stage);
-  const target = Math.min(train.steps, options.maxSteps ?? Infinity);
+  const cycles = trainCycles(train);
+  const total = totalSteps(train);
+  const target = Math.min(total, options.maxSteps ?? Infinity);
   const model = setup.model;
   const params = model.parameters();
   model.train();
-  const optimizer = new Adam(params, {
-    lr: train.lr,
-    beta1: train.beta1,
-    beta2: train.beta2,
-    eps: train.eps,
-    weightDecay: train.weightDecay,
-    // AdamW (Loshchilov & Hutter 2019): decay applied to the weights, not added to the gradient.
-    decoupled: true,
-  });
+  // The random state right after the model was built: where each restart's draws start again,
+  // as those of a run started by `train --init-from`.
+  const rngAtBuild = getRngState();
+  const newOptimizer = (): Adam =>
+    new Adam(params, {
+      lr: train.lr,
+      beta1: train.beta1,
+      beta2: train.beta2,
+      eps: train.eps,
+      weightDecay: train.weightDecay,
+      // AdamW (Loshchilov & Hutter 2019): decay applied to the weights, not added to the gradient.
+      decoupled: true,
+    });
   // Warmup (`emaWarmup`, default on), decay_n = min(decay, (1 + n) / (10 + n)): without it a
   // 0.9999 average of a 10K-step run would still hold 37% of the random initialisation ("only
   // noise after training"). With it a decay d takes effect only after (10d - 1) / (1 - d) updates.
   const warmup = train.emaWarmup;
-  const ema = train.ema !== null ? new Ema(params, train.ema, { warmup }) : null;
+  const newEma = (): Ema | null =>
+    train.ema !== null ? new Ema(params, train.ema, { warmup }) : null;
   // Further decays to compare from this one run (`extraEma`); saved, never sampled with.
-  const extraEmas = train.extraEma.map((decay) => new Ema(params, decay, { warmup }));
+  const newExtraEmas = (): Ema[] =>
+    train.extraEma.map((decay) => new Ema(params, decay, { warmup }));
+  let optimizer = newOptimizer();
+  let ema = newEma();
+  let extraEmas = newExtraEmas();
   let step = 0;
   let elapsedBefore = 0;
   const resume = options.resumeFrom;
@@ -139,13 +153,28 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
   const stopFlag = options.stopFlag ?? { stop: false };
   const start = performance.now();
   const elapsed = (): number => elapsedBefore + (performance.now() - start) / 1000;
-  const lrAt = (s: number): number =>
-    learningRateAt(s, {
-      lr: train.lr,
-      warmupSteps: train.warmupSteps,
-      totalSteps: train.steps,
-      schedule: train.lrSchedule,
-    });
+  const lrAt = (s: number): number => cycleLearningRate(cycles, train.lrSchedule, s);
+
+  // A warm restart (SGDR): the EMA weights (the raw ones without an EMA) become the weights, and
+  // the optimizer, the EMAs and the random state start afresh, as in a run started from this one
+  // by `train --init-from` (core/train/stages.ts, setupStage).
+  const restart = (index: number): void => {
+    ema?.copyTo();
+    optimizer.dispose();
+    ema?.dispose();
+    for (const extra of extraEmas) extra.dispose();
+    optimizer = newOptimizer();
+    ema = newEma();
+    extraEmas = newExtraEmas();
+    setRngState(rngAtBuild);
+    const c = cycles[index];
+    print(
+      `${stage}: warm restart ${index} of ${cycles.length - 1} at step ${step}: ` +
+        `${ema ? "from the EMA weights, " : ""}${c.steps} steps at lr ${c.lr}` +
+        `${c.warmupSteps ? ` after ${c.warmupSteps} warmup steps` : ""}; a fresh optimizer` +
+        `${ema ? " and EMA" : ""}`,
+    );
+  };
 
   let lossSum: Tensor = zeros([1]).keep();
   let windowSteps = 0;
@@ -214,12 +243,16 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
   };
 
   let lastYield = performance.now();
-  let reason: StopReason = target >= train.steps ? "done" : "max-steps";
+  let reason: StopReason = target >= total ? "done" : "max-steps";
   try {
     while (step < target) {
-      const batch = setup.loader.batch(step);
+      const cycle = cycleAt(cycles, step);
+      // A checkpoint at a cycle's first step holds the end of the cycle before: restart here.
+      if (cycle.index > 0 && step === cycle.start) restart(cycle.index);
+      // Batches and step-seeded draws count from the cycle's start, as in a run of its own.
+      const index = step - cycle.start;
+      const batch = setup.loader.batch(index);
       const lr = lrAt(step);
-      const index = step;
       const next = scope(() => {
         const loss = setup.loss(batch, index);
         loss.backward();

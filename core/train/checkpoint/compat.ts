@@ -11,8 +11,9 @@ import { CheckpointError, type ClipIdentity, type LoadedCheckpoint } from "./for
 /**
  * Train settings that may change between runs without changing the model or its loss curve so
  * far. `steps` is one: a resumed run may be extended or shortened (the learning-rate schedule
- * then follows the new total from the resumed step on; `train` says so when it changed).
- * `extraEma` is another: the further EMAs only watch the weights (one added on resume starts
+ * then follows the new total from the resumed step on; `train` says so when it changed), and so
+ * may its `restarts` (a finished run given more warm restarts continues with them). `extraEma`
+ * is another: the further EMAs only watch the weights (one added on resume starts
  * then; one removed is no longer saved).
  */
 const HARMLESS_TRAIN_KEYS = new Set([
@@ -20,6 +21,7 @@ const HARMLESS_TRAIN_KEYS = new Set([
   "checkpointEvery",
   "keepLast",
   "steps",
+  "restarts",
   "extraEma",
 ]);
 
