@@ -230,7 +230,7 @@ Deno.test("parseConfig() accepts JSONC comments and trailing commas", () => {
   }`;
   const p = problems(() => parseConfig(text, testRegistry(), "c.jsonc"));
   assert.deepEqual(p, [
-    "c.jsonc: train.decoder.note//not a comment: unknown key; valid keys: batchSize, steps, lr, warmupSteps, lrSchedule, ema, emaWarmup, extraEma, hardNegatives, gradClip, weightDecay, beta1, beta2, eps, seed, checkpointEvery, keepLast, logEvery",
+    "c.jsonc: train.decoder.note//not a comment: unknown key; valid keys: batchSize, steps, lr, warmupSteps, lrSchedule, restarts, ema, emaWarmup, extraEma, hardNegatives, gradClip, weightDecay, beta1, beta2, eps, seed, checkpointEvery, keepLast, logEvery",
   ]);
   const c = parseConfig(text.replace(`"note//not a comment": 1`, `"steps": 7`), testRegistry());
   assert.deepEqual(c.components.decoder.options.channels, [1, 2]);

@@ -46,6 +46,12 @@ export interface TrainStageConfig {
   lr: number;
   warmupSteps: number;
   lrSchedule: "constant" | "cosine";
+  /**
+   * Warm restarts after the first `steps` (SGDR, Loshchilov & Hutter 2017): each is one more
+   * learning-rate cycle started from the EMA weights, with a fresh optimizer, EMA and data order,
+   * as `train --init-from` a finished run would (core/train/cycles.ts). Empty: one cycle.
+   */
+  restarts: readonly TrainRestart[];
   /** EMA decay of the weights, or null for no EMA. */
   ema: number | null;
   /** Warm every EMA's decay up as min(decay, (1 + n) / (10 + n)) after n updates. */
@@ -70,12 +76,6 @@ export interface TrainStageConfig {
   checkpointEvery: number;
   keepLast: number;
   logEvery: number;
-  /**
-   * Warm restarts after the first `steps` (SGDR, Loshchilov & Hutter 2017): each is one more
-   * learning-rate cycle started from the EMA weights, with a fresh optimizer, EMA and data order,
-   * as `train --init-from` a finished run would (core/train/cycles.ts). Empty: one cycle.
-   */
-  restarts: readonly TrainRestart[];
 }
 
 /** One warm restart of a stage (`train.<stage>.restarts`): its length and schedule. */
@@ -217,6 +217,17 @@ export function trainStageSchema(d: TrainStageConfig): z.ZodType {
     lr: z.number().positive().default(d.lr),
     warmupSteps: int.nonnegative().default(d.warmupSteps),
     lrSchedule: z.enum(["constant", "cosine"]).default(d.lrSchedule),
+    restarts: z.array(
+      z.object({
+        steps: int.positive(),
+        lr: z.number().positive().optional(),
+        warmupSteps: int.nonnegative().optional(),
+      }).strict(),
+    ).max(16).default(() => [...d.restarts]).describe(
+      "warm restarts after `steps` (SGDR): each one more learning-rate cycle of `steps` " +
+        "(with `lr` and `warmupSteps`, the stage's by default) from the EMA weights, with a fresh " +
+        "optimizer, EMA and data order, as `train --init-from` a finished run would",
+    ),
     ema: z.number().gt(0).lt(1).nullable().default(d.ema)
       .describe("EMA decay of the weights used for sampling (see emaWarmup), or null"),
     emaWarmup: z.boolean().default(d.emaWarmup).describe(
@@ -244,17 +255,6 @@ export function trainStageSchema(d: TrainStageConfig): z.ZodType {
     checkpointEvery: int.positive().default(d.checkpointEvery),
     keepLast: int.positive().default(d.keepLast),
     logEvery: int.positive().default(d.logEvery),
-    restarts: z.array(
-      z.object({
-        steps: int.positive(),
-        lr: z.number().positive().optional(),
-        warmupSteps: int.nonnegative().optional(),
-      }).strict(),
-    ).max(16).default(() => [...d.restarts]).describe(
-      "warm restarts after `steps` (SGDR): each one more learning-rate cycle of `steps` " +
-        "(with `lr` and `warmupSteps`, the stage's by default) from the EMA weights, with a fresh " +
-        "optimizer, EMA and data order, as `train --init-from` a finished run would",
-    ),
   }).strict().superRefine((t, ctx) => {
     (t.restarts ?? []).forEach((r, i) => {
       const warmup = r.warmupSteps ?? t.warmupSteps ?? d.warmupSteps;
