@@ -10,6 +10,7 @@ import {
   describePlugins,
   resolvedConfigJson,
   stageTrain,
+  TRAIN_DEFAULTS,
   type TrainStage,
   type TrainStageConfig,
 } from "../core/config.ts";
@@ -25,7 +26,7 @@ import {
   resolveStepDir,
 } from "../core/train/checkpoint.ts";
 import { trainLoop, type TrainLoopResult } from "../core/train/loop.ts";
-import { totalSteps, trainCycles } from "../core/train/cycles.ts";
+import { resumeCyclesProblem, totalSteps, trainCycles } from "../core/train/cycles.ts";
 import { acquireRunLock } from "../core/train/lock.ts";
 import { exists } from "../core/io/mod.ts";
 import { setupStage } from "../core/train/stages.ts";
@@ -88,7 +89,10 @@ export interface TrainRunResult {
   results: TrainLoopResult[];
 }
 
-/** The stage's warm restarts for its settings line, e.g. ", then 2 restarts of 3000 steps". */
+/**
+ * The stage's warm restarts for its settings line: "" without any, else e.g. ", then 2 warm
+ * restarts (3000 at lr 0.0005 (100 warmup), 3000 at lr 0.0005 (100 warmup); 13000 steps in all)".
+ */
 function restartsNote(train: TrainStageConfig): string {
   const restarts = trainCycles(train).slice(1);
   if (restarts.length === 0) return "";
@@ -242,6 +246,13 @@ export async function runTrain(
               `learning-rate schedule follows the new total from step ${ckpt.meta.step} on`,
           );
         }
+        const cyclesProblem = resumeCyclesProblem(
+          stage,
+          { ...TRAIN_DEFAULTS[stage], ...(stored ?? {}) },
+          train,
+          ckpt.meta.step,
+        );
+        if (cyclesProblem) throw new CheckpointError(cyclesProblem);
         const restartsBefore = JSON.stringify(stored?.restarts ?? []);
         if (stored && restartsBefore !== JSON.stringify(train.restarts)) {
           print(

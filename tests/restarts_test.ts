@@ -10,7 +10,13 @@ import { builtins } from "../plugins/mod.ts";
 import { parseConfig, TRAIN_DEFAULTS, type TrainStageConfig } from "../core/config.ts";
 import { loadConfig } from "../core/config_file.ts";
 import { loadCheckpoint } from "../core/train/checkpoint.ts";
-import { cycleAt, cycleLearningRate, totalSteps, trainCycles } from "../core/train/cycles.ts";
+import {
+  cycleAt,
+  cycleLearningRate,
+  resumeCyclesProblem,
+  totalSteps,
+  trainCycles,
+} from "../core/train/cycles.ts";
 import { readMetrics } from "../core/train/metrics.ts";
 import { errorLine } from "../tasks/_cli.ts";
 import { runTrain } from "../tasks/train.ts";
@@ -70,6 +76,40 @@ Deno.test("cycleLearningRate: warmup and cosine start again at each restart", ()
   assert.equal(lr(16), 0);
 });
 
+Deno.test("resumeCyclesProblem: the cycles already trained must stay as they were", () => {
+  const was = decoderTrain({
+    steps: 7000,
+    lr: 1e-3,
+    warmupSteps: 200,
+    restarts: [{ steps: 3000, lr: 5e-4, warmupSteps: 100 }],
+  });
+  const ok = (now: Partial<TrainStageConfig>, step: number) =>
+    assert.equal(resumeCyclesProblem("decoder", was, { ...was, ...now }, step), null);
+  const bad = (now: Partial<TrainStageConfig>, step: number, pattern: RegExp) => {
+    const why = resumeCyclesProblem("decoder", was, { ...was, ...now }, step);
+    assert.ok(why && pattern.test(why), `${why}`);
+  };
+  ok({}, 8000);
+  // In the first cycle, its length may change (as `steps` always could) and restarts are free.
+  ok({ steps: 6000, restarts: [] }, 5000);
+  // At the first cycle's end: restarts may change, be added or be removed.
+  ok({ restarts: [{ steps: 100 }, { steps: 100 }] }, 7000);
+  ok({ restarts: [] }, 7000);
+  // Inside restart 1: it may be lengthened or shortened to the step, later ones added.
+  ok({ restarts: [{ steps: 5000, lr: 5e-4, warmupSteps: 100 }, { steps: 10 }] }, 8000);
+  ok({ restarts: [{ steps: 1000, lr: 5e-4, warmupSteps: 100 }] }, 8000);
+  bad({ steps: 6000 }, 7000, /first cycle \(train\.decoder\.steps\) ended at step 7000 .* at 6000/);
+  bad({ steps: 7500 }, 8000, /after its first cycle .*, whose steps this config changes from 7000/);
+  bad({ restarts: [] }, 8000, /step 8000 lies in warm restart 1 \(restarts\[0\]\), which this/);
+  bad(
+    { restarts: [{ steps: 3000, lr: 1e-4, warmupSteps: 100 }] },
+    8000,
+    /after warm restart 1 \(restarts\[0\]\), whose lr this config changes from 0.0005 to 0.0001/,
+  );
+  bad({ restarts: [{ steps: 500, lr: 5e-4, warmupSteps: 100 }] }, 8000, /at 7500; keep/);
+  bad({ lr: 2e-3 }, 3000, /whose lr this config changes from 0.001 to 0.002/);
+});
+
 Deno.test("config: restarts default to none and are checked", async () => {
   const base = structuredClone(
     await loadConfig(join(ROOT, "presets/tiny.jsonc"), builtins()),
@@ -108,15 +148,18 @@ Deno.test({
     tiny.components.dataset.options.trainCount = 32;
     tiny.components.dataset.options.testCount = 8;
     tiny.train.clip.batchSize = 8;
+    // Windows and checkpoints of 2 steps across cycles of 3, 2 and 3: each cycle counts its own,
+    // and ends with a log line and a kept checkpoint.
     Object.assign(tiny.train.decoder, {
       batchSize: 4,
       steps: 3,
       lr: 1e-3,
       warmupSteps: 1,
       lrSchedule: "cosine",
-      logEvery: 1,
-      checkpointEvery: 1,
-      keepLast: 2,
+      extraEma: [0.9],
+      logEvery: 2,
+      checkpointEvery: 2,
+      keepLast: 1,
     });
     const write = async (name: string, decoder: Json): Promise<string> => {
       const c = structuredClone(tiny);
@@ -125,11 +168,11 @@ Deno.test({
       await Deno.writeTextFile(path, JSON.stringify(c));
       return path;
     };
-    const restarts = [{ steps: 2, lr: 5e-4, warmupSteps: 1 }, { steps: 3 }];
+    const restarts = [{ steps: 2, lr: 5e-4, warmupSteps: 1 }, { steps: 3, warmupSteps: 2 }];
     const oneCommand = await write("restarts", { restarts });
     const firstCycle = await write("first", {});
     const secondCycle = await write("second", { steps: 2, lr: 5e-4 });
-    const thirdCycle = await write("third", { steps: 3 });
+    const thirdCycle = await write("third", { steps: 3, warmupSteps: 2 });
 
     // One CLIP for every run.
     const clipRun = join(work, "clip-run");
@@ -157,6 +200,13 @@ Deno.test({
       print: (l) => lines.push(l),
     });
     assert.deepEqual(r?.results.map((x) => [x.step, x.reason]), [[8, "done"]]);
+    // Each cycle's end is kept beside the last keepLast (1) checkpoints.
+    const folders = [...Deno.readDirSync(join(a, "decoder"))].map((e) => e.name).sort();
+    assert.deepEqual(folders.filter((n) => n.startsWith("step-")), [
+      "step-00000003",
+      "step-00000005",
+      "step-00000008",
+    ]);
     assert.ok(
       lines.includes(
         "decoder: warm restart 1 of 2 at step 3: from the EMA weights, 2 steps at lr 0.0005 " +
@@ -166,10 +216,11 @@ Deno.test({
     );
     assert.ok(lines.some((l) => l.includes("then 2 warm restarts (2 at lr 0.0005 (1 warmup)")));
 
-    // Stopped at the first cycle's end, resumed into the restart, stopped inside it, resumed.
+    // Stopped at each cycle's end and inside a restart, resumed each time.
     const c = await withClip("c");
     await decoder(oneCommand, c, "--max-steps", "3");
     await decoder(oneCommand, c, "--max-steps", "4", "--resume");
+    await decoder(oneCommand, c, "--max-steps", "5", "--resume");
     await decoder(oneCommand, c, "--resume");
 
     const tensors = async (dir: string) => {
@@ -177,7 +228,7 @@ Deno.test({
       const out: Record<string, Float32Array> = {};
       for (const [k, v] of Object.entries(ckpt.weights)) out[k] = v.data as Float32Array;
       for (const [k, v] of Object.entries(ckpt.training!.tensors)) {
-        if (k.startsWith("ema.")) out[k] = v.data as Float32Array;
+        if (k.startsWith("ema")) out[k] = v.data as Float32Array; // ema.* and ema[0.9].*
       }
       return { step: ckpt.meta.step, out };
     };
@@ -191,15 +242,34 @@ Deno.test({
         assert.deepEqual(got.out[k], v, `${dir}: ${k} differs from the --init-from recipe's`);
       }
     }
-    // Loss by loss, the three runs' curves end to end.
+    // Loss by loss, the three runs' curves end to end (the resumed run's windows end where it
+    // stopped, so only its weights are compared).
     const curve = async (dir: string) =>
       (await readMetrics(join(dir, "decoder", "metrics.jsonl"))).map((m) => [m.loss, m.lr]);
     const threeRuns = [...await curve(b1), ...await curve(b2), ...await curve(b3)];
     assert.deepEqual(await curve(a), threeRuns);
-    assert.deepEqual(await curve(c), threeRuns);
     assert.deepEqual(
       (await readMetrics(join(a, "decoder", "metrics.jsonl"))).map((m) => m.step),
-      [1, 2, 3, 4, 5, 6, 7, 8],
+      [2, 3, 5, 7, 8],
+    );
+
+    // A finished run given one more restart goes on with it; one whose trained cycles changed
+    // is refused before anything is written.
+    const more = await write("more", { restarts: [...restarts, { steps: 2 }] });
+    const again: string[] = [];
+    await runTrain(["decoder", "--config", more, "--out", a, "--resume"], {
+      print: (l) => again.push(l),
+    });
+    assert.ok(again.some((l) => l.startsWith("decoder: warm restart 3 of 3 at step 8:")));
+    assert.equal((await loadCheckpoint(join(a, "decoder"), "decoder")).meta.step, 10);
+    const changed = await write("changed", {
+      restarts: [{ ...restarts[0], steps: 3 }, restarts[1], { steps: 2 }],
+    });
+    await assert.rejects(
+      runTrain(["decoder", "--config", changed, "--out", a, "--resume"], quiet),
+      (e) =>
+        /after warm restart 1 \(restarts\[0\]\), whose steps this config changes from 2 to 3/
+          .test(errorLine(e)),
     );
     await Deno.remove(work, { recursive: true });
   },

@@ -142,7 +142,7 @@ export function stageTrain(config: ResolvedConfig, stage: TrainStage): TrainStag
 }
 
 const COMMON_TRAIN = {
-  restarts: [] as TrainRestart[],
+  restarts: Object.freeze([]) as readonly TrainRestart[],
   warmupSteps: 0,
   lrSchedule: "constant" as const,
   gradClip: 1,

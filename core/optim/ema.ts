@@ -50,7 +50,8 @@ export function emaWarmupUpdates(decay: number): number {
  * The training log's note on the EMAs a run of `steps` steps never takes out of the warm-up (those
  * with `warmup` whose `emaWarmupUpdates` exceed `steps`), or null when there are none. Such EMAs
  * all follow the warm-up's decay (1 + n) / (10 + n) to the end, so several of them are identical.
- * An EMA without warm-up (one started on a resume) is never named.
+ * An EMA without warm-up (one started on a resume) is never named. With warm restarts (`cycles`
+ * learning-rate cycles, each with fresh EMAs) `steps` is the longest cycle's.
  *
  * @example
  * ```ts
@@ -63,13 +64,17 @@ export function emaWarmupNote(
   stage: string,
   emas: readonly { decay: number; warmup: boolean }[],
   steps: number,
+  cycles = 1,
 ): string | null {
   const decays = emas.filter((e) => e.warmup && emaWarmupUpdates(e.decay) > steps)
     .map((e) => e.decay);
   if (decays.length === 0) return null;
   const many = decays.length > 1;
+  const span = cycles > 1
+    ? `in each of the ${cycles} learning-rate cycles (the longest ${steps} steps)`
+    : `for all ${steps} steps`;
   return `${stage}: EMA ${decays.join(", ")} ${many ? "stay" : "stays"} in the warm-up, ` +
-    `decay (1 + n) / (10 + n), for all ${steps} steps (` +
+    `decay (1 + n) / (10 + n), ${span} (` +
     `${decays.map((d) => `${d} needs ${emaWarmupUpdates(d)}`).join(", ")}); ` +
     `"emaWarmup": false uses ${many ? "them" : "it"} from the start`;
 }

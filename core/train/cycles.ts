@@ -111,3 +111,55 @@ export function cycleLearningRate(
     schedule,
   });
 }
+
+/**
+ * Why a checkpoint at `step`, trained with the cycles of `stored`, cannot go on with those of
+ * `current` (a one-line reason), or null when it can. The cycles already trained must stay as
+ * they were: every cycle before the one holding the checkpoint's last step keeps its length, peak
+ * and warmup, and that cycle keeps its start, peak and warmup and may be lengthened, or shortened
+ * down to `step`; later restarts may be changed, added or removed. (So `steps` may still change
+ * while the run is in its first cycle, as it could before restarts existed.)
+ *
+ * @example
+ * ```ts
+ * import { TRAIN_DEFAULTS } from "../config.ts";
+ * const was = { ...TRAIN_DEFAULTS.decoder, steps: 7000 };
+ * const now = { ...was, restarts: [{ steps: 3000 }] };
+ * resumeCyclesProblem("decoder", was, now, 7000); // null: a finished run goes on with a restart
+ * resumeCyclesProblem("decoder", was, { ...now, steps: 6000 }, 7000); // its first cycle ended at
+ * //   step 7000, this config ends it at 6000 ...
+ * ```
+ */
+export function resumeCyclesProblem(
+  stage: string,
+  stored: TrainStageConfig,
+  current: TrainStageConfig,
+  step: number,
+): string | null {
+  const was = trainCycles(stored);
+  const now = trainCycles(current);
+  // The cycle of the last completed step: a checkpoint at a cycle's start is the end of the one
+  // before it.
+  const k = step > 0 ? cycleAt(was, step - 1).index : 0;
+  const name = (i: number): string =>
+    i === 0 ? `its first cycle (train.${stage}.steps)` : `warm restart ${i} (restarts[${i - 1}])`;
+  const fix = "keep the cycles it has trained as they were, or start a new run with --init-from";
+  if (now.length <= k) {
+    return `${stage}: the checkpoint's step ${step} lies in ${name(k)}, which this config no ` +
+      `longer has; ${fix}`;
+  }
+  for (let i = 0; i <= k; i++) {
+    const [a, b] = [was[i], now[i]];
+    const changed = (["start", "lr", "warmupSteps"] as const).find((f) => a[f] !== b[f]) ??
+      (i < k && a.steps !== b.steps ? "steps" : undefined);
+    if (changed) {
+      return `${stage}: the checkpoint's step ${step} comes after ${name(i)}, whose ${changed} ` +
+        `this config changes from ${a[changed]} to ${b[changed]}; ${fix}`;
+    }
+  }
+  if (now[k].start + now[k].steps < step) {
+    return `${stage}: ${name(k)} ended at step ${step} or later in the checkpoint, this config ` +
+      `ends it at ${now[k].start + now[k].steps}; ${fix}`;
+  }
+  return null;
+}

@@ -1,8 +1,8 @@
 /**
- * The training loop shared by every stage: Adam with the config's learning-rate schedule (and
- * its warm restarts, `cycles.ts`), global gradient clipping, EMA, one `scope` per step (flat GPU memory, no readback inside a
- * step), the loss read back only every `logEvery` steps, JSONL metrics, periodic atomic
- * checkpoints, exact resume, and graceful stops (Ctrl-C, --max-minutes).
+ * The training loop shared by every stage: Adam with the config's learning-rate schedule (and its
+ * warm restarts, `cycles.ts`), global gradient clipping, EMA, one `scope` per step (flat GPU
+ * memory, no readback inside a step), the loss read back only every `logEvery` steps, JSONL
+ * metrics, periodic atomic checkpoints, exact resume, and graceful stops (Ctrl-C, --max-minutes).
  *
  * @module
  */
@@ -128,7 +128,10 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
   if (resume) {
     loadModuleWeights(model, resume);
     const extras = loadTrainingState(resume, model, optimizer, ema, extraEmas);
-    for (const decay of extras.started) {
+    // At a restart's first step every EMA starts afresh anyway (with its warm-up).
+    const next = cycleAt(cycles, resume.resume.step);
+    const restarting = next.index > 0 && next.start === resume.resume.step;
+    for (const decay of restarting ? [] : extras.started) {
       print(
         `${stage}: EMA ${decay} is not in the checkpoint; it starts at step ` +
           `${resume.resume.step}, from these weights, without warm-up`,
@@ -145,7 +148,14 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
   // Decays the warm-up never hands over to: each such EMA is the warm-up's own average, so several
   // of them (extraEma from a fresh start) would all be the same one. One started on resume has no
   // warm-up (its flag, restored above, says so) and is not named.
-  const warmupNote = emaWarmupNote(stage, [...(ema ? [ema] : []), ...extraEmas], train.steps);
+  // Each cycle's EMAs start afresh: a decay the longest cycle never reaches, none reaches.
+  const longest = Math.max(...cycles.map((c) => c.steps));
+  const warmupNote = emaWarmupNote(
+    stage,
+    [...(ema ? [ema] : []), ...extraEmas],
+    longest,
+    cycles.length,
+  );
   if (warmupNote) print(warmupNote);
   await Deno.mkdir(stageDir, { recursive: true });
   const metrics = await MetricsLog.open(join(stageDir, "metrics.jsonl"), { truncateAfter: step });
@@ -190,7 +200,8 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
     const state: ResumeState = {
       step,
       rng: getRngState(),
-      loaderStep: step,
+      // Cycle-relative: at a cycle's end, the next cycle's first batch.
+      loaderStep: step - cycleAt(cycles, step).start,
       hostSeed: deriveSeed(train.seed, stage),
       elapsedSeconds: elapsed(),
     };
@@ -211,6 +222,8 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
       extraEmas,
       resume: state,
       keepLast: train.keepLast,
+      // Each cycle's last step is kept, as the runs of a three-command recipe would be.
+      keepSteps: cycles.slice(1).map((c) => c.start),
     });
     savedStep = step;
   };
@@ -277,8 +290,11 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
         await new Promise((resolve) => setTimeout(resolve, 0));
         lastYield = performance.now();
       }
-      if (step % train.logEvery === 0 || step === target) await flushLog();
-      if (step % train.checkpointEvery === 0 && step < target) await save();
+      // Logs and checkpoints follow each cycle's own count, and every cycle's end is saved.
+      const done = step - cycle.start;
+      const cycleEnd = done === cycle.steps;
+      if (done % train.logEvery === 0 || step === target || cycleEnd) await flushLog();
+      if ((done % train.checkpointEvery === 0 || cycleEnd) && step < target) await save();
       options.onStep?.(step);
       if (stopFlag.stop) {
         reason = "interrupted";

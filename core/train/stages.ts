@@ -69,11 +69,14 @@ export interface StageSetup {
   clip?: ClipIdentity;
   /** The checkpoint the weights started from (`train --init-from`), recorded in checkpoints. */
   initFrom?: InitSource;
-  /** Seeded batches: batch k is a pure function of (seed, k). */
+  /**
+   * Seeded batches: batch k is a pure function of (seed, k), k counted from the start of the
+   * learning-rate cycle (core/train/cycles.ts: each warm restart starts again at batch 0).
+   */
   loader: DataLoader;
   /**
    * The scalar loss of one batch. Called inside `scope`; must not read back. `step` is the
-   * 0-based step index, for host randomness derived from (seed, stage, step).
+   * 0-based step index within the cycle, for host randomness derived from (seed, stage, step).
    */
   loss(batch: Batch, step: number): Tensor;
   /** Runs after each optimizer step (e.g. CLIP's logit-scale clamp). */

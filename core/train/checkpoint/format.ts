@@ -21,7 +21,7 @@
  *
  * A save writes a hidden temporary folder, renames it to `step-N` and only then replaces `latest`
  * atomically, so a crash at any point leaves the previous checkpoint as the latest. Older step
- * folders beyond `keepLast` are removed last.
+ * folders beyond `keepLast` (other than those of `keepSteps`) are removed last.
  *
  * @module
  */
@@ -59,11 +59,14 @@ export interface ResumeState {
   step: number;
   /** The GPU generator state after the last completed step (`getRngState()`). */
   rng: RngState;
-  /** The next data-loader step (batches are a pure function of (seed, step)). */
+  /**
+   * The next data-loader step (batches are a pure function of (seed, step)); with warm restarts,
+   * counted from the cycle's start (core/train/cycles.ts).
+   */
   loaderStep: number;
   /**
    * Host-side randomness: every host draw is derived from (seed, stage, step) (core/data/rng.ts
-   * `deriveSeed`), so the seed is the whole state.
+   * `deriveSeed`; the step within the cycle with warm restarts), so the seed is the whole state.
    */
   hostSeed: number;
   /** Wall-clock seconds of training so far (for logs). */
@@ -147,8 +150,10 @@ export interface SaveCheckpointOptions {
   /** The further EMAs of `train.<stage>.extraEma`, saved beside `ema` (see `extraEmaKey`). */
   extraEmas?: readonly Ema[];
   resume: ResumeState;
-  /** Step folders to keep (the newest). */
+  /** Step folders to keep (the newest), besides those of `keepSteps`. */
   keepLast: number;
+  /** Steps whose folders are never removed (each warm-restart cycle's last; core/train/cycles.ts). */
+  keepSteps?: readonly number[];
   /** Shard limit in bytes (default 16 MB). */
   maxShardBytes?: number;
 }

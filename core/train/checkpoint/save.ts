@@ -159,7 +159,8 @@ export async function saveCheckpoint(options: SaveCheckpointOptions): Promise<st
     throw e;
   }
   await writeTextAtomic(join(stageDir, LATEST), stepDirName(meta.step) + "\n");
-  const steps = await listSteps(stageDir);
+  const kept = new Set(options.keepSteps ?? []);
+  const steps = (await listSteps(stageDir)).filter((s) => !kept.has(s));
   const stale = steps.filter((s) => s !== meta.step).slice(
     0,
     Math.max(0, steps.length - options.keepLast),
