@@ -64,7 +64,8 @@ export function trainCycles(train: TrainStageConfig): TrainCycle[] {
  * ```
  */
 export function totalSteps(train: TrainStageConfig): number {
-  return train.steps + (train.restarts ?? []).reduce((sum, r) => sum + r.steps, 0);
+  const last = trainCycles(train).at(-1)!;
+  return last.start + last.steps;
 }
 
 /**
