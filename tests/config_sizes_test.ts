@@ -275,7 +275,7 @@ Deno.test("shipped presets resolve to the configs their shipped weights were tra
   const shipped: [string, string][] = [
     ["cpu32", "cpu32"],
     ["cpu-demo", "cpu-demo"],
-    ["default", "cpu32-dalle2-7k"],
+    ["default", "cpu32-default"],
   ];
   for (const [weights, preset] of shipped) {
     const current = await loadConfig(join(ROOT, "presets", `${preset}.jsonc`), builtins());
@@ -307,42 +307,57 @@ Deno.test("shipped presets resolve to the configs their shipped weights were tra
   }
 });
 
-Deno.test("weights/default's decoder was trained by the cycle preset, from a finished cycle of it", async () => {
-  // Its recipe is three commands (README): train all with cpu32-dalle2-7k, then train decoder
-  // --init-from the previous run with cpu32-dalle2-7k-cycle2, twice. The third cycle started from
-  // the second's last step (3,000), which started from the first's (7,000; in git history).
-  const cycle2 = await loadConfig(
-    join(ROOT, "presets", "cpu32-dalle2-7k-cycle2.jsonc"),
-    builtins(),
+// weights/default's recipe as three commands (weights/default/README.md): `train all` with the
+// first cycle's config, then `train decoder --init-from` the run before with the cycle config,
+// twice. presets/cpu32-default.jsonc is the same in one command.
+const DEFAULT_FIRST_CYCLE = "docs/results/decoder_xattn16/xattn16.jsonc";
+const DEFAULT_CYCLE = "docs/results/recipe_xattn16_short/cycle_xattn16_2500.jsonc";
+
+Deno.test("weights/default's decoder was trained by the cycle config, from a finished cycle of it", async () => {
+  // The third cycle started from the second's last step (2,500), which started from the first's
+  // (7,000; docs/results/recipe_xattn16_short).
+  const [cycle, first] = await Promise.all(
+    [DEFAULT_CYCLE, DEFAULT_FIRST_CYCLE].map((p) => loadConfig(join(ROOT, p), builtins())),
   );
-  const first = await loadConfig(join(ROOT, "presets", "cpu32-dalle2-7k.jsonc"), builtins());
-  assert.deepEqual(diffConfigs(cycle2.components, first.components), []);
-  assert.deepEqual(cycle2.sampling, first.sampling);
+  assert.deepEqual(diffConfigs(cycle.components, first.components), []);
+  assert.deepEqual(cycle.sampling, first.sampling);
   const { meta } = await loadCheckpoint(join(ROOT, "weights", "default", "decoder"), "decoder");
   // (Train settings added since count as their defaults, as when a run is resumed.)
-  assert.deepEqual(configMismatch(meta.config, cycle2, [], "decoder"), []);
-  assert.equal(meta.step, cycle2.train.decoder.steps);
-  assert.equal(meta.initFrom?.step, cycle2.train.decoder.steps);
+  assert.deepEqual(configMismatch(meta.config, cycle, [], "decoder"), []);
+  assert.equal(meta.step, cycle.train.decoder.steps);
+  assert.equal(meta.initFrom?.step, cycle.train.decoder.steps);
 });
 
-Deno.test("presets/cpu32-default.jsonc is weights/default's three commands in one", async () => {
-  // The first cycle's config with two restarts, each the cycle preset's schedule; every other
-  // setting is the first cycle's, as it is the cycle preset's (the test above).
-  const load = (name: string) => loadConfig(join(ROOT, "presets", `${name}.jsonc`), builtins());
-  const [recipe, first, cycle2] = await Promise.all(
-    ["cpu32-default", "cpu32-dalle2-7k", "cpu32-dalle2-7k-cycle2"].map(load),
-  );
-  assert.deepEqual(diffConfigs(recipe.components, first.components), []);
-  assert.deepEqual(recipe.sampling, first.sampling);
-  assert.deepEqual(recipe.train.clip, first.train.clip);
-  assert.deepEqual(recipe.train.prior, first.train.prior);
-  const { restarts, ...decoder } = recipe.train.decoder;
-  assert.deepEqual({ ...decoder, restarts: [] }, first.train.decoder);
-  const { steps, lr, warmupSteps } = cycle2.train.decoder;
-  assert.deepEqual(restarts, [{ steps, lr, warmupSteps }, { steps, lr, warmupSteps }]);
-  const schedule = { steps: 0, lr: 0, warmupSteps: 0, checkpointEvery: 0 };
-  assert.deepEqual({ ...cycle2.train.decoder, ...schedule }, {
-    ...first.train.decoder,
-    ...schedule,
-  });
+Deno.test("the one-command recipes are their three commands in one", async () => {
+  // Each is its first cycle's config with two restarts, each the cycle config's schedule; every
+  // other setting is the first cycle's, as it is the cycle config's (the test above).
+  const recipes: [string, string, string][] = [
+    ["presets/cpu32-default.jsonc", DEFAULT_FIRST_CYCLE, DEFAULT_CYCLE],
+    [
+      "presets/cpu32-dalle2-7k-restarts.jsonc",
+      "presets/cpu32-dalle2-7k.jsonc",
+      "presets/cpu32-dalle2-7k-cycle2.jsonc",
+    ],
+  ];
+  for (const paths of recipes) {
+    const [recipe, first, cycle] = await Promise.all(
+      paths.map((p) => loadConfig(join(ROOT, p), builtins())),
+    );
+    const name = paths[0];
+    assert.deepEqual(diffConfigs(recipe.components, first.components), [], name);
+    assert.deepEqual(diffConfigs(cycle.components, first.components), [], name);
+    assert.deepEqual(recipe.sampling, first.sampling, name);
+    assert.deepEqual(recipe.train.clip, first.train.clip, name);
+    assert.deepEqual(recipe.train.prior, first.train.prior, name);
+    const { restarts, ...decoder } = recipe.train.decoder;
+    assert.deepEqual({ ...decoder, restarts: [] }, first.train.decoder, name);
+    const { steps, lr, warmupSteps } = cycle.train.decoder;
+    assert.deepEqual(restarts, [{ steps, lr, warmupSteps }, { steps, lr, warmupSteps }], name);
+    const schedule = { steps: 0, lr: 0, warmupSteps: 0, checkpointEvery: 0 };
+    assert.deepEqual(
+      { ...cycle.train.decoder, ...schedule },
+      { ...first.train.decoder, ...schedule },
+      name,
+    );
+  }
 });

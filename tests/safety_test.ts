@@ -30,7 +30,7 @@ import { assertOneLineError, cli } from "./_support/cli.ts";
 const ROOT = new URL("..", import.meta.url).pathname;
 const SHIPPED = join(ROOT, "weights", "default");
 /** The preset the shipped weights were trained with (the last stage's, for --resume checks). */
-const SHIPPED_PRESET = join(ROOT, "presets", "cpu32-dalle2-7k.jsonc");
+const SHIPPED_PRESET = join(ROOT, "presets", "cpu32-default.jsonc");
 
 Deno.test("seeds: decimal integers 0..2^32-1 only; 4294967296 and 0x10 are usage errors", async () => {
   assert.equal(seedFlag({}), 0);
