@@ -148,9 +148,9 @@ Deno.test("CrossAttentionBlock gradients to the feature map and the tokens match
 });
 
 Deno.test("CrossAttentionBlock parameter gradients match finite differences", async () => {
-  // The block folds its query and output projections into the tokens' keys and values, so every
-  // parameter reaches the loss by another path than a plain Linear: each is checked element by
-  // element against central differences of a weighted sum of the output.
+  // The test above checks the gradients to the inputs; here every parameter's (GroupNorm, the
+  // query projection, the tokens' key/value projection, the output projection) is checked element
+  // by element against central differences of a weighted sum of the output.
   manualSeed(13);
   const [B, C, H, W, S, D, heads] = [2, 4, 2, 3, 3, 5, 2];
   const block = new CrossAttentionBlock(C, heads, D, 2);
