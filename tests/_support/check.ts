@@ -120,3 +120,46 @@ export async function gradCheck(
   }
   w.dispose();
 }
+
+/**
+ * `gradCheck` for the parameters of a module: the accumulated gradient of each named parameter of
+ * L = sum(f() * w) against central differences, each element perturbed in place and restored
+ * (keep the module tiny). The parameters' `grad` must be empty before the call.
+ */
+export async function parameterGradCheck(
+  parameters: [string, Tensor][],
+  f: () => Tensor,
+  { eps = 1e-2, atol = 2e-3, rtol = 2e-2, label = "parameterGradCheck", seed = 7 } = {},
+): Promise<void> {
+  const outShape = noGrad(() => scope(() => f().keep())).shape;
+  const w = tensor(
+    Float32Array.from(randomArray(outShape.reduce((a, b) => a * b, 1), seed)),
+    [...outShape],
+  );
+  const loss = async (): Promise<number> => {
+    const out = noGrad(() => scope(() => sum(mul(f(), w))));
+    const v = await out.item();
+    out.dispose();
+    return v;
+  };
+  scope(() => sum(mul(f(), w)).backward());
+  for (const [name, p] of parameters) {
+    assert.ok(p.grad, `${label} ${name}: no gradient`);
+    const analytic = await p.grad.read();
+    const data = await p.read();
+    const numeric = new Float64Array(p.size);
+    const shifted = Float32Array.from(data);
+    for (let i = 0; i < p.size; i++) {
+      shifted[i] = data[i] + eps;
+      p.write(shifted);
+      const up = await loss();
+      shifted[i] = data[i] - eps;
+      p.write(shifted);
+      numeric[i] = (up - await loss()) / (2 * eps);
+      shifted[i] = data[i];
+    }
+    p.write(data);
+    assertClose(analytic, numeric, { atol, rtol, label: `${label} ${name}` });
+  }
+  w.dispose();
+}
