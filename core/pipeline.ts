@@ -45,6 +45,7 @@ export {
   bestOfCandidates,
   decodeImages,
   decoderGuidance,
+  decoderRerank,
   type GeneratedImages,
   type GenerateImagesOptions,
   imageVariations,

@@ -10,6 +10,7 @@ import { enlargeBlocks, imagesToNchw } from "../core/data/images.ts";
 import { type ClipEvalResult, evaluateClip } from "../core/eval/clip.ts";
 import {
   decoderGuidance,
+  decoderRerank,
   loadPipeline,
   outputImageSize,
   reconstructImages,
@@ -54,7 +55,7 @@ export interface PipelineSampling {
   guidanceInterval?: GuidanceInterval;
   /** Decoder sampling steps (undefined: the sampler's). */
   steps: number | undefined;
-  /** Decoder candidates per caption, the best by CLIP kept (undefined: 1, no reranking). */
+  /** Decoder candidates per caption, the best by CLIP kept (undefined: `sampling.rerank`). */
   rerank?: number;
   /** A cascade's upsampler: its reverse-process steps (undefined: `steps`). */
   upsamplerSteps?: number;
@@ -94,11 +95,14 @@ export async function evalPipeline(
   sampling: PipelineSampling,
 ): Promise<Record<string, unknown>> {
   const { checkpoint, registry, split, seed, print, probeOptions, load } = ctx;
-  const { guidanceInterval, steps, rerank, upsamplerSteps, upsamplerAugment } = sampling;
+  const { guidanceInterval, steps, upsamplerSteps, upsamplerAugment } = sampling;
   const from = sampling.from ?? "prior";
   const p = await loadPipeline(checkpoint, registry, load);
   try {
     const guidance = decoderGuidance(p, sampling);
+    // The config's default reranks text to image only: the other sources have no caption to
+    // score, or no decoder.
+    const candidates = from === "prior" ? decoderRerank(p, sampling) : 1;
     // Before the split is generated: without an upsampler there is nothing to score.
     if (from === "downsampled" && !p.upsampler) {
       throw new UsageError(
@@ -145,7 +149,7 @@ export async function evalPipeline(
           from === "variations" ? part.map(() => "") : part,
           options,
         )
-        : await textToImage(p, part, { n: 1, rerank, ...options });
+        : await textToImage(p, part, { n: 1, rerank: candidates, ...options });
       generated.set(enlarge ? enlargeBlocks(g.images, made, S) : g.images, i * per);
       print(
         `pipeline: generated ${Math.min(i + chunk, captions.length)}/${captions.length} images`,
@@ -192,7 +196,7 @@ export async function evalPipeline(
     ].join("");
     const source =
       sourceText(from, p.decoder.imageSize, enlarge ? { from: made, to: S } : undefined) +
-      late + priorText;
+      late + priorText + (candidates > 1 ? `, each image the best of ${candidates} by CLIP` : "");
     const text = table(
       `Pipeline, ${split} split (${captions.length} captions${source}, ` +
         `${from === "downsampled" ? "" : `${guidanceText(guidance, guidanceInterval)}, `}` +
@@ -267,7 +271,7 @@ export async function evalPipeline(
       sampler: p.sampler.name,
       samplerOptions: load.samplerOptions ?? null,
       steps: steps ?? null,
-      rerank: rerank ?? 1,
+      rerank: candidates,
       prior: priorSampling,
       upsampler: p.upsampler
         ? {

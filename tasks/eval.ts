@@ -77,7 +77,8 @@ Options:
 ${GUIDANCE_INTERVAL_HELP}
   --steps N          decoder sampling steps for "pipeline" (default: the sampler's)
   --rerank K         "pipeline": K decoder candidates per caption, the one CLIP matches best
-                     kept (default 1; K times the decoder's work)
+                     kept (K times the decoder's work; default: the model config's
+                     sampling.rerank, 1 unless set; never with --from other than prior)
   --sampler NAME     ddpm, ddim, dpm-solver++ or dpm-solver++-sde for "pipeline" (default:
                      the config's)
   --from SOURCE      the decoder's conditioning for "pipeline": prior (default; the caption

@@ -18,6 +18,7 @@ import {
 import {
   type Components,
   decoderGuidance,
+  decoderRerank,
   type GeneratedImages,
   imageVariations,
   inputImageSize,
@@ -67,7 +68,8 @@ ${GUIDANCE_INTERVAL_HELP}
                      config's sampler)
   --steps N          decoder reverse-process steps (respaced; default: the sampler's)
   --rerank K         draw K candidates per image and keep the one CLIP matches best to the
-                     caption (K times the decoder's work; default 1)
+                     caption (K times the decoder's work; default: the model's, its
+                     config's sampling.rerank, 1 unless set; --rerank 1 turns it off)
 ${PRIOR_SAMPLING_HELP}
 ${RAW_DECODER_HELP}
 ${LATE_DECODER_HELP}
@@ -255,6 +257,14 @@ export async function runSample(
     if (unseen?.length) {
       warn(`Warning: words never seen in training: ${unseen.map((w) => `"${w}"`).join(", ")}`);
     }
+    // The model's stored default applies when --rerank is absent (text to image only).
+    const candidates = input ? 1 : decoderRerank(pipeline, { rerank });
+    if (n * candidates > MAX_IMAGES) {
+      throw new UsageError(
+        `--n ${n} x rerank ${candidates} (the model's sampling.rerank) draws more than ` +
+          `${MAX_IMAGES} images; lower --n or pass --rerank 1`,
+      );
+    }
     let generated: GeneratedImages;
     if (input) {
       const x = decodeInputImage(input, size);
@@ -271,6 +281,7 @@ export async function runSample(
         `${guidanceText(decoderGuidance(pipeline, opts), guidanceInterval)}, ` +
         `sampler ${pipeline.sampler.name}` +
         (load.samplerOptions ? ` (${samplerOptionsText(load.samplerOptions)})` : "") +
+        (candidates > 1 ? `, each the best of ${candidates} by CLIP` : "") +
         (pipeline.decoderWeights === "raw" ? ", raw decoder weights" : "") +
         (pipeline.lateDecoder
           ? `, ${pipeline.lateDecoder.dir}'s decoder below t/T = ${pipeline.lateDecoder.below}`

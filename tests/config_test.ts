@@ -531,15 +531,21 @@ Deno.test('loadConfig(): "extends" lays a variant over its base; bad bases are o
   }
 });
 
-Deno.test("parseConfig() fills sampling.guidance (2) and checks it", () => {
+Deno.test("parseConfig() fills sampling.guidance (2) and sampling.rerank (1) and checks them", () => {
   const withSampling = (sampling: unknown) =>
     problems(() => parseConfig(JSON.stringify({ ...valid, sampling }), testRegistry(), "c"));
-  assert.deepEqual(parseConfig(JSON.stringify(valid), testRegistry()).sampling, { guidance: 2 });
+  assert.deepEqual(parseConfig(JSON.stringify(valid), testRegistry()).sampling, {
+    guidance: 2,
+    rerank: 1,
+  });
   const set = parseConfig(
-    JSON.stringify({ ...valid, sampling: { guidance: 2.5 } }),
+    JSON.stringify({ ...valid, sampling: { guidance: 2.5, rerank: 3 } }),
     testRegistry(),
   );
-  assert.deepEqual(set.sampling, { guidance: 2.5 });
+  assert.deepEqual(set.sampling, { guidance: 2.5, rerank: 3 });
+  assert.match(withSampling({ rerank: 0 })[0], /^c: sampling\.rerank: too small/);
+  assert.match(withSampling({ rerank: 1.5 })[0], /^c: sampling\.rerank: expected int/);
+  assert.match(withSampling({ rerank: 65 })[0], /^c: sampling\.rerank: too big/);
   assert.equal(withSampling({ guidance: -1 }).length, 1);
   assert.match(withSampling({ guidance: -1 })[0], /^c: sampling\.guidance: too small/);
   assert.match(withSampling({ guidance: "2" })[0], /^c: sampling\.guidance: expected number/);

@@ -1,12 +1,19 @@
 /**
- * A model's sampling defaults stored in its config (`sampling.guidance`): what `textToImage`,
- * `sample` and `eval pipeline` use when no guidance is given, and what a given one overrides.
+ * A model's sampling defaults stored in its config (`sampling.guidance`, `sampling.rerank`): what
+ * `textToImage`, `sample` and `eval pipeline` use when none is given, and what a given one
+ * overrides.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { builtins } from "../plugins/mod.ts";
 import { initBackend } from "../core/tensor/mod.ts";
-import { decoderGuidance, loadPipeline, textToImage } from "../core/pipeline.ts";
+import {
+  decoderGuidance,
+  decoderRerank,
+  imageVariations,
+  loadPipeline,
+  textToImage,
+} from "../core/pipeline.ts";
 import { runSample } from "../tasks/sample.ts";
 import { runEval } from "../tasks/eval.ts";
 import { copyDir } from "./_support/files.ts";
@@ -30,12 +37,14 @@ async function demoWithSampling(sampling: Record<string, unknown>): Promise<stri
   return dir;
 }
 
-Deno.test("a checkpoint without sampling settings samples with guidance 2", async () => {
+Deno.test("a checkpoint without sampling settings samples with guidance 2 and no reranking", async () => {
   const p = await loadPipeline(DEMO, builtins());
   try {
-    assert.deepEqual(p.config.sampling, { guidance: 2 });
+    assert.deepEqual(p.config.sampling, { guidance: 2, rerank: 1 });
     assert.equal(decoderGuidance(p, {}), 2);
     assert.equal(decoderGuidance(p, { guidance: 0 }), 0);
+    assert.equal(decoderRerank(p, {}), 1);
+    assert.equal(decoderRerank(p, { rerank: 3 }), 3);
   } finally {
     p.dispose();
   }
@@ -80,6 +89,76 @@ Deno.test("sample and eval pipeline report and record the stored guidance", asyn
     const evalArgs = ["pipeline", "--checkpoint", dir, "--limit", "2", "--steps", "2"];
     const r = (await runEval([...evalArgs, "--probe-steps", "2", "--out", json], quiet))?.[0];
     assert.equal(r?.results.guidance, 1.5);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("textToImage reranks by the stored sampling.rerank unless given one; variations never", async () => {
+  const dir = await demoWithSampling({ rerank: 3 });
+  const stored = await loadPipeline(dir, builtins());
+  const plain = await loadPipeline(DEMO, builtins());
+  try {
+    assert.deepEqual(stored.config.sampling, { guidance: 2, rerank: 3 });
+    const caption = ["a large red circle"];
+    // Two images: the second's candidates are rows 3-5 of the noise, never row 1 as unreranked.
+    const two = { ...FAST, n: 2 };
+    const byDefault = await textToImage(stored, caption, two);
+    const explicit3 = await textToImage(plain, caption, { ...two, rerank: 3 });
+    const explicit1 = await textToImage(plain, caption, two);
+    assert.deepEqual(byDefault.images, explicit3.images);
+    assert.notDeepEqual(byDefault.images, explicit1.images);
+    // A rerank given at sampling time wins over the stored one.
+    const overridden = await textToImage(stored, caption, { ...two, rerank: 1 });
+    assert.deepEqual(overridden.images, explicit1.images);
+    // The call's size counts the stored candidates, and the error says where they come from.
+    await assert.rejects(
+      textToImage(stored, caption, { ...FAST, n: 400 }),
+      /1 captions x n 400 x rerank 3 \(the model config's sampling\.rerank\) = 1200 images.*pass a smaller rerank/,
+    );
+    // Image variations have no caption to score: the stored rerank does not apply to them.
+    const [, c, h, w] = explicit1.shape;
+    const image = explicit1.images.subarray(0, c * h * w);
+    const varied = await imageVariations(stored, image, FAST);
+    const variedPlain = await imageVariations(plain, image, FAST);
+    assert.deepEqual(varied.images, variedPlain.images);
+  } finally {
+    stored.dispose();
+    plain.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("sample and eval pipeline report and record the stored rerank", async () => {
+  const dir = await demoWithSampling({ rerank: 2 });
+  try {
+    const lines: string[] = [];
+    const out = join(dir, "s.png");
+    const args = ["a red circle", "--checkpoint", dir, "--n", "1", "--steps", "2"];
+    await runSample([...args, "--out", out], { print: (l) => lines.push(l) });
+    assert.match(lines.at(-1)!, /, each the best of 2 by CLIP, /);
+    await runSample([...args, "--rerank", "1", "--out", out, "--force"], {
+      print: (l) => lines.push(l),
+    });
+    assert.doesNotMatch(lines.at(-1)!, /best of/);
+    await assert.rejects(
+      runSample(
+        ["a red circle", "--checkpoint", dir, "--n", "600", "--out", out, "--force"],
+        quiet,
+      ),
+      /--n 600 x rerank 2 \(the model's sampling\.rerank\) draws more than 1024 images; lower --n or pass --rerank 1/,
+    );
+
+    const evalArgs = ["pipeline", "--checkpoint", dir, "--limit", "2", "--steps", "2"];
+    const probe = ["--probe-steps", "2"];
+    const json = join(dir, "eval.json");
+    const r = (await runEval([...evalArgs, ...probe, "--out", json], quiet))?.[0];
+    assert.equal(r?.results.rerank, 2);
+    // From the real images' embeddings there is no reranking, stored or not.
+    const fromImage = join(dir, "eval_image.json");
+    const i = (await runEval([...evalArgs, ...probe, "--from", "image", "--out", fromImage], quiet))
+      ?.[0];
+    assert.equal(i?.results.rerank, 1);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -94,10 +94,19 @@ export interface TrainRestart {
 export interface SamplingConfig {
   /** The decoder's classifier-free guidance scale s (thesis 2.1.3; its best 2-2.5: 4.2). */
   guidance: number;
+  /**
+   * Decoder candidates drawn per text-to-image image, the one CLIP matches best to its caption
+   * kept (CLIP reranking, as DALL-E (Ramesh et al. 2021) reranks; `textToImage`'s `rerank`). 1 =
+   * no reranking. Image variations never rerank: they have no caption to score against.
+   */
+  rerank: number;
 }
 
-/** The defaults of `sampling`: the thesis's guidance scale 2. */
-export const SAMPLING_DEFAULTS: Readonly<SamplingConfig> = { guidance: 2 };
+/** The most candidates `sampling.rerank` may ask for (`eval` draws 16 captions' candidates at once). */
+export const MAX_CONFIG_RERANK = 64;
+
+/** The defaults of `sampling`: the thesis's guidance scale 2, no reranking. */
+export const SAMPLING_DEFAULTS: Readonly<SamplingConfig> = { guidance: 2, rerank: 1 };
 
 /** The training stages (`upsampler` only in configs with an upsampler). */
 export type TrainStage = "clip" | "prior" | "decoder" | "upsampler";
@@ -349,6 +358,11 @@ export function configSchema(registry: Registry): z.ZodType {
         "the decoder's classifier-free guidance scale when sampling does not name one " +
           "(--guidance, textToImage's `guidance`); 1 = no guidance",
       ),
+      rerank: z.number().int().min(1).max(MAX_CONFIG_RERANK).default(SAMPLING_DEFAULTS.rerank)
+        .describe(
+          "decoder candidates per text-to-image image, the one CLIP matches best to the caption " +
+            "kept, when sampling does not say (--rerank, textToImage's `rerank`); 1 = no reranking",
+        ),
     }).strict().prefault({}),
   }).strict();
 }

@@ -72,10 +72,11 @@ export interface GenerateImagesOptions {
   /** Prior candidates per caption (Algorithm 5: 2). */
   candidates?: number;
   /**
-   * Decoder candidates per returned image (default 1): each image is drawn this many times and
-   * the one whose CLIP image embedding is closest to its caption's text embedding is kept
-   * (reranking, as DALL-E (Ramesh et al. 2021) reranks with CLIP). Costs this many times the
-   * decoder's work. `textToImage` only.
+   * Decoder candidates per returned image (default: the model config's `sampling.rerank`, 1 unless
+   * the config sets it): each image is drawn this many times and the one whose CLIP image
+   * embedding is closest to its caption's text embedding is kept (reranking, as DALL-E (Ramesh et
+   * al. 2021) reranks with CLIP). Costs this many times the decoder's work. `textToImage` only;
+   * the other functions ignore the config's and reject this option above 1.
    */
   rerank?: number;
   /** Seed of the GPU generator (default 0). */
@@ -214,6 +215,23 @@ export function decoderGuidance(
   options: Pick<GenerateImagesOptions, "guidance">,
 ): number {
   return options.guidance ?? p.config.sampling.guidance;
+}
+
+/**
+ * Decoder candidates per text-to-image image for `options`: theirs, else the model config's
+ * default (`sampling.rerank`, 1 unless the config sets it).
+ *
+ * @example
+ * ```ts
+ * import type { Components } from "./load.ts";
+ * const candidatesOf = (p: Components): number => decoderRerank(p, {}); // 1 unless the config says
+ * ```
+ */
+export function decoderRerank(
+  p: Pick<Components, "config">,
+  options: Pick<GenerateImagesOptions, "rerank">,
+): number {
+  return options.rerank ?? p.config.sampling.rerank;
 }
 
 /**
@@ -434,12 +452,14 @@ export async function textToImage(
 ): Promise<GeneratedImages> {
   checkCaptions(captions);
   const n = checkGenerateOptions(options, 1);
-  const k = options.rerank ?? 1;
+  const k = decoderRerank(p, options);
   const drawn = captions.length * n * k;
   if (drawn > MAX_IMAGES) {
+    const fromConfig = options.rerank === undefined ? " (the model config's sampling.rerank)" : "";
     throw new RangeError(
-      `${captions.length} captions x n ${n}${k > 1 ? ` x rerank ${k}` : ""} = ${drawn} ` +
-        `images, more than ${MAX_IMAGES} per call; split the captions into several calls`,
+      `${captions.length} captions x n ${n}${k > 1 ? ` x rerank ${k}${fromConfig}` : ""} = ` +
+        `${drawn} images, more than ${MAX_IMAGES} per call; split the captions into several ` +
+        `calls${fromConfig && " or pass a smaller rerank"}`,
     );
   }
   // Each caption's n images, each drawn k times: k consecutive rows per returned image.
