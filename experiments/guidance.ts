@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { loadPipeline, outputImageSize } from "../core/pipeline.ts";
+import { decoderRerank, loadPipeline, outputImageSize } from "../core/pipeline.ts";
 import { imagesToNchw } from "../core/data/images.ts";
 import { scoreImages } from "../datasets/probe.ts";
 import type { ProbeScores } from "../datasets/score.ts";
@@ -148,6 +148,8 @@ export const guidanceExperiment: Experiment = {
             captions: captions.length,
             sampler: p.sampler.name,
             steps: ctx.steps ?? null,
+            // Candidates CLIP reranked per image (the model config's sampling.rerank).
+            rerank: decoderRerank(p, {}),
             k: 3,
             scales: rows,
             realProbe,

@@ -339,14 +339,16 @@ Deno.test("the one-command recipes are their three commands in one", async () =>
       "presets/cpu32-dalle2-7k-cycle2.jsonc",
     ],
   ];
+  // The sampling defaults (the decoder's sampler and `sampling`) train nothing: a preset may
+  // store ones measured after its weights were trained (docs/results/default_xattn_sampling).
+  const trained = ({ sampler: _, ...components }: ResolvedConfig["components"]) => components;
   for (const paths of recipes) {
     const [recipe, first, cycle] = await Promise.all(
       paths.map((p) => loadConfig(join(ROOT, p), builtins())),
     );
     const name = paths[0];
-    assert.deepEqual(diffConfigs(recipe.components, first.components), [], name);
+    assert.deepEqual(diffConfigs(trained(recipe.components), trained(first.components)), [], name);
     assert.deepEqual(diffConfigs(cycle.components, first.components), [], name);
-    assert.deepEqual(recipe.sampling, first.sampling, name);
     assert.deepEqual(recipe.train.clip, first.train.clip, name);
     assert.deepEqual(recipe.train.prior, first.train.prior, name);
     const { restarts, ...decoder } = recipe.train.decoder;
