@@ -15,6 +15,7 @@ import { join } from "node:path";
 import {
   type Components,
   decoderGuidance,
+  decoderRerank,
   loadPipeline,
   outputImageSize,
 } from "../core/pipeline.ts";
@@ -181,7 +182,9 @@ export const bindingExperiment: Experiment = {
           : await loadPipeline(run.dir, ctx.registry, ctx.load);
         try {
           const t0 = performance.now();
-          const options = { guidance, steps: ctx.steps, seed: ctx.seed };
+          // Every decoder reranks as the checkpoint's does, so the rows differ in the decoder only.
+          const rerank = decoderRerank(base, { rerank: ctx.rerank });
+          const options = { guidance, steps: ctx.steps, rerank, seed: ctx.seed };
           const twoImages = await generateImages(p, twoCaptions, options);
           const oneImages = await generateImages(p, oneCaptions, options);
           const conditioning = conditioningOf(p);

@@ -33,6 +33,11 @@ export interface ExperimentContext {
   steps: number | undefined;
   /** --sampler (undefined: the config's). */
   sampler: string | undefined;
+  /**
+   * --rerank: decoder candidates per text-to-image image, the best by CLIP kept (undefined: the
+   * model config's `sampling.rerank`).
+   */
+  rerank: number | undefined;
   /** What `loadPipeline` takes: --sampler and the prior's --prior-sampler/-steps/-guidance. */
   load: LoadPipelineOptions;
   /** The experiment's own flags, raw (validated by the experiment). */

@@ -27,6 +27,8 @@ export interface GenerateOptions {
   guidance?: number;
   /** Decoder steps (default the sampler's). */
   steps?: number;
+  /** Decoder candidates per image, the best by CLIP kept (default: the config's `sampling.rerank`). */
+  rerank?: number;
   /** Seed of the first batch; batch i uses seed + i (so runs with the same seed match). */
   seed: number;
 }
@@ -56,6 +58,7 @@ export async function generateImages(
       n: 1,
       guidance: options.guidance,
       steps: options.steps,
+      rerank: options.rerank,
       seed: options.seed + i,
     });
     images.set(g.images, i * per);

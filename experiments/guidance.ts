@@ -80,6 +80,7 @@ export const guidanceExperiment: Experiment = {
           const images = await generateImages(p, captions, {
             guidance: s,
             steps: ctx.steps,
+            rerank: ctx.rerank,
             seed: ctx.seed,
           });
           const seconds = (performance.now() - t0) / 1000;
@@ -149,7 +150,7 @@ export const guidanceExperiment: Experiment = {
             sampler: p.sampler.name,
             steps: ctx.steps ?? null,
             // Candidates CLIP reranked per image (the model config's sampling.rerank).
-            rerank: decoderRerank(p, {}),
+            rerank: decoderRerank(p, { rerank: ctx.rerank }),
             k: 3,
             scales: rows,
             realProbe,

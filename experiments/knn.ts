@@ -66,6 +66,7 @@ export const knnExperiment: Experiment = {
           n: 1,
           guidance,
           steps: ctx.steps,
+          rerank: ctx.rerank,
           seed: ctx.seed + i,
         });
         samples.set(g.images, i * per);

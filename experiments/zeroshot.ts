@@ -101,7 +101,12 @@ export const zeroshotExperiment: Experiment = {
       try {
         const S = outputImageSize(p), per = 3 * S * S;
         const gen = (captions: readonly string[]) =>
-          generateImages(p, captions, { guidance, steps: ctx.steps, seed: ctx.seed });
+          generateImages(p, captions, {
+            guidance,
+            steps: ctx.steps,
+            rerank: ctx.rerank,
+            seed: ctx.seed,
+          });
         const grids: { name: string; images: Float32Array; count: number; caption: string }[] = [];
         const t0 = performance.now();
 

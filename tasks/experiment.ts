@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { exists, writeFileAtomic, writeTextAtomic } from "../core/io/mod.ts";
 import { deviceLine } from "../core/tensor/mod.ts";
+import { MAX_CONFIG_RERANK } from "../core/config.ts";
 import { experimentByName, type ExperimentFile, EXPERIMENTS } from "../experiments/mod.ts";
 import {
   BACKEND_HELP,
@@ -51,6 +52,9 @@ Options:
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --steps N          decoder sampling steps (respaced; default: the sampler's)
   --sampler NAME     ddpm, ddim, dpm-solver++ or dpm-solver++-sde (default: the config's)
+  --rerank K         decoder candidates per image where a caption is decoded, the one CLIP
+                     matches best kept (default: the model config's sampling.rerank, 1 unless
+                     set; --rerank 1 turns a stored one off)
 ${PRIOR_SAMPLING_HELP}
 ${RAW_DECODER_HELP}
 ${LATE_DECODER_HELP}
@@ -149,6 +153,7 @@ export async function runExperiment(
     ...sampling,
     ...own,
     limit: { type: "string" },
+    rerank: { type: "string" },
   }, "experiment");
   if (values.help) {
     print(USAGE);
@@ -177,6 +182,7 @@ export async function runExperiment(
   }
   const limit = numberFlag(values, "limit", { integer: true, min: 4 });
   const steps = numberFlag(values, "steps", { integer: true, min: 1 });
+  const rerank = numberFlag(values, "rerank", { integer: true, min: 1, max: MAX_CONFIG_RERANK });
   const seed = seedFlag(values);
   await checkCheckpointFolder(checkpoint);
   for (const stage of experiment.stages) {
@@ -205,6 +211,7 @@ export async function runExperiment(
     seed,
     steps,
     sampler,
+    rerank,
     load,
     flags,
     print,
@@ -219,6 +226,8 @@ export async function runExperiment(
     steps: steps ?? null,
     sampler: sampler ?? null,
     samplerOptions: load.samplerOptions ?? null,
+    // null: the model config's sampling.rerank (1 unless set).
+    rerank: rerank ?? null,
     rawDecoder: load.rawDecoder === true,
     lateDecoder: load.lateDecoder ?? null,
     prior: {

@@ -26,6 +26,7 @@ const PASSED: Record<string, FlagSpec> = {
   steps: { type: "string" },
   seed: { type: "string" },
   sampler: { type: "string" },
+  rerank: { type: "string" },
   "prior-sampler": { type: "string" },
   "prior-steps": { type: "string" },
   "prior-guidance": { type: "string" },
@@ -44,6 +45,7 @@ const COMMON = new Set([
   "steps",
   "seed",
   "sampler",
+  "rerank",
   "prior-sampler",
   "prior-steps",
   "prior-guidance",
@@ -63,7 +65,7 @@ Options:
   --out DIR          where report.html and report.md go (default DIR)
   --force            overwrite existing report files
   --no-run           only gather the experiments already run
-  --limit N, --steps N, --seed S, --sampler NAME, --prior-sampler NAME, --prior-steps N,
+  --limit N, --steps N, --seed S, --sampler NAME, --rerank K, --prior-sampler NAME, --prior-steps N,
   --prior-guidance S, --prior-candidates K, --clip-only DIR, --text-only DIR, --probe-steps N, --probe-images N,
   --no-probe
                      passed on to the experiments that take them (see

@@ -60,7 +60,8 @@ upsampler when the run has an upsampler/ stage) and writes them as one PNG grid.
 
 Options:
   --checkpoint DIR   run folder with clip/, prior/, decoder/ [, upsampler/] (default: weights/default)
-  --n N              images, 1 to 1024 (default 4)
+  --n N              images, 1 to 1024 (default 4); with K candidates each (--rerank or the
+                     model's sampling.rerank) at most 1024 / K: 341 with weights/default
   --guidance S       classifier-free guidance scale (default: the model's, its config's
                      sampling.guidance, 2 unless set; the thesis's best is 2-2.5)
 ${GUIDANCE_INTERVAL_HELP}

@@ -60,7 +60,7 @@ function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
 async function generate(
   page: { evaluate<T>(e: string): Promise<T> },
   caption: string,
-  settings: { n: number; steps: number; seed: number; guidance: number },
+  settings: { n: number; steps: number; seed: number; guidance: number; rerank?: number },
 ): Promise<void> {
   await page.evaluate(setForm({
     caption,
@@ -68,6 +68,7 @@ async function generate(
     steps: String(settings.steps),
     seed: String(settings.seed),
     guidance: String(settings.guidance),
+    ...(settings.rerank !== undefined && { rerank: String(settings.rerank) }),
   }));
   await page.evaluate(
     "unclip.error = undefined, document.getElementById('generate').click(), true",
@@ -86,6 +87,8 @@ Deno.test({
       let s = await page.evaluate<Record<string, unknown>>(STATE);
       assert.equal(s.error, null, String(s.error));
       assert.match(String(s.adapter), /\S/, "the adapter's name is shown");
+      // The form starts at the weights' stored candidates per image (sampling.rerank: 1 here).
+      assert.equal(await page.evaluate<string>("document.getElementById('rerank').value"), "1");
       const loadSeconds = (performance.now() - t0) / 1000;
 
       // Bad input is a message on the page, not a console error, and starts no work.
@@ -142,7 +145,7 @@ Deno.test({
   ...opts,
   async fn() {
     // A cascade trained for two steps a stage: the page must find upsampler/ over HTTP and
-    // return 16x16 images, the upsampler's side, equal to Deno's for the same seed.
+    // return 16x16 images, the upsampler's side, equal to Deno's for the same seed and rerank.
     const work = await Deno.makeTempDir({ prefix: "unclip-web-cascade-" });
     const config = join(work, "config.json");
     await Deno.writeTextFile(config, JSON.stringify(await tinyCascadeConfig()));
@@ -157,7 +160,8 @@ Deno.test({
       const ready = await page.evaluate<Record<string, unknown>>(STATE);
       assert.equal(ready.error, null, String(ready.error));
       const caption = "a red circle";
-      const settings = { n: 1, steps: 2, seed: 3, guidance: 2 };
+      // Two candidates per image: the page's "Best of" reaches textToImage's rerank.
+      const settings = { n: 1, steps: 2, seed: 3, guidance: 2, rerank: 2 };
       await generate(page, caption, settings);
       await until(page, "globalThis.unclip.last || globalThis.unclip.error", 300);
       const s = await page.evaluate<Record<string, unknown>>(STATE);

@@ -96,6 +96,10 @@ Deno.test("experiment: bad input is one line and exit 1, before any work", async
       await cli("experiment", ["textdiff", "--checkpoint", run, "--ratios", "0,2"]),
       /--ratios "0,2" must be a comma-separated list of numbers from 0 to 1/,
     );
+    assertOneLineError(
+      await cli("experiment", ["guidance", "--checkpoint", run, "--rerank", "65"]),
+      /--rerank "65" must be at most 64/,
+    );
     // A run with CLIP only: guidance needs the prior, named with the command that trains it.
     const clipOnly = await Deno.makeTempDir();
     await Deno.rename(join(run, "prior"), join(clipOnly, "prior"));
@@ -168,6 +172,8 @@ Deno.test("experiment: every experiment runs on the shipped weights (tiny limits
       "4",
       "--scales",
       "1,2.5",
+      "--rerank",
+      "2",
       "--probe-steps",
       "3",
       "--probe-images",
@@ -175,6 +181,9 @@ Deno.test("experiment: every experiment runs on the shipped weights (tiny limits
     ], quiet);
     const gr = g!.report.results as Record<string, unknown> & { scales: Record<string, number>[] };
     assert.deepEqual(gr.scales.map((s) => s.scale), [1, 2.5]);
+    // --rerank reaches the decoding and both records (the run's and the sweep's).
+    assert.equal(g!.report.rerank, 2);
+    assert.equal(gr.rerank, 2);
     for (const s of gr.scales) {
       for (const k of ["fid", "kid", "precision", "recall", "f1", "probeExact"]) {
         assert.ok(Number.isFinite(s[k]), `${k} = ${s[k]}`);

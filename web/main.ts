@@ -55,6 +55,7 @@ function settings(): SampleSettings {
     steps: num("steps"),
     sampler: samplerSelect.value,
     seed: num("seed"),
+    rerank: num("rerank"),
   };
 }
 
@@ -94,6 +95,7 @@ worker.addEventListener("message", (e: MessageEvent<Reply>) => {
     samplerSelect.value = r.defaultSampler;
     $<HTMLInputElement>("steps").value = String(r.defaultSteps ?? r.decoderSteps);
     $<HTMLInputElement>("guidance").value = String(r.defaultGuidance);
+    $<HTMLInputElement>("rerank").value = String(r.defaultRerank);
     caption.maxLength = 500;
     caption.title = `At most ${r.contextLength - 2} tokens`;
     say(

@@ -12,6 +12,8 @@ export interface SampleSettings {
   steps: number;
   sampler: string;
   seed: number;
+  /** Decoder candidates per text-to-image image, the one CLIP matches best kept (not variations). */
+  rerank: number;
 }
 
 /** Page -> worker. */
@@ -42,6 +44,8 @@ export type Reply =
     defaultSteps: number | undefined;
     /** The decoder's guidance scale as the weights' config sets it (`sampling.guidance`). */
     defaultGuidance: number;
+    /** Candidates per text-to-image image as the weights' config sets it (`sampling.rerank`). */
+    defaultRerank: number;
     decoderSteps: number;
   }
   | { type: "status"; text: string }

@@ -123,6 +123,7 @@ async function load(weights: string): Promise<void> {
     defaultSampler: pipeline.config.components.sampler.plugin,
     defaultSteps: samplerSteps(pipeline.config.components.sampler.options),
     defaultGuidance: pipeline.config.sampling.guidance,
+    defaultRerank: pipeline.config.sampling.rerank,
     decoderSteps: pipeline.decoderSchedule.numSteps,
   });
 }
@@ -207,7 +208,8 @@ async function handle(req: Request): Promise<void> {
     if (unseen?.length) {
       post({ type: "status", text: `Never seen in training: ${unseen.join(", ")}` });
     }
-    reply(req.id, await textToImage(p, [caption], options(req.id, req)), started);
+    const rerank = { rerank: req.rerank }; // variations have no caption for CLIP to score
+    reply(req.id, await textToImage(p, [caption], { ...options(req.id, req), ...rerank }), started);
   } else {
     const image = inputImage(req.png, inputImageSize(p));
     reply(req.id, await imageVariations(p, image, options(req.id, req)), started);

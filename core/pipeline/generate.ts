@@ -452,16 +452,12 @@ export async function textToImage(
 ): Promise<GeneratedImages> {
   checkCaptions(captions);
   const n = checkGenerateOptions(options, 1);
+  // The size with the given candidates first, before anything reads the pipeline; then with the
+  // model config's, when they are what applies.
+  const given = options.rerank ?? 1;
+  checkImagesDrawn(captions.length, n, given, false);
   const k = decoderRerank(p, options);
-  const drawn = captions.length * n * k;
-  if (drawn > MAX_IMAGES) {
-    const fromConfig = options.rerank === undefined ? " (the model config's sampling.rerank)" : "";
-    throw new RangeError(
-      `${captions.length} captions x n ${n}${k > 1 ? ` x rerank ${k}${fromConfig}` : ""} = ` +
-        `${drawn} images, more than ${MAX_IMAGES} per call; split the captions into several ` +
-        `calls${fromConfig && " or pass a smaller rerank"}`,
-    );
-  }
+  if (k !== given) checkImagesDrawn(captions.length, n, k, true);
   // Each caption's n images, each drawn k times: k consecutive rows per returned image.
   const rows = captions.flatMap((c) => Array.from({ length: n * k }, () => c));
   // Encode first so that a too-long caption fails before any GPU work.
@@ -481,6 +477,18 @@ export async function textToImage(
   const s = await scores.read() as Float32Array;
   scores.dispose();
   return keepRows(all, bestOfCandidates(s, k));
+}
+
+/** `captions` x `n` x `k` candidates must fit in one call (MAX_IMAGES); a one-line RangeError. */
+function checkImagesDrawn(captions: number, n: number, k: number, stored: boolean): void {
+  const drawn = captions * n * k;
+  if (drawn <= MAX_IMAGES) return;
+  const source = stored ? " (the model config's sampling.rerank)" : "";
+  throw new RangeError(
+    `${captions} captions x n ${n}${k > 1 ? ` x rerank ${k}${source}` : ""} = ${drawn} images, ` +
+      `more than ${MAX_IMAGES} per call; split the captions into several calls` +
+      (stored ? " or pass a smaller rerank" : ""),
+  );
 }
 
 /**
