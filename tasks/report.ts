@@ -64,7 +64,8 @@ Options:
   --checkpoint DIR   run folder whose experiments/ to run and gather
   --out DIR          where report.html and report.md go (default DIR)
   --force            overwrite existing report files
-  --no-run           only gather the experiments already run
+  --no-run           only gather the experiments already run (with none, the training loss
+                     curves alone)
   --limit N, --steps N, --seed S, --sampler NAME, --rerank K, --prior-sampler NAME, --prior-steps N,
   --prior-guidance S, --prior-candidates K, --clip-only DIR, --text-only DIR, --probe-steps N, --probe-images N,
   --no-probe
@@ -143,13 +144,15 @@ export async function runReport(
     }
   }
   const { found, missing } = await findExperiments(checkpoint);
-  if (found.length === 0) {
+  // A run's training curves alone are a report too (e.g. `--no-run` before any experiment).
+  const lossSvg = await lossChart(checkpoint);
+  if (found.length === 0 && !lossSvg) {
     throw new UsageError(
-      `No experiments in "${join(checkpoint, "experiments")}" yet; run e.g. ` +
+      `No experiments in "${join(checkpoint, "experiments")}" yet, nor training logs ` +
+        `(<stage>/metrics.jsonl) to chart; run e.g. ` +
         `"deno task experiment guidance --checkpoint ${checkpoint}" first`,
     );
   }
-  const lossSvg = await lossChart(checkpoint);
   const input = { runDir: checkpoint, found, missing, lossSvg };
   await writeTextAtomic(html, await renderHtml(input));
   if (lossSvg) await writeTextAtomic(loss, lossSvg);

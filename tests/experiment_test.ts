@@ -120,8 +120,20 @@ Deno.test("experiment: bad input is one line and exit 1, before any work", async
     assertOneLineError(await cli("report", ["--checkpoint", join(run, "nope")]), /does not exist/);
     assertOneLineError(
       await cli("report", ["--checkpoint", SHIPPED, "--out", run, "--no-run"]),
-      /No experiments in .* yet; run e\.g\. "deno task experiment guidance/,
+      /No experiments in .* yet, nor training logs \(<stage>\/metrics\.jsonl\) to chart; run e\.g\. "deno task experiment guidance/,
     );
+    // Training logs without experiments: a report of the loss curves, the experiments listed
+    // as not run.
+    const logs = await Deno.makeTempDir();
+    await Deno.mkdir(join(logs, "decoder"));
+    const lines = [1, 2, 3].map((step) => JSON.stringify({ step, loss: 1 / step }));
+    await Deno.writeTextFile(join(logs, "decoder", "metrics.jsonl"), lines.join("\n") + "\n");
+    const curves = await runReport(["--checkpoint", logs, "--no-run"], { print: () => {} });
+    assert.deepEqual(curves?.experiments, []);
+    assert.ok(curves?.missing.includes("guidance"));
+    assert.match(await Deno.readTextFile(join(logs, "report.md")), /report_loss\.svg/);
+    assert.match(await Deno.readTextFile(join(logs, "report_loss.svg")), /decoder loss/);
+    await Deno.remove(logs, { recursive: true });
   } finally {
     await Deno.remove(run, { recursive: true });
   }
