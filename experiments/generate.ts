@@ -23,7 +23,7 @@ const BATCH = 16;
 
 /** Options of `generateImages`. */
 export interface GenerateOptions {
-  /** Decoder guidance scale (default: the model config's `sampling.guidance`; its `sampling.rerank` applies too). */
+  /** Decoder guidance scale (default: the model config's `sampling.guidance`). */
   guidance?: number;
   /** Decoder steps (default the sampler's). */
   steps?: number;
