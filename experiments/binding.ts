@@ -176,14 +176,14 @@ export const bindingExperiment: Experiment = {
       const rows = [];
       const files: ExperimentFile[] = [];
       const shown = Math.min(16, two.length);
+      // Every decoder reranks as the checkpoint's does, so the rows differ in the decoder only.
+      const rerank = decoderRerank(base, { rerank: ctx.rerank });
       for (const run of [{ flag: "checkpoint", dir: ctx.checkpoint }, ...variants]) {
         const p = run.dir === ctx.checkpoint
           ? base
           : await loadPipeline(run.dir, ctx.registry, ctx.load);
         try {
           const t0 = performance.now();
-          // Every decoder reranks as the checkpoint's does, so the rows differ in the decoder only.
-          const rerank = decoderRerank(base, { rerank: ctx.rerank });
           const options = { guidance, steps: ctx.steps, rerank, seed: ctx.seed };
           const twoImages = await generateImages(p, twoCaptions, options);
           const oneImages = await generateImages(p, oneCaptions, options);

@@ -208,8 +208,9 @@ async function handle(req: Request): Promise<void> {
     if (unseen?.length) {
       post({ type: "status", text: `Never seen in training: ${unseen.join(", ")}` });
     }
-    const rerank = { rerank: req.rerank }; // variations have no caption for CLIP to score
-    reply(req.id, await textToImage(p, [caption], { ...options(req.id, req), ...rerank }), started);
+    // Text to image only: variations have no caption for CLIP to score.
+    const opts = { ...options(req.id, req), rerank: req.rerank };
+    reply(req.id, await textToImage(p, [caption], opts), started);
   } else {
     const image = inputImage(req.png, inputImageSize(p));
     reply(req.id, await imageVariations(p, image, options(req.id, req)), started);
