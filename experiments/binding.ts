@@ -102,6 +102,7 @@ export const bindingExperiment: Experiment = {
   thesis: "Figure 4.8",
   summary: "attribute binding of CLIP-only vs text-only decoders on two-object captions",
   stages: ["clip", "prior", "decoder"],
+  draws: "captions",
   flags: {
     "clip-only": {
       type: "string",

@@ -60,6 +60,35 @@ export interface ExperimentOutput {
   files: ExperimentFile[];
 }
 
+/**
+ * What an experiment draws, which decides the shared flags it takes: "captions" draws text to
+ * image (every sampling flag, --rerank included: CLIP reranks against the caption),
+ * "embeddings" decodes CLIP image embeddings it made itself (sampling flags but not --rerank:
+ * there is no caption to rerank against), "nothing" draws no image (only --limit).
+ */
+export type ExperimentDraws = "captions" | "embeddings" | "nothing";
+
+/** The flags of `deno task experiment` that only drawing experiments take. */
+const SAMPLING_ONLY = [
+  "steps",
+  "seed",
+  "sampler",
+  "sampler-options",
+  "prior-sampler",
+  "prior-steps",
+  "prior-guidance",
+  "prior-candidates",
+  "raw-decoder",
+  "late-decoder",
+  "late-below",
+] as const;
+
+/** Whether an experiment that draws `draws` takes the shared flag `flag` (e.g. "rerank"). */
+export function takesSharedFlag(draws: ExperimentDraws, flag: string): boolean {
+  if (flag === "rerank") return draws === "captions";
+  return draws !== "nothing" || !(SAMPLING_ONLY as readonly string[]).includes(flag);
+}
+
 /** An experiment of `deno task experiment`. */
 export interface Experiment {
   name: string;
@@ -69,6 +98,8 @@ export interface Experiment {
   summary: string;
   /** The stages of the run it needs. */
   stages: readonly TrainStage[];
+  /** What it draws (which shared flags it takes). */
+  draws: ExperimentDraws;
   /** Flags of this experiment only: name -> help line. */
   flags: Record<string, { type: "string" | "boolean"; help: string }>;
   run(ctx: ExperimentContext): Promise<ExperimentOutput>;

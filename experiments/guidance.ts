@@ -40,6 +40,7 @@ export const guidanceExperiment: Experiment = {
   thesis: "Figure 4.3 (metrics against s), Figures 4.1-4.2 (samples)",
   summary: "samples at several guidance scales s; FID/KID/precision/recall/F1 and probe per s",
   stages: ["clip", "prior", "decoder"],
+  draws: "captions",
   flags: {
     scales: { type: "string", help: "guidance scales, comma-separated (default 1,1.5,2,2.5,3)" },
     ...PROBE_FLAGS,

@@ -36,6 +36,7 @@ export const knnExperiment: Experiment = {
   thesis: "Figure 4.10",
   summary: "each sample beside its 3 nearest training images in CLIP space, with distances",
   stages: ["clip", "prior", "decoder"],
+  draws: "captions",
   flags: {
     "train-limit": { type: "string", help: "search the first N training images (default all)" },
     ...GUIDANCE_FLAG,

@@ -24,6 +24,7 @@ export const pcaExperiment: Experiment = {
   thesis: "Figure 4.4",
   summary: "test-set CLIP image embeddings on their first two principal components",
   stages: ["clip"],
+  draws: "nothing",
   flags: {},
   async run(ctx) {
     const ckpt = await loadCheckpoint(join(ctx.checkpoint, "clip"), "clip");

@@ -85,6 +85,7 @@ export const zeroshotExperiment: Experiment = {
   thesis: "section 4.6.4, Figure 4.11",
   summary: "unseen pairs, rephrased, partial and three-object captions, scored by the probe",
   stages: ["clip", "prior", "decoder"],
+  draws: "captions",
   flags: {
     ...PROBE_FLAGS,
     ...GUIDANCE_FLAG,

@@ -9,7 +9,12 @@ import { join } from "node:path";
 import { exists, writeFileAtomic, writeTextAtomic } from "../core/io/mod.ts";
 import { deviceLine } from "../core/tensor/mod.ts";
 import { MAX_CONFIG_RERANK } from "../core/config.ts";
-import { experimentByName, type ExperimentFile, EXPERIMENTS } from "../experiments/mod.ts";
+import {
+  experimentByName,
+  type ExperimentFile,
+  EXPERIMENTS,
+  takesSharedFlag,
+} from "../experiments/mod.ts";
 import {
   BACKEND_HELP,
   checkCheckpointFolder,
@@ -173,6 +178,16 @@ export async function runExperiment(
       const owners = EXPERIMENTS.filter((e) => f in e.flags).map((e) => e.name).join(", ");
       throw new UsageError(
         `--${f} does not apply to experiment "${experiment.name}" (only to ${owners})`,
+      );
+    }
+  }
+  for (const f of Object.keys(values)) {
+    if (values[f] !== undefined && !takesSharedFlag(experiment.draws, f)) {
+      const owners = EXPERIMENTS.filter((e) => takesSharedFlag(e.draws, f)).map((e) => e.name);
+      throw new UsageError(
+        `--${f} does not apply to experiment "${experiment.name}", which ${
+          experiment.draws === "nothing" ? "draws no image" : "draws no caption to rerank against"
+        } (only to ${owners.join(", ")})`,
       );
     }
   }

@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { exists, writeTextAtomic } from "../core/io/mod.ts";
 import { findExperiments, lossChart, renderHtml, renderMarkdown } from "../experiments/report.ts";
-import { EXPERIMENTS } from "../experiments/mod.ts";
+import { EXPERIMENTS, takesSharedFlag } from "../experiments/mod.ts";
 import {
   BACKEND_FLAG,
   BACKEND_HELP,
@@ -39,7 +39,10 @@ const PASSED: Record<string, FlagSpec> = {
   ...BACKEND_FLAG,
 };
 
-/** Flags every experiment takes (the rest only where the experiment lists them). */
+/**
+ * Flags the experiments share, each passed to those that take it (`takesSharedFlag`: e.g. not
+ * --steps to pca, which draws nothing); the rest only where the experiment lists them.
+ */
 const COMMON = new Set([
   "limit",
   "steps",
@@ -134,7 +137,10 @@ export async function runReport(
       const args = [name, "--checkpoint", checkpoint];
       for (const [flag, spec] of Object.entries(PASSED)) {
         const v = values[flag];
-        if (v === undefined || (!COMMON.has(flag) && !(flag in experiment.flags))) continue;
+        const takes = COMMON.has(flag)
+          ? takesSharedFlag(experiment.draws, flag)
+          : flag in experiment.flags;
+        if (v === undefined || !takes) continue;
         if (spec.type === "boolean") {
           if (v === true) args.push(`--${flag}`);
         } else args.push(`--${flag}`, String(v));

@@ -95,6 +95,21 @@ Deno.test({
       await page.evaluate(setForm({ caption: "   " }));
       await page.evaluate("document.getElementById('generate').click(), true");
       assert.match(await page.evaluate<string>(message), /Type a caption first/);
+      // An empty or out-of-range number is a form message naming the field, not a model error.
+      await page.evaluate(setForm({ caption: "a red circle", n: "" }));
+      await page.evaluate("document.getElementById('generate').click(), true");
+      assert.match(
+        await page.evaluate<string>(message),
+        /^Images must be a whole number from 1 to 16\.$/,
+      );
+      await page.evaluate(setForm({ n: "1", rerank: "65" }));
+      await page.evaluate("document.getElementById('generate').click(), true");
+      assert.match(
+        await page.evaluate<string>(message),
+        /^Best of must be a whole number from 1 to 64\.$/,
+      );
+      assert.equal(await page.evaluate<boolean>("unclip.busy"), false);
+      await page.evaluate(setForm({ rerank: "1" }));
       await page.evaluate(setForm({ caption: "a red circle ".repeat(40) }));
       await page.evaluate(
         "unclip.error = undefined, document.getElementById('generate').click(), true",

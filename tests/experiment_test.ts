@@ -64,6 +64,15 @@ Deno.test("experiment: bad input is one line and exit 1, before any work", async
       await cli("experiment", ["pca", "--checkpoint", run, "--scales", "1,2"]),
       /--scales does not apply to experiment "pca" \(only to guidance\)/,
     );
+    // Shared flags only where they do something: pca draws nothing, interpolate no caption.
+    assertOneLineError(
+      await cli("experiment", ["pca", "--checkpoint", run, "--steps", "4"]),
+      /--steps does not apply to experiment "pca", which draws no image \(only to guidance, interpolate, arithmetic, textdiff, binding, knn, zeroshot\)/,
+    );
+    assertOneLineError(
+      await cli("experiment", ["interpolate", "--checkpoint", run, "--rerank", "2"]),
+      /--rerank does not apply to experiment "interpolate", which draws no caption to rerank against \(only to guidance, binding, knn, zeroshot\)/,
+    );
     assertOneLineError(
       await cli("experiment", ["pca", "--checkpoint", run, "--bogus"]),
       /Unknown flag "--bogus"; see "deno task experiment --help"/,
@@ -314,9 +323,13 @@ Deno.test("experiment: every experiment runs on the shipped weights (tiny limits
       join(run, "clip", "metrics.jsonl"),
       [1, 2, 3].map((step) => JSON.stringify({ stage: "clip", step, loss: 3 / step })).join("\n"),
     );
-    // The report runs what is missing (here pca, removed) with the flags it is given.
+    // The report runs what is missing (here pca, removed) with the flags it is given, each to
+    // the experiments that take it (pca takes --limit, not --steps or --rerank).
     await Deno.remove(join(run, "experiments", "pca"), { recursive: true });
-    const rep = await runReport(["--checkpoint", run, "--limit", "16"], quiet);
+    const rep = await runReport(
+      ["--checkpoint", run, "--limit", "16", "--steps", "2", "--rerank", "2"],
+      quiet,
+    );
     assert.deepEqual(rep!.experiments, [
       "guidance",
       "pca",

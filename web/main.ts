@@ -47,16 +47,31 @@ const send = (req: Request, transfer: Transferable[] = []) => worker.postMessage
 let nextId = 1;
 let currentId = 0;
 
-function settings(): SampleSettings {
-  const num = (id: string) => Number(($<HTMLInputElement>(id)).value);
-  return {
-    n: num("n"),
-    guidance: num("guidance"),
-    steps: num("steps"),
-    sampler: samplerSelect.value,
-    seed: num("seed"),
-    rerank: num("rerank"),
+/**
+ * The form's numbers, or a one-line message naming the first field that is empty or out of its
+ * range (the form is `novalidate`: the browser's own bubbles do not cover the Variations button,
+ * and an empty field would reach the model as 0).
+ */
+function settings(): SampleSettings | string {
+  const fields = {
+    n: "Images",
+    guidance: "Guidance",
+    steps: "Steps",
+    seed: "Seed",
+    rerank: "Best of",
   };
+  const values: Record<string, number> = {};
+  for (const [id, label] of Object.entries(fields)) {
+    const input = $<HTMLInputElement>(id);
+    const [min, max, v] = [Number(input.min), Number(input.max), Number(input.value)];
+    const integer = id !== "guidance";
+    if (input.value.trim() === "" || !(v >= min && v <= max) || (integer && !Number.isInteger(v))) {
+      return `${label} must be ${integer ? "a whole number" : "a number"} from ${min} to ${max}.`;
+    }
+    values[id] = v;
+  }
+  const { n, guidance, steps, seed, rerank } = values;
+  return { n, guidance, steps, sampler: samplerSelect.value, seed, rerank };
 }
 
 function draw(reply: Extract<Reply, { type: "images" }>): void {
@@ -134,23 +149,27 @@ form.addEventListener("submit", (e) => {
   e.preventDefault();
   const text = caption.value.trim();
   if (!text) return say('Type a caption first, e.g. "a red circle".', "error");
+  const s = settings();
+  if (typeof s === "string") return say(s, "error");
   currentId = nextId++;
   progress.value = 0;
   setBusy(true);
   say("Working...");
-  send({ type: "generate", id: currentId, caption: text, ...settings() });
+  send({ type: "generate", id: currentId, caption: text, ...s });
 });
 
 upload.addEventListener("change", () => setBusy(state.busy));
 varyButton.addEventListener("click", async () => {
   const file = upload.files?.[0];
   if (!file) return;
+  const s = settings();
+  if (typeof s === "string") return say(s, "error");
   const png = new Uint8Array(await file.arrayBuffer());
   currentId = nextId++;
   progress.value = 0;
   setBusy(true);
   say(`Variations of ${file.name}...`);
-  send({ type: "variations", id: currentId, png, ...settings() }, [png.buffer]);
+  send({ type: "variations", id: currentId, png, ...s }, [png.buffer]);
 });
 
 // The server puts the weights at weights/ beside the page (tasks/serve.ts).
