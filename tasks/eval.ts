@@ -196,7 +196,8 @@ export async function runEval(
   if (guidanceInterval && what !== "pipeline") {
     throw new UsageError(`--guidance-interval is for "eval pipeline", not "${what}"`);
   }
-  // Each call draws CAPTIONS_PER_CALL x rerank images, at most MAX_IMAGES (64 candidates).
+  // Each call draws CAPTIONS_PER_CALL x rerank images, at most MAX_IMAGES (64 candidates, the
+  // most a config's sampling.rerank may store: tests/sampling_defaults_test.ts checks they agree).
   const maxRerank = MAX_IMAGES / CAPTIONS_PER_CALL;
   const rerank = numberFlag(values, "rerank", { integer: true, min: 1, max: maxRerank });
   const from = values.from as string | undefined;

@@ -12,8 +12,11 @@ import {
   decoderRerank,
   imageVariations,
   loadPipeline,
+  MAX_IMAGES,
   textToImage,
 } from "../core/pipeline.ts";
+import { MAX_CONFIG_RERANK } from "../core/config.ts";
+import { CAPTIONS_PER_CALL } from "../tasks/_eval_pipeline.ts";
 import { runSample } from "../tasks/sample.ts";
 import { runEval } from "../tasks/eval.ts";
 import { copyDir } from "./_support/files.ts";
@@ -92,6 +95,12 @@ Deno.test("sample and eval pipeline report and record the stored guidance", asyn
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("every rerank a config may store fits one call of eval pipeline", () => {
+  // eval draws CAPTIONS_PER_CALL captions' candidates per call, at most MAX_IMAGES images: a
+  // stored sampling.rerank above MAX_IMAGES / CAPTIONS_PER_CALL would fail only at eval time.
+  assert.ok(MAX_CONFIG_RERANK * CAPTIONS_PER_CALL <= MAX_IMAGES);
 });
 
 Deno.test("textToImage reranks by the stored sampling.rerank unless given one; variations never", async () => {
