@@ -114,14 +114,15 @@ export function parseFlags(
   flags: Record<string, FlagSpec>,
   task: string,
 ): ParsedFlags {
+  const options = { ...COMMON_FLAGS, ...flags };
+  let parsed;
   try {
-    const { values, positionals } = parseArgs({
-      args: [...args],
-      options: { ...COMMON_FLAGS, ...flags },
+    parsed = parseArgs({
+      args: joinNegativeValues(args, options),
+      options,
       strict: true,
       allowPositionals: true,
     });
-    return { values: values as ParsedFlags["values"], positionals };
   } catch (e) {
     const raw = (e as Error).message.split("\n")[0];
     const unknown = /^Unknown option '([^']+)'/.exec(raw);
@@ -129,6 +130,28 @@ export function parseFlags(
     const msg = unknown ? `Unknown flag "${unknown[1]}"` : raw.split(/\.\s/)[0].replace(/\.$/, "");
     throw new UsageError(`${msg}; see "deno task ${task} --help"`);
   }
+  for (const [name, value] of Object.entries(parsed.values)) {
+    // `--out ""` would otherwise mean the current folder, or a rename to "" after all the work.
+    if (typeof value === "string" && value.trim() === "") {
+      throw new UsageError(`--${name} needs a value; see "deno task ${task} --help"`);
+    }
+  }
+  return { values: parsed.values as ParsedFlags["values"], positionals: parsed.positionals };
+}
+
+/**
+ * `--flag -1` as `--flag=-1` for a flag that takes a value: parseArgs would read "-1" as a
+ * flag and call the argument ambiguous.
+ */
+function joinNegativeValues(args: readonly string[], flags: Record<string, FlagSpec>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = /^--([^=]+)$/.exec(args[i])?.[1];
+    if (name && flags[name]?.type === "string" && /^-\.?\d/.test(args[i + 1] ?? "")) {
+      out.push(`${args[i]}=${args[++i]}`);
+    } else out.push(args[i]);
+  }
+  return out;
 }
 
 /**

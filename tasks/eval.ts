@@ -122,6 +122,48 @@ export interface EvalResult {
   results: Record<string, unknown>;
 }
 
+/** The sampler's flags (the decoder's, and a cascade's upsampler's, which runs the same sampler). */
+const SAMPLER_FLAGS = ["steps", "sampler", "sampler-options"];
+/** The decoder's own flags. */
+const DECODER_FLAGS = [
+  "guidance",
+  "guidance-interval",
+  "raw-decoder",
+  "late-decoder",
+  "late-below",
+];
+/** The prior's sampling flags. */
+const PRIOR_FLAGS = ["prior-sampler", "prior-steps", "prior-guidance", "prior-candidates"];
+/** The ground-truth probe's flags. */
+const PROBE_FLAGS = ["probe-steps", "probe-images"];
+/** The flags that only some evaluations read. */
+const SELECTIVE_FLAGS = [
+  "seed",
+  ...SAMPLER_FLAGS,
+  ...DECODER_FLAGS,
+  ...PRIOR_FLAGS,
+  ...PROBE_FLAGS,
+];
+
+/**
+ * Which of `SELECTIVE_FLAGS` an evaluation reads: CLIP's retrieval only its seed, the prior's its
+ * sampling, the probe its own training; the pipeline all, less the prior's from an image (no
+ * prior runs) and the decoder's own from downsampled images (only the upsampler runs, with the
+ * sampler's flags).
+ */
+function flagsRead(what: What, from: PipelineSource): Set<string> {
+  if (what === "clip") return new Set(["seed"]);
+  if (what === "prior") return new Set(["seed", ...PRIOR_FLAGS]);
+  if (what === "probe") return new Set(PROBE_FLAGS);
+  return new Set([
+    "seed",
+    ...PROBE_FLAGS,
+    ...SAMPLER_FLAGS,
+    ...(from === "downsampled" ? [] : DECODER_FLAGS),
+    ...(from === "prior" ? PRIOR_FLAGS : []),
+  ]);
+}
+
 /**
  * The eval task, callable in-process (tests) and from the CLI. Returns one result per file
  * written (one, or one per seed of `--seeds`), or null for `--help` and `compare`.
@@ -243,6 +285,16 @@ export async function runEval(
       false,
       "--no-upsampler runs no upsampler",
     );
+  }
+  // What the checks above leave: a flag this evaluation would read nothing from.
+  const reads = flagsRead(what, (from ?? "prior") as PipelineSource);
+  for (const flag of SELECTIVE_FLAGS) {
+    if (values[flag] !== undefined && values[flag] !== false && !reads.has(flag)) {
+      const run = `"eval ${what}${from && from !== "prior" ? ` --from ${from}` : ""}"`;
+      throw new UsageError(
+        `--${flag} does nothing in ${run}; drop it (see "deno task eval --help")`,
+      );
+    }
   }
   const probeSteps = numberFlag(values, "probe-steps", { integer: true, min: 1 }) ??
     DEFAULT_PROBE_STEPS;

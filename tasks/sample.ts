@@ -210,6 +210,11 @@ export async function runSample(
   if (rerank !== undefined && image) {
     throw new UsageError(`--rerank scores images against the caption; drop it with --image`);
   }
+  for (const flag of ["prior-sampler", "prior-steps", "prior-guidance", "prior-candidates"]) {
+    if (values[flag] !== undefined && image) {
+      throw new UsageError(`--${flag} does nothing with --image (no prior runs); drop it`);
+    }
+  }
   if (rerank !== undefined && n * rerank > MAX_IMAGES) {
     throw new UsageError(`--n ${n} x --rerank ${rerank} draws more than ${MAX_IMAGES} images`);
   }

@@ -618,6 +618,20 @@ Deno.test({
         () => runEval(["prior", "--checkpoint", RUN, "--guidance-interval", "0.4,1"], quiet),
         /--guidance-interval is for "eval pipeline", not "prior"/,
       );
+      // A flag the evaluation reads nothing from is refused before any work, not ignored.
+      for (
+        const [args, re] of [
+          [["clip", "--steps", "4"], /--steps does nothing in "eval clip"; drop it/],
+          [["prior", "--guidance", "3"], /--guidance does nothing in "eval prior"; drop it/],
+          [["probe", "--seed", "1"], /--seed does nothing in "eval probe"; drop it/],
+          [
+            ["pipeline", "--from", "image", "--prior-steps", "4"],
+            /--prior-steps does nothing in "eval pipeline --from image"; drop it/,
+          ],
+        ] as const
+      ) {
+        await assert.rejects(() => runEval([...args, "--checkpoint", RUN], quiet), re);
+      }
       // The probe's per-shape breakdown is stored beside its rates.
       const byShape: Record<string, { captions: number }> = stored.probe.generated.byShape;
       assert.deepEqual(Object.keys(byShape).sort(), [...SHAPES].sort());

@@ -131,6 +131,14 @@ Deno.test("runSample() explains that no weights are shipped, and checks its flag
     oneLine(UsageError, /must end in \.png/),
   );
   await assert.rejects(
+    runSample(["--image", "in.png", "--prior-steps", "4"]),
+    oneLine(UsageError, /--prior-steps does nothing with --image \(no prior runs\); drop it/),
+  );
+  await assert.rejects(
+    runSample(["a", "--guidance", "-1"]),
+    oneLine(UsageError, /--guidance "-1" must be at least 0/),
+  );
+  await assert.rejects(
     runSample(["a", "--out", "/no/such/folder/x.png"]),
     oneLine(UsageError, /Output folder "\/no\/such\/folder" does not exist/),
   );
@@ -376,6 +384,16 @@ Deno.test("parseFlags() and numberFlag() parse strictly", () => {
   assert.throws(() => numberFlag({ g: "1.5" }, "g", { integer: true }), /not an integer/);
   assert.throws(() => numberFlag({ g: "-1" }, "g", { positive: true }), /must be positive/);
   assert.throws(() => parseFlags(["--n"], { n: { type: "string" } }, "t"), UsageError);
+  // A negative value after its flag is the flag's value, not an "ambiguous" second flag.
+  const spec = { g: { type: "string" }, q: { type: "boolean" } } as const;
+  assert.deepEqual(parseFlags(["--g", "-1.5", "x"], spec, "t").values.g, "-1.5");
+  assert.deepEqual(parseFlags(["--g", "-.5"], spec, "t").values.g, "-.5");
+  assert.throws(() => parseFlags(["--q", "-1"], spec, "t"), /Unknown flag "-1"/);
+  // An empty value is refused rather than read as "here" (`--out ""`) or as no value.
+  assert.throws(
+    () => parseFlags(["--g", ""], spec, "t"),
+    /^UsageError: --g needs a value; see "deno task t --help"$/,
+  );
 });
 
 Deno.test("--sampler-options parses KEY=VALUE lists into typed sampler options", () => {
