@@ -6,11 +6,17 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { checkSetAndSplit, DEFAULT_SEED, generateSplit } from "../datasets/generate.ts";
 import { checkOutputFolder, writeFolder } from "../datasets/folder.ts";
 import { checkImageSize } from "../datasets/rasterize.ts";
 import { SPLIT_COUNTS } from "../datasets/shapes.ts";
+import { numberFlag, parseFlags, runMain, UsageError } from "./_cli.ts";
+
+/**
+ * The most images one call writes: the split is generated in memory before it is written
+ * (100,000 images of 128x128 are about 5 GB), five times the thesis's largest split.
+ */
+export const MAX_DATASET_COUNT = 100_000;
 
 const HELP = `Generate a synthetic coloured-shapes dataset (thesis datasets 1 and 2).
 
@@ -21,82 +27,74 @@ Usage: deno task dataset --set 1 --split train --out DIR [options]
   --out DIR       output folder (must not exist or be empty): 00000.png... + captions.jsonl
   --size N        image side, a power of two <= 128                                     [32]
   --seed S        base seed (any text); the same seed gives identical files     [${DEFAULT_SEED}]
-  --count N       number of images            [set 1: 20000 train, 2000 test; set 2: 25000 train]
+  --count N       number of images, at most ${MAX_DATASET_COUNT.toLocaleString("en-US")}
+                  [set 1: 20000 train, 2000 test; set 2: 25000 train]
   --size-drop P   probability of leaving the size word out of a caption                [0.3]
+  --debug         print stack traces of errors
   -h, --help      show this help`;
 
-function parseNumber(
-  name: string,
-  value: string | undefined,
-  integer: boolean,
-): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-    throw new Error(`Option --${name} "${value}" is not ${integer ? "an integer" : "a number"}`);
-  }
-  return n;
-}
-
-async function main(args: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        set: { type: "string", default: "1" },
-        split: { type: "string", default: "train" },
-        out: { type: "string" },
-        size: { type: "string", default: "32" },
-        seed: { type: "string", default: DEFAULT_SEED },
-        count: { type: "string" },
-        "size-drop": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    // node:util messages are multi-line with a hint; keep the first line.
-    const msg = e instanceof Error ? e.message.split("\n")[0] : String(e);
-    throw new Error(`${msg} (see --help)`);
-  }
-  const v = parsed.values;
+/**
+ * The dataset task, callable in-process (tests) and from the CLI; returns the number of images
+ * written, or null for --help.
+ *
+ * @example
+ * ```ts
+ * async function testSplit() {
+ *   return await runDataset(["--split", "test", "--count", "16", "--out", "data/test16"]);
+ * }
+ * ```
+ */
+export async function runDataset(
+  args: string[],
+  hooks: { print?: (line: string) => void } = {},
+): Promise<number | null> {
+  const print = hooks.print ?? ((line: string) => console.log(line));
+  const { values: v, positionals } = parseFlags(args, {
+    set: { type: "string" },
+    split: { type: "string" },
+    out: { type: "string" },
+    size: { type: "string" },
+    seed: { type: "string" },
+    count: { type: "string" },
+    "size-drop": { type: "string" },
+  }, "dataset");
   if (v.help) {
-    console.log(HELP);
-    return;
+    print(HELP);
+    return null;
   }
-  const { set, split } = checkSetAndSplit(v.set, v.split);
-  if (v.out === undefined || v.out === "") throw new Error("Missing --out DIR (see --help)");
-  const size = parseNumber("size", v.size, true)!;
-  checkImageSize(size);
-  const count = parseNumber("count", v.count, true) ?? SPLIT_COUNTS[set][split];
-  if (count < 1) throw new Error(`Option --count "${v.count}" must be at least 1`);
-  const sizeDropProb = parseNumber("size-drop", v["size-drop"], false) ?? 0.3;
-  if (sizeDropProb < 0 || sizeDropProb > 1) {
-    throw new Error(`Option --size-drop "${v["size-drop"]}" must be between 0 and 1`);
+  if (positionals.length > 0) {
+    throw new UsageError(`Unexpected argument "${positionals[0]}"; see "deno task dataset --help"`);
   }
-  checkOutputFolder(v.out);
-  const seed = v.seed ?? DEFAULT_SEED;
-  console.log(
+  const usage = <T>(check: () => T): T => {
+    try {
+      return check();
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  };
+  const { set, split } = usage(() => checkSetAndSplit(v.set ?? "1", v.split ?? "train"));
+  const out = v.out as string | undefined;
+  if (out === undefined) throw new UsageError(`Missing --out DIR; see "deno task dataset --help"`);
+  const size = numberFlag(v, "size", { integer: true, min: 1 }) ?? 32;
+  usage(() => checkImageSize(size));
+  const count = numberFlag(v, "count", { integer: true, min: 1, max: MAX_DATASET_COUNT }) ??
+    SPLIT_COUNTS[set][split];
+  const sizeDropProb = numberFlag(v, "size-drop", { min: 0, max: 1 }) ?? 0.3;
+  usage(() => checkOutputFolder(out));
+  const seed = (v.seed as string | undefined) ?? DEFAULT_SEED;
+  print(
     `Generating dataset ${set}, split ${split}: ${count} images of ${size}x${size}, seed "${seed}"`,
   );
   const t0 = performance.now();
   const samples = generateSplit({ set, split, size, count, seed, sizeDropProb });
   const t1 = performance.now();
-  await writeFolder(v.out, samples);
+  await writeFolder(out, samples);
   const t2 = performance.now();
-  console.log(
+  print(
     `Generated in ${((t1 - t0) / 1000).toFixed(2)} s, wrote ${count} PNGs and captions.jsonl ` +
-      `to "${v.out}" in ${((t2 - t1) / 1000).toFixed(2)} s`,
+      `to "${out}" in ${((t2 - t1) / 1000).toFixed(2)} s`,
   );
+  return count;
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(`Error: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain(runDataset);

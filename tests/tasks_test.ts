@@ -17,6 +17,7 @@ import {
 import { createSampler } from "../core/pipeline/build.ts";
 import { runEval } from "../tasks/eval.ts";
 import { evalCompare } from "../tasks/_eval_compare.ts";
+import { runDataset } from "../tasks/dataset.ts";
 import { DEFAULT_WEIGHTS, runSample } from "../tasks/sample.ts";
 import { runTrain } from "../tasks/train.ts";
 
@@ -365,6 +366,49 @@ Deno.test("runEval() compare pairs two pipeline results caption by caption, or s
     await assert.rejects(runEval(args), oneLine(UsageError, /takes two eval pipeline JSON/));
   }
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("runDataset() writes a split, and refuses bad flags in one line before any work", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const out = join(dir, "test8");
+    const lines: string[] = [];
+    const written = await runDataset([
+      "--split",
+      "test",
+      "--count",
+      "8",
+      "--size",
+      "16",
+      "--out",
+      out,
+    ], {
+      print: (l) => lines.push(l),
+    });
+    assert.equal(written, 8);
+    const captions = (await Deno.readTextFile(join(out, "captions.jsonl"))).trim().split("\n");
+    assert.equal(captions.length, 8);
+    assert.ok(await Deno.stat(join(out, "00007.png")));
+    assert.match(lines[0], /^Generating dataset 1, split test: 8 images of 16x16/);
+    for (
+      const [args, re] of [
+        [["--count", "5000000000"], /--count "5000000000" must be at most 100000/],
+        [["--count", "1e3"], /--count "1e3" is not an integer/],
+        [["--size", "24"], /Image size "24" is not a power of two between 1 and 128/],
+        [["--size-drop", "2"], /--size-drop "2" must be at most 1/],
+        [["--set", "3"], /Unknown dataset "3"; choose 1 or 2/],
+        [["--out", out], /Output folder ".*test8" already exists and is not empty/],
+        [["--bogus"], /Unknown flag "--bogus"; see "deno task dataset --help"/],
+      ] as const
+    ) {
+      const given: string[] = [...args];
+      const withOut = given.includes("--out") ? given : [...given, "--out", join(dir, "x")];
+      await assert.rejects(runDataset(withOut, { print: () => {} }), oneLine(UsageError, re));
+    }
+    await assert.rejects(runDataset([]), oneLine(UsageError, /Missing --out DIR/));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("errorLine() makes one line of any error", () => {
