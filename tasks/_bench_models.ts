@@ -8,7 +8,8 @@
 import * as T from "../core/tensor/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";
 import { builtins } from "../plugins/mod.ts";
-import { loadConfig } from "../core/config_file.ts";
+import type { ResolvedConfig } from "../core/config.ts";
+import type { Registry } from "../core/registry.ts";
 import {
   createClip,
   createComponent,
@@ -175,12 +176,11 @@ export async function sampleRows(reps: number, row: RowRunner): Promise<void> {
  * for the ratio table.
  */
 export async function trainingSteps(
-  presetPath: string,
+  config: ResolvedConfig,
+  registry: Registry,
   batchOverride: number | undefined,
   reps: number,
 ): Promise<Result[]> {
-  const registry = builtins();
-  const config = await loadConfig(presetPath, registry);
   const samples = generateSplit({ set: 1, split: "train", count: 256, size: 32 });
   const tokenizer = await createTokenizer(config, registry, {
     captions: samples.map((s) => s.caption),

@@ -11,11 +11,15 @@
  * (kernels, data) and `_bench_models.ts` (training steps, the demo decoder, sampling).
  */
 import { exists, writeTextAtomic } from "../core/io/mod.ts";
+import type { ResolvedConfig } from "../core/config.ts";
+import { loadConfig } from "../core/config_file.ts";
+import { builtins } from "../plugins/mod.ts";
 import {
   BACKEND_FLAG,
   BACKEND_HELP,
   backendChoice,
   checkOutputFile,
+  errorLine,
   numberFlag,
   parseFlags,
   runMain,
@@ -124,9 +128,20 @@ export async function runBench(args: string[]): Promise<Result[]> {
   }
   const timing: TimingMode = timingFlag;
   const presetName = (values.preset as string | undefined) ?? "thesis";
-  const preset = presetName.includes("/") ? presetName : `presets/${presetName}.jsonc`;
-  if ((!only || only.includes("train")) && !(await exists(preset))) {
-    throw new UsageError(`--preset "${presetName}": "${preset}" does not exist`);
+  // A name in presets/, or a path (with a folder or a .json/.jsonc ending).
+  const preset = /[/\\]|\.jsonc?$/.test(presetName) ? presetName : `presets/${presetName}.jsonc`;
+  const registry = builtins();
+  let trainConfig: ResolvedConfig | undefined;
+  if (!only || only.includes("train")) {
+    if (!(await exists(preset))) {
+      throw new UsageError(`--preset "${presetName}": "${preset}" does not exist`);
+    }
+    // Before any work: a config that does not load is a usage error, not a failed row.
+    try {
+      trainConfig = await loadConfig(preset, registry);
+    } catch (e) {
+      throw new UsageError(`--preset "${presetName}": ${errorLine(e).replace(/^Error: /, "")}`);
+    }
   }
   const json = values.json as string | undefined;
   if (json !== undefined) await checkOutputFile(json, { force: true, flag: "--json" });
@@ -170,7 +185,7 @@ export async function runBench(args: string[]): Promise<Result[]> {
   if (want("attention")) await attentionRows(reps, row);
   if (want("train")) {
     try {
-      for (const r of await trainingSteps(preset, trainBatch, reps)) report(r);
+      for (const r of await trainingSteps(trainConfig!, registry, trainBatch, reps)) report(r);
     } catch (e) {
       report({ name: `train steps (${presetName})`, ms: NaN, error: failureReason(e) });
     }

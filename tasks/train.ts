@@ -159,6 +159,23 @@ export async function runTrain(
     return null;
   }
   backendChoice(values); // a bad --backend fails before any work
+  const printing = ["print-config", "list-plugins"].find((f) => values[f] === true);
+  if (printing) {
+    // Only print: a training flag or a misspelt stage beside it would pass unchecked.
+    for (const flag of ["out", "resume", "init-from", "max-steps", "max-minutes"]) {
+      if (values[flag] !== undefined) {
+        throw new UsageError(`--${printing} only prints and trains nothing; drop --${flag}`);
+      }
+    }
+    const stage = positionals.find((p) =>
+      p !== "all" && !(STAGES as readonly string[]).includes(p)
+    );
+    if (stage !== undefined) {
+      throw new UsageError(
+        `Unknown stage "${stage}"; choose clip, prior, decoder, upsampler or all`,
+      );
+    }
+  }
   const registry = builtins();
   const configPath = values.config as string | undefined;
   if (values["list-plugins"]) {

@@ -243,6 +243,12 @@ Deno.test("bench: bad --reps, --batch, --only and --json are one-line usage erro
     [["--bogus"], /Unknown flag "--bogus"; see "deno task bench --help"/],
     [["--backend", "gpu"], /unknown backend "gpu"/],
     [["--timing", "fast"], /--timing "fast": use synced or pipelined/],
+    // A preset that does not load fails before the backend starts, not as a "failed" row.
+    [
+      ["--preset", "tests/fixtures/no-such.jsonc"],
+      /"tests\/fixtures\/no-such\.jsonc" does not exist/,
+    ],
+    [["--preset", "deno.json"], /^Error: --preset "deno\.json": deno\.json: /],
   ];
   for (const [args, re] of cases) {
     const r = await cli("bench", args);

@@ -83,6 +83,19 @@ Deno.test("runTrain() --print-config prints the resolved config; --list-plugins 
   for (const name of ["tokenizer/bpe", "prior/transformer", "decoder/unet", "dataset/shapes"]) {
     assert.ok(text.includes(name), `missing ${name}`);
   }
+  // Printing trains nothing: training flags and unknown stages beside it are refused.
+  await assert.rejects(
+    runTrain(["clip", "--config", TINY, "--print-config", "--max-steps", "3"], collect()),
+    oneLine(UsageError, /--print-config only prints and trains nothing; drop --max-steps/),
+  );
+  await assert.rejects(
+    runTrain(["bogus", "--config", TINY, "--print-config"], collect()),
+    oneLine(UsageError, /Unknown stage "bogus"; choose clip, prior, decoder, upsampler or all/),
+  );
+  await assert.rejects(
+    runTrain(["--list-plugins", "--resume"], collect()),
+    oneLine(UsageError, /--list-plugins only prints and trains nothing; drop --resume/),
+  );
 });
 
 Deno.test("runTrain() refuses to overwrite an existing checkpoint without --resume", async () => {
