@@ -6,16 +6,20 @@
  * @module
  */
 import { join } from "node:path";
+import { MAX_CONFIG_RERANK } from "../core/config.ts";
 import { exists, writeTextAtomic } from "../core/io/mod.ts";
 import { findExperiments, lossChart, renderHtml, renderMarkdown } from "../experiments/report.ts";
 import { EXPERIMENTS, takesSharedFlag } from "../experiments/mod.ts";
 import {
   BACKEND_FLAG,
   BACKEND_HELP,
+  backendChoice,
   checkOutputFile,
   type FlagSpec,
+  numberFlag,
   parseFlags,
   runMain,
+  seedFlag,
   UsageError,
 } from "./_cli.ts";
 import { runExperiment } from "./experiment.ts";
@@ -127,6 +131,22 @@ export async function runReport(
   if (values.out !== undefined && !(await exists(out))) await Deno.mkdir(out, { recursive: true });
   for (const f of [html, markdown, loss]) await checkOutputFile(f, { force, flag: "--out" });
 
+  const passed = Object.keys(PASSED).filter((f) => values[f] !== undefined);
+  if (values["no-run"] && passed.length > 0) {
+    throw new UsageError(`--no-run runs no experiment, so --${passed[0]} does nothing; drop it`);
+  }
+  // Before the first experiment runs, not when the one that reads the flag comes up.
+  numberFlag(values, "limit", { integer: true, min: 4 });
+  numberFlag(values, "steps", { integer: true, min: 1 });
+  numberFlag(values, "rerank", { integer: true, min: 1, max: MAX_CONFIG_RERANK });
+  seedFlag(values);
+  backendChoice(values);
+  for (const flag of ["clip-only", "text-only"]) {
+    const dir = values[flag] as string | undefined;
+    if (dir !== undefined && !(await exists(dir))) {
+      throw new UsageError(`--${flag} "${dir}" does not exist; name a run folder`);
+    }
+  }
   if (!values["no-run"]) {
     for (const name of (await findExperiments(checkpoint)).missing) {
       const experiment = EXPERIMENTS.find((e) => e.name === name)!;

@@ -128,6 +128,19 @@ Deno.test("experiment: bad input is one line and exit 1, before any work", async
     assert.equal(await Deno.readTextFile(join(out, "pca.json")), "{}");
     assertOneLineError(await cli("report", ["--checkpoint", join(run, "nope")]), /does not exist/);
     assertOneLineError(
+      await cli("report", ["--checkpoint", run, "--no-run", "--limit", "8", "--force"]),
+      /--no-run runs no experiment, so --limit does nothing; drop it/,
+    );
+    assertOneLineError(
+      await cli("report", ["--checkpoint", run, "--clip-only", join(run, "nope"), "--force"]),
+      /--clip-only ".*nope" does not exist; name a run folder/,
+    );
+    assertOneLineError(
+      await cli("report", ["--checkpoint", run, "--limit", "abc", "--force"]),
+      /--limit "abc" is not an integer/,
+    );
+    assert.ok(!(await exists(join(run, "experiments", "guidance"))), "no experiment ran");
+    assertOneLineError(
       await cli("report", ["--checkpoint", SHIPPED, "--out", run, "--no-run"]),
       /No experiments in .* yet, nor training logs \(<stage>\/metrics\.jsonl\) to chart; run e\.g\. "deno task experiment guidance/,
     );
