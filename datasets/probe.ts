@@ -16,6 +16,7 @@ export {
   DEFAULT_PROBE_OPTIONS,
   DEFAULT_PROBE_STEPS,
   dihedralInto,
+  MIN_PROBE_IMAGES,
   PROBE_LOGITS,
   type ProbeOptions,
   ShapeProbe,

@@ -82,6 +82,9 @@ export const DEFAULT_PROBE_OPTIONS: Omit<ProbeOptions, "imageSize"> = {
   noise: 0.1,
 };
 
+/** The fewest images the probe trains on: one batch of the defaults. */
+export const MIN_PROBE_IMAGES: number = DEFAULT_PROBE_OPTIONS.batchSize;
+
 /** Index of the figure-count logit in a row of probe logits; the size logits follow it. */
 export const COUNT_LOGIT: number = PAIR_COUNT + COLOUR_NAMES.length + SHAPES.length;
 

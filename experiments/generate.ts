@@ -13,7 +13,12 @@ import {
 } from "../core/pipeline.ts";
 import { l2Normalize, tokenBatch } from "../core/clip.ts";
 import { add, manualSeed, noGrad, scope, sub, type Tensor } from "../core/tensor/mod.ts";
-import { DEFAULT_PROBE_OPTIONS, loadOrTrainProbe, type ShapeProbe } from "../datasets/probe.ts";
+import {
+  DEFAULT_PROBE_OPTIONS,
+  loadOrTrainProbe,
+  MIN_PROBE_IMAGES,
+  type ShapeProbe,
+} from "../datasets/probe.ts";
 import type { ProbeInfo } from "../datasets/probe.ts";
 import type { CaptionedImage } from "../datasets/mod.ts";
 import { type Experiment, type ExperimentContext, ExperimentUsageError } from "./common.ts";
@@ -128,15 +133,15 @@ export const PROBE_FLAGS: Experiment["flags"] = {
 export function probeOverrides(
   flags: Record<string, string | boolean | undefined>,
 ): { steps?: number; trainCount?: number } {
-  const n = (name: string): number | undefined => {
+  const n = (name: string, min: number): number | undefined => {
     const raw = flags[name];
     if (raw === undefined) return undefined;
-    if (typeof raw !== "string" || !/^\d+$/.test(raw) || Number(raw) < 1) {
-      throw new ExperimentUsageError(`--${name} "${raw}" must be a positive integer`);
+    if (typeof raw !== "string" || !/^\d+$/.test(raw) || Number(raw) < min) {
+      throw new ExperimentUsageError(`--${name} "${raw}" must be an integer of at least ${min}`);
     }
     return Number(raw);
   };
-  const steps = n("probe-steps"), trainCount = n("probe-images");
+  const steps = n("probe-steps", 1), trainCount = n("probe-images", MIN_PROBE_IMAGES);
   return { ...(steps && { steps }), ...(trainCount && { trainCount }) };
 }
 

@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import { writeTextAtomic } from "../core/io/mod.ts";
 import type { SplitName } from "../datasets/mod.ts";
-import { DEFAULT_PROBE_OPTIONS, DEFAULT_PROBE_STEPS } from "../datasets/probe.ts";
+import { DEFAULT_PROBE_OPTIONS, DEFAULT_PROBE_STEPS, MIN_PROBE_IMAGES } from "../datasets/probe.ts";
 import {
   BACKEND_HELP,
   checkCheckpointFolder,
@@ -298,7 +298,10 @@ export async function runEval(
   }
   const probeSteps = numberFlag(values, "probe-steps", { integer: true, min: 1 }) ??
     DEFAULT_PROBE_STEPS;
-  const probeImages = numberFlag(values, "probe-images", { integer: true, min: 64 });
+  const probeImages = numberFlag(values, "probe-images", {
+    integer: true,
+    min: MIN_PROBE_IMAGES,
+  });
   const probeOptions = { steps: probeSteps, ...(probeImages && { trainCount: probeImages }) };
   const source = (from && from !== "prior" ? `_${from}` : "") + (rawDecoder ? "_raw" : "") +
     (lateDecoder ? "_late" : "") +

@@ -29,6 +29,7 @@ Options:
   --half             store weights as float16 (half the size)
   --ema DECAY        write the EMA of this decay (one of train.<stage>.extraEma) for the stages
                      that kept it, their usual EMA for the others; at least one must have it
+  --debug            print stack traces of errors
   -h, --help         show this help`;
 
 /**

@@ -20,7 +20,8 @@ Options:
   --checkpoint DIR   the run folder to serve (default: the shipped weights/default)
   --port N           TCP port (default 8000; 0 picks a free one)
   --host ADDR        address to bind (default 127.0.0.1: this machine only)
-  --help             this text`;
+  --debug            print stack traces of errors
+  -h, --help         show this help`;
 
 const TYPES: Record<string, string> = {
   html: "text/html; charset=utf-8",
@@ -81,11 +82,41 @@ async function fileResponse(path: string | null, head: boolean): Promise<Respons
 export async function startWebServer(
   options: { checkpoint: string; port: number; host: string; bundleDir?: string },
 ): Promise<WebServer> {
-  const weights = resolve(options.checkpoint);
   const bundleDir = options.bundleDir ?? await Deno.makeTempDir({ prefix: "unclip-web-" });
-  const sizes = await bundleWeb(bundleDir);
+  // The temporary bundle goes with the server, or now if it never starts (e.g. port in use).
+  const removeBundle = () =>
+    options.bundleDir
+      ? Promise.resolve()
+      : Deno.remove(bundleDir, { recursive: true }).catch(() => {});
+  let sizes: Record<string, number>, server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    sizes = await bundleWeb(bundleDir);
+    server = serveBundle(options, resolve(options.checkpoint), bundleDir, sizes);
+  } catch (e) {
+    await removeBundle();
+    throw e;
+  }
+  const host = options.host.includes(":") ? `[${options.host}]` : options.host;
+  return {
+    url: `http://${host}:${server.addr.port}/`,
+    sizes,
+    finished: server.finished,
+    async close() {
+      await server.shutdown();
+      await removeBundle();
+    },
+  };
+}
+
+/** The HTTP server of `startWebServer`: the page, its bundle and the weights, GET and HEAD only. */
+function serveBundle(
+  options: { port: number; host: string },
+  weights: string,
+  bundleDir: string,
+  sizes: Record<string, number>,
+): Deno.HttpServer<Deno.NetAddr> {
   const page = join(ROOT, "web", "index.html");
-  const server = Deno.serve({
+  return Deno.serve({
     hostname: options.host,
     port: options.port,
     onListen: () => {},
@@ -102,16 +133,6 @@ export async function startWebServer(
     const name = pathname.slice(1);
     return fileResponse(name in sizes ? join(bundleDir, name) : null, head);
   });
-  const host = options.host.includes(":") ? `[${options.host}]` : options.host;
-  return {
-    url: `http://${host}:${server.addr.port}/`,
-    sizes,
-    finished: server.finished,
-    async close() {
-      await server.shutdown();
-      if (!options.bundleDir) await Deno.remove(bundleDir, { recursive: true }).catch(() => {});
-    },
-  };
 }
 
 /** The serve task: validates flags, starts the server, prints its URL, serves until Ctrl-C. */
