@@ -124,13 +124,6 @@ export async function runReport(
   if (!(await exists(checkpoint))) {
     throw new UsageError(`Checkpoint folder "${checkpoint}" does not exist; check --checkpoint`);
   }
-  const out = (values.out as string | undefined) ?? checkpoint;
-  const html = join(out, "report.html"), markdown = join(out, "report.md");
-  const loss = join(out, "report_loss.svg");
-  const force = values.force === true;
-  if (values.out !== undefined && !(await exists(out))) await Deno.mkdir(out, { recursive: true });
-  for (const f of [html, markdown, loss]) await checkOutputFile(f, { force, flag: "--out" });
-
   const passed = Object.keys(PASSED).filter((f) => values[f] !== undefined);
   if (values["no-run"] && passed.length > 0) {
     throw new UsageError(`--no-run runs no experiment, so --${passed[0]} does nothing; drop it`);
@@ -147,6 +140,13 @@ export async function runReport(
       throw new UsageError(`--${flag} "${dir}" does not exist; name a run folder`);
     }
   }
+  const out = (values.out as string | undefined) ?? checkpoint;
+  const html = join(out, "report.html"), markdown = join(out, "report.md");
+  const loss = join(out, "report_loss.svg");
+  const force = values.force === true;
+  if (values.out !== undefined && !(await exists(out))) await Deno.mkdir(out, { recursive: true });
+  for (const f of [html, markdown, loss]) await checkOutputFile(f, { force, flag: "--out" });
+
   if (!values["no-run"]) {
     for (const name of (await findExperiments(checkpoint)).missing) {
       const experiment = EXPERIMENTS.find((e) => e.name === name)!;
