@@ -81,7 +81,7 @@ export const arithmeticExperiment: Experiment = {
   thesis: "Figure 4.6",
   summary: "CLIP text-embedding arithmetic (A - B + C) through the prior and the decoder",
   stages: ["clip", "prior", "decoder"],
-  draws: "embeddings",
+  draws: "prior-embeddings",
   flags: {
     equations: {
       type: "string",

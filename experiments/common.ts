@@ -62,31 +62,44 @@ export interface ExperimentOutput {
 
 /**
  * What an experiment draws, which decides the shared flags it takes: "captions" draws text to
- * image (every sampling flag, --rerank included: CLIP reranks against the caption),
- * "embeddings" decodes CLIP image embeddings it made itself (sampling flags but not --rerank:
- * there is no caption to rerank against), "nothing" draws no image (only --limit).
+ * image (every sampling flag, --rerank included: CLIP reranks against the caption);
+ * "prior-embeddings" decodes embeddings the prior makes from text it composes (the prior's flags,
+ * not --rerank: no caption to rerank against); "image-embeddings" decodes CLIP image embeddings of
+ * real images (no prior runs); "nothing" draws no image (only --limit).
  */
-export type ExperimentDraws = "captions" | "embeddings" | "nothing";
+export type ExperimentDraws = "captions" | "prior-embeddings" | "image-embeddings" | "nothing";
 
-/** The flags of `deno task experiment` that only drawing experiments take. */
-const SAMPLING_ONLY = [
+/** The prior's sampling flags of `deno task experiment`. */
+const PRIOR_FLAGS = ["prior-sampler", "prior-steps", "prior-guidance", "prior-candidates"];
+
+/** The decoder's sampling flags of `deno task experiment` (every drawing experiment's). */
+const DECODER_FLAGS = [
   "steps",
   "seed",
   "sampler",
   "sampler-options",
-  "prior-sampler",
-  "prior-steps",
-  "prior-guidance",
-  "prior-candidates",
   "raw-decoder",
   "late-decoder",
   "late-below",
-] as const;
+];
 
-/** Whether an experiment that draws `draws` takes the shared flag `flag` (e.g. "rerank"). */
+/**
+ * Why an experiment that draws `draws` ignores the shared flag `flag` (e.g. "draws no image"), or
+ * null when it takes it.
+ */
+export function sharedFlagUnread(draws: ExperimentDraws, flag: string): string | null {
+  if (flag === "rerank" && draws !== "captions") {
+    return draws === "nothing" ? "draws no image" : "draws no caption to rerank against";
+  }
+  if (PRIOR_FLAGS.includes(flag) && draws !== "captions" && draws !== "prior-embeddings") {
+    return draws === "nothing" ? "draws no image" : "samples no prior";
+  }
+  return DECODER_FLAGS.includes(flag) && draws === "nothing" ? "draws no image" : null;
+}
+
+/** Whether an experiment that draws `draws` takes the shared flag `flag`. */
 export function takesSharedFlag(draws: ExperimentDraws, flag: string): boolean {
-  if (flag === "rerank") return draws === "captions";
-  return draws !== "nothing" || !(SAMPLING_ONLY as readonly string[]).includes(flag);
+  return sharedFlagUnread(draws, flag) === null;
 }
 
 /** An experiment of `deno task experiment`. */

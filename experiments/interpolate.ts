@@ -29,7 +29,7 @@ export const interpolateExperiment: Experiment = {
   thesis: "Figure 4.5",
   summary: "decoder images along slerp (or lerp) between two images' CLIP embeddings",
   stages: ["clip", "prior", "decoder"],
-  draws: "embeddings",
+  draws: "image-embeddings",
   flags: {
     pair: { type: "string", help: "indices of the two test images, e.g. 0,1 (default 0,1)" },
     frames: { type: "string", help: "interpolation points from t=0 to t=1 (default 8)" },

@@ -73,7 +73,7 @@ export const textdiffExperiment: Experiment = {
   thesis: "Figure 4.7",
   summary: "text-diff edits of a test image towards a new caption, r from 0 to 0.5",
   stages: ["clip", "prior", "decoder"],
-  draws: "embeddings",
+  draws: "image-embeddings",
   flags: {
     image: { type: "string", help: "test image index (default: the first with one figure)" },
     to: {

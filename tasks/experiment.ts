@@ -13,6 +13,7 @@ import {
   experimentByName,
   type ExperimentFile,
   EXPERIMENTS,
+  sharedFlagUnread,
   takesSharedFlag,
 } from "../experiments/mod.ts";
 import {
@@ -182,12 +183,13 @@ export async function runExperiment(
     }
   }
   for (const f of Object.keys(values)) {
-    if (values[f] !== undefined && !takesSharedFlag(experiment.draws, f)) {
+    const why = values[f] === undefined ? null : sharedFlagUnread(experiment.draws, f);
+    if (why) {
       const owners = EXPERIMENTS.filter((e) => takesSharedFlag(e.draws, f)).map((e) => e.name);
       throw new UsageError(
-        `--${f} does not apply to experiment "${experiment.name}", which ${
-          experiment.draws === "nothing" ? "draws no image" : "draws no caption to rerank against"
-        } (only to ${owners.join(", ")})`,
+        `--${f} does not apply to experiment "${experiment.name}", which ${why} (only to ${
+          owners.join(", ")
+        })`,
       );
     }
   }

@@ -74,6 +74,10 @@ Deno.test("experiment: bad input is one line and exit 1, before any work", async
       /--rerank does not apply to experiment "interpolate", which draws no caption to rerank against \(only to guidance, binding, knn, zeroshot\)/,
     );
     assertOneLineError(
+      await cli("experiment", ["textdiff", "--checkpoint", run, "--prior-steps", "4"]),
+      /--prior-steps does not apply to experiment "textdiff", which samples no prior \(only to guidance, arithmetic, binding, knn, zeroshot\)/,
+    );
+    assertOneLineError(
       await cli("experiment", ["pca", "--checkpoint", run, "--bogus"]),
       /Unknown flag "--bogus"; see "deno task experiment --help"/,
     );
