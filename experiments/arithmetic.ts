@@ -20,7 +20,7 @@ import {
   GUIDANCE_FLAG,
   guidanceFlag,
   loadSplit,
-  numberList,
+  oneNumber,
   round,
 } from "./common.ts";
 import { loadJudge, priorFromTerms, PROBE_FLAGS, type TextTerms } from "./generate.ts";
@@ -95,7 +95,7 @@ export const arithmeticExperiment: Experiment = {
     const equations = parseEquations(
       (ctx.flags.equations as string | undefined) ?? DEFAULT_EQUATIONS,
     );
-    const n = numberList(ctx.flags.n, "n", { integer: true, min: 1, max: 256 })?.[0] ?? 8;
+    const n = oneNumber(ctx.flags.n, "n", { integer: true, min: 1, max: 256 }) ?? 8;
     const givenGuidance = guidanceFlag(ctx.flags);
     const p = await loadPipeline(ctx.checkpoint, ctx.registry, ctx.load);
     const guidance = decoderGuidance(p, { guidance: givenGuidance });

@@ -197,17 +197,33 @@ export function numberList(
     : options.min !== undefined
     ? ` of at least ${options.min}`
     : "";
-  if (bad >= 0 || raw === true) {
-    throw new ExperimentUsageError(
-      `--${name} "${raw}" must be a comma-separated list of ${
-        options.integer ? "integers" : "numbers"
-      }${range}`,
-    );
+  const one = options.count === 1;
+  if (bad >= 0 || raw === true || (one && values.length !== 1)) {
+    const what = one
+      ? (options.integer ? "an integer" : "a number")
+      : `a comma-separated list of ${options.integer ? "integers" : "numbers"}`;
+    throw new ExperimentUsageError(`--${name} "${raw}" must be ${what}${range}`);
   }
   if (options.count !== undefined && values.length !== options.count) {
     throw new ExperimentUsageError(`--${name} "${raw}" needs exactly ${options.count} values`);
   }
   return values;
+}
+
+/**
+ * A flag of one number, checked as `numberList` checks each (undefined when absent).
+ *
+ * @example
+ * ```ts
+ * oneNumber("8", "n", { integer: true, min: 1 }); // 8
+ * ```
+ */
+export function oneNumber(
+  raw: string | boolean | undefined,
+  name: string,
+  options: { min?: number; max?: number; integer?: boolean } = {},
+): number | undefined {
+  return numberList(raw, name, { ...options, count: 1 })?.[0];
 }
 
 /** Rounds for JSON (keeps files readable; 6 significant digits). */
@@ -230,5 +246,5 @@ export const GUIDANCE_FLAG: Experiment["flags"] = {
 export function guidanceFlag(
   flags: Record<string, string | boolean | undefined>,
 ): number | undefined {
-  return numberList(flags.guidance, "guidance", { min: 0, max: 100, count: 1 })?.[0];
+  return oneNumber(flags.guidance, "guidance", { min: 0, max: 100 });
 }

@@ -20,6 +20,7 @@ import {
   guidanceFlag,
   loadSplit,
   numberList,
+  oneNumber,
   round,
 } from "./common.ts";
 
@@ -41,9 +42,7 @@ export const interpolateExperiment: Experiment = {
     const [a, b] = numberList(ctx.flags.pair, "pair", { integer: true, min: 0, count: 2 }) ??
       [0, 1];
     if (a === b) throw new ExperimentUsageError(`--pair needs two different images, got ${a},${b}`);
-    const frames =
-      numberList(ctx.flags.frames, "frames", { integer: true, min: 2, max: 64 })?.[0] ??
-        8;
+    const frames = oneNumber(ctx.flags.frames, "frames", { integer: true, min: 2, max: 64 }) ?? 8;
     const mode = (ctx.flags.mode as string | undefined) ?? "slerp";
     if (mode !== "slerp" && mode !== "lerp") {
       throw new ExperimentUsageError(`--mode "${mode}" must be slerp or lerp`);

@@ -16,7 +16,7 @@ import {
   GUIDANCE_FLAG,
   guidanceFlag,
   loadSplit,
-  numberList,
+  oneNumber,
   round,
 } from "./common.ts";
 
@@ -42,11 +42,10 @@ export const knnExperiment: Experiment = {
     ...GUIDANCE_FLAG,
   },
   async run(ctx) {
-    const trainLimit = numberList(ctx.flags["train-limit"], "train-limit", {
+    const trainLimit = oneNumber(ctx.flags["train-limit"], "train-limit", {
       integer: true,
       min: NEIGHBOURS,
-      count: 1,
-    })?.[0];
+    });
     const givenGuidance = guidanceFlag(ctx.flags);
     const limit = ctx.limit ?? DEFAULT_KNN_LIMIT;
     const p = await loadPipeline(ctx.checkpoint, ctx.registry, ctx.load);

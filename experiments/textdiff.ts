@@ -29,6 +29,7 @@ import {
   guidanceFlag,
   loadSplit,
   numberList,
+  oneNumber,
   round,
 } from "./common.ts";
 import { loadJudge, PROBE_FLAGS } from "./generate.ts";
@@ -89,7 +90,7 @@ export const textdiffExperiment: Experiment = {
   },
   async run(ctx) {
     const ratios = numberList(ctx.flags.ratios, "ratios", { min: 0, max: 1 }) ?? DEFAULT_RATIOS;
-    const n = numberList(ctx.flags.n, "n", { integer: true, min: 1, max: 64 })?.[0] ?? 4;
+    const n = oneNumber(ctx.flags.n, "n", { integer: true, min: 1, max: 64 }) ?? 4;
     const givenGuidance = guidanceFlag(ctx.flags);
     const mode = (ctx.flags.mode as string | undefined) ?? "lerp";
     if (mode !== "lerp" && mode !== "slerp") {
@@ -102,7 +103,7 @@ export const textdiffExperiment: Experiment = {
       const figures = (i: number) => parseCaption(test[i].caption);
       let index: number;
       if (ctx.flags.image !== undefined) {
-        index = numberList(ctx.flags.image, "image", { integer: true, min: 0, count: 1 })![0];
+        index = oneNumber(ctx.flags.image, "image", { integer: true, min: 0 })!;
         if (index >= test.length) {
           throw new ExperimentUsageError(
             `--image ${index}: the test split has ${test.length} images; use an index below ` +

@@ -110,6 +110,10 @@ Deno.test("experiment: bad input is one line and exit 1, before any work", async
       /--ratios "0,2" must be a comma-separated list of numbers from 0 to 1/,
     );
     assertOneLineError(
+      await cli("experiment", ["arithmetic", "--checkpoint", run, "--n", "3,4"]),
+      /--n "3,4" must be an integer from 1 to 256$/,
+    );
+    assertOneLineError(
       await cli("experiment", ["guidance", "--checkpoint", run, "--rerank", "65"]),
       /--rerank "65" must be at most 64/,
     );
