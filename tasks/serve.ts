@@ -172,6 +172,14 @@ export async function runServe(
     if (e instanceof Deno.errors.AddrInUse) {
       throw new UsageError(`Port ${port} is in use; choose another with --port`);
     }
+    if (e instanceof Deno.errors.AddrNotAvailable) {
+      throw new UsageError(`--host "${host}" is not an address of this machine; try 127.0.0.1`);
+    }
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new UsageError(
+        `Port ${port} needs privileges to bind; choose one above 1023 with --port`,
+      );
+    }
     throw e;
   }
   const kb = Object.entries(server.sizes).map(([f, b]) => `${f} ${(b / 1024).toFixed(0)} KiB`);

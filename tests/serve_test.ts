@@ -54,6 +54,11 @@ Deno.test("serve: the page, its bundle and the weights; a taken port is one line
       runServe(["--checkpoint", WEIGHTS, "--port", port], () => {}),
       new RegExp(`^UsageError: Port ${port} is in use; choose another with --port$`),
     );
+    // An address that is not this machine's (TEST-NET-1, RFC 5737) is a usage error too.
+    await assert.rejects(
+      runServe(["--checkpoint", WEIGHTS, "--port", "0", "--host", "192.0.2.1"], () => {}),
+      /^UsageError: --host "192\.0\.2\.1" is not an address of this machine; try 127\.0\.0\.1$/,
+    );
   } finally {
     await server.close();
   }
