@@ -318,6 +318,14 @@ export async function checkCheckpointFolder(checkpoint: string): Promise<void> {
   }
 }
 
+/** The names of the prior's sampling flags among `SAMPLING_FLAGS`. */
+export const PRIOR_FLAG_NAMES: readonly string[] = [
+  "prior-sampler",
+  "prior-steps",
+  "prior-guidance",
+  "prior-candidates",
+];
+
 /** The flags of the tasks that sample a trained run (`sample`, `eval`). */
 export const SAMPLING_FLAGS: Record<string, FlagSpec> = {
   checkpoint: { type: "string" },

@@ -20,6 +20,7 @@ import {
   numberFlag,
   openSampling,
   parseFlags,
+  PRIOR_FLAG_NAMES,
   PRIOR_SAMPLING_HELP,
   RAW_DECODER_HELP,
   runMain,
@@ -132,8 +133,6 @@ const DECODER_FLAGS = [
   "late-decoder",
   "late-below",
 ];
-/** The prior's sampling flags. */
-const PRIOR_FLAGS = ["prior-sampler", "prior-steps", "prior-guidance", "prior-candidates"];
 /** The ground-truth probe's flags. */
 const PROBE_FLAGS = ["probe-steps", "probe-images"];
 /** The flags that only some evaluations read. */
@@ -141,7 +140,7 @@ const SELECTIVE_FLAGS = [
   "seed",
   ...SAMPLER_FLAGS,
   ...DECODER_FLAGS,
-  ...PRIOR_FLAGS,
+  ...PRIOR_FLAG_NAMES,
   ...PROBE_FLAGS,
 ];
 
@@ -153,14 +152,14 @@ const SELECTIVE_FLAGS = [
  */
 function flagsRead(what: What, from: PipelineSource): Set<string> {
   if (what === "clip") return new Set(["seed"]);
-  if (what === "prior") return new Set(["seed", ...PRIOR_FLAGS]);
+  if (what === "prior") return new Set(["seed", ...PRIOR_FLAG_NAMES]);
   if (what === "probe") return new Set(PROBE_FLAGS);
   return new Set([
     "seed",
     ...PROBE_FLAGS,
     ...SAMPLER_FLAGS,
     ...(from === "downsampled" ? [] : DECODER_FLAGS),
-    ...(from === "prior" ? PRIOR_FLAGS : []),
+    ...(from === "prior" ? PRIOR_FLAG_NAMES : []),
   ]);
 }
 

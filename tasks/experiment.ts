@@ -24,6 +24,7 @@ import {
   LATE_DECODER_HELP,
   numberFlag,
   openSampling,
+  type ParsedFlags,
   parseFlags,
   PRIOR_SAMPLING_HELP,
   RAW_DECODER_HELP,
@@ -77,6 +78,19 @@ ${
     )
   ).join("\n")
 }`;
+
+/**
+ * The numbers every experiment may take (--limit, --steps, --rerank, --seed), checked; `report`
+ * checks them with this before its first experiment runs.
+ */
+export function sharedExperimentNumbers(values: ParsedFlags["values"]) {
+  return {
+    limit: numberFlag(values, "limit", { integer: true, min: 4 }),
+    steps: numberFlag(values, "steps", { integer: true, min: 1 }),
+    rerank: numberFlag(values, "rerank", { integer: true, min: 1, max: MAX_CONFIG_RERANK }),
+    seed: seedFlag(values),
+  };
+}
 
 /** What `runExperiment` wrote. */
 export interface ExperimentRun {
@@ -197,10 +211,7 @@ export async function runExperiment(
   if (!checkpoint) {
     throw new UsageError(`Missing --checkpoint DIR; see "deno task experiment --help"`);
   }
-  const limit = numberFlag(values, "limit", { integer: true, min: 4 });
-  const steps = numberFlag(values, "steps", { integer: true, min: 1 });
-  const rerank = numberFlag(values, "rerank", { integer: true, min: 1, max: MAX_CONFIG_RERANK });
-  const seed = seedFlag(values);
+  const { limit, steps, rerank, seed } = sharedExperimentNumbers(values);
   await checkCheckpointFolder(checkpoint);
   for (const stage of experiment.stages) {
     if (!(await exists(join(checkpoint, stage)))) {

@@ -6,7 +6,6 @@
  * @module
  */
 import { join } from "node:path";
-import { MAX_CONFIG_RERANK } from "../core/config.ts";
 import { exists, writeTextAtomic } from "../core/io/mod.ts";
 import { findExperiments, lossChart, renderHtml, renderMarkdown } from "../experiments/report.ts";
 import { EXPERIMENTS, takesSharedFlag } from "../experiments/mod.ts";
@@ -16,13 +15,11 @@ import {
   backendChoice,
   checkOutputFile,
   type FlagSpec,
-  numberFlag,
   parseFlags,
   runMain,
-  seedFlag,
   UsageError,
 } from "./_cli.ts";
-import { runExperiment } from "./experiment.ts";
+import { runExperiment, sharedExperimentNumbers } from "./experiment.ts";
 
 /** Flags passed on to the experiments the report runs (each gets those it knows). */
 const PASSED: Record<string, FlagSpec> = {
@@ -129,10 +126,7 @@ export async function runReport(
     throw new UsageError(`--no-run runs no experiment, so --${passed[0]} does nothing; drop it`);
   }
   // Before the first experiment runs, not when the one that reads the flag comes up.
-  numberFlag(values, "limit", { integer: true, min: 4 });
-  numberFlag(values, "steps", { integer: true, min: 1 });
-  numberFlag(values, "rerank", { integer: true, min: 1, max: MAX_CONFIG_RERANK });
-  seedFlag(values);
+  sharedExperimentNumbers(values);
   backendChoice(values);
   for (const flag of ["clip-only", "text-only"]) {
     const dir = values[flag] as string | undefined;
