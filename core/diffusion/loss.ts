@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { mean, mse, mul, noGrad, randn, reshape, type Tensor } from "../tensor/mod.ts";
+import { add, mean, mse, mul, noGrad, randn, reshape, type Tensor } from "../tensor/mod.ts";
 import type { DecoderConditioning, PredictionType, Upsampler } from "../components.ts";
 import type { NoiseSchedule } from "./schedule.ts";
 import { derivedTable, gatherSteps, gatherTable, qSample, velocity } from "./process.ts";
@@ -36,6 +36,11 @@ export interface DecoderLossOptions {
   logitNormal?: LogitNormal | null;
   /** Weight each sample by min-SNR-gamma (see `minSnrWeights`); null/absent = L_simple. */
   minSnrGamma?: number | null;
+  /**
+   * Also score the error area-averaged to each of these sides (see `multiscaleError`);
+   * null/absent = the full size only.
+   */
+  multiscale?: number[] | null;
   /** What the network predicts, so what it is scored against: "eps" (default) or "v". */
   prediction?: Exclude<PredictionType, "x0">;
   /**
@@ -117,15 +122,42 @@ export function decoderLoss<C = DecoderConditioning>(
   const predicted = decoder.predictNoise(xt, modelT, cond, estimate);
   const target = prediction === "v" ? velocity(x0, t, eps, schedule) : eps;
   const gamma = options.minSnrGamma ?? null;
-  if (gamma === null) return mse(predicted, target);
-  // Per-sample MSE [B, 1] times the step's weight, averaged over the batch.
+  const sizes = options.multiscale ?? [];
+  if (gamma === null && sizes.length === 0) return mse(predicted, target);
+  // Per-sample error [B, 1], times the step's weight under min-SNR, averaged over the batch.
+  const perSample = multiscaleError(predicted, target, sizes);
+  if (gamma === null) return mean(perSample);
   const weights = derivedTable(
     schedule,
     `minSnr${gamma}-${prediction}`,
     () => minSnrWeights(schedule, gamma, prediction),
   );
-  const perSample = mean(reshape(mse(predicted, target, "none"), [B, -1]), 1, true);
   return mean(mul(perSample, gatherTable(schedule, weights, t)));
+}
+
+/**
+ * Per-sample mean squared error [B, 1] of `predicted` against `target` [B, C, S, S], plus the
+ * mean squared error of the two area-averaged to each side in `sizes`: the multiscale loss of
+ * Hoogeboom et al. (2023, "simple diffusion"), sum over s of ||D_s[eps] - D_s[eps_hat]||^2 / s^2,
+ * with D_s area downsampling to s x s. Averaging a k x k block divides white noise's variance by
+ * k^2 but keeps an error that is constant over the block, so each added side raises the weight of
+ * the errors coarser than its blocks (a figure's place and extent) against the pixel-level ones.
+ * Every term has weight 1 here; with an empty `sizes` it is the plain per-sample MSE.
+ *
+ * @example
+ * ```ts
+ * import { randn } from "../tensor/mod.ts";
+ * const err = multiscaleError(randn([2, 3, 8, 8]), randn([2, 3, 8, 8]), [4, 2]); // [2, 1]
+ * ```
+ */
+export function multiscaleError(predicted: Tensor, target: Tensor, sizes: number[]): Tensor {
+  const B = predicted.shape[0];
+  const perSample = (p: Tensor, q: Tensor) => mean(reshape(mse(p, q, "none"), [B, -1]), 1, true);
+  let total = perSample(predicted, target);
+  for (const size of sizes) {
+    total = add(total, perSample(downsampleArea(predicted, size), downsampleArea(target, size)));
+  }
+  return total;
 }
 
 /**

@@ -63,6 +63,7 @@ export {
   decoderLoss,
   type DecoderLossOptions,
   minSnrWeights,
+  multiscaleError,
   type NoisePredictingNetwork,
   upsamplerLoss,
 } from "./loss.ts";

@@ -121,17 +121,18 @@ export interface StageDataLimit {
  *
  * @example
  * ```ts
- * lossOptions({ minSnrGamma: 5 }); // { minSnrGamma: 5, logitNormal: null }
+ * lossOptions({ minSnrGamma: 5 }); // { minSnrGamma: 5, logitNormal: null, multiscale: null }
  * ```
  */
 export function lossOptions(
   options: Record<string, unknown> | undefined,
-): Pick<DecoderLossOptions, "minSnrGamma" | "logitNormal"> {
+): Pick<DecoderLossOptions, "minSnrGamma" | "logitNormal" | "multiscale"> {
   const gamma = options?.minSnrGamma;
   const logitNormal = options?.logitNormalTimesteps as LogitNormal | null | undefined;
   return {
     minSnrGamma: typeof gamma === "number" ? gamma : null,
     logitNormal: logitNormal ?? null,
+    multiscale: (options?.multiscaleLoss as number[] | null | undefined) ?? null,
   };
 }
 

@@ -14,7 +14,7 @@ import type { Decoder, DecoderConditioning, EncodedConditioning } from "../../co
 import { noEstimate } from "../../core/diffusion/mod.ts";
 import { withoutDrawing, zeroParameters } from "./blocks.ts";
 import { UNetBody } from "./unet_body.ts";
-import { lossOptionFields } from "./loss_options.ts";
+import { lossOptionFields, multiscaleLossProblems } from "./loss_options.ts";
 import { type ConditionerOutput, CONDITIONING_INPUTS, DecoderConditioner } from "./conditioning.ts";
 
 /** The U-Net's encoded conditioning: the conditioner's output, computed once per sample. */
@@ -124,6 +124,9 @@ export const unetOptions = z.object({
     problem(["textHeads"], `${o.textHeads} heads do not divide textWidth ${o.textWidth}`);
   }
   if (o.timeEmbedDim % 2 !== 0) problem(["timeEmbedDim"], `${o.timeEmbedDim} must be even`);
+  for (const [i, message] of multiscaleLossProblems(o.imageSize, o.multiscaleLoss)) {
+    problem(["multiscaleLoss", i], message);
+  }
   // Dropping one input alone, or adding CLIP to the time embedding beside the caption, needs both.
   if (o.conditioning !== "clip+text") {
     for (const key of ["textDropRate", "clipDropRate"] as const) {

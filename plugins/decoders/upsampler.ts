@@ -17,7 +17,7 @@ import { add, affine, concat, type Tensor } from "../../core/tensor/mod.ts";
 import { AUGMENT_KINDS, upsampleToSize } from "../../core/diffusion/mod.ts";
 import type { AugmentKind, Upsampler, UpsamplerConditioning } from "../../core/components.ts";
 import { UNetBody } from "./unet_body.ts";
-import { lossOptionFields } from "./loss_options.ts";
+import { lossOptionFields, multiscaleLossProblems } from "./loss_options.ts";
 
 /** Levels in [0, 1] are embedded as timesteps 0..1000, like a 1,000-step schedule's. */
 const LEVEL_SCALE = 1000;
@@ -80,6 +80,9 @@ export const upsamplerOptions = z.object({
     }
   });
   if (o.timeEmbedDim % 2 !== 0) problem(["timeEmbedDim"], `${o.timeEmbedDim} must be even`);
+  for (const [i, message] of multiscaleLossProblems(o.imageSize, o.multiscaleLoss)) {
+    problem(["multiscaleLoss", i], message);
+  }
 });
 
 /** Validated options of the upsampler. */
