@@ -395,9 +395,9 @@ export const UPSAMPLER_FLAGS: Record<string, FlagSpec> = {
 /** Help lines of `UPSAMPLER_FLAGS`. */
 export const UPSAMPLER_HELP =
   `  --upsampler-steps N  a cascade's upsampler: reverse-process steps (respaced; default: --steps)
-  --upsampler-augment L  a cascade's upsampler: the noise level, 0 to 1, of its low-resolution
-                     condition (DALL-E 2's conditioning augmentation; default: the level
-                     its config samples with, sampleAugment)`;
+  --upsampler-augment L  a cascade's upsampler: the noise level of its low-resolution condition,
+                     0 to the augmentMax it trained with (DALL-E 2's conditioning
+                     augmentation; default: the level its config samples with, sampleAugment)`;
 
 /**
  * `--upsampler-steps` and `--upsampler-augment`, each undefined when absent.

@@ -90,6 +90,26 @@ export interface TrainRunResult {
 }
 
 /**
+ * A note when a stage's steps end inside its warmup (allowed: a short test run of a preset), so
+ * the learning rate never reaches its peak; null otherwise.
+ *
+ * @example
+ * ```ts
+ * warmupNote("decoder", { steps: 5, warmupSteps: 200, lr: 1e-3, lrSchedule: "cosine" });
+ * // "decoder: note: the 5 steps end inside the 200 warmup steps, so the learning rate stays ..."
+ * ```
+ */
+export function warmupNote(
+  stage: string,
+  t: { steps: number; warmupSteps: number; lr: number; lrSchedule: string },
+): string | null {
+  if (t.warmupSteps < t.steps) return null;
+  return `${stage}: note: the ${t.steps} steps end inside the ${t.warmupSteps} warmup steps, so ` +
+    `the learning rate stays below ${t.lr}` +
+    (t.lrSchedule === "cosine" ? " and the cosine decay never starts" : "");
+}
+
+/**
  * The stage's warm restarts for its settings line: "" without any, else e.g. ", then 2 warm
  * restarts (3000 at lr 0.0005 (100 warmup), 3000 at lr 0.0005 (100 warmup); 13000 steps in all)".
  */
@@ -347,6 +367,8 @@ export async function runTrain(
             `EMA ${[t.ema ?? "off", ...t.extraEma].join(" + ")}, ` +
             `checkpoint every ${t.checkpointEvery}`,
         );
+        const note = warmupNote(stage, t);
+        if (note) print(note);
         let result: TrainLoopResult;
         try {
           result = await trainLoop({

@@ -19,7 +19,7 @@ import {
 } from "../core/train/cycles.ts";
 import { readMetrics } from "../core/train/metrics.ts";
 import { errorLine } from "../tasks/_cli.ts";
-import { runTrain } from "../tasks/train.ts";
+import { runTrain, warmupNote } from "../tasks/train.ts";
 import { copyDir } from "./_support/files.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -108,6 +108,17 @@ Deno.test("resumeCyclesProblem: the cycles already trained must stay as they wer
   );
   bad({ restarts: [{ steps: 500, lr: 5e-4, warmupSteps: 100 }] }, 8000, /at 7500; keep/);
   bad({ lr: 2e-3 }, 3000, /whose lr this config changes from 0.001 to 0.002/);
+});
+
+Deno.test("warmupNote: a stage whose steps end inside its warmup says so", () => {
+  const t = { steps: 5, warmupSteps: 200, lr: 1e-3, lrSchedule: "cosine" };
+  assert.equal(
+    warmupNote("decoder", t),
+    "decoder: note: the 5 steps end inside the 200 warmup steps, so the learning rate stays " +
+      "below 0.001 and the cosine decay never starts",
+  );
+  assert.match(warmupNote("clip", { ...t, lrSchedule: "constant" })!, /stays below 0\.001$/);
+  assert.equal(warmupNote("decoder", { ...t, steps: 201 }), null);
 });
 
 Deno.test("config: restarts default to none and are checked", async () => {

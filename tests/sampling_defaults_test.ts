@@ -75,6 +75,26 @@ Deno.test("textToImage uses the stored sampling.guidance unless given one", asyn
   }
 });
 
+Deno.test("guidance needs a decoder whose null condition trained; guidance 1 does not", async () => {
+  const p = await loadPipeline(DEMO, builtins());
+  try {
+    // As if trained without dropping the caption or the CLIP embedding, alone or together.
+    Object.assign(p.config.components.decoder.options, {
+      nullRate: 0,
+      textDropRate: 0,
+      clipDropRate: 0,
+    });
+    await assert.rejects(
+      textToImage(p, ["a red circle"], { ...FAST, guidance: 2 }),
+      /Guidance "2" needs a decoder trained with the null condition .*use guidance 1/,
+    );
+    const plain = await textToImage(p, ["a red circle"], { ...FAST, guidance: 1 });
+    assert.deepEqual(plain.shape, [1, 3, 16, 16]);
+  } finally {
+    p.dispose();
+  }
+});
+
 Deno.test("sample and eval pipeline report and record the stored guidance", async () => {
   const dir = await demoWithSampling({ guidance: 1.5 });
   try {

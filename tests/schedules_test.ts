@@ -166,4 +166,12 @@ Deno.test("schedule plugins validate their options", async () => {
   const shifted = await r.use<NoiseSchedule>("schedule", "cosine", { logSnrShift: -1.386 });
   assert.deepEqual(shifted.betas, cosineBetas(1000, 0.008, 0.999, -1.386));
   await assert.rejects(() => r.use("schedule", "cosine", { logSnrShift: "2" }), /logSnrShift/);
+  // A beta of 1 leaves no signal (alphaBar = 0, x_0 = NaN): refused when the options load.
+  await assert.rejects(() => r.use("schedule", "cosine", { maxBeta: 1 }), /maxBeta/);
+  await assert.rejects(
+    () => r.use("schedule", "linear", { steps: 20 }),
+    /betaEnd.*0\.02 x 1000 \/ 20 steps = 1 is not below 1; use more steps \(above 20\)/,
+  );
+  await r.use("schedule", "linear", { steps: 21 });
+  assert.throws(() => new NoiseSchedule(Float64Array.of(0.5, 1)), /Beta at step 1 is "1"/);
 });

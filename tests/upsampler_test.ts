@@ -228,6 +228,13 @@ Deno.test({
         p.sampler.sample = sample;
         const small = await textToImage(p, ["a red circle"], { steps: 2, upsample: false });
         assert.deepEqual(small.shape, [1, 3, 8, 8]);
+        // CLIP reranks the decoder's 8x8 candidates enlarged to its 16x16 input.
+        const reranked = await textToImage(p, ["a red circle"], {
+          steps: 2,
+          upsample: false,
+          rerank: 2,
+        });
+        assert.deepEqual(reranked.shape, [1, 3, 8, 8]);
         // The experiments' decoding from given embeddings goes through the upsampler too.
         assert.equal(outputImageSize(p), 16);
         const z = Array.from({ length: p.clip.embedDim }, (_, i) => Math.sin(i + 1));
@@ -312,6 +319,11 @@ Deno.test({
         await assert.rejects(
           () => upsampleRealImages(up, real.subarray(0, 3 * 8 * 8), 1),
           /expected 1 image\(s\) of 3x16x16/,
+        );
+        // A level above the trained augmentMax is refused, not embedded.
+        await assert.rejects(
+          () => upsampleRealImages(up, real, 2, { steps: 2, upsamplerAugment: 0.9 }),
+          /augmentation level must lie in \[0, 0\.\d+\], the levels it trained on/,
         );
       } finally {
         up.dispose();
@@ -468,6 +480,24 @@ Deno.test("upsampler config: defaults filled, one-line errors for wrong sizes an
     /train\.upsampler: set, but the config has no components\.upsampler/,
   );
   oneLine(error((c) => c.train.upsampeler = {}), /train\.upsampeler.*did you mean "upsampler"/);
+  // Sampling conditions at a level it trained on.
+  oneLine(
+    error((c) =>
+      Object.assign(c.components.upsampler.options, { augmentMax: 0.2, sampleAugment: 0.3 })
+    ),
+    /upsampler\.options\.sampleAugment: 0\.3 is above augmentMax 0\.2, the highest level trained/,
+  );
+  oneLine(
+    error((c) =>
+      Object.assign(c.components.upsampler.options, { augment: "none", sampleAugment: 0.1 })
+    ),
+    /sampleAugment: 0\.1 but augment is "none" \(trained at level 0 only\); set it to 0/,
+  );
+  // The decoder's sampler respaces its schedule to at most that many steps.
+  oneLine(
+    error((c) => c.components.sampler = { plugin: "ddim", options: { steps: 5000 } }),
+    /components\.sampler\.options\.steps is 5000 but components\.decoderSchedule\.options\.steps is \d+/,
+  );
 });
 
 Deno.test("presets/cpu16-up32.jsonc: cpu32 with a 16x16 decoder and a 16 -> 32 upsampler", async () => {

@@ -67,12 +67,40 @@ export function validateConfig(
         ]);
       }
     }
-    const lines = options.crossChecks === false ? [] : sharedSizeProblems(config);
+    const lines = options.crossChecks === false
+      ? []
+      : [...sharedSizeProblems(config), ...samplerStepProblems(config)];
     if (lines.length > 0) throw new ConfigError(lines.map((line) => `${sourceName}: ${line}`));
     return config;
   }
   const lines = result.error.issues.flatMap((issue) => issueLines(issue, value, schema));
   throw new ConfigError(lines.map((line) => `${sourceName}: ${line}`));
+}
+
+/**
+ * The sampler's `steps` must not exceed the decoder schedule's (a sampler respaces the schedule
+ * to fewer steps, never more): checked here, since the config is stored with the trained decoder
+ * and would otherwise fail at every `sample` and `eval` after training. Plugins without a
+ * numeric `steps` option are not compared.
+ *
+ * @example
+ * ```ts
+ * import type { ResolvedConfig } from "./schema.ts";
+ * function problems(config: ResolvedConfig): string[] {
+ *   return samplerStepProblems(config); // [] or one line naming both options
+ * }
+ * ```
+ */
+export function samplerStepProblems(config: ResolvedConfig): string[] {
+  const steps = config.components.sampler?.options?.steps;
+  const scheduleSteps = config.components.decoderSchedule?.options?.steps;
+  if (typeof steps !== "number" || typeof scheduleSteps !== "number" || steps <= scheduleSteps) {
+    return [];
+  }
+  return [
+    `components.sampler.options.steps is ${steps} but components.decoderSchedule.options.steps ` +
+    `is ${scheduleSteps}; a sampler respaces the schedule to at most its ${scheduleSteps} steps`,
+  ];
 }
 
 /**

@@ -76,7 +76,8 @@ export class NoiseSchedule {
   readonly timesteps: Int32Array;
 
   /**
-   * Builds every derived coefficient from `betas` (each in (0, 1]).
+   * Builds every derived coefficient from `betas` (each in (0, 1): at 1 a step keeps no signal,
+   * alphaBar reaches 0 and the x_0 estimate 1 / sqrt(alphaBar) is infinite).
    *
    * @example
    * ```ts
@@ -87,8 +88,8 @@ export class NoiseSchedule {
     const n = betas.length;
     if (n === 0) throw new RangeError("A noise schedule needs at least one step");
     for (let i = 0; i < n; i++) {
-      if (!(betas[i] > 0 && betas[i] <= 1)) {
-        throw new RangeError(`Beta at step ${i} is "${betas[i]}"; expected a value in (0, 1]`);
+      if (!(betas[i] > 0 && betas[i] < 1)) {
+        throw new RangeError(`Beta at step ${i} is "${betas[i]}"; expected a value in (0, 1)`);
       }
     }
     if (timesteps !== undefined && timesteps.length !== n) {

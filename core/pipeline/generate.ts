@@ -23,7 +23,7 @@ import {
   guidedPrediction,
 } from "../diffusion/guidance.ts";
 import { selfConditionedPredictor, type StatefulPredictor } from "../diffusion/self_condition.ts";
-import { downsampleArea } from "../diffusion/augment.ts";
+import { downsampleArea, upsampleToSize } from "../diffusion/augment.ts";
 import { samplePrior } from "../diffusion/prior_sampling.ts";
 import type { Module } from "../nn/module.ts";
 import {
@@ -37,6 +37,7 @@ import {
   type Tensor,
   tensor,
 } from "../tensor/mod.ts";
+import { decoderDropRates } from "./build.ts";
 import { clipConditioning } from "./clip_cache.ts";
 import type { Components } from "./load.ts";
 import { upsampleImages } from "./upsample.ts";
@@ -282,6 +283,7 @@ export function decodeImages(
   const B = imageEmbedding.shape[0];
   const cond: DecoderConditioning = { tokens, imageEmbedding, keep: full([B], 1) };
   const scale = decoderGuidance(p, options);
+  if (scale !== 1) checkNullConditionTrained(p, scale);
   // s = 1 is the conditional prediction alone: skip the unconditional half of the batch.
   const predictionOf = (decoder: Decoder) =>
     scale === 1 ? conditionalPrediction(decoder, cond) : guidedPrediction(decoder, cond, scale, {
@@ -492,11 +494,31 @@ function checkImagesDrawn(captions: number, n: number, k: number, stored: boolea
 }
 
 /**
+ * Guidance s != 1 reads the decoder's null condition, which trains only on the steps that drop
+ * the caption, the CLIP embedding or both (`nullRate`, `textDropRate`, `clipDropRate`): a
+ * decoder trained with all three at 0 has it at its initial values, so it is a one-line error,
+ * as for the prior (plugins/priors/denoiser.ts).
+ */
+function checkNullConditionTrained(p: Components, scale: number): void {
+  const drop = decoderDropRates(p.config);
+  if (drop.both > 0 || drop.text > 0 || drop.clip > 0) return;
+  throw new RangeError(
+    `Guidance "${scale}" needs a decoder trained with the null condition (nullRate, textDropRate ` +
+      `or clipDropRate above 0; this one has all three at 0); use guidance 1 (--guidance 1) or ` +
+      `retrain the decoder with nullRate`,
+  );
+}
+
+/**
  * Cosine similarity [B] of each image's CLIP image embedding with its row of `textEmbedding`
- * (L2-normalised [B, E]): the score CLIP reranking sorts by. Inside `noGrad` and a `scope`.
+ * (L2-normalised [B, E]): the score CLIP reranking sorts by. A cascade's decoder images drawn
+ * without the upsampler are smaller than CLIP's input: CLIP reads them enlarged as blocks, as
+ * `eval pipeline --no-upsampler` scores them. Inside `noGrad` and a `scope`.
  */
 function clipScores(p: Components, images: Tensor, textEmbedding: Tensor): Tensor {
-  return sum(mul(l2Normalize(p.clip.encodeImages(images)), textEmbedding), 1);
+  const side = inputImageSize(p);
+  const seen = images.shape[2] === side ? images : upsampleToSize(images, side);
+  return sum(mul(l2Normalize(p.clip.encodeImages(seen)), textEmbedding), 1);
 }
 
 /**

@@ -118,8 +118,16 @@ export function upsampleImages(
   options: UpsampleOptions = {},
 ): Tensor {
   const level = options.augment ?? up.sampleAugment;
-  if (!Number.isFinite(level) || level < 0 || level > 1) {
-    throw new RangeError(`Upsampler augmentation level must lie in [0, 1], got ${level}`);
+  // The levels it trained on: 0 alone without augmentation, else [0, augmentMax].
+  const trainedMax = up.augment === "none" ? 0 : up.augmentMax;
+  if (!Number.isFinite(level) || level < 0 || level > trainedMax) {
+    throw new RangeError(
+      `Upsampler augmentation level must lie in [0, ${trainedMax}], the levels it trained on ` +
+        `(augment "${up.augment}"${
+          up.augment === "none" ? "" : `, augmentMax ${up.augmentMax}`
+        }); ` +
+        `got ${level}`,
+    );
   }
   const B = x.shape[0];
   const levels = full([B], level);

@@ -83,6 +83,17 @@ export const upsamplerOptions = z.object({
   for (const [i, message] of multiscaleLossProblems(o.imageSize, o.multiscaleLoss)) {
     problem(["multiscaleLoss", i], message);
   }
+  // Sampling must condition at a level the upsampler trained on: 0 without augmentation, else
+  // one in [0, augmentMax].
+  const trainedMax = o.augment === "none" ? 0 : o.augmentMax;
+  if (o.sampleAugment > trainedMax) {
+    problem(
+      ["sampleAugment"],
+      o.augment === "none"
+        ? `${o.sampleAugment} but augment is "none" (trained at level 0 only); set it to 0`
+        : `${o.sampleAugment} is above augmentMax ${o.augmentMax}, the highest level trained`,
+    );
+  }
 });
 
 /** Validated options of the upsampler. */

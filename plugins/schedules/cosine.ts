@@ -62,7 +62,8 @@ export function cosineBetas(
 export const cosineOptions = z.object({
   steps: z.number().int().positive().default(1000).describe("Number of diffusion steps T"),
   s: z.number().nonnegative().default(0.008).describe("Offset s that keeps beta_0 from being tiny"),
-  maxBeta: z.number().gt(0).lte(1).default(0.999).describe("Upper clip for every beta"),
+  maxBeta: z.number().gt(0).lt(1).default(0.999)
+    .describe("Upper clip for every beta, below 1 (at 1 the last step keeps no signal: x_0 = NaN)"),
   logSnrShift: z.number().finite().default(0).describe(
     "Added to every step's log-SNR (simple diffusion's shift; 2 log(16/32) = -1.386 gives a 32x32 " +
       "image's layout the noise a 16x16 image gets)",

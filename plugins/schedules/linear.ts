@@ -29,7 +29,20 @@ export const linearOptions = z.object({
   steps: z.number().int().positive().default(1000).describe("Number of diffusion steps T"),
   betaStart: z.number().gt(0).lt(1).default(1e-4).describe("First beta at T = 1000"),
   betaEnd: z.number().gt(0).lt(1).default(0.02).describe("Last beta at T = 1000"),
-}).strict();
+}).strict().superRefine((o, ctx) => {
+  // Scaled by 1000 / T, a short schedule's betas reach 1, where a step keeps no signal.
+  for (const key of ["betaStart", "betaEnd"] as const) {
+    const scaled = o[key] * 1000 / o.steps;
+    if (scaled >= 1) {
+      ctx.addIssue({
+        code: "custom",
+        path: [key],
+        message: `${o[key]} x 1000 / ${o.steps} steps = ${scaled} is not below 1; use more ` +
+          `steps (above ${Math.floor(o[key] * 1000)}) or a smaller ${key}`,
+      });
+    }
+  }
+});
 
 /** The "linear" schedule plugin. */
 export const linearSchedule: PluginDefinition<"schedule", typeof linearOptions, NoiseSchedule> =
