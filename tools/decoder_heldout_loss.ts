@@ -5,7 +5,8 @@
  * the same with the caption dropped, the CLIP embedding dropped, and both (the null condition that
  * guidance starts from): how much each condition tells the decoder at each noise level. Unweighted
  * MSE of the predicted noise (L_simple, thesis Algorithm 2) at ten timesteps spread over the
- * schedule.
+ * schedule; and the test images' error area-averaged to a quarter of the side (8x8 blocks of 4
+ * pixels at 32x32: the scale of a figure's place, which the multiscale loss weighs up).
  *
  *   deno run -A tools/decoder_heldout_loss.ts RUN_DIR [COUNT]
  */
@@ -28,11 +29,15 @@ const dataset = await createDataset(p.config, registry);
 const LEVELS = 10;
 const BATCH = 32;
 
-/** Which conditions are kept: 1 keeps, 0 replaces by the learned null condition. */
+/**
+ * Which conditions are kept (1 keeps, 0 replaces by the learned null condition), and the sides
+ * the error is also scored at (`multiscale`; none: L_simple).
+ */
 interface Kept {
   both: number;
   text: number;
   clip: number;
+  multiscale?: number[];
 }
 const FULL: Kept = { both: 1, text: 1, clip: 1 };
 
@@ -75,6 +80,7 @@ async function meanLoss(data: CaptionedImage[], variants: Kept[]): Promise<numbe
               {
                 timesteps: full([B], t),
                 prediction: p.decoder.prediction === "v" ? "v" : "eps",
+                multiscale: kept.multiscale,
               },
             )
           )
@@ -91,12 +97,16 @@ async function meanLoss(data: CaptionedImage[], variants: Kept[]): Promise<numbe
 const train = (await dataset.split("train")).slice(0, count);
 const test = (await dataset.split("test")).slice(0, count);
 const [a] = await meanLoss(train, [FULL]);
-const [b, noText, noClip, none] = await meanLoss(test, [
+const quarter = p.decoder.imageSize / 4;
+const [b, noText, noClip, none, withCoarse] = await meanLoss(test, [
   FULL,
   { both: 1, text: 0, clip: 1 },
   { both: 1, text: 1, clip: 0 },
   { both: 0, text: 1, clip: 1 },
+  { ...FULL, multiscale: [quarter] },
 ]);
+// The same noise for both: the multiscale loss less L_simple is the coarse term alone.
+const coarse = withCoarse.map((x, i) => x - b[i]);
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 const f = (x: number) => x.toFixed(5);
 const r = (x: number, y: number) => (x / y).toFixed(3).padStart(6);
@@ -104,13 +114,16 @@ console.log(
   `${dir}: L_simple at ${LEVELS} timesteps, ${train.length} train / ${test.length} test images;`,
 );
 console.log(
-  "  test/train: memorised; the ratios after it: test loss without a condition / with all",
+  "  test/train: memorised; the ratios after it: test loss without a condition / with all; " +
+    `test ${quarter}x${quarter}: the test error area-averaged to ${quarter}x${quarter}`,
 );
-console.log("  t/T   train    test     test/train  no caption  no CLIP  neither");
+console.log(
+  `  t/T   train    test     test/train  no caption  no CLIP  neither  test ${quarter}x${quarter}`,
+);
 const row = (label: string, k: (xs: number[]) => number) =>
   console.log(
     `  ${label}  ${f(k(a))}  ${f(k(b))}  ${r(k(b), k(a))}      ${r(k(noText), k(b))}      ` +
-      `${r(k(noClip), k(b))}   ${r(k(none), k(b))}`,
+      `${r(k(noClip), k(b))}   ${r(k(none), k(b))}   ${f(k(coarse))}`,
   );
 for (let i = 0; i < LEVELS; i++) row(((i + 0.5) / LEVELS).toFixed(2), (xs) => xs[i]);
 row("mean", mean);
