@@ -255,7 +255,8 @@ Deno.test("decodeImages() samples a self-conditioned decoder through its estimat
     decoder,
     sampler: new DdpmSampler({ steps: 4 }),
     decoderSchedule: schedule,
-    config: { sampling: { guidance: 2 } },
+    // Guidance reads the null condition, trained here at the thesis's rate.
+    config: { sampling: { guidance: 2 }, components: { decoder: { options: { nullRate: 0.2 } } } },
   } as unknown as Components;
   const tokens = { ids: full([2, 3], 0, "i32"), endIndex: full([2], 1, "i32") };
   const before = engineStats().inUse;

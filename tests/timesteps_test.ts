@@ -116,8 +116,13 @@ Deno.test("logitNormalTimesteps: plugin option read by the trainer, bad values r
     assert.deepEqual(lossOptions(schema.parse({ logitNormalTimesteps: dist })), {
       minSnrGamma: null,
       logitNormal: dist,
+      multiscale: null,
     });
-    assert.deepEqual(lossOptions(schema.parse({})), { minSnrGamma: null, logitNormal: null });
+    assert.deepEqual(lossOptions(schema.parse({})), {
+      minSnrGamma: null,
+      logitNormal: null,
+      multiscale: null,
+    });
     for (const bad of [{ mean: 0, std: 0 }, { mean: 0, std: -1 }, { mean: 0 }, { ...dist, k: 1 }]) {
       assert.equal(schema.safeParse({ logitNormalTimesteps: bad }).success, false);
     }

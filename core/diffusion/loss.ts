@@ -146,8 +146,10 @@ export function decoderLoss<C = DecoderConditioning>(
  *
  * @example
  * ```ts
- * import { randn } from "../tensor/mod.ts";
- * const err = multiscaleError(randn([2, 3, 8, 8]), randn([2, 3, 8, 8]), [4, 2]); // [2, 1]
+ * import type { Tensor } from "../tensor/mod.ts";
+ * function coarseToo(predicted: Tensor, noise: Tensor): Tensor {
+ *   return multiscaleError(predicted, noise, [4, 2]); // [B, 1] for [B, C, 8, 8] inputs
+ * }
  * ```
  */
 export function multiscaleError(predicted: Tensor, target: Tensor, sizes: number[]): Tensor {
