@@ -88,6 +88,20 @@ export function drawLevels(batch: number, max: number, kind: AugmentKind): Tenso
   return kind === "none" || max === 0 ? full([batch], 0) : affine(rand([batch]), max, 0);
 }
 
+/**
+ * The highest level `drawLevels` trains on: `max`, or 0 for "none" (whose levels are all 0). A
+ * sampling level above it is one the upsampler never saw.
+ *
+ * @example
+ * ```ts
+ * trainedLevelMax(0.5, "noise"); // 0.5
+ * trainedLevelMax(0.5, "none"); // 0
+ * ```
+ */
+export function trainedLevelMax(max: number, kind: AugmentKind): number {
+  return kind === "none" ? 0 : max;
+}
+
 /** Edge rows/columns repeated `r` times on both sides of `axis` (replicate padding). */
 function replicatePad(x: Tensor, axis: number, r: number): Tensor {
   const n = x.shape[axis];

@@ -79,5 +79,6 @@ export {
   BLUR_SIGMA_AT_1,
   downsampleArea,
   drawLevels,
+  trainedLevelMax,
   upsampleToSize,
 } from "./augment.ts";

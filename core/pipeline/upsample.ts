@@ -8,7 +8,7 @@
  */
 import type { Decoder, NoiseSchedule, Sampler, Upsampler } from "../components.ts";
 import type { ResolvedConfig } from "../config.ts";
-import { augmentLowRes } from "../diffusion/augment.ts";
+import { augmentLowRes, trainedLevelMax } from "../diffusion/augment.ts";
 import { joinPath as join, type WeightReader } from "../io/mod.ts";
 import type { Registry } from "../registry.ts";
 import { clamp, full, type Tensor } from "../tensor/mod.ts";
@@ -118,15 +118,12 @@ export function upsampleImages(
   options: UpsampleOptions = {},
 ): Tensor {
   const level = options.augment ?? up.sampleAugment;
-  // The levels it trained on: 0 alone without augmentation, else [0, augmentMax].
-  const trainedMax = up.augment === "none" ? 0 : up.augmentMax;
+  const trainedMax = trainedLevelMax(up.augmentMax, up.augment);
   if (!Number.isFinite(level) || level < 0 || level > trainedMax) {
+    const trainedWith = up.augment === "none" ? "" : `, augmentMax ${up.augmentMax}`;
     throw new RangeError(
       `Upsampler augmentation level must lie in [0, ${trainedMax}], the levels it trained on ` +
-        `(augment "${up.augment}"${
-          up.augment === "none" ? "" : `, augmentMax ${up.augmentMax}`
-        }); ` +
-        `got ${level}`,
+        `(augment "${up.augment}"${trainedWith}); got ${level}`,
     );
   }
   const B = x.shape[0];

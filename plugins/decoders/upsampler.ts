@@ -14,7 +14,7 @@ import { Linear, timestepEmbedding } from "../../core/nn/mod.ts";
 import { Module } from "../../core/nn/module.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
 import { add, affine, concat, type Tensor } from "../../core/tensor/mod.ts";
-import { AUGMENT_KINDS, upsampleToSize } from "../../core/diffusion/mod.ts";
+import { AUGMENT_KINDS, trainedLevelMax, upsampleToSize } from "../../core/diffusion/mod.ts";
 import type { AugmentKind, Upsampler, UpsamplerConditioning } from "../../core/components.ts";
 import { UNetBody } from "./unet_body.ts";
 import { lossOptionFields, multiscaleLossProblems } from "./loss_options.ts";
@@ -85,8 +85,7 @@ export const upsamplerOptions = z.object({
   }
   // Sampling must condition at a level the upsampler trained on: 0 without augmentation, else
   // one in [0, augmentMax].
-  const trainedMax = o.augment === "none" ? 0 : o.augmentMax;
-  if (o.sampleAugment > trainedMax) {
+  if (o.sampleAugment > trainedLevelMax(o.augmentMax, o.augment)) {
     problem(
       ["sampleAugment"],
       o.augment === "none"
