@@ -69,8 +69,16 @@ export interface ExperimentOutput {
  */
 export type ExperimentDraws = "captions" | "prior-embeddings" | "image-embeddings" | "nothing";
 
-/** The prior's sampling flags of `deno task experiment`. */
-const PRIOR_FLAGS = ["prior-sampler", "prior-steps", "prior-guidance", "prior-candidates"];
+/**
+ * The prior's sampling flags, shared by `deno task experiment`, `sample` and `eval` (tasks/_cli.ts
+ * reads them from here: experiments/ does not import tasks/).
+ */
+export const PRIOR_FLAGS: readonly string[] = [
+  "prior-sampler",
+  "prior-steps",
+  "prior-guidance",
+  "prior-candidates",
+];
 
 /** The decoder's sampling flags of `deno task experiment` (every drawing experiment's). */
 const DECODER_FLAGS = [

@@ -318,13 +318,8 @@ export async function checkCheckpointFolder(checkpoint: string): Promise<void> {
   }
 }
 
-/** The names of the prior's sampling flags among `SAMPLING_FLAGS`. */
-export const PRIOR_FLAG_NAMES: readonly string[] = [
-  "prior-sampler",
-  "prior-steps",
-  "prior-guidance",
-  "prior-candidates",
-];
+/** The names of the prior's sampling flags among `SAMPLING_FLAGS` (experiments take the same). */
+export { PRIOR_FLAGS } from "../experiments/common.ts";
 
 /** The flags of the tasks that sample a trained run (`sample`, `eval`). */
 export const SAMPLING_FLAGS: Record<string, FlagSpec> = {

@@ -20,7 +20,7 @@ import {
   numberFlag,
   openSampling,
   parseFlags,
-  PRIOR_FLAG_NAMES,
+  PRIOR_FLAGS,
   PRIOR_SAMPLING_HELP,
   RAW_DECODER_HELP,
   runMain,
@@ -140,7 +140,7 @@ const SELECTIVE_FLAGS = [
   "seed",
   ...SAMPLER_FLAGS,
   ...DECODER_FLAGS,
-  ...PRIOR_FLAG_NAMES,
+  ...PRIOR_FLAGS,
   ...PROBE_FLAGS,
 ];
 
@@ -152,14 +152,14 @@ const SELECTIVE_FLAGS = [
  */
 function flagsRead(what: What, from: PipelineSource): Set<string> {
   if (what === "clip") return new Set(["seed"]);
-  if (what === "prior") return new Set(["seed", ...PRIOR_FLAG_NAMES]);
+  if (what === "prior") return new Set(["seed", ...PRIOR_FLAGS]);
   if (what === "probe") return new Set(PROBE_FLAGS);
   return new Set([
     "seed",
     ...PROBE_FLAGS,
     ...SAMPLER_FLAGS,
     ...(from === "downsampled" ? [] : DECODER_FLAGS),
-    ...(from === "prior" ? PRIOR_FLAG_NAMES : []),
+    ...(from === "prior" ? PRIOR_FLAGS : []),
   ]);
 }
 

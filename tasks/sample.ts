@@ -40,7 +40,7 @@ import {
   numberFlag,
   openSampling,
   parseFlags,
-  PRIOR_FLAG_NAMES,
+  PRIOR_FLAGS,
   PRIOR_SAMPLING_HELP,
   RAW_DECODER_HELP,
   runMain,
@@ -211,7 +211,7 @@ export async function runSample(
   if (rerank !== undefined && image) {
     throw new UsageError(`--rerank scores images against the caption; drop it with --image`);
   }
-  for (const flag of PRIOR_FLAG_NAMES) {
+  for (const flag of PRIOR_FLAGS) {
     if (values[flag] !== undefined && image) {
       throw new UsageError(`--${flag} does nothing with --image (no prior runs); drop it`);
     }

@@ -95,6 +95,27 @@ Deno.test("guidance needs a decoder whose null condition trained; guidance 1 doe
   }
 });
 
+Deno.test("guidance checks a late decoder's null condition too", async () => {
+  const p = await loadPipeline(DEMO, builtins(), { lateDecoder: { dir: DEMO, below: 0.5 } });
+  try {
+    const late = p.lateDecoder!.config;
+    assert.notEqual(late, p.config, "the late decoder's config is its own");
+    Object.assign(late.components.decoder.options, {
+      nullRate: 0,
+      textDropRate: 0,
+      clipDropRate: 0,
+    });
+    await assert.rejects(
+      textToImage(p, ["a red circle"], { ...FAST, guidance: 2 }),
+      /Guidance "2" needs a decoder trained with the null condition .*the late decoder has all/,
+    );
+    const plain = await textToImage(p, ["a red circle"], { ...FAST, guidance: 1 });
+    assert.deepEqual(plain.shape, [1, 3, 16, 16]);
+  } finally {
+    p.dispose();
+  }
+});
+
 Deno.test("sample and eval pipeline report and record the stored guidance", async () => {
   const dir = await demoWithSampling({ guidance: 1.5 });
   try {

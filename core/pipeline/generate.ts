@@ -14,7 +14,7 @@ import type {
   NoisePredictor,
   TokenBatch,
 } from "../components.ts";
-import type { TrainStage } from "../config.ts";
+import type { ResolvedConfig, TrainStage } from "../config.ts";
 import {
   checkGuidanceInterval,
   conditionalPrediction,
@@ -283,7 +283,10 @@ export function decodeImages(
   const B = imageEmbedding.shape[0];
   const cond: DecoderConditioning = { tokens, imageEmbedding, keep: full([B], 1) };
   const scale = decoderGuidance(p, options);
-  if (scale !== 1) checkNullConditionTrained(p, scale);
+  if (scale !== 1) {
+    checkNullConditionTrained(p.config, scale, "decoder");
+    if (p.lateDecoder) checkNullConditionTrained(p.lateDecoder.config, scale, "late decoder");
+  }
   // s = 1 is the conditional prediction alone: skip the unconditional half of the batch.
   const predictionOf = (decoder: Decoder) =>
     scale === 1 ? conditionalPrediction(decoder, cond) : guidedPrediction(decoder, cond, scale, {
@@ -499,13 +502,13 @@ function checkImagesDrawn(captions: number, n: number, k: number, stored: boolea
  * decoder trained with all three at 0 has it at its initial values, so it is a one-line error,
  * as for the prior (plugins/priors/denoiser.ts).
  */
-function checkNullConditionTrained(p: Components, scale: number): void {
-  const drop = decoderDropRates(p.config);
+function checkNullConditionTrained(config: ResolvedConfig, scale: number, which: string): void {
+  const drop = decoderDropRates(config);
   if (drop.both > 0 || drop.text > 0 || drop.clip > 0) return;
   throw new RangeError(
     `Guidance "${scale}" needs a decoder trained with the null condition (nullRate, textDropRate ` +
-      `or clipDropRate above 0; this one has all three at 0); use guidance 1 (--guidance 1) or ` +
-      `retrain the decoder with nullRate`,
+      `or clipDropRate above 0; the ${which} has all three at 0); use guidance 1 (--guidance 1) ` +
+      `or retrain it with nullRate`,
   );
 }
 

@@ -156,7 +156,7 @@ async function loadLateDecoder(
     throw e;
   }
   decoder.eval();
-  return { decoder, below, dir: ckpt.dir, step: ckpt.meta.step };
+  return { decoder, below, dir: ckpt.dir, step: ckpt.meta.step, config: ckpt.meta.config };
 }
 
 /** The prior's sampler when none is asked for: ancestral DDPM (thesis Algorithm 5). */
@@ -236,9 +236,15 @@ export interface Components {
   decoderWeights: "ema" | "raw";
   /**
    * The decoder that predicts the steps below t / T = `below` (`LoadPipelineOptions.lateDecoder`),
-   * loaded from `dir` (its training step `step`).
+   * loaded from `dir` (its training step `step`, its stored `config`).
    */
-  lateDecoder?: { decoder: Decoder; below: number; dir: string; step: number };
+  lateDecoder?: {
+    decoder: Decoder;
+    below: number;
+    dir: string;
+    step: number;
+    config: ResolvedConfig;
+  };
   /** Frees every model's GPU memory. */
   dispose(): void;
 }
