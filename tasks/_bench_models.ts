@@ -170,16 +170,26 @@ export async function sampleRows(reps: number, row: RowRunner): Promise<void> {
   }
 }
 
+/** `--profile`: the op table of each model's clipped training step (core/tensor/profiler.ts). */
+export interface StepProfileOptions {
+  /** One row per op and set of input shapes. */
+  byShape: boolean;
+  /** Rows printed per table. */
+  limit: number;
+}
+
 /**
  * One optimizer step (forward, backward, Adam) of each model of a preset (the upsampler too when
  * it has one), on random inputs of the preset's shapes. Row names match bench/torch_baseline.py
- * for the ratio table.
+ * for the ratio table. With `profile`, `reps` more clipped steps of each model run under the op
+ * profiler and its table (per-step means) is printed after the model's rows.
  */
 export async function trainingSteps(
   config: ResolvedConfig,
   registry: Registry,
   batchOverride: number | undefined,
   reps: number,
+  profile?: StepProfileOptions,
 ): Promise<Result[]> {
   const samples = generateSplit({ set: 1, split: "train", count: 256, size: 32 });
   const tokenizer = await createTokenizer(config, registry, {
@@ -197,21 +207,29 @@ export async function trainingSteps(
   ): Promise<void> => {
     for (const maxNorm of [null, 1]) {
       const opt = new Adam(model.parameters(), { lr: 1e-4 });
-      const step = () => {
+      const update = () =>
+        opt.step(
+          undefined,
+          maxNorm === null ? undefined : { norm: gradNorm(model.parameters()), maxNorm },
+        );
+      const step = (ops?: T.OpProfile) => {
         T.scope(() => {
           loss().backward();
-          opt.step(
-            undefined,
-            maxNorm === null ? undefined : { norm: gradNorm(model.parameters()), maxNorm },
-          );
+          if (ops) ops.section("optimizer update (Adam)", update);
+          else update();
         });
         opt.zeroGrad();
       };
+      const rowName = maxNorm === null ? name : `${name} + grad clip`;
       try {
-        results.push({
-          name: maxNorm === null ? name : `${name} + grad clip`,
-          ...(await time(step, reps)),
-        });
+        results.push({ name: rowName, ...(await time(() => step(), reps)) });
+        // The clipped step is the one the train loop takes (the presets' gradClip).
+        if (profile && maxNorm !== null) {
+          const { profile: ops } = T.profileOps(() => {
+            for (let r = 0; r < reps; r++) step(T.activeProfile()!);
+          }, { byShape: profile.byShape });
+          console.log(`${rowName}: ${ops.format({ perStep: reps, limit: profile.limit })}\n`);
+        }
       } finally {
         opt.dispose();
       }

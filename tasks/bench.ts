@@ -1,6 +1,7 @@
 /**
  * `deno task bench [--backend auto|webgpu|cpu] [--quick] [--batch N] [--reps N] [--only LIST]
- * [--timing synced|pipelined] [--preset NAME] [--train-batch N] [--json FILE]`: throughput of the
+ * [--timing synced|pipelined] [--preset NAME] [--train-batch N] [--profile [--by-shape]]
+ * [--json FILE]`: throughput of the
  * hot kernels at the thesis's shapes, of a preset's training steps, of the shipped demo decoder
  * and of sampling 8 images with weights/default, with the device line.
  * Every figure is the median of timed repetitions after a warm-up (pipelines compile on first
@@ -51,6 +52,9 @@ export const BENCH_GROUPS = [
   "data",
 ] as const;
 
+/** Rows of each `--profile` table. */
+const PROFILE_ROWS = 40;
+
 const USAGE = `Usage: deno task bench [options]
 
 Times the hot kernels at the thesis's shapes, one training step of each model of a preset, the
@@ -72,6 +76,10 @@ ${BACKEND_HELP}
                      "sample": 8 images from weights/default, as "deno task sample --n 8")
   --preset NAME      preset of the "train" rows: a name in presets/ or a path (default thesis)
   --train-batch N    batch size of the "train" rows (default: the preset's; 4 with --quick)
+  --profile          after each model's "train" rows, --reps more clipped steps under the op
+                     profiler and their table: each op's forward and backward time per step,
+                     slowest first (the top 40; on WebGPU the host's encoding time only)
+  --by-shape         with --profile: one row per op and set of input shapes
   --json FILE        also write the device line and every row as JSON (compare with
                      bench/compare.ts); its folder is checked before the run
   --debug            print stack traces of errors
@@ -98,6 +106,8 @@ export async function runBench(args: string[]): Promise<Result[]> {
     reps: { type: "string" },
     timing: { type: "string" },
     json: { type: "string" },
+    profile: { type: "boolean" },
+    "by-shape": { type: "boolean" },
     ...BACKEND_FLAG,
   }, "bench");
   if (values.help) {
@@ -127,6 +137,15 @@ export async function runBench(args: string[]): Promise<Result[]> {
     throw new UsageError(`--timing "${timingFlag}": use synced or pipelined`);
   }
   const timing: TimingMode = timingFlag;
+  if (values["by-shape"] === true && values.profile !== true) {
+    throw new UsageError("--by-shape goes with --profile (the op table's rows per input shape)");
+  }
+  if (values.profile === true && only && !only.includes("train")) {
+    throw new UsageError('--profile times the "train" rows: add train to --only');
+  }
+  const profile = values.profile === true
+    ? { byShape: values["by-shape"] === true, limit: PROFILE_ROWS }
+    : undefined;
   const presetName = (values.preset as string | undefined) ?? "thesis";
   // A name in presets/, or a path (with a folder or a .json/.jsonc ending).
   const preset = /[/\\]|\.jsonc?$/.test(presetName) ? presetName : `presets/${presetName}.jsonc`;
@@ -185,7 +204,8 @@ export async function runBench(args: string[]): Promise<Result[]> {
   if (want("attention")) await attentionRows(reps, row);
   if (want("train")) {
     try {
-      for (const r of await trainingSteps(trainConfig!, registry, trainBatch, reps)) report(r);
+      const rows = await trainingSteps(trainConfig!, registry, trainBatch, reps, profile);
+      for (const r of rows) report(r);
     } catch (e) {
       report({ name: `train steps (${presetName})`, ms: NaN, error: failureReason(e) });
     }

@@ -29,6 +29,7 @@ export const ENGINE_TESTS = [
   "tests/nn_test.ts",
   "tests/optim_test.ts",
   "tests/memory_test.ts",
+  "tests/profiler_test.ts",
   "tests/webgpu_pipelines_test.ts",
 ];
 

@@ -9,6 +9,7 @@
  */
 import { binaryKernel } from "./kernels/binary.ts";
 import { copyKernel, fillKernel } from "./kernels/fill.ts";
+import { activeProfile } from "./profiler.ts";
 import { type GradNode, setBackwardHook, type Tensor } from "./tensor.ts";
 
 let gradEnabled = true;
@@ -49,6 +50,7 @@ export function record(
   inputs: Tensor[],
   backward: GradNode["backward"],
 ): Tensor {
+  activeProfile()?.forward(op, inputs);
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
     out.node = { op, inputs, backward };
@@ -58,6 +60,8 @@ export function record(
 
 /** A same-shape sum of two gradients (no tape). */
 function addGrads(a: Tensor, b: Tensor): Tensor {
+  const profile = activeProfile();
+  if (profile) return profile.backward("(accumulate)", [a], () => binaryKernel("add", a, b));
   return binaryKernel("add", a, b);
 }
 
@@ -115,7 +119,10 @@ function backward(root: Tensor, gradOut?: Tensor): void {
         }
         continue;
       }
-      const inputGrads = t.node.backward(g);
+      const node = t.node, profile = activeProfile();
+      const inputGrads = profile
+        ? profile.backward(node.op, node.inputs, () => node.backward(g))
+        : node.backward(g);
       t.node.inputs.forEach((input, i) => {
         const gi = inputGrads[i];
         if (!gi || !input.requiresGrad) return;

@@ -33,6 +33,8 @@ export type { AdapterSummary } from "./device.ts";
 export { readMany, scope, sizeOf, Tensor } from "./tensor.ts";
 export type { DType, GradNode } from "./tensor.ts";
 export { isGradEnabled, noGrad, record } from "./autograd.ts";
+export { activeProfile, OpProfile, profileOps, startProfile, stopProfile } from "./profiler.ts";
+export type { OpPhase, OpTiming, ProfileOptions } from "./profiler.ts";
 export * from "./creation.ts";
 export * from "./ops/mod.ts";
 export type { PoolStats } from "./pool.ts";
