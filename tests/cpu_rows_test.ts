@@ -153,6 +153,7 @@ const unaryRef: Record<KernelUnary, [(x: number) => number, (x: number, y: numbe
       return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * K * (1 + 0.134145 * x * x);
     },
   ],
+  relu: [(x) => Math.max(x, 0), (x) => (x > 0 ? 1 : 0)],
 };
 
 for (const op of Object.keys(unaryRef) as KernelUnary[]) {

@@ -160,6 +160,32 @@ Deno.test("batchNorm2d() matches the float64 reference in training and eval mode
   assertClose(await ev.y.read(), expectedEval, { atol: 1e-4, label: "batchNorm2d eval y" });
 });
 
+Deno.test("batchNorm2d() without affine parameters, over larger planes, matches the reference", async () => {
+  const [N, C, H, W] = [4, 3, 5, 7], S = H * W;
+  const x = randomArray(N * C * S, 26, -2, 5);
+  const rm = randomArray(C, 27), rv = randomArray(C, 28, 0.5, 2);
+  const { mean, vb } = batchNormRef(x, N, C, S);
+  const out = batchNorm2d(f32(x, [N, C, H, W]), f32(rm, [C]), f32(rv, [C]), null, null, {
+    training: true,
+    momentum: 0.25,
+    eps: 1e-3,
+  });
+  const expected = Float64Array.from(x, (v, i) => {
+    const c = Math.floor(i / S) % C;
+    return (v - mean[c]) / Math.sqrt(vb[c] + 1e-3);
+  });
+  assertClose(await out.y.read(), expected, { atol: 1e-4, label: "batchNorm2d y" });
+  const n = N * S;
+  assertClose(await out.runningMean.read(), Array.from(rm, (v, c) => 0.75 * v + 0.25 * mean[c]), {
+    label: "running mean",
+  });
+  assertClose(
+    await out.runningVar.read(),
+    Array.from(rv, (v, c) => 0.75 * v + 0.25 * vb[c] * n / (n - 1)),
+    { label: "running var (unbiased)" },
+  );
+});
+
 Deno.test("batchNorm2d() training gradients match finite differences", async () => {
   const [N, C, H, W] = [2, 2, 2, 1];
   const rm = f32([0, 0], [C]), rv = f32([1, 1], [C]);
@@ -168,6 +194,9 @@ Deno.test("batchNorm2d() training gradients match finite differences", async () 
     { data: randomArray(C, 32, 0.5, 1.5), shape: [C] },
     { data: randomArray(C, 33), shape: [C] },
   ], { label: "batchNorm2d" });
+  await gradCheck((x) => batchNorm2d(x, rm, rv, null, null, { training: true }).y, [
+    { data: randomArray(3 * C * 3, 34, -2, 2), shape: [3, C, 3] },
+  ], { label: "batchNorm2d no affine, [N, C, L]" });
 });
 
 Deno.test("norm ops reject bad input naming the op and shapes", () => {

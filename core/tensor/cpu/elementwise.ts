@@ -13,7 +13,7 @@
  * cannot inline, so every element pays a call and boxes its argument and result (measured
  * 0.6 ns/element when one op owns the loop, 7-10 when several share it). The hottest ops,
  * tensor-scalar affine and binary arithmetic, therefore have loops of their own below; the
- * exp-heavy activations (exp, sigmoid, SiLU, GELU) have WebAssembly SIMD kernels
+ * activations (exp, sigmoid, SiLU, GELU, ReLU) have WebAssembly SIMD kernels
  * (`assembly/unary.ts`: a vector exp instead of Math.exp's ~20 ns per call), see `unaryKernel`,
  * and so does binary arithmetic on same-shape operands and per-channel or row-vector broadcasts
  * (`assembly/binary.ts`, `arithmeticKernel`): four lanes and every thread, where the row loops
@@ -22,7 +22,7 @@
 import { kernelsFor, runKernel } from "./parallel.ts";
 
 /** The activations with a WebAssembly kernel, by their op codes in `assembly/unary.ts`. */
-const UNARY_KERNELS = { exp: 0, sigmoid: 1, silu: 2, gelu: 3 } as const;
+const UNARY_KERNELS = { exp: 0, sigmoid: 1, silu: 2, gelu: 3, relu: 4 } as const;
 export type KernelUnary = keyof typeof UNARY_KERNELS;
 
 /**

@@ -95,9 +95,11 @@ export const ACTIVATIONS = {
     backward: "select(0.0, g, x > 0.0)",
     df: reluDf,
     map: (x, y) => {
+      if (unaryKernel("relu", x, y)) return;
       for (let i = 0; i < y.length; i++) y[i] = reluF(x[i]);
     },
     mapGrad: (x, y, g, gx) => {
+      if (unaryGradKernel("relu", x, y, g, gx)) return;
       for (let i = 0; i < gx.length; i++) gx[i] = reluDf(x[i], y[i], g[i]);
     },
   },

@@ -15,9 +15,9 @@ import { emptyTensor, sizeOf, type Tensor } from "../tensor.ts";
 import { f32Literal } from "../kernels/wgsl.ts";
 import { ACTIVATION_WGSL } from "../kernels/activation.ts";
 import { dispatchRows, reduceWorkgroup, type RowBinding, RW } from "../kernels/rows.ts";
-import { add, affine, mul, rsqrt, sub } from "./elementwise.ts";
+import { add, affine, div, mul, rsqrt, square, sub } from "./elementwise.ts";
 import { mean, sum, sumTo, variance } from "./reduce.ts";
-import { reshape } from "./view.ts";
+import { permute, reshape } from "./view.ts";
 
 interface RowNormSpec {
   op: string;
@@ -37,8 +37,16 @@ interface RowNormSpec {
   toChannels: (t: Tensor) => Tensor;
 }
 
+/** A row norm's output with the statistics it normalised by, one per row. */
+interface RowNormOutput {
+  y: Tensor;
+  mean: Tensor;
+  /** 1 / sqrt(biased variance + eps). */
+  rstd: Tensor;
+}
+
 /** The CPU twin of `rowNorm`: the same kernels as loops, weight and bias gradients summed inline. */
-function rowNormCpu(s: RowNormSpec): Tensor {
+function rowNormCpu(s: RowNormSpec): RowNormOutput {
   const { x, rows, weight, bias, eps, silu, layout } = s;
   const y = emptyTensor(x.shape);
   const meanT = emptyTensor([rows]);
@@ -47,7 +55,7 @@ function rowNormCpu(s: RowNormSpec): Tensor {
   cpu().countOp();
   normForward(f32(x), f32(y), f32(meanT), f32(rstdT), layout, params(), eps);
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
-  return record(y, s.op, inputs, (g) => {
+  record(y, s.op, inputs, (g) => {
     const dx = emptyTensor(x.shape);
     const dwT = weight?.requiresGrad ? emptyTensor(weight.shape) : null;
     const dbT = bias?.requiresGrad ? emptyTensor(bias.shape) : null;
@@ -59,11 +67,12 @@ function rowNormCpu(s: RowNormSpec): Tensor {
     if (dbT) f32(dbT).set(db!);
     return [dx, ...(weight ? [dwT] : []), ...(bias ? [dbT] : [])];
   });
+  return { y, mean: meanT, rstd: rstdT };
 }
 
 /** Forward and backward of a normalisation over contiguous rows with a per-channel affine. */
 function rowNorm(s: RowNormSpec): Tensor {
-  if (onCpu()) return rowNormCpu(s);
+  if (onCpu()) return rowNormCpu(s).y;
   const { x, rows, L, weight, bias, eps, silu, channel } = s;
   const y = emptyTensor(x.shape);
   const meanT = emptyTensor([rows]);
@@ -297,7 +306,9 @@ export interface BatchNormResult {
 /**
  * Batch normalisation (Ioffe & Szegedy 2015) over every axis but the channel axis 1 of
  * x [N, C, ...] (functional: new running statistics are returned, never written in place).
- * Composed from reductions and elementwise ops, which provide the gradients.
+ * Training on the CPU backend runs the row-norm kernels of layer and group norm with one channel
+ * per row (x copied channel-major); eval mode, and training on WebGPU, are composed from
+ * reductions and elementwise ops, which provide the gradients.
  *
  * @example
  * ```ts
@@ -328,22 +339,49 @@ export function batchNorm2d(
   const axes = x.shape.map((_, i) => i).filter((i) => i !== 1);
   let m: Tensor, v: Tensor;
   let newMean = runningMean, newVar = runningVar;
-  if (training) {
-    const count = x.size / C;
-    if (count < 2) {
-      throw new Error(
-        `batchNorm2d: training needs more than one value per channel, got input [${x.shape}].`,
-      );
-    }
-    m = mean(x, axes, true);
-    v = variance(x, axes, true);
-    [newMean, newVar] = noGrad(() => [
-      add(affine(runningMean, 1 - momentum, 0), affine(reshape(m, [C]), momentum, 0)),
+  const count = x.size / C;
+  if (training && count < 2) {
+    throw new Error(
+      `batchNorm2d: training needs more than one value per channel, got input [${x.shape}].`,
+    );
+  }
+  const update = (batchMean: Tensor, batchVar: Tensor) =>
+    noGrad(() => [
+      add(affine(runningMean, 1 - momentum, 0), affine(reshape(batchMean, [C]), momentum, 0)),
       add(
         affine(runningVar, 1 - momentum, 0),
-        affine(reshape(v, [C]), momentum * count / (count - 1), 0),
+        affine(reshape(batchVar, [C]), momentum * count / (count - 1), 0),
       ),
     ]);
+  if (training && onCpu()) {
+    // One channel per row of the row-norm kernels (float64 statistics, one pass for y, one
+    // fused backward): x as [C, N * S], channel-major, and y back as [N, C, ...]. Composed
+    // from reductions and elementwise ops, as on WebGPU, the CPU took ten times as long.
+    const N = x.shape[0], S = count / N;
+    const rows = reshape(permute(reshape(x, [N, C, S]), [1, 0, 2]), [C, N * S]);
+    const out = rowNormCpu({
+      op: "batchNorm2d",
+      x: rows,
+      rows: C,
+      L: N * S,
+      weight,
+      bias,
+      eps,
+      silu: false,
+      channel: "row",
+      layout: { rows: C, perRow: 1, S: N * S, groups: C },
+      toChannels: (t) => sum(t, [1]),
+    });
+    // The biased batch variance from the kernel's 1 / sqrt(var + eps).
+    const batchVar = noGrad(() => affine(div(1, square(out.rstd)), 1, -eps));
+    [newMean, newVar] = update(out.mean, batchVar);
+    const y = reshape(permute(reshape(out.y, [C, N, S]), [1, 0, 2]), x.shape);
+    return { y, runningMean: newMean, runningVar: newVar };
+  }
+  if (training) {
+    m = mean(x, axes, true);
+    v = variance(x, axes, true);
+    [newMean, newVar] = update(m, v);
   } else {
     m = reshape(runningMean, bshape);
     v = reshape(runningVar, bshape);

@@ -1,5 +1,5 @@
 // Elementwise activations of the CPU backend (AssemblyScript, `deno task wasm`): exp, sigmoid,
-// SiLU and GELU (tanh form) and their gradients over a flat float32 array, four lanes at a time
+// SiLU, GELU (tanh form) and ReLU and their gradients over a flat float32 array, four lanes at a time
 // with the vector exp of math.ts. The formulas are those of the TypeScript twins in
 // ops/elementwise.ts. Threads split the array into contiguous ranges.
 
@@ -10,6 +10,7 @@ export const UNARY_EXP: i32 = 0;
 export const UNARY_SIGMOID: i32 = 1;
 export const UNARY_SILU: i32 = 2;
 export const UNARY_GELU: i32 = 3;
+export const UNARY_RELU: i32 = 4;
 
 /** The forward of `op` on four lanes (op is a constant at every inlined call site). */
 // @ts-ignore: decorator
@@ -17,6 +18,8 @@ export const UNARY_GELU: i32 = 3;
   if (op == UNARY_EXP) return exp4(x);
   if (op == UNARY_SIGMOID) return sigmoid4(x);
   if (op == UNARY_SILU) return silu4(x);
+  // max(x, 0): NaN stays NaN, as Math.max in the TypeScript twin.
+  if (op == UNARY_RELU) return f32x4.max(x, f32x4.splat(0));
   return gelu4(x);
 }
 
@@ -27,6 +30,8 @@ const GELU_K: f32 = 0.7978845608028654;
 @inline function backward4(op: i32, x: v128, y: v128, g: v128): v128 {
   const one = f32x4.splat(1);
   if (op == UNARY_EXP) return f32x4.mul(g, y);
+  // g where x > 0, else +0.
+  if (op == UNARY_RELU) return v128.and(g, f32x4.gt(x, f32x4.splat(0)));
   if (op == UNARY_SIGMOID) return f32x4.mul(f32x4.mul(g, y), f32x4.sub(one, y));
   if (op == UNARY_SILU) {
     // g s (1 + x (1 - s)), s = sigmoid(x)
@@ -81,6 +86,7 @@ export function unary_forward(op: i32, x: usize, y: usize, n: i32, tid: i32, nth
   if (op == UNARY_EXP) forwardRange(UNARY_EXP, x, y, lo, hi);
   else if (op == UNARY_SIGMOID) forwardRange(UNARY_SIGMOID, x, y, lo, hi);
   else if (op == UNARY_SILU) forwardRange(UNARY_SILU, x, y, lo, hi);
+  else if (op == UNARY_RELU) forwardRange(UNARY_RELU, x, y, lo, hi);
   else forwardRange(UNARY_GELU, x, y, lo, hi);
 }
 
@@ -93,5 +99,6 @@ export function unary_backward(
   if (op == UNARY_EXP) backwardRange(UNARY_EXP, x, y, g, gx, lo, hi);
   else if (op == UNARY_SIGMOID) backwardRange(UNARY_SIGMOID, x, y, g, gx, lo, hi);
   else if (op == UNARY_SILU) backwardRange(UNARY_SILU, x, y, g, gx, lo, hi);
+  else if (op == UNARY_RELU) backwardRange(UNARY_RELU, x, y, g, gx, lo, hi);
   else backwardRange(UNARY_GELU, x, y, g, gx, lo, hi);
 }
