@@ -78,16 +78,22 @@ export function windowMean(
 ): void {
   const { win, w } = g, n = win.length / 3;
   if (grad) dst.fill(0);
-  for (let i = 0; i < g.planes * n; i++) {
-    const t = (i % n) * 3, rows = win[t + 1], cols = win[t + 2];
-    const s0 = Math.floor(i / n) * g.plane + win[t], area = rows * cols;
-    if (grad) {
-      const v = src[i] / area;
-      for (let r = s0; r < s0 + rows * w; r += w) for (let c = r; c < r + cols; c++) dst[c] += v;
-    } else {
-      let acc = 0;
-      for (let r = s0; r < s0 + rows * w; r += w) for (let c = r; c < r + cols; c++) acc += src[c];
-      dst[i] = acc / area;
+  // Plane by plane, so that no output pays a division for its plane and window.
+  for (let p = 0, i = 0; p < g.planes; p++) {
+    const base = p * g.plane;
+    for (let t = 0; t < 3 * n; t += 3, i++) {
+      const rows = win[t + 1], cols = win[t + 2];
+      const s0 = base + win[t], area = rows * cols;
+      if (grad) {
+        const v = src[i] / area;
+        for (let r = s0; r < s0 + rows * w; r += w) for (let c = r; c < r + cols; c++) dst[c] += v;
+      } else {
+        let acc = 0;
+        for (let r = s0; r < s0 + rows * w; r += w) {
+          for (let c = r; c < r + cols; c++) acc += src[c];
+        }
+        dst[i] = acc / area;
+      }
     }
   }
 }
@@ -103,20 +109,22 @@ export function windowMax(
   g: PlaneGeometry,
 ): void {
   const { win, w } = g, n = win.length / 3;
-  for (let i = 0; i < g.planes * n; i++) {
-    const t = (i % n) * 3, rows = win[t + 1], cols = win[t + 2];
-    const s0 = Math.floor(i / n) * g.plane + win[t];
-    let arg = s0, best = x[s0];
-    for (let r = s0; r < s0 + rows * w; r += w) {
-      for (let c = r; c < r + cols; c++) {
-        if (x[c] > best) {
-          best = x[c];
-          arg = c;
+  for (let p = 0, i = 0; p < g.planes; p++) {
+    const base = p * g.plane;
+    for (let t = 0; t < 3 * n; t += 3, i++) {
+      const rows = win[t + 1], cols = win[t + 2], s0 = base + win[t];
+      let arg = s0, best = x[s0];
+      for (let r = s0; r < s0 + rows * w; r += w) {
+        for (let c = r; c < r + cols; c++) {
+          if (x[c] > best) {
+            best = x[c];
+            arg = c;
+          }
         }
       }
+      y[i] = best;
+      idx[i] = arg;
     }
-    y[i] = best;
-    idx[i] = arg;
   }
 }
 
