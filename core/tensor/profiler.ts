@@ -68,7 +68,8 @@ export class OpProfile {
   readonly #rows = new Map<string, OpTiming>();
   /** When the time now being spent started to count towards the next op. */
   #mark = performance.now();
-  #inBackward = 0;
+  /** Depth of open backward calls and sections: ops inside them get no forward rows. */
+  #nested = 0;
   #startedAt = performance.now();
   #stoppedAt: number | null = null;
 
@@ -98,11 +99,11 @@ export class OpProfile {
   /** Runs `fn` as one row `name` (phase "section"); the ops inside get no rows of their own. */
   section<T>(name: string, fn: () => T): T {
     const start = performance.now();
-    this.#inBackward++;
+    this.#nested++;
     try {
       return fn();
     } finally {
-      this.#inBackward--;
+      this.#nested--;
       this.#add(name, "section", "", performance.now() - start);
       this.#mark = performance.now();
     }
@@ -145,7 +146,7 @@ export class OpProfile {
 
   /** @internal Called by `record()`: charges the time since the last mark to `op`'s forward. */
   forward(op: string, inputs: readonly Shaped[]): void {
-    if (this.#inBackward > 0) return;
+    if (this.#nested > 0) return;
     const now = performance.now();
     this.#add(op, "forward", this.#shapes(inputs), now - this.#mark);
     this.#mark = performance.now();
@@ -154,11 +155,11 @@ export class OpProfile {
   /** @internal Runs one gradient function (or gradient sum), charging its time to `op`. */
   backward<T>(op: string, inputs: readonly Shaped[], fn: () => T): T {
     const start = performance.now();
-    this.#inBackward++;
+    this.#nested++;
     try {
       return fn();
     } finally {
-      this.#inBackward--;
+      this.#nested--;
       this.#add(op, "backward", this.#shapes(inputs), performance.now() - start);
       this.#mark = performance.now();
     }
