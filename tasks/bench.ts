@@ -224,7 +224,7 @@ export async function runBench(args: string[]): Promise<Result[]> {
       timing,
       results,
     };
-    await writeTextAtomic(json, JSON.stringify(summary, null, 2));
+    await writeTextAtomic(json, JSON.stringify(summary, null, 2) + "\n");
   }
   return results;
 }

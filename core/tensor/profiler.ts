@@ -98,15 +98,7 @@ export class OpProfile {
 
   /** Runs `fn` as one row `name` (phase "section"); the ops inside get no rows of their own. */
   section<T>(name: string, fn: () => T): T {
-    const start = performance.now();
-    this.#nested++;
-    try {
-      return fn();
-    } finally {
-      this.#nested--;
-      this.#add(name, "section", "", performance.now() - start);
-      this.#mark = performance.now();
-    }
+    return this.#timed(name, "section", "", fn);
   }
 
   /**
@@ -154,20 +146,25 @@ export class OpProfile {
 
   /** @internal Runs one gradient function (or gradient sum), charging its time to `op`. */
   backward<T>(op: string, inputs: readonly Shaped[], fn: () => T): T {
+    return this.#timed(op, "backward", this.#shapes(inputs), fn);
+  }
+
+  /** @internal */
+  stop(): void {
+    this.#stoppedAt = performance.now();
+  }
+
+  /** Runs `fn` as one call of a row; the ops inside it get no forward rows. */
+  #timed<T>(op: string, phase: OpPhase, shapes: string, fn: () => T): T {
     const start = performance.now();
     this.#nested++;
     try {
       return fn();
     } finally {
       this.#nested--;
-      this.#add(op, "backward", this.#shapes(inputs), performance.now() - start);
+      this.#add(op, phase, shapes, performance.now() - start);
       this.#mark = performance.now();
     }
-  }
-
-  /** @internal */
-  stop(): void {
-    this.#stoppedAt = performance.now();
   }
 
   #shapes(inputs: readonly Shaped[]): string {
