@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { batchNorm2d, groupNorm, layerNorm, type Tensor, tensor } from "../core/tensor/mod.ts";
+import {
+  backendKind,
+  batchNorm2d,
+  groupNorm,
+  layerNorm,
+  profileOps,
+  type Tensor,
+  tensor,
+} from "../core/tensor/mod.ts";
 import { assertClose, gradCheck, randomArray } from "./_support/check.ts";
 
 const f32 = (a: ArrayLike<number>, shape: number[]): Tensor => tensor(Float32Array.from(a), shape);
@@ -183,6 +191,47 @@ Deno.test("batchNorm2d() without affine parameters, over larger planes, matches 
     await out.runningVar.read(),
     Array.from(rv, (v, c) => 0.75 * v + 0.25 * vb[c] * n / (n - 1)),
     { label: "running var (unbiased)" },
+  );
+  // On the CPU the row-norm kernels run it (one op), elsewhere the composed ops.
+  const { profile } = profileOps(() =>
+    batchNorm2d(f32(x, [N, C, H, W]), f32(rm, [C]), f32(rv, [C]), null, null, { training: true })
+  );
+  const fused = profile.rows().some((r) => r.op === "batchNorm2d");
+  assert.equal(fused, backendKind() === "cpu");
+});
+
+Deno.test("batchNorm2d() of [N, C] with a weight and no bias, and of a constant channel", async () => {
+  const [N, C] = [5, 3];
+  const x = randomArray(N * C, 29, -1, 2);
+  for (let n = 0; n < N; n++) x[n * C + 2] = 0.75; // channel 2 is constant: variance 0
+  const w = randomArray(C, 30);
+  const { mean, vb } = batchNormRef(x, N, C, 1);
+  const out = batchNorm2d(
+    f32(x, [N, C]),
+    f32([0, 0, 0], [C]),
+    f32([1, 1, 1], [C]),
+    f32(w, [C]),
+    null,
+    {
+      training: true,
+      momentum: 1,
+    },
+  );
+  const expected = Float64Array.from(
+    x,
+    (v, i) => (v - mean[i % C]) / Math.sqrt(vb[i % C] + 1e-5) * w[i % C],
+  );
+  assertClose(await out.y.read(), expected, { atol: 1e-4, label: "batchNorm2d [N, C] y" });
+  const rvNew = await out.runningVar.read();
+  assertClose(rvNew, Array.from(vb, (v) => v * N / (N - 1)), { atol: 1e-5, label: "running var" });
+  assert.ok(rvNew[2] >= 0, `constant channel's running variance ${rvNew[2]}`);
+  await gradCheck(
+    (xt, wt) => batchNorm2d(xt, f32([0, 0], [2]), f32([1, 1], [2]), wt, null, { training: true }).y,
+    [
+      { data: randomArray(4 * 2, 35, -2, 2), shape: [4, 2] },
+      { data: randomArray(2, 36, 0.5, 1.5), shape: [2] },
+    ],
+    { label: "batchNorm2d [N, C], weight only" },
   );
 });
 

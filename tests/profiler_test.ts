@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  activeProfile,
   backendKind,
   matmul,
   mul,
@@ -96,6 +97,33 @@ Deno.test("a section is one row; ops after stopProfile are not timed", () => {
   x.dispose();
 });
 
+Deno.test("a section around a backward pass is one row, counted once", () => {
+  const x = param(randomArray(8 * 8, 8), [8, 8]);
+  const { profile } = profileOps(() =>
+    startProfileSection(() => scope(() => sum(relu(matmul(x, x))).backward()))
+  );
+  const rows = profile.rows();
+  // The forward ops before the section have rows; nothing inside the section has.
+  assert.deepEqual(rows.filter((r) => r.phase !== "forward").map((r) => r.op), ["step"]);
+  assert.ok(profile.attributedMs <= profile.wallMs + 1e-6);
+  x.grad?.dispose();
+  x.dispose();
+});
+
+/** Runs `fn` as the section "step" of the open profile. */
+function startProfileSection<T>(fn: () => T): T {
+  return activeProfile()!.section("step", fn);
+}
+
+Deno.test("profileOps refuses an async function and leaves no profile open", async () => {
+  assert.throws(
+    () => profileOps(() => Promise.resolve(1)),
+    /returned a promise.*call startProfile\(\) and stopProfile\(\) around the awaited work/,
+  );
+  assert.equal(activeProfile(), null);
+  await Promise.resolve();
+});
+
 Deno.test("one profile at a time, closed when the profiled function throws", () => {
   assert.throws(() => stopProfile(), /no profile is open; call startProfile\(\) first/);
   startProfile();
@@ -128,6 +156,8 @@ Deno.test("the profile's table: device, totals, one line per row, per-step means
   assert.match(relu1, /^relu forward +1 /); // two calls over two steps
   assert.equal(lines.length, 2 + profile.rows().length);
   assert.equal(profile.format({ limit: 1 }).split("\n").length, 3);
+  // An op that ran in some steps only: calls per step with a decimal.
+  assert.match(profile.format({ perStep: 4 }), /\nrelu forward +0\.5 /);
   x.grad?.dispose();
   x.dispose();
 });

@@ -110,6 +110,9 @@ export class OpProfile {
     const rows = this.rows().slice(0, opts.limit ?? Infinity);
     const total = this.attributedMs;
     const fmt = (ms: number) => (ms / steps).toFixed(2);
+    // Calls per step: whole numbers as such, an op that some steps skip with one decimal.
+    const perStep = (calls: number) =>
+      calls % steps === 0 ? String(calls / steps) : (calls / steps).toFixed(1);
     const lines = [
       `op profile${this.device ? ` on ${this.device}` : ""}` +
       (steps > 1 ? `, per step (mean of ${steps})` : "") +
@@ -127,7 +130,7 @@ export class OpProfile {
     for (const r of rows) {
       const share = total > 0 ? (100 * r.ms / total).toFixed(1) + "%" : "-";
       lines.push(
-        `${name(r).padEnd(width)}  ${(r.calls / steps).toFixed(0).padStart(6)}  ` +
+        `${name(r).padEnd(width)}  ${perStep(r.calls).padStart(6)}  ` +
           `${fmt(r.ms).padStart(9)}  ${(r.ms / r.calls).toFixed(3).padStart(8)}  ${
             share.padStart(6)
           }`,
@@ -138,7 +141,7 @@ export class OpProfile {
 
   /** @internal Called by `record()`: charges the time since the last mark to `op`'s forward. */
   forward(op: string, inputs: readonly Shaped[]): void {
-    if (this.#nested > 0) return;
+    if (this.#nested > 0 || this.#stoppedAt !== null) return;
     const now = performance.now();
     this.#add(op, "forward", this.#shapes(inputs), now - this.#mark);
     this.#mark = performance.now();
@@ -154,8 +157,13 @@ export class OpProfile {
     this.#stoppedAt = performance.now();
   }
 
-  /** Runs `fn` as one call of a row; the ops inside it get no forward rows. */
+  /**
+   * Runs `fn` as one call of a row. The ops inside get no rows of their own, nor does a gradient
+   * function or section inside a section (its time is the outer row's), and a closed profile
+   * records nothing.
+   */
   #timed<T>(op: string, phase: OpPhase, shapes: string, fn: () => T): T {
+    if (this.#nested > 0 || this.#stoppedAt !== null) return fn();
     const start = performance.now();
     this.#nested++;
     try {
@@ -216,11 +224,18 @@ export function profileOps<T>(
   fn: () => T,
   opts: ProfileOptions = {},
 ): { result: T; profile: OpProfile } {
-  startProfile(opts);
+  const profile = startProfile(opts);
   try {
     const result = fn();
-    return { result, profile: stopProfile() };
+    if (result instanceof Promise) {
+      throw new Error(
+        "profileOps: the function returned a promise, so its ops after the first await would " +
+          "be missed; profile a synchronous step, or call startProfile() and stopProfile() " +
+          "around the awaited work.",
+      );
+    }
+    return { result, profile };
   } finally {
-    if (active) stopProfile();
+    if (active === profile) stopProfile();
   }
 }

@@ -1,7 +1,8 @@
 /**
- * Layer and group norm on the CPU backend (the twins of `rowNorm` in ops/norm.ts): each
- * normalised row is `perRow` consecutive channel segments of `S` elements (layer norm: D
- * channels of 1; group norm: C/G channels of H*W), and row r's first channel is
+ * Layer, group and (training) batch norm on the CPU backend (the twins of `rowNorm` in
+ * ops/norm.ts): each normalised row is `perRow` consecutive channel segments of `S` elements
+ * (layer norm: D channels of 1; group norm: C/G channels of H*W; batch norm, on a channel-major
+ * copy: one channel of N*H*W), and row r's first channel is
  * (r % groups) * perRow. Mean and variance take two float64 passes; the epsilon goes inside the
  * square root, 1 / sqrt(var + eps), as in the WGSL.
  *

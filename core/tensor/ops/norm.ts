@@ -15,7 +15,7 @@ import { emptyTensor, sizeOf, type Tensor } from "../tensor.ts";
 import { f32Literal } from "../kernels/wgsl.ts";
 import { ACTIVATION_WGSL } from "../kernels/activation.ts";
 import { dispatchRows, reduceWorkgroup, type RowBinding, RW } from "../kernels/rows.ts";
-import { add, affine, div, mul, rsqrt, square, sub } from "./elementwise.ts";
+import { add, affine, div, maximum, mul, rsqrt, square, sub } from "./elementwise.ts";
 import { mean, sum, sumTo, variance } from "./reduce.ts";
 import { permute, reshape } from "./view.ts";
 
@@ -372,8 +372,9 @@ export function batchNorm2d(
       layout: { rows: C, perRow: 1, S: N * S, groups: C },
       toChannels: (t) => sum(t, [1]),
     });
-    // The biased batch variance from the kernel's 1 / sqrt(var + eps).
-    const batchVar = noGrad(() => affine(div(1, square(out.rstd)), 1, -eps));
+    // The biased batch variance from the kernel's float32 1 / sqrt(var + eps); kept at or above 0
+    // where the variance is below the rounding of var + eps (a near-constant channel).
+    const batchVar = noGrad(() => maximum(affine(div(1, square(out.rstd)), 1, -eps), 0));
     [newMean, newVar] = update(out.mean, batchVar);
     const y = reshape(permute(reshape(out.y, [C, N, S]), [1, 0, 2]), x.shape);
     return { y, runningMean: newMean, runningVar: newVar };
