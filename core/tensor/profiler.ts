@@ -9,7 +9,11 @@
  *   attention) is charged to its parts;
  * - backward: each `GradNode.backward` call, the ops it runs included, plus the summing of
  *   gradients that reach a tensor twice (the row `(accumulate)`);
- * - `section(name, fn)`: one row for work that records no op of its own (an optimizer update).
+ * - `section(name, fn)`: one row for all of `fn` (an optimizer update; or a whole backward
+ *   pass, whose ops then get no rows of their own).
+ *
+ * The profiled work must be synchronous: `profileOps` refuses a function that returns a promise
+ * (around awaited work, open and close the profile with `startProfile` and `stopProfile`).
  *
  * On the CPU backend every op has finished when it returns, so the times are the ops' own. On
  * WebGPU ops are only queued when they return: the times are the host's encoding time, not the
