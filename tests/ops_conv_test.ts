@@ -13,9 +13,12 @@ import {
   noGrad,
   onCpu,
   scope,
+  startProfile,
+  stopProfile,
   type Tensor,
   tensor,
   upsampleNearest2d,
+  useSubpixelUpsampling,
   useWinograd,
   type WinogradMode,
 } from "../core/tensor/mod.ts";
@@ -267,6 +270,52 @@ Deno.test("convTranspose2d() matches the float64 reference", async () => {
     );
     assert.deepEqual(got.shape, ref.shape, `config ${i}`);
     assertClose(got.data, ref.data, { atol: 1e-4, label: `convTranspose2d config ${i}` });
+  }
+});
+
+Deno.test("convTranspose2d() upsampling as a sub-pixel 3x3 convolution: values and gradients", async () => {
+  // Kernel 2s, stride s, padding s/2: on the CPU a 3x3 convolution with s*s phases of output
+  // channels and a pixel shuffle (ops/conv_subpixel.ts). Its values against the float64
+  // reference, its gradients against the direct im2col path.
+  const configs: { x: Shape4; w: Shape4; s: number }[] = [
+    { x: [2, 16, 5, 4], w: [16, 16, 4, 4], s: 2 },
+    { x: [1, 24, 3, 3], w: [24, 16, 8, 8], s: 4 },
+  ];
+  for (const [i, c] of configs.entries()) {
+    const x = randomArray(size(c.x), 70 + i), w = randomArray(size(c.w), 80 + i);
+    const b = randomArray(c.w[1], 90 + i);
+    const ref = refConvTranspose2d(x, c.x, w, c.w, b, c.s, c.s / 2, 0);
+    const g = randomArray(size(ref.shape), 100 + i);
+    const pass = async (subpixel: boolean) => {
+      const before = useSubpixelUpsampling(subpixel);
+      const [xt, wt, bt] = [t(x, c.x), t(w, c.w), t(b, [c.w[1]])];
+      for (const p of [xt, wt, bt]) p.requiresGrad = true;
+      const profile = startProfile();
+      let y: Tensor;
+      try {
+        y = scope(() => {
+          const y = convTranspose2d(xt, wt, bt, { stride: c.s, padding: c.s / 2 });
+          y.backward(t(g, ref.shape));
+          return y;
+        });
+      } finally {
+        stopProfile();
+        useSubpixelUpsampling(before);
+      }
+      const ops = new Set(profile.rows().map((r) => r.op));
+      const out = [y, xt.grad!, wt.grad!, bt.grad!];
+      const [vy, gx, gw, gb] = await Promise.all(out.map((v) => v.read()));
+      for (const v of [...out, xt, wt, bt]) v.dispose();
+      return { vy, gx, gw, gb, subpixel: !ops.has("convTranspose2d") && ops.has("conv2d") };
+    };
+    const direct = await pass(false), fast = await pass(true);
+    assert.equal(direct.subpixel, false, `config ${i}: switched off, the direct path runs`);
+    assert.equal(fast.subpixel, onCpu(), `config ${i}: the CPU takes the sub-pixel path`);
+    const label = `sub-pixel config ${i}`;
+    assertClose(fast.vy, ref.data, { atol: 4e-4, label });
+    assertClose(fast.gx, direct.gx, { atol: 4e-4, label: `${label} grad x` });
+    assertClose(fast.gw, direct.gw, { atol: 4e-3, label: `${label} grad w` });
+    assertClose(fast.gb, direct.gb, { atol: 4e-3, label: `${label} grad bias` });
   }
 });
 

@@ -33,6 +33,7 @@ import { expectDType, expectRank } from "../shape.ts";
 import { emptyTensor, type Tensor } from "../tensor.ts";
 import { relu, silu } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
+import { pixelShuffle, subpixelApplies, subpixelBias, subpixelWeights } from "./conv_subpixel.ts";
 
 /** Activations conv2d can fuse into its epilogue (formulas: `kernels/activation.ts`). */
 export type ConvActivation = "none" | "relu" | "silu";
@@ -385,7 +386,9 @@ export function conv2d(
 /**
  * Transposed 2-D convolution (PyTorch's `ConvTranspose2d`) of x [N,C,H,W] with w [C,O,kh,kw]
  * -> [N,O,Ho,Wo], Ho = (H - 1)s - 2p + kh + outputPadding: the gradient of `conv2d` with respect
- * to its input (Dumoulin & Visin 2016, sec. 4).
+ * to its input (Dumoulin & Visin 2016, sec. 4). On the CPU backend the U-Net's upsampling geometry
+ * (kernel 2s, stride s, padding s/2) runs as a 3x3 convolution and a pixel shuffle
+ * (`conv_subpixel.ts`).
  */
 export function convTranspose2d(
   x: Tensor,
@@ -422,6 +425,11 @@ export function convTranspose2d(
   checkBias(op, bias, O, w);
   const g: Geometry = { n: N, sy, sx, py, px, kh, kw };
   const b = bias ?? null;
+  const tg = { ...g, oy, ox };
+  if (subpixelApplies(tg, C, O, H, W)) {
+    const bz = b ? subpixelBias(b, tg) : null;
+    return pixelShuffle(conv2d(x, subpixelWeights(w, tg), bz, { padding: 1 }), sy, sx);
+  }
   const out = transposedGemm(op, x, w, b, g, Ho, Wo);
   return record(out, op, b ? [x, w, b] : [x, w], (gy) => [
     // d/dx of a transposed convolution is the direct convolution with the same weight, read

@@ -1,0 +1,102 @@
+/**
+ * The U-Net's upsampling layers as sub-pixel 3x3 convolutions (core/tensor/ops/conv_subpixel.ts)
+ * against the direct transposed convolution, on the CPU backend, in one process: the decoder's two
+ * upsampling layers alone (forward, and forward with backward) and its whole training step, the
+ * two settings alternating run by run so that other work on the machine slows both alike.
+ *
+ * Usage: deno run -A bench/subpixel_upsampling.ts [--preset presets/cpu32-default.jsonc]
+ *        [--batch 32] [--reps 20]
+ */
+import { parseArgs } from "node:util";
+import * as T from "../core/tensor/mod.ts";
+import { generateSplit } from "../datasets/mod.ts";
+import { builtins } from "../plugins/mod.ts";
+import { loadConfig } from "../core/config_file.ts";
+import { createComponent, createDecoder, createTokenizer } from "../core/pipeline.ts";
+import { Adam, gradNorm } from "../core/optim/mod.ts";
+import { tokenBatch } from "../core/clip.ts";
+import { decoderLoss, type NoiseSchedule } from "../core/diffusion/mod.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    preset: { type: "string", default: "presets/cpu32-default.jsonc" },
+    batch: { type: "string", default: "32" },
+    reps: { type: "string", default: "20" },
+  },
+});
+const B = Number(values.batch), reps = Number(values.reps);
+await T.initBackend({ backend: "cpu" });
+const registry = builtins();
+const config = await loadConfig(values.preset!, registry);
+const samples = generateSplit({ set: 1, split: "train", count: B, size: 32 });
+const captions = samples.map((s) => s.caption);
+const tokenizer = await createTokenizer(config, registry, { captions });
+const decoder = await createDecoder(config, registry, tokenizer);
+const schedule = await createComponent<NoiseSchedule>(config, registry, "decoderSchedule");
+const E = (config.components.textEncoder.options as { embedDim: number }).embedDim;
+const images = T.randn([B, decoder.channels, decoder.imageSize, decoder.imageSize]).keep();
+const cond = {
+  tokens: tokenBatch(tokenizer, captions),
+  imageEmbedding: T.randn([B, E]).keep(),
+  keep: T.ones([B]).keep(),
+};
+const opt = new Adam(decoder.parameters(), { lr: 1e-4 });
+/** One clipped training step, as the train loop takes it. */
+function step(): void {
+  T.scope(() => {
+    decoderLoss(decoder, images, cond, schedule).backward();
+    opt.step(undefined, { norm: gradNorm(decoder.parameters()), maxNorm: 1 });
+  });
+  opt.zeroGrad();
+}
+
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
+type Mode = "direct" | "subpixel";
+
+/**
+ * Times `run` with the sub-pixel route off and on, alternating (a busy machine slows both alike),
+ * after one warm-up each; prints the median and the minimum of each, the minimum being the
+ * figure least disturbed by other work on the machine.
+ */
+async function alternate(label: string, run: () => void): Promise<void> {
+  const times: Record<Mode, number[]> = { direct: [], subpixel: [] };
+  for (let r = -1; r < reps; r++) {
+    for (const mode of r % 2 ? ["direct", "subpixel"] as const : ["subpixel", "direct"] as const) {
+      T.useSubpixelUpsampling(mode === "subpixel");
+      const t0 = performance.now();
+      run();
+      await T.sync();
+      if (r >= 0) times[mode].push(performance.now() - t0);
+    }
+  }
+  T.useSubpixelUpsampling(true);
+  const cell = (t: number[]) => `${median(t).toFixed(1)} / ${Math.min(...t).toFixed(1)}`;
+  console.log(
+    `${label.padEnd(44)} ${cell(times.direct).padStart(15)} ${cell(times.subpixel).padStart(15)}`,
+  );
+}
+
+console.log(`${T.deviceLine()}, decoder of ${values.preset}, ${reps} alternated runs each`);
+console.log(
+  `${"ms, median / min".padEnd(44)} ${"direct".padStart(15)} ${"sub-pixel".padStart(15)}`,
+);
+// The decoder's two upsampling layers (64 channels, 8x8 -> 16x16 and 16x16 -> 32x32).
+for (const side of [8, 16]) {
+  const x = T.randn([B, 64, side, side]).keep(), w = T.randn([64, 64, 4, 4]).keep();
+  const bias = T.randn([64]).keep();
+  const up = () => T.convTranspose2d(x, w, bias, { stride: 2, padding: 1 });
+  await alternate(`upsampling ${side}->${2 * side}, forward (no tape)`, () => {
+    T.noGrad(() => T.scope(up));
+  });
+  for (const p of [x, w, bias]) p.requiresGrad = true;
+  await alternate(`upsampling ${side}->${2 * side}, forward + backward`, () => {
+    T.scope(() => T.sum(up()).backward());
+    for (const p of [x, w, bias]) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
+  });
+  for (const p of [x, w, bias]) p.dispose();
+}
+await alternate(`decoder training step, batch ${B}`, step);
