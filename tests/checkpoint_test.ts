@@ -26,7 +26,7 @@ import {
   weightsHash,
 } from "../core/train/checkpoint.ts";
 import { MetricsLog, readMetrics } from "../core/train/metrics.ts";
-import { formatDuration, progressLine } from "../core/train/progress.ts";
+import { formatDuration, progressLine, RateMeter } from "../core/train/progress.ts";
 
 await initBackend();
 
@@ -549,4 +549,14 @@ Deno.test("progressLine() shows step, loss, rate and ETA", () => {
   assert.match(line, /loss 1\.5000/);
   assert.match(line, /2\.00 steps\/s/);
   assert.match(line, /ETA 45s/);
+});
+
+Deno.test("RateMeter: steps per second per window, a restart leaves a pause out", () => {
+  const meter = new RateMeter(0, 0);
+  assert.equal(meter.lap(50, 10_000), 5); // 50 steps in 10 s
+  // A checkpoint written from 10 s to 30 s: without the restart the next window would read
+  // 50 steps in 30 s.
+  meter.restart(50, 30_000);
+  assert.equal(meter.lap(100, 40_000), 5);
+  assert.equal(meter.lap(100, 40_000), 0); // an empty window reads 0, not NaN
 });

@@ -226,6 +226,8 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
       keepSteps: cycles.slice(1).map((c) => c.start),
     });
     savedStep = step;
+    // flushLog has just closed the rate window: the time spent writing is not training.
+    meter.restart(step);
   };
 
   const flushLog = async (): Promise<void> => {

@@ -83,8 +83,16 @@ export class RateMeter {
   lap(step: number, now: number = performance.now()): number {
     const dt = (now - this.#time) / 1000;
     const rate = dt > 0 ? (step - this.#step) / dt : 0;
+    this.restart(step, now);
+    return rate;
+  }
+
+  /**
+   * Starts a new window at `step` without reporting a rate: the time since the previous lap
+   * (writing a checkpoint, say) is left out of the next one.
+   */
+  restart(step: number, now: number = performance.now()): void {
     this.#step = step;
     this.#time = now;
-    return rate;
   }
 }

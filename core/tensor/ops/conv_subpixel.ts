@@ -56,7 +56,13 @@ function upsamplingAxis(s: number, p: number, k: number, extra: number): boolean
  * Whether `convTranspose2d` of x [N, C, H, W] into O channels runs as a sub-pixel convolution:
  * on the CPU backend, for an upsampling geometry, when Winograd takes the 3x3 convolution.
  */
-export function subpixelApplies(g: TransposedGeometry, C: number, O: number, H: number, W: number) {
+export function subpixelApplies(
+  g: TransposedGeometry,
+  C: number,
+  O: number,
+  H: number,
+  W: number,
+): boolean {
   if (!enabled || !onCpu()) return false;
   if (!upsamplingAxis(g.sy, g.py, g.kh, g.oy) || !upsamplingAxis(g.sx, g.px, g.kw, g.ox)) {
     return false;
@@ -104,6 +110,7 @@ export function subpixelBias(bias: Tensor, g: TransposedGeometry): Tensor {
 /**
  * The pixel shuffle: z [N, (a, b, o), H, W] of the 3x3 convolution, phases (a, b) in
  * [0, sy) x [0, sx) -> [N, O, sy*H, sx*W] with y[n, o, sy*i + a, sx*j + b] = z[n, (a, b, o), i, j].
+ * The channels are phase-major, where torch.nn.PixelShuffle reads them as (o, a, b).
  */
 export function pixelShuffle(z: Tensor, sy: number, sx: number): Tensor {
   const [N, C, H, W] = z.shape, O = C / (sy * sx);
