@@ -1,8 +1,9 @@
 /**
  * The U-Net's upsampling layers as sub-pixel 3x3 convolutions (core/tensor/ops/conv_subpixel.ts)
  * against the direct transposed convolution, on the CPU backend, in one process: the decoder's two
- * upsampling layers alone (forward, and forward with backward) and its whole training step, the
- * two settings alternating run by run so that other work on the machine slows both alike.
+ * upsampling layers alone (forward, and forward with backward), its whole training step and the
+ * sampling of 8 images with weights/default (at most 6 runs each), the two settings alternating
+ * run by run so that other work on the machine slows both alike.
  *
  * Usage: deno run -A bench/subpixel_upsampling.ts [--preset presets/cpu32-default.jsonc]
  *        [--batch 32] [--reps 20]
@@ -12,7 +13,13 @@ import * as T from "../core/tensor/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";
 import { builtins } from "../plugins/mod.ts";
 import { loadConfig } from "../core/config_file.ts";
-import { createComponent, createDecoder, createTokenizer } from "../core/pipeline.ts";
+import {
+  createComponent,
+  createDecoder,
+  createTokenizer,
+  loadPipeline,
+  textToImage,
+} from "../core/pipeline.ts";
 import { Adam, gradNorm } from "../core/optim/mod.ts";
 import { tokenBatch } from "../core/clip.ts";
 import { decoderLoss, type NoiseSchedule } from "../core/diffusion/mod.ts";
@@ -59,13 +66,17 @@ type Mode = "direct" | "subpixel";
  * after one warm-up each; prints the median and the minimum of each, the minimum being the
  * figure least disturbed by other work on the machine.
  */
-async function alternate(label: string, run: () => void): Promise<void> {
+async function alternate(
+  label: string,
+  run: () => void | Promise<unknown>,
+  runs = reps,
+): Promise<void> {
   const times: Record<Mode, number[]> = { direct: [], subpixel: [] };
-  for (let r = -1; r < reps; r++) {
+  for (let r = -1; r < runs; r++) {
     for (const mode of r % 2 ? ["direct", "subpixel"] as const : ["subpixel", "direct"] as const) {
       T.useSubpixelUpsampling(mode === "subpixel");
       const t0 = performance.now();
-      run();
+      await run();
       await T.sync();
       if (r >= 0) times[mode].push(performance.now() - t0);
     }
@@ -100,3 +111,16 @@ for (const side of [8, 16]) {
   for (const p of [x, w, bias]) p.dispose();
 }
 await alternate(`decoder training step, batch ${B}`, step);
+opt.dispose();
+decoder.dispose();
+// `deno task sample "a large red circle" --n 8` without the process start and the PNGs: the
+// whole textToImage of weights/default at its stored sampling (the decoder reranks three guided
+// candidates per image, batch 48, over 20 steps).
+const weights = new URL("../weights/default", import.meta.url).pathname;
+const pipeline = await loadPipeline(weights, registry);
+await alternate(
+  "sample 8 images (weights/default)",
+  () => textToImage(pipeline, ["a large red circle"], { n: 8 }),
+  Math.min(reps, 6),
+);
+pipeline.dispose();
