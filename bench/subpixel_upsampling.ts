@@ -72,6 +72,7 @@ async function alternate(
   runs = reps,
 ): Promise<void> {
   const times: Record<Mode, number[]> = { direct: [], subpixel: [] };
+  const before = T.useSubpixelUpsampling(true);
   for (let r = -1; r < runs; r++) {
     for (const mode of r % 2 ? ["direct", "subpixel"] as const : ["subpixel", "direct"] as const) {
       T.useSubpixelUpsampling(mode === "subpixel");
@@ -81,7 +82,7 @@ async function alternate(
       if (r >= 0) times[mode].push(performance.now() - t0);
     }
   }
-  T.useSubpixelUpsampling(true);
+  T.useSubpixelUpsampling(before);
   const cell = (t: number[]) => `${median(t).toFixed(1)} / ${Math.min(...t).toFixed(1)}`;
   console.log(
     `${label.padEnd(44)} ${cell(times.direct).padStart(15)} ${cell(times.subpixel).padStart(15)}`,

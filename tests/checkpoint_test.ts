@@ -551,12 +551,12 @@ Deno.test("progressLine() shows step, loss, rate and ETA", () => {
   assert.match(line, /ETA 45s/);
 });
 
-Deno.test("RateMeter: steps per second per window, a restart leaves a pause out", () => {
+Deno.test("RateMeter: steps per second per window, a reset leaves a pause out", () => {
   const meter = new RateMeter(0, 0);
   assert.equal(meter.lap(50, 10_000), 5); // 50 steps in 10 s
-  // A checkpoint written from 10 s to 30 s: without the restart the next window would read
+  // A checkpoint written from 10 s to 30 s: without the reset the next window would read
   // 50 steps in 30 s.
-  meter.restart(50, 30_000);
+  meter.reset(50, 30_000);
   assert.equal(meter.lap(100, 40_000), 5);
   assert.equal(meter.lap(100, 40_000), 0); // an empty window reads 0, not NaN
 });

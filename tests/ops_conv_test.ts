@@ -15,6 +15,7 @@ import {
   scope,
   startProfile,
   stopProfile,
+  subpixelApplies,
   type Tensor,
   tensor,
   upsampleNearest2d,
@@ -253,6 +254,9 @@ Deno.test("convTranspose2d() matches the float64 reference", async () => {
     { x: [1, 4, 4, 4], w: [4, 5, 3, 3], s: 1, p: 0, op: 0, bias: false }, // Wo = 6, K = 36
     { x: [2, 5, 4, 3], w: [5, 6, 1, 1], s: 1, p: 0, op: 0, bias: true }, // 1x1, batch of 2
     { x: [2, 3, 3, 3], w: [3, 4, 1, 1], s: 2, p: 0, op: 1, bias: true }, // 1x1 strided
+    // Stride 1 into more channels than read: the CPU's flipped forward convolution.
+    { x: [2, 3, 4, 5], w: [3, 6, 3, 2], s: 1, p: 1, op: 0, bias: true },
+    { x: [1, 2, 3, 4], w: [2, 5, 2, 3], s: 1, p: 0, op: 0, bias: false },
   ];
   for (const [i, c] of configs.entries()) {
     const x = randomArray(size(c.x), 40 + i), w = randomArray(size(c.w), 50 + i);
@@ -274,28 +278,33 @@ Deno.test("convTranspose2d() matches the float64 reference", async () => {
 });
 
 Deno.test("convTranspose2d() upsampling as a sub-pixel 3x3 convolution: values and gradients", async () => {
-  // Kernel 2s, stride s, padding s/2: on the CPU a 3x3 convolution with s*s phases of output
-  // channels and a pixel shuffle (ops/conv_subpixel.ts). Its values against the float64
-  // reference, its gradients against the direct im2col path.
-  const configs: { x: Shape4; w: Shape4; s: number }[] = [
-    { x: [2, 16, 5, 4], w: [16, 16, 4, 4], s: 2 },
-    { x: [1, 24, 3, 3], w: [24, 16, 8, 8], s: 4 },
+  // Kernel 2s, stride s, padding s/2: on the CPU (where Winograd runs) a 3x3 convolution with
+  // s*s phases of output channels and a pixel shuffle (ops/conv_subpixel.ts). Its values and
+  // gradients against the direct path (switched off), and the values against the float64
+  // reference where the stride is square.
+  const configs: { x: Shape4; w: Shape4; s: [number, number]; bias: boolean }[] = [
+    { x: [2, 16, 5, 4], w: [16, 16, 4, 4], s: [2, 2], bias: true },
+    { x: [1, 24, 3, 3], w: [24, 16, 8, 8], s: [4, 4], bias: true },
+    { x: [2, 16, 3, 5], w: [16, 16, 4, 8], s: [2, 4], bias: false },
   ];
   for (const [i, c] of configs.entries()) {
+    const [sy, sx] = c.s, O = c.w[1];
+    const opts = { stride: c.s, padding: [sy / 2, sx / 2] as [number, number] };
     const x = randomArray(size(c.x), 70 + i), w = randomArray(size(c.w), 80 + i);
-    const b = randomArray(c.w[1], 90 + i);
-    const ref = refConvTranspose2d(x, c.x, w, c.w, b, c.s, c.s / 2, 0);
-    const g = randomArray(size(ref.shape), 100 + i);
+    const b = c.bias ? randomArray(O, 90 + i) : null;
+    const outShape = [c.x[0], O, sy * c.x[2], sx * c.x[3]];
+    const g = randomArray(size(outShape), 100 + i);
     const pass = async (subpixel: boolean) => {
       const before = useSubpixelUpsampling(subpixel);
-      const [xt, wt, bt] = [t(x, c.x), t(w, c.w), t(b, [c.w[1]])];
-      for (const p of [xt, wt, bt]) p.requiresGrad = true;
+      const xt = t(x, c.x), wt = t(w, c.w), bt = b ? t(b, [O]) : null;
+      const params = bt ? [xt, wt, bt] : [xt, wt];
+      for (const p of params) p.requiresGrad = true;
       const profile = startProfile();
       let y: Tensor;
       try {
         y = scope(() => {
-          const y = convTranspose2d(xt, wt, bt, { stride: c.s, padding: c.s / 2 });
-          y.backward(t(g, ref.shape));
+          const y = convTranspose2d(xt, wt, bt, opts);
+          y.backward(t(g, outShape));
           return y;
         });
       } finally {
@@ -303,19 +312,25 @@ Deno.test("convTranspose2d() upsampling as a sub-pixel 3x3 convolution: values a
         useSubpixelUpsampling(before);
       }
       const ops = new Set(profile.rows().map((r) => r.op));
-      const out = [y, xt.grad!, wt.grad!, bt.grad!];
+      const out = [y, ...params.map((p) => p.grad!)];
       const [vy, gx, gw, gb] = await Promise.all(out.map((v) => v.read()));
-      for (const v of [...out, xt, wt, bt]) v.dispose();
+      for (const v of [...out, ...params]) v.dispose();
       return { vy, gx, gw, gb, subpixel: !ops.has("convTranspose2d") && ops.has("conv2d") };
     };
     const direct = await pass(false), fast = await pass(true);
+    const geometry = { sy, sx, py: sy / 2, px: sx / 2, kh: c.w[2], kw: c.w[3], oy: 0, ox: 0 };
+    const expected = subpixelApplies(geometry, c.x[1], O, c.x[2], c.x[3]);
     assert.equal(direct.subpixel, false, `config ${i}: switched off, the direct path runs`);
-    assert.equal(fast.subpixel, onCpu(), `config ${i}: the CPU takes the sub-pixel path`);
+    assert.equal(fast.subpixel, expected, `config ${i}: the route subpixelApplies names`);
     const label = `sub-pixel config ${i}`;
-    assertClose(fast.vy, ref.data, { atol: 4e-4, label });
+    if (sy === sx) {
+      const ref = refConvTranspose2d(x, c.x, w, c.w, b, sy, sy / 2, 0);
+      assertClose(fast.vy, ref.data, { atol: 4e-4, label });
+    }
+    assertClose(fast.vy, direct.vy, { atol: 4e-4, label: `${label} vs direct` });
     assertClose(fast.gx, direct.gx, { atol: 4e-4, label: `${label} grad x` });
     assertClose(fast.gw, direct.gw, { atol: 4e-3, label: `${label} grad w` });
-    assertClose(fast.gb, direct.gb, { atol: 4e-3, label: `${label} grad bias` });
+    if (b) assertClose(fast.gb!, direct.gb!, { atol: 4e-3, label: `${label} grad bias` });
   }
 });
 

@@ -39,6 +39,7 @@ export * from "./creation.ts";
 export * from "./ops/mod.ts";
 export type { PoolStats } from "./pool.ts";
 export { useWinograd, type WinogradMode } from "./cpu/winograd.ts";
-export { useSubpixelUpsampling } from "./ops/conv_subpixel.ts";
+export { subpixelApplies, useSubpixelUpsampling } from "./ops/conv_subpixel.ts";
+export type { TransposedGeometry } from "./ops/conv_subpixel.ts";
 /** erf on the host: the polynomial the exact-GELU kernels use (e.g. for a normal CDF). */
 export { erfApprox } from "./kernels/activation.ts";

@@ -227,7 +227,7 @@ export async function trainLoop(options: TrainLoopOptions): Promise<TrainLoopRes
     });
     savedStep = step;
     // flushLog has just closed the rate window: the time spent writing is not training.
-    meter.restart(step);
+    meter.reset(step);
   };
 
   const flushLog = async (): Promise<void> => {

@@ -83,7 +83,7 @@ export class RateMeter {
   lap(step: number, now: number = performance.now()): number {
     const dt = (now - this.#time) / 1000;
     const rate = dt > 0 ? (step - this.#step) / dt : 0;
-    this.restart(step, now);
+    this.reset(step, now);
     return rate;
   }
 
@@ -91,7 +91,7 @@ export class RateMeter {
    * Starts a new window at `step` without reporting a rate: the time since the previous lap
    * (writing a checkpoint, say) is left out of the next one.
    */
-  restart(step: number, now: number = performance.now()): void {
+  reset(step: number, now: number = performance.now()): void {
     this.#step = step;
     this.#time = now;
   }

@@ -430,7 +430,8 @@ export function convAdjointCpu(
     // Few input channels (the U-Net's last convolution, 32 -> 3, read backwards): the forward
     // convolution with w's taps flipped and channel axes swapped, padding k-1-p, does the same
     // arithmetic from an im2col of Ci*kh*kw rows, where the GEMM below would write Co*kh*kw rows
-    // from a K of Ci and scatter them back (measured 9.9 -> 3.6 ms at [32, 3, 32, 32] -> 32).
+    // from a K of Ci and scatter them back (about 10 -> 4 ms at [32, 3, 32, 32] -> 32; the tap
+    // flip is the one Winograd's filter transform does for its adjoint; docs/benchmarks.md).
     const flipped = flipTransposed(w);
     convForwardInto(
       inp,

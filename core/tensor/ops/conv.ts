@@ -13,8 +13,9 @@
  * - `weightGradGemm`: out[co,ci,ky,kx] = sum_{n,gy,gx} g[n,co,gy,gx] x[n,ci,gy*s-p+ky,gx*s-p+kx],
  *   reducing over K = batch*Hg*Wg. Serves both weight gradients.
  *
- * On the CPU backend the same three functions run as explicit im2col / col2im plus `gemm`
- * (`cpu/conv.ts`).
+ * On the CPU backend the same three functions run as explicit im2col / col2im plus `gemm`, or
+ * Winograd (`cpu/conv.ts`); there the U-Net's upsampling geometry of `convTranspose2d` runs as a
+ * 3x3 convolution and a pixel shuffle instead (`conv_subpixel.ts`).
  *
  * Output sizes follow the PyTorch docs for `torch.nn.Conv2d` (Ho = floor((H + 2p - kh)/s) + 1)
  * and `torch.nn.ConvTranspose2d` (Ho = (H - 1)s - 2p + kh + outputPadding).

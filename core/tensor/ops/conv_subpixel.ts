@@ -7,7 +7,7 @@
  *
  * `convTranspose2d` (ops/conv.ts) runs `conv2d(x, subpixelWeights(w), subpixelBias(bias),
  * padding 1)` and then `pixelShuffle` when `subpixelApplies`. Exact in real arithmetic, and on the
- * CPU backend faster: the 3x3 convolution takes the Winograd path (`cpu/winograd.ts`), where the
+ * CPU backend faster: the 3x3 convolution takes the Winograd path (`cpu/winograd.ts`), whereas the
  * transposed convolution runs an im2col GEMM and a col2im scatter (docs/benchmarks.md,
  * 2026-12-07). The gradients follow from the composed ops, w's through the gather.
  *
