@@ -626,6 +626,35 @@ Deno.test("3x3 same convolutions with many channels (Winograd on the CPU) match 
   }
 });
 
+Deno.test("conv2d() weight gradient, with the forward's Winograd transform kept or gone", async () => {
+  // On the CPU the Winograd forward keeps x's transform for the weight gradient; a backward after
+  // the forward's scope has ended (the transform freed with it) transforms x again. Both give
+  // the gradients of a forward and backward in one scope.
+  const xs: Shape4 = [2, 32, 8, 8], ws: Shape4 = [32, 32, 3, 3];
+  const x = randomArray(size(xs), 230), w = randomArray(size(ws), 231);
+  const g = randomArray(size(xs), 232);
+  const grads = async (backwardInScope: boolean) => {
+    const xt = t(x, xs), wt = t(w, ws);
+    for (const p of [xt, wt]) p.requiresGrad = true;
+    const y = scope(() => {
+      const y = conv2d(xt, wt, null, { padding: 1 });
+      if (backwardInScope) y.backward(t(g, xs));
+      return y;
+    });
+    if (!backwardInScope) scope(() => y.backward(t(g, xs)));
+    const out = [xt.grad!, wt.grad!];
+    const [gx, gw] = await Promise.all(out.map((v) => v.read()));
+    for (const v of [...out, xt, wt, y]) v.dispose();
+    return { gx, gw };
+  };
+  const inScope = await grads(true), after = await grads(false);
+  const ref = refConv2dGrads(x, xs, w, ws, g, 1, 1);
+  for (const [label, got] of [["in scope", inScope], ["after the scope", after]] as const) {
+    assertClose(got.gx, ref.gx, { atol: 4e-4, label: `grad x, backward ${label}` });
+    assertClose(got.gw, ref.gw, { atol: 4e-3, label: `grad w, backward ${label}` });
+  }
+});
+
 // ---- errors ----------------------------------------------------------------------------------
 
 Deno.test("conv and pool ops reject bad input with clear errors", () => {

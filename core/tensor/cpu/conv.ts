@@ -13,7 +13,8 @@
  * - `convWeightGradCpu`: dW = g cols(x)^T, summed over images by accumulating GEMMs.
  *
  * 3x3 stride-1 "same" convolutions with enough channels take Winograd's F(2x2, 3x3) or F(4x4, 3x3)
- * instead, in all three functions (`winograd.ts`): 2.25x or 4x fewer multiplications.
+ * instead, in all three functions (`winograd.ts`): 2.25x or 4x fewer multiplications. In training
+ * the forward can hand its transform of x to the weight gradient (`KeptTransform`).
  *
  * The batch is folded into the GEMMs' N (or K) dimension, images*Ho*Wo, so the products stay
  * large even for small deep feature maps; images are processed in chunks whose im2col scratch
@@ -199,6 +200,15 @@ function unfoldBatch(major: Tensor, Ch: number, P: number, n0: number, cnt: numb
 }
 
 /**
+ * Where `convForwardCpu` leaves x's Winograd transform for `convWeightGradCpu` (training: the
+ * weight gradient would transform the same x again): set when the Winograd path ran with every
+ * image in one chunk, else null. The caller owns (and disposes) the tensor.
+ */
+export interface KeptTransform {
+  transformed: Tensor | null;
+}
+
+/**
  * Direct convolution x [n, C, H, W] with w [O, C, kh, kw] -> [n, O, Ho, Wo]:
  * y[n,o,oy,ox] = sum_{c,ky,kx} x[n,c,oy*sy-py+ky,ox*sx-px+kx] w[o,c,ky,kx] (+ bias[o], -> act).
  */
@@ -210,11 +220,12 @@ export function convForwardCpu(
   Ho: number,
   Wo: number,
   activation: GemmActivation,
+  keep?: KeptTransform,
 ): Tensor {
   const out = emptyTensor([x.shape[0], w.shape[0], Ho, Wo]);
   if (out.size === 0) return out;
   cpu().countOp();
-  convForwardInto(x, w, bias, g, activation, out);
+  convForwardInto(x, w, bias, g, activation, out, keep);
   return out;
 }
 
@@ -226,6 +237,7 @@ function convForwardInto(
   g: ConvGeometry,
   activation: GemmActivation,
   out: Tensor,
+  keep?: KeptTransform,
 ): void {
   const [B, C] = x.shape, [, , Ho, Wo] = out.shape;
   const O = w.shape[0], K = C * g.kh * g.kw, P = Ho * Wo;
@@ -254,7 +266,8 @@ function convForwardInto(
   const tile = winogradTile(g, C, O, H, W, Ho, Wo);
   if (tile) {
     const shape = { B, C, O, H, W, tile };
-    winogradConv(x, w, bias, activation, false, shape, chunkWinograd(shape), out);
+    const v = winogradConv(x, w, bias, activation, false, shape, chunkWinograd(shape), out, !!keep);
+    if (keep) keep.transformed = v;
     return;
   }
   if (O <= PIXEL_MAJOR_MAX_O && fusedForward(x, w, g, Ho, Wo, out, bias, activation)) return;
@@ -538,8 +551,14 @@ function fillChannels(t: Tensor, bias: Tensor | null): void {
 /**
  * Weight gradient: gout [n, Co, Hg, Wg] and x [n, Ci, Hx, Wx] (read at strided, padded positions)
  * -> [Co, Ci, kh, kw] = sum_{n,gy,gx} gout[n,co,gy,gx] x[n,ci,gy*sy-py+ky,gx*sx-px+kx].
+ * `transformed`: x's Winograd transform that `convForwardCpu` kept (`KeptTransform`), if any.
  */
-export function convWeightGradCpu(gout: Tensor, x: Tensor, g: ConvGeometry): Tensor {
+export function convWeightGradCpu(
+  gout: Tensor,
+  x: Tensor,
+  g: ConvGeometry,
+  transformed: Tensor | null = null,
+): Tensor {
   const [B, Co, Hg, Wg] = gout.shape;
   const Ci = x.shape[1], K = Ci * g.kh * g.kw, P = Hg * Wg;
   const out = emptyTensor([Co, Ci, g.kh, g.kw]);
@@ -552,7 +571,7 @@ export function convWeightGradCpu(gout: Tensor, x: Tensor, g: ConvGeometry): Ten
   const tile = winogradTile(g, Ci, Co, x.shape[2], x.shape[3], Hg, Wg);
   if (tile) {
     const shape = { B, C: Ci, O: Co, H: Hg, W: Wg, tile };
-    winogradWeightGrad(gout, x, shape, chunkWinograd(shape), out);
+    winogradWeightGrad(gout, x, shape, chunkWinograd(shape), out, transformed);
     return out;
   }
   const direct = pointwise(g);

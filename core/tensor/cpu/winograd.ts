@@ -161,6 +161,8 @@ function kernel(s: WinogradShape, name: string): string {
  * y [B, O, H, W] = conv(x [B, C, H, W], w) (+ bias[o], -> activation) into `out`, for `w`
  * [O, C, 3, 3], or with `adjoint` for `w` [C, O, 3, 3] the transposed convolution (conv2d's
  * input gradient). Images go `chunk` at a time (the scratch of `winogradFloatsPerImage` each).
+ * With `keepInput`, when one chunk holds every image, x's transform V is not freed but returned
+ * (the caller owns it) for `winogradWeightGrad`, which would compute the same V again; else null.
  */
 export function winogradConv(
   x: Tensor,
@@ -171,7 +173,8 @@ export function winogradConv(
   s: WinogradShape,
   chunk: number,
   out: Tensor,
-): void {
+  keepInput = false,
+): Tensor | null {
   const { B, C, O, H, W } = s;
   const tiles = tileCount(s), n = blocks(s);
   const uBlock = blockFloats(O, C);
@@ -207,13 +210,18 @@ export function winogradConv(
     const args = [addr(m), O, H, W, cnt, bias ? addr(bias) : 0, act, dst];
     layout(kernel(s, "output"), args, n * O * T);
   }
-  for (const t of [u, v, m, rows]) t.dispose();
+  const kept = keepInput && nb === B ? v : null;
+  for (const t of [u, m, rows]) t.dispose();
+  if (!kept) v.dispose();
+  return kept;
 }
 
 /**
  * dW [O, C, 3, 3] into `out` for the convolution y = conv(x [B, C, H, W], w) with output gradient
  * gout [B, O, H, W]: dW = G^T [sum over tiles of (A e A^T) ⊙ (B^T d B)] G per filter (see
  * `assembly/winograd.ts`), the tile sums as 16 or 36 GEMMs accumulated over chunks of images.
+ * `transformed`: x's transform as `winogradConv` kept it (every image in one chunk), used instead
+ * of transforming x again.
  */
 export function winogradWeightGrad(
   gout: Tensor,
@@ -221,11 +229,13 @@ export function winogradWeightGrad(
   s: WinogradShape,
   chunk: number,
   out: Tensor,
+  transformed: Tensor | null = null,
 ): void {
   const { B, C, O, H, W } = s;
   const tiles = tileCount(s), n = blocks(s);
   const nb = Math.min(B, chunk);
-  const v = emptyTensor([n * blockFloats(C, nb * tiles)]);
+  const reuse = transformed !== null && nb === B;
+  const v = reuse ? transformed : emptyTensor([n * blockFloats(C, nb * tiles)]);
   const e = emptyTensor([n * blockFloats(O, nb * tiles)]);
   const dBlock = blockFloats(O, C);
   const d = emptyTensor([n * dBlock]);
@@ -233,7 +243,7 @@ export function winogradWeightGrad(
   for (let n0 = 0; n0 < B; n0 += nb) {
     const cnt = Math.min(nb, B - n0), T = cnt * tiles;
     const xs = addr(x) + n0 * C * H * W * 4, gs = addr(gout) + n0 * O * H * W * 4;
-    layout(kernel(s, "input"), [xs, C, H, W, cnt, addr(v), addr(rows)], n * C * T);
+    if (!reuse) layout(kernel(s, "input"), [xs, C, H, W, cnt, addr(v), addr(rows)], n * C * T);
     layout(kernel(s, "grad_output"), [gs, O, H, W, cnt, addr(e)], n * O * T);
     // D[k] [O, C] (+)= E[k] [O, T] V[k]^T, V[k] stored [C, T].
     gemm({
@@ -255,7 +265,8 @@ export function winogradWeightGrad(
     });
   }
   layout(kernel(s, "filter_grad"), [addr(d), O, C, addr(out)], n * O * C);
-  for (const t of [v, e, d, rows]) t.dispose();
+  for (const t of [e, d, rows]) t.dispose();
+  if (!reuse) v.dispose();
 }
 
 /** The kernels' exports that size buffers (they return numbers and run on this thread). */

@@ -27,6 +27,7 @@ import {
   convForwardCpu,
   type ConvGeometry,
   convWeightGradCpu,
+  type KeptTransform,
 } from "../cpu/conv.ts";
 import { runGemm } from "../kernels/gemm.ts";
 import { ACTIVATION_WGSL, activationWgsl } from "../kernels/activation.ts";
@@ -165,8 +166,9 @@ function convGemm(
   Ho: number,
   Wo: number,
   act: ConvActivation,
+  keep?: KeptTransform,
 ): Tensor {
-  if (onCpu()) return convForwardCpu(x, w, bias, g, Ho, Wo, act);
+  if (onCpu()) return convForwardCpu(x, w, bias, g, Ho, Wo, act, keep);
   const C = x.shape[1];
   const O = w.shape[0];
   const K = C * g.kh * g.kw;
@@ -274,8 +276,14 @@ ${rowOf4("G", "base", "tx0", 1, Wi, g.sx)}`,
  * Weight gradient: gout [n,Co,Hg,Wg] (indexed at output positions) and x [n,Ci,Hx,Wx] (indexed at
  * strided, padded positions) -> [Co,Ci,kh,kw], reducing over K = n*Hg*Wg.
  */
-function weightGradGemm(label: string, gout: Tensor, x: Tensor, g: Geometry): Tensor {
-  if (onCpu()) return convWeightGradCpu(gout, x, g);
+function weightGradGemm(
+  label: string,
+  gout: Tensor,
+  x: Tensor,
+  g: Geometry,
+  transformed: Tensor | null = null,
+): Tensor {
+  if (onCpu()) return convWeightGradCpu(gout, x, g, transformed);
   const [, Co, Hg, Wg] = gout.shape;
   const Ci = x.shape[1];
   const khw = g.kh * g.kw;
@@ -374,12 +382,24 @@ export function conv2d(
   const b = bias ?? null;
   const fuse = activation !== "none" &&
     !(isGradEnabled() && (x.requiresGrad || w.requiresGrad || !!b?.requiresGrad));
-  const out = convGemm(op, x, w, b, g, Ho, Wo, fuse ? activation : "none");
-  record(out, op, b ? [x, w, b] : [x, w], (gy) => [
-    x.requiresGrad ? transposedGemm("conv2d_grad_x", gy, w, null, g, H, W) : null,
-    w.requiresGrad ? weightGradGemm("conv2d_grad_w", gy, x, g) : null,
-    ...(b ? [b.requiresGrad ? sum(gy, [0, 2, 3]) : null] : []),
-  ]);
+  // On the CPU a Winograd forward keeps x's transform for the weight gradient (which would
+  // compute it again); the gradient frees it, or the enclosing scope does if none is taken.
+  const keep: KeptTransform | undefined = onCpu() && isGradEnabled() && w.requiresGrad
+    ? { transformed: null }
+    : undefined;
+  const out = convGemm(op, x, w, b, g, Ho, Wo, fuse ? activation : "none", keep);
+  record(out, op, b ? [x, w, b] : [x, w], (gy) => {
+    // Gone if the scope that ran the forward has ended; a second backward transforms x afresh.
+    const kept = keep?.transformed ?? null, transformed = kept?.disposed ? null : kept;
+    if (keep) keep.transformed = null;
+    const gw = w.requiresGrad ? weightGradGemm("conv2d_grad_w", gy, x, g, transformed) : null;
+    transformed?.dispose();
+    return [
+      x.requiresGrad ? transposedGemm("conv2d_grad_x", gy, w, null, g, H, W) : null,
+      gw,
+      ...(b ? [b.requiresGrad ? sum(gy, [0, 2, 3]) : null] : []),
+    ];
+  });
   if (fuse || activation === "none") return out;
   return activation === "relu" ? relu(out) : silu(out);
 }
