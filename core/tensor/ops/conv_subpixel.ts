@@ -16,21 +16,18 @@
  * -1, 0 or 1, so a 3x3 window with padding 1 covers all phases. The other taps of the window are 0.
  */
 import { onCpu } from "../backend.ts";
+import type { ConvGeometry } from "../cpu/conv.ts";
 import { winogradTile } from "../cpu/winograd.ts";
 import { tensor, zeros } from "../creation.ts";
 import type { Tensor } from "../tensor.ts";
 import { embedding } from "./embedding.ts";
 import { concat, expand, permute, reshape } from "./view.ts";
 
-/** Geometry of a transposed convolution as `convTranspose2d` resolves it. */
-export interface TransposedGeometry {
-  sy: number;
-  sx: number;
-  py: number;
-  px: number;
-  kh: number;
-  kw: number;
-  /** Output padding rows and columns. */
+/**
+ * Geometry of a transposed convolution as `convTranspose2d` resolves it: strides, padding and
+ * kernel size of the equivalent forward convolution, plus the output padding rows and columns.
+ */
+export interface TransposedGeometry extends Omit<ConvGeometry, "n"> {
   oy: number;
   ox: number;
 }
