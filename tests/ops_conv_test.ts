@@ -633,23 +633,35 @@ Deno.test("conv2d() weight gradient, with the forward's Winograd transform kept 
   const xs: Shape4 = [2, 32, 8, 8], ws: Shape4 = [32, 32, 3, 3];
   const x = randomArray(size(xs), 230), w = randomArray(size(ws), 231);
   const g = randomArray(size(xs), 232);
-  const grads = async (backwardInScope: boolean) => {
+  const grads = async (backwardInScope: boolean, backwardTile?: WinogradMode) => {
     const xt = t(x, xs), wt = t(w, ws);
     for (const p of [xt, wt]) p.requiresGrad = true;
-    const y = scope(() => {
-      const y = conv2d(xt, wt, null, { padding: 1 });
-      if (backwardInScope) y.backward(t(g, xs));
-      return y;
-    });
-    if (!backwardInScope) scope(() => y.backward(t(g, xs)));
+    const before = useWinograd(backwardTile ? "4x4" : "auto");
+    let y: Tensor;
+    try {
+      y = scope(() => {
+        const y = conv2d(xt, wt, null, { padding: 1 });
+        // A tile changed between forward and backward: the kept transform no longer fits.
+        if (backwardTile) useWinograd(backwardTile);
+        if (backwardInScope) y.backward(t(g, xs));
+        return y;
+      });
+      if (!backwardInScope) scope(() => y.backward(t(g, xs)));
+    } finally {
+      useWinograd(before);
+    }
     const out = [xt.grad!, wt.grad!];
     const [gx, gw] = await Promise.all(out.map((v) => v.read()));
     for (const v of [...out, xt, wt, y]) v.dispose();
     return { gx, gw };
   };
   const inScope = await grads(true), after = await grads(false);
+  const otherTile = await grads(true, "2x2");
   const ref = refConv2dGrads(x, xs, w, ws, g, 1, 1);
-  for (const [label, got] of [["in scope", inScope], ["after the scope", after]] as const) {
+  const cases = [["in scope", inScope], ["after the scope", after], ["on another tile", otherTile]];
+  for (
+    const [label, got] of cases as [string, { gx: ArrayLike<number>; gw: ArrayLike<number> }][]
+  ) {
     assertClose(got.gx, ref.gx, { atol: 4e-4, label: `grad x, backward ${label}` });
     assertClose(got.gw, ref.gw, { atol: 4e-3, label: `grad w, backward ${label}` });
   }

@@ -234,8 +234,10 @@ export function winogradWeightGrad(
   const { B, C, O, H, W } = s;
   const tiles = tileCount(s), n = blocks(s);
   const nb = Math.min(B, chunk);
-  const reuse = transformed !== null && nb === B;
-  const v = reuse ? transformed : emptyTensor([n * blockFloats(C, nb * tiles)]);
+  const floats = n * blockFloats(C, nb * tiles);
+  // Only a transform of this very shape (the Winograd mode may have changed since the forward).
+  const reuse = transformed !== null && nb === B && transformed.size === floats;
+  const v = reuse ? transformed : emptyTensor([floats]);
   const e = emptyTensor([n * blockFloats(O, nb * tiles)]);
   const dBlock = blockFloats(O, C);
   const d = emptyTensor([n * dBlock]);
