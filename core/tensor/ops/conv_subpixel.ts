@@ -28,7 +28,9 @@ import { concat, expand, permute, reshape } from "./view.ts";
  * kernel size of the equivalent forward convolution, plus the output padding rows and columns.
  */
 export interface TransposedGeometry extends Omit<ConvGeometry, "n"> {
+  /** Output padding rows. */
   oy: number;
+  /** Output padding columns. */
   ox: number;
 }
 
