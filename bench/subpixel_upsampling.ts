@@ -13,16 +13,10 @@ import * as T from "../core/tensor/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";
 import { builtins } from "../plugins/mod.ts";
 import { loadConfig } from "../core/config_file.ts";
-import {
-  createComponent,
-  createDecoder,
-  createTokenizer,
-  loadPipeline,
-  textToImage,
-} from "../core/pipeline.ts";
+import { createTokenizer, loadPipeline, textToImage } from "../core/pipeline.ts";
 import { Adam, gradNorm } from "../core/optim/mod.ts";
-import { tokenBatch } from "../core/clip.ts";
-import { decoderLoss, type NoiseSchedule } from "../core/diffusion/mod.ts";
+import { decoderLoss } from "../core/diffusion/mod.ts";
+import { decoderBatch } from "../tasks/_bench_models.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -39,15 +33,14 @@ const config = await loadConfig(values.preset!, registry);
 const samples = generateSplit({ set: 1, split: "train", count: B, size: 32 });
 const captions = samples.map((s) => s.caption);
 const tokenizer = await createTokenizer(config, registry, { captions });
-const decoder = await createDecoder(config, registry, tokenizer);
-const schedule = await createComponent<NoiseSchedule>(config, registry, "decoderSchedule");
 const E = (config.components.textEncoder.options as { embedDim: number }).embedDim;
-const images = T.randn([B, decoder.channels, decoder.imageSize, decoder.imageSize]).keep();
-const cond = {
-  tokens: tokenBatch(tokenizer, captions),
-  imageEmbedding: T.randn([B, E]).keep(),
-  keep: T.ones([B]).keep(),
-};
+const { decoder, decoderSchedule: schedule, images, decoderCond: cond } = await decoderBatch(
+  config,
+  registry,
+  tokenizer,
+  captions,
+  E,
+);
 const opt = new Adam(decoder.parameters(), { lr: 1e-4 });
 /** One clipped training step, as the train loop takes it. */
 function step(): void {

@@ -9,6 +9,7 @@ import * as T from "../core/tensor/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";
 import { builtins } from "../plugins/mod.ts";
 import type { ResolvedConfig } from "../core/config.ts";
+import type { Tokenizer } from "../core/components.ts";
 import type { Registry } from "../core/registry.ts";
 import {
   createClip,
@@ -179,6 +180,30 @@ export interface StepProfileOptions {
 }
 
 /**
+ * A preset's decoder, its noise schedule and one training batch of random images and CLIP image
+ * embeddings (E wide) at its shapes, with the tokens of real `captions` (one per image) and every
+ * condition kept: what the `train` rows (and bench/subpixel_upsampling.ts) step.
+ */
+export async function decoderBatch(
+  config: ResolvedConfig,
+  registry: Registry,
+  tokenizer: Tokenizer,
+  captions: string[],
+  E: number,
+) {
+  const decoder = await createDecoder(config, registry, tokenizer);
+  const decoderSchedule = await createComponent<NoiseSchedule>(config, registry, "decoderSchedule");
+  const B = captions.length;
+  const images = T.randn([B, decoder.channels, decoder.imageSize, decoder.imageSize]).keep();
+  const decoderCond = {
+    tokens: tokenBatch(tokenizer, captions),
+    imageEmbedding: T.randn([B, E]).keep(),
+    keep: T.ones([B]).keep(),
+  };
+  return { decoder, decoderSchedule, images, decoderCond };
+}
+
+/**
  * One optimizer step (forward, backward, Adam) of each model of a preset (the upsampler too when
  * it has one), on random inputs of the preset's shapes. Row names match bench/torch_baseline.py
  * for the ratio table. With `profile`, `reps` more clipped steps of each model run under the op
@@ -240,7 +265,7 @@ export async function trainingSteps(
   const size = (config.components.imageEncoder.options as { imageSize: number }).imageSize;
   let B = batchOverride ?? config.train.clip.batchSize;
   let images = T.randn([B, 3, size, size]).keep();
-  let tokens = tokenBatch(tokenizer, captionsFor(B));
+  const tokens = tokenBatch(tokenizer, captionsFor(B));
   await stepRows(`train step clip B${B}`, clip, () => clip.loss(images, tokens));
   clip.dispose();
   images.dispose();
@@ -262,12 +287,15 @@ export async function trainingSteps(
   );
   prior.dispose();
 
-  const decoder = await createDecoder(config, registry, tokenizer);
-  const decoderSchedule = await createComponent<NoiseSchedule>(config, registry, "decoderSchedule");
   B = batchOverride ?? config.train.decoder.batchSize;
-  images = T.randn([B, decoder.channels, decoder.imageSize, decoder.imageSize]).keep();
-  tokens = tokenBatch(tokenizer, captionsFor(B));
-  const decoderCond = { tokens, imageEmbedding: T.randn([B, E]).keep(), keep: T.ones([B]).keep() };
+  const { decoder, decoderSchedule, decoderCond, ...batch } = await decoderBatch(
+    config,
+    registry,
+    tokenizer,
+    captionsFor(B),
+    E,
+  );
+  images = batch.images;
   await stepRows(
     `train step decoder B${B}`,
     decoder,
