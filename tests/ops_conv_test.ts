@@ -4,11 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { assertClose, gradCheck, randomArray } from "./_support/check.ts";
+import { winogradTile } from "../core/tensor/cpu/winograd.ts";
 import {
   adaptiveAvgPool2d,
   avgPool2d,
   conv2d,
   convTranspose2d,
+  engineStats,
   maxPool2d,
   noGrad,
   onCpu,
@@ -631,12 +633,19 @@ Deno.test("conv2d() weight gradient, with the forward's Winograd transform kept 
   // the forward's scope has ended (the transform freed with it) transforms x again. Both give
   // the gradients of a forward and backward in one scope.
   const xs: Shape4 = [2, 32, 8, 8], ws: Shape4 = [32, 32, 3, 3];
+  const same3x3 = { sy: 1, sx: 1, py: 1, px: 1, kh: 3, kw: 3 };
+  const bufferRequests = () => {
+    const { created, reused } = engineStats();
+    return created + reused;
+  };
   const x = randomArray(size(xs), 230), w = randomArray(size(ws), 231);
   const g = randomArray(size(xs), 232);
   const grads = async (backwardInScope: boolean, backwardTile?: WinogradMode) => {
     const xt = t(x, xs), wt = t(w, ws);
     for (const p of [xt, wt]) p.requiresGrad = true;
     const before = useWinograd(backwardTile ? "4x4" : "auto");
+    const kept = onCpu() && winogradTile(same3x3, xs[1], ws[0], xs[2], xs[3], xs[2], xs[3]) !== 0;
+    const requestsBefore = bufferRequests();
     let y: Tensor;
     try {
       y = scope(() => {
@@ -650,13 +659,22 @@ Deno.test("conv2d() weight gradient, with the forward's Winograd transform kept 
     } finally {
       useWinograd(before);
     }
+    const requests = bufferRequests() - requestsBefore;
     const out = [xt.grad!, wt.grad!];
     const [gx, gw] = await Promise.all(out.map((v) => v.read()));
     for (const v of [...out, xt, wt, y]) v.dispose();
-    return { gx, gw };
+    return { gx, gw, requests, kept };
   };
+  await grads(true); // once before counting: the first call also allocates what is kept for good
   const inScope = await grads(true), after = await grads(false);
   const otherTile = await grads(true, "2x2");
+  // The same ops either way; only the weight gradient's transform of x is asked for again when
+  // the kept one is gone (or was never kept: WebGPU, no WebAssembly kernels).
+  assert.equal(
+    after.requests - inScope.requests,
+    inScope.kept ? 1 : 0,
+    "the kept transform reused",
+  );
   const ref = refConv2dGrads(x, xs, w, ws, g, 1, 1);
   const cases = [["in scope", inScope], ["after the scope", after], ["on another tile", otherTile]];
   for (

@@ -41,5 +41,6 @@ export type { PoolStats } from "./pool.ts";
 export { useWinograd, type WinogradMode } from "./cpu/winograd.ts";
 export { subpixelApplies, useSubpixelUpsampling } from "./ops/conv_subpixel.ts";
 export type { TransposedGeometry } from "./ops/conv_subpixel.ts";
+export type { ConvGeometry } from "./cpu/conv.ts";
 /** erf on the host: the polynomial the exact-GELU kernels use (e.g. for a normal CDF). */
 export { erfApprox } from "./kernels/activation.ts";

@@ -35,13 +35,17 @@ import {
   winogradWeightGrad,
 } from "./winograd.ts";
 
-/** Stride, padding and kernel size of a convolution (`n` is the batch size). */
+/** Stride, padding and kernel size of a convolution, per axis (y rows, x columns). */
 export interface ConvGeometry {
+  /** Images in the batch. */
   n: number;
+  /** Stride. */
   sy: number;
   sx: number;
+  /** Zero padding on each side. */
   py: number;
   px: number;
+  /** Kernel size. */
   kh: number;
   kw: number;
 }
