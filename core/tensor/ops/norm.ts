@@ -19,7 +19,8 @@ import { add, affine, div, maximum, mul, rsqrt, square, sub } from "./elementwis
 import { mean, sum, sumTo, variance } from "./reduce.ts";
 import { permute, reshape } from "./view.ts";
 
-interface RowNormSpec {
+/** A row norm as the CPU kernels take it (`layout` maps each element to its channel). */
+interface CpuRowNormSpec {
   op: string;
   x: Tensor;
   rows: number;
@@ -29,10 +30,15 @@ interface RowNormSpec {
   bias?: Tensor | null;
   eps: number;
   silu: boolean;
+  /** Row, group and channel of each element, for the CPU kernels. */
+  layout: NormLayout;
+}
+
+/** A row norm on either backend: WebGPU's kernel also needs the channel mapping in WGSL, and its
+ * backward sums the weight and bias gradients by ops. */
+interface RowNormSpec extends CpuRowNormSpec {
   /** WGSL channel index (into weight/bias) of element `j` of row `row`. */
   channel: string;
-  /** The same mapping for the CPU kernels. */
-  layout: NormLayout;
   /** Sums a per-element tensor shaped like x down to the weight's shape. */
   toChannels: (t: Tensor) => Tensor;
 }
@@ -46,7 +52,7 @@ interface RowNormOutput {
 }
 
 /** The CPU twin of `rowNorm`: the same kernels as loops, weight and bias gradients summed inline. */
-function rowNormCpu(s: RowNormSpec): RowNormOutput {
+function rowNormCpu(s: CpuRowNormSpec): RowNormOutput {
   const { x, rows, weight, bias, eps, silu, layout } = s;
   const y = emptyTensor(x.shape);
   const meanT = emptyTensor([rows]);
@@ -368,9 +374,7 @@ export function batchNorm2d(
       bias,
       eps,
       silu: false,
-      channel: "row",
       layout: { rows: C, perRow: 1, S: N * S, groups: C },
-      toChannels: (t) => sum(t, [1]),
     });
     // The biased batch variance from the kernel's float32 1 / sqrt(var + eps); kept at or above 0
     // where the variance is below the rounding of var + eps (a near-constant channel).
