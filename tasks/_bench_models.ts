@@ -250,8 +250,8 @@ export async function trainingSteps(
         results.push({ name: rowName, ...(await time(() => step(), reps)) });
         // The clipped step is the one the train loop takes (the presets' gradClip).
         if (profile && maxNorm !== null) {
-          const { profile: ops } = T.profileOps(() => {
-            for (let r = 0; r < reps; r++) step(T.activeProfile()!);
+          const { profile: ops } = T.profileOps((open) => {
+            for (let r = 0; r < reps; r++) step(open);
           }, { byShape: profile.byShape });
           console.log(`${rowName}: ${ops.format({ perStep: reps, limit: profile.limit })}\n`);
         }

@@ -110,6 +110,12 @@ Deno.test("a section around a backward pass is one row, counted once", () => {
   x.dispose();
 });
 
+Deno.test("profileOps hands its function the profile it opened", () => {
+  const { result, profile } = profileOps((open) => open === activeProfile() ? open : null);
+  assert.equal(result, profile);
+  assert.equal(activeProfile(), null);
+});
+
 /** Runs `fn` as the section "step" of the open profile. */
 function startProfileSection<T>(fn: () => T): T {
   return activeProfile()!.section("step", fn);

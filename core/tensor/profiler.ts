@@ -223,14 +223,15 @@ export function stopProfile(): OpProfile {
   return done;
 }
 
-/** Runs `fn` under a fresh profile (closed afterwards, also when `fn` throws). */
+/** Runs `fn` under a fresh profile, handed to it for `section`s (closed afterwards, also when
+ * `fn` throws). */
 export function profileOps<T>(
-  fn: () => T,
+  fn: (profile: OpProfile) => T,
   opts: ProfileOptions = {},
 ): { result: T; profile: OpProfile } {
   const profile = startProfile(opts);
   try {
-    const result = fn();
+    const result = fn(profile);
     if (result instanceof Promise) {
       throw new Error(
         "profileOps: the function returned a promise, so its ops after the first await would " +
