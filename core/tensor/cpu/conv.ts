@@ -39,14 +39,17 @@ import {
 export interface ConvGeometry {
   /** Images in the batch. */
   n: number;
-  /** Stride. */
+  /** Row stride. */
   sy: number;
+  /** Column stride. */
   sx: number;
-  /** Zero padding on each side. */
+  /** Zero rows padded above and below. */
   py: number;
+  /** Zero columns padded left and right. */
   px: number;
-  /** Kernel size. */
+  /** Kernel rows. */
   kh: number;
+  /** Kernel columns. */
   kw: number;
 }
 
