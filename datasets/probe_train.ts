@@ -5,7 +5,9 @@
  *
  * @module
  */
-import { toNchw } from "../core/data/images.ts";
+import { addGrain, toNchw } from "../core/data/images.ts";
+
+export { addGrain };
 import { Rng } from "../core/data/rng.ts";
 import { Adam } from "../core/optim/mod.ts";
 import {
@@ -68,32 +70,6 @@ function writeTargets(sample: CaptionedImage, out: Float32Array, row: number): v
   out[o + COUNT_LOGIT] = t.count === 2 ? 1 : 0;
   for (const l of sample.labels) {
     out[o + COUNT_LOGIT + 1 + pairSizeIndex(pairIndex(l.colour, l.shape), l.size)] = 1;
-  }
-}
-
-/**
- * Adds Gaussian noise of standard deviation `sd` to `count` values of `x` from `offset` (the
- * probe's grain augmentation, `ProbeOptions.noise`, and its robustness check in `eval probe`),
- * drawn from `rng` by the Box-Muller transform.
- *
- * @example
- * ```ts
- * import { Rng } from "../core/data/rng.ts";
- * const x = new Float32Array(12);
- * addGrain(x, 0, x.length, 0.05, new Rng("grain"));
- * ```
- */
-export function addGrain(
-  x: Float32Array,
-  offset: number,
-  count: number,
-  sd: number,
-  rng: Rng,
-): void {
-  for (let i = 0; i < count; i += 2) {
-    const r = sd * Math.sqrt(-2 * Math.log(1 - rng.next())), a = 2 * Math.PI * rng.next();
-    x[offset + i] += r * Math.cos(a);
-    if (i + 1 < count) x[offset + i + 1] += r * Math.sin(a);
   }
 }
 

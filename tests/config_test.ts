@@ -203,6 +203,21 @@ Deno.test("parseConfig() checks extraEma: decays in (0, 1), none repeated, only 
   );
   assert.equal(on.train.clip.hardNegatives, true);
   assert.equal(on.train.decoder.hardNegatives, false);
+  // Grain is CLIP's augmentation only, and a standard deviation in [0, 1].
+  const grained = (train: Record<string, unknown>) =>
+    problems(() => parseConfig(JSON.stringify({ ...valid, train }), testRegistry(), "c"));
+  const prior = grained({ prior: { grain: 0.1 } });
+  assert.equal(prior.length, 1);
+  assert.match(prior[0], /^c: train\.prior\.grain: only CLIP trains on grained images/);
+  assert.match(grained({ clip: { grain: -0.1 } })[0], /^c: train\.clip\.grain: too small/);
+  assert.match(grained({ clip: { grain: 2 } })[0], /^c: train\.clip\.grain: too big/);
+  const grain = parseConfig(
+    JSON.stringify({ ...valid, train: { clip: { grain: 0.1 } } }),
+    testRegistry(),
+    "c",
+  );
+  assert.equal(grain.train.clip.grain, 0.1);
+  assert.equal(grain.train.decoder.grain, 0);
 });
 
 Deno.test("parseConfig() says when a kind has no plugins", () => {
@@ -230,7 +245,7 @@ Deno.test("parseConfig() accepts JSONC comments and trailing commas", () => {
   }`;
   const p = problems(() => parseConfig(text, testRegistry(), "c.jsonc"));
   assert.deepEqual(p, [
-    "c.jsonc: train.decoder.note//not a comment: unknown key; valid keys: batchSize, steps, lr, warmupSteps, lrSchedule, restarts, ema, emaWarmup, extraEma, hardNegatives, gradClip, weightDecay, beta1, beta2, eps, seed, checkpointEvery, keepLast, logEvery",
+    "c.jsonc: train.decoder.note//not a comment: unknown key; valid keys: batchSize, steps, lr, warmupSteps, lrSchedule, restarts, ema, emaWarmup, extraEma, hardNegatives, grain, gradClip, weightDecay, beta1, beta2, eps, seed, checkpointEvery, keepLast, logEvery",
   ]);
   const c = parseConfig(text.replace(`"note//not a comment": 1`, `"steps": 7`), testRegistry());
   assert.deepEqual(c.components.decoder.options.channels, [1, 2]);

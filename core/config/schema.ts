@@ -66,6 +66,12 @@ export interface TrainStageConfig {
    * swapped (the dataset's `hardNegative`; NegCLIP, Yuksekgonul et al. 2023).
    */
   hardNegatives: boolean;
+  /**
+   * CLIP only: Gaussian grain on each training image, its standard deviation (of the [-1, 1]
+   * pixel scale) drawn uniformly from [0, grain); 0 for none. Generated images carry grain that
+   * real ones do not, and CLIP judges generated images when it reranks them.
+   */
+  grain: number;
   /** Global gradient-norm clip, or null for none. */
   gradClip: number | null;
   weightDecay: number;
@@ -165,6 +171,7 @@ const COMMON_TRAIN = {
   extraEma: Object.freeze([]) as readonly number[],
   emaWarmup: true,
   hardNegatives: false,
+  grain: 0,
 };
 
 /** Per-stage training defaults (the thesis's Appendix A). */
@@ -252,6 +259,11 @@ export function trainStageSchema(d: TrainStageConfig): z.ZodType {
     hardNegatives: z.boolean().default(d.hardNegatives).describe(
       "clip stage only: also score each image against its batch's captions with the figures' " +
         "colours swapped (NegCLIP's hard negatives), so the embedding says which colour is whose",
+    ),
+    grain: z.number().min(0).max(1).default(d.grain).describe(
+      "clip stage only: Gaussian grain on each training image, its standard deviation drawn " +
+        "uniformly from [0, grain) of the [-1, 1] pixel scale, so that CLIP judges generated " +
+        "images (which carry grain) as it judges real ones when it reranks them",
     ),
     gradClip: z.number().positive().nullable().default(d.gradClip),
     weightDecay: z.number().nonnegative().default(d.weightDecay)

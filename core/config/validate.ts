@@ -66,6 +66,12 @@ export function validateConfig(
           `captions; remove it (or set train.clip.hardNegatives)`,
         ]);
       }
+      if ((config.train[stage]?.grain ?? 0) > 0) {
+        throw new ConfigError([
+          `${sourceName}: train.${stage}.grain: only CLIP trains on grained images; remove it ` +
+          `(or set train.clip.grain)`,
+        ]);
+      }
     }
     const lines = options.crossChecks === false
       ? []

@@ -1,10 +1,12 @@
 /**
- * Conversions between RGB bytes and the models' [-1, 1] float NCHW layout, and the caption side
- * of a horizontal flip. Every dataset and every stage uses these; nothing here knows a dataset.
+ * Conversions between RGB bytes and the models' [-1, 1] float NCHW layout, the caption side of a
+ * horizontal flip, and Gaussian grain. Every dataset and every stage uses these; nothing here knows
+ * a dataset.
  *
  * @module
  */
 import type { CaptionedImage } from "../components.ts";
+import type { Rng } from "./rng.ts";
 
 /**
  * Writes an RGB image as planar float32 (C, H, W) in [-1, 1] into `out` at `offset`
@@ -112,4 +114,51 @@ export function swapLeftRight(text: string): string {
     const swapped = w.toLowerCase() === "left" ? "right" : "left";
     return w[0] === w[0].toUpperCase() ? swapped[0].toUpperCase() + swapped.slice(1) : swapped;
   });
+}
+
+/**
+ * Adds Gaussian noise of standard deviation `sd` to `count` values of `x` from `offset` (grain:
+ * the probe's augmentation, `ProbeOptions.noise`, and its robustness check in `eval probe`; CLIP's
+ * `train.clip.grain`), drawn from `rng` by the Box-Muller transform.
+ *
+ * @example
+ * ```ts
+ * import { Rng } from "./rng.ts";
+ * const x = new Float32Array(12);
+ * addGrain(x, 0, x.length, 0.05, new Rng("grain"));
+ * ```
+ */
+export function addGrain(
+  x: Float32Array,
+  offset: number,
+  count: number,
+  sd: number,
+  rng: Rng,
+): void {
+  for (let i = 0; i < count; i += 2) {
+    const r = sd * Math.sqrt(-2 * Math.log(1 - rng.next())), a = 2 * Math.PI * rng.next();
+    x[offset + i] += r * Math.cos(a);
+    if (i + 1 < count) x[offset + i + 1] += r * Math.sin(a);
+  }
+}
+
+/**
+ * Grain on each of a batch's `n` images (NCHW in `x`, modified in place), each at its own standard
+ * deviation drawn uniformly from [0, maxSd): generated images carry some grain that real ones do
+ * not, so a model that judges generated images trains on both (as the probe does, "A judge robust
+ * to grain" in docs/training.md).
+ *
+ * @example
+ * ```ts
+ * import { Rng } from "./rng.ts";
+ * const x = new Float32Array(2 * 3 * 4 * 4); // two 4x4 RGB images
+ * grainImages(x, 2, 0.1, new Rng("clip-grain-0-17"));
+ * ```
+ */
+export function grainImages(x: Float32Array, n: number, maxSd: number, rng: Rng): void {
+  const per = x.length / n;
+  if (!Number.isInteger(per)) {
+    throw new RangeError(`grainImages: ${x.length} values do not split into ${n} images`);
+  }
+  for (let i = 0; i < n; i++) addGrain(x, i * per, per, maxSd * rng.next(), rng);
 }

@@ -21,6 +21,8 @@ import type { Module } from "../nn/module.ts";
 import type { Registry } from "../registry.ts";
 import { bernoulli, manualSeed, noGrad, type Tensor, tensor } from "../tensor/mod.ts";
 import { type Batch, checkImages, DataLoader } from "../data/loader.ts";
+import { grainImages } from "../data/images.ts";
+import { Rng } from "../data/rng.ts";
 import { type ClipModel, l2Normalize, tokenBatch } from "../clip.ts";
 import { decoderLoss, type DecoderLossOptions, upsamplerLoss } from "../diffusion/loss.ts";
 import type { LogitNormal } from "../diffusion/timesteps.ts";
@@ -353,8 +355,19 @@ async function buildStage(
         const negatives = hardNegative
           ? batch.captions.map(hardNegative).filter((c): c is string => c !== null)
           : [];
+        // Grain drawn afresh for each step from the seed and the step alone, so a resumed run
+        // sees what an unbroken one would.
+        const images = train.grain > 0 ? Float32Array.from(batch.images) : batch.images;
+        if (train.grain > 0) {
+          grainImages(
+            images,
+            batch.shape[0],
+            train.grain,
+            new Rng(`clip-grain-${train.seed}-${batch.step}`),
+          );
+        }
         return clip.loss(
-          tensor(batch.images, batch.shape),
+          tensor(images, batch.shape),
           tokenBatch(tokenizer, batch.captions),
           negatives.length > 0 ? tokenBatch(tokenizer, negatives) : undefined,
         );
@@ -362,7 +375,8 @@ async function buildStage(
       afterStep: () => clip.clampLogitScale(),
       summary: [
         `clip: ${count(clip.parameterCount())} parameters` +
-        (hardNegative ? "; hard-negative captions (train.clip.hardNegatives)" : ""),
+        (hardNegative ? "; hard-negative captions (train.clip.hardNegatives)" : "") +
+        (train.grain > 0 ? `; grain up to ${train.grain} (train.clip.grain)` : ""),
       ],
       dispose: () => clip.dispose(),
     };
