@@ -21,12 +21,15 @@ async function tinyConfig(grain: number): Promise<ResolvedConfig> {
   return config;
 }
 
-/** The clip stage's loss on batches 0 and 1 (seeded initialisation), and its summary lines. */
-async function losses(config: ResolvedConfig): Promise<{ loss: number[]; summary: string }> {
+/** The clip stage's loss on the batches of `steps` (seeded initialisation), and its summary. */
+async function losses(
+  config: ResolvedConfig,
+  steps = [0, 1],
+): Promise<{ loss: number[]; summary: string }> {
   const setup = await setupStage("clip", { config, registry, outDir: "unused", trainLimit: 64 });
   try {
     const loss: number[] = [];
-    for (const step of [0, 1]) {
+    for (const step of steps) {
       const batch = setup.loader.batch(step);
       const before = Float32Array.from(batch.images);
       const l = scope(() => setup.loss(batch, step));
@@ -49,6 +52,8 @@ Deno.test("train.clip.grain reaches the clip stage's loss, the same grain for th
     assert.notEqual(grained.loss[step], plain.loss[step], `step ${step}: grain changed nothing`);
   }
   assert.deepEqual(again.loss, grained.loss);
+  // A run resumed at step 1 (a fresh stage, step 0 never drawn) sees step 1's grain.
+  assert.deepEqual((await losses(await tinyConfig(0.3), [1])).loss, [grained.loss[1]]);
   assert.match(grained.summary, /grain up to 0\.3 \(train\.clip\.grain\)/);
   assert.doesNotMatch(plain.summary, /grain/);
 });
