@@ -4,43 +4,21 @@
  * a resumed run sees the grain an unbroken one would), without touching the loader's batch.
  */
 import assert from "node:assert/strict";
-import { builtins } from "../plugins/mod.ts";
-import type { ResolvedConfig } from "../core/config.ts";
-import { loadConfig } from "../core/config_file.ts";
 import { grainImages } from "../core/data/images.ts";
 import { Rng } from "../core/data/rng.ts";
-import { setupStage } from "../core/train/stages.ts";
-import { initBackend, scope } from "../core/tensor/mod.ts";
+import type { ResolvedConfig } from "../core/config.ts";
+import { initBackend } from "../core/tensor/mod.ts";
+import { clipStageLosses, tinyClipConfig } from "./_support/clip_stage.ts";
 
 await initBackend();
-const registry = builtins();
 
-async function tinyConfig(grain: number): Promise<ResolvedConfig> {
-  const config = await loadConfig("presets/tiny.jsonc", registry);
-  config.train.clip = { ...config.train.clip, grain, batchSize: 16 };
-  return config;
-}
+const tinyConfig = (grain: number) => tinyClipConfig({ grain });
 
-/** The clip stage's loss on the batches of `steps` (seeded initialisation), and its summary. */
-async function losses(
-  config: ResolvedConfig,
-  steps = [0, 1],
-): Promise<{ loss: number[]; summary: string }> {
-  const setup = await setupStage("clip", { config, registry, outDir: "unused", trainLimit: 64 });
-  try {
-    const loss: number[] = [];
-    for (const step of steps) {
-      const batch = setup.loader.batch(step);
-      const before = Float32Array.from(batch.images);
-      const l = scope(() => setup.loss(batch, step));
-      loss.push(await l.item());
-      l.dispose();
-      assert.deepEqual(batch.images, before, "the loader's batch is left as it was");
-    }
-    return { loss, summary: setup.summary.join("\n") };
-  } finally {
-    setup.dispose();
-  }
+/** The clip stage's loss on the batches of `steps`, each batch checked to be left as it was. */
+function losses(config: ResolvedConfig, steps = [0, 1]) {
+  return clipStageLosses(config, steps, (before, after) => {
+    assert.deepEqual(after, before, "the loader's batch is left as it was");
+  });
 }
 
 Deno.test("train.clip.grain reaches the clip stage's loss, the same grain for the same step", async () => {

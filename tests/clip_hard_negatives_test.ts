@@ -7,35 +7,22 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { builtins } from "../plugins/mod.ts";
 import type { ResolvedConfig } from "../core/config.ts";
-import { loadConfig } from "../core/config_file.ts";
 import { setupStage } from "../core/train/stages.ts";
-import { initBackend, scope } from "../core/tensor/mod.ts";
+import { initBackend } from "../core/tensor/mod.ts";
 import { generateSplit, writeFolder } from "../datasets/mod.ts";
+import { clipStageLosses, tinyClipConfig } from "./_support/clip_stage.ts";
 
 await initBackend();
 const registry = builtins();
 
-/** presets/tiny.jsonc with `hardNegatives` set on the clip stage. */
-async function tinyConfig(hardNegatives: boolean): Promise<ResolvedConfig> {
-  const config = await loadConfig("presets/tiny.jsonc", registry);
-  config.train.clip = { ...config.train.clip, hardNegatives, batchSize: 16 };
-  return config;
-}
+const tinyConfig = (hardNegatives: boolean) => tinyClipConfig({ hardNegatives });
 
-/**
- * The clip stage's loss on its first batch (the seeded initialisation: the same for both), and
- * its summary lines.
- */
-async function firstLoss(config: ResolvedConfig): Promise<{ loss: number; summary: string }> {
-  const setup = await setupStage("clip", { config, registry, outDir: "unused", trainLimit: 64 });
-  try {
-    const loss = scope(() => setup.loss(setup.loader.batch(0), 0));
-    const value = await loss.item();
-    loss.dispose();
-    return { loss: value, summary: setup.summary.join("\n") };
-  } finally {
-    setup.dispose();
-  }
+/** The clip stage's loss on its first batch and its summary lines. */
+async function firstLoss(
+  config: ResolvedConfig,
+): Promise<{ loss: number; summary: string }> {
+  const { loss, summary } = await clipStageLosses(config, [0]);
+  return { loss: loss[0], summary };
 }
 
 Deno.test("train.clip.hardNegatives adds the batch's swapped captions to the clip stage's loss", async () => {

@@ -357,14 +357,11 @@ async function buildStage(
           : [];
         // Grain drawn afresh for each step from the seed and the step alone, so a resumed run
         // sees what an unbroken one would.
-        const images = train.grain > 0 ? Float32Array.from(batch.images) : batch.images;
+        let images = batch.images;
         if (train.grain > 0) {
-          grainImages(
-            images,
-            batch.shape[0],
-            train.grain,
-            new Rng(`clip-grain-${train.seed}-${batch.step}`),
-          );
+          images = Float32Array.from(images);
+          const rng = new Rng(`clip-grain-${train.seed}-${batch.step}`);
+          grainImages(images, batch.shape[0], train.grain, rng);
         }
         return clip.loss(
           tensor(images, batch.shape),
