@@ -1,10 +1,12 @@
 /**
  * Builds components from a resolved config through the plugin registry, loads a trained run
- * (`<run>/clip`, `<run>/prior`, `<run>/decoder`, optionally `<run>/upsampler`), and runs the full unCLIP text-to-image
- * pipeline (thesis Figure 3.1): caption -> tokenizer -> CLIP text encoder -> prior -> decoder
- * with classifier-free guidance -> images. One file per job under pipeline/: building components
- * (build.ts), loading a run (load.ts), the CLIP conditioning and the embedding cache the prior
- * trains on (clip_cache.ts), generating images (generate.ts) and DALL-E 2's upsampler cascade (upsample.ts). This module re-exports them.
+ * (`<run>/clip`, `<run>/prior`, `<run>/decoder`, optionally `<run>/upsampler` and
+ * `<run>/reranker`), and runs the full unCLIP text-to-image pipeline (thesis Figure 3.1): caption
+ * -> tokenizer -> CLIP text encoder -> prior -> decoder with classifier-free guidance -> images.
+ * One file per job under pipeline/: building components (build.ts), loading a run (load.ts), the
+ * CLIP conditioning and the embedding cache the prior trains on (clip_cache.ts), generating
+ * images (generate.ts), DALL-E 2's upsampler cascade (upsample.ts) and a second CLIP that only
+ * reranks the candidates (reranker.ts). This module re-exports them.
  *
  * @module
  */
@@ -66,3 +68,4 @@ export {
   upsampleImages,
   type UpsampleOptions,
 } from "./pipeline/upsample.ts";
+export { type LoadedReranker, loadReranker, rerankerScores } from "./pipeline/reranker.ts";

@@ -96,7 +96,7 @@ const DECODER_FLAGS = [
  * null when it takes it.
  */
 export function sharedFlagUnread(draws: ExperimentDraws, flag: string): string | null {
-  if (flag === "rerank" && draws !== "captions") {
+  if ((flag === "rerank" || flag === "no-reranker") && draws !== "captions") {
     return draws === "nothing" ? "draws no image" : "draws no caption to rerank against";
   }
   if (PRIOR_FLAGS.includes(flag) && draws !== "captions" && draws !== "prior-embeddings") {

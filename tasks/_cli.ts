@@ -335,6 +335,7 @@ export const SAMPLING_FLAGS: Record<string, FlagSpec> = {
   "raw-decoder": { type: "boolean" },
   "late-decoder": { type: "string" },
   "late-below": { type: "string" },
+  "no-reranker": { type: "boolean" },
   "sampler-options": { type: "string" },
   seed: { type: "string" },
   out: { type: "string" },
@@ -531,6 +532,10 @@ export const LATE_DECODER_HELP =
                      process")
   --late-below F     where it takes over: the steps with t/T < F, in (0, 1] (default 0.5)`;
 
+/** Help line of `--no-reranker` (in every task that samples text to image from a trained run). */
+export const NO_RERANKER_HELP =
+  `  --no-reranker      rerank with the pipeline's CLIP even when the run has a reranker/ CLIP`;
+
 /** The switch point `--late-below` gives without a value. */
 export const DEFAULT_LATE_BELOW = 0.5;
 
@@ -587,6 +592,7 @@ export async function openSampling(
     priorGuidance: numberFlag(values, "prior-guidance", { min: 0 }),
     priorCandidates: numberFlag(values, "prior-candidates", { integer: true, min: 1, max: 64 }),
     rawDecoder: values["raw-decoder"] === true,
+    reranker: values["no-reranker"] !== true,
     samplerOptions: samplerOptionsFlag(values),
     ...lateDecoderFlags(values),
   };

@@ -39,16 +39,29 @@ import {
   assertSameClip,
   loadModuleWeights,
 } from "../core/train/checkpoint.ts";
+import { exists } from "../core/io/mod.ts";
 import { shapesCaptionTruth } from "../datasets/captions.ts";
+import { UsageError } from "./_cli.ts";
 import { clipRows, type EvalContext, evalSet, fmt, loadSplit, table } from "./_eval_common.ts";
 
-/** Evaluates the run's CLIP, or its prior with that CLIP; returns the results to store. */
+/**
+ * Evaluates the run's CLIP (or its reranking CLIP, `reranker/`), or its prior with its CLIP;
+ * returns the results to store.
+ */
 export async function evalClipOrPrior(
-  what: "clip" | "prior",
+  what: "clip" | "reranker" | "prior",
   ctx: EvalContext,
 ): Promise<Record<string, unknown>> {
   const { checkpoint, registry, split, seed, print, load } = ctx;
-  const clipCkpt = await loadResolvedCheckpoint(join(checkpoint, "clip"), "clip", registry);
+  const stage = what === "reranker" ? "reranker" : "clip";
+  const stageDir = join(checkpoint, stage);
+  if (stage === "reranker" && !(await exists(stageDir))) {
+    throw new UsageError(
+      `Checkpoint folder "${checkpoint}" has no reranker/ stage; train one with ` +
+        `"deno task train reranker --config FILE --out ${checkpoint}" (a config with train.reranker)`,
+    );
+  }
+  const clipCkpt = await loadResolvedCheckpoint(stageDir, stage, registry);
   const config = clipCkpt.meta.config;
   const data = await loadSplit(config, registry, ctx);
   const { clip, tokenizer } = await loadClip(clipCkpt, config, registry);
@@ -56,7 +69,7 @@ export async function evalClipOrPrior(
   const dataset = await createDataset(config, registry);
   const hardNegative = dataset.hardNegative?.bind(dataset);
   try {
-    if (what === "clip") {
+    if (what !== "prior") {
       // On shapes data, retrieval is also scored against every caption true of the image.
       const captionTrueOf = shapesCaptionTruth(data) ?? undefined;
       const r = await evaluateClip(clip, tokenizer, evalSet(data), {
@@ -65,7 +78,8 @@ export async function evalClipOrPrior(
         hardNegative,
       });
       print(table(
-        `CLIP, ${split} split (${r.count} pairs; step ${clipCkpt.meta.step}) vs thesis Table 4.1:`,
+        `${what === "reranker" ? "The reranking CLIP" : "CLIP"}, ${split} split (${r.count} ` +
+          `pairs; step ${clipCkpt.meta.step}) vs thesis Table 4.1:`,
         clipRows(r, split === "test" ? THESIS_TABLE_4_1 : null),
       ));
       return { clip: r, thesis: THESIS_TABLE_4_1, step: clipCkpt.meta.step };

@@ -272,6 +272,10 @@ export async function evalPipeline(
       samplerOptions: load.samplerOptions ?? null,
       steps: steps ?? null,
       rerank: candidates,
+      // Which CLIP chose among the candidates: the run's reranking CLIP, or (null) its own.
+      reranker: candidates > 1 && p.reranker
+        ? { dir: p.reranker.dir, step: p.reranker.step, grain: p.reranker.train.grain }
+        : null,
       prior: priorSampling,
       upsampler: p.upsampler
         ? {

@@ -17,6 +17,7 @@ import {
   checkUpsamplerFlags,
   GUIDANCE_INTERVAL_HELP,
   LATE_DECODER_HELP,
+  NO_RERANKER_HELP,
   numberFlag,
   openSampling,
   parseFlags,
@@ -45,12 +46,13 @@ import {
 } from "./_eval_pipeline.ts";
 import { MAX_IMAGES } from "../core/pipeline.ts";
 
-const USAGE = `Usage: deno task eval <clip|prior|probe|pipeline> --checkpoint DIR [options]
+const USAGE = `Usage: deno task eval <clip|reranker|prior|probe|pipeline> --checkpoint DIR [options]
        deno task eval compare A.json B.json
        deno task eval compare A0.json,A1.json,... B0.json,B1.json,...
 
   clip      thesis Table 4.1: image-text cosine similarity of true and random pairs, top-1 and
             top-5 retrieval of the true caption among all captions of the split
+  reranker  the same for the run's reranking CLIP (DIR/reranker/, configs with train.reranker)
   prior     thesis Table 4.2: cosine similarity of sampled image embeddings with the text
             embedding, the true image embedding and a random text embedding
   probe     trains (or reuses, from DIR/probe/) the ground-truth probe that "pipeline" uses
@@ -77,9 +79,10 @@ Options:
                      sampling.guidance, 2 unless set)
 ${GUIDANCE_INTERVAL_HELP}
   --steps N          decoder sampling steps for "pipeline" (default: the sampler's)
-  --rerank K         "pipeline": K decoder candidates per caption, the one CLIP matches best
-                     kept (K times the decoder's work; default: the model config's
-                     sampling.rerank, 1 unless set; never with --from other than prior)
+  --rerank K         "pipeline": K decoder candidates per caption, the one CLIP (the run's
+                     reranker/ CLIP when it has one) matches best kept (K times the decoder's
+                     work; default: the model config's sampling.rerank, 1 unless set; never
+                     with --from other than prior)
   --sampler NAME     ddpm, ddim, dpm-solver++ or dpm-solver++-sde for "pipeline" (default:
                      the config's)
   --from SOURCE      the decoder's conditioning for "pipeline": prior (default; the caption
@@ -91,6 +94,7 @@ ${GUIDANCE_INTERVAL_HELP}
 ${PRIOR_SAMPLING_HELP}
                      (for "prior" and "pipeline")
 ${RAW_DECODER_HELP}
+${NO_RERANKER_HELP}
 ${LATE_DECODER_HELP}
 ${SAMPLER_OPTIONS_HELP}
 ${UPSAMPLER_HELP}
@@ -105,14 +109,15 @@ ${UPSAMPLER_HELP}
   --probe-images N   images the probe trains on (default ${DEFAULT_PROBE_OPTIONS.trainCount})
   --out FILE.json    where to write the results (default DIR/eval_<what>_<split>.json, with
                      --from other than prior DIR/eval_pipeline_<from>_<split>.json, with
-                     --raw-decoder "_raw" and with --late-decoder "_late" before the split);
+                     --raw-decoder "_raw", with --late-decoder "_late" and with
+                     --no-reranker "_no_reranker" before the split);
                      an existing file is kept unless --force
   --force            overwrite the results file if it exists
 ${BACKEND_HELP}
   --debug            print stack traces of errors
   -h, --help         show this help`;
 
-const WHATS = ["clip", "prior", "probe", "pipeline"] as const;
+const WHATS = ["clip", "reranker", "prior", "probe", "pipeline"] as const;
 type What = typeof WHATS[number];
 
 /** What `runEval` computed and wrote: one results file. */
@@ -151,7 +156,7 @@ const SELECTIVE_FLAGS = [
  * sampler's flags).
  */
 function flagsRead(what: What, from: PipelineSource): Set<string> {
-  if (what === "clip") return new Set(["seed"]);
+  if (what === "clip" || what === "reranker") return new Set(["seed"]);
   if (what === "prior") return new Set(["seed", ...PRIOR_FLAGS]);
   if (what === "probe") return new Set(PROBE_FLAGS);
   return new Set([
@@ -209,13 +214,13 @@ export async function runEval(
   }
   if (positionals.length !== 1) {
     throw new UsageError(
-      `Expected what to evaluate: clip, prior, probe, pipeline or compare; see "deno task eval --help"`,
+      `Expected what to evaluate: ${WHATS.join(", ")} or compare; see "deno task eval --help"`,
     );
   }
   const what = positionals[0] as What;
   if (!(WHATS as readonly string[]).includes(what)) {
     throw new UsageError(
-      `Unknown evaluation "${positionals[0]}"; choose clip, prior, probe, pipeline or compare`,
+      `Unknown evaluation "${positionals[0]}"; choose ${WHATS.join(", ")} or compare`,
     );
   }
   const split = (values.split as string | undefined) ?? "test";
@@ -242,9 +247,12 @@ export async function runEval(
   const maxRerank = MAX_IMAGES / CAPTIONS_PER_CALL;
   const rerank = numberFlag(values, "rerank", { integer: true, min: 1, max: maxRerank });
   const from = values.from as string | undefined;
-  if (rerank !== undefined && (what !== "pipeline" || (from ?? "prior") !== "prior")) {
-    throw new UsageError(`--rerank is for "eval pipeline" from the prior (text to image)`);
+  for (const flag of ["rerank", "no-reranker"]) {
+    if (values[flag] !== undefined && (what !== "pipeline" || (from ?? "prior") !== "prior")) {
+      throw new UsageError(`--${flag} is for "eval pipeline" from the prior (text to image)`);
+    }
   }
+  const noReranker = values["no-reranker"] === true;
   if (from !== undefined) {
     if (what !== "pipeline") throw new UsageError(`--from is for "eval pipeline", not "${what}"`);
     if (!(PIPELINE_SOURCES as readonly string[]).includes(from)) {
@@ -304,7 +312,7 @@ export async function runEval(
   const probeOptions = { steps: probeSteps, ...(probeImages && { trainCount: probeImages }) };
   const source = (from && from !== "prior" ? `_${from}` : "") + (rawDecoder ? "_raw" : "") +
     (lateDecoder ? "_late" : "") +
-    (noUpsampler ? "_no_upsampler" : "");
+    (noUpsampler ? "_no_upsampler" : "") + (noReranker ? "_no_reranker" : "");
   // Before the output check, whose default path lies inside the checkpoint folder.
   await checkCheckpointFolder(checkpoint);
   const out = (values.out as string | undefined) ??

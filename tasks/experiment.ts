@@ -22,6 +22,7 @@ import {
   checkOutputFile,
   type FlagSpec,
   LATE_DECODER_HELP,
+  NO_RERANKER_HELP,
   numberFlag,
   openSampling,
   type ParsedFlags,
@@ -64,6 +65,7 @@ Options:
                      set; --rerank 1 turns a stored one off)
 ${PRIOR_SAMPLING_HELP}
 ${RAW_DECODER_HELP}
+${NO_RERANKER_HELP}
 ${LATE_DECODER_HELP}
 ${SAMPLER_OPTIONS_HELP}
 ${BACKEND_HELP}

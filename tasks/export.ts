@@ -17,9 +17,9 @@ const PROBE_FILES = ["probe.json", "probe.safetensors"];
 
 const USAGE = `Usage: deno task export --checkpoint DIR --out DIR [--half] [--ema DECAY]
 
-Copies what sampling needs from a trained run (clip/, prior/, decoder/, and upsampler/ when it
-has one): the EMA weights where the run kept them, the config and the tokenizer vocabulary,
-without optimizer state. The run's eval_*.json files and its cached ground-truth probe (probe/,
+Copies what sampling needs from a trained run (clip/, prior/, decoder/, and reranker/ and
+upsampler/ when it has them): the EMA weights where the run kept them (a CLIP's trained weights),
+the config and the tokenizer vocabulary, without optimizer state. The run's eval_*.json files and its cached ground-truth probe (probe/,
 which "eval pipeline" would otherwise train again) are copied too.
 
 Options:
@@ -85,8 +85,12 @@ export async function runExport(
     );
   }
   evalFiles.sort();
-  // The cascade's upsampler (DALL-E 2 section 2.1) travels when the run has one.
-  const stages = await exists(join(from, "upsampler")) ? [...STAGES, "upsampler"] : STAGES;
+  // The cascade's upsampler (DALL-E 2 section 2.1) and the reranking CLIP travel when the run
+  // has them.
+  const stages = [...STAGES];
+  for (const optional of ["reranker", "upsampler"]) {
+    if (await exists(join(from, optional))) stages.push(optional);
+  }
   // The probe `eval pipeline` trains once and caches (datasets/probe_cache.ts): an export scored
   // with the same probe is comparable with its run, and skips the probe's training.
   const withProbe = (await Promise.all(PROBE_FILES.map((f) => exists(join(from, PROBE_DIR, f)))))

@@ -37,6 +37,7 @@ import {
   GUIDANCE_INTERVAL_HELP,
   guidanceText,
   LATE_DECODER_HELP,
+  NO_RERANKER_HELP,
   numberFlag,
   openSampling,
   parseFlags,
@@ -60,7 +61,8 @@ Generates images from a caption with a trained run (CLIP -> prior -> decoder, th
 upsampler when the run has an upsampler/ stage) and writes them as one PNG grid.
 
 Options:
-  --checkpoint DIR   run folder with clip/, prior/, decoder/ [, upsampler/] (default: weights/default)
+  --checkpoint DIR   run folder with clip/, prior/, decoder/ [, reranker/, upsampler/]
+                     (default: weights/default)
   --n N              images, 1 to 1024 (default 4); with K candidates each (--rerank or the
                      model's sampling.rerank) at most 1024 / K: 341 with weights/default
   --guidance S       classifier-free guidance scale (default: the model's, its config's
@@ -74,6 +76,7 @@ ${GUIDANCE_INTERVAL_HELP}
                      config's sampling.rerank, 1 unless set; --rerank 1 turns it off)
 ${PRIOR_SAMPLING_HELP}
 ${RAW_DECODER_HELP}
+${NO_RERANKER_HELP}
 ${LATE_DECODER_HELP}
 ${SAMPLER_OPTIONS_HELP}
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
@@ -208,8 +211,10 @@ export async function runSample(
   const { guidance, guidanceInterval, steps, seed } = samplingFlags(values);
   const upsampling = upsamplerFlags(values);
   const rerank = numberFlag(values, "rerank", { integer: true, min: 1, max: MAX_IMAGES });
-  if (rerank !== undefined && image) {
-    throw new UsageError(`--rerank scores images against the caption; drop it with --image`);
+  for (const flag of ["rerank", "no-reranker"]) {
+    if (values[flag] !== undefined && image) {
+      throw new UsageError(`--${flag} scores images against the caption; drop it with --image`);
+    }
   }
   for (const flag of PRIOR_FLAGS) {
     if (values[flag] !== undefined && image) {
@@ -288,7 +293,9 @@ export async function runSample(
         `${guidanceText(decoderGuidance(pipeline, opts), guidanceInterval)}, ` +
         `sampler ${pipeline.sampler.name}` +
         (load.samplerOptions ? ` (${samplerOptionsText(load.samplerOptions)})` : "") +
-        (candidates > 1 ? `, each the best of ${candidates} by CLIP` : "") +
+        (candidates > 1
+          ? `, each the best of ${candidates} by ${pipeline.reranker ? "the reranking " : ""}CLIP`
+          : "") +
         (pipeline.decoderWeights === "raw" ? ", raw decoder weights" : "") +
         (pipeline.lateDecoder
           ? `, ${pipeline.lateDecoder.dir}'s decoder below t/T = ${pipeline.lateDecoder.below}`

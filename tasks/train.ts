@@ -1,6 +1,6 @@
 /**
- * `deno task train <clip|prior|decoder|upsampler|all> --config FILE [...]`: trains the unCLIP
- * stages.
+ * `deno task train <clip|reranker|prior|decoder|upsampler|all> --config FILE [...]`: trains the
+ * unCLIP stages.
  *
  * @module
  */
@@ -8,6 +8,7 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { builtins } from "../plugins/mod.ts";
 import {
   describePlugins,
+  isClipStage,
   resolvedConfigJson,
   stageTrain,
   TRAIN_DEFAULTS,
@@ -41,17 +42,19 @@ import {
   UsageError,
 } from "./_cli.ts";
 
-const USAGE = `Usage: deno task train <clip|prior|decoder|upsampler|all> --config FILE [options]
+const USAGE =
+  `Usage: deno task train <clip|reranker|prior|decoder|upsampler|all> --config FILE [options]
 
 Trains CLIP, the diffusion prior, the decoder and/or (configs with components.upsampler) the
-diffusion upsampler. The prior and decoder read the trained CLIP from <out>/clip, so train
-"clip" first (or "all"); the upsampler needs no CLIP. "all" includes the upsampler when the
-config has one.
+diffusion upsampler, and (configs with train.reranker) a second CLIP that only reranks the
+decoder's candidates. The prior and decoder read the trained CLIP from <out>/clip, so train
+"clip" first (or "all"); the upsampler and reranker need no CLIP. "all" includes the reranker
+and the upsampler when the config has them.
 
 Options:
   --config FILE      JSON/JSONC config (e.g. presets/tiny.jsonc, presets/thesis.jsonc)
-  --out DIR          run folder holding DIR/clip, DIR/prior, DIR/decoder (and DIR/upsampler)
-                     (default runs/<name>)
+  --out DIR          run folder holding DIR/clip, DIR/prior, DIR/decoder (and DIR/reranker,
+                     DIR/upsampler) (default runs/<name>)
   --resume           continue from the latest checkpoint of each stage (same loss curve)
   --init-from PATH   start each stage from another run's weights instead of its seed: PATH is a
                      run folder (PATH/<stage>) or, for one stage, a stage or step folder; the
@@ -73,7 +76,8 @@ dataset's folders, are relative to the config file). URLs need Deno's import per
 "deno task train" (-A) has; with narrower permissions name the host, e.g.
 deno run --allow-read --allow-write --allow-env --allow-import=example.com tasks/train.ts ...`;
 
-const STAGES: readonly TrainStage[] = ["clip", "prior", "decoder", "upsampler"];
+const STAGES: readonly TrainStage[] = ["clip", "reranker", "prior", "decoder", "upsampler"];
+const STAGE_CHOICES = "clip, reranker, prior, decoder, upsampler or all";
 
 /** Test hooks of `runTrain`. */
 export interface TrainHooks {
@@ -192,7 +196,7 @@ export async function runTrain(
     );
     if (stage !== undefined) {
       throw new UsageError(
-        `Unknown stage "${stage}"; choose clip, prior, decoder, upsampler or all`,
+        `Unknown stage "${stage}"; choose ${STAGE_CHOICES}`,
       );
     }
   }
@@ -218,25 +222,29 @@ export async function runTrain(
   if (positionals.length !== 1) {
     throw new UsageError(
       positionals.length === 0
-        ? `Missing the stage to train: clip, prior, decoder, upsampler or all; see "deno task train --help"`
+        ? `Missing the stage to train: ${STAGE_CHOICES}; see "deno task train --help"`
         : `Expected one stage, got "${positionals.join(" ")}"; see "deno task train --help"`,
     );
   }
   const which = positionals[0];
   if (which !== "all" && !(STAGES as readonly string[]).includes(which)) {
     throw new UsageError(
-      `Unknown stage "${which}"; choose clip, prior, decoder, upsampler or all`,
+      `Unknown stage "${which}"; choose ${STAGE_CHOICES}`,
     );
   }
-  const hasUpsampler = config.components.upsampler !== undefined;
-  if (which === "upsampler" && !hasUpsampler) {
+  const hasStage = (s: TrainStage) => config.train[s] !== undefined;
+  if (which === "upsampler" && !hasStage("upsampler")) {
     throw new UsageError(
       `${configPath} has no components.upsampler, so there is no upsampler stage to train`,
     );
   }
-  const stages = which === "all"
-    ? STAGES.filter((s) => s !== "upsampler" || hasUpsampler)
-    : [which as TrainStage];
+  if (which === "reranker" && !hasStage("reranker")) {
+    throw new UsageError(
+      `${configPath} has no train.reranker, so there is no reranker stage to train; add ` +
+        `"reranker": { "grain": 0.1 } to its train section (docs/tasks.md)`,
+    );
+  }
+  const stages = which === "all" ? STAGES.filter(hasStage) : [which as TrainStage];
   const maxSteps = numberFlag(values, "max-steps", { integer: true, min: 1 });
   const maxMinutes = numberFlag(values, "max-minutes", { positive: true });
   const outDir = (values.out as string | undefined) ?? join("runs", config.name);
@@ -312,7 +320,7 @@ export async function runTrain(
     }
     // A prior or decoder resumes only on the CLIP it was trained with.
     const resumed = [...resumeFrom.values()].filter((c) =>
-      c !== null && c.meta.stage !== "clip" && c.meta.stage !== "upsampler"
+      c !== null && !isClipStage(c.meta.stage) && c.meta.stage !== "upsampler"
     );
     if (resumed.length > 0 && await hasCheckpoint(join(outDir, "clip"))) {
       const clip = await loadCheckpoint(join(outDir, "clip"), "clip");

@@ -25,6 +25,7 @@ import {
 import { loadConfig } from "../core/config_file.ts";
 import { STAGE_SLOTS } from "../core/pipeline.ts";
 import { configMismatch, loadCheckpoint } from "../core/train/checkpoint.ts";
+import { exists } from "../core/io/mod.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -279,7 +280,11 @@ Deno.test("shipped presets resolve to the configs their shipped weights were tra
   ];
   for (const [weights, preset] of shipped) {
     const current = await loadConfig(join(ROOT, "presets", `${preset}.jsonc`), builtins());
-    for (const stage of ["clip", "prior", "decoder"] as const) {
+    // A reranking CLIP ships where the preset trains one (train.reranker), and only there.
+    const reranks = current.train.reranker !== undefined;
+    assert.equal(await exists(join(ROOT, "weights", weights, "reranker")), reranks, weights);
+    const stages = ["clip", ...(reranks ? ["reranker"] as const : []), "prior", "decoder"] as const;
+    for (const stage of stages) {
       const dir = join(ROOT, "weights", weights, stage);
       const latest = (await Deno.readTextFile(join(dir, "latest"))).trim();
       const index = JSON.parse(
@@ -298,6 +303,10 @@ Deno.test("shipped presets resolve to the configs their shipped weights were tra
           [],
           `weights/${weights}/${stage}: components.${slot}`,
         );
+      }
+      // The reranker's training settings are the preset's (train.reranker over train.clip).
+      if (stage === "reranker") {
+        assert.deepEqual(configMismatch(stored, current, [], "reranker"), [], weights);
       }
       // The decoder's stored sampling defaults are what sample and eval use for the weights.
       if (stage === "decoder") {

@@ -56,7 +56,10 @@ Deno.test("runTrain() rejects unknown flags, stages and bad numbers in one line"
   );
   await assert.rejects(
     runTrain(["clp", "--config", TINY]),
-    oneLine(UsageError, /Unknown stage "clp"; choose clip, prior, decoder, upsampler or all/),
+    oneLine(
+      UsageError,
+      /Unknown stage "clp"; choose clip, reranker, prior, decoder, upsampler or all/,
+    ),
   );
   await assert.rejects(runTrain(["--config", TINY]), oneLine(UsageError, /Missing the stage/));
   await assert.rejects(
@@ -90,7 +93,10 @@ Deno.test("runTrain() --print-config prints the resolved config; --list-plugins 
   );
   await assert.rejects(
     runTrain(["bogus", "--config", TINY, "--print-config"], collect()),
-    oneLine(UsageError, /Unknown stage "bogus"; choose clip, prior, decoder, upsampler or all/),
+    oneLine(
+      UsageError,
+      /Unknown stage "bogus"; choose clip, reranker, prior, decoder, upsampler or all/,
+    ),
   );
   await assert.rejects(
     runTrain(["--list-plugins", "--resume"], collect()),

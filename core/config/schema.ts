@@ -62,14 +62,16 @@ export interface TrainStageConfig {
    */
   extraEma: readonly number[];
   /**
-   * CLIP only: also score each image against its batch's captions with the figures' attributes
-   * swapped (the dataset's `hardNegative`; NegCLIP, Yuksekgonul et al. 2023).
+   * The CLIPs only (clip and reranker stages): also score each image against its batch's
+   * captions with the figures' attributes swapped (the dataset's `hardNegative`; NegCLIP,
+   * Yuksekgonul et al. 2023).
    */
   hardNegatives: boolean;
   /**
-   * CLIP only: Gaussian grain on each training image, its standard deviation (of the [-1, 1]
-   * pixel scale) drawn uniformly from [0, grain); 0 for none. Generated images carry grain that
-   * real ones do not, and CLIP judges generated images when it reranks them.
+   * The CLIPs only (clip and reranker stages): Gaussian grain on each training image, its
+   * standard deviation (of the [-1, 1] pixel scale) drawn uniformly from [0, grain); 0 for none.
+   * Generated images carry grain that real ones do not, and CLIP judges generated images when it
+   * reranks them.
    */
   grain: number;
   /** Global gradient-norm clip, or null for none. */
@@ -114,11 +116,31 @@ export const MAX_CONFIG_RERANK = 64;
 /** The defaults of `sampling`: the thesis's guidance scale 2, no reranking. */
 export const SAMPLING_DEFAULTS: Readonly<SamplingConfig> = { guidance: 2, rerank: 1 };
 
-/** The training stages (`upsampler` only in configs with an upsampler). */
-export type TrainStage = "clip" | "prior" | "decoder" | "upsampler";
+/**
+ * The training stages (`upsampler` only in configs with an upsampler, `reranker` only in configs
+ * with `train.reranker`).
+ */
+export type TrainStage = "clip" | "reranker" | "prior" | "decoder" | "upsampler";
+
+/** The stages a config may leave out. */
+export type OptionalStage = "reranker" | "upsampler";
+
+/**
+ * Whether `stage` trains a CLIP (the pipeline's, or the reranking one): contrastive loss, its own
+ * tokenizer, trained weights used as they are (no EMA).
+ *
+ * @example
+ * ```ts
+ * isClipStage("reranker"); // true
+ * isClipStage("prior"); // false
+ * ```
+ */
+export function isClipStage(stage: string): stage is "clip" | "reranker" {
+  return stage === "clip" || stage === "reranker";
+}
 
 /** The stages every config has. */
-export type CoreStage = Exclude<TrainStage, "upsampler">;
+export type CoreStage = Exclude<TrainStage, OptionalStage>;
 
 /** A fully resolved config, as returned by `parseConfig` and `loadConfig`. */
 export interface ResolvedConfig {
@@ -128,15 +150,18 @@ export interface ResolvedConfig {
   components:
     & Record<Exclude<ComponentSlot, OptionalSlot>, ComponentConfig>
     & Partial<Record<OptionalSlot, ComponentConfig>>;
-  /** `upsampler` is present exactly when `components.upsampler` is (defaults filled). */
-  train: Record<CoreStage, TrainStageConfig> & { upsampler?: TrainStageConfig };
+  /**
+   * `upsampler` is present exactly when `components.upsampler` is (defaults filled); `reranker`
+   * when the config asks for a reranking CLIP (`train.clip`'s settings under its own).
+   */
+  train: Record<CoreStage, TrainStageConfig> & Partial<Record<OptionalStage, TrainStageConfig>>;
   /** Sampling defaults of the model (defaults filled). */
   sampling: SamplingConfig;
 }
 
 /**
- * The training settings of `stage`; a one-line error for the upsampler stage of a config without
- * an upsampler.
+ * The training settings of `stage`; a one-line error for an optional stage (the upsampler, the
+ * reranker) the config does not have.
  *
  * @example
  * ```ts
@@ -149,9 +174,8 @@ export interface ResolvedConfig {
 export function stageTrain(config: ResolvedConfig, stage: TrainStage): TrainStageConfig {
   const t = config.train[stage];
   if (!t) {
-    throw new Error(
-      `Config "${config.name}" has no ${stage} stage (it needs components.${stage})`,
-    );
+    const needs = stage === "reranker" ? "train.reranker" : `components.${stage}`;
+    throw new Error(`Config "${config.name}" has no ${stage} stage (it needs ${needs})`);
   }
   return t;
 }
@@ -177,6 +201,16 @@ const COMMON_TRAIN = {
 /** Per-stage training defaults (the thesis's Appendix A). */
 export const TRAIN_DEFAULTS: Readonly<Record<TrainStage, TrainStageConfig>> = {
   clip: { ...COMMON_TRAIN, batchSize: 256, steps: 2200, lr: 3e-4, ema: null, checkpointEvery: 500 },
+  // A second CLIP: a config's `train.reranker` is laid over its resolved `train.clip`
+  // (validate.ts), so these defaults apply only where train.clip leaves them too.
+  reranker: {
+    ...COMMON_TRAIN,
+    batchSize: 256,
+    steps: 2200,
+    lr: 3e-4,
+    ema: null,
+    checkpointEvery: 500,
+  },
   prior: {
     ...COMMON_TRAIN,
     batchSize: 256,
@@ -257,11 +291,11 @@ export function trainStageSchema(d: TrainStageConfig): z.ZodType {
           "(`deno task export --ema D` ships one)",
       ),
     hardNegatives: z.boolean().default(d.hardNegatives).describe(
-      "clip stage only: also score each image against its batch's captions with the figures' " +
+      "clip and reranker stages only: also score each image against its batch's captions with the figures' " +
         "colours swapped (NegCLIP's hard negatives), so the embedding says which colour is whose",
     ),
     grain: z.number().min(0).max(1).default(d.grain).describe(
-      "clip stage only: Gaussian grain on each training image, its standard deviation drawn " +
+      "clip and reranker stages only: Gaussian grain on each training image, its standard deviation drawn " +
         "uniformly from [0, grain) of the [-1, 1] pixel scale, so that CLIP judges generated " +
         "images (which carry grain) as it judges real ones when it reranks them",
     ),
@@ -364,6 +398,12 @@ export function configSchema(registry: Registry): z.ZodType {
       decoder: trainStageSchema(TRAIN_DEFAULTS.decoder).prefault({}),
       // Filled with its defaults by validateConfig when the config has an upsampler.
       upsampler: trainStageSchema(TRAIN_DEFAULTS.upsampler).optional(),
+      // Laid over train.clip by validateConfig before this schema reads it.
+      reranker: trainStageSchema(TRAIN_DEFAULTS.reranker).optional().describe(
+        "a second CLIP that only reranks the decoder's candidates (sampling.rerank): trained as " +
+          'train.clip says, with the settings given here over those (e.g. { "grain": 0.1 }), ' +
+          "into <out>/reranker by `deno task train reranker` (and `all`)",
+      ),
     }).strict().prefault({} as never),
     sampling: z.object({
       guidance: z.number().finite().nonnegative().default(SAMPLING_DEFAULTS.guidance).describe(

@@ -39,7 +39,7 @@ export function validateConfig(
   options: { crossChecks?: boolean } = {},
 ): ResolvedConfig {
   const schema = configSchema(registry);
-  value = fillSharedSizes(value, registry);
+  value = layRerankerOverClip(fillSharedSizes(value, registry));
   const result = schema.safeParse(value);
   if (result.success) {
     const config = result.data as ResolvedConfig;
@@ -53,23 +53,25 @@ export function validateConfig(
         `(add one, or remove train.upsampler)`,
       ]);
     }
-    if (config.train.clip.extraEma.length > 0) {
-      throw new ConfigError([
-        `${sourceName}: train.clip.extraEma: CLIP samples (and the prior and decoder train) with ` +
-        `its trained weights, so further averages of them are never used; remove it`,
-      ]);
+    for (const stage of ["clip", "reranker"] as const) {
+      if ((config.train[stage]?.extraEma.length ?? 0) > 0) {
+        throw new ConfigError([
+          `${sourceName}: train.${stage}.extraEma: CLIP samples (and the prior and decoder ` +
+          `train) with its trained weights, so further averages of them are never used; remove it`,
+        ]);
+      }
     }
     for (const stage of ["prior", "decoder", "upsampler"] as const) {
       if (config.train[stage]?.hardNegatives) {
         throw new ConfigError([
           `${sourceName}: train.${stage}.hardNegatives: only CLIP trains on hard-negative ` +
-          `captions; remove it (or set train.clip.hardNegatives)`,
+          `captions; remove it (or set train.clip.hardNegatives or train.reranker.hardNegatives)`,
         ]);
       }
       if ((config.train[stage]?.grain ?? 0) > 0) {
         throw new ConfigError([
           `${sourceName}: train.${stage}.grain: only CLIP trains on grained images; remove it ` +
-          `(or set train.clip.grain)`,
+          `(or set train.clip.grain or train.reranker.grain)`,
         ]);
       }
     }
@@ -81,6 +83,30 @@ export function validateConfig(
   }
   const lines = result.error.issues.flatMap((issue) => issueLines(issue, value, schema));
   throw new ConfigError(lines.map((line) => `${sourceName}: ${line}`));
+}
+
+/**
+ * `train.reranker` (a second CLIP, trained only to rerank) takes every setting it does not give
+ * from `train.clip`: the reranking CLIP is the pipeline's CLIP trained with a few changes (e.g.
+ * `{ "grain": 0.1 }`). Applied to the raw config before the schema fills defaults, so that a
+ * setting is the reranker's own, else train.clip's, else the clip default. Anything not a plain
+ * object is left for the schema to refuse.
+ *
+ * @example
+ * ```ts
+ * const raw = { train: { clip: { steps: 2500 }, reranker: { grain: 0.1 } } };
+ * layRerankerOverClip(raw); // { train: { clip: { steps: 2500 }, reranker: { steps: 2500, grain: 0.1 } } }
+ * ```
+ */
+export function layRerankerOverClip(value: unknown): unknown {
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null && !Array.isArray(v);
+  if (!isObject(value) || !isObject(value.train) || !isObject(value.train.reranker)) return value;
+  const clip = isObject(value.train.clip) ? value.train.clip : {};
+  return {
+    ...value,
+    train: { ...value.train, reranker: { ...clip, ...value.train.reranker } },
+  };
 }
 
 /**

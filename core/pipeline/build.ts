@@ -40,6 +40,8 @@ export type PriorModel = Prior & Module;
 /** Component slots each stage's checkpoint depends on (compared against the current config). */
 export const STAGE_SLOTS: Readonly<Record<TrainStage, readonly ComponentSlot[]>> = {
   clip: ["tokenizer", "textEncoder", "imageEncoder", "dataset"],
+  // The reranking CLIP: the config's CLIP, trained with train.reranker's settings.
+  reranker: ["tokenizer", "textEncoder", "imageEncoder", "dataset"],
   prior: ["tokenizer", "textEncoder", "imageEncoder", "dataset", "prior", "priorSchedule"],
   decoder: ["tokenizer", "textEncoder", "imageEncoder", "dataset", "decoder", "decoderSchedule"],
   // The upsampler needs no CLIP: it learns the dataset's images from their own low-res versions.

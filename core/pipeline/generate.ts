@@ -40,6 +40,7 @@ import {
 import { decoderDropRates } from "./build.ts";
 import { clipConditioning } from "./clip_cache.ts";
 import type { Components } from "./load.ts";
+import { rerankerScores } from "./reranker.ts";
 import { upsampleImages } from "./upsample.ts";
 
 /**
@@ -76,7 +77,8 @@ export interface GenerateImagesOptions {
    * Decoder candidates per returned image (default: the model config's `sampling.rerank`, 1 unless
    * the config sets it): each image is drawn this many times and the one whose CLIP image
    * embedding is closest to its caption's text embedding is kept (reranking, as DALL-E (Ramesh et
-   * al. 2021) reranks with CLIP). Costs this many times the decoder's work. `textToImage` only;
+   * al. 2021) reranks with CLIP; the run's reranking CLIP, `Components.reranker`, when it has
+   * one). Costs this many times the decoder's work. `textToImage` only;
    * the other functions ignore the config's and reject this option above 1.
    */
   rerank?: number;
@@ -467,6 +469,8 @@ export async function textToImage(
   const rows = captions.flatMap((c) => Array.from({ length: n * k }, () => c));
   // Encode first so that a too-long caption fails before any GPU work.
   for (const c of captions) p.tokenizer.encode(c);
+  const reranker = k > 1 ? p.reranker : undefined;
+  if (reranker) { for (const c of captions) reranker.tokenizer.encode(c); }
   manualSeed(options.seed ?? 0);
   const { x, scores } = noGrad(() =>
     scope(() => {
@@ -474,7 +478,13 @@ export async function textToImage(
       const cond = clipConditioning(p.clip, tokens);
       const z = l2Normalize(sampleEmbeddings(p, cond, options));
       const x = decodeImages(p, tokens, z, options);
-      return { x, scores: k > 1 ? clipScores(p, x, cond.textEmbedding) : null };
+      // CLIP reranking: the run's reranking CLIP when it has one, else the pipeline's CLIP.
+      const scores = k === 1
+        ? null
+        : reranker
+        ? rerankerScores(reranker, x, rows)
+        : clipScores(p, x, cond.textEmbedding);
+      return { x, scores };
     })
   );
   const all = await readImages(p, x, rows, options);

@@ -1,6 +1,7 @@
 /**
- * Loading a trained run (`<run>/clip`, `<run>/prior`, `<run>/decoder`, and `<run>/upsampler` when
- * the run has DALL-E 2's cascade) into `Components`: the
+ * Loading a trained run (`<run>/clip`, `<run>/prior`, `<run>/decoder`, `<run>/upsampler` when
+ * the run has DALL-E 2's cascade, and `<run>/reranker` when it has a reranking CLIP) into
+ * `Components`: the
  * stored configs are revalidated against the registry, checked against each other and against
  * the CLIP each stage was trained with, and every model gets its trained weights.
  *
@@ -40,6 +41,7 @@ import {
   createTokenizer,
   type PriorModel,
 } from "./build.ts";
+import { type LoadedReranker, loadReranker } from "./reranker.ts";
 import { loadUpsampler } from "./upsample.ts";
 
 /** How `loadPipeline` sets up sampling (all optional). */
@@ -66,6 +68,11 @@ export interface LoadPipelineOptions {
   reader?: WeightReader;
   /** Load `<run>/upsampler` when the run has one (default true); false leaves it out. */
   upsampler?: boolean;
+  /**
+   * Load `<run>/reranker`, the CLIP that reranks the decoder's candidates, when the run has one
+   * (default true); false leaves it out, and the pipeline's CLIP reranks.
+   */
+  reranker?: boolean;
   /**
    * Load the decoder's raw weights instead of their exponential moving average (default false:
    * the EMA, what training keeps for sampling). Needs a checkpoint saved by `train`, which holds
@@ -227,8 +234,13 @@ export interface Components {
   upsampler?: Upsampler;
   /** The noise schedule the upsampler was trained with (present with `upsampler`). */
   upsamplerSchedule?: NoiseSchedule;
+  /**
+   * A second CLIP that chooses among the decoder's candidates (reranker.ts), when the run has a
+   * `reranker/` stage (and loading it was not turned off); else the pipeline's CLIP reranks.
+   */
+  reranker?: LoadedReranker;
   /** Steps each model was trained for. */
-  steps: Record<CoreStage, number> & { upsampler?: number };
+  steps: Record<CoreStage, number> & { upsampler?: number; reranker?: number };
   /**
    * Which of the decoder's weights were loaded: the EMA, or the raw ones (asked for with
    * `rawDecoder`, or the only ones a checkpoint trained without an EMA has).
@@ -451,6 +463,20 @@ export async function loadPipeline(
       lateDecoder?.decoder.dispose();
       throw e;
     });
+  const reranker = options.reranker === false ? undefined : await loadReranker(
+    runDir,
+    config,
+    reader,
+    (dir) => loadResolvedCheckpoint(dir, "reranker", registry, reader),
+    (ckpt) => loadClip(ckpt, ckpt.meta.config, registry),
+  ).catch((e) => {
+    clip.dispose();
+    prior.dispose();
+    decoder.dispose();
+    lateDecoder?.decoder.dispose();
+    up?.upsampler.dispose();
+    throw e;
+  });
   const merged: ResolvedConfig = {
     ...config,
     components: {
@@ -467,6 +493,7 @@ export async function loadPipeline(
       prior: priorConfig.train.prior,
       decoder: decoderConfig.train.decoder,
       ...(up && { upsampler: up.train }),
+      ...(reranker && { reranker: reranker.train }),
     },
     // Guidance belongs to the decoder: its checkpoint's config holds the model's default.
     sampling: decoderConfig.sampling,
@@ -485,11 +512,13 @@ export async function loadPipeline(
     priorGuidance: options.priorGuidance ?? 1,
     priorCandidates: options.priorCandidates ?? 2,
     ...(up && { upsampler: up.upsampler, upsamplerSchedule: up.schedule }),
+    ...(reranker && { reranker }),
     steps: {
       clip: clipCkpt.meta.step,
       prior: priorCkpt.meta.step,
       decoder: decoderCkpt.meta.step,
       ...(up && { upsampler: up.step }),
+      ...(reranker && { reranker: reranker.step }),
     },
     decoderWeights,
     ...(lateDecoder && { lateDecoder }),
@@ -499,6 +528,7 @@ export async function loadPipeline(
       decoder.dispose();
       lateDecoder?.decoder.dispose();
       up?.upsampler.dispose();
+      reranker?.clip.dispose();
     },
   };
 }

@@ -1,6 +1,7 @@
 /**
  * The training stages of unCLIP (thesis chapter 3) as step definitions for the loop in
- * `loop.ts`: CLIP (Algorithm 1, contrastive loss), the diffusion prior (Algorithm 4, on CLIP
+ * `loop.ts`: CLIP (Algorithm 1, contrastive loss; also a second CLIP that only reranks the
+ * decoder's candidates, for configs with `train.reranker`), the diffusion prior (Algorithm 4, on CLIP
  * embeddings cached once before training), the decoder (Algorithm 2, with conditioning dropped
  * at the null rate for classifier-free guidance) and, for configs with one, DALL-E 2's diffusion
  * upsampler (eps-MSE on the dataset's images given their own area-downsampled, augmented
@@ -16,7 +17,7 @@ import type {
   NoiseSchedule,
   Tokenizer,
 } from "../components.ts";
-import { type ResolvedConfig, stageTrain, type TrainStage } from "../config.ts";
+import { isClipStage, type ResolvedConfig, stageTrain, type TrainStage } from "../config.ts";
 import type { Module } from "../nn/module.ts";
 import type { Registry } from "../registry.ts";
 import { bernoulli, manualSeed, noGrad, type Tensor, tensor } from "../tensor/mod.ts";
@@ -201,17 +202,18 @@ async function upsamplerStage(
 }
 
 /**
- * The dataset's hard-negative maker when `train.clip.hardNegatives` asks for one; a one-line
- * error when the dataset plugin has none.
+ * The dataset's hard-negative maker when `train.<stage>.hardNegatives` asks for one (a CLIP
+ * stage); a one-line error when the dataset plugin has none.
  */
 function hardNegativeMaker(
   config: ResolvedConfig,
+  stage: "clip" | "reranker",
   dataset: ImageTextDataset,
 ): ((caption: string) => string | null) | null {
-  if (!stageTrain(config, "clip").hardNegatives) return null;
+  if (!stageTrain(config, stage).hardNegatives) return null;
   if (!dataset.hardNegative) {
     throw new Error(
-      `train.clip.hardNegatives: dataset "${config.components.dataset.plugin}" cannot make ` +
+      `train.${stage}.hardNegatives: dataset "${config.components.dataset.plugin}" cannot make ` +
         `hard-negative captions (it has no hardNegative); remove the option or use the shapes dataset`,
     );
   }
@@ -332,8 +334,10 @@ async function buildStage(
     `${stage}: ${count(data.length)} training images of ${dataset.imageSize}x${dataset.imageSize}`,
   );
 
-  if (stage === "clip") {
-    const hardNegative = hardNegativeMaker(config, dataset);
+  // The pipeline's CLIP, or the second one that only reranks (the same model and loss, its own
+  // training settings: train.reranker over train.clip).
+  if (isClipStage(stage)) {
+    const hardNegative = hardNegativeMaker(config, stage, dataset);
     const tokenizer = await createTokenizer(
       config,
       registry,
@@ -356,7 +360,8 @@ async function buildStage(
           ? batch.captions.map(hardNegative).filter((c): c is string => c !== null)
           : [];
         // Grain drawn afresh for each step from the seed and the step alone, so a resumed run
-        // sees what an unbroken one would.
+        // sees what an unbroken one would (the key names no stage: a reranker is the same CLIP
+        // as a clip stage with its settings).
         let images = batch.images;
         if (train.grain > 0) {
           images = Float32Array.from(images);
@@ -371,9 +376,10 @@ async function buildStage(
       },
       afterStep: () => clip.clampLogitScale(),
       summary: [
-        `clip: ${count(clip.parameterCount())} parameters` +
-        (hardNegative ? "; hard-negative captions (train.clip.hardNegatives)" : "") +
-        (train.grain > 0 ? `; grain up to ${train.grain} (train.clip.grain)` : ""),
+        `${stage}: ${count(clip.parameterCount())} parameters` +
+        (stage === "reranker" ? ", a second CLIP that reranks the decoder's candidates" : "") +
+        (hardNegative ? `; hard-negative captions (train.${stage}.hardNegatives)` : "") +
+        (train.grain > 0 ? `; grain up to ${train.grain} (train.${stage}.grain)` : ""),
       ],
       dispose: () => clip.dispose(),
     };

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { isClipStage } from "../../config/schema.ts";
 import {
   f32ToF16,
   joinPath as join,
@@ -69,7 +70,7 @@ export async function exportInferenceCheckpoint(
   const ckpt = await loadCheckpoint(stageDir);
   // CLIP samples (and the prior and decoder trained) with its trained weights, not an EMA of
   // them (`loadClip`): exporting its EMA would ship a CLIP they never saw under the same id.
-  const useEma = ckpt.meta.stage !== "clip";
+  const useEma = !isClipStage(ckpt.meta.stage);
   const training = ckpt.training?.tensors ?? {};
   // The config's EMA is stored as ema.<name>, a further one as ema[<decay>].<name>.
   const primaryDecay = ckpt.meta.config.train[ckpt.meta.stage]?.ema ?? null;

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { isClipStage } from "../../config/schema.ts";
 import {
   joinPath as join,
   type TensorEntry,
@@ -122,9 +123,10 @@ export async function saveCheckpoint(options: SaveCheckpointOptions): Promise<st
     trainingMeta[EXTRA_EMAS] = JSON.stringify(states);
   }
   const training = await tensorMap(trainingNamed);
-  // A CLIP's identity is its step and the hash of what is saved; a prior or decoder records the
-  // identity of the CLIP it trains with (passed in `meta.clip` by the training loop).
-  const clip = meta.stage === "clip" ? { step: meta.step, id: weightsHash(weights) } : meta.clip;
+  // A CLIP's identity (the pipeline's or the reranking one's) is its step and the hash of what is
+  // saved; a prior or decoder records the identity of the CLIP it trains with (passed in
+  // `meta.clip` by the training loop).
+  const clip = isClipStage(meta.stage) ? { step: meta.step, id: weightsHash(weights) } : meta.clip;
 
   const final = join(stageDir, stepDirName(meta.step));
   const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);

@@ -1,0 +1,116 @@
+/**
+ * A second CLIP that only reranks: `<run>/reranker`, trained by the `reranker` stage
+ * (`train.reranker`: the config's CLIP with its own training settings, e.g. grain on the images;
+ * docs/tasks.md). When a run has one, `textToImage` keeps the candidate it matches best to the
+ * caption instead of the one the pipeline's CLIP does; the prior and decoder still read the
+ * pipeline's CLIP, whose embeddings they learnt. CLIP reranking as DALL-E does it (Ramesh et al.
+ * 2021, section 2.5); a reranker trained on grained images judges generated images, which carry
+ * grain, more as it judges real ones (docs/training.md, "A second CLIP to rerank the candidates").
+ *
+ * @module
+ */
+import { type ClipModel, l2Normalize, tokenBatch } from "../clip.ts";
+import type { Tokenizer } from "../components.ts";
+import type { ResolvedConfig } from "../config.ts";
+import { upsampleToSize } from "../diffusion/augment.ts";
+import { joinPath as join, type WeightReader } from "../io/mod.ts";
+import { mul, sum, type Tensor } from "../tensor/mod.ts";
+import {
+  assertConfigMatches,
+  CheckpointError,
+  type LoadedCheckpoint,
+} from "../train/checkpoint.ts";
+
+/** A run's reranking CLIP, ready to score candidates. */
+export interface LoadedReranker {
+  clip: ClipModel;
+  /** Its own tokenizer (trained on the same captions as the pipeline's, stored with it). */
+  tokenizer: Tokenizer;
+  /** The side of the images it reads. */
+  imageSize: number;
+  /** Its checkpoint's step folder. */
+  dir: string;
+  /** Steps it was trained for. */
+  step: number;
+  /** Its training settings (`train.reranker` of its stored config). */
+  train: NonNullable<ResolvedConfig["train"]["reranker"]>;
+}
+
+/** The side of the images a CLIP config's image encoder reads, when its options say. */
+function clipImageSize(config: ResolvedConfig): number | undefined {
+  const s = config.components.imageEncoder.options.imageSize;
+  return typeof s === "number" ? s : undefined;
+}
+
+/**
+ * Loads `<run>/reranker` when the run has one (else undefined): a CLIP checkpoint of the run's
+ * dataset whose image encoder reads the images the pipeline's CLIP reads. `loadResolved` is
+ * load.ts's `loadResolvedCheckpoint` and `loadClip` its `loadClip` (passed in to keep the import
+ * one way).
+ *
+ * @example
+ * ```ts
+ * import type { ResolvedConfig } from "../config.ts";
+ * import type { WeightReader } from "../io/mod.ts";
+ * import type { Registry } from "../registry.ts";
+ * import { loadClip, loadResolvedCheckpoint } from "./load.ts";
+ * async function reranker(config: ResolvedConfig, registry: Registry, reader: WeightReader) {
+ *   const load = (dir: string) => loadResolvedCheckpoint(dir, "reranker", registry, reader);
+ *   return await loadReranker("runs/default", config, reader, load, (ckpt) =>
+ *     loadClip(ckpt, ckpt.meta.config, registry));
+ * }
+ * ```
+ */
+export async function loadReranker(
+  runDir: string,
+  config: ResolvedConfig,
+  reader: WeightReader,
+  loadResolved: (dir: string) => Promise<LoadedCheckpoint>,
+  loadClip: (ckpt: LoadedCheckpoint) => Promise<{ clip: ClipModel; tokenizer: Tokenizer }>,
+): Promise<LoadedReranker | undefined> {
+  const dir = join(runDir, "reranker");
+  // On a file system the folder tells; over HTTP its "latest" file (a 404 means none).
+  const present = reader.list ? await reader.exists(dir) : await reader.exists(join(dir, "latest"));
+  if (!present) return undefined;
+  const ckpt = await loadResolved(dir);
+  const own = ckpt.meta.config;
+  assertConfigMatches(ckpt, config, ["dataset"]);
+  const train = own.train.reranker;
+  if (!train) {
+    throw new CheckpointError(`Checkpoint "${ckpt.dir}" holds a config without train.reranker`);
+  }
+  const side = clipImageSize(own);
+  const wanted = clipImageSize(config);
+  if (side === undefined || (wanted !== undefined && side !== wanted)) {
+    throw new CheckpointError(
+      `Checkpoint "${ckpt.dir}" reads ${side ?? "unsized"} images but the run's CLIP reads ` +
+        `${wanted}x${wanted} ones; retrain the reranker on this run's config, or sample ` +
+        `without it (--no-reranker)`,
+    );
+  }
+  const { clip, tokenizer } = await loadClip(ckpt);
+  return { clip, tokenizer, imageSize: side, dir: ckpt.dir, step: ckpt.meta.step, train };
+}
+
+/**
+ * Cosine similarity [B] of each image with its caption under the reranking CLIP: `captions[i]`
+ * scores `images[i]` (NCHW in [-1, 1]; images smaller than it reads are enlarged as blocks).
+ * Inside `noGrad` and a `scope`.
+ *
+ * @example
+ * ```ts
+ * import { noGrad, scope, type Tensor } from "../tensor/mod.ts";
+ * function scores(r: LoadedReranker, images: Tensor, captions: string[]) {
+ *   return noGrad(() => scope(() => rerankerScores(r, images, captions).read()));
+ * }
+ * ```
+ */
+export function rerankerScores(
+  r: LoadedReranker,
+  images: Tensor,
+  captions: readonly string[],
+): Tensor {
+  const text = l2Normalize(r.clip.encodeText(tokenBatch(r.tokenizer, captions)).embedding);
+  const seen = images.shape[2] === r.imageSize ? images : upsampleToSize(images, r.imageSize);
+  return sum(mul(l2Normalize(r.clip.encodeImages(seen)), text), 1);
+}
