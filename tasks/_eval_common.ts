@@ -179,7 +179,8 @@ export function clipRows(
       ["top-1, any caption true of the image", fmt(r.top1AnyTrue, true), "-"],
       ["top-1 ceiling (true captions tied)", fmt(r.top1Ceiling, true), "-"],
     ] as [string, string, string][]),
-    ...(r.bindingAccuracy === undefined ? [] : [
+    // Over no image (a split without two-figure captions, such as zeroshot) there is no rate.
+    ...(r.bindingAccuracy === undefined || !r.bindingCount ? [] : [
       [
         `own caption over its colours swapped (${r.bindingCount})`,
         fmt(r.bindingAccuracy, true),

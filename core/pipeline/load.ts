@@ -1,9 +1,9 @@
 /**
  * Loading a trained run (`<run>/clip`, `<run>/prior`, `<run>/decoder`, `<run>/upsampler` when
  * the run has DALL-E 2's cascade, and `<run>/reranker` when it has a reranking CLIP) into
- * `Components`: the
- * stored configs are revalidated against the registry, checked against each other and against
- * the CLIP each stage was trained with, and every model gets its trained weights.
+ * `Components`: the stored configs are revalidated against the registry, checked against each
+ * other and against the CLIP each stage was trained with, and every model gets its trained
+ * weights.
  *
  * @module
  */
@@ -440,43 +440,34 @@ export async function loadPipeline(
   const decoder = await createDecoder(decoderConfig, registry, tokenizer);
   loadModuleWeights(decoder, decoderCkpt, { ema: decoderWeights === "ema" });
   decoder.eval();
+  // The optional parts load after the models above: a failure frees everything loaded so far.
+  const loaded: { dispose(): void }[] = [clip, prior, decoder];
+  const orFree = <T>(part: Promise<T>): Promise<T> =>
+    part.catch((e) => {
+      for (const m of loaded) m.dispose();
+      throw e;
+    });
   const lateDecoder = options.lateDecoder &&
-    await loadLateDecoder(
+    await orFree(loadLateDecoder(
       options.lateDecoder,
       { clipCkpt, decoderCkpt, decoder, tokenizer },
       registry,
       reader,
-    )
-      .catch((e) => {
-        clip.dispose();
-        prior.dispose();
-        decoder.dispose();
-        throw e;
-      });
+    ));
+  if (lateDecoder) loaded.push(lateDecoder.decoder);
   const loadResolved = (dir: string) => loadResolvedCheckpoint(dir, "upsampler", registry, reader);
   const up = options.upsampler === false
     ? undefined
-    : await loadUpsampler(runDir, config, registry, reader, decoder, loadResolved).catch((e) => {
-      clip.dispose();
-      prior.dispose();
-      decoder.dispose();
-      lateDecoder?.decoder.dispose();
-      throw e;
-    });
-  const reranker = options.reranker === false ? undefined : await loadReranker(
+    : await orFree(loadUpsampler(runDir, config, registry, reader, decoder, loadResolved));
+  if (up) loaded.push(up.upsampler);
+  const reranker = options.reranker === false ? undefined : await orFree(loadReranker(
     runDir,
     config,
     reader,
     (dir) => loadResolvedCheckpoint(dir, "reranker", registry, reader),
     (ckpt) => loadClip(ckpt, ckpt.meta.config, registry),
-  ).catch((e) => {
-    clip.dispose();
-    prior.dispose();
-    decoder.dispose();
-    lateDecoder?.decoder.dispose();
-    up?.upsampler.dispose();
-    throw e;
-  });
+  ));
+  if (reranker) loaded.push(reranker.clip);
   const merged: ResolvedConfig = {
     ...config,
     components: {
@@ -523,12 +514,7 @@ export async function loadPipeline(
     decoderWeights,
     ...(lateDecoder && { lateDecoder }),
     dispose() {
-      clip.dispose();
-      prior.dispose();
-      decoder.dispose();
-      lateDecoder?.decoder.dispose();
-      up?.upsampler.dispose();
-      reranker?.clip.dispose();
+      for (const m of loaded) m.dispose();
     },
   };
 }
