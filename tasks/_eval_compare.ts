@@ -29,6 +29,8 @@ interface PipelineResult {
   seed: number;
   from?: string;
   rerank?: number;
+  /** The run's reranking CLIP that chose among the candidates, when one did. */
+  reranker?: { step: number; grain: number } | null;
   /** The prior's sampling, in results written since it was recorded (`--from prior` only). */
   prior?: { sampler: string; steps: number | null; guidance: number } | null;
   /** A cascade's decoder scored alone (`--no-upsampler`): its side, enlarged as blocks. */
@@ -124,6 +126,7 @@ function pipelineResult(json: Record<string, unknown>, path: string): PipelineRe
     seed: json.seed as number,
     from: json.from as string | undefined,
     rerank: json.rerank as number | undefined,
+    reranker: json.reranker as PipelineResult["reranker"],
     prior: json.prior as PipelineResult["prior"],
     enlargedFrom: (json.enlargedFrom as number | null | undefined) ?? null,
     modelSteps: json.modelSteps as { decoder?: number } | undefined,
@@ -214,7 +217,14 @@ function describeSettings(r: PipelineResult, seeds: string): string {
   ];
   if (seeds) parts.push(seeds);
   if (r.from && r.from !== "prior") parts.push(`from ${r.from}`);
-  if (r.rerank && r.rerank > 1) parts.push(`rerank ${r.rerank}`);
+  if (r.rerank && r.rerank > 1) {
+    parts.push(
+      `rerank ${r.rerank}` +
+        (r.reranker
+          ? ` by the reranking CLIP (step ${r.reranker.step}, grain ${r.reranker.grain})`
+          : ""),
+    );
+  }
   const prior = r.prior;
   if (
     prior &&

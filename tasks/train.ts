@@ -312,7 +312,13 @@ export async function runTrain(
         }
       } else {
         resumeFrom.set(stage, null);
-        if (initPath !== undefined) {
+        // A run trained before its config had a reranker has none to start it from: the
+        // reranker of `train all --init-from` such a run starts from its seed.
+        const noReranker = stage === "reranker" && stages.length > 1 && initPath !== undefined &&
+          !(await hasCheckpoint(join(initPath, stage)));
+        if (noReranker) {
+          print(`reranker: ${initPath} has no reranker checkpoint; it starts from its seed`);
+        } else if (initPath !== undefined) {
           const source = await initSource(initPath, stage, stages.length === 1);
           initFrom.set(stage, await loadCheckpoint(source, stage));
         }

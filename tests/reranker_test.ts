@@ -66,6 +66,21 @@ Deno.test("train.reranker: train.clip's settings under its own; absent, no stage
       (e) => e instanceof ConfigError && message.test(e.message),
     );
   }
+  // A problem in train.clip is one line, at train.clip, not a second one for the reranker that
+  // inherits the setting; the reranker's own problems are its own.
+  for (const clip of [{ stepz: 3 }, { lr: -1 }]) {
+    const bad = {
+      ...base,
+      train: { ...base.train, clip: { ...base.train.clip, ...clip }, reranker: { grain: 0.1 } },
+    };
+    assert.throws(() => validateConfig(bad, registry), (e) => {
+      const problems = (e as ConfigError).problems;
+      assert.equal(problems.length, 1, problems.join("\n"));
+      assert.match(problems[0], /^config: train\.clip/);
+      assert.ok(!problems[0].includes("\n"));
+      return true;
+    });
+  }
   // The other stages still refuse the CLIP-only settings, and say where they belong.
   assert.throws(
     () => validateConfig({ ...base, train: { ...base.train, prior: { grain: 0.1 } } }, registry),
@@ -114,7 +129,11 @@ Deno.test({
       assert.equal(twinCkpt.meta.clip?.id, clipCkpt.meta.clip?.id);
 
       const config = join(work, "config.json");
-      await Deno.writeTextFile(config, JSON.stringify(await tinyConfig({ grain: 0.5, seed: 1 })));
+      // An EMA too, which a CLIP keeps but never samples with: the export must not ship it.
+      await Deno.writeTextFile(
+        config,
+        JSON.stringify(await tinyConfig({ grain: 0.5, seed: 1, ema: 0.9 })),
+      );
       const run = join(work, "run");
       const lines: string[] = [];
       const all = await runTrain(["all", "--config", config, "--out", run, "--max-steps", "2"], {
@@ -235,7 +254,18 @@ Deno.test({
       assert.equal(clipEval.path, join(run, "eval_reranker_test.json"));
       assert.equal((clipEval.results as Json).step, 3);
 
-      // Export carries the reranker's trained weights (a CLIP keeps no EMA), and it loads.
+      // Export carries the reranker's trained weights (not the EMA it kept), and it loads.
+      const full = join(work, "full");
+      await runExport(["--checkpoint", run, "--out", full], quiet.print);
+      const trained = await loadCheckpoint(join(run, "reranker"), "reranker");
+      const shipped = await loadCheckpoint(join(full, "reranker"), "reranker");
+      assert.ok(
+        trained.training?.tensors &&
+          Object.keys(trained.training.tensors).some((k) => k.startsWith("ema.")),
+      );
+      for (const [name, t] of Object.entries(trained.weights)) {
+        assert.deepEqual(shipped.weights[name].data, t.data, name);
+      }
       const exported = join(work, "exported");
       await runExport(["--checkpoint", run, "--out", exported, "--half"], quiet.print);
       const e = await loadPipeline(exported, builtins());

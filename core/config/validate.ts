@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { z } from "../deps.ts";
 import type { Registry } from "../registry.ts";
 import { ConfigError, issueLines, pathString } from "./errors.ts";
 import { parseJsonc } from "./jsonc.ts";
@@ -39,7 +40,9 @@ export function validateConfig(
   options: { crossChecks?: boolean } = {},
 ): ResolvedConfig {
   const schema = configSchema(registry);
-  value = layRerankerOverClip(fillSharedSizes(value, registry));
+  value = fillSharedSizes(value, registry);
+  const inherited = inheritedRerankerKeys(value);
+  value = layRerankerOverClip(value);
   const result = schema.safeParse(value);
   if (result.success) {
     const config = result.data as ResolvedConfig;
@@ -81,7 +84,9 @@ export function validateConfig(
     if (lines.length > 0) throw new ConfigError(lines.map((line) => `${sourceName}: ${line}`));
     return config;
   }
-  const lines = result.error.issues.flatMap((issue) => issueLines(issue, value, schema));
+  const lines = result.error.issues
+    .flatMap((issue) => withoutInherited(issue, inherited))
+    .flatMap((issue) => issueLines(issue, value, schema));
   throw new ConfigError(lines.map((line) => `${sourceName}: ${line}`));
 }
 
@@ -99,14 +104,40 @@ export function validateConfig(
  * ```
  */
 export function layRerankerOverClip(value: unknown): unknown {
-  const isObject = (v: unknown): v is Record<string, unknown> =>
-    typeof v === "object" && v !== null && !Array.isArray(v);
   if (!isObject(value) || !isObject(value.train) || !isObject(value.train.reranker)) return value;
   const clip = isObject(value.train.clip) ? value.train.clip : {};
   return {
     ...value,
     train: { ...value.train, reranker: { ...clip, ...value.train.reranker } },
   };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** The `train.clip` keys `layRerankerOverClip` copies into `train.reranker` (not its own). */
+function inheritedRerankerKeys(value: unknown): Set<string> {
+  if (!isObject(value) || !isObject(value.train) || !isObject(value.train.reranker)) {
+    return new Set();
+  }
+  const own = value.train.reranker;
+  const clip = isObject(value.train.clip) ? value.train.clip : {};
+  return new Set(Object.keys(clip).filter((k) => !(k in own)));
+}
+
+/**
+ * A schema problem without the parts in `train.reranker` that come from `train.clip`'s keys
+ * (`inherited`): the same problem is reported once, at `train.clip`, where it was written.
+ */
+function withoutInherited(issue: z.core.$ZodIssue, inherited: Set<string>): z.core.$ZodIssue[] {
+  const [train, stage, key] = issue.path;
+  if (inherited.size === 0 || train !== "train" || stage !== "reranker") return [issue];
+  if (issue.path.length === 2 && issue.code === "unrecognized_keys") {
+    const keys = issue.keys.filter((k) => !inherited.has(k));
+    return keys.length === 0 ? [] : [{ ...issue, keys }];
+  }
+  return typeof key === "string" && inherited.has(key) ? [] : [issue];
 }
 
 /**

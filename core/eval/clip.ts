@@ -93,7 +93,8 @@ export interface ClipEvalOptions {
   captionTrueOf?: (caption: string, image: number) => boolean;
   /**
    * The dataset's hard-negative maker (`ImageTextDataset.hardNegative`: for the shapes data the
-   * caption with its figures' colours swapped). With it the result adds `bindingAccuracy`.
+   * caption with its figures' colours swapped). With it the result adds `bindingAccuracy`, when
+   * some caption of the set has a hard negative.
    */
   hardNegative?: (caption: string) => string | null;
 }
@@ -243,17 +244,19 @@ async function bindingAccuracy(
   captions: readonly string[],
   hardNegative: (caption: string) => string | null,
   batchSize: number,
-): Promise<{ bindingAccuracy: number; bindingCount: number }> {
+): Promise<{ bindingAccuracy: number; bindingCount: number } | Record<never, never>> {
   const pairs = captions.flatMap((c, i) => {
     const negative = hardNegative(c);
     return negative === null ? [] : [{ image: i, negative }];
   });
+  // No caption of the split has a hard negative (e.g. one figure each): no rate to report.
+  if (pairs.length === 0) return {};
   const negatives = await textEmbeddings(model, tokenizer, pairs.map((p) => p.negative), batchSize);
   const wins =
     pairs.filter(({ image }, k) =>
       dot(imageEmb[image], textEmb[image]) > dot(imageEmb[image], negatives[k])
     ).length;
-  return { bindingAccuracy: pairs.length ? wins / pairs.length : 0, bindingCount: pairs.length };
+  return { bindingAccuracy: wins / pairs.length, bindingCount: pairs.length };
 }
 
 /**

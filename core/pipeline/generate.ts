@@ -39,7 +39,7 @@ import {
 } from "../tensor/mod.ts";
 import { decoderDropRates } from "./build.ts";
 import { clipConditioning } from "./clip_cache.ts";
-import type { Components } from "./load.ts";
+import { clipSide, type Components } from "./load.ts";
 import { rerankerScores } from "./reranker.ts";
 import { upsampleImages } from "./upsample.ts";
 
@@ -117,7 +117,7 @@ export interface GeneratedImages {
  *
  * @example
  * ```ts
- * import type { Components } from "./load.ts";
+ * import { clipSide, type Components } from "./load.ts";
  * function unknown(pipeline: Components) {
  *   return unseenWords(pipeline, ["a purple dragon"]); // e.g. ["dragon"]
  * }
@@ -209,7 +209,7 @@ function checkCaptions(captions: unknown): readonly string[] {
  *
  * @example
  * ```ts
- * import type { Components } from "./load.ts";
+ * import { clipSide, type Components } from "./load.ts";
  * const scaleOf = (p: Components): number => decoderGuidance(p, {}); // 2 unless the config says
  * ```
  */
@@ -226,7 +226,7 @@ export function decoderGuidance(
  *
  * @example
  * ```ts
- * import type { Components } from "./load.ts";
+ * import { clipSide, type Components } from "./load.ts";
  * const candidatesOf = (p: Components): number => decoderRerank(p, {}); // 1 unless the config says
  * ```
  */
@@ -268,7 +268,7 @@ export function switchedPredictor(
  *
  * @example
  * ```ts
- * import type { Components } from "./load.ts";
+ * import { clipSide, type Components } from "./load.ts";
  * import type { TokenBatch } from "../components.ts";
  * import type { Tensor } from "../tensor/mod.ts";
  * function decode(p: Components, tokens: TokenBatch, z: Tensor): Tensor {
@@ -339,7 +339,7 @@ export function decodeImages(
  *
  * @example
  * ```ts
- * import type { Components } from "./load.ts";
+ * import { clipSide, type Components } from "./load.ts";
  * function side(pipeline: Components): number {
  *   return outputImageSize(pipeline); // 32 for presets/cpu16-up32.jsonc, 16 without its upsampler
  * }
@@ -356,15 +356,14 @@ export function outputImageSize(p: Components): number {
  *
  * @example
  * ```ts
- * import type { Components } from "./load.ts";
+ * import { clipSide, type Components } from "./load.ts";
  * function side(pipeline: Components): number {
  *   return inputImageSize(pipeline); // 32 for presets/cpu16-up32.jsonc
  * }
  * ```
  */
 export function inputImageSize(p: Components): number {
-  const s = p.config.components.imageEncoder.options.imageSize;
-  return typeof s === "number" ? s : p.decoder.imageSize;
+  return clipSide(p.config, p.decoder);
 }
 
 /**
@@ -445,7 +444,7 @@ async function readImages(
  *
  * @example
  * ```ts
- * import type { Components } from "./load.ts";
+ * import { clipSide, type Components } from "./load.ts";
  * async function circles(pipeline: Components) {
  *   const out = await textToImage(pipeline, ["a red circle"], { n: 4, guidance: 2 });
  *   return out.shape; // [4, 3, 32, 32] for a 32x32 decoder
@@ -578,7 +577,7 @@ function keepRows(generated: GeneratedImages, indices: readonly number[]): Gener
  * @example
  * ```ts
  * import type { ClipConditioning } from "../components.ts";
- * import type { Components } from "./load.ts";
+ * import { clipSide, type Components } from "./load.ts";
  * function embeddings(pipeline: Components, cond: ClipConditioning) {
  *   return sampleEmbeddings(pipeline, cond, { priorSteps: 25 });
  * }
@@ -604,7 +603,7 @@ export function sampleEmbeddings(
  *
  * @example
  * ```ts
- * import type { Components } from "./load.ts";
+ * import { clipSide, type Components } from "./load.ts";
  * async function variations(pipeline: Components, nchwImage: Float32Array) {
  *   return await imageVariations(pipeline, nchwImage, { n: 4 });
  * }
@@ -638,7 +637,7 @@ export async function imageVariations(
  *
  * @example
  * ```ts
- * import type { Components } from "./load.ts";
+ * import { clipSide, type Components } from "./load.ts";
  * async function withTrueEmbeddings(pipeline: Components, two: Float32Array) {
  *   return await reconstructImages(pipeline, two, ["a red circle", ""]);
  * }
@@ -675,7 +674,7 @@ export async function reconstructImages(
  *
  * @example
  * ```ts
- * import type { Components } from "./load.ts";
+ * import { clipSide, type Components } from "./load.ts";
  * async function ceiling(cascade: Components, real: Float32Array, count: number) {
  *   return (await upsampleRealImages(cascade, real, count)).shape; // [count, 3, 32, 32]
  * }

@@ -166,6 +166,22 @@ async function loadLateDecoder(
   return { decoder, below, dir: ckpt.dir, step: ckpt.meta.step, config: ckpt.meta.config };
 }
 
+/**
+ * The side of the images a run's CLIP reads: its image encoder's `imageSize`, else the decoder's.
+ *
+ * @example
+ * ```ts
+ * import type { Components } from "./load.ts";
+ * function side(p: Components): number {
+ *   return clipSide(p.config, p.decoder); // 32 for weights/default
+ * }
+ * ```
+ */
+export function clipSide(config: ResolvedConfig, decoder: Pick<Decoder, "imageSize">): number {
+  const s = config.components.imageEncoder.options.imageSize;
+  return typeof s === "number" ? s : decoder.imageSize;
+}
+
 /** The prior's sampler when none is asked for: ancestral DDPM (thesis Algorithm 5). */
 export const DEFAULT_PRIOR_SAMPLER = "ddpm";
 
@@ -368,7 +384,12 @@ export async function loadClip(
     );
   }
   const clip = await createClip(config, registry, tokenizer);
-  loadModuleWeights(clip, ckpt);
+  try {
+    loadModuleWeights(clip, ckpt);
+  } catch (e) {
+    clip.dispose();
+    throw e;
+  }
   clip.eval();
   return { clip, tokenizer };
 }
@@ -462,6 +483,7 @@ export async function loadPipeline(
   if (up) loaded.push(up.upsampler);
   const reranker = options.reranker === false ? undefined : await orFree(loadReranker(
     runDir,
+    clipSide(config, decoder),
     config,
     reader,
     (dir) => loadResolvedCheckpoint(dir, "reranker", registry, reader),
@@ -489,6 +511,12 @@ export async function loadPipeline(
     // Guidance belongs to the decoder: its checkpoint's config holds the model's default.
     sampling: decoderConfig.sampling,
   };
+  const [priorSchedule, decoderSchedule, sampler, priorSampler] = await orFree(Promise.all([
+    createComponent<NoiseSchedule>(merged, registry, "priorSchedule"),
+    createComponent<NoiseSchedule>(merged, registry, "decoderSchedule"),
+    createSampler(merged, registry, options.sampler, options.samplerOptions),
+    createPriorSampler(registry, options),
+  ]));
   return {
     config: merged,
     registry,
@@ -496,10 +524,10 @@ export async function loadPipeline(
     clip,
     prior,
     decoder,
-    priorSchedule: await createComponent<NoiseSchedule>(merged, registry, "priorSchedule"),
-    decoderSchedule: await createComponent<NoiseSchedule>(merged, registry, "decoderSchedule"),
-    sampler: await createSampler(merged, registry, options.sampler, options.samplerOptions),
-    priorSampler: await createPriorSampler(registry, options),
+    priorSchedule,
+    decoderSchedule,
+    sampler,
+    priorSampler,
     priorGuidance: options.priorGuidance ?? 1,
     priorCandidates: options.priorCandidates ?? 2,
     ...(up && { upsampler: up.upsampler, upsamplerSchedule: up.schedule }),

@@ -36,7 +36,7 @@ export interface LoadedReranker {
   train: NonNullable<ResolvedConfig["train"]["reranker"]>;
 }
 
-/** The side of the images a CLIP config's image encoder reads, when its options say. */
+/** The side of the images a CLIP config's image encoder reads, when its options say it. */
 function clipImageSize(config: ResolvedConfig): number | undefined {
   const s = config.components.imageEncoder.options.imageSize;
   return typeof s === "number" ? s : undefined;
@@ -44,7 +44,8 @@ function clipImageSize(config: ResolvedConfig): number | undefined {
 
 /**
  * Loads `<run>/reranker` when the run has one (else undefined): a CLIP checkpoint of the run's
- * dataset whose image encoder reads the images the pipeline's CLIP reads. `loadResolved` is
+ * dataset whose image encoder reads the images the pipeline's CLIP reads (`side`: its image
+ * encoder's `imageSize`, else the decoder's). `loadResolved` is
  * load.ts's `loadResolvedCheckpoint` and `loadClip` its `loadClip` (passed in to keep the import
  * one way).
  *
@@ -56,13 +57,14 @@ function clipImageSize(config: ResolvedConfig): number | undefined {
  * import { loadClip, loadResolvedCheckpoint } from "./load.ts";
  * async function reranker(config: ResolvedConfig, registry: Registry, reader: WeightReader) {
  *   const load = (dir: string) => loadResolvedCheckpoint(dir, "reranker", registry, reader);
- *   return await loadReranker("runs/default", config, reader, load, (ckpt) =>
+ *   return await loadReranker("runs/default", 32, config, reader, load, (ckpt) =>
  *     loadClip(ckpt, ckpt.meta.config, registry));
  * }
  * ```
  */
 export async function loadReranker(
   runDir: string,
+  side: number,
   config: ResolvedConfig,
   reader: WeightReader,
   loadResolved: (dir: string) => Promise<LoadedCheckpoint>,
@@ -79,17 +81,17 @@ export async function loadReranker(
   if (!train) {
     throw new CheckpointError(`Checkpoint "${ckpt.dir}" holds a config without train.reranker`);
   }
-  const side = clipImageSize(own);
-  const wanted = clipImageSize(config);
-  if (side === undefined || (wanted !== undefined && side !== wanted)) {
+  // A reranker whose encoder states no size reads what the run's CLIP reads.
+  const reads = clipImageSize(own) ?? side;
+  if (reads !== side) {
     throw new CheckpointError(
-      `Checkpoint "${ckpt.dir}" reads ${side ?? "unsized"} images but the run's CLIP reads ` +
-        `${wanted}x${wanted} ones; retrain the reranker on this run's config, or sample ` +
+      `Checkpoint "${ckpt.dir}" reads ${reads}x${reads} images but the run's CLIP reads ` +
+        `${side}x${side} ones; retrain the reranker on this run's config, or sample ` +
         `without it (--no-reranker)`,
     );
   }
   const { clip, tokenizer } = await loadClip(ckpt);
-  return { clip, tokenizer, imageSize: side, dir: ckpt.dir, step: ckpt.meta.step, train };
+  return { clip, tokenizer, imageSize: reads, dir: ckpt.dir, step: ckpt.meta.step, train };
 }
 
 /**
