@@ -165,7 +165,10 @@ Deno.test("eval: an existing result JSON (the shipped ones too) is kept without 
 Deno.test("export: refuses an --out that holds these stages; a failed export writes nothing", async () => {
   const before = await snapshot(SHIPPED);
   const self = await cli("export", ["--checkpoint", SHIPPED, "--out", SHIPPED]);
-  assertOneLineError(self, /--out ".*" already holds clip, prior, decoder, eval_clip_test\.json/);
+  assertOneLineError(
+    self,
+    /--out ".*" already holds clip, prior, decoder, reranker, eval_clip_test\.json/,
+  );
   assert.deepEqual(await snapshot(SHIPPED), before);
 
   const work = await Deno.makeTempDir();
@@ -197,7 +200,7 @@ Deno.test("export: refuses an --out that holds these stages; a failed export wri
       // The stages, the eval results and the cached probe travel; README, report.md and
       // experiments/ do not.
       [...before.keys()].filter((k) => /^eval_[^/]*\.json$/.test(k))
-        .concat(["clip", "decoder", "prior", "probe"]).sort(),
+        .concat(["clip", "decoder", "prior", "probe", "reranker"]).sort(),
     );
     await Deno.mkdir(join(work, "readme"));
     await Deno.writeTextFile(join(work, "readme", "README.md"), "mine");

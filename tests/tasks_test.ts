@@ -43,7 +43,7 @@ Deno.test("runTrain() --help prints the usage", async () => {
   assert.equal(await runTrain(["--help"], out), null);
   assert.match(
     out.lines.join("\n"),
-    /Usage: deno task train <clip\|prior\|decoder\|upsampler\|all>/,
+    /Usage: deno task train <clip\|reranker\|prior\|decoder\|upsampler\|all>/,
   );
   assert.match(out.lines.join("\n"), /--max-minutes/);
 });
