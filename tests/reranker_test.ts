@@ -202,46 +202,15 @@ Deno.test({
       }
 
       // eval pipeline records which CLIP reranked; eval reranker scores the reranker.
+      const evalArgs = ["pipeline", "--checkpoint", run, "--limit", "4", "--steps", "2"];
       const out = join(work, "eval.json");
-      await runEval(
-        [
-          "pipeline",
-          "--checkpoint",
-          run,
-          "--limit",
-          "4",
-          "--steps",
-          "2",
-          "--rerank",
-          "2",
-          "--out",
-          out,
-          "--probe-steps",
-          "2",
-        ],
-        quiet,
-      );
+      const reranking = ["--rerank", "2", "--probe-steps", "2"];
+      await runEval([...evalArgs, ...reranking, "--out", out], quiet);
       const rec = JSON.parse(await Deno.readTextFile(out));
       assert.equal(rec.rerank, 2);
       assert.equal(rec.reranker.step, 3);
       assert.equal(rec.reranker.grain, 0.5);
-      await runEval(
-        [
-          "pipeline",
-          "--checkpoint",
-          run,
-          "--limit",
-          "4",
-          "--steps",
-          "2",
-          "--rerank",
-          "2",
-          "--no-reranker",
-          "--probe-steps",
-          "2",
-        ],
-        quiet,
-      );
+      await runEval([...evalArgs, ...reranking, "--no-reranker"], quiet);
       const noRec = JSON.parse(
         await Deno.readTextFile(join(run, "eval_pipeline_no_reranker_test.json")),
       );

@@ -18,6 +18,7 @@ import { mul, sum, type Tensor } from "../tensor/mod.ts";
 import {
   assertConfigMatches,
   CheckpointError,
+  hasStage,
   type LoadedCheckpoint,
 } from "../train/checkpoint.ts";
 
@@ -71,9 +72,7 @@ export async function loadReranker(
   loadClip: (ckpt: LoadedCheckpoint) => Promise<{ clip: ClipModel; tokenizer: Tokenizer }>,
 ): Promise<LoadedReranker | undefined> {
   const dir = join(runDir, "reranker");
-  // On a file system the folder tells; over HTTP its "latest" file (a 404 means none).
-  const present = reader.list ? await reader.exists(dir) : await reader.exists(join(dir, "latest"));
-  if (!present) return undefined;
+  if (!(await hasStage(reader, dir))) return undefined;
   const ckpt = await loadResolved(dir);
   const own = ckpt.meta.config;
   assertConfigMatches(ckpt, config, ["dataset"]);

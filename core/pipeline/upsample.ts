@@ -15,6 +15,7 @@ import { clamp, full, type Tensor } from "../tensor/mod.ts";
 import {
   assertConfigMatches,
   CheckpointError,
+  hasStage,
   type LoadedCheckpoint,
   loadModuleWeights,
 } from "../train/checkpoint.ts";
@@ -60,9 +61,7 @@ export async function loadUpsampler(
   loadResolved: (dir: string) => Promise<LoadedCheckpoint>,
 ): Promise<LoadedUpsampler | undefined> {
   const dir = join(runDir, "upsampler");
-  // On a file system the folder tells; over HTTP its "latest" file (a 404 means none).
-  const present = reader.list ? await reader.exists(dir) : await reader.exists(join(dir, "latest"));
-  if (!present) return undefined;
+  if (!(await hasStage(reader, dir))) return undefined;
   const ckpt = await loadResolved(dir);
   const upConfig = ckpt.meta.config;
   assertConfigMatches(ckpt, config, ["dataset"]);

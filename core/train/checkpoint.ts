@@ -23,6 +23,7 @@ export {
 } from "./checkpoint/format.ts";
 export { readTensors, saveCheckpoint, weightsHash } from "./checkpoint/save.ts";
 export {
+  hasStage,
   loadCheckpoint,
   loadModuleWeights,
   preferredWeights,

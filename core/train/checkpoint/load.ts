@@ -115,6 +115,23 @@ function parseInitSource(value: string, dir: string): InitSource {
   return { dir: c.dir, step: c.step };
 }
 
+/**
+ * Whether a run folder holds an optional stage (`<run>/upsampler`, `<run>/reranker`): on a file
+ * system the folder tells; over HTTP, where folders cannot be asked about, its `latest` file (a
+ * 404 means none).
+ *
+ * @example
+ * ```ts
+ * import { readerFor } from "../../io/mod.ts";
+ * async function cascade(): Promise<boolean> {
+ *   return await hasStage(readerFor("runs/up"), "runs/up/upsampler");
+ * }
+ * ```
+ */
+export async function hasStage(reader: WeightReader, stageDir: string): Promise<boolean> {
+  return reader.list ? await reader.exists(stageDir) : await reader.exists(join(stageDir, LATEST));
+}
+
 export function oneLine(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split("\n")[0];
 }
