@@ -68,4 +68,9 @@ export {
   upsampleImages,
   type UpsampleOptions,
 } from "./pipeline/upsample.ts";
-export { type LoadedReranker, loadReranker, rerankerScores } from "./pipeline/reranker.ts";
+export {
+  imageTextScores,
+  type LoadedReranker,
+  loadReranker,
+  rerankerScores,
+} from "./pipeline/reranker.ts";

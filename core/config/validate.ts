@@ -104,26 +104,28 @@ export function validateConfig(
  * ```
  */
 export function layRerankerOverClip(value: unknown): unknown {
-  if (!isObject(value) || !isObject(value.train) || !isObject(value.train.reranker)) return value;
-  const clip = isObject(value.train.clip) ? value.train.clip : {};
-  return {
-    ...value,
-    train: { ...value.train, reranker: { ...clip, ...value.train.reranker } },
-  };
+  const settings = rawStageSettings(value);
+  if (!settings) return value;
+  const { train, clip, reranker } = settings;
+  return { ...(value as object), train: { ...train, reranker: { ...clip, ...reranker } } };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** A raw config's `train`, `train.clip` and `train.reranker` objects, when it has a reranker. */
+function rawStageSettings(value: unknown): Record<string, Record<string, unknown>> | null {
+  if (!isObject(value) || !isObject(value.train) || !isObject(value.train.reranker)) return null;
+  const clip = isObject(value.train.clip) ? value.train.clip : {};
+  return { train: value.train, clip, reranker: value.train.reranker };
+}
+
 /** The `train.clip` keys `layRerankerOverClip` copies into `train.reranker` (not its own). */
 function inheritedRerankerKeys(value: unknown): Set<string> {
-  if (!isObject(value) || !isObject(value.train) || !isObject(value.train.reranker)) {
-    return new Set();
-  }
-  const own = value.train.reranker;
-  const clip = isObject(value.train.clip) ? value.train.clip : {};
-  return new Set(Object.keys(clip).filter((k) => !(k in own)));
+  const settings = rawStageSettings(value);
+  if (!settings) return new Set();
+  return new Set(Object.keys(settings.clip).filter((k) => !(k in settings.reranker)));
 }
 
 /**

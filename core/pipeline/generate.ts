@@ -23,24 +23,14 @@ import {
   guidedPrediction,
 } from "../diffusion/guidance.ts";
 import { selfConditionedPredictor, type StatefulPredictor } from "../diffusion/self_condition.ts";
-import { downsampleArea, upsampleToSize } from "../diffusion/augment.ts";
+import { downsampleArea } from "../diffusion/augment.ts";
 import { samplePrior } from "../diffusion/prior_sampling.ts";
 import type { Module } from "../nn/module.ts";
-import {
-  concat,
-  full,
-  manualSeed,
-  mul,
-  noGrad,
-  scope,
-  sum,
-  type Tensor,
-  tensor,
-} from "../tensor/mod.ts";
+import { concat, full, manualSeed, noGrad, scope, type Tensor, tensor } from "../tensor/mod.ts";
 import { decoderDropRates } from "./build.ts";
 import { clipConditioning } from "./clip_cache.ts";
 import { clipSide, type Components } from "./load.ts";
-import { rerankerScores } from "./reranker.ts";
+import { imageTextScores, rerankerScores } from "./reranker.ts";
 import { upsampleImages } from "./upsample.ts";
 
 /**
@@ -482,7 +472,7 @@ export async function textToImage(
         ? null
         : reranker
         ? rerankerScores(reranker, x, rows)
-        : clipScores(p, x, cond.textEmbedding);
+        : imageTextScores(p.clip, inputImageSize(p), x, cond.textEmbedding);
       return { x, scores };
     })
   );
@@ -519,18 +509,6 @@ function checkNullConditionTrained(config: ResolvedConfig, scale: number, which:
       `or clipDropRate above 0; the ${which} has all three at 0); use guidance 1 (--guidance 1) ` +
       `or retrain it with nullRate`,
   );
-}
-
-/**
- * Cosine similarity [B] of each image's CLIP image embedding with its row of `textEmbedding`
- * (L2-normalised [B, E]): the score CLIP reranking sorts by. A cascade's decoder images drawn
- * without the upsampler are smaller than CLIP's input: CLIP reads them enlarged as blocks, as
- * `eval pipeline --no-upsampler` scores them. Inside `noGrad` and a `scope`.
- */
-function clipScores(p: Components, images: Tensor, textEmbedding: Tensor): Tensor {
-  const side = inputImageSize(p);
-  const seen = images.shape[2] === side ? images : upsampleToSize(images, side);
-  return sum(mul(l2Normalize(p.clip.encodeImages(seen)), textEmbedding), 1);
 }
 
 /**

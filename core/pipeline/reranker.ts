@@ -10,6 +10,7 @@
  * @module
  */
 import { type ClipModel, l2Normalize, tokenBatch } from "../clip.ts";
+import { clipConditioning } from "./clip_cache.ts";
 import type { Tokenizer } from "../components.ts";
 import type { ResolvedConfig } from "../config.ts";
 import { upsampleToSize } from "../diffusion/augment.ts";
@@ -111,7 +112,31 @@ export function rerankerScores(
   images: Tensor,
   captions: readonly string[],
 ): Tensor {
-  const text = l2Normalize(r.clip.encodeText(tokenBatch(r.tokenizer, captions)).embedding);
-  const seen = images.shape[2] === r.imageSize ? images : upsampleToSize(images, r.imageSize);
-  return sum(mul(l2Normalize(r.clip.encodeImages(seen)), text), 1);
+  const text = clipConditioning(r.clip, tokenBatch(r.tokenizer, captions)).textEmbedding;
+  return imageTextScores(r.clip, r.imageSize, images, text);
+}
+
+/**
+ * Cosine similarity [B] of each image's embedding under `clip` (which reads `side`x`side` images;
+ * smaller ones, such as a cascade's decoder images drawn without the upsampler, are enlarged as
+ * blocks) with its row of `textEmbedding` (L2-normalised [B, E]): the score CLIP reranking sorts
+ * by. Inside `noGrad` and a `scope`.
+ *
+ * @example
+ * ```ts
+ * import type { ClipModel } from "../clip.ts";
+ * import { noGrad, scope, type Tensor } from "../tensor/mod.ts";
+ * function scores(clip: ClipModel, images: Tensor, text: Tensor) {
+ *   return noGrad(() => scope(() => imageTextScores(clip, 32, images, text).read()));
+ * }
+ * ```
+ */
+export function imageTextScores(
+  clip: ClipModel,
+  side: number,
+  images: Tensor,
+  textEmbedding: Tensor,
+): Tensor {
+  const seen = images.shape[2] === side ? images : upsampleToSize(images, side);
+  return sum(mul(l2Normalize(clip.encodeImages(seen)), textEmbedding), 1);
 }

@@ -14,11 +14,19 @@
  *     weights/default/reranker weights/default/clip weights/default/clip+weights/default/reranker
  */
 import { basename, join } from "node:path";
-import { type ClipModel, l2Normalize, tokenBatch } from "../../../core/clip.ts";
+import { type ClipModel, tokenBatch } from "../../../core/clip.ts";
 import type { Tokenizer } from "../../../core/components.ts";
-import { loadCheckedSplit, loadClip, loadPipeline, textToImage } from "../../../core/pipeline.ts";
-import { loadResolvedCheckpoint } from "../../../core/pipeline/load.ts";
-import { mul, noGrad, scope, sum, tensor } from "../../../core/tensor/mod.ts";
+import {
+  bestOfCandidates,
+  clipConditioning,
+  imageTextScores,
+  loadCheckedSplit,
+  loadClip,
+  loadPipeline,
+  loadResolvedCheckpoint,
+  textToImage,
+} from "../../../core/pipeline.ts";
+import { noGrad, scope, tensor } from "../../../core/tensor/mod.ts";
 import { predictProbe } from "../../../datasets/probe.ts";
 import { loadOrTrainProbe } from "../../../datasets/probe_cache.ts";
 import { scoreCaption } from "../../../datasets/score.ts";
@@ -105,9 +113,9 @@ if (mode === "draw") {
           const x = images.subarray(i * K * PER_IMAGE, (i + part.length) * K * PER_IMAGE);
           const s = noGrad(() =>
             scope(() => {
-              const text = l2Normalize(clip.encodeText(tokenBatch(tokenizer, rows)).embedding);
-              const img = l2Normalize(clip.encodeImages(tensor(x, [rows.length, 3, SIDE, SIDE])));
-              return sum(mul(img, text), 1);
+              const text = clipConditioning(clip, tokenBatch(tokenizer, rows)).textEmbedding;
+              const img = tensor(x, [rows.length, 3, SIDE, SIDE]);
+              return imageTextScores(clip, SIDE, img, text);
             })
           );
           const v = await s.read() as Float32Array;
@@ -116,9 +124,7 @@ if (mode === "draw") {
         }
       }
       const right: boolean[] = [];
-      for (let c = 0; c < CAPTIONS; c++) {
-        let best = c * K;
-        for (let r = c * K + 1; r < (c + 1) * K; r++) if (total[r] > total[best]) best = r;
+      for (const best of bestOfCandidates(total, K)) {
         right.push(verdict.exact[best] === "1");
         if (verdict.colour[best] === "1") colours++;
       }
