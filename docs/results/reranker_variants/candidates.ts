@@ -13,51 +13,33 @@
  *   deno run -A docs/results/reranker_variants/candidates.ts score /tmp/cands 0-4 \
  *     weights/default/reranker weights/default/clip weights/default/clip+weights/default/reranker
  */
-import { basename, join } from "node:path";
-import { type ClipModel, tokenBatch } from "../../../core/clip.ts";
-import type { Tokenizer } from "../../../core/components.ts";
-import {
-  bestOfCandidates,
-  clipConditioning,
-  imageTextScores,
-  loadCheckedSplit,
-  loadClip,
-  loadPipeline,
-  loadResolvedCheckpoint,
-  textToImage,
-} from "../../../core/pipeline.ts";
-import { noGrad, scope, tensor } from "../../../core/tensor/mod.ts";
+import { join } from "node:path";
+import { bestOfCandidates, textToImage } from "../../../core/pipeline.ts";
 import { predictProbe } from "../../../datasets/probe.ts";
 import { loadOrTrainProbe } from "../../../datasets/probe_cache.ts";
 import { scoreCaption } from "../../../datasets/score.ts";
 import { parseCaption } from "../../../datasets/captions.ts";
-import { builtins } from "../../../plugins/mod.ts";
-import { startBackend } from "../../../tasks/_cli.ts";
 import { comparePaired } from "../../../core/eval/paired.ts";
+import {
+  CAPTIONS,
+  judgeScores,
+  K,
+  loadJudge,
+  openDefault,
+  PER_CALL,
+  PER_IMAGE,
+  readSeed,
+  seedList,
+  WEIGHTS,
+} from "./cache.ts";
 
-const WEIGHTS = "weights/default";
-const CAPTIONS = 200;
-const K = 3;
-const PER_CALL = 16;
-const SIDE = 32;
-const PER_IMAGE = 3 * SIDE * SIDE;
-
-function seedList(text: string): number[] {
-  const [a, b] = text.split("-").map(Number);
-  return b === undefined ? [a] : Array.from({ length: b - a + 1 }, (_, i) => a + i);
-}
-
-const registry = builtins();
 const [mode, cache, seedsText, ...clips] = Deno.args;
 if (!["draw", "score"].includes(mode) || !cache || !seedsText) {
   console.error("Usage: candidates.ts draw|score CACHE SEEDS [CLIP[+CLIP] ...]");
   Deno.exit(2);
 }
 const seeds = seedList(seedsText);
-await startBackend({}, () => {});
-const pipeline = await loadPipeline(WEIGHTS, registry, { reranker: false });
-const data = await loadCheckedSplit(pipeline.config, registry, "test", CAPTIONS);
-const captions = data.map((d) => d.caption);
+const { registry, pipeline, captions } = await openDefault();
 
 if (mode === "draw") {
   await Deno.mkdir(cache, { recursive: true });
@@ -85,13 +67,9 @@ if (mode === "draw") {
   }
   probe.dispose();
 } else {
-  const loaded = new Map<string, { clip: ClipModel; tokenizer: Tokenizer }>();
-  const clipOf = async (dir: string) => {
-    if (!loaded.has(dir)) {
-      const stage = basename(dir) === "reranker" ? "reranker" : "clip";
-      const ckpt = await loadResolvedCheckpoint(dir, stage, registry);
-      loaded.set(dir, await loadClip(ckpt, ckpt.meta.config, registry));
-    }
+  const loaded = new Map<string, Awaited<ReturnType<typeof loadJudge>>>();
+  const judgeOf = async (dir: string) => {
+    if (!loaded.has(dir)) loaded.set(dir, await loadJudge(dir, registry));
     return loaded.get(dir)!;
   };
   const figures = captions.map((c) => parseCaption(c).length);
@@ -101,27 +79,11 @@ if (mode === "draw") {
     const rates: string[] = [];
     let colours = 0;
     for (const seed of seeds) {
-      const bytes = await Deno.readFile(join(cache, `seed${seed}.f32`));
-      const images = new Float32Array(bytes.buffer);
-      const verdict = JSON.parse(await Deno.readTextFile(join(cache, `seed${seed}.json`)));
+      const { images, verdict } = await readSeed(cache, seed);
       const total = new Float32Array(CAPTIONS * K);
       for (const dir of name.split("+")) {
-        const { clip, tokenizer } = await clipOf(dir);
-        for (let i = 0; i < CAPTIONS; i += PER_CALL) {
-          const part = captions.slice(i, i + PER_CALL);
-          const rows = part.flatMap((c) => Array(K).fill(c));
-          const x = images.subarray(i * K * PER_IMAGE, (i + part.length) * K * PER_IMAGE);
-          const s = noGrad(() =>
-            scope(() => {
-              const text = clipConditioning(clip, tokenBatch(tokenizer, rows)).textEmbedding;
-              const img = tensor(x, [rows.length, 3, SIDE, SIDE]);
-              return imageTextScores(clip, SIDE, img, text);
-            })
-          );
-          const v = await s.read() as Float32Array;
-          s.dispose();
-          v.forEach((c, r) => (total[i * K + r] += c));
-        }
+        const scores = await judgeScores(await judgeOf(dir), captions, images);
+        scores.forEach((c, r) => (total[r] += c));
       }
       const right: boolean[] = [];
       for (const best of bestOfCandidates(total, K)) {
