@@ -3,8 +3,9 @@
  * close to many captions win too often? Each cached candidate (candidates.ts `draw`) is scored by
  * the reranking CLIP as softmax(s cos) of its caption among alternatives, s the CLIP's logit scale
  * (CLIP as a zero-shot classifier, Radford et al. 2021, section 3.1.2): the caption's one-attribute
- * variants (each figure's shape or colour replaced, two figures' colours swapped, each of two
- * figures alone), the training split's captions, or both; the plain cosine is the baseline.
+ * variants (each figure's shape or colour replaced; of two figures, each alone and the colours
+ * swapped as `swapColours` does), the training split's captions, or both; the plain cosine is the
+ * baseline.
  *
  * Usage (from the repository root, after `candidates.ts draw /tmp/cands 0-4`):
  *   deno run -A docs/results/reranker_variants/relative.ts /tmp/cands 0-4 weights/default/reranker
@@ -17,6 +18,7 @@ import {
   type CaptionParts,
   formatCaption,
   parseCaption,
+  swapColours,
 } from "../../../datasets/captions.ts";
 import { type ColourName, COLOURS, SHAPES } from "../../../datasets/shapes.ts";
 import { comparePaired } from "../../../core/eval/paired.ts";
@@ -63,10 +65,9 @@ function variants(caption: string): string[] {
     }
   });
   if (parts.length === 2) {
-    out.add(formatCaption([
-      withFigure(parts[0], { colour: parts[1].colour }),
-      withFigure(parts[1], { colour: parts[0].colour }),
-    ]));
+    // CLIP's hard negative (null where the swapped caption could still be true of the image).
+    const swapped = swapColours(caption);
+    if (swapped !== null) out.add(swapped);
     for (const p of parts) out.add(formatCaption([withFigure(p, { det: "a" })]));
   }
   out.delete(caption);
