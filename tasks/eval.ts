@@ -103,15 +103,16 @@ ${UPSAMPLER_HELP}
                      the split's side as blocks (results in ..._no_upsampler_<split>.json)
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --seeds LIST       "pipeline" at several noise seeds, e.g. 0-4 or 0,2,7: one results file
-                     per seed (the --out name, or the default, with _seed<S> before .json),
-                     then the rates pooled over the seeds, ready for "eval compare"
+                     per seed (the --out name, or the default, with _seed<S> before .json
+                     for every seed but 0, as --seed S names it), then the rates pooled over
+                     the seeds, ready for "eval compare"
   --probe-steps N    training steps of the ground-truth probe (default ${DEFAULT_PROBE_STEPS})
   --probe-images N   images the probe trains on (default ${DEFAULT_PROBE_OPTIONS.trainCount})
   --out FILE.json    where to write the results (default DIR/eval_<what>_<split>.json, with
                      --from other than prior DIR/eval_pipeline_<from>_<split>.json, with
                      --raw-decoder "_raw", with --late-decoder "_late" and with
-                     --no-reranker "_no_reranker" before the split);
-                     an existing file is kept unless --force
+                     --no-reranker "_no_reranker" before the split, and with a --seed
+                     other than 0 "_seed<S>" after it); an existing file is kept unless --force
   --force            overwrite the results file if it exists
 ${BACKEND_HELP}
   --debug            print stack traces of errors
@@ -315,12 +316,16 @@ export async function runEval(
     (noUpsampler ? "_no_upsampler" : "") + (noReranker ? "_no_reranker" : "");
   // Before the output check, whose default path lies inside the checkpoint folder.
   await checkCheckpointFolder(checkpoint);
-  const out = (values.out as string | undefined) ??
-    join(checkpoint, `eval_${what}${source}_${split}.json`);
-  // One file per seed of --seeds: the name with _seed<S> before its .json.
+  const given = values.out as string | undefined;
+  const out = given ?? join(checkpoint, `eval_${what}${source}_${split}.json`);
+  // Seed 0 keeps the plain name and any other seed S has _seed<S> before the .json, as
+  // weights/default's files are named, so that `--seeds 1-4` completes a plain run's seed 0
+  // (one file per seed of --seeds; a single run's --out is used as given).
+  const seeded = (s: number) =>
+    s === 0 ? out : out.replace(/(\.json)?$/, (ext) => `_seed${s}${ext}`);
   const runs = (seeds ?? [seed]).map((s) => ({
     seed: s,
-    path: seeds ? out.replace(/(\.json)?$/, (ext) => `_seed${s}${ext}`) : out,
+    path: seeds || given === undefined ? seeded(s) : out,
   }));
   // Before any work: an existing result (e.g. the shipped weights/default/eval_*.json) is kept
   // unless --force, and the folder must be writable.

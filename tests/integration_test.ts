@@ -660,7 +660,8 @@ Deno.test({
           [...args, "--probe-steps", "20", "--seeds", "0-1", "--out", out],
           { print: (line) => lines.push(line) },
         );
-        const paths = [0, 1].map((s) => join(RUN, `seeds_seed${s}.json`));
+        // Seed 0 keeps the plain name (as weights/default's files do), seed 1 has _seed1.
+        const paths = [join(RUN, "seeds.json"), join(RUN, "seeds_seed1.json")];
         assert.deepEqual(runs?.map((r) => r.path), paths);
         assert.deepEqual(runs?.map((r) => r.results.seed), [0, 1]);
         // Seed 0 of the list is the plain run's seed 0 (the step above), image for image.
@@ -678,7 +679,15 @@ Deno.test({
           () => runEval([...args, "--seeds", "0,1", "--out", join(RUN, "kept.json")], quiet),
           /kept_seed1\.json/,
         );
-        assert.equal(await exists(join(RUN, "kept_seed0.json")), false);
+        assert.equal(await exists(join(RUN, "kept.json")), false);
+        // A single run at seed S != 0 has the same default name as that seed of --seeds.
+        const seedOne = join(RUN, "eval_pipeline_test_seed1.json");
+        await Deno.writeTextFile(seedOne, "{}");
+        await assert.rejects(
+          () => runEval([...args, "--seed", "1"], quiet),
+          /eval_pipeline_test_seed1\.json/,
+        );
+        await Deno.remove(seedOne);
         await assert.rejects(
           () => runEval([...args, "--seed", "2", "--seeds", "0-1"], quiet),
           /--seed and --seeds both name the noise seed/,
