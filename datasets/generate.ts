@@ -50,6 +50,12 @@ export interface GenerateOptions {
   sizeDropProb?: number;
   /** Probability of "the" as determiner (default 0.2). */
   theProb?: number;
+  /**
+   * Chance that a dataset-1 image of the train or test split has two figures instead of one
+   * (default 0.5: the thesis draws one or two with equal odds). Dataset 2 and the zero-shot split
+   * always draw one.
+   */
+  twoFigureShare?: number;
 }
 
 /** The default base seed. */
@@ -175,7 +181,13 @@ export function generateSample(index: number, options: GenerateOptions = {}): Sh
   const dropProb = options.sizeDropProb ?? 0.3;
   const theProb = options.theProb ?? 0.2;
   const rng = new Rng(deriveSeed(options.seed ?? DEFAULT_SEED, `set${set}`, split, index));
-  const count = set === 2 || split === "zeroshot" ? 1 : rng.int(1, 2);
+  const share = options.twoFigureShare ?? 0.5;
+  if (!(share >= 0 && share <= 1)) {
+    throw new Error(`twoFigureShare "${share}" is not a number from 0 to 1`);
+  }
+  // Two figures when the draw lands in the top `share` of [0, 1): at 0.5 the same draw and count
+  // as rng.int(1, 2), so the thesis's default splits keep their bytes.
+  const count = set === 2 || split === "zeroshot" ? 1 : rng.next() >= 1 - share ? 2 : 1;
   const labels = placeFigures(rng, count, set, split);
   const parts: CaptionParts[] = labels.map((fig) => {
     const the = rng.next() < theProb;

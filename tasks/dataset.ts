@@ -2,7 +2,7 @@
  * Writes a shapes dataset split to a folder of PNGs + captions.jsonl.
  *
  * Usage: deno task dataset --set 1 --split train --out DIR [--size 32] [--seed S] [--count N]
- *        [--size-drop P]
+ *        [--size-drop P] [--two-figures P]
  * @module
  */
 
@@ -30,6 +30,7 @@ Usage: deno task dataset --set 1 --split train --out DIR [options]
   --count N       number of images, at most ${MAX_DATASET_COUNT.toLocaleString("en-US")}
                   [set 1: 20000 train, 2000 test; set 2: 25000 train]
   --size-drop P   probability of leaving the size word out of a caption                [0.3]
+  --two-figures P share of images with two figures (set 1, train and test splits)      [0.5]
   --debug         print stack traces of errors
   -h, --help      show this help`;
 
@@ -57,6 +58,7 @@ export async function runDataset(
     seed: { type: "string" },
     count: { type: "string" },
     "size-drop": { type: "string" },
+    "two-figures": { type: "string" },
   }, "dataset");
   if (v.help) {
     print(HELP);
@@ -80,13 +82,20 @@ export async function runDataset(
   const count = numberFlag(v, "count", { integer: true, min: 1, max: MAX_DATASET_COUNT }) ??
     SPLIT_COUNTS[set][split];
   const sizeDropProb = numberFlag(v, "size-drop", { min: 0, max: 1 }) ?? 0.3;
+  const twoFigureShare = numberFlag(v, "two-figures", { min: 0, max: 1 });
+  if (twoFigureShare !== undefined && (set === 2 || split === "zeroshot")) {
+    throw new UsageError(
+      `--two-figures is for set 1's train and test splits (set ${set}'s ${split} split has one ` +
+        `figure per image); drop it`,
+    );
+  }
   usage(() => checkOutputFolder(out));
   const seed = (v.seed as string | undefined) ?? DEFAULT_SEED;
   print(
     `Generating dataset ${set}, split ${split}: ${count} images of ${size}x${size}, seed "${seed}"`,
   );
   const t0 = performance.now();
-  const samples = generateSplit({ set, split, size, count, seed, sizeDropProb });
+  const samples = generateSplit({ set, split, size, count, seed, sizeDropProb, twoFigureShare });
   const t1 = performance.now();
   await writeFolder(out, samples);
   const t2 = performance.now();

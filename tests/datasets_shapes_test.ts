@@ -14,6 +14,10 @@ import {
   SPLIT_COUNTS,
   swapColours,
 } from "../datasets/mod.ts";
+import { shapesDatasetOptions } from "../plugins/datasets/shapes.ts";
+import { builtins } from "../plugins/mod.ts";
+import { loadConfig } from "../core/config_file.ts";
+import { createDataset } from "../core/pipeline.ts";
 
 function concat(samples: { image: Uint8Array }[]): Uint8Array {
   const out = new Uint8Array(samples.reduce((n, s) => n + s.image.length, 0));
@@ -208,6 +212,46 @@ Deno.test("a 20k training split has the thesis generator's size and count shares
   near(sizes.large / figures, 0.16, "large");
   near(counts[1] / 20000, 0.5, "one figure");
   near(counts[2] / 20000, 0.5, "two figures");
+});
+
+Deno.test("twoFigureShare sets the share of two-figure images; 0.5 is the default, byte for byte", () => {
+  const twos = (share: number | undefined, split: "train" | "test" | "zeroshot" = "train") =>
+    generateSplit({ set: 1, split, size: 1, count: 4000, twoFigureShare: share })
+      .filter((s) => s.labels.length === 2).length / 4000;
+  assert.equal(twos(0), 0);
+  assert.equal(twos(1), 1);
+  assert.ok(Math.abs(twos(0.75) - 0.75) < 0.02, `two figures at 0.75: ${twos(0.75)}`);
+  assert.ok(Math.abs(twos(0.75, "test") - 0.75) < 0.02, "the generator applies it to any split");
+  assert.equal(twos(1, "zeroshot"), 0, "the zero-shot split always has one figure");
+  const plain = generateSplit({ set: 1, count: 50 });
+  const half = generateSplit({ set: 1, count: 50, twoFigureShare: 0.5 });
+  assert.deepEqual(concat(half), concat(plain));
+  assert.deepEqual(half.map((s) => s.caption), plain.map((s) => s.caption));
+  assert.throws(
+    () => generateSample(0, { twoFigureShare: 1.5 }),
+    /twoFigureShare "1.5" is not a number from 0 to 1/,
+  );
+});
+
+Deno.test("the shapes plugin's twoFigureShare changes the training split only", async () => {
+  const tiny = await loadConfig("presets/tiny.jsonc", builtins());
+  const options = { imageSize: 8, trainCount: 400, testCount: 400, twoFigureShare: 1 };
+  const config = {
+    ...tiny,
+    components: {
+      ...tiny.components,
+      dataset: { plugin: "shapes", options: shapesDatasetOptions.parse(options) },
+    },
+  };
+  const dataset = await createDataset(config, builtins());
+  const twos = (split: { labels?: unknown[] }[]) =>
+    split.filter((s) => s.labels?.length === 2).length / split.length;
+  assert.equal(twos(await dataset.split("train")), 1);
+  const test = await dataset.split("test");
+  assert.ok(twos(test) > 0.4 && twos(test) < 0.6, `test split: ${twos(test)}`);
+  assert.throws(() => shapesDatasetOptions.parse({ twoFigureShare: -0.1 }));
+  // Absent by default, so that configs saved before the option existed resolve the same.
+  assert.equal("twoFigureShare" in shapesDatasetOptions.parse({}), false);
 });
 
 Deno.test("parseCaption() reads the grammar and names the caption in errors", () => {

@@ -409,12 +409,21 @@ Deno.test("runDataset() writes a split, and refuses bad flags in one line before
     assert.equal(captions.length, 8);
     assert.ok(await Deno.stat(join(out, "00007.png")));
     assert.match(lines[0], /^Generating dataset 1, split test: 8 images of 16x16/);
+    // --two-figures 1: every image has two figures (the captions name both).
+    const twos = join(dir, "twos");
+    await runDataset(["--count", "6", "--size", "8", "--two-figures", "1", "--out", twos], {
+      print: () => {},
+    });
+    const twoCaptions = (await Deno.readTextFile(join(twos, "captions.jsonl"))).trim().split("\n");
+    assert.equal(twoCaptions.filter((l) => l.includes(" and ")).length, 6);
     for (
       const [args, re] of [
         [["--count", "5000000000"], /--count "5000000000" must be at most 100000/],
         [["--count", "1e3"], /--count "1e3" is not an integer/],
         [["--size", "24"], /Image size "24" is not a power of two between 1 and 128/],
         [["--size-drop", "2"], /--size-drop "2" must be at most 1/],
+        [["--two-figures", "1.5"], /--two-figures "1.5" must be at most 1/],
+        [["--split", "zeroshot", "--two-figures", "0.7"], /--two-figures is for set 1's train/],
         [["--set", "3"], /Unknown dataset "3"; choose 1 or 2/],
         [["--out", out], /Output folder ".*test8" already exists and is not empty/],
         [["--bogus"], /Unknown flag "--bogus"; see "deno task dataset --help"/],

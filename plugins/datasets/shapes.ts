@@ -20,6 +20,7 @@ export interface ShapesDatasetOptions {
   seed: string | number;
   sizeDropProb: number;
   flip: boolean;
+  twoFigureShare?: number;
 }
 
 /** Options of the "shapes" dataset plugin. */
@@ -34,6 +35,11 @@ export const shapesDatasetOptions: z.ZodType<ShapesDatasetOptions> & z.ZodObject
   sizeDropProb: z.number().min(0).max(1).default(0.3)
     .describe("Probability of dropping the size word"),
   flip: z.boolean().default(true).describe("Random horizontal flips while training"),
+  // Optional (absent means the thesis's 0.5), so configs and probes cached before it match.
+  twoFigureShare: z.number().min(0).max(1).optional().describe(
+    "Share of two-figure images in the training split of dataset 1 (default 0.5, the thesis's " +
+      "equal odds); the test split keeps 0.5, so that results stay comparable",
+  ),
 }).strict();
 
 /** The "shapes" dataset plugin: generated in memory, deterministic for a seed. */
@@ -61,6 +67,9 @@ export const shapesDataset: PluginDefinition<
         seed: o.seed,
         count,
         sizeDropProb: o.sizeDropProb,
+        // Only the training split: the test split (and the probe, which trains on another seed's
+        // test split) keep the thesis's mix.
+        ...(name === "train" && { twoFigureShare: o.twoFigureShare }),
       }));
     },
   }),
