@@ -101,6 +101,18 @@ function probeTrainingData(
   };
 }
 
+/**
+ * The part of a dataset config the probe's data depends on: the shapes dataset's
+ * `twoFigureShare` changes only the training split, which the probe never reads
+ * (`probeTrainingData`), so a run that sets it reuses a probe trained without it.
+ */
+export function probeDataKey(dataset: unknown): unknown {
+  const d = dataset as { plugin?: string; options?: Record<string, unknown> } | null;
+  if (d?.plugin !== "shapes" || !d.options) return dataset;
+  const { twoFigureShare: _trainOnly, ...options } = d.options;
+  return { ...d, options };
+}
+
 function stateToTensors(probe: ShapeProbe, values: Map<string, Float32Array>): TensorMap {
   const out: TensorMap = {};
   for (const [name, t] of probe.stateDict()) {
@@ -174,7 +186,7 @@ export async function loadOrTrainProbe(
       if (
         info.format_version === PROBE_FORMAT_VERSION &&
         sameProbeOptions(info.options, options) &&
-        JSON.stringify(info.dataset) === JSON.stringify(datasetConfig)
+        JSON.stringify(probeDataKey(info.dataset)) === JSON.stringify(probeDataKey(datasetConfig))
       ) {
         return { probe: await loadProbe(dir, options), info, trained: false };
       }

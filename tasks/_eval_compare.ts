@@ -407,6 +407,9 @@ export function summarizeSeeds(
   print(`  ${"CLIP top-1 retrieval".padEnd(w0)}  ${fmt(pooled.clipTop1, true).padStart(8)}`);
   print(
     `Pair them with another model's results of the same seeds: deno task eval compare ` +
-      `${paths.join(",")} OTHER_SEED${results[0].seed}.json,...`,
+      `${paths.join(",")} ${
+        results.map((r) => r.seed === 0 ? "OTHER.json" : `OTHER_seed${r.seed}.json`).slice(0, 2)
+          .join(",")
+      },...`,
   );
 }

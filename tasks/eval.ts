@@ -104,7 +104,7 @@ ${UPSAMPLER_HELP}
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --seeds LIST       "pipeline" at several noise seeds, e.g. 0-4 or 0,2,7: one results file
                      per seed (the --out name, or the default, with _seed<S> before .json
-                     for every seed but 0, as --seed S names it), then the rates pooled over
+                     for every seed but 0, as a single --seed S names its default), then the rates pooled over
                      the seeds, ready for "eval compare"
   --probe-steps N    training steps of the ground-truth probe (default ${DEFAULT_PROBE_STEPS})
   --probe-images N   images the probe trains on (default ${DEFAULT_PROBE_OPTIONS.trainCount})

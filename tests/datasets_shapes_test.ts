@@ -250,6 +250,18 @@ Deno.test("the shapes plugin's twoFigureShare changes the training split only", 
   const test = await dataset.split("test");
   assert.ok(twos(test) > 0.4 && twos(test) < 0.6, `test split: ${twos(test)}`);
   assert.throws(() => shapesDatasetOptions.parse({ twoFigureShare: -0.1 }));
+  const setTwo = { ...config.components.dataset.options, set: 2 };
+  await assert.rejects(
+    async () =>
+      await createDataset(
+        {
+          ...config,
+          components: { ...config.components, dataset: { plugin: "shapes", options: setTwo } },
+        },
+        builtins(),
+      ),
+    /twoFigureShare is for set 1/,
+  );
   // Absent by default, so that configs saved before the option existed resolve the same.
   assert.equal("twoFigureShare" in shapesDatasetOptions.parse({}), false);
 });

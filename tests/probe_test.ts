@@ -35,6 +35,7 @@ import { imagesToNchw } from "../core/data/images.ts";
 import { Rng } from "../core/data/rng.ts";
 import { initBackend, tensor } from "../core/tensor/mod.ts";
 import { generateSplit } from "../datasets/mod.ts";
+import { probeDataKey } from "../datasets/probe_cache.ts";
 
 await initBackend();
 
@@ -363,6 +364,16 @@ Deno.test("saved probe options: missing keys mean the old behaviour, key order i
   const reversed = Object.fromEntries(Object.entries(now).reverse());
   assert.ok(sameProbeOptions(reversed, now));
   assert.ok(!sameProbeOptions({ ...now, steps: now.steps + 1 }, now));
+});
+
+Deno.test("a cached probe's data key ignores the train-only twoFigureShare", () => {
+  const shapes = (options: Record<string, unknown>) => ({ plugin: "shapes", options });
+  const key = (d: unknown) => JSON.stringify(probeDataKey(d));
+  const base = { set: 1, imageSize: 32, seed: "unclip-shapes" };
+  assert.equal(key(shapes({ ...base, twoFigureShare: 0.67 })), key(shapes(base)));
+  assert.notEqual(key(shapes({ ...base, imageSize: 16 })), key(shapes(base)));
+  const folder = { plugin: "folder", options: { train: "x", twoFigureShare: 1 } };
+  assert.equal(key(folder), JSON.stringify(folder));
 });
 
 Deno.test("the shipped cpu32 probe is reused, not retrained, and reads grainy images", async () => {

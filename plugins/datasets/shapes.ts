@@ -52,27 +52,35 @@ export const shapesDataset: PluginDefinition<
   name: "shapes",
   description: "Synthetic coloured shapes with captions (thesis datasets 1 and 2)",
   options: shapesDatasetOptions,
-  create: (o): ImageTextDataset => ({
-    imageSize: o.imageSize,
-    flip: o.flip,
-    // The colours of the caption's figures swapped (datasets/captions.ts).
-    hardNegative: swapColours,
-    split: (name, limit) => {
-      const full = name === "train" ? o.trainCount : o.testCount;
-      const count = limit !== undefined && (full === undefined || limit < full) ? limit : full;
-      return Promise.resolve(generateSplit({
-        set: o.set,
-        split: name,
-        size: o.imageSize,
-        seed: o.seed,
-        count,
-        sizeDropProb: o.sizeDropProb,
-        // Only the training split: the test split (and the probe, which trains on another seed's
-        // test split) keep the thesis's mix.
-        ...(name === "train" && { twoFigureShare: o.twoFigureShare }),
-      }));
-    },
-  }),
+  create: (o): ImageTextDataset => {
+    if (o.set === 2 && o.twoFigureShare !== undefined) {
+      throw new Error(
+        `The shapes dataset's twoFigureShare is for set 1 (set 2 draws one figure per image); ` +
+          `remove it`,
+      );
+    }
+    return {
+      imageSize: o.imageSize,
+      flip: o.flip,
+      // The colours of the caption's figures swapped (datasets/captions.ts).
+      hardNegative: swapColours,
+      split: (name, limit) => {
+        const full = name === "train" ? o.trainCount : o.testCount;
+        const count = limit !== undefined && (full === undefined || limit < full) ? limit : full;
+        return Promise.resolve(generateSplit({
+          set: o.set,
+          split: name,
+          size: o.imageSize,
+          seed: o.seed,
+          count,
+          sizeDropProb: o.sizeDropProb,
+          // Only the training split: the test split (and the probe, which trains on another seed's
+          // test split) keep the thesis's mix.
+          ...(name === "train" && { twoFigureShare: o.twoFigureShare }),
+        }));
+      },
+    };
+  },
 });
 
 /** Validated options of the "folder" dataset plugin. */
