@@ -83,6 +83,20 @@ export function checkSetAndSplit(
 }
 
 /**
+ * Whether images of a split can have two figures: dataset 1's train and test splits (dataset 2
+ * and the zero-shot split draw one figure per image), so where `twoFigureShare` applies.
+ *
+ * @example
+ * ```ts
+ * hasTwoFigures(1, "test"); // true
+ * hasTwoFigures(1, "zeroshot"); // false
+ * ```
+ */
+export function hasTwoFigures(set: DatasetId, split: SplitName): boolean {
+  return set === 1 && split !== "zeroshot";
+}
+
+/**
  * A figure's box as the thesis generator draws it (thesis section 3.1): for each axis,
  * x1 uniform in [0, W - m) and x2 uniform in [x1 + m, W) (upper bounds exclusive, m = MIN_SIDE
  * on the 128 canvas). The second draw is conditioned on the first, so small boxes are the most
@@ -187,7 +201,7 @@ export function generateSample(index: number, options: GenerateOptions = {}): Sh
   }
   // Two figures when the draw lands in the top `share` of [0, 1): at 0.5 the same draw and count
   // as rng.int(1, 2), so the thesis's default splits keep their bytes.
-  const count = set === 2 || split === "zeroshot" ? 1 : rng.next() >= 1 - share ? 2 : 1;
+  const count = hasTwoFigures(set, split) && rng.next() >= 1 - share ? 2 : 1;
   const labels = placeFigures(rng, count, set, split);
   const parts: CaptionParts[] = labels.map((fig) => {
     const the = rng.next() < theProb;

@@ -141,6 +141,20 @@ export function shapeOutcomeTable(
   return lines.join("\n");
 }
 
+/**
+ * The results file of noise seed `seed`: seed 0 keeps `path`, any other seed S has _seed<S>
+ * before its .json, as weights/default's files are named.
+ *
+ * @example
+ * ```ts
+ * seededResultsPath("runs/a/eval_pipeline_test.json", 0); // "runs/a/eval_pipeline_test.json"
+ * seededResultsPath("runs/a/eval_pipeline_test.json", 3); // "runs/a/eval_pipeline_test_seed3.json"
+ * ```
+ */
+export function seededResultsPath(path: string, seed: number): string {
+  return seed === 0 ? path : path.replace(/(\.json)?$/, (ext) => `_seed${seed}${ext}`);
+}
+
 /** A number with 3 decimals, or a rate as a percentage. */
 export function fmt(x: number, percent = false): string {
   return percent ? `${(x * 100).toFixed(2)}%` : x.toFixed(3);

@@ -14,7 +14,7 @@ import type { FigureCounts } from "../datasets/figure_count.ts";
 import type { FigureScores } from "../datasets/score.ts";
 import { DEFAULT_PRIOR_SAMPLER } from "../core/pipeline/load.ts";
 import { guidanceText, UsageError } from "./_cli.ts";
-import { fmt } from "./_eval_common.ts";
+import { fmt, seededResultsPath } from "./_eval_common.ts";
 
 /** The parts of an `eval pipeline` JSON the comparison reads. */
 interface PipelineResult {
@@ -408,8 +408,7 @@ export function summarizeSeeds(
   print(
     `Pair them with another model's results of the same seeds: deno task eval compare ` +
       `${paths.join(",")} ${
-        results.map((r) => r.seed === 0 ? "OTHER.json" : `OTHER_seed${r.seed}.json`).slice(0, 2)
-          .join(",")
+        results.slice(0, 2).map((r) => seededResultsPath("OTHER.json", r.seed)).join(",")
       },...`,
   );
 }

@@ -6,7 +6,12 @@
  * @module
  */
 
-import { checkSetAndSplit, DEFAULT_SEED, generateSplit } from "../datasets/generate.ts";
+import {
+  checkSetAndSplit,
+  DEFAULT_SEED,
+  generateSplit,
+  hasTwoFigures,
+} from "../datasets/generate.ts";
 import { checkOutputFolder, writeFolder } from "../datasets/folder.ts";
 import { checkImageSize } from "../datasets/rasterize.ts";
 import { SPLIT_COUNTS } from "../datasets/shapes.ts";
@@ -83,7 +88,7 @@ export async function runDataset(
     SPLIT_COUNTS[set][split];
   const sizeDropProb = numberFlag(v, "size-drop", { min: 0, max: 1 }) ?? 0.3;
   const twoFigureShare = numberFlag(v, "two-figures", { min: 0, max: 1 });
-  if (twoFigureShare !== undefined && (set === 2 || split === "zeroshot")) {
+  if (twoFigureShare !== undefined && !hasTwoFigures(set, split)) {
     throw new UsageError(
       `--two-figures is for set 1's train and test splits (set ${set}'s ${split} split has one ` +
         `figure per image); drop it`,

@@ -34,7 +34,7 @@ import {
   upsamplerFlags,
   UsageError,
 } from "./_cli.ts";
-import type { EvalContext } from "./_eval_common.ts";
+import { type EvalContext, seededResultsPath } from "./_eval_common.ts";
 import { evalClipOrPrior } from "./_eval_clip_prior.ts";
 import { evalCompare, summarizeSeeds } from "./_eval_compare.ts";
 import { evalProbe } from "./_eval_probe.ts";
@@ -104,8 +104,8 @@ ${UPSAMPLER_HELP}
   --seed S           random seed, a decimal integer 0 to 4294967295 (default 0)
   --seeds LIST       "pipeline" at several noise seeds, e.g. 0-4 or 0,2,7: one results file
                      per seed (the --out name, or the default, with _seed<S> before .json
-                     for every seed but 0, as a single --seed S names its default), then the rates pooled over
-                     the seeds, ready for "eval compare"
+                     for every seed but 0, as a single --seed S names its default), then
+                     the rates pooled over the seeds, ready for "eval compare"
   --probe-steps N    training steps of the ground-truth probe (default ${DEFAULT_PROBE_STEPS})
   --probe-images N   images the probe trains on (default ${DEFAULT_PROBE_OPTIONS.trainCount})
   --out FILE.json    where to write the results (default DIR/eval_<what>_<split>.json, with
@@ -318,14 +318,11 @@ export async function runEval(
   await checkCheckpointFolder(checkpoint);
   const given = values.out as string | undefined;
   const out = given ?? join(checkpoint, `eval_${what}${source}_${split}.json`);
-  // Seed 0 keeps the plain name and any other seed S has _seed<S> before the .json, as
-  // weights/default's files are named, so that `--seeds 1-4` completes a plain run's seed 0
-  // (one file per seed of --seeds; a single run's --out is used as given).
-  const seeded = (s: number) =>
-    s === 0 ? out : out.replace(/(\.json)?$/, (ext) => `_seed${s}${ext}`);
+  // Named by seed (seed 0 plain), so that `--seeds 1-4` completes a plain run's seed 0: one file
+  // per seed of --seeds; a single run's --out is used as given.
   const runs = (seeds ?? [seed]).map((s) => ({
     seed: s,
-    path: seeds || given === undefined ? seeded(s) : out,
+    path: seeds || given === undefined ? seededResultsPath(out, s) : out,
   }));
   // Before any work: an existing result (e.g. the shipped weights/default/eval_*.json) is kept
   // unless --force, and the folder must be writable.

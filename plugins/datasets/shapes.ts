@@ -7,7 +7,7 @@
 import { z } from "../../core/deps.ts";
 import { definePlugin, type PluginDefinition } from "../../core/registry.ts";
 import type { ImageTextDataset } from "../../core/components.ts";
-import { generateSplit, readFolder, swapColours } from "../../datasets/mod.ts";
+import { generateSplit, hasTwoFigures, readFolder, swapColours } from "../../datasets/mod.ts";
 
 export type { ImageTextDataset };
 
@@ -53,7 +53,7 @@ export const shapesDataset: PluginDefinition<
   description: "Synthetic coloured shapes with captions (thesis datasets 1 and 2)",
   options: shapesDatasetOptions,
   create: (o): ImageTextDataset => {
-    if (o.set === 2 && o.twoFigureShare !== undefined) {
+    if (o.twoFigureShare !== undefined && !hasTwoFigures(o.set, "train")) {
       throw new Error(
         `The shapes dataset's twoFigureShare is for set 1 (set 2 draws one figure per image); ` +
           `remove it`,
